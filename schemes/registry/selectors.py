@@ -1,0 +1,100 @@
+"""Every read of the registry starts here, already limited to what the user may see."""
+
+import datetime
+import re
+
+from django.db import connection
+from django.db.models import Count, Q
+from django.db.models.fields.json import KeyTransform
+from django.db.models.lookups import Exact
+
+from sites.scoping import scope_for
+
+from .models import Household, Individual, Membership, normalise_national_id
+
+AGE_BANDS = {
+    "0-4": (0, 4),
+    "5-17": (5, 17),
+    "18-59": (18, 59),
+    "60+": (60, None),
+}
+
+
+def individuals_for(user, *, include_deleted=False):
+    if not user.has_perm("registry.view_individual"):
+        return Individual.objects.none()
+    queryset = scope_for(user).filter(Individual.objects.all())
+    return queryset if include_deleted else queryset.live()
+
+
+def households_for(user, *, include_deleted=False):
+    if not user.has_perm("registry.view_household"):
+        return Household.objects.none()
+    queryset = scope_for(user).filter(Household.objects.all())
+    return queryset if include_deleted else queryset.live()
+
+
+def memberships_for(user):
+    return Membership.objects.filter(household__in=households_for(user, include_deleted=True).values("pk"))
+
+
+def household_members(household):
+    """Members of a household (already scoped through the household), head first."""
+    return (
+        Membership.objects.filter(household=household, individual__deleted_at__isnull=True)
+        .select_related("individual", "role", "individual__location")
+        .order_by("role__sort_order", "joined_at", "id")
+    )
+
+
+def households_with_size(queryset):
+    return queryset.annotate(
+        size=Count("memberships", filter=Q(memberships__individual__deleted_at__isnull=True))
+    )
+
+
+NATIONAL_ID_QUERY = re.compile(r"^[\w\-./ ]*\d[\w\-./ ]*$")
+
+
+def looks_like_national_id(text):
+    """A query with a digit and no spaces between words is read as a national ID."""
+    text = (text or "").strip()
+    return bool(text) and " " not in text and bool(NATIONAL_ID_QUERY.match(text))
+
+
+def search_individuals(queryset, text):
+    """National ID: exact match after normalisation. Otherwise every word must appear in the name."""
+    text = (text or "").strip()
+    if not text:
+        return queryset
+    if looks_like_national_id(text):
+        return queryset.filter(national_id=normalise_national_id(text))
+    for term in text.lower().split()[:5]:
+        queryset = queryset.filter(search_name__contains=term)
+    return queryset
+
+
+def filter_by_age_band(queryset, band, *, today=None):
+    today = today or datetime.date.today()
+    low, high = AGE_BANDS[band]
+    # Born on or before today minus `low` years, and after today minus (`high` + 1) years.
+    queryset = queryset.filter(dob__lte=_years_before(today, low))
+    if high is not None:
+        queryset = queryset.filter(dob__gt=_years_before(today, high + 1))
+    return queryset
+
+
+def _years_before(day, years):
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+def filter_by_attribute(queryset, definition, value):
+    """Equality on one defined attribute. The name comes from the definition, never from the request,
+    and is used as a JSON key expression, never as a keyword argument. On PostgreSQL the filter is a
+    JSON containment, which the GIN index on `attributes` serves."""
+    if connection.vendor == "postgresql":
+        return queryset.filter(attributes__contains={definition.name: value})
+    return queryset.filter(Exact(KeyTransform(definition.name, "attributes"), value))

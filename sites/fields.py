@@ -1,0 +1,237 @@
+"""Typed field definitions written by administrators, and the one engine that validates and renders them.
+
+Registry attributes use it now; plan schemas build on the same abstract model and engine. Values live in
+one JSON `attributes` column: text, integer and boolean as JSON natives, decimals as strings (exact),
+dates as ISO strings; the rules compiler casts by the declared type.
+"""
+
+import datetime
+import re
+from decimal import Decimal, InvalidOperation
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+
+IDENTIFIER = RegexValidator(
+    r"^[a-z][a-z0-9_]{0,62}$",
+    "Use lower-case letters, digits and underscores, starting with a letter.",
+)
+RESERVED_NAMES = {
+    "id", "pk", "first_name", "last_name", "dob", "sex", "national_id", "phone", "location",
+    "household", "age", "code", "attributes", "status", "and", "or", "not", "in", "if", "else",
+    "true", "false", "none", "null",
+}
+
+
+class FieldType(models.TextChoices):
+    TEXT = "text", "Text"
+    INTEGER = "integer", "Whole number"
+    DECIMAL = "decimal", "Decimal number"
+    DATE = "date", "Date"
+    BOOLEAN = "boolean", "Yes / no"
+    CHOICE = "choice", "Choice"
+
+
+class FieldDefinition(models.Model):
+    name = models.CharField(max_length=63, validators=[IDENTIFIER],
+                            help_text="Machine name used in files, rules and the API.")
+    label = models.CharField(max_length=120)
+    field_type = models.CharField(max_length=16, choices=FieldType.choices, default=FieldType.TEXT)
+    required = models.BooleanField(default=False)
+    min_value = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True,
+                                    help_text="Numbers: smallest allowed value. Text: shortest length.")
+    max_value = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True,
+                                    help_text="Numbers: largest allowed value. Text: longest length.")
+    pattern = models.CharField(max_length=200, blank=True,
+                               help_text="Text: a regular expression the whole value must match.")
+    choices = models.JSONField(default=list, blank=True,
+                               help_text="Choice: the allowed values, as a list.")
+    sensitive = models.BooleanField(default=False,
+                                    help_text="Masked for users who may not see sensitive data.")
+    help_text = models.CharField(max_length=255, blank=True)
+    sort_order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+        ordering = ["sort_order", "name"]
+
+    def __str__(self):
+        return self.label or self.name
+
+    def clean(self):
+        errors = {}
+        if self.name in RESERVED_NAMES:
+            errors["name"] = f"'{self.name}' is reserved."
+        if self.pattern:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                errors["pattern"] = f"Not a valid regular expression: {exc}."
+        if self.field_type == FieldType.CHOICE:
+            if not isinstance(self.choices, list) or not self.choices or not all(
+                isinstance(c, str) and c.strip() for c in self.choices
+            ):
+                errors["choices"] = "A choice field needs a list of non-empty text values."
+        if self.min_value is not None and self.max_value is not None and self.min_value > self.max_value:
+            errors["max_value"] = "The maximum is smaller than the minimum."
+        if errors:
+            raise ValidationError(errors)
+
+    # --- the engine: one value -------------------------------------------------------------
+    def to_python(self, raw):
+        """Parse user or file input into the typed value; raise ValidationError with a clear message."""
+        if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+            if self.required:
+                raise ValidationError("This field is required.")
+            return None
+        kind = self.field_type
+        if kind == FieldType.TEXT:
+            value = str(raw).strip()
+            if self.min_value is not None and len(value) < self.min_value:
+                raise ValidationError(f"At least {int(self.min_value)} characters.")
+            if self.max_value is not None and len(value) > self.max_value:
+                raise ValidationError(f"At most {int(self.max_value)} characters.")
+            if self.pattern and not re.fullmatch(self.pattern, value):
+                raise ValidationError(f"'{value}' does not match the expected format.")
+            return value
+        if kind == FieldType.CHOICE:
+            value = str(raw).strip()
+            if value not in self.choices:
+                raise ValidationError(f"'{value}' is not one of: {', '.join(self.choices)}.")
+            return value
+        if kind == FieldType.BOOLEAN:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in {"true", "yes", "1", "y"}:
+                return True
+            if text in {"false", "no", "0", "n"}:
+                return False
+            raise ValidationError(f"'{raw}' is not yes or no.")
+        if kind == FieldType.DATE:
+            return self._check_range(_parse_date(raw))
+        if kind == FieldType.INTEGER:
+            number = _parse_decimal(raw)
+            if number != number.to_integral_value():
+                raise ValidationError(f"'{raw}' is not a whole number.")
+            return int(self._check_range(number))
+        number = self._check_range(_parse_decimal(raw))
+        return number
+
+    def _check_range(self, value):
+        if isinstance(value, datetime.date):
+            return value
+        if self.min_value is not None and value < self.min_value:
+            raise ValidationError(f"Must be at least {self.min_value.normalize():f}.")
+        if self.max_value is not None and value > self.max_value:
+            raise ValidationError(f"Must be at most {self.max_value.normalize():f}.")
+        return value
+
+    def to_json(self, value):
+        if value is None:
+            return None
+        if isinstance(value, Decimal):
+            return format(value.normalize(), "f") if value == value.to_integral() else str(value)
+        if isinstance(value, datetime.date):
+            return value.isoformat()
+        return value
+
+    def from_json(self, value):
+        if value is None:
+            return None
+        if self.field_type == FieldType.DECIMAL:
+            return Decimal(str(value))
+        if self.field_type == FieldType.DATE:
+            return datetime.date.fromisoformat(value)
+        return value
+
+    def form_field(self):
+        common = {"label": self.label, "required": self.required, "help_text": self.help_text}
+        kind = self.field_type
+        if kind == FieldType.BOOLEAN:
+            if self.required:
+                return forms.BooleanField(**common)
+            return forms.NullBooleanField(**common)
+        if kind == FieldType.CHOICE:
+            return forms.ChoiceField(choices=[("", "---------")] + [(c, c) for c in self.choices], **common)
+        if kind == FieldType.DATE:
+            return forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), **common)
+        if kind == FieldType.INTEGER:
+            return forms.IntegerField(**common)
+        if kind == FieldType.DECIMAL:
+            return forms.DecimalField(**common)
+        return forms.CharField(**common)
+
+
+def _parse_decimal(raw):
+    if isinstance(raw, bool):
+        raise ValidationError(f"'{raw}' is not a number.")
+    if isinstance(raw, (int, Decimal)):
+        number = Decimal(raw)
+    else:
+        text = str(raw).strip()
+        if not re.fullmatch(r"-?\d+(\.\d+)?", text):
+            raise ValidationError(f"'{raw}' is not a number (use digits and a dot, like 1234.50).")
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise ValidationError(f"'{raw}' is not a number.") from None
+    if not number.is_finite():
+        raise ValidationError(f"'{raw}' is not a number.")
+    return number
+
+
+def _parse_date(raw):
+    if isinstance(raw, datetime.datetime):
+        return raw.date()
+    if isinstance(raw, datetime.date):
+        return raw
+    text = str(raw).strip()
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise ValidationError(f"'{raw}' is not a date in the form YYYY-MM-DD.")
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"'{raw}' is not a real date.") from None
+
+
+class AttributeSchema:
+    """A set of field definitions applied to one `attributes` dict."""
+
+    def __init__(self, definitions):
+        self.definitions = list(definitions)
+        self.by_name = {d.name: d for d in self.definitions}
+
+    def clean(self, data, *, prefix=""):
+        """Validate a dict of raw values; return the JSON-ready dict or raise errors keyed by field."""
+        data = data or {}
+        errors, cleaned = {}, {}
+        for unknown in sorted(set(data) - set(self.by_name)):
+            errors[f"{prefix}{unknown}"] = [f"'{unknown}' is not a defined attribute."]
+        for definition in self.definitions:
+            try:
+                value = definition.to_python(data.get(definition.name))
+            except ValidationError as exc:
+                errors[f"{prefix}{definition.name}"] = exc.messages
+                continue
+            if value is not None:
+                cleaned[definition.name] = definition.to_json(value)
+        if errors:
+            raise ValidationError(errors)
+        return cleaned
+
+    def display(self, attributes, *, show_sensitive):
+        """(label, value) pairs for record pages, masking sensitive values."""
+        from .masking import mask
+
+        rows = []
+        for definition in self.definitions:
+            value = (attributes or {}).get(definition.name)
+            if value is not None and definition.sensitive and not show_sensitive:
+                value = mask(str(value))
+            elif isinstance(value, bool):
+                value = "Yes" if value else "No"
+            rows.append((definition.label, "" if value is None else value))
+        return rows

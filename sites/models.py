@@ -1,0 +1,104 @@
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models.functions import Concat, Length, Substr
+from wagtail.contrib.settings.models import BaseGenericSetting, register_setting
+
+DEFAULT_LEVEL_NAMES = "Region, District, Ward, Village"
+
+
+@register_setting(icon="cog")
+class OrganisationSettings(BaseGenericSetting):
+    name = models.CharField(max_length=200, default="Mizani")
+    location_level_names = models.CharField(
+        max_length=500,
+        default=DEFAULT_LEVEL_NAMES,
+        help_text="Names of the location levels from the top down, separated by commas.",
+    )
+    currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code.")
+
+    class Meta:
+        verbose_name = "organisation settings"
+
+    def level_names(self):
+        return [name.strip() for name in self.location_level_names.split(",") if name.strip()]
+
+    def level_name(self, depth):
+        names = self.level_names()
+        return names[depth - 1] if 0 < depth <= len(names) else f"Level {depth}"
+
+
+class Location(models.Model):
+    """A node of the location tree. `path` ("/12/40/301/") lets a subtree be one indexed prefix match."""
+
+    code = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=128)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    depth = models.PositiveSmallIntegerField(editable=False, default=1)
+    path = models.CharField(max_length=255, editable=False, db_index=True, default="")
+
+    class Meta:
+        ordering = ["path"]
+        permissions = [("import_location", "Can import locations from CSV")]
+
+    def __str__(self):
+        return f"{self.name} ({self.code})"
+
+    @property
+    def level_name(self):
+        return OrganisationSettings.load().level_name(self.depth)
+
+    def ancestors(self):
+        ids = [int(part) for part in self.path.strip("/").split("/")[:-1] if part]
+        by_id = Location.objects.in_bulk(ids)
+        return [by_id[i] for i in ids if i in by_id]
+
+    def clean(self):
+        if self.parent_id and self.pk:
+            parent = Location.objects.get(pk=self.parent_id)
+            if parent.path.startswith(self.path) and self.path:
+                raise ValidationError({"parent": "A location cannot be moved under itself or its descendants."})
+
+    def save(self, *args, **kwargs):
+        parent = Location.objects.get(pk=self.parent_id) if self.parent_id else None
+        prefix = parent.path if parent else "/"
+        self.depth = parent.depth + 1 if parent else 1
+        with transaction.atomic():
+            if self.pk is None:
+                super().save(*args, **kwargs)
+                self.path = f"{prefix}{self.pk}/"
+                Location.objects.filter(pk=self.pk).update(path=self.path)
+                return
+            old_path = Location.objects.filter(pk=self.pk).values_list("path", flat=True).first()
+            self.path = f"{prefix}{self.pk}/"
+            super().save(*args, **kwargs)
+            if old_path and old_path != self.path:
+                _move_subtree(old_path, self.path, self.depth - (old_path.count("/") - 1))
+
+
+def _move_subtree(old_path, new_path, depth_delta):
+    """Rewrite descendants' paths in one statement when a node moves."""
+    Location.objects.filter(path__startswith=old_path).exclude(path=old_path).update(
+        path=Concat(models.Value(new_path), Substr("path", Length(models.Value(old_path)) + 1)),
+        depth=models.F("depth") + depth_delta,
+    )
+
+
+class UserAccess(models.Model):
+    """Where a user may act: national scope, or the subtrees of the assigned locations."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access")
+    national_scope = models.BooleanField(
+        default=False, help_text="Sees every record, including records with no location."
+    )
+    locations = models.ManyToManyField(Location, blank=True, related_name="user_accesses")
+
+    class Meta:
+        verbose_name = "user access"
+        verbose_name_plural = "user access"
+        permissions = [("view_audit", "Can read the audit trail")]
+
+    def __str__(self):
+        return f"Access of {self.user}"

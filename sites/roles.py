@@ -1,0 +1,62 @@
+"""Role presets. Groups are created once with these permissions; administrators may edit them after."""
+
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+
+ADMIN_ACCESS = "wagtailadmin.access_admin"
+REGISTRY_READ = ["registry.view_individual", "registry.view_household", "registry.view_membership",
+                 "sites.view_location"]
+REGISTRY_WRITE = [
+    "registry.add_individual", "registry.change_individual", "registry.delete_individual",
+    "registry.add_household", "registry.change_household", "registry.delete_household",
+    "registry.add_membership", "registry.change_membership", "registry.delete_membership",
+]
+SENSITIVE = "registry.view_sensitive_data"
+
+ROLE_PERMISSIONS = {
+    "System administrator": [
+        ADMIN_ACCESS, *REGISTRY_READ, SENSITIVE,
+        "auth.add_user", "auth.change_user", "auth.delete_user", "auth.view_user",
+        "auth.add_group", "auth.change_group", "auth.delete_group", "auth.view_group",
+        "sites.add_location", "sites.change_location", "sites.delete_location", "sites.import_location",
+        "sites.add_useraccess", "sites.change_useraccess", "sites.view_useraccess", "sites.view_audit",
+        "sites.change_organisationsettings",
+    ],
+    "Scheme administrator": [
+        ADMIN_ACCESS, *REGISTRY_READ,
+        "registry.add_registryfield", "registry.change_registryfield", "registry.delete_registryfield",
+        "registry.view_registryfield",
+        "registry.add_memberrole", "registry.change_memberrole", "registry.view_memberrole",
+    ],
+    "Clerk": [ADMIN_ACCESS, *REGISTRY_READ, *REGISTRY_WRITE, SENSITIVE],
+    "Checker": [ADMIN_ACCESS, *REGISTRY_READ, SENSITIVE],
+    "Accountant": [ADMIN_ACCESS, *REGISTRY_READ],
+    "Manager": [ADMIN_ACCESS, *REGISTRY_READ],
+    "Viewer": [ADMIN_ACCESS, *REGISTRY_READ],
+}
+
+
+def _permissions(names):
+    wanted = {tuple(name.split(".", 1)) for name in names}
+    found = Permission.objects.filter(
+        content_type__app_label__in={app for app, _ in wanted},
+        codename__in={code for _, code in wanted},
+    ).select_related("content_type")
+    by_key = {(p.content_type.app_label, p.codename): p for p in found}
+    missing = wanted - set(by_key)
+    if missing:
+        raise LookupError(f"Unknown permissions for role presets: {sorted(missing)}")
+    return list(by_key.values())
+
+
+@transaction.atomic
+def ensure_roles(*, reset=False):
+    """Create missing role groups with their preset permissions. Existing groups keep their edits
+    unless `reset` is asked for."""
+    created = []
+    for name, permission_names in ROLE_PERMISSIONS.items():
+        group, was_created = Group.objects.get_or_create(name=name)
+        if was_created or reset:
+            group.permissions.set(_permissions(permission_names))
+            created.append(name)
+    return created
