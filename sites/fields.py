@@ -15,8 +15,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 IDENTIFIER = RegexValidator(
-    r"^[a-z][a-z0-9_]{0,62}$",
-    "Use lower-case letters, digits and underscores, starting with a letter.",
+    r"^[a-z](?:[a-z0-9]|_(?!_)){0,62}$",
+    "Use lower-case letters, digits and single underscores, starting with a letter.",
 )
 RESERVED_NAMES = {
     "id", "pk", "first_name", "last_name", "dob", "sex", "national_id", "phone", "location",

@@ -1,9 +1,76 @@
+from django.templatetags.static import static
+from django.urls import path, reverse
+from django.utils.html import format_html
 from wagtail import hooks
+from wagtail.admin.menu import MenuItem
+from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
 
+from . import admin_views, selectors
 from .audit import ACTIONS
+from .models import Location, UserAccess
+from .viewsets import ScopedModelViewSet
 
 
 @hooks.register("register_log_actions")
 def register_audit_actions(actions):
     for action, (label, message) in ACTIONS.items():
         actions.register_action(action, label, message)
+
+
+@hooks.register("insert_global_admin_css")
+def mizani_admin_css():
+    return format_html('<link rel="stylesheet" href="{}">', static("mizani/admin.css"))
+
+
+class LocationViewSet(ScopedModelViewSet):
+    model = Location
+    selector = staticmethod(selectors.locations_for)
+    icon = "site"
+    menu_label = "Locations"
+    index_view_class = admin_views.LocationIndexView
+    delete_view_class = admin_views.LocationDeleteView
+    form_fields = ["code", "name", "parent"]
+    list_filter = ["depth"]
+    export_filename = "locations"
+
+    def get_urlpatterns(self):
+        return super().get_urlpatterns() + [path("import/", admin_views.location_import, name="import")]
+
+
+class UserAccessViewSet(ScopedModelViewSet):
+    model = UserAccess
+    selector = staticmethod(selectors.user_access_for)
+    icon = "lock"
+    menu_label = "User access"
+    list_display = ["user", "national_scope"]
+    list_filter = ["national_scope"]
+    form_fields = ["user", "national_scope", "locations"]
+
+
+class PlatformViewSetGroup(ModelViewSetGroup):
+    menu_label = "Platform"
+    menu_icon = "cogs"
+    menu_order = 900
+    items = (LocationViewSet("sites_location", url_prefix="platform/locations"),
+             UserAccessViewSet("sites_useraccess", url_prefix="platform/user-access"))
+
+
+@hooks.register("register_admin_viewset")
+def register_platform_viewsets():
+    return PlatformViewSetGroup()
+
+
+class AuditTrailMenuItem(MenuItem):
+    def is_shown(self, request):
+        return request.user.has_perm("sites.view_audit")
+
+
+@hooks.register("register_admin_menu_item")
+def register_audit_trail_menu_item():
+    return AuditTrailMenuItem("Audit trail", reverse("mizani_site_history"), icon_name="history", order=950)
+
+
+@hooks.register("construct_reports_menu")
+def hide_wagtail_site_history(request, menu_items):
+    # The same view is reached through "Audit trail", for auditors only.
+    menu_items[:] = [item for item in menu_items if item.name != "site-history"]

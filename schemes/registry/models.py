@@ -133,6 +133,11 @@ class MemberRole(models.Model):
     """Roles of household members. HEAD is built in; administrators may add more."""
 
     HEAD = "HEAD"
+    DEFAULTS = [
+        ("HEAD", "Head"), ("SPOUSE", "Spouse"), ("SON", "Son"), ("DAUGHTER", "Daughter"),
+        ("GRANDFATHER", "Grandfather"), ("GRANDMOTHER", "Grandmother"), ("MOTHER", "Mother"),
+        ("FATHER", "Father"),
+    ]
 
     code = models.CharField(max_length=24, primary_key=True)
     label = models.CharField(max_length=60)
@@ -143,6 +148,11 @@ class MemberRole(models.Model):
 
     def __str__(self):
         return self.label
+
+    @classmethod
+    def ensure_defaults(cls):
+        for order, (code, label) in enumerate(cls.DEFAULTS):
+            cls.objects.get_or_create(code=code, defaults={"label": label, "sort_order": order * 10})
 
 
 class RecipientType(models.TextChoices):

@@ -6,7 +6,6 @@ import re
 from django.db import connection
 from django.db.models import Count, Q
 from django.db.models.fields.json import KeyTransform
-from django.db.models.lookups import Exact
 
 from sites.scoping import scope_for
 
@@ -97,4 +96,5 @@ def filter_by_attribute(queryset, definition, value):
     JSON containment, which the GIN index on `attributes` serves."""
     if connection.vendor == "postgresql":
         return queryset.filter(attributes__contains={definition.name: value})
-    return queryset.filter(Exact(KeyTransform(definition.name, "attributes"), value))
+    return queryset.alias(attribute_value=KeyTransform(definition.name, "attributes")).filter(
+        attribute_value=value)

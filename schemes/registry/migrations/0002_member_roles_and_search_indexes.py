@@ -2,24 +2,10 @@ from django.db import migrations
 
 from sites.migration_operations import PostgresOnlySQL
 
-DEFAULT_ROLES = [
-    ("HEAD", "Head", 0), ("SPOUSE", "Spouse", 10), ("SON", "Son", 20), ("DAUGHTER", "Daughter", 30),
-    ("GRANDFATHER", "Grandfather", 40), ("GRANDMOTHER", "Grandmother", 50), ("MOTHER", "Mother", 60),
-    ("FATHER", "Father", 70),
-]
-
-
-def create_default_roles(apps, schema_editor):
-    MemberRole = apps.get_model("registry", "MemberRole")
-    for code, label, order in DEFAULT_ROLES:
-        MemberRole.objects.get_or_create(code=code, defaults={"label": label, "sort_order": order})
-
-
 class Migration(migrations.Migration):
     dependencies = [("registry", "0001_initial")]
 
     operations = [
-        migrations.RunPython(create_default_roles, migrations.RunPython.noop),
         PostgresOnlySQL(
             sql=[
                 "CREATE EXTENSION IF NOT EXISTS pg_trgm",

@@ -1,0 +1,450 @@
+import django_filters
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import OuterRef, Subquery, Value
+from django.db.models.functions import Concat
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.utils.functional import cached_property
+from django.views import View
+from wagtail.admin.filters import WagtailFilterSet
+from wagtail.admin.ui.tables import Column, DateColumn, TitleColumn
+from wagtail.admin.views.generic.chooser import ChooseResultsView, ChooseView, ChosenView
+from wagtail.admin.forms.choosers import BaseFilterForm
+from wagtail.log_actions import registry as log_registry
+
+from sites.audit import audit, audit_event
+from sites.masking import can_view_sensitive, mask
+from sites.scoping import scope_for
+from sites.views_mixins import ServiceDeleteMixin, ServiceFormMixin
+from sites.viewsets import (
+    ScopedCreateView,
+    ScopedDeleteView,
+    ScopedEditView,
+    ScopedIndexView,
+    ScopedInspectView,
+)
+
+from . import selectors, services
+from .forms import AddMemberForm, ChangeMemberForm, SetHeadForm
+from sites.fields import FieldType
+
+from .models import Household, Individual, MemberRole, Membership, RegistryField, Sex
+
+# --- listing filters -------------------------------------------------------------------------
+
+
+def _scoped_locations(request):
+    return scope_for(request.user).locations().order_by("path")
+
+
+class RegistryFilterSet(WagtailFilterSet):
+    location = django_filters.ModelChoiceFilter(
+        queryset=_scoped_locations, method="filter_location", label="Location (and below)"
+    )
+    status = django_filters.ChoiceFilter(
+        choices=[("deleted", "Deleted")], method="filter_status", label="Status", empty_label="Registered"
+    )
+
+    def filter_location(self, queryset, name, location):
+        return queryset.filter(location__path__startswith=location.path) if location else queryset
+
+    def filter_status(self, queryset, name, value):
+        return queryset  # applied by the view, which starts from live or deleted records
+
+    def filter_attribute(self, queryset, name, value):
+        definition = self.attribute_definitions[name]
+        if value in ("", None):
+            return queryset
+        if definition.field_type == FieldType.BOOLEAN:
+            value = value == "true"
+        return selectors.filter_by_attribute(queryset, definition, value)
+
+
+def attribute_filters(target):
+    """One filter per choice, yes/no or whole-number attribute the administrators have defined."""
+    filters, definitions = {}, {}
+    for definition in RegistryField.objects.filter(
+        target=target, sensitive=False,
+        field_type__in=[FieldType.CHOICE, FieldType.BOOLEAN, FieldType.INTEGER],
+    ):
+        name = f"attr_{definition.name}"
+        definitions[name] = definition
+        if definition.field_type == FieldType.CHOICE:
+            filters[name] = django_filters.ChoiceFilter(
+                choices=[(c, c) for c in definition.choices], label=definition.label, method="filter_attribute")
+        elif definition.field_type == FieldType.BOOLEAN:
+            filters[name] = django_filters.ChoiceFilter(
+                choices=[("true", "Yes"), ("false", "No")], label=definition.label, method="filter_attribute")
+        else:
+            filters[name] = django_filters.NumberFilter(label=definition.label, method="filter_attribute")
+    return filters, definitions
+
+
+class IndividualFilterSet(RegistryFilterSet):
+    sex = django_filters.ChoiceFilter(choices=Sex.choices)
+    age_band = django_filters.ChoiceFilter(
+        choices=[(band, band) for band in selectors.AGE_BANDS], method="filter_age_band", label="Age")
+
+    class Meta:
+        model = Individual
+        fields = []
+
+    def filter_age_band(self, queryset, name, value):
+        return selectors.filter_by_age_band(queryset, value)
+
+
+class HouseholdFilterSet(RegistryFilterSet):
+    class Meta:
+        model = Household
+        fields = []
+
+
+def filterset_with_attributes(base, target):
+    filters, definitions = attribute_filters(target)
+    return type(base.__name__, (base,), {**filters, "attribute_definitions": definitions})
+
+
+class LiveOrDeletedMixin:
+    def get_base_queryset(self):
+        queryset = self.scoped(include_deleted=True)
+        if self.request.GET.get("status") == "deleted":
+            return queryset.deleted()
+        return queryset.live()
+
+
+# --- individuals -------------------------------------------------------------------------------
+
+
+class MaskedColumn(Column):
+    cell_template_name = "wagtailadmin/tables/cell.html"
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.show = can_view_sensitive(user)
+
+    def get_value(self, instance):
+        value = super().get_value(instance)
+        return value if self.show else mask(value)
+
+
+class IndividualIndexView(LiveOrDeletedMixin, ScopedIndexView):
+    default_ordering = "last_name"
+    export_headings = {"location.code": "Location code", "household_code": "Household"}
+    list_export = ["id", "first_name", "last_name", "dob", "sex", "national_id", "phone",
+                   "location.code", "household_code"]
+
+    @cached_property
+    def filterset_class(self):
+        return filterset_with_attributes(IndividualFilterSet, RegistryField.Target.INDIVIDUAL)
+
+    @cached_property
+    def columns(self):
+        inspect = self.inspect_url_name
+        return [
+            TitleColumn("name", label="Name", accessor=str, sort_key="last_name",
+                        get_url=lambda obj: reverse(inspect, args=[obj.pk])),
+            MaskedColumn("national_id", label="National ID", user=self.request.user),
+            Column("sex", label="Sex", accessor="get_sex_display", sort_key="sex"),
+            DateColumn("dob", label="Date of birth", sort_key="dob"),
+            Column("location", label="Location", accessor="location.name", sort_key="location__name"),
+            Column("household", label="Household", accessor="household_code"),
+        ]
+
+    def get_base_queryset(self):
+        household = Membership.objects.filter(individual=OuterRef("pk")).values("household__code")[:1]
+        return super().get_base_queryset().select_related("location").annotate(
+            household_code=Subquery(household))
+
+    def search_queryset(self, queryset):
+        if not self.is_searching:
+            return queryset
+        if selectors.looks_like_national_id(self.search_query):
+            audit_event("mizani.search_id", by=self.request.user, data={
+                "national_id": services.normalise_national_id(self.search_query)})
+        return selectors.search_individuals(queryset, self.search_query)
+
+    def to_row_dict(self, item):
+        row = super().to_row_dict(item)
+        if not can_view_sensitive(self.request.user):
+            row["national_id"] = mask(row["national_id"])
+            row["phone"] = mask(row["phone"])
+        return row
+
+
+class IndividualCreateView(ServiceFormMixin, ScopedCreateView):
+    def save_with_service(self, form):
+        return services.individual_create(
+            fields=form.core_values(), attributes=form.attribute_values(), by=self.request.user)
+
+    def get_success_url(self):
+        return reverse(self.inspect_url_name, args=[self.object.pk])
+
+
+class IndividualEditView(ServiceFormMixin, ScopedEditView):
+    def save_with_service(self, form):
+        return services.individual_update(
+            individual=self.object, fields=form.core_values(), attributes=form.attribute_values(),
+            by=self.request.user)
+
+    def get_success_url(self):
+        return reverse(self.inspect_url_name, args=[self.object.pk])
+
+
+class IndividualDeleteView(ServiceDeleteMixin, ScopedDeleteView):
+    def delete_with_service(self):
+        services.individual_soft_delete(individual=self.object, by=self.request.user)
+
+
+def recent_history(instance, limit=8):
+    return log_registry.get_logs_for_instance(instance).select_related("user").order_by("-timestamp")[:limit]
+
+
+class IndividualRecordView(ScopedInspectView):
+    """The person's record: details, household, attributes, history; audited on every view."""
+
+    page_title = "Record"
+
+    def get(self, request, *args, **kwargs):
+        audit(self.object, "mizani.view", by=request.user)
+        return super().get(request, *args, **kwargs)
+
+    def get_page_subtitle(self):
+        return str(self.object)
+
+    @cached_property
+    def header_more_buttons(self):
+        buttons = list(super().header_more_buttons)
+        if self.object.is_deleted:
+            buttons = []
+        return buttons
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        person = self.object
+        user = self.request.user
+        show_sensitive = can_view_sensitive(user)
+        membership = Membership.objects.filter(individual=person).select_related("household", "role").first()
+        household = membership.household if membership else None
+        if household is not None and not scope_for(user).allows(household.location):
+            household = None  # the person is visible, their household is outside the user's locations
+        context.update({
+            "person": person,
+            "age": person.age(),
+            "national_id": person.national_id if show_sensitive else mask(person.national_id),
+            "phone": person.phone if show_sensitive else mask(person.phone),
+            "attributes": RegistryField.schema_for(RegistryField.Target.INDIVIDUAL).display(
+                person.attributes, show_sensitive=show_sensitive),
+            "membership": membership,
+            "household": household,
+            "members": selectors.household_members(household) if household else [],
+            "history": recent_history(person),
+            "history_url": reverse(self.history_url_name, args=[person.pk]),
+            "location_trail": person.location.ancestors() + [person.location] if person.location else [],
+            "can_restore": person.is_deleted and user.has_perm("registry.delete_individual"),
+            "restore_url": reverse("registry_individual:restore", args=[person.pk]),
+            "household_url_name": "registry_household:inspect",
+        })
+        return context
+
+
+class RestoreView(View):
+    """POST-only: restore a soft-deleted record through its service."""
+
+    selector = None
+    service = None
+    inspect_url_name = None
+
+    def post(self, request, pk):
+        record = get_object_or_404(self.selector(request.user, include_deleted=True), pk=pk)
+        try:
+            self.service(record, request.user)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        except PermissionDenied as error:
+            messages.error(request, str(error) or "You may not restore this record.")
+        else:
+            messages.success(request, f"{record._meta.verbose_name.capitalize()} restored.")
+        return redirect(self.inspect_url_name, record.pk)
+
+
+# --- households --------------------------------------------------------------------------------
+
+
+class HouseholdIndexView(LiveOrDeletedMixin, ScopedIndexView):
+    default_ordering = "code"
+    list_export = ["id", "code", "location.code", "size"]
+    export_headings = {"location.code": "Location code", "size": "Members"}
+    search_fields = ["code"]
+
+    @cached_property
+    def filterset_class(self):
+        return filterset_with_attributes(HouseholdFilterSet, RegistryField.Target.HOUSEHOLD)
+
+    @cached_property
+    def columns(self):
+        inspect = self.inspect_url_name
+        return [
+            TitleColumn("code", label="Code", sort_key="code",
+                        get_url=lambda obj: reverse(inspect, args=[obj.pk])),
+            Column("head", label="Head", accessor="head_name"),
+            Column("size", label="Members", accessor="size"),
+            Column("location", label="Location", accessor="location.name", sort_key="location__name"),
+        ]
+
+    def get_base_queryset(self):
+        head = Membership.objects.filter(household=OuterRef("pk"), role_id=MemberRole.HEAD).annotate(
+            full=Concat("individual__first_name", Value(" "), "individual__last_name")).values("full")[:1]
+        return selectors.households_with_size(
+            super().get_base_queryset().select_related("location")).annotate(head_name=Subquery(head))
+
+    def search_queryset(self, queryset):
+        if not self.is_searching:
+            return queryset
+        return queryset.filter(code__icontains=self.search_query.strip())
+
+
+class HouseholdCreateView(ServiceFormMixin, ScopedCreateView):
+    def save_with_service(self, form):
+        return services.household_create(
+            fields=form.core_values(), attributes=form.attribute_values(), by=self.request.user)
+
+    def get_success_url(self):
+        return reverse(self.inspect_url_name, args=[self.object.pk])
+
+
+class HouseholdEditView(ServiceFormMixin, ScopedEditView):
+    def save_with_service(self, form):
+        return services.household_update(
+            household=self.object, fields=form.core_values(), attributes=form.attribute_values(),
+            by=self.request.user)
+
+    def get_success_url(self):
+        return reverse(self.inspect_url_name, args=[self.object.pk])
+
+
+class HouseholdDeleteView(ServiceDeleteMixin, ScopedDeleteView):
+    def delete_with_service(self):
+        services.household_soft_delete(household=self.object, by=self.request.user)
+
+
+class HouseholdRecordView(ScopedInspectView):
+    """The household page: details, members with roles, and the forms that manage them."""
+
+    page_title = "Household"
+
+    def get_page_subtitle(self):
+        return self.object.code
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        household = self.object
+        user = self.request.user
+        can_manage = user.has_perm("registry.change_household") and not household.is_deleted
+        members = list(selectors.household_members(household))
+        context.update({
+            "household": household,
+            "members": members,
+            "attributes": RegistryField.schema_for(RegistryField.Target.HOUSEHOLD).display(
+                household.attributes, show_sensitive=can_view_sensitive(user)),
+            "history": recent_history(household),
+            "history_url": reverse(self.history_url_name, args=[household.pk]),
+            "can_manage": can_manage,
+            "add_member_form": kwargs.get("add_member_form") or AddMemberForm(
+                individuals=selectors.individuals_for(user)),
+            "change_member_form_class": ChangeMemberForm,
+            "roles": MemberRole.objects.exclude(pk=MemberRole.HEAD),
+            "set_head_form": SetHeadForm(),
+            "can_restore": household.is_deleted and user.has_perm("registry.delete_household"),
+            "restore_url": reverse("registry_household:restore", args=[household.pk]),
+            "members_url": reverse("registry_household:members", args=[household.pk]),
+        })
+        return context
+
+
+class HouseholdMembersView(View):
+    """POST-only member operations on one household; each calls its service."""
+
+    def post(self, request, pk):
+        household = get_object_or_404(selectors.households_for(request.user), pk=pk)
+        operation = request.POST.get("operation")
+        user = request.user
+        try:
+            if operation == "add":
+                form = AddMemberForm(request.POST, individuals=selectors.individuals_for(user))
+                if not form.is_valid():
+                    raise ValidationError(form.errors.as_text())
+                services.household_add_member(
+                    household=household, individual=form.cleaned_data["individual"],
+                    role=form.cleaned_data["role"], recipient_type=form.cleaned_data["recipient_type"], by=user)
+                messages.success(request, f"{form.cleaned_data['individual']} added.")
+            else:
+                membership = get_object_or_404(Membership, pk=request.POST.get("membership"), household=household)
+                if operation == "change":
+                    form = ChangeMemberForm(request.POST)
+                    if not form.is_valid():
+                        raise ValidationError(form.errors.as_text())
+                    services.household_change_member(
+                        membership=membership, role=form.cleaned_data["role"],
+                        recipient_type=form.cleaned_data["recipient_type"], by=user)
+                    messages.success(request, f"{membership.individual} updated.")
+                elif operation == "set_head":
+                    form = SetHeadForm(request.POST)
+                    if not form.is_valid():
+                        raise ValidationError(form.errors.as_text())
+                    services.household_set_head(
+                        household=household, individual=membership.individual,
+                        former_head_role=form.cleaned_data["former_head_role"], by=user)
+                    messages.success(request, f"{membership.individual} is now the head.")
+                elif operation == "remove":
+                    services.household_remove_member(membership=membership, by=user)
+                    messages.success(request, f"{membership.individual} removed from the household.")
+                else:
+                    raise ValidationError("Unknown operation.")
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        except PermissionDenied as error:
+            messages.error(request, str(error) or "You may not change this household.")
+        except Individual.DoesNotExist:
+            messages.error(request, "That person is not in your locations.")
+        return redirect("registry_household:inspect", household.pk)
+
+
+# --- chooser -----------------------------------------------------------------------------------
+
+
+class IndividualSearchForm(BaseFilterForm):
+    q = forms.CharField(label="Search", required=False,
+                        widget=forms.TextInput(attrs={"placeholder": "Name or national ID"}))
+
+    def filter(self, objects):
+        query = self.cleaned_data.get("q")
+        if query:
+            self.is_searching, self.search_query = True, query
+            return selectors.search_individuals(objects, query)
+        return objects
+
+
+class IndividualChooserMixin:
+    filter_form_class = IndividualSearchForm
+
+    def get_object_list(self):
+        return selectors.individuals_for(self.request.user).select_related("location")
+
+
+class IndividualChooseView(IndividualChooserMixin, ChooseView):
+    pass
+
+
+class IndividualChooseResultsView(IndividualChooserMixin, ChooseResultsView):
+    pass
+
+
+class IndividualChosenView(ChosenView):
+    def get_object(self, pk):
+        try:
+            return selectors.individuals_for(self.request.user).get(pk=pk)
+        except (Individual.DoesNotExist, ValueError):
+            raise Http404 from None

@@ -1,0 +1,137 @@
+from django.urls import path
+from wagtail.admin.panels import FieldPanel, FieldRowPanel, MultiFieldPanel
+from wagtail.admin.viewsets.chooser import ChooserViewSet
+from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
+
+from sites.forms import AttributesPanel, RecordObjectList
+from sites.masking import SENSITIVE_PERMISSION
+from sites.viewsets import ScopedModelViewSet
+
+from . import selectors, services, views
+from .forms import HouseholdForm, IndividualForm
+from .models import Household, Individual, MemberRole, RegistryField
+
+
+class IndividualViewSet(ScopedModelViewSet):
+    model = Individual
+    selector = staticmethod(selectors.individuals_for)
+    icon = "user"
+    menu_label = "Individuals"
+    inspect_view_enabled = True
+    index_view_class = views.IndividualIndexView
+    add_view_class = views.IndividualCreateView
+    edit_view_class = views.IndividualEditView
+    delete_view_class = views.IndividualDeleteView
+    inspect_view_class = views.IndividualRecordView
+    inspect_template_name = "registry/individual_record.html"
+    export_filename = "individuals"
+    list_per_page = 25
+    search_fields = ["search_name"]  # turns the search box on; IndividualIndexView does the searching
+    edit_handler = RecordObjectList([
+        MultiFieldPanel([
+            FieldRowPanel([FieldPanel("first_name"), FieldPanel("last_name")]),
+            FieldRowPanel([FieldPanel("dob"), FieldPanel("sex")]),
+        ], heading="Person"),
+        MultiFieldPanel([
+            FieldPanel("national_id", permission=SENSITIVE_PERMISSION),
+            FieldPanel("phone", permission=SENSITIVE_PERMISSION),
+        ], heading="Identification"),
+        FieldPanel("location"),
+        AttributesPanel(heading="Attributes"),
+    ], base_form_class=IndividualForm)
+
+    @property
+    def restore_view(self):
+        return views.RestoreView.as_view(
+            selector=selectors.individuals_for, inspect_url_name=self.get_url_name("inspect"),
+            service=lambda record, user: services.individual_restore(individual=record, by=user))
+
+    def get_urlpatterns(self):
+        return super().get_urlpatterns() + [
+            path("restore/<int:pk>/", self.restore_view, name="restore"),
+        ]
+
+
+class HouseholdViewSet(ScopedModelViewSet):
+    model = Household
+    selector = staticmethod(selectors.households_for)
+    icon = "group"
+    menu_label = "Households"
+    inspect_view_enabled = True
+    index_view_class = views.HouseholdIndexView
+    add_view_class = views.HouseholdCreateView
+    edit_view_class = views.HouseholdEditView
+    delete_view_class = views.HouseholdDeleteView
+    inspect_view_class = views.HouseholdRecordView
+    inspect_template_name = "registry/household_record.html"
+    export_filename = "households"
+    list_per_page = 25
+    search_fields = ["code"]
+    edit_handler = RecordObjectList([
+        FieldPanel("code"),
+        FieldPanel("location"),
+        AttributesPanel(heading="Attributes"),
+    ], base_form_class=HouseholdForm)
+
+    @property
+    def restore_view(self):
+        return views.RestoreView.as_view(
+            selector=selectors.households_for, inspect_url_name=self.get_url_name("inspect"),
+            service=lambda record, user: services.household_restore(household=record, by=user))
+
+    def get_urlpatterns(self):
+        return super().get_urlpatterns() + [
+            path("restore/<int:pk>/", self.restore_view, name="restore"),
+            path("members/<int:pk>/", views.HouseholdMembersView.as_view(), name="members"),
+        ]
+
+
+class RegistryFieldViewSet(ModelViewSet):
+    """Scheme administrators define the registry's attributes here; forms and filters follow."""
+
+    model = RegistryField
+    icon = "form"
+    menu_label = "Registry fields"
+    list_display = ["label", "name", "target", "field_type", "required", "sensitive"]
+    list_filter = ["target", "field_type"]
+    form_fields = ["target", "name", "label", "field_type", "required", "min_value", "max_value",
+                   "pattern", "choices", "sensitive", "help_text", "sort_order"]
+    copy_view_enabled = False
+
+
+class MemberRoleViewSet(ModelViewSet):
+    model = MemberRole
+    icon = "tag"
+    menu_label = "Member roles"
+    list_display = ["label", "code", "sort_order"]
+    form_fields = ["code", "label", "sort_order"]
+    copy_view_enabled = False
+
+
+class RegistryViewSetGroup(ModelViewSetGroup):
+    menu_label = "Registry"
+    menu_icon = "group"
+    menu_order = 100
+    items = (IndividualViewSet("registry_individual", url_prefix="registry/individuals"),
+             HouseholdViewSet("registry_household", url_prefix="registry/households"))
+
+
+class RegistrySetupViewSetGroup(ModelViewSetGroup):
+    menu_label = "Registry setup"
+    menu_icon = "cogs"
+    menu_order = 800
+    items = (RegistryFieldViewSet("registry_field", url_prefix="registry/fields"),
+             MemberRoleViewSet("registry_memberrole", url_prefix="registry/member-roles"))
+
+
+class IndividualChooserViewSet(ChooserViewSet):
+    model = Individual
+    icon = "user"
+    choose_one_text = "Choose a person"
+    choose_another_text = "Choose another person"
+    choose_view_class = views.IndividualChooseView
+    choose_results_view_class = views.IndividualChooseResultsView
+    chosen_view_class = views.IndividualChosenView
+    create_action_label = None
+    form_fields = None
+    url_filter_parameters = []

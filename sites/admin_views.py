@@ -1,0 +1,79 @@
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from wagtail.admin.ui.tables import Column, TitleColumn
+from django.urls import reverse
+from django.utils.functional import cached_property
+
+from .forms import CsvUploadForm
+from .models import OrganisationSettings
+from .services import LocationFileError, location_delete, locations_import_csv
+from .viewsets import ScopedDeleteView, ScopedIndexView
+
+
+class LocationIndexView(ScopedIndexView):
+    default_ordering = "path"
+    search_fields = ["name", "code"]
+    list_export = ["code", "name", "parent.code"]
+    export_headings = {"parent.code": "parent_code"}
+
+    @cached_property
+    def columns(self):
+        edit = self.edit_url_name
+        can_edit = self.user_has_permission("change")
+        levels = OrganisationSettings.load()
+        return [
+            TitleColumn("name", label="Name", sort_key="name",
+                        get_url=(lambda obj: reverse(edit, args=[obj.pk])) if can_edit else None),
+            Column("code", label="Code", sort_key="code"),
+            Column("level", label="Level", accessor=lambda obj: levels.level_name(obj.depth), sort_key="depth"),
+            Column("parent", label="Parent", accessor="parent.name"),
+        ]
+
+    def search_queryset(self, queryset):
+        if not self.is_searching:
+            return queryset
+        query = self.search_query.strip()
+        return queryset.filter(name__icontains=query) | queryset.filter(code__iexact=query)
+
+    @cached_property
+    def header_more_buttons(self):
+        from wagtail.admin.widgets.button import Button
+
+        buttons = list(super().header_more_buttons)
+        if self.request.user.has_perm("sites.import_location"):
+            buttons.append(Button("Import from CSV", url=reverse("sites_location:import"), icon_name="upload"))
+        return buttons
+
+
+class LocationDeleteView(ScopedDeleteView):
+    def delete_action(self):
+        location_delete(location=self.object, by=self.request.user)
+
+    def form_valid(self, form):
+        try:
+            return super().form_valid(form)
+        except ValidationError as error:
+            messages.error(self.request, " ".join(error.messages))
+            return redirect(self.index_url_name)
+
+
+def location_import(request):
+    if not request.user.has_perm("sites.import_location"):
+        raise PermissionDenied
+    form = CsvUploadForm(request.POST or None, request.FILES or None)
+    errors, result = [], None
+    if request.method == "POST" and form.is_valid():
+        try:
+            result = locations_import_csv(content=form.cleaned_data["file"].read(), by=request.user)
+        except LocationFileError as error:
+            errors = error.rows
+        else:
+            messages.success(request, "Locations imported: {created} created, {updated} updated, "
+                                      "{unchanged} unchanged.".format(**result))
+            return redirect("sites_location:index")
+    return TemplateResponse(request, "sites/location_import.html", {
+        "form": form, "errors": errors, "page_title": "Import locations",
+        "header_icon": "site", "index_url": reverse("sites_location:index"),
+    })

@@ -1,0 +1,404 @@
+"""The typed field definitions engine (sites/fields.py), exercised through RegistryField.
+
+Most tests use unsaved definitions: the engine needs no database.
+"""
+
+import datetime
+import json
+from decimal import Decimal
+
+import pytest
+from django import forms
+from django.core.exceptions import ValidationError
+
+from schemes.registry.models import Individual, RegistryField
+from sites.fields import AttributeSchema, FieldType
+from tests.factories import IndividualFactory, RegistryFieldFactory
+
+
+def field(field_type=FieldType.TEXT, **kwargs):
+    kwargs.setdefault("name", "value")
+    kwargs.setdefault("label", "Value")
+    return RegistryField(field_type=field_type, **kwargs)
+
+
+def error_of(definition, raw):
+    with pytest.raises(ValidationError) as exc:
+        definition.to_python(raw)
+    return " ".join(exc.value.messages)
+
+
+# --- empty values and required ----------------------------------------------------------------
+
+@pytest.mark.parametrize("field_type", FieldType.values)
+@pytest.mark.parametrize("raw", [None, "", "   "])
+def test_empty_is_none_when_optional(field_type, raw):
+    assert field(field_type, choices=["a"]).to_python(raw) is None
+
+
+@pytest.mark.parametrize("field_type", FieldType.values)
+@pytest.mark.parametrize("raw", [None, "", "  \t"])
+def test_empty_is_refused_when_required(field_type, raw):
+    assert error_of(field(field_type, required=True, choices=["a"]), raw) == "This field is required."
+
+
+# --- text -------------------------------------------------------------------------------------
+
+def test_text_is_trimmed():
+    assert field().to_python("  Kibera  ") == "Kibera"
+
+
+def test_text_min_and_max_are_lengths():
+    definition = field(min_value=Decimal("3"), max_value=Decimal("5"))
+
+    assert definition.to_python("abc") == "abc"
+    assert definition.to_python("abcde") == "abcde"
+    assert error_of(definition, "ab") == "At least 3 characters."
+    assert error_of(definition, "abcdef") == "At most 5 characters."
+
+
+def test_text_pattern_must_match_the_whole_value():
+    phone = field(pattern=r"\+\d{2,3}\d+")
+
+    assert phone.to_python("+254700000000") == "+254700000000"
+    assert error_of(phone, "0700 000 000") == "'0700 000 000' does not match the expected format."
+    # A partial match is not enough.
+    assert "does not match" in error_of(phone, "+254700000000x")
+
+
+def test_text_accepts_numbers_as_text():
+    assert field().to_python(42) == "42"
+
+
+# --- integer ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw, expected", [
+    ("42", 42), (" 7 ", 7), ("-3", -3), ("0", 0), (5, 5), (Decimal("12"), 12), ("12.0", 12),
+    ("١٢", 12),      # Arabic-Indic digits
+    ("۱۲", 12),      # Extended Arabic-Indic (Persian) digits
+])
+def test_integer_parses(raw, expected):
+    value = field(FieldType.INTEGER).to_python(raw)
+    assert value == expected
+    assert type(value) is int
+
+
+@pytest.mark.parametrize("raw", ["1.5", "2.01"])
+def test_integer_refuses_fractions(raw):
+    assert error_of(field(FieldType.INTEGER), raw) == f"'{raw}' is not a whole number."
+
+
+@pytest.mark.parametrize("raw", ["NaN", "nan", "Infinity", "-Infinity", "inf", "1e3", "1E3", "1,5",
+                                 "1 000", "+5", ".5", "5.", "abc", "0x10", "12-3"])
+def test_integer_refuses_non_numbers(raw):
+    assert error_of(field(FieldType.INTEGER), raw) == (
+        f"'{raw}' is not a number (use digits and a dot, like 1234.50).")
+
+
+@pytest.mark.parametrize("raw", [True, False])
+def test_integer_refuses_booleans(raw):
+    assert error_of(field(FieldType.INTEGER), raw) == f"'{raw}' is not a number."
+
+
+def test_integer_range():
+    children = field(FieldType.INTEGER, min_value=Decimal("0.0000"), max_value=Decimal("20.0000"))
+
+    assert children.to_python("0") == 0
+    assert children.to_python("20") == 20
+    assert error_of(children, "-1") == "Must be at least 0."
+    assert error_of(children, "21") == "Must be at most 20."
+
+
+# --- decimal ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw, expected", [
+    ("1234.50", Decimal("1234.50")), ("-0.25", Decimal("-0.25")), (" 3 ", Decimal("3")),
+    (7, Decimal("7")), (Decimal("0.10"), Decimal("0.10")), (0.1, Decimal("0.1")),
+    ("١٢٣.٥", Decimal("123.5")),  # Arabic-Indic digits with an ASCII dot
+])
+def test_decimal_parses_exactly(raw, expected):
+    value = field(FieldType.DECIMAL).to_python(raw)
+    assert isinstance(value, Decimal)
+    assert value == expected
+    assert str(value) == str(expected)  # the scale is kept: no float on the way
+
+
+@pytest.mark.parametrize("raw", ["NaN", "Infinity", "-Infinity", "1e3", "1,5", "1.234,50", "١٢٣٫٥",
+                                 "12 345", "€12", "", ])
+def test_decimal_refuses_bad_input_with_a_clear_message(raw):
+    definition = field(FieldType.DECIMAL, required=True)
+    message = error_of(definition, raw)
+    if raw == "":
+        assert message == "This field is required."
+    else:
+        assert message == f"'{raw}' is not a number (use digits and a dot, like 1234.50)."
+
+
+@pytest.mark.parametrize("raw", [Decimal("NaN"), Decimal("Infinity"), Decimal("-Infinity"),
+                                 float("nan"), float("inf")])
+def test_decimal_refuses_non_finite_values_given_as_objects(raw):
+    assert "is not a number" in error_of(field(FieldType.DECIMAL), raw)
+
+
+def test_decimal_range_messages_show_plain_numbers():
+    amount = field(FieldType.DECIMAL, min_value=Decimal("0.5000"), max_value=Decimal("100.0000"))
+
+    assert amount.to_python("0.5") == Decimal("0.5")
+    assert amount.to_python("100") == Decimal("100")
+    assert error_of(amount, "0.49") == "Must be at least 0.5."
+    assert error_of(amount, "100.01") == "Must be at most 100."
+
+
+# --- date -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw, expected", [
+    ("2024-02-29", datetime.date(2024, 2, 29)),
+    (" 2023-12-31 ", datetime.date(2023, 12, 31)),
+    (datetime.date(2020, 1, 2), datetime.date(2020, 1, 2)),
+    (datetime.datetime(2020, 1, 2, 23, 59), datetime.date(2020, 1, 2)),
+])
+def test_date_parses_iso(raw, expected):
+    assert field(FieldType.DATE).to_python(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["31/02", "31/02/2024", "02/03/2024", "2024/01/05", "20240105",
+                                 "2024-1-5", "45321", "yesterday", "2024-01-05T10:00"])
+def test_date_refuses_other_formats(raw):
+    assert error_of(field(FieldType.DATE), raw) == f"'{raw}' is not a date in the form YYYY-MM-DD."
+
+
+@pytest.mark.parametrize("raw", ["2024-02-30", "2023-02-29", "2024-13-01", "2024-04-31", "2024-00-10"])
+def test_date_refuses_impossible_dates(raw):
+    assert error_of(field(FieldType.DATE), raw) == f"'{raw}' is not a real date."
+
+
+def test_date_with_arabic_indic_digits_is_parsed_like_numbers_are():
+    # Numbers written with Arabic-Indic digits are accepted (see test_integer_parses); a date written
+    # the same way is a real date and must not be reported as "not a real date".
+    assert field(FieldType.DATE).to_python("٢٠٢٤-٠١-١٥") == datetime.date(2024, 1, 15)
+
+
+# --- boolean ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw", [True, "true", "TRUE", "Yes", " y ", "1", 1])
+def test_boolean_true(raw):
+    assert field(FieldType.BOOLEAN).to_python(raw) is True
+
+
+@pytest.mark.parametrize("raw", [False, "false", "No", "N", "0", 0])
+def test_boolean_false(raw):
+    assert field(FieldType.BOOLEAN).to_python(raw) is False
+
+
+@pytest.mark.parametrize("raw", ["maybe", "2", "oui", "-1", 2])
+def test_boolean_refuses_other_values(raw):
+    assert error_of(field(FieldType.BOOLEAN), raw) == f"'{raw}' is not yes or no."
+
+
+def test_required_boolean_accepts_no():
+    assert field(FieldType.BOOLEAN, required=True).to_python("no") is False
+
+
+# --- choice -----------------------------------------------------------------------------------
+
+def test_choice_accepts_listed_values_only():
+    level = field(FieldType.CHOICE, choices=["primary", "secondary"])
+
+    assert level.to_python(" primary ") == "primary"
+    assert error_of(level, "tertiary") == "'tertiary' is not one of: primary, secondary."
+    # Matching is exact: a different case is a different value.
+    assert "is not one of" in error_of(level, "Primary")
+
+
+# --- JSON round trip --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field_type, raw, stored", [
+    (FieldType.DECIMAL, "0.10", "0.10"),
+    (FieldType.DECIMAL, "1234567890123.4567", "1234567890123.4567"),
+    (FieldType.DECIMAL, "100.00", "100"),
+    (FieldType.DECIMAL, "-0.5", "-0.5"),
+    (FieldType.DECIMAL, "12345678901234567890123456789012", "12345678901234567890123456789012"),
+    (FieldType.INTEGER, "12", 12),
+    (FieldType.DATE, "2024-02-29", "2024-02-29"),
+    (FieldType.BOOLEAN, "yes", True),
+    (FieldType.TEXT, "x", "x"),
+    (FieldType.CHOICE, "a", "a"),
+])
+def test_to_json_and_back(field_type, raw, stored):
+    definition = field(field_type, choices=["a"])
+    value = definition.to_python(raw)
+
+    as_json = definition.to_json(value)
+
+    assert as_json == stored
+    assert json.loads(json.dumps(as_json)) == as_json
+    back = definition.from_json(json.loads(json.dumps(as_json)))
+    assert back == value
+    assert type(back) is type(value)
+
+
+@pytest.mark.django_db
+def test_decimals_survive_the_json_column_exactly():
+    definition = field(FieldType.DECIMAL, name="income")
+    values = ["0.10", "0.20", "1234567890123456.78", "-0.01"]
+    stored = {f"v{i}": definition.to_json(definition.to_python(v)) for i, v in enumerate(values)}
+    assert all(isinstance(v, str) for v in stored.values())
+
+    person = IndividualFactory(attributes=stored)
+    loaded = Individual.objects.get(pk=person.pk).attributes
+
+    back = [definition.from_json(loaded[f"v{i}"]) for i in range(len(values))]
+    assert back == [Decimal(v) for v in values]
+    assert back[0] + back[1] == Decimal("0.30")  # 0.1 + 0.2 in float would not be
+
+
+@pytest.mark.django_db
+def test_attributes_column_keeps_typed_values():
+    person = IndividualFactory(attributes={"income": "0.10", "children": 3, "disabled": False,
+                                           "registered_on": "2024-02-29"})
+    loaded = Individual.objects.get(pk=person.pk).attributes
+
+    assert loaded == {"income": "0.10", "children": 3, "disabled": False, "registered_on": "2024-02-29"}
+    assert type(loaded["children"]) is int and type(loaded["disabled"]) is bool
+    assert field(FieldType.DECIMAL).from_json(loaded["income"]) == Decimal("0.10")
+    assert field(FieldType.DATE).from_json(loaded["registered_on"]) == datetime.date(2024, 2, 29)
+
+
+def test_from_json_none_is_none():
+    for field_type in FieldType.values:
+        assert field(field_type).from_json(None) is None
+        assert field(field_type).to_json(None) is None
+
+
+# --- definition.clean -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["id", "national_id", "location", "age", "household", "and", "none"])
+def test_clean_rejects_reserved_names(name):
+    with pytest.raises(ValidationError) as exc:
+        field(name=name).clean()
+    assert exc.value.message_dict["name"] == [f"'{name}' is reserved."]
+
+
+@pytest.mark.parametrize("name", ["Income", "1st", "bad-name", "with space", "_x", "x" * 64])
+def test_names_must_be_identifiers(name):
+    with pytest.raises(ValidationError) as exc:
+        field(name=name).clean_fields()
+    assert "name" in exc.value.message_dict
+
+
+def test_good_identifier_passes_field_validation():
+    field(name="children_under_5").clean_fields()
+    field(name="children_under_5").clean()
+
+
+@pytest.mark.parametrize("pattern", ["(", "[a-", "*x", "(?P<n>a)(?P<n>b)"])
+def test_clean_rejects_bad_regex(pattern):
+    with pytest.raises(ValidationError) as exc:
+        field(pattern=pattern).clean()
+    assert exc.value.message_dict["pattern"][0].startswith("Not a valid regular expression:")
+
+
+@pytest.mark.parametrize("choices", [[], ["", "a"], ["  "], [1, 2], "a,b", None])
+def test_clean_rejects_empty_or_bad_choices(choices):
+    with pytest.raises(ValidationError) as exc:
+        field(FieldType.CHOICE, choices=choices).clean()
+    assert exc.value.message_dict["choices"] == ["A choice field needs a list of non-empty text values."]
+
+
+def test_choices_are_only_checked_for_choice_fields():
+    field(FieldType.TEXT, choices=[]).clean()
+    field(FieldType.CHOICE, choices=["a", "b"]).clean()
+
+
+def test_clean_rejects_min_above_max():
+    with pytest.raises(ValidationError) as exc:
+        field(FieldType.INTEGER, min_value=Decimal("5"), max_value=Decimal("4")).clean()
+    assert exc.value.message_dict["max_value"] == ["The maximum is smaller than the minimum."]
+
+
+def test_clean_reports_every_problem_at_once():
+    with pytest.raises(ValidationError) as exc:
+        field(FieldType.CHOICE, name="status", pattern="(", choices=[]).clean()
+    assert set(exc.value.message_dict) == {"name", "pattern", "choices"}
+
+
+# --- AttributeSchema --------------------------------------------------------------------------
+
+def schema():
+    return AttributeSchema([
+        field(FieldType.INTEGER, name="children", label="Children", min_value=Decimal("0"), required=True),
+        field(FieldType.DECIMAL, name="income", label="Income", sensitive=True),
+        field(FieldType.BOOLEAN, name="disabled", label="Disabled"),
+        field(FieldType.CHOICE, name="water", label="Water", choices=["tap", "well"]),
+    ])
+
+
+def test_schema_clean_returns_json_ready_values_and_drops_empties():
+    cleaned = schema().clean({"children": "2", "income": "10.50", "disabled": "no", "water": ""})
+
+    assert cleaned == {"children": 2, "income": "10.50", "disabled": False}
+    json.dumps(cleaned)  # JSON-ready
+
+
+def test_schema_clean_names_every_bad_field_and_unknown_names():
+    with pytest.raises(ValidationError) as exc:
+        schema().clean({"children": "-1", "income": "1,5", "water": "river", "colour": "red"})
+
+    assert exc.value.message_dict == {
+        "children": ["Must be at least 0."],
+        "income": ["'1,5' is not a number (use digits and a dot, like 1234.50)."],
+        "water": ["'river' is not one of: tap, well."],
+        "colour": ["'colour' is not a defined attribute."],
+    }
+
+
+def test_schema_clean_prefix_and_missing_required():
+    with pytest.raises(ValidationError) as exc:
+        schema().clean({}, prefix="attributes.")
+    assert exc.value.message_dict == {"attributes.children": ["This field is required."]}
+
+
+def test_display_masks_sensitive_values_and_spells_booleans():
+    attributes = {"children": 2, "income": "12345.67", "disabled": True}
+
+    hidden = dict(schema().display(attributes, show_sensitive=False))
+    shown = dict(schema().display(attributes, show_sensitive=True))
+
+    assert hidden == {"Children": 2, "Income": "•••••.67", "Disabled": "Yes", "Water": ""}
+    assert shown["Income"] == "12345.67"
+    assert "12345" not in str(hidden)
+
+
+# --- form fields ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field_type, form_class", [
+    (FieldType.TEXT, forms.CharField), (FieldType.INTEGER, forms.IntegerField),
+    (FieldType.DECIMAL, forms.DecimalField), (FieldType.DATE, forms.DateField),
+    (FieldType.CHOICE, forms.ChoiceField), (FieldType.BOOLEAN, forms.NullBooleanField),
+])
+def test_form_field_types(field_type, form_class):
+    form_field = field(field_type, choices=["a"], help_text="Help").form_field()
+    assert isinstance(form_field, form_class)
+    assert form_field.label == "Value"
+    assert form_field.help_text == "Help"
+
+
+def test_choice_form_field_offers_a_blank_then_the_choices():
+    form_field = field(FieldType.CHOICE, choices=["tap", "well"]).form_field()
+    assert [value for value, _ in form_field.choices] == ["", "tap", "well"]
+
+
+def test_required_boolean_form_field_accepts_no():
+    # A required yes/no attribute must let the clerk answer "No". Django's BooleanField(required=True)
+    # means "must be ticked", which makes "No" impossible to record.
+    form_field = field(FieldType.BOOLEAN, required=True).form_field()
+
+    assert form_field.clean(False) is False
+    assert form_field.clean(True) is True
+
+
+@pytest.mark.django_db
+def test_registry_field_factory_builds_valid_definitions():
+    definition = RegistryFieldFactory(field_type=FieldType.CHOICE, choices=["a", "b"])
+    definition.full_clean()
+    assert RegistryField.schema_for(RegistryField.Target.INDIVIDUAL).by_name == {definition.name: definition}
