@@ -2,9 +2,10 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from wagtail.admin.ui.tables import Column, TitleColumn
 from django.urls import reverse
 from django.utils.functional import cached_property
+from wagtail.admin.ui.tables import Column, TitleColumn
+from wagtail.admin.widgets.button import Button
 
 from .forms import CsvUploadForm
 from .models import OrganisationSettings
@@ -39,8 +40,6 @@ class LocationIndexView(ScopedIndexView):
 
     @cached_property
     def header_more_buttons(self):
-        from wagtail.admin.widgets.button import Button
-
         buttons = list(super().header_more_buttons)
         if self.request.user.has_perm("sites.import_location"):
             buttons.append(Button("Import from CSV", url=reverse("sites_location:import"), icon_name="upload"))

@@ -90,5 +90,22 @@ class RecordObjectList(ObjectList):
             ))
 
 
+class FieldDefinitionForm(WagtailAdminModelForm):
+    """Administrators type a choice field's values one per line rather than as JSON."""
+
+    choices = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}), required=False,
+        help_text="Choice fields: one allowed value per line.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["choices"] = "\n".join(self.instance.choices or [])
+
+    def clean_choices(self):
+        lines = [line.strip() for line in self.cleaned_data["choices"].splitlines()]
+        return [line for line in lines if line]
+
+
 class CsvUploadForm(forms.Form):
     file = forms.FileField(help_text="A CSV file, UTF-8, comma-separated, with a header row.")

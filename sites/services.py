@@ -81,7 +81,7 @@ def locations_import_csv(*, content: bytes, by):
         if len(values) != len(names):
             errors.append((number, "row", f"Expected {len(names)} values, found {len(values)}."))
             continue
-        row = {name: value.strip() for name, value in zip(names, values)}
+        row = {name: value.strip() for name, value in zip(names, values, strict=True)}
         for column in ("code", "name"):
             if not row[column]:
                 errors.append((number, column, "This value is required."))

@@ -1,7 +1,7 @@
 """Create/edit/delete views that hand the work to services, which check, save and audit."""
 
-from django.core.exceptions import ValidationError
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import redirect
 

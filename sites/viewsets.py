@@ -4,8 +4,8 @@ inspect, edit, delete, history, usage) sees only what the user may see; anything
 from django.shortcuts import get_object_or_404
 from wagtail.admin.views import generic
 from wagtail.admin.views.generic import history, usage
-from wagtail.admin.viewsets.model import ModelViewSet
 from wagtail.admin.views.generic.models import unquote
+from wagtail.admin.viewsets.model import ModelViewSet
 
 from .audit import audit_event
 from .spreadsheets import SafeSpreadsheetExportMixin

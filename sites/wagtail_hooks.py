@@ -3,7 +3,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from wagtail import hooks
 from wagtail.admin.menu import MenuItem
-from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
+from wagtail.admin.viewsets.model import ModelViewSetGroup
 
 from . import admin_views, selectors
 from .audit import ACTIONS

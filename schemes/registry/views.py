@@ -9,13 +9,15 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.functional import cached_property
 from django.views import View
+from wagtail import hooks
 from wagtail.admin.filters import WagtailFilterSet
+from wagtail.admin.forms.choosers import BaseFilterForm
 from wagtail.admin.ui.tables import Column, DateColumn, TitleColumn
 from wagtail.admin.views.generic.chooser import ChooseResultsView, ChooseView, ChosenView
-from wagtail.admin.forms.choosers import BaseFilterForm
 from wagtail.log_actions import registry as log_registry
 
 from sites.audit import audit, audit_event
+from sites.fields import FieldType
 from sites.masking import can_view_sensitive, mask
 from sites.scoping import scope_for
 from sites.views_mixins import ServiceDeleteMixin, ServiceFormMixin
@@ -29,8 +31,6 @@ from sites.viewsets import (
 
 from . import selectors, services
 from .forms import AddMemberForm, ChangeMemberForm, SetHeadForm
-from sites.fields import FieldType
-
 from .models import Household, Individual, MemberRole, Membership, RegistryField, Sex
 
 # --- listing filters -------------------------------------------------------------------------
@@ -216,10 +216,7 @@ class IndividualRecordView(ScopedInspectView):
 
     @cached_property
     def header_more_buttons(self):
-        buttons = list(super().header_more_buttons)
-        if self.object.is_deleted:
-            buttons = []
-        return buttons
+        return [] if self.object.is_deleted else super().header_more_buttons
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -246,6 +243,9 @@ class IndividualRecordView(ScopedInspectView):
             "can_restore": person.is_deleted and user.has_perm("registry.delete_individual"),
             "restore_url": reverse("registry_individual:restore", args=[person.pk]),
             "household_url_name": "registry_household:inspect",
+            # Later apps (plans, payments, grievances) add their sections to the record through this hook.
+            "sections": [section for hook in hooks.get_hooks("register_individual_record_section")
+                         if (section := hook(self.request, person)) is not None],
         })
         return context
 

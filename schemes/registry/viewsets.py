@@ -1,9 +1,9 @@
 from django.urls import path
-from wagtail.admin.panels import FieldPanel, FieldRowPanel, MultiFieldPanel
+from wagtail.admin.panels import FieldPanel, FieldRowPanel, MultiFieldPanel, ObjectList
 from wagtail.admin.viewsets.chooser import ChooserViewSet
 from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
 
-from sites.forms import AttributesPanel, RecordObjectList
+from sites.forms import AttributesPanel, FieldDefinitionForm, RecordObjectList
 from sites.masking import SENSITIVE_PERMISSION
 from sites.viewsets import ScopedModelViewSet
 
@@ -94,9 +94,17 @@ class RegistryFieldViewSet(ModelViewSet):
     menu_label = "Registry fields"
     list_display = ["label", "name", "target", "field_type", "required", "sensitive"]
     list_filter = ["target", "field_type"]
-    form_fields = ["target", "name", "label", "field_type", "required", "min_value", "max_value",
-                   "pattern", "choices", "sensitive", "help_text", "sort_order"]
     copy_view_enabled = False
+    edit_handler = ObjectList([
+        FieldRowPanel([FieldPanel("target"), FieldPanel("field_type")]),
+        FieldRowPanel([FieldPanel("name"), FieldPanel("label")]),
+        FieldRowPanel([FieldPanel("required"), FieldPanel("sensitive")]),
+        FieldRowPanel([FieldPanel("min_value"), FieldPanel("max_value")]),
+        FieldPanel("pattern"),
+        FieldPanel("choices"),
+        FieldPanel("help_text"),
+        FieldPanel("sort_order"),
+    ], base_form_class=FieldDefinitionForm)
 
 
 class MemberRoleViewSet(ModelViewSet):

@@ -2,6 +2,7 @@ from django.db import migrations
 
 from sites.migration_operations import PostgresOnlySQL
 
+
 class Migration(migrations.Migration):
     dependencies = [("registry", "0001_initial")]
 
