@@ -4,7 +4,8 @@ import datetime
 import re
 
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.db.models.fields.json import KeyTransform
 
 from sites.scoping import scope_for
@@ -47,9 +48,13 @@ def household_members(household):
 
 
 def households_with_size(queryset):
-    return queryset.annotate(
-        size=Count("memberships", filter=Q(memberships__individual__deleted_at__isnull=True))
+    """Annotate the member count as a correlated subquery: computed only for the rows a page shows,
+    where a JOIN + GROUP BY would aggregate every household before the LIMIT."""
+    members = (
+        Membership.objects.filter(household=OuterRef("pk"), individual__deleted_at__isnull=True)
+        .order_by().values("household").annotate(count=Count("pk")).values("count")
     )
+    return queryset.annotate(size=Coalesce(Subquery(members), 0))
 
 
 NATIONAL_ID_QUERY = re.compile(r"^[\w\-./ ]*\d[\w\-./ ]*$")
