@@ -5,8 +5,8 @@ import re
 
 from django.db import connection
 from django.db.models import Count, OuterRef, Subquery
-from django.db.models.functions import Coalesce
 from django.db.models.fields.json import KeyTransform
+from django.db.models.functions import Coalesce
 
 from sites.scoping import scope_for
 
