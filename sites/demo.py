@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import CommandError
 from django.db import transaction
+from wagtail.signal_handlers import disable_reference_index_auto_update
 
 from .models import Location, UserAccess
 
@@ -84,13 +85,16 @@ def ensure_demo_locations(seed):
     places = demo_places(seed)
     by_code = Location.objects.in_bulk([p.code for p in places], field_name="code")
     created = 0
-    for place in places:
-        if place.code not in by_code:
-            # Location.save computes path and depth; a few hundred saves are fine.
-            location = Location(code=place.code, name=place.name, parent=by_code.get(place.parent_code))
-            location.save()
-            by_code[place.code] = location
-            created += 1
+    # Like the bulk-loaded people, demo locations stay out of Wagtail's reference index: each save
+    # would otherwise run (and log) an index task. `manage.py rebuild_references_index` adds them.
+    with disable_reference_index_auto_update():
+        for place in places:
+            if place.code not in by_code:
+                # Location.save computes path and depth; a few hundred saves are fine.
+                location = Location(code=place.code, name=place.name, parent=by_code.get(place.parent_code))
+                location.save()
+                by_code[place.code] = location
+                created += 1
     return by_code, created
 
 

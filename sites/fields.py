@@ -7,6 +7,7 @@ dates as ISO strings; the rules compiler casts by the declared type.
 
 import datetime
 import re
+import unicodedata
 from decimal import Decimal, InvalidOperation
 
 from django import forms
@@ -18,6 +19,8 @@ IDENTIFIER = RegexValidator(
     r"^[a-z](?:[a-z0-9]|_(?!_)){0,62}$",
     "Use lower-case letters, digits and single underscores, starting with a letter.",
 )
+MAX_DIGITS = 18  # as NUMERIC(18, n): more would not survive the database or the rules compiler
+
 RESERVED_NAMES = {
     "id", "pk", "first_name", "last_name", "dob", "sex", "national_id", "phone", "location",
     "household", "age", "code", "attributes", "status", "and", "or", "not", "in", "if", "else",
@@ -133,7 +136,8 @@ class FieldDefinition(models.Model):
         if value is None:
             return None
         if isinstance(value, Decimal):
-            return format(value.normalize(), "f") if value == value.to_integral() else str(value)
+            # One canonical text per number ("12.50" and "12.5" are equal in filters).
+            return format(value.quantize(1) if value == value.to_integral() else value.normalize(), "f")
         if isinstance(value, datetime.date):
             return value.isoformat()
         return value
@@ -151,9 +155,9 @@ class FieldDefinition(models.Model):
         common = {"label": self.label, "required": self.required, "help_text": self.help_text}
         kind = self.field_type
         if kind == FieldType.BOOLEAN:
-            if self.required:
-                return forms.BooleanField(**common)
-            return forms.NullBooleanField(**common)
+            # A choice, not a checkbox: a required yes/no question must accept "No".
+            return forms.TypedChoiceField(choices=[("", "---------"), ("true", "Yes"), ("false", "No")],
+                                          coerce=lambda v: v == "true", empty_value=None, **common)
         if kind == FieldType.CHOICE:
             return forms.ChoiceField(choices=[("", "---------")] + [(c, c) for c in self.choices], **common)
         if kind == FieldType.DATE:
@@ -171,8 +175,8 @@ def _parse_decimal(raw):
     if isinstance(raw, (int, Decimal)):
         number = Decimal(raw)
     else:
-        text = str(raw).strip()
-        if not re.fullmatch(r"-?\d+(\.\d+)?", text):
+        text = ascii_digits(str(raw).strip())
+        if not re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", text):
             raise ValidationError(f"'{raw}' is not a number (use digits and a dot, like 1234.50).")
         try:
             number = Decimal(text)
@@ -180,7 +184,14 @@ def _parse_decimal(raw):
             raise ValidationError(f"'{raw}' is not a number.") from None
     if not number.is_finite():
         raise ValidationError(f"'{raw}' is not a number.")
+    if len(number.as_tuple().digits) > MAX_DIGITS:
+        raise ValidationError(f"'{raw}' has more than {MAX_DIGITS} digits.")
     return number
+
+
+def ascii_digits(text):
+    """Arabic-Indic, Persian and other Unicode decimal digits become 0-9; anything else is kept."""
+    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() and not ch.isascii() else ch for ch in text)
 
 
 def _parse_date(raw):
@@ -188,8 +199,8 @@ def _parse_date(raw):
         return raw.date()
     if isinstance(raw, datetime.date):
         return raw
-    text = str(raw).strip()
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    text = ascii_digits(str(raw).strip())
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
         raise ValidationError(f"'{raw}' is not a date in the form YYYY-MM-DD.")
     try:
         return datetime.date.fromisoformat(text)

@@ -56,10 +56,17 @@ class Location(models.Model):
         return [by_id[i] for i in ids if i in by_id]
 
     def clean(self):
-        if self.parent_id and self.pk:
-            parent = Location.objects.get(pk=self.parent_id)
-            if parent.path.startswith(self.path) and self.path:
-                raise ValidationError({"parent": "A location cannot be moved under itself or its descendants."})
+        self._check_not_under_itself()
+
+    def _check_not_under_itself(self):
+        """Compare with the stored path: the in-memory one may already be stale."""
+        if not (self.parent_id and self.pk):
+            return None
+        stored_path = Location.objects.filter(pk=self.pk).values_list("path", flat=True).first()
+        parent_path = Location.objects.filter(pk=self.parent_id).values_list("path", flat=True).first()
+        if stored_path and parent_path and parent_path.startswith(stored_path):
+            raise ValidationError({"parent": "A location cannot be moved under itself or its descendants."})
+        return stored_path
 
     def save(self, *args, **kwargs):
         parent = Location.objects.get(pk=self.parent_id) if self.parent_id else None
@@ -71,6 +78,7 @@ class Location(models.Model):
                 self.path = f"{prefix}{self.pk}/"
                 Location.objects.filter(pk=self.pk).update(path=self.path)
                 return
+            self._check_not_under_itself()
             old_path = Location.objects.filter(pk=self.pk).values_list("path", flat=True).first()
             self.path = f"{prefix}{self.pk}/"
             super().save(*args, **kwargs)

@@ -1,6 +1,6 @@
-"""Shared fixtures. Arrange with factories (tests/factories.py); act through services and selectors."""
+"""Shared fixtures. Arrange with factories (tests/factories.py); act through services and
+selectors."""
 
-import importlib
 from types import SimpleNamespace
 
 import pytest
@@ -8,17 +8,12 @@ import pytest
 from schemes.registry.models import MemberRole
 from tests.factories import UserFactory, build_branch
 
-DEFAULT_MEMBER_ROLES = importlib.import_module(
-    "schemes.registry.migrations.0002_member_roles_and_search_indexes"
-).DEFAULT_ROLES
-
 
 @pytest.fixture
 def member_roles(db):
-    """The member roles the data migration creates (recreated if a transactional test flushed them)."""
-    for code, label, order in DEFAULT_MEMBER_ROLES:
-        MemberRole.objects.get_or_create(code=code, defaults={"label": label, "sort_order": order})
-    return {code: MemberRole.objects.get(pk=code) for code, _, _ in DEFAULT_MEMBER_ROLES}
+    """The default member roles, by code (post_migrate creates them; this states the dependency)."""
+    MemberRole.ensure_defaults()
+    return {code: MemberRole.objects.get(pk=code) for code, _ in MemberRole.DEFAULTS}
 
 
 @pytest.fixture
@@ -30,9 +25,14 @@ def geo(db):
     other = build_branch(prefix="Z")
     return SimpleNamespace(
         region=a.region,
-        district_a=a.district, ward_a=a.ward, village_a=a.village,
-        district_b=b.district, ward_b=b.ward, village_b=b.village,
-        other_region=other.region, other_village=other.village,
+        district_a=a.district,
+        ward_a=a.ward,
+        village_a=a.village,
+        district_b=b.district,
+        ward_b=b.ward,
+        village_b=b.village,
+        other_region=other.region,
+        other_village=other.village,
     )
 
 
@@ -60,3 +60,9 @@ def viewer_a(geo):
 @pytest.fixture
 def superuser(db):
     return UserFactory(username="root", is_superuser=True, is_staff=True)
+
+
+def pytest_configure(config):
+    # WhiteNoise warns when `collectstatic` has not run; tests that drive the admin through the test
+    # Client do not need collected static files.
+    config.addinivalue_line("filterwarnings", "ignore:No directory at:UserWarning")

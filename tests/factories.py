@@ -30,6 +30,7 @@ PASSWORD = "correct-horse-battery-staple"
 
 # --- locations --------------------------------------------------------------------------------
 
+
 class LocationFactory(DjangoModelFactory):
     class Meta:
         model = Location
@@ -56,7 +57,8 @@ _branch_numbers = itertools.count(1)
 
 
 def build_branch(*, region=None, prefix=None):
-    """Region > District > Ward > Village. Pass `region` to hang a new district under an existing one."""
+    """Region > District > Ward > Village. Pass `region` to hang a new district under an existing
+    one."""
     prefix = prefix or next(_branch_numbers)
     region = region or LocationFactory(name=f"Region {prefix}")
     district = LocationFactory(name=f"District {prefix}", parent=region)
@@ -67,6 +69,7 @@ def build_branch(*, region=None, prefix=None):
 
 # --- users ------------------------------------------------------------------------------------
 
+
 def access_of(user):
     """The user's UserAccess, created when missing; the reverse accessor cache stays coherent."""
     try:
@@ -76,9 +79,14 @@ def access_of(user):
 
 
 class UserFactory(DjangoModelFactory):
-    """`UserFactory(role="Clerk", locations=[district])` or `UserFactory(role="Viewer", national=True)`.
+    """A user with a role preset and a scope:
 
-    Without `locations` or `national` no UserAccess row is created (the user sees nothing)."""
+        UserFactory(role="Clerk", locations=[district])
+        UserFactory(role="Viewer", national=True)
+        UserFactory(is_superuser=True)
+
+    `role` may also be a list of preset names. Without `locations` or `national` no UserAccess row
+    is created (the user sees nothing)."""
 
     class Meta:
         model = get_user_model()
@@ -114,6 +122,7 @@ class UserFactory(DjangoModelFactory):
 
 # --- registry ---------------------------------------------------------------------------------
 
+
 class RegistryFieldFactory(DjangoModelFactory):
     class Meta:
         model = RegistryField
@@ -148,7 +157,7 @@ class HouseholdFactory(DjangoModelFactory):
 
 
 class MembershipFactory(DjangoModelFactory):
-    """A membership row written directly (bypasses the service's rules; the DB constraints still apply)."""
+    """A membership row written directly: bypasses the service's rules, not the DB constraints."""
 
     class Meta:
         model = Membership

@@ -21,7 +21,7 @@ from sites.fields import FieldType
 from sites.roles import ensure_roles
 
 from .demo_names import FAMILY_NAMES, FEMALE_FIRST_NAMES, MALE_FIRST_NAMES
-from .models import Household, Individual, Membership, RecipientType, RegistryField
+from .models import Household, Individual, MemberRole, Membership, RecipientType, RegistryField
 
 # Household sizes 1-10, most often 3-6 (mean about 4.2 people).
 SIZE_WEIGHTS = {1: 10, 2: 13, 3: 18, 4: 19, 5: 15, 6: 10, 7: 6, 8: 4, 9: 3, 10: 2}
@@ -47,10 +47,11 @@ DEMO_FIELDS = (
 )
 
 # National IDs: 12 digits, unique by construction. The n-th adult gets FIRST + (n * STEP + offset)
-# modulo SPACE; STEP is prime to SPACE, so the mapping is a permutation and IDs never repeat.
+# modulo SPACE; STEP is prime to SPACE, so the mapping is a permutation and IDs never repeat, and
+# close to SPACE times the golden ratio, so consecutive people get unrelated-looking numbers.
 NATIONAL_ID_FIRST = 10**11
 NATIONAL_ID_SPACE = 9 * 10**11
-NATIONAL_ID_STEP = 982_451_653
+NATIONAL_ID_STEP = 556_230_589_831
 
 HOUSEHOLD_FIELDS = ("id", "code", "location_id", "attributes", "created_at", "updated_at")
 INDIVIDUAL_FIELDS = ("id", "first_name", "last_name", "dob", "sex", "national_id", "phone",
@@ -77,6 +78,7 @@ def seed_demo(*, households=None, individuals=None, seed=42, reset=False):
     Without `reset`, people are added only to an empty registry (a re-run adds nothing)."""
     started = time.perf_counter()
     ensure_roles()
+    MemberRole.ensure_defaults()
     locations, locations_created = ensure_demo_locations(seed)
     result = SeedResult(
         locations_created=locations_created,
@@ -204,13 +206,14 @@ class _PeopleGenerator:
         family = self.family_name()
         head = _Member("HEAD", "M" if rng.random() < 0.7 else "F", int(rng.triangular(18, 90, 38)), family)
         members = [head]
+        parents = [head]
         if size >= 2 and rng.random() < 0.75:
             gap = rng.randint(-2, 12)  # wives are usually younger
             age = head.age + gap if head.sex == "F" else head.age - gap
-            members.append(_Member(
-                "SPOUSE", "F" if head.sex == "M" else "M", min(max(age, ADULT_AGE), OLDEST_AGE),
-                family if rng.random() < 0.5 else self.family_name(),
-            ))
+            spouse = _Member("SPOUSE", "F" if head.sex == "M" else "M", min(max(age, ADULT_AGE), OLDEST_AGE),
+                             family if rng.random() < 0.5 else self.family_name())
+            members.append(spouse)
+            parents.append(spouse)
         if len(members) < size and head.age <= 60 and rng.random() < 0.15:
             grand = head.age <= 35
             sex = rng.choice("MF")
@@ -219,11 +222,14 @@ class _PeopleGenerator:
             age = head.age + (rng.randint(40, 55) if grand else rng.randint(18, 35))
             members.append(_Member(role, sex, min(age, OLDEST_AGE),
                                    family if sex == "M" else self.family_name()))
-        oldest_child = max(0, min(min(m.age for m in members[:2]) - 16, 40))
+        # Children were born when the younger parent was 16 to 50.
+        youngest = min(parent.age for parent in parents)
+        oldest_child = max(0, min(youngest - 16, 40))
+        youngest_child = min(max(0, youngest - 50), oldest_child)
         while len(members) < size:
             sex = rng.choice("MF")
             members.append(_Member("SON" if sex == "M" else "DAUGHTER", sex,
-                                   rng.randint(0, oldest_child), family))
+                                   rng.randint(youngest_child, oldest_child), family))
         return members
 
     def dob(self, age):

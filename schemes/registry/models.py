@@ -5,18 +5,19 @@ from django.db import models
 from django.db.models import Q, Value
 from django.db.models.functions import Concat, Lower
 
-from sites.fields import AttributeSchema, FieldDefinition
+from sites.fields import AttributeSchema, FieldDefinition, ascii_digits
 from sites.models import Location
 
 
 def normalise_national_id(raw):
-    """Trim, NFKC (full-width and Arabic-Indic digits become ASCII), drop inner spaces and dashes,
-    upper-case. Empty becomes None so that the uniqueness constraint ignores it."""
+    """Trim, NFKC, Unicode digits to ASCII, drop spaces, dashes (any kind), dots, slashes and
+    underscores, upper-case. Empty becomes None so that the uniqueness constraint ignores it."""
     if raw is None:
         return None
     text = unicodedata.normalize("NFKC", str(raw)).strip()
-    text = "".join(ch for ch in text if not ch.isspace() and ch not in "-_./")
-    text = "".join(str(unicodedata.digit(ch)) if ch.isdigit() else ch for ch in text)
+    text = "".join(ch for ch in text
+                   if not ch.isspace() and ch not in "_./" and unicodedata.category(ch) != "Pd")
+    text = ascii_digits(text)
     return text.upper() or None
 
 

@@ -1,12 +1,12 @@
 """Every read of the registry starts here, already limited to what the user may see."""
 
-import datetime
 import re
 
 from django.db import connection
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from sites.scoping import scope_for
 
@@ -79,7 +79,7 @@ def search_individuals(queryset, text):
 
 
 def filter_by_age_band(queryset, band, *, today=None):
-    today = today or datetime.date.today()
+    today = today or timezone.localdate()
     low, high = AGE_BANDS[band]
     # Born on or before today minus `low` years, and after today minus (`high` + 1) years.
     queryset = queryset.filter(dob__lte=_years_before(today, low))

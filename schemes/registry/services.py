@@ -83,6 +83,10 @@ def _validate_individual(individual, attributes):
     individual.first_name = (individual.first_name or "").strip()
     individual.last_name = (individual.last_name or "").strip()
     individual.phone = (individual.phone or "").strip()
+    try:
+        individual.dob = Individual._meta.get_field("dob").to_python(individual.dob)
+    except ValidationError as exc:
+        errors["dob"] = exc.messages
     if isinstance(individual.dob, datetime.date):
         if individual.dob > timezone.localdate():
             errors["dob"] = ["The date of birth is in the future."]

@@ -14,6 +14,8 @@ from .models import Household, Individual, MemberRole, RegistryField
 
 class IndividualViewSet(ScopedModelViewSet):
     model = Individual
+    # A reference-index row per person (to its location) would cost millions of rows and a task per save.
+    add_to_reference_index = False
     selector = staticmethod(selectors.individuals_for)
     icon = "user"
     menu_label = "Individuals"
@@ -54,6 +56,7 @@ class IndividualViewSet(ScopedModelViewSet):
 
 class HouseholdViewSet(ScopedModelViewSet):
     model = Household
+    add_to_reference_index = False
     selector = staticmethod(selectors.households_for)
     icon = "group"
     menu_label = "Households"

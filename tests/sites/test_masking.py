@@ -4,19 +4,35 @@ from sites.masking import can_view_sensitive, mask, masked_for
 from tests.factories import UserFactory
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("NID00000123", "••••••••123"), ("1234", "•234"), ("123", "•••"), ("12", "••"), ("", ""),
-    (None, None), (12345, "••345"),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("NID00000123", "••••••••123"),
+        ("1234", "•234"),
+        ("123", "•••"),
+        ("12", "••"),
+        ("", ""),
+        (None, None),
+        (12345, "••345"),
+    ],
+)
 def test_mask_keeps_only_the_last_three_characters(value, expected):
     assert mask(value) == expected
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("role, sees", [
-    ("Clerk", True), ("Checker", True), ("System administrator", True),
-    ("Viewer", False), ("Manager", False), ("Accountant", False), ("Scheme administrator", False),
-])
+@pytest.mark.parametrize(
+    "role, sees",
+    [
+        ("Clerk", True),
+        ("Checker", True),
+        ("System administrator", True),
+        ("Viewer", False),
+        ("Manager", False),
+        ("Accountant", False),
+        ("Scheme administrator", False),
+    ],
+)
 def test_who_sees_sensitive_values(role, sees):
     user = UserFactory(role=role)
 

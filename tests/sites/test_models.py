@@ -14,6 +14,7 @@ def fresh(location):
 
 # --- paths and depth --------------------------------------------------------------------------
 
+
 def test_paths_and_depths_follow_the_tree():
     region, district, ward, village = build_branch()
 
@@ -43,6 +44,7 @@ def test_subtree_is_one_prefix_match():
 
 
 # --- moving a subtree -------------------------------------------------------------------------
+
 
 def test_moving_a_ward_to_another_district_rewrites_descendants():
     a = build_branch()
@@ -131,6 +133,7 @@ def test_similar_id_prefixes_are_not_confused_when_moving():
 
 # --- refusing cycles --------------------------------------------------------------------------
 
+
 def test_clean_refuses_moving_under_own_descendant():
     region, district, ward, village = build_branch()
 
@@ -180,11 +183,16 @@ def test_save_refuses_moving_under_own_descendant_and_leaves_the_tree_intact():
 
 # --- level names ------------------------------------------------------------------------------
 
+
 def test_default_level_names():
     region, district, ward, village = build_branch()
 
     assert [fresh(loc).level_name for loc in (region, district, ward, village)] == [
-        "Region", "District", "Ward", "Village"]
+        "Region",
+        "District",
+        "Ward",
+        "Village",
+    ]
     deeper = LocationFactory(parent=village)
     assert fresh(deeper).level_name == "Level 5"
 

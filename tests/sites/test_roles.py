@@ -6,13 +6,22 @@ from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
-EXPECTED_ROLES = {"System administrator", "Scheme administrator", "Clerk", "Checker", "Accountant",
-                  "Manager", "Viewer"}
+EXPECTED_ROLES = {
+    "System administrator",
+    "Scheme administrator",
+    "Clerk",
+    "Checker",
+    "Accountant",
+    "Manager",
+    "Viewer",
+}
 
 
 def permission_names(group):
-    return {f"{p.content_type.app_label}.{p.codename}"
-            for p in group.permissions.select_related("content_type")}
+    return {
+        f"{p.content_type.app_label}.{p.codename}"
+        for p in group.permissions.select_related("content_type")
+    }
 
 
 def test_every_role_group_exists_after_migrate_with_its_preset():
@@ -23,23 +32,52 @@ def test_every_role_group_exists_after_migrate_with_its_preset():
         assert permission_names(groups[name]) == set(expected), name
 
 
-@pytest.mark.parametrize("role, allowed, refused", [
-    ("Clerk",
-     {"registry.add_individual", "registry.change_household", "registry.delete_membership",
-      "registry.view_sensitive_data", "wagtailadmin.access_admin"},
-     {"auth.change_user", "sites.view_audit", "registry.add_registryfield"}),
-    ("Viewer",
-     {"registry.view_individual", "registry.view_household", "sites.view_location"},
-     {"registry.add_individual", "registry.change_individual", "registry.delete_individual",
-      "registry.view_sensitive_data"}),
-    ("Scheme administrator",
-     {"registry.add_registryfield", "registry.change_memberrole"},
-     {"registry.add_individual", "registry.view_sensitive_data", "auth.change_user"}),
-    ("System administrator",
-     {"auth.change_user", "sites.change_useraccess", "sites.view_audit", "sites.import_location"},
-     {"registry.add_individual", "registry.change_individual"}),
-    ("Manager", {"registry.view_individual"}, {"registry.view_sensitive_data", "registry.add_household"}),
-])
+@pytest.mark.parametrize(
+    "role, allowed, refused",
+    [
+        (
+            "Clerk",
+            {
+                "registry.add_individual",
+                "registry.change_household",
+                "registry.delete_membership",
+                "registry.view_sensitive_data",
+                "wagtailadmin.access_admin",
+            },
+            {"auth.change_user", "sites.view_audit", "registry.add_registryfield"},
+        ),
+        (
+            "Viewer",
+            {"registry.view_individual", "registry.view_household", "sites.view_location"},
+            {
+                "registry.add_individual",
+                "registry.change_individual",
+                "registry.delete_individual",
+                "registry.view_sensitive_data",
+            },
+        ),
+        (
+            "Scheme administrator",
+            {"registry.add_registryfield", "registry.change_memberrole"},
+            {"registry.add_individual", "registry.view_sensitive_data", "auth.change_user"},
+        ),
+        (
+            "System administrator",
+            {
+                "auth.change_user",
+                "sites.change_useraccess",
+                "sites.view_audit",
+                "sites.import_location",
+            },
+            {"registry.add_individual", "registry.change_individual"},
+        ),
+        (
+            "Manager",
+            {"registry.view_individual"},
+            {"registry.view_sensitive_data", "registry.add_household"},
+        ),
+    ],
+)
 def test_role_members_get_exactly_the_preset_rights(role, allowed, refused):
     user = UserFactory(role=role)
 
@@ -50,7 +88,9 @@ def test_role_members_get_exactly_the_preset_rights(role, allowed, refused):
 def test_ensure_roles_keeps_an_administrators_edits():
     viewer = Group.objects.get(name="Viewer")
     removed = Permission.objects.get(content_type__app_label="registry", codename="view_household")
-    added = Permission.objects.get(content_type__app_label="registry", codename="view_sensitive_data")
+    added = Permission.objects.get(
+        content_type__app_label="registry", codename="view_sensitive_data"
+    )
     viewer.permissions.remove(removed)
     viewer.permissions.add(added)
     edited = permission_names(viewer)
@@ -65,7 +105,8 @@ def test_ensure_roles_reset_restores_every_preset():
     viewer = Group.objects.get(name="Viewer")
     viewer.permissions.clear()
     Group.objects.get(name="Clerk").permissions.add(
-        Permission.objects.get(content_type__app_label="auth", codename="delete_user"))
+        Permission.objects.get(content_type__app_label="auth", codename="delete_user")
+    )
 
     assert set(ensure_roles(reset=True)) == EXPECTED_ROLES
 
@@ -90,7 +131,9 @@ def test_ensure_roles_is_idempotent():
     ensure_roles()
 
     assert Group.objects.filter(name__in=EXPECTED_ROLES).count() == len(EXPECTED_ROLES)
-    assert {g.name: permission_names(g) for g in Group.objects.filter(name__in=EXPECTED_ROLES)} == before
+    assert {
+        g.name: permission_names(g) for g in Group.objects.filter(name__in=EXPECTED_ROLES)
+    } == before
 
 
 def test_unknown_permission_in_a_preset_is_an_error(monkeypatch):

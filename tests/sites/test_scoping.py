@@ -19,9 +19,14 @@ pytestmark = pytest.mark.django_db
 def people(geo):
     """One person at every interesting place, keyed by where they live."""
     places = {
-        "region": geo.region, "district_a": geo.district_a, "ward_a": geo.ward_a,
-        "village_a": geo.village_a, "district_b": geo.district_b, "village_b": geo.village_b,
-        "other_village": geo.other_village, "nowhere": None,
+        "region": geo.region,
+        "district_a": geo.district_a,
+        "ward_a": geo.ward_a,
+        "village_a": geo.village_a,
+        "district_b": geo.district_b,
+        "village_b": geo.village_b,
+        "other_village": geo.other_village,
+        "nowhere": None,
     }
     return {key: IndividualFactory(location=place, last_name=key) for key, place in places.items()}
 
@@ -32,6 +37,7 @@ def visible(user, people):
 
 
 # --- national scope ---------------------------------------------------------------------------
+
 
 def test_national_user_sees_everything_including_records_without_location(people):
     user = UserFactory(role="Viewer", national=True)
@@ -57,6 +63,7 @@ def test_national_flag_wins_over_assigned_locations(geo, people):
 
 # --- location scope ---------------------------------------------------------------------------
 
+
 def test_district_user_sees_their_subtree_only(geo, people):
     user = UserFactory(role="Clerk", locations=[geo.district_a])
 
@@ -64,10 +71,10 @@ def test_district_user_sees_their_subtree_only(geo, people):
     scope = scope_for(user)
     assert scope.allows(geo.village_a)
     assert scope.allows(geo.district_a)
-    assert not scope.allows(geo.region)        # the parent is above the assignment
-    assert not scope.allows(geo.district_b)    # the sibling district
+    assert not scope.allows(geo.region)  # the parent is above the assignment
+    assert not scope.allows(geo.district_b)  # the sibling district
     assert not scope.allows(geo.village_b)
-    assert not scope.allows(None)              # no location: national scope only
+    assert not scope.allows(None)  # no location: national scope only
 
 
 def test_village_user_does_not_see_the_rest_of_the_district(geo, people):
@@ -94,7 +101,9 @@ def test_scope_filter_on_a_related_field(geo):
     user = UserFactory(locations=[geo.district_a])
 
     # A related path, as selectors of other models use it.
-    locations = scope_for(user).filter(Location.objects.filter(individuals__isnull=False), field="pk")
+    locations = scope_for(user).filter(
+        Location.objects.filter(individuals__isnull=False), field="pk"
+    )
 
     assert list(locations) == [geo.village_a]
 
@@ -109,6 +118,7 @@ def test_scope_follows_the_tree_after_a_move(geo, people):
 
 
 # --- no access --------------------------------------------------------------------------------
+
 
 def test_user_without_user_access_sees_nothing(people):
     user = UserFactory(role="Clerk")
@@ -139,6 +149,7 @@ def test_inactive_and_anonymous_users_see_nothing(geo, people):
 
 # --- several and nested assignments -----------------------------------------------------------
 
+
 def test_nested_assignments_collapse_to_the_outermost(geo, people):
     user = UserFactory(locations=[geo.village_a, geo.district_a, geo.ward_a])
 
@@ -157,7 +168,13 @@ def test_assigned_region_covers_every_district_under_it(geo, people):
     user = UserFactory(locations=[geo.region, geo.village_a])
 
     assert visible(user, people) == {
-        "region", "district_a", "ward_a", "village_a", "district_b", "village_b"}
+        "region",
+        "district_a",
+        "ward_a",
+        "village_a",
+        "district_b",
+        "village_b",
+    }
 
 
 def test_similar_id_prefixes_do_not_leak():
@@ -175,6 +192,7 @@ def test_similar_id_prefixes_do_not_leak():
 
 
 # --- caching ----------------------------------------------------------------------------------
+
 
 def test_scope_is_cached_until_forgotten(geo, people):
     user = UserFactory(locations=[geo.district_a])

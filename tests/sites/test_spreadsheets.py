@@ -6,22 +6,50 @@ import pytest
 from sites.spreadsheets import SafeSpreadsheetExportMixin, safe_cell
 
 
-@pytest.mark.parametrize("text", [
-    "=SUM(A1:A2)", "+1+1", "-2+3", "@SUM(1)", "\t=1", "\r=1", "=HYPERLINK(\"http://x\",\"y\")",
-    "-", "+", "=", "@", "\tindented", "\rreturn",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "=SUM(A1:A2)",
+        "+1+1",
+        "-2+3",
+        "@SUM(1)",
+        "\t=1",
+        "\r=1",
+        '=HYPERLINK("http://x","y")',
+        "-",
+        "+",
+        "=",
+        "@",
+        "\tindented",
+        "\rreturn",
+    ],
+)
 def test_formula_prefixes_are_quoted(text):
     assert safe_cell(text) == "'" + text
 
 
-@pytest.mark.parametrize("text", ["Amina", "12", "a=b", "x+1", "e-mail", "user@example.org", " =1", "",
-                                  "'already quoted", "١٢٣"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Amina",
+        "12",
+        "a=b",
+        "x+1",
+        "e-mail",
+        "user@example.org",
+        " =1",
+        "",
+        "'already quoted",
+        "١٢٣",
+    ],
+)
 def test_plain_text_is_unchanged(text):
     assert safe_cell(text) == text
 
 
-@pytest.mark.parametrize("value", [0, 42, -42, Decimal("-1234.50"), Decimal("0.00"), Decimal("10"),
-                                   True, False, None])
+@pytest.mark.parametrize(
+    "value", [0, 42, -42, Decimal("-1234.50"), Decimal("0.00"), Decimal("10"), True, False, None]
+)
 def test_numbers_booleans_and_none_are_returned_unchanged(value):
     result = safe_cell(value)
     assert result == value
@@ -30,7 +58,7 @@ def test_numbers_booleans_and_none_are_returned_unchanged(value):
 
 @pytest.mark.parametrize("value", [1.5, -2.25, 0.0])
 def test_floats_stay_numbers(value):
-    # "Amounts stay numeric": a float (an average, a ratio) must not become text, let alone "'-2.25".
+    # "Amounts stay numeric": a float (an average, a ratio) must not become text ("'-2.25").
     result = safe_cell(value)
     assert result == value
     assert type(result) is float

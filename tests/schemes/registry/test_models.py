@@ -1,0 +1,217 @@
+import datetime
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from schemes.registry.models import Individual, MemberRole, Membership, normalise_national_id
+from tests.factories import HouseholdFactory, IndividualFactory, MembershipFactory
+
+# --- normalise_national_id --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("  AB123456  ", "AB123456"),
+        ("ab123456", "AB123456"),  # upper-cased
+        ("１２３４５６", "123456"),  # full-width digits (NFKC)
+        ("ＡＢ１２３", "AB123"),  # full-width letters (NFKC)
+        ("١٢٣٤٥٦", "123456"),  # Arabic-Indic digits
+        ("۱۲۳۴۵۶", "123456"),  # Extended Arabic-Indic (Persian) digits
+        ("12-34-56", "123456"),  # dashes
+        ("12 34\t56", "123456"),  # inner spaces and tabs
+        ("12\u00a034", "1234"),  # no-break space
+        ("12－34", "1234"),  # full-width hyphen-minus (NFKC makes it "-")
+        ("12.34/56_7", "1234567"),  # dots, slashes, underscores
+        (" 12-34 ", "1234"),
+        (123456, "123456"),  # a number read from a spreadsheet cell
+    ],
+)
+def test_normalise_national_id(raw, expected):
+    assert normalise_national_id(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["12\u201034", "12\u201134", "12\u201334"])
+def test_normalise_national_id_removes_unicode_dashes(raw):
+    # Hyphen (U+2010), non-breaking hyphen (U+2011) and en dash (U+2013) are what word processors
+    # and spreadsheets put in "12-34"; they are dashes too and must not create a second identity.
+    assert normalise_national_id(raw) == "1234"
+
+
+@pytest.mark.parametrize("raw", [None, "", "   ", " - ", "--", "\t"])
+def test_empty_national_id_becomes_none(raw):
+    assert normalise_national_id(raw) is None
+
+
+def test_normalisation_is_idempotent():
+    for raw in ["ab-12 34", "١٢٣", "１２", "x.y/z"]:
+        once = normalise_national_id(raw)
+        assert normalise_national_id(once) == once
+
+
+# --- age --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "dob, on, age",
+    [
+        (datetime.date(2000, 6, 15), datetime.date(2024, 6, 14), 23),
+        (datetime.date(2000, 6, 15), datetime.date(2024, 6, 15), 24),
+        (datetime.date(2020, 2, 29), datetime.date(2025, 2, 28), 4),
+        (datetime.date(2020, 2, 29), datetime.date(2025, 3, 1), 5),
+        (datetime.date(2024, 1, 1), datetime.date(2024, 1, 1), 0),
+    ],
+)
+def test_age(dob, on, age):
+    assert Individual(dob=dob).age(on) == age
+
+
+# --- database constraints ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_two_live_records_cannot_share_a_national_id():
+    IndividualFactory(national_id="1234")
+
+    with pytest.raises(IntegrityError):
+        with transaction.atomic():
+            IndividualFactory(national_id="1234")
+
+    assert Individual.objects.filter(national_id="1234").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_soft_deleted_record_does_not_block_its_national_id():
+    IndividualFactory(national_id="1234", deleted_at=timezone.now())
+    IndividualFactory(national_id="1234", deleted_at=timezone.now())
+
+    live = IndividualFactory(national_id="1234")
+
+    assert Individual.objects.filter(national_id="1234").count() == 3
+    assert list(Individual.objects.live().filter(national_id="1234")) == [live]
+
+
+@pytest.mark.django_db
+def test_undeleting_into_a_taken_national_id_is_refused_by_the_database():
+    gone = IndividualFactory(national_id="1234", deleted_at=timezone.now())
+    IndividualFactory(national_id="1234")
+
+    with pytest.raises(IntegrityError):
+        with transaction.atomic():
+            Individual.objects.filter(pk=gone.pk).update(deleted_at=None)
+
+
+@pytest.mark.django_db
+def test_records_without_national_id_do_not_collide():
+    IndividualFactory(national_id=None)
+    IndividualFactory(national_id=None)
+
+    assert Individual.objects.filter(national_id__isnull=True).count() == 2
+
+
+@pytest.mark.django_db
+def test_one_head_per_household_is_enforced_by_the_database(member_roles):
+    household = HouseholdFactory()
+    MembershipFactory(household=household, role=member_roles["HEAD"])
+
+    with pytest.raises(IntegrityError):
+        with transaction.atomic():
+            MembershipFactory(household=household, role=member_roles["HEAD"])
+
+    # Another household may have its own head.
+    MembershipFactory(role=member_roles["HEAD"])
+    assert Membership.objects.filter(role_id=MemberRole.HEAD).count() == 2
+
+
+@pytest.mark.django_db
+def test_one_primary_recipient_per_household_is_enforced_by_the_database(member_roles):
+    household = HouseholdFactory()
+    MembershipFactory(household=household, role=member_roles["HEAD"], recipient_type="PRIMARY")
+    MembershipFactory(household=household, role=member_roles["SON"], recipient_type="SECONDARY")
+    MembershipFactory(
+        household=household, role=member_roles["DAUGHTER"], recipient_type="SECONDARY"
+    )
+
+    with pytest.raises(IntegrityError):
+        with transaction.atomic():
+            MembershipFactory(
+                household=household, role=member_roles["SPOUSE"], recipient_type="PRIMARY"
+            )
+
+    assert household.memberships.count() == 3
+
+
+@pytest.mark.django_db
+def test_a_person_belongs_to_one_household_in_the_database(member_roles):
+    person = IndividualFactory()
+    MembershipFactory(individual=person)
+
+    with pytest.raises(IntegrityError):
+        with transaction.atomic():
+            MembershipFactory(individual=person, role=member_roles["SON"])
+
+
+@pytest.mark.django_db
+def test_household_codes_are_unique():
+    HouseholdFactory(code="HH-1")
+
+    with pytest.raises(IntegrityError):
+        with transaction.atomic():
+            HouseholdFactory(code="HH-1")
+
+
+@pytest.mark.django_db
+def test_household_head_property(member_roles):
+    household = HouseholdFactory()
+    assert household.head is None
+    head = IndividualFactory()
+    MembershipFactory(household=household, individual=head, role=member_roles["HEAD"])
+    MembershipFactory(household=household, role=member_roles["SON"])
+
+    assert household.head == head
+
+
+# --- generated search name --------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_search_name_is_generated_by_the_database():
+    person = IndividualFactory(first_name="Amina", last_name="YUSUF")
+
+    assert Individual.objects.get(pk=person.pk).search_name == "amina yusuf"
+
+
+@pytest.mark.django_db
+def test_search_name_follows_updates():
+    person = IndividualFactory(first_name="Amina", last_name="Yusuf")
+
+    person.last_name = "Bello"
+    person.save()
+    Individual.objects.filter(pk=person.pk).update(first_name="HALIMA")
+
+    assert Individual.objects.get(pk=person.pk).search_name == "halima bello"
+    assert Individual.objects.filter(search_name="halima bello").count() == 1
+
+
+SQLITE_ASCII_LOWER = "SQLite's LOWER() folds ASCII only; PostgreSQL, the production database, folds all letters"
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor == "sqlite", reason=SQLITE_ASCII_LOWER)
+def test_search_name_lowercases_non_ascii_letters():
+    # Search lower-cases the query in Python; the stored name must be lower-cased the same way, or
+    # "élodie" never finds "Élodie".
+    person = IndividualFactory(first_name="Élodie", last_name="ÇAMARA")
+
+    assert Individual.objects.get(pk=person.pk).search_name == "élodie çamara"
+
+
+@pytest.mark.django_db
+def test_soft_delete_queryset_helpers():
+    live = IndividualFactory()
+    gone = IndividualFactory(deleted_at=timezone.now())
+
+    assert list(Individual.objects.live()) == [live]
+    assert list(Individual.objects.deleted()) == [gone]
+    assert gone.is_deleted and not live.is_deleted

@@ -1,0 +1,373 @@
+import datetime
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from schemes.registry import selectors
+from schemes.registry.models import Individual
+from tests.factories import (
+    HouseholdFactory,
+    IndividualFactory,
+    MembershipFactory,
+    RegistryFieldFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def pks(queryset):
+    return set(queryset.values_list("pk", flat=True))
+
+
+# --- scoping ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def registry(geo):
+    """People and households in district A, district B and nowhere; one deleted person in A."""
+    return {
+        "a": IndividualFactory(location=geo.village_a),
+        "a_ward": IndividualFactory(location=geo.ward_a),
+        "b": IndividualFactory(location=geo.village_b),
+        "none": IndividualFactory(location=None),
+        "a_deleted": IndividualFactory(location=geo.village_a, deleted_at=timezone.now()),
+        "hh_a": HouseholdFactory(location=geo.village_a),
+        "hh_b": HouseholdFactory(location=geo.village_b),
+        "hh_none": HouseholdFactory(location=None),
+        "hh_a_deleted": HouseholdFactory(location=geo.ward_a, deleted_at=timezone.now()),
+    }
+
+
+def test_individuals_for_a_district_user(viewer_a, registry):
+    assert pks(selectors.individuals_for(viewer_a)) == {registry["a"].pk, registry["a_ward"].pk}
+    assert pks(selectors.individuals_for(viewer_a, include_deleted=True)) == {
+        registry["a"].pk,
+        registry["a_ward"].pk,
+        registry["a_deleted"].pk,
+    }
+
+
+def test_households_for_a_district_user(viewer_a, registry):
+    assert pks(selectors.households_for(viewer_a)) == {registry["hh_a"].pk}
+    assert pks(selectors.households_for(viewer_a, include_deleted=True)) == {
+        registry["hh_a"].pk,
+        registry["hh_a_deleted"].pk,
+    }
+
+
+def test_national_user_sees_every_live_record(registry):
+    user = UserFactory(role="Viewer", national=True)
+
+    assert pks(selectors.individuals_for(user)) == {
+        registry[k].pk for k in ("a", "a_ward", "b", "none")
+    }
+    assert pks(selectors.households_for(user)) == {
+        registry[k].pk for k in ("hh_a", "hh_b", "hh_none")
+    }
+
+
+def test_other_district_sees_only_its_own(registry, geo):
+    user = UserFactory(role="Viewer", locations=[geo.district_b])
+
+    assert pks(selectors.individuals_for(user)) == {registry["b"].pk}
+    assert pks(selectors.households_for(user)) == {registry["hh_b"].pk}
+
+
+def test_no_view_permission_means_nothing_even_with_national_scope(registry):
+    user = UserFactory(national=True)  # no role
+
+    assert selectors.individuals_for(user).count() == 0
+    assert selectors.households_for(user).count() == 0
+
+
+def test_no_user_access_means_nothing(registry):
+    user = UserFactory(role="Viewer")
+
+    assert selectors.individuals_for(user).count() == 0
+    assert selectors.households_for(user).count() == 0
+
+
+def test_memberships_follow_the_household_scope(viewer_a, registry, member_roles):
+    inside = MembershipFactory(household=registry["hh_a"], individual=registry["a"])
+    MembershipFactory(household=registry["hh_b"], individual=registry["b"])
+
+    assert list(selectors.memberships_for(viewer_a)) == [inside]
+
+
+def test_household_members_head_first_and_live_only(member_roles, geo):
+    household = HouseholdFactory(location=geo.village_a)
+    son = MembershipFactory(household=household, role=member_roles["SON"])
+    head = MembershipFactory(household=household, role=member_roles["HEAD"])
+    MembershipFactory(
+        household=household,
+        role=member_roles["DAUGHTER"],
+        individual=IndividualFactory(deleted_at=timezone.now()),
+    )
+
+    assert list(selectors.household_members(household)) == [head, son]
+    sized = selectors.households_with_size(
+        HouseholdFactory._meta.model.objects.filter(pk=household.pk)
+    )
+    assert sized.get().size == 2
+
+
+# --- search -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def people(geo):
+    return {
+        "amina": IndividualFactory(
+            first_name="Amina", last_name="Yusuf", national_id="1234", location=geo.village_a
+        ),
+        "amina_bello": IndividualFactory(
+            first_name="Amina", last_name="Bello", national_id="AB12345", location=geo.village_a
+        ),
+        "yusuf": IndividualFactory(
+            first_name="Yusuf", last_name="Okafor", national_id="12345", location=geo.village_a
+        ),
+        "elodie": IndividualFactory(
+            first_name="Élodie", last_name="Camara", national_id=None, location=geo.village_a
+        ),
+    }
+
+
+def found(people, text):
+    result = pks(selectors.search_individuals(Individual.objects.all(), text))
+    return {key for key, person in people.items() if person.pk in result}
+
+
+@pytest.mark.parametrize("text", ["1234", " 12-34 ", "12-34", "１２３４", "١٢٣٤", "12.34"])
+def test_search_by_national_id_is_exact_after_normalisation(people, text):
+    assert found(people, text) == {"amina"}
+
+
+def test_search_by_national_id_is_not_a_prefix_match(people):
+    assert found(people, "123") == set()
+    assert found(people, "12345") == {"yusuf"}
+    assert found(people, "ab-12345") == {"amina_bello"}
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("amina", {"amina", "amina_bello"}),
+        ("AMINA", {"amina", "amina_bello"}),
+        ("amina yusuf", {"amina"}),
+        ("Yusuf", {"amina", "yusuf"}),  # first or last name
+        ("yus", {"amina", "yusuf"}),  # part of a word
+        ("amina okafor", set()),  # every word must match
+        ("bello  AMINA", {"amina_bello"}),  # order and extra spaces do not matter
+        ("zzz", set()),
+    ],
+)
+def test_search_by_name_words(people, text, expected):
+    assert found(people, text) == expected
+
+
+@pytest.mark.skipif(connection.vendor == "sqlite",
+                    reason="SQLite's LOWER() folds ASCII only; PostgreSQL folds all letters")
+def test_search_by_name_is_case_insensitive_beyond_ascii(people):
+    assert found(people, "élodie") == {"elodie"}
+    assert found(people, "ÉLODIE camara") == {"elodie"}
+
+
+def test_empty_search_returns_everything(people):
+    assert found(people, "") == set(people)
+    assert found(people, "   ") == set(people)
+    assert found(people, None) == set(people)
+
+
+def test_search_stays_inside_the_scope(people, geo):
+    far = IndividualFactory(
+        first_name="Amina", last_name="Far", national_id="999", location=geo.village_b
+    )
+    user = UserFactory(role="Viewer", locations=[geo.district_a])
+    scoped = selectors.individuals_for(user)
+
+    assert far.pk not in pks(selectors.search_individuals(scoped, "amina"))
+    assert pks(selectors.search_individuals(scoped, "999")) == set()
+
+
+@pytest.mark.parametrize(
+    "text, is_id",
+    [
+        ("1234", True),
+        ("AB-12/34", True),
+        ("amina", False),
+        ("amina 2", False),
+        ("", False),
+        ("---", False),
+    ],
+)
+def test_looks_like_national_id(text, is_id):
+    assert selectors.looks_like_national_id(text) is is_id
+
+
+# --- age bands --------------------------------------------------------------------------------
+
+TODAY = datetime.date(2025, 6, 15)
+
+
+def years_ago(years, days=0, today=TODAY):
+    return today.replace(year=today.year - years) + datetime.timedelta(days=days)
+
+
+def bands_of(dob, today=TODAY):
+    IndividualFactory(dob=dob)
+    return {
+        band
+        for band in selectors.AGE_BANDS
+        if selectors.filter_by_age_band(Individual.objects.all(), band, today=today).exists()
+    }
+
+
+@pytest.mark.parametrize(
+    "dob, band",
+    [
+        (TODAY, "0-4"),  # born today
+        (years_ago(5, days=1), "0-4"),  # fifth birthday tomorrow
+        (years_ago(5), "5-17"),  # fifth birthday today
+        (years_ago(18, days=1), "5-17"),
+        (years_ago(18), "18-59"),
+        (years_ago(60, days=1), "18-59"),
+        (years_ago(60), "60+"),
+        (datetime.date(1900, 1, 1), "60+"),
+    ],
+)
+def test_age_band_boundaries(dob, band):
+    assert bands_of(dob) == {band}
+
+
+def test_nobody_born_in_the_future_is_in_any_band():
+    assert bands_of(TODAY + datetime.timedelta(days=1)) == set()
+
+
+@pytest.mark.parametrize(
+    "today, dob, band",
+    [
+        # Born on 29 February: a year older on 1 March in common years, as Individual.age says.
+        (datetime.date(2025, 2, 28), datetime.date(2020, 2, 29), "0-4"),
+        (datetime.date(2025, 3, 1), datetime.date(2020, 2, 29), "5-17"),
+        (datetime.date(2024, 2, 29), datetime.date(2019, 2, 28), "5-17"),
+        (datetime.date(2024, 2, 29), datetime.date(2019, 3, 1), "0-4"),
+        (datetime.date(2024, 2, 29), datetime.date(1964, 2, 29), "60+"),
+        (datetime.date(2024, 2, 28), datetime.date(1964, 2, 29), "18-59"),
+    ],
+)
+def test_age_bands_on_leap_days(today, dob, band):
+    assert bands_of(dob, today=today) == {band}
+
+
+@pytest.mark.parametrize(
+    "today",
+    [
+        datetime.date(2025, 6, 15),
+        datetime.date(2024, 2, 29),
+        datetime.date(2025, 2, 28),
+        datetime.date(2025, 1, 1),
+    ],
+)
+def test_age_bands_agree_with_individual_age_around_every_boundary(today):
+    dobs = {
+        today.replace(year=today.year - years, day=min(today.day, 28))
+        + datetime.timedelta(days=shift)
+        for years in (0, 5, 18, 60)
+        for shift in range(-3, 4)
+    }
+    dobs = {dob for dob in dobs if dob <= today}
+    Individual.objects.bulk_create(
+        [IndividualFactory.build(dob=dob, national_id=None) for dob in dobs]
+    )
+    everyone = list(Individual.objects.all())
+
+    for band, (low, high) in selectors.AGE_BANDS.items():
+        expected = {
+            p.pk for p in everyone if p.age(today) >= low and (high is None or p.age(today) <= high)
+        }
+        assert (
+            pks(selectors.filter_by_age_band(Individual.objects.all(), band, today=today))
+            == expected
+        ), band
+    # Every person is in exactly one band.
+    total = sum(
+        selectors.filter_by_age_band(Individual.objects.all(), band, today=today).count()
+        for band in selectors.AGE_BANDS
+    )
+    assert total == len(everyone)
+
+
+# --- filter by attribute (SQLite and PostgreSQL) ----------------------------------------------
+
+
+@pytest.fixture
+def attributed(clerk_a, geo):
+    """Attributes stored the way the services store them."""
+    from schemes.registry import services
+
+    RegistryFieldFactory(name="water", field_type="choice", choices=["tap", "well", "river"])
+    RegistryFieldFactory(name="disabled", field_type="boolean")
+    RegistryFieldFactory(name="children", field_type="integer")
+    base = {
+        "first_name": "A",
+        "last_name": "B",
+        "dob": datetime.date(1990, 1, 1),
+        "sex": "F",
+        "location": geo.village_a,
+    }
+    rows = {
+        "tap_yes_2": {"water": "tap", "disabled": "yes", "children": "2"},
+        "well_no_0": {"water": "well", "disabled": "no", "children": "0"},
+        "tap_no_10": {"water": "tap", "disabled": "no", "children": "10"},
+        "empty": {},
+        "one": {"children": "1"},
+    }
+    return {
+        key: services.individual_create(fields=base, attributes=attrs, by=clerk_a)
+        for key, attrs in rows.items()
+    }
+
+
+def by_attribute(attributed, name, raw):
+    from schemes.registry.models import RegistryField
+
+    definition = RegistryField.objects.get(name=name)
+    value = definition.to_json(definition.to_python(raw))
+    result = pks(selectors.filter_by_attribute(Individual.objects.all(), definition, value))
+    return {key for key, person in attributed.items() if person.pk in result}
+
+
+@pytest.mark.parametrize(
+    "name, raw, expected",
+    [
+        ("water", "tap", {"tap_yes_2", "tap_no_10"}),
+        ("water", "well", {"well_no_0"}),
+        ("water", "river", set()),
+        ("disabled", "yes", {"tap_yes_2"}),
+        ("disabled", "no", {"well_no_0", "tap_no_10"}),
+        ("children", "2", {"tap_yes_2"}),
+        ("children", "0", {"well_no_0"}),  # 0 is not "missing" and not False
+        ("children", "1", {"one"}),  # 1 is not True
+        ("children", "10", {"tap_no_10"}),
+    ],
+)
+def test_filter_by_attribute(attributed, name, raw, expected):
+    assert by_attribute(attributed, name, raw) == expected, connection.vendor
+
+
+def test_filter_by_attribute_does_not_confuse_text_and_numbers(attributed):
+    from schemes.registry.models import RegistryField
+
+    children = RegistryField.objects.get(name="children")
+
+    assert pks(selectors.filter_by_attribute(Individual.objects.all(), children, "2")) == set()
+
+
+def test_filter_by_attribute_uses_the_definition_name_not_user_text(attributed):
+    from schemes.registry.models import RegistryField
+
+    hostile = RegistryField(name="water') OR 1=1 --", field_type="text")
+
+    assert selectors.filter_by_attribute(Individual.objects.all(), hostile, "tap").count() == 0

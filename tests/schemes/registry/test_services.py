@@ -1,0 +1,969 @@
+import datetime
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
+from wagtail.models import ModelLogEntry
+
+from schemes.registry import services
+from schemes.registry.models import Household, Individual, MemberRole, Membership
+from tests.factories import (
+    HouseholdFactory,
+    IndividualFactory,
+    MembershipFactory,
+    RegistryFieldFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def person(location, **overrides):
+    fields = {
+        "first_name": "Amina",
+        "last_name": "Yusuf",
+        "dob": datetime.date(1990, 5, 17),
+        "sex": "F",
+        "location": location,
+    }
+    fields.update(overrides)
+    return fields
+
+
+def counts():
+    return (
+        Individual.objects.count(),
+        Household.objects.count(),
+        Membership.objects.count(),
+        ModelLogEntry.objects.count(),
+    )
+
+
+def refused(exc_info):
+    """message_dict of a ValidationError, or {'__all__': messages} for a non-field error."""
+    error = exc_info.value
+    return error.message_dict if hasattr(error, "error_dict") else {"__all__": error.messages}
+
+
+def reload(record):
+    return type(record).objects.get(pk=record.pk)
+
+
+# === individuals: the happy paths =============================================================
+
+
+def test_create_normalises_and_saves(clerk_a, geo):
+    created = services.individual_create(
+        fields=person(
+            geo.village_a, first_name="  Amina ", national_id=" ab-12 34 ", phone=" +254700 "
+        ),
+        by=clerk_a,
+    )
+
+    saved = reload(created)
+    assert (saved.first_name, saved.last_name, saved.national_id, saved.phone) == (
+        "Amina",
+        "Yusuf",
+        "AB1234",
+        "+254700",
+    )
+    assert saved.location == geo.village_a
+    assert saved.deleted_at is None
+    assert Individual.objects.count() == 1
+
+
+def test_create_stores_typed_attributes(clerk_a, geo):
+    RegistryFieldFactory(name="children", field_type="integer", min_value=0)
+    RegistryFieldFactory(name="income", field_type="decimal")
+    RegistryFieldFactory(name="disabled", field_type="boolean")
+    RegistryFieldFactory(name="household_code", field_type="text", target="household")
+
+    created = services.individual_create(
+        fields=person(geo.village_a),
+        attributes={"children": "3", "income": "120.50", "disabled": "no"},
+        by=clerk_a,
+    )
+
+    assert reload(created).attributes == {"children": 3, "income": "120.5", "disabled": False}
+
+
+def test_update_changes_fields_and_keeps_attributes(clerk_a, geo):
+    RegistryFieldFactory(name="children", field_type="integer")
+    record = services.individual_create(
+        fields=person(geo.village_a), attributes={"children": 2}, by=clerk_a
+    )
+
+    services.individual_update(
+        individual=record, fields={"last_name": "Bello", "location": geo.ward_a}, by=clerk_a
+    )
+
+    saved = reload(record)
+    assert (saved.last_name, saved.location) == ("Bello", geo.ward_a)
+    assert saved.attributes == {"children": 2}
+
+
+def test_update_replaces_attributes_when_given(clerk_a, geo):
+    RegistryFieldFactory(name="children", field_type="integer")
+    RegistryFieldFactory(name="income", field_type="decimal")
+    record = services.individual_create(
+        fields=person(geo.village_a), attributes={"children": 2}, by=clerk_a
+    )
+
+    services.individual_update(
+        individual=record, fields={}, attributes={"income": "10.00"}, by=clerk_a
+    )
+
+    assert reload(record).attributes == {"income": "10"}
+
+
+def test_soft_delete_and_restore(clerk_a, geo):
+    record = services.individual_create(
+        fields=person(geo.village_a, national_id="1234"), by=clerk_a
+    )
+
+    services.individual_soft_delete(individual=record, by=clerk_a)
+    assert reload(record).deleted_at is not None
+    assert not Individual.objects.live().filter(pk=record.pk).exists()
+
+    services.individual_restore(individual=record, by=clerk_a)
+    assert reload(record).deleted_at is None
+    assert Individual.objects.live().filter(pk=record.pk).exists()
+
+
+def test_soft_delete_and_restore_twice_are_no_ops(clerk_a, geo):
+    record = services.individual_create(fields=person(geo.village_a), by=clerk_a)
+    services.individual_soft_delete(individual=record, by=clerk_a)
+    deleted_at = reload(record).deleted_at
+
+    services.individual_soft_delete(individual=record, by=clerk_a)
+    assert reload(record).deleted_at == deleted_at
+    services.individual_restore(individual=record, by=clerk_a)
+    services.individual_restore(individual=record, by=clerk_a)
+
+    actions = list(ModelLogEntry.objects.order_by("id").values_list("action", flat=True))
+    assert actions == ["wagtail.create", "mizani.soft_delete", "mizani.restore"]
+
+
+def test_a_deleted_record_cannot_be_edited(clerk_a, geo):
+    record = IndividualFactory(location=geo.village_a, deleted_at=timezone.now())
+
+    with pytest.raises(ValidationError) as exc:
+        services.individual_update(individual=record, fields={"last_name": "X"}, by=clerk_a)
+
+    assert "restore it first" in refused(exc)["__all__"][0]
+    assert reload(record).last_name != "X"
+
+
+def test_national_clerk_may_create_without_location(national_clerk):
+    record = services.individual_create(fields=person(None), by=national_clerk)
+
+    assert reload(record).location is None
+
+
+# === individuals: permission and scope refusals ==============================================
+
+
+def test_viewer_cannot_create_update_delete_or_restore(viewer_a, geo):
+    record = IndividualFactory(location=geo.village_a, last_name="Before")
+    gone = IndividualFactory(location=geo.village_a, deleted_at=timezone.now())
+    before = counts()
+
+    with pytest.raises(PermissionDenied, match="registry.add_individual"):
+        services.individual_create(fields=person(geo.village_a), by=viewer_a)
+    with pytest.raises(PermissionDenied, match="registry.change_individual"):
+        services.individual_update(individual=record, fields={"last_name": "After"}, by=viewer_a)
+    with pytest.raises(PermissionDenied, match="registry.delete_individual"):
+        services.individual_soft_delete(individual=record, by=viewer_a)
+    with pytest.raises(PermissionDenied):
+        services.individual_restore(individual=gone, by=viewer_a)
+
+    assert counts() == before
+    assert reload(record).last_name == "Before" and reload(record).deleted_at is None
+    assert reload(gone).deleted_at is not None
+
+
+def test_clerk_cannot_create_in_another_district(clerk_a, geo):
+    with pytest.raises(PermissionDenied, match="outside your locations"):
+        services.individual_create(fields=person(geo.village_b), by=clerk_a)
+
+    assert Individual.objects.count() == 0
+
+
+def test_clerk_cannot_create_a_record_without_location(clerk_a):
+    with pytest.raises(PermissionDenied, match="national scope"):
+        services.individual_create(fields=person(None), by=clerk_a)
+
+    assert Individual.objects.count() == 0
+
+
+def test_clerk_without_any_access_cannot_create(geo):
+    clerk = UserFactory(role="Clerk")
+
+    with pytest.raises(PermissionDenied):
+        services.individual_create(fields=person(geo.village_a), by=clerk)
+    assert Individual.objects.count() == 0
+
+
+def test_records_of_another_district_are_reported_missing(clerk_a, geo):
+    record = IndividualFactory(location=geo.village_b, last_name="Before")
+    gone = IndividualFactory(location=geo.village_b, deleted_at=timezone.now())
+    before = counts()
+
+    with pytest.raises(Individual.DoesNotExist):
+        services.individual_update(individual=record, fields={"last_name": "After"}, by=clerk_a)
+    with pytest.raises(Individual.DoesNotExist):
+        services.individual_soft_delete(individual=record, by=clerk_a)
+    with pytest.raises(Individual.DoesNotExist):
+        services.individual_restore(individual=gone, by=clerk_a)
+
+    assert counts() == before
+    assert reload(record).last_name == "Before" and reload(record).deleted_at is None
+    assert reload(gone).deleted_at is not None
+
+
+def test_records_without_location_are_out_of_a_district_clerks_reach(clerk_a):
+    record = IndividualFactory(location=None, last_name="Before")
+
+    with pytest.raises(Individual.DoesNotExist):
+        services.individual_update(individual=record, fields={"last_name": "After"}, by=clerk_a)
+    assert reload(record).last_name == "Before"
+
+
+def test_clerk_cannot_move_a_record_out_of_their_district(clerk_a, geo):
+    record = IndividualFactory(location=geo.village_a)
+
+    with pytest.raises(PermissionDenied):
+        services.individual_update(
+            individual=record, fields={"location": geo.village_b}, by=clerk_a
+        )
+    with pytest.raises(PermissionDenied):
+        services.individual_update(individual=record, fields={"location": None}, by=clerk_a)
+
+    assert reload(record).location == geo.village_a
+    assert ModelLogEntry.objects.count() == 0
+
+
+# === individuals: validation ==================================================================
+
+
+def test_date_of_birth_in_the_future_is_refused(clerk_a, geo):
+    tomorrow = timezone.localdate() + datetime.timedelta(days=1)
+
+    with pytest.raises(ValidationError) as exc:
+        services.individual_create(fields=person(geo.village_a, dob=tomorrow), by=clerk_a)
+
+    assert refused(exc) == {"dob": ["The date of birth is in the future."]}
+    assert Individual.objects.count() == 0
+
+
+def test_date_of_birth_today_and_in_1900_are_accepted(clerk_a, geo):
+    services.individual_create(fields=person(geo.village_a, dob=timezone.localdate()), by=clerk_a)
+    services.individual_create(
+        fields=person(geo.village_a, dob=datetime.date(1900, 1, 1)), by=clerk_a
+    )
+
+    assert Individual.objects.count() == 2
+
+
+def test_date_of_birth_before_1900_is_refused(clerk_a, geo):
+    with pytest.raises(ValidationError) as exc:
+        services.individual_create(
+            fields=person(geo.village_a, dob=datetime.date(1899, 12, 31)), by=clerk_a
+        )
+
+    assert refused(exc) == {"dob": ["The date of birth is before 1900."]}
+    assert Individual.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "dob, message",
+    [
+        ("2999-01-01", "The date of birth is in the future."),
+        ("1850-06-01", "The date of birth is before 1900."),
+    ],
+)
+def test_date_of_birth_given_as_text_is_checked_too(clerk_a, geo, dob, message):
+    # Imports and the API hand dates over as ISO text; the same rules must apply.
+    with pytest.raises(ValidationError) as exc:
+        services.individual_create(fields=person(geo.village_a, dob=dob), by=clerk_a)
+
+    assert refused(exc).get("dob") == [message]
+    assert Individual.objects.count() == 0
+
+
+def test_date_of_birth_update_is_checked(clerk_a, geo):
+    record = IndividualFactory(location=geo.village_a)
+
+    with pytest.raises(ValidationError) as exc:
+        services.individual_update(
+            individual=record, fields={"dob": datetime.date(1800, 1, 1)}, by=clerk_a
+        )
+
+    assert "dob" in refused(exc)
+    assert reload(record).dob == datetime.date(1990, 6, 15)
+
+
+def test_duplicate_national_id_is_refused(clerk_a, geo):
+    IndividualFactory(national_id="1234", location=geo.village_b)
+
+    with pytest.raises(ValidationError) as exc:
+        services.individual_create(fields=person(geo.village_a, national_id="1234"), by=clerk_a)
+
+    assert refused(exc) == {
+        "national_id": ["This national ID is already registered to another person."]
+    }
+    assert Individual.objects.count() == 1
+
+
+@pytest.mark.parametrize("typed", [" 12-34 ", "12 34", "１２３４", "١٢٣٤", "12.34"])
+def test_duplicate_national_id_is_found_after_normalisation(clerk_a, geo, typed):
+    services.individual_create(fields=person(geo.village_a, national_id="1234"), by=clerk_a)
+
+    with pytest.raises(ValidationError) as exc:
+        services.individual_create(fields=person(geo.village_a, national_id=typed), by=clerk_a)
+
+    assert list(refused(exc)) == ["national_id"]
+    assert Individual.objects.count() == 1
+
+
+def test_duplicate_national_id_is_refused_on_update(clerk_a, geo):
+    IndividualFactory(national_id="1234")
+    record = IndividualFactory(national_id="5678", location=geo.village_a)
+
+    with pytest.raises(ValidationError) as exc:
+        services.individual_update(individual=record, fields={"national_id": "12-34"}, by=clerk_a)
+
+    assert list(refused(exc)) == ["national_id"]
+    assert reload(record).national_id == "5678"
+
+
+def test_keeping_ones_own_national_id_on_update_is_fine(clerk_a, geo):
+    record = IndividualFactory(national_id="1234", location=geo.village_a)
+
+    services.individual_update(
+        individual=record, fields={"national_id": "12-34", "last_name": "Z"}, by=clerk_a
+    )
+
+    assert (reload(record).national_id, reload(record).last_name) == ("1234", "Z")
+
+
+def test_national_id_of_a_deleted_record_may_be_reused(clerk_a, geo):
+    IndividualFactory(national_id="1234", deleted_at=timezone.now())
+
+    services.individual_create(fields=person(geo.village_a, national_id="1234"), by=clerk_a)
+
+    assert Individual.objects.live().filter(national_id="1234").count() == 1
+
+
+def test_a_lost_race_on_the_national_id_becomes_a_field_error(clerk_a, geo, monkeypatch):
+    # Two clerks save the same ID at once: both pass the pre-check, the database refuses the second.
+    IndividualFactory(national_id="1234")
+    original = services._validate_individual
+
+    def validate_without_duplicate_check(individual, attributes):
+        original(individual, attributes)
+        individual.national_id = "1234"  # the other clerk's row committed after our check
+
+    monkeypatch.setattr(services, "_validate_individual", validate_without_duplicate_check)
+
+    with pytest.raises(ValidationError) as exc:
+        services.individual_create(fields=person(geo.village_a, national_id="9999"), by=clerk_a)
+
+    assert refused(exc) == {
+        "national_id": ["This national ID is already registered to another person."]
+    }
+    assert Individual.objects.count() == 1
+
+
+def test_invalid_attribute_values_are_named_by_field_and_nothing_is_saved(clerk_a, geo):
+    RegistryFieldFactory(name="children", field_type="integer", min_value=0)
+    RegistryFieldFactory(name="income", field_type="decimal")
+    RegistryFieldFactory(name="water", field_type="choice", choices=["tap", "well"])
+    RegistryFieldFactory(name="consent", field_type="boolean", required=True)
+    before = counts()
+
+    with pytest.raises(ValidationError) as exc:
+        services.individual_create(
+            fields=person(geo.village_a, dob=datetime.date(2999, 1, 1)),
+            attributes={"children": "-2", "income": "1,5", "water": "river"},
+            by=clerk_a,
+        )
+
+    assert refused(exc) == {
+        "children": ["Must be at least 0."],
+        "income": ["'1,5' is not a number (use digits and a dot, like 1234.50)."],
+        "water": ["'river' is not one of: tap, well."],
+        "consent": ["This field is required."],
+        "dob": ["The date of birth is in the future."],
+    }
+    assert counts() == before
+
+
+def test_unknown_attribute_is_refused(clerk_a, geo):
+    with pytest.raises(ValidationError) as exc:
+        services.individual_create(
+            fields=person(geo.village_a), attributes={"colour": "red"}, by=clerk_a
+        )
+
+    assert refused(exc) == {"colour": ["'colour' is not a defined attribute."]}
+    assert Individual.objects.count() == 0
+
+
+def test_household_attributes_are_not_individual_attributes(clerk_a, geo):
+    RegistryFieldFactory(name="dwelling", target="household")
+
+    with pytest.raises(ValidationError) as exc:
+        services.individual_create(
+            fields=person(geo.village_a), attributes={"dwelling": "x"}, by=clerk_a
+        )
+
+    assert list(refused(exc)) == ["dwelling"]
+
+
+def test_unknown_field_is_refused(clerk_a, geo):
+    with pytest.raises(ValidationError) as exc:
+        services.individual_create(fields=person(geo.village_a, deleted_at=None, id=5), by=clerk_a)
+
+    assert refused(exc) == {
+        "deleted_at": ["Not a registry field."],
+        "id": ["Not a registry field."],
+    }
+    record = IndividualFactory(location=geo.village_a)
+    with pytest.raises(ValidationError):
+        services.individual_update(
+            individual=record, fields={"deleted_at": timezone.now()}, by=clerk_a
+        )
+    assert reload(record).deleted_at is None
+
+
+def test_model_field_errors_are_reported_together(clerk_a, geo):
+    with pytest.raises(ValidationError) as exc:
+        services.individual_create(
+            fields=person(geo.village_a, first_name="   ", sex="X"), by=clerk_a
+        )
+
+    errors = refused(exc)
+    assert set(errors) == {"first_name", "sex"}
+    assert Individual.objects.count() == 0
+
+
+def test_invalid_update_saves_nothing(clerk_a, geo):
+    RegistryFieldFactory(name="children", field_type="integer")
+    record = services.individual_create(
+        fields=person(geo.village_a), attributes={"children": 1}, by=clerk_a
+    )
+    before = counts()
+
+    with pytest.raises(ValidationError):
+        services.individual_update(
+            individual=record,
+            fields={"last_name": "Changed"},
+            attributes={"children": "many"},
+            by=clerk_a,
+        )
+
+    saved = reload(record)
+    assert (saved.last_name, saved.attributes) == ("Yusuf", {"children": 1})
+    assert counts() == before
+
+
+# === individuals in households ================================================================
+
+
+@pytest.fixture
+def family(clerk_a, geo, member_roles):
+    household = HouseholdFactory(location=geo.village_a)
+    head = IndividualFactory(location=geo.village_a, national_id="HEAD1")
+    spouse = IndividualFactory(location=geo.village_a)
+    services.household_add_member(household=household, individual=head, by=clerk_a)
+    services.household_add_member(household=household, individual=spouse, role="SPOUSE", by=clerk_a)
+    return household, head, spouse
+
+
+def roles_in(household):
+    return dict(
+        Membership.objects.filter(household=household).values_list("individual_id", "role_id")
+    )
+
+
+def test_soft_deleting_a_head_with_other_members_is_refused(clerk_a, family):
+    household, head, spouse = family
+    before = counts()
+
+    with pytest.raises(ValidationError) as exc:
+        services.individual_soft_delete(individual=head, by=clerk_a)
+
+    assert "make another member the head first" in refused(exc)["__all__"][0]
+    assert reload(head).deleted_at is None
+    assert roles_in(household) == {head.pk: "HEAD", spouse.pk: "SPOUSE"}
+    assert counts() == before
+
+
+def test_soft_deleting_a_member_removes_the_membership(clerk_a, family):
+    household, head, spouse = family
+
+    services.individual_soft_delete(individual=spouse, by=clerk_a)
+
+    assert roles_in(household) == {head.pk: "HEAD"}
+    assert (
+        ModelLogEntry.objects.filter(
+            action="mizani.member_remove", object_id=str(household.pk)
+        ).count()
+        == 1
+    )
+
+
+def test_soft_deleting_a_lone_member_removes_the_membership(clerk_a, geo, member_roles):
+    household = HouseholdFactory(location=geo.village_a)
+    alone = IndividualFactory(location=geo.village_a)
+    services.household_add_member(household=household, individual=alone, by=clerk_a)
+
+    services.individual_soft_delete(individual=alone, by=clerk_a)
+
+    assert reload(alone).is_deleted
+    assert not Membership.objects.filter(individual=alone).exists()
+    assert reload(household).memberships.count() == 0
+
+
+def test_restore_is_refused_when_another_live_record_holds_the_national_id(clerk_a, geo):
+    first = services.individual_create(fields=person(geo.village_a, national_id="1234"), by=clerk_a)
+    services.individual_soft_delete(individual=first, by=clerk_a)
+    services.individual_create(fields=person(geo.village_a, national_id="12-34"), by=clerk_a)
+    before = counts()
+
+    with pytest.raises(ValidationError) as exc:
+        services.individual_restore(individual=first, by=clerk_a)
+
+    assert list(refused(exc)) == ["national_id"]
+    assert "cannot be restored" in refused(exc)["national_id"][0]
+    assert reload(first).is_deleted
+    assert counts() == before
+
+
+# === households ===============================================================================
+
+
+def test_household_create_generates_a_code(clerk_a, geo):
+    household = services.household_create(fields={"location": geo.village_a}, by=clerk_a)
+
+    saved = reload(household)
+    assert saved.code.startswith("HH-") and len(saved.code) == 11
+    assert saved.location == geo.village_a
+
+
+def test_household_create_keeps_a_given_code_trimmed(clerk_a, geo):
+    household = services.household_create(
+        fields={"code": "  HH-042 ", "location": geo.village_a}, by=clerk_a
+    )
+
+    assert reload(household).code == "HH-042"
+
+
+def test_household_code_must_be_unique(clerk_a, geo):
+    HouseholdFactory(code="HH-042")
+
+    with pytest.raises(ValidationError) as exc:
+        services.household_create(fields={"code": "HH-042", "location": geo.village_a}, by=clerk_a)
+
+    assert refused(exc) == {"code": ["Another household already has this code."]}
+    assert Household.objects.count() == 1
+
+
+def test_household_attributes_are_validated(clerk_a, geo):
+    RegistryFieldFactory(name="rooms", field_type="integer", target="household", max_value=20)
+
+    with pytest.raises(ValidationError) as exc:
+        services.household_create(
+            fields={"location": geo.village_a}, attributes={"rooms": "21", "x": 1}, by=clerk_a
+        )
+    assert refused(exc) == {
+        "rooms": ["Must be at most 20."],
+        "x": ["'x' is not a defined attribute."],
+    }
+
+    household = services.household_create(
+        fields={"location": geo.village_a}, attributes={"rooms": "4"}, by=clerk_a
+    )
+    assert reload(household).attributes == {"rooms": 4}
+    assert Household.objects.count() == 1
+
+
+def test_household_unknown_field_is_refused(clerk_a, geo):
+    with pytest.raises(ValidationError) as exc:
+        services.household_create(
+            fields={"location": geo.village_a, "deleted_at": None}, by=clerk_a
+        )
+
+    assert refused(exc) == {"deleted_at": ["Not a household field."]}
+
+
+def test_household_update_soft_delete_and_restore(clerk_a, geo):
+    household = services.household_create(
+        fields={"code": "HH-1", "location": geo.village_a}, by=clerk_a
+    )
+
+    services.household_update(
+        household=household, fields={"code": "HH-2", "location": geo.ward_a}, by=clerk_a
+    )
+    assert (reload(household).code, reload(household).location) == ("HH-2", geo.ward_a)
+
+    services.household_soft_delete(household=household, by=clerk_a)
+    assert reload(household).is_deleted
+    with pytest.raises(ValidationError):
+        services.household_update(household=household, fields={"code": "HH-3"}, by=clerk_a)
+
+    services.household_restore(household=household, by=clerk_a)
+    assert not reload(household).is_deleted
+    actions = list(
+        ModelLogEntry.objects.filter(object_id=str(household.pk))
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
+    assert actions == ["wagtail.create", "wagtail.edit", "mizani.soft_delete", "mizani.restore"]
+
+
+def test_household_refusals_for_viewer_and_other_district(viewer_a, clerk_a, geo):
+    mine = HouseholdFactory(location=geo.village_a, code="HH-A")
+    theirs = HouseholdFactory(location=geo.village_b, code="HH-B")
+    before = counts()
+
+    with pytest.raises(PermissionDenied):
+        services.household_create(fields={"location": geo.village_a}, by=viewer_a)
+    with pytest.raises(PermissionDenied):
+        services.household_update(household=mine, fields={"code": "HH-X"}, by=viewer_a)
+    with pytest.raises(PermissionDenied):
+        services.household_soft_delete(household=mine, by=viewer_a)
+    with pytest.raises(PermissionDenied):
+        services.household_create(fields={"location": geo.village_b}, by=clerk_a)
+    with pytest.raises(PermissionDenied):
+        services.household_create(fields={"location": None}, by=clerk_a)
+    with pytest.raises(Household.DoesNotExist):
+        services.household_update(household=theirs, fields={"code": "HH-X"}, by=clerk_a)
+    with pytest.raises(Household.DoesNotExist):
+        services.household_soft_delete(household=theirs, by=clerk_a)
+    with pytest.raises(PermissionDenied):
+        services.household_update(household=mine, fields={"location": geo.village_b}, by=clerk_a)
+
+    assert counts() == before
+    assert (reload(mine).code, reload(mine).location) == ("HH-A", geo.village_a)
+    assert reload(theirs).code == "HH-B" and not reload(theirs).is_deleted
+
+
+# === household members ========================================================================
+
+
+@pytest.fixture
+def household(geo, member_roles):
+    return HouseholdFactory(location=geo.village_a)
+
+
+@pytest.fixture
+def villagers(geo):
+    return [IndividualFactory(location=geo.village_a) for _ in range(4)]
+
+
+def test_first_member_becomes_head_and_primary(clerk_a, household, villagers):
+    membership = services.household_add_member(
+        household=household, individual=villagers[0], by=clerk_a
+    )
+
+    saved = Membership.objects.get(pk=membership.pk)
+    assert (saved.role_id, saved.recipient_type) == ("HEAD", "PRIMARY")
+    assert household.head == villagers[0]
+
+
+def test_first_member_cannot_take_another_role(clerk_a, household, villagers):
+    with pytest.raises(ValidationError) as exc:
+        services.household_add_member(
+            household=household, individual=villagers[0], role="SON", by=clerk_a
+        )
+
+    assert refused(exc) == {"role": ["The first member of a household is its head."]}
+    assert Membership.objects.count() == 0
+
+
+def test_second_member_needs_a_role_other_than_head(clerk_a, household, villagers):
+    services.household_add_member(household=household, individual=villagers[0], by=clerk_a)
+
+    with pytest.raises(ValidationError) as exc:
+        services.household_add_member(household=household, individual=villagers[1], by=clerk_a)
+    assert refused(exc) == {"role": ["Choose the member's role."]}
+
+    with pytest.raises(ValidationError) as exc:
+        services.household_add_member(
+            household=household, individual=villagers[1], role="HEAD", by=clerk_a
+        )
+    assert list(refused(exc)) == ["role"]
+    assert "already has a head" in refused(exc)["role"][0]
+
+    membership = services.household_add_member(
+        household=household, individual=villagers[1], role="DAUGHTER", by=clerk_a
+    )
+    assert (membership.role_id, membership.recipient_type) == ("DAUGHTER", None)
+    assert roles_in(household) == {villagers[0].pk: "HEAD", villagers[1].pk: "DAUGHTER"}
+
+
+def test_role_may_be_given_as_an_object(clerk_a, household, villagers, member_roles):
+    services.household_add_member(household=household, individual=villagers[0], by=clerk_a)
+
+    membership = services.household_add_member(
+        household=household, individual=villagers[1], role=member_roles["SON"], by=clerk_a
+    )
+
+    assert membership.role_id == "SON"
+
+
+def test_unknown_role_and_recipient_type_are_refused(clerk_a, household, villagers):
+    services.household_add_member(household=household, individual=villagers[0], by=clerk_a)
+
+    with pytest.raises(ValidationError) as exc:
+        services.household_add_member(
+            household=household, individual=villagers[1], role="COUSIN", by=clerk_a
+        )
+    assert refused(exc) == {"role": ["'COUSIN' is not a known member role."]}
+
+    with pytest.raises(ValidationError) as exc:
+        services.household_add_member(
+            household=household,
+            individual=villagers[1],
+            role="SON",
+            recipient_type="TERTIARY",
+            by=clerk_a,
+        )
+    assert list(refused(exc)) == ["recipient_type"]
+    assert Membership.objects.count() == 1
+
+
+def test_second_primary_recipient_is_refused(clerk_a, household, villagers):
+    services.household_add_member(household=household, individual=villagers[0], by=clerk_a)
+
+    with pytest.raises(ValidationError) as exc:
+        services.household_add_member(
+            household=household,
+            individual=villagers[1],
+            role="SPOUSE",
+            recipient_type="PRIMARY",
+            by=clerk_a,
+        )
+
+    assert refused(exc) == {"recipient_type": ["This household already has a primary recipient."]}
+    services.household_add_member(
+        household=household,
+        individual=villagers[1],
+        role="SPOUSE",
+        recipient_type="SECONDARY",
+        by=clerk_a,
+    )
+    services.household_add_member(
+        household=household,
+        individual=villagers[2],
+        role="SON",
+        recipient_type="SECONDARY",
+        by=clerk_a,
+    )
+    assert Membership.objects.filter(household=household, recipient_type="PRIMARY").count() == 1
+    assert Membership.objects.filter(household=household).count() == 3
+
+
+def test_a_person_can_be_in_only_one_household(clerk_a, household, villagers, geo):
+    other = HouseholdFactory(location=geo.village_a)
+    services.household_add_member(household=household, individual=villagers[0], by=clerk_a)
+
+    with pytest.raises(ValidationError) as exc:
+        services.household_add_member(household=other, individual=villagers[0], by=clerk_a)
+    assert list(refused(exc)) == ["individual"]
+    assert household.code in refused(exc)["individual"][0]
+
+    with pytest.raises(ValidationError):
+        services.household_add_member(
+            household=household, individual=villagers[0], role="SON", by=clerk_a
+        )
+
+    assert Membership.objects.filter(individual=villagers[0]).count() == 1
+    assert other.memberships.count() == 0
+
+
+def test_deleted_people_and_deleted_households_take_no_members(clerk_a, household, villagers, geo):
+    gone = IndividualFactory(location=geo.village_a, deleted_at=timezone.now())
+    with pytest.raises(ValidationError) as exc:
+        services.household_add_member(household=household, individual=gone, by=clerk_a)
+    assert list(refused(exc)) == ["individual"]
+
+    closed = HouseholdFactory(location=geo.village_a, deleted_at=timezone.now())
+    with pytest.raises(ValidationError):
+        services.household_add_member(household=closed, individual=villagers[0], by=clerk_a)
+
+    assert Membership.objects.count() == 0
+
+
+def test_member_changes_are_refused_to_viewers_and_other_districts(
+    viewer_a, clerk_a, household, villagers, geo
+):
+    stranger = IndividualFactory(location=geo.village_b)
+    far_household = HouseholdFactory(location=geo.village_b)
+
+    with pytest.raises(PermissionDenied):
+        services.household_add_member(household=household, individual=villagers[0], by=viewer_a)
+    with pytest.raises(Individual.DoesNotExist):
+        services.household_add_member(household=household, individual=stranger, by=clerk_a)
+    with pytest.raises(Household.DoesNotExist):
+        services.household_add_member(household=far_household, individual=villagers[0], by=clerk_a)
+
+    assert Membership.objects.count() == 0
+
+
+def test_set_head_swaps_roles(clerk_a, family):
+    household, head, spouse = family
+
+    services.household_set_head(
+        household=household, individual=spouse, former_head_role="SPOUSE", by=clerk_a
+    )
+
+    assert roles_in(household) == {head.pk: "SPOUSE", spouse.pk: "HEAD"}
+    assert reload(household).head == spouse
+    entry = ModelLogEntry.objects.filter(action="mizani.member_change").get()
+    assert entry.data == {
+        "new_head": spouse.pk,
+        "former_head": head.pk,
+        "former_head_role": "SPOUSE",
+    }
+
+
+@pytest.mark.parametrize(
+    "former_head_role, field",
+    [
+        (None, "former_head_role"),
+        ("", "former_head_role"),
+        ("HEAD", "former_head_role"),
+        ("COUSIN", "role"),
+    ],
+)
+def test_set_head_refusals_change_nothing(clerk_a, family, former_head_role, field):
+    household, head, spouse = family
+    before = counts()
+
+    with pytest.raises(ValidationError) as exc:
+        services.household_set_head(
+            household=household, individual=spouse, former_head_role=former_head_role, by=clerk_a
+        )
+
+    assert list(refused(exc)) == [field]
+    assert roles_in(household) == {head.pk: "HEAD", spouse.pk: "SPOUSE"}
+    assert counts() == before
+
+
+def test_only_a_member_can_be_made_head(clerk_a, family, geo):
+    household, head, spouse = family
+    outsider = IndividualFactory(location=geo.village_a)
+
+    with pytest.raises(ValidationError) as exc:
+        services.household_set_head(
+            household=household, individual=outsider, former_head_role="SPOUSE", by=clerk_a
+        )
+
+    assert list(refused(exc)) == ["individual"]
+    assert roles_in(household) == {head.pk: "HEAD", spouse.pk: "SPOUSE"}
+
+
+def test_making_the_head_head_again_is_a_no_op(clerk_a, family):
+    household, head, spouse = family
+    before = counts()
+
+    services.household_set_head(
+        household=household, individual=head, former_head_role="SPOUSE", by=clerk_a
+    )
+
+    assert roles_in(household) == {head.pk: "HEAD", spouse.pk: "SPOUSE"}
+    assert counts() == before
+
+
+def test_the_head_cannot_leave_while_others_remain(clerk_a, family):
+    household, head, spouse = family
+    head_membership = Membership.objects.get(individual=head)
+
+    with pytest.raises(ValidationError) as exc:
+        services.household_remove_member(membership=head_membership, by=clerk_a)
+
+    assert "head cannot leave" in refused(exc)["__all__"][0]
+    assert roles_in(household) == {head.pk: "HEAD", spouse.pk: "SPOUSE"}
+
+
+def test_other_members_and_then_a_lone_head_can_leave(clerk_a, family):
+    household, head, spouse = family
+
+    services.household_remove_member(
+        membership=Membership.objects.get(individual=spouse), by=clerk_a
+    )
+    assert roles_in(household) == {head.pk: "HEAD"}
+
+    services.household_remove_member(membership=Membership.objects.get(individual=head), by=clerk_a)
+    assert roles_in(household) == {}
+    assert ModelLogEntry.objects.filter(action="mizani.member_remove").count() == 2
+
+
+def test_change_member_role_and_recipient(clerk_a, family, geo):
+    household, head, spouse = family
+    spouse_membership = Membership.objects.get(individual=spouse)
+
+    services.household_change_member(
+        membership=spouse_membership, role="MOTHER", recipient_type="SECONDARY", by=clerk_a
+    )
+
+    saved = Membership.objects.get(pk=spouse_membership.pk)
+    assert (saved.role_id, saved.recipient_type) == ("MOTHER", "SECONDARY")
+    entry = ModelLogEntry.objects.filter(action="mizani.member_change").get()
+    assert entry.data == {
+        "individual": spouse.pk,
+        "changes": {"role": ["SPOUSE", "MOTHER"], "recipient_type": [None, "SECONDARY"]},
+    }
+
+
+def test_change_member_cannot_create_a_second_head_or_primary_or_drop_the_head(clerk_a, family):
+    household, head, spouse = family
+    spouse_membership = Membership.objects.get(individual=spouse)
+    head_membership = Membership.objects.get(individual=head)
+
+    with pytest.raises(ValidationError) as exc:
+        services.household_change_member(membership=spouse_membership, role="HEAD", by=clerk_a)
+    assert list(refused(exc)) == ["role"]
+
+    with pytest.raises(ValidationError) as exc:
+        services.household_change_member(
+            membership=spouse_membership, role="SPOUSE", recipient_type="PRIMARY", by=clerk_a
+        )
+    assert list(refused(exc)) == ["recipient_type"]
+
+    with pytest.raises(ValidationError) as exc:
+        services.household_change_member(membership=head_membership, role="FATHER", by=clerk_a)
+    assert list(refused(exc)) == ["role"]
+
+    assert roles_in(household) == {head.pk: "HEAD", spouse.pk: "SPOUSE"}
+    assert Membership.objects.get(pk=head_membership.pk).recipient_type == "PRIMARY"
+
+
+def test_primary_recipient_can_be_moved_once_released(clerk_a, family):
+    household, head, spouse = family
+
+    services.household_change_member(
+        membership=Membership.objects.get(individual=head),
+        role="HEAD",
+        recipient_type="SECONDARY",
+        by=clerk_a,
+    )
+    services.household_change_member(
+        membership=Membership.objects.get(individual=spouse),
+        role="SPOUSE",
+        recipient_type="PRIMARY",
+        by=clerk_a,
+    )
+
+    assert dict(
+        Membership.objects.filter(household=household).values_list(
+            "individual_id", "recipient_type"
+        )
+    ) == {head.pk: "SECONDARY", spouse.pk: "PRIMARY"}
+
+
+def test_membership_factory_matches_service_rules(member_roles):
+    # Guard for the factory used elsewhere: its default role is HEAD.
+    assert MembershipFactory().role_id == MemberRole.HEAD
