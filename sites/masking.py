@@ -8,10 +8,12 @@ def can_view_sensitive(user):
 
 
 def mask(value, visible=3):
+    """Keep the last `visible` characters of long values (enough to tell IDs apart on a list);
+    hide short values entirely, where three characters would give most of it away."""
     if not value:
         return value
     text = str(value)
-    if len(text) <= visible:
+    if len(text) < 2 * visible:
         return "•" * len(text)
     return "•" * (len(text) - visible) + text[-visible:]
 

@@ -268,6 +268,9 @@ def household_soft_delete(*, household, by):
     _require_record_in_scope(by, household)
     if household.is_deleted:
         return household
+    if Membership.objects.filter(household=household).exists():
+        # Members of a deleted household could not join another one; they leave first, explicitly.
+        raise ValidationError(f"Household {household.code} still has members: remove them first.")
     household.deleted_at = timezone.now()
     household.save(update_fields=["deleted_at", "updated_at"])
     audit(household, "mizani.soft_delete", by=by)

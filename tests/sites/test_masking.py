@@ -8,15 +8,16 @@ from tests.factories import UserFactory
     "value, expected",
     [
         ("NID00000123", "••••••••123"),
-        ("1234", "•234"),
+        ("123456", "•••456"),
+        ("1234", "••••"),  # short values (an amount) are hidden entirely: 3 digits would give it away
         ("123", "•••"),
         ("12", "••"),
         ("", ""),
         (None, None),
-        (12345, "••345"),
+        (12345, "•••••"),
     ],
 )
-def test_mask_keeps_only_the_last_three_characters(value, expected):
+def test_mask_keeps_the_last_three_characters_of_long_values_only(value, expected):
     assert mask(value) == expected
 
 

@@ -622,6 +622,20 @@ def test_household_update_soft_delete_and_restore(clerk_a, geo):
     assert actions == ["wagtail.create", "wagtail.edit", "mizani.soft_delete", "mizani.restore"]
 
 
+def test_household_with_members_cannot_be_deleted_until_they_leave(clerk_a, geo):
+    household = services.household_create(fields={"location": geo.village_a}, by=clerk_a)
+    person = IndividualFactory(location=geo.village_a)
+    membership = services.household_add_member(household=household, individual=person, by=clerk_a)
+
+    with pytest.raises(ValidationError, match="still has members"):
+        services.household_soft_delete(household=household, by=clerk_a)
+    assert not reload(household).is_deleted
+
+    services.household_remove_member(membership=membership, by=clerk_a)
+    services.household_soft_delete(household=household, by=clerk_a)
+    assert reload(household).is_deleted
+
+
 def test_household_refusals_for_viewer_and_other_district(viewer_a, clerk_a, geo):
     mine = HouseholdFactory(location=geo.village_a, code="HH-A")
     theirs = HouseholdFactory(location=geo.village_b, code="HH-B")
