@@ -12,7 +12,7 @@ from django.views import View
 from wagtail import hooks
 from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.forms.choosers import BaseFilterForm
-from wagtail.admin.ui.tables import Column, DateColumn, TitleColumn
+from wagtail.admin.ui.tables import Column, TitleColumn
 from wagtail.admin.views.generic.chooser import ChooseResultsView, ChooseView, ChosenView
 from wagtail.log_actions import registry as log_registry
 
@@ -148,7 +148,8 @@ class IndividualIndexView(LiveOrDeletedMixin, ScopedIndexView):
                         get_url=lambda obj: reverse(inspect, args=[obj.pk])),
             MaskedColumn("national_id", label="National ID", user=self.request.user),
             Column("sex", label="Sex", accessor="get_sex_display", sort_key="sex"),
-            DateColumn("dob", label="Date of birth", sort_key="dob"),
+            Column("dob", label="Date of birth", sort_key="dob",
+                   accessor=lambda obj: f"{obj.dob:%Y-%m-%d} ({obj.age()})"),
             Column("location", label="Location", accessor="location.name", sort_key="location__name"),
             Column("household", label="Household", accessor="household_code"),
         ]
