@@ -1,5 +1,6 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import F
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -16,8 +17,10 @@ from .viewsets import ScopedDeleteView, ScopedIndexView
 class LocationIndexView(ScopedIndexView):
     default_ordering = "path"
     search_fields = ["name", "code"]
-    list_export = ["code", "name", "parent.code"]
-    export_headings = {"parent.code": "parent_code"}
+    list_export = ["code", "name", "parent_code"]
+
+    def get_base_queryset(self):
+        return super().get_base_queryset().annotate(parent_code=F("parent__code"))
 
     @cached_property
     def columns(self):

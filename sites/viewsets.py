@@ -35,7 +35,7 @@ class ScopedIndexView(SelectorMixin, SafeSpreadsheetExportMixin, generic.IndexVi
 
 
 class ScopedCreateView(SelectorMixin, generic.CreateView):
-    pass
+    inspect_url_name = None
 
 
 class ScopedEditView(SelectorMixin, generic.EditView):

@@ -38,13 +38,21 @@ def memberships_for(user):
     return Membership.objects.filter(household__in=households_for(user, include_deleted=True).values("pk"))
 
 
-def household_members(household):
-    """Members of a household (already scoped through the household), head first."""
+def household_members(household, user):
+    """The members of a household the user may see, head first. A member registered outside the
+    user's locations stays hidden even when the household is inside them."""
+    members = Membership.objects.filter(household=household, individual__deleted_at__isnull=True)
     return (
-        Membership.objects.filter(household=household, individual__deleted_at__isnull=True)
+        scope_for(user).filter(members, field="individual__location")
         .select_related("individual", "role", "individual__location")
         .order_by("role__sort_order", "joined_at", "id")
     )
+
+
+def hidden_member_count(household, user):
+    """How many live members of the household lie outside the user's locations."""
+    members = Membership.objects.filter(household=household, individual__deleted_at__isnull=True)
+    return members.count() - household_members(household, user).count()
 
 
 def households_with_size(queryset):

@@ -2,7 +2,7 @@ import django_filters
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import OuterRef, Subquery, Value
+from django.db.models import F, OuterRef, Subquery, Value
 from django.db.models.functions import Concat
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
@@ -13,7 +13,12 @@ from wagtail import hooks
 from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.forms.choosers import BaseFilterForm
 from wagtail.admin.ui.tables import Column, TitleColumn
-from wagtail.admin.views.generic.chooser import ChooseResultsView, ChooseView, ChosenView
+from wagtail.admin.views.generic.chooser import (
+    ChooseResultsView,
+    ChooseView,
+    ChosenMultipleView,
+    ChosenView,
+)
 from wagtail.log_actions import registry as log_registry
 
 from sites.audit import audit, audit_event
@@ -132,9 +137,9 @@ class MaskedColumn(Column):
 
 class IndividualIndexView(LiveOrDeletedMixin, ScopedIndexView):
     default_ordering = "last_name"
-    export_headings = {"location.code": "Location code", "household_code": "Household"}
+    export_headings = {"location_code": "Location code", "household_code": "Household"}
     list_export = ["id", "first_name", "last_name", "dob", "sex", "national_id", "phone",
-                   "location.code", "household_code"]
+                   "location_code", "household_code"]
 
     @cached_property
     def filterset_class(self):
@@ -157,7 +162,7 @@ class IndividualIndexView(LiveOrDeletedMixin, ScopedIndexView):
     def get_base_queryset(self):
         household = Membership.objects.filter(individual=OuterRef("pk")).values("household__code")[:1]
         return super().get_base_queryset().select_related("location").annotate(
-            household_code=Subquery(household))
+            household_code=Subquery(household), location_code=F("location__code"))
 
     def search_queryset(self, queryset):
         if not self.is_searching:
@@ -237,7 +242,8 @@ class IndividualRecordView(ScopedInspectView):
                 person.attributes, show_sensitive=show_sensitive),
             "membership": membership,
             "household": household,
-            "members": selectors.household_members(household) if household else [],
+            "members": selectors.household_members(household, user) if household else [],
+            "hidden_members": selectors.hidden_member_count(household, user) if household else 0,
             "history": recent_history(person),
             "history_url": reverse(self.history_url_name, args=[person.pk]),
             "location_trail": person.location.ancestors() + [person.location] if person.location else [],
@@ -276,8 +282,8 @@ class RestoreView(View):
 
 class HouseholdIndexView(LiveOrDeletedMixin, ScopedIndexView):
     default_ordering = "code"
-    list_export = ["id", "code", "location.code", "size"]
-    export_headings = {"location.code": "Location code", "size": "Members"}
+    list_export = ["id", "code", "location_code", "size"]
+    export_headings = {"location_code": "Location code", "size": "Members"}
     search_fields = ["code"]
 
     @cached_property
@@ -299,7 +305,8 @@ class HouseholdIndexView(LiveOrDeletedMixin, ScopedIndexView):
         head = Membership.objects.filter(household=OuterRef("pk"), role_id=MemberRole.HEAD).annotate(
             full=Concat("individual__first_name", Value(" "), "individual__last_name")).values("full")[:1]
         return selectors.households_with_size(
-            super().get_base_queryset().select_related("location")).annotate(head_name=Subquery(head))
+            super().get_base_queryset().select_related("location")).annotate(
+            head_name=Subquery(head), location_code=F("location__code"))
 
     def search_queryset(self, queryset):
         if not self.is_searching:
@@ -344,10 +351,11 @@ class HouseholdRecordView(ScopedInspectView):
         household = self.object
         user = self.request.user
         can_manage = user.has_perm("registry.change_household") and not household.is_deleted
-        members = list(selectors.household_members(household))
+        members = list(selectors.household_members(household, user))
         context.update({
             "household": household,
             "members": members,
+            "hidden_members": selectors.hidden_member_count(household, user),
             "attributes": RegistryField.schema_for(RegistryField.Target.HOUSEHOLD).display(
                 household.attributes, show_sensitive=can_view_sensitive(user)),
             "history": recent_history(household),
@@ -449,3 +457,15 @@ class IndividualChosenView(ChosenView):
             return selectors.individuals_for(self.request.user).get(pk=pk)
         except (Individual.DoesNotExist, ValueError):
             raise Http404 from None
+
+
+class IndividualChosenMultipleView(ChosenMultipleView):
+    def get_objects(self, pks):
+        return selectors.individuals_for(self.request.user).filter(pk__in=pks)
+
+
+class NoChooserCreateView(View):
+    """People are registered through the registry form and its service, never from a chooser."""
+
+    def dispatch(self, request, *args, **kwargs):
+        raise Http404

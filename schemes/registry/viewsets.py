@@ -143,6 +143,8 @@ class IndividualChooserViewSet(ChooserViewSet):
     choose_view_class = views.IndividualChooseView
     choose_results_view_class = views.IndividualChooseResultsView
     chosen_view_class = views.IndividualChosenView
+    chosen_multiple_view_class = views.IndividualChosenMultipleView
+    create_view_class = views.NoChooserCreateView
     create_action_label = None
     form_fields = None
     url_filter_parameters = []

@@ -1,0 +1,656 @@
+"""The registry's admin screens, driven through django.test.Client as the people who use them."""
+
+import csv
+import datetime
+import io
+
+import openpyxl
+import pytest
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
+from django.contrib.messages import get_messages
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from wagtail.models import ModelLogEntry
+
+from schemes.registry.models import Individual, MemberRole, Membership
+from sites.models import Location
+from tests.factories import (
+    HouseholdFactory,
+    IndividualFactory,
+    LocationFactory,
+    MembershipFactory,
+    RegistryFieldFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+INDEX = "registry_individual:index"
+
+
+def client_for(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def listed(response):
+    """The records on the page the index view rendered."""
+    assert response.status_code == 200, response.status_code
+    return list(response.context["object_list"])
+
+
+def body(response):
+    raw = b"".join(response.streaming_content) if response.streaming else response.content
+    return raw.decode("utf-8")
+
+
+def csv_rows(response):
+    assert response.status_code == 200
+    return list(csv.DictReader(io.StringIO(body(response))))
+
+
+def entries(action, instance=None):
+    queryset = ModelLogEntry.objects.filter(action=action)
+    if instance is not None:
+        queryset = queryset.filter(content_type=ContentType.objects.get_for_model(instance),
+                                   object_id=str(instance.pk))
+    return queryset.order_by("timestamp", "id")
+
+
+def messages_of(response):
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def today_minus(years, days=0):
+    today = timezone.localdate()
+    try:
+        day = today.replace(year=today.year - years)
+    except ValueError:
+        day = today.replace(year=today.year - years, day=28)
+    return day - datetime.timedelta(days=days)
+
+
+def person_form(location, **overrides):
+    data = {"first_name": "Neema", "last_name": "Mollel", "dob": "1990-05-17", "sex": "F",
+            "national_id": "", "phone": "", "location": location.pk}
+    data.update(overrides)
+    return data
+
+
+# --- list, pagination, search, filters, sorting -------------------------------------------------
+
+def test_list_shows_the_users_scope_with_pagination(geo, clerk_a):
+    IndividualFactory.create_batch(27, location=geo.village_a)
+    outside = IndividualFactory(location=geo.village_b, last_name="Outsider")
+    client = client_for(clerk_a)
+
+    first = client.get(reverse(INDEX))
+    assert len(listed(first)) == 25
+    assert first.context["items_count"] == 27
+    second = client.get(reverse(INDEX) + "?p=2")
+    assert len(listed(second)) == 2
+    shown = {p.pk for p in listed(first) + listed(second)}
+    assert len(shown) == 27
+    assert outside.pk not in shown
+    assert "Outsider" not in body(first) + body(second)
+
+
+def test_search_by_national_id_is_exact_after_normalisation(geo, clerk_a):
+    wanted = IndividualFactory(national_id="123456", location=geo.village_a)
+    IndividualFactory(national_id="1234567", location=geo.village_a)
+    IndividualFactory(national_id="9123456", location=geo.village_a)
+    client = client_for(clerk_a)
+
+    for query in ("12-34-56", "123456", " 12-34-56 ", "12.34.56", "１２３４５６"):
+        assert [p.pk for p in listed(client.get(reverse(INDEX), {"q": query}))] == [wanted.pk], query
+    assert listed(client.get(reverse(INDEX), {"q": "12345"})) == []
+
+
+def test_search_by_name_words(geo, clerk_a):
+    alicia = IndividualFactory(first_name="Alicia", last_name="Ambergris", location=geo.village_a)
+    IndividualFactory(first_name="Alicia", last_name="Otieno", location=geo.village_a)
+    IndividualFactory(first_name="Bakari", last_name="Ambergris", location=geo.village_a)
+    client = client_for(clerk_a)
+
+    assert [p.pk for p in listed(client.get(reverse(INDEX), {"q": "ali amber"}))] == [alicia.pk]
+    assert [p.pk for p in listed(client.get(reverse(INDEX), {"q": "AMBERGRIS alicia"}))] == [alicia.pk]
+    assert len(listed(client.get(reverse(INDEX), {"q": "ambergris"}))) == 2
+    assert listed(client.get(reverse(INDEX), {"q": "alicia zzz"})) == []
+
+
+def test_filter_by_location_takes_the_subtree(geo, clerk_a):
+    in_village = IndividualFactory(location=geo.village_a)
+    in_ward = IndividualFactory(location=geo.ward_a)
+    in_district = IndividualFactory(location=geo.district_a)
+    client = client_for(clerk_a)
+
+    def filtered(location):
+        return {p.pk for p in listed(client.get(reverse(INDEX), {"location": location.pk}))}
+
+    assert filtered(geo.district_a) == {in_village.pk, in_ward.pk, in_district.pk}
+    assert filtered(geo.ward_a) == {in_village.pk, in_ward.pk}
+    assert filtered(geo.village_a) == {in_village.pk}
+
+
+def test_filter_by_sex_and_age_band(geo, clerk_a):
+    toddler = IndividualFactory(sex="F", dob=today_minus(2), location=geo.village_a)
+    four = IndividualFactory(sex="M", dob=today_minus(4, days=1), location=geo.village_a)  # 4 and 1 day
+    five = IndividualFactory(sex="M", dob=today_minus(5), location=geo.village_a)          # 5 today
+    adult = IndividualFactory(sex="F", dob=today_minus(30), location=geo.village_a)
+    elder = IndividualFactory(sex="M", dob=today_minus(60), location=geo.village_a)
+    client = client_for(clerk_a)
+
+    def filtered(**params):
+        return {p.pk for p in listed(client.get(reverse(INDEX), params))}
+
+    assert filtered(sex="F") == {toddler.pk, adult.pk}
+    assert filtered(sex="M") == {four.pk, five.pk, elder.pk}
+    assert filtered(age_band="0-4") == {toddler.pk, four.pk}
+    assert filtered(age_band="5-17") == {five.pk}
+    assert filtered(age_band="18-59") == {adult.pk}
+    assert filtered(age_band="60+") == {elder.pk}
+    assert filtered(age_band="0-4", sex="M") == {four.pk}
+
+
+def test_filter_by_choice_and_boolean_attributes(geo, clerk_a):
+    RegistryFieldFactory(name="education", label="Education", field_type="choice",
+                         choices=["none", "primary", "secondary"])
+    RegistryFieldFactory(name="disabled", label="Disabled", field_type="boolean")
+    primary_disabled = IndividualFactory(location=geo.village_a, attributes={"education": "primary", "disabled": True})
+    primary = IndividualFactory(location=geo.village_a, attributes={"education": "primary", "disabled": False})
+    secondary = IndividualFactory(location=geo.village_a, attributes={"education": "secondary"})
+    client = client_for(clerk_a)
+
+    def filtered(**params):
+        return {p.pk for p in listed(client.get(reverse(INDEX), params))}
+
+    page = client.get(reverse(INDEX))
+    assert 'name="attr_education"' in body(page) and 'name="attr_disabled"' in body(page)
+    assert filtered(attr_education="primary") == {primary_disabled.pk, primary.pk}
+    assert filtered(attr_education="secondary") == {secondary.pk}
+    assert filtered(attr_disabled="true") == {primary_disabled.pk}
+    assert filtered(attr_disabled="false") == {primary.pk}
+    assert filtered(attr_education="primary", attr_disabled="false") == {primary.pk}
+
+
+def test_sorting_by_last_name_and_dob(geo, clerk_a):
+    b = IndividualFactory(last_name="Baraka", dob=datetime.date(1970, 1, 1), location=geo.village_a)
+    c = IndividualFactory(last_name="Chausiku", dob=datetime.date(2001, 1, 1), location=geo.village_a)
+    a = IndividualFactory(last_name="Amani", dob=datetime.date(1985, 1, 1), location=geo.village_a)
+    client = client_for(clerk_a)
+
+    def order(ordering):
+        return [p.pk for p in listed(client.get(reverse(INDEX), {"ordering": ordering}))]
+
+    assert order("last_name") == [a.pk, b.pk, c.pk]
+    assert order("-last_name") == [c.pk, b.pk, a.pk]
+    assert order("dob") == [b.pk, a.pk, c.pk]
+    assert order("-dob") == [c.pk, a.pk, b.pk]
+
+
+# --- create and edit ---------------------------------------------------------------------------
+
+@pytest.fixture
+def attribute_fields(db):
+    return [
+        RegistryFieldFactory(name="education", label="Education level", field_type="choice",
+                             choices=["none", "primary", "secondary"], sort_order=1),
+        RegistryFieldFactory(name="disabled", label="Has a disability", field_type="boolean", sort_order=2),
+        RegistryFieldFactory(name="children", label="Children at home", field_type="integer",
+                             min_value=0, max_value=20, sort_order=3),
+        RegistryFieldFactory(name="school", label="School name", field_type="text", sort_order=4),
+    ]
+
+
+def test_create_form_renders_the_attributes_administrators_defined(geo, clerk_a, attribute_fields):
+    page = client_for(clerk_a).get(reverse("registry_individual:add"))
+
+    assert page.status_code == 200
+    html = body(page)
+    for name, label in [("education", "Education level"), ("disabled", "Has a disability"),
+                        ("children", "Children at home"), ("school", "School name")]:
+        assert f'name="attr_{name}"' in html
+        assert label in html
+    # The location choices are the clerk's own.
+    assert "District A" in html and "District B" not in html
+
+
+def test_create_saves_attributes_as_typed_json(geo, clerk_a, attribute_fields):
+    response = client_for(clerk_a).post(reverse("registry_individual:add"), person_form(
+        geo.village_a, national_id="ab-778899", attr_education="primary", attr_disabled="true",
+        attr_children="3", attr_school="Mwenge"))
+
+    assert response.status_code == 302, getattr(response, "context", None) and response.context["form"].errors
+    person = Individual.objects.get(last_name="Mollel")
+    assert response["Location"] == reverse("registry_individual:inspect", args=[person.pk])
+    assert person.attributes == {"education": "primary", "disabled": True, "children": 3, "school": "Mwenge"}
+    assert person.national_id == "AB778899"
+    assert person.location == geo.village_a
+    assert entries("wagtail.create", person).count() == 1
+
+
+def test_edit_saves_attributes_as_typed_json(geo, clerk_a, attribute_fields):
+    person = IndividualFactory(first_name="Neema", last_name="Mollel", dob=datetime.date(1990, 5, 17),
+                               location=geo.village_a, attributes={"education": "none"})
+    response = client_for(clerk_a).post(
+        reverse("registry_individual:edit", args=[person.pk]),
+        person_form(geo.village_a, national_id=person.national_id, attr_education="secondary",
+                    attr_disabled="false", attr_children="0", attr_school=""))
+
+    assert response.status_code == 302
+    person.refresh_from_db()
+    assert person.attributes == {"education": "secondary", "disabled": False, "children": 0}
+
+
+@pytest.mark.parametrize("overrides, field, message", [
+    ({"dob": "2999-01-01"}, "dob", "The date of birth is in the future."),
+    ({"dob": "2023-02-31"}, "dob", "Enter a valid date."),
+    ({"national_id": "12-34-56"}, "national_id", "This national ID is already registered to another person."),
+    ({"attr_children": "99"}, "attr_children", "Must be at most 20."),
+    ({"attr_education": "university"}, "attr_education", "Select a valid choice."),
+], ids=["future-dob", "impossible-date", "duplicate-national-id", "attribute-out-of-range", "unknown-choice"])
+def test_create_with_bad_input_shows_the_message_on_the_field_and_writes_nothing(
+        geo, clerk_a, attribute_fields, overrides, field, message):
+    IndividualFactory(national_id="123456", location=geo.village_b)  # another district: still a duplicate
+    before = Individual.objects.count()
+
+    response = client_for(clerk_a).post(reverse("registry_individual:add"), person_form(geo.village_a, **overrides))
+
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert field in errors, errors
+    assert any(message in e for e in errors[field]), errors[field]
+    assert message.replace("'", "&#x27;") in body(response)
+    assert Individual.objects.count() == before
+    assert not entries("wagtail.create").exists()
+
+
+def test_create_in_a_location_outside_scope_is_refused(geo, clerk_a):
+    response = client_for(clerk_a).post(reverse("registry_individual:add"), person_form(geo.village_b))
+
+    assert response.status_code == 200
+    assert "location" in response.context["form"].errors
+    assert not Individual.objects.filter(last_name="Mollel").exists()
+
+
+def test_edit_cannot_move_a_record_outside_scope(geo, clerk_a):
+    person = IndividualFactory(location=geo.village_a)
+    response = client_for(clerk_a).post(reverse("registry_individual:edit", args=[person.pk]), person_form(
+        geo.village_b, first_name=person.first_name, last_name=person.last_name, national_id=person.national_id))
+
+    assert response.status_code == 200
+    assert "location" in response.context["form"].errors
+    person.refresh_from_db()
+    assert person.location == geo.village_a
+
+
+def test_edit_records_changed_fields_in_the_audit_with_sensitive_values_masked(geo, clerk_a):
+    RegistryFieldFactory(name="income_band", label="Income band", field_type="text", sensitive=True)
+    person = IndividualFactory(first_name="Neema", last_name="Mollel", dob=datetime.date(1990, 5, 17),
+                               national_id="AB123456", phone="+255700123456", location=geo.village_a,
+                               attributes={"income_band": "low"})
+    response = client_for(clerk_a).post(reverse("registry_individual:edit", args=[person.pk]), person_form(
+        geo.village_a, first_name="Neemah", national_id="CD987654", phone="+255711000999",
+        attr_income_band="high"))
+
+    assert response.status_code == 302
+    [entry] = entries("wagtail.edit", person)
+    changes = entry.data["changes"]
+    assert changes["first_name"] == ["Neema", "Neemah"]
+    assert set(changes) == {"first_name", "national_id", "phone", "attributes.income_band"}
+    old, new = changes["national_id"]
+    assert "AB123456" not in old and old.endswith("456") and "•" in old
+    assert "CD987654" not in new and new.endswith("654")
+    assert "+255700123456" not in str(changes) and "+255711000999" not in str(changes)
+    assert "low" not in str(changes["attributes.income_band"]) and "high" not in str(changes["attributes.income_band"])
+    assert entry.user_id == clerk_a.pk
+
+
+# --- sensitive data ----------------------------------------------------------------------------
+
+def test_user_without_the_sensitive_permission_sees_national_ids_masked(geo, viewer_a):
+    person = IndividualFactory(first_name="Neema", last_name="Mollel", national_id="AB123456",
+                               phone="+255700123456", location=geo.village_a)
+    client = client_for(viewer_a)
+
+    listing = body(client.get(reverse(INDEX)))
+    assert "Mollel" in listing
+    assert "AB123456" not in listing and "•••••456" in listing
+
+    record = client.get(reverse("registry_individual:inspect", args=[person.pk]))
+    html = body(record)
+    assert record.status_code == 200
+    assert "AB123456" not in html and "+255700123456" not in html
+    assert '<dd data-testid="national-id">•••••456</dd>' in html
+
+    [row] = csv_rows(client.get(reverse(INDEX) + "?export=csv"))
+    assert row["Last name"] == "Mollel"
+    assert row["National ID"] == "•••••456"
+    assert "AB123456" not in str(row.values()) and "+255700123456" not in str(row.values())
+
+
+def test_user_with_the_sensitive_permission_sees_national_ids(geo, clerk_a):
+    person = IndividualFactory(national_id="AB123456", location=geo.village_a)
+    client = client_for(clerk_a)
+
+    assert "AB123456" in body(client.get(reverse(INDEX)))
+    assert "AB123456" in body(client.get(reverse("registry_individual:inspect", args=[person.pk])))
+    assert csv_rows(client.get(reverse(INDEX) + "?export=csv"))[0]["National ID"] == "AB123456"
+
+
+def test_crafted_post_cannot_change_a_field_the_form_hides(geo):
+    editor = UserFactory(role="Viewer", locations=[geo.district_a])
+    editor.user_permissions.add(Permission.objects.get(codename="change_individual",
+                                                       content_type__app_label="registry"))
+    RegistryFieldFactory(name="income_band", label="Income band", field_type="text", sensitive=True)
+    person = IndividualFactory(first_name="Neema", last_name="Mollel", dob=datetime.date(1990, 5, 17),
+                               national_id="AB123456", phone="+255700123456", location=geo.village_a,
+                               attributes={"income_band": "low"})
+    client = client_for(editor)
+
+    form = client.get(reverse("registry_individual:edit", args=[person.pk]))
+    assert form.status_code == 200
+    assert 'name="national_id"' not in body(form) and 'name="attr_income_band"' not in body(form)
+
+    response = client.post(reverse("registry_individual:edit", args=[person.pk]), person_form(
+        geo.village_a, first_name="Neemah", national_id="EVIL0001", phone="+1000", attr_income_band="high"))
+
+    assert response.status_code == 302
+    person.refresh_from_db()
+    assert person.first_name == "Neemah"  # the POST went through...
+    assert person.national_id == "AB123456"  # ...but not for what the form hides
+    assert person.phone == "+255700123456"
+    assert person.attributes == {"income_band": "low"}
+
+
+# --- delete, restore, audit of views, searches and exports -------------------------------------
+
+def test_soft_delete_then_restore(geo, clerk_a):
+    person = IndividualFactory(last_name="Mollel", location=geo.village_a)
+    client = client_for(clerk_a)
+
+    response = client.post(reverse("registry_individual:delete", args=[person.pk]))
+    assert response.status_code == 302
+    person.refresh_from_db()
+    assert person.deleted_at is not None
+    assert person.pk not in {p.pk for p in listed(client.get(reverse(INDEX)))}
+    assert person.pk in {p.pk for p in listed(client.get(reverse(INDEX), {"status": "deleted"}))}
+    assert client.get(reverse("registry_individual:edit", args=[person.pk])).status_code == 404
+    record = client.get(reverse("registry_individual:inspect", args=[person.pk]))
+    assert record.status_code == 200 and reverse("registry_individual:restore", args=[person.pk]) in body(record)
+
+    response = client.post(reverse("registry_individual:restore", args=[person.pk]))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("registry_individual:inspect", args=[person.pk])
+    person.refresh_from_db()
+    assert person.deleted_at is None
+    assert entries("mizani.soft_delete", person).count() == 1
+    assert entries("mizani.restore", person).count() == 1
+    assert person.pk in {p.pk for p in listed(client.get(reverse(INDEX)))}
+
+
+def test_restore_refused_when_the_national_id_was_taken_meanwhile(geo, clerk_a):
+    person = IndividualFactory(national_id="AB123456", location=geo.village_a, deleted_at=timezone.now())
+    IndividualFactory(national_id="AB123456", location=geo.village_a)
+
+    response = client_for(clerk_a).post(reverse("registry_individual:restore", args=[person.pk]))
+
+    assert response.status_code == 302
+    assert any("cannot be restored" in m for m in messages_of(response))
+    person.refresh_from_db()
+    assert person.deleted_at is not None
+
+
+def test_each_view_of_a_record_writes_one_audit_entry(geo, clerk_a):
+    person = IndividualFactory(location=geo.village_a)
+    other = IndividualFactory(location=geo.village_a)
+    client = client_for(clerk_a)
+
+    for _ in range(3):
+        assert client.get(reverse("registry_individual:inspect", args=[person.pk])).status_code == 200
+    client.get(reverse(INDEX))
+
+    views = entries("mizani.view", person)
+    assert views.count() == 3
+    assert {e.user_id for e in views} == {clerk_a.pk}
+    assert not entries("mizani.view", other).exists()
+
+
+def test_search_by_national_id_is_audited_and_search_by_name_is_not(geo, clerk_a):
+    IndividualFactory(national_id="123456", location=geo.village_a)
+    client = client_for(clerk_a)
+
+    client.get(reverse(INDEX), {"q": "12-34-56"})
+    client.get(reverse(INDEX), {"q": "alicia"})
+
+    [entry] = entries("mizani.search_id")
+    assert entry.data["national_id"] == "123456"
+    assert entry.user_id == clerk_a.pk
+
+
+def test_csv_export_is_formula_safe_and_audited_with_the_row_count(geo, clerk_a):
+    formula = '=HYPERLINK("http://evil.example/x","Click")'
+    IndividualFactory(first_name=formula, last_name="+Plus", location=geo.village_a)
+    IndividualFactory(first_name="Plain", last_name="-Minus", location=geo.village_a)
+    IndividualFactory(first_name="@At", last_name="Mollel", location=geo.village_a)
+    IndividualFactory(location=geo.village_b)  # not the clerk's: neither exported nor counted
+    client = client_for(clerk_a)
+
+    rows = csv_rows(client.get(reverse(INDEX), {"export": "csv", "sex": "F"}))
+
+    assert len(rows) == 3
+    firsts = {row["First name"] for row in rows}
+    lasts = {row["Last name"] for row in rows}
+    assert "'" + formula in firsts and formula not in firsts
+    assert "'@At" in firsts and "Plain" in firsts
+    assert {"'+Plus", "'-Minus", "Mollel"} == lasts
+    [entry] = entries("mizani.export")
+    assert entry.data["rows"] == 3
+    assert entry.data["format"] == "csv"
+    assert entry.data["filters"] == {"sex": "F"}
+    assert entry.user_id == clerk_a.pk
+
+
+def test_xlsx_export_is_formula_safe_and_keeps_numbers_numeric(geo, clerk_a):
+    formula = "=1+2"
+    person = IndividualFactory(first_name=formula, location=geo.village_a)
+    response = client_for(clerk_a).get(reverse(INDEX), {"export": "xlsx"})
+
+    assert response.status_code == 200
+    raw = b"".join(response.streaming_content) if response.streaming else response.content
+    sheet = openpyxl.load_workbook(io.BytesIO(raw)).active
+    header = [c.value for c in sheet[1]]
+    row = [c for c in sheet[2]]
+    by_name = dict(zip(header, row))
+    assert by_name["First name"].value == "'=1+2"
+    assert by_name["First name"].data_type == "s"
+    assert by_name["ID"].value == person.pk and by_name["ID"].data_type == "n"
+    assert entries("mizani.export").get().data["format"] == "xlsx"
+
+
+# --- household page and members ----------------------------------------------------------------
+
+@pytest.fixture
+def household_a(geo, member_roles):
+    return HouseholdFactory(code="HH-MOLLEL", location=geo.village_a)
+
+
+def member_post(client, household, **data):
+    """POST a member operation and follow the redirect: the household page shows the outcome message."""
+    response = client.post(reverse("registry_household:members", args=[household.pk]), data, follow=True)
+    assert response.redirect_chain == [(reverse("registry_household:inspect", args=[household.pk]), 302)]
+    return response
+
+
+def shown_messages(response):
+    return [str(m) for m in response.context["messages"]]
+
+
+def test_household_members_follow_the_rules(geo, clerk_a, household_a):
+    mother = IndividualFactory(first_name="Neema", location=geo.village_a)
+    father = IndividualFactory(first_name="Juma", location=geo.village_a)
+    son = IndividualFactory(first_name="Baraka", location=geo.village_a)
+    client = client_for(clerk_a)
+    page = reverse("registry_household:inspect", args=[household_a.pk])
+
+    # First member: head and primary recipient.
+    response = member_post(client, household_a, operation="add", individual=mother.pk, role="", recipient_type="")
+    assert any("added" in m for m in shown_messages(response))
+    first = Membership.objects.get(individual=mother)
+    assert (first.role_id, first.recipient_type) == ("HEAD", "PRIMARY")
+
+    # A second head is refused with a message; nothing is written.
+    response = member_post(client, household_a, operation="add", individual=father.pk, role="HEAD", recipient_type="")
+    assert any("already has a head" in m for m in shown_messages(response))
+    assert not Membership.objects.filter(individual=father).exists()
+
+    # A second primary recipient likewise.
+    response = member_post(client, household_a, operation="add", individual=father.pk, role="SPOUSE",
+                           recipient_type="PRIMARY")
+    assert any("already has a primary recipient" in m for m in shown_messages(response))
+    assert not Membership.objects.filter(individual=father).exists()
+
+    member_post(client, household_a, operation="add", individual=father.pk, role="SPOUSE", recipient_type="SECONDARY")
+    member_post(client, household_a, operation="add", individual=son.pk, role="SON", recipient_type="")
+    assert Membership.objects.filter(household=household_a).count() == 3
+
+    # set_head swaps: the spouse becomes head, the former head takes the given role.
+    spouse = Membership.objects.get(individual=father)
+    response = member_post(client, household_a, operation="set_head", membership=spouse.pk, former_head_role="SPOUSE")
+    assert any("is now the head" in m for m in shown_messages(response))
+    roles = dict(Membership.objects.filter(household=household_a).values_list("individual_id", "role_id"))
+    assert roles == {mother.pk: "SPOUSE", father.pk: "HEAD", son.pk: "SON"}
+
+    # change: role and recipient of a non-head member.
+    son_membership = Membership.objects.get(individual=son)
+    member_post(client, household_a, operation="change", membership=son_membership.pk, role="DAUGHTER",
+                recipient_type="")
+    son_membership.refresh_from_db()
+    assert son_membership.role_id == "DAUGHTER"
+
+    # The head cannot leave while others remain; another member can.
+    head = Membership.objects.get(individual=father)
+    response = member_post(client, household_a, operation="remove", membership=head.pk)
+    assert any("head cannot leave" in m for m in shown_messages(response))
+    assert Membership.objects.filter(pk=head.pk).exists()
+    member_post(client, household_a, operation="remove", membership=son_membership.pk)
+    assert not Membership.objects.filter(pk=son_membership.pk).exists()
+
+    # The page shows the members with their roles.
+    html = body(client.get(page))
+    assert "Juma" in html and "Neema" in html and "Baraka" not in html
+    actions = list(entries("mizani.member_add", household_a)) + list(entries("mizani.member_change", household_a))
+    assert len(actions) == 5  # 3 adds, 1 set_head, 1 change
+
+
+def test_member_add_refuses_a_person_outside_scope(geo, clerk_a, household_a):
+    outsider = IndividualFactory(location=geo.village_b)
+
+    response = member_post(client_for(clerk_a), household_a, operation="add", individual=outsider.pk,
+                           role="", recipient_type="")
+
+    assert shown_messages(response) and not any("added" in m for m in shown_messages(response))
+    assert not Membership.objects.exists()
+
+
+def test_household_page_lists_members_and_household_list_shows_head_and_size(geo, clerk_a, household_a):
+    head = IndividualFactory(first_name="Neema", last_name="Mollel", location=geo.village_a)
+    child = IndividualFactory(first_name="Baraka", last_name="Mollel", dob=today_minus(3), location=geo.village_a)
+    MembershipFactory(household=household_a, individual=head, recipient_type="PRIMARY")
+    MembershipFactory(household=household_a, individual=child, role=MemberRole.objects.get(pk="SON"))
+    client = client_for(clerk_a)
+
+    page = client.get(reverse("registry_household:inspect", args=[household_a.pk]))
+    assert page.status_code == 200
+    assert [m.individual_id for m in page.context["members"]] == [head.pk, child.pk]
+    [row] = listed(client.get(reverse("registry_household:index")))
+    assert (row.code, row.head_name, row.size) == ("HH-MOLLEL", "Neema Mollel", 2)
+
+
+# --- location import ---------------------------------------------------------------------------
+
+def upload(text, name="locations.csv"):
+    return SimpleUploadedFile(name, text.encode("utf-8"), content_type="text/csv")
+
+
+@pytest.fixture
+def sysadmin(db):
+    return UserFactory(username="sysadmin", role="System administrator", national=True)
+
+
+def test_location_import_creates_the_tree(sysadmin):
+    text = ("code,name,parent_code\n"
+            "V1,Village One,W1\n"       # child before parent: the importer orders them
+            "R1,Region One,\n"
+            "D1,District One,R1\n"
+            "W1,Ward One,D1\n")
+    response = client_for(sysadmin).post(reverse("sites_location:import"), {"file": upload(text)})
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("sites_location:index")
+    tree = {loc.code: loc for loc in Location.objects.all()}
+    assert set(tree) == {"R1", "D1", "W1", "V1"}
+    assert tree["V1"].parent == tree["W1"] and tree["W1"].parent == tree["D1"] and tree["D1"].parent == tree["R1"]
+    assert tree["V1"].depth == 4 and tree["V1"].path.startswith(tree["R1"].path)
+    assert entries("mizani.import").get().data["created"] == 4
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("code,name,parent_code\nR1,Region,\nR1,Region again,\n", (3, "code")),
+    ("code,name,parent_code\nR1,Region,\nD1,District,NOPE\n", (3, "parent_code")),
+    ("code,name\nR1,Region\n", (1, "parent_code")),
+    ("code,name,parent_code\nR1,Region,\nA1,A,B1\nB1,B,A1\n", (3, "parent_code")),
+], ids=["duplicate-code", "unknown-parent", "missing-column", "cycle"])
+def test_location_import_bad_file_shows_row_and_column_and_writes_nothing(sysadmin, text, expected):
+    LocationFactory(code="EXISTING")
+    before = list(Location.objects.values_list("code", "name", "parent_id"))
+
+    response = client_for(sysadmin).post(reverse("sites_location:import"), {"file": upload(text)})
+
+    assert response.status_code == 200
+    errors = response.context["errors"]
+    assert expected in [(row, column) for row, column, _ in errors], errors
+    html = body(response)
+    assert 'data-testid="import-errors"' in html
+    row, column = expected
+    assert f"<td>{row}</td><td>{column}</td>" in html
+    assert list(Location.objects.values_list("code", "name", "parent_id")) == before
+    assert not entries("mizani.import").exists()
+
+
+def test_location_export_lists_the_whole_tree_including_top_level_locations(sysadmin):
+    region = LocationFactory(code="R1", name="Region One")
+    LocationFactory(code="D1", name="District One", parent=region)
+
+    rows = csv_rows(client_for(sysadmin).get(reverse("sites_location:index") + "?export=csv"))
+
+    assert [(r["Code"], r["parent_code"]) for r in rows] == [("R1", ""), ("D1", "R1")]
+
+
+def test_location_import_is_refused_without_the_permission(geo, clerk_a):
+    response = client_for(clerk_a).post(reverse("sites_location:import"),
+                                        {"file": upload("code,name,parent_code\nX1,X,\n")})
+
+    assert response.status_code in (302, 403)
+    assert not Location.objects.filter(code="X1").exists()
+
+
+# --- audit trail -------------------------------------------------------------------------------
+
+def test_audit_trail_is_for_auditors_only(geo, clerk_a, sysadmin):
+    IndividualFactory(location=geo.village_a)
+    client_for(clerk_a).get(reverse(INDEX) + "?export=csv")
+
+    response = client_for(sysadmin).get(reverse("mizani_site_history"))
+    assert response.status_code == 200
+    assert "Export" in body(response)
+    assert client_for(sysadmin).get(reverse("mizani_site_history_results")).status_code == 200
+
+    for name in ("mizani_site_history", "mizani_site_history_results"):
+        refused = client_for(clerk_a).get(reverse(name))
+        assert refused.status_code == 403 or (
+            refused.status_code == 302 and refused["Location"] == reverse("wagtailadmin_home")), name

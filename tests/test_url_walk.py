@@ -1,0 +1,833 @@
+"""QUALITY 1: walk every admin URL the project registers, for each role.
+
+The walker enumerates the URL patterns under /admin/ with `get_resolver()` (through every include), and
+for each one knows how to fill it: our viewsets' namespaces map to a model, their `pk` to the id of an
+object of that model (district B's object for the scope walk, district A's for the read-only walk).
+A pattern the walker does not know makes `test_every_admin_url_is_known_to_the_walker` fail with its
+name: whoever adds a URL extends the walk. Wagtail URLs irrelevant to our models are listed in
+WAGTAIL_IRRELEVANT (with the reason) and are still requested, cheaply, to check nothing of B leaks.
+
+The world (`world` fixture): districts A and B under one region, in each an individual heading a
+household, a soft-deleted individual and a soft-deleted household; a person and a household with no
+location; a person in A without household (for member POSTs); an empty leaf location in A.
+"""
+
+import io
+from dataclasses import dataclass, field
+
+import openpyxl
+import pytest
+from django.db import transaction
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls.exceptions import NoReverseMatch
+from django.utils import timezone
+
+from schemes.registry.models import (
+    Household,
+    Individual,
+    MemberRole,
+    Membership,
+    RegistryField,
+)
+from sites.models import Location, UserAccess
+from tests.factories import (
+    HouseholdFactory,
+    IndividualFactory,
+    LocationFactory,
+    MembershipFactory,
+    RegistryFieldFactory,
+    UserFactory,
+    access_of,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+# --- the URL inventory ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AdminURL:
+    route: str            # "admin/registry/individuals/edit/<int:pk>/"
+    name: str | None      # "registry_individual:edit"
+    params: tuple         # (("pk", "int"), ...) named parameters and their converter
+    positional: int       # unnamed regex groups (cannot be filled by keyword)
+
+    @property
+    def namespace(self):
+        return self.name.rsplit(":", 1)[0] if self.name and ":" in self.name else None
+
+    @property
+    def view_name(self):
+        return self.name.rsplit(":", 1)[-1] if self.name else None
+
+    @property
+    def param_names(self):
+        return {name for name, _ in self.params}
+
+
+def _pattern_params(pattern):
+    params, positional = [], 0
+    converters = getattr(pattern.pattern, "converters", None)
+    if converters is not None:  # RoutePattern
+        params += [(name, type(conv).__name__.removesuffix("Converter").lower())
+                   for name, conv in converters.items()]
+    regex = pattern.pattern.regex
+    named = set(regex.groupindex)
+    if converters is None:
+        params += [(name, "regex") for name in named]
+        positional += regex.groups - len(named)
+    return params, positional
+
+
+def admin_urls():
+    """Every URL pattern whose route starts with admin/, with its namespaced name and parameters."""
+    found = []
+
+    def walk(patterns, prefix, namespace, params, positional):
+        for pattern in patterns:
+            own, own_positional = _pattern_params(pattern)
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                ns = namespace
+                if pattern.namespace:
+                    ns = f"{namespace}:{pattern.namespace}" if namespace else pattern.namespace
+                walk(pattern.url_patterns, route, ns, params + own, positional + own_positional)
+            elif isinstance(pattern, URLPattern) and route.startswith("admin/"):
+                name = pattern.name and (f"{namespace}:{pattern.name}" if namespace else pattern.name)
+                found.append(AdminURL(route, name, tuple(params + own), positional + own_positional))
+
+    walk(get_resolver().url_patterns, "", None, [], 0)
+    return found
+
+
+# Our viewsets: namespace -> the world's key for the model its `pk` designates.
+OUR_NAMESPACES = {
+    "registry_individual": "individual",
+    "registry_household": "household",
+    "registry_individual_chooser": "individual",
+    "sites_location": "location",
+    "sites_useraccess": "useraccess",
+    "registry_field": "registryfield",
+    "registry_memberrole": "memberrole",
+}
+# The permission ("app", "model") that lets a user read a namespace's model.
+NAMESPACE_MODEL = {
+    "registry_individual": ("registry", "individual"),
+    "registry_household": ("registry", "household"),
+    "registry_individual_chooser": ("registry", "individual"),
+    "sites_location": ("sites", "location"),
+    "sites_useraccess": ("sites", "useraccess"),
+    "registry_field": ("registry", "registryfield"),
+    "registry_memberrole": ("registry", "memberrole"),
+}
+OBJECT_VIEWS = {"edit", "delete", "history", "history_results", "usage", "inspect", "restore", "members", "chosen"}
+LIST_VIEWS = {"index", "index_results", "choose", "choose_results"}
+FORM_VIEWS = {"add", "import", "create"}      # no pk; POST creates something
+IDS_VIEWS = {"chosen_multiple"}               # ?id=..&id=..
+POST_ONLY_VIEWS = {"restore", "members"}      # GET is 405 before any lookup: reveals nothing
+OPERATION_VIEWS = {"edit", "delete", "restore", "members"} | FORM_VIEWS  # also POSTed
+
+# Project URLs outside the viewsets.
+AUDIT_NAMES = {
+    "mizani_site_history", "mizani_site_history_results",
+    # Wagtail's own names for the same paths: config/urls.py puts ours first, so they resolve to ours.
+    "wagtailadmin_reports:site_history", "wagtailadmin_reports:site_history_results",
+}
+
+# Wagtail URLs that can reach our models by app_label/model_name/object id: filled to aim at B's objects.
+WAGTAIL_RELEVANT = {
+    "wagtailadmin_home",                      # the dashboard: counts/recent items must not show B
+    "wagtail_bulk_action",                    # /admin/bulk/<app>/<model>/<action>/?id=...
+    "wagtailadmin_editing_sessions:ping",     # looks objects up by app/model/id
+    "wagtailadmin_editing_sessions:release",
+    "wagtailadmin_tag_model_autocomplete",    # app/model autocomplete
+    "wagtailsettings:edit",                   # organisation settings (audit events hang on it)
+    "wagtailsettings:preview_on_edit",
+    "wagtailsnippets:index",                  # lists snippet models; ours are not snippets
+}
+
+# Wagtail URLs irrelevant to our models (pages, images, documents, collections, page workflows,
+# users/groups, sites, accounts, assets). Still GET-requested with filler parameters to check that
+# nothing of district B appears; statuses are not asserted.
+WAGTAIL_IRRELEVANT_NAMESPACES = {
+    "wagtailadmin_api:pages", "wagtailadmin_api:documents", "wagtailadmin_api:images",  # page/media API
+    "wagtailadmin_pages",           # page editing
+    "wagtailadmin_collections",     # media collections
+    "wagtailadmin_workflows",       # page moderation workflows (ours live in the workflows app)
+    "wagtailadmin_reports",         # locked/aging pages, page workflow reports (site history: AUDIT_NAMES)
+    "wagtaildocs", "wagtaildocs_chooser",
+    "wagtailimages", "wagtailimages_chooser",
+    "wagtailusers_users", "wagtailusers_groups",   # user admin: System administrator only
+    "wagtailsites",                 # Wagtail Site records
+}
+WAGTAIL_IRRELEVANT_NAMES = {
+    "wagtailadmin_explore_root", "wagtailadmin_explore", "wagtailadmin_explore_results",  # page tree
+    "wagtailadmin_choose_page", "wagtailadmin_choose_page_child", "wagtailadmin_choose_page_search",
+    "wagtailadmin_choose_page_chosen_multiple", "wagtailadmin_choose_page_external_link",
+    "wagtailadmin_choose_page_email_link", "wagtailadmin_choose_page_phone_link",
+    "wagtailadmin_choose_page_anchor_link",
+    "wagtailadmin_tag_autocomplete",    # taggit tags
+    "wagtailadmin_account", "wagtailadmin_dismissibles", "wagtailadmin_block_preview",
+    "wagtailadmin_sprite", "wagtailadmin_javascript_catalog",
+    "wagtailadmin_login", "wagtailadmin_password_reset", "wagtailadmin_password_reset_done",
+    "wagtailadmin_password_reset_confirm", "wagtailadmin_password_reset_complete",
+    "wagtailadmin_logout",              # not requested: it would end the walker's session
+    "wagtailadmin_error_test",          # not requested: /admin/failwhale/ raises on purpose
+}
+NOT_REQUESTED = {"wagtailadmin_logout", "wagtailadmin_error_test"}
+UNNAMED_ROUTES = {
+    "admin/test404/",   # Wagtail's 404 page demo
+    "admin/^.*/$",      # Wagtail's admin catch-all (404 for anything unmatched)
+}
+
+
+def classify(url):
+    """'ours', 'audit', 'wagtail_relevant', 'wagtail_irrelevant', or None (the walker cannot fill it)."""
+    if url.name is None:
+        return "wagtail_irrelevant" if url.route in UNNAMED_ROUTES else None
+    if url.namespace in OUR_NAMESPACES:
+        view = url.view_name
+        if view in OBJECT_VIEWS:
+            return "ours" if url.param_names == {"pk"} and not url.positional else None
+        if view in LIST_VIEWS | FORM_VIEWS | IDS_VIEWS:
+            return "ours" if not url.params and not url.positional else None
+        return None
+    if url.name in AUDIT_NAMES:
+        return "audit" if not url.params else None
+    if url.name in WAGTAIL_RELEVANT:
+        return "wagtail_relevant"
+    if url.name in WAGTAIL_IRRELEVANT_NAMES or url.namespace in WAGTAIL_IRRELEVANT_NAMESPACES:
+        return "wagtail_irrelevant"
+    return None
+
+
+def test_every_admin_url_is_known_to_the_walker():
+    urls = admin_urls()
+    unknown = [f"{u.name or '(unnamed)'}  {u.route}" for u in urls if classify(u) is None]
+    assert not unknown, (
+        "The URL walk does not know how to fill these admin URLs; extend tests/test_url_walk.py "
+        "(OUR_NAMESPACES / *_VIEWS for our viewsets, WAGTAIL_IRRELEVANT_* with a reason otherwise):\n  "
+        + "\n  ".join(unknown))
+    names = {u.name for u in urls}
+    # The walk covers what the issue lists; if one disappears the walk is walking nothing.
+    for expected in ["registry_individual:inspect", "registry_individual:restore", "registry_individual:history",
+                     "registry_household:members", "registry_individual_chooser:choose_results",
+                     "registry_individual_chooser:chosen_multiple", "sites_location:import",
+                     "sites_useraccess:edit", "registry_field:edit", "registry_memberrole:edit",
+                     "mizani_site_history", "mizani_site_history_results"]:
+        assert expected in names
+
+
+# --- the world --------------------------------------------------------------------------------
+
+@dataclass
+class World:
+    region: Location
+    district_a: Location
+    village_a: Location
+    leaf_a: Location
+    district_b: Location
+    village_b: Location
+    person_a: Individual
+    loose_a: Individual
+    deleted_a: Individual
+    person_b: Individual
+    deleted_b: Individual
+    nowhere: Individual
+    household_a: Household
+    deleted_household_a: Household
+    household_b: Household
+    deleted_household_b: Household
+    household_nowhere: Household
+    empty_household_a: Household
+    membership_a: Membership
+    membership_b: Membership
+    registry_field: RegistryField
+    clerk_a: object
+    clerk_b: object
+    viewer_a: object
+    national: object
+    superuser: object
+    b_tokens: list = field(default_factory=list)
+    nowhere_tokens: list = field(default_factory=list)
+    a_tokens: dict = field(default_factory=dict)
+
+    def target(self, side, namespace, view):
+        """The object a `pk` designates: district B's (side "b") or district A's (side "a")."""
+        kind = OUR_NAMESPACES[namespace]
+        if kind == "individual":
+            return getattr(self, "deleted_" + side if view == "restore" else "person_" + side)
+        if kind == "household":
+            if view == "restore":
+                return getattr(self, "deleted_household_" + side)
+            if view == "delete" and side == "a":
+                return self.empty_household_a  # a household with members cannot be deleted
+            return getattr(self, "household_" + side)
+        if kind == "location":
+            return self.village_b if side == "b" else self.leaf_a
+        if kind == "useraccess":
+            return access_of(self.clerk_b if side == "b" else self.clerk_a)
+        if kind == "registryfield":
+            return self.registry_field
+        if kind == "memberrole":
+            return MemberRole.objects.get(pk="GRANDFATHER")
+        raise AssertionError(kind)
+
+
+@pytest.fixture
+def world(db, member_roles):
+    now = timezone.now()
+    region = LocationFactory(name="Commonregion", code="WR")
+    district_a = LocationFactory(name="Alphashire", code="WDA", parent=region)
+    village_a = LocationFactory(name="Alphaton", code="WVA", parent=district_a)
+    leaf_a = LocationFactory(name="Alphaleaf", code="WLA", parent=district_a)
+    district_b = LocationFactory(name="Bravoshire", code="WDB", parent=region)
+    village_b = LocationFactory(name="Bravoton", code="WVB", parent=district_b)
+
+    person_a = IndividualFactory(first_name="Alicia", last_name="Ambergris", national_id="A11223344",
+                                 phone="+255700111222", location=village_a)
+    loose_a = IndividualFactory(first_name="Ludovic", last_name="Alderquist", national_id="A55667788",
+                                location=village_a)
+    deleted_a = IndividualFactory(first_name="Dorothea", last_name="Ashgrove", national_id="A77770000",
+                                  location=village_a, deleted_at=now)
+    person_b = IndividualFactory(first_name="Zebulon", last_name="Quixotebee", national_id="B99887766",
+                                 phone="+255700999888", location=village_b)
+    deleted_b = IndividualFactory(first_name="Xanthippe", last_name="Brackenbury", national_id="B44443333",
+                                  location=village_b, deleted_at=now)
+    nowhere = IndividualFactory(first_name="Nullius", last_name="Nowhereman", national_id="N55550000",
+                                location=None)
+    household_a = HouseholdFactory(code="HH-ALPHA-01", location=village_a)
+    deleted_household_a = HouseholdFactory(code="HH-ALPHA-DEL", location=village_a, deleted_at=now)
+    household_b = HouseholdFactory(code="HH-BRAVO-02", location=village_b)
+    deleted_household_b = HouseholdFactory(code="HH-BRAVO-DEL", location=village_b, deleted_at=now)
+    household_nowhere = HouseholdFactory(code="HH-NOWHERE-03", location=None)
+    empty_household_a = HouseholdFactory(code="HH-ALPHA-EMPTY", location=village_a)
+    head = MemberRole.objects.get(pk="HEAD")
+    membership_a = MembershipFactory(household=household_a, individual=person_a, role=head, recipient_type="PRIMARY")
+    membership_b = MembershipFactory(household=household_b, individual=person_b, role=head, recipient_type="PRIMARY")
+    registry_field = RegistryFieldFactory(name="walk_note", label="Walk note")
+
+    w = World(
+        region=region, district_a=district_a, village_a=village_a, leaf_a=leaf_a,
+        district_b=district_b, village_b=village_b,
+        person_a=person_a, loose_a=loose_a, deleted_a=deleted_a, person_b=person_b, deleted_b=deleted_b,
+        nowhere=nowhere, household_a=household_a, deleted_household_a=deleted_household_a,
+        household_b=household_b, deleted_household_b=deleted_household_b,
+        household_nowhere=household_nowhere, empty_household_a=empty_household_a, membership_a=membership_a, membership_b=membership_b,
+        registry_field=registry_field,
+        clerk_a=UserFactory(username="walk_clerk_a", role="Clerk", locations=[district_a]),
+        clerk_b=UserFactory(username="walk_clerk_b", role="Clerk", locations=[district_b]),
+        viewer_a=UserFactory(username="walk_viewer_a", role="Viewer", locations=[district_a]),
+        national=UserFactory(username="walk_national", role="Clerk", national=True),
+        superuser=UserFactory(username="walk_root", is_superuser=True, is_staff=True),
+    )
+    # What a district-A user must never see.
+    w.b_tokens = ["Zebulon", "Quixotebee", "B99887766", "+255700999888", "Xanthippe", "Brackenbury",
+                  "B44443333", "HH-BRAVO-02", "HH-BRAVO-DEL", "Bravoshire", "Bravoton"]
+    w.nowhere_tokens = ["Nullius", "Nowhereman", "N55550000", "HH-NOWHERE-03"]
+    # What each list shows of district A (a name or code, never a sensitive value).
+    w.a_tokens = {"registry_individual": "Ambergris", "registry_household": "HH-ALPHA-01",
+                  "registry_individual_chooser": "Ambergris", "sites_location": "Alphashire"}
+    return w
+
+
+# --- requests, bodies, state ------------------------------------------------------------------
+
+def client_for(user):
+    client = Client(raise_request_exception=False)  # a 500 is reported as a finding, not a crash
+    client.force_login(user)
+    return client
+
+
+def body_text(response):
+    """The response body as text; spreadsheets are opened so that their cells can be searched."""
+    if response.streaming:
+        try:
+            raw = b"".join(response.streaming_content)
+        except Exception as exc:  # a streamed export fails after the 200 has been sent
+            raise AssertionError(f"the streamed body of {response.request['PATH_INFO']}?"
+                                 f"{response.request.get('QUERY_STRING', '')} raised {exc!r}") from exc
+    else:
+        raw = response.content
+    if raw[:2] == b"PK":
+        book = openpyxl.load_workbook(io.BytesIO(raw), read_only=True)
+        return "\n".join("\t".join("" if v is None else str(v) for v in row)
+                         for sheet in book.worksheets for row in sheet.iter_rows(values_only=True))
+    return raw.decode("utf-8", errors="replace")
+
+
+def leaked(text, tokens, *, query=""):
+    """Tokens found in `text`. A token the user typed into the query is ignored (the search box echoes it)."""
+    lowered = text.lower()
+    return [t for t in tokens if t.lower() in lowered and t.lower() not in query.lower()]
+
+
+def is_refusal_redirect(response):
+    if response.status_code not in (301, 302):
+        return False
+    target = response["Location"].split("?")[0]
+    return target == reverse("wagtailadmin_home") or target.startswith(reverse("wagtailadmin_login"))
+
+
+def db_state():
+    """Everything the walk could change, as comparable rows."""
+    return {
+        "individual": list(Individual.objects.order_by("pk").values()),
+        "household": list(Household.objects.order_by("pk").values()),
+        "membership": list(Membership.objects.order_by("pk").values()),
+        "location": list(Location.objects.order_by("pk").values()),
+        "useraccess": list(UserAccess.objects.order_by("pk").values()),
+        "useraccess_locations": list(UserAccess.locations.through.objects.order_by("pk").values()),
+        "registryfield": list(RegistryField.objects.order_by("pk").values()),
+        "memberrole": list(MemberRole.objects.order_by("pk").values()),
+    }
+
+
+def changed_tables(before, after):
+    return sorted(name for name in before if before[name] != after[name])
+
+
+class _Rollback(Exception):
+    pass
+
+
+def post_isolated(client, url, data):
+    """POST and report (response, tables changed); the change is rolled back so the world stays intact."""
+    result = {}
+    try:
+        with transaction.atomic():
+            before = db_state()
+            result["response"] = client.post(url, data)
+            result["changed"] = changed_tables(before, db_state())
+            raise _Rollback
+    except _Rollback:
+        pass
+    return result["response"], result["changed"]
+
+
+# --- filling URLs -----------------------------------------------------------------------------
+
+def object_url(url, obj):
+    return reverse(url.name, kwargs={"pk": obj.pk})
+
+
+def form_payloads(w, namespace, view, side):
+    """POST bodies that would change data if the user were allowed (proved by
+    test_walk_payloads_change_data_for_a_superuser). `side` picks the locations/objects aimed at."""
+    village = w.village_b if side == "b" else w.village_a
+    district = w.district_b if side == "b" else w.district_a
+    person = w.person_b if side == "b" else w.person_a
+    household = w.household_b if side == "b" else w.household_a
+    membership = w.membership_b if side == "b" else w.membership_a
+    kind = OUR_NAMESPACES[namespace]
+    if view in ("delete", "restore"):
+        return [{}]
+    if view == "members":
+        return [
+            {"operation": "remove", "membership": membership.pk},
+            {"operation": "add", "individual": w.loose_a.pk, "role": "SON", "recipient_type": ""},
+        ]
+    if view == "import":
+        return [{"file": _csv_upload("code,name,parent_code\nWHACK,Hackville,%s\n" % district.code)}]
+    if kind == "individual":
+        return [{"first_name": "Hacked", "last_name": person.last_name if view == "edit" else "Newperson",
+                 "dob": "1991-01-01", "sex": "M", "national_id": "" if view != "edit" else "HACK0001",
+                 "phone": "", "location": village.pk, "attr_walk_note": "hacked"}]
+    if kind == "household":
+        return [{"code": "HH-HACKED" if view == "edit" else "HH-NEWONE", "location": village.pk,
+                 "attr_walk_note": ""}]
+    if kind == "location":
+        return [{"code": "WHACK", "name": "Hackville", "parent": district.pk}]
+    if kind == "useraccess":
+        user = w.clerk_b if side == "b" else w.clerk_a
+        if view == "add":
+            user = UserFactory()  # a user without access yet
+        return [{"user": user.pk, "national_scope": "on", "locations": [district.pk]}]
+    if kind == "registryfield":
+        return [{"target": "individual", "name": "hacked_field" if view == "add" else "walk_note",
+                 "label": "Hacked", "field_type": "text", "choices": "[]", "sort_order": "0",
+                 "min_value": "", "max_value": "", "pattern": "", "help_text": ""}]
+    if kind == "memberrole":
+        return [{"code": "HACKROLE" if view == "add" else "GRANDFATHER", "label": "Hacked", "sort_order": "5"}]
+    raise AssertionError(kind)
+
+
+def _csv_upload(text):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile("walk.csv", text.encode(), content_type="text/csv")
+
+
+def list_variants(w, namespace):
+    """(query string, is the plain listing) pairs for a list URL of `namespace`."""
+    p, nowhere = w.person_b, w.nowhere
+    variants = [("", True), ("?export=csv", True), ("?export=xlsx", True)]
+    kind = OUR_NAMESPACES[namespace]
+    if kind == "individual":
+        variants += [(f"?q={p.national_id}", False), ("?q=99-88-77-66", False),
+                     (f"?q={p.first_name}+{p.last_name}", False), (f"?q={p.last_name.lower()}", False),
+                     (f"?q={nowhere.national_id}", False), (f"?q={nowhere.last_name}", False),
+                     (f"?location={w.district_b.pk}", False), (f"?location={w.village_b.pk}", False),
+                     ("?status=deleted", False), (f"?status=deleted&q={w.deleted_b.last_name}", False),
+                     (f"?q={p.national_id}&export=csv", False), (f"?location={w.district_b.pk}&export=csv", False),
+                     (f"?location={w.district_b.pk}&export=xlsx", False), ("?status=deleted&export=csv", False)]
+    if kind == "household":
+        variants += [(f"?q={w.household_b.code}", False), ("?q=BRAVO", False),
+                     (f"?location={w.district_b.pk}", False), ("?status=deleted", False),
+                     (f"?location={w.district_b.pk}&export=csv", False), ("?status=deleted&export=xlsx", False)]
+    if kind == "location":
+        variants += [("?q=Bravoshire", False), ("?q=WDB", False), ("?q=Bravo&export=csv", False)]
+    if namespace == "registry_individual_chooser":
+        variants = [("", True), (f"?q={p.national_id}", False), (f"?q={p.first_name}+{p.last_name}", False),
+                    (f"?q={nowhere.last_name}", False)]
+    return variants
+
+
+def _query_of(query_string):
+    from urllib.parse import parse_qs
+
+    values = parse_qs(query_string.lstrip("?"))
+    return " ".join(v for key in ("q",) for v in values.get(key, []))
+
+
+# --- the walks --------------------------------------------------------------------------------
+
+def our_urls(kinds=("ours",)):
+    return [u for u in admin_urls() if classify(u) in kinds]
+
+
+@pytest.mark.parametrize("role", ["clerk_a", "viewer_a"])
+def test_district_a_user_gets_nothing_of_district_b_by_id(world, role):
+    """Every object URL aimed at B's object (GET, and POST for operations): 404/403/redirect home, and
+    never a byte of B. Nothing of B changes."""
+    w = world
+    client = client_for(getattr(w, role))
+    problems = []
+    for url in our_urls():
+        if url.view_name not in OBJECT_VIEWS:
+            continue
+        obj = w.target("b", url.namespace, url.view_name)
+        path = object_url(url, obj)
+        response = client.get(path)
+        ok = response.status_code in (403, 404) or is_refusal_redirect(response) or (
+            response.status_code == 405 and url.view_name in POST_ONLY_VIEWS)
+        if not ok:
+            problems.append(f"GET {path} ({url.name}) -> {response.status_code}")
+        if found := leaked(body_text(response), w.b_tokens + w.nowhere_tokens):
+            problems.append(f"GET {path} ({url.name}) shows {found}")
+        if url.view_name in OPERATION_VIEWS:
+            for data in form_payloads(w, url.namespace, url.view_name, "b"):
+                response, changed = post_isolated(client, path, data)
+                if not (response.status_code in (403, 404) or is_refusal_redirect(response)):
+                    problems.append(f"POST {path} {data} ({url.name}) -> {response.status_code}")
+                if changed:
+                    problems.append(f"POST {path} {data} ({url.name}) changed {changed}")
+                if found := leaked(body_text(response), w.b_tokens + w.nowhere_tokens):
+                    problems.append(f"POST {path} ({url.name}) shows {found}")
+    assert not problems, f"District B reached by id by {role}:\n  " + "\n  ".join(problems)
+
+
+def test_clerk_of_district_a_cannot_create_records_in_district_b(world):
+    """Add/import/create forms POSTed with B's locations: nothing is written."""
+    w = world
+    client = client_for(w.clerk_a)
+    problems = []
+    for url in our_urls():
+        if url.view_name not in FORM_VIEWS:
+            continue
+        path = reverse(url.name)
+        response = client.get(path)
+        if response.status_code >= 500:
+            problems.append(f"GET {path} ({url.name}) -> {response.status_code}")
+        if found := leaked(body_text(response), w.b_tokens + w.nowhere_tokens):
+            problems.append(f"GET {path} ({url.name}) shows {found}")
+        for data in form_payloads(w, url.namespace, url.view_name, "b"):
+            response, changed = post_isolated(client, path, data)
+            if response.status_code >= 500:
+                problems.append(f"POST {path} ({url.name}) -> {response.status_code}")
+            if changed:
+                problems.append(f"POST {path} {data} ({url.name}) changed {changed}")
+    assert not problems, "\n  ".join(["Forms of a district-A clerk:"] + problems)
+
+
+@pytest.mark.parametrize("role", ["clerk_a", "viewer_a"])
+def test_lists_of_a_district_a_user_show_a_and_never_b(world, role):
+    """Index, results, CSV/XLSX export, chooser, search by B's ID and name, filter by B's location:
+    200 (or a refusal when the role may not read the model); A appears on the plain listing; B, the
+    record without location and (for a role without the sensitive permission) A's national ID never do."""
+    w = world
+    user = getattr(w, role)
+    client = client_for(user)
+    forbidden = w.b_tokens + w.nowhere_tokens
+    if not user.has_perm("registry.view_sensitive_data"):
+        forbidden += ["A11223344", "+255700111222"]
+    problems, listed = [], 0
+    for url in our_urls():
+        if url.view_name not in LIST_VIEWS | IDS_VIEWS:
+            continue
+        app, model = NAMESPACE_MODEL[url.namespace]
+        may_read = user.has_perm(f"{app}.view_{model}")
+        if url.view_name in IDS_VIEWS:
+            variants = [(f"?id={w.person_b.pk}", False), (f"?id={w.person_a.pk}&id={w.person_b.pk}&id={w.nowhere.pk}", False)]
+        else:
+            variants = list_variants(w, url.namespace)
+        for query_string, plain in variants:
+            path = reverse(url.name) + query_string
+            response = client.get(path)
+            if may_read:
+                if response.status_code != 200:
+                    problems.append(f"GET {path} -> {response.status_code}, expected 200")
+                    continue
+            elif not (response.status_code in (403, 404) or is_refusal_redirect(response)):
+                problems.append(f"GET {path} -> {response.status_code}, expected a refusal")
+                continue
+            try:
+                text = body_text(response)
+            except AssertionError as crash:  # a streamed export that fails half-way
+                problems.append(str(crash))
+                continue
+            if found := leaked(text, forbidden, query=_query_of(query_string)):
+                problems.append(f"GET {path} shows {found}")
+            if may_read and plain and url.namespace in w.a_tokens:
+                listed += 1
+                if w.a_tokens[url.namespace].lower() not in text.lower():
+                    problems.append(f"GET {path} does not list district A's {w.a_tokens[url.namespace]}")
+    assert listed >= 10, "the walk listed almost nothing: are the list URLs still registered?"
+    assert not problems, f"Lists seen by {role}:\n  " + "\n  ".join(problems)
+
+
+def test_wagtail_urls_reach_nothing_of_district_b(world):
+    """Wagtail's own URLs that take an app/model/id (bulk actions, editing sessions, settings, tag
+    autocomplete, snippets, dashboard) refuse B's objects and show nothing of B; the irrelevant ones
+    (pages, images, documents...) are requested with filler parameters and show nothing of B either."""
+    w = world
+    client = client_for(w.clerk_a)
+    forbidden = w.b_tokens + w.nowhere_tokens
+    problems, requested = [], 0
+    b = w.person_b
+    for url in admin_urls():
+        kind = classify(url)
+        if kind not in ("wagtail_relevant", "wagtail_irrelevant") or url.name in NOT_REQUESTED:
+            continue
+        if url.route in UNNAMED_ROUTES:
+            paths = ["/" + url.route] if "^" not in url.route else ["/admin/no-such-thing/"]
+            requests = [("get", p, None) for p in paths]
+        elif kind == "wagtail_relevant":
+            requests = _relevant_requests(w, url)
+        else:
+            kwargs = {name: _filler(name, conv, b) for name, conv in url.params}
+            if url.positional:
+                continue  # regex with unnamed groups (page revision compare): not cheap to fill, pages only
+            try:
+                requests = [("get", reverse(url.name, kwargs=kwargs), None)]
+            except NoReverseMatch:
+                continue
+        for method, path, data in requests:
+            requested += 1
+            if method == "get":
+                response, changed = client.get(path), []
+            else:
+                response, changed = post_isolated(client, path, data or {})
+            if found := leaked(body_text(response), forbidden, query=_query_of(path.partition("?")[2])):
+                problems.append(f"{method.upper()} {path} ({url.name}) shows {found}")
+            if changed:
+                problems.append(f"{method.upper()} {path} ({url.name}) changed {changed}")
+            if kind == "wagtail_relevant" and response.status_code == 200 and url.name in MUST_REFUSE:
+                problems.append(f"{method.upper()} {path} ({url.name}) -> 200 for B's object")
+    assert requested > 100, "the walk requested almost none of Wagtail's URLs"
+    assert not problems, "Wagtail URLs, as a clerk of district A:\n  " + "\n  ".join(problems)
+
+
+# Relevant Wagtail URLs aimed at B's objects (or at settings a clerk may not edit): a 200 is a finding.
+MUST_REFUSE = {"wagtail_bulk_action", "wagtailadmin_editing_sessions:ping", "wagtailsettings:edit",
+              "wagtailsettings:preview_on_edit"}
+
+
+def _filler(name, converter, b):
+    if converter == "int":
+        return b.pk
+    if name in ("app_label", "app_name", "content_type_app_name"):
+        return "registry"
+    if name in ("model_name", "content_type_model_name"):
+        return "individual"
+    if name == "object_id":
+        return str(b.pk)
+    if name == "filter_spec":
+        return "original"
+    if name == "action":
+        return "delete"
+    return "x"
+
+
+def _relevant_requests(w, url):
+    b, hh = w.person_b, w.household_b
+    if url.name == "wagtailadmin_home":
+        return [("get", reverse(url.name), None)]
+    if url.name == "wagtail_bulk_action":
+        out = []
+        for model, obj in (("individual", b), ("household", hh), ("location", w.village_b)):
+            app = "sites" if model == "location" else "registry"
+            for action in ("delete", "restore", "edit", "move"):
+                path = reverse(url.name, kwargs={"app_label": app, "model_name": model, "action": action})
+                out += [("get", f"{path}?id={obj.pk}", None), ("post", f"{path}?id={obj.pk}", {"id": obj.pk})]
+        return out
+    if url.name == "wagtailadmin_editing_sessions:ping":
+        out = []
+        for model, obj in (("individual", b), ("household", hh)):
+            path = reverse(url.name, kwargs={"app_label": "registry", "model_name": model,
+                                             "object_id": str(obj.pk), "session_id": 1})
+            out.append(("post", path, {"is_editing": "1"}))
+        return out
+    if url.name == "wagtailadmin_editing_sessions:release":
+        return [("post", reverse(url.name, kwargs={"session_id": 1}), {})]
+    if url.name == "wagtailadmin_tag_model_autocomplete":
+        return [("get", reverse(url.name, kwargs={"app_name": "registry", "model_name": "individual"})
+                 + "?term=Zeb", None)]
+    if url.name in ("wagtailsettings:edit", "wagtailsettings:preview_on_edit"):
+        kwargs = {"app_name": "sites", "model_name": "organisationsettings"}
+        if "pk" in url.param_names:
+            from sites.models import OrganisationSettings
+
+            kwargs["pk"] = OrganisationSettings.load().pk
+        try:
+            return [("get", reverse(url.name, kwargs=kwargs), None)]
+        except NoReverseMatch:
+            return []
+    if url.name == "wagtailsnippets:index":
+        return [("get", reverse(url.name), None)]
+    raise AssertionError(f"no requests defined for {url.name}")
+
+
+def test_audit_trail_is_refused_to_a_clerk(world):
+    client = client_for(world.clerk_a)
+    for url in admin_urls():
+        if classify(url) == "audit":
+            response = client.get(reverse(url.name))
+            assert response.status_code == 403 or is_refusal_redirect(response), url.name
+
+
+def test_record_without_location_is_visible_only_with_national_scope(world):
+    w = world
+    inspect = reverse("registry_individual:inspect", args=[w.nowhere.pk])
+    household = reverse("registry_household:inspect", args=[w.household_nowhere.pk])
+    index = reverse("registry_individual:index")
+    households = reverse("registry_household:index")
+
+    for user in (w.clerk_a, w.viewer_a, w.clerk_b):
+        client = client_for(user)
+        assert client.get(inspect).status_code == 404
+        assert client.get(household).status_code == 404
+        assert "Nowhereman" not in body_text(client.get(index))
+        assert "Nowhereman" not in body_text(client.get(index + "?export=csv"))
+        assert "HH-NOWHERE-03" not in body_text(client.get(households))
+
+    client = client_for(w.national)
+    response = client.get(inspect)
+    assert response.status_code == 200
+    assert "Nowhereman" in body_text(response)
+    assert client.get(household).status_code == 200
+    assert "Nowhereman" in body_text(client.get(index))
+    assert "Nowhereman" in body_text(client.get(index + "?export=csv"))
+    assert "HH-NOWHERE-03" in body_text(client.get(households))
+    assert "HH-NOWHERE-03" in body_text(client.get(households + "?export=csv"))
+    assert "HH-NOWHERE-03" in body_text(client.get(households + "?export=xlsx"))
+    assert "Nowhereman" in body_text(client.get(index + "?export=xlsx"))
+    # National scope sees both districts too.
+    listing = body_text(client.get(index))
+    assert "Ambergris" in listing and "Quixotebee" in listing
+
+
+def test_viewer_changes_nothing_through_any_url(world):
+    """Every add/edit/delete/restore/members/import/create URL, aimed at district A's own objects
+    (in the viewer's scope, so only the missing permission stops it): refused, nothing changed."""
+    w = world
+    client = client_for(w.viewer_a)
+    problems, posted = [], 0
+    for url in our_urls():
+        if url.view_name not in OPERATION_VIEWS:
+            continue
+        if url.view_name in FORM_VIEWS:
+            path = reverse(url.name)
+        else:
+            path = object_url(url, w.target("a", url.namespace, url.view_name))
+        if url.view_name not in POST_ONLY_VIEWS:
+            response = client.get(path)
+            if not (response.status_code in (403, 404) or is_refusal_redirect(response)):
+                problems.append(f"GET {path} ({url.name}) -> {response.status_code}, expected a refusal")
+        for data in form_payloads(w, url.namespace, url.view_name, "a"):
+            posted += 1
+            response, changed = post_isolated(client, path, data)
+            # The members and restore views answer every POST with a redirect to the record page
+            # (with an error message); what matters is that nothing changed.
+            if not (response.status_code in (302, 403, 404)):
+                problems.append(f"POST {path} {data} ({url.name}) -> {response.status_code}")
+            if changed:
+                problems.append(f"POST {path} {data} ({url.name}) changed {changed}")
+    # Bulk actions on our models, for completeness.
+    for model, obj in (("individual", w.person_a), ("household", w.household_a)):
+        path = reverse("wagtail_bulk_action", kwargs={"app_label": "registry", "model_name": model,
+                                                      "action": "delete"}) + f"?id={obj.pk}"
+        response, changed = post_isolated(client, path, {"id": obj.pk})
+        if changed or response.status_code == 200:
+            problems.append(f"POST {path} -> {response.status_code}, changed {changed}")
+    assert posted >= 15
+    assert not problems, "A viewer changed or reached forms:\n  " + "\n  ".join(problems)
+
+
+def test_walk_payloads_change_data_for_a_superuser(world):
+    """The control for the two walks above: the same POSTs, by a user allowed to make them, do change
+    the database (so 'nothing changed' there means 'refused', not 'bad payload')."""
+    w = world
+    client = client_for(w.superuser)
+    ineffective = []
+    for url in our_urls():
+        if url.view_name not in OPERATION_VIEWS or url.name == "registry_individual_chooser:create":
+            continue  # the chooser has no creation form (create_action_label = None)
+        if url.view_name in FORM_VIEWS:
+            path = reverse(url.name)
+        else:
+            path = object_url(url, w.target("a", url.namespace, url.view_name))
+        for data in form_payloads(w, url.namespace, url.view_name, "a"):
+            response, changed = post_isolated(client, path, data)
+            if not changed:
+                context = getattr(response, "context", None)
+                errors = context.get("form").errors if context and context.get("form") else ""
+                ineffective.append(f"POST {path} {data} -> {response.status_code} {errors}")
+    assert not ineffective, "These walk payloads change nothing even for a superuser:\n  " + "\n  ".join(ineffective)
+
+
+def test_viewer_reads_district_a_records(world):
+    w = world
+    client = client_for(w.viewer_a)
+    for name, obj, token in [("registry_individual:inspect", w.person_a, "Ambergris"),
+                             ("registry_household:inspect", w.household_a, "HH-ALPHA-01")]:
+        response = client.get(reverse(name, args=[obj.pk]))
+        assert response.status_code == 200
+        text = body_text(response)
+        assert token in text
+        assert "A11223344" not in text  # no sensitive permission: masked
+        assert not leaked(text, w.b_tokens + w.nowhere_tokens)
+
+
+def test_household_page_does_not_show_members_located_outside_the_users_scope(world):
+    """A household in A may hold a person registered in B (a national clerk put them there). The
+    clerk of A sees the household, but not B's person: not on the household page, not in the
+    household list's head/size columns, not in its export."""
+    w = world
+    outsider = IndividualFactory(first_name="Quentin", last_name="Bramblewick", national_id="B12121212",
+                                 location=w.village_b)
+    MembershipFactory(household=w.household_a, individual=outsider,
+                      role=MemberRole.objects.get(pk="SON"), recipient_type=None)
+    client = client_for(w.clerk_a)
+    tokens = ["Quentin", "Bramblewick", "B12121212"]
+    problems = []
+    for path in [reverse("registry_household:inspect", args=[w.household_a.pk]),
+                 reverse("registry_individual:inspect", args=[w.person_a.pk]),
+                 reverse("registry_household:index"),
+                 reverse("registry_household:index") + "?export=csv"]:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        if found := leaked(body_text(response), tokens):
+            problems.append(f"GET {path} shows {found}")
+    assert not problems, "A member registered in district B shown to a clerk of district A:\n  " + "\n  ".join(problems)
