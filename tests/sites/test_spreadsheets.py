@@ -98,7 +98,7 @@ def test_export_mixin_escapes_text_and_keeps_typed_values(export_format):
     assert cell(-40) == -40
     assert cell(None) is None
     assert cell(datetime.date(2024, 1, 2)) == datetime.date(2024, 1, 2)
-    moment = datetime.datetime(2024, 1, 2, 3, 4, tzinfo=datetime.timezone.utc)
+    moment = datetime.datetime(2024, 1, 2, 3, 4, tzinfo=datetime.UTC)
     assert cell(moment) == moment
 
 

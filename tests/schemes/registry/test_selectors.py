@@ -96,21 +96,27 @@ def test_memberships_follow_the_household_scope(viewer_a, registry, member_roles
     assert list(selectors.memberships_for(viewer_a)) == [inside]
 
 
-def test_household_members_head_first_and_live_only(member_roles, geo):
+def test_household_members_head_first_live_and_in_scope_only(member_roles, geo, clerk_a, national_clerk):
     household = HouseholdFactory(location=geo.village_a)
-    son = MembershipFactory(household=household, role=member_roles["SON"])
-    head = MembershipFactory(household=household, role=member_roles["HEAD"])
+    son = MembershipFactory(household=household, role=member_roles["SON"],
+                            individual=IndividualFactory(location=geo.village_a))
+    head = MembershipFactory(household=household, role=member_roles["HEAD"],
+                             individual=IndividualFactory(location=geo.village_a))
     MembershipFactory(
         household=household,
         role=member_roles["DAUGHTER"],
-        individual=IndividualFactory(deleted_at=timezone.now()),
+        individual=IndividualFactory(location=geo.village_a, deleted_at=timezone.now()),
     )
+    elsewhere = MembershipFactory(household=household, role=member_roles["SPOUSE"],
+                                  individual=IndividualFactory(location=geo.village_b))
 
-    assert list(selectors.household_members(household)) == [head, son]
+    assert list(selectors.household_members(household, clerk_a)) == [head, son]
+    assert selectors.hidden_member_count(household, clerk_a) == 1
+    assert list(selectors.household_members(household, national_clerk)) == [head, elsewhere, son]
     sized = selectors.households_with_size(
         HouseholdFactory._meta.model.objects.filter(pk=household.pk)
     )
-    assert sized.get().size == 2
+    assert sized.get().size == 3
 
 
 # --- search -----------------------------------------------------------------------------------

@@ -465,7 +465,7 @@ def test_xlsx_export_is_formula_safe_and_keeps_numbers_numeric(geo, clerk_a):
     sheet = openpyxl.load_workbook(io.BytesIO(raw)).active
     header = [c.value for c in sheet[1]]
     row = [c for c in sheet[2]]
-    by_name = dict(zip(header, row))
+    by_name = dict(zip(header, row, strict=False))
     assert by_name["First name"].value == "'=1+2"
     assert by_name["First name"].data_type == "s"
     assert by_name["ID"].value == person.pk and by_name["ID"].data_type == "n"

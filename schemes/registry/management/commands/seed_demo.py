@@ -4,6 +4,7 @@ from schemes.registry.demo import seed_demo
 from sites.demo import require_demo
 
 LEVELS = {1: "regions", 2: "districts", 3: "wards", 4: "villages"}
+DEFAULT_HOUSEHOLDS = 2500
 
 
 class Command(BaseCommand):
@@ -14,7 +15,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         size = parser.add_mutually_exclusive_group()
-        size.add_argument("--households", type=int, default=2500, help="Households to create (default 2500).")
+        size.add_argument("--households", type=int,
+                          help=f"Households to create (default {DEFAULT_HOUSEHOLDS}).")
         size.add_argument("--individuals", type=int,
                           help="Instead of --households: add households until this many people exist.")
         parser.add_argument("--seed", type=int, default=42, help="Random seed (default 42).")
@@ -23,13 +25,15 @@ class Command(BaseCommand):
 
     def handle(self, *, households, individuals, seed, reset, **options):
         require_demo()
-        if (individuals if individuals is not None else households) < 0:
+        if households is None and individuals is None:
+            households = DEFAULT_HOUSEHOLDS
+        if (households or 0) < 0 or (individuals or 0) < 0:
             raise CommandError("The number of households or individuals cannot be negative.")
-        result = seed_demo(households=None if individuals is not None else households,
-                           individuals=individuals, seed=seed, reset=reset)
+        result = seed_demo(households=households, individuals=individuals, seed=seed, reset=reset)
         places = ", ".join(f"{result.level_counts.get(depth, 0)} {name}" for depth, name in LEVELS.items())
         self.stdout.write(f"Locations: {places} ({result.locations_created} created).")
         self.stdout.write(f"Demo users created: {', '.join(result.users_created) or 'none (all exist)'}.")
+        self.stdout.write(f"Registry attribute definitions created: {result.fields_created}.")
         if result.skipped:
             self.stdout.write(self.style.WARNING(
                 "The registry already holds people or households: nothing added (use --reset to start again)."

@@ -1,0 +1,66 @@
+"""`manage.py benchmark`: the registry of benchmarks and the JSON contract of its last line."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.test import override_settings
+from django.urls import NoReverseMatch, reverse
+
+from sites.benchmarking import available_benchmarks, percentile
+
+PAGES = {"list", "filtered_list", "search_id", "search_name", "record"}
+
+
+def individual_views_registered():
+    try:
+        reverse("registry_individual:index")
+    except NoReverseMatch:
+        return False
+    return True
+
+
+def run_benchmark(*args):
+    out = StringIO()
+    call_command("benchmark", *args, stdout=out)
+    return out.getvalue().strip().splitlines()
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(not individual_views_registered(), reason="the individual admin views are not registered")
+def test_pages_prints_one_json_object_as_its_last_line(monkeypatch):
+    monkeypatch.setattr("schemes.registry.benchmarks.SAMPLES", 4)  # the contract, not the timing
+    lines = run_benchmark("pages", "--rows", "200")
+
+    result = json.loads(lines[-1])
+    assert result["benchmark"] == "pages"
+    assert result["rows"] == 200
+    assert result["individuals"] >= 200
+    assert result["database"] == connection.vendor
+    assert isinstance(result["seconds"], float) and result["seconds"] > 0
+    for report in (result, result["district_clerk"]):
+        assert set(report["p50_ms"]) == set(report["p95_ms"]) == PAGES
+        assert all(0 < report["p50_ms"][page] <= report["p95_ms"][page] for page in PAGES)
+
+
+def test_pages_is_registered_and_unknown_names_are_refused():
+    assert "pages" in available_benchmarks()
+    with pytest.raises(CommandError, match="Unknown benchmark 'nope'.*pages"):
+        run_benchmark("nope")
+
+
+@override_settings(MIZANI_DEMO=False)
+def test_benchmarks_refuse_without_the_demo_setting():
+    # They replace the registry with synthetic data.
+    with pytest.raises(CommandError, match="MIZANI_DEMO"):
+        run_benchmark("pages", "--rows", "10")
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(100, 0, -1))
+    assert percentile(values, 0.50) == 50
+    assert percentile(values, 0.95) == 95
+    assert percentile([7.5], 0.95) == 7.5
