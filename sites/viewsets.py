@@ -1,7 +1,12 @@
 """Admin views that read through a selector, so every URL a viewset registers (index, results, export,
 inspect, edit, delete, history, usage) sees only what the user may see; anything else is a 404."""
 
-from django.shortcuts import get_object_or_404
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
+from django.views import View
 from wagtail.admin.views import generic
 from wagtail.admin.views.generic import history, usage
 from wagtail.admin.views.generic.models import unquote
@@ -82,3 +87,112 @@ class ScopedModelViewSet(ModelViewSet):
 
     def get_inspect_view_kwargs(self, **kwargs):
         return super().get_inspect_view_kwargs(history_url_name=self.get_url_name("history"), **kwargs)
+
+
+# --- records whose every change goes through a service ------------------------------------------
+
+
+class ServiceFormMixin:
+    """The form's save is a service call; the service's ValidationError goes back onto the form,
+    field by field, and the record page follows a success."""
+
+    def form_valid(self, form):
+        try:
+            with transaction.atomic():
+                return super().form_valid(form)
+        except ValidationError as error:
+            form.apply_service_errors(error)
+            self.produced_error_message = self.get_error_message()
+            return self.form_invalid(form)
+
+    def get_success_url(self):
+        return reverse(self.inspect_url_name, args=[self.object.pk])
+
+
+class ServiceCreateView(ServiceFormMixin, ScopedCreateView):
+    create_service = None
+
+    def save_instance(self):
+        return self.create_service(fields=self.form.core_values(), attributes=self.form.attribute_values(),
+                                   by=self.request.user)
+
+
+class ServiceEditView(ServiceFormMixin, ScopedEditView):
+    update_service = None
+    record_kwarg = None  # the service's keyword for the record: "individual", "household"...
+    inspect_url_name = None
+
+    def save_instance(self):
+        return self.update_service(**{self.record_kwarg: self.object}, fields=self.form.core_values(),
+                                   attributes=self.form.attribute_values(), by=self.request.user)
+
+
+class ServiceDeleteView(ScopedDeleteView):
+    """Soft delete through `delete_service`; a refusal is shown as a message on the same page."""
+
+    delete_service = None
+    record_kwarg = None
+
+    def delete_action(self):
+        self.delete_service(**{self.record_kwarg: self.object}, by=self.request.user)
+
+    def form_valid(self, form):
+        try:
+            return super().form_valid(form)
+        except ValidationError as error:
+            messages.error(self.request, " ".join(error.messages))
+            return redirect(self.request.path)
+
+
+class RestoreView(SelectorMixin, View):
+    """POST-only: bring back a soft-deleted record through `restore_service`."""
+
+    restore_service = None
+    record_kwarg = None
+    inspect_url_name = None
+
+    def post(self, request, pk):
+        record = get_object_or_404(self.scoped(include_deleted=True), pk=pk)
+        try:
+            self.restore_service(**{self.record_kwarg: record}, by=request.user)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        except PermissionDenied as error:
+            messages.error(request, str(error) or "You may not restore this record.")
+        else:
+            messages.success(request, f"{record._meta.verbose_name.capitalize()} restored.")
+        return redirect(self.inspect_url_name, record.pk)
+
+
+class RecordViewSet(ScopedModelViewSet):
+    """Registry-style records: scoped reads, service writes, soft delete and restore, a record page."""
+
+    record_kwarg = None
+    create_service = None
+    update_service = None
+    delete_service = None
+    restore_service = None
+    inspect_view_enabled = True
+    add_view_class = ServiceCreateView
+    edit_view_class = ServiceEditView
+    delete_view_class = ServiceDeleteView
+
+    def get_add_view_kwargs(self, **kwargs):
+        return super().get_add_view_kwargs(create_service=self.create_service, **kwargs)
+
+    def get_edit_view_kwargs(self, **kwargs):
+        return super().get_edit_view_kwargs(update_service=self.update_service,
+                                            record_kwarg=self.record_kwarg, **kwargs)
+
+    def get_delete_view_kwargs(self, **kwargs):
+        return super().get_delete_view_kwargs(delete_service=self.delete_service,
+                                              record_kwarg=self.record_kwarg, **kwargs)
+
+    @property
+    def restore_view(self):
+        return RestoreView.as_view(selector=self.selector, restore_service=self.restore_service,
+                                   record_kwarg=self.record_kwarg,
+                                   inspect_url_name=self.get_url_name("inspect"))
+
+    def get_urlpatterns(self):
+        return super().get_urlpatterns() + [path("restore/<int:pk>/", self.restore_view, name="restore")]

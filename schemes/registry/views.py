@@ -25,14 +25,7 @@ from sites.audit import audit, audit_event
 from sites.fields import FieldType
 from sites.masking import can_view_sensitive, mask
 from sites.scoping import scope_for
-from sites.views_mixins import ServiceDeleteMixin, ServiceFormMixin
-from sites.viewsets import (
-    ScopedCreateView,
-    ScopedDeleteView,
-    ScopedEditView,
-    ScopedIndexView,
-    ScopedInspectView,
-)
+from sites.viewsets import ScopedIndexView, ScopedInspectView
 
 from . import selectors, services
 from .forms import AddMemberForm, ChangeMemberForm, SetHeadForm
@@ -180,30 +173,6 @@ class IndividualIndexView(LiveOrDeletedMixin, ScopedIndexView):
         return row
 
 
-class IndividualCreateView(ServiceFormMixin, ScopedCreateView):
-    def save_with_service(self, form):
-        return services.individual_create(
-            fields=form.core_values(), attributes=form.attribute_values(), by=self.request.user)
-
-    def get_success_url(self):
-        return reverse(self.inspect_url_name, args=[self.object.pk])
-
-
-class IndividualEditView(ServiceFormMixin, ScopedEditView):
-    def save_with_service(self, form):
-        return services.individual_update(
-            individual=self.object, fields=form.core_values(), attributes=form.attribute_values(),
-            by=self.request.user)
-
-    def get_success_url(self):
-        return reverse(self.inspect_url_name, args=[self.object.pk])
-
-
-class IndividualDeleteView(ServiceDeleteMixin, ScopedDeleteView):
-    def delete_with_service(self):
-        services.individual_soft_delete(individual=self.object, by=self.request.user)
-
-
 def recent_history(instance, limit=8):
     return log_registry.get_logs_for_instance(instance).select_related("user").order_by("-timestamp")[:limit]
 
@@ -257,26 +226,6 @@ class IndividualRecordView(ScopedInspectView):
         return context
 
 
-class RestoreView(View):
-    """POST-only: restore a soft-deleted record through its service."""
-
-    selector = None
-    service = None
-    inspect_url_name = None
-
-    def post(self, request, pk):
-        record = get_object_or_404(self.selector(request.user, include_deleted=True), pk=pk)
-        try:
-            self.service(record, request.user)
-        except ValidationError as error:
-            messages.error(request, " ".join(error.messages))
-        except PermissionDenied as error:
-            messages.error(request, str(error) or "You may not restore this record.")
-        else:
-            messages.success(request, f"{record._meta.verbose_name.capitalize()} restored.")
-        return redirect(self.inspect_url_name, record.pk)
-
-
 # --- households --------------------------------------------------------------------------------
 
 
@@ -312,30 +261,6 @@ class HouseholdIndexView(LiveOrDeletedMixin, ScopedIndexView):
         if not self.is_searching:
             return queryset
         return queryset.filter(code__icontains=self.search_query.strip())
-
-
-class HouseholdCreateView(ServiceFormMixin, ScopedCreateView):
-    def save_with_service(self, form):
-        return services.household_create(
-            fields=form.core_values(), attributes=form.attribute_values(), by=self.request.user)
-
-    def get_success_url(self):
-        return reverse(self.inspect_url_name, args=[self.object.pk])
-
-
-class HouseholdEditView(ServiceFormMixin, ScopedEditView):
-    def save_with_service(self, form):
-        return services.household_update(
-            household=self.object, fields=form.core_values(), attributes=form.attribute_values(),
-            by=self.request.user)
-
-    def get_success_url(self):
-        return reverse(self.inspect_url_name, args=[self.object.pk])
-
-
-class HouseholdDeleteView(ServiceDeleteMixin, ScopedDeleteView):
-    def delete_with_service(self):
-        services.household_soft_delete(household=self.object, by=self.request.user)
 
 
 class HouseholdRecordView(ScopedInspectView):

@@ -5,25 +5,26 @@ from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
 
 from sites.forms import AttributesPanel, FieldDefinitionForm, RecordObjectList
 from sites.masking import SENSITIVE_PERMISSION
-from sites.viewsets import ScopedModelViewSet
+from sites.viewsets import RecordViewSet
 
 from . import selectors, services, views
 from .forms import HouseholdForm, IndividualForm
 from .models import Household, Individual, MemberRole, RegistryField
 
 
-class IndividualViewSet(ScopedModelViewSet):
+class IndividualViewSet(RecordViewSet):
     model = Individual
     # A reference-index row per person (to its location) would cost millions of rows and a task per save.
     add_to_reference_index = False
     selector = staticmethod(selectors.individuals_for)
     icon = "user"
     menu_label = "Individuals"
-    inspect_view_enabled = True
+    record_kwarg = "individual"
+    create_service = staticmethod(services.individual_create)
+    update_service = staticmethod(services.individual_update)
+    delete_service = staticmethod(services.individual_soft_delete)
+    restore_service = staticmethod(services.individual_restore)
     index_view_class = views.IndividualIndexView
-    add_view_class = views.IndividualCreateView
-    edit_view_class = views.IndividualEditView
-    delete_view_class = views.IndividualDeleteView
     inspect_view_class = views.IndividualRecordView
     inspect_template_name = "registry/individual_record.html"
     export_filename = "individuals"
@@ -42,29 +43,20 @@ class IndividualViewSet(ScopedModelViewSet):
         AttributesPanel(heading="Attributes"),
     ], base_form_class=IndividualForm)
 
-    @property
-    def restore_view(self):
-        return views.RestoreView.as_view(
-            selector=selectors.individuals_for, inspect_url_name=self.get_url_name("inspect"),
-            service=lambda record, user: services.individual_restore(individual=record, by=user))
-
-    def get_urlpatterns(self):
-        return super().get_urlpatterns() + [
-            path("restore/<int:pk>/", self.restore_view, name="restore"),
-        ]
 
 
-class HouseholdViewSet(ScopedModelViewSet):
+class HouseholdViewSet(RecordViewSet):
     model = Household
     add_to_reference_index = False
     selector = staticmethod(selectors.households_for)
     icon = "group"
     menu_label = "Households"
-    inspect_view_enabled = True
+    record_kwarg = "household"
+    create_service = staticmethod(services.household_create)
+    update_service = staticmethod(services.household_update)
+    delete_service = staticmethod(services.household_soft_delete)
+    restore_service = staticmethod(services.household_restore)
     index_view_class = views.HouseholdIndexView
-    add_view_class = views.HouseholdCreateView
-    edit_view_class = views.HouseholdEditView
-    delete_view_class = views.HouseholdDeleteView
     inspect_view_class = views.HouseholdRecordView
     inspect_template_name = "registry/household_record.html"
     export_filename = "households"
@@ -76,15 +68,8 @@ class HouseholdViewSet(ScopedModelViewSet):
         AttributesPanel(heading="Attributes"),
     ], base_form_class=HouseholdForm)
 
-    @property
-    def restore_view(self):
-        return views.RestoreView.as_view(
-            selector=selectors.households_for, inspect_url_name=self.get_url_name("inspect"),
-            service=lambda record, user: services.household_restore(household=record, by=user))
-
     def get_urlpatterns(self):
         return super().get_urlpatterns() + [
-            path("restore/<int:pk>/", self.restore_view, name="restore"),
             path("members/<int:pk>/", views.HouseholdMembersView.as_view(), name="members"),
         ]
 
