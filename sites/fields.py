@@ -244,5 +244,5 @@ class AttributeSchema:
                 value = mask(str(value))
             elif isinstance(value, bool):
                 value = "Yes" if value else "No"
-            rows.append((definition.label, "" if value is None else value))
+            rows.append((definition.label, value))
         return rows

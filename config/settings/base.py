@@ -159,6 +159,8 @@ WAGTAIL_ENABLE_UPDATE_CHECK = False
 WAGTAIL_USAGE_COUNT_ENABLED = False
 WAGTAILADMIN_COMMENTS_ENABLED = False
 WAGTAIL_ENABLE_WHATS_NEW_BANNER = False
+# No avatars from gravatar.com: it would send a hash of every user's e-mail address out of the network.
+WAGTAIL_GRAVATAR_PROVIDER_URL = None
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "mizani@localhost")

@@ -15,6 +15,8 @@ if not os.environ.get("DATABASE_URL"):
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL in production.")
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("Production runs on PostgreSQL.")
+if not os.environ.get("HUEY_URL"):
+    raise ImproperlyConfigured("HUEY_URL must name the job queue in production (postgres://... or redis://...).")
 
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -34,7 +34,7 @@ class HouseholdForm(ScopedRecordForm):
 
 
 class AddMemberForm(forms.Form):
-    individual = forms.ModelChoiceField(queryset=Individual.objects.none(), label="Person")
+    individual = forms.ModelChoiceField(queryset=Individual.objects.none(), widget=forms.HiddenInput)
     role = forms.ModelChoiceField(queryset=MemberRole.objects.all(), required=False,
                                   help_text="The first member is the head.")
     recipient_type = forms.ChoiceField(choices=[("", "—")] + RecipientType.choices, required=False,
@@ -42,10 +42,7 @@ class AddMemberForm(forms.Form):
 
     def __init__(self, *args, individuals, **kwargs):
         super().__init__(*args, **kwargs)
-        from .wagtail_hooks import individual_chooser_viewset
-
         self.fields["individual"].queryset = individuals
-        self.fields["individual"].widget = individual_chooser_viewset.widget_class()
 
 
 class ChangeMemberForm(forms.Form):

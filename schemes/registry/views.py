@@ -264,9 +264,24 @@ class HouseholdIndexView(LiveOrDeletedMixin, ScopedIndexView):
 
 
 class HouseholdRecordView(ScopedInspectView):
-    """The household page: details, members with roles, and the forms that manage them."""
+    """The household page: details, members with roles, and the forms that manage them. People are
+    found with a plain search, not a chooser: Wagtail's chooser widget needs an inline script, which
+    the Content-Security-Policy refuses."""
 
     page_title = "Household"
+    candidate_limit = 10
+
+    @cached_property
+    def person_query(self):
+        return self.request.GET.get("person_q", "").strip()[:100]
+
+    def candidates(self):
+        """People in the user's locations, in no household yet, matching the search."""
+        if not self.person_query:
+            return []
+        people = selectors.individuals_for(self.request.user).filter(membership__isnull=True)
+        return list(selectors.search_individuals(people, self.person_query)
+                    .select_related("location")[: self.candidate_limit])
 
     def get_page_subtitle(self):
         return self.object.code
@@ -286,11 +301,9 @@ class HouseholdRecordView(ScopedInspectView):
             "history": recent_history(household),
             "history_url": reverse(self.history_url_name, args=[household.pk]),
             "can_manage": can_manage,
-            "add_member_form": kwargs.get("add_member_form") or AddMemberForm(
-                individuals=selectors.individuals_for(user)),
-            "change_member_form_class": ChangeMemberForm,
             "roles": MemberRole.objects.exclude(pk=MemberRole.HEAD),
-            "set_head_form": SetHeadForm(),
+            "person_query": self.person_query,
+            "candidates": self.candidates() if can_manage else [],
             "can_restore": household.is_deleted and user.has_perm("registry.delete_household"),
             "restore_url": reverse("registry_household:restore", args=[household.pk]),
             "members_url": reverse("registry_household:members", args=[household.pk]),

@@ -466,12 +466,13 @@ def test_schema_clean_prefix_and_missing_required():
 
 
 def test_display_masks_sensitive_values_and_spells_booleans():
-    attributes = {"children": 2, "income": "12345.67", "disabled": True}
+    attributes = {"children": 0, "income": "12345.67", "disabled": True}
 
     hidden = dict(schema().display(attributes, show_sensitive=False))
     shown = dict(schema().display(attributes, show_sensitive=True))
 
-    assert hidden == {"Children": 2, "Income": "•••••.67", "Disabled": "Yes", "Water": ""}
+    # Zero is a value (shown as 0); a missing value is None, which the page shows as a dash.
+    assert hidden == {"Children": 0, "Income": "•••••.67", "Disabled": "Yes", "Water": None}
     assert shown["Income"] == "12345.67"
     assert "12345" not in str(hidden)
 

@@ -571,6 +571,32 @@ def test_household_page_lists_members_and_household_list_shows_head_and_size(geo
     assert (row.code, row.head_name, row.size) == ("HH-MOLLEL", "Neema Mollel", 2)
 
 
+def test_household_page_finds_people_to_add_in_scope_and_without_a_household(geo, clerk_a, household_a):
+    free = IndividualFactory(first_name="Rehema", last_name="Kimaro", location=geo.village_a)
+    IndividualFactory(first_name="Rehema", last_name="Kimaro", location=geo.village_b)
+    taken = IndividualFactory(first_name="Rehema", last_name="Kimaro", location=geo.village_a)
+    MembershipFactory(household=HouseholdFactory(location=geo.village_a), individual=taken)
+    client = client_for(clerk_a)
+    url = reverse("registry_household:inspect", args=[household_a.pk])
+
+    page = client.get(url, {"person_q": "rehema kimaro"})
+
+    assert [person.pk for person in page.context["candidates"]] == [free.pk]
+    assert "Add as head" in body(page)
+    member_post(client, household_a, operation="add", individual=free.pk)
+    assert Membership.objects.get(individual=free).role_id == MemberRole.HEAD
+
+
+def test_record_page_shows_zero_as_a_value(geo, clerk_a):
+    RegistryFieldFactory(name="children_under_5", label="Children under 5", field_type="integer")
+    person = IndividualFactory(location=geo.village_a, attributes={"children_under_5": 0})
+
+    page = client_for(clerk_a).get(reverse("registry_individual:inspect", args=[person.pk]))
+
+    assert ("Children under 5", 0) in page.context["attributes"]
+    assert "<dt>Children under 5</dt><dd>0</dd>" in body(page)
+
+
 # --- location import ---------------------------------------------------------------------------
 
 def upload(text, name="locations.csv"):
