@@ -1,5 +1,6 @@
 from wagtail import hooks
 
+from .components import HouseholdsSummaryItem, IndividualsSummaryItem
 from .viewsets import IndividualChooserViewSet, RegistrySetupViewSetGroup, RegistryViewSetGroup
 
 individual_chooser_viewset = IndividualChooserViewSet("registry_individual_chooser",
@@ -9,3 +10,9 @@ individual_chooser_viewset = IndividualChooserViewSet("registry_individual_choos
 @hooks.register("register_admin_viewset")
 def register_registry_viewsets():
     return [RegistryViewSetGroup(), RegistrySetupViewSetGroup(), individual_chooser_viewset]
+
+
+@hooks.register("construct_homepage_summary_items")
+def registry_summary(request, items):
+    # The registry replaces Wagtail's pages/images/documents counts on the home page.
+    items[:] = [IndividualsSummaryItem(request), HouseholdsSummaryItem(request)]
