@@ -680,3 +680,14 @@ def test_audit_trail_is_for_auditors_only(geo, clerk_a, sysadmin):
         refused = client_for(clerk_a).get(reverse(name))
         assert refused.status_code == 403 or (
             refused.status_code == 302 and refused["Location"] == reverse("wagtailadmin_home")), name
+
+
+def test_home_page_counts_only_the_users_scope(geo, clerk_a):
+    IndividualFactory.create_batch(3, location=geo.village_a)
+    IndividualFactory.create_batch(5, location=geo.village_b)
+    HouseholdFactory(location=geo.village_b)
+
+    page = body(client_for(clerk_a).get(reverse("wagtailadmin_home")))
+
+    assert "3 Individuals" in page
+    assert "0 Households" in page
