@@ -1,10 +1,15 @@
 from django.apps import apps
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_in, user_login_failed
-from django.db.models.signals import post_migrate
+from django.db.models.signals import m2m_changed, post_migrate, post_save
 from django.dispatch import receiver
+from wagtail.log_actions import get_active_log_context
 
 from .audit import audit, audit_event
+from .models import Location, UserAccess
+
+User = get_user_model()
 
 
 @receiver(user_logged_in)
@@ -21,6 +26,42 @@ def audit_login_failure(sender, credentials, request=None, **kwargs):
         audit(user, "mizani.login_failed", by=None, data=data)
     else:
         audit_event("mizani.login_failed", data=data)
+
+
+# Who may do what, and where, changes through several screens (Wagtail's users and groups, our user
+# access); the audit follows the data, so every path is covered. The actor is Wagtail's log context,
+# set for every admin request.
+
+def _actor():
+    return get_active_log_context().user
+
+
+@receiver(m2m_changed, sender=User.groups.through)
+def audit_role_change(sender, instance, action, reverse, pk_set, **kwargs):
+    if action not in {"post_add", "post_remove", "post_clear"}:
+        return
+    if reverse:  # a group's member list was edited: `instance` is the group, pk_set the users
+        users, changed = User.objects.filter(pk__in=pk_set or []), [instance.name]
+    else:
+        users = [instance]
+        changed = sorted(Group.objects.filter(pk__in=pk_set or []).values_list("name", flat=True))
+    for user in users:
+        audit(user, "mizani.access_change", by=_actor(), data={
+            "roles_" + action.removeprefix("post_"): changed})
+
+
+@receiver(m2m_changed, sender=UserAccess.locations.through)
+def audit_location_change(sender, instance, action, reverse, pk_set, **kwargs):
+    if action not in {"post_add", "post_remove", "post_clear"} or reverse:
+        return
+    codes = sorted(Location.objects.filter(pk__in=pk_set or []).values_list("code", flat=True))
+    audit(instance.user, "mizani.access_change", by=_actor(), data={
+        "locations_" + action.removeprefix("post_"): codes})
+
+
+@receiver(post_save, sender=UserAccess)
+def audit_scope_change(sender, instance, created, **kwargs):
+    audit(instance.user, "mizani.access_change", by=_actor(), data={"national_scope": instance.national_scope})
 
 
 @receiver(post_migrate)

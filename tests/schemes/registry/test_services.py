@@ -140,7 +140,7 @@ def test_soft_delete_and_restore_twice_are_no_ops(clerk_a, geo):
     services.individual_restore(individual=record, by=clerk_a)
     services.individual_restore(individual=record, by=clerk_a)
 
-    actions = list(ModelLogEntry.objects.order_by("id").values_list("action", flat=True))
+    actions = list(ModelLogEntry.objects.for_instance(record).order_by("id").values_list("action", flat=True))
     assert actions == ["wagtail.create", "mizani.soft_delete", "mizani.restore"]
 
 
@@ -240,7 +240,7 @@ def test_clerk_cannot_move_a_record_out_of_their_district(clerk_a, geo):
         services.individual_update(individual=record, fields={"location": None}, by=clerk_a)
 
     assert reload(record).location == geo.village_a
-    assert ModelLogEntry.objects.count() == 0
+    assert not ModelLogEntry.objects.exclude(action="mizani.access_change").exists()
 
 
 # === individuals: validation ==================================================================
@@ -507,7 +507,8 @@ def test_soft_deleting_a_member_removes_the_membership(clerk_a, family):
     assert roles_in(household) == {head.pk: "HEAD"}
     assert (
         ModelLogEntry.objects.filter(
-            action="mizani.member_remove", object_id=str(household.pk)
+            action="mizani.member_remove", object_id=str(household.pk),
+            content_type__model="household"
         ).count()
         == 1
     )
@@ -615,7 +616,7 @@ def test_household_update_soft_delete_and_restore(clerk_a, geo):
     services.household_restore(household=household, by=clerk_a)
     assert not reload(household).is_deleted
     actions = list(
-        ModelLogEntry.objects.filter(object_id=str(household.pk))
+        ModelLogEntry.objects.for_instance(household)
         .order_by("id")
         .values_list("action", flat=True)
     )
