@@ -190,6 +190,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Each of these already has a handler of its own (Django's defaults, Huey's consumer).
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "huey": {"level": "INFO", "propagate": False},
         "django.db.backends": {"level": "WARNING"},
         # Wagtail runs its reference-index updates as django-tasks and logs two lines per save.
         "django_tasks": {"level": "WARNING"},
