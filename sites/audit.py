@@ -19,6 +19,13 @@ ACTIONS = {
     "mizani.login": ("Login", "Logged in"),
     "mizani.login_failed": ("Login failed", "A login attempt failed"),
     "mizani.access_change": ("Access change", "Changed a user's locations or roles"),
+    "mizani.approval_submit": ("Approval requested", "Submitted a request for approval"),
+    "mizani.approval_skipped": ("Approval not required", "Applied without approval (approval is off)"),
+    "mizani.approval_decision": ("Approval decision", "Decided on a request"),
+    "mizani.approval_cancel": ("Request cancelled", "Cancelled the request"),
+    "mizani.approval_void": ("Request void", "The record changed after submission; nothing applied"),
+    "mizani.approval_execute": ("Request applied", "Applied the approved change"),
+    "mizani.approval_failed": ("Request failed", "Applying the approved change failed"),
 }
 
 

@@ -117,20 +117,50 @@ class ServiceCreateView(ServiceFormMixin, ScopedCreateView):
                                    by=self.request.user)
 
 
-class ServiceEditView(ServiceFormMixin, ScopedEditView):
+class ApprovalMixin:
+    """When the operation needs approval, the view submits a request instead of applying the change."""
+
+    def needs_approval(self, operation):
+        from workflows.services import requires_approval
+
+        return bool(operation) and requires_approval(operation)
+
+    def submit_for_approval(self, operation, payload):
+        from workflows.services import approval_submit
+
+        request = approval_submit(operation=operation, payload=payload, by=self.request.user)
+        messages.success(self.request, "Sent for approval: nothing changes until it is approved.")
+        return redirect("workflows_approvals:inspect", request.pk)
+
+
+class ServiceEditView(ApprovalMixin, ServiceFormMixin, ScopedEditView):
     update_service = None
+    change_operation = None
     record_kwarg = None  # the service's keyword for the record: "individual", "household"...
     inspect_url_name = None
+
+    def form_valid(self, form):
+        if not self.needs_approval(self.change_operation):
+            return super().form_valid(form)
+        try:
+            return self.submit_for_approval(self.change_operation, {
+                "record": self.object.pk, "fields": form.core_values(), "attributes": form.attribute_values()})
+        except ValidationError as error:
+            form.apply_service_errors(error)
+            self.produced_error_message = self.get_error_message()
+            return self.form_invalid(form)
 
     def save_instance(self):
         return self.update_service(**{self.record_kwarg: self.object}, fields=self.form.core_values(),
                                    attributes=self.form.attribute_values(), by=self.request.user)
 
 
-class ServiceDeleteView(ScopedDeleteView):
-    """Soft delete through `delete_service`; a refusal is shown as a message on the same page."""
+class ServiceDeleteView(ApprovalMixin, ScopedDeleteView):
+    """Soft delete through `delete_service` (or a request, when deletion needs approval); a refusal is
+    shown as a message on the same page."""
 
     delete_service = None
+    delete_operation = None
     record_kwarg = None
 
     def delete_action(self):
@@ -138,9 +168,11 @@ class ServiceDeleteView(ScopedDeleteView):
 
     def form_valid(self, form):
         try:
+            if self.needs_approval(self.delete_operation):
+                return self.submit_for_approval(self.delete_operation, {"record": self.object.pk})
             return super().form_valid(form)
-        except ValidationError as error:
-            messages.error(self.request, " ".join(error.messages))
+        except (ValidationError, PermissionDenied) as error:
+            messages.error(self.request, " ".join(getattr(error, "messages", [str(error)])))
             return redirect(self.request.path)
 
 
@@ -172,6 +204,8 @@ class RecordViewSet(ScopedModelViewSet):
     update_service = None
     delete_service = None
     restore_service = None
+    change_operation = None  # approval operations, when edits or deletions may need a checker
+    delete_operation = None
     inspect_view_enabled = True
     add_view_class = ServiceCreateView
     edit_view_class = ServiceEditView
@@ -181,12 +215,12 @@ class RecordViewSet(ScopedModelViewSet):
         return super().get_add_view_kwargs(create_service=self.create_service, **kwargs)
 
     def get_edit_view_kwargs(self, **kwargs):
-        return super().get_edit_view_kwargs(update_service=self.update_service,
-                                            record_kwarg=self.record_kwarg, **kwargs)
+        return super().get_edit_view_kwargs(update_service=self.update_service, record_kwarg=self.record_kwarg,
+                                            change_operation=self.change_operation, **kwargs)
 
     def get_delete_view_kwargs(self, **kwargs):
-        return super().get_delete_view_kwargs(delete_service=self.delete_service,
-                                              record_kwarg=self.record_kwarg, **kwargs)
+        return super().get_delete_view_kwargs(delete_service=self.delete_service, record_kwarg=self.record_kwarg,
+                                              delete_operation=self.delete_operation, **kwargs)
 
     @property
     def restore_view(self):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import openpyxl
 import pytest
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -40,6 +41,7 @@ from tests.factories import (
     UserFactory,
     access_of,
 )
+from workflows.models import ApprovalRequest, Decision, Job
 
 pytestmark = pytest.mark.django_db
 
@@ -110,6 +112,8 @@ OUR_NAMESPACES = {
     "sites_useraccess": "useraccess",
     "registry_field": "registryfield",
     "registry_memberrole": "memberrole",
+    "workflows_approvals": "approvalrequest",
+    "workflows_jobs": "job",
 }
 # The permission ("app", "model") that lets a user read a namespace's model.
 NAMESPACE_MODEL = {
@@ -120,13 +124,16 @@ NAMESPACE_MODEL = {
     "sites_useraccess": ("sites", "useraccess"),
     "registry_field": ("registry", "registryfield"),
     "registry_memberrole": ("registry", "memberrole"),
+    "workflows_approvals": None,  # every admin user has an inbox; the selector does the limiting
+    "workflows_jobs": None,
 }
-OBJECT_VIEWS = {"edit", "delete", "history", "history_results", "usage", "inspect", "restore", "members", "chosen"}
+OBJECT_VIEWS = {"edit", "delete", "history", "history_results", "usage", "inspect", "restore", "members", "chosen",
+                "decide", "cancel", "status"}
 LIST_VIEWS = {"index", "index_results", "choose", "choose_results"}
 FORM_VIEWS = {"add", "import", "create"}      # no pk; POST creates something
 IDS_VIEWS = {"chosen_multiple"}               # ?id=..&id=..
-POST_ONLY_VIEWS = {"restore", "members"}      # GET is 405 before any lookup: reveals nothing
-OPERATION_VIEWS = {"edit", "delete", "restore", "members"} | FORM_VIEWS  # also POSTed
+POST_ONLY_VIEWS = {"restore", "members", "decide", "cancel"}  # GET is 405 before any lookup: reveals nothing
+OPERATION_VIEWS = {"edit", "delete", "restore", "members", "decide", "cancel"} | FORM_VIEWS  # also POSTed
 
 # Project URLs outside the viewsets.
 AUDIT_NAMES = {
@@ -160,6 +167,8 @@ WAGTAIL_IRRELEVANT_NAMESPACES = {
     "wagtailimages", "wagtailimages_chooser",
     "wagtailusers_users", "wagtailusers_groups",   # user admin: System administrator only
     "wagtailsites",                 # Wagtail Site records
+    # Approval workflow definitions: content without personal data, edited by scheme administrators only.
+    "wagtailsnippets_workflows_workflowdefinition", "wagtailsnippetchoosers_workflows_workflowdefinition",
 }
 WAGTAIL_IRRELEVANT_NAMES = {
     "wagtailadmin_explore_root", "wagtailadmin_explore", "wagtailadmin_explore_results",  # page tree
@@ -244,6 +253,10 @@ class World:
     membership_a: Membership
     membership_b: Membership
     registry_field: RegistryField
+    approval_a: ApprovalRequest
+    approval_b: ApprovalRequest
+    job_a: Job
+    job_b: Job
     clerk_a: object
     clerk_b: object
     viewer_a: object
@@ -272,6 +285,10 @@ class World:
             return self.registry_field
         if kind == "memberrole":
             return MemberRole.objects.get(pk="GRANDFATHER")
+        if kind == "approvalrequest":
+            return getattr(self, "approval_" + side)
+        if kind == "job":
+            return getattr(self, "job_" + side)
         raise AssertionError(kind)
 
 
@@ -307,6 +324,24 @@ def world(db, member_roles):
     membership_a = MembershipFactory(household=household_a, individual=person_a, role=head, recipient_type="PRIMARY")
     membership_b = MembershipFactory(household=household_b, individual=person_b, role=head, recipient_type="PRIMARY")
     registry_field = RegistryFieldFactory(name="walk_note", label="Walk note")
+    clerk_a = UserFactory(username="walk_clerk_a", role="Clerk", locations=[district_a])
+    clerk_b = UserFactory(username="walk_clerk_b", role="Clerk", locations=[district_b])
+    # A change request and a job of each district, made directly (the walk tests access, not the engine).
+    clerks = Group.objects.get(name="Clerk")
+    approvals = {
+        side: ApprovalRequest.objects.create(
+            operation="registry.change_individual", maker=maker, location=village,
+            payload={"record": person.pk, "fields": {"last_name": "Renamed"}, "attributes": {}},
+            summary={"title": f"Change individual {person}", "diff": [["last_name", person.last_name, "Renamed"]],
+                     "sensitive": []},
+            steps=[{"group_id": clerks.pk, "group": clerks.name, "rule": "any", "required": 1}],
+            waiting_group=clerks, target_version=person.updated_at.isoformat())
+        for side, maker, village, person in (("a", clerk_b, village_a, person_a), ("b", clerk_b, village_b, person_b))
+    }
+    jobs = {side: Job.objects.create(kind="workflows.execute_request", idempotency_key=f"walk-{side}",
+                                     params={"request": approvals[side].pk}, started_by=starter,
+                                     message=f"Applying the change to {approvals[side].summary['title']}")
+            for side, starter in (("a", clerk_a), ("b", clerk_b))}
 
     w = World(
         region=region, district_a=district_a, village_a=village_a, leaf_a=leaf_a,
@@ -316,8 +351,8 @@ def world(db, member_roles):
         household_b=household_b, deleted_household_b=deleted_household_b,
         household_nowhere=household_nowhere, empty_household_a=empty_household_a, membership_a=membership_a, membership_b=membership_b,
         registry_field=registry_field,
-        clerk_a=UserFactory(username="walk_clerk_a", role="Clerk", locations=[district_a]),
-        clerk_b=UserFactory(username="walk_clerk_b", role="Clerk", locations=[district_b]),
+        approval_a=approvals["a"], approval_b=approvals["b"], job_a=jobs["a"], job_b=jobs["b"],
+        clerk_a=clerk_a, clerk_b=clerk_b,
         viewer_a=UserFactory(username="walk_viewer_a", role="Viewer", locations=[district_a]),
         national=UserFactory(username="walk_national", role="Clerk", national=True),
         superuser=UserFactory(username="walk_root", is_superuser=True, is_staff=True),
@@ -381,6 +416,9 @@ def db_state():
         "useraccess_locations": list(UserAccess.locations.through.objects.order_by("pk").values()),
         "registryfield": list(RegistryField.objects.order_by("pk").values()),
         "memberrole": list(MemberRole.objects.order_by("pk").values()),
+        "approvalrequest": list(ApprovalRequest.objects.order_by("pk").values()),
+        "decision": list(Decision.objects.order_by("pk").values()),
+        "job": list(Job.objects.order_by("pk").values()),
     }
 
 
@@ -420,8 +458,10 @@ def form_payloads(w, namespace, view, side):
     person = w.person_b if side == "b" else w.person_a
     membership = w.membership_b if side == "b" else w.membership_a
     kind = OUR_NAMESPACES[namespace]
-    if view in ("delete", "restore"):
+    if view in ("delete", "restore", "cancel"):
         return [{}]
+    if view == "decide":
+        return [{"verdict": "approve", "comment": ""}, {"verdict": "reject", "comment": "walk"}]
     if view == "members":
         return [
             {"operation": "remove", "membership": membership.pk},
@@ -565,8 +605,8 @@ def test_lists_of_a_district_a_user_show_a_and_never_b(world, role):
     for url in our_urls():
         if url.view_name not in LIST_VIEWS | IDS_VIEWS:
             continue
-        app, model = NAMESPACE_MODEL[url.namespace]
-        may_read = user.has_perm(f"{app}.view_{model}")
+        model = NAMESPACE_MODEL[url.namespace]
+        may_read = model is None or user.has_perm("{}.view_{}".format(*model))
         if url.view_name in IDS_VIEWS:
             variants = [(f"?id={w.person_b.pk}", False), (f"?id={w.person_a.pk}&id={w.person_b.pk}&id={w.nowhere.pk}", False)]
         else:
@@ -778,11 +818,11 @@ def test_walk_payloads_change_data_for_a_superuser(world):
     """The control for the two walks above: the same POSTs, by a user allowed to make them, do change
     the database (so 'nothing changed' there means 'refused', not 'bad payload')."""
     w = world
-    client = client_for(w.superuser)
     ineffective = []
     for url in our_urls():
         if url.view_name not in OPERATION_VIEWS or url.name == "registry_individual_chooser:create":
             continue  # the chooser has no creation form (create_action_label = None)
+        client = client_for(_allowed_actor(w, url))
         if url.view_name in FORM_VIEWS:
             path = reverse(url.name)
         else:
@@ -794,6 +834,16 @@ def test_walk_payloads_change_data_for_a_superuser(world):
                 errors = context.get("form").errors if context and context.get("form") else ""
                 ineffective.append(f"POST {path} {data} -> {response.status_code} {errors}")
     assert not ineffective, "These walk payloads change nothing even for a superuser:\n  " + "\n  ".join(ineffective)
+
+
+def _allowed_actor(w, url):
+    """Who may make a POST: a decision is a step-group member's who is not the maker; a cancellation
+    is the maker's (of a request) or the starter's (of a job); the rest, a superuser's."""
+    if url.namespace == "workflows_approvals":
+        return w.clerk_a if url.view_name == "decide" else w.approval_a.maker
+    if url.namespace == "workflows_jobs":
+        return w.job_a.started_by
+    return w.superuser
 
 
 def test_viewer_reads_district_a_records(world):

@@ -201,3 +201,5 @@ LOGGING = {
 
 # Mizani settings
 MIZANI_LIST_PAGE_SIZE = 25
+# A RUNNING job whose heartbeat is older than this is taken to be dead and is queued again.
+MIZANI_JOB_HEARTBEAT_SECONDS = int(os.environ.get("MIZANI_JOB_HEARTBEAT_SECONDS", "120"))

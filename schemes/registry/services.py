@@ -54,13 +54,23 @@ def _audit_value(name, value, sensitive_names):
 
 
 def _diff(before, after, sensitive_names):
-    """{field: [old, new]} for what changed, sensitive values masked."""
+    """{field: [old, new]} for what changed, as text; sensitive values masked."""
     return {
         name: [_audit_value(name, before.get(name), sensitive_names),
                _audit_value(name, after.get(name), sensitive_names)]
         for name in sorted(set(before) | set(after))
         if before.get(name) != after.get(name)
     }
+
+
+def sensitive_names(target):
+    """Names (as in a change's diff) whose values are masked for users without the permission."""
+    base = SENSITIVE_FIELDS if target == RegistryField.Target.INDIVIDUAL else set()
+    return base | _sensitive_attribute_names(target)
+
+
+def _mask_changes(changes, sensitive):
+    return {name: [mask(v) if name in sensitive else v for v in values] for name, values in changes.items()}
 
 
 def _snapshot(record, fields):
@@ -134,10 +144,12 @@ def individual_create(*, fields, attributes=None, by):
     return individual
 
 
-@transaction.atomic
-def individual_update(*, individual, fields, attributes=None, by):
+def individual_check_update(*, individual, fields, attributes=None, by, lock=False):
+    """Everything individual_update checks, applied to a fresh copy that is not saved. Returns the
+    copy and its changes {name: [old, new]} in clear; raises what individual_update would raise."""
     _require_permission(by, "registry.change_individual")
-    individual = Individual.objects.select_for_update().get(pk=individual.pk)
+    records = Individual.objects.select_for_update() if lock else Individual.objects
+    individual = records.get(pk=individual.pk)
     _require_record_in_scope(by, individual)
     if individual.is_deleted:
         raise ValidationError("A deleted record cannot be edited; restore it first.")
@@ -149,12 +161,18 @@ def individual_update(*, individual, fields, attributes=None, by):
         setattr(individual, name, value)
     _require_in_scope(by, individual.location)
     _validate_individual(individual, individual.attributes if attributes is None else attributes)
-    changes = _diff(before, _snapshot(individual, INDIVIDUAL_FIELDS),
-                    SENSITIVE_FIELDS | _sensitive_attribute_names(RegistryField.Target.INDIVIDUAL))
+    return individual, _diff(before, _snapshot(individual, INDIVIDUAL_FIELDS), set())
+
+
+@transaction.atomic
+def individual_update(*, individual, fields, attributes=None, by):
+    individual, changes = individual_check_update(individual=individual, fields=fields, attributes=attributes,
+                                                  by=by, lock=True)
     if not changes:
         return individual
     _save_unique(individual)
-    audit(individual, "wagtail.edit", by=by, data={"changes": changes})
+    audit(individual, "wagtail.edit", by=by, data={
+        "changes": _mask_changes(changes, sensitive_names(RegistryField.Target.INDIVIDUAL))})
     return individual
 
 
@@ -239,10 +257,11 @@ def household_create(*, fields, attributes=None, by):
     return household
 
 
-@transaction.atomic
-def household_update(*, household, fields, attributes=None, by):
+def household_check_update(*, household, fields, attributes=None, by, lock=False):
+    """Everything household_update checks, on an unsaved copy; returns it and its changes in clear."""
     _require_permission(by, "registry.change_household")
-    household = Household.objects.select_for_update().get(pk=household.pk)
+    records = Household.objects.select_for_update() if lock else Household.objects
+    household = records.get(pk=household.pk)
     _require_record_in_scope(by, household)
     if household.is_deleted:
         raise ValidationError("A deleted household cannot be edited; restore it first.")
@@ -253,11 +272,17 @@ def household_update(*, household, fields, attributes=None, by):
         setattr(household, name, value)
     _require_in_scope(by, household.location)
     _validate_household(household, household.attributes if attributes is None else attributes)
-    changes = _diff(before, _snapshot(household, HOUSEHOLD_FIELDS),
-                    _sensitive_attribute_names(RegistryField.Target.HOUSEHOLD))
+    return household, _diff(before, _snapshot(household, HOUSEHOLD_FIELDS), set())
+
+
+@transaction.atomic
+def household_update(*, household, fields, attributes=None, by):
+    household, changes = household_check_update(household=household, fields=fields, attributes=attributes,
+                                                 by=by, lock=True)
     if changes:
         household.save()
-        audit(household, "wagtail.edit", by=by, data={"changes": changes})
+        audit(household, "wagtail.edit", by=by, data={
+            "changes": _mask_changes(changes, sensitive_names(RegistryField.Target.HOUSEHOLD))})
     return household
 
 

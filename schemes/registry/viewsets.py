@@ -24,6 +24,8 @@ class IndividualViewSet(RecordViewSet):
     update_service = staticmethod(services.individual_update)
     delete_service = staticmethod(services.individual_soft_delete)
     restore_service = staticmethod(services.individual_restore)
+    change_operation = "registry.change_individual"
+    delete_operation = "registry.delete_individual"
     index_view_class = views.IndividualIndexView
     inspect_view_class = views.IndividualRecordView
     inspect_template_name = "registry/individual_record.html"
@@ -56,6 +58,8 @@ class HouseholdViewSet(RecordViewSet):
     update_service = staticmethod(services.household_update)
     delete_service = staticmethod(services.household_soft_delete)
     restore_service = staticmethod(services.household_restore)
+    change_operation = "registry.change_household"
+    delete_operation = "registry.delete_household"
     index_view_class = views.HouseholdIndexView
     inspect_view_class = views.HouseholdRecordView
     inspect_template_name = "registry/household_record.html"

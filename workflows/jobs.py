@@ -1,0 +1,50 @@
+"""The registry of job kinds. Apps declare theirs in `jobs.py` with `@job_kind("name")`; a handler
+receives the Job and a `progress` callback, and must be safe to run again after a crash: it resumes
+from `job.progress_done`, and each chunk commits its work together with the progress."""
+
+from importlib import import_module
+
+from django.apps import apps
+
+_kinds = {}
+_discovered = False
+
+
+class JobCancelled(Exception):
+    """Raised by `progress()` when the starter asked to cancel; the runner marks the job cancelled."""
+
+
+def job_kind(name):
+    def register(handler):
+        if name in _kinds:
+            raise ValueError(f"Job kind {name!r} is registered twice.")
+        _kinds[name] = handler
+        return handler
+
+    return register
+
+
+def get_handler(kind):
+    global _discovered
+    if not _discovered:
+        for config in apps.get_app_configs():
+            try:
+                import_module(f"{config.name}.jobs")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{config.name}.jobs":
+                    raise
+        _discovered = True
+    try:
+        return _kinds[kind]
+    except KeyError:
+        raise LookupError(f"No job kind named {kind!r}.") from None
+
+
+@job_kind("workflows.execute_request")
+def execute_request(job, progress):
+    from .services import approval_execute
+
+    progress(0, 1, "Applying the approved change")
+    result = approval_execute(job.params["request"])
+    progress(1, 1)
+    return result
