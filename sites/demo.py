@@ -42,12 +42,23 @@ VILLAGE_NAMES = (
 
 
 def require_demo():
-    """Demo data and demo passwords never reach a real installation."""
+    """Demo data and demo passwords never reach a real installation: the settings must say demo, and
+    the database must hold no account other than the demo ones (an operator who forgot
+    DJANGO_SETTINGS_MODULE on a production server stops here)."""
     if getattr(settings, "MIZANI_DEMO", False) is not True:
         raise CommandError(
             "Demo commands are disabled: settings.MIZANI_DEMO is not True "
             "(it is True only in the development and test settings)."
         )
+    from django.contrib.auth import get_user_model
+
+    demo_names = {user.username for user in DEMO_USERS} | {"benchmark_clerk"}
+    real = get_user_model().objects.exclude(username__in=demo_names)
+    if real.exists():
+        raise CommandError(
+            f"Demo commands are disabled: this database has accounts that are not demo accounts "
+            f"({', '.join(real.values_list('username', flat=True)[:5])}). Use a database of its own for demos "
+            "and benchmarks.")
 
 
 @dataclass(frozen=True)

@@ -215,12 +215,18 @@ class AttributeSchema:
         self.definitions = list(definitions)
         self.by_name = {d.name: d for d in self.definitions}
 
-    def clean(self, data, *, prefix=""):
-        """Validate a dict of raw values; return the JSON-ready dict or raise errors keyed by field."""
+    def clean(self, data, *, prefix="", stored=None):
+        """Validate a dict of raw values; return the JSON-ready dict or raise errors keyed by field.
+        A key no longer defined (its definition was deleted or renamed) is carried through unchanged
+        when it is the value already `stored` on the record: it cannot be fixed, so it must not block."""
         data = data or {}
+        stored = stored or {}
         errors, cleaned = {}, {}
         for unknown in sorted(set(data) - set(self.by_name)):
-            errors[f"{prefix}{unknown}"] = [f"'{unknown}' is not a defined attribute."]
+            if unknown in stored and stored[unknown] == data[unknown]:
+                cleaned[unknown] = stored[unknown]
+            else:
+                errors[f"{prefix}{unknown}"] = [f"'{unknown}' is not a defined attribute."]
         for definition in self.definitions:
             try:
                 value = definition.to_python(data.get(definition.name))

@@ -49,7 +49,10 @@ class ScopedRecordForm(AttributeFormMixin, WagtailAdminModelForm):
     def __init__(self, *args, for_user=None, **kwargs):
         super().__init__(*args, for_user=for_user, **kwargs)
         if "location" in self.fields and for_user is not None:
-            self.fields["location"].queryset = scope_for(for_user).locations().order_by("path")
+            scope = scope_for(for_user)
+            self.fields["location"].queryset = scope.locations().order_by("path")
+            # Records without a location are for national scope only: say so on the field.
+            self.fields["location"].required = not scope.national
             self.fields["location"].label_from_instance = lambda loc: f"{'— ' * (loc.depth - 1)}{loc}"
 
     def clean(self):

@@ -46,7 +46,9 @@ class AddMemberForm(forms.Form):
 
 
 class ChangeMemberForm(forms.Form):
-    role = forms.ModelChoiceField(queryset=MemberRole.objects.exclude(pk=MemberRole.HEAD))
+    # HEAD is accepted for the head's own row (to change only the recipient); the service refuses
+    # making someone head this way.
+    role = forms.ModelChoiceField(queryset=MemberRole.objects.all())
     recipient_type = forms.ChoiceField(choices=[("", "—")] + RecipientType.choices, required=False,
                                        label="Recipient")
 

@@ -8,10 +8,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from sites.audit import audit
+from sites.audit import audit, audit_event
 from sites.masking import mask
 from sites.scoping import scope_for
 
+from . import selectors
 from .models import (
     Household,
     Individual,
@@ -86,6 +87,14 @@ def _sensitive_attribute_names(target):
 
 # --- individuals ------------------------------------------------------------------------------
 
+
+def individual_search(*, queryset, text, by):
+    """Search people (see selectors.search_individuals); a search by national ID is audited, wherever
+    it is typed."""
+    if selectors.looks_like_national_id(text):
+        audit_event("mizani.search_id", by=by, data={"national_id": normalise_national_id(text)})
+    return selectors.search_individuals(queryset, text)
+
 def _validate_individual(individual, attributes):
     """Normalise and validate in place; raise one ValidationError naming every bad field."""
     errors = {}
@@ -103,7 +112,8 @@ def _validate_individual(individual, attributes):
         elif individual.dob.year < OLDEST_BIRTH_YEAR:
             errors["dob"] = [f"The date of birth is before {OLDEST_BIRTH_YEAR}."]
     try:
-        individual.attributes = RegistryField.schema_for(RegistryField.Target.INDIVIDUAL).clean(attributes)
+        individual.attributes = RegistryField.schema_for(RegistryField.Target.INDIVIDUAL).clean(
+            attributes, stored=individual.attributes)
     except ValidationError as exc:
         errors.update(exc.message_dict)
     try:
@@ -230,7 +240,8 @@ def _validate_household(household, attributes):
     errors = {}
     household.code = (household.code or "").strip() or _new_household_code()
     try:
-        household.attributes = RegistryField.schema_for(RegistryField.Target.HOUSEHOLD).clean(attributes)
+        household.attributes = RegistryField.schema_for(RegistryField.Target.HOUSEHOLD).clean(
+            attributes, stored=household.attributes)
     except ValidationError as exc:
         errors.update(exc.message_dict)
     try:
@@ -377,7 +388,9 @@ def household_add_member(*, household, individual, role=None, recipient_type=Non
 @transaction.atomic
 def household_change_member(*, membership, role, recipient_type=None, by):
     household = _lock_household_for_members(membership.household, by)
-    membership = Membership.objects.select_for_update().get(pk=membership.pk, household=household)
+    membership = Membership.objects.select_for_update().select_related("individual").get(
+        pk=membership.pk, household=household)
+    _require_record_in_scope(by, membership.individual)
     role_code = getattr(role, "pk", role)
     if role_code == MemberRole.HEAD and membership.role_id != MemberRole.HEAD:
         raise ValidationError({"role": ["Use 'Make head' to change the head of the household."]})
@@ -399,9 +412,11 @@ def household_change_member(*, membership, role, recipient_type=None, by):
 def household_set_head(*, household, individual, former_head_role, by):
     """Make `individual` (already a member) the head; the former head takes `former_head_role`."""
     household = _lock_household_for_members(household, by)
-    new_head = Membership.objects.select_for_update().filter(household=household, individual=individual).first()
+    new_head = Membership.objects.select_for_update().select_related("individual").filter(
+        household=household, individual=individual).first()
     if new_head is None:
         raise ValidationError({"individual": ["Only a member of this household can be made head."]})
+    _require_record_in_scope(by, new_head.individual)
     if new_head.role_id == MemberRole.HEAD:
         return new_head
     former_code = getattr(former_head_role, "pk", former_head_role)
@@ -430,7 +445,9 @@ def _remove_membership(membership, *, by):
 @transaction.atomic
 def household_remove_member(*, membership, by):
     household = _lock_household_for_members(membership.household, by)
-    membership = Membership.objects.select_for_update().get(pk=membership.pk, household=household)
+    membership = Membership.objects.select_for_update().select_related("individual").get(
+        pk=membership.pk, household=household)
+    _require_record_in_scope(by, membership.individual)
     if membership.role_id == MemberRole.HEAD and Membership.objects.filter(household=household).exclude(
         pk=membership.pk
     ).exists():

@@ -1,27 +1,18 @@
 import django_filters
-from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import F, OuterRef, Subquery, Value
 from django.db.models.functions import Concat
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.functional import cached_property
 from django.views import View
 from wagtail import hooks
 from wagtail.admin.filters import WagtailFilterSet
-from wagtail.admin.forms.choosers import BaseFilterForm
 from wagtail.admin.ui.tables import Column, TitleColumn
-from wagtail.admin.views.generic.chooser import (
-    ChooseResultsView,
-    ChooseView,
-    ChosenMultipleView,
-    ChosenView,
-)
 from wagtail.log_actions import registry as log_registry
 
-from sites.audit import audit, audit_event
+from sites.audit import audit
 from sites.fields import FieldType
 from sites.masking import can_view_sensitive, mask
 from sites.scoping import scope_for
@@ -58,6 +49,8 @@ class RegistryFilterSet(WagtailFilterSet):
             return queryset
         if definition.field_type == FieldType.BOOLEAN:
             value = value == "true"
+        elif definition.field_type == FieldType.INTEGER:
+            value = int(value)
         return selectors.filter_by_attribute(queryset, definition, value)
 
 
@@ -153,17 +146,17 @@ class IndividualIndexView(LiveOrDeletedMixin, ScopedIndexView):
         ]
 
     def get_base_queryset(self):
-        household = Membership.objects.filter(individual=OuterRef("pk")).values("household__code")[:1]
+        # Only a household the user may see is named, as on the person's record page.
+        household = scope_for(self.request.user).filter(
+            Membership.objects.filter(individual=OuterRef("pk")), field="household__location"
+        ).values("household__code")[:1]
         return super().get_base_queryset().select_related("location").annotate(
             household_code=Subquery(household), location_code=F("location__code"))
 
     def search_queryset(self, queryset):
         if not self.is_searching:
             return queryset
-        if selectors.looks_like_national_id(self.search_query):
-            audit_event("mizani.search_id", by=self.request.user, data={
-                "national_id": services.normalise_national_id(self.search_query)})
-        return selectors.search_individuals(queryset, self.search_query)
+        return services.individual_search(queryset=queryset, text=self.search_query, by=self.request.user)
 
     def to_row_dict(self, item):
         row = super().to_row_dict(item)
@@ -251,7 +244,10 @@ class HouseholdIndexView(LiveOrDeletedMixin, ScopedIndexView):
         ]
 
     def get_base_queryset(self):
-        head = Membership.objects.filter(household=OuterRef("pk"), role_id=MemberRole.HEAD).annotate(
+        head = scope_for(self.request.user).filter(
+            Membership.objects.filter(household=OuterRef("pk"), role_id=MemberRole.HEAD),
+            field="individual__location",
+        ).annotate(
             full=Concat("individual__first_name", Value(" "), "individual__last_name")).values("full")[:1]
         return selectors.households_with_size(
             super().get_base_queryset().select_related("location")).annotate(
@@ -280,8 +276,8 @@ class HouseholdRecordView(ScopedInspectView):
         if not self.person_query:
             return []
         people = selectors.individuals_for(self.request.user).filter(membership__isnull=True)
-        return list(selectors.search_individuals(people, self.person_query)
-                    .select_related("location")[: self.candidate_limit])
+        found = services.individual_search(queryset=people, text=self.person_query, by=self.request.user)
+        return list(found.select_related("location")[: self.candidate_limit])
 
     def get_page_subtitle(self):
         return self.object.code
@@ -328,7 +324,8 @@ class HouseholdMembersView(View):
                     role=form.cleaned_data["role"], recipient_type=form.cleaned_data["recipient_type"], by=user)
                 messages.success(request, f"{form.cleaned_data['individual']} added.")
             else:
-                membership = get_object_or_404(Membership, pk=request.POST.get("membership"), household=household)
+                membership = get_object_or_404(selectors.household_members(household, user),
+                                               pk=request.POST.get("membership"))
                 if operation == "change":
                     form = ChangeMemberForm(request.POST)
                     if not form.is_valid():
@@ -357,53 +354,3 @@ class HouseholdMembersView(View):
         except Individual.DoesNotExist:
             messages.error(request, "That person is not in your locations.")
         return redirect("registry_household:inspect", household.pk)
-
-
-# --- chooser -----------------------------------------------------------------------------------
-
-
-class IndividualSearchForm(BaseFilterForm):
-    q = forms.CharField(label="Search", required=False,
-                        widget=forms.TextInput(attrs={"placeholder": "Name or national ID"}))
-
-    def filter(self, objects):
-        query = self.cleaned_data.get("q")
-        if query:
-            self.is_searching, self.search_query = True, query
-            return selectors.search_individuals(objects, query)
-        return objects
-
-
-class IndividualChooserMixin:
-    filter_form_class = IndividualSearchForm
-
-    def get_object_list(self):
-        return selectors.individuals_for(self.request.user).select_related("location")
-
-
-class IndividualChooseView(IndividualChooserMixin, ChooseView):
-    pass
-
-
-class IndividualChooseResultsView(IndividualChooserMixin, ChooseResultsView):
-    pass
-
-
-class IndividualChosenView(ChosenView):
-    def get_object(self, pk):
-        try:
-            return selectors.individuals_for(self.request.user).get(pk=pk)
-        except (Individual.DoesNotExist, ValueError):
-            raise Http404 from None
-
-
-class IndividualChosenMultipleView(ChosenMultipleView):
-    def get_objects(self, pks):
-        return selectors.individuals_for(self.request.user).filter(pk__in=pks)
-
-
-class NoChooserCreateView(View):
-    """People are registered through the registry form and its service, never from a chooser."""
-
-    def dispatch(self, request, *args, **kwargs):
-        raise Http404

@@ -1,6 +1,6 @@
 from django.urls import path
+from wagtail.admin.forms import WagtailAdminModelForm
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, MultiFieldPanel, ObjectList
-from wagtail.admin.viewsets.chooser import ChooserViewSet
 from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
 
 from sites.forms import AttributesPanel, FieldDefinitionForm, RecordObjectList
@@ -99,13 +99,23 @@ class RegistryFieldViewSet(ModelViewSet):
     ], base_form_class=FieldDefinitionForm)
 
 
+class MemberRoleForm(WagtailAdminModelForm):
+    """The code is the role's key in every membership and file: set once, never renamed."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["code"].disabled = True
+
+
 class MemberRoleViewSet(ModelViewSet):
     model = MemberRole
     icon = "tag"
     menu_label = "Member roles"
     list_display = ["label", "code", "sort_order"]
-    form_fields = ["code", "label", "sort_order"]
     copy_view_enabled = False
+    edit_handler = ObjectList([FieldPanel("code"), FieldPanel("label"), FieldPanel("sort_order")],
+                              base_form_class=MemberRoleForm)
 
 
 class RegistryViewSetGroup(ModelViewSetGroup):
@@ -122,18 +132,3 @@ class RegistrySetupViewSetGroup(ModelViewSetGroup):
     menu_order = 800
     items = (RegistryFieldViewSet("registry_field", url_prefix="registry/fields"),
              MemberRoleViewSet("registry_memberrole", url_prefix="registry/member-roles"))
-
-
-class IndividualChooserViewSet(ChooserViewSet):
-    model = Individual
-    icon = "user"
-    choose_one_text = "Choose a person"
-    choose_another_text = "Choose another person"
-    choose_view_class = views.IndividualChooseView
-    choose_results_view_class = views.IndividualChooseResultsView
-    chosen_view_class = views.IndividualChosenView
-    chosen_multiple_view_class = views.IndividualChosenMultipleView
-    create_view_class = views.NoChooserCreateView
-    create_action_label = None
-    form_fields = None
-    url_filter_parameters = []

@@ -1,15 +1,12 @@
 from wagtail import hooks
 
 from .components import HouseholdsSummaryItem, IndividualsSummaryItem
-from .viewsets import IndividualChooserViewSet, RegistrySetupViewSetGroup, RegistryViewSetGroup
-
-individual_chooser_viewset = IndividualChooserViewSet("registry_individual_chooser",
-                                                      url_prefix="registry/choose-individual")
+from .viewsets import RegistrySetupViewSetGroup, RegistryViewSetGroup
 
 
 @hooks.register("register_admin_viewset")
 def register_registry_viewsets():
-    return [RegistryViewSetGroup(), RegistrySetupViewSetGroup(), individual_chooser_viewset]
+    return [RegistryViewSetGroup(), RegistrySetupViewSetGroup()]
 
 
 @hooks.register("construct_homepage_summary_items")

@@ -21,13 +21,13 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=42, help="Random seed for data and samples.")
 
     def handle(self, *, name, rows, seed, **options):
-        # Benchmarks replace data with synthetic data: never on a real installation.
-        require_demo()
         benchmarks = available_benchmarks()
         if name not in benchmarks:
             raise CommandError(f"Unknown benchmark {name!r}. Available: {', '.join(sorted(benchmarks))}.")
         if rows < 1:
             raise CommandError("--rows must be at least 1.")
+        # Benchmarks replace data with synthetic data: never on a real installation.
+        require_demo()
         started = time.perf_counter()
         result = benchmarks[name](rows=rows, seed=seed, log=self.stdout.write)
         report = {"benchmark": name, "rows": rows, **result, "database": connection.vendor}

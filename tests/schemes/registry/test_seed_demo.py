@@ -16,7 +16,7 @@ from schemes.registry.models import Household, Individual, Membership, RegistryF
 from sites.demo import DEMO_USERS
 from sites.models import Location
 from sites.scoping import scope_for
-from tests.factories import HouseholdFactory
+from tests.factories import HouseholdFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -189,3 +189,12 @@ def test_demo_commands_refuse_without_the_demo_setting(command):
     with pytest.raises(CommandError, match="MIZANI_DEMO"):
         run(command)
     assert not Location.objects.exists()
+
+
+def test_demo_commands_refuse_a_database_with_real_accounts(db):
+    from django.core.management import CommandError, call_command
+
+    UserFactory(username="real.person")
+
+    with pytest.raises(CommandError, match="not demo accounts"):
+        call_command("seed_demo", "--households", "1")

@@ -982,3 +982,16 @@ def test_primary_recipient_can_be_moved_once_released(clerk_a, family):
 def test_membership_factory_matches_service_rules(member_roles):
     # Guard for the factory used elsewhere: its default role is HEAD.
     assert MembershipFactory().role_id == MemberRole.HEAD
+
+
+def test_an_attribute_whose_definition_was_deleted_does_not_block_edits(clerk_a, geo):
+    definition = RegistryFieldFactory(name="old_note", field_type="text")
+    record = services.individual_create(fields=person(geo.village_a), attributes={"old_note": "kept"}, by=clerk_a)
+    definition.delete()
+
+    services.individual_update(individual=record, fields={"first_name": "Renamed"}, by=clerk_a)
+
+    assert reload(record).first_name == "Renamed"
+    assert reload(record).attributes == {"old_note": "kept"}
+    with pytest.raises(ValidationError, match="not a defined attribute"):
+        services.individual_update(individual=record, fields={}, attributes={"old_note": "changed"}, by=clerk_a)
