@@ -1,8 +1,8 @@
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.signals import user_logged_in, user_login_failed
-from django.db.models.signals import m2m_changed, post_migrate, post_save
+from django.db.models.signals import m2m_changed, post_migrate, post_save, pre_save
 from django.dispatch import receiver
 from wagtail.log_actions import get_active_log_context
 
@@ -57,6 +57,34 @@ def audit_location_change(sender, instance, action, reverse, pk_set, **kwargs):
     codes = sorted(Location.objects.filter(pk__in=pk_set or []).values_list("code", flat=True))
     audit(instance.user, "mizani.access_change", by=_actor(), data={
         "locations_" + action.removeprefix("post_"): codes})
+
+
+GUARDED_USER_FLAGS = ("is_superuser", "is_staff", "is_active")
+
+
+@receiver(pre_save, sender=User)
+def remember_user_flags(sender, instance, **kwargs):
+    instance._flags_before = (
+        User.objects.filter(pk=instance.pk).values(*GUARDED_USER_FLAGS).first() if instance.pk else None)
+
+
+@receiver(post_save, sender=User)
+def audit_user_flags(sender, instance, created, **kwargs):
+    before = getattr(instance, "_flags_before", None) or {}
+    changed = {flag: getattr(instance, flag) for flag in GUARDED_USER_FLAGS
+               if before.get(flag, False) != getattr(instance, flag)}
+    if changed and not (created and changed == {"is_active": True}):
+        audit(instance, "mizani.access_change", by=_actor(), data=changed)
+
+
+@receiver(m2m_changed, sender=Group.permissions.through)
+def audit_role_permissions(sender, instance, action, reverse, pk_set, **kwargs):
+    if action not in {"post_add", "post_remove", "post_clear"} or reverse:
+        return
+    codes = sorted(f"{app}.{code}" for app, code in Permission.objects.filter(pk__in=pk_set or []).values_list(
+        "content_type__app_label", "codename"))
+    audit(instance, "mizani.access_change", by=_actor(), data={
+        "role": instance.name, "permissions_" + action.removeprefix("post_"): codes})
 
 
 @receiver(post_save, sender=UserAccess)

@@ -32,7 +32,7 @@ INSTALLED_APPS = [
     "workflows",
     "dashboards",
     "wagtail.contrib.settings",
-    "wagtail.users",
+    "sites.users_app.MizaniUsersConfig",
     "wagtail.snippets",
     "wagtail.documents",
     "wagtail.images",

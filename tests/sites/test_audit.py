@@ -3,7 +3,7 @@ import json
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, connection, transaction
@@ -305,3 +305,19 @@ def test_role_and_location_changes_are_audited_with_the_actor(geo, clerk_a):
     assert {"roles_add": ["Viewer"]} in changes
     assert {"locations_add": [geo.district_a.code]} in changes
     assert {"locations_remove": [geo.district_a.code]} in changes
+
+
+def test_superuser_and_active_flags_and_role_permissions_are_audited(db):
+    admin = UserFactory(is_superuser=True)
+    user = UserFactory()
+    role = Group.objects.get(name="Viewer")
+    with LogContext(user=admin):
+        user.is_superuser = True
+        user.is_active = False
+        user.save()
+        role.permissions.add(Permission.objects.get(codename="view_audit"))
+
+    assert {"is_superuser": True, "is_active": False} in [
+        e.data for e in entries_for(user).filter(action="mizani.access_change", user=admin)]
+    assert entries_for(role).filter(action="mizani.access_change", user=admin,
+                                    data__permissions_add=["sites.view_audit"]).exists()
