@@ -151,6 +151,14 @@ class FieldDefinition(models.Model):
             return datetime.date.fromisoformat(value)
         return value
 
+    def form_initial(self, value):
+        """A stored JSON value as the form field expects it (yes/no is a choice of "true"/"false")."""
+        if value is None:
+            return None
+        if self.field_type == FieldType.BOOLEAN:
+            return "true" if value else "false"
+        return self.from_json(value)
+
     def form_field(self):
         common = {"label": self.label, "required": self.required, "help_text": self.help_text}
         kind = self.field_type

@@ -23,7 +23,7 @@ class AttributeFormMixin:
             name = ATTRIBUTE_PREFIX + definition.name
             self.fields[name] = definition.form_field()
             value = (self.instance.attributes or {}).get(definition.name) if self.instance.pk else None
-            self.initial[name] = definition.from_json(value)
+            self.initial[name] = definition.form_initial(value)
             self.attribute_field_names.append(name)
 
     def attribute_values(self):

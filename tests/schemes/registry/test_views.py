@@ -794,3 +794,21 @@ def test_a_district_clerk_must_choose_a_location(geo, clerk_a):
     assert response.status_code == 200
     assert "location" in response.context["form"].errors
     assert not Individual.objects.exists()
+
+
+def test_editing_without_touching_a_yes_no_attribute_keeps_it(geo, clerk_a):
+    RegistryFieldFactory(name="disability", label="Disability", field_type="boolean")
+    person = IndividualFactory(location=geo.village_a, attributes={"disability": True})
+    client = client_for(clerk_a)
+
+    form = client.get(reverse("registry_individual:edit", args=[person.pk])).context["form"]
+    data = {name: form[name].value() for name in form.fields}
+    data = {name: ("" if value is None else value) for name, value in data.items()}
+    data["first_name"] = "Renamed"
+    data["dob"] = person.dob.isoformat()
+    data["location"] = person.location_id
+    client.post(reverse("registry_individual:edit", args=[person.pk]), data)
+
+    person.refresh_from_db()
+    assert person.first_name == "Renamed"
+    assert person.attributes == {"disability": True}

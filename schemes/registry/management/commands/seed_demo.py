@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from schemes.registry.demo import seed_demo
 from sites.demo import require_demo
+from workflows.demo import ensure_demo_workflows
 
 LEVELS = {1: "regions", 2: "districts", 3: "wards", 4: "villages"}
 DEFAULT_HOUSEHOLDS = 2500
@@ -34,6 +35,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Locations: {places} ({result.locations_created} created).")
         self.stdout.write(f"Demo users created: {', '.join(result.users_created) or 'none (all exist)'}.")
         self.stdout.write(f"Registry attribute definitions created: {result.fields_created}.")
+        self.stdout.write(f"Approval workflows created: {ensure_demo_workflows()}.")
         if result.skipped:
             self.stdout.write(self.style.WARNING(
                 "The registry already holds people or households: nothing added (use --reset to start again)."
