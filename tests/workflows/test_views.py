@@ -1,0 +1,148 @@
+"""The approvals inbox and the job pages, through the admin as clerks and checkers use them."""
+
+import pytest
+from django.contrib.auth.models import Group
+from django.test import Client
+from django.urls import reverse
+
+from schemes.registry.models import Individual
+from tests.factories import IndividualFactory, UserFactory
+from workflows import services
+from workflows.models import ApprovalRequest, Decision, Job, JobStatus, RequestStatus
+
+from .conftest import CHANGE_INDIVIDUAL, change_payload
+
+pytestmark = pytest.mark.django_db
+
+
+def client_for(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def body(response):
+    return response.content.decode()
+
+
+@pytest.fixture
+def submitted(clerk_a, checker_1, individual, change_workflow):
+    return services.approval_submit(operation=CHANGE_INDIVIDUAL,
+                                    payload=change_payload(individual, first_name="Changed"), by=clerk_a)
+
+
+def test_editing_a_person_under_a_workflow_submits_a_request_and_changes_nothing(clerk_a, checker_1, individual,
+                                                                                 change_workflow):
+    client = client_for(clerk_a)
+    form = client.get(reverse("registry_individual:edit", args=[individual.pk])).context["form"]
+    data = {name: "" if form[name].value() is None else form[name].value() for name in form.fields}
+    data.update(first_name="Changed", dob=individual.dob.isoformat(), location=individual.location_id)
+
+    response = client.post(reverse("registry_individual:edit", args=[individual.pk]), data)
+
+    request = ApprovalRequest.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("workflows_approvals:inspect", args=[request.pk])
+    assert request.status == RequestStatus.PENDING
+    assert request.summary["diff"] == [["first_name", "Amina", "Changed"]]
+    assert Individual.objects.get(pk=individual.pk).first_name == "Amina"
+
+
+def test_the_maker_sees_no_decision_form_and_a_crafted_post_is_refused(clerk_a, submitted):
+    client = client_for(clerk_a)
+
+    page = client.get(reverse("workflows_approvals:inspect", args=[submitted.pk]))
+    response = client.post(reverse("workflows_approvals:decide", args=[submitted.pk]),
+                           {"verdict": "approve"}, follow=True)
+
+    assert page.context["can_decide"] is False
+    assert 'name="verdict"' not in body(page)
+    assert "cannot decide on your own request" in body(response)
+    assert not Decision.objects.exists()
+    assert ApprovalRequest.objects.get(pk=submitted.pk).status == RequestStatus.PENDING
+
+
+def test_a_checker_approves_from_the_inbox_and_the_change_is_applied(checker_1, submitted, individual,
+                                                                   django_capture_on_commit_callbacks):
+    client = client_for(checker_1)
+    inbox = client.get(reverse("workflows_approvals:index"))
+    assert [r.pk for r in inbox.context["requests"]] == [submitted.pk]
+    assert "Approvals (1)" in body(client.get(reverse("wagtailadmin_home")))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("workflows_approvals:decide", args=[submitted.pk]),
+                    {"verdict": "approve", "comment": "Seen the ID card"})
+
+    assert ApprovalRequest.objects.get(pk=submitted.pk).status == RequestStatus.EXECUTED
+    assert Individual.objects.get(pk=individual.pk).first_name == "Changed"
+    assert Job.objects.get().status == JobStatus.SUCCEEDED
+    assert list(client.get(reverse("workflows_approvals:index")).context["requests"]) == []
+
+
+def test_rejecting_needs_a_reason_and_applies_nothing(checker_1, submitted, individual):
+    client = client_for(checker_1)
+
+    without = client.post(reverse("workflows_approvals:decide", args=[submitted.pk]),
+                          {"verdict": "reject", "comment": " "}, follow=True)
+    client.post(reverse("workflows_approvals:decide", args=[submitted.pk]),
+                {"verdict": "reject", "comment": "Wrong person"})
+
+    assert "Say why" in body(without)
+    request = ApprovalRequest.objects.get(pk=submitted.pk)
+    assert (request.status, request.reason) == (RequestStatus.REJECTED, "Wrong person")
+    assert Individual.objects.get(pk=individual.pk).first_name == "Amina"
+
+
+def test_outsiders_neither_see_nor_decide(geo, submitted):
+    other_district = UserFactory(role="Checker", locations=[geo.district_b])
+    not_a_checker = UserFactory(role="Clerk", locations=[geo.district_a])
+
+    for user in (other_district, not_a_checker):
+        client = client_for(user)
+        assert list(client.get(reverse("workflows_approvals:index")).context["requests"]) == []
+        assert client.get(reverse("workflows_approvals:inspect", args=[submitted.pk])).status_code == 404
+        assert client.post(reverse("workflows_approvals:decide", args=[submitted.pk]),
+                           {"verdict": "approve"}).status_code == 404
+    assert not Decision.objects.exists()
+
+
+def test_the_maker_cancels_and_nobody_else_can(clerk_a, checker_1, submitted):
+    client_for(checker_1).post(reverse("workflows_approvals:cancel", args=[submitted.pk]))
+    assert ApprovalRequest.objects.get(pk=submitted.pk).status == RequestStatus.PENDING
+
+    client_for(clerk_a).post(reverse("workflows_approvals:cancel", args=[submitted.pk]))
+    assert ApprovalRequest.objects.get(pk=submitted.pk).status == RequestStatus.CANCELLED
+
+
+def test_sensitive_values_in_a_diff_are_masked_for_those_who_may_not_see_them(geo, clerk_a, make_workflow):
+    reviewers = Group.objects.create(name="Reviewers")  # may decide, may not see national IDs
+    reviewer = UserFactory(role="Viewer", locations=[geo.district_a])
+    reviewer.groups.add(reviewers)
+    checker = UserFactory(role="Checker", locations=[geo.district_a])
+    checker.groups.add(reviewers)
+    make_workflow(CHANGE_INDIVIDUAL, [reviewers])
+    person = IndividualFactory(location=geo.village_a, national_id="123456789")
+    request = services.approval_submit(operation=CHANGE_INDIVIDUAL,
+                                       payload=change_payload(person, national_id="987654321"), by=clerk_a)
+
+    masked = body(client_for(reviewer).get(reverse("workflows_approvals:inspect", args=[request.pk])))
+    shown = body(client_for(checker).get(reverse("workflows_approvals:inspect", args=[request.pk])))
+
+    assert "987654321" not in masked and "123456789" not in masked and "••••••321" in masked
+    assert "987654321" in shown and "123456789" in shown
+
+
+def test_job_pages_show_progress_only_to_the_starter_who_may_cancel(clerk_a, checker_1, fake_kind, enqueued):
+    kind = fake_kind(lambda job, progress: {})
+    job = services.job_start(kind=kind, params={}, idempotency_key="view-test", by=clerk_a)
+
+    status = client_for(clerk_a).get(reverse("workflows_jobs:status", args=[job.pk])).json()
+    refused = client_for(checker_1).get(reverse("workflows_jobs:status", args=[job.pk]))
+    client_for(checker_1).post(reverse("workflows_jobs:cancel", args=[job.pk]))
+    assert Job.objects.get(pk=job.pk).status == JobStatus.QUEUED
+    client_for(clerk_a).post(reverse("workflows_jobs:cancel", args=[job.pk]))
+
+    assert status == {"status": "QUEUED", "status_label": "Queued", "done": 0, "total": None, "percent": 0,
+                      "message": "", "finished": False}
+    assert refused.status_code == 404
+    assert Job.objects.get(pk=job.pk).status == JobStatus.CANCELLED
