@@ -46,5 +46,7 @@ def execute_request(job, progress):
 
     progress(0, 1, "Applying the approved change")
     result = approval_execute(job.params["request"])
+    if result["status"] == "FAILED":
+        raise RuntimeError(f"The approved change could not be applied: {result.get('error', '')}")
     progress(1, 1)
     return result

@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 EXECUTE_JOB = "workflows.execute_request"
 
 
+class JobLost(Exception):
+    """This attempt of a job was given up by the reaper and another has taken over."""
+
+
 class ApprovalConflict(Exception):
     """The request is no longer waiting for this decision (someone else decided first, or it moved on)."""
 
@@ -74,7 +78,12 @@ def job_run(job_id):
     job = job_claim(job_id)
     if job is None:
         return None
-    handler = get_handler(job.kind)
+    try:
+        handler = get_handler(job.kind)
+    except LookupError as exc:
+        error = f"LookupError: {exc}"
+        _finish(job, lambda j: j.fail(error, timezone.now()))
+        return Job.objects.get(pk=job.pk)
 
     def progress(done, total=None, message=""):
         # Called by the handler after each chunk, inside the chunk's own transaction when it has one.
@@ -83,13 +92,18 @@ def job_run(job_id):
             updates["progress_total"] = total
         if message:
             updates["message"] = message[:255]
-        Job.objects.filter(pk=job.pk).update(**updates)
+        # Only this attempt may report: a worker presumed dead and replaced must stop, not interleave.
+        if not Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(**updates):
+            raise JobLost
         job.progress_done = done
         if Job.objects.filter(pk=job.pk, cancel_requested=True).exists():
             raise JobCancelled
 
     try:
         result = handler(job, progress)
+    except JobLost:
+        logger.warning("Job %s attempt %s was superseded; this worker stops.", job.pk, job.attempts)
+        return Job.objects.get(pk=job.pk)
     except JobCancelled:
         _finish(job, lambda j: j.cancel(timezone.now()))
     except Exception as exc:  # a job's failure is recorded on its row, never lost in a worker log
@@ -103,10 +117,10 @@ def job_run(job_id):
 
 def _finish(job, change):
     with transaction.atomic():
-        job = Job.objects.select_for_update().get(pk=job.pk)
-        if job.status == JobStatus.RUNNING:
-            change(job)
-            job.save()
+        current = Job.objects.select_for_update().get(pk=job.pk)
+        if current.status == JobStatus.RUNNING and current.attempts == job.attempts:
+            change(current)
+            current.save()
 
 
 def job_cancel(*, job, by):
@@ -125,13 +139,19 @@ def job_cancel(*, job, by):
 
 def jobs_reap(*, stale_after=None):
     """Re-queue RUNNING jobs whose heartbeat stopped (their worker died: Huey will not redeliver)."""
-    stale_after = stale_after or timedelta(seconds=settings.MIZANI_JOB_HEARTBEAT_SECONDS)
+    if stale_after is None:
+        stale_after = timedelta(seconds=settings.MIZANI_JOB_HEARTBEAT_SECONDS)
     cutoff = timezone.now() - stale_after
     requeued = []
     with transaction.atomic():
         for job in Job.objects.select_for_update(skip_locked=True).filter(
             status=JobStatus.RUNNING, heartbeat_at__lt=cutoff
         ):
+            if job.attempts >= settings.MIZANI_JOB_MAX_ATTEMPTS:
+                # It killed its worker every time: stop, and say so on the row.
+                job.fail(f"The worker stopped {job.attempts} times while running this job.", timezone.now())
+                job.save()
+                continue
             job.requeue()
             job.save()
             requeued.append(job.pk)
@@ -146,9 +166,8 @@ def jobs_reap(*, stale_after=None):
 def definition_for(operation, total):
     """The workflow definition of the operation's amount band, or None."""
     candidates = WorkflowDefinition.objects.filter(operation=operation).prefetch_related("steps__group")
-    if total is not None:
-        candidates = candidates.filter(min_total__lte=total)
-    return candidates.order_by("-min_total").first()
+    # A request without a total (an edit) falls in the first band.
+    return candidates.filter(min_total__lte=total or 0).order_by("-min_total").first()
 
 
 def requires_approval(operation_name, total=None):
@@ -158,11 +177,13 @@ def requires_approval(operation_name, total=None):
     return definition.requires_approval
 
 
-def _snapshot_steps(definition, maker):
-    """Freeze the steps at submission: later edits of the definition do not move the goalposts."""
+def _snapshot_steps(definition, maker, location):
+    """Freeze the steps at submission: later edits of the definition do not move the goalposts. Only
+    members who may decide this request count (active, not the maker, the record in their locations)."""
     steps = []
     for number, step in enumerate(definition.steps.all(), start=1):
-        eligible = step.group.user_set.filter(is_active=True).exclude(pk=maker.pk).count()
+        members = step.group.user_set.filter(is_active=True).exclude(pk=maker.pk)
+        eligible = sum(1 for member in members if scope_for(member).allows(location))
         required = {ApprovalRule.ANY: 1, ApprovalRule.ALL: eligible, ApprovalRule.COUNT: step.count or 1}[step.rule]
         if eligible == 0 or required > eligible:
             raise ValidationError(
@@ -183,7 +204,7 @@ def approval_submit(*, operation, payload, by):
         if needs_approval and (definition is None or not definition.steps.exists()):
             raise ValidationError(f"No approval workflow is configured for '{op.label}'. "
                                   "A scheme administrator must define one (or turn approval off).")
-        steps = _snapshot_steps(definition, by) if needs_approval else []
+        steps = _snapshot_steps(definition, by, prepared.location) if needs_approval else []
         request = ApprovalRequest.objects.create(
             operation=operation, maker=by, payload=prepared.payload, summary=prepared.summary,
             total=prepared.total, location=prepared.location, target_version=prepared.version,
@@ -274,20 +295,24 @@ def _execute_on_commit(request):
               by=request.maker)
 
 
+def _outcome(request):
+    return {"status": request.status, "error": request.error} if request.error else {"status": request.status}
+
+
 def approval_execute(request_id):
     """Apply an approved request, exactly once: the change and the EXECUTED status commit together;
     a crash in between rolls both back and a re-run starts again from APPROVED/EXECUTING."""
     with transaction.atomic():
         request = ApprovalRequest.objects.select_for_update().get(pk=request_id)
         if request.status in {RequestStatus.EXECUTED, RequestStatus.VOID, RequestStatus.FAILED}:
-            return {"status": request.status}
+            return _outcome(request)
         op = get_operation(request.operation)
         if request.status == RequestStatus.APPROVED:
             if op.version(request.payload) != request.target_version:
                 request.void("The record changed after the request was submitted; nothing was applied.")
                 request.save()
                 audit(request, "mizani.approval_void", by=None)
-                return {"status": request.status}
+                return _outcome(request)
             request.start()
             request.save()
     try:
@@ -304,7 +329,7 @@ def approval_execute(request_id):
             request.fail("; ".join(getattr(exc, "messages", [str(exc)])))
             request.save()
             audit(request, "mizani.approval_failed", by=None, data={"error": request.error})
-    return {"status": request.status}
+    return _outcome(request)
 
 
 # --- notifications ----------------------------------------------------------------------------

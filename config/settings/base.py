@@ -203,3 +203,5 @@ LOGGING = {
 MIZANI_LIST_PAGE_SIZE = 25
 # A RUNNING job whose heartbeat is older than this is taken to be dead and is queued again.
 MIZANI_JOB_HEARTBEAT_SECONDS = int(os.environ.get("MIZANI_JOB_HEARTBEAT_SECONDS", "120"))
+# After this many attempts that each lost their worker, a job is failed instead of queued again.
+MIZANI_JOB_MAX_ATTEMPTS = int(os.environ.get("MIZANI_JOB_MAX_ATTEMPTS", "5"))
