@@ -27,6 +27,8 @@ ROLE_PERMISSIONS = {
         "registry.add_registryfield", "registry.change_registryfield", "registry.delete_registryfield",
         "registry.view_registryfield",
         "registry.add_memberrole", "registry.change_memberrole", "registry.view_memberrole",
+        "workflows.add_workflowdefinition", "workflows.change_workflowdefinition",
+        "workflows.delete_workflowdefinition", "workflows.view_workflowdefinition",
     ],
     "Clerk": [ADMIN_ACCESS, *REGISTRY_READ, *REGISTRY_WRITE, SENSITIVE],
     "Checker": [ADMIN_ACCESS, *REGISTRY_READ, SENSITIVE],

@@ -8,7 +8,7 @@ from django.urls import reverse
 from schemes.registry.models import Individual
 from tests.factories import IndividualFactory, UserFactory
 from workflows import services
-from workflows.models import ApprovalRequest, Decision, Job, JobStatus, RequestStatus
+from workflows.models import ApprovalRequest, Decision, Job, JobStatus, RequestStatus, WorkflowDefinition
 
 from .conftest import CHANGE_INDIVIDUAL, change_payload
 
@@ -146,3 +146,34 @@ def test_job_pages_show_progress_only_to_the_starter_who_may_cancel(clerk_a, che
                       "message": "", "finished": False}
     assert refused.status_code == 404
     assert Job.objects.get(pk=job.pk).status == JobStatus.CANCELLED
+
+
+def test_the_steps_group_is_told_by_email_and_the_maker_is_not(clerk_a, checker_1, individual, change_workflow,
+                                                               mailoutbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        request = services.approval_submit(operation=CHANGE_INDIVIDUAL,
+                                           payload=change_payload(individual, first_name="Changed"), by=clerk_a)
+
+    [mail] = mailoutbox
+    assert mail.to == [checker_1.email]
+    assert "Approval needed" in mail.subject
+    assert reverse("workflows_approvals:inspect", args=[request.pk]) in mail.body
+
+
+def test_a_scheme_administrator_edits_workflows_in_the_admin(db, checker_group):
+    admin = UserFactory(role="Scheme administrator", national=True)
+    client = client_for(admin)
+
+    listing = client.get(reverse("wagtailsnippets_workflows_workflowdefinition:list"))
+    response = client.post(reverse("wagtailsnippets_workflows_workflowdefinition:add"), {
+        "operation": CHANGE_INDIVIDUAL, "min_total": "0", "requires_approval": "on", "description": "",
+        "steps-TOTAL_FORMS": "1", "steps-INITIAL_FORMS": "0", "steps-MIN_NUM_FORMS": "0",
+        "steps-MAX_NUM_FORMS": "1000", "steps-0-group": checker_group.pk, "steps-0-rule": "any",
+        "steps-0-count": "", "steps-0-ORDER": "1", "steps-0-id": "", "steps-0-DELETE": "",
+    })
+
+    assert listing.status_code == 200
+    assert response.status_code == 302
+    definition = WorkflowDefinition.objects.get(operation=CHANGE_INDIVIDUAL)
+    assert [step.group for step in definition.steps.all()] == [checker_group]
+    assert definition.revisions.count() == 1
