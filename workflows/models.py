@@ -111,6 +111,12 @@ class ApprovalRequest(FSMModelMixin, models.Model):
     def title(self):
         return self.summary.get("title") or self.operation
 
+    @property
+    def operation_label(self):
+        from .operations import operation_label
+
+        return operation_label(self.operation)
+
     @transition(field=status, source=RequestStatus.PENDING, target=RequestStatus.PENDING)
     def advance(self):
         self.current_step += 1

@@ -9,7 +9,6 @@ from sites.masking import can_view_sensitive, mask
 
 from . import selectors, services
 from .models import JobStatus, RequestStatus, Verdict
-from .operations import operation_label
 
 TABS = {
     "inbox": "Waiting for me",
@@ -28,7 +27,6 @@ def approvals_index(request):
     }[tab][:200]
     return TemplateResponse(request, "workflows/approvals_index.html", {
         "tabs": TABS, "tab": tab, "requests": listing, "page_title": "Approvals", "header_icon": "tasks",
-        "operation_label": operation_label,
     })
 
 
@@ -52,7 +50,7 @@ def approval_detail(request, pk):
                       "current": approval.status == RequestStatus.PENDING and number == approval.current_step})
     job = selectors.execution_job(approval)
     return TemplateResponse(request, "workflows/approval_detail.html", {
-        "approval": approval, "label": operation_label(approval.operation), "diff": _visible_diff(approval, user),
+        "approval": approval, "label": approval.operation_label, "diff": _visible_diff(approval, user),
         "steps": steps, "can_decide": can_decide, "verdicts": Verdict.choices, "job": job,
         "can_cancel": approval.maker_id == user.pk and approval.status == RequestStatus.PENDING,
         "page_title": f"Request {approval.pk}", "header_icon": "tasks",
