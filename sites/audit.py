@@ -19,6 +19,7 @@ ACTIONS = {
     "mizani.login": ("Login", "Logged in"),
     "mizani.login_failed": ("Login failed", "A login attempt failed"),
     "mizani.access_change": ("Access change", "Changed a user's locations or roles"),
+    "mizani.maintenance": ("Maintenance", "Ran a maintenance task"),
     "mizani.approval_submit": ("Approval requested", "Submitted a request for approval"),
     "mizani.approval_skipped": ("Approval not required", "Applied without approval (approval is off)"),
     "mizani.approval_decision": ("Approval decision", "Decided on a request"),

@@ -150,6 +150,7 @@ WAGTAIL_RELEVANT = {
     "wagtailsettings:edit",                   # organisation settings (audit events hang on it)
     "wagtailsettings:preview_on_edit",
     "wagtailsnippets:index",                  # lists snippet models; ours are not snippets
+    "registry_maintenance",                   # starts a registry-wide job: national scope only
 }
 
 # Wagtail URLs irrelevant to our models (pages, images, documents, collections, page workflows,
@@ -730,6 +731,8 @@ def _relevant_requests(w, url):
             return []
     if url.name == "wagtailsnippets:index":
         return [("get", reverse(url.name), None)]
+    if url.name == "registry_maintenance":
+        return [("get", reverse(url.name), None), ("post", reverse(url.name), {"key": "walk"})]
     raise AssertionError(f"no requests defined for {url.name}")
 
 

@@ -11,8 +11,10 @@ from django.utils import timezone
 from sites.audit import audit, audit_event
 from sites.masking import mask
 from sites.scoping import scope_for
+from workflows.services import job_start
 
 from . import selectors
+from .jobs import RENORMALISE
 from .models import (
     Household,
     Individual,
@@ -224,6 +226,13 @@ def individual_restore(*, individual, by):
     _save_unique(individual, update_fields=["deleted_at", "updated_at"])
     audit(individual, "mizani.restore", by=by)
     return individual
+
+
+def national_ids_renormalise(*, idempotency_key, by):
+    """Start the job that brings stored national IDs to today's normalisation rule."""
+    if not (by.has_perm("registry.change_individual") and scope_for(by).national):
+        raise PermissionDenied("Only a user with national scope who may edit people can run this.")
+    return job_start(kind=RENORMALISE, params={}, idempotency_key=f"{RENORMALISE}:{idempotency_key}", by=by)
 
 
 # --- households -------------------------------------------------------------------------------

@@ -1,9 +1,12 @@
+import uuid
+
 import django_filters
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import F, OuterRef, Subquery, Value
 from django.db.models.functions import Concat
 from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.functional import cached_property
 from django.views import View
@@ -354,3 +357,18 @@ class HouseholdMembersView(View):
         except Individual.DoesNotExist:
             messages.error(request, "That person is not in your locations.")
         return redirect("registry_household:inspect", household.pk)
+
+
+def maintenance(request):
+    """Registry maintenance tasks, each started as a background job with its own progress page. The
+    form carries an idempotency key, so a double submit starts one job."""
+    if request.method == "POST":
+        try:
+            job = services.national_ids_renormalise(idempotency_key=request.POST.get("key", ""), by=request.user)
+        except PermissionDenied as error:
+            messages.error(request, str(error))
+        else:
+            return redirect("workflows_jobs:inspect", job.pk)
+    return TemplateResponse(request, "registry/maintenance.html", {
+        "key": uuid.uuid4().hex, "page_title": "Registry maintenance", "header_icon": "cogs",
+    })
