@@ -2,12 +2,17 @@
 receives the Job and a `progress` callback, and must be safe to run again after a crash: it resumes
 from `job.progress_done`, and each chunk commits its work together with the progress."""
 
-from importlib import import_module
+from functools import cache
 
-from django.apps import apps
+from django.utils.module_loading import autodiscover_modules
 
 _kinds = {}
-_discovered = False
+
+
+@cache
+def _discover():
+    """Import each installed app's `jobs.py` (once), where apps declare theirs."""
+    autodiscover_modules("jobs")
 
 
 class JobCancelled(Exception):
@@ -25,15 +30,7 @@ def job_kind(name):
 
 
 def get_handler(kind):
-    global _discovered
-    if not _discovered:
-        for config in apps.get_app_configs():
-            try:
-                import_module(f"{config.name}.jobs")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"{config.name}.jobs":
-                    raise
-        _discovered = True
+    _discover()
     try:
         return _kinds[kind]
     except KeyError:

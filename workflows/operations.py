@@ -2,9 +2,9 @@
 (found automatically); the approval engine is the only thing that calls them."""
 
 from dataclasses import dataclass
-from importlib import import_module
+from functools import cache
 
-from django.apps import apps
+from django.utils.module_loading import autodiscover_modules
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,12 @@ class Prepared:
 
 
 _operations = {}
-_discovered = False
+
+
+@cache
+def _discover():
+    """Import each installed app's `approvals.py` (once), where apps declare theirs."""
+    autodiscover_modules("approvals")
 
 
 def register(operation):
@@ -45,18 +50,6 @@ def register(operation):
         raise ValueError(f"Operation {operation.name!r} is registered twice.")
     _operations[operation.name] = operation
     return operation
-
-
-def _discover():
-    global _discovered
-    if not _discovered:
-        for config in apps.get_app_configs():
-            try:
-                import_module(f"{config.name}.approvals")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"{config.name}.approvals":
-                    raise
-        _discovered = True
 
 
 def registered_operations():
