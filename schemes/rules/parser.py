@@ -1,0 +1,165 @@
+"""Text -> rules AST. Python's own parser reads the text; only an allowlist of its nodes is accepted,
+so attribute access, subscripts, lambdas, comprehensions, `**`, imports and calls other than the
+rules functions never get through. Sizes are bounded before and after parsing."""
+
+import ast
+from decimal import Decimal, InvalidOperation
+
+from .errors import RuleError
+from .nodes import FUNCTIONS, BoolOp, Call, Condition, FieldRef, InList, Literal, Unary
+from .nodes import Binary as BinaryNode
+
+MAX_TEXT = 2000
+MAX_NODES = 300
+MAX_DEPTH = 24
+MAX_DIGITS = 18
+MAX_STRING = 200
+MAX_LIST = 100
+
+ARITHMETIC = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+COMPARISON = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+KEYWORDS = {"true": True, "false": False, "null": None, "none": None}
+
+
+def parse(text):
+    """Parse one expression; raise RuleError naming the position of the first problem."""
+    if not isinstance(text, str) or not text.strip():
+        raise RuleError("The expression is empty.")
+    if len(text) > MAX_TEXT:
+        raise RuleError(f"The expression is longer than {MAX_TEXT} characters.")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise RuleError(f"Not a valid expression: {exc.msg}.", (exc.lineno or 1, max((exc.offset or 1) - 1, 0))) from None
+    except (RecursionError, MemoryError, ValueError):
+        raise RuleError("The expression is too deeply nested or too large.") from None
+    count = sum(1 for _ in ast.walk(tree))
+    if count > MAX_NODES:
+        raise RuleError(f"The expression has {count} parts; at most {MAX_NODES} are allowed.")
+    return _Converter(text.strip()).convert(tree.body, depth=0)
+
+
+class _Converter:
+    def __init__(self, text):
+        self.text = text
+
+    def convert(self, node, depth):
+        if depth > MAX_DEPTH:
+            raise RuleError(f"The expression is nested more than {MAX_DEPTH} levels deep.", _pos(node))
+        method = getattr(self, f"_{type(node).__name__}", None)
+        if method is None:
+            raise RuleError(f"{_describe(node)} is not allowed in a rule.", _pos(node))
+        return method(node, depth + 1)
+
+    def _Constant(self, node, depth):
+        value = node.value
+        if value is None or isinstance(value, bool):
+            return Literal(position=_pos(node), value=value)
+        if isinstance(value, str):
+            if len(value) > MAX_STRING:
+                raise RuleError(f"Text longer than {MAX_STRING} characters.", _pos(node))
+            return Literal(position=_pos(node), value=value)
+        if isinstance(value, (int, float)):
+            return Literal(position=_pos(node), value=self._number(node))
+        raise RuleError(f"{type(value).__name__} values are not allowed.", _pos(node))
+
+    def _number(self, node):
+        # The digits as written (never through a float): 0.1 stays exactly 0.1.
+        source = ast.get_source_segment(self.text, node) or repr(node.value)
+        source = source.replace("_", "")
+        if any(ch in source for ch in "eEjJxXoObB"):
+            raise RuleError(f"Write numbers with digits and a dot only, not '{source}'.", _pos(node))
+        try:
+            number = Decimal(source)
+        except InvalidOperation:
+            raise RuleError(f"'{source}' is not a number.", _pos(node)) from None
+        if len(number.as_tuple().digits) > MAX_DIGITS:
+            raise RuleError(f"Numbers have at most {MAX_DIGITS} digits.", _pos(node))
+        return number
+
+    def _Name(self, node, depth):
+        lowered = node.id.lower()
+        if lowered in KEYWORDS:
+            return Literal(position=_pos(node), value=KEYWORDS[lowered])
+        if node.id.startswith("_"):
+            raise RuleError(f"Names cannot start with '_': '{node.id}'.", _pos(node))
+        return FieldRef(position=_pos(node), name=node.id)
+
+    def _UnaryOp(self, node, depth):
+        operand = self.convert(node.operand, depth)
+        if isinstance(node.op, ast.Not):
+            return Unary(position=_pos(node), op="not", operand=operand)
+        if isinstance(node.op, ast.USub):
+            if isinstance(operand, Literal) and hasattr(operand.value, "is_signed"):
+                return Literal(position=_pos(node), value=-operand.value)
+            return Unary(position=_pos(node), op="-", operand=operand)
+        if isinstance(node.op, ast.UAdd):
+            return operand
+        raise RuleError(f"{_describe(node.op)} is not allowed in a rule.", _pos(node))
+
+    def _BinOp(self, node, depth):
+        op = ARITHMETIC.get(type(node.op))
+        if op is None:
+            raise RuleError(f"{_describe(node.op)} is not allowed in a rule.", _pos(node))
+        return BinaryNode(position=_pos(node), op=op, left=self.convert(node.left, depth),
+                          right=self.convert(node.right, depth))
+
+    def _BoolOp(self, node, depth):
+        op = "and" if isinstance(node.op, ast.And) else "or"
+        return BoolOp(position=_pos(node), op=op, values=tuple(self.convert(v, depth) for v in node.values))
+
+    def _Compare(self, node, depth):
+        # a < b < c means a < b and b < c, as in Python.
+        parts, left = [], node.left
+        for op, right in zip(node.ops, node.comparators, strict=True):
+            parts.append(self._comparison(node, op, left, right, depth))
+            left = right
+        return parts[0] if len(parts) == 1 else BoolOp(position=_pos(node), op="and", values=tuple(parts))
+
+    def _comparison(self, node, op, left, right, depth):
+        if isinstance(op, (ast.In, ast.NotIn)):
+            if not isinstance(right, (ast.List, ast.Tuple)):
+                raise RuleError("'in' takes a list written in brackets, like [1, 2, 3].", _pos(right))
+            if len(right.elts) > MAX_LIST:
+                raise RuleError(f"A list holds at most {MAX_LIST} values.", _pos(right))
+            values = tuple(self.convert(v, depth) for v in right.elts)
+            if not values or any(not isinstance(v, Literal) or v.value is None for v in values):
+                raise RuleError("The list after 'in' holds plain values (numbers, text, yes/no), not null.",
+                                _pos(right))
+            return InList(position=_pos(node), item=self.convert(left, depth), values=values,
+                          negated=isinstance(op, ast.NotIn))
+        symbol = COMPARISON.get(type(op))
+        if symbol is None:
+            raise RuleError(f"{_describe(op)} is not allowed in a rule.", _pos(node))
+        return BinaryNode(position=_pos(node), op=symbol, left=self.convert(left, depth),
+                          right=self.convert(right, depth))
+
+    def _IfExp(self, node, depth):
+        return Condition(position=_pos(node), test=self.convert(node.test, depth),
+                         then=self.convert(node.body, depth), otherwise=self.convert(node.orelse, depth))
+
+    def _Call(self, node, depth):
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            name = node.func.id if isinstance(node.func, ast.Name) else _describe(node.func)
+            raise RuleError(f"'{name}' is not a rules function (use {', '.join(FUNCTIONS)}).", _pos(node))
+        if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+            raise RuleError(f"'{node.func.id}' takes plain arguments, without names or '*'.", _pos(node))
+        return Call(position=_pos(node), function=node.func.id,
+                    args=tuple(self.convert(a, depth) for a in node.args))
+
+
+def _pos(node):
+    return (getattr(node, "lineno", 1), getattr(node, "col_offset", 0))
+
+
+def _describe(node):
+    names = {
+        "Attribute": "Attribute access (a.b)", "Subscript": "Indexing (a[b])", "Lambda": "lambda",
+        "ListComp": "A comprehension", "SetComp": "A comprehension", "DictComp": "A comprehension",
+        "GeneratorExp": "A comprehension", "Pow": "'**'", "FloorDiv": "'//'", "Mod": "'%'",
+        "Is": "'is'", "IsNot": "'is not'", "Dict": "A dictionary", "Set": "A set", "JoinedStr": "An f-string",
+        "NamedExpr": "':='", "Await": "await", "Yield": "yield", "Starred": "'*'", "BitAnd": "'&'",
+        "BitOr": "'|'", "BitXor": "'^'", "LShift": "'<<'", "RShift": "'>>'", "Invert": "'~'",
+        "MatMult": "'@'", "List": "A list outside 'in [...]'", "Tuple": "A tuple",
+    }
+    return names.get(type(node).__name__, f"'{type(node).__name__}'")
