@@ -5,11 +5,14 @@ fields and the typed attributes administrators defined."""
 import datetime
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 
 from django.db import models
 from django.db.models import Case, Value, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
+
+from sites.fields import FieldType
 
 from .sql import InValues, YearsBetween
 
@@ -42,22 +45,33 @@ class Catalogue:
 
 def attribute_spec(definition):
     """A typed attribute of the JSON `attributes` column, cast by its declared type."""
-    from sites.fields import FieldType
+    read_sql = partial(_attribute_sql, definition.name, definition.field_type)
+    read_python = partial(_attribute_python, definition.name, definition.field_type)
+    kind = {FieldType.INTEGER: NUMBER, FieldType.DECIMAL: NUMBER, FieldType.DATE: DATE,
+            FieldType.BOOLEAN: BOOLEAN}.get(definition.field_type, TEXT)
+    return FieldSpec(definition.name, kind, definition.label, read_sql, read_python)
 
-    name = definition.name
-    text = lambda: KeyTextTransform(name, "attributes")  # noqa: E731 - a deferred expression
-    raw = lambda record: (record.attributes or {}).get(name)  # noqa: E731
-    kind = definition.field_type
-    if kind in (FieldType.INTEGER, FieldType.DECIMAL):
-        return FieldSpec(name, NUMBER, definition.label,
-                         lambda: Cast(text(), models.DecimalField(max_digits=38, decimal_places=10)),
-                         lambda record: None if raw(record) is None else Decimal(str(raw(record))))
-    if kind == FieldType.DATE:
-        return FieldSpec(name, DATE, definition.label, lambda: Cast(text(), models.DateField()),
-                         lambda record: None if raw(record) is None else datetime.date.fromisoformat(raw(record)))
-    if kind == FieldType.BOOLEAN:
-        return FieldSpec(name, BOOLEAN, definition.label, lambda: _json_boolean(text()), raw)
-    return FieldSpec(name, TEXT, definition.label, text, raw)
+
+def _attribute_sql(name, field_type):
+    text = KeyTextTransform(name, "attributes")
+    if field_type in (FieldType.INTEGER, FieldType.DECIMAL):
+        return Cast(text, models.DecimalField(max_digits=38, decimal_places=10))
+    if field_type == FieldType.DATE:
+        return Cast(text, models.DateField())
+    if field_type == FieldType.BOOLEAN:
+        return _json_boolean(text)
+    return text
+
+
+def _attribute_python(name, field_type, record):
+    value = (record.attributes or {}).get(name)
+    if value is None:
+        return None
+    if field_type in (FieldType.INTEGER, FieldType.DECIMAL):
+        return Decimal(str(value))
+    if field_type == FieldType.DATE:
+        return datetime.date.fromisoformat(value)
+    return value
 
 
 def _json_boolean(text):

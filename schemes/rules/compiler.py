@@ -8,7 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 from django.db import models
 from django.db.models import Case, Value, When
-from django.db.models.functions import Abs, NullIf, Round
+from django.db.models.functions import Abs, Lower, NullIf, Round
 
 from . import sql
 from .catalogue import BOOLEAN, DATE, NULL, NUMBER, TEXT, years_between
@@ -114,6 +114,17 @@ def _check_call(node, catalogue):
         if count:
             raise RuleError("today() takes nothing.", node.position)
         return DATE
+    if name == "lower":
+        if count != 1:
+            raise RuleError("lower() takes one text.", node.position)
+        _expect(kinds[0], TEXT, node.args[0], "lower()")
+        return TEXT
+    if name in ("starts_with", "contains"):
+        if count != 2:
+            raise RuleError(f"{name}() takes two texts.", node.position)
+        for arg, kind in zip(node.args, kinds, strict=True):
+            _expect(kind, TEXT, arg, f"{name}()")
+        return BOOLEAN
     raise RuleError(f"'{name}' is not a rules function.", node.position)
 
 
@@ -194,6 +205,10 @@ def _call_sql(node, catalogue):
         return sql.YearsBetween(args[0], catalogue.today)
     if node.function == "today":
         return sql.literal(catalogue.today, DATE)
+    if node.function == "lower":
+        return Lower(args[0])
+    if node.function in ("starts_with", "contains"):
+        return sql.TextPosition(args[0], args[1], at_start=node.function == "starts_with")
     raise RuleError(f"'{node.function}' is not a rules function.", node.position)
 
 
@@ -281,4 +296,10 @@ def _call_value(node, catalogue, record):
         return args[0].quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
     if name == "years_since":
         return Decimal(years_between(args[0], catalogue.today))
+    if name == "lower":
+        return args[0].lower()
+    if name == "starts_with":
+        return args[0].startswith(args[1])
+    if name == "contains":
+        return args[1] in args[0]
     raise RuleError(f"'{name}' is not a rules function.", node.position)

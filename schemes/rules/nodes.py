@@ -9,7 +9,7 @@ OPERATORS = {
     "comparison": ("==", "!=", "<", "<=", ">", ">="),
     "boolean": ("and", "or"),
 }
-FUNCTIONS = ("min", "max", "round", "abs", "years_since", "today")
+FUNCTIONS = ("min", "max", "round", "abs", "years_since", "today", "lower", "starts_with", "contains")
 
 
 @dataclass(frozen=True)

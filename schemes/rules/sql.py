@@ -59,6 +59,23 @@ class NullSafeExtreme(Func):
         return sql, [*left_params, *right_params, *left_params, *right_params]
 
 
+class TextPosition(Func):
+    """Does `text` start with / contain `part`? By position, not LIKE: no wildcard in `part` can match
+    more than itself. NULL when either is NULL."""
+
+    output_field = BOOLEAN
+
+    def __init__(self, text, part, *, at_start):
+        super().__init__(text, part, output_field=BOOLEAN)
+        self.at_start = at_start
+
+    def as_sql(self, compiler, connection, **extra):
+        (text_sql, text_params), (part_sql, part_params) = (compiler.compile(e) for e in self.get_source_expressions())
+        function = "STRPOS" if connection.vendor == "postgresql" else "INSTR"
+        test = "= 1" if self.at_start else "> 0"
+        return f"({function}({text_sql}, {part_sql}) {test})", [*text_params, *part_params]
+
+
 class YearsBetween(Func):
     """Whole years from a date to `end` (an age): NULL when the date is NULL."""
 
