@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "sites",
     "schemes.registry",
     "schemes.rules",
+    "schemes.plans",
     "workflows",
     "dashboards",
     "wagtail.contrib.settings",

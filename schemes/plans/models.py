@@ -1,0 +1,134 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django_fsm import FSMField, FSMModelMixin, transition
+
+from schemes.registry.models import Individual
+from sites.fields import AttributeSchema, FieldDefinition
+
+
+class PlanType(models.TextChoices):
+    INDIVIDUAL = "INDIVIDUAL", "Individuals"
+    HOUSEHOLD = "HOUSEHOLD", "Households"
+
+
+class PlanStatus(models.TextChoices):
+    DRAFT = "DRAFT", "Draft"
+    ACTIVE = "ACTIVE", "Active"
+    CLOSED = "CLOSED", "Closed"
+
+
+class BenefitPlan(FSMModelMixin, models.Model):
+    """A programme. `live_beneficiaries` is kept by the enrolment and transition statements, and the
+    database refuses it above `max_beneficiaries`: the maximum holds however many enrol at once."""
+
+    code = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=200, unique=True)
+    plan_type = models.CharField(max_length=10, choices=PlanType.choices, default=PlanType.INDIVIDUAL)
+    description = models.TextField(blank=True)
+    institution = models.CharField(max_length=200, blank=True)
+    valid_from = models.DateField(null=True, blank=True)
+    valid_to = models.DateField(null=True, blank=True)
+    max_beneficiaries = models.PositiveIntegerField(null=True, blank=True)
+    ceiling_per_beneficiary = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, default="USD")
+    status = FSMField(default=PlanStatus.DRAFT, choices=PlanStatus.choices, protected=True)
+    # Default eligibility per target status, as rules ASTs (JSON): {"POTENTIAL": {...}, "ACTIVE": {...}}.
+    criteria = models.JSONField(default=dict, blank=True)
+    live_beneficiaries = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(max_beneficiaries__isnull=True) | Q(live_beneficiaries__lte=F("max_beneficiaries")),
+                name="plan_live_beneficiaries_within_maximum"),
+            models.CheckConstraint(condition=Q(valid_to__isnull=True) | Q(valid_from__isnull=True)
+                                   | Q(valid_to__gte=F("valid_from")), name="plan_valid_to_after_valid_from"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.code})"
+
+    @transition(field=status, source=PlanStatus.DRAFT, target=PlanStatus.ACTIVE)
+    def activate(self):
+        pass
+
+    @transition(field=status, source=PlanStatus.ACTIVE, target=PlanStatus.CLOSED)
+    def close(self):
+        pass
+
+    def schema(self):
+        return AttributeSchema(self.fields.order_by("sort_order", "name"))
+
+
+class PlanField(FieldDefinition):
+    """One field of the plan's beneficiary schema (openIMIS `beneficiary_data_schema`)."""
+
+    plan = models.ForeignKey(BenefitPlan, on_delete=models.CASCADE, related_name="fields")
+    unique = models.BooleanField(default=False, help_text="No two beneficiaries of the plan share a value.")
+
+    class Meta(FieldDefinition.Meta):
+        constraints = [models.UniqueConstraint(fields=["plan", "name"], name="plan_field_unique_name")]
+
+
+class BeneficiaryStatus(models.TextChoices):
+    POTENTIAL = "POTENTIAL", "Potential"
+    ACTIVE = "ACTIVE", "Active"
+    SUSPENDED = "SUSPENDED", "Suspended"
+    GRADUATED = "GRADUATED", "Graduated"
+    REJECTED = "REJECTED", "Rejected"
+
+
+LIVE_STATUSES = (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE, BeneficiaryStatus.SUSPENDED)
+
+
+class Beneficiary(FSMModelMixin, models.Model):
+    plan = models.ForeignKey(BenefitPlan, on_delete=models.PROTECT, related_name="beneficiaries")
+    individual = models.ForeignKey(Individual, on_delete=models.PROTECT, related_name="beneficiaries")
+    status = FSMField(default=BeneficiaryStatus.POTENTIAL, choices=BeneficiaryStatus.choices, protected=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    reason = models.TextField(blank=True)
+    enrolled_at = models.DateTimeField()
+    status_changed_at = models.DateTimeField()
+    status_changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                          on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["plan", "id"]
+        verbose_name_plural = "beneficiaries"
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "individual"], condition=Q(status__in=LIVE_STATUSES),
+                                    name="beneficiary_one_live_enrolment_per_plan"),
+        ]
+        indexes = [models.Index(fields=["plan", "status"], name="beneficiary_plan_status_idx")]
+
+    def __str__(self):
+        return f"{self.individual} in {self.plan.code}"
+
+    @transition(field=status, source=BeneficiaryStatus.POTENTIAL, target=BeneficiaryStatus.ACTIVE,
+                permission="plans.change_beneficiary")
+    def activate(self):
+        pass
+
+    @transition(field=status, source=BeneficiaryStatus.ACTIVE, target=BeneficiaryStatus.SUSPENDED,
+                permission="plans.change_beneficiary")
+    def suspend(self, reason):
+        self.reason = reason
+
+    @transition(field=status, source=BeneficiaryStatus.SUSPENDED, target=BeneficiaryStatus.ACTIVE,
+                permission="plans.change_beneficiary")
+    def reinstate(self):
+        self.reason = ""
+
+    @transition(field=status, source=[BeneficiaryStatus.ACTIVE, BeneficiaryStatus.SUSPENDED],
+                target=BeneficiaryStatus.GRADUATED, permission="plans.change_beneficiary")
+    def graduate(self, reason):
+        self.reason = reason
+
+    @transition(field=status, source=BeneficiaryStatus.POTENTIAL, target=BeneficiaryStatus.REJECTED,
+                permission="plans.change_beneficiary")
+    def reject(self, reason):
+        self.reason = reason

@@ -1,0 +1,124 @@
+"""Enrolment by rule (one statement, all or nothing, the maximum held by the database) and the
+beneficiary status transitions."""
+
+import datetime
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+
+from schemes.plans import services
+from schemes.plans.models import Beneficiary, BeneficiaryStatus, BenefitPlan, PlanStatus
+from tests.factories import IndividualFactory, RegistryFieldFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def officer(geo):
+    user = UserFactory(role="Clerk", locations=[geo.district_a])
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="plans"))
+    return user
+
+
+@pytest.fixture
+def plan(db):
+    plan = BenefitPlan.objects.create(code="CT-1", name="Child grant", max_beneficiaries=3)
+    plan.activate()
+    plan.save()
+    return plan
+
+
+@pytest.fixture
+def people(geo):
+    RegistryFieldFactory(name="children", field_type="integer")
+    young = datetime.date(2000, 1, 1)
+    return {
+        "amina": IndividualFactory(first_name="Amina", dob=young, location=geo.village_a, attributes={"children": 3}),
+        "baraka": IndividualFactory(first_name="Baraka", dob=young, location=geo.village_a, attributes={"children": 1}),
+        "chausiku": IndividualFactory(first_name="Chausiku", dob=young, location=geo.village_a,
+                                      attributes={"children": 4}),
+        "dotto": IndividualFactory(first_name="Dotto", dob=young, location=geo.village_b, attributes={"children": 5}),
+    }
+
+
+def enrolled(plan):
+    return set(Beneficiary.objects.filter(plan=plan).values_list("individual__first_name", flat=True))
+
+
+def test_preview_counts_what_would_change_within_the_users_locations(plan, people, officer):
+    services.enrolment_execute(plan=plan, rule="first_name == 'Amina'", target_status="POTENTIAL", by=officer)
+
+    preview = services.enrolment_preview(plan=plan, rule="children >= 2", target_status="POTENTIAL", by=officer)
+
+    assert (preview["matching"], preview["already_enrolled"], preview["would_add"]) == (2, 1, 1)
+    assert [row["name"] for row in preview["sample"]] == [str(people["chausiku"])]
+
+
+def test_enrolment_adds_only_new_people_in_one_statement(plan, people, officer):
+    added = services.enrolment_execute(plan=plan, rule="children >= 2", target_status="POTENTIAL", by=officer)
+    again = services.enrolment_execute(plan=plan, rule="children >= 2", target_status="POTENTIAL", by=officer)
+
+    assert (added, again) == (2, 0)
+    assert enrolled(plan) == {"Amina", "Chausiku"}  # Dotto meets the rule but lives in district B
+    assert BenefitPlan.objects.get(pk=plan.pk).live_beneficiaries == 2
+
+
+def test_above_the_maximum_nothing_is_enrolled(plan, people, officer):
+    plan.max_beneficiaries = 1
+    BenefitPlan.objects.filter(pk=plan.pk).update(max_beneficiaries=1)
+
+    with pytest.raises(ValidationError, match="above its maximum"):
+        services.enrolment_execute(plan=plan, rule="children >= 2", target_status="POTENTIAL", by=officer)
+
+    assert enrolled(plan) == set()
+    assert BenefitPlan.objects.get(pk=plan.pk).live_beneficiaries == 0
+
+
+def test_the_database_refuses_a_second_live_enrolment_and_a_count_above_the_maximum(plan, people):
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    Beneficiary.objects.create(plan=plan, individual=people["amina"], enrolled_at=now, status_changed_at=now)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Beneficiary.objects.create(plan=plan, individual=people["amina"], enrolled_at=now, status_changed_at=now)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        BenefitPlan.objects.filter(pk=plan.pk).update(live_beneficiaries=4)
+
+
+def test_criteria_errors_name_the_position(plan, people, officer):
+    with pytest.raises(ValidationError, match="Unknown field 'kids'.*column 1"):
+        services.enrolment_preview(plan=plan, rule="kids > 1", target_status="POTENTIAL", by=officer)
+
+
+def test_a_draft_plan_does_not_enrol(people, officer):
+    draft = BenefitPlan.objects.create(code="D", name="Draft plan")
+    with pytest.raises(ValidationError, match="only an active plan"):
+        services.enrolment_execute(plan=draft, rule="children >= 0", target_status="POTENTIAL", by=officer)
+    assert draft.status == PlanStatus.DRAFT
+
+
+def test_status_transitions_follow_the_domain_and_name_the_allowed_ones(plan, people, officer):
+    services.enrolment_execute(plan=plan, rule="first_name == 'Amina'", target_status="POTENTIAL", by=officer)
+    beneficiary = Beneficiary.objects.get(plan=plan)
+
+    with pytest.raises(ValidationError, match="can activate or reject, not suspend"):
+        services.beneficiary_change_status(beneficiary=beneficiary, action="suspend", reason="x", by=officer)
+    services.beneficiary_change_status(beneficiary=beneficiary, action="activate", by=officer)
+    with pytest.raises(ValidationError, match="Say why"):
+        services.beneficiary_change_status(beneficiary=beneficiary, action="suspend", by=officer)
+    services.beneficiary_change_status(beneficiary=beneficiary, action="suspend", reason="Missed visits", by=officer)
+    services.beneficiary_change_status(beneficiary=beneficiary, action="reinstate", by=officer)
+    services.beneficiary_change_status(beneficiary=beneficiary, action="graduate", reason="Aged out", by=officer)
+
+    beneficiary.refresh_from_db()
+    assert beneficiary.status == BeneficiaryStatus.GRADUATED
+    assert BenefitPlan.objects.get(pk=plan.pk).live_beneficiaries == 0
+    with pytest.raises(ValidationError, match="can no longer change status"):
+        services.beneficiary_change_status(beneficiary=beneficiary, action="activate", by=officer)
+
+
+def test_a_user_without_the_permission_cannot_change_a_status(plan, people, officer, clerk_a):
+    services.enrolment_execute(plan=plan, rule="first_name == 'Amina'", target_status="POTENTIAL", by=officer)
+    with pytest.raises(PermissionDenied):
+        services.beneficiary_change_status(beneficiary=Beneficiary.objects.get(), action="activate", by=clerk_a)
