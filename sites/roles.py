@@ -5,7 +5,10 @@ from django.db import transaction
 
 ADMIN_ACCESS = "wagtailadmin.access_admin"
 REGISTRY_READ = ["registry.view_individual", "registry.view_household", "registry.view_membership",
-                 "sites.view_location"]
+                 "sites.view_location", "plans.view_benefitplan", "plans.view_beneficiary"]
+BENEFICIARY_WRITE = ["plans.add_beneficiary", "plans.change_beneficiary"]
+PLAN_DESIGN = ["plans.add_benefitplan", "plans.change_benefitplan", "plans.add_planfield",
+               "plans.change_planfield", "plans.delete_planfield", "plans.view_planfield"]
 REGISTRY_WRITE = [
     "registry.add_individual", "registry.change_individual", "registry.delete_individual",
     "registry.add_household", "registry.change_household", "registry.delete_household",
@@ -29,8 +32,9 @@ ROLE_PERMISSIONS = {
         "registry.add_memberrole", "registry.change_memberrole", "registry.view_memberrole",
         "workflows.add_workflowdefinition", "workflows.change_workflowdefinition",
         "workflows.delete_workflowdefinition", "workflows.view_workflowdefinition",
+        *PLAN_DESIGN,
     ],
-    "Clerk": [ADMIN_ACCESS, *REGISTRY_READ, *REGISTRY_WRITE, SENSITIVE],
+    "Clerk": [ADMIN_ACCESS, *REGISTRY_READ, *REGISTRY_WRITE, *BENEFICIARY_WRITE, SENSITIVE],
     "Checker": [ADMIN_ACCESS, *REGISTRY_READ, SENSITIVE],
     "Accountant": [ADMIN_ACCESS, *REGISTRY_READ],
     "Manager": [ADMIN_ACCESS, *REGISTRY_READ],

@@ -44,6 +44,13 @@ class Scope:
             return queryset.none()
         return queryset.filter(self.q(field))
 
+    def root(self):
+        """The one location the scope hangs from, or None (national, several, or none): what a
+        request covering "everything this user may see" is placed at."""
+        if self.national or len(self.paths) != 1:
+            return None
+        return Location.objects.filter(path=self.paths[0]).first()
+
     def allows(self, location):
         """May the user act on a record placed at `location` (None = no location)?"""
         if self.national:

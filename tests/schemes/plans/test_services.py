@@ -118,7 +118,30 @@ def test_status_transitions_follow_the_domain_and_name_the_allowed_ones(plan, pe
         services.beneficiary_change_status(beneficiary=beneficiary, action="activate", by=officer)
 
 
-def test_a_user_without_the_permission_cannot_change_a_status(plan, people, officer, clerk_a):
+def test_a_user_without_the_permission_cannot_change_a_status(plan, people, officer, viewer_a):
     services.enrolment_execute(plan=plan, rule="first_name == 'Amina'", target_status="POTENTIAL", by=officer)
     with pytest.raises(PermissionDenied):
-        services.beneficiary_change_status(beneficiary=Beneficiary.objects.get(), action="activate", by=clerk_a)
+        services.beneficiary_change_status(beneficiary=Beneficiary.objects.get(), action="activate", by=viewer_a)
+
+
+def test_enrolment_goes_through_approval_and_runs_once_approved(plan, people, officer, geo,
+                                                              django_capture_on_commit_callbacks):
+    from django.contrib.auth.models import Group
+
+    from workflows import services as workflows
+    from workflows.models import ApprovalRequest, RequestStatus, WorkflowDefinition, WorkflowStep
+
+    definition = WorkflowDefinition.objects.create(operation="plans.enrol")
+    WorkflowStep.objects.create(definition=definition, group=Group.objects.get(name="Checker"), sort_order=0)
+    checker = UserFactory(role="Checker", locations=[geo.district_a])
+
+    request = workflows.approval_submit(operation="plans.enrol", by=officer, payload={
+        "plan": plan.pk, "rule": "children >= 2", "target_status": "POTENTIAL"})
+    assert request.summary["counts"]["Would be added"] == 2
+    assert enrolled(plan) == set()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        workflows.approval_decide(request=request, verdict="approve", by=checker)
+
+    assert ApprovalRequest.objects.get(pk=request.pk).status == RequestStatus.EXECUTED
+    assert enrolled(plan) == {"Amina", "Chausiku"}
