@@ -66,7 +66,8 @@ def enrolment_preview(*, plan, rule, target_status, by):
 
 def enrolment_execute(*, plan, rule, target_status, by):
     """Enrol everyone the rule selects (in `by`'s locations) in one statement. All or nothing: above
-    the plan's maximum the database refuses the count and nothing is enrolled."""
+    the plan's maximum the database refuses the count and nothing is enrolled. Who enrolled them is
+    in the plan's audit entry, not on each row (a per-row user reference costs a check per row)."""
     _require_permission(by, "plans.add_beneficiary")
     if target_status not in ENROL_TARGETS:
         raise ValidationError({"target_status": [f"Enrol as {' or '.join(ENROL_TARGETS)}."]})
@@ -82,8 +83,8 @@ def enrolment_execute(*, plan, rule, target_status, by):
             cursor.execute(
                 f"INSERT INTO {table} (plan_id, individual_id, status, attributes, reason, enrolled_at, "
                 f"status_changed_at, status_changed_by_id) "
-                f"SELECT %s, candidate.candidate_id, %s, %s, '', %s, %s, %s FROM ({select_sql}) candidate",
-                [plan.pk, target_status, "{}", now, now, by.pk, *params],
+                f"SELECT %s, candidate.candidate_id, %s, %s, '', %s, %s, NULL FROM ({select_sql}) candidate",
+                [plan.pk, target_status, "{}", now, now, *params],
             )
             added = cursor.rowcount
         try:

@@ -44,7 +44,7 @@ def pages(*, rows, seed, log):
     report = {"individuals": Individual.objects.live().count(), "seed_seconds": round(seed_seconds, 1)}
     with override_settings(ALLOWED_HOSTS=["testserver"], DEBUG=False):
         log("Measuring as a national clerk...")
-        report.update(_measure(_national_clerk(), index_url, rng))
+        report.update(_measure(benchmark_clerk(), index_url, rng))
         district_clerk = get_user_model().objects.filter(username=DISTRICT_CLERK_USERNAME).first()
         if district_clerk is not None and individuals_for(district_clerk).exists():
             log("Measuring as a district clerk...")
@@ -63,7 +63,7 @@ def _index_url():
     return url
 
 
-def _national_clerk():
+def benchmark_clerk():
     """A Clerk with national scope, kept for benchmarks only (no password: it cannot log in)."""
     user, created = get_user_model().objects.get_or_create(username=BENCHMARK_USERNAME)
     if created:

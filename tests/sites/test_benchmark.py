@@ -64,3 +64,17 @@ def test_percentile_is_nearest_rank():
     assert percentile(values, 0.50) == 50
     assert percentile(values, 0.95) == 95
     assert percentile([7.5], 0.95) == 7.5
+
+
+@pytest.mark.django_db
+def test_enrol_benchmark_prints_its_figures_as_json(capsys):
+    import json
+
+    from django.core.management import call_command
+
+    call_command("benchmark", "enrol", "--rows", "150")
+
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["benchmark"] == "enrol"
+    assert report["enrolled"] >= 150
+    assert report["preview_seconds"] >= 0 and report["seconds"] >= 0

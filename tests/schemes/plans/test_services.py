@@ -145,3 +145,12 @@ def test_enrolment_goes_through_approval_and_runs_once_approved(plan, people, of
 
     assert ApprovalRequest.objects.get(pk=request.pk).status == RequestStatus.EXECUTED
     assert enrolled(plan) == {"Amina", "Chausiku"}
+
+
+def test_the_database_refuses_to_delete_a_plan_that_has_beneficiaries(plan, people, officer):
+    services.enrolment_execute(plan=plan, rule="first_name == 'Amina'", target_status="POTENTIAL", by=officer)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        BenefitPlan.objects.filter(pk=plan.pk)._raw_delete(BenefitPlan.objects.db)
+
+    assert BenefitPlan.objects.filter(pk=plan.pk).exists()
