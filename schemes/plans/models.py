@@ -2,6 +2,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django_fsm import FSMField, FSMModelMixin, transition
+from modelcluster.fields import ParentalKey
+from modelcluster.models import ClusterableModel
+from wagtail.admin.panels import FieldPanel
 
 from schemes.registry.models import Individual
 from sites.fields import AttributeSchema, FieldDefinition
@@ -18,7 +21,7 @@ class PlanStatus(models.TextChoices):
     CLOSED = "CLOSED", "Closed"
 
 
-class BenefitPlan(FSMModelMixin, models.Model):
+class BenefitPlan(FSMModelMixin, ClusterableModel):
     """A programme. `live_beneficiaries` is kept by the enrolment and transition statements, and the
     database refuses it above `max_beneficiaries`: the maximum holds however many enrol at once."""
 
@@ -33,7 +36,7 @@ class BenefitPlan(FSMModelMixin, models.Model):
     ceiling_per_beneficiary = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
     currency = models.CharField(max_length=3, default="USD")
     status = FSMField(default=PlanStatus.DRAFT, choices=PlanStatus.choices, protected=True)
-    # Default eligibility per target status, as rules ASTs (JSON): {"POTENTIAL": {...}, "ACTIVE": {...}}.
+    # Default eligibility per target status: {"POTENTIAL": {"text": ..., "rule": <AST JSON>}, "ACTIVE": ...}.
     criteria = models.JSONField(default=dict, blank=True)
     live_beneficiaries = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -63,12 +66,18 @@ class BenefitPlan(FSMModelMixin, models.Model):
     def schema(self):
         return AttributeSchema(self.fields.order_by("sort_order", "name"))
 
+    def criteria_text(self, status):
+        return (self.criteria or {}).get(status, {}).get("text", "")
+
 
 class PlanField(FieldDefinition):
     """One field of the plan's beneficiary schema (openIMIS `beneficiary_data_schema`)."""
 
-    plan = models.ForeignKey(BenefitPlan, on_delete=models.CASCADE, related_name="fields")
+    plan = ParentalKey(BenefitPlan, on_delete=models.CASCADE, related_name="fields")
     unique = models.BooleanField(default=False, help_text="No two beneficiaries of the plan share a value.")
+
+    panels = [FieldPanel(name) for name in ("name", "label", "field_type", "required", "unique", "min_value",
+                                             "max_value", "pattern", "choices", "help_text")]
 
     class Meta(FieldDefinition.Meta):
         constraints = [models.UniqueConstraint(fields=["plan", "name"], name="plan_field_unique_name")]

@@ -100,6 +100,28 @@ def enrolment_execute(*, plan, rule, target_status, by):
 
 
 @transaction.atomic
+def plan_close(*, plan, by):
+    """Close an active plan: its remaining beneficiaries leave it in one statement per status, along
+    the transitions' own paths (active or suspended graduate; potential ones are rejected)."""
+    _require_permission(by, "plans.change_benefitplan")
+    plan = BenefitPlan.objects.select_for_update().get(pk=plan.pk)
+    plan.close()
+    now = timezone.now()
+    live = Beneficiary.objects.filter(plan=plan)
+    graduated = live.filter(status__in=[BeneficiaryStatus.ACTIVE, BeneficiaryStatus.SUSPENDED]).update(
+        status=BeneficiaryStatus.GRADUATED, reason="The plan was closed.", status_changed_at=now,
+        status_changed_by=by)
+    rejected = live.filter(status=BeneficiaryStatus.POTENTIAL).update(
+        status=BeneficiaryStatus.REJECTED, reason="The plan was closed.", status_changed_at=now,
+        status_changed_by=by)
+    plan.live_beneficiaries = 0
+    plan.save()
+    audit(plan, "mizani.plan_status", by=by, data={"status": plan.status, "graduated": graduated,
+                                                    "rejected": rejected})
+    return plan
+
+
+@transaction.atomic
 def plan_activate(*, plan, by):
     _require_permission(by, "plans.change_benefitplan")
     plan = BenefitPlan.objects.select_for_update().get(pk=plan.pk)

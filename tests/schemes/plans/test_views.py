@@ -1,0 +1,88 @@
+"""Plans in the admin: define a plan and its criteria, preview and submit an enrolment, approve it,
+suspend and reinstate a beneficiary, and see the plan on the person's record."""
+
+import datetime
+
+import pytest
+from django.contrib.auth.models import Group
+from django.test import Client
+from django.urls import reverse
+
+from schemes.plans.models import Beneficiary, BeneficiaryStatus, BenefitPlan
+from tests.factories import IndividualFactory, RegistryFieldFactory, UserFactory
+from workflows.models import ApprovalRequest, RequestStatus, WorkflowDefinition, WorkflowStep
+
+pytestmark = pytest.mark.django_db
+
+
+def client_for(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def plan_form(**overrides):
+    return {"code": "CG", "name": "Child grant", "plan_type": "INDIVIDUAL", "currency": "TZS",
+            "description": "", "institution": "", "max_beneficiaries": "100", "criteria_potential": "children >= 2",
+            "criteria_active": "", "fields-TOTAL_FORMS": "0", "fields-INITIAL_FORMS": "0",
+            "fields-MIN_NUM_FORMS": "0", "fields-MAX_NUM_FORMS": "1000", **overrides}
+
+
+@pytest.fixture
+def setting(geo):
+    RegistryFieldFactory(name="children", field_type="integer")
+    designer = UserFactory(role="Scheme administrator", national=True)
+    officer = UserFactory(role="Clerk", locations=[geo.district_a])
+    checker = UserFactory(role="Checker", locations=[geo.district_a])
+    definition = WorkflowDefinition.objects.create(operation="plans.enrol")
+    WorkflowStep.objects.create(definition=definition, group=Group.objects.get(name="Checker"), sort_order=0)
+    amina = IndividualFactory(first_name="Amina", location=geo.village_a, attributes={"children": 3},
+                              dob=datetime.date(1990, 1, 1))
+    IndividualFactory(first_name="Baraka", location=geo.village_a, attributes={"children": 1})
+    IndividualFactory(first_name="Dotto", location=geo.village_b, attributes={"children": 4})
+    return designer, officer, checker, amina
+
+
+def test_a_criteria_mistake_is_refused_with_its_position(setting):
+    designer = setting[0]
+
+    response = client_for(designer).post(reverse("plans_plan:add"), plan_form(criteria_potential="children >= 'two'"))
+
+    assert response.status_code == 200
+    assert "compares a number with text" in str(response.context["form"].errors["criteria_potential"])
+    assert not BenefitPlan.objects.exists()
+
+
+def test_from_plan_to_enrolled_beneficiaries_and_back(setting, django_capture_on_commit_callbacks):
+    designer, officer, checker, amina = setting
+    client_for(designer).post(reverse("plans_plan:add"), plan_form())
+    plan = BenefitPlan.objects.get(code="CG")
+    assert plan.criteria_text("POTENTIAL") == "children >= 2"
+    client_for(designer).post(reverse("plans_plan:change_status", args=[plan.pk]), {"action": "activate"})
+
+    enrol_url = reverse("plans_plan:enrol", args=[plan.pk])
+    preview = client_for(officer).post(enrol_url, {"target_status": "POTENTIAL", "rule": "children >= 2",
+                                                   "submit": "preview"})
+    assert preview.context["preview"]["would_add"] == 1  # Dotto is in district B
+    client_for(officer).post(enrol_url, {"target_status": "POTENTIAL", "rule": "children >= 2", "submit": "approval"})
+    request = ApprovalRequest.objects.get(operation="plans.enrol")
+    assert not Beneficiary.objects.exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client_for(checker).post(reverse("workflows_approvals:decide", args=[request.pk]), {"verdict": "approve"})
+    assert ApprovalRequest.objects.get(pk=request.pk).status == RequestStatus.EXECUTED
+    beneficiary = Beneficiary.objects.get()
+    assert beneficiary.individual == amina
+
+    change = reverse("plans_beneficiary:change_status", args=[beneficiary.pk])
+    client = client_for(officer)
+    client.post(change, {"action": "activate"})
+    refused = client.post(change, {"action": "suspend", "reason": ""}, follow=True)
+    assert "Say why" in refused.content.decode()
+    client.post(change, {"action": "suspend", "reason": "Missed health visits"})
+    assert Beneficiary.objects.get().status == BeneficiaryStatus.SUSPENDED
+    client.post(change, {"action": "reinstate"})
+    assert Beneficiary.objects.get().status == BeneficiaryStatus.ACTIVE
+
+    record = client.get(reverse("registry_individual:inspect", args=[amina.pk])).content.decode()
+    assert "Child grant" in record and "Active" in record
