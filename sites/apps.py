@@ -9,4 +9,20 @@ class SitesConfig(AppConfig):
     verbose_name = "Platform"
 
     def ready(self):
+        from django.db.backends.signals import connection_created
+
         from . import signals  # noqa: F401
+
+        connection_created.connect(use_unicode_lower_on_sqlite)
+
+
+def unicode_lower(text):
+    """Lower case one character at a time, as PostgreSQL's LOWER() and the rules evaluator do."""
+    return None if text is None else "".join(ch.lower() for ch in text)
+
+
+def use_unicode_lower_on_sqlite(sender, connection, **kwargs):
+    # SQLite's own LOWER() folds ASCII only: "élodie" would not find "Élodie" in name search, and
+    # rules' lower() would disagree with Python. Replaced for every connection Mizani opens.
+    if connection.vendor == "sqlite":
+        connection.connection.create_function("lower", 1, unicode_lower, deterministic=True)

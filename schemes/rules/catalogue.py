@@ -8,13 +8,11 @@ from decimal import Decimal
 from functools import partial
 
 from django.db import models
-from django.db.models import Case, Value, When
-from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
 from sites.fields import FieldType
 
-from .sql import InValues, YearsBetween
+from .sql import AttributeText, YearsBetween
 
 NUMBER, TEXT, DATE, BOOLEAN, NULL = "number", "text", "date", "boolean", "null"
 
@@ -53,14 +51,13 @@ def attribute_spec(definition):
 
 
 def _attribute_sql(name, field_type):
-    text = KeyTextTransform(name, "attributes")
     if field_type in (FieldType.INTEGER, FieldType.DECIMAL):
-        return Cast(text, models.DecimalField(max_digits=38, decimal_places=10))
+        return Cast(AttributeText(name), models.DecimalField(max_digits=38, decimal_places=10))
     if field_type == FieldType.DATE:
-        return Cast(text, models.DateField())
+        return Cast(AttributeText(name), models.DateField())
     if field_type == FieldType.BOOLEAN:
-        return _json_boolean(text)
-    return text
+        return AttributeText(name, boolean=True)
+    return AttributeText(name)
 
 
 def _attribute_python(name, field_type, record):
@@ -72,15 +69,6 @@ def _attribute_python(name, field_type, record):
     if field_type == FieldType.DATE:
         return datetime.date.fromisoformat(value)
     return value
-
-
-def _json_boolean(text):
-    """A JSON true/false read as text ('true' on PostgreSQL, 'true' or 1 on SQLite) as SQL TRUE/FALSE/NULL."""
-    def matches(*values):
-        return InValues(text, [Value(v, output_field=models.TextField()) for v in values])
-
-    return Case(When(matches("true", "1"), then=Value(True)), When(matches("false", "0"), then=Value(False)),
-                default=Value(None), output_field=models.BooleanField())
 
 
 def individual_catalogue(*, today=None):

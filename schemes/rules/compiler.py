@@ -7,23 +7,26 @@ import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 from django.db import models
-from django.db.models import Case, Value, When
-from django.db.models.functions import Abs, Lower, NullIf, Round
+from django.db.models import Case, When
+from django.db.models.functions import Abs, Lower, Round
 
 from . import sql
 from .catalogue import BOOLEAN, DATE, NULL, NUMBER, TEXT, years_between
 from .errors import RuleError
 from .nodes import Binary, BoolOp, Call, Condition, FieldRef, InList, Literal, Unary
-from .parser import parse
+from .parser import parse, validate_limits
 
 QUOTIENT_PLACES = 10
+# The only operator texts that reach SQL, each spelled by this table (never by the rule).
+SQL_OPERATORS = {"+": "+", "-": "-", "*": "*", "/": "/", "==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">",
+                 ">=": ">="}
 ORDERED = {NUMBER, DATE, TEXT}
 NUMBER_FIELD = models.DecimalField(max_digits=38, decimal_places=10)
 
 
 def compile_rule(text_or_node, catalogue, *, expect=None):
     """Parse (if text) and type-check; returns the checked AST."""
-    node = parse(text_or_node) if isinstance(text_or_node, str) else text_or_node
+    node = parse(text_or_node) if isinstance(text_or_node, str) else validate_limits(text_or_node)
     found = check(node, catalogue)
     if expect and found not in (expect, NULL):
         raise RuleError(f"The rule must give {_a(expect)}, but it gives {_a(found)}.", node.position)
@@ -43,10 +46,14 @@ def check(node, catalogue):
                             node.position)
         return catalogue[node.name].type
     if isinstance(node, Unary):
+        if node.op not in ("not", "-"):
+            raise RuleError(f"'{node.op}' is not an operator of the rules language.", node.position)
         wanted = BOOLEAN if node.op == "not" else NUMBER
         _expect(check(node.operand, catalogue), wanted, node, f"'{node.op}'")
         return wanted
     if isinstance(node, Binary):
+        if node.op not in SQL_OPERATORS:
+            raise RuleError(f"'{node.op}' is not an operator of the rules language.", node.position)
         left, right = check(node.left, catalogue), check(node.right, catalogue)
         if node.op in ("+", "-", "*", "/"):
             _expect(left, NUMBER, node.left, f"'{node.op}'")
@@ -58,10 +65,14 @@ def check(node, catalogue):
             raise RuleError(f"'{node.op}' does not apply to {_a(left)}.", node.position)
         return BOOLEAN
     if isinstance(node, BoolOp):
+        if node.op not in ("and", "or") or len(node.values) < 2:
+            raise RuleError(f"'{node.op}' joins two or more yes/no values with 'and' or 'or'.", node.position)
         for value in node.values:
             _expect(check(value, catalogue), BOOLEAN, value, f"'{node.op}'")
         return BOOLEAN
     if isinstance(node, InList):
+        if not node.values or any(not isinstance(v, Literal) or v.value is None for v in node.values):
+            raise RuleError("The list after 'in' holds one or more plain values, not null.", node.position)
         item = check(node.item, catalogue)
         for value in node.values:
             kind = check(value, catalogue)
@@ -152,50 +163,55 @@ def _a(kind):
 # --- SQL --------------------------------------------------------------------------------------
 
 
-def to_sql(node, catalogue):
-    """A Django expression for the checked node. Literals become bound parameters, field names
-    come from the catalogue: no user text reaches SQL or keyword arguments."""
+def to_sql(node, catalogue, kind=None):
+    """A Django expression for the checked node. Literals become bound parameters (typed, NULL too),
+    operators and field expressions come from fixed tables and the catalogue: no text of the rule
+    reaches SQL or a keyword argument. `kind` is the type the context expects (for a bare NULL)."""
     if isinstance(node, Literal):
-        return sql.literal(node.value, _literal_type(node.value))
+        return sql.literal(node.value, kind or _literal_type(node.value))
     if isinstance(node, FieldRef):
         return catalogue[node.name].sql()
     if isinstance(node, Unary):
-        operand = to_sql(node.operand, catalogue)
         if node.op == "not":
-            return sql.Not(operand, output_field=sql.BOOLEAN)
-        return models.ExpressionWrapper(Value(Decimal(0), output_field=NUMBER_FIELD) - operand,
-                                        output_field=NUMBER_FIELD)
+            return sql.Not(to_sql(node.operand, catalogue, BOOLEAN), output_field=sql.BOOLEAN)
+        return sql.Arithmetic(sql.literal(Decimal(0), NUMBER), to_sql(node.operand, catalogue, NUMBER), op="-")
     if isinstance(node, Binary):
-        left, right = to_sql(node.left, catalogue), to_sql(node.right, catalogue)
-        if node.op == "/":
-            quotient = models.ExpressionWrapper(left / NullIf(right, Value(Decimal(0), output_field=NUMBER_FIELD)),
-                                                output_field=NUMBER_FIELD)
-            return Round(quotient, QUOTIENT_PLACES, output_field=NUMBER_FIELD)
-        if node.op in ("+", "-", "*"):
-            combined = {"+": left + right, "-": left - right, "*": left * right}[node.op]
-            return models.ExpressionWrapper(combined, output_field=NUMBER_FIELD)
-        op = {"==": "=", "!=": "<>"}.get(node.op, node.op)
-        return sql.Infix(left, right, op=op)
+        if node.op in ("+", "-", "*", "/"):
+            left, right = to_sql(node.left, catalogue, NUMBER), to_sql(node.right, catalogue, NUMBER)
+            if node.op == "/":
+                return Round(sql.Quotient(left, right), QUOTIENT_PLACES, output_field=NUMBER_FIELD)
+            return sql.Arithmetic(left, right, op=SQL_OPERATORS[node.op])
+        side = _operand_kind(node.left, node.right, catalogue)
+        return sql.Infix(to_sql(node.left, catalogue, side), to_sql(node.right, catalogue, side),
+                         op=SQL_OPERATORS[node.op])
     if isinstance(node, BoolOp):
-        return sql.Infix(*(to_sql(v, catalogue) for v in node.values), op=node.op.upper())
+        return sql.Infix(*(to_sql(v, catalogue, BOOLEAN) for v in node.values),
+                         op={"and": "AND", "or": "OR"}[node.op])
     if isinstance(node, InList):
-        return sql.InValues(to_sql(node.item, catalogue), [to_sql(v, catalogue) for v in node.values],
-                            negated=node.negated)
+        item_kind = _operand_kind(node.item, node.values[0], catalogue)
+        return sql.InValues(to_sql(node.item, catalogue, item_kind),
+                            [to_sql(v, catalogue, item_kind) for v in node.values], negated=node.negated)
     if isinstance(node, Condition):
-        return Case(When(to_sql(node.test, catalogue), then=to_sql(node.then, catalogue)),
-                    default=to_sql(node.otherwise, catalogue))
+        result = check(node, catalogue)
+        result = kind if result == NULL and kind else result
+        return Case(When(sql.IsTrue(to_sql(node.test, catalogue, BOOLEAN)), then=to_sql(node.then, catalogue, result)),
+                    default=to_sql(node.otherwise, catalogue, result), output_field=sql.field_for(result))
     if isinstance(node, Call):
         return _call_sql(node, catalogue)
     raise RuleError(f"Not a rule: {type(node).__name__}.")
 
 
+def _operand_kind(left, right, catalogue):
+    """The type both sides of a comparison share (a bare NULL takes the other side's)."""
+    left_kind = check(left, catalogue)
+    return left_kind if left_kind != NULL else check(right, catalogue)
+
+
 def _call_sql(node, catalogue):
-    args = [to_sql(arg, catalogue) for arg in node.args]
+    wanted = {"years_since": DATE, "lower": TEXT, "starts_with": TEXT, "contains": TEXT}.get(node.function, NUMBER)
+    args = [to_sql(arg, catalogue, wanted) for arg in node.args]
     if node.function in ("min", "max"):
-        result = args[0]
-        for arg in args[1:]:
-            result = sql.NullSafeExtreme(result, arg, function=node.function, output_field=NUMBER_FIELD)
-        return result
+        return sql.NullSafeExtreme(*args, function=node.function, output_field=NUMBER_FIELD)
     if node.function == "abs":
         return Abs(args[0], output_field=NUMBER_FIELD)
     if node.function == "round":
@@ -215,7 +231,7 @@ def _call_sql(node, catalogue):
 def filter_queryset(queryset, rule, catalogue):
     """The records for which the rule is TRUE (unknown, like false, leaves a record out)."""
     node = compile_rule(rule, catalogue, expect=BOOLEAN)
-    return queryset.filter(to_sql(node, catalogue))
+    return queryset.filter(sql.IsTrue(to_sql(node, catalogue, BOOLEAN)))
 
 
 # --- Python -----------------------------------------------------------------------------------
@@ -224,7 +240,7 @@ def filter_queryset(queryset, rule, catalogue):
 def evaluate(node, catalogue, record):
     """The node's value for one record, with the same NULL rules as SQL."""
     with localcontext() as context:
-        context.prec = 60
+        context.prec = 200  # exact for anything the size limits allow
         return _value(node, catalogue, record)
 
 
@@ -297,7 +313,7 @@ def _call_value(node, catalogue, record):
     if name == "years_since":
         return Decimal(years_between(args[0], catalogue.today))
     if name == "lower":
-        return args[0].lower()
+        return "".join(ch.lower() for ch in args[0])  # one character at a time, as SQL's LOWER
     if name == "starts_with":
         return args[0].startswith(args[1])
     if name == "contains":

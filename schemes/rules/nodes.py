@@ -1,6 +1,7 @@
 """The rules AST: small immutable nodes, JSON round-trippable (the filter builder stores them), each
 with the position of its source text for error messages."""
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -95,24 +96,47 @@ def to_json(node):
 
 
 def from_json(data):
-    """Rebuild an AST from its JSON; the result must still go through `check` before use."""
+    """Rebuild an AST from its JSON (the filter builder's form of a rule). Any malformed part is a
+    RuleError; the result still goes through the parser's limits and `check` before use."""
+    from .errors import RuleError
+
+    try:
+        return _from_json(data, depth=0)
+    except RuleError:
+        raise
+    except (KeyError, TypeError, ValueError, ArithmeticError, RecursionError) as exc:
+        raise RuleError(f"The rule's JSON is malformed ({type(exc).__name__}).") from None
+
+
+def _from_json(data, depth):
     import datetime
 
     from .errors import RuleError
+
+    if depth > 200:
+        raise RuleError("The rule is nested too deeply.")
+
+    def from_json(item):  # the same walk, one level down
+        return _from_json(item, depth + 1)
 
     if not isinstance(data, dict):
         raise RuleError("A rule must be a JSON object.")
     if "literal" in data:
         value, kind = data["literal"], data.get("type")
-        if kind == "number":
+        if kind == "number" or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            # Digits and a dot, as in the text form: no exponents, NaN or infinities.
+            if not re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", str(value)):
+                raise RuleError(f"'{value}' is not a number written with digits and a dot.")
             return Literal(value=Decimal(str(value)))
         if kind == "date":
             return Literal(value=datetime.date.fromisoformat(value))
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return Literal(value=Decimal(str(value)))
+        if value is not None and not isinstance(value, (str, bool)):
+            raise RuleError(f"A {type(value).__name__} is not a value of the rules language.")
         return Literal(value=value)
     if "field" in data:
-        return FieldRef(name=str(data["field"]))
+        if not isinstance(data["field"], str):
+            raise RuleError("A field is named by text.")
+        return FieldRef(name=data["field"])
     if "unary" in data:
         return Unary(op=data["unary"], operand=from_json(data["operand"]))
     if "binary" in data:

@@ -44,19 +44,21 @@ class InValues(Func):
 
 
 class NullSafeExtreme(Func):
-    """min/max of two values, NULL when either is NULL (PostgreSQL's LEAST ignores NULLs, SQLite's
-    MIN does not: both are made to behave like the latter)."""
+    """min/max of its arguments, NULL when any is NULL (PostgreSQL's LEAST ignores NULLs, SQLite's
+    MIN does not). Each argument appears once in the SQL, however many there are."""
 
-    def __init__(self, left, right, *, function, output_field):
-        super().__init__(left, right, output_field=output_field)
+    def __init__(self, *expressions, function, output_field):
+        super().__init__(*expressions, output_field=output_field)
         self.extreme = function
 
     def as_sql(self, compiler, connection, **extra):
-        (left_sql, left_params), (right_sql, right_params) = (compiler.compile(e) for e in self.get_source_expressions())
-        name = {"min": "LEAST", "max": "GREATEST"}[self.extreme] if connection.vendor != "sqlite" else self.extreme.upper()
-        sql = (f"(CASE WHEN ({left_sql}) IS NULL OR ({right_sql}) IS NULL THEN NULL "
-               f"ELSE {name}({left_sql}, {right_sql}) END)")
-        return sql, [*left_params, *right_params, *left_params, *right_params]
+        compiled = [compiler.compile(e) for e in self.get_source_expressions()]
+        params = [p for _, expression_params in compiled for p in expression_params]
+        if connection.vendor == "sqlite":  # multi-argument MIN/MAX: NULL if any argument is NULL
+            return f"{self.extreme.upper()}({', '.join(sql for sql, _ in compiled)})", params
+        rows = ", ".join(f"({sql})" for sql, _ in compiled)
+        return (f"(SELECT CASE WHEN COUNT(v) = COUNT(*) THEN {self.extreme.upper()}(v) END "
+                f"FROM (VALUES {rows}) AS extreme(v))", params)
 
 
 class TextPosition(Func):
@@ -86,8 +88,13 @@ class YearsBetween(Func):
         super().__init__(start, end, output_field=self.output_field)
 
     def as_postgresql(self, compiler, connection, **extra):
+        # Whole years as the Python evaluator counts them, for dates in the future too (AGE() rounds
+        # towards zero there).
         (start_sql, start_params), (end_sql, end_params) = (compiler.compile(e) for e in self.get_source_expressions())
-        return f"(EXTRACT(YEAR FROM AGE(({end_sql})::date, ({start_sql})::date)))::numeric", [*end_params, *start_params]
+        start, end = f"(({start_sql})::date)", f"(({end_sql})::date)"
+        sql = (f"((EXTRACT(YEAR FROM {end}) - EXTRACT(YEAR FROM {start}) - "
+               f"CASE WHEN to_char({end}, 'MM-DD') < to_char({start}, 'MM-DD') THEN 1 ELSE 0 END)::numeric)")
+        return sql, [*end_params, *start_params, *end_params, *start_params]
 
     def as_sqlite(self, compiler, connection, **extra):
         (start_sql, start_params), (end_sql, end_params) = (compiler.compile(e) for e in self.get_source_expressions())
@@ -96,13 +103,100 @@ class YearsBetween(Func):
         return sql, [*end_params, *start_params, *end_params, *start_params]
 
 
+FIELDS = {
+    "number": models.DecimalField(max_digits=38, decimal_places=10),
+    "text": models.TextField(),
+    "date": models.DateField(),
+    "boolean": BOOLEAN,
+}
+
+
+def field_for(kind):
+    return FIELDS.get(kind, models.TextField())
+
+
+class TypedValue(Func):
+    """A bound parameter with its SQL type spelled out: NULL, whole numbers (never integer
+    arithmetic on PostgreSQL) and dates are then what the rule means."""
+
+    def __init__(self, value, kind):
+        super().__init__(output_field=field_for(kind))
+        self.value, self.kind = value, kind
+
+    def as_sql(self, compiler, connection, **extra):
+        if connection.vendor == "postgresql":
+            cast = {"number": "numeric", "text": "text", "date": "date", "boolean": "boolean"}.get(self.kind, "text")
+            return f"(%s)::{cast}", [self.value]
+        if self.kind == "number" and self.value is not None:
+            return "CAST(%s AS NUMERIC)", [str(self.value)]
+        if self.kind == "date" and self.value is not None:
+            return "%s", [self.value.isoformat()]
+        return "%s", [self.value]
+
+
 def literal(value, kind):
-    fields = {
-        "number": models.DecimalField(max_digits=38, decimal_places=10),
-        "text": models.TextField(),
-        "date": models.DateField(),
-        "boolean": BOOLEAN,
-    }
     if isinstance(value, datetime.date):
         kind = "date"
-    return Value(value, output_field=fields.get(kind, models.TextField()))
+    return TypedValue(value, kind)
+
+
+class Arithmetic(Func):
+    """`(a <op> b)` on numbers; op comes from the compiler's fixed table. SQLite computes in binary
+    floating point, so its sums and differences are rounded to 10 places (0.1 + 0.2 is 0.3 there
+    too); PostgreSQL's numeric is exact."""
+
+    output_field = FIELDS["number"]
+    template = "(%(expressions)s)"
+
+    def __init__(self, left, right, *, op):
+        super().__init__(left, right, arg_joiner=f" {op} ", output_field=FIELDS["number"])
+        self.op = op
+
+    def as_sqlite(self, compiler, connection, **extra):
+        sql, params = self.as_sql(compiler, connection, **extra)
+        return (f"ROUND({sql}, 10)", params) if self.op in ("+", "-") else (sql, params)
+
+
+class Quotient(Func):
+    """a / b, NULL when b is 0 or NULL; decimal division on both databases (SQLite would divide
+    whole numbers as integers)."""
+
+    output_field = FIELDS["number"]
+
+    def as_sql(self, compiler, connection, **extra):
+        (left_sql, left_params), (right_sql, right_params) = (compiler.compile(e) for e in self.get_source_expressions())
+        if connection.vendor == "sqlite":
+            return f"(CAST({left_sql} AS REAL) / NULLIF({right_sql}, 0))", [*left_params, *right_params]
+        return f"(({left_sql})::numeric / NULLIF(({right_sql})::numeric, 0))", [*left_params, *right_params]
+
+
+class IsTrue(Func):
+    """`(x) IS TRUE`: a condition that is never NULL (When() and WHERE both take it)."""
+
+    template = "((%(expressions)s) IS TRUE)"
+    output_field = BOOLEAN
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="(COALESCE((%(expressions)s), 0) = 1)", **extra)
+
+
+class AttributeText(Func):
+    """An attribute of the JSON `attributes` column: as text, or (`boolean`) as SQL TRUE/FALSE; SQL
+    NULL for a missing key or a JSON null (SQLite's ->> would give the text 'null')."""
+
+    def __init__(self, name, *, boolean=False):
+        super().__init__(output_field=BOOLEAN if boolean else models.TextField())
+        self.name, self.boolean = name, boolean
+
+    def as_sql(self, compiler, connection, **extra):
+        column = (f"{compiler.quote_name_unless_alias(compiler.query.get_initial_alias())}."
+                  f"{compiler.quote_name_unless_alias('attributes')}")
+        if connection.vendor == "postgresql":
+            if self.boolean:
+                return f"(CASE jsonb_typeof({column} -> %s) WHEN 'boolean' THEN ({column} ->> %s)::boolean END)", [
+                    self.name, self.name]
+            return f"({column} ->> %s)", [self.name]
+        path = f'$."{self.name}"'
+        if self.boolean:
+            return f"(CASE JSON_TYPE({column}, %s) WHEN 'true' THEN 1 WHEN 'false' THEN 0 END)", [path]
+        return f"JSON_EXTRACT({column}, %s)", [path]

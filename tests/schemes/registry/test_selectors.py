@@ -167,8 +167,6 @@ def test_search_by_name_words(people, text, expected):
     assert found(people, text) == expected
 
 
-@pytest.mark.skipif(connection.vendor == "sqlite",
-                    reason="SQLite's LOWER() folds ASCII only; PostgreSQL folds all letters")
 def test_search_by_name_is_case_insensitive_beyond_ascii(people):
     assert found(people, "élodie") == {"elodie"}
     assert found(people, "ÉLODIE camara") == {"elodie"}
