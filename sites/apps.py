@@ -16,13 +16,10 @@ class SitesConfig(AppConfig):
         connection_created.connect(use_unicode_lower_on_sqlite)
 
 
-def unicode_lower(text):
-    """Lower case one character at a time, as PostgreSQL's LOWER() and the rules evaluator do."""
-    return None if text is None else "".join(ch.lower() for ch in text)
-
-
 def use_unicode_lower_on_sqlite(sender, connection, **kwargs):
     # SQLite's own LOWER() folds ASCII only: "élodie" would not find "Élodie" in name search, and
     # rules' lower() would disagree with Python. Replaced for every connection Mizani opens.
     if connection.vendor == "sqlite":
-        connection.connection.create_function("lower", 1, unicode_lower, deterministic=True)
+        from .text import lower_text
+
+        connection.connection.create_function("lower", 1, lower_text, deterministic=True)

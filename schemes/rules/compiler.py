@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models import Case, When
 from django.db.models.functions import Abs, Lower, Round
 
+from sites.text import lower_text
+
 from . import sql
 from .catalogue import BOOLEAN, DATE, NULL, NUMBER, TEXT, years_between
 from .errors import RuleError
@@ -313,7 +315,7 @@ def _call_value(node, catalogue, record):
     if name == "years_since":
         return Decimal(years_between(args[0], catalogue.today))
     if name == "lower":
-        return "".join(ch.lower() for ch in args[0])  # one character at a time, as SQL's LOWER
+        return lower_text(args[0])
     if name == "starts_with":
         return args[0].startswith(args[1])
     if name == "contains":

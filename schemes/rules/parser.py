@@ -95,6 +95,8 @@ def _check_literal(literal):
     if isinstance(value, str):
         if len(value) > MAX_STRING:
             raise RuleError(f"Text longer than {MAX_STRING} characters.", literal.position)
+        if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value):
+            raise RuleError("Text holds a control character.", literal.position)
         return
     if isinstance(value, Decimal):
         if not value.is_finite() or len(value.as_tuple().digits) > MAX_DIGITS:
@@ -127,8 +129,7 @@ class _Converter:
         if value is None or isinstance(value, bool):
             return Literal(position=self.pos(node), value=value)
         if isinstance(value, str):
-            if len(value) > MAX_STRING:
-                raise RuleError(f"Text longer than {MAX_STRING} characters.", self.pos(node))
+            _check_literal(Literal(position=self.pos(node), value=value))
             return Literal(position=self.pos(node), value=value)
         if isinstance(value, (int, float)):
             return Literal(position=self.pos(node), value=self._number(node))
