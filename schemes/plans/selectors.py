@@ -1,5 +1,10 @@
-from django.db.models import Count
+from django.db.models import BooleanField, Case, Count, Exists, OuterRef, Value, When
 
+from schemes.registry.models import Individual
+from schemes.rules.catalogue import individual_catalogue
+from schemes.rules.compiler import compile_rule, to_sql
+from schemes.rules.nodes import from_json
+from schemes.rules.sql import IsTrue
 from sites.scoping import scope_for
 
 from .models import Beneficiary, BenefitPlan
@@ -27,3 +32,18 @@ def status_counts(plan, user):
 
 def plans_of_person(individual, user):
     return beneficiaries_for(user).filter(individual=individual).select_related("plan").order_by("plan__code")
+
+
+def with_criteria_check(queryset, plan):
+    """Annotate `meets_criteria`: whether each beneficiary still meets the plan's criteria for their
+    status (None where the plan has none for that status). One SQL expression, no loop."""
+    catalogue = individual_catalogue()
+    branches = []
+    for status, entry in (plan.criteria or {}).items():
+        node = compile_rule(from_json(entry["rule"]), catalogue, expect="boolean")
+        meets = Exists(Individual.objects.filter(pk=OuterRef("individual_id")).filter(
+            IsTrue(to_sql(node, catalogue, "boolean"))))
+        branches.append(When(status=status, then=meets))
+    if not branches:
+        return queryset.annotate(meets_criteria=Value(None, output_field=BooleanField()))
+    return queryset.annotate(meets_criteria=Case(*branches, default=Value(None), output_field=BooleanField()))

@@ -115,12 +115,22 @@ class BeneficiaryIndexView(ScopedIndexView):
     list_export = ["id", "plan.code", "individual_id", "individual.first_name", "individual.last_name", "status",
                    "enrolled_at", "status_changed_at", "reason"]
 
+    @cached_property
+    def plan(self):
+        """The plan the list is filtered to, if one: its criteria can then be checked per row."""
+        plan_id = self.request.GET.get("plan", "")
+        return selectors.plans_for(self.request.user).filter(pk=plan_id).first() if plan_id.isdigit() else None
+
     def get_base_queryset(self):
-        return super().get_base_queryset().select_related("plan", "individual")
+        queryset = super().get_base_queryset().select_related("plan", "individual")
+        return selectors.with_criteria_check(queryset, self.plan) if self.plan else queryset
 
     @cached_property
     def columns(self):
         inspect = self.inspect_url_name
+        criteria = [Column("meets_criteria", label="Meets criteria",
+                           accessor=lambda obj: {True: "Yes", False: "No"}.get(obj.meets_criteria, "—"))
+                    ] if self.plan else []
         return [
             TitleColumn("individual", label="Person", accessor="individual",
                         get_url=lambda obj: reverse(inspect, args=[obj.pk])),
@@ -128,7 +138,7 @@ class BeneficiaryIndexView(ScopedIndexView):
             Column("status", label="Status", accessor="get_status_display", sort_key="status"),
             Column("enrolled_at", label="Enrolled", accessor=lambda obj: f"{obj.enrolled_at:%Y-%m-%d}",
                    sort_key="enrolled_at"),
-        ]
+        ] + criteria
 
 
 class BeneficiaryRecordView(ScopedInspectView):

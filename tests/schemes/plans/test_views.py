@@ -8,6 +8,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
+from schemes.plans import services
 from schemes.plans.models import Beneficiary, BeneficiaryStatus, BenefitPlan
 from tests.factories import IndividualFactory, RegistryFieldFactory, UserFactory
 from workflows.models import ApprovalRequest, RequestStatus, WorkflowDefinition, WorkflowStep
@@ -86,3 +87,15 @@ def test_from_plan_to_enrolled_beneficiaries_and_back(setting, django_capture_on
 
     record = client.get(reverse("registry_individual:inspect", args=[amina.pk])).content.decode()
     assert "Child grant" in record and "Active" in record
+
+
+def test_the_beneficiary_list_of_a_plan_shows_who_still_meets_its_criteria(setting):
+    designer, officer, checker, amina = setting
+    plan = BenefitPlan.objects.create(code="CG", name="Child grant", status="ACTIVE", criteria={
+        "POTENTIAL": {"text": "children >= 2", "rule": {"binary": ">=", "left": {"field": "children"},
+                                                         "right": {"literal": "2", "type": "number"}}}})
+    services.enrolment_execute(plan=plan, rule="children >= 0", target_status="POTENTIAL", by=officer)
+
+    rows = client_for(officer).get(reverse("plans_beneficiary:index"), {"plan": plan.pk}).context["object_list"]
+
+    assert {row.individual.first_name: row.meets_criteria for row in rows} == {"Amina": True, "Baraka": False}
