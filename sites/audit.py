@@ -22,6 +22,7 @@ ACTIONS = {
     "mizani.maintenance": ("Maintenance", "Ran a maintenance task"),
     "mizani.enrol": ("Enrolment", "Enrolled people in the plan"),
     "mizani.plan_status": ("Plan status", "Changed the plan's status"),
+    "mizani.plan_schema": ("Plan schema", "Imported the plan's beneficiary schema"),
     "mizani.beneficiary_status": ("Beneficiary status", "Changed the beneficiary's status"),
     "mizani.approval_submit": ("Approval requested", "Submitted a request for approval"),
     "mizani.approval_skipped": ("Approval not required", "Applied without approval (approval is off)"),

@@ -24,7 +24,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.exceptions import NoReverseMatch
 from django.utils import timezone
 
-from schemes.plans.models import Beneficiary, BenefitPlan
+from schemes.plans.models import Beneficiary, BenefitPlan, PlanField
 from schemes.registry.models import (
     Household,
     Individual,
@@ -134,12 +134,13 @@ NAMESPACE_MODEL = {
     "plans_beneficiary": ("plans", "beneficiary"),
 }
 OBJECT_VIEWS = {"edit", "delete", "history", "history_results", "usage", "inspect", "restore", "members", "chosen",
-                "decide", "cancel", "status", "change_status", "enrol"}
+                "decide", "cancel", "status", "change_status", "enrol", "schema", "schema_import"}
 LIST_VIEWS = {"index", "index_results", "choose", "choose_results"}
 FORM_VIEWS = {"add", "import", "create"}      # no pk; POST creates something
 IDS_VIEWS = {"chosen_multiple"}               # ?id=..&id=..
 POST_ONLY_VIEWS = {"restore", "members", "decide", "cancel", "change_status"}  # GET is 405 before any lookup
-OPERATION_VIEWS = {"edit", "delete", "restore", "members", "decide", "cancel", "change_status"} | FORM_VIEWS
+OPERATION_VIEWS = {"edit", "delete", "restore", "members", "decide", "cancel", "change_status",
+                   "schema_import"} | FORM_VIEWS
 
 # Project URLs outside the viewsets.
 AUDIT_NAMES = {
@@ -444,6 +445,7 @@ def db_state():
         "job": list(Job.objects.order_by("pk").values()),
         "benefitplan": list(BenefitPlan.objects.order_by("pk").values()),
         "beneficiary": list(Beneficiary.objects.order_by("pk").values()),
+        "planfield": list(PlanField.objects.order_by("pk").values()),
     }
 
 
@@ -487,6 +489,11 @@ def form_payloads(w, namespace, view, side):
         return [{}]
     if view == "decide":
         return [{"verdict": "approve", "comment": ""}, {"verdict": "reject", "comment": "walk"}]
+    if view == "schema_import":
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        schema = b'{"properties": {"hacked": {"type": "string"}}}'
+        return [{"file": SimpleUploadedFile("schema.json", schema, content_type="application/json")}]
     if view == "change_status":
         return [{"action": "close"}] if kind == "benefitplan" else [{"action": "activate", "reason": ""}]
     if view == "members":

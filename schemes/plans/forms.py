@@ -51,3 +51,7 @@ class EnrolmentForm(forms.Form):
 class StatusChangeForm(forms.Form):
     action = forms.ChoiceField(choices=[(a, a) for a in ("activate", "suspend", "reinstate", "graduate", "reject")])
     reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class SchemaUploadForm(forms.Form):
+    file = forms.FileField(help_text="A JSON file of at most 1 MB.")

@@ -1,10 +1,14 @@
+import json
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import ProtectedError
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.functional import cached_property
+from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 from django_fsm import TransitionNotAllowed
 from wagtail.admin.ui.components import Component
@@ -15,8 +19,9 @@ from sites.viewsets import ScopedIndexView, ScopedInspectView
 from workflows.services import approval_submit
 
 from . import selectors, services
-from .forms import EnrolmentForm, StatusChangeForm
+from .forms import EnrolmentForm, SchemaUploadForm, StatusChangeForm
 from .models import BeneficiaryStatus, PlanStatus
+from .schema import export_schema, schema_import
 
 
 def _messages_of(error):
@@ -182,3 +187,36 @@ def person_plans_section(request, person):
 
     return PlansSection() if request.user.has_perm("plans.view_beneficiary") else None
 
+
+
+def schema_export(request, pk):
+    """The plan's beneficiary schema as a JSON Schema file (openIMIS beneficiary_data_schema)."""
+    plan = get_object_or_404(selectors.plans_for(request.user), pk=pk)
+    response = JsonResponse(export_schema(plan), json_dumps_params={"indent": 2, "ensure_ascii": False})
+    response["Content-Disposition"] = f'attachment; filename="{slugify(plan.code)}-schema.json"'
+    return response
+
+
+def schema_import_view(request, pk):
+    plan = get_object_or_404(selectors.plans_for(request.user), pk=pk)
+    if not request.user.has_perm("plans.change_planfield"):
+        raise PermissionDenied
+    form = SchemaUploadForm(request.POST or None, request.FILES or None)
+    errors = []
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            if upload.size > 1_000_000:
+                raise ValidationError("The file is larger than 1 MB.")
+            data = json.loads(upload.read().decode("utf-8-sig"))
+            fields = schema_import(plan=plan, data=data, by=request.user)
+        except (ValueError, UnicodeDecodeError) as error:
+            errors = [f"The file is not valid JSON: {error}."]
+        except ValidationError as error:
+            errors = error.messages
+        else:
+            messages.success(request, f"Schema imported: {len(fields)} fields.")
+            return redirect("plans_plan:inspect", plan.pk)
+    return TemplateResponse(request, "plans/schema_import.html", {
+        "plan": plan, "form": form, "errors": errors, "page_title": "Import a beneficiary schema",
+        "header_icon": "upload"})

@@ -36,6 +36,8 @@ class BenefitPlanViewSet(ModelViewSet):
         return super().get_urlpatterns() + [
             path("change-status/<int:pk>/", views.plan_status, name="change_status"),
             path("enrol/<int:pk>/", views.enrol, name="enrol"),
+            path("schema/<int:pk>/", views.schema_export, name="schema"),
+            path("schema-import/<int:pk>/", views.schema_import_view, name="schema_import"),
         ]
 
 
