@@ -17,6 +17,7 @@ from django.core.management.color import no_style
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from sites.dates import years_before
 from sites.demo import ensure_demo_locations, ensure_demo_users
 from sites.fields import FieldType
 from sites.roles import ensure_roles
@@ -149,13 +150,6 @@ def _rank_weights(names):
     return list(itertools.accumulate(1 / (rank + 10) for rank in range(len(names))))
 
 
-def _years_before(day, years):
-    try:
-        return day.replace(year=day.year - years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year - years, day=28)
-
-
 @dataclass
 class _Member:
     role: str
@@ -176,7 +170,7 @@ class _PeopleGenerator:
         self.adults = 0
         today = timezone.localdate()
         # Ordinal of the day each age was reached by someone born "today": dob = that - 0..363 days.
-        self.anniversaries = [_years_before(today, age).toordinal() for age in range(OLDEST_AGE + 1)]
+        self.anniversaries = [years_before(today, age).toordinal() for age in range(OLDEST_AGE + 1)]
         self.sizes = list(SIZE_WEIGHTS)
         self.size_weights = list(itertools.accumulate(SIZE_WEIGHTS.values()))
         self.female_weights = _rank_weights(FEMALE_FIRST_NAMES)

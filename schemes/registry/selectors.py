@@ -7,6 +7,7 @@ from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from sites.dates import years_before
 from sites.scoping import scope_for
 
 from .models import Household, Individual, Membership, normalise_national_id
@@ -84,17 +85,10 @@ def filter_by_age_band(queryset, band, *, today=None):
     today = today or timezone.localdate()
     low, high = AGE_BANDS[band]
     # Born on or before today minus `low` years, and after today minus (`high` + 1) years.
-    queryset = queryset.filter(dob__lte=_years_before(today, low))
+    queryset = queryset.filter(dob__lte=years_before(today, low))
     if high is not None:
-        queryset = queryset.filter(dob__gt=_years_before(today, high + 1))
+        queryset = queryset.filter(dob__gt=years_before(today, high + 1))
     return queryset
-
-
-def _years_before(day, years):
-    try:
-        return day.replace(year=day.year - years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year - years, day=28)
 
 
 def filter_by_attribute(queryset, definition, value):

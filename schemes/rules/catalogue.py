@@ -8,13 +8,16 @@ from decimal import Decimal
 from functools import partial
 
 from django.db import models
-from django.db.models.functions import Cast
+from django.db.models import Case, Count, OuterRef, Subquery, Value, When
+from django.db.models.functions import Cast, Coalesce
 
+from sites.dates import years_before
 from sites.fields import FieldType
 
 from .sql import AttributeText, YearsBetween
 
 NUMBER, TEXT, DATE, BOOLEAN, NULL = "number", "text", "date", "boolean", "null"
+NUMBER_FIELD = models.DecimalField(max_digits=38, decimal_places=10)
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,49 @@ def individual_catalogue(*, today=None):
         FieldSpec("age", NUMBER, "Age (years)", lambda: YearsBetween(models.F("dob"), today),
                   lambda r: None if r.dob is None else Decimal(years_between(r.dob, today))),
     ]
+    core += household_specs(today)
     attributes = [attribute_spec(d) for d in RegistryField.objects.filter(target=RegistryField.Target.INDIVIDUAL)]
     return Catalogue(core + [a for a in attributes if a.name not in {c.name for c in core}], today=today)
+
+
+def household_specs(today):
+    """Counts over the person's household (NULL for someone in no household): its size, children
+    under 5 and people of 60 or more, among its live members."""
+    under_5 = years_before(today, 5)
+    from_60 = years_before(today, 60)
+    return [
+        FieldSpec("household_size", NUMBER, "Household size", partial(_members_sql, {}),
+                  partial(_members_python, lambda dob: True)),
+        FieldSpec("children_under_5", NUMBER, "Children under 5 in the household",
+                  partial(_members_sql, {"individual__dob__gt": under_5}),
+                  partial(_members_python, lambda dob: dob is not None and dob > under_5)),
+        FieldSpec("elderly_in_household", NUMBER, "People aged 60 or more in the household",
+                  partial(_members_sql, {"individual__dob__lte": from_60}),
+                  partial(_members_python, lambda dob: dob is not None and dob <= from_60)),
+    ]
+
+
+def _members_sql(conditions):
+    from schemes.registry.models import Membership
+
+    members = (Membership.objects.filter(household_id=OuterRef("membership__household_id"),
+                                         individual__deleted_at__isnull=True, **conditions)
+               .order_by().values("household_id").annotate(n=Count("pk")).values("n"))
+    counted = Coalesce(Subquery(members), Value(0))
+    # Someone in no household has no household counts (NULL), not zero.
+    return Case(When(membership__isnull=True, then=Value(None)), default=Cast(counted, NUMBER_FIELD),
+                output_field=NUMBER_FIELD)
+
+
+def _members_python(wanted, record):
+    from schemes.registry.models import Membership
+
+    membership = Membership.objects.filter(individual=record).first()
+    if membership is None:
+        return None
+    dobs = Membership.objects.filter(household_id=membership.household_id, individual__deleted_at__isnull=True
+                                     ).values_list("individual__dob", flat=True)
+    return Decimal(sum(1 for dob in dobs if wanted(dob)))
 
 
 def years_between(start, end):
