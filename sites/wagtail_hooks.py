@@ -1,7 +1,10 @@
+from django import forms
+from django.db import models
 from django.templatetags.static import static
 from django.urls import path, reverse
 from django.utils.html import format_html
 from wagtail import hooks
+from wagtail.admin.forms.models import register_form_field_override
 from wagtail.admin.menu import MenuItem
 from wagtail.admin.viewsets.model import ModelViewSetGroup
 
@@ -74,3 +77,16 @@ def register_audit_trail_menu_item():
 def hide_wagtail_site_history(request, menu_items):
     # The same view is reached through "Audit trail", for auditors only.
     menu_items[:] = [item for item in menu_items if item.name != "site-history"]
+
+
+class NativeDateInput(forms.DateInput):
+    """The browser's own date picker. Wagtail's date widget starts itself with an inline <script>,
+    which the Content-Security-Policy (script-src 'self') refuses."""
+
+    input_type = "date"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs=attrs, format="%Y-%m-%d")
+
+
+register_form_field_override(models.DateField, override={"widget": NativeDateInput})
