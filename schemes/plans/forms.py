@@ -9,7 +9,7 @@ from schemes.rules.nodes import to_json
 from .models import BeneficiaryStatus
 
 CRITERIA_STATUSES = (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE)
-RULE_HELP = ("A rule over the person's fields, e.g. age >= 18 and income < 50000 and district in ['R01-D01']. "
+RULE_HELP = ("A rule over the person's fields, e.g. age >= 18 and income < 50000 and household_size >= 3. "
              "Leave empty for none.")
 
 
