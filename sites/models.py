@@ -110,3 +110,14 @@ class UserAccess(models.Model):
 
     def __str__(self):
         return f"Access of {self.user}"
+
+
+class RolePreset(models.Model):
+    """Which preset permissions a role group has already been given. A release that adds a
+    permission to a preset grants it once (on migrate); one an administrator removed stays removed."""
+
+    group = models.OneToOneField("auth.Group", on_delete=models.CASCADE, related_name="preset")
+    granted = models.JSONField(default=list)
+
+    def __str__(self):
+        return f"Preset of {self.group}"

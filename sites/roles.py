@@ -57,12 +57,22 @@ def _permissions(names):
 
 @transaction.atomic
 def ensure_roles(*, reset=False):
-    """Create missing role groups with their preset permissions. Existing groups keep their edits
-    unless `reset` is asked for."""
+    """Create missing role groups with their preset permissions, and give existing groups the preset
+    permissions they were never given (a later release's). What administrators removed stays
+    removed unless `reset` is asked for. Returns the groups created or reset."""
+    from .models import RolePreset
+
     created = []
     for name, permission_names in ROLE_PERMISSIONS.items():
         group, was_created = Group.objects.get_or_create(name=name)
+        preset, _ = RolePreset.objects.get_or_create(group=group)
         if was_created or reset:
             group.permissions.set(_permissions(permission_names))
             created.append(name)
+        else:
+            new = sorted(set(permission_names) - set(preset.granted))
+            if new:
+                group.permissions.add(*_permissions(new))
+        preset.granted = sorted(set(permission_names) | (set() if reset else set(preset.granted)))
+        preset.save()
     return created

@@ -142,3 +142,17 @@ def test_unknown_permission_in_a_preset_is_an_error(monkeypatch):
     with pytest.raises(LookupError, match="registry.*fly_to_the_moon"):
         ensure_roles()
     assert not Group.objects.filter(name="Broken").exists()  # the whole call rolled back
+
+
+def test_a_permission_added_to_a_preset_later_is_granted_once(monkeypatch):
+    ensure_roles()
+    viewer = Group.objects.get(name="Viewer")
+    added = "sites.view_audit"
+    monkeypatch.setitem(ROLE_PERMISSIONS, "Viewer", [*ROLE_PERMISSIONS["Viewer"], added])
+
+    ensure_roles()
+    assert viewer.permissions.filter(codename="view_audit").exists()
+
+    viewer.permissions.remove(viewer.permissions.get(codename="view_audit"))  # an administrator's choice
+    ensure_roles()
+    assert not viewer.permissions.filter(codename="view_audit").exists()
