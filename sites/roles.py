@@ -5,10 +5,13 @@ from django.db import transaction
 
 ADMIN_ACCESS = "wagtailadmin.access_admin"
 REGISTRY_READ = ["registry.view_individual", "registry.view_household", "registry.view_membership",
-                 "sites.view_location", "plans.view_benefitplan", "plans.view_beneficiary"]
-BENEFICIARY_WRITE = ["plans.add_beneficiary", "plans.change_beneficiary"]
+                 "sites.view_location", "plans.view_benefitplan", "plans.view_beneficiary",
+                 "plans.view_householdbeneficiary"]
+BENEFICIARY_WRITE = ["plans.add_beneficiary", "plans.change_beneficiary", "plans.add_householdbeneficiary",
+                     "plans.change_householdbeneficiary"]
 PLAN_DESIGN = ["plans.add_benefitplan", "plans.change_benefitplan", "plans.add_planfield",
-               "plans.change_planfield", "plans.delete_planfield", "plans.view_planfield"]
+               "plans.change_planfield", "plans.delete_planfield", "plans.view_planfield", "plans.view_plancutoff",
+               "plans.add_plancutoff", "plans.change_plancutoff", "plans.delete_plancutoff"]
 REGISTRY_WRITE = [
     "registry.add_individual", "registry.change_individual", "registry.delete_individual",
     "registry.add_household", "registry.change_household", "registry.delete_household",

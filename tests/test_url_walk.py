@@ -24,7 +24,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.exceptions import NoReverseMatch
 from django.utils import timezone
 
-from schemes.plans.models import Beneficiary, BenefitPlan, PlanField
+from schemes.plans.models import Beneficiary, BenefitPlan, HouseholdBeneficiary, PlanField
 from schemes.registry.models import (
     Household,
     Individual,
@@ -42,7 +42,7 @@ from tests.factories import (
     UserFactory,
     access_of,
 )
-from workflows.models import ApprovalRequest, Decision, Job
+from workflows.models import ApprovalRequest, Decision, Job, WorkflowDefinition, WorkflowStep
 
 pytestmark = pytest.mark.django_db
 
@@ -116,6 +116,7 @@ OUR_NAMESPACES = {
     "workflows_jobs": "job",
     "plans_plan": "benefitplan",
     "plans_beneficiary": "beneficiary",
+    "plans_householdbeneficiary": "householdbeneficiary",
 }
 # Programme-wide content every role may read (the plan itself; its beneficiaries are scoped): an
 # object URL may answer 200 to a district user, but must show nothing of district B.
@@ -132,15 +133,19 @@ NAMESPACE_MODEL = {
     "workflows_jobs": None,
     "plans_plan": ("plans", "benefitplan"),
     "plans_beneficiary": ("plans", "beneficiary"),
+    "plans_householdbeneficiary": ("plans", "householdbeneficiary"),
 }
 OBJECT_VIEWS = {"edit", "delete", "history", "history_results", "usage", "inspect", "restore", "members", "chosen",
-                "decide", "cancel", "status", "change_status", "enrol", "schema", "schema_import"}
+                "decide", "cancel", "status", "change_status", "enrol", "schema", "schema_import", "simulate",
+                "bulk_status", "edit_data"}
 LIST_VIEWS = {"index", "index_results", "choose", "choose_results"}
 FORM_VIEWS = {"add", "import", "create"}      # no pk; POST creates something
 IDS_VIEWS = {"chosen_multiple"}               # ?id=..&id=..
 POST_ONLY_VIEWS = {"restore", "members", "decide", "cancel", "change_status"}  # GET is 405 before any lookup
+# Plan-wide pages that act on the user's own locations (enrol, simulate, bulk status changes) are
+# requested by GET here; what they change is proved scoped in tests/schemes/plans.
 OPERATION_VIEWS = {"edit", "delete", "restore", "members", "decide", "cancel", "change_status",
-                   "schema_import"} | FORM_VIEWS
+                   "schema_import", "edit_data"} | FORM_VIEWS
 
 # Project URLs outside the viewsets.
 AUDIT_NAMES = {
@@ -160,6 +165,7 @@ WAGTAIL_RELEVANT = {
     "wagtailsettings:preview_on_edit",
     "wagtailsnippets:index",                  # lists snippet models; ours are not snippets
     "registry_maintenance",                   # starts a registry-wide job: national scope only
+    "rules_check",                            # POST-only: counts a rule's matches in the user's locations
 }
 
 # Wagtail URLs irrelevant to our models (pages, images, documents, collections, page workflows,
@@ -269,6 +275,9 @@ class World:
     empty_plan: BenefitPlan
     beneficiary_a: Beneficiary
     beneficiary_b: Beneficiary
+    household_plan: BenefitPlan
+    household_beneficiary_a: HouseholdBeneficiary
+    household_beneficiary_b: HouseholdBeneficiary
     clerk_a: object
     clerk_b: object
     viewer_a: object
@@ -305,6 +314,8 @@ class World:
             return self.empty_plan if view == "delete" and side == "a" else self.plan
         if kind == "beneficiary":
             return getattr(self, "beneficiary_" + side)
+        if kind == "householdbeneficiary":
+            return getattr(self, "household_beneficiary_" + side)
         raise AssertionError(kind)
 
 
@@ -360,10 +371,22 @@ def world(db, member_roles):
             for side, starter in (("a", clerk_a), ("b", clerk_b))}
 
     plan = BenefitPlan.objects.create(code="WALK-PLAN", name="Walk plan", status="ACTIVE")
+    household_plan = BenefitPlan.objects.create(code="WALK-HH", name="Walk household plan", status="ACTIVE",
+                                                plan_type="HOUSEHOLD")
+    # An active plan changes through approval: the walk's edits of it make requests.
+    WorkflowStep.objects.create(definition=WorkflowDefinition.objects.create(operation="plans.change"),
+                                group=Group.objects.get(name="Checker"), sort_order=0)
+    UserFactory(username="walk_checker", role="Checker", national=True)
+    for each in (plan, household_plan):
+        PlanField.objects.create(plan=each, name="walk_grade", label="Walk grade", field_type="integer")
     enrolled = timezone.now()
     beneficiaries = {side: Beneficiary.objects.create(plan=plan, individual=person, enrolled_at=enrolled,
                                                       status_changed_at=enrolled)
                      for side, person in (("a", person_a), ("b", person_b))}
+    household_beneficiaries = {
+        side: HouseholdBeneficiary.objects.create(plan=household_plan, household=household, enrolled_at=enrolled,
+                                                  status_changed_at=enrolled)
+        for side, household in (("a", household_a), ("b", household_b))}
 
     w = World(
         region=region, district_a=district_a, village_a=village_a, leaf_a=leaf_a,
@@ -375,6 +398,8 @@ def world(db, member_roles):
         registry_field=registry_field,
         approval_a=approvals["a"], approval_b=approvals["b"], job_a=jobs["a"], job_b=jobs["b"],
         plan=plan, beneficiary_a=beneficiaries["a"], beneficiary_b=beneficiaries["b"],
+        household_plan=household_plan, household_beneficiary_a=household_beneficiaries["a"],
+        household_beneficiary_b=household_beneficiaries["b"],
         empty_plan=BenefitPlan.objects.create(code="WALK-EMPTY", name="Walk plan without beneficiaries"),
         clerk_a=clerk_a, clerk_b=clerk_b,
         viewer_a=UserFactory(username="walk_viewer_a", role="Viewer", locations=[district_a]),
@@ -445,6 +470,7 @@ def db_state():
         "job": list(Job.objects.order_by("pk").values()),
         "benefitplan": list(BenefitPlan.objects.order_by("pk").values()),
         "beneficiary": list(Beneficiary.objects.order_by("pk").values()),
+        "householdbeneficiary": list(HouseholdBeneficiary.objects.order_by("pk").values()),
         "planfield": list(PlanField.objects.order_by("pk").values()),
     }
 
@@ -494,6 +520,8 @@ def form_payloads(w, namespace, view, side):
 
         schema = b'{"properties": {"hacked": {"type": "string"}}}'
         return [{"file": SimpleUploadedFile("schema.json", schema, content_type="application/json")}]
+    if view == "edit_data":
+        return [{"attr_walk_grade": "7"}]
     if view == "change_status":
         return [{"action": "close"}] if kind == "benefitplan" else [{"action": "activate", "reason": ""}]
     if view == "members":
@@ -526,8 +554,9 @@ def form_payloads(w, namespace, view, side):
     if kind == "benefitplan":
         return [{"code": "HACK-PLAN" if view == "add" else "WALK-PLAN", "name": "Hacked plan", "plan_type": "INDIVIDUAL",
                  "currency": "USD", "description": "", "institution": "", "criteria_potential": "age >= 0",
-                 "criteria_active": "", "fields-TOTAL_FORMS": "0", "fields-INITIAL_FORMS": "0",
-                 "fields-MIN_NUM_FORMS": "0", "fields-MAX_NUM_FORMS": "1000"}]
+                 "criteria_active": "", "score_formula_text": "", "score_cutoff": "",
+                 **{f"{prefix}-{name}": value for prefix in ("fields", "cutoffs") for name, value in
+                    (("TOTAL_FORMS", "0"), ("INITIAL_FORMS", "0"), ("MIN_NUM_FORMS", "0"), ("MAX_NUM_FORMS", "1000"))}}]
     raise AssertionError(kind)
 
 
@@ -774,6 +803,10 @@ def _relevant_requests(w, url):
         return [("get", reverse(url.name), None)]
     if url.name == "registry_maintenance":
         return [("get", reverse(url.name), None), ("post", reverse(url.name), {"key": "walk"})]
+    if url.name == "rules_check":
+        # Would count district B's Zebulon Quixotebee; the rule's text avoids the tokens it echoes.
+        return [("get", reverse(url.name), None),
+                ("post", reverse(url.name), {"subject": "individual", "text": 'starts_with(last_name, "Quixote")'})]
     raise AssertionError(f"no requests defined for {url.name}")
 
 

@@ -1,14 +1,15 @@
-"""Enrolment by rule as an approval operation: the checker sees the counts and a sample; the
-enrolment runs, once approved, as the maker, in the job that applies the request."""
+"""Plan operations that may need approval: enrolment by rule, changes to a plan (a new version) and
+bulk beneficiary status changes. Checkers see counts, a sample or a diff; the change runs, once
+approved, as the maker, through the same services."""
 
 from django.core.exceptions import PermissionDenied
 
-from schemes.rules.catalogue import individual_catalogue
 from schemes.rules.nodes import to_json
 from sites.scoping import scope_for
 from workflows.operations import Operation, Prepared, register
 
-from . import services
+from . import services, targeting
+from .catalogues import candidate_catalogue
 from .models import BenefitPlan
 
 
@@ -19,37 +20,101 @@ def _plan(payload):
     return plan
 
 
-def prepare(payload, by):
+# --- enrolment ----------------------------------------------------------------------------------
+
+def prepare_enrol(payload, by):
     plan = _plan(payload)
-    catalogue = individual_catalogue()
+    catalogue = candidate_catalogue(plan)
     rule = to_json(services.criteria_node(payload.get("rule"), catalogue))
-    preview = services.enrolment_preview(plan=plan, rule=rule, target_status=payload.get("target_status"), by=by)
+    scoring = targeting.validate_scoring(payload["scoring"], catalogue) if payload.get("scoring") else None
+    preview = services.enrolment_preview(plan=plan, rule=rule, target_status=payload.get("target_status"), by=by,
+                                         scoring=scoring)
+    counts = {"Matching the criteria": preview["matching"], "Already enrolled": preview["already_enrolled"],
+              "Would be added": preview["would_add"], "Above the plan's maximum": preview["over_maximum"]}
+    if scoring:
+        counts = {"Qualifying by score and criteria": counts.pop("Matching the criteria"), **counts}
     return Prepared(
-        payload={"plan": plan.pk, "rule": rule, "target_status": payload["target_status"],
+        payload={"plan": plan.pk, "rule": rule, "target_status": payload["target_status"], "scoring": scoring,
                  "text": payload.get("text") or (payload["rule"] if isinstance(payload["rule"], str) else "")},
         summary={"title": f"Enrol {preview['would_add']:,} as {payload['target_status'].lower()} in {plan}",
-                 "diff": [], "sensitive": [],
-                 "counts": {"Matching the criteria": preview["matching"],
-                            "Already enrolled": preview["already_enrolled"],
-                            "Would be added": preview["would_add"],
-                            "Above the plan's maximum": preview["over_maximum"]},
-                 "sample": preview["sample"]},
+                 "diff": [], "sensitive": [], "counts": counts, "sample": preview["sample"]},
         # The enrolment covers the maker's locations: checkers of those locations decide it.
         location=scope_for(by).root(),
     )
 
 
-def execute(payload, maker):
+def execute_enrol(payload, maker):
     added = services.enrolment_execute(plan=_plan(payload), rule=payload["rule"],
-                                       target_status=payload["target_status"], by=maker)
+                                       target_status=payload["target_status"], by=maker,
+                                       scoring=payload.get("scoring"))
     return {"added": added}
 
 
-def version(payload):
-    """The enrolment is computed again when it runs (whoever meets the rule then, not yet enrolled),
-    so nothing the approvers saw can go stale in a way that would make it wrong: never void."""
+def unchanging_version(payload):
+    """Computed again when it runs (who qualifies then), so nothing the approvers saw can go stale in
+    a way that would make it wrong: never void."""
     return ""
 
 
-ENROL = register(Operation(name="plans.enrol", label="Enrol people in a benefit plan", prepare=prepare,
-                           execute=execute, version=version, default_requires_approval=True))
+ENROL = register(Operation(name="plans.enrol", label="Enrol people in a benefit plan", prepare=prepare_enrol,
+                           execute=execute_enrol, version=unchanging_version, default_requires_approval=True))
+
+
+# --- plan changes -------------------------------------------------------------------------------
+
+def prepare_change(payload, by):
+    plan = _plan(payload)
+    if not by.has_perm("plans.change_benefitplan"):
+        raise PermissionDenied("You may not change benefit plans.")
+    change = {key: payload[key] for key in ("plan_fields", "schema", "cutoffs")}
+    diff = services.plan_change_diff(plan, change)
+    return Prepared(
+        payload={"plan": plan.pk, **change},
+        summary={"title": f"Change {plan} (a new version)", "diff": diff, "sensitive": []},
+        version=services.plan_version(plan),
+    )
+
+
+def execute_change(payload, maker):
+    plan = services.plan_change(plan=_plan(payload), change=payload, by=maker)
+    return {"revision": plan.latest_revision_id}
+
+
+def change_version(payload):
+    plan = BenefitPlan.objects.filter(pk=payload.get("plan")).first()
+    return services.plan_version(plan) if plan else "gone"
+
+
+CHANGE = register(Operation(name="plans.change", label="Change an active benefit plan", prepare=prepare_change,
+                            execute=execute_change, version=change_version, default_requires_approval=True))
+
+
+# --- bulk status changes ------------------------------------------------------------------------
+
+def prepare_bulk_status(payload, by):
+    plan = _plan(payload)
+    action, reason = payload.get("action"), (payload.get("reason") or "").strip()
+    statuses, ids = list(payload.get("statuses") or []), list(payload.get("ids") or [])
+    services.check_status_action(action, reason)
+    preview = services.bulk_status_preview(plan=plan, action=action, by=by, statuses=statuses, ids=ids)
+    return Prepared(
+        payload={"plan": plan.pk, "action": action, "reason": reason, "statuses": statuses, "ids": ids},
+        summary={"title": f"{action.capitalize()} {preview['applies']:,} beneficiaries of {plan}",
+                 "diff": [], "sensitive": [],
+                 "counts": {"Selected": preview["selected"], f"Would become {preview['target'].lower()}":
+                            preview["applies"], "Left as they are (another status)":
+                            preview["selected"] - preview["applies"]},
+                 "reason": reason},
+        location=scope_for(by).root(),
+    )
+
+
+def execute_bulk_status(payload, maker):
+    return services.beneficiaries_change_status(
+        plan=_plan(payload), action=payload["action"], reason=payload["reason"], by=maker,
+        statuses=payload.get("statuses") or (), ids=payload.get("ids") or ())
+
+
+BULK_STATUS = register(Operation(name="plans.bulk_status", label="Change the status of many beneficiaries",
+                                 prepare=prepare_bulk_status, execute=execute_bulk_status,
+                                 version=unchanging_version, default_requires_approval=True))

@@ -3,11 +3,13 @@ from django.db import models
 from django.db.models import F, Q
 from django_fsm import FSMField, FSMModelMixin, transition
 from modelcluster.fields import ParentalKey
-from modelcluster.models import ClusterableModel
-from wagtail.admin.panels import FieldPanel
+from modelcluster.models import ClusterableModel, get_all_child_relations
+from wagtail.admin.panels import FieldPanel, FieldRowPanel
+from wagtail.models import Orderable, RevisionMixin
 
-from schemes.registry.models import Individual
+from schemes.registry.models import Household, Individual
 from sites.fields import AttributeSchema, FieldDefinition
+from sites.models import Location
 
 
 class PlanType(models.TextChoices):
@@ -21,9 +23,10 @@ class PlanStatus(models.TextChoices):
     CLOSED = "CLOSED", "Closed"
 
 
-class BenefitPlan(FSMModelMixin, ClusterableModel):
+class BenefitPlan(FSMModelMixin, RevisionMixin, ClusterableModel):
     """A programme. `live_beneficiaries` is kept by the enrolment and transition statements, and the
-    database refuses it above `max_beneficiaries`: the maximum holds however many enrol at once."""
+    database refuses it above `max_beneficiaries`: the maximum holds however many enrol at once.
+    Every saved change is a revision (its schema and cut-offs included): the plan's versions."""
 
     code = models.CharField(max_length=32, unique=True)
     name = models.CharField(max_length=200, unique=True)
@@ -38,6 +41,11 @@ class BenefitPlan(FSMModelMixin, ClusterableModel):
     status = FSMField(default=PlanStatus.DRAFT, choices=PlanStatus.choices, protected=True)
     # Default eligibility per target status: {"POTENTIAL": {"text": ..., "rule": <AST JSON>}, "ACTIVE": ...}.
     criteria = models.JSONField(default=dict, blank=True)
+    # Targeting (proxy means test): a score per person or household, {"text": ..., "rule": <AST JSON>};
+    # those scoring at or below the cut-off of their region (PlanCutoff, else `score_cutoff`) qualify.
+    score_formula = models.JSONField(default=dict, blank=True)
+    score_cutoff = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True,
+                                       help_text="Qualifying score where no region has its own cut-off.")
     live_beneficiaries = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -55,6 +63,27 @@ class BenefitPlan(FSMModelMixin, ClusterableModel):
     def __str__(self):
         return f"{self.name} ({self.code})"
 
+    # Written only when this instance changed them (a transition, closing): saving a form must not
+    # put back a count or a status read a moment before an enrolment or a transition changed it.
+    GUARDED_FIELDS = ("live_beneficiaries", "status")
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_guarded = {name: instance.__dict__.get(name) for name in cls.GUARDED_FIELDS}
+        return instance
+
+    def save(self, *args, **kwargs):
+        loaded = getattr(self, "_loaded_guarded", None)
+        if kwargs.get("update_fields") is None and not self._state.adding and loaded is not None:
+            unchanged = {name for name in self.GUARDED_FIELDS if self.__dict__.get(name) == loaded[name]}
+            kwargs["update_fields"] = [
+                field.name for field in self._meta.concrete_fields
+                if not field.primary_key and field.name not in unchanged
+            ] + [relation.get_accessor_name() for relation in get_all_child_relations(self)]
+        super().save(*args, **kwargs)
+        self._loaded_guarded = {name: self.__dict__.get(name) for name in self.GUARDED_FIELDS}
+
     @transition(field=status, source=PlanStatus.DRAFT, target=PlanStatus.ACTIVE)
     def activate(self):
         pass
@@ -65,6 +94,13 @@ class BenefitPlan(FSMModelMixin, ClusterableModel):
 
     def schema(self):
         return AttributeSchema(self.fields.order_by("sort_order", "name"))
+
+    @property
+    def beneficiary_model(self):
+        return HouseholdBeneficiary if self.plan_type == PlanType.HOUSEHOLD else Beneficiary
+
+    def beneficiaries_of_type(self):
+        return self.beneficiary_model.objects.filter(plan=self)
 
     def criteria_text(self, status):
         return (self.criteria or {}).get(status, {}).get("text", "")
@@ -83,6 +119,22 @@ class PlanField(FieldDefinition):
         constraints = [models.UniqueConstraint(fields=["plan", "name"], name="plan_field_unique_name")]
 
 
+class PlanCutoff(Orderable):
+    """The qualifying score in one region (or any location: the deepest one above a person wins)."""
+
+    plan = ParentalKey(BenefitPlan, on_delete=models.CASCADE, related_name="cutoffs")
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="+")
+    cutoff = models.DecimalField(max_digits=18, decimal_places=4)
+
+    panels = [FieldRowPanel([FieldPanel("location"), FieldPanel("cutoff")])]
+
+    class Meta(Orderable.Meta):
+        constraints = [models.UniqueConstraint(fields=["plan", "location"], name="plan_cutoff_one_per_location")]
+
+    def __str__(self):
+        return f"{self.location}: {self.cutoff}"
+
+
 class BeneficiaryStatus(models.TextChoices):
     POTENTIAL = "POTENTIAL", "Potential"
     ACTIVE = "ACTIVE", "Active"
@@ -94,13 +146,10 @@ class BeneficiaryStatus(models.TextChoices):
 LIVE_STATUSES = (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE, BeneficiaryStatus.SUSPENDED)
 
 
-class Beneficiary(FSMModelMixin, models.Model):
-    # Enrolment inserts a million rows of one plan at once. A foreign-key constraint would check the
-    # same plan a million times (a third of the enrolment's time); instead a trigger refuses to delete
-    # a plan that has beneficiaries (migration 0002), and no index of its own: (plan, status) serves.
-    plan = models.ForeignKey(BenefitPlan, on_delete=models.PROTECT, related_name="beneficiaries",
-                             db_index=False, db_constraint=False)
-    individual = models.ForeignKey(Individual, on_delete=models.PROTECT, related_name="beneficiaries")
+class BeneficiaryBase(FSMModelMixin, models.Model):
+    """What beneficiaries of individual and of household plans share: statuses moved only by these
+    transitions, the plan-schema attributes, and who changed the status last."""
+
     status = FSMField(default=BeneficiaryStatus.POTENTIAL, choices=BeneficiaryStatus.choices, protected=True)
     attributes = models.JSONField(default=dict, blank=True)
     reason = models.TextField(blank=True)
@@ -108,6 +157,52 @@ class Beneficiary(FSMModelMixin, models.Model):
     status_changed_at = models.DateTimeField()
     status_changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                           on_delete=models.SET_NULL, related_name="+", db_index=False)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self):
+        return f"{self.subject} in {self.plan.code}"
+
+    @property
+    def subject(self):
+        return getattr(self, self.SUBJECT)
+
+    @transition(field="status", source=BeneficiaryStatus.POTENTIAL, target=BeneficiaryStatus.ACTIVE)
+    def activate(self):
+        pass
+
+    @transition(field="status", source=BeneficiaryStatus.ACTIVE, target=BeneficiaryStatus.SUSPENDED)
+    def suspend(self, reason):
+        self.reason = reason
+
+    @transition(field="status", source=BeneficiaryStatus.SUSPENDED, target=BeneficiaryStatus.ACTIVE)
+    def reinstate(self):
+        self.reason = ""
+
+    @transition(field="status", source=[BeneficiaryStatus.ACTIVE, BeneficiaryStatus.SUSPENDED],
+                target=BeneficiaryStatus.GRADUATED)
+    def graduate(self, reason):
+        self.reason = reason
+
+    @transition(field="status", source=BeneficiaryStatus.POTENTIAL, target=BeneficiaryStatus.REJECTED)
+    def reject(self, reason):
+        self.reason = reason
+
+
+# Enrolment inserts a million rows of one plan at once. A foreign-key constraint would check the
+# same plan a million times (a third of the enrolment's time); instead a trigger refuses to delete
+# a plan that has beneficiaries (migrations 0002, 0003), and no index of its own: (plan, status) serves.
+def _plan_reference(related_name):
+    return models.ForeignKey(BenefitPlan, on_delete=models.PROTECT, related_name=related_name,
+                             db_index=False, db_constraint=False)
+
+
+class Beneficiary(BeneficiaryBase):
+    SUBJECT = "individual"
+
+    plan = _plan_reference("beneficiaries")
+    individual = models.ForeignKey(Individual, on_delete=models.PROTECT, related_name="beneficiaries")
 
     class Meta:
         ordering = ["plan", "id"]
@@ -118,30 +213,21 @@ class Beneficiary(FSMModelMixin, models.Model):
         ]
         indexes = [models.Index(fields=["plan", "status"], name="beneficiary_plan_status_idx")]
 
-    def __str__(self):
-        return f"{self.individual} in {self.plan.code}"
 
-    @transition(field=status, source=BeneficiaryStatus.POTENTIAL, target=BeneficiaryStatus.ACTIVE,
-                permission="plans.change_beneficiary")
-    def activate(self):
-        pass
+class HouseholdBeneficiary(BeneficiaryBase):
+    """A household enrolled in a household plan (openIMIS GroupBeneficiary)."""
 
-    @transition(field=status, source=BeneficiaryStatus.ACTIVE, target=BeneficiaryStatus.SUSPENDED,
-                permission="plans.change_beneficiary")
-    def suspend(self, reason):
-        self.reason = reason
+    SUBJECT = "household"
 
-    @transition(field=status, source=BeneficiaryStatus.SUSPENDED, target=BeneficiaryStatus.ACTIVE,
-                permission="plans.change_beneficiary")
-    def reinstate(self):
-        self.reason = ""
+    plan = _plan_reference("household_beneficiaries")
+    household = models.ForeignKey(Household, on_delete=models.PROTECT, related_name="beneficiaries")
 
-    @transition(field=status, source=[BeneficiaryStatus.ACTIVE, BeneficiaryStatus.SUSPENDED],
-                target=BeneficiaryStatus.GRADUATED, permission="plans.change_beneficiary")
-    def graduate(self, reason):
-        self.reason = reason
-
-    @transition(field=status, source=BeneficiaryStatus.POTENTIAL, target=BeneficiaryStatus.REJECTED,
-                permission="plans.change_beneficiary")
-    def reject(self, reason):
-        self.reason = reason
+    class Meta:
+        ordering = ["plan", "id"]
+        verbose_name = "household beneficiary"
+        verbose_name_plural = "household beneficiaries"
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "household"], condition=Q(status__in=LIVE_STATUSES),
+                                    name="household_beneficiary_one_live_enrolment_per_plan"),
+        ]
+        indexes = [models.Index(fields=["plan", "status"], name="hh_beneficiary_plan_status_idx")]

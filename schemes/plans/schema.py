@@ -10,8 +10,10 @@ from django.db import transaction
 
 from sites.audit import audit
 from sites.fields import IDENTIFIER, FieldType
+from workflows.services import approval_submit
 
-from .models import PlanField
+from .models import PlanField, PlanStatus
+from .services import plan_change_payload
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 # openIMIS's named validations, as the patterns they check.
@@ -161,10 +163,15 @@ def _pattern(prop):
 
 
 def schema_import(*, plan, data, by):
-    """Replace the plan's schema with the JSON Schema's fields, all or nothing."""
+    """Replace the plan's schema with the JSON Schema's fields, all or nothing. A draft plan's schema
+    is replaced at once; an active plan's change is submitted as `plans.change` (returns the request)."""
     if not by.has_perm("plans.change_planfield"):
         raise PermissionDenied("You may not change plan schemas.")
     fields = parse_schema(data)
+    if plan.status != PlanStatus.DRAFT:
+        plan.fields = fields  # in memory only: it applies once approved
+        return approval_submit(operation="plans.change", by=by, payload={"plan": plan.pk,
+                                                                         **plan_change_payload(plan)})
     with transaction.atomic():
         plan.fields.all().delete()
         for field in fields:

@@ -1,13 +1,12 @@
-from django.db.models import BooleanField, Case, Count, Exists, OuterRef, Value, When
+from django.db.models import BooleanField, Case, Count, Value, When
 
-from schemes.registry.models import Individual
-from schemes.rules.catalogue import individual_catalogue
 from schemes.rules.compiler import compile_rule, to_sql
 from schemes.rules.nodes import from_json
 from schemes.rules.sql import IsTrue
 from sites.scoping import scope_for
 
-from .models import Beneficiary, BenefitPlan
+from .catalogues import beneficiary_catalogue
+from .models import Beneficiary, BenefitPlan, HouseholdBeneficiary
 
 
 def plans_for(user, *, include_deleted=True):
@@ -18,15 +17,28 @@ def plans_for(user, *, include_deleted=True):
     return BenefitPlan.objects.all()
 
 
+def _beneficiaries_of(model, user):
+    if not user.has_perm(f"plans.view_{model._meta.model_name}"):
+        return model.objects.none()
+    return scope_for(user).filter(model.objects.all(), field=f"{model.SUBJECT}__location")
+
+
 def beneficiaries_for(user, *, include_deleted=True):
-    if not user.has_perm("plans.view_beneficiary"):
-        return Beneficiary.objects.none()
-    return scope_for(user).filter(Beneficiary.objects.all(), field="individual__location")
+    return _beneficiaries_of(Beneficiary, user)
+
+
+def household_beneficiaries_for(user, *, include_deleted=True):
+    return _beneficiaries_of(HouseholdBeneficiary, user)
+
+
+def beneficiaries_of_plan_for(user, plan):
+    """The plan's beneficiaries (people or households, by plan type) in the user's locations."""
+    return _beneficiaries_of(plan.beneficiary_model, user).filter(plan=plan)
 
 
 def status_counts(plan, user):
     """{status: count} of the plan's beneficiaries in the user's locations."""
-    rows = beneficiaries_for(user).filter(plan=plan).values("status").annotate(n=Count("pk")).order_by()
+    rows = beneficiaries_of_plan_for(user, plan).values("status").annotate(n=Count("pk")).order_by()
     return {row["status"]: row["n"] for row in rows}
 
 
@@ -34,16 +46,21 @@ def plans_of_person(individual, user):
     return beneficiaries_for(user).filter(individual=individual).select_related("plan").order_by("plan__code")
 
 
+def plans_of_household(household, user):
+    return household_beneficiaries_for(user).filter(household=household).select_related("plan").order_by(
+        "plan__code")
+
+
 def with_criteria_check(queryset, plan):
     """Annotate `meets_criteria`: whether each beneficiary still meets the plan's criteria for their
-    status (None where the plan has none for that status). One SQL expression, no loop."""
-    catalogue = individual_catalogue()
-    branches = []
-    for status, entry in (plan.criteria or {}).items():
-        node = compile_rule(from_json(entry["rule"]), catalogue, expect="boolean")
-        meets = Exists(Individual.objects.filter(pk=OuterRef("individual_id")).filter(
-            IsTrue(to_sql(node, catalogue, "boolean"))))
-        branches.append(When(status=status, then=meets))
+    status (None where the plan has none for that status), their plan attributes included. One SQL
+    expression, no loop."""
+    catalogue = beneficiary_catalogue(plan)
+    branches = [
+        When(status=status, then=IsTrue(to_sql(compile_rule(from_json(entry["rule"]), catalogue, expect="boolean"),
+                                               catalogue, "boolean")))
+        for status, entry in (plan.criteria or {}).items()
+    ]
     if not branches:
         return queryset.annotate(meets_criteria=Value(None, output_field=BooleanField()))
     return queryset.annotate(meets_criteria=Case(*branches, default=Value(None), output_field=BooleanField()))

@@ -1,20 +1,24 @@
 """Changes to plans and beneficiaries. Enrolment is one INSERT ... SELECT compiled from the rules AST."""
 
+import json
+from decimal import Decimal
+
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
-from django_fsm import has_transition_perm
 
-from schemes.registry.selectors import individuals_for
-from schemes.rules.catalogue import individual_catalogue
 from schemes.rules.compiler import compile_rule, to_sql
 from schemes.rules.errors import RuleError
-from schemes.rules.nodes import from_json, to_json
+from schemes.rules.nodes import from_json
 from sites.audit import audit
+from sites.models import Location
 from sites.scoping import scope_for
 
-from .models import LIVE_STATUSES, Beneficiary, BeneficiaryStatus, BenefitPlan, PlanStatus
+from . import targeting
+from .catalogues import candidate_catalogue, subjects_for
+from .models import LIVE_STATUSES, BeneficiaryStatus, BenefitPlan, PlanStatus
 
 ENROL_TARGETS = (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE)
 SAMPLE_SIZE = 10
@@ -34,22 +38,29 @@ def criteria_node(rule, catalogue):
         raise ValidationError({"criteria": [str(error)]}) from None
 
 
-def enrolment_candidates(*, plan, rule, by, catalogue=None):
-    """(matching, candidates): people in the user's locations who meet the rule, and those of them
-    not enrolled in the plan yet."""
-    catalogue = catalogue or individual_catalogue()
+def enrolment_candidates(*, plan, rule, by, scoring=None):
+    """(matching, candidates): people or households (by plan type) in the user's locations who meet
+    the rule (and, with `scoring`, qualify by score: see targeting), and those not enrolled yet."""
+    catalogue = candidate_catalogue(plan)
     node = criteria_node(rule, catalogue)
-    matching = individuals_for(by).filter(to_sql(node, catalogue))
-    enrolled = Beneficiary.objects.filter(plan=plan, status__in=LIVE_STATUSES).values("individual_id")
+    matching = subjects_for(plan, by).filter(to_sql(node, catalogue))
+    if scoring:
+        matching = targeting.qualifying(matching, plan=plan, scoring=scoring, catalogue=catalogue)
+    model = plan.beneficiary_model
+    enrolled = model.objects.filter(plan=plan, status__in=LIVE_STATUSES).values(f"{model.SUBJECT}_id")
     return matching, matching.exclude(pk__in=enrolled)
 
 
-def enrolment_preview(*, plan, rule, target_status, by):
+def _permission(model, verb):
+    return f"plans.{verb}_{model._meta.model_name}"
+
+
+def enrolment_preview(*, plan, rule, target_status, by, scoring=None):
     """Counts and a sample before anything is submitted."""
-    _require_permission(by, "plans.add_beneficiary")
+    _require_permission(by, _permission(plan.beneficiary_model, "add"))
     if target_status not in ENROL_TARGETS:
         raise ValidationError({"target_status": [f"Enrol as {' or '.join(ENROL_TARGETS)}."]})
-    matching, candidates = enrolment_candidates(plan=plan, rule=rule, by=by)
+    matching, candidates = enrolment_candidates(plan=plan, rule=rule, by=by, scoring=scoring)
     matching_count = matching.count()
     to_add = candidates.count()
     over = 0
@@ -64,24 +75,26 @@ def enrolment_preview(*, plan, rule, target_status, by):
     }
 
 
-def enrolment_execute(*, plan, rule, target_status, by):
+def enrolment_execute(*, plan, rule, target_status, by, scoring=None):
     """Enrol everyone the rule selects (in `by`'s locations) in one statement. All or nothing: above
     the plan's maximum the database refuses the count and nothing is enrolled. Who enrolled them is
     in the plan's audit entry, not on each row (a per-row user reference costs a check per row)."""
-    _require_permission(by, "plans.add_beneficiary")
+    _require_permission(by, _permission(plan.beneficiary_model, "add"))
     if target_status not in ENROL_TARGETS:
         raise ValidationError({"target_status": [f"Enrol as {' or '.join(ENROL_TARGETS)}."]})
     with transaction.atomic():
         plan = BenefitPlan.objects.select_for_update().get(pk=plan.pk)
         if plan.status != PlanStatus.ACTIVE:
             raise ValidationError(f"{plan} is {plan.get_status_display().lower()}: only an active plan enrols.")
-        _, candidates = enrolment_candidates(plan=plan, rule=rule, by=by)
+        _, candidates = enrolment_candidates(plan=plan, rule=rule, by=by, scoring=scoring)
         select_sql, params = candidates.order_by().values(candidate_id=F("pk")).query.sql_with_params()
         now = timezone.now()
-        table = connection.ops.quote_name(Beneficiary._meta.db_table)
+        model = plan.beneficiary_model
+        table = connection.ops.quote_name(model._meta.db_table)
+        subject = connection.ops.quote_name(f"{model.SUBJECT}_id")
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {table} (plan_id, individual_id, status, attributes, reason, enrolled_at, "
+                f"INSERT INTO {table} (plan_id, {subject}, status, attributes, reason, enrolled_at, "
                 f"status_changed_at, status_changed_by_id) "
                 f"SELECT %s, candidate.candidate_id, %s, %s, '', %s, %s, NULL FROM ({select_sql}) candidate",
                 [plan.pk, target_status, "{}", now, now, *params],
@@ -95,7 +108,8 @@ def enrolment_execute(*, plan, rule, target_status, by):
                 f"Enrolling {added:,} would take {plan} above its maximum of {plan.max_beneficiaries:,}; "
                 "nothing was enrolled.") from None
         audit(plan, "mizani.enrol", by=by, data={"added": added, "status": target_status,
-                                                  "criteria": rule if isinstance(rule, dict) else str(rule)})
+                                                  "criteria": rule if isinstance(rule, dict) else str(rule),
+                                                  "scoring": scoring or None})
     return added
 
 
@@ -107,7 +121,7 @@ def plan_close(*, plan, by):
     plan = BenefitPlan.objects.select_for_update().get(pk=plan.pk)
     plan.close()
     now = timezone.now()
-    live = Beneficiary.objects.filter(plan=plan)
+    live = plan.beneficiaries_of_type()
     graduated = live.filter(status__in=[BeneficiaryStatus.ACTIVE, BeneficiaryStatus.SUSPENDED]).update(
         status=BeneficiaryStatus.GRADUATED, reason="The plan was closed.", status_changed_at=now,
         status_changed_by=by)
@@ -115,7 +129,7 @@ def plan_close(*, plan, by):
         status=BeneficiaryStatus.REJECTED, reason="The plan was closed.", status_changed_at=now,
         status_changed_by=by)
     plan.live_beneficiaries = 0
-    plan.save()
+    plan.save(update_fields=["status", "live_beneficiaries", "updated_at"])
     audit(plan, "mizani.plan_status", by=by, data={"status": plan.status, "graduated": graduated,
                                                     "rejected": rejected})
     return plan
@@ -126,37 +140,42 @@ def plan_activate(*, plan, by):
     _require_permission(by, "plans.change_benefitplan")
     plan = BenefitPlan.objects.select_for_update().get(pk=plan.pk)
     plan.activate()
-    plan.save()
+    plan.save(update_fields=["status", "updated_at"])
     audit(plan, "mizani.plan_status", by=by, data={"status": plan.status})
     return plan
 
 
 # --- beneficiary statuses ---------------------------------------------------------------------
 
+STATUS_ACTIONS = ("activate", "suspend", "reinstate", "graduate", "reject")
 REASON_REQUIRED = {"suspend", "graduate", "reject"}
 LEAVING = {"graduate", "reject"}  # the beneficiary stops counting towards the plan's maximum
 
 
+def check_status_action(action, reason):
+    if action not in STATUS_ACTIONS:
+        raise ValidationError(f"'{action}' is not a beneficiary status change.")
+    reason = (reason or "").strip()
+    if action in REASON_REQUIRED and not reason:
+        raise ValidationError({"reason": [f"Say why ({action})."]})
+    return reason
+
+
 @transaction.atomic
 def beneficiary_change_status(*, beneficiary, action, reason="", by):
-    """Move one beneficiary through a transition (activate, suspend, reinstate, graduate, reject)."""
-    beneficiary = Beneficiary.objects.select_for_update().select_related("individual", "plan").get(pk=beneficiary.pk)
-    if not scope_for(by).allows(beneficiary.individual.location):
-        raise Beneficiary.DoesNotExist(f"No beneficiary with id {beneficiary.pk}.")
-    transition = getattr(beneficiary, action, None) if action in (
-        "activate", "suspend", "reinstate", "graduate", "reject") else None
-    if transition is None:
-        raise ValidationError(f"'{action}' is not a beneficiary status change.")
+    """Move one beneficiary (of either kind) through a transition."""
+    model = type(beneficiary)
+    beneficiary = model.objects.select_for_update().select_related(model.SUBJECT, "plan").get(pk=beneficiary.pk)
+    if not scope_for(by).allows(beneficiary.subject.location):
+        raise model.DoesNotExist(f"No beneficiary with id {beneficiary.pk}.")
+    reason = check_status_action(action, reason)
     allowed = [t.name for t in beneficiary.get_available_status_transitions()]
     if action not in allowed:
         raise ValidationError(f"A {beneficiary.get_status_display().lower()} beneficiary can "
                               f"{' or '.join(allowed) if allowed else 'no longer change status'}, not {action}.")
-    if not has_transition_perm(transition, by):
-        raise PermissionDenied("You may not change beneficiary statuses.")
-    reason = (reason or "").strip()
-    if action in REASON_REQUIRED and not reason:
-        raise ValidationError({"reason": [f"Say why ({action})."]})
+    _require_permission(by, _permission(model, "change"))
     before = beneficiary.status
+    transition = getattr(beneficiary, action)
     if action in REASON_REQUIRED:
         transition(reason)
     else:
@@ -171,6 +190,202 @@ def beneficiary_change_status(*, beneficiary, action, reason="", by):
     return beneficiary
 
 
-def rule_json(text, catalogue=None):
-    """Text of a rule as its stored JSON form (checked)."""
-    return to_json(criteria_node(text, catalogue or individual_catalogue()))
+@transaction.atomic
+def beneficiary_update_attributes(*, beneficiary, attributes, by):
+    """Set a beneficiary's plan data, validated by the plan's schema; a `unique` field's value is
+    refused when another beneficiary of the plan holds it (checked under the plan's lock, so two
+    edits cannot both pass)."""
+    model = type(beneficiary)
+    _require_permission(by, _permission(model, "change"))
+    plan = BenefitPlan.objects.select_for_update().get(pk=beneficiary.plan_id)
+    beneficiary = model.objects.select_for_update().select_related(model.SUBJECT).get(pk=beneficiary.pk)
+    if not scope_for(by).allows(beneficiary.subject.location):
+        raise model.DoesNotExist(f"No beneficiary with id {beneficiary.pk}.")
+    schema = plan.schema()
+    cleaned = schema.clean(attributes, stored=beneficiary.attributes)
+    errors = {}
+    for definition in schema.definitions:
+        value = cleaned.get(definition.name)
+        if definition.unique and value is not None and model.objects.filter(
+                plan=plan, **{f"attributes__{definition.name}": value}).exclude(pk=beneficiary.pk).exists():
+            errors[definition.name] = [f"Another beneficiary of {plan.code} already has {definition.label} {value}."]
+    if errors:
+        raise ValidationError(errors)
+    before = beneficiary.attributes
+    beneficiary.attributes = cleaned
+    beneficiary.save(update_fields=["attributes"])
+    changed = sorted(name for name in before.keys() | cleaned.keys() if before.get(name) != cleaned.get(name))
+    audit(beneficiary, "mizani.beneficiary_attributes", by=by, data={"changed": changed})
+    return beneficiary
+
+
+def transition_sources(model, action):
+    """The statuses `action` leaves from, and the one it reaches, read from the model's transition."""
+    transitions = getattr(model, action)._django_fsm.transitions
+    targets = {t.target for t in transitions.values()}
+    return sorted(transitions), targets.pop()
+
+
+def bulk_status_selection(*, plan, by, statuses=(), ids=()):
+    """The plan's beneficiaries a bulk status change would act on: in `by`'s locations, in
+    `statuses` (all when empty), among `ids` (all when empty)."""
+    from .selectors import beneficiaries_of_plan_for
+
+    queryset = beneficiaries_of_plan_for(by, plan)
+    if statuses:
+        queryset = queryset.filter(status__in=statuses)
+    if ids:
+        queryset = queryset.filter(pk__in=ids)
+    return queryset
+
+
+def bulk_status_preview(*, plan, action, by, statuses=(), ids=()):
+    """How many of the selection the transition applies to, and how many it must leave as they are."""
+    check_status_action(action, "-")
+    sources, target = transition_sources(plan.beneficiary_model, action)
+    selection = bulk_status_selection(plan=plan, by=by, statuses=statuses, ids=ids)
+    applies = selection.filter(status__in=sources).count()
+    selected = selection.count()
+    return {"selected": selected, "applies": applies, "unchanged": selected - applies, "target": target,
+            "from": sources}
+
+
+@transaction.atomic
+def beneficiaries_change_status(*, plan, action, reason="", by, statuses=(), ids=()):
+    """One transition for many beneficiaries, in one UPDATE: only those in the transition's source
+    statuses move (the others are counted and left as they are), as the single-row path would."""
+    model = plan.beneficiary_model
+    _require_permission(by, _permission(model, "change"))
+    reason = check_status_action(action, reason)
+    plan = BenefitPlan.objects.select_for_update().get(pk=plan.pk)
+    sources, target = transition_sources(model, action)
+    selection = bulk_status_selection(plan=plan, by=by, statuses=statuses, ids=ids)
+    selected = selection.count()
+    moved = model.objects.filter(pk__in=selection.filter(status__in=sources).values("pk")).update(
+        status=target, reason="" if action == "reinstate" else reason, status_changed_at=timezone.now(),
+        status_changed_by=by)
+    if action in LEAVING and moved:
+        BenefitPlan.objects.filter(pk=plan.pk).update(live_beneficiaries=F("live_beneficiaries") - moved)
+    audit(plan, "mizani.beneficiary_status_bulk", by=by, data={
+        "action": action, "to": target, "moved": moved, "left_unchanged": selected - moved, "reason": reason,
+        "statuses": list(statuses), "ids": len(ids)})
+    return {"moved": moved, "left_unchanged": selected - moved}
+
+
+# --- changes to a plan (versions) ---------------------------------------------------------------
+
+PLAN_CHANGE_FIELDS = ("code", "name", "plan_type", "description", "institution", "valid_from", "valid_to",
+                      "max_beneficiaries", "ceiling_per_beneficiary", "currency", "criteria", "score_formula",
+                      "score_cutoff")
+# The plan's child rows a change carries: payload key -> (child relation, its fields).
+CHILD_ROWS = {"schema": ("fields", ("name", "label", "field_type", "required", "unique", "min_value", "max_value",
+                                    "pattern", "choices", "help_text", "sensitive", "sort_order")),
+              "cutoffs": ("cutoffs", ("location", "cutoff", "sort_order"))}
+
+
+def plan_change_payload(plan):
+    """A plan (as saved, or as edited: unsaved, its schema and cut-offs in memory) as JSON: what
+    `plans.change` carries to the checkers and applies once approved."""
+    data = json.loads(json.dumps(plan.serializable_data(), cls=DjangoJSONEncoder))
+    payload = {"plan_fields": {name: data.get(name) for name in PLAN_CHANGE_FIELDS}}
+    for key, (relation, names) in CHILD_ROWS.items():
+        payload[key] = [{name: row.get(name) for name in names if name in row} for row in data.get(relation, [])]
+    return payload
+
+
+def _proposed_plan(plan, change):
+    """The plan as `change` would leave it, in memory."""
+    data = plan.serializable_data()
+    data.update(change["plan_fields"])
+    for key, (relation, _) in CHILD_ROWS.items():
+        # New rows each version: a version's schema and cut-offs replace the previous ones whole.
+        data[relation] = [{**row, "pk": None} for row in change.get(key, [])]
+    return BenefitPlan.from_serializable_data(data)
+
+
+def _rule_texts(value):
+    """Rules as the text people wrote (criteria per status, or a formula)."""
+    if not value:
+        return ""
+    if "text" in value:
+        return value["text"]
+    return "; ".join(f"{status}: {entry.get('text', '')}" for status, entry in sorted(value.items()))
+
+
+def _describe_row(row):
+    if row is None:
+        return "—"
+    if "field_type" not in row:
+        return str(row.get("cutoff"))
+    flags = [flag for flag in ("required", "unique") if row.get(flag)]
+    return f"{row.get('label') or row['name']} ({row['field_type']}{', ' + ', '.join(flags) if flags else ''})"
+
+
+def plan_change_diff(plan, change):
+    """[[what, before, after]] for every difference `change` makes to the plan as saved."""
+    current = plan_change_payload(plan)
+    diff = []
+    for name in PLAN_CHANGE_FIELDS:
+        before, after = current["plan_fields"].get(name), change["plan_fields"].get(name)
+        if name in ("criteria", "score_formula"):
+            before, after = _rule_texts(before), _rule_texts(after)
+        if before != after:
+            label = str(BenefitPlan._meta.get_field(name).verbose_name).capitalize()
+            diff.append([label, "—" if before in (None, "") else str(before), "—" if after in (None, "") else str(after)])
+    old = {row["name"]: row for row in current["schema"]}
+    new = {row["name"]: row for row in change.get("schema", [])}
+    for name in sorted(old.keys() | new.keys()):
+        if _without_order(old.get(name)) != _without_order(new.get(name)):
+            diff.append([f"Schema field {name}", _describe_row(old.get(name)), _describe_row(new.get(name))])
+    old = {row["location"]: row for row in current["cutoffs"]}
+    new = {row["location"]: row for row in change.get("cutoffs", [])}
+    names = dict(Location.objects.filter(pk__in=old.keys() | new.keys()).values_list("pk", "name"))
+    for location in sorted(old.keys() | new.keys()):
+        before, after = old.get(location), new.get(location)
+        if before is None or after is None or Decimal(str(before["cutoff"])) != Decimal(str(after["cutoff"])):
+            diff.append([f"Cut-off in {names.get(location, location)}", _describe_row(before), _describe_row(after)])
+    return diff
+
+
+def _without_order(row):
+    return None if row is None else {k: v for k, v in row.items() if k != "sort_order"}
+
+
+def plan_version(plan):
+    """What a `plans.change` request was made against: the plan's latest version and its status."""
+    return f"{plan.latest_revision_id or 0}:{plan.status}"
+
+
+@transaction.atomic
+def plan_change(*, plan, change, by):
+    """Apply a change (fields, criteria, scoring, schema, cut-offs) and record it as a new version."""
+    _require_permission(by, "plans.change_benefitplan")
+    plan = BenefitPlan.objects.select_for_update().get(pk=plan.pk)
+    if plan.status == PlanStatus.CLOSED:
+        raise ValidationError(f"{plan} is closed: it no longer changes.")
+    diff = plan_change_diff(plan, change)
+    proposed = _proposed_plan(plan, change)
+    if proposed.plan_type != plan.plan_type and plan.beneficiaries_of_type().exists():
+        raise ValidationError({"plan_type": ["The plan has beneficiaries: its type cannot change."]})
+    for name in PLAN_CHANGE_FIELDS:
+        setattr(plan, name, getattr(proposed, name))
+    plan.full_clean(exclude=["latest_revision", "status"])
+    for _, (relation, _names) in CHILD_ROWS.items():
+        rows = list(getattr(proposed, relation).all())
+        for row in rows:
+            row.full_clean(exclude=["plan"])
+        setattr(plan, relation, rows)
+    _check_rules(plan)
+    plan.save()
+    revision = plan.save_revision(user=by, clean=False)  # cleaned above; status is protected
+    audit(plan, "mizani.plan_change", by=by, data={"revision": revision.pk, "diff": diff})
+    return plan
+
+
+def _check_rules(plan):
+    """Criteria and score formula still check against what the plan's rules may name."""
+    catalogue = candidate_catalogue(plan)
+    for entry in (plan.criteria or {}).values():
+        criteria_node(entry["rule"], catalogue)
+    if plan.score_formula:
+        targeting.score_node(plan.score_formula["rule"], catalogue)

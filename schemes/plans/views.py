@@ -15,12 +15,12 @@ from wagtail.admin.ui.components import Component
 from wagtail.admin.ui.tables import Column, TitleColumn
 from wagtail.admin.views import generic
 
-from sites.viewsets import ScopedIndexView, ScopedInspectView
+from sites.viewsets import ApprovalMixin, ScopedIndexView, ScopedInspectView
 from workflows.services import approval_submit
 
 from . import selectors, services
-from .forms import EnrolmentForm, SchemaUploadForm, StatusChangeForm
-from .models import BeneficiaryStatus, PlanStatus
+from .forms import BeneficiaryDataForm, BulkStatusForm, EnrolmentForm, SchemaUploadForm, StatusChangeForm
+from .models import BeneficiaryStatus, HouseholdBeneficiary, PlanStatus
 from .schema import export_schema, schema_import
 
 
@@ -41,11 +41,48 @@ class PlanRecordView(generic.InspectView):
             "criteria": [(status.label, plan.criteria_text(status.value)) for status in
                          (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE)],
             "schema": plan.fields.order_by("sort_order", "name"),
+            "score_formula": (plan.score_formula or {}).get("text", ""),
+            "cutoffs": plan.cutoffs.select_related("location").order_by("location__path"),
             "can_change": self.request.user.has_perm("plans.change_benefitplan"),
-            "can_enrol": plan.status == PlanStatus.ACTIVE and self.request.user.has_perm("plans.add_beneficiary"),
-            "beneficiaries_url": reverse("plans_beneficiary:index") + f"?plan={plan.pk}",
+            "can_enrol": plan.status == PlanStatus.ACTIVE and self.request.user.has_perm(
+                f"plans.add_{plan.beneficiary_model._meta.model_name}"),
+            "beneficiaries_url": reverse(beneficiary_namespace(plan) + ":index") + f"?plan={plan.pk}",
+            "versions": plan.revisions.select_related("user").order_by("-created_at", "-pk")[:10],
         })
         return context
+
+
+def beneficiary_namespace(plan_or_model):
+    model = getattr(plan_or_model, "beneficiary_model", plan_or_model)
+    return "plans_householdbeneficiary" if model is HouseholdBeneficiary else "plans_beneficiary"
+
+
+class PlanEditView(ApprovalMixin, generic.EditView):
+    """A draft plan is edited directly; a change to an active plan is a new version that goes through
+    approval (operation `plans.change`): the checkers see the diff, nothing changes until approved."""
+
+    def form_valid(self, form):
+        if self.object.status != PlanStatus.ACTIVE:
+            return super().form_valid(form)
+        try:
+            return self.submit_for_approval("plans.change", {
+                "plan": self.object.pk, **services.plan_change_payload(form.save(commit=False))})
+        except ValidationError as error:
+            form.add_error(None, _messages_of(error))
+            self.produced_error_message = self.get_error_message()
+            return self.form_invalid(form)
+
+    def save_instance(self):
+        instance = super().save_instance()
+        instance.save_revision(user=self.request.user, clean=False)
+        return instance
+
+
+class PlanCreateView(generic.CreateView):
+    def save_instance(self):
+        instance = super().save_instance()
+        instance.save_revision(user=self.request.user, clean=False)
+        return instance
 
 
 @require_POST
@@ -116,19 +153,37 @@ class PlanDeleteView(generic.DeleteView):
 
 class BeneficiaryIndexView(ScopedIndexView):
     default_ordering = "-enrolled_at"
+    results_template_name = "plans/beneficiary_index_results.html"
     list_filter = ["plan", "status"]
-    list_export = ["id", "plan.code", "individual_id", "individual.first_name", "individual.last_name", "status",
-                   "enrolled_at", "status_changed_at", "reason"]
+
+    @cached_property
+    def subject(self):
+        return self.model.SUBJECT
+
+    @cached_property
+    def list_export(self):
+        return ["id", "plan.code", f"{self.subject}_id", str(self.subject), "status", "enrolled_at",
+                "status_changed_at", "reason"]
 
     @cached_property
     def plan(self):
         """The plan the list is filtered to, if one: its criteria can then be checked per row."""
         plan_id = self.request.GET.get("plan", "")
-        return selectors.plans_for(self.request.user).filter(pk=plan_id).first() if plan_id.isdigit() else None
+        plans = selectors.plans_for(self.request.user).filter(plan_type=_plan_type_of(self.model))
+        return plans.filter(pk=plan_id).first() if plan_id.isdigit() else None
 
     def get_base_queryset(self):
-        queryset = super().get_base_queryset().select_related("plan", "individual")
+        queryset = super().get_base_queryset().select_related("plan", self.subject)
         return selectors.with_criteria_check(queryset, self.plan) if self.plan else queryset
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        if self.plan and self.request.user.has_perm(f"plans.change_{self.model._meta.model_name}"):
+            statuses = self.request.GET.getlist("status")
+            query = "&".join([f"status={status}" for status in statuses if status in BeneficiaryStatus.values])
+            context["bulk_status_url"] = reverse("plans_plan:bulk_status", args=[self.plan.pk]) + (
+                f"?{query}" if query else "")
+        return context
 
     @cached_property
     def columns(self):
@@ -137,7 +192,7 @@ class BeneficiaryIndexView(ScopedIndexView):
                            accessor=lambda obj: {True: "Yes", False: "No"}.get(obj.meets_criteria, "—"))
                     ] if self.plan else []
         return [
-            TitleColumn("individual", label="Person", accessor="individual",
+            TitleColumn(self.subject, label=self.subject.capitalize(), accessor=self.subject,
                         get_url=lambda obj: reverse(inspect, args=[obj.pk])),
             Column("plan", label="Plan", accessor="plan.code"),
             Column("status", label="Status", accessor="get_status_display", sort_key="status"),
@@ -146,47 +201,130 @@ class BeneficiaryIndexView(ScopedIndexView):
         ] + criteria
 
 
+def _plan_type_of(model):
+    return "HOUSEHOLD" if model is HouseholdBeneficiary else "INDIVIDUAL"
+
+
 class BeneficiaryRecordView(ScopedInspectView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         beneficiary = self.object
+        user = self.request.user
+        namespace = beneficiary_namespace(type(beneficiary))
         context.update({
             "beneficiary": beneficiary,
+            "subject_url": reverse(f"registry_{beneficiary.SUBJECT}:inspect", args=[beneficiary.subject.pk]),
             "transitions": [t.name for t in beneficiary.get_available_status_transitions()],
-            "can_change": self.request.user.has_perm("plans.change_beneficiary"),
-            "status_url": reverse("plans_beneficiary:change_status", args=[beneficiary.pk]),
+            "can_change": user.has_perm(f"plans.change_{type(beneficiary)._meta.model_name}"),
+            "status_url": reverse(f"{namespace}:change_status", args=[beneficiary.pk]),
+            "data_url": reverse(f"{namespace}:edit_data", args=[beneficiary.pk]),
+            "plan_data": beneficiary.plan.schema().display(
+                beneficiary.attributes, show_sensitive=user.has_perm("registry.view_sensitive_data")),
         })
         return context
 
 
-@require_POST
-def beneficiary_status(request, pk):
-    beneficiary = get_object_or_404(selectors.beneficiaries_for(request.user), pk=pk)
-    form = StatusChangeForm(request.POST)
-    try:
-        if not form.is_valid():
-            raise ValidationError(form.errors.as_text())
-        services.beneficiary_change_status(beneficiary=beneficiary, action=form.cleaned_data["action"],
-                                           reason=form.cleaned_data["reason"], by=request.user)
-    except (ValidationError, PermissionDenied) as error:
-        messages.error(request, _messages_of(error))
-    else:
-        messages.success(request, "Status changed.")
-    return redirect("plans_beneficiary:inspect", beneficiary.pk)
+def _beneficiary(request, pk, model):
+    selector = selectors.household_beneficiaries_for if model is HouseholdBeneficiary else selectors.beneficiaries_for
+    return get_object_or_404(selector(request.user).select_related("plan"), pk=pk)
+
+
+def beneficiary_status_view(model):
+    @require_POST
+    def change_status(request, pk):
+        beneficiary = _beneficiary(request, pk, model)
+        form = StatusChangeForm(request.POST)
+        try:
+            if not form.is_valid():
+                raise ValidationError(form.errors.as_text())
+            services.beneficiary_change_status(beneficiary=beneficiary, action=form.cleaned_data["action"],
+                                               reason=form.cleaned_data["reason"], by=request.user)
+        except (ValidationError, PermissionDenied) as error:
+            messages.error(request, _messages_of(error))
+        else:
+            messages.success(request, "Status changed.")
+        return redirect(f"{beneficiary_namespace(model)}:inspect", beneficiary.pk)
+
+    return change_status
+
+
+def beneficiary_data_view(model):
+    """Edit a beneficiary's plan data (the plan's schema fields)."""
+
+    def edit_data(request, pk):
+        beneficiary = _beneficiary(request, pk, model)
+        if not request.user.has_perm(f"plans.change_{model._meta.model_name}"):
+            raise PermissionDenied
+        form = BeneficiaryDataForm(request.POST or None, beneficiary=beneficiary,
+                                   show_sensitive=request.user.has_perm("registry.view_sensitive_data"))
+        inspect = f"{beneficiary_namespace(model)}:inspect"
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.beneficiary_update_attributes(beneficiary=beneficiary, attributes=form.attribute_values(),
+                                                       by=request.user)
+            except ValidationError as error:
+                form.apply_service_errors(error)
+            else:
+                messages.success(request, "Plan data saved.")
+                return redirect(inspect, beneficiary.pk)
+        return TemplateResponse(request, "plans/beneficiary_data.html", {
+            "beneficiary": beneficiary, "form": form, "cancel_url": reverse(inspect, args=[beneficiary.pk]),
+            "page_title": f"Plan data of {beneficiary}", "header_icon": "user"})
+
+    return edit_data
+
+
+def bulk_status(request, pk):
+    """One status change for many beneficiaries of a plan (those in the user's locations, in the
+    ticked statuses): a preview, then applied or sent for approval (operation plans.bulk_status)."""
+    plan = get_object_or_404(selectors.plans_for(request.user), pk=pk)
+    if not request.user.has_perm(f"plans.change_{plan.beneficiary_model._meta.model_name}"):
+        raise PermissionDenied
+    form = BulkStatusForm(request.POST or None, initial={"statuses": request.GET.getlist("status")})
+    preview = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            preview = services.bulk_status_preview(plan=plan, action=data["action"], by=request.user,
+                                                   statuses=data["statuses"])
+            if request.POST.get("submit") == "apply":
+                approval = approval_submit(operation="plans.bulk_status", by=request.user, payload={
+                    "plan": plan.pk, "action": data["action"], "reason": data["reason"],
+                    "statuses": data["statuses"]})
+                messages.success(request, "Status change submitted: it applies once approved (at once where "
+                                          "approval is off).")
+                return redirect("workflows_approvals:inspect", approval.pk)
+        except (ValidationError, PermissionDenied) as error:
+            form.add_error(None, _messages_of(error))
+            preview = None
+    return TemplateResponse(request, "plans/bulk_status.html", {
+        "plan": plan, "form": form, "preview": preview, "page_title": f"Change statuses in {plan}",
+        "header_icon": "group",
+        "list_url": reverse(beneficiary_namespace(plan) + ":index") + f"?plan={plan.pk}"})
+
+
+class PlansSection(Component):
+    """The plans and statuses on a person's or household's record page."""
+
+    template_name = "plans/person_plans_section.html"
+
+    def __init__(self, memberships, inspect_url_name):
+        self.memberships, self.inspect_url_name = memberships, inspect_url_name
+
+    def get_context_data(self, parent_context=None):
+        return {"memberships": list(self.memberships), "inspect_url_name": self.inspect_url_name}
 
 
 def person_plans_section(request, person):
-    """The plans and statuses on a person's record page (registry's record-section hook)."""
+    if not request.user.has_perm("plans.view_beneficiary"):
+        return None
+    return PlansSection(selectors.plans_of_person(person, request.user), "plans_beneficiary:inspect")
 
-    class PlansSection(Component):
-        template_name = "plans/person_plans_section.html"
 
-        def get_context_data(self, parent_context=None):
-            return {"memberships": list(selectors.plans_of_person(person, request.user)),
-                    "inspect_url_name": "plans_beneficiary:inspect"}
-
-    return PlansSection() if request.user.has_perm("plans.view_beneficiary") else None
-
+def household_plans_section(request, household):
+    if not request.user.has_perm("plans.view_householdbeneficiary"):
+        return None
+    return PlansSection(selectors.plans_of_household(household, request.user), "plans_householdbeneficiary:inspect")
 
 
 def schema_export(request, pk):
@@ -209,14 +347,17 @@ def schema_import_view(request, pk):
             if upload.size > 1_000_000:
                 raise ValidationError("The file is larger than 1 MB.")
             data = json.loads(upload.read().decode("utf-8-sig"))
-            fields = schema_import(plan=plan, data=data, by=request.user)
+            result = schema_import(plan=plan, data=data, by=request.user)
         except (ValueError, UnicodeDecodeError) as error:
             errors = [f"The file is not valid JSON: {error}."]
         except ValidationError as error:
             errors = error.messages
         else:
-            messages.success(request, f"Schema imported: {len(fields)} fields.")
-            return redirect("plans_plan:inspect", plan.pk)
+            if isinstance(result, list):
+                messages.success(request, f"Schema imported: {len(result)} fields.")
+                return redirect("plans_plan:inspect", plan.pk)
+            messages.success(request, "The new schema is a change to an active plan: sent for approval.")
+            return redirect("workflows_approvals:inspect", result.pk)
     return TemplateResponse(request, "plans/schema_import.html", {
         "plan": plan, "form": form, "errors": errors, "page_title": "Import a beneficiary schema",
         "header_icon": "upload"})

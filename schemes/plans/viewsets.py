@@ -4,9 +4,9 @@ from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
 
 from sites.viewsets import ScopedModelViewSet
 
-from . import selectors, views
+from . import selectors, targeting_views, views
 from .forms import BenefitPlanForm
-from .models import Beneficiary, BenefitPlan
+from .models import Beneficiary, BenefitPlan, HouseholdBeneficiary
 
 
 class BenefitPlanViewSet(ModelViewSet):
@@ -15,6 +15,8 @@ class BenefitPlanViewSet(ModelViewSet):
     menu_label = "Benefit plans"
     inspect_view_enabled = True
     inspect_view_class = views.PlanRecordView
+    add_view_class = views.PlanCreateView
+    edit_view_class = views.PlanEditView
     delete_view_class = views.PlanDeleteView
     inspect_template_name = "plans/plan_record.html"
     copy_view_enabled = False
@@ -29,6 +31,9 @@ class BenefitPlanViewSet(ModelViewSet):
         FieldRowPanel([FieldPanel("max_beneficiaries"), FieldPanel("ceiling_per_beneficiary"),
                        FieldPanel("currency")]),
         MultiFieldPanel([FieldPanel("criteria_potential"), FieldPanel("criteria_active")], heading="Criteria"),
+        MultiFieldPanel([FieldPanel("score_formula_text"), FieldPanel("score_cutoff"),
+                         InlinePanel("cutoffs", heading="Cut-offs by region", label="Cut-off")],
+                        heading="Targeting by score"),
         InlinePanel("fields", heading="Beneficiary schema", label="Field"),
     ], base_form_class=BenefitPlanForm)
 
@@ -38,12 +43,14 @@ class BenefitPlanViewSet(ModelViewSet):
             path("enrol/<int:pk>/", views.enrol, name="enrol"),
             path("schema/<int:pk>/", views.schema_export, name="schema"),
             path("schema-import/<int:pk>/", views.schema_import_view, name="schema_import"),
+            path("simulate/<int:pk>/", targeting_views.simulate_view, name="simulate"),
+            path("bulk-status/<int:pk>/", views.bulk_status, name="bulk_status"),
         ]
 
 
 class BeneficiaryViewSet(ScopedModelViewSet):
-    """Beneficiaries are read here and change status through their page; they are created only by
-    enrolment, so the viewset serves no add or edit form."""
+    """Beneficiaries are read here, change status and plan data through their page; they are created
+    only by enrolment, so the viewset serves no add or edit form."""
 
     model = Beneficiary
     selector = staticmethod(selectors.beneficiaries_for)
@@ -64,8 +71,17 @@ class BeneficiaryViewSet(ScopedModelViewSet):
     def get_urlpatterns(self):
         kept = {"index", "index_results", "inspect", "history", "history_results"}
         return [pattern for pattern in super().get_urlpatterns() if pattern.name in kept] + [
-            path("change-status/<int:pk>/", views.beneficiary_status, name="change_status"),
+            path("change-status/<int:pk>/", views.beneficiary_status_view(self.model), name="change_status"),
+            path("edit-data/<int:pk>/", views.beneficiary_data_view(self.model), name="edit_data"),
         ]
+
+
+class HouseholdBeneficiaryViewSet(BeneficiaryViewSet):
+    model = HouseholdBeneficiary
+    selector = staticmethod(selectors.household_beneficiaries_for)
+    icon = "home"
+    menu_label = "Household beneficiaries"
+    export_filename = "household-beneficiaries"
 
 
 class PlansViewSetGroup(ModelViewSetGroup):
@@ -73,4 +89,5 @@ class PlansViewSetGroup(ModelViewSetGroup):
     menu_icon = "clipboard-list"
     menu_order = 120
     items = (BenefitPlanViewSet("plans_plan", url_prefix="plans"),
-             BeneficiaryViewSet("plans_beneficiary", url_prefix="plans/beneficiaries"))
+             BeneficiaryViewSet("plans_beneficiary", url_prefix="plans/beneficiaries"),
+             HouseholdBeneficiaryViewSet("plans_householdbeneficiary", url_prefix="plans/household-beneficiaries"))

@@ -1,6 +1,6 @@
 from wagtail import hooks
 
-from .views import person_plans_section
+from .views import household_plans_section, person_plans_section
 from .viewsets import PlansViewSetGroup
 
 
@@ -10,5 +10,10 @@ def register_plan_viewsets():
 
 
 @hooks.register("register_individual_record_section")
-def plans_on_the_record(request, person):
+def plans_on_the_person_record(request, person):
     return person_plans_section(request, person)
+
+
+@hooks.register("register_household_record_section")
+def plans_on_the_household_record(request, household):
+    return household_plans_section(request, household)

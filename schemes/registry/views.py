@@ -306,6 +306,8 @@ class HouseholdRecordView(ScopedInspectView):
             "can_restore": household.is_deleted and user.has_perm("registry.delete_household"),
             "restore_url": reverse("registry_household:restore", args=[household.pk]),
             "members_url": reverse("registry_household:members", args=[household.pk]),
+            "sections": [section for hook in hooks.get_hooks("register_household_record_section")
+                         if (section := hook(self.request, household)) is not None],
         })
         return context
 

@@ -22,17 +22,26 @@ NUMBER_FIELD = models.DecimalField(max_digits=38, decimal_places=10)
 
 @dataclass(frozen=True)
 class FieldSpec:
+    """`sql(prefix)` is a Django expression reading the field through the relation path `prefix`
+    ("" when the queryset's model is the subject itself); `python(subject)` reads it from one record."""
+
     name: str
     type: str
     label: str
-    sql: object  # () -> Django expression
-    python: object  # (record) -> value or None
+    sql: object  # (prefix) -> Django expression
+    python: object  # (subject record) -> value or None
+    choices: tuple = ()
 
 
 class Catalogue:
-    def __init__(self, fields, *, today=None):
+    """The fields a rule may name, read from the queryset's model through `prefix` (e.g. a
+    beneficiary's person is at "individual__") and, in Python, from `subject(record)`."""
+
+    def __init__(self, fields, *, today=None, prefix="", subject=None):
         self.fields = {spec.name: spec for spec in fields}
         self.today = today or datetime.date.today()
+        self.prefix = prefix
+        self.subject = subject or (lambda record: record)
 
     def __contains__(self, name):
         return name in self.fields
@@ -43,6 +52,38 @@ class Catalogue:
     def names(self):
         return sorted(self.fields)
 
+    def sql(self, name):
+        return self.fields[name].sql(self.prefix)
+
+    def value(self, name, record):
+        return self.fields[name].python(self.subject(record))
+
+    def rooted(self, prefix, subject):
+        """The same fields read from a related model (`prefix` path; `subject(record)` in Python)."""
+        fields = [FieldSpec(spec.name, spec.type, spec.label, partial(_at, spec.sql, prefix + self.prefix),
+                            _through(subject, spec.python), spec.choices) for spec in self.fields.values()]
+        return Catalogue(fields, today=self.today)
+
+    def extended(self, fields):
+        """This catalogue plus `fields` (read at the root); names already taken keep their meaning."""
+        own = [FieldSpec(spec.name, spec.type, spec.label, partial(_at, spec.sql, self.prefix),
+                         _through(self.subject, spec.python), spec.choices) for spec in self.fields.values()]
+        return Catalogue(own + [spec for spec in fields if spec.name not in self.fields], today=self.today)
+
+
+def _at(read_sql, prefix, extra_prefix):
+    return read_sql(extra_prefix + prefix)
+
+
+def _through(subject, read_python):
+    return lambda record: read_python(subject(record))
+
+
+def core_spec(name, kind, label, column=None):
+    column = column or name
+    return FieldSpec(name, kind, label, lambda prefix: models.F(prefix + column),
+                     lambda record: getattr(record, column))
+
 
 def attribute_spec(definition):
     """A typed attribute of the JSON `attributes` column, cast by its declared type."""
@@ -50,17 +91,27 @@ def attribute_spec(definition):
     read_python = partial(_attribute_python, definition.name, definition.field_type)
     kind = {FieldType.INTEGER: NUMBER, FieldType.DECIMAL: NUMBER, FieldType.DATE: DATE,
             FieldType.BOOLEAN: BOOLEAN}.get(definition.field_type, TEXT)
-    return FieldSpec(definition.name, kind, definition.label, read_sql, read_python)
+    choices = tuple(definition.choices or ()) if definition.field_type == FieldType.CHOICE else ()
+    return FieldSpec(definition.name, kind, definition.label, read_sql, read_python, choices)
 
 
-def _attribute_sql(name, field_type):
+def unknown_yet_spec(spec):
+    """`spec` where its value cannot exist yet (a plan attribute of someone not enrolled): NULL."""
+    output = {NUMBER: NUMBER_FIELD, DATE: models.DateField(), BOOLEAN: models.BooleanField()}.get(
+        spec.type, models.TextField())
+    return FieldSpec(spec.name, spec.type, spec.label, lambda prefix: Value(None, output_field=output),
+                     lambda record: None, spec.choices)
+
+
+def _attribute_sql(name, field_type, prefix):
+    column = prefix + "attributes"
     if field_type in (FieldType.INTEGER, FieldType.DECIMAL):
-        return Cast(AttributeText(name), models.DecimalField(max_digits=38, decimal_places=10))
+        return Cast(AttributeText(name, column), models.DecimalField(max_digits=38, decimal_places=10))
     if field_type == FieldType.DATE:
-        return Cast(AttributeText(name), models.DateField())
+        return Cast(AttributeText(name, column), models.DateField())
     if field_type == FieldType.BOOLEAN:
-        return AttributeText(name, boolean=True)
-    return AttributeText(name)
+        return AttributeText(name, column, boolean=True)
+    return AttributeText(name, column)
 
 
 def _attribute_python(name, field_type, record):
@@ -74,60 +125,108 @@ def _attribute_python(name, field_type, record):
     return value
 
 
+def _with_attributes(core, target, today, **options):
+    from schemes.registry.models import RegistryField
+
+    attributes = [attribute_spec(d) for d in RegistryField.objects.filter(target=target)]
+    taken = {c.name for c in core}
+    return Catalogue(core + [a for a in attributes if a.name not in taken], today=today, **options)
+
+
 def individual_catalogue(*, today=None):
-    """Fields of a registered person: core fields, `age` in whole years, and the typed attributes."""
+    """Fields of a registered person: core fields, `age` in whole years, household counts and the
+    typed attributes."""
     from schemes.registry.models import RegistryField
 
     today = today or datetime.date.today()
     core = [
-        FieldSpec("first_name", TEXT, "First name", lambda: models.F("first_name"), lambda r: r.first_name),
-        FieldSpec("last_name", TEXT, "Last name", lambda: models.F("last_name"), lambda r: r.last_name),
-        FieldSpec("sex", TEXT, "Sex", lambda: models.F("sex"), lambda r: r.sex),
-        FieldSpec("dob", DATE, "Date of birth", lambda: models.F("dob"), lambda r: r.dob),
-        FieldSpec("age", NUMBER, "Age (years)", lambda: YearsBetween(models.F("dob"), today),
+        core_spec("first_name", TEXT, "First name"),
+        core_spec("last_name", TEXT, "Last name"),
+        FieldSpec("sex", TEXT, "Sex", lambda prefix: models.F(prefix + "sex"), lambda r: r.sex, ("F", "M", "O")),
+        core_spec("dob", DATE, "Date of birth"),
+        FieldSpec("age", NUMBER, "Age (years)", lambda prefix: YearsBetween(models.F(prefix + "dob"), today),
                   lambda r: None if r.dob is None else Decimal(years_between(r.dob, today))),
     ]
-    core += household_specs(today)
-    attributes = [attribute_spec(d) for d in RegistryField.objects.filter(target=RegistryField.Target.INDIVIDUAL)]
-    return Catalogue(core + [a for a in attributes if a.name not in {c.name for c in core}], today=today)
+    core += household_specs(today, household="membership__household_id", in_household="membership")
+    return _with_attributes(core, RegistryField.Target.INDIVIDUAL, today)
 
 
-def household_specs(today):
-    """Counts over the person's household (NULL for someone in no household): its size, children
-    under 5 and people of 60 or more, among its live members."""
+def household_catalogue(*, today=None):
+    """Fields of a household: its member counts, its head's sex and age, and its typed attributes."""
+    from schemes.registry.models import RegistryField
+
+    today = today or datetime.date.today()
+    core = household_specs(today, household="id", in_household=None) + [
+        FieldSpec("head_sex", TEXT, "Sex of the head", partial(_head_sql, "individual__sex", models.TextField()),
+                  lambda household: _head_python(household, lambda head: head.sex), ("F", "M", "O")),
+        FieldSpec("head_age", NUMBER, "Age of the head (years)",
+                  lambda prefix: YearsBetween(_head_sql("individual__dob", models.DateField(), prefix), today),
+                  lambda household: _head_python(
+                      household, lambda head: None if head.dob is None else Decimal(years_between(head.dob, today)))),
+    ]
+    return _with_attributes(core, RegistryField.Target.HOUSEHOLD, today)
+
+
+def _head_sql(column, output, prefix):
+    from schemes.registry.models import MemberRole, Membership
+
+    heads = Membership.objects.filter(household_id=OuterRef(prefix + "id"), role_id=MemberRole.HEAD,
+                                      individual__deleted_at__isnull=True)
+    return Subquery(heads.values(column)[:1], output_field=output)
+
+
+def _head_python(household, read):
+    from schemes.registry.models import MemberRole, Membership
+
+    membership = (Membership.objects.filter(household=household, role_id=MemberRole.HEAD,
+                                            individual__deleted_at__isnull=True).select_related("individual").first())
+    return None if membership is None else read(membership.individual)
+
+
+def household_specs(today, *, household, in_household):
+    """Counts over a household's live members: its size, children under 5 and people of 60 or more.
+    `household` is the path to the household's id; for a person, `in_household` the path that is
+    NULL for someone in no household (their counts are NULL, not zero)."""
     under_5 = years_before(today, 5)
     from_60 = years_before(today, 60)
+    count = partial(_members_sql, household, in_household)
+    python = partial(_members_python, in_household is not None)
     return [
-        FieldSpec("household_size", NUMBER, "Household size", partial(_members_sql, {}),
-                  partial(_members_python, lambda dob: True)),
+        FieldSpec("household_size", NUMBER, "Household size", partial(count, {}),
+                  partial(python, lambda dob: True)),
         FieldSpec("children_under_5", NUMBER, "Children under 5 in the household",
-                  partial(_members_sql, {"individual__dob__gt": under_5}),
-                  partial(_members_python, lambda dob: dob is not None and dob > under_5)),
+                  partial(count, {"individual__dob__gt": under_5}),
+                  partial(python, lambda dob: dob is not None and dob > under_5)),
         FieldSpec("elderly_in_household", NUMBER, "People aged 60 or more in the household",
-                  partial(_members_sql, {"individual__dob__lte": from_60}),
-                  partial(_members_python, lambda dob: dob is not None and dob <= from_60)),
+                  partial(count, {"individual__dob__lte": from_60}),
+                  partial(python, lambda dob: dob is not None and dob <= from_60)),
     ]
 
 
-def _members_sql(conditions):
+def _members_sql(household, in_household, conditions, prefix):
     from schemes.registry.models import Membership
 
-    members = (Membership.objects.filter(household_id=OuterRef("membership__household_id"),
+    members = (Membership.objects.filter(household_id=OuterRef(prefix + household),
                                          individual__deleted_at__isnull=True, **conditions)
                .order_by().values("household_id").annotate(n=Count("pk")).values("n"))
-    counted = Coalesce(Subquery(members), Value(0))
-    # Someone in no household has no household counts (NULL), not zero.
-    return Case(When(membership__isnull=True, then=Value(None)), default=Cast(counted, NUMBER_FIELD),
+    counted = Cast(Coalesce(Subquery(members), Value(0)), NUMBER_FIELD)
+    if in_household is None:
+        return counted
+    return Case(When(**{f"{prefix}{in_household}__isnull": True}, then=Value(None)), default=counted,
                 output_field=NUMBER_FIELD)
 
 
-def _members_python(wanted, record):
+def _members_python(of_person, wanted, record):
     from schemes.registry.models import Membership
 
-    membership = Membership.objects.filter(individual=record).first()
-    if membership is None:
-        return None
-    dobs = Membership.objects.filter(household_id=membership.household_id, individual__deleted_at__isnull=True
+    if of_person:
+        membership = Membership.objects.filter(individual=record).first()
+        if membership is None:
+            return None
+        household_id = membership.household_id
+    else:
+        household_id = record.pk
+    dobs = Membership.objects.filter(household_id=household_id, individual__deleted_at__isnull=True
                                      ).values_list("individual__dob", flat=True)
     return Decimal(sum(1 for dob in dobs if wanted(dob)))
 

@@ -172,7 +172,7 @@ def to_sql(node, catalogue, kind=None):
     if isinstance(node, Literal):
         return sql.literal(node.value, kind or _literal_type(node.value))
     if isinstance(node, FieldRef):
-        return catalogue[node.name].sql()
+        return catalogue.sql(node.name)
     if isinstance(node, Unary):
         if node.op == "not":
             return sql.Not(to_sql(node.operand, catalogue, BOOLEAN), output_field=sql.BOOLEAN)
@@ -250,7 +250,7 @@ def _value(node, catalogue, record):
     if isinstance(node, Literal):
         return node.value
     if isinstance(node, FieldRef):
-        return catalogue[node.name].python(record)
+        return catalogue.value(node.name, record)
     if isinstance(node, Unary):
         operand = _value(node.operand, catalogue, record)
         if operand is None:

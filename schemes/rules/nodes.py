@@ -67,6 +67,12 @@ class Call(Node):
     args: tuple = ()
 
 
+def number_text(value):
+    """A Decimal in digits and a dot, never an exponent (str(Decimal("0.0000001")) is "1E-7", which
+    neither the parser nor `from_json` reads): the digits as written, trailing zeros kept."""
+    return format(value, "f")
+
+
 def to_json(node):
     """The AST as plain JSON (decimals and dates as tagged strings)."""
     import datetime
@@ -74,7 +80,7 @@ def to_json(node):
     if isinstance(node, Literal):
         value = node.value
         if isinstance(value, Decimal):
-            return {"literal": str(value), "type": "number"}
+            return {"literal": number_text(value), "type": "number"}
         if isinstance(value, datetime.date):
             return {"literal": value.isoformat(), "type": "date"}
         return {"literal": value}

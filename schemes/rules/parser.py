@@ -4,6 +4,7 @@ rules functions never get through. Sizes are bounded before and after parsing.""
 
 import ast
 import datetime
+import re
 from decimal import Decimal, InvalidOperation
 
 from .errors import RuleError
@@ -20,6 +21,9 @@ MAX_LIST = 100
 ARITHMETIC = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 COMPARISON = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
 KEYWORDS = {"true": True, "false": False, "null": None, "none": None}
+# date("2024-02-29") is how a date value is written: read here into a Literal, it is not a function.
+DATE_LITERAL = "date"
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def parse(text):
@@ -215,6 +219,8 @@ class _Converter:
     def _Call(self, node, depth):
         if not isinstance(node.func, ast.Name):
             raise RuleError("Only a rules function can be called, by its name.", self.pos(node))
+        if node.func.id == DATE_LITERAL:
+            return self._date(node)
         if node.func.id not in FUNCTIONS:
             raise RuleError(f"'{node.func.id}' is not a rules function (use {', '.join(FUNCTIONS)}).",
                             self.pos(node))
@@ -222,6 +228,18 @@ class _Converter:
             raise RuleError(f"'{node.func.id}' takes plain arguments, without names or '*'.", self.pos(node))
         return Call(position=self.pos(node), function=node.func.id,
                     args=tuple(self.convert(a, depth) for a in node.args))
+
+    def _date(self, node):
+        argument = node.args[0] if len(node.args) == 1 and not node.keywords else None
+        written = argument.value if isinstance(argument, ast.Constant) else None
+        if not (isinstance(written, str) and ISO_DATE.fullmatch(written)):
+            raise RuleError('A date is written date("YYYY-MM-DD"), for example date("2024-02-29").',
+                            self.pos(node))
+        try:
+            value = datetime.date.fromisoformat(written)
+        except ValueError:
+            raise RuleError(f"{written} is not a day of the calendar.", self.pos(argument)) from None
+        return Literal(position=self.pos(node), value=value)
 
 
 def _describe(node):

@@ -181,22 +181,22 @@ class IsTrue(Func):
 
 
 class AttributeText(Func):
-    """An attribute of the JSON `attributes` column: as text, or (`boolean`) as SQL TRUE/FALSE; SQL
-    NULL for a missing key or a JSON null (SQLite's ->> would give the text 'null')."""
+    """An attribute of a JSON `attributes` column (`column`: its path from the queryset's model): as
+    text, or (`boolean`) as SQL TRUE/FALSE; SQL NULL for a missing key or a JSON null (SQLite's ->>
+    would give the text 'null')."""
 
-    def __init__(self, name, *, boolean=False):
-        super().__init__(output_field=BOOLEAN if boolean else models.TextField())
+    def __init__(self, name, column="attributes", *, boolean=False):
+        super().__init__(models.F(column), output_field=BOOLEAN if boolean else models.TextField())
         self.name, self.boolean = name, boolean
 
     def as_sql(self, compiler, connection, **extra):
-        column = (f"{compiler.quote_name_unless_alias(compiler.query.get_initial_alias())}."
-                  f"{compiler.quote_name_unless_alias('attributes')}")
+        column, params = compiler.compile(self.source_expressions[0])
         if connection.vendor == "postgresql":
             if self.boolean:
                 return f"(CASE jsonb_typeof({column} -> %s) WHEN 'boolean' THEN ({column} ->> %s)::boolean END)", [
-                    self.name, self.name]
-            return f"({column} ->> %s)", [self.name]
+                    *params, self.name, *params, self.name]
+            return f"({column} ->> %s)", [*params, self.name]
         path = f'$."{self.name}"'
         if self.boolean:
-            return f"(CASE JSON_TYPE({column}, %s) WHEN 'true' THEN 1 WHEN 'false' THEN 0 END)", [path]
-        return f"JSON_EXTRACT({column}, %s)", [path]
+            return f"(CASE JSON_TYPE({column}, %s) WHEN 'true' THEN 1 WHEN 'false' THEN 0 END)", [*params, path]
+        return f"JSON_EXTRACT({column}, %s)", [*params, path]

@@ -25,8 +25,13 @@ def client_for(user):
 def plan_form(**overrides):
     return {"code": "CG", "name": "Child grant", "plan_type": "INDIVIDUAL", "currency": "TZS",
             "description": "", "institution": "", "max_beneficiaries": "100", "criteria_potential": "children >= 2",
-            "criteria_active": "", "fields-TOTAL_FORMS": "0", "fields-INITIAL_FORMS": "0",
-            "fields-MIN_NUM_FORMS": "0", "fields-MAX_NUM_FORMS": "1000", **overrides}
+            "criteria_active": "", "score_formula_text": "", "score_cutoff": "",
+            **formset("fields"), **formset("cutoffs"), **overrides}
+
+
+def formset(prefix, total=0, initial=0):
+    return {f"{prefix}-TOTAL_FORMS": str(total), f"{prefix}-INITIAL_FORMS": str(initial),
+            f"{prefix}-MIN_NUM_FORMS": "0", f"{prefix}-MAX_NUM_FORMS": "1000"}
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def f(name):
 def catalogue():
     """Fields a, b, c, x, y (numbers), t (text), d (date), flag (yes/no); no SQL needed here."""
     def spec(name, kind):
-        return FieldSpec(name, kind, name, sql=lambda: None, python=lambda record: None)
+        return FieldSpec(name, kind, name, sql=lambda prefix: None, python=lambda record: None)
 
     fields = [spec(n, NUMBER) for n in ("a", "b", "c", "x", "y")]
     fields += [spec("t", TEXT), spec("d", DATE), spec("flag", BOOLEAN)]
@@ -349,6 +349,7 @@ ROUND_TRIP = [
     "t not in ['x', 'y']", "flag in [true, false]", "a if flag else b", "min(a, b, 3) + max(a, 0)",
     "round(a / 3, 2)", "abs(a)", "years_since(d) >= 18", "d < today()", "t == null", "null", "true", "false",
     "'مزاني'", "lower(t) == 'x' and starts_with(t, 'a') or contains(t, 'b')", "123456789012345678",
+    "a < 0.0000001", "d < date('2024-02-29')",
 ]
 
 

@@ -1,0 +1,103 @@
+"""A rule as a form field: typed as text or built from rows of field / operator / value in AND/OR
+groups (static/rules/rule_builder.js), checked against a subject's catalogue, stored as
+{"text": ..., "rule": <AST JSON>} (the shape of BenefitPlan.criteria's entries).
+
+The textarea always holds the rule's text and is what the form submits: the builder writes into it,
+and without JavaScript the field is a plain textarea."""
+
+import json
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from .catalogue import BOOLEAN
+from .compiler import compile_rule
+from .errors import RuleError, character_offset
+from .nodes import from_json, to_json
+from .parser import MAX_TEXT
+from .subjects import SUBJECTS
+from .text import to_text
+
+
+def rule_text(value):
+    """The text of a rule field's value: a stored {"text", "rule"} dict or text as typed."""
+    if isinstance(value, dict):
+        if value.get("text"):
+            return value["text"]
+        return to_text(from_json(value["rule"])) if value.get("rule") else ""
+    return value or ""
+
+
+def describe_error(error, text):
+    """A RuleError for people, pointing at the character the editor shows (1-based)."""
+    if error.position is None:
+        return error.message
+    return f"At character {character_offset(text, error.position) + 1}: {error.message}"
+
+
+class RuleBuilderWidget(forms.Widget):
+    template_name = "rules/rule_builder.html"
+
+    class Media:
+        js = ["rules/rule_builder.js"]
+        css = {"all": ["rules/rule_builder.css"]}
+
+    def __init__(self, attrs=None, *, subject="individual", expect=BOOLEAN):
+        super().__init__({"rows": 3, "maxlength": MAX_TEXT, **(attrs or {})})
+        self.subject, self.expect = subject, expect
+
+    def use_required_attribute(self, initial):
+        # The textarea is read-only while the builder writes it: the browser could not point at it.
+        return False
+
+    def format_value(self, value):
+        return rule_text(value)
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        subject = SUBJECTS[self.subject]
+        fields = [{"name": spec.name, "label": spec.label, "type": spec.type}
+                  for spec in subject.catalogue().fields.values()]
+        context["builder"] = {
+            "subject": self.subject, "subject_label": subject.label, "expect": self.expect,
+            "check_url": reverse("rules_check"), "fields_json": json.dumps(fields),
+            "offers_builder": self.expect == BOOLEAN,  # the builder writes conditions, not formulas
+        }
+        return context
+
+
+class RuleField(forms.Field):
+    """A rule about `catalogue_name`'s records (a key of rules.subjects.SUBJECTS) giving `expect`.
+    Cleans to {"text": the text as written, "rule": its AST as JSON}, or None when left empty."""
+
+    widget = RuleBuilderWidget
+
+    def __init__(self, catalogue_name="individual", *, expect=BOOLEAN, **kwargs):
+        self.catalogue_name, self.expect = catalogue_name, expect
+        super().__init__(**kwargs)
+        self.widget.subject, self.widget.expect = catalogue_name, expect
+
+    def to_python(self, value):
+        # Browsers submit a textarea's line breaks as CRLF; positions count what the editor shows.
+        return value.replace("\r\n", "\n") if isinstance(value, str) else rule_text(value)
+
+    def validate(self, value):
+        if self.required and not value.strip():
+            raise ValidationError(self.error_messages["required"], code="required")
+
+    def clean(self, value):
+        text = self.to_python(value)
+        self.validate(text)
+        if not text.strip():
+            return None
+        try:
+            node = compile_rule(text, SUBJECTS[self.catalogue_name].catalogue(), expect=self.expect)
+        except RuleError as error:
+            raise ValidationError(describe_error(error, text), code="invalid_rule") from None
+        return {"text": text.strip(), "rule": to_json(node)}
+
+    def has_changed(self, initial, data):
+        if self.disabled:
+            return False
+        return rule_text(initial).strip() != self.to_python(data).strip()

@@ -1,0 +1,454 @@
+// The rule field (schemes/rules/forms.py, templates/rules/rule_builder.html). The textarea holds the
+// rule's text and is what the form submits. The builder (rows of field / operator / value in AND/OR
+// groups) writes its text there; every change asks the server for the live count. Text is quoted
+// exactly as schemes/rules/text.py writes it: change both together
+// (tests/schemes/rules/test_rule_builder_js.py compares them).
+"use strict";
+
+(function () {
+  const DEBOUNCE_MS = 400;
+  // Precedences as in schemes/rules/text.py: a part binding more loosely than its place is bracketed.
+  const PRECEDENCE = { or: 1, and: 2, comparison: 4 };
+  const COMPARISONS = [["==", "="], ["!=", "≠"], ["<", "<"], ["<=", "≤"], [">", ">"], [">=", "≥"]];
+  const LISTS = [["in", "is one of"], ["not in", "is not one of"]];
+  const OPERATORS = {
+    number: [...COMPARISONS, ...LISTS],
+    date: COMPARISONS,
+    text: [COMPARISONS[0], COMPARISONS[1], ...LISTS],
+    boolean: [["is", "is"]],
+  };
+  const CONJUNCTIONS = [["and", "all of these (and)"], ["or", "any of these (or)"]];
+  const YES_NO = [["true", "yes"], ["false", "no"]];
+  const ADD_BUTTON = ":scope > .rule-builder__actions > button"; // a group's "Add condition"
+  const NOT_IN_BUILDER = "This rule has parts the builder cannot show (arithmetic, functions, conditions, " +
+    "comparisons between fields, or list values with commas): edit it as text.";
+
+  // --- rule text, as schemes/rules/text.py writes it -----------------------------------------------
+
+  const ESCAPES = new Map([["\\", "\\\\"], ['"', '\\"'], ["\n", "\\n"], ["\r", "\\r"], ["\t", "\\t"]]);
+  // The characters Python's str.isprintable() refuses (the space excepted): written as escapes.
+  const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]/u;
+
+  function quote(text) {
+    let quoted = "";
+    for (const ch of text) {
+      if (ESCAPES.has(ch)) {
+        quoted += ESCAPES.get(ch);
+      } else if (ch === " " || !UNPRINTABLE.test(ch)) {
+        quoted += ch;
+      } else {
+        const code = ch.codePointAt(0);
+        const [prefix, width] = code < 0x100 ? ["\\x", 2] : code < 0x10000 ? ["\\u", 4] : ["\\U", 8];
+        quoted += prefix + code.toString(16).padStart(width, "0");
+      }
+    }
+    return `"${quoted}"`;
+  }
+
+  // A number in digits and a dot, as Python's format(Decimal(raw), "f"); null when it is not one.
+  function numberText(raw) {
+    const match = /^\s*(-?)([0-9]*)(?:\.([0-9]*))?\s*$/.exec(raw);
+    if (!match || (match[2] === "" && !match[3])) return null;
+    const [, sign, whole, fraction] = match;
+    const digits = (whole.replace(/^0+(?=[0-9])/, "") || "0") + (fraction ? `.${fraction}` : "");
+    return /[1-9]/.test(digits) ? sign + digits : digits; // the parser reads -0 as 0
+  }
+
+  function valueText(type, raw) {
+    if (type === "number") return numberText(raw);
+    if (type === "date") return /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/.test(raw) ? `date("${raw}")` : null;
+    if (type === "boolean") return raw === "true" || raw === "false" ? raw : null;
+    return raw === "" ? null : quote(raw);
+  }
+
+  const isList = (operator) => operator === "in" || operator === "not in";
+  const listValues = (raw) => raw.split(",").map((value) => value.trim()).filter((value) => value !== "");
+
+  // The text of one condition, or null while it is incomplete.
+  function rowText(row, fields) {
+    const field = fields.get(row.field);
+    if (!field) return null;
+    if (isList(row.operator)) {
+      const values = listValues(row.value).map((value) => valueText(field.type, value));
+      return values.length && !values.includes(null) ? `${row.field} ${row.operator} [${values.join(", ")}]` : null;
+    }
+    const value = valueText(field.type, row.value);
+    return value === null ? null : `${row.field} ${row.operator === "is" ? "==" : row.operator} ${value}`;
+  }
+
+  // {text, precedence} of a condition or group; null when nothing in it is complete.
+  function itemPart(item, fields) {
+    if (item.kind === "row") {
+      const text = rowText(item, fields);
+      return text === null ? null : { text, precedence: PRECEDENCE.comparison };
+    }
+    const parts = item.items.map((child) => itemPart(child, fields)).filter(Boolean);
+    if (parts.length <= 1) return parts[0] || null;
+    const own = PRECEDENCE[item.conjunction];
+    // A nested group of the same conjunction keeps its brackets, as the parser keeps it nested.
+    const text = parts.map((part) => (part.precedence > own ? part.text : `(${part.text})`))
+      .join(` ${item.conjunction} `);
+    return { text, precedence: own };
+  }
+
+  function modelText(group, fields) {
+    const part = itemPart(group, fields);
+    return part ? part.text : "";
+  }
+
+  // --- AST JSON (schemes/rules/nodes.py to_json) -> builder model ------------------------------------
+
+  const has = (node, key) => node !== null && typeof node === "object" && Object.hasOwn(node, key);
+  const emptyRow = () => ({ kind: "row", field: "", operator: "", value: "" });
+  const emptyGroup = (conjunction = "and") => ({ kind: "group", conjunction, items: [emptyRow()] });
+
+  // The raw input value for a literal of the field's type, or null.
+  function literalValue(node, type) {
+    if (!has(node, "literal")) return null;
+    const value = node.literal;
+    if (type === "number" || type === "date") return node.type === type ? value : null;
+    if (type === "boolean") return typeof value === "boolean" ? String(value) : null;
+    // A text input holds neither line breaks nor (usefully) nothing at all.
+    return typeof value === "string" && !node.type && value !== "" && !/[\r\n]/.test(value) ? value : null;
+  }
+
+  function rowFromAst(node, fields) {
+    const row = (field, operator, value) => ({ kind: "row", field, operator, value });
+    const typeOf = (name) => fields.get(name)?.type;
+    if (has(node, "field")) return typeOf(node.field) === "boolean" ? row(node.field, "is", "true") : null;
+    if (node.unary === "not" && has(node.operand, "field")) {
+      return typeOf(node.operand.field) === "boolean" ? row(node.operand.field, "is", "false") : null;
+    }
+    if (has(node, "binary") && has(node.left, "field") && fields.has(node.left.field)) {
+      const type = typeOf(node.left.field);
+      const operator = type === "boolean" ? (node.binary === "==" ? "is" : null) : node.binary;
+      const value = literalValue(node.right, type);
+      const offered = OPERATORS[type].some(([op]) => op === operator) && !isList(operator);
+      return offered && value !== null ? row(node.left.field, operator, value) : null;
+    }
+    if (has(node, "in") && has(node.in, "field") && fields.has(node.in.field)) {
+      const type = typeOf(node.in.field);
+      const operator = node.negated ? "not in" : "in";
+      const values = node.values.map((value) => literalValue(value, type));
+      const listable = values.every((value) => value !== null && value === value.trim() && !value.includes(","));
+      return OPERATORS[type].some(([op]) => op === operator) && listable
+        ? row(node.in.field, operator, values.join(", ")) : null;
+    }
+    return null;
+  }
+
+  function itemFromAst(node, fields) {
+    if (node.bool === "and" || node.bool === "or") {
+      const items = node.values.map((value) => itemFromAst(value, fields));
+      return items.includes(null) ? null : { kind: "group", conjunction: node.bool, items };
+    }
+    return rowFromAst(node, fields);
+  }
+
+  // The builder's model of a rule, or null when the builder cannot show it.
+  function modelFromAst(ast, fields) {
+    const item = itemFromAst(ast, fields);
+    if (item === null) return null;
+    return item.kind === "group" ? item : { kind: "group", conjunction: "and", items: [item] };
+  }
+
+  // Node runs the functions above against schemes/rules/text.py; a browser has no `module`.
+  if (typeof module === "object" && module.exports) {
+    module.exports = { quote, numberText, modelText, modelFromAst };
+    return;
+  }
+
+  // --- the page ----------------------------------------------------------------------------------------
+
+  function element(tag, attributes = {}, children = []) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes)) {
+      if (name === "text") node.textContent = value;
+      else node.setAttribute(name, value);
+    }
+    node.append(...children);
+    return node;
+  }
+
+  function button(text, onClick) {
+    const node = element("button", { type: "button", class: "button button-small button-secondary", text });
+    node.addEventListener("click", onClick);
+    return node;
+  }
+
+  function select(options, value) {
+    const node = element("select", {}, options.map(([optionValue, text]) => element("option", { value: optionValue, text })));
+    node.value = value;
+    return node;
+  }
+
+  function labelled(text, control) {
+    return element("label", { class: "rule-builder__control" },
+      [element("span", { class: "rule-builder__label", text }), control]);
+  }
+
+  function csrfToken(root) {
+    const input = root.closest("form")?.querySelector("input[name=csrfmiddlewaretoken]");
+    if (input) return input.value;
+    const cookie = document.cookie.split("; ").find((item) => item.startsWith("csrftoken="));
+    return cookie ? decodeURIComponent(cookie.slice("csrftoken=".length)) : "";
+  }
+
+  class RuleBuilder {
+    constructor(root) {
+      this.root = root;
+      this.textarea = root.querySelector("textarea");
+      this.builderArea = root.querySelector("[data-builder]");
+      this.modes = root.querySelector("[data-modes]");
+      this.message = root.querySelector("[data-message]");
+      this.count = root.querySelector("[data-count]");
+      this.fields = new Map(JSON.parse(root.dataset.fields).map((field) => [field.name, field]));
+      this.elements = new Map(); // model item -> its element, rebuilt by each render
+      this.model = emptyGroup();
+      this.timer = null;
+      this.pending = null;
+      this.textarea.addEventListener("input", () => this.scheduleCheck());
+      if (this.builderArea) {
+        this.modes.hidden = false;
+        this.modes.addEventListener("click", (event) => {
+          const mode = event.target.closest("[data-mode]")?.dataset.mode;
+          if (mode === "text") this.setMode("text");
+          if (mode === "builder") this.toBuilder({ quiet: false });
+        });
+        this.toBuilder({ quiet: true }); // opens in the builder when it can show the rule
+      } else {
+        this.checkNow();
+      }
+    }
+
+    setMode(mode) {
+      const building = mode === "builder";
+      this.builderArea.hidden = !building;
+      this.textarea.readOnly = building; // the builder writes the text
+      this.textarea.classList.toggle("rule-builder__text--written", building);
+      for (const modeButton of this.modes.querySelectorAll("[data-mode]")) {
+        modeButton.setAttribute("aria-pressed", String(modeButton.dataset.mode === mode));
+      }
+    }
+
+    async toBuilder({ quiet }) {
+      const text = this.textarea.value;
+      if (!text.trim()) {
+        this.model = emptyGroup();
+        this.render();
+        this.setMode("builder");
+        this.showResult({ ok: true, count: null }, text);
+        return;
+      }
+      const result = await this.request(text);
+      if (result === null || text !== this.textarea.value) return; // superseded by newer typing
+      this.showResult(result, text);
+      if (!result.ok) return; // the error is shown; the text stays editable
+      const model = modelFromAst(result.ast, this.fields);
+      if (model === null) {
+        if (!quiet) this.say(NOT_IN_BUILDER);
+        return;
+      }
+      this.model = model;
+      this.render();
+      this.setMode("builder");
+    }
+
+    // --- the builder's elements ----------------------------------------------------------------------
+
+    render(focus = null) {
+      this.elements = new Map();
+      this.builderArea.replaceChildren(this.groupElement(this.model, null));
+      if (focus) this.elements.get(focus.item)?.querySelector(focus.selector)?.focus();
+    }
+
+    changed() {
+      this.textarea.value = modelText(this.model, this.fields);
+      this.scheduleCheck();
+    }
+
+    groupElement(group, parent) {
+      const items = element("div", { class: "rule-builder__items" });
+      for (const item of group.items) {
+        items.append(item.kind === "group" ? this.groupElement(item, group) : this.rowElement(item, group));
+      }
+      const conjunction = select(CONJUNCTIONS, group.conjunction);
+      conjunction.addEventListener("change", () => {
+        group.conjunction = conjunction.value;
+        this.changed();
+      });
+      const add = (item) => {
+        group.items.push(item);
+        this.render({ item: item.kind === "group" ? item.items[0] : item, selector: "select" });
+        this.changed();
+      };
+      const actions = element("div", { class: "rule-builder__actions" }, [
+        button("Add condition", () => add(emptyRow())),
+        button("Add group", () => add(emptyGroup(group.conjunction === "and" ? "or" : "and"))),
+      ]);
+      if (parent) {
+        actions.append(button("Remove group", () => {
+          parent.items.splice(parent.items.indexOf(group), 1);
+          this.render({ item: parent, selector: ADD_BUTTON });
+          this.changed();
+        }));
+      }
+      const legend = element("legend", { class: "rule-builder__legend", text: parent ? "Group" : "Conditions" });
+      const node = element("fieldset", { class: "rule-builder__group" },
+        [legend, labelled("Match", conjunction), items, actions]);
+      this.elements.set(group, node);
+      return node;
+    }
+
+    rowElement(row, group) {
+      const spec = this.fields.get(row.field);
+      const fieldOptions = [["", "Choose a field"], ...[...this.fields.values()].map((f) => [f.name, f.label])];
+      const field = select(fieldOptions, row.field);
+      const operator = select(spec ? OPERATORS[spec.type] : [["", "Choose a field first"]], row.operator);
+      operator.disabled = !spec;
+      const value = this.valueControl(row, spec);
+      field.addEventListener("change", () => {
+        const chosen = this.fields.get(field.value);
+        Object.assign(row, { field: field.value, operator: chosen ? OPERATORS[chosen.type][0][0] : "",
+                             value: chosen?.type === "boolean" ? "true" : "" });
+        this.replaceRow(row, group, "[data-part=field] select");
+        this.changed();
+      });
+      operator.addEventListener("change", () => {
+        if (isList(operator.value) !== isList(row.operator)) row.value = ""; // one value or a list
+        row.operator = operator.value;
+        this.replaceRow(row, group, "[data-part=operator] select");
+        this.changed();
+      });
+      const remove = button("Remove condition", () => {
+        group.items.splice(group.items.indexOf(row), 1);
+        this.render({ item: group, selector: ADD_BUTTON });
+        this.changed();
+      });
+      const node = element("div", { class: "rule-builder__row" }, [
+        element("div", { class: "rule-builder__part", "data-part": "field" }, [labelled("Field", field)]),
+        element("div", { class: "rule-builder__part", "data-part": "operator" }, [labelled("Operator", operator)]),
+        element("div", { class: "rule-builder__part rule-builder__part--value" }, [value]),
+        remove,
+      ]);
+      this.elements.set(row, node);
+      return node;
+    }
+
+    replaceRow(row, group, focusSelector) {
+      const fresh = this.rowElement(row, group);
+      this.elements.get(row)?.replaceWith(fresh);
+      this.elements.set(row, fresh);
+      fresh.querySelector(focusSelector)?.focus();
+    }
+
+    valueControl(row, spec) {
+      let control;
+      let label = "Value";
+      if (!spec) {
+        control = element("input", { type: "text", disabled: "" });
+      } else if (spec.type === "boolean") {
+        control = select(YES_NO, row.value);
+      } else if (isList(row.operator)) {
+        label = "Values, separated by commas";
+        control = element("input", { type: "text", placeholder: spec.type === "number" ? "1, 2, 3" : "a, b, c" });
+        if (spec.type === "number") control.inputMode = "decimal";
+      } else {
+        const type = { number: "number", date: "date" }[spec.type] || "text";
+        control = element("input", type === "number" ? { type, step: "any" } : { type });
+      }
+      control.value = row.value;
+      control.addEventListener(control.tagName === "SELECT" ? "change" : "input", () => {
+        row.value = control.value;
+        this.changed();
+      });
+      return labelled(label, control);
+    }
+
+    // --- checking and counting ----------------------------------------------------------------------
+
+    scheduleCheck() {
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.checkNow(), DEBOUNCE_MS);
+    }
+
+    async checkNow() {
+      const text = this.textarea.value;
+      if (!text.trim()) {
+        this.pending?.abort();
+        this.showResult({ ok: true, count: null }, text);
+        return;
+      }
+      const result = await this.request(text);
+      if (result !== null && text === this.textarea.value) this.showResult(result, text);
+    }
+
+    // The server's answer (see schemes/rules/views.py), or null when a newer request replaced it.
+    async request(text) {
+      this.pending?.abort();
+      const controller = new AbortController();
+      this.pending = controller;
+      const body = new URLSearchParams({ text, subject: this.root.dataset.subject, expect: this.root.dataset.expect });
+      try {
+        const response = await fetch(this.root.dataset.checkUrl, {
+          method: "POST",
+          body,
+          signal: controller.signal,
+          credentials: "same-origin",
+          headers: { "X-CSRFToken": csrfToken(this.root), "X-Requested-With": "XMLHttpRequest" },
+        });
+        if (!response.ok) {
+          return { ok: false, position: null,
+                   error: "The rule could not be checked: reload the page (your session may have ended)." };
+        }
+        return await response.json();
+      } catch (error) {
+        if (error.name === "AbortError") return null;
+        return { ok: false, position: null, error: "The rule could not be checked: no connection to the server." };
+      } finally {
+        if (this.pending === controller) this.pending = null;
+      }
+    }
+
+    showResult(result, text) {
+      const invalid = !result.ok;
+      this.textarea.setAttribute("aria-invalid", String(invalid));
+      if (invalid) {
+        const where = result.position === null ? "" : `At character ${result.position + 1}: `;
+        this.say(where + result.error);
+        this.count.textContent = "";
+        return;
+      }
+      this.say(this.incompleteNote());
+      this.count.textContent = result.count === null || result.count === undefined ? ""
+        : `${this.root.dataset.subjectLabel} matching, in your locations: ${result.count}`;
+    }
+
+    // Rows with a field chosen but no usable value are left out of the text: say so.
+    incompleteNote() {
+      if (!this.builderArea || this.builderArea.hidden) return "";
+      const countIncomplete = (item) => (item.kind === "group"
+        ? item.items.reduce((sum, child) => sum + countIncomplete(child), 0)
+        : Number(item.field !== "" && rowText(item, this.fields) === null));
+      const incomplete = countIncomplete(this.model);
+      if (!incomplete) return "";
+      return incomplete === 1 ? "1 condition is incomplete and left out of the rule."
+        : `${incomplete} conditions are incomplete and left out of the rule.`;
+    }
+
+    say(text) {
+      this.message.textContent = text;
+      this.message.hidden = !text;
+    }
+  }
+
+  function start() {
+    document.querySelectorAll("[data-rule-builder]:not([data-rule-builder-started])").forEach((root) => {
+      root.dataset.ruleBuilderStarted = "true";
+      new RuleBuilder(root);
+    });
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

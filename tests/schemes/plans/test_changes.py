@@ -1,0 +1,141 @@
+"""Changes to a plan: a draft is edited directly, an active plan's change is a new version that goes
+through approval (operation plans.change), shown to checkers as a diff, void if the plan moved on."""
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from schemes.plans import services
+from schemes.plans.models import Beneficiary, BenefitPlan, PlanField
+from tests.factories import IndividualFactory, RegistryFieldFactory, UserFactory
+from tests.schemes.plans.test_views import client_for, formset, plan_form
+from workflows.models import ApprovalRequest, RequestStatus, WorkflowDefinition, WorkflowStep
+from workflows.services import approval_decide
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def designer(geo):
+    RegistryFieldFactory(name="children", field_type="integer")
+    return UserFactory(role="Scheme administrator", national=True)
+
+
+@pytest.fixture
+def checker(geo):
+    return UserFactory(role="Checker", national=True)
+
+
+@pytest.fixture
+def change_workflow(db):
+    definition = WorkflowDefinition.objects.create(operation="plans.change")
+    WorkflowStep.objects.create(definition=definition, group=Group.objects.get(name="Checker"), sort_order=0)
+    return definition
+
+
+@pytest.fixture
+def active_plan(designer):
+    client_for(designer).post(reverse("plans_plan:add"), plan_form(**{
+        **formset("fields", total=1), "fields-0-name": "grade", "fields-0-label": "Grade",
+        "fields-0-field_type": "integer", "fields-0-choices": "[]", "fields-0-sort_order": "0"}))
+    plan = BenefitPlan.objects.get(code="CG")
+    services.plan_activate(plan=plan, by=designer)
+    return BenefitPlan.objects.get(pk=plan.pk)
+
+
+def edit(designer, plan, **overrides):
+    field = plan.fields.get()
+    data = plan_form(**{**formset("fields", total=1, initial=1), "fields-0-id": str(field.pk),
+                        "fields-0-name": field.name, "fields-0-label": field.label, "fields-0-field_type": "integer",
+                        "fields-0-choices": "[]", "fields-0-sort_order": "0", **overrides})
+    return client_for(designer).post(reverse("plans_plan:edit", args=[plan.pk]), data)
+
+
+def test_a_draft_plan_is_saved_as_a_new_version(designer):
+    client_for(designer).post(reverse("plans_plan:add"), plan_form())
+    plan = BenefitPlan.objects.get(code="CG")
+    assert plan.revisions.count() == 1
+
+    client_for(designer).post(reverse("plans_plan:edit", args=[plan.pk]), plan_form(name="Child grant II"))
+
+    plan.refresh_from_db()
+    assert plan.name == "Child grant II"
+    assert plan.revisions.count() == 2
+    assert plan.latest_revision.content["name"] == "Child grant II"
+
+
+def test_an_active_plans_change_waits_for_approval_and_shows_the_diff(designer, checker, active_plan,
+                                                                     change_workflow,
+                                                                     django_capture_on_commit_callbacks):
+    response = edit(designer, active_plan, name="Child grant II", criteria_potential="children >= 3",
+                    **{"fields-0-label": "School grade"})
+
+    request = ApprovalRequest.objects.get(operation="plans.change")
+    assert response.status_code == 302 and response["Location"] == reverse("workflows_approvals:inspect",
+                                                                          args=[request.pk])
+    unchanged = BenefitPlan.objects.get(pk=active_plan.pk)
+    assert unchanged.name == "Child grant" and unchanged.criteria_text("POTENTIAL") == "children >= 2"
+    assert PlanField.objects.get(plan=active_plan).label == "Grade"
+    diff = {row[0]: row[1:] for row in request.summary["diff"]}
+    assert diff["Name"] == ["Child grant", "Child grant II"]
+    assert diff["Criteria"] == ["POTENTIAL: children >= 2", "POTENTIAL: children >= 3"]
+    assert diff["Schema field grade"] == ["Grade (integer)", "School grade (integer)"]
+
+    versions = active_plan.revisions.count()
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=request, verdict="approve", by=checker)
+
+    assert ApprovalRequest.objects.get(pk=request.pk).status == RequestStatus.EXECUTED
+    changed = BenefitPlan.objects.get(pk=active_plan.pk)
+    assert changed.name == "Child grant II"
+    assert changed.criteria_text("POTENTIAL") == "children >= 3"
+    assert changed.status == "ACTIVE"
+    assert PlanField.objects.get(plan=active_plan).label == "School grade"
+    assert changed.revisions.count() == versions + 1
+
+
+def test_a_change_does_not_put_back_a_count_or_status_changed_meanwhile(designer, active_plan, geo):
+    """The form's plan was read before an enrolment: saving it must not restore the old count."""
+    stale = BenefitPlan.objects.get(pk=active_plan.pk)
+    BenefitPlan.objects.filter(pk=active_plan.pk).update(live_beneficiaries=5)
+
+    stale.name = "Renamed"
+    stale.save()
+
+    assert BenefitPlan.objects.get(pk=active_plan.pk).live_beneficiaries == 5
+
+
+def test_a_change_made_against_an_older_version_is_void(designer, checker, active_plan, change_workflow,
+                                                        django_capture_on_commit_callbacks):
+    edit(designer, active_plan, name="First")
+    first = ApprovalRequest.objects.get(operation="plans.change")
+    services.plan_change(plan=active_plan, change=services.plan_change_payload(
+        BenefitPlan.objects.get(pk=active_plan.pk)), by=designer)  # another version lands meanwhile
+
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=first, verdict="approve", by=checker)
+
+    assert ApprovalRequest.objects.get(pk=first.pk).status == RequestStatus.VOID
+    assert BenefitPlan.objects.get(pk=active_plan.pk).name == "Child grant"
+
+
+def test_a_plan_with_beneficiaries_keeps_its_type(designer, active_plan, geo):
+    person = IndividualFactory(location=geo.village_a)
+    clerk = UserFactory(role="Clerk", national=True)
+    services.enrolment_execute(plan=active_plan, rule="age >= 0", target_status="POTENTIAL", by=clerk)
+    assert Beneficiary.objects.filter(individual=person).exists()
+    change = services.plan_change_payload(active_plan)
+    change["plan_fields"]["plan_type"] = "HOUSEHOLD"
+
+    with pytest.raises(ValidationError, match="its type cannot change"):
+        services.plan_change(plan=active_plan, change=change, by=designer)
+
+
+def test_a_change_with_a_criteria_mistake_is_refused(designer, active_plan):
+    change = services.plan_change_payload(active_plan)
+    change["plan_fields"]["criteria"] = {"POTENTIAL": {"text": "x", "rule": {"field": "nonsense"}}}
+
+    with pytest.raises(ValidationError):
+        services.plan_change(plan=active_plan, change=change, by=designer)
+    assert BenefitPlan.objects.get(pk=active_plan.pk).criteria_text("POTENTIAL") == "children >= 2"
