@@ -1,4 +1,5 @@
-"""Demo approval workflows: edits and deletions of registered people need a Checker's approval."""
+"""Demo approval workflows: edits and deletions of registered people, enrolments, plan changes and bulk
+status changes need a Checker's approval."""
 
 from django.contrib.auth.models import Group
 
@@ -7,6 +8,9 @@ from .models import ApprovalRule, WorkflowDefinition, WorkflowStep
 DEMO_WORKFLOWS = {
     "registry.change_individual": "A change to a registered person is applied once a checker approves it.",
     "registry.delete_individual": "Deleting a registered person needs a checker's approval.",
+    "plans.enrol": "An enrolment by criteria runs once a checker approves it.",
+    "plans.change": "A change to an active plan (criteria, schema, targeting) is a new version once approved.",
+    "plans.bulk_status": "A status change of many beneficiaries at once needs a checker's approval.",
 }
 
 

@@ -1,5 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from django.contrib.auth import get_user_model
+
+from schemes.plans.demo import enrol_demo_beneficiaries, ensure_demo_plans
 from schemes.registry.demo import seed_demo
 from sites.demo import require_demo
 from workflows.demo import ensure_demo_workflows
@@ -36,6 +39,10 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo users created: {', '.join(result.users_created) or 'none (all exist)'}.")
         self.stdout.write(f"Registry attribute definitions created: {result.fields_created}.")
         self.stdout.write(f"Approval workflows created: {ensure_demo_workflows()}.")
+        self.stdout.write(f"Benefit plans created: {ensure_demo_plans()}.")
+        enrolled = enrol_demo_beneficiaries(get_user_model().objects.get(username="admin"))
+        if enrolled:
+            self.stdout.write("Enrolled: " + ", ".join(f"{added:,} in {code}" for code, added in enrolled.items()) + ".")
         if result.skipped:
             self.stdout.write(self.style.WARNING(
                 "The registry already holds people or households: nothing added (use --reset to start again)."
