@@ -8,7 +8,7 @@ from schemes.rules.nodes import to_json
 from sites.models import Location
 
 from .catalogues import candidate_catalogue
-from .models import BenefitPlan, PlanCutoff, PlanField, PlanStatus, PlanType
+from .models import Beneficiary, BenefitPlan, HouseholdBeneficiary, PlanCutoff, PlanField, PlanStatus, PlanType
 
 PHONE = r"^\+\d{2,3}\d+$"
 DEMO_PLANS = [
@@ -82,3 +82,10 @@ def enrol_demo_beneficiaries(by):
             plan=plan, rule=plan.criteria[status if status in plan.criteria else "POTENTIAL"]["rule"],
             target_status=status, by=by, scoring=targeting.plan_scoring(plan))
     return added
+
+
+def forget_demo_beneficiaries(**kwargs):
+    """Before a demo reset empties the registry: every enrolment goes, and every plan counts none."""
+    for model in (Beneficiary, HouseholdBeneficiary):
+        model.objects.all().delete()
+    BenefitPlan.objects.update(live_beneficiaries=0)

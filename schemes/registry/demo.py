@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from django.core.management.color import no_style
 from django.db import connection, models, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from sites.dates import years_before
@@ -93,6 +94,7 @@ def seed_demo(*, households=None, individuals=None, seed=42, reset=False):
         # check below never mistakes half a country for a finished one.
         _lock_registry()
         if reset:
+            registry_reset.send(sender=Individual)
             _wipe_registry()
         if Household.objects.exists() or Individual.objects.exists():
             result.skipped = True
@@ -127,6 +129,11 @@ def _lock_registry():
         tables = ", ".join(connection.ops.quote_name(t) for t in _registry_tables())
         with connection.cursor() as cursor:
             cursor.execute(f"LOCK TABLE {tables} IN EXCLUSIVE MODE")
+
+
+# Sent before a demo reset empties the registry: apps that hold rows about people (enrolments...)
+# remove theirs and put their own counts right.
+registry_reset = Signal()
 
 
 def _wipe_registry():
