@@ -12,8 +12,8 @@ from .catalogues import candidate_catalogue
 from .models import BeneficiaryStatus
 
 CRITERIA_STATUSES = (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE)
-RULE_HELP = ("A rule over the person's fields, e.g. age >= 18 and income < 50000 and household_size >= 3. "
-             "Leave empty for none.")
+RULE_HELP = ("A rule over the fields of the person (or, in a household plan, of the household), e.g. "
+             "age >= 18 and income < 50000 and household_size >= 3. Leave empty for none.")
 SCORE_HELP = ("A number per person or household, e.g. 120 - 8 * household_size + 0.002 * income. "
               "Those scoring at or below their region's cut-off qualify.")
 
@@ -66,7 +66,8 @@ class EnrolmentForm(forms.Form):
 
 
 class StatusChangeForm(forms.Form):
-    action = forms.ChoiceField(choices=[(a, a) for a in ("activate", "suspend", "reinstate", "graduate", "reject")])
+    action = forms.ChoiceField(choices=[(a, a.capitalize()) for a in ("activate", "suspend", "reinstate", "graduate",
+                                                                         "reject")])
     reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
 

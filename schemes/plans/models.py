@@ -44,7 +44,7 @@ class BenefitPlan(FSMModelMixin, RevisionMixin, ClusterableModel):
     # Targeting (proxy means test): a score per person or household, {"text": ..., "rule": <AST JSON>};
     # those scoring at or below the cut-off of their region (PlanCutoff, else `score_cutoff`) qualify.
     score_formula = models.JSONField(default=dict, blank=True)
-    score_cutoff = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True,
+    score_cutoff = models.DecimalField("default cut-off", max_digits=18, decimal_places=4, null=True, blank=True,
                                        help_text="Qualifying score where no region has its own cut-off.")
     live_beneficiaries = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

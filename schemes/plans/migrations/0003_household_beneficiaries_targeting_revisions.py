@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='benefitplan',
             name='score_cutoff',
-            field=models.DecimalField(blank=True, decimal_places=4, help_text='Qualifying score where no region has its own cut-off.', max_digits=18, null=True),
+            field=models.DecimalField(verbose_name='default cut-off', blank=True, decimal_places=4, help_text='Qualifying score where no region has its own cut-off.', max_digits=18, null=True),
         ),
         migrations.AddField(
             model_name='benefitplan',
