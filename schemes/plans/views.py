@@ -61,6 +61,12 @@ class PlanEditView(ApprovalMixin, generic.EditView):
     """A draft plan is edited directly; a change to an active plan is a new version that goes through
     approval (operation `plans.change`): the checkers see the diff, nothing changes until approved."""
 
+    def get(self, request, *args, **kwargs):
+        if self.object.status == PlanStatus.ACTIVE:
+            messages.info(request, "This plan is active: saving submits the change for approval as a new "
+                                   "version; nothing changes until it is approved.")
+        return super().get(request, *args, **kwargs)
+
     def form_valid(self, form):
         if self.object.status != PlanStatus.ACTIVE:
             return super().form_valid(form)
