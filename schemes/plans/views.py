@@ -62,7 +62,7 @@ class PlanEditView(ApprovalMixin, generic.EditView):
     approval (operation `plans.change`): the checkers see the diff, nothing changes until approved."""
 
     def get(self, request, *args, **kwargs):
-        if self.object.status == PlanStatus.ACTIVE:
+        if self.get_object().status == PlanStatus.ACTIVE:
             messages.info(request, "This plan is active: saving submits the change for approval as a new "
                                    "version; nothing changes until it is approved.")
         return super().get(request, *args, **kwargs)

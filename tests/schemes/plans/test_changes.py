@@ -95,6 +95,13 @@ def test_an_active_plans_change_waits_for_approval_and_shows_the_diff(designer, 
     assert changed.revisions.count() == versions + 1
 
 
+def test_the_edit_page_of_an_active_plan_says_a_save_goes_to_approval(designer, active_plan):
+    response = client_for(designer).get(reverse("plans_plan:edit", args=[active_plan.pk]))
+
+    assert response.status_code == 200
+    assert "saving submits the change for approval" in response.content.decode()
+
+
 def test_a_change_does_not_put_back_a_count_or_status_changed_meanwhile(designer, active_plan, geo):
     """The form's plan was read before an enrolment: saving it must not restore the old count."""
     stale = BenefitPlan.objects.get(pk=active_plan.pk)
