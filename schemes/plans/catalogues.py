@@ -38,3 +38,23 @@ def beneficiary_catalogue(plan, *, today=None):
 def subjects_for(plan, user):
     """The people or households (by plan type) the user may see."""
     return households_for(user) if plan.plan_type == PlanType.HOUSEHOLD else individuals_for(user)
+
+
+def plan_for_rules(argument):
+    """The plan a rules subject "plan:<id>.<type>" names (id 0: a plan not saved yet), with the type
+    the form has chosen. LookupError for anything else."""
+    from .models import BenefitPlan
+
+    plan_id, _, plan_type = (argument or "").partition(".")
+    if not plan_id.isdigit() or plan_type not in PlanType.values:
+        raise LookupError(f"'{argument}' does not name a plan.")
+    plan = BenefitPlan.objects.filter(pk=int(plan_id)).first() if int(plan_id) else BenefitPlan()
+    if plan is None:
+        raise LookupError(f"No plan with id {plan_id}.")
+    plan.plan_type = plan_type
+    return plan
+
+
+def plan_rules_subject(plan, plan_type=None):
+    """The rules subject of a plan's criteria and scores, for rule fields and their live count."""
+    return f"plan:{plan.pk or 0}.{plan_type or plan.plan_type}"

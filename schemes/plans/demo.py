@@ -8,7 +8,15 @@ from schemes.rules.nodes import to_json
 from sites.models import Location
 
 from .catalogues import candidate_catalogue
-from .models import Beneficiary, BenefitPlan, HouseholdBeneficiary, PlanCutoff, PlanField, PlanStatus, PlanType
+from .models import (
+    Beneficiary,
+    BenefitPlan,
+    HouseholdBeneficiary,
+    PlanCutoff,
+    PlanField,
+    PlanStatus,
+    PlanType,
+)
 
 PHONE = r"^\+\d{2,3}\d+$"
 DEMO_PLANS = [

@@ -1,15 +1,12 @@
-import copy
-
 from django import forms
 from wagtail.admin.forms import WagtailAdminModelForm
 
-from schemes.rules.compiler import compile_rule
-from schemes.rules.errors import RuleError
-from schemes.rules.nodes import to_json
+from schemes.rules.catalogue import NUMBER
+from schemes.rules.forms import RuleField
 from sites.forms import AttributeFormMixin
 
-from .catalogues import candidate_catalogue
-from .models import BeneficiaryStatus
+from .catalogues import plan_rules_subject
+from .models import BeneficiaryStatus, PlanType
 
 CRITERIA_STATUSES = (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE)
 RULE_HELP = ("A rule over the fields of the person (or, in a household plan, of the household), e.g. "
@@ -19,50 +16,39 @@ SCORE_HELP = ("A number per person or household, e.g. 120 - 8 * household_size +
 
 
 class BenefitPlanForm(WagtailAdminModelForm):
-    """The plan's fields, its default criteria and score formula written as rules (checked when saved
-    against what the plan's rules may name: its type's fields and the plan's attributes)."""
+    """The plan's fields, its default criteria and score formula written as rules (by the builder or
+    as text), checked when saved against what the plan's rules may name: its type's fields and the
+    plan's attributes."""
 
-    criteria_potential = forms.CharField(label="Who may be potential beneficiaries", required=False,
-                                         widget=forms.Textarea(attrs={"rows": 2}), help_text=RULE_HELP)
-    criteria_active = forms.CharField(label="Who may be active beneficiaries", required=False,
-                                      widget=forms.Textarea(attrs={"rows": 2}), help_text=RULE_HELP)
-    score_formula_text = forms.CharField(label="Score formula", required=False,
-                                         widget=forms.Textarea(attrs={"rows": 2}), help_text=SCORE_HELP)
+    criteria_potential = RuleField(label="Who may be potential beneficiaries", required=False, help_text=RULE_HELP)
+    criteria_active = RuleField(label="Who may be active beneficiaries", required=False, help_text=RULE_HELP)
+    score_formula_text = RuleField(label="Score formula", required=False, expect=NUMBER, help_text=SCORE_HELP)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        plan_type = self.data.get("plan_type") if self.is_bound else None
+        subject = plan_rules_subject(self.instance, plan_type if plan_type in PlanType.values else None)
         for status in CRITERIA_STATUSES:
-            self.initial[f"criteria_{status.lower()}"] = self.instance.criteria_text(status)
-        self.initial["score_formula_text"] = (self.instance.score_formula or {}).get("text", "")
-
-    def _rule(self, name, catalogue, expect):
-        text = (self.cleaned_data.get(name) or "").strip()
-        if not text:
-            return None
-        try:
-            return {"text": text, "rule": to_json(compile_rule(text, catalogue, expect=expect))}
-        except RuleError as error:
-            self.add_error(name, str(error))
-            return None
+            self.fields[f"criteria_{status.lower()}"].set_subject(subject)
+            self.initial[f"criteria_{status.lower()}"] = (self.instance.criteria or {}).get(status)
+        self.fields["score_formula_text"].set_subject(subject)
+        self.initial["score_formula_text"] = self.instance.score_formula or None
 
     def clean(self):
         cleaned = super().clean()
-        probe = copy.copy(self.instance)
-        probe.plan_type = cleaned.get("plan_type") or probe.plan_type
-        catalogue = candidate_catalogue(probe)
-        criteria = {}
-        for status in CRITERIA_STATUSES:
-            rule = self._rule(f"criteria_{status.lower()}", catalogue, "boolean")
-            if rule:
-                criteria[status] = rule
-        self.instance.criteria = criteria
-        self.instance.score_formula = self._rule("score_formula_text", catalogue, "number") or {}
+        self.instance.criteria = {status: cleaned[f"criteria_{status.lower()}"] for status in CRITERIA_STATUSES
+                                  if cleaned.get(f"criteria_{status.lower()}")}
+        self.instance.score_formula = cleaned.get("score_formula_text") or {}
         return cleaned
 
 
 class EnrolmentForm(forms.Form):
     target_status = forms.ChoiceField(choices=[(s, s.label) for s in CRITERIA_STATUSES], label="Enrol as")
-    rule = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label="Criteria", help_text=RULE_HELP)
+    rule = RuleField(label="Criteria", help_text=RULE_HELP)
+
+    def __init__(self, *args, plan, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["rule"].set_subject(plan_rules_subject(plan))
 
 
 class StatusChangeForm(forms.Form):

@@ -1,5 +1,9 @@
 from django import forms
 
+from schemes.rules.catalogue import NUMBER
+from schemes.rules.forms import RuleField
+
+from .catalogues import plan_rules_subject
 from .forms import CRITERIA_STATUSES
 from .models import BeneficiaryStatus
 
@@ -18,8 +22,8 @@ class SimulationForm(forms.Form):
     they are: `scoring()` carries them, and a region's input replaces only the region's own."""
 
     target_status = forms.ChoiceField(choices=[(s, s.label) for s in CRITERIA_STATUSES], label="Enrol as")
-    criteria = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text=CRITERIA_HELP)
-    formula = forms.CharField(label="Score formula", widget=forms.Textarea(attrs={"rows": 3}), help_text=FORMULA_HELP)
+    criteria = RuleField(help_text=CRITERIA_HELP)
+    formula = RuleField(label="Score formula", expect=NUMBER, help_text=FORMULA_HELP)
     default_cutoff = _cutoff_field("Default cut-off", "Where no region or location has its own. "
                                                       "Leave empty: elsewhere nobody qualifies.")
     amount = forms.DecimalField(label="Amount per beneficiary", required=False, min_value=0, max_digits=18,
@@ -32,11 +36,13 @@ class SimulationForm(forms.Form):
         self.kept_cutoffs = [cutoff for cutoff in plan_cutoffs if cutoff.location_id not in region_ids]
         at_region = {cutoff.location_id: cutoff.cutoff for cutoff in plan_cutoffs if cutoff.location_id in region_ids}
         initial = {"target_status": BeneficiaryStatus.POTENTIAL,
-                   "criteria": plan.criteria_text(BeneficiaryStatus.POTENTIAL),
-                   "formula": (plan.score_formula or {}).get("text", ""),
+                   "criteria": (plan.criteria or {}).get(BeneficiaryStatus.POTENTIAL),
+                   "formula": plan.score_formula or None,
                    "default_cutoff": plan.score_cutoff,
                    **{self._region_key(pk): value for pk, value in at_region.items()}}
         super().__init__(data, initial=initial)
+        for name in ("criteria", "formula"):
+            self.fields[name].set_subject(plan_rules_subject(plan))
         for region in self.regions:
             self.fields[self._region_key(region.pk)] = _cutoff_field(f"Cut-off in {region.name}")
 
@@ -58,5 +64,6 @@ class SimulationForm(forms.Form):
             if value is not None:
                 cutoffs[str(region.pk)] = str(value)
         default = self.cleaned_data.get("default_cutoff")
-        return {"formula": self.cleaned_data["formula"], "cutoffs": cutoffs,
+        formula = self.cleaned_data["formula"]
+        return {"formula": formula["rule"], "formula_text": formula["text"], "cutoffs": cutoffs,
                 "default_cutoff": None if default is None else str(default)}

@@ -241,6 +241,7 @@ def bulk_status_selection(*, plan, by, statuses=(), ids=()):
 
 def bulk_status_preview(*, plan, action, by, statuses=(), ids=()):
     """How many of the selection the transition applies to, and how many it must leave as they are."""
+    _require_permission(by, _permission(plan.beneficiary_model, "change"))
     check_status_action(action, "-")
     sources, target = transition_sources(plan.beneficiary_model, action)
     selection = bulk_status_selection(plan=plan, by=by, statuses=statuses, ids=ids)

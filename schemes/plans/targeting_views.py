@@ -30,11 +30,12 @@ def simulate_view(request, pk):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            result = targeting.simulate(plan=plan, rule=data["criteria"], scoring=form.scoring(), by=request.user,
-                                        amount=data["amount"])
+            result = targeting.simulate(plan=plan, rule=data["criteria"]["rule"], scoring=form.scoring(),
+                                        by=request.user, amount=data["amount"])
             if request.POST.get("submit") == "enrol":
                 approval = approval_submit(operation="plans.enrol", by=request.user, payload={
-                    "plan": plan.pk, "rule": data["criteria"], "target_status": data["target_status"],
+                    "plan": plan.pk, "rule": data["criteria"]["rule"], "text": data["criteria"]["text"],
+                    "target_status": data["target_status"],
                     "scoring": result["scoring"]})
                 messages.success(request, "Enrolment sent for approval: nobody is enrolled until it is approved.")
                 return redirect("workflows_approvals:inspect", approval.pk)

@@ -116,14 +116,15 @@ def enrol(request, pk):
     plan = get_object_or_404(selectors.plans_for(request.user), pk=pk)
     initial = {"target_status": BeneficiaryStatus.POTENTIAL,
                "rule": plan.criteria_text(BeneficiaryStatus.POTENTIAL)}
-    form = EnrolmentForm(request.POST or None, initial=initial)
+    form = EnrolmentForm(request.POST or None, initial=initial, plan=plan)
     preview = None
     if request.method == "POST" and form.is_valid():
-        rule, target = form.cleaned_data["rule"], form.cleaned_data["target_status"]
+        criteria, target = form.cleaned_data["rule"], form.cleaned_data["target_status"]
+        rule = criteria["rule"]
         try:
             if request.POST.get("submit") == "approval":
-                approval = approval_submit(operation="plans.enrol", by=request.user,
-                                           payload={"plan": plan.pk, "rule": rule, "target_status": target})
+                approval = approval_submit(operation="plans.enrol", by=request.user, payload={
+                    "plan": plan.pk, "rule": rule, "text": criteria["text"], "target_status": target})
                 messages.success(request, "Enrolment sent for approval: nobody is enrolled until it is approved.")
                 return redirect("workflows_approvals:inspect", approval.pk)
             preview = services.enrolment_preview(plan=plan, rule=rule, target_status=target, by=request.user)

@@ -16,7 +16,7 @@ from .compiler import compile_rule
 from .errors import RuleError, character_offset
 from .nodes import from_json, to_json
 from .parser import MAX_TEXT
-from .subjects import SUBJECTS
+from .subjects import resolve_subject
 from .text import to_text
 
 
@@ -56,9 +56,9 @@ class RuleBuilderWidget(forms.Widget):
 
     def get_context(self, name, value, attrs):
         context = super().get_context(name, value, attrs)
-        subject = SUBJECTS[self.subject]
-        fields = [{"name": spec.name, "label": spec.label, "type": spec.type}
-                  for spec in subject.catalogue().fields.values()]
+        subject, argument = resolve_subject(self.subject)
+        fields = [{"name": spec.name, "label": spec.label, "type": spec.type, "choices": list(spec.choices)}
+                  for spec in subject.catalogue(argument).fields.values()]
         context["builder"] = {
             "subject": self.subject, "subject_label": subject.label, "expect": self.expect,
             "check_url": reverse("rules_check"), "fields_json": json.dumps(fields),
@@ -68,15 +68,20 @@ class RuleBuilderWidget(forms.Widget):
 
 
 class RuleField(forms.Field):
-    """A rule about `catalogue_name`'s records (a key of rules.subjects.SUBJECTS) giving `expect`.
+    """A rule about `catalogue_name`'s records (a subject of rules.subjects) giving `expect`.
     Cleans to {"text": the text as written, "rule": its AST as JSON}, or None when left empty."""
 
     widget = RuleBuilderWidget
 
     def __init__(self, catalogue_name="individual", *, expect=BOOLEAN, **kwargs):
-        self.catalogue_name, self.expect = catalogue_name, expect
+        self.expect = expect
         super().__init__(**kwargs)
-        self.widget.subject, self.widget.expect = catalogue_name, expect
+        self.widget.expect = expect
+        self.set_subject(catalogue_name)
+
+    def set_subject(self, catalogue_name):
+        """What the rule is about, when a form knows it only once built (a plan's own fields)."""
+        self.catalogue_name = self.widget.subject = catalogue_name
 
     def to_python(self, value):
         # Browsers submit a textarea's line breaks as CRLF; positions count what the editor shows.
@@ -92,7 +97,8 @@ class RuleField(forms.Field):
         if not text.strip():
             return None
         try:
-            node = compile_rule(text, SUBJECTS[self.catalogue_name].catalogue(), expect=self.expect)
+            subject, argument = resolve_subject(self.catalogue_name)
+            node = compile_rule(text, subject.catalogue(argument), expect=self.expect)
         except RuleError as error:
             raise ValidationError(describe_error(error, text), code="invalid_rule") from None
         return {"text": text.strip(), "rule": to_json(node)}

@@ -62,14 +62,16 @@
   }
 
   const isList = (operator) => operator === "in" || operator === "not in";
-  const listValues = (raw) => raw.split(",").map((value) => value.trim()).filter((value) => value !== "");
+  // Values typed into one box, separated by commas.
+  const splitValues = (raw) => raw.split(",").map((value) => value.trim()).filter((value) => value !== "");
 
-  // The text of one condition, or null while it is incomplete.
+  // The text of one condition, or null while it is incomplete. A row's value is a string, or for
+  // "is one of" an array of strings.
   function rowText(row, fields) {
     const field = fields.get(row.field);
     if (!field) return null;
     if (isList(row.operator)) {
-      const values = listValues(row.value).map((value) => valueText(field.type, value));
+      const values = row.value.map((value) => valueText(field.type, value));
       return values.length && !values.includes(null) ? `${row.field} ${row.operator} [${values.join(", ")}]` : null;
     }
     const value = valueText(field.type, row.value);
@@ -102,37 +104,39 @@
   const emptyRow = () => ({ kind: "row", field: "", operator: "", value: "" });
   const emptyGroup = (conjunction = "and") => ({ kind: "group", conjunction, items: [emptyRow()] });
 
-  // The raw input value for a literal of the field's type, or null.
-  function literalValue(node, type) {
+  // The input value for a literal of the field's type, or null when no input of the builder holds it.
+  function literalValue(node, field) {
     if (!has(node, "literal")) return null;
     const value = node.literal;
-    if (type === "number" || type === "date") return node.type === type ? value : null;
-    if (type === "boolean") return typeof value === "boolean" ? String(value) : null;
-    // A text input holds neither line breaks nor (usefully) nothing at all.
-    return typeof value === "string" && !node.type && value !== "" && !/[\r\n]/.test(value) ? value : null;
+    const raw = field.type === "number" || field.type === "date" ? (node.type === field.type ? value : null)
+      : field.type === "boolean" ? (typeof value === "boolean" ? String(value) : null)
+      // A text box holds neither line breaks nor (usefully) nothing at all.
+      : typeof value === "string" && !node.type && value !== "" && !/[\r\n]/.test(value) ? value : null;
+    return field.choices?.length && !field.choices.includes(raw) ? null : raw;
   }
 
   function rowFromAst(node, fields) {
     const row = (field, operator, value) => ({ kind: "row", field, operator, value });
     const typeOf = (name) => fields.get(name)?.type;
+    const offers = (field, operator) => OPERATORS[field.type].some(([op]) => op === operator);
     if (has(node, "field")) return typeOf(node.field) === "boolean" ? row(node.field, "is", "true") : null;
     if (node.unary === "not" && has(node.operand, "field")) {
       return typeOf(node.operand.field) === "boolean" ? row(node.operand.field, "is", "false") : null;
     }
     if (has(node, "binary") && has(node.left, "field") && fields.has(node.left.field)) {
-      const type = typeOf(node.left.field);
-      const operator = type === "boolean" ? (node.binary === "==" ? "is" : null) : node.binary;
-      const value = literalValue(node.right, type);
-      const offered = OPERATORS[type].some(([op]) => op === operator) && !isList(operator);
-      return offered && value !== null ? row(node.left.field, operator, value) : null;
+      const field = fields.get(node.left.field);
+      const operator = field.type === "boolean" ? (node.binary === "==" ? "is" : null) : node.binary;
+      const value = literalValue(node.right, field);
+      return offers(field, operator) && !isList(operator) && value !== null ? row(field.name, operator, value) : null;
     }
     if (has(node, "in") && has(node.in, "field") && fields.has(node.in.field)) {
-      const type = typeOf(node.in.field);
+      const field = fields.get(node.in.field);
       const operator = node.negated ? "not in" : "in";
-      const values = node.values.map((value) => literalValue(value, type));
-      const listable = values.every((value) => value !== null && value === value.trim() && !value.includes(","));
-      return OPERATORS[type].some(([op]) => op === operator) && listable
-        ? row(node.in.field, operator, values.join(", ")) : null;
+      const values = node.values.map((value) => literalValue(value, field));
+      // Typed into one box, values are split at commas and trimmed; ticked choices are taken whole.
+      const listable = values.every((value) => value !== null
+        && (field.choices?.length || (value === value.trim() && !value.includes(","))));
+      return offers(field, operator) && listable ? row(field.name, operator, values) : null;
     }
     return null;
   }
@@ -182,9 +186,14 @@
     return node;
   }
 
+  let controls = 0;
+  const nextId = () => `rule-builder-control-${++controls}`;
+
+  // A control with its own label (a label wrapping a select would also read out the chosen option).
   function labelled(text, control) {
-    return element("label", { class: "rule-builder__control" },
-      [element("span", { class: "rule-builder__label", text }), control]);
+    control.id = nextId();
+    return element("div", { class: "rule-builder__control" },
+      [element("label", { class: "rule-builder__label", for: control.id, text }), control]);
   }
 
   function csrfToken(root) {
@@ -237,12 +246,12 @@
         this.model = emptyGroup();
         this.render();
         this.setMode("builder");
-        this.showResult({ ok: true, count: null }, text);
+        this.showResult({ ok: true, count: null });
         return;
       }
       const result = await this.request(text);
       if (result === null || text !== this.textarea.value) return; // superseded by newer typing
-      this.showResult(result, text);
+      this.showResult(result);
       if (!result.ok) return; // the error is shown; the text stays editable
       const model = modelFromAst(result.ast, this.fields);
       if (model === null) {
@@ -315,7 +324,7 @@
         this.changed();
       });
       operator.addEventListener("change", () => {
-        if (isList(operator.value) !== isList(row.operator)) row.value = ""; // one value or a list
+        if (isList(operator.value) !== isList(row.operator)) row.value = isList(operator.value) ? [] : "";
         row.operator = operator.value;
         this.replaceRow(row, group, "[data-part=operator] select");
         this.changed();
@@ -336,33 +345,60 @@
     }
 
     replaceRow(row, group, focusSelector) {
-      const fresh = this.rowElement(row, group);
-      this.elements.get(row)?.replaceWith(fresh);
-      this.elements.set(row, fresh);
+      const old = this.elements.get(row);
+      const fresh = this.rowElement(row, group); // registers itself in this.elements
+      old.replaceWith(fresh);
       fresh.querySelector(focusSelector)?.focus();
     }
 
     valueControl(row, spec) {
+      const choices = spec?.choices?.length ? spec.choices : null;
+      if (spec && isList(row.operator)) return choices ? this.choiceBoxes(row, choices) : this.listBox(row, spec);
       let control;
-      let label = "Value";
       if (!spec) {
         control = element("input", { type: "text", disabled: "" });
       } else if (spec.type === "boolean") {
         control = select(YES_NO, row.value);
-      } else if (isList(row.operator)) {
-        label = "Values, separated by commas";
-        control = element("input", { type: "text", placeholder: spec.type === "number" ? "1, 2, 3" : "a, b, c" });
-        if (spec.type === "number") control.inputMode = "decimal";
+      } else if (choices) {
+        control = select([["", "Choose a value"], ...choices.map((choice) => [choice, choice])], row.value);
       } else {
         const type = { number: "number", date: "date" }[spec.type] || "text";
         control = element("input", type === "number" ? { type, step: "any" } : { type });
+        control.value = row.value;
       }
-      control.value = row.value;
       control.addEventListener(control.tagName === "SELECT" ? "change" : "input", () => {
         row.value = control.value;
         this.changed();
       });
-      return labelled(label, control);
+      return labelled("Value", control);
+    }
+
+    // "is one of", typed: values separated by commas.
+    listBox(row, spec) {
+      const control = element("input", { type: "text", placeholder: spec.type === "number" ? "1, 2, 3" : "a, b, c" });
+      if (spec.type === "number") control.inputMode = "decimal";
+      control.value = row.value.join(", ");
+      control.addEventListener("input", () => {
+        row.value = splitValues(control.value);
+        this.changed();
+      });
+      return labelled("Values, separated by commas", control);
+    }
+
+    // "is one of" a field's choices: one tick box each.
+    choiceBoxes(row, choices) {
+      const boxes = choices.map((choice) => {
+        const box = element("input", { type: "checkbox", value: choice, id: nextId() });
+        box.checked = row.value.includes(choice);
+        return element("span", { class: "rule-builder__choice" }, [box, element("label", { for: box.id, text: choice })]);
+      });
+      const fieldset = element("fieldset", { class: "rule-builder__choices" },
+        [element("legend", { class: "rule-builder__label", text: "Values" }), ...boxes]);
+      fieldset.addEventListener("change", () => {
+        row.value = [...fieldset.querySelectorAll("input:checked")].map((box) => box.value);
+        this.changed();
+      });
+      return fieldset;
     }
 
     // --- checking and counting ----------------------------------------------------------------------
@@ -376,11 +412,11 @@
       const text = this.textarea.value;
       if (!text.trim()) {
         this.pending?.abort();
-        this.showResult({ ok: true, count: null }, text);
+        this.showResult({ ok: true, count: null });
         return;
       }
       const result = await this.request(text);
-      if (result !== null && text === this.textarea.value) this.showResult(result, text);
+      if (result !== null && text === this.textarea.value) this.showResult(result);
     }
 
     // The server's answer (see schemes/rules/views.py), or null when a newer request replaced it.
@@ -410,7 +446,7 @@
       }
     }
 
-    showResult(result, text) {
+    showResult(result) {
       const invalid = !result.ok;
       this.textarea.setAttribute("aria-invalid", String(invalid));
       if (invalid) {

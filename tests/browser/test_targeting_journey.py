@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from schemes.plans.models import BeneficiaryStatus, BenefitPlan, HouseholdBeneficiary, PlanField
 from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot
-from tests.browser.test_plan_journey import session
+from tests.browser.test_plan_journey import session, text_mode
 from tests.factories import HouseholdFactory, IndividualFactory, MembershipFactory, UserFactory
 from workflows.models import WorkflowDefinition, WorkflowStep
 
@@ -81,6 +81,7 @@ def test_targeting_from_formula_to_active_households(live_server, browser, world
 
     officer = session(browser, origin, problems, "officer")
     officer.goto(f"{origin}/admin/plans/simulate/{plan.pk}/")
+    text_mode(officer, "criteria")
     officer.fill("#id_criteria", "household_size >= 1")
     officer.fill("#id_amount", "25000")
     officer.get_by_role("button", name="Simulate").click()

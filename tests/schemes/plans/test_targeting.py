@@ -17,6 +17,7 @@ from schemes.plans.catalogues import candidate_catalogue
 from schemes.plans.models import Beneficiary, BenefitPlan, HouseholdBeneficiary, PlanCutoff, PlanType
 from schemes.registry.models import Household, Individual
 from schemes.rules.compiler import evaluate, to_sql
+from schemes.rules.forms import rule_text
 from schemes.rules.nodes import to_json
 from tests.factories import (
     HouseholdFactory,
@@ -296,8 +297,8 @@ def test_the_page_starts_from_the_plans_criteria_formula_and_cutoffs(saved_plan,
 
     form = response.context["form"]
     assert response.status_code == 200
-    assert (form["criteria"].value(), form["formula"].value(), form["default_cutoff"].value()) == (
-        CRITERIA, "income", Decimal("20"))
+    assert (rule_text(form["criteria"].value()), rule_text(form["formula"].value()),
+            form["default_cutoff"].value()) == (CRITERIA, "income", Decimal("20"))
     assert [field.label for field in form.region_fields()] == [f"Cut-off in {geo.region.name}"]  # A's region only
     assert form[f"cutoff_{geo.region.pk}"].value() == Decimal("50")
     assert [cutoff.location for cutoff in form.kept_cutoffs] == [geo.village_a]

@@ -88,8 +88,9 @@ def test_the_widget_renders_without_inline_script_or_style(children_field):
     assert "<script" not in html and "style=" not in html and " on" not in re.sub(r'"[^"]*"', '""', html)
     root = re.search(r"<div class=\"rule-builder\"[^>]*>", html).group(0)
     fields = json.loads(re.search(r'data-fields="([^"]*)"', root).group(1).replace("&quot;", '"'))
-    assert {"name": "children", "label": "Children", "type": "number"} in fields
-    assert {"name": "age", "label": "Age (years)", "type": "number"} in fields
+    assert {"name": "children", "label": "Children", "type": "number", "choices": []} in fields
+    assert {"name": "age", "label": "Age (years)", "type": "number", "choices": []} in fields
+    assert {"name": "sex", "label": "Sex", "type": "text", "choices": ["F", "M", "O"]} in fields
     assert 'data-subject="individual"' in root and 'data-check-url="/admin/rules/check/"' in root
     assert 'data-expect="boolean"' in root and 'data-subject-label="Individuals"' in root
     assert f'maxlength="{MAX_TEXT}"' in html and 'id="id_criteria"' in html and "required" not in html
@@ -111,12 +112,12 @@ def test_the_script_and_style_sheet_are_static_files():
 
 
 def test_subjects_can_be_registered_once_by_name():
-    household = Subject("Households", catalogue=lambda: None, queryset_for=lambda user: None)
+    household = Subject("Households", catalogue=lambda argument: None, queryset_for=lambda user, argument: None)
     try:
         register_subject("household_test", household)
         register_subject("household_test", household)  # the same again: harmless
         assert SUBJECTS["household_test"] is household
         with pytest.raises(ValueError, match="already registered"):
-            register_subject("household_test", Subject("Other", catalogue=lambda: None, queryset_for=lambda u: None))
+            register_subject("household_test", Subject("Other", catalogue=lambda argument: None, queryset_for=lambda user, argument: None))
     finally:
         SUBJECTS.pop("household_test", None)

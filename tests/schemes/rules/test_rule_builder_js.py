@@ -23,10 +23,11 @@ SCRIPT = Path(__file__).resolve().parents[3] / "static" / "rules" / "rule_builde
 NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
 
-FIELDS = [{"name": "age", "label": "Age", "type": "number"},
-          {"name": "first_name", "label": "First name", "type": "text"},
-          {"name": "dob", "label": "Date of birth", "type": "date"},
-          {"name": "disabled", "label": "Disabled", "type": "boolean"}]
+FIELDS = [{"name": "age", "label": "Age", "type": "number", "choices": []},
+          {"name": "first_name", "label": "First name", "type": "text", "choices": []},
+          {"name": "dob", "label": "Date of birth", "type": "date", "choices": []},
+          {"name": "disabled", "label": "Disabled", "type": "boolean", "choices": []},
+          {"name": "level", "label": "Level", "type": "text", "choices": ["primary", "secondary, lower", "none"]}]
 HARNESS = """
 const builder = require(process.argv[1]);
 const input = JSON.parse(require("fs").readFileSync(0, "utf8"));
@@ -94,8 +95,10 @@ MODELS = [
      'age >= 18 and first_name == "O\\"Brien"'),
     (group("or", row("dob", "<", "2000-01-31"), row("disabled", "is", "false")),
      'dob < date("2000-01-31") or disabled == false'),
-    (group("and", row("first_name", "not in", " Amina , Baraka,,"), row("age", "in", "1, 2.50")),
+    (group("and", row("first_name", "not in", ["Amina", "Baraka"]), row("age", "in", ["1", "2.50"])),
      'first_name not in ["Amina", "Baraka"] and age in [1, 2.50]'),
+    (group("or", row("level", "in", ["secondary, lower", "none"]), row("level", "==", "primary")),
+     'level in ["secondary, lower", "none"] or level == "primary"'),
     (group("and", row("age", ">", "1"), group("or", row("age", "<", "5"), row("disabled", "is", "true"))),
      "age > 1 and (age < 5 or disabled == true)"),
     (group("or", group("and", row("age", ">", "1"), row("age", "<", "5")), row("disabled", "is", "true")),
@@ -104,7 +107,8 @@ MODELS = [
      "(age > 1 and age < 5) and disabled == true"),
     # incomplete rows and empty groups are left out; a group of one is just that condition
     (group("and", row("age", ">", ""), row("", "", ""), group("or"), group("or", row("age", "!=", "3"))), "age != 3"),
-    (group("and", row("age", ">", "1e3"), row("dob", "==", "20000131")), ""),
+    (group("and", row("age", ">", "1e3"), row("dob", "==", "20000131"), row("age", "in", ["1", "x"]),
+           row("age", "in", [])), ""),
     (group("or"), ""),
 ]
 
@@ -123,21 +127,24 @@ def test_a_model_is_written_as_the_canonical_text_of_its_rule(model, expected):
 # them as printable, and the two would then rightly disagree about escaping them.
 ROW_VALUES = {
     "age": st.one_of(st.integers(-999, 999).map(str), st.decimals("-99.99", "99.99", places=2).map(str)),
-    "first_name": st.text(st.characters(blacklist_categories=["Cs", "Cc", "Cn"], blacklist_characters=","), min_size=1,
-                          max_size=6).filter(lambda text: text == text.strip()),
+    "level": st.sampled_from(FIELDS[-1]["choices"]),
+    # Values of a typed list are split at commas and trimmed (JavaScript's trim also drops U+FEFF).
+    "first_name": st.text(st.characters(blacklist_categories=["Cs", "Cc", "Cn"], blacklist_characters=",\ufeff"),
+                          min_size=1, max_size=6).filter(lambda text: text == text.strip()),
     "dob": st.dates().map(lambda day: day.isoformat()),
     "disabled": st.sampled_from(["true", "false"]),
 }
 ROW_OPERATORS = {"age": ["==", "!=", "<", "<=", ">", ">=", "in", "not in"], "first_name": ["==", "!=", "in", "not in"],
-                 "dob": ["==", "!=", "<", "<=", ">", ">="], "disabled": ["is"]}
+                 "dob": ["==", "!=", "<", "<=", ">", ">="], "disabled": ["is"], "level": ["==", "!=", "in", "not in"]}
 
 
 @st.composite
 def rows(draw):
     field = draw(st.sampled_from(sorted(ROW_VALUES)))
     operator = draw(st.sampled_from(ROW_OPERATORS[field]))
-    values = draw(st.lists(ROW_VALUES[field], min_size=1, max_size=3 if operator in ("in", "not in") else 1))
-    return row(field, operator, ", ".join(values))
+    if operator in ("in", "not in"):
+        return row(field, operator, draw(st.lists(ROW_VALUES[field], min_size=1, max_size=3)))
+    return row(field, operator, draw(ROW_VALUES[field]))
 
 
 MODEL_TREES = st.recursive(rows(), lambda children: st.builds(
@@ -158,7 +165,7 @@ def test_builder_text_is_canonical_and_survives_the_round_trip(models):
     "age + 1 > 2", "min(age, 3) > 1", "18 <= age", "age > age", "age == null", "first_name in ['a,b']",
     "first_name == 'two\\nlines'", "first_name == ''", "lower(first_name) == 'a'", "disabled != true", "first_name < 'b'",
     "dob in [date('2000-01-01')]", "age if disabled else 1", "age >= 18 and (1 if disabled else 2) > 1",
-    "unknown_field == 1", "first_name == 1", "true",
+    "unknown_field == 1", "first_name == 1", "true", "level == 'tertiary'", "level in ['none', 'tertiary']",
 ])
 def test_a_rule_the_builder_cannot_show_is_refused_whole(text):
     assert run_js(asts=[to_json(parse(text))])["fromAst"] == [None]

@@ -89,7 +89,7 @@ def test_a_formula_is_checked_without_a_count(people, clerk_a):
     assert check(clerk_a, "age > 1", expect="number").json()["ok"] is False
 
 
-@pytest.mark.parametrize("params", [{"subject": "household"}, {"subject": ""}, {"subject": "__class__"},
+@pytest.mark.parametrize("params", [{"subject": "nonsense"}, {"subject": "plan:1"}, {"subject": ""}, {"subject": "__class__"},
                                     {"expect": "list"}])
 def test_unknown_subjects_and_types_are_refused(people, clerk_a, params):
     response = check(clerk_a, "age > 1", **params)

@@ -1,6 +1,5 @@
-from django.core.management.base import BaseCommand, CommandError
-
 from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
 
 from schemes.plans.demo import enrol_demo_beneficiaries, ensure_demo_plans
 from schemes.registry.demo import seed_demo
