@@ -23,6 +23,13 @@ def _subject_catalogue(plan, today):
     return individual_catalogue(today=today)
 
 
+def reserved_field_names(plan_type):
+    """Names a plan's own field cannot take: its rules would read the registry's field instead."""
+    from .models import BenefitPlan
+
+    return set(_subject_catalogue(BenefitPlan(plan_type=plan_type), None).names())
+
+
 def candidate_catalogue(plan, *, today=None):
     """Rules over the plan's possible subjects (people or households)."""
     return _subject_catalogue(plan, today).extended([unknown_yet_spec(a) for a in _plan_attributes(plan)])

@@ -1,4 +1,5 @@
 from django import forms
+from django.core.exceptions import ValidationError
 from wagtail.admin.forms import WagtailAdminModelForm
 
 from schemes.rules.catalogue import NUMBER
@@ -6,7 +7,7 @@ from schemes.rules.forms import RuleField
 from sites.forms import AttributeFormMixin
 
 from .catalogues import plan_rules_subject
-from .models import BeneficiaryStatus, PlanType
+from .models import BeneficiaryStatus, PlanType, check_plan_field_names
 
 CRITERIA_STATUSES = (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE)
 RULE_HELP = ("A rule over the fields of the person (or, in a household plan, of the household), e.g. "
@@ -33,6 +34,20 @@ class BenefitPlanForm(WagtailAdminModelForm):
             self.initial[f"criteria_{status.lower()}"] = (self.instance.criteria or {}).get(status)
         self.fields["score_formula_text"].set_subject(subject)
         self.initial["score_formula_text"] = self.instance.score_formula or None
+
+    def is_valid(self):
+        """The schema's rows are checked after this form's own clean(): their names too, against the
+        plan type's fields, which a plan field must not shadow."""
+        valid = super().is_valid()
+        for form in self.formsets["fields"].forms:
+            name = getattr(form, "cleaned_data", {}).get("name")
+            if name and not form.cleaned_data.get("DELETE"):
+                try:
+                    check_plan_field_names(self.instance.plan_type, [name])
+                except ValidationError as error:
+                    form.add_error("name", error.message_dict["name"])
+                    valid = False
+        return valid
 
     def clean(self):
         cleaned = super().clean()

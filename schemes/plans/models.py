@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django_fsm import FSMField, FSMModelMixin, transition
@@ -133,6 +134,18 @@ class PlanCutoff(Orderable):
 
     def __str__(self):
         return f"{self.location}: {self.cutoff}"
+
+
+def check_plan_field_names(plan_type, names):
+    """Refuse plan field names that the plan type's records already have (`age`, a registry
+    attribute...): rules naming them would read those, never the plan's field."""
+    from .catalogues import reserved_field_names
+
+    taken = sorted(set(names) & reserved_field_names(plan_type))
+    if taken:
+        whose = "household" if plan_type == PlanType.HOUSEHOLD else "person"
+        raise ValidationError({"name": [f"'{name}' is already a field of every {whose}: give the plan's own "
+                                        "field another name." for name in taken]})
 
 
 class BeneficiaryStatus(models.TextChoices):

@@ -12,7 +12,7 @@ from sites.audit import audit
 from sites.fields import IDENTIFIER, FieldType
 from workflows.services import approval_submit
 
-from .models import PlanField, PlanStatus
+from .models import PlanField, PlanStatus, check_plan_field_names
 from .services import plan_change_payload
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
@@ -168,6 +168,7 @@ def schema_import(*, plan, data, by):
     if not by.has_perm("plans.change_planfield"):
         raise PermissionDenied("You may not change plan schemas.")
     fields = parse_schema(data)
+    check_plan_field_names(plan.plan_type, [field.name for field in fields])
     if plan.status != PlanStatus.DRAFT:
         plan.fields = fields  # in memory only: it applies once approved
         return approval_submit(operation="plans.change", by=by, payload={"plan": plan.pk,

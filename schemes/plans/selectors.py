@@ -1,11 +1,12 @@
 from django.db.models import BooleanField, Case, Count, Value, When
 
 from schemes.rules.compiler import compile_rule, to_sql
+from schemes.rules.errors import RuleError
 from schemes.rules.nodes import from_json
 from schemes.rules.sql import IsTrue
 from sites.scoping import scope_for
 
-from .catalogues import beneficiary_catalogue
+from .catalogues import beneficiary_catalogue, candidate_catalogue
 from .models import Beneficiary, BenefitPlan, HouseholdBeneficiary
 
 
@@ -53,14 +54,34 @@ def plans_of_household(household, user):
 
 def with_criteria_check(queryset, plan):
     """Annotate `meets_criteria`: whether each beneficiary still meets the plan's criteria for their
-    status (None where the plan has none for that status), their plan attributes included. One SQL
+    status, their plan attributes included; None where the plan has none for that status, or where
+    its criteria no longer check (a field they name was deleted: see rule_problems). One SQL
     expression, no loop."""
     catalogue = beneficiary_catalogue(plan)
-    branches = [
-        When(status=status, then=IsTrue(to_sql(compile_rule(from_json(entry["rule"]), catalogue, expect="boolean"),
-                                               catalogue, "boolean")))
-        for status, entry in (plan.criteria or {}).items()
-    ]
+    branches = []
+    for status, entry in (plan.criteria or {}).items():
+        try:
+            node = compile_rule(from_json(entry["rule"]), catalogue, expect="boolean")
+        except RuleError:
+            continue
+        branches.append(When(status=status, then=IsTrue(to_sql(node, catalogue, "boolean"))))
     if not branches:
         return queryset.annotate(meets_criteria=Value(None, output_field=BooleanField()))
     return queryset.annotate(meets_criteria=Case(*branches, default=Value(None), output_field=BooleanField()))
+
+
+def rule_problems(plan):
+    """What no longer checks in the plan's saved rules (e.g. a field they name was deleted since), as
+    sentences for the plan page."""
+    catalogue = candidate_catalogue(plan)
+    rules = [(f"The criteria for {status.lower()} beneficiaries no longer check", entry, "boolean")
+             for status, entry in sorted((plan.criteria or {}).items())]
+    if plan.score_formula:
+        rules.append(("The score formula no longer checks", plan.score_formula, "number"))
+    problems = []
+    for what, entry, expect in rules:
+        try:
+            compile_rule(from_json(entry["rule"]), catalogue, expect=expect)
+        except RuleError as error:
+            problems.append(f"{what}: {error.message} Edit the plan to correct it.")
+    return problems

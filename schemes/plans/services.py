@@ -193,8 +193,8 @@ def beneficiary_change_status(*, beneficiary, action, reason="", by):
 @transaction.atomic
 def beneficiary_update_attributes(*, beneficiary, attributes, by):
     """Set a beneficiary's plan data, validated by the plan's schema; a `unique` field's value is
-    refused when another beneficiary of the plan holds it (checked under the plan's lock, so two
-    edits cannot both pass)."""
+    refused when another live beneficiary of the plan holds it (checked under the plan's lock, so two
+    edits cannot both pass; someone who left the plan frees theirs)."""
     model = type(beneficiary)
     _require_permission(by, _permission(model, "change"))
     plan = BenefitPlan.objects.select_for_update().get(pk=beneficiary.plan_id)
@@ -207,7 +207,8 @@ def beneficiary_update_attributes(*, beneficiary, attributes, by):
     for definition in schema.definitions:
         value = cleaned.get(definition.name)
         if definition.unique and value is not None and model.objects.filter(
-                plan=plan, **{f"attributes__{definition.name}": value}).exclude(pk=beneficiary.pk).exists():
+                plan=plan, status__in=LIVE_STATUSES, **{f"attributes__{definition.name}": value}
+        ).exclude(pk=beneficiary.pk).exists():
             errors[definition.name] = [f"Another beneficiary of {plan.code} already has {definition.label} {value}."]
     if errors:
         raise ValidationError(errors)

@@ -48,6 +48,7 @@ class PlanRecordView(generic.InspectView):
                 f"plans.add_{plan.beneficiary_model._meta.model_name}"),
             "beneficiaries_url": reverse(beneficiary_namespace(plan) + ":index") + f"?plan={plan.pk}",
             "versions": plan.revisions.select_related("user").order_by("-created_at", "-pk")[:10],
+            "rule_problems": selectors.rule_problems(plan),
         })
         return context
 

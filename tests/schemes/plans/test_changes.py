@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from schemes.plans import services
+from schemes.plans.schema import schema_import
 from schemes.plans.models import Beneficiary, BenefitPlan, PlanField
 from tests.factories import IndividualFactory, RegistryFieldFactory, UserFactory
 from tests.schemes.plans.test_views import client_for, formset, plan_form
@@ -146,3 +147,22 @@ def test_a_change_with_a_criteria_mistake_is_refused(designer, active_plan):
     with pytest.raises(ValidationError):
         services.plan_change(plan=active_plan, change=change, by=designer)
     assert BenefitPlan.objects.get(pk=active_plan.pk).criteria_text("POTENTIAL") == "children >= 2"
+
+
+def test_a_plan_field_cannot_take_the_name_of_a_field_every_person_has(designer):
+    """`children` is a registry attribute (the designer fixture defines it)."""
+    response = client_for(designer).post(reverse("plans_plan:add"), plan_form(**{
+        **formset("fields", total=1), "fields-0-name": "children", "fields-0-label": "Children",
+        "fields-0-field_type": "integer", "fields-0-choices": "[]", "fields-0-sort_order": "0"}))
+
+    assert response.status_code == 200
+    assert not BenefitPlan.objects.exists()
+    assert "&#x27;children&#x27; is already a field of every person" in response.content.decode()
+
+
+def test_an_imported_schema_cannot_shadow_the_households_fields(designer):
+    plan = BenefitPlan.objects.create(code="HH", name="Households", plan_type="HOUSEHOLD")
+
+    with pytest.raises(ValidationError, match="'household_size' is already a field of every household"):
+        schema_import(plan=plan, data={"properties": {"household_size": {"type": "integer"}}}, by=designer)
+    assert not plan.fields.exists()
