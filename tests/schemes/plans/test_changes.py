@@ -7,8 +7,8 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from schemes.plans import services
-from schemes.plans.schema import schema_import
 from schemes.plans.models import Beneficiary, BenefitPlan, PlanField
+from schemes.plans.schema import schema_import
 from tests.factories import IndividualFactory, RegistryFieldFactory, UserFactory
 from tests.schemes.plans.test_views import client_for, formset, plan_form
 from workflows.models import ApprovalRequest, RequestStatus, WorkflowDefinition, WorkflowStep
