@@ -203,19 +203,25 @@ class BeneficiaryBase(FSMModelMixin, models.Model):
         self.reason = reason
 
 
-# Enrolment inserts a million rows of one plan at once. A foreign-key constraint would check the
-# same plan a million times (a third of the enrolment's time); instead a trigger refuses to delete
-# a plan that has beneficiaries (migrations 0002, 0003), and no index of its own: (plan, status) serves.
+# Enrolment inserts a million rows at once, each naming a plan and a person (or household) its own
+# SELECT just read. Foreign-key constraints would check each reference again at commit (a million
+# index probes per key: close to half the enrolment's time); instead triggers refuse to delete a plan,
+# a person or a household that has beneficiaries (migrations 0002, 0004, 0005; the ORM's PROTECT too).
+# The plan reference has no index of its own: (plan, status) serves.
 def _plan_reference(related_name):
     return models.ForeignKey(BenefitPlan, on_delete=models.PROTECT, related_name=related_name,
                              db_index=False, db_constraint=False)
+
+
+def _subject_reference(model):
+    return models.ForeignKey(model, on_delete=models.PROTECT, related_name="beneficiaries", db_constraint=False)
 
 
 class Beneficiary(BeneficiaryBase):
     SUBJECT = "individual"
 
     plan = _plan_reference("beneficiaries")
-    individual = models.ForeignKey(Individual, on_delete=models.PROTECT, related_name="beneficiaries")
+    individual = _subject_reference(Individual)
 
     class Meta:
         ordering = ["plan", "id"]
@@ -233,7 +239,7 @@ class HouseholdBeneficiary(BeneficiaryBase):
     SUBJECT = "household"
 
     plan = _plan_reference("household_beneficiaries")
-    household = models.ForeignKey(Household, on_delete=models.PROTECT, related_name="beneficiaries")
+    household = _subject_reference(Household)
 
     class Meta:
         ordering = ["plan", "id"]

@@ -155,3 +155,23 @@ def test_the_database_refuses_to_delete_a_plan_that_has_beneficiaries(plan, peop
         BenefitPlan.objects.filter(pk=plan.pk)._raw_delete(BenefitPlan.objects.db)
 
     assert BenefitPlan.objects.filter(pk=plan.pk).exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the guards are PostgreSQL triggers")
+@pytest.mark.parametrize("table", ["plans_benefitplan", "registry_individual", "registry_household"])
+def test_nothing_a_beneficiary_refers_to_can_be_deleted_even_in_sql(officer, plan, geo, member_roles, table):
+    """The references have no foreign-key constraints (enrolment speed): triggers refuse instead."""
+    from schemes.plans.models import HouseholdBeneficiary
+    from tests.factories import HouseholdFactory
+
+    person = IndividualFactory(location=geo.village_a)
+    household = HouseholdFactory(location=geo.village_a)
+    household_plan = BenefitPlan.objects.create(code="HH-1", name="Households", plan_type="HOUSEHOLD")
+    now = datetime.datetime.now(datetime.UTC)
+    Beneficiary.objects.create(plan=plan, individual=person, enrolled_at=now, status_changed_at=now)
+    HouseholdBeneficiary.objects.create(plan=household_plan, household=household, enrolled_at=now,
+                                        status_changed_at=now)
+    row = {"plans_benefitplan": plan.pk, "registry_individual": person.pk, "registry_household": household.pk}[table]
+
+    with pytest.raises(IntegrityError, match="has_beneficiaries"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE id = %s", [row])
