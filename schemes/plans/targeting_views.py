@@ -6,7 +6,7 @@ from django.template.response import TemplateResponse
 from workflows.services import approval_submit
 
 from . import selectors, targeting
-from .forms_targeting import SimulationForm
+from .forms import SimulationForm
 
 
 def _show_errors(form, error):
