@@ -11,6 +11,8 @@ ACTIONS = {
     "mizani.search_id": ("Search by ID", "Searched the registry by national ID"),
     "mizani.export": ("Export", "Exported records"),
     "mizani.import": ("Import", "Imported records"),
+    "mizani.upload": ("Upload", "Uploaded a file to import"),
+    "mizani.upload_discard": ("Upload discarded", "Discarded an upload; nothing imported"),
     "mizani.soft_delete": ("Delete (soft)", "Deleted the record (it can be restored)"),
     "mizani.restore": ("Restore", "Restored the record"),
     "mizani.member_add": ("Member added", "Added a household member"),

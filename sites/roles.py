@@ -18,6 +18,7 @@ REGISTRY_WRITE = [
     "registry.add_membership", "registry.change_membership", "registry.delete_membership",
 ]
 SENSITIVE = "registry.view_sensitive_data"
+UPLOADS = ["bulk.add_upload", "bulk.view_upload"]
 
 ROLE_PERMISSIONS = {
     "System administrator": [
@@ -35,10 +36,10 @@ ROLE_PERMISSIONS = {
         "registry.add_memberrole", "registry.change_memberrole", "registry.view_memberrole",
         "workflows.add_workflowdefinition", "workflows.change_workflowdefinition",
         "workflows.delete_workflowdefinition", "workflows.view_workflowdefinition",
-        *PLAN_DESIGN,
+        *PLAN_DESIGN, "bulk.view_upload",
     ],
-    "Clerk": [ADMIN_ACCESS, *REGISTRY_READ, *REGISTRY_WRITE, *BENEFICIARY_WRITE, SENSITIVE],
-    "Checker": [ADMIN_ACCESS, *REGISTRY_READ, SENSITIVE],
+    "Clerk": [ADMIN_ACCESS, *REGISTRY_READ, *REGISTRY_WRITE, *BENEFICIARY_WRITE, SENSITIVE, *UPLOADS],
+    "Checker": [ADMIN_ACCESS, *REGISTRY_READ, SENSITIVE, "bulk.view_upload"],
     "Accountant": [ADMIN_ACCESS, *REGISTRY_READ],
     "Manager": [ADMIN_ACCESS, *REGISTRY_READ],
     "Viewer": [ADMIN_ACCESS, *REGISTRY_READ],

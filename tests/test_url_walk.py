@@ -24,6 +24,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.exceptions import NoReverseMatch
 from django.utils import timezone
 
+from schemes.bulk.models import Upload
 from schemes.plans.models import Beneficiary, BenefitPlan, HouseholdBeneficiary, PlanField
 from schemes.registry.models import (
     Household,
@@ -117,6 +118,7 @@ OUR_NAMESPACES = {
     "plans_plan": "benefitplan",
     "plans_beneficiary": "beneficiary",
     "plans_householdbeneficiary": "householdbeneficiary",
+    "bulk_upload": "upload",
 }
 # Programme-wide content every role may read (the plan itself; its beneficiaries are scoped): an
 # object URL may answer 200 to a district user, but must show nothing of district B.
@@ -134,18 +136,20 @@ NAMESPACE_MODEL = {
     "plans_plan": ("plans", "benefitplan"),
     "plans_beneficiary": ("plans", "beneficiary"),
     "plans_householdbeneficiary": ("plans", "householdbeneficiary"),
+    "bulk_upload": ("bulk", "upload"),
 }
 OBJECT_VIEWS = {"edit", "delete", "history", "history_results", "usage", "inspect", "restore", "members", "chosen",
                 "decide", "cancel", "status", "change_status", "enrol", "schema", "schema_import", "simulate",
-                "bulk_status", "edit_data"}
-LIST_VIEWS = {"index", "index_results", "choose", "choose_results"}
+                "bulk_status", "edit_data", "submit", "discard", "errors"}
+# Pages without a pk that only show something (the upload form, a CSV template).
+LIST_VIEWS = {"index", "index_results", "choose", "choose_results", "new", "template"}
 FORM_VIEWS = {"add", "import", "create"}      # no pk; POST creates something
 IDS_VIEWS = {"chosen_multiple"}               # ?id=..&id=..
-POST_ONLY_VIEWS = {"restore", "members", "decide", "cancel", "change_status"}  # GET is 405 before any lookup
+POST_ONLY_VIEWS = {"restore", "members", "decide", "cancel", "change_status", "submit", "discard"}  # GET is 405 before any lookup
 # Plan-wide pages that act on the user's own locations (enrol, simulate, bulk status changes) are
 # requested by GET here; what they change is proved scoped in tests/schemes/plans.
 OPERATION_VIEWS = {"edit", "delete", "restore", "members", "decide", "cancel", "change_status",
-                   "schema_import", "edit_data"} | FORM_VIEWS
+                   "schema_import", "edit_data", "submit", "discard"} | FORM_VIEWS
 
 # Project URLs outside the viewsets.
 AUDIT_NAMES = {
@@ -278,6 +282,8 @@ class World:
     household_plan: BenefitPlan
     household_beneficiary_a: HouseholdBeneficiary
     household_beneficiary_b: HouseholdBeneficiary
+    upload_a: Upload
+    upload_b: Upload
     clerk_a: object
     clerk_b: object
     viewer_a: object
@@ -316,6 +322,8 @@ class World:
             return getattr(self, "beneficiary_" + side)
         if kind == "householdbeneficiary":
             return getattr(self, "household_beneficiary_" + side)
+        if kind == "upload":
+            return getattr(self, "upload_" + side)
         raise AssertionError(kind)
 
 
@@ -377,6 +385,13 @@ def world(db, member_roles):
     WorkflowStep.objects.create(definition=WorkflowDefinition.objects.create(operation="plans.change"),
                                 group=Group.objects.get(name="Checker"), sort_order=0)
     UserFactory(username="walk_checker", role="Checker", national=True)
+    WorkflowStep.objects.create(definition=WorkflowDefinition.objects.create(operation="bulk.import"),
+                                group=Group.objects.get(name="Checker"), sort_order=0)
+    uploads = {side: Upload.objects.create(
+        kind="INDIVIDUALS", stored_name=f"walk-{side}.csv", original_name=f"walk-{side}.csv", status="READY",
+        counts={"rows": 1, "valid": 1, "errors": 0, "creates": 1, "households": 0, "possible_duplicates": 0},
+        uploaded_by=clerk, scope_root=district) for side, clerk, district in (("a", clerk_a, district_a),
+                                                                           ("b", clerk_b, district_b))}
     for each in (plan, household_plan):
         PlanField.objects.create(plan=each, name="walk_grade", label="Walk grade", field_type="integer")
     enrolled = timezone.now()
@@ -399,7 +414,7 @@ def world(db, member_roles):
         approval_a=approvals["a"], approval_b=approvals["b"], job_a=jobs["a"], job_b=jobs["b"],
         plan=plan, beneficiary_a=beneficiaries["a"], beneficiary_b=beneficiaries["b"],
         household_plan=household_plan, household_beneficiary_a=household_beneficiaries["a"],
-        household_beneficiary_b=household_beneficiaries["b"],
+        household_beneficiary_b=household_beneficiaries["b"], upload_a=uploads["a"], upload_b=uploads["b"],
         empty_plan=BenefitPlan.objects.create(code="WALK-EMPTY", name="Walk plan without beneficiaries"),
         clerk_a=clerk_a, clerk_b=clerk_b,
         viewer_a=UserFactory(username="walk_viewer_a", role="Viewer", locations=[district_a]),
@@ -471,6 +486,7 @@ def db_state():
         "benefitplan": list(BenefitPlan.objects.order_by("pk").values()),
         "beneficiary": list(Beneficiary.objects.order_by("pk").values()),
         "householdbeneficiary": list(HouseholdBeneficiary.objects.order_by("pk").values()),
+        "upload": list(Upload.objects.order_by("pk").values()),
         "planfield": list(PlanField.objects.order_by("pk").values()),
     }
 
@@ -511,7 +527,7 @@ def form_payloads(w, namespace, view, side):
     person = w.person_b if side == "b" else w.person_a
     membership = w.membership_b if side == "b" else w.membership_a
     kind = OUR_NAMESPACES[namespace]
-    if view in ("delete", "restore", "cancel"):
+    if view in ("delete", "restore", "cancel", "discard"):
         return [{}]
     if view == "decide":
         return [{"verdict": "approve", "comment": ""}, {"verdict": "reject", "comment": "walk"}]
@@ -520,6 +536,8 @@ def form_payloads(w, namespace, view, side):
 
         schema = b'{"properties": {"hacked": {"type": "string"}}}'
         return [{"file": SimpleUploadedFile("schema.json", schema, content_type="application/json")}]
+    if view == "submit":
+        return [{"mode": "VALID_ROWS"}]
     if view == "edit_data":
         return [{"attr_walk_grade": "7"}]
     if view == "change_status":
@@ -915,6 +933,8 @@ def _allowed_actor(w, url):
         return w.clerk_a if url.view_name == "decide" else w.approval_a.maker
     if url.namespace == "workflows_jobs":
         return w.job_a.started_by
+    if url.namespace == "bulk_upload":
+        return w.upload_a.uploaded_by  # only the uploader submits or discards
     return w.superuser
 
 

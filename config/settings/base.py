@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "schemes.registry",
     "schemes.rules",
     "schemes.plans",
+    "schemes.bulk",
     "workflows",
     "dashboards",
     "wagtail.contrib.settings",
@@ -207,3 +208,9 @@ MIZANI_LIST_PAGE_SIZE = 25
 MIZANI_JOB_HEARTBEAT_SECONDS = int(os.environ.get("MIZANI_JOB_HEARTBEAT_SECONDS", "120"))
 # After this many attempts that each lost their worker, a job is failed instead of queued again.
 MIZANI_JOB_MAX_ATTEMPTS = int(os.environ.get("MIZANI_JOB_MAX_ATTEMPTS", "5"))
+
+# Imports: the largest file accepted, the most data rows, and the largest XLSX (read in memory-bound
+# streaming mode, but a spreadsheet is slower to read than CSV).
+MIZANI_IMPORT_MAX_BYTES = int(os.environ.get("MIZANI_IMPORT_MAX_BYTES", str(512 * 1024 * 1024)))
+MIZANI_IMPORT_MAX_ROWS = int(os.environ.get("MIZANI_IMPORT_MAX_ROWS", "2000000"))
+MIZANI_IMPORT_MAX_XLSX_BYTES = int(os.environ.get("MIZANI_IMPORT_MAX_XLSX_BYTES", str(20 * 1024 * 1024)))

@@ -1,0 +1,57 @@
+"""Importing a checked upload as an approval operation: the checker sees the counts (rows to create,
+rows with errors, possible duplicates, households) and a sample; once approved the import runs as
+the maker, in its own resumable job."""
+
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from workflows.models import ApprovalRequest, RequestStatus
+from workflows.operations import Operation, Prepared, register
+
+from . import services
+from .models import Upload
+
+
+def _upload(payload, by=None):
+    upload = Upload.objects.filter(pk=payload.get("upload")).first()
+    if upload is None or (by is not None and upload.uploaded_by_id != by.pk):
+        raise PermissionDenied(f"No upload {payload.get('upload')} of yours.")
+    return upload
+
+
+def prepare(payload, by):
+    upload = _upload(payload, by)
+    mode = payload.get("mode")
+    services.check_importable(upload, mode, by)
+    pending = ApprovalRequest.objects.filter(operation="bulk.import", status=RequestStatus.PENDING,
+                                             payload__upload=upload.pk)
+    if pending.exists():
+        raise ValidationError("This upload is already waiting for approval.")
+    counts = upload.counts
+    importer = services.IMPORTERS[upload.kind]
+    return Prepared(
+        payload={"upload": upload.pk, "mode": mode},
+        summary={"title": f"Import {counts.get('valid', 0):,} rows of {upload.original_name}",
+                 "diff": [], "sensitive": [],
+                 "counts": {"Rows in the file": counts.get("rows", 0), "To be created": counts.get("creates", 0),
+                            "Rows with errors (not imported)": counts.get("errors", 0),
+                            "Possible duplicates of registered people": counts.get("possible_duplicates", 0),
+                            "Households": counts.get("households", 0)},
+                 "sample": [{"id": None, "name": f"Row {row['row_number']}: {row['first_name']} {row['last_name']}"}
+                            for row in importer.sample(upload)]},
+        location=upload.scope_root,
+        version=upload.status,
+    )
+
+
+def execute(payload, maker):
+    job = services.import_start(upload=_upload(payload), mode=payload["mode"], by=maker)
+    return {"job": job.pk}
+
+
+def version(payload):
+    upload = Upload.objects.filter(pk=payload.get("upload")).first()
+    return upload.status if upload else "gone"
+
+
+IMPORT = register(Operation(name="bulk.import", label="Import a file", prepare=prepare, execute=execute,
+                            version=version, default_requires_approval=True))

@@ -1,0 +1,336 @@
+"""The individuals import (openIMIS template: first_name, last_name, dob, one column per registry
+attribute, optional group_code / individual_role / recipient_info, and our location and national_id).
+
+Three passes, none row-by-row against the database:
+1. `stage`: the file streams through Python once; each row is checked on its own (types, required,
+   choices, patterns, the location code among the uploader's locations) and written to staging.
+2. `check`: set-based SQL over the staged rows: national IDs repeated in the file or already
+   registered, possible duplicates (same names and date of birth as someone registered), household
+   consistency (one head and at most one primary recipient per group_code, a code not already used).
+3. `import_rows`: households in one statement, then people and memberships in chunks of rows, each
+   chunk one transaction (resumable)."""
+
+import datetime
+import re
+
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.db.models import Count, Max, Min, Q
+from django.utils import timezone
+
+from schemes.registry.models import (
+    Household,
+    Individual,
+    MemberRole,
+    Membership,
+    RegistryField,
+    normalise_national_id,
+)
+from sites.scoping import scope_for
+
+from .files import Column
+from .models import StagedError, StagedIndividual
+from .staging import StagingWriter
+
+SEX = {"f": "F", "female": "F", "m": "M", "male": "M", "o": "O", "other": "O"}
+RECIPIENT = {"": "", "1": "PRIMARY", "2": "SECONDARY", "primary": "PRIMARY", "secondary": "SECONDARY"}
+EXCEL_NUMBER = re.compile(r"^\d+(\.\d+)?[eE]\+?\d+$")
+CHUNK = 50_000
+STAGED_FIELDS = ("upload", "row_number", "valid", "first_name", "last_name", "dob", "sex", "national_id", "phone",
+                 "location_id", "attributes", "group_code", "role", "recipient")
+
+CORE_COLUMNS = [
+    Column("first_name", ("first name", "given name", "given_name"), required=True),
+    Column("last_name", ("last name", "surname", "family name", "family_name"), required=True),
+    Column("dob", ("date of birth", "date_of_birth", "birth_date", "birthdate"), required=True),
+    Column("sex", ("gender",), required=True),
+    Column("national_id", ("national id", "national_id_number", "id_number", "nin")),
+    Column("phone", ("phone number", "phone_number", "mobile")),
+    Column("location", ("location code", "location_code")),
+    Column("group_code", ("household code", "household_code", "household")),
+    Column("individual_role", ("role", "household role")),
+    Column("recipient_info", ("recipient", "recipient type")),
+]
+
+
+def attribute_definitions():
+    return list(RegistryField.objects.filter(target=RegistryField.Target.INDIVIDUAL).order_by("sort_order", "name"))
+
+
+def columns():
+    """The file's columns: ours, then one per registry attribute (its name, or its label)."""
+    taken = {column.name for column in CORE_COLUMNS}
+    return CORE_COLUMNS + [Column(d.name, (d.label,), required=d.required) for d in attribute_definitions()
+                           if d.name not in taken]
+
+
+def template_headers():
+    return [column.name for column in columns()]
+
+
+def parse_date(text, today):
+    """YYYY-MM-DD only: a clerk's 03/04/2020 could be March or April, an Excel serial is not a date."""
+    if len(text) != 10 or text[4] != "-" or text[7] != "-":
+        if text.isdigit() and len(text) <= 5:
+            raise ValueError(f"'{text}' looks like an Excel date number: format the column as YYYY-MM-DD.")
+        raise ValueError(f"'{text}' is not a date as YYYY-MM-DD.")
+    try:
+        value = datetime.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is not a real date.") from None
+    if value > today:
+        raise ValueError(f"{text} is in the future.")
+    return value
+
+
+def stage(upload, table, user):
+    """Pass 1: every row checked on its own and staged. Returns the number of data rows."""
+    mapping = table.mapping
+    present = [(name, mapping[name]) for name in
+               ("first_name", "last_name", "dob", "sex", "national_id", "phone", "location", "group_code",
+                "individual_role", "recipient_info") if name in mapping]
+    header_of = {name: table.headers[index] for name, index in mapping.items()}
+    definitions = [(d, mapping[d.name]) for d in attribute_definitions() if d.name in mapping]
+    scope = scope_for(user)
+    codes = dict(scope.locations().values_list("code", "pk"))
+    code_key = {code.casefold(): pk for code, pk in codes.items()}
+    roles = {code.casefold(): code for code in MemberRole.objects.values_list("code", flat=True)}
+    national = scope.national
+    today = timezone.localdate()
+    rows = StagingWriter(StagedIndividual, STAGED_FIELDS)
+    errors = StagingWriter(StagedError, ("upload", "row_number", "column", "message"))
+    upload_id = upload.pk
+    count = 0
+
+    for row_number, cells, problem in table.rows():
+        count += 1
+        found = []
+        if problem:
+            found.append((problem.column or "", problem.message))
+
+        given = {name: cells[index].strip() for name, index in present}
+        first, last = given.get("first_name", ""), given.get("last_name", "")
+        for name, value in (("first_name", first), ("last_name", last)):
+            if not value:
+                found.append((header_of[name], "Required."))
+            elif len(value) > 100:
+                found.append((header_of[name], f"At most 100 characters ({len(value)})."))
+        dob = None
+        raw = given.get("dob", "")
+        if not raw:
+            found.append((header_of["dob"], "Required."))
+        else:
+            try:
+                dob = parse_date(raw, today)
+            except ValueError as error:
+                found.append((header_of["dob"], str(error)))
+        raw = given.get("sex", "")
+        sex = SEX.get(raw.casefold(), "")
+        if not sex:
+            found.append((header_of["sex"], f"'{raw}' is not F, M or O." if raw else "Required."))
+        national_id = None
+        raw = given.get("national_id", "")
+        if raw:
+            if EXCEL_NUMBER.match(raw):
+                found.append((header_of["national_id"], f"'{raw}' was turned into a number by Excel: the ID is "
+                                                        "lost; format the column as text and export again."))
+            else:
+                national_id = normalise_national_id(raw)
+                if national_id and len(national_id) > 64:
+                    found.append((header_of["national_id"], "At most 64 characters."))
+                    national_id = None
+        phone = given.get("phone", "")
+        if len(phone) > 32:
+            found.append((header_of["phone"], "At most 32 characters."))
+            phone = ""
+        location_id = None
+        raw = given.get("location", "")
+        if raw:
+            location_id = code_key.get(raw.casefold())
+            if location_id is None:
+                found.append((header_of["location"], f"No location with code '{raw}' in your locations."))
+        elif not national:
+            found.append((header_of.get("location", "location"), "Required: a location code in your locations."))
+        group_code = given.get("group_code", "")
+        if len(group_code) > 32:
+            found.append((header_of["group_code"], "At most 32 characters."))
+            group_code = ""
+        raw = given.get("individual_role", "")
+        role = roles.get(raw.casefold(), "") if raw else ""
+        if raw and not role:
+            found.append((header_of["individual_role"], f"'{raw}' is not a household role ({', '.join(roles.values())})."))
+        if raw and not group_code:
+            found.append((header_of["individual_role"], "A role needs a group_code (the household)."))
+        raw = given.get("recipient_info", "")
+        recipient = RECIPIENT.get(raw.casefold())
+        if recipient is None:
+            found.append((header_of["recipient_info"], f"'{raw}' is not 1 (primary) or 2 (secondary)."))
+            recipient = ""
+        attributes = {}
+        for definition, index in definitions:
+            raw = cells[index] if index < len(cells) else ""
+            try:
+                value = definition.to_python(raw)
+            except ValidationError as error:
+                found.append((table.headers[index], " ".join(error.messages)))
+                continue
+            if value is not None:
+                attributes[definition.name] = definition.to_json(value)
+        rows.write((upload_id, row_number, not found, first[:100], last[:100], dob, sex, national_id, phone,
+                    location_id, attributes, group_code, role, recipient))
+        for column, message in found:
+            errors.write((upload_id, row_number, column, message))
+    rows.close()
+    errors.close()
+    return count
+
+
+def _error(upload, column, message, queryset):
+    """Add `message` to every staged row `queryset` selects, and mark them invalid (two statements)."""
+    numbers = queryset.values("row_number")
+    table = connection.ops.quote_name(StagedError._meta.db_table)
+    sql, params = numbers.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} (upload_id, row_number, {connection.ops.quote_name('column')}, message) "
+                       f"SELECT %s, picked.row_number, %s, %s FROM ({sql}) picked", [upload.pk, column, message, *params])
+    StagedIndividual.objects.filter(upload_id=upload.pk, row_number__in=numbers).update(valid=False)
+
+
+def check(upload):
+    """Pass 2: what only the whole file and the registry can tell, in SQL."""
+    staged = StagedIndividual.objects.filter(upload_id=upload.pk)
+    repeated = (staged.filter(national_id__isnull=False).values("national_id").annotate(n=Count("pk"))
+                .filter(n__gt=1).values("national_id"))
+    _error(upload, "national_id", "This national ID is on more than one row of the file.",
+           staged.filter(national_id__in=repeated))
+    registered = Individual.objects.live().filter(national_id__isnull=False).values("national_id")
+    _error(upload, "national_id", "Someone with this national ID is already registered.",
+           staged.filter(national_id__in=registered))
+    _check_households(upload, staged)
+    _mark_possible_duplicates(upload)
+
+
+def _check_households(upload, staged):
+    grouped = staged.exclude(group_code="")
+    existing = Household.objects.values("code")
+    _error(upload, "group_code", "A household with this code is already registered: a file creates new households.",
+           grouped.filter(group_code__in=existing))
+    for role, label, field in (("HEAD", "head", "role"), ("PRIMARY", "primary recipient", "recipient")):
+        crowded = (grouped.filter(**{field: role}).values("group_code").annotate(n=Count("pk"))
+                   .filter(n__gt=1).values("group_code"))
+        column = "individual_role" if field == "role" else "recipient_info"
+        _error(upload, column, f"The household has more than one {label} in the file.",
+               grouped.filter(**{field: role}, group_code__in=crowded))
+    # A member without a role: only the household's first row may go without one (it becomes head).
+    has_head = grouped.filter(role="HEAD").values("group_code")
+    firsts = grouped.values("group_code").annotate(first=Min("row_number")).values("first")
+    _error(upload, "individual_role", "A household member needs a role (individual_role).",
+           grouped.filter(role="").exclude(Q(row_number__in=firsts) & ~Q(group_code__in=has_head)))
+
+
+def _mark_possible_duplicates(upload):
+    """Rows whose names and date of birth are a registered person's: importable, but shown to the
+    clerk and the checker as possible duplicates (one statement)."""
+    quote = connection.ops.quote_name
+    staged, people = quote(StagedIndividual._meta.db_table), quote(Individual._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {staged} SET possible_duplicate_of = (SELECT MIN(p.id) FROM {people} p "
+            f"WHERE p.search_name = LOWER({staged}.first_name || ' ' || {staged}.last_name) "
+            f"AND p.dob = {staged}.dob AND p.deleted_at IS NULL) WHERE upload_id = %s AND valid", [upload.pk])
+
+
+def counts(upload):
+    staged = StagedIndividual.objects.filter(upload_id=upload.pk)
+    valid = staged.filter(valid=True)
+    return {
+        "rows": staged.count(),
+        "valid": valid.count(),
+        "errors": staged.filter(valid=False).count(),
+        "creates": valid.count(),
+        "households": valid.exclude(group_code="").values("group_code").distinct().count(),
+        "possible_duplicates": valid.filter(possible_duplicate_of__isnull=False).count(),
+    }
+
+
+def sample(upload, size=10):
+    return list(StagedIndividual.objects.filter(upload_id=upload.pk, valid=True).order_by("row_number").values(
+        "row_number", "first_name", "last_name", "dob", "group_code", "possible_duplicate_of")[:size])
+
+
+# --- pass 3: the import ------------------------------------------------------------------------
+
+def _importable(upload):
+    return StagedIndividual.objects.filter(upload_id=upload.pk, valid=True)
+
+
+def prepare_import(upload):
+    """Once, before the chunks: each household's first member becomes head where the file names
+    none, and primary recipient where it names none; then the households are created (one statement)
+    at their head's location."""
+    quote = connection.ops.quote_name
+    staged = quote(StagedIndividual._meta.db_table)
+    households = quote(Household._meta.db_table)
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        for field, value in (("role", "HEAD"), ("recipient", "PRIMARY")):
+            cursor.execute(
+                f"UPDATE {staged} SET {field} = %s WHERE upload_id = %s AND valid AND row_number IN ("
+                f"SELECT MIN(row_number) FROM {staged} WHERE upload_id = %s AND valid AND group_code <> '' "
+                f"GROUP BY group_code HAVING SUM(CASE WHEN {field} = %s THEN 1 ELSE 0 END) = 0)",
+                [value, upload.pk, upload.pk, value])
+        cursor.execute(
+            f"INSERT INTO {households} (code, location_id, attributes, created_at, updated_at) "
+            f"SELECT s.group_code, s.location_id, %s, %s, %s FROM {staged} s "
+            f"WHERE s.upload_id = %s AND s.valid AND s.role = 'HEAD' AND s.group_code <> '' "
+            f"AND NOT EXISTS (SELECT 1 FROM {households} h WHERE h.code = s.group_code)",
+            ["{}", now, now, upload.pk])
+        return cursor.rowcount
+
+
+def import_chunk(upload, first_row, last_row):
+    """People of rows first_row..last_row, and their memberships: ids given in one statement, then
+    one INSERT ... SELECT each. A national ID registered since the check is skipped, not doubled."""
+    quote = connection.ops.quote_name
+    staged, people = quote(StagedIndividual._meta.db_table), quote(Individual._meta.db_table)
+    households, members = quote(Household._meta.db_table), quote(Membership._meta.db_table)
+    rows = "upload_id = %s AND valid AND row_number BETWEEN %s AND %s"
+    rows_of_s = "s.upload_id = %s AND s.valid AND s.row_number BETWEEN %s AND %s"
+    span = [upload.pk, first_row, last_row]
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"UPDATE {staged} SET individual_id = nextval(pg_get_serial_sequence(%s, 'id')) "
+                           f"WHERE {rows}", [Individual._meta.db_table, *span])
+        else:  # SQLite: one writer at a time; ids above the largest (gaps are harmless)
+            cursor.execute(f"UPDATE {staged} SET individual_id = (SELECT COALESCE(MAX(id), 0) FROM {people}) "
+                           f"+ row_number - %s + 1 WHERE {rows}", [first_row, *span])
+        cursor.execute(
+            f"INSERT INTO {people} (id, first_name, last_name, dob, sex, national_id, phone, location_id, "
+            f"attributes, created_at, updated_at) "
+            f"SELECT s.individual_id, s.first_name, s.last_name, s.dob, s.sex, s.national_id, s.phone, "
+            f"s.location_id, s.attributes, %s, %s FROM {staged} s WHERE {rows_of_s} "
+            f"AND (s.national_id IS NULL OR NOT EXISTS (SELECT 1 FROM {people} p "
+            f"WHERE p.national_id = s.national_id AND p.deleted_at IS NULL))",
+            [now, now, *span])
+        created = cursor.rowcount
+        cursor.execute(
+            f"INSERT INTO {members} (household_id, individual_id, role_id, recipient_type, joined_at) "
+            f"SELECT h.id, s.individual_id, s.role, NULLIF(s.recipient, ''), %s FROM {staged} s "
+            f"JOIN {households} h ON h.code = s.group_code "
+            f"JOIN {people} p ON p.id = s.individual_id "
+            f"WHERE {rows_of_s} AND s.group_code <> ''",
+            [now, *span])
+    return created
+
+
+def row_span(upload):
+    """(first, last) row numbers of the importable rows, or None."""
+    bounds = _importable(upload).aggregate(first=Min("row_number"), last=Max("row_number"))
+    return None if bounds["first"] is None else (bounds["first"], bounds["last"])
+
+
+def clear(upload):
+    """Staging rows go once the upload is imported or discarded (its error file stays)."""
+    StagedIndividual.objects.filter(upload_id=upload.pk).delete()
+    StagedError.objects.filter(upload_id=upload.pk).delete()

@@ -1,0 +1,16 @@
+"""The pipeline's jobs: checking an upload and importing it (see services)."""
+
+from workflows.jobs import job_kind
+
+from . import services
+from .models import Upload
+
+
+@job_kind(services.VALIDATE_JOB)
+def validate_upload(job, progress):
+    return services.validate(Upload.objects.get(pk=job.params["upload"]), progress)
+
+
+@job_kind(services.IMPORT_JOB)
+def import_upload(job, progress):
+    return services.run_import(Upload.objects.get(pk=job.params["upload"]), job, progress)

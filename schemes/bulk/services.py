@@ -1,0 +1,203 @@
+"""The upload pipeline: receive a file, check it whole in a job (staging, errors, counts, the error
+file), submit it for approval (operation bulk.import), import it in a resumable job, or discard it.
+Each import kind is a module with the same functions (see `individuals`)."""
+
+import csv
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from sites.audit import audit
+from sites.scoping import scope_for
+from sites.spreadsheets import safe_cell
+from workflows.services import job_start
+
+from . import individuals
+from .files import FileProblem, open_table, sanitise_file_name
+from .models import StagedError, Upload, UploadKind, UploadStatus
+
+IMPORTERS = {UploadKind.INDIVIDUALS: individuals}
+# What a kind needs besides bulk.add_upload: the permissions of the records it creates.
+KIND_PERMISSIONS = {UploadKind.INDIVIDUALS: ["registry.add_individual", "registry.add_household",
+                                             "registry.add_membership"]}
+VALIDATE_JOB, IMPORT_JOB = "bulk.validate", "bulk.import"
+
+
+def _require(user, permissions):
+    missing = [name for name in permissions if not user.has_perm(name)]
+    if missing:
+        raise PermissionDenied(f"You do not have the permission '{missing[0]}'.")
+
+
+def upload_dir():
+    path = Path(settings.MEDIA_ROOT) / "uploads"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def stored_path(upload):
+    return upload_dir() / upload.stored_name
+
+
+def error_file_path(upload):
+    return upload_dir() / f"{Path(upload.stored_name).stem}-errors.csv"
+
+
+def upload_receive(*, kind, file, by):
+    """Store the file under a generated name and start checking it (a job). Returns the Upload."""
+    _require(by, ["bulk.add_upload", *KIND_PERMISSIONS[kind]])
+    if file.size > settings.MIZANI_IMPORT_MAX_BYTES:
+        raise ValidationError(f"The file is larger than {settings.MIZANI_IMPORT_MAX_BYTES // (1024 * 1024)} MB.")
+    original = sanitise_file_name(file.name or "")
+    stored = f"{uuid.uuid4().hex}{Path(original).suffix.lower()[:8]}"
+    with open(upload_dir() / stored, "wb") as target:
+        for chunk in file.chunks():
+            target.write(chunk)
+    with transaction.atomic():
+        upload = Upload.objects.create(kind=kind, stored_name=stored, original_name=original, size=file.size,
+                                       uploaded_by=by, scope_root=scope_for(by).root())
+        upload.validation_job = job_start(kind=VALIDATE_JOB, params={"upload": upload.pk},
+                                          idempotency_key=f"bulk-validate-{upload.pk}", by=by)
+        upload.save(update_fields=["validation_job"])
+        audit(upload, "mizani.upload", by=by, data={"kind": kind, "file": original, "size": file.size})
+    return upload
+
+
+def validate(upload, progress):
+    """The validation job's work: stage every row, check the set, count, write the error file. A
+    file-level problem refuses the upload (nothing staged stays); a crash restarts from scratch."""
+    importer = IMPORTERS[upload.kind]
+    importer.clear(upload)
+    try:
+        table = open_table(stored_path(upload), importer.columns(), original_name=upload.original_name,
+                           max_rows=settings.MIZANI_IMPORT_MAX_ROWS)
+        progress(0, None, "Reading and checking each row")
+        with transaction.atomic():
+            rows = importer.stage(upload, table, upload.uploaded_by)
+            if not rows:
+                raise FileProblem("The file has a header but no data rows.")
+            progress(rows, rows, "Checking the file as a whole")
+            importer.check(upload)
+            counts = importer.counts(upload)
+            upload = Upload.objects.select_for_update().get(pk=upload.pk)
+            upload.counts = counts
+            upload.has_error_file = write_error_file(upload, importer)
+            upload.validated()
+            upload.save()
+    except FileProblem as problem:
+        with transaction.atomic():
+            importer.clear(upload)
+            upload = Upload.objects.select_for_update().get(pk=upload.pk)
+            upload.refuse(problem.message)
+            upload.save()
+    return {"status": upload.status, **upload.counts}
+
+
+def write_error_file(upload, importer):
+    """The file's rows that have errors, as they were, with an `errors` column (formula-safe). One
+    pass over the file merged with the errors in row order: memory stays flat."""
+    errors = (StagedError.objects.filter(upload_id=upload.pk).order_by("row_number", "pk")
+              .values_list("row_number", "column", "message").iterator(chunk_size=5000))
+    pending = next(errors, None)
+    if pending is None:
+        return False
+    table = open_table(stored_path(upload), importer.columns(), original_name=upload.original_name)
+    with open(error_file_path(upload), "w", encoding="utf-8-sig", newline="") as target:
+        writer = csv.writer(target)
+        writer.writerow([safe_cell(h) for h in [*table.headers, "errors"]])
+        for row_number, cells, _problem in table.rows():
+            found = []
+            while pending is not None and pending[0] == row_number:
+                found.append(f"{pending[1]}: {pending[2]}" if pending[1] else pending[2])
+                pending = next(errors, None)
+            if found:
+                writer.writerow([safe_cell(c) for c in [*cells, "; ".join(found)]])
+            if pending is None:
+                break
+    return True
+
+
+def upload_discard(*, upload, by):
+    with transaction.atomic():
+        upload = Upload.objects.select_for_update().get(pk=upload.pk)
+        if by.pk != upload.uploaded_by_id and not by.is_superuser:
+            raise PermissionDenied("Only the person who uploaded a file can discard it.")
+        upload.discard(timezone.now())
+        upload.save()
+        IMPORTERS[upload.kind].clear(upload)
+        audit(upload, "mizani.upload_discard", by=by, data={})
+    return upload
+
+
+def check_importable(upload, mode, by):
+    """What submitting (and, again, importing) needs: a checked upload, something to import, the
+    permissions, and in all-or-nothing mode no row in error."""
+    _require(by, ["bulk.add_upload", *KIND_PERMISSIONS[upload.kind]])
+    if upload.status != UploadStatus.READY:
+        raise ValidationError(f"This upload is {upload.get_status_display().lower()}: it cannot be imported.")
+    if mode not in ("VALID_ROWS", "ALL_OR_NOTHING"):
+        raise ValidationError("Choose to import the valid rows or nothing.")
+    if mode == "ALL_OR_NOTHING" and upload.counts.get("errors"):
+        raise ValidationError(f"{upload.counts['errors']:,} rows have errors: nothing would be imported. Correct "
+                              "the file, or import the valid rows only.")
+    if not upload.counts.get("valid"):
+        raise ValidationError("No row of this file can be imported.")
+
+
+def import_start(*, upload, mode, by):
+    """Start the import (called by the approved request, as the maker)."""
+    with transaction.atomic():
+        upload = Upload.objects.select_for_update().get(pk=upload.pk)
+        check_importable(upload, mode, by)
+        upload.start_import(mode)
+        upload.import_job = job_start(kind=IMPORT_JOB, params={"upload": upload.pk},
+                                      idempotency_key=f"bulk-import-{upload.pk}", by=by)
+        upload.save()
+    return upload.import_job
+
+
+def run_import(upload, job, progress):
+    """The import job: households once, then people in chunks of rows; each chunk commits with its
+    progress, so after a crash the job resumes after the last committed chunk."""
+    importer = IMPORTERS[upload.kind]
+    span = importer.row_span(upload)
+    if span is None:
+        raise ValidationError("Nothing to import.")
+    first, last = span
+    total = upload.counts.get("valid", 0)
+    state = dict(job.result or {})
+    if not state.get("prepared"):
+        with transaction.atomic():
+            state["households"] = importer.prepare_import(upload)
+            state["prepared"], state["next_row"], state["created"] = True, first, 0
+            _save_state(job, state)
+            progress(0, total, "Households created; importing people")
+    while state["next_row"] <= last:
+        with transaction.atomic():
+            end = min(state["next_row"] + importer.CHUNK - 1, last)
+            state["created"] += importer.import_chunk(upload, state["next_row"], end)
+            state["next_row"] = end + 1
+            _save_state(job, state)
+            progress(state["created"], total, f"{state['created']:,} people imported")
+    with transaction.atomic():
+        upload = Upload.objects.select_for_update().get(pk=upload.pk)
+        upload.counts = {**upload.counts, "imported": state["created"], "households_created": state["households"]}
+        upload.imported(timezone.now())
+        upload.save()
+        importer.clear(upload)
+        audit(upload, "mizani.import", by=job.started_by, data={
+            "kind": upload.kind, "file": upload.original_name, "mode": upload.mode, "imported": state["created"],
+            "households": state["households"], "rows_with_errors": upload.counts.get("errors", 0)})
+    return {"imported": state["created"], "households": state["households"]}
+
+
+def _save_state(job, state):
+    """The import's resume point, written in the chunk's transaction (with its rows)."""
+    from workflows.models import Job
+
+    Job.objects.filter(pk=job.pk).update(result=state)
+    job.result = state

@@ -1,0 +1,178 @@
+"""The individuals import through the whole pipeline: a file is checked whole (each row, then the set
+in SQL), counted, its bad rows returned as an error file; nothing is written to the registry until
+the import is approved; then households, people and memberships are created set-based, in chunks."""
+
+import csv
+import io
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from schemes.bulk import services
+from schemes.bulk.models import StagedIndividual, Upload, UploadStatus
+from schemes.registry.models import Household, Individual, Membership
+from tests.factories import IndividualFactory, RegistryFieldFactory, UserFactory
+from workflows.models import ApprovalRequest, RequestStatus, WorkflowDefinition, WorkflowStep
+from workflows.services import approval_decide, approval_submit
+
+pytestmark = pytest.mark.django_db
+
+HEADER = ["first_name", "last_name", "dob", "sex", "national_id", "location", "group_code", "individual_role",
+          "recipient_info", "income"]
+
+
+def csv_file(rows, header=HEADER, name="people.csv"):
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return SimpleUploadedFile(name, out.getvalue().encode("utf-8"), content_type="text/csv")
+
+
+@pytest.fixture
+def clerk(geo, member_roles):
+    RegistryFieldFactory(name="income", field_type="decimal", min_value=0)
+    return UserFactory(role="Clerk", locations=[geo.district_a])
+
+
+@pytest.fixture
+def checker(geo):
+    definition = WorkflowDefinition.objects.create(operation="bulk.import")
+    WorkflowStep.objects.create(definition=definition, group=Group.objects.get(name="Checker"), sort_order=0)
+    return UserFactory(role="Checker", locations=[geo.district_a])
+
+
+def receive(clerk, rows, django_capture_on_commit_callbacks, **kwargs):
+    with django_capture_on_commit_callbacks(execute=True):
+        upload = services.upload_receive(kind="INDIVIDUALS", file=csv_file(rows, **kwargs), by=clerk)
+    return Upload.objects.get(pk=upload.pk)
+
+
+def errors_of(upload):
+    text = services.error_file_path(upload).read_text(encoding="utf-8-sig")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_a_good_file_is_checked_counted_and_imported_once_approved(clerk, checker, geo,
+                                                                   django_capture_on_commit_callbacks):
+    village = geo.village_a.code
+    upload = receive(clerk, [
+        ["Asha", "Mollel", "1980-02-01", "F", "TZ-001", village, "HH1", "HEAD", "1", "1200.50"],
+        ["Baraka", "Mollel", "2015-06-30", "M", "", village, "HH1", "SON", "", ""],
+        ["Chausiku", "Ngowi", "1975-12-12", "female", "tz 002", village, "", "", "", "300"],
+    ], django_capture_on_commit_callbacks)
+
+    assert upload.status == UploadStatus.READY
+    assert upload.counts == {"rows": 3, "valid": 3, "errors": 0, "creates": 3, "households": 1,
+                             "possible_duplicates": 0}
+    assert not Individual.objects.exists()
+
+    request = approval_submit(operation="bulk.import", by=clerk, payload={"upload": upload.pk, "mode": "VALID_ROWS"})
+    assert not Individual.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        with django_capture_on_commit_callbacks(execute=True):
+            approval_decide(request=request, verdict="approve", by=checker)
+
+    upload.refresh_from_db()
+    assert ApprovalRequest.objects.get(pk=request.pk).status == RequestStatus.EXECUTED
+    assert upload.status == UploadStatus.IMPORTED and upload.counts["imported"] == 3
+    people = {p.first_name: p for p in Individual.objects.all()}
+    assert people["Chausiku"].national_id == "TZ002" and people["Chausiku"].sex == "F"
+    assert people["Asha"].attributes == {"income": "1200.5"} and people["Asha"].location == geo.village_a
+    household = Household.objects.get(code="HH1")
+    assert household.location == geo.village_a
+    roles = dict(Membership.objects.values_list("individual__first_name", "role_id"))
+    assert roles == {"Asha": "HEAD", "Baraka": "SON"}
+    assert Membership.objects.get(individual=people["Asha"]).recipient_type == "PRIMARY"
+    assert not StagedIndividual.objects.filter(upload_id=upload.pk).exists()
+
+
+def test_every_bad_row_is_named_with_its_column_and_the_good_rows_still_import(clerk, geo,
+                                                                               django_capture_on_commit_callbacks):
+    village, elsewhere = geo.village_a.code, geo.village_b.code
+    IndividualFactory(national_id="TAKEN1", location=geo.village_a)
+    upload = receive(clerk, [
+        ["Asha", "Mollel", "1980-02-01", "F", "A1", village, "", "", "", ""],
+        ["", "Mollel", "1980-02-31", "X", "1.23E+15", village, "", "", "", "lots"],
+        ["Dup", "One", "1990-01-01", "M", "SAME", village, "", "", "", ""],
+        ["Dup", "Two", "1990-01-01", "M", "same", village, "", "", "", ""],
+        ["Taken", "Id", "1990-01-01", "M", "taken1", village, "", "", "", ""],
+        ["Far", "Away", "1990-01-01", "M", "", elsewhere, "", "", "", ""],
+        ["Future", "Child", "2999-01-01", "F", "", village, "", "", "", "-5"],
+    ], django_capture_on_commit_callbacks)
+
+    assert upload.status == UploadStatus.READY
+    assert upload.counts["rows"] == 7 and upload.counts["valid"] == 1 and upload.counts["errors"] == 6
+    rows = {row["first_name"] + row["last_name"]: row["errors"] for row in errors_of(upload)}
+    assert "Asha" not in " ".join(rows)
+    bad = rows["Mollel"]
+    for expected in ("first_name: Required.", "dob: '1980-02-31' is not a real date.", "sex: 'X' is not F, M or O.",
+                     "national_id: '1.23E+15' was turned into a number by Excel", "income:"):
+        assert expected in bad
+    assert "on more than one row" in rows["DupOne"] and "on more than one row" in rows["DupTwo"]
+    assert "already registered" in rows["TakenId"]
+    assert f"No location with code '{elsewhere}' in your locations" in rows["FarAway"]
+    assert "is in the future" in rows["FutureChild"]
+
+
+def test_households_need_one_head_and_one_primary(clerk, geo, django_capture_on_commit_callbacks):
+    village = geo.village_a.code
+    upload = receive(clerk, [
+        ["A", "One", "1980-01-01", "F", "", village, "H2", "HEAD", "1", ""],
+        ["B", "One", "1981-01-01", "M", "", village, "H2", "HEAD", "1", ""],
+        ["C", "Two", "1980-01-01", "F", "", village, "H3", "", "", ""],
+        ["D", "Two", "2010-01-01", "M", "", village, "H3", "", "", ""],
+    ], django_capture_on_commit_callbacks)
+
+    rows = {row["first_name"]: row["errors"] for row in errors_of(upload)}
+    assert "more than one head" in rows["A"] and "more than one primary recipient" in rows["B"]
+    assert "C" not in rows  # the first member of a household without a head becomes its head
+    assert "needs a role" in rows["D"]
+
+
+def test_a_file_that_cannot_be_read_is_refused_and_nothing_is_staged(clerk, django_capture_on_commit_callbacks):
+    upload = receive(clerk, [["Asha"]], django_capture_on_commit_callbacks, header=["first_name"])
+
+    assert upload.status == UploadStatus.REFUSED
+    assert "last_name" in upload.problem
+    assert not StagedIndividual.objects.filter(upload_id=upload.pk).exists()
+
+
+def test_possible_duplicates_are_counted_and_still_importable(clerk, geo, django_capture_on_commit_callbacks):
+    import datetime
+
+    twin = IndividualFactory(first_name="Asha", last_name="Mollel", dob=datetime.date(1980, 2, 1),
+                             location=geo.village_a)
+    upload = receive(clerk, [["asha", "MOLLEL", "1980-02-01", "F", "", geo.village_a.code, "", "", "", ""]],
+                     django_capture_on_commit_callbacks)
+
+    assert upload.counts["possible_duplicates"] == 1 and upload.counts["valid"] == 1
+    assert StagedIndividual.objects.get(upload_id=upload.pk).possible_duplicate_of == twin.pk
+
+
+def test_all_or_nothing_refuses_a_file_with_errors_and_discard_leaves_nothing(clerk, geo,
+                                                                             django_capture_on_commit_callbacks):
+    upload = receive(clerk, [["", "X", "1980-01-01", "F", "", geo.village_a.code, "", "", "", ""],
+                             ["Ok", "Y", "1980-01-01", "F", "", geo.village_a.code, "", "", "", ""]],
+                     django_capture_on_commit_callbacks)
+
+    with pytest.raises(Exception, match="1 rows have errors"):
+        approval_submit(operation="bulk.import", by=clerk, payload={"upload": upload.pk, "mode": "ALL_OR_NOTHING"})
+    services.upload_discard(upload=upload, by=clerk)
+
+    assert Upload.objects.get(pk=upload.pk).status == UploadStatus.DISCARDED
+    assert not StagedIndividual.objects.filter(upload_id=upload.pk).exists()
+    assert not Individual.objects.exists()
+
+
+def test_only_the_uploader_may_submit_and_a_viewer_may_not_upload(clerk, geo, django_capture_on_commit_callbacks):
+    upload = receive(clerk, [["Ok", "Y", "1980-01-01", "F", "", geo.village_a.code, "", "", "", ""]],
+                     django_capture_on_commit_callbacks)
+    other = UserFactory(role="Clerk", locations=[geo.district_a])
+    viewer = UserFactory(role="Viewer", locations=[geo.district_a])
+
+    with pytest.raises(Exception, match="No upload"):
+        approval_submit(operation="bulk.import", by=other, payload={"upload": upload.pk, "mode": "VALID_ROWS"})
+    with pytest.raises(Exception, match="permission"):
+        services.upload_receive(kind="INDIVIDUALS", file=csv_file([]), by=viewer)
