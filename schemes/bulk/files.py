@@ -9,9 +9,10 @@
 
 What it guarantees
 - Nothing is ever garbled. The encoding is detected (BOM: UTF-8, UTF-16 LE/BE; else UTF-8 if the
-  whole file is valid UTF-8; else Windows-1252) and the whole file is checked before a single row is
-  handed out; a file that is none of these, mixes two of them, or looks like another Windows code
-  page (Arabic, Cyrillic...) is refused naming the first row that cannot be read.
+  whole file is valid UTF-8; else Windows-1252, unless the file had shown real UTF-8 first) and the
+  whole file is checked before a single row is handed out; a file that is none of these, mixes two
+  of them, or looks like another Windows code page (Arabic, Cyrillic...) is refused naming the
+  first row that cannot be read. The file's kind is decided by its content, never by its name.
 - Memory stays bounded: the file is streamed (a csv reader in C over an io.TextIOWrapper); the
   encoding check reads it in 1 MB chunks. XLSX goes through openpyxl in read-only mode, behind a
   size limit, a zip-bomb check, a macro check and defusedxml.
@@ -32,10 +33,12 @@ import codecs
 import csv
 import datetime as dt
 import io
+import itertools
 import os
 import re
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -48,6 +51,7 @@ SAMPLE_CHARS = 1 << 16  # text read to sniff the delimiter
 XLSX_MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024  # and at most 20 x MIZANI_IMPORT_MAX_XLSX_BYTES
 XLSX_MAX_RATIO = 200  # real workbooks compress 10-20 times; a bomb about 1000 times
 XLSX_MAX_MEMBERS = 10_000
+_MEGABYTE = 1 << 20
 DELIMITERS = (",", ";", "\t")  # in order of preference when the header line is ambiguous
 
 
@@ -178,13 +182,15 @@ class Table:
     def rows(self) -> Iterator[tuple[int, list[str], RowProblem | None]]:
         """Yield (row_number, cells, problem) for every non-blank row after the header.
 
-        `cells` always has len(headers) text entries (padded with "" or cut). `problem` is None for
-        a good row; otherwise a RowProblem the caller reports (the cells are then best effort):
-        a CSV row with a different number of cells than the header (extra cells that are empty are
-        fine; an XLSX row is never short: a workbook does not store empty cells), a value beyond the
-        last header, a cell longer than MAX_FIELD_CHARS, a quote in the middle of a CSV cell. Blank rows (no cell with any text) are skipped but counted.
-        Raises FileProblem when the file has more than max_rows data rows or cannot be read on
-        (nothing must then be imported). Each call reads the file again from the start."""
+        `cells` always has len(headers) text entries (padded with "" or cut), never stripped.
+        `problem` is None for a good row; otherwise a RowProblem the caller reports (the cells are
+        then best effort): a CSV row with a different number of cells than the header (extra cells
+        that are empty are fine; an XLSX row is never short: a workbook does not store empty cells),
+        a value beyond the last header, a cell longer than MAX_FIELD_CHARS, a quote in the middle of
+        a CSV cell. Blank rows (every cell "") are skipped but counted in the row numbers.
+
+        Raises FileProblem when the file has more than max_rows data rows or cannot be read on (a
+        quote never closed): nothing must then be imported. Each call reads the file again."""
         if self.kind == "xlsx":
             return self._xlsx_rows()
         return self._csv_rows()
@@ -268,7 +274,7 @@ class Table:
         for index, cell in enumerate(cells):
             if len(cell) > MAX_FIELD_CHARS:
                 header = self.headers[index]
-                message = (f'Row {number}, column "{header}": the cell has {len(cell):,} characters; '
+                message = (f'Row {number}, column "{_shown(header)}": the cell has {len(cell):,} characters; '
                            f"the limit is {MAX_FIELD_CHARS:,}.")
                 return cells, RowProblem(number, header, message)
         return cells, None
@@ -364,7 +370,7 @@ def _match_headers(cells: list, lookup: dict[str, Column], columns: list[Column]
         if key in seen:
             first = seen[key]
             raise FileProblem(
-                f'Columns {_column(first)} "{headers[first]}" and {_column(index)} "{header}" have the same '
+                f'Columns {_column(first)} "{_shown(headers[first])}" and {_column(index)} "{_shown(header)}" have the same '
                 "name. Remove or rename one of them."
             )
         seen[key] = index
@@ -374,7 +380,7 @@ def _match_headers(cells: list, lookup: dict[str, Column], columns: list[Column]
         elif column.name in mapping:
             first = mapping[column.name]
             raise FileProblem(
-                f'Columns {_column(first)} "{headers[first]}" and {_column(index)} "{header}" both mean '
+                f'Columns {_column(first)} "{_shown(headers[first])}" and {_column(index)} "{_shown(header)}" both mean '
                 f'"{column.name}". Keep only one of them.'
             )
         else:
@@ -387,7 +393,7 @@ def _match_headers(cells: list, lookup: dict[str, Column], columns: list[Column]
             if column.aliases:
                 text += " (or " + ", ".join(f'"{alias}"' for alias in column.aliases) + ")"
             described.append(text)
-        found = ", ".join(f'"{header}"' for header in headers[:30])
+        found = ", ".join(f'"{_shown(header)}"' for header in headers[:30])
         if len(headers) > 30:
             found += f" and {len(headers) - 30} more"
         label = "Required column missing" if len(missing) == 1 else "Required columns missing"
@@ -439,10 +445,10 @@ def _refuse_by_content(head: bytes) -> None:
             raise FileProblem("This is an XML file, not a CSV or Excel file.")
 
 
-def _binary_problem(head: bytes) -> FileProblem:
+def _binary_problem(head: bytes, *, wide: bool = False) -> FileProblem:
     sample = head[:4096]
     even, odd = sample[0::2], sample[1::2]
-    if len(sample) >= 16 and (even.count(0) > 0.7 * len(even) and odd.count(0) < 0.1 * len(odd)
+    if not wide and len(sample) >= 16 and (even.count(0) > 0.7 * len(even) and odd.count(0) < 0.1 * len(odd)
                               or odd.count(0) > 0.7 * len(odd) and even.count(0) < 0.1 * len(even)):
         return FileProblem("The file looks like UTF-16 text without a byte-order mark, which cannot be read "
                            "safely. " + _SAVE_AS)
@@ -450,7 +456,12 @@ def _binary_problem(head: bytes) -> FileProblem:
 
 
 def _detect_encoding(path: str, head: bytes) -> str:
-    """Read the whole file once, in chunks, and return the encoding it decodes with; or refuse."""
+    """Return the encoding the whole file decodes with, or refuse. Reads the file in chunks.
+
+    With a BOM the BOM decides. Without one: UTF-8 if the whole file is UTF-8 (ASCII is). Else
+    Windows-1252 ("ANSI" in Excel), unless that reading fails too, or the file had shown real UTF-8
+    (UTF8_EVIDENCE non-ASCII characters) before its first non-UTF-8 byte: then it is a UTF-8 file
+    with bad bytes, or a mix of both, and it is refused naming the row of the first bad byte."""
     if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
         raise FileProblem("The file is UTF-32 text, which is not supported. " + _SAVE_AS)
     if head.startswith(codecs.BOM_UTF8):
@@ -459,10 +470,37 @@ def _detect_encoding(path: str, head: bytes) -> str:
         encoding = "utf-16"
     else:
         _refuse_by_content(head)
-        encoding = None  # UTF-8 until a byte says otherwise, then Windows-1252
+        encoding = None
+    if encoding is not None:
+        if _decode_all(path, encoding, head) is not None:
+            raise FileProblem(_not_text_message(_marked_row(path, encoding)))
+        return encoding
+    evidence = _decode_all(path, "utf-8", head)
+    if evidence is None:
+        return "utf-8"
+    try:
+        problem = None
+        if _decode_all(path, "cp1252", head, check_cp1252=True) is not None:  # one of its 5 undefined bytes
+            problem = FileProblem(_not_text_message(_marked_row(path, "cp1252")))
+    except FileProblem as refused:  # pasted UTF-8, another code page
+        problem = refused
+    if problem is None and evidence < UTF8_EVIDENCE:
+        return "cp1252"
+    if evidence:
+        raise FileProblem(_not_text_message(_marked_row(path, "utf-8")))
+    raise problem
+
+
+UTF8_EVIDENCE = 3  # valid non-ASCII UTF-8 characters before a bad byte that make a file UTF-8 with errors
+_NON_ASCII = re.compile("[^\x00-\x7f]")
+
+
+def _decode_all(path: str, encoding: str, head: bytes, *, check_cp1252: bool = False) -> int | None:
+    """Decode the whole file. None when it all decodes; else how many non-ASCII characters (at most
+    UTF8_EVIDENCE) decoded before the first error. Refuses NUL characters (a binary file)."""
     wide = encoding == "utf-16"
-    confirmed = encoding is not None  # has the file shown a valid non-ASCII UTF-8 character?
-    decoder = codecs.getincrementaldecoder(encoding or "utf-8")()
+    decoder = codecs.getincrementaldecoder(encoding)()
+    evidence = 0
     with open(path, "rb") as raw:
         while True:
             chunk = raw.read(CHUNK_BYTES)
@@ -472,31 +510,36 @@ def _detect_encoding(path: str, head: bytes) -> str:
             try:
                 text = decoder.decode(chunk, final)
             except UnicodeDecodeError as error:
-                if confirmed or not error.object[: error.start].isascii():
-                    raise FileProblem(_not_text_message(_marked_row(path, encoding or "utf-8"))) from error
-                # ASCII up to here, then a byte that is not UTF-8: Windows-1252 ("ANSI" in Excel).
-                encoding = "cp1252"
-                confirmed = True
-                decoder = codecs.getincrementaldecoder(encoding)()
-                try:
-                    text = decoder.decode(error.object, final)
-                except UnicodeDecodeError:  # one of the five bytes Windows-1252 leaves undefined
-                    raise FileProblem(_not_text_message(_marked_row(path, encoding))) from None
-                chunk = error.object
+                if evidence < UTF8_EVIDENCE:
+                    evidence += _count_non_ascii(error.object[: error.start].decode(encoding, "ignore"))
+                return min(evidence, UTF8_EVIDENCE)
             if wide and "\0" in text:
-                raise _binary_problem(head)
-            if encoding == "cp1252":
+                raise _binary_problem(head, wide=True)
+            if check_cp1252:
                 _check_cp1252(path, chunk)
-            elif not confirmed and not text.isascii():
-                confirmed = True
+            if evidence < UTF8_EVIDENCE and not text.isascii():
+                evidence += _count_non_ascii(text)
             if final:
-                return encoding or "utf-8"
+                return None
+
+
+def _count_non_ascii(text: str) -> int:
+    return sum(1 for _ in itertools.islice(_NON_ASCII.finditer(text), UTF8_EVIDENCE))
+
+
+# bytes.translate + `in` run at memory speed; the regular expressions above only run on a chunk
+# that may match (re would take ~1 s per 100 MB each).
+_UTF8_LEADS = (0xC2, 0xC3, 0xD0, 0xD1, 0xD8, 0xD9, 0xDA, 0xDB, 0xE2)
+_LEAD_TABLE = bytes(ord("L") if b in _UTF8_LEADS else ord("C") if 0x80 <= b <= 0xBF else ord(".") for b in range(256))
+_LETTER_TABLE = bytes(ord("H") if b >= 0xC0 and b not in (0xD7, 0xF7) else ord(".") for b in range(256))
 
 
 def _check_cp1252(path: str, chunk: bytes) -> None:
-    for pattern, detail in ((_UTF8_SEQUENCE, "it mixes Windows-1252 and UTF-8 text"),
-                            (_OTHER_CODEPAGE, "it looks like text in another code page, such as Arabic or Cyrillic")):
-        match = pattern.search(chunk)
+    for pattern, table, probe, detail in (
+        (_UTF8_SEQUENCE, _LEAD_TABLE, b"LC", "it mixes Windows-1252 and UTF-8 text"),
+        (_OTHER_CODEPAGE, _LETTER_TABLE, b"HHHH", "it looks like text in another code page, such as Arabic or Cyrillic"),
+    ):
+        match = probe in chunk.translate(table) and pattern.search(chunk)
         if match:
             needle = match.group().decode("cp1252")
             raise FileProblem(_not_text_message(_row_containing(path, "cp1252", needle), detail))
@@ -607,34 +650,42 @@ def _xlsx_header(sheet) -> tuple[int, list[str]]:
     raise FileProblem(f'The first sheet of the workbook ("{sheet.title}") is empty: it has no header row.')
 
 
+_DAMAGED_ZIP = "The file is a damaged zip archive or Excel workbook."
+
+
 def _inspect_zip(path: str, size: int) -> None:
-    """Refuse what must never reach openpyxl: too big, zip bombs, macros, other Office files."""
+    """Refuse what must never reach openpyxl: too big, zip bombs, macros, other Office files.
+
+    The sizes in the zip directory are a real bound: Python's zipfile never returns more than a
+    member's declared size (and a member that would gives a CRC error)."""
     limit = settings.MIZANI_IMPORT_MAX_XLSX_BYTES
     if size > limit:
         raise FileProblem(f"The Excel file is {_size(size)}; Excel files are limited to {_size(limit)}. "
                           "Save it as CSV (which may be much larger) and upload that.")
     try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
-        raise FileProblem("The file is a damaged zip archive or Excel workbook.") from error
-    with archive:
-        members = archive.infolist()
-        unpacked = sum(member.file_size for member in members)
-        cap = min(20 * limit, XLSX_MAX_UNCOMPRESSED_BYTES)
-        bomb = len(members) > XLSX_MAX_MEMBERS or unpacked > cap or any(
-            member.file_size > CHUNK_BYTES and member.file_size > XLSX_MAX_RATIO * max(member.compress_size, 1)
-            for member in members
-        )
-        if bomb:
-            raise FileProblem(f"The Excel file would unpack to {_size(unpacked)}, far more than a workbook of its size "
-                              "should; it is refused as unsafe. Save the sheet as CSV and upload that.")
-        names = {member.filename for member in members}
-        if "mimetype" in names and archive.getinfo("mimetype").file_size < 200:
-            if b"opendocument" in archive.read("mimetype"):
-                raise FileProblem("This is an OpenDocument file (.ods). " + _SAVE_AS)
-        if "[Content_Types].xml" not in names or archive.getinfo("[Content_Types].xml").file_size > CHUNK_BYTES:
-            raise FileProblem("This is a zip archive, not an Excel workbook or a CSV file.")
-        types = archive.read("[Content_Types].xml")
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            unpacked = sum(member.file_size for member in members)
+            cap = min(20 * limit, XLSX_MAX_UNCOMPRESSED_BYTES)
+            bomb = len(members) > XLSX_MAX_MEMBERS or unpacked > cap or any(
+                member.file_size > _MEGABYTE and member.file_size > XLSX_MAX_RATIO * max(member.compress_size, 1)
+                for member in members
+            )
+            if bomb:
+                raise FileProblem(f"The Excel file would unpack to {_size(unpacked)}, far more than a workbook of its "
+                                  "size should; it is refused as unsafe. Save the sheet as CSV and upload that.")
+            names = {member.filename for member in members}
+            if "mimetype" in names and archive.getinfo("mimetype").file_size < 200:
+                if b"opendocument" in archive.read("mimetype"):
+                    raise FileProblem("This is an OpenDocument file (.ods). " + _SAVE_AS)
+            if "[Content_Types].xml" not in names or archive.getinfo("[Content_Types].xml").file_size > _MEGABYTE:
+                raise FileProblem("This is a zip archive, not an Excel workbook or a CSV file.")
+            types = archive.read("[Content_Types].xml")
+    except FileProblem:
+        raise
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, RuntimeError, NotImplementedError, EOFError,
+            KeyError) as error:  # RuntimeError: encrypted; NotImplementedError: unknown compression
+        raise FileProblem(_DAMAGED_ZIP) from error
     if b"sheet.binary" in types:
         raise FileProblem("This is an Excel Binary Workbook (.xlsb). " + _SAVE_AS)
     if b"macroEnabled" in types or any(member.lower().endswith("vbaproject.bin") for member in names):
@@ -685,7 +736,13 @@ def _xlsx_problem(error: Exception) -> FileProblem:
         from defusedxml import DefusedXmlException
     except ImportError:  # pragma: no cover - _open_workbook refuses first
         DefusedXmlException = ()  # noqa: N806
-    if isinstance(error, DefusedXmlException):
+    seen = set()
+    while error is not None and id(error) not in seen:  # openpyxl wraps it in a ValueError
+        if isinstance(error, DefusedXmlException):
+            break
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    if error is not None and isinstance(error, DefusedXmlException):
         return FileProblem("The Excel file contains unsafe XML (entity declarations) and is refused. " + _SAVE_AS)
     return FileProblem("The Excel file cannot be read; it may be damaged. Open it in Excel, save it again as an "
                        "Excel Workbook (.xlsx) or as CSV, and upload that.")
@@ -738,6 +795,12 @@ def _letters(index: int) -> str:
 def _column(index: int) -> str:
     """Column index 2 -> "3 (C)": the number for a text editor, the letter for a spreadsheet."""
     return f"{index + 1} ({_letters(index)})"
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """Header text as quoted in a message: one line, no invisible characters, not too long."""
+    text = " ".join("".join(ch for ch in text if ch.isspace() or unicodedata.category(ch)[0] != "C").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _plural(count: int, word: str) -> str:
