@@ -199,6 +199,8 @@ def _parse_decimal(raw):
 
 def ascii_digits(text):
     """Arabic-Indic, Persian and other Unicode decimal digits become 0-9; anything else is kept."""
+    if text.isascii():  # nearly always: imports call this millions of times
+        return text
     return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() and not ch.isascii() else ch for ch in text)
 
 

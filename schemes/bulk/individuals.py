@@ -186,7 +186,10 @@ def stage(upload, table, user):
 
 
 def _error(upload, column, message, queryset):
-    """Add `message` to every staged row `queryset` selects, and mark them invalid (two statements)."""
+    """Add `message` to every staged row `queryset` selects, and mark them invalid (two statements,
+    after a cheap look whether there is any)."""
+    if not queryset.exists():
+        return
     numbers = queryset.values("row_number")
     table = connection.ops.quote_name(StagedError._meta.db_table)
     sql, params = numbers.query.sql_with_params()
@@ -198,6 +201,9 @@ def _error(upload, column, message, queryset):
 
 def check(upload):
     """Pass 2: what only the whole file and the registry can tell, in SQL."""
+    if connection.vendor == "postgresql":  # the planner must know the staged rows to join them by hash
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(StagedIndividual._meta.db_table)}")
     staged = StagedIndividual.objects.filter(upload_id=upload.pk)
     repeated = (staged.filter(national_id__isnull=False).values("national_id").annotate(n=Count("pk"))
                 .filter(n__gt=1).values("national_id"))
@@ -230,14 +236,20 @@ def _check_households(upload, staged):
 
 def _mark_possible_duplicates(upload):
     """Rows whose names and date of birth are a registered person's: importable, but shown to the
-    clerk and the checker as possible duplicates (one statement)."""
+    clerk and the checker as possible duplicates. One UPDATE joined (by hash, not row by row) to the
+    registered people who share a name and date of birth with some row of the file."""
     quote = connection.ops.quote_name
     staged, people = quote(StagedIndividual._meta.db_table), quote(Individual._meta.db_table)
+    name = "LOWER(s.first_name || ' ' || s.last_name)"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {staged} SET possible_duplicate_of = (SELECT MIN(p.id) FROM {people} p "
-            f"WHERE p.search_name = LOWER({staged}.first_name || ' ' || {staged}.last_name) "
-            f"AND p.dob = {staged}.dob AND p.deleted_at IS NULL) WHERE upload_id = %s AND valid", [upload.pk])
+            f"UPDATE {staged} AS s SET possible_duplicate_of = twins.id "
+            f"FROM (SELECT p.search_name, p.dob, MIN(p.id) AS id FROM {people} p "
+            f"      WHERE p.deleted_at IS NULL AND EXISTS (SELECT 1 FROM {staged} f WHERE f.upload_id = %s "
+            f"      AND f.dob = p.dob AND LOWER(f.first_name || ' ' || f.last_name) = p.search_name) "
+            f"      GROUP BY p.search_name, p.dob) twins "
+            f"WHERE s.upload_id = %s AND s.valid AND twins.search_name = {name} AND twins.dob = s.dob",
+            [upload.pk, upload.pk])
 
 
 def counts(upload):

@@ -48,7 +48,7 @@ class StagingWriter:
     def _encode(self, row):
         row = list(row)
         for i in self.json_positions:
-            row[i] = json.dumps(row[i], ensure_ascii=False)
+            row[i] = json.dumps(row[i], ensure_ascii=False) if row[i] else "{}"
         return row
 
     def close(self):

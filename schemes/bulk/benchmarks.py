@@ -1,0 +1,160 @@
+"""`manage.py benchmark import --rows N`: an openIMIS-style individuals file of N rows (households of
+one to six people, a registry attribute, locations by code) checked whole and imported through the
+pipeline's jobs, as a national user; measured in the same run against django-import-export's default
+`import_data` (on fewer rows) and a raw COPY of the same rows. The imported people are removed after."""
+
+import csv
+import datetime
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.files import File
+from django.core.management.base import CommandError
+from django.db import connection, transaction
+
+from schemes.registry.demo import seed_demo
+from schemes.registry.models import Household, Individual, Membership, RegistryField
+from sites.benchmarking import register
+from sites.models import Location
+from workflows.services import job_run
+
+from . import services
+from .models import Upload, UploadStatus
+
+HEADER = ["first_name", "last_name", "dob", "sex", "national_id", "location", "group_code", "individual_role",
+          "recipient_info", "income"]
+FIRST = ["Amina", "Baraka", "Chausiku", "Daudi", "Eliya", "Fatuma", "Gift", "Halima", "Issa", "Jabari"]
+LAST = ["Mollel", "Ngowi", "Okello", "Wanjala", "Kimaro", "Lyimo", "Massawe", "Swai"]
+ROLES = ["SPOUSE", "SON", "DAUGHTER", "MOTHER", "FATHER"]
+DIE_ROWS = 20_000
+
+
+def write_file(path, rows, seed, villages):
+    """The synthetic file: households of 1 to 6, the head first; unique national IDs for adults."""
+    rng = random.Random(seed)
+    today = datetime.date.today()
+    with open(path, "w", encoding="utf-8", newline="") as target:
+        writer = csv.writer(target)
+        writer.writerow(HEADER)
+        written, household = 0, 0
+        while written < rows:
+            household += 1
+            size = min(rng.randint(1, 6), rows - written)
+            village, last = rng.choice(villages), rng.choice(LAST)
+            for member in range(size):
+                adult = member < 2
+                age = rng.randint(18, 80) if adult else rng.randint(0, 17)
+                dob = today - datetime.timedelta(days=age * 365 + rng.randint(0, 364))
+                writer.writerow([
+                    rng.choice(FIRST), last, dob.isoformat(), rng.choice("FM"),
+                    f"BENCH{seed:03d}{written:09d}" if adult else "", village, f"BH{seed:03d}-{household:08d}",
+                    "HEAD" if member == 0 else rng.choice(ROLES), "1" if member == 0 else "",
+                    str(rng.randint(0, 400) * 500) if adult else ""])
+                written += 1
+
+
+def raw_copy_rate(path):
+    """Rows per second of a plain COPY of the file's text into an unindexed temporary table."""
+    if connection.vendor != "postgresql":
+        return None
+    columns = ", ".join(f"{name} text" for name in HEADER)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE bench_copy ({columns}) ON COMMIT DROP")
+        started = time.perf_counter()
+        with open(path, "rb") as source, cursor.copy("COPY bench_copy FROM STDIN (FORMAT csv, HEADER true)") as copy:
+            while block := source.read(1 << 20):
+                copy.write(block)
+        seconds = time.perf_counter() - started
+        cursor.execute("SELECT count(*) FROM bench_copy")
+        count = cursor.fetchone()[0]
+    return count / seconds
+
+
+def import_export_rate(path, rows):
+    """Rows per second of django-import-export's default import_data for the same columns (rolled back)."""
+    import tablib
+    from import_export import resources
+
+    class IndividualResource(resources.ModelResource):
+        class Meta:
+            model = Individual
+            fields = ("first_name", "last_name", "dob", "sex", "national_id")
+            import_id_fields = ()
+
+    with open(path, encoding="utf-8", newline="") as source:
+        reader = csv.DictReader(source)
+        data = tablib.Dataset(headers=["first_name", "last_name", "dob", "sex", "national_id"])
+        for row, n in zip(reader, range(rows), strict=False):
+            # Its text widget turns an empty ID into "" (not NULL), which the unique index refuses twice.
+            data.append([row["first_name"], row["last_name"], row["dob"], row["sex"], row["national_id"] or f"DIE{n}"])
+    with transaction.atomic():
+        started = time.perf_counter()
+        result = IndividualResource().import_data(data, dry_run=False, raise_errors=True)
+        seconds = time.perf_counter() - started
+        transaction.set_rollback(True)
+    return result.totals["new"] / seconds
+
+
+def _run_job(job_id, log, what):
+    """Run the job here (a worker may already have: then read how it ended)."""
+    from workflows.models import Job
+
+    job = job_run(job_id) or Job.objects.get(pk=job_id)
+    if job.status != "SUCCEEDED":
+        raise CommandError(f"The {what} job did not succeed: {getattr(job, 'error', '')}")
+
+
+@register("import")
+def import_individuals(*, rows, seed, log):
+    seed_demo(individuals=0, seed=seed)  # locations, users, attribute definitions; no people added
+    RegistryField.objects.get_or_create(target="individual", name="income",
+                                        defaults={"label": "Monthly income", "field_type": "decimal"})
+    admin = get_user_model().objects.filter(username="admin", is_superuser=True).first()
+    if admin is None:
+        raise CommandError("The demo superuser 'admin' is missing: run seed_demo first.")
+    villages = list(Location.objects.filter(depth=4).values_list("code", flat=True)[:400]) or \
+        list(Location.objects.values_list("code", flat=True)[:400])
+    before = {model: model.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+              for model in (Individual, Household, Membership)}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "individuals.csv"
+        log(f"Writing a file of {rows:,} rows...")
+        write_file(path, rows, seed, villages)
+        copy_rate = raw_copy_rate(path)
+        die_rate = import_export_rate(path, min(rows, DIE_ROWS))
+        log(f"Baselines: COPY {copy_rate or 0:,.0f} rows/s, django-import-export {die_rate:,.0f} rows/s. Checking...")
+        started = time.perf_counter()
+        with open(path, "rb") as source:
+            upload = services.upload_receive(kind="INDIVIDUALS", file=File(source, name="individuals.csv"), by=admin)
+        _run_job(upload.validation_job_id, log, "checking")
+        upload = Upload.objects.get(pk=upload.pk)
+        checked = time.perf_counter() - started
+        if upload.status != UploadStatus.READY or upload.counts["errors"]:
+            raise CommandError(f"The file was not accepted whole: {upload.status} {upload.problem} {upload.counts}")
+        log(f"Checked in {checked:.1f} s: {upload.counts}. Importing...")
+        job = services.import_start(upload=upload, mode="ALL_OR_NOTHING", by=admin)
+        _run_job(job.pk, log, "import")
+        seconds = time.perf_counter() - started
+        upload = Upload.objects.get(pk=upload.pk)
+    _remove_imported(before, log)
+    rate = rows / seconds
+    return {
+        "seconds": round(seconds, 2), "check_seconds": round(checked, 2), "rows_per_s": round(rate),
+        "imported": upload.counts.get("imported"), "households": upload.counts.get("households_created"),
+        "baselines": {"django_import_export": round(die_rate), "copy": round(copy_rate) if copy_rate else None,
+                      "django_import_export_rows": min(rows, DIE_ROWS)},
+        "ratios": {"vs_django_import_export": round(rate / die_rate, 1),
+                   "vs_copy": round(rate / copy_rate, 3) if copy_rate else None},
+    }
+
+
+def _remove_imported(before, log):
+    """Leave the registry as it was: what the import created goes (memberships first)."""
+    log("Removing the imported people...")
+    for model in (Membership, Individual, Household):
+        table = connection.ops.quote_name(model._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table} WHERE id > %s", [before[model]])
