@@ -1,5 +1,8 @@
 """Tests: SQLite in memory unless DATABASE_URL is set; Huey runs tasks immediately, in-process."""
 
+import tempfile
+from pathlib import Path
+
 from .base import *  # noqa: F403
 from .base import huey_settings
 
@@ -12,3 +15,5 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 MIZANI_DEMO = True
+# Uploaded import files go to a throwaway folder, never the project's var/.
+MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="mizani-test-media-"))
