@@ -300,39 +300,59 @@ def prepare_import(upload):
         return cursor.rowcount
 
 
-def import_chunk(upload, first_row, last_row):
-    """People of rows first_row..last_row, and their memberships: ids given in one statement, then
+def reserve_ids(upload, last_row):
+    """Reserve the ids the file's people will get: id = base + row number, so no statement has to
+    hand them out row by row. Returns the base. The table is locked against other writers while the
+    block is taken (one short statement's transaction)."""
+    quote = connection.ops.quote_name
+    table = Individual._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"LOCK TABLE {quote(table)} IN EXCLUSIVE MODE")
+            cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", [table])
+            base = cursor.fetchone()[0]
+            cursor.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [table, base + last_row])
+            return base
+        cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {quote(table)}")
+        base = max(cursor.fetchone()[0], _sqlite_sequence(cursor, table))
+        cursor.execute("UPDATE sqlite_sequence SET seq = %s WHERE name = %s", [base + last_row, table])
+        if not cursor.rowcount:
+            cursor.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (%s, %s)", [table, base + last_row])
+        return base
+
+
+def _sqlite_sequence(cursor, table):
+    cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
+    row = cursor.fetchone()
+    return row[0] if row else 0
+
+
+def import_chunk(upload, first_row, last_row, id_base):
+    """People of rows first_row..last_row (their ids: id_base + row number) and their memberships:
     one INSERT ... SELECT each. A national ID registered since the check is skipped, not doubled."""
     quote = connection.ops.quote_name
     staged, people = quote(StagedIndividual._meta.db_table), quote(Individual._meta.db_table)
     households, members = quote(Household._meta.db_table), quote(Membership._meta.db_table)
-    rows = "upload_id = %s AND valid AND row_number BETWEEN %s AND %s"
     rows_of_s = "s.upload_id = %s AND s.valid AND s.row_number BETWEEN %s AND %s"
     span = [upload.pk, first_row, last_row]
     now = timezone.now()
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"UPDATE {staged} SET individual_id = nextval(pg_get_serial_sequence(%s, 'id')) "
-                           f"WHERE {rows}", [Individual._meta.db_table, *span])
-        else:  # SQLite: one writer at a time; ids above the largest (gaps are harmless)
-            cursor.execute(f"UPDATE {staged} SET individual_id = (SELECT COALESCE(MAX(id), 0) FROM {people}) "
-                           f"+ row_number - %s + 1 WHERE {rows}", [first_row, *span])
         cursor.execute(
             f"INSERT INTO {people} (id, first_name, last_name, dob, sex, national_id, phone, location_id, "
             f"attributes, created_at, updated_at) "
-            f"SELECT s.individual_id, s.first_name, s.last_name, s.dob, s.sex, s.national_id, s.phone, "
+            f"SELECT %s + s.row_number, s.first_name, s.last_name, s.dob, s.sex, s.national_id, s.phone, "
             f"s.location_id, s.attributes, %s, %s FROM {staged} s WHERE {rows_of_s} "
             f"AND (s.national_id IS NULL OR NOT EXISTS (SELECT 1 FROM {people} p "
             f"WHERE p.national_id = s.national_id AND p.deleted_at IS NULL))",
-            [now, now, *span])
+            [id_base, now, now, *span])
         created = cursor.rowcount
         cursor.execute(
             f"INSERT INTO {members} (household_id, individual_id, role_id, recipient_type, joined_at) "
-            f"SELECT h.id, s.individual_id, s.role, NULLIF(s.recipient, ''), %s FROM {staged} s "
+            f"SELECT h.id, p.id, s.role, NULLIF(s.recipient, ''), %s FROM {staged} s "
             f"JOIN {households} h ON h.code = s.group_code "
-            f"JOIN {people} p ON p.id = s.individual_id "
+            f"JOIN {people} p ON p.id = %s + s.row_number "
             f"WHERE {rows_of_s} AND s.group_code <> ''",
-            [now, *span])
+            [now, id_base, *span])
     return created
 
 

@@ -103,8 +103,6 @@ class StagedIndividual(models.Model):
     role = models.CharField(max_length=24, blank=True)
     recipient = models.CharField(max_length=10, blank=True)
     possible_duplicate_of = models.BigIntegerField(null=True)
-    # Given when the row is imported: the id the new person gets (allocated in one statement).
-    individual_id = models.BigIntegerField(null=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["upload", "row_number"], name="staged_individual_row")]

@@ -173,13 +173,14 @@ def run_import(upload, job, progress):
     if not state.get("prepared"):
         with transaction.atomic():
             state["households"] = importer.prepare_import(upload)
+            state["id_base"] = importer.reserve_ids(upload, last)
             state["prepared"], state["next_row"], state["created"] = True, first, 0
             _save_state(job, state)
             progress(0, total, "Households created; importing people")
     while state["next_row"] <= last:
         with transaction.atomic():
             end = min(state["next_row"] + importer.CHUNK - 1, last)
-            state["created"] += importer.import_chunk(upload, state["next_row"], end)
+            state["created"] += importer.import_chunk(upload, state["next_row"], end, state["id_base"])
             state["next_row"] = end + 1
             _save_state(job, state)
             progress(state["created"], total, f"{state['created']:,} people imported")

@@ -176,3 +176,18 @@ def test_only_the_uploader_may_submit_and_a_viewer_may_not_upload(clerk, geo, dj
         approval_submit(operation="bulk.import", by=other, payload={"upload": upload.pk, "mode": "VALID_ROWS"})
     with pytest.raises(Exception, match="permission"):
         services.upload_receive(kind="INDIVIDUALS", file=csv_file([]), by=viewer)
+
+
+def test_people_registered_after_an_import_get_new_ids(clerk, checker, geo, django_capture_on_commit_callbacks):
+    """The import reserves its block of ids (base + row number): what comes next is above it."""
+    IndividualFactory(location=geo.village_a)
+    upload = receive(clerk, [["A", "One", "1980-01-01", "F", "", geo.village_a.code, "", "", "", ""],
+                             ["B", "Two", "1980-01-01", "F", "", geo.village_a.code, "", "", "", ""]],
+                     django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.import_start(upload=upload, mode="VALID_ROWS", by=clerk)
+    imported = set(Individual.objects.filter(first_name__in=["A", "B"]).values_list("pk", flat=True))
+
+    later = IndividualFactory(location=geo.village_a)
+
+    assert len(imported) == 2 and later.pk > max(imported)
