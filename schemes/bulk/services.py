@@ -166,7 +166,8 @@ def run_import(upload, job, progress):
     importer = IMPORTERS[upload.kind]
     span = importer.row_span(upload)
     if span is None:
-        raise ValidationError("Nothing to import.")
+        raise ValidationError("The checked rows of this upload are gone (the database was restarted since "
+                              "the check): upload the file again.")
     first, last = span
     total = upload.counts.get("valid", 0)
     state = dict(job.result or {})

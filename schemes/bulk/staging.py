@@ -2,6 +2,8 @@
 writer, used by every importer (and by nothing that writes live tables: those are filled from staging
 by INSERT ... SELECT)."""
 
+import csv
+import io
 import json
 
 from django.db import connection, models
@@ -17,6 +19,10 @@ class StagingWriter:
         self.model = model
         self.fields = [model._meta.get_field(name) for name in fields]
         self.json_positions = [i for i, f in enumerate(self.fields) if isinstance(f, models.JSONField)]
+        # COPY reads CSV (written by the csv module in C, much faster than adapting values one by one);
+        # an empty unquoted value is NULL there, except in the text columns that cannot be NULL.
+        self.not_null_text = [f.column for f in self.fields
+                              if isinstance(f, (models.CharField, models.TextField)) and not f.null]
         self.buffer = []
         self.written = 0
 
@@ -36,9 +42,13 @@ class StagingWriter:
         columns = ", ".join(quote(f.column) for f in self.fields)
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
+                text = io.StringIO()
+                csv.writer(text).writerows(rows)
+                options = "FORMAT csv"
+                if self.not_null_text:
+                    options += f", FORCE_NOT_NULL ({', '.join(quote(c) for c in self.not_null_text)})"
+                with cursor.copy(f"COPY {table} ({columns}) FROM STDIN ({options})") as copy:
+                    copy.write(text.getvalue())
             else:
                 marks = ", ".join(["%s"] * len(self.fields))
                 cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
