@@ -297,7 +297,11 @@ def prepare_import(upload):
             f"WHERE s.upload_id = %s AND s.valid AND s.role = 'HEAD' AND s.group_code <> '' "
             f"AND NOT EXISTS (SELECT 1 FROM {households} h WHERE h.code = s.group_code)",
             ["{}", now, now, upload.pk])
-        return cursor.rowcount
+        created = cursor.rowcount
+        cursor.execute(
+            f"UPDATE {staged} AS s SET household_id = h.id FROM {households} h "
+            f"WHERE s.upload_id = %s AND s.valid AND s.group_code <> '' AND h.code = s.group_code", [upload.pk])
+        return created
 
 
 def reserve_ids(upload, last_row):
@@ -332,7 +336,7 @@ def import_chunk(upload, first_row, last_row, id_base):
     one INSERT ... SELECT each. A national ID registered since the check is skipped, not doubled."""
     quote = connection.ops.quote_name
     staged, people = quote(StagedIndividual._meta.db_table), quote(Individual._meta.db_table)
-    households, members = quote(Household._meta.db_table), quote(Membership._meta.db_table)
+    members = quote(Membership._meta.db_table)
     rows_of_s = "s.upload_id = %s AND s.valid AND s.row_number BETWEEN %s AND %s"
     span = [upload.pk, first_row, last_row]
     now = timezone.now()
@@ -348,10 +352,9 @@ def import_chunk(upload, first_row, last_row, id_base):
         created = cursor.rowcount
         cursor.execute(
             f"INSERT INTO {members} (household_id, individual_id, role_id, recipient_type, joined_at) "
-            f"SELECT h.id, p.id, s.role, NULLIF(s.recipient, ''), %s FROM {staged} s "
-            f"JOIN {households} h ON h.code = s.group_code "
+            f"SELECT s.household_id, p.id, s.role, NULLIF(s.recipient, ''), %s FROM {staged} s "
             f"JOIN {people} p ON p.id = %s + s.row_number "
-            f"WHERE {rows_of_s} AND s.group_code <> ''",
+            f"WHERE {rows_of_s} AND s.household_id IS NOT NULL",
             [now, id_base, *span])
     return created
 

@@ -103,6 +103,8 @@ class StagedIndividual(models.Model):
     role = models.CharField(max_length=24, blank=True)
     recipient = models.CharField(max_length=10, blank=True)
     possible_duplicate_of = models.BigIntegerField(null=True)
+    # The household the row joins, found once (by code) before the people are imported.
+    household_id = models.BigIntegerField(null=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["upload", "row_number"], name="staged_individual_row")]
