@@ -61,6 +61,7 @@ def test_a_clerk_uploads_checks_and_imports_a_file(live_server, browser, world, 
     checker = session(browser, origin, problems, "checker")
     checker.goto(f"{origin}/admin/approvals/")
     checker.get_by_role("link", name="Import 2 rows of people-cp1252.csv").click()
+    expect(checker.get_by_test_id("sample")).to_contain_text("Row 3: Baraka Mollel")
     screenshot(checker, screenshots / "upload_approval.png")
     checker.get_by_role("button", name="Approve").click()
     expect(checker.get_by_test_id("status")).to_have_text("Applied")
