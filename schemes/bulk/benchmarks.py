@@ -171,3 +171,33 @@ def _remove_imported(before, log):
         table = connection.ops.quote_name(model._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(f"DELETE FROM {table} WHERE id > %s", [before[model]])
+
+
+@register("export")
+def export_individuals(*, rows, seed, log):
+    """The individuals list exported as CSV by a national user, through the admin's streamed export
+    (Django's test client, in-process): time to the first byte, to the last, and the rows written."""
+    from django.test import Client
+    from django.urls import reverse
+
+    live = Individual.objects.live().count()
+    if live < rows:
+        log(f"The registry holds {live:,} live individuals; seeding {rows:,}...")
+    seed_demo(individuals=rows, seed=seed, reset=live < rows)
+    admin = get_user_model().objects.filter(username="admin", is_superuser=True).first()
+    if admin is None:
+        raise CommandError("The demo superuser 'admin' is missing: run seed_demo first.")
+    client = Client(HTTP_HOST="localhost")  # a host every settings file allows
+    client.force_login(admin)
+    started = time.perf_counter()
+    response = client.get(reverse("registry_individual:index"), {"export": "csv"})
+    chunks = iter(response.streaming_content)
+    first = next(chunks)
+    first_byte = time.perf_counter() - started
+    size, lines = len(first), first.count(b"\n")
+    for chunk in chunks:
+        size += len(chunk)
+        lines += chunk.count(b"\n")
+    seconds = time.perf_counter() - started
+    return {"first_byte_seconds": round(first_byte, 3), "seconds": round(seconds, 2), "rows_written": lines - 1,
+            "megabytes": round(size / 1e6, 1), "rows_per_s": round((lines - 1) / seconds)}
