@@ -26,6 +26,7 @@ from schemes.registry.models import (
     RegistryField,
     normalise_national_id,
 )
+from sites.fields import ascii_digits
 from sites.scoping import scope_for
 
 from .files import Column
@@ -69,7 +70,9 @@ def template_headers():
 
 
 def parse_date(text, today):
-    """YYYY-MM-DD only: a clerk's 03/04/2020 could be March or April, an Excel serial is not a date."""
+    """YYYY-MM-DD only (in any script's digits): a clerk's 03/04/2020 could be March or April, an
+    Excel serial is not a date."""
+    text = ascii_digits(text)
     if len(text) != 10 or text[4] != "-" or text[7] != "-":
         if text.isdigit() and len(text) <= 5:
             raise ValueError(f"'{text}' looks like an Excel date number: format the column as YYYY-MM-DD.")

@@ -191,3 +191,31 @@ def test_people_registered_after_an_import_get_new_ids(clerk, checker, geo, djan
     later = IndividualFactory(location=geo.village_a)
 
     assert len(imported) == 2 and later.pk > max(imported)
+
+
+@pytest.mark.parametrize(("dob", "income", "expected"), [
+    ("1980-02-31", "", "dob: '1980-02-31' is not a real date."),
+    ("03/04/1980", "", "dob: '03/04/1980' is not a date as YYYY-MM-DD."),
+    ("29220", "", "looks like an Excel date number"),
+    ("2999-01-01", "", "is in the future"),
+    ("1980-01-01", "NaN", "income: 'NaN' is not a number"),
+    ("1980-01-01", "Infinity", "income: 'Infinity' is not a number"),
+    ("1980-01-01", "1e3", "income: '1e3' is not a number"),
+    ("1980-01-01", "1,5", "income: '1,5' is not a number"),
+    ("1980-01-01", "-5", "income:"),
+])
+def test_bad_dates_and_amounts_are_named(clerk, geo, django_capture_on_commit_callbacks, dob, income, expected):
+    upload = receive(clerk, [["Asha", "Mollel", dob, "F", "", geo.village_a.code, "", "", "", income]],
+                     django_capture_on_commit_callbacks)
+
+    assert upload.counts["errors"] == 1
+    assert expected in errors_of(upload)[0]["errors"]
+
+
+def test_arabic_indic_digits_are_read_as_digits(clerk, geo, django_capture_on_commit_callbacks):
+    upload = receive(clerk, [["Asha", "Mollel", "١٩٨٠-٠٢-٠١", "F", "", geo.village_a.code, "", "", "", "١٢٣"]],
+                     django_capture_on_commit_callbacks)
+
+    assert upload.counts["errors"] == 0
+    staged = StagedIndividual.objects.get(upload_id=upload.pk)
+    assert staged.dob.isoformat() == "1980-02-01" and staged.attributes == {"income": "123"}
