@@ -812,3 +812,22 @@ def test_editing_without_touching_a_yes_no_attribute_keeps_it(geo, clerk_a):
     person.refresh_from_db()
     assert person.first_name == "Renamed"
     assert person.attributes == {"disability": True}
+
+
+def test_an_export_reads_no_row_before_its_first_byte(geo, national_clerk):
+    """The export streams: answering the request counts the rows (for the audit) but reads none of
+    them; they are read in chunks while the file is sent. (Wagtail's listing would load them all.)"""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for n in range(5):
+        IndividualFactory(last_name=f"Streamed{n}", location=geo.village_a)
+    client = client_for(national_clerk)
+
+    with CaptureQueriesContext(connection) as before_first_byte:
+        response = client.get(reverse(INDEX) + "?export=csv")
+    reads = [q["sql"] for q in before_first_byte.captured_queries
+             if 'FROM "registry_individual"' in q["sql"] and "COUNT(" not in q["sql"].upper()]
+
+    assert response.streaming and reads == []
+    assert len(csv_rows(response)) == 5
