@@ -344,6 +344,10 @@ def import_chunk(upload, first_row, last_row, id_base):
     span = [upload.pk, first_row, last_row]
     now = timezone.now()
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The trigram index on names takes new entries in a pending list merged when it is full:
+            # a list big enough for a chunk merges once per chunk instead of many times.
+            cursor.execute("SET LOCAL gin_pending_list_limit = '64MB'")
         cursor.execute(
             f"INSERT INTO {people} (id, first_name, last_name, dob, sex, national_id, phone, location_id, "
             f"attributes, created_at, updated_at) "
