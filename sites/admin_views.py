@@ -8,9 +8,8 @@ from django.utils.functional import cached_property
 from wagtail.admin.ui.tables import Column, TitleColumn
 from wagtail.admin.widgets.button import Button
 
-from .forms import CsvUploadForm
 from .models import OrganisationSettings
-from .services import LocationFileError, location_delete, locations_import_csv
+from .services import location_delete
 from .viewsets import ScopedDeleteView, ScopedIndexView
 
 
@@ -45,7 +44,7 @@ class LocationIndexView(ScopedIndexView):
     def header_more_buttons(self):
         buttons = list(super().header_more_buttons)
         if self.request.user.has_perm("sites.import_location"):
-            buttons.append(Button("Import from CSV", url=reverse("sites_location:import"), icon_name="upload"))
+            buttons.append(Button("Import from a file", url=reverse("sites_location:import"), icon_name="upload"))
         return buttons
 
 
@@ -62,20 +61,7 @@ class LocationDeleteView(ScopedDeleteView):
 
 
 def location_import(request):
+    """Location files go through the upload pipeline (checked whole, approved, imported as a job)."""
     if not request.user.has_perm("sites.import_location"):
         raise PermissionDenied
-    form = CsvUploadForm(request.POST or None, request.FILES or None)
-    errors, result = [], None
-    if request.method == "POST" and form.is_valid():
-        try:
-            result = locations_import_csv(content=form.cleaned_data["file"].read(), by=request.user)
-        except LocationFileError as error:
-            errors = error.rows
-        else:
-            messages.success(request, "Locations imported: {created} created, {updated} updated, "
-                                      "{unchanged} unchanged.".format(**result))
-            return redirect("sites_location:index")
-    return TemplateResponse(request, "sites/location_import.html", {
-        "form": form, "errors": errors, "page_title": "Import locations",
-        "header_icon": "site", "index_url": reverse("sites_location:index"),
-    })
+    return redirect(reverse("bulk_upload:new") + "?kind=LOCATIONS")

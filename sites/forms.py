@@ -108,7 +108,3 @@ class FieldDefinitionForm(WagtailAdminModelForm):
     def clean_choices(self):
         lines = [line.strip() for line in self.cleaned_data["choices"].splitlines()]
         return [line for line in lines if line]
-
-
-class CsvUploadForm(forms.Form):
-    file = forms.FileField(help_text="A CSV file, UTF-8, comma-separated, with a header row.")

@@ -28,14 +28,12 @@ def prepare(payload, by):
         raise ValidationError("This upload is already waiting for approval.")
     counts = upload.counts
     importer = services.IMPORTERS[upload.kind]
+    target = f" into {upload.plan}" if upload.plan_id else ""
     return Prepared(
         payload={"upload": upload.pk, "mode": mode},
-        summary={"title": f"Import {counts.get('valid', 0):,} rows of {upload.original_name}",
+        summary={"title": f"Import {counts.get('valid', 0):,} rows of {upload.original_name}{target}",
                  "diff": [], "sensitive": [],
-                 "counts": {"Rows in the file": counts.get("rows", 0), "To be created": counts.get("creates", 0),
-                            "Rows with errors (not imported)": counts.get("errors", 0),
-                            "Possible duplicates of registered people": counts.get("possible_duplicates", 0),
-                            "Households": counts.get("households", 0)},
+                 "counts": {label: counts[key] for key, label in services.COUNT_LABELS.items() if key in counts},
                  "sample": [{"id": None, "name": f"Row {row['row_number']}: {row['first_name']} {row['last_name']}"}
                             for row in importer.sample(upload)]},
         location=upload.scope_root,

@@ -1,11 +1,35 @@
 from django import forms
 
-from .models import ImportMode, UploadKind
+from schemes.plans.selectors import plans_for
+
+from .models import PLAN_KINDS, ImportMode, UploadKind
 
 
 class UploadForm(forms.Form):
     kind = forms.ChoiceField(choices=UploadKind.choices, label="What the file holds")
+    plan = forms.ModelChoiceField(queryset=None, required=False, label="Plan",
+                                  help_text="For beneficiary files: the plan they are enrolled in or belong to.")
     file = forms.FileField(help_text="CSV (comma, semicolon or tab; UTF-8, UTF-16 or Windows-1252) or XLSX.")
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["plan"].queryset = plans_for(user)
+
+    def plan_initial(self):
+        """The plan the form is for (chosen, or given in the link), to offer its templates."""
+        value = self.data.get("plan") if self.is_bound else self.initial.get("plan")
+        if not value or not str(value).isdigit():
+            return None
+        return self.fields["plan"].queryset.filter(pk=value).first()
+
+    def clean(self):
+        cleaned = super().clean()
+        kind, plan = cleaned.get("kind"), cleaned.get("plan")
+        if kind in PLAN_KINDS and plan is None:
+            self.add_error("plan", "Choose the plan this file is for.")
+        if kind not in PLAN_KINDS:
+            cleaned["plan"] = None
+        return cleaned
 
 
 class SubmitForm(forms.Form):

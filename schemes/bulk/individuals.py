@@ -86,62 +86,67 @@ def parse_date(text, today):
     return value
 
 
-def stage(upload, table, user):
-    """Pass 1: every row checked on its own and staged. Returns the number of data rows."""
-    mapping = table.mapping
-    present = [(name, mapping[name]) for name in
-               ("first_name", "last_name", "dob", "sex", "national_id", "phone", "location", "group_code",
-                "individual_role", "recipient_info") if name in mapping]
-    header_of = {name: table.headers[index] for name, index in mapping.items()}
-    definitions = [(d, mapping[d.name]) for d in attribute_definitions() if d.name in mapping]
-    scope = scope_for(user)
-    codes = dict(scope.locations().values_list("code", "pk"))
-    code_key = {code.casefold(): pk for code, pk in codes.items()}
-    roles = {code.casefold(): code for code in MemberRole.objects.values_list("code", flat=True)}
-    national = scope.national
-    today = timezone.localdate()
-    rows = StagingWriter(StagedIndividual, STAGED_FIELDS)
-    errors = StagingWriter(StagedError, ("upload", "row_number", "column", "message"))
-    upload_id = upload.pk
-    count = 0
+class PersonRows:
+    """Checks the person columns of one row on its own (types, required, choices, patterns, the
+    location among the user's): shared by every file that registers people."""
 
-    for row_number, cells, problem in table.rows():
-        count += 1
-        found = []
-        if problem:
-            found.append((problem.column or "", problem.message))
+    NAMES = ("first_name", "last_name", "dob", "sex", "national_id", "phone", "location", "group_code",
+             "individual_role", "recipient_info")
 
-        given = {name: cells[index].strip() for name, index in present}
+    def __init__(self, table, user):
+        mapping = table.mapping
+        self.headers = table.headers
+        self.present = [(name, mapping[name]) for name in self.NAMES if name in mapping]
+        self.header_of = {name: table.headers[index] for name, index in mapping.items()}
+        self.definitions = [(d, mapping[d.name]) for d in attribute_definitions() if d.name in mapping]
+        scope = scope_for(user)
+        self.code_key = {code.casefold(): pk for code, pk in scope.locations().values_list("code", "pk")}
+        self.roles = {code.casefold(): code for code in MemberRole.objects.values_list("code", flat=True)}
+        self.national = scope.national
+        self.today = timezone.localdate()
+
+    def given(self, cells):
+        return {name: cells[index].strip() for name, index in self.present}
+
+    def national_id(self, given, found):
+        """The row's national ID, normalised, or None (Excel's damage and overlong IDs are errors)."""
+        raw = given.get("national_id", "")
+        if not raw:
+            return None
+        header = self.header_of["national_id"]
+        if EXCEL_NUMBER.match(raw):
+            found.append((header, f"'{raw}' was turned into a number by Excel: the ID is lost; format the "
+                                  "column as text and export again."))
+            return None
+        national_id = normalise_national_id(raw)
+        if national_id and len(national_id) > 64:
+            found.append((header, "At most 64 characters."))
+            return None
+        return national_id
+
+    def check(self, given, cells, national_id, found):
+        """The staged values of a person row, after the national ID (see national_id); problems are
+        appended to `found` as (header, message)."""
+        header_of = self.header_of
         first, last = given.get("first_name", ""), given.get("last_name", "")
         for name, value in (("first_name", first), ("last_name", last)):
             if not value:
-                found.append((header_of[name], "Required."))
+                found.append((header_of.get(name, name), "Required."))
             elif len(value) > 100:
                 found.append((header_of[name], f"At most 100 characters ({len(value)})."))
         dob = None
         raw = given.get("dob", "")
         if not raw:
-            found.append((header_of["dob"], "Required."))
+            found.append((header_of.get("dob", "dob"), "Required."))
         else:
             try:
-                dob = parse_date(raw, today)
+                dob = parse_date(raw, self.today)
             except ValueError as error:
                 found.append((header_of["dob"], str(error)))
         raw = given.get("sex", "")
         sex = SEX.get(raw.casefold(), "")
         if not sex:
-            found.append((header_of["sex"], f"'{raw}' is not F, M or O." if raw else "Required."))
-        national_id = None
-        raw = given.get("national_id", "")
-        if raw:
-            if EXCEL_NUMBER.match(raw):
-                found.append((header_of["national_id"], f"'{raw}' was turned into a number by Excel: the ID is "
-                                                        "lost; format the column as text and export again."))
-            else:
-                national_id = normalise_national_id(raw)
-                if national_id and len(national_id) > 64:
-                    found.append((header_of["national_id"], "At most 64 characters."))
-                    national_id = None
+            found.append((header_of.get("sex", "sex"), f"'{raw}' is not F, M or O." if raw else "Required."))
         phone = given.get("phone", "")
         if len(phone) > 32:
             found.append((header_of["phone"], "At most 32 characters."))
@@ -149,19 +154,20 @@ def stage(upload, table, user):
         location_id = None
         raw = given.get("location", "")
         if raw:
-            location_id = code_key.get(raw.casefold())
+            location_id = self.code_key.get(raw.casefold())
             if location_id is None:
                 found.append((header_of["location"], f"No location with code '{raw}' in your locations."))
-        elif not national:
+        elif not self.national:
             found.append((header_of.get("location", "location"), "Required: a location code in your locations."))
         group_code = given.get("group_code", "")
         if len(group_code) > 32:
             found.append((header_of["group_code"], "At most 32 characters."))
             group_code = ""
         raw = given.get("individual_role", "")
-        role = roles.get(raw.casefold(), "") if raw else ""
+        role = self.roles.get(raw.casefold(), "") if raw else ""
         if raw and not role:
-            found.append((header_of["individual_role"], f"'{raw}' is not a household role ({', '.join(roles.values())})."))
+            found.append((header_of["individual_role"],
+                          f"'{raw}' is not a household role ({', '.join(self.roles.values())})."))
         if raw and not group_code:
             found.append((header_of["individual_role"], "A role needs a group_code (the household)."))
         raw = given.get("recipient_info", "")
@@ -170,17 +176,32 @@ def stage(upload, table, user):
             found.append((header_of["recipient_info"], f"'{raw}' is not 1 (primary) or 2 (secondary)."))
             recipient = ""
         attributes = {}
-        for definition, index in definitions:
+        for definition, index in self.definitions:
             raw = cells[index] if index < len(cells) else ""
             try:
                 value = definition.to_python(raw)
             except ValidationError as error:
-                found.append((table.headers[index], " ".join(error.messages)))
+                found.append((self.headers[index], " ".join(error.messages)))
                 continue
             if value is not None:
                 attributes[definition.name] = definition.to_json(value)
-        rows.write((upload_id, row_number, not found, first[:100], last[:100], dob, sex, national_id, phone,
-                    location_id, attributes, group_code, role, recipient))
+        return (first[:100], last[:100], dob, sex, national_id, phone, location_id, attributes, group_code, role,
+                recipient)
+
+
+def stage(upload, table, user):
+    """Pass 1: every row checked on its own and staged. Returns the number of data rows."""
+    people = PersonRows(table, user)
+    rows = StagingWriter(StagedIndividual, STAGED_FIELDS)
+    errors = StagingWriter(StagedError, ("upload", "row_number", "column", "message"))
+    upload_id = upload.pk
+    count = 0
+    for row_number, cells, problem in table.rows():
+        count += 1
+        found = [(problem.column or "", problem.message)] if problem else []
+        given = people.given(cells)
+        values = people.check(given, cells, people.national_id(given, found), found)
+        rows.write((upload_id, row_number, not found, *values))
         for column, message in found:
             errors.write((upload_id, row_number, column, message))
     rows.close()
@@ -188,9 +209,9 @@ def stage(upload, table, user):
     return count
 
 
-def _error(upload, column, message, queryset):
-    """Add `message` to every staged row `queryset` selects, and mark them invalid (two statements,
-    after a cheap look whether there is any)."""
+def flag(upload, column, message, queryset, model=StagedIndividual):
+    """Add `message` to every staged row `queryset` (of `model`) selects, and mark them invalid (two
+    statements, after a cheap look whether there is any). Used by every importer's checks."""
     if not queryset.exists():
         return
     numbers = queryset.values("row_number")
@@ -199,7 +220,7 @@ def _error(upload, column, message, queryset):
     with connection.cursor() as cursor:
         cursor.execute(f"INSERT INTO {table} (upload_id, row_number, {connection.ops.quote_name('column')}, message) "
                        f"SELECT %s, picked.row_number, %s, %s FROM ({sql}) picked", [upload.pk, column, message, *params])
-    StagedIndividual.objects.filter(upload_id=upload.pk, row_number__in=numbers).update(valid=False)
+    model.objects.filter(upload_id=upload.pk, row_number__in=numbers).update(valid=False)
 
 
 def check(upload):
@@ -210,10 +231,10 @@ def check(upload):
     staged = StagedIndividual.objects.filter(upload_id=upload.pk)
     repeated = (staged.filter(national_id__isnull=False).values("national_id").annotate(n=Count("pk"))
                 .filter(n__gt=1).values("national_id"))
-    _error(upload, "national_id", "This national ID is on more than one row of the file.",
+    flag(upload, "national_id", "This national ID is on more than one row of the file.",
            staged.filter(national_id__in=repeated))
     registered = Individual.objects.live().filter(national_id__isnull=False).values("national_id")
-    _error(upload, "national_id", "Someone with this national ID is already registered.",
+    flag(upload, "national_id", "Someone with this national ID is already registered.",
            staged.filter(national_id__in=registered))
     _check_households(upload, staged)
     _mark_possible_duplicates(upload)
@@ -222,18 +243,18 @@ def check(upload):
 def _check_households(upload, staged):
     grouped = staged.exclude(group_code="")
     existing = Household.objects.values("code")
-    _error(upload, "group_code", "A household with this code is already registered: a file creates new households.",
+    flag(upload, "group_code", "A household with this code is already registered: a file creates new households.",
            grouped.filter(group_code__in=existing))
     for role, label, field in (("HEAD", "head", "role"), ("PRIMARY", "primary recipient", "recipient")):
         crowded = (grouped.filter(**{field: role}).values("group_code").annotate(n=Count("pk"))
                    .filter(n__gt=1).values("group_code"))
         column = "individual_role" if field == "role" else "recipient_info"
-        _error(upload, column, f"The household has more than one {label} in the file.",
+        flag(upload, column, f"The household has more than one {label} in the file.",
                grouped.filter(**{field: role}, group_code__in=crowded))
     # A member without a role: only the household's first row may go without one (it becomes head).
     has_head = grouped.filter(role="HEAD").values("group_code")
     firsts = grouped.values("group_code").annotate(first=Min("row_number")).values("first")
-    _error(upload, "individual_role", "A household member needs a role (individual_role).",
+    flag(upload, "individual_role", "A household member needs a role (individual_role).",
            grouped.filter(role="").exclude(Q(row_number__in=firsts) & ~Q(group_code__in=has_head)))
 
 
@@ -376,3 +397,39 @@ def clear(upload):
     """Staging rows go once the upload is imported or discarded (its error file stays)."""
     StagedIndividual.objects.filter(upload_id=upload.pk).delete()
     StagedError.objects.filter(upload_id=upload.pk).delete()
+
+
+class Importer:
+    """This module as the pipeline sees an importer (the interface beneficiaries.Importer shares)."""
+
+    CHUNK = CHUNK
+
+    def columns(self, plan):
+        return columns()
+
+    def template_headers(self, plan):
+        return template_headers()
+
+    stage = staticmethod(stage)
+    check = staticmethod(check)
+    counts = staticmethod(counts)
+    sample = staticmethod(sample)
+    reserve_ids = staticmethod(reserve_ids)
+    import_chunk = staticmethod(import_chunk)
+    row_span = staticmethod(row_span)
+    clear = staticmethod(clear)
+
+    def problems(self, upload):
+        return ""
+
+    def prepare_import(self, upload):
+        return {"households": prepare_import(upload)}
+
+    def finish(self, upload, imported, by):
+        pass
+
+    def progress_text(self, count):
+        return f"{count:,} people imported"
+
+
+IMPORTER = Importer()

@@ -5,6 +5,13 @@ from django_fsm import FSMField, FSMModelMixin, transition
 
 class UploadKind(models.TextChoices):
     INDIVIDUALS = "INDIVIDUALS", "Individuals (with households)"
+    BENEFICIARIES = "BENEFICIARIES", "New beneficiaries of a plan"
+    BENEFICIARY_UPDATES = "BENEFICIARY_UPDATES", "Updates of a plan's beneficiaries (by ID)"
+    LOCATIONS = "LOCATIONS", "Locations"
+
+
+# The kinds that work on one plan (the upload names it).
+PLAN_KINDS = (UploadKind.BENEFICIARIES, UploadKind.BENEFICIARY_UPDATES)
 
 
 class UploadStatus(models.TextChoices):
@@ -37,6 +44,8 @@ class Upload(FSMModelMixin, models.Model):
     problem = models.TextField(blank=True, help_text="Why the whole file was refused.")
     has_error_file = models.BooleanField(default=False)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    plan = models.ForeignKey("plans.BenefitPlan", null=True, blank=True, on_delete=models.PROTECT,
+                             related_name="uploads")
     # The uploader's locations when they uploaded: rows elsewhere are errors; checkers of these decide.
     scope_root = models.ForeignKey("sites.Location", null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+")
@@ -123,3 +132,44 @@ class StagedError(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["upload", "row_number"], name="staged_error_row_idx")]
+
+
+class StagedBeneficiary(models.Model):
+    """A row of a beneficiaries file (new enrolments or updates), checked, waiting to be imported.
+    A new enrolment names a registered person or household (`individual_id` / `household_id`, found
+    by national ID or household code) or, for an individual plan, a person the same upload creates
+    (the row's StagedIndividual); an update names the beneficiary (`beneficiary_id`). `attributes`
+    holds the plan-schema values the file gives (an update merges only those)."""
+
+    upload = models.ForeignKey(Upload, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False,
+                               db_index=False)
+    row_number = models.PositiveIntegerField()
+    valid = models.BooleanField(default=True)
+    national_id = models.CharField(max_length=64, null=True)
+    individual_id = models.BigIntegerField(null=True)
+    household_id = models.BigIntegerField(null=True)
+    beneficiary_id = models.BigIntegerField(null=True)
+    status = models.CharField(max_length=16, blank=True)
+    attributes = models.JSONField(default=dict)
+    changed = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["upload", "row_number"], name="staged_beneficiary_row")]
+
+
+class StagedLocation(models.Model):
+    """A row of a locations file: code, name and the parent's code; `depth` and `parent_id` are
+    found by the check (the parent may be in the file or registered)."""
+
+    upload = models.ForeignKey(Upload, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False,
+                               db_index=False)
+    row_number = models.PositiveIntegerField()
+    valid = models.BooleanField(default=True)
+    code = models.CharField(max_length=32)
+    name = models.CharField(max_length=128)
+    parent_code = models.CharField(max_length=32, blank=True)
+    location_id = models.BigIntegerField(null=True)
+    depth = models.PositiveSmallIntegerField(null=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["upload", "row_number"], name="staged_location_row")]

@@ -16,15 +16,35 @@ from sites.scoping import scope_for
 from sites.spreadsheets import safe_cell
 from workflows.services import job_start
 
-from . import individuals
+from . import beneficiaries, individuals, locations
 from .files import FileProblem, open_table, sanitise_file_name
-from .models import StagedError, Upload, UploadKind, UploadStatus
+from .models import PLAN_KINDS, StagedError, Upload, UploadKind, UploadStatus
 
-IMPORTERS = {UploadKind.INDIVIDUALS: individuals}
-# What a kind needs besides bulk.add_upload: the permissions of the records it creates.
-KIND_PERMISSIONS = {UploadKind.INDIVIDUALS: ["registry.add_individual", "registry.add_household",
-                                             "registry.add_membership"]}
+IMPORTERS = {UploadKind.INDIVIDUALS: individuals.IMPORTER, UploadKind.BENEFICIARIES: beneficiaries.ENROLMENTS,
+             UploadKind.BENEFICIARY_UPDATES: beneficiaries.UPDATES, UploadKind.LOCATIONS: locations.IMPORTER}
+NEW_PEOPLE = ["registry.add_individual", "registry.add_household", "registry.add_membership"]
 VALIDATE_JOB, IMPORT_JOB = "bulk.validate", "bulk.import"
+# What an upload's counts mean, in the order the upload page and the approval show them.
+COUNT_LABELS = {
+    "rows": "Rows in the file", "valid": "Rows to import", "errors": "Rows with errors (not imported)",
+    "creates": "New records", "matched": "Registered people or households enrolled",
+    "enrolments": "Enrolments", "updates": "Updates", "unchanged": "Rows that change nothing",
+    "households": "Households", "possible_duplicates": "Possible duplicates of registered people",
+    "over_maximum": "Above the plan's maximum",
+}
+
+
+def kind_permissions(kind, plan=None):
+    """What a kind needs besides bulk.add_upload: the permissions of the records it writes."""
+    if kind == UploadKind.INDIVIDUALS:
+        return NEW_PEOPLE
+    if kind == UploadKind.LOCATIONS:
+        return ["sites.import_location"]
+    model_name = plan.beneficiary_model._meta.model_name
+    if kind == UploadKind.BENEFICIARY_UPDATES:
+        return [f"plans.change_{model_name}"]
+    new_people = NEW_PEOPLE if model_name == "beneficiary" else []
+    return [f"plans.add_{model_name}", *new_people]
 
 
 def _require(user, permissions):
@@ -47,9 +67,12 @@ def error_file_path(upload):
     return upload_dir() / f"{Path(upload.stored_name).stem}-errors.csv"
 
 
-def upload_receive(*, kind, file, by):
-    """Store the file under a generated name and start checking it (a job). Returns the Upload."""
-    _require(by, ["bulk.add_upload", *KIND_PERMISSIONS[kind]])
+def upload_receive(*, kind, file, by, plan=None):
+    """Store the file under a generated name and start checking it (a job). Returns the Upload.
+    Beneficiary files name their plan."""
+    if (kind in PLAN_KINDS) != (plan is not None):
+        raise ValidationError("Choose the plan the file is for." if plan is None else "Only beneficiary files name a plan.")
+    _require(by, ["bulk.add_upload", *kind_permissions(kind, plan)])
     if file.size > settings.MIZANI_IMPORT_MAX_BYTES:
         raise ValidationError(f"The file is larger than {settings.MIZANI_IMPORT_MAX_BYTES // (1024 * 1024)} MB.")
     original = sanitise_file_name(file.name or "")
@@ -58,8 +81,8 @@ def upload_receive(*, kind, file, by):
         for chunk in file.chunks():
             target.write(chunk)
     with transaction.atomic():
-        upload = Upload.objects.create(kind=kind, stored_name=stored, original_name=original, size=file.size,
-                                       uploaded_by=by, scope_root=scope_for(by).root())
+        upload = Upload.objects.create(kind=kind, plan=plan, stored_name=stored, original_name=original,
+                                       size=file.size, uploaded_by=by, scope_root=scope_for(by).root())
         upload.validation_job = job_start(kind=VALIDATE_JOB, params={"upload": upload.pk},
                                           idempotency_key=f"bulk-validate-{upload.pk}", by=by)
         upload.save(update_fields=["validation_job"])
@@ -73,7 +96,7 @@ def validate(upload, progress):
     importer = IMPORTERS[upload.kind]
     importer.clear(upload)
     try:
-        table = open_table(stored_path(upload), importer.columns(), original_name=upload.original_name,
+        table = open_table(stored_path(upload), importer.columns(upload.plan), original_name=upload.original_name,
                            max_rows=settings.MIZANI_IMPORT_MAX_ROWS)
         progress(0, None, "Reading and checking each row")
         with transaction.atomic():
@@ -105,7 +128,7 @@ def write_error_file(upload, importer):
     pending = next(errors, None)
     if pending is None:
         return False
-    table = open_table(stored_path(upload), importer.columns(), original_name=upload.original_name)
+    table = open_table(stored_path(upload), importer.columns(upload.plan), original_name=upload.original_name)
     with open(error_file_path(upload), "w", encoding="utf-8-sig", newline="") as target:
         writer = csv.writer(target)
         writer.writerow([safe_cell(h) for h in [*table.headers, "errors"]])
@@ -136,7 +159,7 @@ def upload_discard(*, upload, by):
 def check_importable(upload, mode, by):
     """What submitting (and, again, importing) needs: a checked upload, something to import, the
     permissions, and in all-or-nothing mode no row in error."""
-    _require(by, ["bulk.add_upload", *KIND_PERMISSIONS[upload.kind]])
+    _require(by, ["bulk.add_upload", *kind_permissions(upload.kind, upload.plan)])
     if upload.status != UploadStatus.READY:
         raise ValidationError(f"This upload is {upload.get_status_display().lower()}: it cannot be imported.")
     if mode not in ("VALID_ROWS", "ALL_OR_NOTHING"):
@@ -146,6 +169,9 @@ def check_importable(upload, mode, by):
                               "the file, or import the valid rows only.")
     if not upload.counts.get("valid"):
         raise ValidationError("No row of this file can be imported.")
+    problem = IMPORTERS[upload.kind].problems(upload)
+    if problem:
+        raise ValidationError(problem)
 
 
 def import_start(*, upload, mode, by):
@@ -161,8 +187,8 @@ def import_start(*, upload, mode, by):
 
 
 def run_import(upload, job, progress):
-    """The import job: households once, then people in chunks of rows; each chunk commits with its
-    progress, so after a crash the job resumes after the last committed chunk."""
+    """The import job: what comes first once (households, ids), then the rows in chunks; each chunk
+    commits with its progress, so after a crash the job resumes after the last committed chunk."""
     importer = IMPORTERS[upload.kind]
     span = importer.row_span(upload)
     if span is None:
@@ -173,28 +199,31 @@ def run_import(upload, job, progress):
     state = dict(job.result or {})
     if not state.get("prepared"):
         with transaction.atomic():
-            state["households"] = importer.prepare_import(upload)
+            state.update(importer.prepare_import(upload))
             state["id_base"] = importer.reserve_ids(upload, last)
-            state["prepared"], state["next_row"], state["created"] = True, first, 0
+            state["prepared"], state["next_row"], state["imported"] = True, first, 0
             _save_state(job, state)
-            progress(0, total, "Households created; importing people")
+            progress(0, total, "Importing")
     while state["next_row"] <= last:
         with transaction.atomic():
             end = min(state["next_row"] + importer.CHUNK - 1, last)
-            state["created"] += importer.import_chunk(upload, state["next_row"], end, state["id_base"])
+            state["imported"] += importer.import_chunk(upload, state["next_row"], end, state["id_base"])
             state["next_row"] = end + 1
             _save_state(job, state)
-            progress(state["created"], total, f"{state['created']:,} people imported")
+            progress(state["imported"], total, importer.progress_text(state["imported"]))
+    created = {key: state[key] for key in ("households", "locations") if key in state}
     with transaction.atomic():
         upload = Upload.objects.select_for_update().get(pk=upload.pk)
-        upload.counts = {**upload.counts, "imported": state["created"], "households_created": state["households"]}
+        upload.counts = {**upload.counts, "imported": state["imported"],
+                         **{f"{key}_created": value for key, value in created.items()}}
         upload.imported(timezone.now())
         upload.save()
+        importer.finish(upload, state["imported"], job.started_by)
         importer.clear(upload)
         audit(upload, "mizani.import", by=job.started_by, data={
-            "kind": upload.kind, "file": upload.original_name, "mode": upload.mode, "imported": state["created"],
-            "households": state["households"], "rows_with_errors": upload.counts.get("errors", 0)})
-    return {"imported": state["created"], "households": state["households"]}
+            "kind": upload.kind, "plan": upload.plan_id, "file": upload.original_name, "mode": upload.mode,
+            "imported": state["imported"], **created, "rows_with_errors": upload.counts.get("errors", 0)})
+    return {"imported": state["imported"], **created}
 
 
 def _save_state(job, state):

@@ -9,14 +9,17 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from wagtail.admin.ui.tables import Column, TitleColumn
 
+from schemes.plans.selectors import plans_for
 from sites.audit import audit
+from sites.spreadsheets import safe_cell
 from sites.viewsets import ScopedIndexView, ScopedInspectView
 from workflows.models import ApprovalRequest
 from workflows.services import approval_submit
 
 from . import selectors, services
 from .forms import SubmitForm, UploadForm
-from .models import UploadKind, UploadStatus
+from .files import sanitise_file_name
+from .models import PLAN_KINDS, UploadKind, UploadStatus
 
 
 def _messages_of(error):
@@ -27,8 +30,8 @@ class UploadIndexView(ScopedIndexView):
     """Upload history: who, when, which file, what came of it."""
 
     default_ordering = "-created_at"
-    list_filter = ["kind", "status"]
-    list_export = ["id", "kind", "original_name", "uploaded_by", "created_at", "status", "counts"]
+    list_filter = ["kind", "status", "plan"]
+    list_export = ["id", "kind", "plan", "original_name", "uploaded_by", "created_at", "status", "counts"]
 
     @property
     def columns(self):
@@ -36,6 +39,7 @@ class UploadIndexView(ScopedIndexView):
         return [
             TitleColumn("original_name", label="File", get_url=lambda obj: reverse(inspect, args=[obj.pk])),
             Column("kind", label="Kind", accessor="get_kind_display"),
+            Column("plan", label="Plan", accessor=lambda obj: obj.plan.code if obj.plan_id else ""),
             Column("uploaded_by", label="By", accessor="uploaded_by"),
             Column("created_at", label="When", accessor=lambda obj: f"{obj.created_at:%Y-%m-%d %H:%M}",
                    sort_key="created_at"),
@@ -54,10 +58,14 @@ class UploadRecordView(ScopedInspectView):
             upload.validation_job
         pending = ApprovalRequest.objects.filter(operation="bulk.import", payload__upload=upload.pk).order_by("-pk")
         is_uploader = user.pk == upload.uploaded_by_id
+        importer = services.IMPORTERS[upload.kind]
         context.update({
             "upload": upload,
             "job": job,
-            "sample": services.IMPORTERS[upload.kind].sample(upload) if upload.status == UploadStatus.READY else [],
+            "sample": importer.sample(upload) if upload.status == UploadStatus.READY else [],
+            "counts": [(label, upload.counts[key]) for key, label in
+                       {**services.COUNT_LABELS, "imported": "Imported"}.items() if key in upload.counts],
+            "problem": importer.problems(upload) if upload.status == UploadStatus.READY else "",
             "requests": list(pending[:5]),
             "can_submit": is_uploader and upload.status == UploadStatus.READY,
             "can_discard": is_uploader and upload.status in (UploadStatus.READY, UploadStatus.REFUSED,
@@ -68,21 +76,25 @@ class UploadRecordView(ScopedInspectView):
 
 
 def upload_new(request):
+    """The upload form; `?kind=` and `?plan=` preselect what the file holds (the plan page links here)."""
     if not request.user.has_perm("bulk.add_upload"):
         raise PermissionDenied
-    form = UploadForm(request.POST or None, request.FILES or None)
+    form = UploadForm(request.POST or None, request.FILES or None, user=request.user,
+                      initial={"kind": request.GET.get("kind"), "plan": request.GET.get("plan")})
     if request.method == "POST" and form.is_valid():
         try:
             upload = services.upload_receive(kind=form.cleaned_data["kind"], file=form.cleaned_data["file"],
-                                             by=request.user)
+                                             plan=form.cleaned_data["plan"], by=request.user)
         except (ValidationError, PermissionDenied) as error:
             form.add_error(None, _messages_of(error))
         else:
             messages.success(request, "File received: it is being checked.")
             return redirect("bulk_upload:inspect", upload.pk)
+    plan = form.plan_initial()
     return TemplateResponse(request, "bulk/upload_new.html", {
         "form": form, "page_title": "Upload a file", "header_icon": "upload",
-        "templates": [(label, reverse("bulk_upload:template") + f"?kind={kind}") for kind, label in UploadKind.choices]})
+        "templates": [(label, reverse("bulk_upload:template") + f"?kind={kind}" + (f"&plan={plan.pk}" if plan else ""))
+                      for kind, label in UploadKind.choices if plan or kind not in PLAN_KINDS]})
 
 
 def _upload(request, pk):
@@ -129,12 +141,18 @@ def error_file(request, pk):
 
 
 def template(request):
-    """An empty file with the columns an upload of `?kind=` takes (from the schema of today)."""
+    """An empty file with the columns an upload of `?kind=` (for `?plan=`) takes, from today's schemas."""
     kind = request.GET.get("kind", UploadKind.INDIVIDUALS)
     if kind not in UploadKind.values or not request.user.has_perm("bulk.add_upload"):
         raise Http404
+    plan = None
+    if kind in PLAN_KINDS:
+        plan = plans_for(request.user).filter(pk=request.GET.get("plan") or None).first()
+        if plan is None:
+            raise Http404("Choose a plan.")
     response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{kind.lower()}-template.csv"'
+    name = f"{plan.code}-{kind}" if plan else kind
+    response["Content-Disposition"] = f'attachment; filename="{sanitise_file_name(name).lower()}-template.csv"'
     response.write("\ufeff")
-    csv.writer(response).writerow(services.IMPORTERS[kind].template_headers())
+    csv.writer(response).writerow([safe_cell(h) for h in services.IMPORTERS[kind].template_headers(plan)])
     return response

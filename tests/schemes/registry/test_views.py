@@ -10,7 +10,6 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.messages import get_messages
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -600,53 +599,14 @@ def test_record_page_shows_zero_as_a_value(geo, clerk_a):
 
 # --- location import ---------------------------------------------------------------------------
 
-def upload(text, name="locations.csv"):
-    return SimpleUploadedFile(name, text.encode("utf-8"), content_type="text/csv")
-
-
 @pytest.fixture
 def sysadmin(db):
     return UserFactory(username="sysadmin", role="System administrator", national=True)
 
 
-def test_location_import_creates_the_tree(sysadmin):
-    text = ("code,name,parent_code\n"
-            "V1,Village One,W1\n"       # child before parent: the importer orders them
-            "R1,Region One,\n"
-            "D1,District One,R1\n"
-            "W1,Ward One,D1\n")
-    response = client_for(sysadmin).post(reverse("sites_location:import"), {"file": upload(text)})
-
-    assert response.status_code == 302
-    assert response["Location"] == reverse("sites_location:index")
-    tree = {loc.code: loc for loc in Location.objects.all()}
-    assert set(tree) == {"R1", "D1", "W1", "V1"}
-    assert tree["V1"].parent == tree["W1"] and tree["W1"].parent == tree["D1"] and tree["D1"].parent == tree["R1"]
-    assert tree["V1"].depth == 4 and tree["V1"].path.startswith(tree["R1"].path)
-    assert entries("mizani.import").get().data["created"] == 4
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("code,name,parent_code\nR1,Region,\nR1,Region again,\n", (3, "code")),
-    ("code,name,parent_code\nR1,Region,\nD1,District,NOPE\n", (3, "parent_code")),
-    ("code,name\nR1,Region\n", (1, "parent_code")),
-    ("code,name,parent_code\nR1,Region,\nA1,A,B1\nB1,B,A1\n", (3, "parent_code")),
-], ids=["duplicate-code", "unknown-parent", "missing-column", "cycle"])
-def test_location_import_bad_file_shows_row_and_column_and_writes_nothing(sysadmin, text, expected):
-    LocationFactory(code="EXISTING")
-    before = list(Location.objects.values_list("code", "name", "parent_id"))
-
-    response = client_for(sysadmin).post(reverse("sites_location:import"), {"file": upload(text)})
-
-    assert response.status_code == 200
-    errors = response.context["errors"]
-    assert expected in [(row, column) for row, column, _ in errors], errors
-    html = body(response)
-    assert 'data-testid="import-errors"' in html
-    row, column = expected
-    assert f"<td>{row}</td><td>{column}</td>" in html
-    assert list(Location.objects.values_list("code", "name", "parent_id")) == before
-    assert not entries("mizani.import").exists()
+def test_location_import_goes_to_the_upload_pipeline(sysadmin):
+    response = client_for(sysadmin).get(reverse("sites_location:import"))
+    assert response.status_code == 302 and response["Location"] == reverse("bulk_upload:new") + "?kind=LOCATIONS"
 
 
 def test_location_export_lists_the_whole_tree_including_top_level_locations(sysadmin):
@@ -659,11 +619,7 @@ def test_location_export_lists_the_whole_tree_including_top_level_locations(sysa
 
 
 def test_location_import_is_refused_without_the_permission(geo, clerk_a):
-    response = client_for(clerk_a).post(reverse("sites_location:import"),
-                                        {"file": upload("code,name,parent_code\nX1,X,\n")})
-
-    assert response.status_code in (302, 403)
-    assert not Location.objects.filter(code="X1").exists()
+    assert client_for(clerk_a).get(reverse("sites_location:import")).status_code in (302, 403)
 
 
 # --- audit trail -------------------------------------------------------------------------------

@@ -1,0 +1,498 @@
+"""Beneficiaries of one plan from a file: new enrolments, and updates of enrolled beneficiaries.
+
+New enrolments (kind BENEFICIARIES)
+- Individual plan: each row names a person by `national_id`. A person registered (and live) with
+  that ID is enrolled as they are (the person columns are not read); otherwise the row registers the
+  person first, exactly as an individuals file would (the person columns are then required, and
+  group_code / individual_role / recipient_info build households). Columns: the individuals
+  template, the plan's schema fields, and an optional `status` (POTENTIAL, the default, or ACTIVE).
+- Household plan: each row names a registered household by `group_code` (its code), plus the plan's
+  schema fields and `status`.
+Updates (kind BENEFICIARY_UPDATES): each row names a beneficiary of the plan by `ID`; only the schema
+fields the file has columns for are merged, and an empty cell leaves the value as it is.
+
+Like the individuals import: one streaming pass stages every row (registered people and households
+are found a batch of rows at a time, one query per batch), set-based SQL checks the whole file, and
+the import runs INSERT ... SELECT (or one UPDATE) per chunk of rows."""
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Exists, F, Max, Min, OuterRef
+from django.db.models.fields.json import KT
+from django.utils import timezone
+
+from schemes.plans.models import LIVE_STATUSES, BeneficiaryStatus, BenefitPlan, PlanStatus, PlanType
+from schemes.plans.selectors import beneficiaries_of_plan_for
+from schemes.registry.models import Household, Individual
+from sites.audit import audit
+from sites.scoping import scope_for
+
+from . import individuals
+from .files import Column
+from .models import StagedBeneficiary, StagedError, StagedIndividual, UploadKind
+from .staging import StagingWriter
+
+CHUNK = individuals.CHUNK
+BATCH = 5000  # rows whose registered people or households are looked up in one query
+ENROL_STATUSES = {"": BeneficiaryStatus.POTENTIAL, "potential": BeneficiaryStatus.POTENTIAL,
+                  "active": BeneficiaryStatus.ACTIVE}
+STAGED_FIELDS = ("upload", "row_number", "valid", "national_id", "individual_id", "household_id", "beneficiary_id",
+                 "status", "attributes", "changed")
+STATUS_COLUMN = Column("status", ("beneficiary status", "beneficiary_status"))
+HOUSEHOLD_COLUMN = Column("group_code", ("household code", "household_code", "household", "code"), required=True)
+ID_COLUMN = Column("ID", ("id", "beneficiary id", "beneficiary_id"), required=True)
+
+
+def _plan_columns(plan, *, updates):
+    """One column per schema field; in an update file none is required (an absent field is kept)."""
+    return [Column(d.name, (d.label,), required=d.required and not updates) for d in plan.schema().definitions]
+
+
+def _is_household_plan(plan):
+    return plan.plan_type == PlanType.HOUSEHOLD
+
+
+class Importer:
+    """The importer of one kind (new enrolments or updates), for one plan."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.updates = kind == UploadKind.BENEFICIARY_UPDATES
+        self.CHUNK = CHUNK
+
+    # --- the file ------------------------------------------------------------------------------
+
+    def columns(self, plan):
+        fields = _plan_columns(plan, updates=self.updates)
+        if self.updates:
+            return [ID_COLUMN, *fields]
+        if _is_household_plan(plan):
+            return [HOUSEHOLD_COLUMN, *fields, STATUS_COLUMN]
+        people = [Column(c.name, c.aliases) for c in individuals.columns()]  # needed only for new people
+        taken = {c.name for c in people}
+        return [*people, *[c for c in fields if c.name not in taken], STATUS_COLUMN]
+
+    def template_headers(self, plan):
+        return [column.name for column in self.columns(plan)]
+
+    # --- pass 1: each row ------------------------------------------------------------------------
+
+    def stage(self, upload, table, user):
+        plan = upload.plan
+        definitions = [(d, table.mapping[d.name]) for d in plan.schema().definitions if d.name in table.mapping]
+        writer = StagingWriter(StagedBeneficiary, STAGED_FIELDS)
+        errors = StagingWriter(StagedError, ("upload", "row_number", "column", "message"))
+        if self.updates:
+            read_row = self._update_row(table)
+        elif _is_household_plan(plan):
+            read_row = self._household_row(table, user)
+        else:
+            read_row = self._person_row(upload, table, user)
+        count = 0
+        batch = []
+
+        def flush():
+            context = read_row.batch_context(batch)
+            for row_number, cells, problem in batch:
+                found = [(problem.column or "", problem.message)] if problem else []
+                refs = read_row(row_number, cells, found, context)
+                attributes = self._attributes(definitions, cells, table.headers, found)
+                status = ""
+                if not self.updates:
+                    raw = cells[table.mapping["status"]].strip() if "status" in table.mapping else ""
+                    status = ENROL_STATUSES.get(raw.casefold(), "")
+                    if not status:
+                        found.append((table.headers[table.mapping["status"]], f"'{raw}' is not POTENTIAL or ACTIVE."))
+                writer.write((upload.pk, row_number, not found, *refs, status, attributes, True))
+                read_row.finish(row_number, not found)
+                for column, message in found:
+                    errors.write((upload.pk, row_number, column, message))
+            batch.clear()
+
+        for row in table.rows():
+            count += 1
+            batch.append(row)
+            if len(batch) >= BATCH:
+                flush()
+        flush()
+        writer.close()
+        errors.close()
+        read_row.close()
+        return count
+
+    def _attributes(self, definitions, cells, headers, found):
+        attributes = {}
+        for definition, index in definitions:
+            raw = cells[index] if index < len(cells) else ""
+            if self.updates and not raw.strip():
+                continue  # an empty cell in an update keeps the value
+            try:
+                value = definition.to_python(raw)
+            except ValidationError as error:
+                found.append((headers[index], " ".join(error.messages)))
+                continue
+            if value is not None:
+                attributes[definition.name] = definition.to_json(value)
+        return attributes
+
+    def _person_row(self, upload, table, user):
+        return _PersonRow(upload, table, user)
+
+    def _household_row(self, table, user):
+        return _HouseholdRow(table, user)
+
+    def _update_row(self, table):
+        return _UpdateRow(table)
+
+    # --- pass 2: the whole file --------------------------------------------------------------------
+
+    def check(self, upload):
+        plan = upload.plan
+        staged = StagedBeneficiary.objects.filter(upload_id=upload.pk)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"ANALYZE {connection.ops.quote_name(StagedBeneficiary._meta.db_table)}")
+        if self.updates:
+            self._check_updates(upload, plan, staged)
+        else:
+            if not _is_household_plan(plan):
+                individuals.check(upload)
+            self._check_enrolments(upload, plan, staged)
+        self._check_unique_fields(upload, plan, staged)
+        if not self.updates and not _is_household_plan(plan):
+            _same_validity(upload)
+
+    def _check_enrolments(self, upload, plan, staged):
+        key = "household_id" if _is_household_plan(plan) else "individual_id"
+        what = "household" if key == "household_id" else "person"
+        repeated = (staged.filter(**{f"{key}__isnull": False}).values(key).annotate(n=Count("pk"))
+                    .filter(n__gt=1).values(key))
+        column = "group_code" if what == "household" else "national_id"
+        individuals.flag(upload, column, f"This {what} is on more than one row of the file.",
+                         staged.filter(**{f"{key}__in": repeated}), StagedBeneficiary)
+        enrolled = plan.beneficiary_model.objects.filter(plan=plan, status__in=LIVE_STATUSES).values(
+            f"{plan.beneficiary_model.SUBJECT}_id")
+        individuals.flag(upload, column, f"Already a beneficiary of {plan.code}: change their data with an "
+                                         "update file (by ID).", staged.filter(**{f"{key}__in": enrolled}),
+                         StagedBeneficiary)
+
+    def _check_updates(self, upload, plan, staged):
+        repeated = staged.values("beneficiary_id").annotate(n=Count("pk")).filter(n__gt=1).values("beneficiary_id")
+        individuals.flag(upload, "ID", "This beneficiary is on more than one row of the file.",
+                         staged.filter(beneficiary_id__in=repeated), StagedBeneficiary)
+        visible = beneficiaries_of_plan_for(upload.uploaded_by, plan)
+        individuals.flag(upload, "ID", f"No beneficiary of {plan.code} with this ID in your locations.",
+                         staged.filter(beneficiary_id__isnull=False).exclude(
+                             beneficiary_id__in=visible.values("pk")), StagedBeneficiary)
+        individuals.flag(upload, "ID", f"This beneficiary has left {plan.code} (graduated or rejected): "
+                                       "their data no longer changes.",
+                         staged.filter(beneficiary_id__in=visible.exclude(status__in=LIVE_STATUSES).values("pk")),
+                         StagedBeneficiary)
+        _mark_unchanged(upload, plan)
+
+    def _check_unique_fields(self, upload, plan, staged):
+        """A `unique` schema field's value: once in the file, and not held by another live
+        beneficiary of the plan (the row's own, for an update)."""
+        model = plan.beneficiary_model
+        for definition in plan.schema().definitions:
+            if not definition.unique:
+                continue
+            name = definition.name
+            given = staged.filter(attributes__has_key=name).annotate(value=KT(f"attributes__{name}"))
+            repeated = given.values("value").annotate(n=Count("pk")).filter(n__gt=1).values("value")
+            individuals.flag(upload, name, f"This {definition.label} is on more than one row of the file.",
+                             given.filter(value__in=repeated), StagedBeneficiary)
+            holders = (model.objects.filter(plan=plan, status__in=LIVE_STATUSES, attributes__has_key=name)
+                       .annotate(value=KT(f"attributes__{name}")))
+            others = holders.filter(value=OuterRef("value"))
+            if self.updates:
+                others = others.exclude(pk=OuterRef("beneficiary_id"))
+            taken = given.filter(Exists(others))
+            individuals.flag(upload, name, f"Another beneficiary of {plan.code} already has this {definition.label}.",
+                             taken, StagedBeneficiary)
+
+    def counts(self, upload):
+        staged = StagedBeneficiary.objects.filter(upload_id=upload.pk)
+        valid = staged.filter(valid=True)
+        result = {"rows": staged.count(), "valid": valid.count(), "errors": staged.filter(valid=False).count()}
+        if self.updates:
+            result["updates"] = valid.filter(changed=True).count()
+            result["unchanged"] = result["valid"] - result["updates"]
+            return result
+        plan = upload.plan
+        result["enrolments"] = result["valid"]
+        if _is_household_plan(plan):
+            result["matched"] = result["valid"]
+            result["creates"] = 0
+        else:
+            new_people = individuals.counts(upload)
+            result["creates"] = new_people["valid"]
+            result["matched"] = result["valid"] - new_people["valid"]
+            result["households"] = new_people["households"]
+            result["possible_duplicates"] = new_people["possible_duplicates"]
+        if plan.max_beneficiaries is not None:
+            result["over_maximum"] = max(0, plan.live_beneficiaries + result["valid"] - plan.max_beneficiaries)
+        return result
+
+    def sample(self, upload, size=10):
+        rows = (StagedBeneficiary.objects.filter(upload_id=upload.pk, valid=True).order_by("row_number")
+                .values("row_number", "national_id", "individual_id", "household_id", "beneficiary_id",
+                        "attributes")[:size])
+        names = dict(StagedIndividual.objects.filter(upload_id=upload.pk, row_number__in=[r["row_number"] for r in rows])
+                     .values_list("row_number", "last_name"))
+        return [{**row, "first_name": "", "last_name": self._describe(row, names)} for row in rows]
+
+    def _describe(self, row, names):
+        if row["beneficiary_id"]:
+            return f"beneficiary {row['beneficiary_id']}: {', '.join(sorted(row['attributes'])) or 'no change'}"
+        if row["household_id"]:
+            return f"household {row['household_id']}"
+        if row["individual_id"]:
+            return f"registered person {row['individual_id']}"
+        return f"new person {names.get(row['row_number'], '')}".strip()
+
+    def problems(self, upload):
+        """Why the checked file cannot be imported as it is, beyond its rows' errors."""
+        plan = BenefitPlan.objects.get(pk=upload.plan_id)
+        if plan.status != PlanStatus.ACTIVE and not self.updates:
+            return f"{plan} is {plan.get_status_display().lower()}: only an active plan enrols."
+        over = self.counts(upload).get("over_maximum", 0) if plan.max_beneficiaries is not None else 0
+        if over:
+            return (f"Enrolling these rows would take {plan} {over:,} above its maximum of "
+                    f"{plan.max_beneficiaries:,}.")
+        return ""
+
+    # --- pass 3: the import -------------------------------------------------------------------
+
+    def prepare_import(self, upload):
+        problem = self.problems(upload)
+        if problem:
+            raise ValidationError(problem)
+        if self.updates or _is_household_plan(upload.plan):
+            return {}
+        return {"households": individuals.prepare_import(upload)}
+
+    def reserve_ids(self, upload, last_row):
+        if self.updates or _is_household_plan(upload.plan):
+            return 0
+        return individuals.reserve_ids(upload, last_row)
+
+    def import_chunk(self, upload, first_row, last_row, id_base):
+        if self.updates:
+            return _update_chunk(upload, first_row, last_row)
+        if not _is_household_plan(upload.plan):
+            individuals.import_chunk(upload, first_row, last_row, id_base)
+        return _enrol_chunk(upload, first_row, last_row, id_base)
+
+    def row_span(self, upload):
+        bounds = StagedBeneficiary.objects.filter(upload_id=upload.pk, valid=True).aggregate(
+            first=Min("row_number"), last=Max("row_number"))
+        return None if bounds["first"] is None else (bounds["first"], bounds["last"])
+
+    def finish(self, upload, imported, by):
+        verb = "mizani.beneficiaries_update" if self.updates else "mizani.enrol"
+        audit(upload.plan, verb, by=by, data={"upload": upload.pk, "file": upload.original_name,
+                                              "rows": imported})
+
+    def clear(self, upload):
+        StagedBeneficiary.objects.filter(upload_id=upload.pk).delete()
+        individuals.clear(upload)
+
+    PROGRESS = {True: "{n:,} beneficiaries updated", False: "{n:,} beneficiaries enrolled"}
+
+    def progress_text(self, count):
+        return self.PROGRESS[self.updates].format(n=count)
+
+
+class _PersonRow:
+    """An individual plan's row: the registered person with the row's national ID (in the uploader's
+    locations), or a new person, staged as an individuals file would be."""
+
+    def __init__(self, upload, table, user):
+        self.upload = upload
+        self.people = individuals.PersonRows(table, user)
+        self.scope = scope_for(user)
+        self.new_people = StagingWriter(StagedIndividual, individuals.STAGED_FIELDS)
+        self.pending = None
+
+    def batch_context(self, batch):
+        ids = set()
+        for _row_number, cells, _problem in batch:
+            national_id = self.people.national_id(self.people.given(cells), [])
+            if national_id:
+                ids.add(national_id)
+        return {nid: (pk, path) for nid, pk, path in Individual.objects.live().filter(national_id__in=ids)
+                .values_list("national_id", "pk", "location__path")}
+
+    def __call__(self, row_number, cells, found, registered):
+        given = self.people.given(cells)
+        national_id = self.people.national_id(given, found)
+        match = registered.get(national_id) if national_id else None
+        self.pending = None
+        if match is not None:
+            pk, path = match
+            if not self.scope.national and not (path and any(path.startswith(p) for p in self.scope.paths)):
+                found.append((self.people.header_of["national_id"],
+                              "This person is registered outside your locations."))
+            return national_id, pk, None, None
+        values = self.people.check(given, cells, national_id, found)
+        self.pending = (row_number, values)
+        return national_id, None, None, None
+
+    def finish(self, row_number, valid):
+        if self.pending is not None:
+            number, values = self.pending
+            self.new_people.write((self.upload.pk, number, valid, *values))
+            self.pending = None
+
+    def close(self):
+        self.new_people.close()
+
+
+class _HouseholdRow:
+    """A household plan's row: the registered household with the row's code, in the uploader's locations."""
+
+    def __init__(self, table, user):
+        self.index = table.mapping["group_code"]
+        self.header = table.headers[self.index]
+        self.scope = scope_for(user)
+
+    def _code(self, cells):
+        return cells[self.index].strip() if self.index < len(cells) else ""
+
+    def batch_context(self, batch):
+        codes = {self._code(cells) for _n, cells, _p in batch} - {""}
+        return {code: (pk, path) for code, pk, path in Household.objects.live().filter(code__in=codes)
+                .values_list("code", "pk", "location__path")}
+
+    def __call__(self, row_number, cells, found, registered):
+        code = self._code(cells)
+        match = registered.get(code)
+        if not code:
+            found.append((self.header, "Required: the household's code."))
+        elif match is None:
+            found.append((self.header, f"No registered household has the code '{code}'."))
+        elif not self.scope.national and not (match[1] and any(match[1].startswith(p) for p in self.scope.paths)):
+            found.append((self.header, "This household is registered outside your locations."))
+            match = None
+        return None, None, match[0] if match else None, None
+
+    def finish(self, row_number, valid):
+        pass
+
+    def close(self):
+        pass
+
+
+class _UpdateRow:
+    """An update's row: the beneficiary's ID (checked against the plan in pass 2)."""
+
+    def __init__(self, table):
+        self.index = table.mapping["ID"]
+        self.header = table.headers[self.index]
+
+    def batch_context(self, batch):
+        return None
+
+    def __call__(self, row_number, cells, found, _context):
+        raw = cells[self.index].strip() if self.index < len(cells) else ""
+        if not raw:
+            found.append((self.header, "Required: the beneficiary's ID."))
+            return None, None, None, None
+        if not raw.isdigit() or len(raw) > 18:
+            found.append((self.header, f"'{raw}' is not a beneficiary ID (a whole number)."))
+            return None, None, None, None
+        return None, None, None, int(raw)
+
+    def finish(self, row_number, valid):
+        pass
+
+    def close(self):
+        pass
+
+
+def _same_validity(upload):
+    """A row is one person and one enrolment: an error on either side leaves out both."""
+    staged = StagedBeneficiary.objects.filter(upload_id=upload.pk)
+    people = StagedIndividual.objects.filter(upload_id=upload.pk)
+    people.filter(valid=True, row_number__in=staged.filter(valid=False).values("row_number")).update(valid=False)
+    staged.filter(valid=True, individual_id__isnull=True,
+                  row_number__in=people.filter(valid=False).values("row_number")).update(valid=False)
+
+
+def _mark_unchanged(upload, plan):
+    """An update row whose values the beneficiary already has changes nothing (counted as unchanged)."""
+    quote = connection.ops.quote_name
+    staged, table = quote(StagedBeneficiary._meta.db_table), quote(plan.beneficiary_model._meta.db_table)
+    if connection.vendor == "postgresql":
+        contains = "b.attributes @> s.attributes"
+    else:  # the stored object, patched with the row's values, is the same object
+        contains = "json(json_patch(b.attributes, s.attributes)) = json(b.attributes)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {staged} SET changed = false WHERE upload_id = %s AND valid AND row_number IN ("
+            f"SELECT s.row_number FROM {staged} s JOIN {table} b ON b.id = s.beneficiary_id "
+            f"WHERE s.upload_id = %s AND s.valid AND {contains})", [upload.pk, upload.pk])
+
+
+def _enrol_chunk(upload, first_row, last_row, id_base):
+    """Enrol the rows first_row..last_row: the person found by the check, or the one this chunk just
+    registered (id_base + row number); someone enrolled since the check is skipped, not doubled.
+    The plan's count moves in the same transaction, and the database refuses it above the maximum."""
+    plan = upload.plan
+    model = plan.beneficiary_model
+    quote = connection.ops.quote_name
+    staged, table = quote(StagedBeneficiary._meta.db_table), quote(model._meta.db_table)
+    subject = quote(f"{model.SUBJECT}_id")
+    if _is_household_plan(plan):
+        subject_of_row, registered = "s.household_id", quote(Household._meta.db_table)
+    else:
+        subject_of_row, registered = "COALESCE(s.individual_id, %s + s.row_number)", quote(Individual._meta.db_table)
+    now = timezone.now()
+    params = [plan.pk, now, now]
+    if not _is_household_plan(plan):
+        params.append(id_base)
+    params += [upload.pk, first_row, last_row, plan.pk, *LIVE_STATUSES]
+    live = ", ".join(["%s"] * len(LIVE_STATUSES))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (plan_id, {subject}, status, attributes, reason, enrolled_at, status_changed_at, "
+            f"status_changed_by_id) "
+            f"SELECT %s, r.id, s.status, s.attributes, '', %s, %s, NULL FROM {staged} s "
+            f"JOIN {registered} r ON r.id = {subject_of_row} AND r.deleted_at IS NULL "
+            f"WHERE s.upload_id = %s AND s.valid AND s.row_number BETWEEN %s AND %s "
+            f"AND NOT EXISTS (SELECT 1 FROM {table} e WHERE e.plan_id = %s AND e.{subject} = r.id "
+            f"AND e.status IN ({live}))", params)
+        added = cursor.rowcount
+    try:
+        with transaction.atomic():
+            BenefitPlan.objects.filter(pk=plan.pk).update(live_beneficiaries=F("live_beneficiaries") + added)
+    except IntegrityError:
+        raise ValidationError(f"Enrolling would take {plan} above its maximum of {plan.max_beneficiaries:,}.") from None
+    return added
+
+
+def _update_chunk(upload, first_row, last_row):
+    """Merge the rows' schema values into their beneficiaries' data: one UPDATE."""
+    model = upload.plan.beneficiary_model
+    quote = connection.ops.quote_name
+    staged, table = quote(StagedBeneficiary._meta.db_table), quote(model._meta.db_table)
+    merged = "b.attributes || s.attributes" if connection.vendor == "postgresql" else \
+        "json_patch(b.attributes, s.attributes)"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} AS b SET attributes = {merged} FROM {staged} s "
+                f"WHERE s.upload_id = %s AND s.valid AND s.changed AND s.row_number BETWEEN %s AND %s "
+                f"AND b.id = s.beneficiary_id AND b.plan_id = %s", [upload.pk, first_row, last_row, upload.plan_id])
+        else:
+            cursor.execute(
+                f"UPDATE {table} AS b SET attributes = (SELECT {merged} FROM {staged} s WHERE s.upload_id = %s "
+                f"AND s.beneficiary_id = b.id) WHERE b.plan_id = %s AND b.id IN (SELECT beneficiary_id FROM "
+                f"{staged} WHERE upload_id = %s AND valid AND changed AND row_number BETWEEN %s AND %s)",
+                [upload.pk, upload.plan_id, upload.pk, first_row, last_row])
+        return cursor.rowcount
+
+
+ENROLMENTS = Importer(UploadKind.BENEFICIARIES)
+UPDATES = Importer(UploadKind.BENEFICIARY_UPDATES)

@@ -1,0 +1,284 @@
+"""Beneficiaries of a plan through the pipeline: new enrolments match registered people by national ID
+(or households by code) or register new people; updates merge only the schema fields the file has,
+keyed by the beneficiary's ID. Every bad row is named with its column; nothing is written before the
+import is approved; the plan's count and maximum hold."""
+
+import csv
+import io
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+from wagtail.models import ModelLogEntry
+
+from schemes.bulk import services
+from schemes.bulk.models import StagedBeneficiary, StagedIndividual, Upload, UploadStatus
+from schemes.plans.models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    BenefitPlan,
+    HouseholdBeneficiary,
+    PlanField,
+    PlanType,
+)
+from schemes.registry.models import Individual, Membership
+from tests.factories import HouseholdFactory, IndividualFactory, UserFactory
+from workflows.models import WorkflowDefinition
+from workflows.services import approval_submit
+
+pytestmark = pytest.mark.django_db
+
+
+def csv_file(header, rows, name="beneficiaries.csv"):
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return SimpleUploadedFile(name, out.getvalue().encode("utf-8"), content_type="text/csv")
+
+
+@pytest.fixture
+def clerk(geo, member_roles):
+    WorkflowDefinition.objects.create(operation="bulk.import", requires_approval=False)
+    return UserFactory(role="Clerk", locations=[geo.district_a])
+
+
+def make_plan(code="CG", plan_type=PlanType.INDIVIDUAL, **kwargs):
+    plan = BenefitPlan.objects.create(code=code, name=f"Plan {code}", status="ACTIVE", plan_type=plan_type, **kwargs)
+    PlanField.objects.create(plan=plan, name="grade", label="Grade", field_type="integer", required=True,
+                             min_value=1, max_value=12, sort_order=0)
+    PlanField.objects.create(plan=plan, name="card", label="Card number", field_type="text", unique=True, sort_order=1)
+    PlanField.objects.create(plan=plan, name="school", label="School", field_type="text", sort_order=2)
+    return plan
+
+
+@pytest.fixture
+def plan(db):
+    return make_plan()
+
+
+def receive(clerk, plan, header, rows, capture, kind="BENEFICIARIES"):
+    with capture(execute=True):
+        upload = services.upload_receive(kind=kind, plan=plan, file=csv_file(header, rows), by=clerk)
+    return Upload.objects.get(pk=upload.pk)
+
+
+def import_now(upload, clerk, capture, mode="VALID_ROWS"):
+    """Approval of bulk.import is off in these tests: submitting runs it at once."""
+    with capture(execute=True):
+        with capture(execute=True):
+            approval_submit(operation="bulk.import", by=clerk, payload={"upload": upload.pk, "mode": mode})
+    upload.refresh_from_db()
+    return upload
+
+
+def errors_of(upload):
+    text = services.error_file_path(upload).read_text(encoding="utf-8-sig")
+    return {row[next(iter(row))]: row["errors"] for row in csv.DictReader(io.StringIO(text))}
+
+
+def enrolled(plan, person, **attributes):
+    now = timezone.now()
+    return Beneficiary.objects.create(plan=plan, individual=person, attributes=attributes, enrolled_at=now,
+                                      status_changed_at=now, status=BeneficiaryStatus.ACTIVE)
+
+
+ENROL_HEADER = ["national_id", "first_name", "last_name", "dob", "sex", "location", "grade", "card", "status"]
+
+
+def test_registered_people_are_enrolled_and_new_ones_registered_then_enrolled(clerk, plan, geo,
+                                                                              django_capture_on_commit_callbacks):
+    known = IndividualFactory(national_id="TZ100", location=geo.village_a)
+    village = geo.village_a.code
+    upload = receive(clerk, plan, ENROL_HEADER, [
+        ["tz 100", "", "", "", "", "", "3", "C-1", ""],
+        ["TZ200", "Neema", "Juma", "2014-03-02", "F", village, "5", "C-2", "active"],
+    ], django_capture_on_commit_callbacks)
+
+    assert upload.status == UploadStatus.READY, upload.problem
+    assert upload.counts == {"rows": 2, "valid": 2, "errors": 0, "enrolments": 2, "creates": 1, "matched": 1,
+                             "households": 0, "possible_duplicates": 0}
+    assert not Beneficiary.objects.exists() and not Individual.objects.filter(national_id="TZ200").exists()
+
+    upload = import_now(upload, clerk, django_capture_on_commit_callbacks)
+    assert upload.status == UploadStatus.IMPORTED and upload.counts["imported"] == 2
+    new = Individual.objects.get(national_id="TZ200")
+    assert (new.first_name, new.location) == ("Neema", geo.village_a)
+    rows = {b.individual_id: b for b in Beneficiary.objects.filter(plan=plan)}
+    assert rows[known.pk].status == BeneficiaryStatus.POTENTIAL and rows[known.pk].attributes == {"grade": 3,
+                                                                                                  "card": "C-1"}
+    assert rows[new.pk].status == BeneficiaryStatus.ACTIVE
+    plan.refresh_from_db()
+    assert plan.live_beneficiaries == 2
+    assert ModelLogEntry.objects.filter(action="mizani.enrol", object_id=str(plan.pk)).exists()
+    assert not StagedBeneficiary.objects.filter(upload_id=upload.pk).exists()
+    assert not StagedIndividual.objects.filter(upload_id=upload.pk).exists()
+
+
+def test_every_bad_enrolment_row_is_named_and_nothing_is_written(clerk, plan, geo, django_capture_on_commit_callbacks):
+    IndividualFactory(national_id="FAR1", location=geo.village_b)
+    twice = IndividualFactory(national_id="TWICE", location=geo.village_a)
+    already = IndividualFactory(national_id="IN1", location=geo.village_a)
+    enrolled(plan, already, grade=1, card="HELD")
+    village = geo.village_a.code
+    upload = receive(clerk, plan, ENROL_HEADER, [
+        ["FAR1", "", "", "", "", "", "3", "", ""],                                    # outside the clerk's locations
+        ["TWICE", "", "", "", "", "", "3", "", ""],
+        ["twice", "", "", "", "", "", "4", "", ""],                                   # the same person again
+        ["IN1", "", "", "", "", "", "3", "", ""],                                     # already enrolled
+        ["NEW1", "", "Juma", "2014-03-02", "F", village, "3", "", ""],               # new: first_name missing
+        ["NEW2", "Ali", "Juma", "2014-03-02", "M", village, "13", "HELD", "GRADUATED"],  # grade, card, status
+        ["NEW3", "Ok", "Row", "2014-03-02", "M", village, "2", "", ""],
+    ], django_capture_on_commit_callbacks)
+
+    errors = errors_of(upload)
+    assert "registered outside your locations" in errors["FAR1"]
+    assert "more than one row" in errors["TWICE"] and "more than one row" in errors["twice"]
+    assert "Already a beneficiary of CG" in errors["IN1"]
+    assert "first_name: Required." in errors["NEW1"]
+    for expected in ("grade: Must be at most 12.", "card: Another beneficiary of CG already has this Card number.",
+                     "status: 'GRADUATED' is not POTENTIAL or ACTIVE."):
+        assert expected in errors["NEW2"]
+    assert upload.counts["valid"] == 1 and upload.counts["errors"] == 6
+    assert Beneficiary.objects.filter(plan=plan).count() == 1 and twice.beneficiaries.count() == 0
+
+    with pytest.raises(ValidationError, match="6 rows have errors"):
+        approval_submit(operation="bulk.import", by=clerk, payload={"upload": upload.pk, "mode": "ALL_OR_NOTHING"})
+    upload = import_now(upload, clerk, django_capture_on_commit_callbacks)
+    assert list(Beneficiary.objects.filter(plan=plan).values_list("individual__national_id", flat=True).order_by(
+        "individual__national_id")) == ["IN1", "NEW3"]
+    assert not Individual.objects.filter(national_id__in=["NEW1", "NEW2"]).exists()
+
+
+def test_a_unique_plan_field_repeated_in_the_file_is_refused_on_both_rows(clerk, plan, geo,
+                                                                          django_capture_on_commit_callbacks):
+    for nid in ("U1", "U2"):
+        IndividualFactory(national_id=nid, location=geo.village_a)
+    upload = receive(clerk, plan, ["national_id", "grade", "card"], [["U1", "1", "SAME"], ["U2", "1", "SAME"]],
+                     django_capture_on_commit_callbacks)
+    errors = errors_of(upload)
+    assert "Card number is on more than one row" in errors["U1"] and "more than one row" in errors["U2"]
+
+
+def test_new_people_in_a_beneficiaries_file_form_households(clerk, plan, geo, django_capture_on_commit_callbacks):
+    village = geo.village_a.code
+    header = [*ENROL_HEADER, "group_code", "individual_role"]
+    upload = receive(clerk, plan, header, [
+        ["H1", "Mama", "Juma", "1980-01-01", "F", village, "1", "", "", "HH-NEW", "HEAD"],
+        ["H2", "Mtoto", "Juma", "2015-01-01", "M", village, "2", "", "", "HH-NEW", "SON"],
+    ], django_capture_on_commit_callbacks)
+    assert upload.counts["households"] == 1
+    import_now(upload, clerk, django_capture_on_commit_callbacks)
+    assert set(Membership.objects.filter(household__code="HH-NEW").values_list("role_id", flat=True)) == {"HEAD", "SON"}
+    assert Beneficiary.objects.filter(plan=plan).count() == 2
+
+
+def test_household_plans_enrol_registered_households_by_code(clerk, geo, django_capture_on_commit_callbacks):
+    plan = make_plan("HG", PlanType.HOUSEHOLD)
+    mine = HouseholdFactory(code="HH-A", location=geo.village_a)
+    HouseholdFactory(code="HH-B", location=geo.village_b)
+    upload = receive(clerk, plan, ["group_code", "grade"], [["HH-A", "2"], ["HH-B", "2"], ["HH-X", "2"], ["", "1"]],
+                     django_capture_on_commit_callbacks)
+    errors = errors_of(upload)
+    assert "registered outside your locations" in errors["HH-B"]
+    assert "No registered household has the code 'HH-X'" in errors["HH-X"]
+    assert "Required: the household's code." in errors[""]
+    import_now(upload, clerk, django_capture_on_commit_callbacks)
+    assert list(HouseholdBeneficiary.objects.values_list("household_id", "attributes")) == [(mine.pk, {"grade": 2})]
+
+
+def test_the_plans_maximum_refuses_the_import_before_it_starts(clerk, geo, django_capture_on_commit_callbacks):
+    plan = make_plan("MX", max_beneficiaries=1)
+    for nid in ("M1", "M2"):
+        IndividualFactory(national_id=nid, location=geo.village_a)
+    upload = receive(clerk, plan, ["national_id", "grade"], [["M1", "1"], ["M2", "1"]],
+                     django_capture_on_commit_callbacks)
+    assert upload.counts["over_maximum"] == 1
+    with pytest.raises(ValidationError, match="above its maximum of 1"):
+        approval_submit(operation="bulk.import", by=clerk, payload={"upload": upload.pk, "mode": "VALID_ROWS"})
+    assert not Beneficiary.objects.exists()
+
+
+def test_a_closed_plan_enrols_nobody(clerk, plan, geo, django_capture_on_commit_callbacks):
+    IndividualFactory(national_id="C1", location=geo.village_a)
+    upload = receive(clerk, plan, ["national_id", "grade"], [["C1", "1"]], django_capture_on_commit_callbacks)
+    BenefitPlan.objects.filter(pk=plan.pk).update(status="CLOSED")
+    with pytest.raises(ValidationError, match="only an active plan enrols"):
+        approval_submit(operation="bulk.import", by=clerk, payload={"upload": upload.pk, "mode": "VALID_ROWS"})
+
+
+def test_a_beneficiaries_file_needs_its_plan_and_the_plans_permissions(clerk, plan, geo):
+    with pytest.raises(ValidationError, match="Choose the plan"):
+        services.upload_receive(kind="BENEFICIARIES", file=csv_file(["national_id"], [["X"]]), by=clerk)
+    viewer = UserFactory(role="Viewer", locations=[geo.district_a])
+    with pytest.raises(Exception, match="permission"):
+        services.upload_receive(kind="BENEFICIARIES", plan=plan, file=csv_file(["national_id"], [["X"]]), by=viewer)
+
+
+# --- updates ---------------------------------------------------------------------------------------
+
+def test_updates_merge_only_the_given_fields_and_count_the_unchanged(clerk, plan, geo,
+                                                                     django_capture_on_commit_callbacks):
+    a = enrolled(plan, IndividualFactory(location=geo.village_a), grade=1, card="A", school="North")
+    b = enrolled(plan, IndividualFactory(location=geo.village_a), grade=2, card="B", school="South")
+    c = enrolled(plan, IndividualFactory(location=geo.village_a), grade=3, card="C")
+    upload = receive(clerk, plan, ["ID", "grade", "school"], [
+        [str(a.pk), "4", ""],          # grade changes, school kept (empty cell)
+        [str(b.pk), "2", "South"],     # nothing changes
+        [str(c.pk), "", "East"],       # school added
+    ], django_capture_on_commit_callbacks, kind="BENEFICIARY_UPDATES")
+    assert upload.counts == {"rows": 3, "valid": 3, "errors": 0, "updates": 2, "unchanged": 1}
+
+    upload = import_now(upload, clerk, django_capture_on_commit_callbacks)
+    assert upload.counts["imported"] == 2
+    for row in (a, b, c):
+        row.refresh_from_db()
+    assert a.attributes == {"grade": 4, "card": "A", "school": "North"}
+    assert b.attributes == {"grade": 2, "card": "B", "school": "South"}
+    assert c.attributes == {"grade": 3, "card": "C", "school": "East"}
+    assert ModelLogEntry.objects.filter(action="mizani.beneficiaries_update").exists()
+
+
+def test_bad_update_rows_are_named(clerk, plan, geo, django_capture_on_commit_callbacks):
+    other_plan = make_plan("OT")
+    mine = enrolled(plan, IndividualFactory(location=geo.village_a), grade=1, card="A")
+    enrolled(plan, IndividualFactory(location=geo.village_a), grade=1, card="TAKEN")
+    far = enrolled(plan, IndividualFactory(location=geo.village_b), grade=1)
+    foreign = enrolled(other_plan, IndividualFactory(location=geo.village_a), grade=1)
+    gone = enrolled(plan, IndividualFactory(location=geo.village_a), grade=1)
+    Beneficiary.objects.filter(pk=gone.pk).update(status=BeneficiaryStatus.GRADUATED)
+    upload = receive(clerk, plan, ["ID", "grade", "card"], [
+        [str(mine.pk), "0", "TAKEN"],
+        [str(far.pk), "2", ""],
+        [str(foreign.pk), "2", ""],
+        [str(gone.pk), "2", ""],
+        ["abc", "2", ""],
+        ["", "2", ""],
+    ], django_capture_on_commit_callbacks, kind="BENEFICIARY_UPDATES")
+    errors = errors_of(upload)
+    assert "grade: Must be at least 1." in errors[str(mine.pk)]
+    assert f"No beneficiary of CG with this ID in your locations." in errors[str(far.pk)]
+    assert "No beneficiary of CG with this ID" in errors[str(foreign.pk)]
+    assert "has left CG" in errors[str(gone.pk)]
+    assert "'abc' is not a beneficiary ID" in errors["abc"]
+    assert "Required: the beneficiary's ID." in errors[""]
+    assert upload.counts["valid"] == 0
+
+
+def test_an_update_may_keep_its_own_unique_value(clerk, plan, geo, django_capture_on_commit_callbacks):
+    row = enrolled(plan, IndividualFactory(location=geo.village_a), grade=1, card="MINE")
+    upload = receive(clerk, plan, ["ID", "grade", "card"], [[str(row.pk), "2", "MINE"]],
+                     django_capture_on_commit_callbacks, kind="BENEFICIARY_UPDATES")
+    assert upload.counts["valid"] == 1 and upload.counts["updates"] == 1
+
+
+def test_templates_carry_the_plans_schema(clerk, plan):
+    from schemes.bulk.services import IMPORTERS
+
+    assert IMPORTERS["BENEFICIARY_UPDATES"].template_headers(plan) == ["ID", "grade", "card", "school"]
+    headers = IMPORTERS["BENEFICIARIES"].template_headers(plan)
+    assert headers[0] == "first_name" and headers[-4:] == ["grade", "card", "school", "status"]
+    household = make_plan("HT", PlanType.HOUSEHOLD)
+    assert IMPORTERS["BENEFICIARIES"].template_headers(household) == ["group_code", "grade", "card", "school",
+                                                                       "status"]
