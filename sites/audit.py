@@ -28,6 +28,7 @@ ACTIONS = {
     "mizani.beneficiary_status": ("Beneficiary status", "Changed the beneficiary's status"),
     "mizani.beneficiary_status_bulk": ("Beneficiary statuses", "Changed the status of many beneficiaries"),
     "mizani.beneficiary_attributes": ("Beneficiary data", "Changed the beneficiary's plan data"),
+    "mizani.beneficiaries_update": ("Beneficiaries' data", "Changed many beneficiaries' plan data from a file"),
     "mizani.plan_change": ("Plan change", "Changed the plan (a new version)"),
     "mizani.approval_submit": ("Approval requested", "Submitted a request for approval"),
     "mizani.approval_skipped": ("Approval not required", "Applied without approval (approval is off)"),
