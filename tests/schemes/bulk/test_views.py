@@ -1,0 +1,72 @@
+"""The upload screens: the form takes a plan for beneficiary files (preselected from the plan page's
+links), templates carry the plan's schema, and the history can be filtered to one plan."""
+
+import csv
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from schemes.bulk.models import Upload
+from schemes.plans.models import BenefitPlan, PlanField
+from tests.factories import UserFactory
+from tests.schemes.plans.test_views import client_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def clerk(geo, member_roles):
+    return UserFactory(role="Clerk", locations=[geo.district_a])
+
+
+@pytest.fixture
+def plan(db):
+    plan = BenefitPlan.objects.create(code="CG", name="Child grant", status="ACTIVE")
+    PlanField.objects.create(plan=plan, name="grade", label="Grade", field_type="integer", sort_order=0)
+    return plan
+
+
+def test_the_plan_page_links_to_its_imports_and_history(clerk, plan):
+    html = client_for(clerk).get(reverse("plans_plan:inspect", args=[plan.pk])).content.decode()
+    assert f"?kind=BENEFICIARIES&amp;plan={plan.pk}" in html
+    assert f"?kind=BENEFICIARY_UPDATES&amp;plan={plan.pk}" in html
+    assert f'{reverse("bulk_upload:index")}?plan={plan.pk}' in html
+
+
+def test_the_form_preselects_the_plan_and_offers_its_templates(clerk, plan):
+    response = client_for(clerk).get(reverse("bulk_upload:new") + f"?kind=BENEFICIARIES&plan={plan.pk}")
+    form = response.context["form"]
+    assert form.initial == {"kind": "BENEFICIARIES", "plan": str(plan.pk)}
+    assert any(f"kind=BENEFICIARY_UPDATES&plan={plan.pk}" in url for _label, url in response.context["templates"])
+
+
+def test_a_beneficiaries_upload_without_a_plan_is_refused_on_the_form(clerk, plan):
+    file = SimpleUploadedFile("b.csv", b"national_id,grade\nX,1\n", content_type="text/csv")
+    response = client_for(clerk).post(reverse("bulk_upload:new"), {"kind": "BENEFICIARIES", "file": file})
+    assert response.status_code == 200
+    assert "Choose the plan this file is for." in response.content.decode()
+    assert not Upload.objects.exists()
+
+
+def test_a_beneficiaries_upload_names_its_plan(clerk, plan, django_capture_on_commit_callbacks):
+    file = SimpleUploadedFile("b.csv", b"ID,grade\n1,2\n", content_type="text/csv")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(clerk).post(reverse("bulk_upload:new"),
+                                          {"kind": "BENEFICIARY_UPDATES", "plan": plan.pk, "file": file})
+    upload = Upload.objects.get()
+    assert response.status_code == 302 and upload.plan == plan
+    page = client_for(clerk).get(reverse("bulk_upload:inspect", args=[upload.pk])).content.decode()
+    assert "Child grant" in page and "Rows with errors" in page
+    history = client_for(clerk).get(reverse("bulk_upload:index") + f"?plan={plan.pk}")
+    assert list(history.context["object_list"]) == [upload]
+    other = BenefitPlan.objects.create(code="OT", name="Other")
+    assert not list(client_for(clerk).get(reverse("bulk_upload:index") + f"?plan={other.pk}").context["object_list"])
+
+
+def test_the_template_has_the_plans_columns_and_needs_a_plan(clerk, plan):
+    response = client_for(clerk).get(reverse("bulk_upload:template") + f"?kind=BENEFICIARY_UPDATES&plan={plan.pk}")
+    assert next(csv.reader(io.StringIO(response.content.decode("utf-8-sig")))) == ["ID", "grade"]
+    assert 'filename="cg-beneficiary_updates-template.csv"' in response["Content-Disposition"]
+    assert client_for(clerk).get(reverse("bulk_upload:template") + "?kind=BENEFICIARIES").status_code == 404
