@@ -34,7 +34,8 @@ def prepare(payload, by):
         summary={"title": f"Import {counts.get('valid', 0):,} rows of {upload.original_name}{target}",
                  "diff": [], "sensitive": [],
                  "counts": {label: counts[key] for key, label in services.COUNT_LABELS.items() if key in counts},
-                 "sample": [{"id": None, "name": f"Row {row['row_number']}: {row['first_name']} {row['last_name']}"}
+                 "sample": [{"id": None, "name": f"Row {row['row_number']}: " + " ".join(
+                     part for part in (row["first_name"], row["last_name"]) if part)}
                             for row in importer.sample(upload)]},
         location=upload.scope_root,
         version=upload.status,

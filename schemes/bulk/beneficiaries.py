@@ -235,21 +235,26 @@ class Importer:
         return result
 
     def sample(self, upload, size=10):
-        rows = (StagedBeneficiary.objects.filter(upload_id=upload.pk, valid=True).order_by("row_number")
-                .values("row_number", "national_id", "individual_id", "household_id", "beneficiary_id",
-                        "attributes")[:size])
-        names = dict(StagedIndividual.objects.filter(upload_id=upload.pk, row_number__in=[r["row_number"] for r in rows])
-                     .values_list("row_number", "last_name"))
-        return [{**row, "first_name": "", "last_name": self._describe(row, names)} for row in rows]
+        rows = list(StagedBeneficiary.objects.filter(upload_id=upload.pk, valid=True).order_by("row_number")
+                    .values("row_number", "individual_id", "household_id", "beneficiary_id", "attributes")[:size])
+        new_people = {number: f"{first} {last}" for number, first, last in StagedIndividual.objects.filter(
+            upload_id=upload.pk, row_number__in=[r["row_number"] for r in rows]).values_list(
+            "row_number", "first_name", "last_name")}
+        people = {pk: str(person) for pk, person in Individual.objects.in_bulk(
+            [r["individual_id"] for r in rows if r["individual_id"]]).items()}
+        households = dict(Household.objects.filter(pk__in=[r["household_id"] for r in rows if r["household_id"]])
+                          .values_list("pk", "code"))
+        return [{"row_number": row["row_number"], "first_name": "", "last_name": self._describe(
+            row, new_people, people, households)} for row in rows]
 
-    def _describe(self, row, names):
+    def _describe(self, row, new_people, people, households):
         if row["beneficiary_id"]:
             return f"beneficiary {row['beneficiary_id']}: {', '.join(sorted(row['attributes'])) or 'no change'}"
         if row["household_id"]:
-            return f"household {row['household_id']}"
+            return f"household {households.get(row['household_id'], row['household_id'])}"
         if row["individual_id"]:
-            return f"registered person {row['individual_id']}"
-        return f"new person {names.get(row['row_number'], '')}".strip()
+            return f"{people.get(row['individual_id'], row['individual_id'])} (registered)"
+        return f"{new_people.get(row['row_number'], '')} (new)"
 
     def problems(self, upload):
         """Why the checked file cannot be imported as it is, beyond its rows' errors."""
