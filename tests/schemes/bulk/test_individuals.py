@@ -219,3 +219,19 @@ def test_arabic_indic_digits_are_read_as_digits(clerk, geo, django_capture_on_co
     assert upload.counts["errors"] == 0
     staged = StagedIndividual.objects.get(upload_id=upload.pk)
     assert staged.dob.isoformat() == "1980-02-01" and staged.attributes == {"income": "123"}
+
+
+def test_a_national_id_registered_between_the_check_and_the_import_is_skipped_not_doubled(
+        clerk, geo, django_capture_on_commit_callbacks):
+    village = geo.village_a.code
+    upload = receive(clerk, [["Early", "Bird", "1980-01-01", "F", "RACE1", village, "", "", "", ""],
+                             ["Other", "Person", "1980-01-01", "F", "FREE1", village, "", "", "", ""]],
+                     django_capture_on_commit_callbacks)
+    meanwhile = IndividualFactory(national_id="RACE1", location=geo.village_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.import_start(upload=upload, mode="VALID_ROWS", by=clerk)
+
+    upload.refresh_from_db()
+    assert upload.status == UploadStatus.IMPORTED and upload.counts["imported"] == 1
+    assert list(Individual.objects.filter(national_id="RACE1")) == [meanwhile]
+    assert Individual.objects.filter(national_id="FREE1").exists()
