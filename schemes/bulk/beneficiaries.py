@@ -80,8 +80,6 @@ class Importer:
     def stage(self, upload, table, user):
         plan = upload.plan
         definitions = [(d, table.mapping[d.name]) for d in plan.schema().definitions if d.name in table.mapping]
-        writer = StagingWriter(StagedBeneficiary, STAGED_FIELDS)
-        errors = StagingWriter(StagedError, ("upload", "row_number", "column", "message"))
         if self.updates:
             read_row = self._update_row(table)
         elif _is_household_plan(plan):
@@ -109,15 +107,15 @@ class Importer:
                     errors.write((upload.pk, row_number, column, message))
             batch.clear()
 
-        for row in table.rows():
-            count += 1
-            batch.append(row)
-            if len(batch) >= BATCH:
-                flush()
-        flush()
-        writer.close()
-        errors.close()
-        read_row.close()
+        # Not streaming: each batch looks registered people up, and a COPY in progress holds the connection.
+        with StagingWriter(StagedBeneficiary, STAGED_FIELDS) as writer, \
+                StagingWriter(StagedError, individuals.ERROR_FIELDS) as errors, read_row:
+            for row in table.rows():
+                count += 1
+                batch.append(row)
+                if len(batch) >= BATCH:
+                    flush()
+            flush()
         return count
 
     def _attributes(self, definitions, cells, headers, found):
@@ -350,8 +348,11 @@ class _PersonRow:
             self.new_people.write((self.upload.pk, number, valid, *values))
             self.pending = None
 
-    def close(self):
-        self.new_people.close()
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *error):
+        return self.new_people.__exit__(*error)
 
 
 class _HouseholdRow:
@@ -385,8 +386,11 @@ class _HouseholdRow:
     def finish(self, row_number, valid):
         pass
 
-    def close(self):
-        pass
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *error):
+        return False
 
 
 class _UpdateRow:
@@ -412,8 +416,11 @@ class _UpdateRow:
     def finish(self, row_number, valid):
         pass
 
-    def close(self):
-        pass
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *error):
+        return False
 
 
 def _same_validity(upload):

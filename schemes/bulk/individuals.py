@@ -37,6 +37,7 @@ SEX = {"f": "F", "female": "F", "m": "M", "male": "M", "o": "O", "other": "O"}
 RECIPIENT = {"": "", "1": "PRIMARY", "2": "SECONDARY", "primary": "PRIMARY", "secondary": "SECONDARY"}
 EXCEL_NUMBER = re.compile(r"^\d+(\.\d+)?[eE]\+?\d+$")
 CHUNK = 50_000
+ERROR_FIELDS = ("upload", "row_number", "column", "message")
 STAGED_FIELDS = ("upload", "row_number", "valid", "first_name", "last_name", "dob", "sex", "national_id", "phone",
                  "location_id", "attributes", "group_code", "role", "recipient")
 
@@ -192,20 +193,18 @@ class PersonRows:
 def stage(upload, table, user):
     """Pass 1: every row checked on its own and staged. Returns the number of data rows."""
     people = PersonRows(table, user)
-    rows = StagingWriter(StagedIndividual, STAGED_FIELDS)
-    errors = StagingWriter(StagedError, ("upload", "row_number", "column", "message"))
     upload_id = upload.pk
     count = 0
-    for row_number, cells, problem in table.rows():
-        count += 1
-        found = [(problem.column or "", problem.message)] if problem else []
-        given = people.given(cells)
-        values = people.check(given, cells, people.national_id(given, found), found)
-        rows.write((upload_id, row_number, not found, *values))
-        for column, message in found:
-            errors.write((upload_id, row_number, column, message))
-    rows.close()
-    errors.close()
+    with StagingWriter(StagedIndividual, STAGED_FIELDS, streaming=True) as rows, \
+            StagingWriter(StagedError, ERROR_FIELDS) as errors:
+        for row_number, cells, problem in table.rows():
+            count += 1
+            found = [(problem.column or "", problem.message)] if problem else []
+            given = people.given(cells)
+            values = people.check(given, cells, people.national_id(given, found), found)
+            rows.write((upload_id, row_number, not found, *values))
+            for column, message in found:
+                errors.write((upload_id, row_number, column, message))
     return count
 
 

@@ -14,7 +14,7 @@ from sites.models import Location
 from sites.scoping import scope_for
 
 from .files import Column
-from .individuals import flag
+from .individuals import ERROR_FIELDS, flag
 from .models import StagedError, StagedLocation
 from .staging import StagingWriter
 
@@ -38,26 +38,24 @@ class Importer:
     def stage(self, upload, table, user):
         index = [table.mapping[column.name] for column in COLUMNS]
         header = [table.headers[i] for i in index]
-        rows = StagingWriter(StagedLocation, STAGED_FIELDS)
-        errors = StagingWriter(StagedError, ("upload", "row_number", "column", "message"))
         count = 0
-        for row_number, cells, problem in table.rows():
-            count += 1
-            found = [(problem.column or "", problem.message)] if problem else []
-            code, name, parent = (cells[i].strip() if i < len(cells) else "" for i in index)
-            for column, value, limit in ((header[0], code, 32), (header[1], name, 128), (header[2], parent, 32)):
-                if len(value) > limit:
-                    found.append((column, f"At most {limit} characters."))
-            for column, value in ((header[0], code), (header[1], name)):
-                if not value:
-                    found.append((column, "Required."))
-            if code and code == parent:
-                found.append((header[2], "A location cannot be its own parent."))
-            rows.write((upload.pk, row_number, not found, code[:32], name[:128], parent[:32]))
-            for column, message in found:
-                errors.write((upload.pk, row_number, column, message))
-        rows.close()
-        errors.close()
+        with StagingWriter(StagedLocation, STAGED_FIELDS, streaming=True) as rows, \
+                StagingWriter(StagedError, ERROR_FIELDS) as errors:
+            for row_number, cells, problem in table.rows():
+                count += 1
+                found = [(problem.column or "", problem.message)] if problem else []
+                code, name, parent = (cells[i].strip() if i < len(cells) else "" for i in index)
+                for column, value, limit in ((header[0], code, 32), (header[1], name, 128), (header[2], parent, 32)):
+                    if len(value) > limit:
+                        found.append((column, f"At most {limit} characters."))
+                for column, value in ((header[0], code), (header[1], name)):
+                    if not value:
+                        found.append((column, "Required."))
+                if code and code == parent:
+                    found.append((header[2], "A location cannot be its own parent."))
+                rows.write((upload.pk, row_number, not found, code[:32], name[:128], parent[:32]))
+                for column, message in found:
+                    errors.write((upload.pk, row_number, column, message))
         return count
 
     def check(self, upload):

@@ -1,30 +1,69 @@
 """Writing many rows into a staging table: COPY on PostgreSQL, batched executemany on SQLite. One
 writer, used by every importer (and by nothing that writes live tables: those are filled from staging
-by INSERT ... SELECT)."""
+by INSERT ... SELECT).
+
+    with StagingWriter(StagedIndividual, FIELDS, streaming=True) as rows, \\
+            StagingWriter(StagedError, ERROR_FIELDS) as errors:
+        rows.write((...))
+
+On PostgreSQL the `streaming` writer keeps one COPY open while the file is read: the database stores
+rows while Python reads the next ones (the two work at once, on two cores). A connection runs one
+COPY at a time, so the other writers spill their rows to a temporary file (memory stays flat) and
+copy it when they close, after the streaming one."""
 
 import csv
 import io
 import json
+import tempfile
 
 from django.db import connection, models
 
 BATCH = 5000
+SPILL_IN_MEMORY_BYTES = 8 << 20
 
 
 class StagingWriter:
-    """`write(row)` a tuple of `fields`' values (JSON fields as Python objects); `close()` flushes.
-    Rows are buffered and written in batches, so memory stays flat whatever the file's size."""
+    """`write(row)` a tuple of `fields`' values (JSON fields as Python objects). Use as a context
+    manager: leaving it normally writes what is left; leaving it on an error abandons the COPY (the
+    transaction is then rolled back by the caller)."""
 
-    def __init__(self, model, fields):
+    def __init__(self, model, fields, *, streaming=False):
         self.model = model
         self.fields = [model._meta.get_field(name) for name in fields]
         self.json_positions = [i for i, f in enumerate(self.fields) if isinstance(f, models.JSONField)]
-        # COPY reads CSV (written by the csv module in C, much faster than adapting values one by one);
-        # an empty unquoted value is NULL there, except in the text columns that cannot be NULL.
-        self.not_null_text = [f.column for f in self.fields
-                              if isinstance(f, (models.CharField, models.TextField)) and not f.null]
+        self.postgres = connection.vendor == "postgresql"
+        self.streaming = streaming and self.postgres
         self.buffer = []
         self.written = 0
+        self._copy = self._cursor = None
+        self._closed = False
+        self._spill = None if self.streaming or not self.postgres else tempfile.SpooledTemporaryFile(
+            max_size=SPILL_IN_MEMORY_BYTES, mode="w+", encoding="utf-8", newline="")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, trace):
+        if kind is None:
+            self.close()
+        elif self._copy is not None and not self._closed:
+            self._copy_context.__exit__(kind, error, trace)
+            self._cursor.close()
+        if self._spill is not None:
+            self._spill.close()
+        return False
+
+    def _copy_sql(self):
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(f.column) for f in self.fields)
+        # COPY reads CSV (written by the csv module in C, much faster than adapting values one by one);
+        # an empty unquoted value is NULL there, except in the text columns that cannot be NULL.
+        options = "FORMAT csv"
+        not_null_text = [quote(f.column) for f in self.fields
+                         if isinstance(f, (models.CharField, models.TextField)) and not f.null]
+        if not_null_text:
+            options += f", FORCE_NOT_NULL ({', '.join(not_null_text)})"
+        return f"COPY {quote(self.model._meta.db_table)} ({columns}) FROM STDIN ({options})"
 
     def write(self, row):
         self.buffer.append(row)
@@ -37,21 +76,23 @@ class StagingWriter:
         rows = self.buffer
         if self.json_positions:
             rows = [self._encode(row) for row in rows]
-        quote = connection.ops.quote_name
-        table = quote(self.model._meta.db_table)
-        columns = ", ".join(quote(f.column) for f in self.fields)
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                text = io.StringIO()
-                csv.writer(text).writerows(rows)
-                options = "FORMAT csv"
-                if self.not_null_text:
-                    options += f", FORCE_NOT_NULL ({', '.join(quote(c) for c in self.not_null_text)})"
-                with cursor.copy(f"COPY {table} ({columns}) FROM STDIN ({options})") as copy:
-                    copy.write(text.getvalue())
-            else:
-                marks = ", ".join(["%s"] * len(self.fields))
-                cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+        if self.streaming:
+            if self._copy is None:
+                self._cursor = connection.cursor()
+                self._copy_context = self._cursor.copy(self._copy_sql())
+                self._copy = self._copy_context.__enter__()
+            text = io.StringIO()
+            csv.writer(text).writerows(rows)
+            self._copy.write(text.getvalue())
+        elif self._spill is not None:
+            csv.writer(self._spill).writerows(rows)
+        else:
+            quote = connection.ops.quote_name
+            columns = ", ".join(quote(f.column) for f in self.fields)
+            marks = ", ".join(["%s"] * len(self.fields))
+            with connection.cursor() as cursor:
+                cursor.executemany(f"INSERT INTO {quote(self.model._meta.db_table)} ({columns}) VALUES ({marks})",
+                                   rows)
         self.written += len(rows)
         self.buffer = []
 
@@ -62,5 +103,17 @@ class StagingWriter:
         return row
 
     def close(self):
+        if self._closed:
+            return self.written
+        self._closed = True
         self.flush()
+        if self._copy is not None:
+            self._copy_context.__exit__(None, None, None)
+            self._cursor.close()
+            self._copy = None
+        elif self._spill is not None and self.written:
+            self._spill.seek(0)
+            with connection.cursor() as cursor, cursor.copy(self._copy_sql()) as copy:
+                while block := self._spill.read(1 << 20):
+                    copy.write(block)
         return self.written

@@ -235,3 +235,15 @@ def test_a_national_id_registered_between_the_check_and_the_import_is_skipped_no
     assert upload.status == UploadStatus.IMPORTED and upload.counts["imported"] == 1
     assert list(Individual.objects.filter(national_id="RACE1")) == [meanwhile]
     assert Individual.objects.filter(national_id="FREE1").exists()
+
+
+def test_a_file_refused_part_way_leaves_nothing_staged(clerk, geo, settings, django_capture_on_commit_callbacks):
+    """More rows than allowed is found while reading, after thousands of rows went to staging (on
+    PostgreSQL through a COPY still open): the COPY is abandoned, the upload refused, nothing stays."""
+    settings.MIZANI_IMPORT_MAX_ROWS = 6000
+    village = geo.village_a.code
+    rows = [[f"P{n}", "Row", "1980-01-01", "F", "", village, "", "", "", ""] for n in range(6001)]
+    upload = receive(clerk, rows, django_capture_on_commit_callbacks)
+
+    assert upload.status == UploadStatus.REFUSED and "6,000" in upload.problem
+    assert not StagedIndividual.objects.filter(upload_id=upload.pk).exists()
