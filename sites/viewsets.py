@@ -3,20 +3,24 @@ inspect, edit, delete, history, usage) sees only what the user may see; anything
 
 import csv
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
+from django.utils.functional import cached_property
 from django.views import View
 from wagtail.admin.views import generic
 from wagtail.admin.views.generic import history, usage
 from wagtail.admin.views.generic.models import unquote
 from wagtail.admin.views.mixins import Echo
 from wagtail.admin.viewsets.model import ModelViewSet
+from wagtail.coreutils import multigetattr
 
 from .audit import audit_event
-from .spreadsheets import SafeSpreadsheetExportMixin
+from .masking import can_view_sensitive
+from .spreadsheets import SafeSpreadsheetExportMixin, attribute_cell
 
 
 class SelectorMixin:
@@ -29,6 +33,10 @@ class SelectorMixin:
 
 
 class ScopedIndexView(SelectorMixin, SafeSpreadsheetExportMixin, generic.IndexView):
+    """A scoped listing whose CSV export streams at any size and whose XLSX export is refused past
+    MIZANI_EXPORT_XLSX_MAX_ROWS. Exports carry the listing's filters (criteria included), and
+    `export_attributes` adds one column per attribute definition of the records' `attributes`."""
+
     def get_base_queryset(self):
         return self.scoped(include_deleted=False)
 
@@ -43,13 +51,82 @@ class ScopedIndexView(SelectorMixin, SafeSpreadsheetExportMixin, generic.IndexVi
             queryset = queryset.order_by(*ordering, "-pk" if descending else "pk")
         return queryset
 
+    # --- filters -----------------------------------------------------------------------------
+
+    @cached_property
+    def refused_filters(self):
+        """What is wrong with the filters that must not be ignored when invalid (a rule the user wrote),
+        one sentence each. Wagtail ignores a whole invalid filter set, which would list and export
+        everything while the user believes the list filtered."""
+        if not self.filters or self.filters.is_valid():
+            return []
+        form = self.filters.form
+        return [f"{form[name].label}: {message}" for name, errors in form.errors.items()
+                if getattr(self.filters.filters.get(name), "refuses_when_invalid", False) for message in errors]
+
+    def filter_queryset(self, queryset):
+        if not self.filters:
+            return queryset
+        if self.refused_filters:
+            return queryset.none()
+        # The filters that clean apply even when another does not (a location outside the user's is
+        # not offered, so it is dropped): Wagtail would drop them all, criteria included.
+        return self.filters.filter_queryset(queryset)  # its form was cleaned by refused_filters
+
+    @cached_property
+    def is_filtering(self):
+        # A refused filter is still the user's filter: the listing says why it is empty, rather than
+        # inviting them to add a first record.
+        return bool(self.refused_filters) or super().is_filtering
+
+    @cached_property
+    def no_results_message(self):
+        if self.refused_filters:
+            return " ".join(self.refused_filters)
+        return super().no_results_message
+
+    # --- exports -----------------------------------------------------------------------------
+
+    def export_attributes(self):
+        """The attribute definitions (sites.fields) whose values the export carries from each record's
+        `attributes`, one column each, headed by the definition's name as the import templates are."""
+        return []
+
+    @cached_property
+    def attribute_columns(self):
+        return {f"attributes.{definition.name}": definition for definition in self.export_attributes()}
+
+    @cached_property
+    def shows_sensitive(self):
+        return can_view_sensitive(self.request.user)
+
+    def get_heading(self, queryset, field):
+        if field in self.attribute_columns:
+            return self.attribute_columns[field].name
+        return super().get_heading(queryset, field)
+
+    def to_row_dict(self, item):
+        return {field: attribute_cell(self.attribute_columns[field], item.attributes,
+                                      show_sensitive=self.shows_sensitive)
+                if field in self.attribute_columns else multigetattr(item, field)
+                for field in self.list_export}
+
     def get(self, request, *args, **kwargs):
         if self.is_export:
+            if self.refused_filters:
+                return self.refuse_export(" ".join(self.refused_filters))
             # Wagtail builds the whole listing first, and counts an unpaginated list with len(): every
             # row in memory before the first byte (51 s and 3 GB for a million people). An export
             # needs only the filtered, searched, ordered queryset.
             return self.as_spreadsheet(self.get_queryset(), request.GET.get("export"))
         return super().get(request, *args, **kwargs)
+
+    def refuse_export(self, message):
+        """Back to the same listing (same filters), the reason shown; no file."""
+        messages.error(self.request, message)
+        params = self.request.GET.copy()
+        params.pop("export", None)
+        return redirect(f"{self.request.path}?{params.urlencode()}" if params else self.request.path)
 
     def stream_csv(self, queryset):
         # As Wagtail's, but reading the rows in chunks: memory stays flat at any size.
@@ -59,11 +136,18 @@ class ScopedIndexView(SelectorMixin, SafeSpreadsheetExportMixin, generic.IndexVi
             yield self.write_csv_row(writer, self.to_row_dict(item))
 
     def as_spreadsheet(self, queryset, spreadsheet_format):
+        rows = queryset.count()
+        limit = settings.MIZANI_EXPORT_XLSX_MAX_ROWS
+        if spreadsheet_format == self.FORMAT_XLSX and rows > limit:
+            # A workbook is built in memory; a CSV streams at any size.
+            return self.refuse_export(f"{rows:,} rows are too many for an XLSX file (at most {limit:,}): "
+                                      "download CSV instead.")
         audit_event("mizani.export", by=self.request.user, data={
             "model": self.model._meta.label,
             "format": spreadsheet_format,
-            "rows": queryset.count(),
-            "filters": {key: value for key, value in self.request.GET.items() if key != "export"},
+            "rows": rows,
+            "filters": {key: values[0] if len(values) == 1 else values
+                        for key, values in self.request.GET.lists() if key != "export"},
         })
         return super().as_spreadsheet(queryset, spreadsheet_format)
 

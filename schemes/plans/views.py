@@ -11,16 +11,19 @@ from django.utils.functional import cached_property
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 from django_fsm import TransitionNotAllowed
+from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.ui.components import Component
 from wagtail.admin.ui.tables import Column, TitleColumn
 from wagtail.admin.views import generic
 
+from schemes.rules.forms import CriteriaFilter
 from sites.viewsets import ApprovalMixin, ScopedIndexView, ScopedInspectView
 from workflows.services import approval_submit
 
 from . import selectors, services
+from .catalogues import beneficiary_catalogue, plan_rules_subject
 from .forms import BeneficiaryDataForm, BulkStatusForm, EnrolmentForm, SchemaUploadForm, StatusChangeForm
-from .models import BeneficiaryStatus, HouseholdBeneficiary, PlanStatus
+from .models import BeneficiaryStatus, BenefitPlan, HouseholdBeneficiary, PlanStatus
 from .schema import export_schema, schema_import
 
 
@@ -162,16 +165,30 @@ class PlanDeleteView(generic.DeleteView):
 class BeneficiaryIndexView(ScopedIndexView):
     default_ordering = "-enrolled_at"
     results_template_name = "plans/beneficiary_index_results.html"
-    list_filter = ["plan", "status"]
+    export_headings = {"plan.code": "Plan"}
 
     @cached_property
     def subject(self):
         return self.model.SUBJECT
 
     @cached_property
+    def filterset_class(self):
+        """Plan, status and criteria. Filtered to one plan, the criteria name what the plan's own rules
+        do (its type's fields and the plan's attributes); otherwise the person's or household's fields."""
+        plan = self.plan or BenefitPlan(plan_type=_plan_type_of(self.model))  # unsaved: no attributes
+        criteria = CriteriaFilter(subject=plan_rules_subject(plan) if self.plan else self.subject,
+                                  catalogue=lambda: beneficiary_catalogue(plan))
+        meta = type("Meta", (), {"model": self.model, "fields": ["plan", "status"]})
+        return type(f"{self.model.__name__}FilterSet", (WagtailFilterSet,), {"Meta": meta, "criteria": criteria})
+
+    @cached_property
     def list_export(self):
         return ["id", "plan.code", f"{self.subject}_id", str(self.subject), "status", "enrolled_at",
-                "status_changed_at", "reason"]
+                "status_changed_at", "reason", *self.attribute_columns]
+
+    def export_attributes(self):
+        """The plan's schema fields, when the list is filtered to one plan (plans differ in them)."""
+        return self.plan.schema().definitions if self.plan else []
 
     @cached_property
     def plan(self):
@@ -186,7 +203,10 @@ class BeneficiaryIndexView(ScopedIndexView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        if self.plan and self.request.user.has_perm(f"plans.change_{self.model._meta.model_name}"):
+        # The bulk change selects by status alone: offered under criteria, "these beneficiaries" would
+        # be more than the list shows.
+        criteria = self.request.GET.get("criteria", "").strip()
+        if self.plan and not criteria and self.request.user.has_perm(f"plans.change_{self.model._meta.model_name}"):
             statuses = self.request.GET.getlist("status")
             query = "&".join([f"status={status}" for status in statuses if status in BeneficiaryStatus.values])
             context["bulk_status_url"] = reverse("plans_plan:bulk_status", args=[self.plan.pk]) + (

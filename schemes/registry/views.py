@@ -15,6 +15,8 @@ from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.ui.tables import Column, TitleColumn
 from wagtail.log_actions import registry as log_registry
 
+from schemes.rules.catalogue import household_catalogue, individual_catalogue
+from schemes.rules.forms import CriteriaFilter
 from sites.audit import audit
 from sites.fields import FieldType
 from sites.masking import can_view_sensitive, mask
@@ -81,6 +83,7 @@ class IndividualFilterSet(RegistryFilterSet):
     sex = django_filters.ChoiceFilter(choices=Sex.choices)
     age_band = django_filters.ChoiceFilter(
         choices=[(band, band) for band in selectors.AGE_BANDS], method="filter_age_band", label="Age")
+    criteria = CriteriaFilter(subject="individual", catalogue=individual_catalogue)
 
     class Meta:
         model = Individual
@@ -91,6 +94,8 @@ class IndividualFilterSet(RegistryFilterSet):
 
 
 class HouseholdFilterSet(RegistryFilterSet):
+    criteria = CriteriaFilter(subject="household", catalogue=household_catalogue)
+
     class Meta:
         model = Household
         fields = []
@@ -126,9 +131,17 @@ class MaskedColumn(Column):
 
 class IndividualIndexView(LiveOrDeletedMixin, ScopedIndexView):
     default_ordering = "last_name"
+    # Headings the individuals import reads back (schemes.bulk.individuals: "Location code" and
+    # "Household" are its aliases of location and group_code), then the registry attributes.
     export_headings = {"location_code": "Location code", "household_code": "Household"}
-    list_export = ["id", "first_name", "last_name", "dob", "sex", "national_id", "phone",
-                   "location_code", "household_code"]
+
+    @cached_property
+    def list_export(self):
+        return ["id", "first_name", "last_name", "dob", "sex", "national_id", "phone", "location_code",
+                "household_code", *self.attribute_columns]
+
+    def export_attributes(self):
+        return RegistryField.schema_for(RegistryField.Target.INDIVIDUAL).definitions
 
     @cached_property
     def filterset_class(self):
@@ -163,7 +176,7 @@ class IndividualIndexView(LiveOrDeletedMixin, ScopedIndexView):
 
     def to_row_dict(self, item):
         row = super().to_row_dict(item)
-        if not can_view_sensitive(self.request.user):
+        if not self.shows_sensitive:
             row["national_id"] = mask(row["national_id"])
             row["phone"] = mask(row["phone"])
         return row
@@ -227,9 +240,15 @@ class IndividualRecordView(ScopedInspectView):
 
 class HouseholdIndexView(LiveOrDeletedMixin, ScopedIndexView):
     default_ordering = "code"
-    list_export = ["id", "code", "location_code", "size"]
     export_headings = {"location_code": "Location code", "size": "Members"}
     search_fields = ["code"]
+
+    @cached_property
+    def list_export(self):
+        return ["id", "code", "location_code", "size", *self.attribute_columns]
+
+    def export_attributes(self):
+        return RegistryField.schema_for(RegistryField.Target.HOUSEHOLD).definitions
 
     @cached_property
     def filterset_class(self):

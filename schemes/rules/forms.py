@@ -7,12 +7,14 @@ and without JavaScript the field is a plain textarea."""
 
 import json
 
+import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from wagtail.admin.active_filters import ActiveFilter, BaseFilterAdapter, register_filter_adapter_class
 
 from .catalogue import BOOLEAN
-from .compiler import compile_rule
+from .compiler import compile_rule, filter_queryset
 from .errors import RuleError, character_offset
 from .nodes import from_json, to_json
 from .parser import MAX_TEXT
@@ -107,3 +109,44 @@ class RuleField(forms.Field):
         if self.disabled:
             return False
         return rule_text(initial).strip() != self.to_python(data).strip()
+
+
+# --- a rule as a list filter ------------------------------------------------------------------
+
+CRITERIA_HELP = ("Only the records for which this rule is true, e.g. age >= 18 and household_size >= 3. "
+                 "The export carries the same criteria.")
+
+
+class CriteriaFilter(django_filters.Filter):
+    """A listing's "Criteria" filter: the records for which a rule is true (unknown, like false, leaves
+    a record out), compiled by the one rules compiler.
+
+    `subject` is the rule field's subject (rules.subjects): the fields the builder offers and the rule
+    is checked against. `catalogue()` reads those same names from the list's own model; it differs
+    from the subject's when the list holds records about the subject (a plan's beneficiaries read
+    their person's fields through `individual__`). A rule that does not check is not ignored, as
+    django-filter would ignore it: `refuses_when_invalid` tells the view to show the message and
+    list nothing, and an export to refuse."""
+
+    field_class = RuleField
+    refuses_when_invalid = True
+
+    def __init__(self, *, subject, catalogue, label="Criteria", help_text=CRITERIA_HELP, **kwargs):
+        super().__init__(label=label, catalogue_name=subject, help_text=help_text, **kwargs)
+        self.catalogue = catalogue
+
+    def filter(self, queryset, value):
+        if not value:
+            return queryset
+        return filter_queryset(queryset, from_json(value["rule"]), self.catalogue())
+
+
+class CriteriaFilterAdapter(BaseFilterAdapter):
+    """The active-filter button shows the rule as written, not its stored form."""
+
+    def get_active_filters(self):
+        yield ActiveFilter(self.bound_field.auto_id, self.filter.label, rule_text(self.value),
+                           self.get_url_without_filter_param(self.name))
+
+
+register_filter_adapter_class(CriteriaFilter, CriteriaFilterAdapter)
