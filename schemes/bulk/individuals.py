@@ -30,7 +30,7 @@ from sites.fields import ascii_digits
 from sites.scoping import scope_for
 
 from .files import Column
-from .models import StagedError, StagedIndividual
+from .models import StagedError, StagedHousehold, StagedIndividual
 from .staging import StagingWriter
 
 SEX = {"f": "F", "female": "F", "m": "M", "male": "M", "o": "O", "other": "O"}
@@ -302,10 +302,11 @@ def _importable(upload):
 def prepare_import(upload):
     """Once, before the chunks: each household's first member becomes head where the file names
     none, and primary recipient where it names none; then the households are created (one statement)
-    at their head's location."""
+    at their head's location, and their ids noted by code (StagedHousehold)."""
     quote = connection.ops.quote_name
     staged = quote(StagedIndividual._meta.db_table)
     households = quote(Household._meta.db_table)
+    mapping = quote(StagedHousehold._meta.db_table)
     now = timezone.now()
     with connection.cursor() as cursor:
         for field, value in (("role", "HEAD"), ("recipient", "PRIMARY")):
@@ -314,16 +315,24 @@ def prepare_import(upload):
                 f"SELECT MIN(row_number) FROM {staged} WHERE upload_id = %s AND valid AND group_code <> '' "
                 f"GROUP BY group_code HAVING SUM(CASE WHEN {field} = %s THEN 1 ELSE 0 END) = 0)",
                 [value, upload.pk, upload.pk, value])
-        cursor.execute(
+        created_households = (
             f"INSERT INTO {households} (code, location_id, attributes, created_at, updated_at) "
             f"SELECT s.group_code, s.location_id, %s, %s, %s FROM {staged} s "
             f"WHERE s.upload_id = %s AND s.valid AND s.role = 'HEAD' AND s.group_code <> '' "
-            f"AND NOT EXISTS (SELECT 1 FROM {households} h WHERE h.code = s.group_code)",
-            ["{}", now, now, upload.pk])
+            f"AND NOT EXISTS (SELECT 1 FROM {households} h WHERE h.code = s.group_code)")
+        params = ["{}", now, now, upload.pk]
+        if connection.vendor == "postgresql":  # exactly the households this statement created
+            cursor.execute(
+                f"WITH created AS ({created_households} RETURNING id, code) "
+                f"INSERT INTO {mapping} (upload_id, group_code, household_id) SELECT %s, code, id FROM created",
+                [*params, upload.pk])
+            return cursor.rowcount
+        cursor.execute(created_households, params)
         created = cursor.rowcount
         cursor.execute(
-            f"UPDATE {staged} AS s SET household_id = h.id FROM {households} h "
-            f"WHERE s.upload_id = %s AND s.valid AND s.group_code <> '' AND h.code = s.group_code", [upload.pk])
+            f"INSERT INTO {mapping} (upload_id, group_code, household_id) SELECT %s, h.code, h.id "
+            f"FROM {households} h WHERE h.code IN (SELECT group_code FROM {staged} WHERE upload_id = %s AND valid "
+            f"AND role = 'HEAD' AND group_code <> '')", [upload.pk, upload.pk])
         return created
 
 
@@ -360,7 +369,7 @@ def import_chunk(upload, first_row, last_row, id_base):
     unique index says so as it takes the row: no second look-up per row)."""
     quote = connection.ops.quote_name
     staged, people = quote(StagedIndividual._meta.db_table), quote(Individual._meta.db_table)
-    members = quote(Membership._meta.db_table)
+    members, mapping = quote(Membership._meta.db_table), quote(StagedHousehold._meta.db_table)
     rows_of_s = "s.upload_id = %s AND s.valid AND s.row_number BETWEEN %s AND %s"
     span = [upload.pk, first_row, last_row]
     now = timezone.now()
@@ -379,9 +388,9 @@ def import_chunk(upload, first_row, last_row, id_base):
         created = cursor.rowcount
         cursor.execute(
             f"INSERT INTO {members} (household_id, individual_id, role_id, recipient_type, joined_at) "
-            f"SELECT s.household_id, p.id, s.role, NULLIF(s.recipient, ''), %s FROM {staged} s "
-            f"JOIN {people} p ON p.id = %s + s.row_number "
-            f"WHERE {rows_of_s} AND s.household_id IS NOT NULL",
+            f"SELECT h.household_id, p.id, s.role, NULLIF(s.recipient, ''), %s FROM {staged} s "
+            f"JOIN {mapping} h ON h.upload_id = s.upload_id AND h.group_code = s.group_code "
+            f"JOIN {people} p ON p.id = %s + s.row_number WHERE {rows_of_s}",
             [now, id_base, *span])
     return created
 
@@ -395,6 +404,7 @@ def row_span(upload):
 def clear(upload):
     """Staging rows go once the upload is imported or discarded (its error file stays)."""
     StagedIndividual.objects.filter(upload_id=upload.pk).delete()
+    StagedHousehold.objects.filter(upload_id=upload.pk).delete()
     StagedError.objects.filter(upload_id=upload.pk).delete()
 
 

@@ -112,12 +112,24 @@ class StagedIndividual(models.Model):
     role = models.CharField(max_length=24, blank=True)
     recipient = models.CharField(max_length=10, blank=True)
     possible_duplicate_of = models.BigIntegerField(null=True)
-    # The household the row joins, found once (by code) before the people are imported.
-    household_id = models.BigIntegerField(null=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["upload", "row_number"], name="staged_individual_row")]
         indexes = [models.Index(fields=["upload", "group_code"], name="staged_individual_group_idx")]
+
+
+class StagedHousehold(models.Model):
+    """A household an individuals file creates: its code in the file and the id it got, written once
+    as the households are created, so that each chunk's members find theirs by a join (rewriting a
+    million staged rows with the id took longer than all the joins)."""
+
+    upload = models.ForeignKey(Upload, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False,
+                               db_index=False)
+    group_code = models.CharField(max_length=32)
+    household_id = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["upload", "group_code"], name="staged_household_code")]
 
 
 class StagedError(models.Model):
