@@ -25,6 +25,7 @@ from schemes.plans.models import LIVE_STATUSES, BeneficiaryStatus, BenefitPlan, 
 from schemes.plans.selectors import beneficiaries_of_plan_for
 from schemes.registry.models import Household, Individual
 from sites.audit import audit
+from sites.masking import MASKED_MESSAGE, is_masked
 from sites.scoping import scope_for
 
 from . import individuals
@@ -124,6 +125,9 @@ class Importer:
             raw = cells[index] if index < len(cells) else ""
             if self.updates and not raw.strip():
                 continue  # an empty cell in an update keeps the value
+            if definition.sensitive and is_masked(raw):
+                found.append((headers[index], MASKED_MESSAGE))
+                continue
             try:
                 value = definition.to_python(raw)
             except ValidationError as error:

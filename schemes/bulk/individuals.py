@@ -27,6 +27,7 @@ from schemes.registry.models import (
     normalise_national_id,
 )
 from sites.fields import ascii_digits
+from sites.masking import MASKED_MESSAGE, is_masked
 from sites.scoping import scope_for
 
 from .files import Column
@@ -115,6 +116,9 @@ class PersonRows:
         if not raw:
             return None
         header = self.header_of["national_id"]
+        if is_masked(raw):
+            found.append((header, MASKED_MESSAGE))
+            return None
         if EXCEL_NUMBER.match(raw):
             found.append((header, f"'{raw}' was turned into a number by Excel: the ID is lost; format the "
                                   "column as text and export again."))
@@ -149,7 +153,10 @@ class PersonRows:
         if not sex:
             found.append((header_of.get("sex", "sex"), f"'{raw}' is not F, M or O." if raw else "Required."))
         phone = given.get("phone", "")
-        if len(phone) > 32:
+        if is_masked(phone):
+            found.append((header_of["phone"], MASKED_MESSAGE))
+            phone = ""
+        elif len(phone) > 32:
             found.append((header_of["phone"], "At most 32 characters."))
             phone = ""
         location_id = None
@@ -179,6 +186,9 @@ class PersonRows:
         attributes = {}
         for definition, index in self.definitions:
             raw = cells[index] if index < len(cells) else ""
+            if definition.sensitive and is_masked(raw):
+                found.append((self.headers[index], MASKED_MESSAGE))
+                continue
             try:
                 value = definition.to_python(raw)
             except ValidationError as error:

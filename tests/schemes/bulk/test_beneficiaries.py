@@ -282,3 +282,15 @@ def test_templates_carry_the_plans_schema(clerk, plan):
     household = make_plan("HT", PlanType.HOUSEHOLD)
     assert IMPORTERS["BENEFICIARIES"].template_headers(household) == ["group_code", "grade", "card", "school",
                                                                        "status"]
+
+
+def test_a_masked_value_from_an_export_is_refused_not_imported(clerk, plan, geo, django_capture_on_commit_callbacks):
+    """A user who may not see sensitive data exports masked values (•••678); the same file uploaded
+    as an update must not overwrite the real ones."""
+    PlanField.objects.create(plan=plan, name="account", label="Bank account", field_type="text", sensitive=True,
+                             sort_order=3)
+    row = enrolled(plan, IndividualFactory(location=geo.village_a), grade=1, account="12345678")
+    upload = receive(clerk, plan, ["ID", "grade", "account"], [[str(row.pk), "2", "•••••678"]],
+                     django_capture_on_commit_callbacks, kind="BENEFICIARY_UPDATES")
+    assert "account: This value is masked" in errors_of(upload)[str(row.pk)]
+    assert upload.counts["valid"] == 0

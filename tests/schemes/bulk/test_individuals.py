@@ -247,3 +247,12 @@ def test_a_file_refused_part_way_leaves_nothing_staged(clerk, geo, settings, dja
 
     assert upload.status == UploadStatus.REFUSED and "6,000" in upload.problem
     assert not StagedIndividual.objects.filter(upload_id=upload.pk).exists()
+
+
+def test_masked_national_ids_and_sensitive_attributes_are_refused(clerk, geo, django_capture_on_commit_callbacks):
+    RegistryFieldFactory(name="bank", field_type="text", sensitive=True)
+    header = [*HEADER, "bank"]
+    upload = receive(clerk, [["Asha", "Mollel", "1980-02-01", "F", "•••••001", geo.village_a.code, "", "", "", "",
+                              "•••234"]], django_capture_on_commit_callbacks, header=header)
+    errors = errors_of(upload)[0]["errors"]
+    assert "national_id: This value is masked" in errors and "bank: This value is masked" in errors
