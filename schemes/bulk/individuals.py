@@ -377,34 +377,44 @@ def _sqlite_sequence(cursor, table):
 
 
 def import_chunk(upload, first_row, last_row, id_base):
-    """People of rows first_row..last_row (their ids: id_base + row number) and their memberships:
-    one INSERT ... SELECT each. A national ID registered since the check is skipped, not doubled (the
-    unique index says so as it takes the row: no second look-up per row)."""
+    """People of rows first_row..last_row (their ids: id_base + row number) and their memberships,
+    by INSERT ... SELECT. A national ID registered since the check is skipped, not doubled (the
+    unique index says so as it takes the row: no second look-up per row), and so is its membership."""
     quote = connection.ops.quote_name
     staged, people = quote(StagedIndividual._meta.db_table), quote(Individual._meta.db_table)
     members, mapping = quote(Membership._meta.db_table), quote(StagedHousehold._meta.db_table)
     rows_of_s = "s.upload_id = %s AND s.valid AND s.row_number BETWEEN %s AND %s"
     span = [upload.pk, first_row, last_row]
     now = timezone.now()
+    insert_people = (
+        f"INSERT INTO {people} (id, first_name, last_name, dob, sex, national_id, phone, location_id, "
+        f"attributes, created_at, updated_at) "
+        f"SELECT %s + s.row_number, s.first_name, s.last_name, s.dob, s.sex, s.national_id, s.phone, "
+        f"s.location_id, s.attributes, %s, %s FROM {staged} s WHERE {rows_of_s} "
+        f"ON CONFLICT (national_id) WHERE deleted_at IS NULL DO NOTHING")
+    people_params = [id_base, now, now, *span]
+    insert_members = (f"INSERT INTO {members} (household_id, individual_id, role_id, recipient_type, joined_at) "
+                      f"SELECT h.household_id, %s + s.row_number, s.role, NULLIF(s.recipient, ''), %s ")
+    of_household = "JOIN {mapping} h ON h.upload_id = s.upload_id AND h.group_code = s.group_code".format(
+        mapping=mapping)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # The trigram index on names takes new entries in a pending list merged when it is full:
             # a list big enough for a chunk merges once per chunk instead of many times.
             cursor.execute("SET LOCAL gin_pending_list_limit = '64MB'")
-        cursor.execute(
-            f"INSERT INTO {people} (id, first_name, last_name, dob, sex, national_id, phone, location_id, "
-            f"attributes, created_at, updated_at) "
-            f"SELECT %s + s.row_number, s.first_name, s.last_name, s.dob, s.sex, s.national_id, s.phone, "
-            f"s.location_id, s.attributes, %s, %s FROM {staged} s WHERE {rows_of_s} "
-            f"ON CONFLICT (national_id) WHERE deleted_at IS NULL DO NOTHING",
-            [id_base, now, now, *span])
+            # One statement: the members are those of the people just created (RETURNING), so no join
+            # reads the whole registry to find out which rows were skipped.
+            cursor.execute(
+                f"WITH created AS ({insert_people} RETURNING id), "
+                f"members AS ({insert_members} FROM created c JOIN {staged} s ON s.upload_id = %s "
+                f"AND s.row_number = c.id - %s {of_household} RETURNING 1) "
+                f"SELECT (SELECT COUNT(*) FROM created), (SELECT COUNT(*) FROM members)",
+                [*people_params, id_base, now, upload.pk, id_base])
+            return cursor.fetchone()[0]
+        cursor.execute(insert_people, people_params)
         created = cursor.rowcount
-        cursor.execute(
-            f"INSERT INTO {members} (household_id, individual_id, role_id, recipient_type, joined_at) "
-            f"SELECT h.household_id, p.id, s.role, NULLIF(s.recipient, ''), %s FROM {staged} s "
-            f"JOIN {mapping} h ON h.upload_id = s.upload_id AND h.group_code = s.group_code "
-            f"JOIN {people} p ON p.id = %s + s.row_number WHERE {rows_of_s}",
-            [now, id_base, *span])
+        cursor.execute(f"{insert_members} FROM {staged} s {of_household} JOIN {people} p ON p.id = %s + s.row_number "
+                       f"WHERE {rows_of_s}", [id_base, now, id_base, *span])
     return created
 
 

@@ -256,3 +256,17 @@ def test_masked_national_ids_and_sensitive_attributes_are_refused(clerk, geo, dj
                               "•••234"]], django_capture_on_commit_callbacks, header=header)
     errors = errors_of(upload)[0]["errors"]
     assert "national_id: This value is masked" in errors and "bank: This value is masked" in errors
+
+
+def test_a_member_skipped_at_import_gets_no_membership(clerk, geo, django_capture_on_commit_callbacks):
+    village = geo.village_a.code
+    upload = receive(clerk, [["Head", "Of", "1980-01-01", "F", "", village, "HH-R", "HEAD", "1", ""],
+                             ["Late", "Twin", "1990-01-01", "M", "RACE2", village, "HH-R", "SON", "", ""]],
+                     django_capture_on_commit_callbacks)
+    meanwhile = IndividualFactory(national_id="RACE2", location=geo.village_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.import_start(upload=upload, mode="VALID_ROWS", by=clerk)
+
+    household = Household.objects.get(code="HH-R")
+    assert list(household.memberships.values_list("individual__first_name", flat=True)) == ["Head"]
+    assert not Membership.objects.filter(individual=meanwhile).exists()
