@@ -286,16 +286,13 @@ def _mark_possible_duplicates(upload):
 
 
 def counts(upload):
+    """The upload's counts in one pass over its staged rows (and one for the distinct households)."""
     staged = StagedIndividual.objects.filter(upload_id=upload.pk)
-    valid = staged.filter(valid=True)
-    return {
-        "rows": staged.count(),
-        "valid": valid.count(),
-        "errors": staged.filter(valid=False).count(),
-        "creates": valid.count(),
-        "households": valid.exclude(group_code="").values("group_code").distinct().count(),
-        "possible_duplicates": valid.filter(possible_duplicate_of__isnull=False).count(),
-    }
+    totals = staged.aggregate(all_rows=Count("pk"), valid_rows=Count("pk", filter=Q(valid=True)), twins=Count(
+        "pk", filter=Q(valid=True, possible_duplicate_of__isnull=False)))
+    households = staged.filter(valid=True).exclude(group_code="").values("group_code").distinct().count()
+    return {"rows": totals["all_rows"], "valid": totals["valid_rows"], "errors": totals["all_rows"] - totals["valid_rows"],
+            "creates": totals["valid_rows"], "households": households, "possible_duplicates": totals["twins"]}
 
 
 def sample(upload, size=10):
