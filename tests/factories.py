@@ -166,3 +166,25 @@ class MembershipFactory(DjangoModelFactory):
     individual = factory.SubFactory(IndividualFactory)
     role = factory.LazyFunction(lambda: MemberRole.objects.get(pk=MemberRole.HEAD))
     recipient_type = None
+
+
+# --- duplicates -------------------------------------------------------------------------------
+
+
+class DuplicateCandidateFactory(DjangoModelFactory):
+    """A pair in the duplicate review queue as a scan files it: the lower id first, whatever order
+    the two people are given in."""
+
+    class Meta:
+        model = "registry.DuplicateCandidate"
+
+    first = factory.SubFactory(IndividualFactory)
+    second = factory.SubFactory(IndividualFactory)
+    score = 90
+    reasons = factory.LazyFunction(lambda: ["name_dob"])
+    found_at = factory.LazyFunction(lambda: datetime.datetime.now(datetime.timezone.utc))
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        kwargs["first"], kwargs["second"] = sorted((kwargs["first"], kwargs["second"]), key=lambda person: person.pk)
+        return super()._create(model_class, *args, **kwargs)

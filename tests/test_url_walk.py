@@ -8,7 +8,8 @@ name: whoever adds a URL extends the walk. Wagtail URLs irrelevant to our models
 WAGTAIL_IRRELEVANT (with the reason) and are still requested, cheaply, to check nothing of B leaks.
 
 The world (`world` fixture): districts A and B under one region, in each an individual heading a
-household, a soft-deleted individual and a soft-deleted household; a person and a household with no
+household, a soft-deleted individual and a soft-deleted household, a possible duplicate of that
+individual (a pair in the review queue) and a merged pair; a person and a household with no
 location; a person in A without household (for member POSTs); an empty leaf location in A.
 """
 
@@ -26,15 +27,20 @@ from django.utils import timezone
 
 from schemes.bulk.models import Upload
 from schemes.plans.models import Beneficiary, BenefitPlan, HouseholdBeneficiary, PlanField
+from schemes.registry.duplicates import SCAN
 from schemes.registry.models import (
+    DuplicateCandidate,
+    DuplicateStatus,
     Household,
     Individual,
     MemberRole,
     Membership,
+    Merge,
     RegistryField,
 )
 from sites.models import Location, UserAccess
 from tests.factories import (
+    DuplicateCandidateFactory,
     HouseholdFactory,
     IndividualFactory,
     LocationFactory,
@@ -119,6 +125,7 @@ OUR_NAMESPACES = {
     "plans_beneficiary": "beneficiary",
     "plans_householdbeneficiary": "householdbeneficiary",
     "bulk_upload": "upload",
+    "registry_duplicate": "duplicatecandidate",
 }
 # Programme-wide content every role may read (the plan itself; its beneficiaries are scoped): an
 # object URL may answer 200 to a district user, but must show nothing of district B.
@@ -137,19 +144,24 @@ NAMESPACE_MODEL = {
     "plans_beneficiary": ("plans", "beneficiary"),
     "plans_householdbeneficiary": ("plans", "householdbeneficiary"),
     "bulk_upload": ("bulk", "upload"),
+    "registry_duplicate": ("registry", "duplicatecandidate"),
 }
 OBJECT_VIEWS = {"edit", "delete", "history", "history_results", "usage", "inspect", "restore", "members", "chosen",
                 "decide", "cancel", "status", "change_status", "enrol", "schema", "schema_import", "simulate",
-                "bulk_status", "edit_data", "submit", "discard", "errors"}
+                "bulk_status", "edit_data", "submit", "discard", "errors", "dismiss", "merge", "unmerge"}
 # Pages without a pk that only show something (the upload form, a CSV template).
 LIST_VIEWS = {"index", "index_results", "choose", "choose_results", "new", "template"}
-FORM_VIEWS = {"add", "import", "create"}      # no pk; POST creates something
+FORM_VIEWS = {"add", "create"}                # no pk; POST creates something
 IDS_VIEWS = {"chosen_multiple"}               # ?id=..&id=..
-POST_ONLY_VIEWS = {"restore", "members", "decide", "cancel", "change_status", "submit", "discard"}  # GET is 405 before any lookup
+POST_ONLY_VIEWS = {"restore", "members", "decide", "cancel", "change_status", "submit", "discard",
+                   "dismiss", "merge", "unmerge"}  # GET is 405 before any lookup
+# POST-only, no pk: start a job over the user's own locations (a duplicate scan); walked by
+# test_a_duplicate_scan_reaches_only_the_starters_locations.
+SCOPED_JOB_VIEWS = {"scan"}
 # Plan-wide pages that act on the user's own locations (enrol, simulate, bulk status changes) are
 # requested by GET here; what they change is proved scoped in tests/schemes/plans.
 OPERATION_VIEWS = {"edit", "delete", "restore", "members", "decide", "cancel", "change_status",
-                   "schema_import", "edit_data", "submit", "discard"} | FORM_VIEWS
+                   "schema_import", "edit_data", "submit", "discard", "dismiss", "merge", "unmerge"} | FORM_VIEWS
 
 # Project URLs outside the viewsets.
 AUDIT_NAMES = {
@@ -217,7 +229,7 @@ def classify(url):
         view = url.view_name
         if view in OBJECT_VIEWS:
             return "ours" if url.param_names == {"pk"} and not url.positional else None
-        if view in LIST_VIEWS | FORM_VIEWS | IDS_VIEWS:
+        if view in LIST_VIEWS | FORM_VIEWS | IDS_VIEWS | SCOPED_JOB_VIEWS:
             return "ours" if not url.params and not url.positional else None
         return None
     if url.name in AUDIT_NAMES:
@@ -242,7 +254,9 @@ def test_every_admin_url_is_known_to_the_walker():
                      "registry_household:members", "sites_location:import",
                      "workflows_approvals:inspect", "workflows_approvals:decide", "workflows_jobs:status",
                      "sites_useraccess:edit", "registry_field:edit", "registry_memberrole:edit",
-                     "mizani_site_history", "mizani_site_history_results"]:
+                     "mizani_site_history", "mizani_site_history_results", "registry_duplicate:index",
+                     "registry_duplicate:inspect", "registry_duplicate:dismiss", "registry_duplicate:merge",
+                     "registry_duplicate:unmerge", "registry_duplicate:scan"]:
         assert expected in names
 
 
@@ -284,6 +298,10 @@ class World:
     household_beneficiary_b: HouseholdBeneficiary
     upload_a: Upload
     upload_b: Upload
+    duplicate_a: DuplicateCandidate
+    duplicate_b: DuplicateCandidate
+    merged_pair_a: DuplicateCandidate
+    merged_pair_b: DuplicateCandidate
     clerk_a: object
     clerk_b: object
     viewer_a: object
@@ -324,6 +342,8 @@ class World:
             return getattr(self, "household_beneficiary_" + side)
         if kind == "upload":
             return getattr(self, "upload_" + side)
+        if kind == "duplicatecandidate":
+            return getattr(self, ("merged_pair_" if view == "unmerge" else "duplicate_") + side)
         raise AssertionError(kind)
 
 
@@ -387,6 +407,23 @@ def world(db, member_roles):
     UserFactory(username="walk_checker", role="Checker", national=True)
     WorkflowStep.objects.create(definition=WorkflowDefinition.objects.create(operation="bulk.import"),
                                 group=Group.objects.get(name="Checker"), sort_order=0)
+    for operation in ("registry.merge", "registry.unmerge"):
+        WorkflowStep.objects.create(definition=WorkflowDefinition.objects.create(operation=operation),
+                                    group=Group.objects.get(name="Checker"), sort_order=0)
+    # In each district a second record of its person (a pair to review) and a merged pair.
+    duplicates = {side: DuplicateCandidateFactory(first=person, second=IndividualFactory(
+        first_name=person.first_name, last_name=person.last_name, dob=person.dob, national_id=nid, location=village))
+        for side, person, nid, village in (("a", person_a, "A11223355", village_a),
+                                           ("b", person_b, "B99887755", village_b))}
+    merged_pairs = {}
+    for side, nids, village, clerk in (("a", ("A60000001", "A60000002"), village_a, clerk_a),
+                                       ("b", ("B60000001", "B60000002"), village_b, clerk_b)):
+        names = {"a": ("Alicia", "Ambergris"), "b": ("Zebulon", "Quixotebee")}[side]
+        kept = IndividualFactory(first_name=names[0], last_name=names[1], national_id=nids[0], location=village)
+        gone = IndividualFactory(first_name=names[0], last_name=names[1], national_id=nids[1], location=village,
+                                 deleted_at=now, merged_into=kept)
+        merged_pairs[side] = DuplicateCandidateFactory(first=kept, second=gone, status=DuplicateStatus.MERGED)
+        Merge.objects.create(kept=kept, merged=gone, candidate=merged_pairs[side], merged_by=clerk, merged_at=now)
     uploads = {side: Upload.objects.create(
         kind="INDIVIDUALS", stored_name=f"walk-{side}.csv", original_name=f"walk-{side}.csv", status="READY",
         counts={"rows": 1, "valid": 1, "errors": 0, "creates": 1, "households": 0, "possible_duplicates": 0},
@@ -415,6 +452,8 @@ def world(db, member_roles):
         plan=plan, beneficiary_a=beneficiaries["a"], beneficiary_b=beneficiaries["b"],
         household_plan=household_plan, household_beneficiary_a=household_beneficiaries["a"],
         household_beneficiary_b=household_beneficiaries["b"], upload_a=uploads["a"], upload_b=uploads["b"],
+        duplicate_a=duplicates["a"], duplicate_b=duplicates["b"], merged_pair_a=merged_pairs["a"],
+        merged_pair_b=merged_pairs["b"],
         empty_plan=BenefitPlan.objects.create(code="WALK-EMPTY", name="Walk plan without beneficiaries"),
         clerk_a=clerk_a, clerk_b=clerk_b,
         viewer_a=UserFactory(username="walk_viewer_a", role="Viewer", locations=[district_a]),
@@ -427,7 +466,7 @@ def world(db, member_roles):
     w.nowhere_tokens = ["Nullius", "Nowhereman", "N55550000", "HH-NOWHERE-03"]
     # What each list shows of district A (a name or code, never a sensitive value).
     w.a_tokens = {"registry_individual": "Ambergris", "registry_household": "HH-ALPHA-01",
-                  "sites_location": "Alphashire"}
+                  "sites_location": "Alphashire", "registry_duplicate": "Ambergris"}
     return w
 
 
@@ -488,6 +527,8 @@ def db_state():
         "householdbeneficiary": list(HouseholdBeneficiary.objects.order_by("pk").values()),
         "upload": list(Upload.objects.order_by("pk").values()),
         "planfield": list(PlanField.objects.order_by("pk").values()),
+        "duplicatecandidate": list(DuplicateCandidate.objects.order_by("pk").values()),
+        "merge": list(Merge.objects.order_by("pk").values()),
     }
 
 
@@ -538,6 +579,12 @@ def form_payloads(w, namespace, view, side):
         return [{"file": SimpleUploadedFile("schema.json", schema, content_type="application/json")}]
     if view == "submit":
         return [{"mode": "VALID_ROWS"}]
+    if view == "dismiss":
+        return [{"reason": "walk"}]
+    if view == "merge":
+        return [{"keep": w.target(side, namespace, view).first_id}]
+    if view == "unmerge":
+        return [{}]
     if view == "edit_data":
         return [{"attr_walk_grade": "7"}]
     if view == "change_status":
@@ -547,8 +594,6 @@ def form_payloads(w, namespace, view, side):
             {"operation": "remove", "membership": membership.pk},
             {"operation": "add", "individual": w.loose_a.pk, "role": "SON", "recipient_type": ""},
         ]
-    if view == "import":
-        return [{"file": _csv_upload(f"code,name,parent_code\nWHACK,Hackville,{district.code}\n")}]
     if kind == "individual":
         return [{"first_name": "Hacked", "last_name": person.last_name if view == "edit" else "Newperson",
                  "dob": "1991-01-01", "sex": "M", "national_id": "" if view != "edit" else "HACK0001",
@@ -576,12 +621,6 @@ def form_payloads(w, namespace, view, side):
                  **{f"{prefix}-{name}": value for prefix in ("fields", "cutoffs") for name, value in
                     (("TOTAL_FORMS", "0"), ("INITIAL_FORMS", "0"), ("MIN_NUM_FORMS", "0"), ("MAX_NUM_FORMS", "1000"))}}]
     raise AssertionError(kind)
-
-
-def _csv_upload(text):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    return SimpleUploadedFile("walk.csv", text.encode(), content_type="text/csv")
 
 
 def list_variants(w, namespace):
@@ -972,3 +1011,25 @@ def test_household_page_does_not_show_members_located_outside_the_users_scope(wo
         if found := leaked(body_text(response), tokens):
             problems.append(f"GET {path} shows {found}")
     assert not problems, "A member registered in district B shown to a clerk of district A:\n  " + "\n  ".join(problems)
+
+
+def test_a_duplicate_scan_reaches_only_the_starters_locations(world, django_capture_on_commit_callbacks):
+    """The scan URL (SCOPED_JOB_VIEWS): refused to a viewer, with nothing changed; for a clerk of A, a
+    scan whose pairs are all of A, B's pair untouched, and a queue that still shows nothing of B."""
+    w = world
+    url = reverse("registry_duplicate:scan")
+    response, changed = post_isolated(client_for(w.viewer_a), url, {"key": "walk"})
+    assert (response.status_code in (403, 404) or is_refusal_redirect(response)) and not changed
+
+    client = client_for(w.clerk_a)
+    assert client.get(url).status_code == 405
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url, {"key": "walk"})
+    job = Job.objects.get(kind=SCAN, started_by=w.clerk_a)
+    assert job.status == "SUCCEEDED", job.error
+    rescored = DuplicateCandidate.objects.filter(scan_job=job).select_related("first__location", "second__location")
+    assert w.duplicate_a in rescored
+    assert all(pair.first.location == pair.second.location == w.village_a for pair in rescored)
+    assert DuplicateCandidate.objects.get(pk=w.duplicate_b.pk).scan_job is None
+    for path in (reverse("registry_duplicate:index"), reverse("registry_duplicate:index") + "?status=all"):
+        assert not leaked(body_text(client.get(path)), w.b_tokens + w.nowhere_tokens)

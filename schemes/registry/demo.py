@@ -24,13 +24,26 @@ from sites.fields import FieldType
 from sites.roles import ensure_roles
 
 from .demo_names import FAMILY_NAMES, FEMALE_FIRST_NAMES, MALE_FIRST_NAMES
-from .models import Household, Individual, MemberRole, Membership, RecipientType, RegistryField
+from .models import (
+    DuplicateCandidate,
+    Household,
+    Individual,
+    MemberRole,
+    Membership,
+    Merge,
+    RecipientType,
+    RegistryField,
+)
 
 # Household sizes 1-10, most often 3-6 (mean about 4.2 people).
 SIZE_WEIGHTS = {1: 10, 2: 13, 3: 18, 4: 19, 5: 15, 6: 10, 7: 6, 8: 4, 9: 3, 10: 2}
 CHUNK_HOUSEHOLDS = 5_000
 OLDEST_AGE = 100
 ADULT_AGE = 18
+# About one household in 150 lists its spouse twice, as registrations do: a misspelt name, the date
+# of birth the same, a few days off or with day and month swapped, another ID number. The duplicate
+# scan finds them (the review queue is not empty in a demo).
+DUPLICATE_SPOUSE_SHARE = 1 / 150
 
 SCHOOL_ATTENDANCE = ("attending", "not attending", "not applicable")
 DWELLING_TYPES = ("permanent", "semi-permanent", "traditional", "temporary")
@@ -146,6 +159,9 @@ def _wipe_registry():
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
     else:
+        Merge.objects.all().delete()
+        DuplicateCandidate.objects.all().delete()
+        Individual.objects.exclude(merged_into=None).update(merged_into=None)
         for model in (Membership, Individual, Household):
             model.objects.all().delete()
 
@@ -168,6 +184,8 @@ class _Member:
 class _PeopleGenerator:
     def __init__(self, seed, village_ids):
         self.rng = random.Random(f"mizani-people-{seed}")
+        # Its own stream: the people drawn from `rng` are the same with or without the duplicates.
+        self.duplicate_rng = random.Random(f"mizani-duplicates-{seed}")
         rng = self.rng
         self.village_ids = village_ids
         # Villages differ in size: a few towns, many small places.
@@ -240,6 +258,28 @@ class _PeopleGenerator:
     def phone(self):
         return f"+2557{self.rng.choice('14568')}{self.rng.randrange(10**7):07d}"
 
+    def registered_again(self, person):
+        """The same person as a second registration would record them."""
+        rng = self.duplicate_rng
+        first_name = person["first_name"]
+        spelling = rng.randrange(3)
+        if spelling == 0:  # a doubled letter
+            at = rng.randrange(2, len(first_name))
+            first_name = first_name[:at] + first_name[at - 1] + first_name[at:]
+        elif spelling == 1 and len(first_name) > 4:  # a letter dropped
+            at = rng.randrange(1, len(first_name))
+            first_name = first_name[:at] + first_name[at + 1:]
+        else:  # an "h" added, as in Amina / Aminah
+            first_name += "h"
+        dob = person["dob"]
+        how = rng.random()
+        if how < 0.2 and dob.day <= 12 and dob.day != dob.month:
+            dob = dob.replace(month=dob.day, day=dob.month)
+        elif how < 0.4:
+            dob = min(dob + datetime.timedelta(days=rng.choice((-3, -2, -1, 1, 2, 3))), timezone.localdate())
+        return {**person, "first_name": first_name, "dob": dob, "national_id": self.national_id(),
+                "attributes": dict(person["attributes"])}
+
     def attributes(self, age):
         """Values exactly as sites.fields would store them: decimals as strings, booleans as JSON."""
         rng = self.rng
@@ -270,6 +310,10 @@ class _PeopleGenerator:
             }
             recipient = {"HEAD": RecipientType.PRIMARY, "SPOUSE": RecipientType.SECONDARY}.get(member.role)
             people.append((person, member, recipient))
+        spouses = [(person, member) for person, member, _ in people if member.role == "SPOUSE"]
+        if spouses and self.duplicate_rng.random() < DUPLICATE_SPOUSE_SHARE:
+            person, member = spouses[0]
+            people.append((self.registered_again(person), member, None))
         attributes = {
             "children_under_5": sum(1 for _, member, _ in people if member.age < 5),
             "dwelling_type": self.rng.choices(DWELLING_TYPES, weights=DWELLING_WEIGHTS)[0],

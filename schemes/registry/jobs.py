@@ -7,6 +7,7 @@ from django.db import transaction
 from sites.audit import audit_event
 from workflows.jobs import job_kind
 
+from . import duplicates
 from .models import Individual, normalise_national_id
 
 RENORMALISE = "registry.renormalise_national_ids"
@@ -44,3 +45,11 @@ def renormalise_national_ids(job, progress):
         "task": RENORMALISE, "checked": done, "changed": changed, "conflicts": conflicts})
     return {"checked": done, "changed": changed, "conflicts": conflicts}
 
+
+
+@job_kind(duplicates.SCAN)
+def scan_for_duplicates(job, progress):
+    """Find possible duplicates among the people in the starter's locations (see duplicates.py)."""
+    result = duplicates.scan(job, progress)
+    audit_event("mizani.maintenance", by=job.started_by, data={"task": duplicates.SCAN, **result})
+    return result

@@ -1,12 +1,17 @@
 import datetime
 import unicodedata
 
+from django.conf import settings
 from django.db import models
-from django.db.models import Q, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Concat, Lower
+from django.dispatch import receiver
+from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm.signals import post_transition
 
 from sites.fields import AttributeSchema, FieldDefinition, ascii_digits
 from sites.models import Location
+from workflows.models import ApprovalRequest, RequestStatus
 
 
 def normalise_national_id(raw):
@@ -64,8 +69,9 @@ class Individual(models.Model):
     sex = models.CharField(max_length=1, choices=Sex.choices)
     national_id = models.CharField("national ID", max_length=64, null=True, blank=True)
     phone = models.CharField(max_length=32, blank=True)
+    # No index of its own: individual_loc_name_idx starts with it (one index less to write per person).
     location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.PROTECT,
-                                 related_name="individuals")
+                                 related_name="individuals", db_index=False)
     attributes = models.JSONField(default=dict, blank=True)
     # Lower-cased "first last", kept by the database, searched with a trigram index on PostgreSQL.
     search_name = models.GeneratedField(
@@ -76,20 +82,29 @@ class Individual(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The record this one was merged into (as a duplicate); it stays deleted until the merge is undone.
+    merged_into = models.ForeignKey("self", null=True, blank=True, editable=False, on_delete=models.PROTECT,
+                                    related_name="merged_duplicates", db_index=False)
 
     objects = SoftDeleteQuerySet.as_manager()
 
     class Meta:
         ordering = ["last_name", "first_name", "id"]
-        permissions = [("view_sensitive_data", "Can see national IDs, phone numbers and sensitive attributes")]
+        permissions = [("view_sensitive_data", "Can see national IDs, phone numbers and sensitive attributes"),
+                       ("merge_individual", "Can ask to merge duplicate records and to undo a merge")]
         constraints = [
             models.UniqueConstraint(fields=["national_id"], condition=Q(deleted_at__isnull=True),
                                     name="individual_unique_live_national_id"),
+            models.CheckConstraint(condition=Q(merged_into__isnull=True) | Q(deleted_at__isnull=False),
+                                   name="individual_merged_stays_deleted"),
         ]
         indexes = [
             models.Index(fields=["last_name", "first_name", "id"], name="individual_name_idx"),
             models.Index(fields=["dob"], name="individual_dob_idx"),
             models.Index(fields=["location", "last_name", "first_name", "id"], name="individual_loc_name_idx"),
+            # Almost every person has none: only the merged ones are indexed.
+            models.Index(fields=["merged_into"], name="individual_merged_into_idx",
+                         condition=Q(merged_into__isnull=False)),
         ]
 
     def __str__(self):
@@ -163,10 +178,18 @@ class RecipientType(models.TextChoices):
     SECONDARY = "SECONDARY", "Secondary recipient"
 
 
+# An import writes a million memberships at once, each naming a household, a person and a role its own
+# statement just created or read: foreign-key constraints would check each again at commit (a third
+# of the import's time). Instead PostgreSQL triggers refuse deleting a person, household or role that
+# memberships name (migration 0005); the ORM cascades and protects as before.
 class Membership(models.Model):
-    household = models.ForeignKey(Household, on_delete=models.CASCADE, related_name="memberships")
-    individual = models.OneToOneField(Individual, on_delete=models.CASCADE, related_name="membership")
-    role = models.ForeignKey(MemberRole, on_delete=models.PROTECT, related_name="memberships")
+    household = models.ForeignKey(Household, on_delete=models.CASCADE, related_name="memberships",
+                                  db_constraint=False)
+    individual = models.OneToOneField(Individual, on_delete=models.CASCADE, related_name="membership",
+                                      db_constraint=False)
+    # No index: roles are a handful; deleting one (rare) may read the memberships once.
+    role = models.ForeignKey(MemberRole, on_delete=models.PROTECT, related_name="memberships",
+                             db_constraint=False, db_index=False)
     recipient_type = models.CharField(max_length=10, choices=RecipientType.choices, null=True, blank=True)
     joined_at = models.DateTimeField(auto_now_add=True)
 
@@ -181,3 +204,147 @@ class Membership(models.Model):
 
     def __str__(self):
         return f"{self.individual} in {self.household} ({self.role_id})"
+
+
+# --- duplicates -------------------------------------------------------------------------------------
+
+
+class DuplicateReason(models.TextChoices):
+    NATIONAL_ID = "national_id", "Same national ID"
+    NAME_DOB = "name_dob", "Same names and date of birth"
+    SIMILAR_NAME = "similar_name", "Similar names"
+    SAME_DOB = "same_dob", "Same date of birth"
+    CLOSE_DOB = "close_dob", "Close date of birth"
+    PHONE = "phone", "Same phone number"
+
+
+class DuplicateStatus(models.TextChoices):
+    OPEN = "OPEN", "To review"
+    MERGE_REQUESTED = "MERGE_REQUESTED", "Merge requested"
+    MERGED = "MERGED", "Merged"
+    DISMISSED = "DISMISSED", "Not a duplicate"
+
+
+class DuplicateCandidate(FSMModelMixin, models.Model):
+    """Two live people a scan found alike, the lower id first, one row per pair: a later scan updates
+    an open pair's score and never reopens one a person dismissed."""
+
+    first = models.ForeignKey(Individual, on_delete=models.CASCADE, related_name="+", db_index=False)
+    second = models.ForeignKey(Individual, on_delete=models.CASCADE, related_name="+")
+    score = models.PositiveSmallIntegerField(help_text="0-100: how alike the two records are.")
+    reasons = models.JSONField(default=list)
+    status = FSMField(default=DuplicateStatus.OPEN, choices=DuplicateStatus.choices, protected=True)
+    found_at = models.DateTimeField()
+    scan_job = models.ForeignKey("workflows.Job", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+", db_index=False)
+    merge_request = models.ForeignKey(ApprovalRequest, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="+", db_index=False)
+    dismissed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+", db_index=False)
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+    dismiss_reason = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "possible duplicate"
+        ordering = ["-score", "first", "second"]
+        default_permissions = ("view", "change")  # rows come from scans; "change" is dismissing
+        permissions = [("scan_duplicates", "Can scan the registry for duplicates")]
+        constraints = [
+            models.UniqueConstraint(fields=["first", "second"], name="duplicate_one_row_per_pair"),
+            models.CheckConstraint(condition=Q(first__lt=F("second")), name="duplicate_pair_lower_id_first"),
+            models.CheckConstraint(condition=Q(score__lte=100), name="duplicate_score_at_most_100"),
+        ]
+        indexes = [models.Index(fields=["status", "-score"], name="duplicate_status_score_idx")]
+
+    def __str__(self):
+        return f"{self.first} / {self.second}"
+
+    @property
+    def reason_labels(self):
+        labels = dict(DuplicateReason.choices)
+        return ", ".join(labels.get(reason, reason) for reason in self.reasons)
+
+    def other(self, person):
+        return self.second if person.pk == self.first_id else self.first
+
+    @transition(field=status, source=DuplicateStatus.OPEN, target=DuplicateStatus.MERGE_REQUESTED)
+    def request_merge(self, request):
+        self.merge_request = request
+
+    @transition(field=status, source=DuplicateStatus.MERGE_REQUESTED, target=DuplicateStatus.OPEN)
+    def withdraw_merge(self):
+        pass
+
+    @transition(field=status, source=[DuplicateStatus.OPEN, DuplicateStatus.MERGE_REQUESTED],
+                target=DuplicateStatus.MERGED)
+    def mark_merged(self):
+        pass
+
+    @transition(field=status, source=DuplicateStatus.MERGED, target=DuplicateStatus.OPEN)
+    def reopen_after_unmerge(self):
+        pass
+
+    @transition(field=status, source=DuplicateStatus.OPEN, target=DuplicateStatus.DISMISSED)
+    def dismiss(self, reason, by, when):
+        self.dismiss_reason, self.dismissed_by, self.dismissed_at = reason, by, when
+
+
+class MergeStatus(models.TextChoices):
+    MERGED = "MERGED", "Merged"
+    UNMERGED = "UNMERGED", "Undone"
+
+
+class Merge(FSMModelMixin, models.Model):
+    """One duplicate record merged into the record kept: what moved from one to the other (so that
+    the merge can be undone), who asked, who approved (the request), and whether it was undone."""
+
+    kept = models.ForeignKey(Individual, on_delete=models.PROTECT, related_name="merges_kept")
+    merged = models.ForeignKey(Individual, on_delete=models.PROTECT, related_name="merges_merged")
+    candidate = models.ForeignKey(DuplicateCandidate, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="merges")
+    status = FSMField(default=MergeStatus.MERGED, choices=MergeStatus.choices, protected=True)
+    # {"membership": {...}, "beneficiaries": [ids moved], "closed_beneficiaries": [{...}]}
+    moved = models.JSONField(default=dict)
+    request = models.ForeignKey(ApprovalRequest, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+", db_index=False)
+    merged_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                  db_index=False)
+    merged_at = models.DateTimeField()
+    unmerge_request = models.ForeignKey(ApprovalRequest, null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="+", db_index=False)
+    unmerged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+", db_index=False)
+    unmerged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-merged_at", "-id"]
+        default_permissions = ("view",)  # merges are made and undone through merge_individual
+        constraints = [
+            models.UniqueConstraint(fields=["merged"], condition=Q(status="MERGED"),
+                                    name="merge_one_live_merge_per_record"),
+            models.CheckConstraint(condition=~Q(kept=F("merged")), name="merge_two_different_records"),
+        ]
+
+    def __str__(self):
+        return f"Merge {self.pk}"
+
+    @transition(field=status, source=MergeStatus.MERGED, target=MergeStatus.UNMERGED)
+    def undo(self, *, by, when, request):
+        self.unmerged_by, self.unmerged_at, self.unmerge_request = by, when, request
+
+
+MERGE_OPERATION = "registry.merge"
+UNMERGE_OPERATION = "registry.unmerge"
+ENDED_UNAPPLIED = {RequestStatus.REJECTED, RequestStatus.CANCELLED, RequestStatus.VOID, RequestStatus.FAILED}
+
+
+@receiver(post_transition, sender=ApprovalRequest, dispatch_uid="registry_withdraw_merge_requests")
+def withdraw_merge_when_request_ends(sender, instance, target, **kwargs):
+    """A merge request that ends without being applied puts its pair back in the queue (in the
+    transaction that ends the request)."""
+    if instance.operation != MERGE_OPERATION or target not in ENDED_UNAPPLIED:
+        return
+    for candidate in DuplicateCandidate.objects.select_for_update().filter(
+            merge_request=instance, status=DuplicateStatus.MERGE_REQUESTED):
+        candidate.withdraw_merge()
+        candidate.save(update_fields=["status"])

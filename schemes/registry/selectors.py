@@ -2,7 +2,8 @@
 
 
 from django.db import connection
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery, TextField
+from django.db.models.functions import Cast
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -10,7 +11,15 @@ from django.utils import timezone
 from sites.dates import years_before
 from sites.scoping import scope_for
 
-from .models import Household, Individual, Membership, normalise_national_id
+from .models import (
+    DuplicateCandidate,
+    DuplicateStatus,
+    Household,
+    Individual,
+    Membership,
+    Merge,
+    normalise_national_id,
+)
 
 AGE_BANDS = {
     "0-4": (0, 4),
@@ -99,3 +108,37 @@ def filter_by_attribute(queryset, definition, value):
         return queryset.filter(attributes__contains={definition.name: value})
     return queryset.alias(attribute_value=KeyTransform(definition.name, "attributes")).filter(
         attribute_value=value)
+
+
+def duplicates_for(user, *, include_deleted=True):
+    """Possible duplicates whose two people are both in the user's locations: pairs of registered
+    people, and merged pairs (one of them now deleted) so that a merge can be seen and undone."""
+    if not user.has_perm("registry.view_duplicatecandidate"):
+        return DuplicateCandidate.objects.none()
+    scope = scope_for(user)
+    pairs = scope.filter(scope.filter(DuplicateCandidate.objects.all(), field="first__location"),
+                         field="second__location")
+    return pairs.filter(Q(status=DuplicateStatus.MERGED)
+                        | Q(first__deleted_at__isnull=True, second__deleted_at__isnull=True))
+
+
+def filter_by_reason(queryset, reason):
+    """Pairs found for `reason` (a DuplicateReason value): a text match on the JSON list, which both
+    databases can do (SQLite has no JSON containment)."""
+    return queryset.alias(reasons_text=Cast("reasons", TextField())).filter(reasons_text__contains=f'"{reason}"')
+
+
+def merges_for(user):
+    if not user.has_perm("registry.view_merge"):
+        return Merge.objects.none()
+    scope = scope_for(user)
+    return scope.filter(scope.filter(Merge.objects.all(), field="kept__location"), field="merged__location")
+
+
+def latest_scan(user):
+    """The user's most recent duplicate scan job, or None."""
+    from workflows.models import Job
+
+    from .duplicates import SCAN
+
+    return Job.objects.filter(kind=SCAN, started_by=user).order_by("-created_at", "-id").first()

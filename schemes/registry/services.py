@@ -16,10 +16,16 @@ from workflows.services import job_start
 from . import selectors
 from .jobs import RENORMALISE
 from .models import (
+    MERGE_OPERATION,
+    UNMERGE_OPERATION,
+    DuplicateCandidate,
+    DuplicateStatus,
     Household,
     Individual,
     MemberRole,
     Membership,
+    Merge,
+    MergeStatus,
     RecipientType,
     RegistryField,
     normalise_national_id,
@@ -218,6 +224,8 @@ def individual_restore(*, individual, by):
     _require_record_in_scope(by, individual)
     if not individual.is_deleted:
         return individual
+    if individual.merged_into_id:
+        raise ValidationError("This record was merged into another as a duplicate: undo the merge instead.")
     individual.deleted_at = None
     if individual.national_id and Individual.objects.live().filter(national_id=individual.national_id).exists():
         raise ValidationError({"national_id": [
@@ -462,3 +470,270 @@ def household_remove_member(*, membership, by):
     ).exists():
         raise ValidationError("The head cannot leave while other members remain: make another member head first.")
     _remove_membership(membership, by=by)
+
+
+# --- duplicates -------------------------------------------------------------------------------
+# The scan files pairs in the review queue (duplicates.py); a clerk dismisses a pair or asks for it
+# to be merged, through the approval engine (approvals.py: registry.merge, registry.unmerge), whose
+# execution calls individual_merge / individual_unmerge.
+
+DUPLICATE_REVIEW_PERMISSION = "registry.change_duplicatecandidate"
+MERGE_PERMISSION = "registry.merge_individual"
+
+
+def duplicates_scan_start(*, idempotency_key, by):
+    """Start a scan of the people in `by`'s locations; a scan of theirs still running is returned
+    instead of a second one, and the same key starts one scan however often it is sent."""
+    from workflows.models import Job, JobStatus
+
+    from .duplicates import SCAN
+
+    _require_permission(by, "registry.scan_duplicates")
+    if scope_for(by).is_empty:
+        raise PermissionDenied("You have no locations to scan.")
+    running = Job.objects.filter(kind=SCAN, started_by=by, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
+    if running is not None:
+        return running
+    return job_start(kind=SCAN, params={}, idempotency_key=f"{SCAN}:{by.pk}:{idempotency_key}", by=by)
+
+
+def _lock_candidate(candidate, by):
+    candidate = DuplicateCandidate.objects.select_for_update().get(pk=candidate.pk)
+    scope = scope_for(by)
+    if not (scope.allows(candidate.first.location) and scope.allows(candidate.second.location)):
+        raise DuplicateCandidate.DoesNotExist(f"No possible duplicate with id {candidate.pk}.")
+    return candidate
+
+
+@transaction.atomic
+def duplicate_dismiss(*, candidate, reason, by):
+    """Record that the pair is two different people: later scans leave it alone."""
+    _require_permission(by, DUPLICATE_REVIEW_PERMISSION)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": ["Say why these are two different people."]})
+    candidate = _lock_candidate(candidate, by)
+    if candidate.status != DuplicateStatus.OPEN:
+        raise ValidationError(f"This pair is {candidate.get_status_display().lower()}: only a pair to review "
+                              "can be marked as not a duplicate.")
+    candidate.dismiss(reason, by, timezone.now())
+    candidate.save()
+    audit(candidate, "mizani.duplicate_dismiss", by=by, data={
+        "first": candidate.first_id, "second": candidate.second_id, "reason": reason})
+    return candidate
+
+
+@transaction.atomic
+def individual_merge_request(*, candidate, kept, by):
+    """Ask for the pair's other record to be merged into `kept`, through the approval engine (at once
+    when approval is off for registry.merge). The pair waits as 'merge requested' meanwhile."""
+    from workflows.services import approval_submit
+
+    candidate = _lock_candidate(candidate, by)  # two clerks asking at once: the second finds it requested
+    request = approval_submit(operation=MERGE_OPERATION, payload={"candidate": candidate.pk, "kept": kept.pk}, by=by)
+    candidate.request_merge(request)
+    candidate.save()
+    return request
+
+
+def _lock_people(first, second, by):
+    """Both records, locked in id order (no deadlock with a merge of the same pair the other way)."""
+    locked = {person.pk: person for person in
+              Individual.objects.select_for_update().filter(pk__in=[first.pk, second.pk]).order_by("pk")}
+    for person in locked.values():
+        _require_record_in_scope(by, person)
+    return locked[first.pk], locked[second.pk]
+
+
+def check_merge(*, kept, merged, by):
+    """Why `merged` cannot be merged into `kept` now (a ValidationError), or nothing."""
+    _require_permission(by, MERGE_PERMISSION)
+    for person in (kept, merged):
+        _require_record_in_scope(by, person)
+    if kept.pk == merged.pk:
+        raise ValidationError("A record cannot be merged into itself.")
+    if kept.is_deleted or merged.is_deleted:
+        raise ValidationError("Both records must be registered (not deleted or already merged).")
+    households = dict(Membership.objects.filter(individual__in=[kept, merged]).values_list("individual", "household__code"))
+    if len(households) == 2 and len(set(households.values())) == 2:
+        raise ValidationError(
+            f"{kept} belongs to household {households[kept.pk]} and {merged} to household "
+            f"{households[merged.pk]}: move the person to the right household first.")
+
+
+def merge_preview(*, kept, merged):
+    """What merging `merged` into `kept` would do, for the people deciding: the household, the
+    duplicate's enrolments, and in how many plans both are enrolled (one enrolment is then closed)."""
+    from schemes.plans.models import LIVE_STATUSES, Beneficiary
+
+    theirs = Membership.objects.filter(individual=merged).select_related("household").first()
+    if theirs is None:
+        membership = None
+    elif Membership.objects.filter(individual=kept).exists():
+        membership = f"The duplicate leaves household {theirs.household.code}, where the kept record already is."
+    else:
+        membership = f"The duplicate's place in household {theirs.household.code} passes to the kept record."
+    return {
+        "membership": membership,
+        "enrolments": Beneficiary.objects.filter(individual=merged).count(),
+        "both_enrolled": Beneficiary.objects.filter(individual=kept, status__in=LIVE_STATUSES, plan__in=(
+            Beneficiary.objects.filter(individual=merged, status__in=LIVE_STATUSES).values("plan"))).count(),
+    }
+
+
+@transaction.atomic
+def individual_merge(*, kept, merged, by):
+    """Merge the duplicate record `merged` into `kept`. Its household membership passes to the kept
+    record (or, both being in one household, goes, the kept record taking its head role or primary
+    recipient), its enrolments move to the kept record, and where both were enrolled in one plan the
+    more advanced enrolment stays (the kept record's on a tie) and the other is closed through the
+    plans' status change. The duplicate is soft-deleted and marked as merged; the Merge row records
+    what moved, for individual_unmerge. Run by the approval engine, as the maker."""
+    kept, merged = _lock_people(kept, merged, by)
+    check_merge(kept=kept, merged=merged, by=by)
+    now = timezone.now()
+    moved = {"membership": _merge_membership(kept, merged, by), **_merge_enrolments(kept, merged, by)}
+    merged.deleted_at, merged.merged_into = now, kept
+    merged.save(update_fields=["deleted_at", "merged_into", "updated_at"])
+    candidate = DuplicateCandidate.objects.select_for_update().filter(
+        first=min(kept.pk, merged.pk), second=max(kept.pk, merged.pk)).first()
+    if candidate is not None and candidate.status in (DuplicateStatus.OPEN, DuplicateStatus.MERGE_REQUESTED):
+        candidate.mark_merged()
+        candidate.save()
+    merge = Merge.objects.create(kept=kept, merged=merged, candidate=candidate, moved=moved, merged_by=by,
+                                 merged_at=now, request=candidate.merge_request if candidate else None)
+    audit(kept, "mizani.merge", by=by, data={"merge": merge.pk, "merged": merged.pk, "moved": moved})
+    audit(merged, "mizani.merged", by=by, data={"merge": merge.pk, "kept": kept.pk})
+    return merge
+
+
+def _merge_membership(kept, merged, by):
+    """Returns what individual_unmerge needs to put the household back, or None."""
+    theirs = Membership.objects.select_for_update().filter(individual=merged).select_related("household").first()
+    if theirs is None:
+        return None
+    ours = Membership.objects.select_for_update().filter(individual=kept).first()
+    household = theirs.household
+    if ours is None:
+        Membership.objects.filter(pk=theirs.pk).update(individual=kept)
+        audit(household, "mizani.member_change", by=by, data={"individual": kept.pk, "replaces": merged.pk})
+        return {"moved": theirs.pk, "household": household.pk}
+    before = {"role": ours.role_id, "recipient_type": ours.recipient_type}
+    removed = {"role": theirs.role_id, "recipient_type": theirs.recipient_type}
+    theirs.delete()
+    if removed["role"] == MemberRole.HEAD:
+        ours.role_id = MemberRole.HEAD
+    if removed["recipient_type"] == RecipientType.PRIMARY:
+        ours.recipient_type = RecipientType.PRIMARY
+    ours.save(update_fields=["role", "recipient_type"])
+    audit(household, "mizani.member_remove", by=by, data={
+        "individual": merged.pk, **removed, "merged_into": kept.pk,
+        "changes": _diff(before, {"role": ours.role_id, "recipient_type": ours.recipient_type}, set())})
+    return {"removed": removed, "household": household.pk, "kept_membership": ours.pk, "kept_before": before}
+
+
+ENROLMENT_RANK = {"ACTIVE": 3, "SUSPENDED": 2, "POTENTIAL": 1}
+
+
+def _merge_enrolments(kept, merged, by):
+    from schemes.plans.models import LIVE_STATUSES, Beneficiary, BeneficiaryStatus
+    from schemes.plans.services import beneficiary_change_status
+
+    theirs = {b.plan_id: b for b in Beneficiary.objects.select_for_update().filter(
+        individual=merged, status__in=LIVE_STATUSES)}
+    closed = []
+    for ours in Beneficiary.objects.select_for_update().filter(individual=kept, status__in=LIVE_STATUSES,
+                                                               plan__in=list(theirs)):
+        their = theirs[ours.plan_id]
+        closing = their if ENROLMENT_RANK[ours.status] >= ENROLMENT_RANK[their.status] else ours
+        action = "reject" if closing.status == BeneficiaryStatus.POTENTIAL else "graduate"
+        closed.append({"id": closing.pk, "plan": closing.plan_id, "individual": closing.individual_id,
+                       "status": closing.status})
+        beneficiary_change_status(beneficiary=closing, action=action, by=by,
+                                  reason=f"Duplicate record: individual {merged.pk} merged into {kept.pk}.")
+    moving = list(Beneficiary.objects.filter(individual=merged).exclude(pk__in=[c["id"] for c in closed])
+                  .order_by("pk").values_list("pk", flat=True))
+    Beneficiary.objects.filter(pk__in=moving).update(individual=kept)
+    return {"beneficiaries": moving, "closed_beneficiaries": closed}
+
+
+@transaction.atomic
+def individual_unmerge_request(*, merge, by):
+    """Ask for a merge to be undone, through the approval engine."""
+    from workflows.services import approval_submit
+
+    return approval_submit(operation=UNMERGE_OPERATION, payload={"merge": merge.pk}, by=by)
+
+
+def check_unmerge(*, merge, by):
+    _require_permission(by, MERGE_PERMISSION)
+    kept, merged = merge.kept, merge.merged
+    for person in (kept, merged):
+        _require_record_in_scope(by, person)
+    if merge.status != MergeStatus.MERGED:
+        raise ValidationError("This merge has already been undone.")
+    if kept.is_deleted:
+        raise ValidationError(f"The kept record ({kept}) is itself deleted or merged: bring it back first.")
+    if merged.national_id and Individual.objects.live().filter(national_id=merged.national_id).exists():
+        raise ValidationError({"national_id": [
+            "A registered person now holds the merged record's national ID: resolve that first."]})
+
+
+@transaction.atomic
+def individual_unmerge(*, merge, by):
+    """Undo a merge: the duplicate record comes back with its enrolments and its household place.
+    Enrolments the merge closed stay closed (graduation and rejection are final): re-enrol the person
+    if need be; the audit entry lists them."""
+    from schemes.plans.models import Beneficiary
+    from workflows.models import ApprovalRequest, RequestStatus
+
+    merge = Merge.objects.select_for_update().get(pk=merge.pk)
+    merge.kept, merge.merged = _lock_people(merge.kept, merge.merged, by)
+    check_unmerge(merge=merge, by=by)
+    kept, merged = merge.kept, merge.merged
+    merged.deleted_at = merged.merged_into = None
+    _save_unique(merged, update_fields=["deleted_at", "merged_into", "updated_at"])
+    back = Beneficiary.objects.filter(pk__in=merge.moved.get("beneficiaries", []), individual=kept).update(
+        individual=merged)
+    _unmerge_membership(kept, merged, merge.moved.get("membership"), by)
+    request = ApprovalRequest.objects.filter(operation=UNMERGE_OPERATION, payload__merge=merge.pk,
+                                             status=RequestStatus.EXECUTING).first()
+    merge.undo(by=by, when=timezone.now(), request=request)
+    merge.save()
+    if merge.candidate_id:
+        candidate = DuplicateCandidate.objects.select_for_update().get(pk=merge.candidate_id)
+        if candidate.status == DuplicateStatus.MERGED:
+            candidate.reopen_after_unmerge()
+            candidate.save()
+    data = {"merge": merge.pk, "beneficiaries_back": back,
+            "closed_stay_closed": [c["id"] for c in merge.moved.get("closed_beneficiaries", [])]}
+    audit(kept, "mizani.unmerge", by=by, data={**data, "merged": merged.pk})
+    audit(merged, "mizani.unmerge", by=by, data={**data, "kept": kept.pk})
+    return merge
+
+
+def _unmerge_membership(kept, merged, membership, by):
+    if not membership:
+        return
+    household = Household.objects.select_for_update().get(pk=membership["household"])
+    if "moved" in membership:
+        if not Membership.objects.filter(pk=membership["moved"], individual=kept).update(individual=merged):
+            raise ValidationError(f"{kept} has left household {household.code} since the merge: put the "
+                                  "household right first.")
+        audit(household, "mizani.member_change", by=by, data={"individual": merged.pk, "replaces": kept.pk})
+        return
+    ours = Membership.objects.select_for_update().filter(
+        pk=membership["kept_membership"], individual=kept, household=household).first()
+    if ours is None:
+        raise ValidationError(f"{kept} has left household {household.code} since the merge: put the household "
+                              "right first.")
+    ours.role_id, ours.recipient_type = membership["kept_before"]["role"], membership["kept_before"]["recipient_type"]
+    ours.save(update_fields=["role", "recipient_type"])
+    try:
+        with transaction.atomic():
+            Membership.objects.create(household=household, individual=merged, role_id=membership["removed"]["role"],
+                                      recipient_type=membership["removed"]["recipient_type"])
+    except IntegrityError as exc:
+        raise ValidationError(f"Household {household.code} has another head or primary recipient since the "
+                              "merge: put the household right first.") from exc
+    audit(household, "mizani.member_add", by=by, data={"individual": merged.pk, **membership["removed"]})

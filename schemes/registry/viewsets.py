@@ -5,11 +5,11 @@ from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
 
 from sites.forms import AttributesPanel, FieldDefinitionForm, RecordObjectList
 from sites.masking import SENSITIVE_PERMISSION
-from sites.viewsets import RecordViewSet
+from sites.viewsets import RecordViewSet, ScopedModelViewSet
 
-from . import selectors, services, views
+from . import duplicate_views, selectors, services, views
 from .forms import HouseholdForm, IndividualForm
-from .models import Household, Individual, MemberRole, RegistryField
+from .models import DuplicateCandidate, Household, Individual, MemberRole, RegistryField
 
 
 class IndividualViewSet(RecordViewSet):
@@ -78,6 +78,37 @@ class HouseholdViewSet(RecordViewSet):
         ]
 
 
+class DuplicateCandidateViewSet(ScopedModelViewSet):
+    """The duplicate review queue and the comparison page; pairs come from scans and change only
+    through the duplicate services (dismiss, merge and unmerge requests), so no add or edit view."""
+
+    model = DuplicateCandidate
+    selector = staticmethod(selectors.duplicates_for)
+    icon = "copy"
+    menu_label = "Possible duplicates"
+    inspect_view_enabled = True
+    index_view_class = duplicate_views.DuplicateIndexView
+    inspect_view_class = duplicate_views.DuplicateCompareView
+    inspect_template_name = "registry/duplicates/compare.html"
+    add_to_reference_index = False
+    export_filename = "possible-duplicates"
+    list_per_page = 50
+    form_fields = ["dismiss_reason"]  # required by ModelViewSet; no add or edit view is served
+
+    def get_common_view_kwargs(self, **kwargs):
+        return super().get_common_view_kwargs(**{
+            **kwargs, "add_url_name": None, "edit_url_name": None, "delete_url_name": None, "usage_url_name": None})
+
+    def get_urlpatterns(self):
+        kept = {"index", "index_results", "inspect", "history", "history_results"}
+        return [pattern for pattern in super().get_urlpatterns() if pattern.name in kept] + [
+            path("scan/", duplicate_views.duplicates_scan, name="scan"),
+            path("dismiss/<int:pk>/", duplicate_views.duplicate_dismiss, name="dismiss"),
+            path("merge/<int:pk>/", duplicate_views.duplicate_merge, name="merge"),
+            path("unmerge/<int:pk>/", duplicate_views.duplicate_unmerge, name="unmerge"),
+        ]
+
+
 class RegistryFieldViewSet(ModelViewSet):
     """Scheme administrators define the registry's attributes here; forms and filters follow."""
 
@@ -123,7 +154,8 @@ class RegistryViewSetGroup(ModelViewSetGroup):
     menu_icon = "group"
     menu_order = 100
     items = (IndividualViewSet("registry_individual", url_prefix="registry/individuals"),
-             HouseholdViewSet("registry_household", url_prefix="registry/households"))
+             HouseholdViewSet("registry_household", url_prefix="registry/households"),
+             DuplicateCandidateViewSet("registry_duplicate", url_prefix="registry/duplicates"))
 
 
 class RegistrySetupViewSetGroup(ModelViewSetGroup):

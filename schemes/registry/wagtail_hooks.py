@@ -9,6 +9,21 @@ from .components import HouseholdsSummaryItem, IndividualsSummaryItem
 from .viewsets import RegistrySetupViewSetGroup, RegistryViewSetGroup
 
 
+# What merging and reviewing duplicates writes to the audit trail (sites/audit.py writes the entries).
+DUPLICATE_AUDIT_ACTIONS = {
+    "mizani.merge": ("Merge", "Merged a duplicate record into this one"),
+    "mizani.merged": ("Merged as a duplicate", "Merged into another record as its duplicate (and deleted)"),
+    "mizani.unmerge": ("Merge undone", "Undid a merge of duplicate records"),
+    "mizani.duplicate_dismiss": ("Not a duplicate", "Marked a possible duplicate as two different people"),
+}
+
+
+@hooks.register("register_log_actions")
+def register_duplicate_audit_actions(actions):
+    for action, (label, message) in DUPLICATE_AUDIT_ACTIONS.items():
+        actions.register_action(action, label, message)
+
+
 @hooks.register("register_admin_viewset")
 def register_registry_viewsets():
     return [RegistryViewSetGroup(), RegistrySetupViewSetGroup()]

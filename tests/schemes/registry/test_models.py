@@ -1,7 +1,7 @@
 import datetime
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from schemes.registry.models import Individual, MemberRole, Membership, normalise_national_id
@@ -211,3 +211,25 @@ def test_soft_delete_queryset_helpers():
     assert list(Individual.objects.live()) == [live]
     assert list(Individual.objects.deleted()) == [gone]
     assert gone.is_deleted and not live.is_deleted
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the guards are PostgreSQL triggers")
+@pytest.mark.parametrize("table, key", [("registry_individual", "id"), ("registry_household", "id"),
+                                        ("registry_memberrole", "code")])
+def test_nothing_a_membership_names_can_be_deleted_even_in_sql(db, member_roles, table, key):
+    """Memberships have no foreign-key constraints (import speed): triggers refuse instead."""
+    membership = MembershipFactory(role=member_roles["SPOUSE"])
+    value = {"registry_individual": membership.individual_id, "registry_household": membership.household_id,
+             "registry_memberrole": "SPOUSE"}[table]
+    with pytest.raises(IntegrityError, match="has_members"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE {key} = %s", [value])
+    if key == "code":
+        with pytest.raises(IntegrityError, match="has_members"), transaction.atomic(), \
+                connection.cursor() as cursor:
+            cursor.execute("UPDATE registry_memberrole SET code = 'PARTNER' WHERE code = 'SPOUSE'")
+
+
+def test_the_orm_still_cascades_a_deleted_household_to_its_memberships(db, member_roles):
+    membership = MembershipFactory()
+    membership.household.delete()
+    assert not Membership.objects.filter(pk=membership.pk).exists()

@@ -995,3 +995,13 @@ def test_an_attribute_whose_definition_was_deleted_does_not_block_edits(clerk_a,
     assert reload(record).attributes == {"old_note": "kept"}
     with pytest.raises(ValidationError, match="not a defined attribute"):
         services.individual_update(individual=record, fields={}, attributes={"old_note": "changed"}, by=clerk_a)
+
+
+def test_a_merged_record_is_not_restored_but_unmerged(clerk_a, geo):
+    kept = services.individual_create(fields=person(geo.village_a), by=clerk_a)
+    duplicate = services.individual_create(fields=person(geo.village_a), by=clerk_a)
+    Individual.objects.filter(pk=duplicate.pk).update(deleted_at=timezone.now(), merged_into=kept)
+
+    with pytest.raises(ValidationError, match="undo the merge"):
+        services.individual_restore(individual=duplicate, by=clerk_a)
+    assert reload(duplicate).deleted_at is not None

@@ -787,3 +787,13 @@ def test_an_export_reads_no_row_before_its_first_byte(geo, national_clerk):
 
     assert response.streaming and reads == []
     assert len(csv_rows(response)) == 5
+
+
+def test_a_merged_record_says_where_it_went(geo, clerk_a):
+    kept = IndividualFactory(location=geo.village_a)
+    duplicate = IndividualFactory(location=geo.village_a)
+    Individual.objects.filter(pk=duplicate.pk).update(deleted_at=timezone.now(), merged_into=kept)
+
+    html = body(client_for(clerk_a).get(reverse("registry_individual:inspect", args=[duplicate.pk])))
+    assert "was merged on" in html and reverse("registry_individual:inspect", args=[kept.pk]) in html
+    assert "Restore</button>" not in html

@@ -1,6 +1,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from schemes.payments.demo import ensure_demo_payments
 from schemes.plans.demo import enrol_demo_beneficiaries, ensure_demo_plans
 from schemes.registry.demo import seed_demo
 from sites.demo import require_demo
@@ -42,6 +43,7 @@ class Command(BaseCommand):
         enrolled = enrol_demo_beneficiaries(get_user_model().objects.get(username="admin"))
         if enrolled:
             self.stdout.write("Enrolled: " + ", ".join(f"{added:,} in {code}" for code, added in enrolled.items()) + ".")
+        self.stdout.write(f"Payments: {', '.join(ensure_demo_payments()) or 'nothing new'}.")
         if result.skipped:
             self.stdout.write(self.style.WARNING(
                 "The registry already holds people or households: nothing added (use --reset to start again)."

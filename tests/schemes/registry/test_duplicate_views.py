@@ -1,0 +1,262 @@
+"""The duplicate review queue in the admin: the list and its filters, the comparison page (masking,
+escaping, audit, scope), and the POSTs behind its buttons: scan, not a duplicate, merge, unmerge."""
+
+import datetime
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
+from django.urls import reverse
+from django.utils import timezone
+from wagtail.models import ModelLogEntry
+
+from schemes.registry import duplicates, services
+from schemes.registry.models import DuplicateCandidate, DuplicateStatus, Merge
+from sites.masking import mask
+from tests.factories import (
+    DuplicateCandidateFactory,
+    HouseholdFactory,
+    IndividualFactory,
+    MembershipFactory,
+    UserFactory,
+)
+from workflows.models import ApprovalRequest, Job, JobStatus, WorkflowDefinition, WorkflowStep
+from workflows.services import job_run
+
+pytestmark = pytest.mark.django_db
+
+XSS = "<img src=x onerror=alert(1)>"
+D = datetime.date
+
+
+def page(client, name, *args, query=""):
+    response = client.get(reverse(name, args=args) + query)
+    return response, response.content.decode()
+
+
+def login(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def pairs(geo):
+    def pair(first, second, location, **fields):
+        return DuplicateCandidateFactory(
+            first=IndividualFactory(first_name=first[0], last_name=first[1], dob=D(1990, 5, 12), location=location,
+                                    national_id=first[2]),
+            second=IndividualFactory(first_name=second[0], last_name=second[1], dob=D(1990, 5, 12), location=location,
+                                     national_id=second[2]), **fields)
+
+    return {
+        "a": pair(("Amina", "Juma", "NIDA0001"), ("Aminah", "Juma", "NIDA0002"), geo.village_a, score=85,
+                  reasons=["similar_name", "same_dob"]),
+        "a_phone": pair(("Baraka", "Mollel", "NIDA0003"), ("Baraka", "Molel", "NIDA0004"), geo.village_a, score=60,
+                        reasons=["similar_name", "phone"]),
+        "a_dismissed": pair(("Rehema", "Kweka", "NIDA0005"), ("Rehema", "Kweka", "NIDA0006"), geo.village_a,
+                            status=DuplicateStatus.DISMISSED, dismiss_reason="Cousins"),
+        "b": pair(("Zebulon", "Quixotebee", "NIDB0001"), ("Zebulon", "Quixotebe", "NIDB0002"), geo.village_b),
+    }
+
+
+@pytest.fixture
+def merge_workflows(db):
+    group = Group.objects.get(name="Checker")
+    for operation in ("registry.merge", "registry.unmerge"):
+        WorkflowStep.objects.create(definition=WorkflowDefinition.objects.create(operation=operation), group=group,
+                                    sort_order=0)
+    UserFactory(username="views_checker", role="Checker", national=True)
+
+
+def test_the_queue_lists_the_pairs_to_review_in_the_users_locations(client, clerk_a, pairs):
+    response, text = page(login(client, clerk_a), "registry_duplicate:index")
+
+    assert response.status_code == 200
+    assert "Aminah" in text and "Mollel" in text
+    assert "Rehema" not in text           # dismissed: not in the pairs to review
+    assert "Quixotebee" not in text       # district B
+    assert text.index("Aminah") < text.index("Mollel")  # best score first
+
+    assert "Rehema" in page(client, "registry_duplicate:index", query="?status=DISMISSED")[1]
+    everything = page(client, "registry_duplicate:index", query="?status=all")[1]
+    assert "Rehema" in everything and "Aminah" in everything and "Quixotebee" not in everything
+    by_phone = page(client, "registry_duplicate:index", query="?reason=phone")[1]
+    assert "Mollel" in by_phone and "Aminah" not in by_phone
+    high = page(client, "registry_duplicate:index", query="?score=70")[1]
+    assert "Aminah" in high and "Mollel" not in high
+
+
+def test_the_queue_export_is_scoped(client, clerk_a, pairs):
+    response = login(client, clerk_a).get(reverse("registry_duplicate:index") + "?export=csv")
+    text = b"".join(response.streaming_content).decode() if response.streaming else response.content.decode()
+
+    assert "Aminah Juma" in text and "Quixotebee" not in text
+
+
+def test_a_viewer_has_no_queue(client, viewer_a, pairs):
+    login(client, viewer_a)
+    response = client.get(reverse("registry_duplicate:index"))
+    assert response.status_code in (302, 403)
+    assert client.get(reverse("registry_duplicate:inspect", args=[pairs["a"].pk])).status_code == 404
+
+
+def test_a_pair_of_another_district_is_not_found(client, clerk_a, pairs):
+    login(client, clerk_a)
+    for name in ("registry_duplicate:inspect", "registry_duplicate:history"):
+        assert client.get(reverse(name, args=[pairs["b"].pk])).status_code == 404
+    for name in ("registry_duplicate:dismiss", "registry_duplicate:merge", "registry_duplicate:unmerge"):
+        assert client.post(reverse(name, args=[pairs["b"].pk]), {"reason": "x", "keep": pairs["b"].first_id}
+                           ).status_code == 404
+    assert DuplicateCandidate.objects.get(pk=pairs["b"].pk).status == DuplicateStatus.OPEN
+
+
+def test_the_comparison_shows_both_records_and_audits_the_view(client, clerk_a, pairs):
+    pair = pairs["a"]
+    response, text = page(login(client, clerk_a), "registry_duplicate:inspect", pair.pk)
+
+    assert response.status_code == 200
+    assert "NIDA0001" in text and "NIDA0002" in text  # a clerk may see national IDs
+    assert "Merge — keep this one" in text and "Not a duplicate" in text
+    assert text.count("Merge — keep this one") == 2
+    for person in (pair.first, pair.second):
+        entry = ModelLogEntry.objects.get(content_type=ContentType.objects.get_for_model(person),
+                                          object_id=str(person.pk), action="mizani.view")
+        assert entry.user_id == clerk_a.pk and entry.data == {"via": f"possible duplicate {pair.pk}"}
+
+
+def test_the_comparison_masks_sensitive_values_without_the_permission(client, geo, pairs):
+    reviewers = Group.objects.create(name="Duplicate readers")
+    reviewers.permissions.set(Permission.objects.filter(
+        content_type__app_label__in=["registry", "wagtailadmin"],
+        codename__in=["access_admin", "view_individual", "view_duplicatecandidate"]))
+    reader = UserFactory(locations=[geo.district_a])
+    reader.groups.add(reviewers)
+
+    response, text = page(login(client, reader), "registry_duplicate:inspect", pairs["a"].pk)
+
+    assert response.status_code == 200
+    assert "NIDA0001" not in text and mask("NIDA0001") in text
+    assert "Merge — keep this one" not in text and "Not a duplicate" not in text  # may only read
+
+
+def test_names_are_escaped_in_the_queue_and_the_comparison(client, clerk_a, geo):
+    pair = DuplicateCandidateFactory(first=IndividualFactory(first_name=XSS, location=geo.village_a),
+                                     second=IndividualFactory(first_name=XSS, location=geo.village_a))
+    login(client, clerk_a)
+    for text in (page(client, "registry_duplicate:index")[1], page(client, "registry_duplicate:inspect", pair.pk)[1]):
+        assert XSS not in text
+        assert "&lt;img src=x onerror=alert(1)&gt;" in text
+
+
+def test_not_a_duplicate_needs_a_reason(client, clerk_a, pairs):
+    pair = pairs["a"]
+    login(client, clerk_a)
+
+    response = client.post(reverse("registry_duplicate:dismiss", args=[pair.pk]), {"reason": ""}, follow=True)
+    assert "Say why" in response.content.decode()
+    assert DuplicateCandidate.objects.get(pk=pair.pk).status == DuplicateStatus.OPEN
+
+    response = client.post(reverse("registry_duplicate:dismiss", args=[pair.pk]), {"reason": "Cousins"})
+    assert response["Location"] == reverse("registry_duplicate:inspect", args=[pair.pk])
+    pair.refresh_from_db()
+    assert (pair.status, pair.dismiss_reason, pair.dismissed_by) == (DuplicateStatus.DISMISSED, "Cousins", clerk_a)
+    text = page(client, "registry_duplicate:inspect", pair.pk)[1]
+    assert "Cousins" in text and "Merge — keep this one" not in text
+
+
+def test_merge_keep_this_one_submits_a_request_and_shows_it(client, clerk_a, pairs, merge_workflows):
+    pair = pairs["a"]
+    login(client, clerk_a)
+
+    response = client.post(reverse("registry_duplicate:merge", args=[pair.pk]), {"keep": pair.second_id})
+
+    request = ApprovalRequest.objects.get(operation="registry.merge")
+    assert response["Location"] == reverse("workflows_approvals:inspect", args=[request.pk])
+    assert request.payload["kept"] == pair.second_id
+    assert DuplicateCandidate.objects.get(pk=pair.pk).status == DuplicateStatus.MERGE_REQUESTED
+    text = page(client, "registry_duplicate:inspect", pair.pk)[1]
+    assert reverse("workflows_approvals:inspect", args=[request.pk]) in text
+    assert "Merge — keep this one" not in text
+    approval_page = page(client, "workflows_approvals:inspect", request.pk)[1]
+    assert "Merge Amina Juma" in approval_page
+
+
+def test_merge_refuses_a_record_outside_the_pair(client, clerk_a, pairs, merge_workflows):
+    pair = pairs["a"]
+    response = login(client, clerk_a).post(reverse("registry_duplicate:merge", args=[pair.pk]),
+                                           {"keep": pairs["a_phone"].first_id}, follow=True)
+
+    assert "Choose which of the two records to keep" in response.content.decode()
+    assert not ApprovalRequest.objects.exists()
+
+
+def test_a_household_conflict_is_explained_instead_of_the_merge_button(client, clerk_a, pairs, member_roles):
+    pair = pairs["a"]
+    MembershipFactory(household=HouseholdFactory(code="HH-EAST", location=pair.first.location), individual=pair.first)
+    MembershipFactory(household=HouseholdFactory(code="HH-WEST", location=pair.first.location), individual=pair.second)
+
+    text = page(login(client, clerk_a), "registry_duplicate:inspect", pair.pk)[1]
+
+    assert "Merge — keep this one" not in text
+    assert "HH-EAST" in text and "move the person to the right household first" in text
+
+
+def test_a_merged_pair_offers_to_undo_the_merge(client, clerk_a, pairs, merge_workflows):
+    pair = pairs["a"]
+    WorkflowDefinition.objects.filter(operation="registry.merge").update(requires_approval=False)
+    services.individual_merge(kept=pair.first, merged=pair.second, by=clerk_a)
+    login(client, clerk_a)
+
+    text = page(client, "registry_duplicate:inspect", pair.pk)[1]
+    assert "Undo the merge" in text and "(id %d, deleted)" % pair.second_id in text
+    assert "Aminah" in page(client, "registry_duplicate:index", query="?status=MERGED")[1]
+
+    response = client.post(reverse("registry_duplicate:unmerge", args=[pair.pk]))
+    request = ApprovalRequest.objects.get(operation="registry.unmerge")
+    assert response["Location"] == reverse("workflows_approvals:inspect", args=[request.pk])
+    assert request.payload == {"merge": Merge.objects.get().pk}
+    text = page(client, "registry_duplicate:inspect", pair.pk)[1]
+    assert "is waiting for approval" in text and "Undo the merge</button>" not in text
+
+
+def test_the_scan_button_starts_a_scan_whose_progress_the_queue_shows(client, clerk_a, pairs, monkeypatch):
+    handed_over = []
+    monkeypatch.setattr("workflows.services._enqueue", handed_over.append)
+    login(client, clerk_a)
+    assert "Scan for duplicates</button>" in page(client, "registry_duplicate:index")[1]
+
+    response = client.post(reverse("registry_duplicate:scan"), {"key": "abc"})
+
+    assert response["Location"] == reverse("registry_duplicate:index")
+    job = Job.objects.get(kind=duplicates.SCAN)
+    assert job.started_by == clerk_a
+    text = page(client, "registry_duplicate:index")[1]
+    assert "data-job-live" in text and reverse("workflows_jobs:status", args=[job.pk]) in text
+    assert "Scan for duplicates</button>" not in text  # one scan at a time
+
+    job_run(job.pk)
+    assert Job.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED
+    text = page(client, "registry_duplicate:index")[1]
+    assert "data-job-live" not in text and "Last scan" in text
+
+
+def test_only_a_user_who_may_scan_can_start_one(client, geo, pairs):
+    checker = UserFactory(role="Checker", locations=[geo.district_a])
+    login(client, checker)
+    assert "Scan for duplicates</button>" not in page(client, "registry_duplicate:index")[1]
+    refused = client.post(reverse("registry_duplicate:scan"), {"key": "x"})
+    assert (refused.status_code, refused["Location"]) == (302, reverse("wagtailadmin_home"))  # Wagtail's refusal
+    assert client.get(reverse("registry_duplicate:scan")).status_code == 405
+    assert not Job.objects.exists()
+
+
+def test_the_menu_lists_the_queue_under_the_registry(client, clerk_a):
+    text = page(login(client, clerk_a), "wagtailadmin_home")[1]
+    assert "Possible duplicates" in text and reverse("registry_duplicate:index") in text
+
+
+def test_a_pair_dismissed_long_ago_still_shows_who_and_why(client, clerk_a, pairs):
+    pair = pairs["a_dismissed"]
+    DuplicateCandidate.objects.filter(pk=pair.pk).update(dismissed_by=clerk_a, dismissed_at=timezone.now())
+    text = page(login(client, clerk_a), "registry_duplicate:inspect", pair.pk)[1]
+    assert "Cousins" in text and clerk_a.username in text
