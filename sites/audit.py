@@ -37,6 +37,17 @@ ACTIONS = {
     "mizani.approval_void": ("Request void", "The record changed after submission; nothing applied"),
     "mizani.approval_execute": ("Request applied", "Applied the approved change"),
     "mizani.approval_failed": ("Request failed", "Applying the approved change failed"),
+    "mizani.payment_plan_change": ("Payment plan", "Created or changed the payment plan"),
+    "mizani.payment_cycle": ("Payment cycles", "Created payment cycles or changed a cycle's status"),
+    "mizani.payroll_generate": ("Payroll started", "Started generating the payroll"),
+    "mizani.payroll_sealed": ("Payroll sealed", "Generated and sealed the payroll (count, total, hash)"),
+    "mizani.payroll_failed": ("Payroll failed", "Generating the payroll failed"),
+    "mizani.payroll_approved": ("Payroll approved", "Approved the payroll for payment"),
+    "mizani.payroll_rejected": ("Payroll rejected", "Rejected the payroll (kept for audit)"),
+    "mizani.payroll_over_limit_released": ("Over-limit lines released",
+                                           "Released the payroll's lines above the transaction limit for payment"),
+    "mizani.payment_provider": ("Payment provider", "Created or changed the payment provider"),
+    "mizani.payment_point": ("Payment point", "Created or changed the payment point"),
 }
 
 

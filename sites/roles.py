@@ -18,7 +18,19 @@ REGISTRY_WRITE = [
     "registry.add_membership", "registry.change_membership", "registry.delete_membership",
 ]
 SENSITIVE = "registry.view_sensitive_data"
+# Clerks review the duplicate queue, dismiss pairs and ask for merges (and their undoing); checkers
+# approve those requests and read the queue to judge them.
+DUPLICATES_READ = ["registry.view_duplicatecandidate", "registry.view_merge"]
+DUPLICATES_WORK = ["registry.scan_duplicates", "registry.change_duplicatecandidate", "registry.merge_individual"]
 UPLOADS = ["bulk.add_upload", "bulk.view_upload"]
+# Accountants run cycles and payrolls and export them for providers; checkers read payrolls to
+# approve them; scheme administrators design payment plans (formulas).
+PAYMENTS_READ = ["payments.view_paymentplan", "payments.view_paymentcycle", "payments.view_paymentprovider",
+                 "payments.view_paymentpoint", "payments.view_payroll", "payments.view_paymentline"]
+PAYMENTS_WORK = ["payments.add_paymentcycle", "payments.change_paymentcycle", "payments.add_paymentprovider",
+                 "payments.change_paymentprovider", "payments.add_paymentpoint", "payments.change_paymentpoint",
+                 "payments.add_payroll", "payments.change_payroll", "payments.export_payroll"]
+PAYMENT_PLAN_DESIGN = ["payments.add_paymentplan", "payments.change_paymentplan", *PAYMENTS_READ]
 
 ROLE_PERMISSIONS = {
     "System administrator": [
@@ -27,7 +39,7 @@ ROLE_PERMISSIONS = {
         "auth.add_group", "auth.change_group", "auth.delete_group", "auth.view_group",
         "sites.add_location", "sites.change_location", "sites.delete_location", "sites.import_location",
         "sites.add_useraccess", "sites.change_useraccess", "sites.view_useraccess", "sites.view_audit",
-        "sites.change_organisationsettings",
+        "sites.change_organisationsettings", *UPLOADS,
     ],
     "Scheme administrator": [
         ADMIN_ACCESS, *REGISTRY_READ,
@@ -36,11 +48,12 @@ ROLE_PERMISSIONS = {
         "registry.add_memberrole", "registry.change_memberrole", "registry.view_memberrole",
         "workflows.add_workflowdefinition", "workflows.change_workflowdefinition",
         "workflows.delete_workflowdefinition", "workflows.view_workflowdefinition",
-        *PLAN_DESIGN, "bulk.view_upload",
+        *PLAN_DESIGN, "bulk.view_upload", *PAYMENT_PLAN_DESIGN,
     ],
-    "Clerk": [ADMIN_ACCESS, *REGISTRY_READ, *REGISTRY_WRITE, *BENEFICIARY_WRITE, SENSITIVE, *UPLOADS],
-    "Checker": [ADMIN_ACCESS, *REGISTRY_READ, SENSITIVE, "bulk.view_upload"],
-    "Accountant": [ADMIN_ACCESS, *REGISTRY_READ],
+    "Clerk": [ADMIN_ACCESS, *REGISTRY_READ, *REGISTRY_WRITE, *BENEFICIARY_WRITE, SENSITIVE, *UPLOADS,
+              *DUPLICATES_READ, *DUPLICATES_WORK],
+    "Checker": [ADMIN_ACCESS, *REGISTRY_READ, SENSITIVE, "bulk.view_upload", *DUPLICATES_READ, *PAYMENTS_READ],
+    "Accountant": [ADMIN_ACCESS, *REGISTRY_READ, *PAYMENTS_READ, *PAYMENTS_WORK],
     "Manager": [ADMIN_ACCESS, *REGISTRY_READ],
     "Viewer": [ADMIN_ACCESS, *REGISTRY_READ],
 }

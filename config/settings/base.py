@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "schemes.rules",
     "schemes.plans",
     "schemes.bulk",
+    "schemes.payments",
     "workflows",
     "dashboards",
     "wagtail.contrib.settings",

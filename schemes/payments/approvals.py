@@ -1,0 +1,164 @@
+"""Payment operations that need approval: a payroll (amount bands on its total pick the workflow), the
+payment of its lines above the transaction limit, and a change to a payment plan (its formula,
+ceiling, limits). Checkers see counts, the total, the
+difference to the previous cycle and a sample of lines."""
+
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from workflows.models import ApprovalRequest, RequestStatus
+from workflows.operations import Operation, Prepared, register
+
+from . import selectors, services
+from .models import PaymentPlan, Payroll, PayrollStatus
+
+APPROVE_PAYROLL = "payments.approve_payroll"
+CHANGE_PLAN = "payments.change_plan"
+SAMPLE_SIZE = 10
+
+
+def _payroll(payload):
+    payroll = Payroll.objects.select_related("payment_plan", "cycle").filter(pk=payload.get("payroll")).first()
+    if payroll is None:
+        raise PermissionDenied(f"No payroll with id {payload.get('payroll')}.")
+    return payroll
+
+
+def prepare_approve_payroll(payload, by):
+    payroll = _payroll(payload)
+    if not by.has_perm("payments.change_payroll"):
+        raise PermissionDenied("You may not submit payrolls for approval.")
+    if payroll.status != PayrollStatus.PENDING_APPROVAL:
+        raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()}: it cannot be submitted.")
+    if ApprovalRequest.objects.filter(operation=APPROVE_PAYROLL, payload__payroll=payroll.pk,
+                                      status=RequestStatus.PENDING).exists():
+        raise ValidationError(f"{payroll} is already waiting for a decision.")
+    lines = Payroll.objects.filter(pk=payroll.pk).get().lines
+    flagged = selectors.over_limit(lines.all())
+    diff = selectors.payroll_diff(payroll)
+    counts = {"Lines": payroll.line_count, f"Total ({payroll.currency})": format(payroll.total, "f"),
+              "Lines above the transaction limit": flagged["count"],
+              f"Their total ({payroll.currency})": format(flagged["total"], "f")}
+    if diff["previous"] is not None:
+        counts.update({f"New since {diff['previous']}": diff["new"], "Removed": diff["removed"],
+                       "Changed amount": diff["changed"]})
+    sample = [{"id": line.pk, "name": f"{line.code}: {line.recipient} {line.amount}"}
+              for line in lines.select_related("recipient").order_by("beneficiary_id")[:SAMPLE_SIZE]]
+    return Prepared(
+        payload={"payroll": payroll.pk},
+        summary={"title": f"Approve payroll {payroll} for payment: {payroll.line_count:,} lines, "
+                          f"{payroll.total} {payroll.currency}",
+                 "diff": [], "sensitive": [], "counts": counts, "sample": sample,
+                 "seal": payroll.seal_hash},
+        total=payroll.total,
+        version=payroll_version(payload),
+    )
+
+
+def payroll_version(payload):
+    """The payroll as sealed and waiting: anything else (rejected, approved meanwhile) voids the request."""
+    payroll = Payroll.objects.filter(pk=payload.get("payroll")).first()
+    return f"{payroll.status}:{payroll.seal_hash[:40]}" if payroll else "gone"  # fits the request's 64 characters
+
+
+def execute_approve_payroll(payload, maker):
+    payroll = services.payroll_approve(payroll=_payroll(payload), by=maker)
+    return {"payroll": payroll.pk, "status": payroll.status}
+
+
+APPROVE = register(Operation(name=APPROVE_PAYROLL, label="Approve a payroll for payment",
+                             prepare=prepare_approve_payroll, execute=execute_approve_payroll,
+                             version=payroll_version, default_requires_approval=True))
+
+
+# --- payment plan changes -----------------------------------------------------------------------
+
+def _payment_plan(payload):
+    payment_plan = PaymentPlan.objects.filter(pk=payload.get("payment_plan")).first()
+    if payment_plan is None:
+        raise PermissionDenied(f"No payment plan with id {payload.get('payment_plan')}.")
+    return payment_plan
+
+
+def prepare_change_plan(payload, by):
+    payment_plan = _payment_plan(payload)
+    if not by.has_perm("payments.change_paymentplan"):
+        raise PermissionDenied("You may not change payment plans.")
+    fields = selectors.plan_fields_from_json(payload["fields"])
+    cleaned = services.payment_plan_clean({**{n: getattr(payment_plan, n) for n in services.PLAN_FIELDS}, **fields})
+    diff = services.payment_plan_diff(payment_plan, cleaned)
+    return Prepared(payload={"payment_plan": payment_plan.pk, "fields": selectors.plan_fields_to_json(cleaned)},
+                    summary={"title": f"Change payment plan {payment_plan}", "diff": diff, "sensitive": []},
+                    version=services.payment_plan_version(payment_plan))
+
+
+def execute_change_plan(payload, maker):
+    payment_plan = services.payment_plan_change(payment_plan=_payment_plan(payload),
+                                                fields=selectors.plan_fields_from_json(payload["fields"]), by=maker)
+    return {"payment_plan": payment_plan.pk}
+
+
+def change_plan_version(payload):
+    return services.payment_plan_version(PaymentPlan.objects.filter(pk=payload.get("payment_plan")).first())
+
+
+CHANGE = register(Operation(name=CHANGE_PLAN, label="Change a payment plan (formula, ceiling, limits)",
+                            prepare=prepare_change_plan, execute=execute_change_plan, version=change_plan_version,
+                            default_requires_approval=True))
+
+
+# --- lines above the transaction limit ----------------------------------------------------------
+
+RELEASE_OVER_LIMIT = "payments.release_over_limit"
+
+
+def prepare_release_over_limit(payload, by):
+    payroll = _payroll(payload)
+    if not by.has_perm("payments.change_payroll"):
+        raise PermissionDenied("You may not submit payrolls for approval.")
+    if payroll.status not in (PayrollStatus.PENDING_APPROVAL, PayrollStatus.APPROVED):
+        raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()}: nothing can be released.")
+    if payroll.over_limit_released_at is not None:
+        raise ValidationError(f"The over-limit lines of {payroll} are released already.")
+    if ApprovalRequest.objects.filter(operation=RELEASE_OVER_LIMIT, payload__payroll=payroll.pk,
+                                      status=RequestStatus.PENDING).exists():
+        raise ValidationError(f"The over-limit lines of {payroll} are already waiting for a decision.")
+    lines = payroll.lines.filter(flagged_over_limit=True)
+    flagged = selectors.over_limit(payroll.lines.all())
+    if not flagged["count"]:
+        raise ValidationError(f"{payroll} has no line above the transaction limit.")
+    limit = payroll.parameters.get("limit")
+    sample = [{"id": line.pk, "name": f"{line.code}: {line.recipient} {line.amount}"}
+              for line in lines.select_related("recipient").order_by("-amount", "beneficiary_id")[:SAMPLE_SIZE]]
+    return Prepared(
+        payload={"payroll": payroll.pk},
+        summary={"title": f"Pay the {flagged['count']:,} lines of {payroll} above the transaction limit "
+                          f"({limit} {payroll.currency}): {flagged['total']} {payroll.currency}",
+                 "diff": [], "sensitive": [], "sample": sample,
+                 "counts": {"Lines above the limit": flagged["count"],
+                            f"Their total ({payroll.currency})": format(flagged["total"], "f"),
+                            f"Limit per transaction ({payroll.currency})": limit,
+                            "Payroll status": payroll.get_status_display()}},
+        total=flagged["total"],
+        version=release_over_limit_version(payload),
+    )
+
+
+def release_over_limit_version(payload):
+    """The sealed lines, not yet released, of a payroll that can still be paid (its own approval may
+    come meanwhile: that does not void this request)."""
+    payroll = Payroll.objects.filter(pk=payload.get("payroll")).first()
+    if payroll is None:
+        return "gone"
+    payable = "payable" if payroll.status in (PayrollStatus.PENDING_APPROVAL, PayrollStatus.APPROVED) else "dead"
+    released = "released" if payroll.over_limit_released_at else "held"
+    return f"{payable}:{released}:{payroll.seal_hash[:40]}"
+
+
+def execute_release_over_limit(payload, maker):
+    payroll = services.payroll_release_over_limit(payroll=_payroll(payload), by=maker)
+    return {"payroll": payroll.pk, "released": payroll.over_limit_released_at.isoformat()}
+
+
+RELEASE = register(Operation(name=RELEASE_OVER_LIMIT, label="Pay a payroll's lines above the transaction limit",
+                             prepare=prepare_release_over_limit, execute=execute_release_over_limit,
+                             version=release_over_limit_version, default_requires_approval=True))

@@ -1,0 +1,96 @@
+from django import forms
+from wagtail.admin.forms import WagtailAdminModelForm
+
+from schemes.plans.catalogues import plan_rules_subject
+from schemes.plans.models import BenefitPlan
+from schemes.rules.catalogue import NUMBER
+from schemes.rules.forms import RuleField
+
+from .models import PaymentCycle, Periodicity
+from .services import PAYABLE_TARGETS
+
+FORMULA_HELP = ("The amount per beneficiary and cycle, e.g. 500 + (200 if children_under_5 > 0 else 0) "
+                "+ 100 * min(household_size, 4). Rounded half to even to the cent, then capped by the ceiling.")
+CRITERIA_HELP = "Only the beneficiaries for whom this is true are paid. Leave empty: every beneficiary in the statuses paid."
+
+
+class ServiceModelForm(WagtailAdminModelForm):
+    """A model form whose save is a service call: `service_fields()` are what the service receives,
+    and the service's errors go back onto the fields."""
+
+    def service_fields(self):
+        return {name: self.cleaned_data[name] for name in self._meta.fields if name in self.cleaned_data}
+
+    def apply_service_errors(self, error):
+        if not hasattr(error, "error_dict"):
+            self.add_error(None, error)
+            return
+        for name, messages in error.message_dict.items():
+            self.add_error(name if name in self.fields else None, messages)
+
+
+class PaymentPlanForm(ServiceModelForm):
+    """The formula and criteria are written with the rules editor (the builder for the criteria),
+    over what the benefit plan's rules name: its type's fields and the plan's attributes."""
+
+    formula = RuleField(expect=NUMBER, help_text=FORMULA_HELP)
+    criteria = RuleField(required=False, help_text=CRITERIA_HELP)
+    target_statuses = forms.MultipleChoiceField(
+        choices=[(status.value, status.label) for status in PAYABLE_TARGETS], widget=forms.CheckboxSelectMultiple,
+        label="Statuses paid", initial=["ACTIVE"])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # The formula means what it means over this plan's fields: the plan does not change.
+            self.fields["benefit_plan"].disabled = True
+        plan = self._benefit_plan()
+        for name in ("formula", "criteria"):
+            self.fields[name].set_subject(plan_rules_subject(plan) if plan else "individual")
+            self.initial.setdefault(name, getattr(self.instance, name) or None)
+
+    def _benefit_plan(self):
+        if self.instance.benefit_plan_id:
+            return self.instance.benefit_plan
+        plan_id = (self.data.get(self.add_prefix("benefit_plan")) if self.is_bound else None) or \
+            self.initial.get("benefit_plan")
+        return BenefitPlan.objects.filter(pk=plan_id).first() if str(plan_id or "").isdigit() else None
+
+    def service_fields(self):
+        fields = super().service_fields()
+        fields["criteria"] = fields.get("criteria") or {}
+        return fields
+
+
+class FormulaTestForm(forms.Form):
+    formula = RuleField(expect=NUMBER, help_text=FORMULA_HELP)
+    criteria = RuleField(required=False, help_text=CRITERIA_HELP)
+    ceiling_per_beneficiary = forms.DecimalField(required=False, max_digits=18, decimal_places=2, min_value=0.01)
+    limit_per_transaction = forms.DecimalField(required=False, max_digits=18, decimal_places=2, min_value=0.01)
+    target_statuses = forms.MultipleChoiceField(
+        choices=[(status.value, status.label) for status in PAYABLE_TARGETS], widget=forms.CheckboxSelectMultiple,
+        label="Statuses paid")
+
+    def __init__(self, data=None, *, payment_plan):
+        super().__init__(data, initial={
+            "formula": payment_plan.formula or None, "criteria": payment_plan.criteria or None,
+            "ceiling_per_beneficiary": payment_plan.ceiling_per_beneficiary,
+            "limit_per_transaction": payment_plan.limit_per_transaction,
+            "target_statuses": payment_plan.target_statuses})
+        for name in ("formula", "criteria"):
+            self.fields[name].set_subject(plan_rules_subject(payment_plan.benefit_plan))
+
+
+class ScheduleForm(forms.Form):
+    prefix = forms.CharField(max_length=20, help_text="Cycles are coded <prefix>-<YYYY>-<MM>.")
+    first_start = forms.DateField(label="First cycle starts", widget=forms.DateInput(attrs={"type": "date"}))
+    periodicity = forms.TypedChoiceField(choices=Periodicity.choices, coerce=int, initial=Periodicity.BIMONTHLY)
+    count = forms.IntegerField(min_value=1, max_value=120, initial=6, label="Number of cycles")
+
+
+class GeneratePayrollForm(forms.Form):
+    cycle = forms.ModelChoiceField(queryset=PaymentCycle.objects.none(), empty_label=None)
+
+    def __init__(self, data=None, *, cycles):
+        super().__init__(data)
+        self.fields["cycle"].queryset = cycles.exclude(status="CLOSED").order_by("start_date")

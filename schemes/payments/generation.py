@@ -1,0 +1,270 @@
+"""A payroll's lines as ONE statement: INSERT ... SELECT compiled from the payment plan's formula by the
+rules compiler, then the seal (count, total, hash). The formula's inputs are read once per
+beneficiary in an inner query (household counts are correlated subqueries: computing them twice
+would double the work), the formula is computed once over those columns (an OFFSET 0 fence keeps
+PostgreSQL from inlining it into every place the amount is used), then rounded and capped.
+
+Rounding rule (ARCHITECTURE 7): half to even, to the cent, after the formula and before the ceiling;
+a line is written only for a positive amount (a formula giving nothing, zero or less pays nothing)."""
+
+import hashlib
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from django.db import connection
+from django.db.models import F, OuterRef, Subquery
+from django.db.models.expressions import RawSQL
+
+from schemes.plans.catalogues import beneficiary_catalogue
+from schemes.plans.models import PlanType
+from schemes.registry.models import MemberRole, Membership
+from schemes.rules import sql as rules_sql
+from schemes.rules.catalogue import NUMBER, Catalogue, FieldSpec
+from schemes.rules.compiler import compile_rule, evaluate, to_sql
+from schemes.rules.nodes import Binary, BoolOp, Call, Condition, FieldRef, InList, Unary, from_json
+from sites.dates import years_before
+
+from .models import CENT, LineStatus, PaymentLine
+
+SOURCE = "source"  # the inner query's alias; its columns are named here, never by user text
+HOUSEHOLD = "household_counts"
+# The catalogue's household counts, read for a whole payroll from one aggregate over memberships
+# joined by household (a hash join) instead of a correlated count per beneficiary and per field (ten
+# times slower at a million lines). Same definitions as schemes.rules.catalogue.household_specs:
+# live members; NULL for a person in no household. tests/schemes/payments prove the parity.
+HOUSEHOLD_COUNTS = {"household_size": "size", "children_under_5": "under_5", "elderly_in_household": "from_60"}
+
+
+def field_names(node):
+    """The fields a rule reads, sorted: the inputs frozen on each line."""
+    found = set()
+
+    def visit(item):
+        if isinstance(item, FieldRef):
+            found.add(item.name)
+        elif isinstance(item, Unary):
+            visit(item.operand)
+        elif isinstance(item, Binary):
+            visit(item.left)
+            visit(item.right)
+        elif isinstance(item, BoolOp):
+            for value in item.values:
+                visit(value)
+        elif isinstance(item, InList):
+            visit(item.item)
+        elif isinstance(item, Condition):
+            for part in (item.test, item.then, item.otherwise):
+                visit(part)
+        elif isinstance(item, Call):
+            for arg in item.args:
+                visit(arg)
+
+    visit(node)
+    return sorted(found)
+
+
+def money(value):
+    """A formula's result as money: half to even, to the cent (Python's side of the SQL below)."""
+    return None if value is None else Decimal(value).quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+
+def line_amount(raw, *, ceiling):
+    """What a line pays for a formula result, or None when it pays nothing."""
+    amount = money(raw)
+    if amount is None:
+        return None
+    if ceiling is not None and amount > ceiling:
+        amount = money(ceiling)
+    return amount if amount > 0 else None
+
+
+class Formula:
+    """A payroll's formula and criteria, compiled over its benefit plan's beneficiaries."""
+
+    def __init__(self, *, benefit_plan, formula, criteria, today):
+        self.benefit_plan = benefit_plan
+        self.catalogue = beneficiary_catalogue(benefit_plan, today=today)
+        self.node = compile_rule(from_json(formula["rule"]), self.catalogue, expect=NUMBER)
+        self.criteria = (compile_rule(from_json(criteria["rule"]), self.catalogue, expect="boolean")
+                         if criteria and criteria.get("rule") else None)
+        self.inputs = field_names(self.node)
+
+    def selection(self, statuses):
+        """The beneficiaries paid: of the plan, in `statuses`, their person or household not deleted,
+        meeting the criteria when there are some (criteria meeting nobody select nobody)."""
+        model = self.benefit_plan.beneficiary_model
+        queryset = model.objects.filter(plan=self.benefit_plan, status__in=list(statuses),
+                                        **{f"{model.SUBJECT}__deleted_at__isnull": True})
+        if self.criteria is not None:
+            queryset = queryset.filter(rules_sql.IsTrue(to_sql(self.criteria, self.catalogue, "boolean")))
+        return queryset
+
+    def evaluate(self, beneficiary):
+        """(inputs, raw result) for one beneficiary, in Python (the formula tester)."""
+        inputs = {name: self.catalogue.value(name, beneficiary) for name in self.inputs}
+        return inputs, evaluate(self.node, self.catalogue, beneficiary)
+
+    # --- SQL ---------------------------------------------------------------------------------
+
+    def _recipient(self):
+        if self.benefit_plan.plan_type == PlanType.HOUSEHOLD:
+            heads = Membership.objects.filter(household_id=OuterRef("household_id"), role_id=MemberRole.HEAD,
+                                              individual__deleted_at__isnull=True)
+            return Subquery(heads.values("individual_id")[:1])
+        return F("individual_id")
+
+    def _household_path(self):
+        if self.benefit_plan.plan_type == PlanType.HOUSEHOLD:
+            return "household_id"
+        return "individual__membership__household_id"
+
+    def _counted(self):
+        return [name for name in self.inputs if name in HOUSEHOLD_COUNTS]
+
+    def _source(self, statuses):
+        """SELECT of beneficiary, recipient, location, household and each input as in_<n> (household
+        counts come from the joined aggregate instead)."""
+        subject = self.benefit_plan.beneficiary_model.SUBJECT
+        columns = {f"in_{number}": self.catalogue.sql(name) for number, name in enumerate(self.inputs)
+                   if name not in HOUSEHOLD_COUNTS}
+        queryset = self.selection(statuses).order_by().values(
+            line_beneficiary=F("pk"), line_recipient=self._recipient(), line_location=F(f"{subject}__location_id"),
+            line_household=F(self._household_path()), **columns)
+        sql, params = queryset.query.sql_with_params()
+        # OFFSET 0: PostgreSQL would otherwise inline the inputs into each place that reads them.
+        fence = "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1 OFFSET 0"
+        sql = f"SELECT * FROM ({sql}) inputs {fence}"
+        if self._counted():
+            sql, params = self._with_household_counts(sql, params)
+        return (sql, params), queryset.query
+
+    def _with_household_counts(self, sql, params):
+        today = self.catalogue.today
+        member, person = Membership._meta.db_table, Membership.individual.field.related_model._meta.db_table
+        counts = (f"SELECT m.household_id, COUNT(*) AS size, "
+                  f"SUM(CASE WHEN p.dob > %s THEN 1 ELSE 0 END) AS under_5, "
+                  f"SUM(CASE WHEN p.dob <= %s THEN 1 ELSE 0 END) AS from_60 "
+                  f"FROM {member} m JOIN {person} p ON p.id = m.individual_id AND p.deleted_at IS NULL "
+                  f"GROUP BY m.household_id")
+        dates = [years_before(today, 5), years_before(today, 60)]
+        if connection.vendor == "sqlite":
+            dates = [day.isoformat() for day in dates]
+        joined = (f"SELECT counted.*, {HOUSEHOLD}.size, {HOUSEHOLD}.under_5, {HOUSEHOLD}.from_60 FROM ({sql}) counted "
+                  f"LEFT JOIN ({counts}) {HOUSEHOLD} ON {HOUSEHOLD}.household_id = counted.line_household")
+        return joined, [*params, *dates]
+
+    def _over_columns(self, query):
+        """The formula as SQL over the source's columns (compiled by the rules compiler)."""
+        fields = []
+        for number, name in enumerate(self.inputs):
+            spec = self.catalogue[name]
+            column = self._column(number, name)
+            fields.append(FieldSpec(name, spec.type, spec.label,
+                                    lambda prefix, column=column, kind=spec.type: RawSQL(
+                                        column, [], output_field=rules_sql.field_for(kind)),
+                                    lambda record: None))
+        expression = to_sql(self.node, Catalogue(fields, today=self.catalogue.today), NUMBER)
+        compiler = query.get_compiler(connection=connection)
+        return compiler.compile(expression.resolve_expression(query))
+
+    def _column(self, number, name):
+        """How the formula reads input `name` from the source."""
+        if name in HOUSEHOLD_COUNTS:
+            count = f"{SOURCE}.{HOUSEHOLD_COUNTS[name]}"
+            return f"(CASE WHEN {SOURCE}.line_household IS NULL THEN NULL ELSE COALESCE({count}, 0) END)"
+        return f'{SOURCE}."in_{number}"'
+
+    def _inputs_json(self):
+        if not self.inputs:
+            return ("'{}'::jsonb" if connection.vendor == "postgresql" else "'{}'"), []
+        parts, params = [], []
+        for number, name in enumerate(self.inputs):
+            column = self._column(number, name)
+            if connection.vendor == "postgresql" and self.catalogue[name].type == NUMBER:
+                column = f"trim_scale({column})"  # 4, not 4.0000000000
+            parts.append(f"%s, {column}")
+            params.append(name)
+        function = "jsonb_build_object" if connection.vendor == "postgresql" else "json_object"
+        return f"{function}({', '.join(parts)})", params
+
+    def insert_sql(self, *, payroll_id, statuses, ceiling, limit):
+        """(sql, params): the INSERT ... SELECT writing every line of the payroll."""
+        (source_sql, source_params), query = self._source(statuses)
+        formula_sql, formula_params = self._over_columns(query)
+        inputs_sql, inputs_params = self._inputs_json()
+        rounded = _half_even_cents("valued.raw")
+        table = connection.ops.quote_name(PaymentLine._meta.db_table)
+        m = _MONEY_PLACEHOLDER[connection.vendor == "postgresql"]
+        fence = "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1 OFFSET 0"
+        # Each level is fenced (OFFSET 0) so that its column is computed once: PostgreSQL would
+        # otherwise inline the rounding into each of the cap's three uses, and the capped amount into
+        # the filter, the flag and the output.
+        sql = (
+            f"INSERT INTO {table} (payroll_id, beneficiary_id, recipient_id, location_id, amount, inputs, "
+            f"flagged_over_limit, status, receipt, paid_on) "
+            f"SELECT %s, computed.beneficiary, computed.recipient, computed.location, computed.amount, "
+            f"computed.inputs, ({m} IS NOT NULL AND computed.amount > {m}), %s, '', NULL FROM ("
+            f"SELECT rounded.beneficiary, rounded.recipient, rounded.location, rounded.inputs, "
+            f"CASE WHEN {m} IS NOT NULL AND rounded.amount > {m} THEN {m} ELSE rounded.amount END AS amount FROM ("
+            f"SELECT valued.beneficiary, valued.recipient, valued.location, valued.inputs, {rounded} AS amount FROM ("
+            f"SELECT {SOURCE}.line_beneficiary AS beneficiary, {SOURCE}.line_recipient AS recipient, "
+            f"{SOURCE}.line_location AS location, {inputs_sql} AS inputs, ({formula_sql}) AS raw "
+            f"FROM ({source_sql}) {SOURCE} {fence}) valued {fence}) rounded {fence}) computed WHERE computed.amount > 0"
+        )
+        params = [payroll_id, _money(limit), _money(limit), LineStatus.DUE, _money(ceiling), _money(ceiling),
+                  _money(ceiling), *inputs_params, *formula_params, *source_params]
+        return sql, params
+
+
+# A money parameter may be NULL (no ceiling, no limit): PostgreSQL must be told its type.
+_MONEY_PLACEHOLDER = {True: "%s::numeric", False: "CAST(%s AS NUMERIC)"}
+
+
+def _money(value):
+    if value is None:
+        return None
+    return value if connection.vendor == "postgresql" else str(value)
+
+
+def _half_even_cents(column):
+    """`column` rounded to the cent, half to even, as SQL (PostgreSQL's round() goes half away from
+    zero; SQLite's computes in binary)."""
+    if connection.vendor == "postgresql":
+        cents = f"({column} * 100)"
+        return (f"(CASE WHEN abs({cents} - trunc({cents})) = 0.5 AND mod(trunc({cents}), 2) = 0 "
+                f"THEN trunc({cents}) / 100 ELSE round({column}, 2) END)::numeric(18,2)")
+    cents = f"({column} * 100)"
+    return (f"(CASE WHEN abs({cents} - CAST({cents} AS INTEGER)) = 0.5 AND CAST({cents} AS INTEGER) %% 2 = 0 "
+            f"THEN CAST({cents} AS INTEGER) / 100.0 ELSE round({column}, 2) END)")
+
+
+def seal_digest_python(lines):
+    """SHA-256 of "beneficiary:amount" lines in beneficiary order (the same text PostgreSQL hashes)."""
+    digest = hashlib.sha256()
+    first = True
+    for beneficiary_id, amount in lines:
+        digest.update(("" if first else "\n").encode() + f"{beneficiary_id}:{amount:.2f}".encode())
+        first = False
+    return digest.hexdigest()
+
+
+# The seal's hash: SHA-256 of "beneficiary:amount" lines in beneficiary order (seal_digest_python).
+_HASH_SQL = ("encode(sha256(convert_to(coalesce(string_agg(beneficiary_id::text || ':' || amount::text, "
+             "E'\\n' ORDER BY beneficiary_id), ''), 'UTF8')), 'hex')")
+
+
+def write_and_seal(insert_sql, params, payroll_id):
+    """Run a payroll's INSERT ... SELECT; returns (count, total, hash) of the lines it wrote.
+
+    PostgreSQL: read from the rows the INSERT returns, in the same statement, rather than by two more
+    scans of a million freshly written lines (count and total, then the hash). SQLite: from the table
+    afterwards, the total added up as Decimals (SQLite sums in binary floating point)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"WITH written AS ({insert_sql} RETURNING beneficiary_id, amount) "
+                           f"SELECT count(*), coalesce(sum(amount), 0), {_HASH_SQL} FROM written", params)
+            count, total, digest = cursor.fetchone()
+            return count, total, digest
+        cursor.execute(insert_sql, params)
+    lines = PaymentLine.objects.filter(payroll_id=payroll_id).order_by("beneficiary_id")
+    total = sum(lines.values_list("amount", flat=True).iterator(), start=CENT * 0)
+    return lines.count(), total, seal_digest_python(lines.values_list("beneficiary_id", "amount").iterator())

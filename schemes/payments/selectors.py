@@ -1,0 +1,149 @@
+"""Reads, scoped. Payment plans, cycles, points and payrolls are programme-wide (everyone who may view
+them sees them all); payment lines, and every count or total made of them, only in the user's
+locations (where the recipient lived when the payroll was generated)."""
+
+from decimal import Decimal
+
+from django.db.models import Count, Exists, OuterRef, Q, Sum
+
+from schemes.plans.models import BenefitPlan
+from sites.scoping import scope_for
+
+from .models import (
+    DEAD_STATUSES,
+    PAYABLE_STATUSES,
+    LineStatus,
+    PaymentCycle,
+    PaymentLine,
+    PaymentPlan,
+    PaymentPoint,
+    PaymentProvider,
+    Payroll,
+)
+
+ZERO = Decimal("0.00")
+
+
+def _all_if(user, permission, model):
+    return model.objects.all() if user.has_perm(permission) else model.objects.none()
+
+
+def payment_plans_for(user, *, include_deleted=True):
+    return _all_if(user, "payments.view_paymentplan", PaymentPlan).select_related("benefit_plan")
+
+
+def cycles_for(user, *, include_deleted=True):
+    return _all_if(user, "payments.view_paymentcycle", PaymentCycle)
+
+
+def providers_for(user, *, include_deleted=True):
+    return _all_if(user, "payments.view_paymentprovider", PaymentProvider)
+
+
+def points_for(user, *, include_deleted=True):
+    return _all_if(user, "payments.view_paymentpoint", PaymentPoint).select_related("provider", "location")
+
+
+def payrolls_for(user, *, include_deleted=True):
+    return _all_if(user, "payments.view_payroll", Payroll).select_related("payment_plan", "cycle")
+
+
+def lines_for(user, *, include_deleted=True):
+    """Payment lines in the user's locations (lines of people with no location: national scope only)."""
+    if not user.has_perm("payments.view_paymentline"):
+        return PaymentLine.objects.none()
+    return scope_for(user).filter(PaymentLine.objects.all(), field="location").select_related(
+        "payroll", "recipient", "location")
+
+
+def lines_of_payroll_for(user, payroll, *, payment_point=None):
+    lines = lines_for(user).filter(payroll=payroll)
+    if payment_point is not None:
+        lines = lines.filter(location__path__startswith=payment_point.location.path)
+    return lines
+
+
+def over_limit(lines):
+    totals = lines.filter(flagged_over_limit=True).aggregate(count=Count("pk"), total=Sum("amount"))
+    return {"count": totals["count"], "total": totals["total"] or ZERO}
+
+
+def totals_by_location(payroll, user):
+    """[{location__name, status, lines, total}] of the payroll's lines the user may see."""
+    return list(lines_of_payroll_for(user, payroll).values("location__name", "status")
+                .annotate(lines=Count("pk"), total=Sum("amount")).order_by("location__name", "status"))
+
+
+def totals_by_status(payroll, user):
+    return list(lines_of_payroll_for(user, payroll).values("status").annotate(lines=Count("pk"), total=Sum("amount"))
+                .order_by("status"))
+
+
+def previous_payroll(payroll):
+    """The live payroll of the same payment plan in the latest earlier cycle, if any."""
+    return (Payroll.objects.filter(payment_plan_id=payroll.payment_plan_id, follow_up_of__isnull=True,
+                                   cycle__start_date__lt=payroll.cycle.start_date)
+            .exclude(status__in=DEAD_STATUSES).exclude(pk=payroll.pk).select_related("cycle")
+            .order_by("-cycle__start_date").first())
+
+
+def payroll_diff(payroll, user=None, *, sample=0):
+    """New, removed and changed-amount beneficiaries against the previous cycle's payroll (in the
+    user's locations when a user is given); with `sample`, that many lines of each kind."""
+    previous = previous_payroll(payroll)
+    result = {"previous": previous, "new": 0, "removed": 0, "changed": 0,
+              "samples": {"new": [], "removed": [], "changed": []}}
+    if previous is None:
+        return result
+    base = lines_for(user) if user is not None else PaymentLine.objects.all()
+    current, before = base.filter(payroll=payroll), base.filter(payroll=previous)
+    kinds = {
+        "new": current.exclude(beneficiary_id__in=PaymentLine.objects.filter(payroll=previous).values("beneficiary_id")),
+        "removed": before.exclude(beneficiary_id__in=PaymentLine.objects.filter(payroll=payroll).values("beneficiary_id")),
+        "changed": current.filter(Exists(PaymentLine.objects.filter(payroll=previous, beneficiary_id=OuterRef(
+            "beneficiary_id")).exclude(amount=OuterRef("amount")))),
+    }
+    for kind, lines in kinds.items():
+        result[kind] = lines.count()
+        if sample:
+            result["samples"][kind] = list(lines.order_by("beneficiary_id")[:sample])
+    if sample:
+        amounts = dict(PaymentLine.objects.filter(payroll=previous, beneficiary_id__in=[
+            line.beneficiary_id for line in result["samples"]["changed"]]).values_list("beneficiary_id", "amount"))
+        for line in result["samples"]["changed"]:
+            line.previous_amount = amounts.get(line.beneficiary_id)
+    return result
+
+
+def benefits_of_person(individual, user):
+    """Per payment plan: what the person is due and has received from approved payrolls (lines the
+    user may see)."""
+    lines = lines_for(user).filter(recipient=individual, payroll__status__in=PAYABLE_STATUSES)
+    return list(lines.values("payroll__payment_plan__name", "payroll__payment_plan__currency").annotate(
+        due=Sum("amount", filter=Q(status=LineStatus.DUE)), due_lines=Count("pk", filter=Q(status=LineStatus.DUE)),
+        received=Sum("amount", filter=Q(status=LineStatus.PAID)),
+        received_lines=Count("pk", filter=Q(status=LineStatus.PAID))).order_by("payroll__payment_plan__name"))
+
+
+# --- payment plan fields as JSON (an approval request carries them) ------------------------------
+
+
+def plan_fields_to_json(fields):
+    data = {}
+    for name, value in fields.items():
+        if isinstance(value, BenefitPlan):
+            value = value.pk
+        elif isinstance(value, Decimal):
+            value = format(value, "f")
+        data[name] = value
+    return data
+
+
+def plan_fields_from_json(data):
+    fields = dict(data)
+    if "benefit_plan" in fields:
+        fields["benefit_plan"] = BenefitPlan.objects.filter(pk=fields["benefit_plan"]).first()
+    for name in ("ceiling_per_beneficiary", "limit_per_transaction"):
+        if fields.get(name) not in (None, ""):
+            fields[name] = Decimal(str(fields[name]))
+    return fields

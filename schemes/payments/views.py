@@ -1,0 +1,321 @@
+"""Thin views: the payment plan's pages (edit through approval, formula tester, payroll generation),
+the cycle schedule, the payroll page and its actions, the export for payment providers."""
+
+import csv
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.text import slugify
+from django.views.decorators.http import require_POST
+from wagtail.admin.ui.components import Component
+from wagtail.admin.views.mixins import Echo
+
+from sites.audit import audit
+from sites.spreadsheets import safe_cell
+from sites.viewsets import ApprovalMixin, ScopedCreateView, ScopedEditView, ScopedInspectView, ServiceFormMixin
+from workflows.models import ApprovalRequest, RequestStatus
+from workflows.selectors import jobs_for
+
+from . import approvals, selectors, services
+from .forms import FormulaTestForm, GeneratePayrollForm, ScheduleForm
+from .models import DEAD_STATUSES, LineStatus, PayrollStatus
+
+DIFF_SAMPLE = 5
+
+
+def _messages_of(error):
+    return " ".join(getattr(error, "messages", [str(error)]))
+
+
+# The openIMIS reconciliation template, exact header text: Paid and Receipt are left blank for the provider.
+RECONCILIATION_HEADERS = ["Payroll Name", "Payroll Status", "First Name", "Last Name", "Date of Birth", "Code",
+                          "Status", "Amount", "Type", "Receipt", "Paid"]
+PAYMENT_TYPE = "Cash"
+
+
+def reconciliation_rows(payroll, lines):
+    yield RECONCILIATION_HEADERS
+    for line in lines.order_by("pk").iterator(chunk_size=2000):
+        person = line.recipient
+        yield [safe_cell(value) for value in (
+            payroll.name, payroll.get_status_display(), person.first_name if person else "",
+            person.last_name if person else "", person.dob.isoformat() if person and person.dob else "",
+            line.code, line.get_status_display(), line.amount, PAYMENT_TYPE, "", "")]
+
+
+def payroll_export(request, pk):
+    """An approved payroll's lines in the user's locations (one payment point's, with ?point=), as the
+    reconciliation CSV, streamed; audited with the row count, the filter and the lines withheld (above
+    the transaction limit and not released)."""
+    payroll = get_object_or_404(selectors.payrolls_for(request.user), pk=pk)
+    if not request.user.has_perm("payments.export_payroll"):
+        raise PermissionDenied
+    if payroll.status not in (PayrollStatus.APPROVED, PayrollStatus.RECONCILED):
+        messages.error(request, "Only an approved payroll is exported for payment.")
+        return redirect("payments_payroll:inspect", payroll.pk)
+    point = None
+    if request.GET.get("point"):
+        point = get_object_or_404(selectors.points_for(request.user), pk=request.GET["point"])
+    lines = selectors.lines_of_payroll_for(request.user, payroll, payment_point=point).select_related("recipient")
+    withheld = 0
+    if payroll.withholds_over_limit:
+        # Lines above the transaction limit are paid only once released by their own approval.
+        withheld = lines.filter(flagged_over_limit=True).count()
+        lines = lines.filter(flagged_over_limit=False)
+    audit(payroll, "mizani.export", by=request.user, data={
+        "rows": lines.count(), "format": "csv", "payment_point": point.code if point else None,
+        "over_limit_withheld": withheld})
+    writer = csv.writer(Echo())
+    response = StreamingHttpResponse((writer.writerow(row) for row in reconciliation_rows(payroll, lines)),
+                                     content_type="text/csv; charset=utf-8")
+    name = slugify(f"{payroll.name}-{point.code}" if point else payroll.name)
+    response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    return response
+
+
+@require_POST
+def payroll_submit(request, pk):
+    payroll = get_object_or_404(selectors.payrolls_for(request.user), pk=pk)
+    try:
+        approval = services.payroll_submit(payroll=payroll, by=request.user)
+    except (ValidationError, PermissionDenied) as error:
+        messages.error(request, _messages_of(error))
+        return redirect("payments_payroll:inspect", payroll.pk)
+    messages.success(request, "Sent for approval: the payroll is paid only once approved.")
+    return redirect("workflows_approvals:inspect", approval.pk)
+
+
+@require_POST
+def payroll_release_submit(request, pk):
+    payroll = get_object_or_404(selectors.payrolls_for(request.user), pk=pk)
+    try:
+        approval = services.payroll_over_limit_submit(payroll=payroll, by=request.user)
+    except (ValidationError, PermissionDenied) as error:
+        messages.error(request, _messages_of(error))
+        return redirect("payments_payroll:inspect", payroll.pk)
+    messages.success(request, "Sent for approval: the lines above the limit are exported only once approved.")
+    return redirect("workflows_approvals:inspect", approval.pk)
+
+
+@require_POST
+def payroll_follow_up(request, pk):
+    payroll = get_object_or_404(selectors.payrolls_for(request.user), pk=pk)
+    try:
+        follow_up = services.payroll_follow_up_start(payroll=payroll, by=request.user)
+    except (ValidationError, PermissionDenied) as error:
+        messages.error(request, _messages_of(error))
+        return redirect("payments_payroll:inspect", payroll.pk)
+    messages.success(request, f"Generating {follow_up}.")
+    return redirect("payments_payroll:inspect", follow_up.pk)
+
+
+class PayrollRecordView(ScopedInspectView):
+    """The payroll page: seal, status, totals, the lines above the limit, the diff to the previous
+    cycle and what can be done next. Totals count the lines in the user's locations."""
+
+    template_name = "payments/payroll_record.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        payroll, user = self.object, self.request.user
+        lines = selectors.lines_of_payroll_for(user, payroll)
+        flagged = selectors.over_limit(lines)
+        requests = ApprovalRequest.objects.filter(
+            operation__in=[approvals.APPROVE_PAYROLL, approvals.RELEASE_OVER_LIMIT], payload__payroll=payroll.pk
+        ).order_by("-pk")
+        pending = {request.operation for request in requests if request.status == RequestStatus.PENDING}
+        payable = payroll.status in (PayrollStatus.APPROVED, PayrollStatus.RECONCILED)
+        job = payroll.job if payroll.job_id and jobs_for(user).filter(pk=payroll.job_id).exists() else None
+        can_work = user.has_perm("payments.change_payroll")
+        context.update({
+            "payroll": payroll,
+            "job": job,
+            "by_status": selectors.totals_by_status(payroll, user),
+            "by_location": selectors.totals_by_location(payroll, user),
+            "flagged": flagged,
+            "diff": selectors.payroll_diff(payroll, user, sample=DIFF_SAMPLE) if payroll.is_frozen else None,
+            "requests": requests,
+            "lines_url": reverse("payments_line:index") + f"?payroll={payroll.pk}",
+            "flagged_url": reverse("payments_line:index") + f"?payroll={payroll.pk}&flagged_over_limit=true",
+            "points": selectors.points_for(user) if payable else [],
+            "follow_ups": payroll.follow_ups.exclude(status__in=DEAD_STATUSES),
+            "can_submit": (can_work and payroll.status == PayrollStatus.PENDING_APPROVAL
+                           and approvals.APPROVE_PAYROLL not in pending),
+            "can_release": (can_work and flagged["count"] and payroll.over_limit_released_at is None
+                            and payroll.status in (PayrollStatus.PENDING_APPROVAL, PayrollStatus.APPROVED)
+                            and approvals.RELEASE_OVER_LIMIT not in pending),
+            "can_export": payable and user.has_perm("payments.export_payroll"),
+            "can_follow_up": (payable and user.has_perm("payments.add_payroll")
+                              and not payroll.follow_ups.exclude(status__in=DEAD_STATUSES).exists()
+                              and payroll.lines.filter(status=LineStatus.UNPAID).exists()),
+        })
+        return context
+
+
+# --- payment plans ---------------------------------------------------------------------------------
+
+
+class PaymentPlanCreateView(ServiceFormMixin, ScopedCreateView):
+    def get_initial(self):
+        initial = super().get_initial()
+        if self.request.GET.get("benefit_plan", "").isdigit():
+            initial["benefit_plan"] = self.request.GET["benefit_plan"]
+        return initial
+
+    def save_instance(self):
+        return services.payment_plan_create(fields=self.form.service_fields(), by=self.request.user)
+
+
+class PaymentPlanEditView(ApprovalMixin, ScopedEditView):
+    """A change to a payment plan (its formula above all) goes through approval (`payments.change_plan`):
+    the checkers see the diff; payrolls already generated keep the formula they were generated with."""
+
+    def get(self, request, *args, **kwargs):
+        messages.info(request, "Saving submits the change for approval: nothing changes until it is approved.")
+        return super().get(request, *args, **kwargs)
+
+    def form_valid(self, form):
+        fields = form.service_fields()
+        fields.pop("benefit_plan", None)
+        try:
+            return self.submit_for_approval(approvals.CHANGE_PLAN, {
+                "payment_plan": self.object.pk, "fields": selectors.plan_fields_to_json(fields)})
+        except (ValidationError, PermissionDenied) as error:
+            form.apply_service_errors(error if isinstance(error, ValidationError) else ValidationError(str(error)))
+            self.produced_error_message = self.get_error_message()
+            return self.form_invalid(form)
+
+
+class PaymentPlanRecordView(ScopedInspectView):
+    template_name = "payments/payment_plan_record.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        payment_plan, user = self.object, self.request.user
+        context.update({
+            "payment_plan": payment_plan,
+            "payrolls": selectors.payrolls_for(user).filter(payment_plan=payment_plan).order_by(
+                "-cycle__start_date", "-pk")[:20],
+            "generate_form": GeneratePayrollForm(cycles=selectors.cycles_for(user)),
+            "can_generate": user.has_perm("payments.add_payroll"),
+            "can_change": user.has_perm("payments.change_paymentplan"),
+            "changes": ApprovalRequest.objects.filter(operation=approvals.CHANGE_PLAN,
+                                                      payload__payment_plan=payment_plan.pk).order_by("-pk")[:5],
+        })
+        return context
+
+
+@require_POST
+def payroll_generate(request, pk):
+    """Start the payroll of the payment plan for the chosen cycle (or show the live one)."""
+    payment_plan = get_object_or_404(selectors.payment_plans_for(request.user), pk=pk)
+    form = GeneratePayrollForm(request.POST, cycles=selectors.cycles_for(request.user))
+    if not form.is_valid():
+        messages.error(request, "Choose a cycle that is not closed.")
+        return redirect("payments_plan:inspect", payment_plan.pk)
+    try:
+        payroll = services.payroll_generate_start(payment_plan=payment_plan, cycle=form.cleaned_data["cycle"],
+                                                  by=request.user)
+    except (ValidationError, PermissionDenied) as error:
+        messages.error(request, _messages_of(error))
+        return redirect("payments_plan:inspect", payment_plan.pk)
+    if payroll.status == PayrollStatus.GENERATING:
+        messages.success(request, f"Generating {payroll}.")
+    else:
+        messages.info(request, f"{payroll} exists already for this cycle.")
+    return redirect("payments_payroll:inspect", payroll.pk)
+
+
+def formula_tester(request, pk):
+    """The formula (as the plan has it, or as edited here) on a sample of the user's beneficiaries:
+    each one's inputs, the formula's result and the amount paid. Nothing is saved."""
+    payment_plan = get_object_or_404(selectors.payment_plans_for(request.user), pk=pk)
+    form = FormulaTestForm(request.POST or None, payment_plan=payment_plan)
+    rows = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            rows = services.formula_test(by=request.user, fields={
+                "benefit_plan": payment_plan.benefit_plan, **form.cleaned_data,
+                "criteria": form.cleaned_data.get("criteria") or {}})
+        except ValidationError as error:
+            form.add_error(None, _messages_of(error))
+    return TemplateResponse(request, "payments/formula_tester.html", {
+        "payment_plan": payment_plan, "form": form, "rows": rows, "page_title": f"Formula tester: {payment_plan}",
+        "header_icon": "table"})
+
+
+# --- cycles, providers and points through their services -------------------------------------------
+
+
+def cycle_schedule(request):
+    """Generate a schedule of cycles (e.g. six, every two months)."""
+    if not request.user.has_perm("payments.add_paymentcycle"):
+        raise PermissionDenied
+    form = ScheduleForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            cycles = services.cycle_schedule_generate(**form.cleaned_data, by=request.user)
+        except ValidationError as error:
+            if hasattr(error, "error_dict"):
+                for field, errors in error.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                form.add_error(None, error)
+        else:
+            messages.success(request, f"{len(cycles)} cycles created: {cycles[0].code} to {cycles[-1].code}.")
+            return redirect("payments_cycle:index")
+    return TemplateResponse(request, "payments/cycle_schedule.html", {
+        "form": form, "page_title": "Generate a schedule of cycles", "header_icon": "date"})
+
+
+class ServiceCreateView(ServiceFormMixin, ScopedCreateView):
+    """Create through `service(fields=..., by=...)`; back to the list."""
+
+    service = None
+
+    def save_instance(self):
+        return self.service(fields=self.form.service_fields(), by=self.request.user)
+
+    def get_success_url(self):
+        return reverse(self.index_url_name)
+
+
+class ServiceEditView(ServiceFormMixin, ScopedEditView):
+    """Change through `service(<record_kwarg>=..., fields=..., by=...)`; back to the list."""
+
+    service = None
+    record_kwarg = None
+
+    def save_instance(self):
+        return self.service(**{self.record_kwarg: self.object}, fields=self.form.service_fields(),
+                            by=self.request.user)
+
+    def get_success_url(self):
+        return reverse(self.index_url_name)
+
+
+def cycle_create_service(*, fields, by):
+    return services.cycle_create(code=fields["code"], start_date=fields["start_date"], end_date=fields["end_date"],
+                                 by=by)
+
+
+class BenefitsSection(Component):
+    """Benefits due and received per payment plan, on a person's record."""
+
+    template_name = "payments/person_benefits_section.html"
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def get_context_data(self, parent_context=None):
+        return {"rows": self.rows}
+
+
+def person_benefits_section(request, person):
+    if not request.user.has_perm("payments.view_paymentline"):
+        return None
+    return BenefitsSection(selectors.benefits_of_person(person, request.user))

@@ -1,0 +1,305 @@
+"""The payment screens: payment plans (create, inspect, change through approval, formula tester),
+the cycle schedule, the "generate payroll" button, the payroll page and its actions, cycles,
+providers and points through their services (audited)."""
+
+import datetime
+import re
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import reverse
+from wagtail.models import ModelLogEntry
+
+from schemes.payments import services
+from schemes.payments.models import (
+    PaymentCycle,
+    PaymentLine,
+    PaymentPlan,
+    PaymentPoint,
+    PaymentProvider,
+    Payroll,
+    PayrollStatus,
+)
+from tests.factories import PASSWORD, UserFactory
+from workflows.models import ApprovalRequest, ApprovalRule, RequestStatus, WorkflowDefinition, WorkflowStep
+from workflows.services import approval_decide
+
+pytestmark = pytest.mark.django_db
+
+
+def logged_in(client, user):
+    client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+@pytest.fixture
+def designer(db):
+    return UserFactory(username="designer", role="Scheme administrator", national=True)
+
+
+@pytest.fixture
+def plan_change_workflow(checkers):
+    _users, group = checkers
+    definition = WorkflowDefinition.objects.create(operation="payments.change_plan")
+    WorkflowStep.objects.create(definition=definition, group=group, rule=ApprovalRule.ANY)
+    return definition
+
+
+def plan_form(benefit_plan, **overrides):
+    data = {"code": "CG-NEW", "name": "New child grant payments", "benefit_plan": benefit_plan.pk,
+            "formula": "300 + 50 * household_size", "criteria": "", "target_statuses": ["ACTIVE"],
+            "ceiling_per_beneficiary": "1000.00", "limit_per_transaction": "", "periodicity": "2",
+            "currency": "TZS"}
+    data.update(overrides)
+    return data
+
+
+# --- payment plans --------------------------------------------------------------------------------
+
+
+def test_a_designer_creates_a_payment_plan_with_the_rules_editor(client, designer, benefit_plan):
+    client = logged_in(client, designer)
+    page = client.get(reverse("payments_plan:add") + f"?benefit_plan={benefit_plan.pk}")
+    assert page.status_code == 200
+    assert b"rule-builder" in page.content or b"data-rule" in page.content
+
+    response = client.post(reverse("payments_plan:add"), plan_form(benefit_plan))
+
+    payment_plan = PaymentPlan.objects.get(code="CG-NEW")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("payments_plan:inspect", args=[payment_plan.pk])
+    assert payment_plan.formula_text == "300 + 50 * household_size"
+    assert payment_plan.formula["rule"]  # the checked AST is stored
+    assert payment_plan.ceiling_per_beneficiary == Decimal("1000.00")
+    assert ModelLogEntry.objects.filter(action="mizani.payment_plan_change", object_id=str(payment_plan.pk)).exists()
+    assert client.get(reverse("payments_plan:index")).status_code == 200
+    record = client.get(reverse("payments_plan:inspect", args=[payment_plan.pk]))
+    assert b"300 + 50 * household_size" in record.content
+
+
+def test_a_formula_that_does_not_check_is_shown_on_its_field_and_nothing_is_created(client, designer, benefit_plan):
+    response = logged_in(client, designer).post(reverse("payments_plan:add"),
+                                                plan_form(benefit_plan, formula="salary * 2"))
+
+    assert response.status_code == 200
+    assert "Unknown field" in response.content.decode()
+    assert not PaymentPlan.objects.filter(code="CG-NEW").exists()
+
+
+def test_a_formula_change_waits_for_a_checker(client, designer, payment_plan, checkers, plan_change_workflow,
+                                              django_capture_on_commit_callbacks):
+    before = payment_plan.formula_text
+    response = logged_in(client, designer).post(
+        reverse("payments_plan:edit", args=[payment_plan.pk]),
+        plan_form(payment_plan.benefit_plan, code=payment_plan.code, name=payment_plan.name,
+                  formula="1000 - 10 * household_size", ceiling_per_beneficiary="1200.00",
+                  limit_per_transaction="1000.00"))
+
+    request = ApprovalRequest.objects.get(operation="payments.change_plan")
+    assert response.status_code == 302 and response["Location"] == reverse("workflows_approvals:inspect",
+                                                                            args=[request.pk])
+    assert PaymentPlan.objects.get(pk=payment_plan.pk).formula_text == before
+    assert ["Formula", before, "1000 - 10 * household_size"] in request.summary["diff"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=request, verdict="approve", by=checkers[0][0])
+
+    assert PaymentPlan.objects.get(pk=payment_plan.pk).formula_text == "1000 - 10 * household_size"
+
+
+def test_the_formula_tester_shows_inputs_and_amounts_and_saves_nothing(client, accountant, payment_plan, people):
+    response = logged_in(client, accountant).post(
+        reverse("payments_plan:formula_tester", args=[payment_plan.pk]),
+        {"formula": "100 * household_size", "criteria": "", "ceiling_per_beneficiary": "550",
+         "limit_per_transaction": "", "target_statuses": ["ACTIVE"]})
+
+    text = response.content.decode()
+    assert response.status_code == 200
+    assert "<code>household_size</code> = 5" in text
+    assert "500.00" in text and "550.00" in text  # five people: 500; six: 600 capped at 550
+    assert PaymentPlan.objects.get(pk=payment_plan.pk).formula_text != "100 * household_size"
+    assert not Payroll.objects.exists()
+
+
+def test_a_viewer_cannot_create_or_change_payment_plans(client, payment_plan, geo):
+    viewer = UserFactory(role="Viewer", national=True)
+    client = logged_in(client, viewer)
+    assert client.get(reverse("payments_plan:add")).status_code in (302, 403)
+    assert client.get(reverse("payments_plan:inspect", args=[payment_plan.pk])).status_code == 404
+
+
+# --- cycles, providers, points ----------------------------------------------------------------------
+
+
+def test_the_schedule_form_creates_six_cycles_every_two_months(client, accountant):
+    client = logged_in(client, accountant)
+    assert b"Generate a schedule" in client.get(reverse("payments_cycle:index")).content
+
+    response = client.post(reverse("payments_cycle:schedule"), {
+        "prefix": "CG", "first_start": "2026-01-01", "periodicity": "2", "count": "6"})
+
+    assert response.status_code == 302
+    assert list(PaymentCycle.objects.order_by("start_date").values_list("code", flat=True)) == [
+        "CG-2026-01", "CG-2026-03", "CG-2026-05", "CG-2026-07", "CG-2026-09", "CG-2026-11"]
+    assert ModelLogEntry.objects.filter(action="mizani.payment_cycle").count() == 1
+
+    again = client.post(reverse("payments_cycle:schedule"), {
+        "prefix": "CG", "first_start": "2026-05-01", "periodicity": "2", "count": "2"})
+    assert again.status_code == 200 and "exist already" in again.content.decode()
+    assert PaymentCycle.objects.count() == 6
+
+
+def test_cycles_providers_and_points_are_written_by_their_services_and_audited(client, accountant, geo):
+    client = logged_in(client, accountant)
+    client.post(reverse("payments_cycle:add"), {"code": "C1", "start_date": "2026-01-01", "end_date": "2026-01-31"})
+    client.post(reverse("payments_provider:add"), {"code": "MPESA", "name": "M-Pesa"})
+    provider = PaymentProvider.objects.get(code="MPESA")
+    client.post(reverse("payments_point:add"), {"code": "P-A", "name": "Agent A", "provider": provider.pk,
+                                                "location": geo.district_a.pk})
+    point = PaymentPoint.objects.get(code="P-A")
+    client.post(reverse("payments_point:edit", args=[point.pk]), {
+        "code": "P-A", "name": "Agent A (market)", "provider": provider.pk, "location": geo.district_a.pk})
+    cycle = PaymentCycle.objects.get(code="C1")
+    refused = client.post(reverse("payments_cycle:edit", args=[cycle.pk]), {
+        "code": "C1", "start_date": "2026-02-01", "end_date": "2026-01-31"})
+
+    assert refused.status_code == 200  # ends before it starts
+    assert PaymentCycle.objects.get(pk=cycle.pk).start_date == datetime.date(2026, 1, 1)
+    assert PaymentPoint.objects.get(pk=point.pk).name == "Agent A (market)"
+    actions = list(ModelLogEntry.objects.order_by("pk").values_list("action", flat=True))
+    assert actions.count("mizani.payment_cycle") == 1
+    assert actions.count("mizani.payment_provider") == 1
+    assert actions.count("mizani.payment_point") == 2
+    point_change = ModelLogEntry.objects.filter(action="mizani.payment_point").order_by("pk").last()
+    assert point_change.data["diff"] == [["name", "Agent A", "Agent A (market)"]]
+
+
+def test_a_cycle_with_a_payroll_keeps_its_dates(payment_plan, cycle, people, accountant,
+                                                 django_capture_on_commit_callbacks):
+    from django.core.exceptions import ValidationError
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle, by=accountant)
+    with pytest.raises(ValidationError, match="has payrolls"):
+        services.cycle_change(cycle=cycle, fields={"start_date": datetime.date(2025, 1, 2)}, by=accountant)
+
+
+def test_a_viewer_cannot_add_providers(client, geo):
+    viewer = UserFactory(role="Viewer", national=True)
+    response = logged_in(client, viewer).post(reverse("payments_provider:add"), {"code": "X", "name": "X"})
+    assert response.status_code in (302, 403)
+    assert not PaymentProvider.objects.exists()
+
+
+# --- generating and the payroll page ------------------------------------------------------------------
+
+
+def test_generate_payroll_starts_the_job_and_the_page_shows_its_progress(client, accountant, payment_plan, cycle,
+                                                                          people):
+    client = logged_in(client, accountant)
+    plan_page = client.get(reverse("payments_plan:inspect", args=[payment_plan.pk])).content.decode()
+    assert "Generate payroll" in plan_page and cycle.code in plan_page
+
+    response = client.post(reverse("payments_plan:generate", args=[payment_plan.pk]), {"cycle": cycle.pk})
+
+    payroll = Payroll.objects.get()
+    assert response["Location"] == reverse("payments_payroll:inspect", args=[payroll.pk])
+    assert payroll.status == PayrollStatus.GENERATING  # the job runs once the request commits
+    page = client.get(response["Location"]).content.decode()
+    assert "data-job-live" in page
+    assert reverse("workflows_jobs:status", args=[payroll.job_id]) in page
+    assert "mizani/job_progress.js" in page
+    again = client.post(reverse("payments_plan:generate", args=[payment_plan.pk]), {"cycle": cycle.pk})
+    assert again["Location"] == response["Location"] and Payroll.objects.count() == 1
+
+
+@pytest.fixture
+def sealed(payment_plan, cycle, people, accountant, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        payroll = services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle, by=accountant)
+    return Payroll.objects.get(pk=payroll.pk)
+
+
+def test_the_payroll_page_shows_the_seal_totals_and_the_lines_held_back(client, accountant, sealed):
+    page = logged_in(client, accountant).get(reverse("payments_payroll:inspect", args=[sealed.pk])).content.decode()
+
+    assert sealed.seal_hash in page
+    assert "3400.00 TZS" in page
+    assert re.search(r"Due</a></td><td>4</td><td>3400.00", page)
+    assert "1 line above 1000.00 TZS" in page and "Not released" in page
+    assert "Submit for approval" in page
+    assert "Submit the lines above the limit for approval" in page
+    assert f"{reverse('payments_line:index')}?payroll={sealed.pk}" in page
+    assert "data-job-live" not in page
+
+
+def test_a_district_accountant_sees_totals_of_their_district_only(client, sealed, geo):
+    district = UserFactory(role="Accountant", locations=[geo.district_b])
+    page = logged_in(client, district).get(reverse("payments_payroll:inspect", args=[sealed.pk])).content.decode()
+
+    assert re.search(r"Due</a></td><td>1</td><td>600.00", page)
+    assert "3400.00 TZS" in page  # the seal is the payroll's own
+
+
+def test_submit_then_export_links_per_payment_point_and_the_follow_up(client, accountant, sealed, checkers,
+                                                                      payroll_workflow, geo, people,
+                                                                      django_capture_on_commit_callbacks):
+    provider = services.provider_create(fields={"code": "BANK", "name": "Bank"}, by=accountant)
+    point = services.point_create(fields={"code": "PT-A", "name": "Branch A", "provider": provider,
+                                          "location": geo.district_a}, by=accountant)
+    client = logged_in(client, accountant)
+    response = client.post(reverse("payments_payroll:submit", args=[sealed.pk]))
+    request = ApprovalRequest.objects.get(operation="payments.approve_payroll")
+    assert response["Location"] == reverse("workflows_approvals:inspect", args=[request.pk])
+    page = client.get(reverse("payments_payroll:inspect", args=[sealed.pk])).content.decode()
+    assert "Submit for approval</button>" not in page  # waiting for its decision
+
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=request, verdict="approve", by=checkers[0][0])
+    page = client.get(reverse("payments_payroll:inspect", args=[sealed.pk])).content.decode()
+    assert f"?point={point.pk}" in page
+    assert "left out of every export until released" in page
+    export = client.get(reverse("payments_payroll:export_csv", args=[sealed.pk]) + f"?point={point.pk}")
+    rows = b"".join(export.streaming_content).decode().strip().splitlines()
+    assert len(rows) == 1 + 2  # district A: three and six (five_with_baby is above the limit)
+
+    line = PaymentLine.objects.get(payroll=sealed, beneficiary_id=people["six"].pk)
+    line.mark_unpaid()
+    line.save()
+    assert "Follow-up payroll of the unpaid lines" in client.get(
+        reverse("payments_payroll:inspect", args=[sealed.pk])).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        follow = client.post(reverse("payments_payroll:follow_up", args=[sealed.pk]))
+    follow_up = Payroll.objects.get(follow_up_of=sealed)
+    assert follow["Location"] == reverse("payments_payroll:inspect", args=[follow_up.pk])
+    assert (follow_up.line_count, follow_up.total) == (1, Decimal("900.00"))
+
+
+def test_the_payroll_page_shows_the_difference_to_the_previous_cycle(client, accountant, sealed, payment_plan,
+                                                                     people, superuser,
+                                                                     django_capture_on_commit_callbacks):
+    from schemes.plans.services import beneficiary_change_status
+
+    beneficiary_change_status(beneficiary=people["single_b"], action="suspend", reason="moved", by=superuser)
+    following = PaymentCycle.objects.get(code="CG-2025-03")
+    with django_capture_on_commit_callbacks(execute=True):
+        payroll = services.payroll_generate_start(payment_plan=payment_plan, cycle=following, by=accountant)
+
+    page = logged_in(client, accountant).get(reverse("payments_payroll:inspect", args=[payroll.pk])).content.decode()
+
+    assert re.search(r"<dt>New</dt><dd>0</dd>\s*<dt>Removed</dt><dd>1</dd>", page)
+    assert "<td>Removed</td>" in page
+
+
+def test_posts_are_refused_to_a_viewer(client, sealed, geo):
+    viewer = UserFactory(role="Viewer", national=True)
+    client = logged_in(client, viewer)
+    for name in ("submit", "release_over_limit", "follow_up"):
+        assert client.post(reverse(f"payments_payroll:{name}", args=[sealed.pk])).status_code == 404
+    assert not ApprovalRequest.objects.exists()
+
+
+def test_checkers_group_exists(checkers):
+    assert Group.objects.filter(name="Checker").exists()
+    assert RequestStatus.PENDING

@@ -1,0 +1,246 @@
+"""Payment plans, cycles, the payroll's approval (amount bands), rejection kept for audit, the frozen
+payroll on every path, follow-ups, the diff to the previous cycle and the formula tester."""
+
+import datetime
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, connection, transaction
+
+from schemes.payments import selectors, services
+from schemes.payments.models import FrozenPayroll, LineStatus, PaymentCycle, PaymentLine, Payroll, PayrollStatus
+from workflows.models import RequestStatus
+from workflows.services import approval_decide, definition_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def sealed(payment_plan, cycle, people, accountant, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        payroll = services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle, by=accountant)
+    return Payroll.objects.get(pk=payroll.pk)
+
+
+def approve(payroll, accountant, checker, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        request = services.payroll_submit(payroll=payroll, by=accountant)
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=request, verdict="approve", by=checker)
+    return Payroll.objects.get(pk=payroll.pk)
+
+
+# --- plans and cycles -----------------------------------------------------------------------------
+
+
+def test_a_formula_that_does_not_give_a_number_is_refused(benefit_plan, superuser):
+    with pytest.raises(ValidationError) as error:
+        services.payment_plan_create(by=superuser, fields={
+            "code": "X", "name": "X", "benefit_plan": benefit_plan, "formula": "household_size > 2",
+            "target_statuses": ["ACTIVE"]})
+    assert "formula" in error.value.message_dict
+    with pytest.raises(ValidationError, match="Unknown field"):
+        services.payment_plan_create(by=superuser, fields={
+            "code": "X", "name": "X", "benefit_plan": benefit_plan, "formula": "salary * 2",
+            "target_statuses": ["ACTIVE"]})
+
+
+def test_the_schedule_follows_the_periodicity(cycles):
+    assert [(c.code, c.start_date, c.end_date) for c in sorted(cycles, key=lambda c: c.start_date)] == [
+        ("CG-2025-01", datetime.date(2025, 1, 1), datetime.date(2025, 2, 28)),
+        ("CG-2025-03", datetime.date(2025, 3, 1), datetime.date(2025, 4, 30)),
+        ("CG-2025-05", datetime.date(2025, 5, 1), datetime.date(2025, 6, 30)),
+    ]
+
+
+def test_a_schedule_overlapping_existing_codes_creates_nothing(cycles, superuser):
+    with pytest.raises(ValidationError, match="CG-2025-05"):
+        services.cycle_schedule_generate(prefix="CG", first_start=datetime.date(2025, 5, 1), periodicity=2,
+                                         count=3, by=superuser)
+    assert PaymentCycle.objects.count() == 3
+
+
+def test_the_formula_tester_shows_inputs_and_amounts_without_writing(payment_plan, people, accountant, superuser):
+    rows = services.formula_test(by=superuser, fields={
+        "benefit_plan": payment_plan.benefit_plan, "formula": payment_plan.formula_text,
+        "ceiling_per_beneficiary": Decimal("1000.00"), "limit_per_transaction": Decimal("850.00"),
+        "target_statuses": ["ACTIVE"]})
+
+    by_id = {row["beneficiary"].pk: row for row in rows}
+    assert by_id[people["five_with_baby"].pk]["inputs"] == {"children_under_5": Decimal(1), "household_size": Decimal(5)}
+    assert by_id[people["five_with_baby"].pk]["amount"] == Decimal("1000.00")  # 1100 capped
+    assert by_id[people["six"].pk]["over_limit"] is True
+    assert people["suspended"].pk not in by_id
+    assert not Payroll.objects.exists()
+
+
+def test_sql_and_python_give_every_line_the_same_amount(sealed, people):
+    from schemes.payments.generation import Formula, line_amount
+
+    formula = Formula(benefit_plan=sealed.payment_plan.benefit_plan, formula=sealed.formula["formula"],
+                      criteria=sealed.formula["criteria"], today=sealed.cycle.start_date)
+    for line in PaymentLine.objects.filter(payroll=sealed):
+        beneficiary = next(b for b in people.values() if b.pk == line.beneficiary_id)
+        inputs, raw = formula.evaluate(beneficiary)
+        assert line_amount(raw, ceiling=Decimal("1200.00")) == line.amount
+        assert {name: Decimal(value) for name, value in line.inputs.items()} == inputs
+
+
+# --- approval ----------------------------------------------------------------------------------------
+
+
+def test_approval_applies_once_the_checker_approves(sealed, accountant, checkers, payroll_workflow,
+                                                    django_capture_on_commit_callbacks):
+    checker = checkers[0][0]
+    with django_capture_on_commit_callbacks(execute=True):
+        request = services.payroll_submit(payroll=sealed, by=accountant)
+
+    assert Payroll.objects.get(pk=sealed.pk).status == PayrollStatus.PENDING_APPROVAL
+    assert request.total == Decimal("3400.00")
+    assert request.summary["counts"]["Lines"] == 4
+    assert request.summary["counts"]["Lines above the transaction limit"] == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=request, verdict="approve", by=checker)
+
+    assert Payroll.objects.get(pk=sealed.pk).status == PayrollStatus.APPROVED
+
+
+def test_amount_bands_pick_the_workflow_by_the_payroll_total(payroll_workflow):
+    small, large = payroll_workflow
+    assert definition_for("payments.approve_payroll", Decimal("3400.00")) == small
+    assert definition_for("payments.approve_payroll", Decimal("2500000.00")) == large
+
+
+def test_the_maker_cannot_approve_their_own_payroll(sealed, accountant, checkers, payroll_workflow):
+    from django.core.exceptions import PermissionDenied
+
+    accountant.groups.add(checkers[1])
+    request = services.payroll_submit(payroll=sealed, by=accountant)
+    with pytest.raises(PermissionDenied):
+        approval_decide(request=request, verdict="approve", by=accountant)
+
+
+def test_rejection_keeps_the_payroll_and_its_lines_and_frees_the_cycle(
+        sealed, accountant, checkers, payroll_workflow, payment_plan, cycle, django_capture_on_commit_callbacks):
+    request = services.payroll_submit(payroll=sealed, by=accountant)
+    approval_decide(request=request, verdict="reject", by=checkers[0][0], comment="Wrong cycle")
+
+    rejected = Payroll.objects.get(pk=sealed.pk)
+    assert rejected.status == PayrollStatus.REJECTED
+    assert rejected.reason == "Wrong cycle"
+    assert PaymentLine.objects.filter(payroll=rejected).count() == 4
+    with django_capture_on_commit_callbacks(execute=True):
+        again = services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle, by=accountant)
+    assert again.pk != rejected.pk
+    assert Payroll.objects.get(pk=again.pk).status == PayrollStatus.PENDING_APPROVAL
+
+
+def test_a_payroll_waiting_for_a_decision_is_not_submitted_twice(sealed, accountant, payroll_workflow):
+    services.payroll_submit(payroll=sealed, by=accountant)
+    with pytest.raises(ValidationError, match="already waiting"):
+        services.payroll_submit(payroll=sealed, by=accountant)
+
+
+# --- an approved payroll never changes ----------------------------------------------------------------
+
+
+@pytest.fixture
+def approved(sealed, accountant, checkers, payroll_workflow, django_capture_on_commit_callbacks):
+    payroll = approve(sealed, accountant, checkers[0][0], django_capture_on_commit_callbacks)
+    assert payroll.status == PayrollStatus.APPROVED
+    return payroll
+
+
+REFUSED = (FrozenPayroll, DatabaseError)
+
+
+def test_an_approved_payrolls_lines_refuse_queryset_updates_and_deletes(approved):
+    lines = PaymentLine.objects.filter(payroll=approved)
+    with pytest.raises(REFUSED), transaction.atomic():
+        lines.update(amount=Decimal("1.00"))
+    with pytest.raises(REFUSED), transaction.atomic():
+        lines.delete()
+    with pytest.raises(REFUSED), transaction.atomic():
+        line = lines.first()
+        line.amount = Decimal("2.00")
+        PaymentLine.objects.bulk_update([line], ["amount"])
+    with pytest.raises(REFUSED), transaction.atomic():
+        line = lines.first()
+        line.amount = Decimal("2.00")
+        line.save()
+    with pytest.raises(REFUSED), transaction.atomic():
+        lines.first().delete()
+    assert sum(lines.values_list("amount", flat=True)) == Decimal("3400.00")
+
+
+def test_an_approved_payrolls_seal_refuses_every_change(approved):
+    with pytest.raises(REFUSED), transaction.atomic():
+        Payroll.objects.filter(pk=approved.pk).update(total=Decimal("1.00"))
+    with pytest.raises(REFUSED), transaction.atomic():
+        payroll = Payroll.objects.get(pk=approved.pk)
+        payroll.line_count = 99
+        payroll.save()
+    with pytest.raises(REFUSED), transaction.atomic():
+        Payroll.objects.get(pk=approved.pk).delete()
+    with pytest.raises(REFUSED), transaction.atomic():
+        PaymentLine.objects.create(payroll=approved, beneficiary_id=10**9, amount=Decimal("5.00"))
+    assert Payroll.objects.get(pk=approved.pk).total == Decimal("3400.00")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the triggers are PostgreSQL's")
+def test_the_database_refuses_raw_sql_changes_to_an_approved_payroll(approved):
+    for statement in (f"UPDATE payments_paymentline SET amount = 1 WHERE payroll_id = {approved.pk}",
+                      f"DELETE FROM payments_paymentline WHERE payroll_id = {approved.pk}",
+                      f"UPDATE payments_payroll SET total = 1 WHERE id = {approved.pk}",
+                      f"UPDATE payments_payroll SET status = 'GENERATING' WHERE id = {approved.pk}",
+                      f"DELETE FROM payments_payroll WHERE id = {approved.pk}",
+                      f"INSERT INTO payments_paymentline (payroll_id, beneficiary_id, amount, inputs, "
+                      f"flagged_over_limit, status, receipt) VALUES ({approved.pk}, 999999, 1, '{{}}', false, 'DUE', '')"):
+        with pytest.raises(DatabaseError, match="payroll_(sealed|kept)"), transaction.atomic(), \
+                connection.cursor() as cursor:
+            cursor.execute(statement)
+    # Reconciliation's columns stay writable.
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE payments_paymentline SET status = 'PAID', receipt = 'R1' WHERE payroll_id = %s",
+                       [approved.pk])
+    assert set(PaymentLine.objects.filter(payroll=approved).values_list("status", flat=True)) == {"PAID"}
+
+
+# --- follow-ups and the diff ----------------------------------------------------------------------------
+
+
+def test_a_follow_up_pays_the_unpaid_lines_at_their_frozen_amounts(approved, accountant, people,
+                                                                 django_capture_on_commit_callbacks):
+    line = PaymentLine.objects.get(payroll=approved, beneficiary_id=people["six"].pk)
+    line.mark_unpaid()
+    line.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        follow_up = services.payroll_follow_up_start(payroll=approved, by=accountant)
+    follow_up = Payroll.objects.get(pk=follow_up.pk)
+
+    assert follow_up.follow_up_of_id == approved.pk
+    assert (follow_up.line_count, follow_up.total) == (1, Decimal("900.00"))
+    assert list(follow_up.lines.values_list("beneficiary_id", "status")) == [(people["six"].pk, LineStatus.DUE)]
+    assert services.payroll_follow_up_start(payroll=approved, by=accountant).pk == follow_up.pk
+
+
+def test_the_diff_shows_new_removed_and_changed_beneficiaries(
+        approved, payment_plan, cycles, people, accountant, superuser, django_capture_on_commit_callbacks):
+    from schemes.plans.services import beneficiary_change_status
+
+    beneficiary_change_status(beneficiary=people["single_b"], action="suspend", reason="moved", by=superuser)
+    beneficiary_change_status(beneficiary=people["suspended"], action="reinstate", by=superuser)
+    services.payment_plan_change(payment_plan=payment_plan, by=superuser,
+                                 fields={"formula": "500 + 200 * children_under_5 + 100 * min(household_size, 4)"})
+    following = PaymentCycle.objects.get(code="CG-2025-03")
+    with django_capture_on_commit_callbacks(execute=True):
+        payroll = services.payroll_generate_start(payment_plan=payment_plan, cycle=following, by=accountant)
+
+    diff = selectors.payroll_diff(Payroll.objects.get(pk=payroll.pk), sample=5)
+
+    assert diff["previous"] == approved
+    assert (diff["new"], diff["removed"], diff["changed"]) == (1, 1, 0)
+    assert [line.beneficiary_id for line in diff["samples"]["new"]] == [people["suspended"].pk]
+    assert [line.beneficiary_id for line in diff["samples"]["removed"]] == [people["single_b"].pk]
