@@ -316,12 +316,18 @@ def prepare_import(upload):
     mapping = quote(StagedHousehold._meta.db_table)
     now = timezone.now()
     with connection.cursor() as cursor:
-        for field, value in (("role", "HEAD"), ("recipient", "PRIMARY")):
-            cursor.execute(
-                f"UPDATE {staged} SET {field} = %s WHERE upload_id = %s AND valid AND row_number IN ("
-                f"SELECT MIN(row_number) FROM {staged} WHERE upload_id = %s AND valid AND group_code <> '' "
-                f"GROUP BY group_code HAVING SUM(CASE WHEN {field} = %s THEN 1 ELSE 0 END) = 0)",
-                [value, upload.pk, upload.pk, value])
+        # One pass for both: the households' first rows, and whether each names a head and a primary.
+        cursor.execute(
+            f"UPDATE {staged} SET role = CASE WHEN firsts.heads = 0 THEN 'HEAD' ELSE role END, "
+            f"recipient = CASE WHEN firsts.primaries = 0 THEN 'PRIMARY' ELSE recipient END "
+            f"FROM (SELECT MIN(row_number) AS first_row, "
+            f"SUM(CASE WHEN role = 'HEAD' THEN 1 ELSE 0 END) AS heads, "
+            f"SUM(CASE WHEN recipient = 'PRIMARY' THEN 1 ELSE 0 END) AS primaries "
+            f"FROM {staged} WHERE upload_id = %s AND valid AND group_code <> '' GROUP BY group_code "
+            f"HAVING SUM(CASE WHEN role = 'HEAD' THEN 1 ELSE 0 END) = 0 "
+            f"OR SUM(CASE WHEN recipient = 'PRIMARY' THEN 1 ELSE 0 END) = 0) firsts "
+            f"WHERE upload_id = %s AND row_number = firsts.first_row",
+            [upload.pk, upload.pk])
         created_households = (
             f"INSERT INTO {households} (code, location_id, attributes, created_at, updated_at) "
             f"SELECT s.group_code, s.location_id, %s, %s, %s FROM {staged} s "

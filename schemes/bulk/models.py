@@ -114,8 +114,9 @@ class StagedIndividual(models.Model):
     possible_duplicate_of = models.BigIntegerField(null=True)
 
     class Meta:
+        # Only this index: the checks read all of an upload's rows at once (hash aggregates), and each
+        # index more is written for every staged row.
         constraints = [models.UniqueConstraint(fields=["upload", "row_number"], name="staged_individual_row")]
-        indexes = [models.Index(fields=["upload", "group_code"], name="staged_individual_group_idx")]
 
 
 class StagedHousehold(models.Model):

@@ -121,8 +121,9 @@ class Individual(models.Model):
 
 class Household(models.Model):
     code = models.CharField(max_length=32, unique=True)
+    # No index of its own: household_loc_code_idx starts with it.
     location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.PROTECT,
-                                 related_name="households")
+                                 related_name="households", db_index=False)
     attributes = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
