@@ -19,7 +19,7 @@ from schemes.registry.models import Individual
 from sites.benchmarking import register
 
 from . import services
-from .models import PaymentCycle, PaymentLine, PaymentPlan, Payroll
+from .models import PaymentCycle, PaymentLine, Payroll
 
 FORMULA = "500 + (200 if children_under_5 > 0 else 0) + 100 * min(household_size, 4)"
 CRITERIA = "age >= 0"

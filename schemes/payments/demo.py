@@ -19,7 +19,7 @@ from workflows.models import ApprovalRule, WorkflowDefinition, WorkflowStep
 from workflows.services import approval_decide, approval_execute
 
 from . import approvals, services
-from .models import PaymentCycle, PaymentLine, PaymentPlan, PaymentPoint, PaymentProvider, Payroll, Periodicity
+from .models import PaymentCycle, PaymentLine, PaymentPlan, PaymentProvider, Payroll, Periodicity
 
 GRANT = "CG-01"
 PLAN_CODE = "CG-01-PAY"
@@ -103,6 +103,8 @@ def forget_demo_payrolls(**kwargs):
     lines, payrolls = (connection.ops.quote_name(model._meta.db_table) for model in (PaymentLine, Payroll))
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # Deferred foreign-key checks pending in this transaction would make PostgreSQL refuse.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(f"TRUNCATE {lines}, {payrolls}")
         else:
             cursor.execute(f"DELETE FROM {lines}")

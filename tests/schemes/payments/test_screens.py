@@ -7,7 +7,6 @@ import re
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group
 from django.urls import reverse
 from wagtail.models import ModelLogEntry
 
@@ -22,7 +21,7 @@ from schemes.payments.models import (
     PayrollStatus,
 )
 from tests.factories import PASSWORD, UserFactory
-from workflows.models import ApprovalRequest, ApprovalRule, RequestStatus, WorkflowDefinition, WorkflowStep
+from workflows.models import ApprovalRequest, ApprovalRule, WorkflowDefinition, WorkflowStep
 from workflows.services import approval_decide
 
 pytestmark = pytest.mark.django_db
@@ -299,7 +298,3 @@ def test_posts_are_refused_to_a_viewer(client, sealed, geo):
         assert client.post(reverse(f"payments_payroll:{name}", args=[sealed.pk])).status_code == 404
     assert not ApprovalRequest.objects.exists()
 
-
-def test_checkers_group_exists(checkers):
-    assert Group.objects.filter(name="Checker").exists()
-    assert RequestStatus.PENDING

@@ -10,7 +10,6 @@ from django.db import DatabaseError, connection, transaction
 
 from schemes.payments import selectors, services
 from schemes.payments.models import FrozenPayroll, LineStatus, PaymentCycle, PaymentLine, Payroll, PayrollStatus
-from workflows.models import RequestStatus
 from workflows.services import approval_decide, definition_for
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from schemes.payments import services
-from schemes.payments.models import PaymentCycle, PaymentLine, Payroll, PayrollStatus
+from schemes.payments.models import PaymentLine, Payroll, PayrollStatus
 from schemes.plans.models import BenefitPlan
 from tests.workflows.test_worker_kill import Worker, reap_until_requeued
 from workflows import services as job_services
