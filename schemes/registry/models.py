@@ -70,8 +70,10 @@ class Individual(models.Model):
     national_id = models.CharField("national ID", max_length=64, null=True, blank=True)
     phone = models.CharField(max_length=32, blank=True)
     # No index of its own: individual_loc_name_idx starts with it (one index less to write per person).
+    # No foreign-key constraint either (checked again per person at an import's commit): a PostgreSQL
+    # trigger refuses deleting a location that people or households are placed at (migration 0007).
     location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.PROTECT,
-                                 related_name="individuals", db_index=False)
+                                 related_name="individuals", db_index=False, db_constraint=False)
     attributes = models.JSONField(default=dict, blank=True)
     # Lower-cased "first last", kept by the database, searched with a trigram index on PostgreSQL.
     search_name = models.GeneratedField(
@@ -121,9 +123,9 @@ class Individual(models.Model):
 
 class Household(models.Model):
     code = models.CharField(max_length=32, unique=True)
-    # No index of its own: household_loc_code_idx starts with it.
+    # As Individual.location: no index of its own (household_loc_code_idx starts with it), no constraint.
     location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.PROTECT,
-                                 related_name="households", db_index=False)
+                                 related_name="households", db_index=False, db_constraint=False)
     attributes = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

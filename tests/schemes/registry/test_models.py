@@ -233,3 +233,14 @@ def test_the_orm_still_cascades_a_deleted_household_to_its_memberships(db, membe
     membership = MembershipFactory()
     membership.household.delete()
     assert not Membership.objects.filter(pk=membership.pk).exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the guard is a PostgreSQL trigger")
+@pytest.mark.parametrize("factory", [IndividualFactory, HouseholdFactory])
+def test_a_location_that_records_are_placed_at_cannot_be_deleted_even_in_sql(db, factory):
+    from tests.factories import LocationFactory
+
+    record = factory(location=LocationFactory())
+    with pytest.raises(IntegrityError, match="location_has_records"), transaction.atomic(), \
+            connection.cursor() as cursor:
+        cursor.execute("DELETE FROM sites_location WHERE id = %s", [record.location_id])
