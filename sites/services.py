@@ -4,9 +4,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import ProtectedError
 
-from .audit import audit, audit_event
-from .models import Location
-
+from .audit import audit
 
 
 def _require_permission(user, permission):

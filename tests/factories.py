@@ -182,7 +182,7 @@ class DuplicateCandidateFactory(DjangoModelFactory):
     second = factory.SubFactory(IndividualFactory)
     score = 90
     reasons = factory.LazyFunction(lambda: ["name_dob"])
-    found_at = factory.LazyFunction(lambda: datetime.datetime.now(datetime.timezone.utc))
+    found_at = factory.LazyFunction(lambda: datetime.datetime.now(datetime.UTC))
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):

@@ -398,8 +398,7 @@ def import_chunk(upload, first_row, last_row, id_base):
     people_params = [id_base, now, now, *span]
     insert_members = (f"INSERT INTO {members} (household_id, individual_id, role_id, recipient_type, joined_at) "
                       f"SELECT h.household_id, %s + s.row_number, s.role, NULLIF(s.recipient, ''), %s ")
-    of_household = "JOIN {mapping} h ON h.upload_id = s.upload_id AND h.group_code = s.group_code".format(
-        mapping=mapping)
+    of_household = f"JOIN {mapping} h ON h.upload_id = s.upload_id AND h.group_code = s.group_code"
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # The trigram index on names takes new entries in a pending list merged when it is full:

@@ -145,7 +145,7 @@ def _check_tree(upload, scope):
 
     for code in rows:
         resolve(code, [])
-    for code, (_number, parent) in rows.items():
+    for code in rows:
         if code in problems:
             continue
         own = registered.get(code)

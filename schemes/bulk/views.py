@@ -17,8 +17,8 @@ from workflows.models import ApprovalRequest
 from workflows.services import approval_submit
 
 from . import selectors, services
-from .forms import SubmitForm, UploadForm
 from .files import sanitise_file_name
+from .forms import SubmitForm, UploadForm
 from .models import PLAN_KINDS, UploadKind, UploadStatus
 
 

@@ -45,7 +45,7 @@ def payroll(*, rows, seed, log):
     benefit_plan.save()
     try:
         log(f"Enrolling {rows:,} people...")
-        enrolled = plan_services.enrolment_execute(plan=benefit_plan, rule=f"age >= 0", target_status="ACTIVE",
+        enrolled = plan_services.enrolment_execute(plan=benefit_plan, rule="age >= 0", target_status="ACTIVE",
                                                    by=admin)
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE plans_beneficiary")

@@ -16,7 +16,13 @@ from wagtail.admin.views.mixins import Echo
 
 from sites.audit import audit
 from sites.spreadsheets import safe_cell
-from sites.viewsets import ApprovalMixin, ScopedCreateView, ScopedEditView, ScopedInspectView, ServiceFormMixin
+from sites.viewsets import (
+    ApprovalMixin,
+    ScopedCreateView,
+    ScopedEditView,
+    ScopedInspectView,
+    ServiceFormMixin,
+)
 from workflows.models import ApprovalRequest, RequestStatus
 from workflows.selectors import jobs_for
 

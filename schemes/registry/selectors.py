@@ -3,9 +3,8 @@
 
 from django.db import connection
 from django.db.models import Count, OuterRef, Q, Subquery, TextField
-from django.db.models.functions import Cast
 from django.db.models.fields.json import KeyTransform
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from sites.dates import years_before

@@ -8,7 +8,6 @@ from . import views
 from .components import HouseholdsSummaryItem, IndividualsSummaryItem
 from .viewsets import RegistrySetupViewSetGroup, RegistryViewSetGroup
 
-
 # What merging and reviewing duplicates writes to the audit trail (sites/audit.py writes the entries).
 DUPLICATE_AUDIT_ACTIONS = {
     "mizani.merge": ("Merge", "Merged a duplicate record into this one"),

@@ -2,9 +2,10 @@
 
 import django.db.models.deletion
 import django_fsm
-import schemes.payments.models
 from django.conf import settings
 from django.db import migrations, models
+
+import schemes.payments.models
 
 
 class Migration(migrations.Migration):

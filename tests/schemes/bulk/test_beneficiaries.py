@@ -258,7 +258,7 @@ def test_bad_update_rows_are_named(clerk, plan, geo, django_capture_on_commit_ca
     ], django_capture_on_commit_callbacks, kind="BENEFICIARY_UPDATES")
     errors = errors_of(upload)
     assert "grade: Must be at least 1." in errors[str(mine.pk)]
-    assert f"No beneficiary of CG with this ID in your locations." in errors[str(far.pk)]
+    assert "No beneficiary of CG with this ID in your locations." in errors[str(far.pk)]
     assert "No beneficiary of CG with this ID" in errors[str(foreign.pk)]
     assert "has left CG" in errors[str(gone.pk)]
     assert "'abc' is not a beneficiary ID" in errors["abc"]

@@ -6,7 +6,14 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from schemes.payments.models import PaymentCycle, PaymentLine, PaymentPlan, PaymentPoint, Payroll, PayrollStatus
+from schemes.payments.models import (
+    PaymentCycle,
+    PaymentLine,
+    PaymentPlan,
+    PaymentPoint,
+    Payroll,
+    PayrollStatus,
+)
 from schemes.registry.models import Individual
 
 pytestmark = pytest.mark.django_db

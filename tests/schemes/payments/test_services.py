@@ -9,7 +9,14 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, transaction
 
 from schemes.payments import selectors, services
-from schemes.payments.models import FrozenPayroll, LineStatus, PaymentCycle, PaymentLine, Payroll, PayrollStatus
+from schemes.payments.models import (
+    FrozenPayroll,
+    LineStatus,
+    PaymentCycle,
+    PaymentLine,
+    Payroll,
+    PayrollStatus,
+)
 from workflows.services import approval_decide, definition_for
 
 pytestmark = pytest.mark.django_db

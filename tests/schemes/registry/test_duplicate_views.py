@@ -208,7 +208,7 @@ def test_a_merged_pair_offers_to_undo_the_merge(client, clerk_a, pairs, merge_wo
     login(client, clerk_a)
 
     text = page(client, "registry_duplicate:inspect", pair.pk)[1]
-    assert "Undo the merge" in text and "(id %d, deleted)" % pair.second_id in text
+    assert "Undo the merge" in text and f"(id {pair.second_id}, deleted)" in text
     assert "Aminah" in page(client, "registry_duplicate:index", query="?status=MERGED")[1]
 
     response = client.post(reverse("registry_duplicate:unmerge", args=[pair.pk]))

@@ -16,7 +16,6 @@ from django.utils import timezone
 from wagtail.models import ModelLogEntry
 
 from schemes.registry.models import Individual, MemberRole, Membership
-from sites.models import Location
 from tests.factories import (
     HouseholdFactory,
     IndividualFactory,
