@@ -11,10 +11,17 @@ The world (`world` fixture): districts A and B under one region, in each an indi
 household, a soft-deleted individual and a soft-deleted household, a possible duplicate of that
 individual (a pair in the review queue) and a merged pair; a person and a household with no
 location; a person in A without household (for member POSTs); an empty leaf location in A.
+Payments: a payment plan over the walk plan, paying A's beneficiary 333.33 and B's two 666.66 (unpaid)
+and 1444.43 (above the transaction limit) in an approved payroll, the same again in a payroll waiting
+to be submitted, a cycle without payroll, a provider and a payment point in each district. Payment
+plans, cycles, providers and payrolls are programme-wide; payment lines, and the totals and exports
+made of them, only in the user's locations (a district accountant walks them).
 """
 
+import datetime
 import io
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import openpyxl
 import pytest
@@ -26,6 +33,15 @@ from django.urls.exceptions import NoReverseMatch
 from django.utils import timezone
 
 from schemes.bulk.models import Upload
+from schemes.payments import services as payment_services
+from schemes.payments.models import (
+    PaymentCycle,
+    PaymentLine,
+    PaymentPlan,
+    PaymentPoint,
+    PaymentProvider,
+    Payroll,
+)
 from schemes.plans.models import Beneficiary, BenefitPlan, HouseholdBeneficiary, PlanField
 from schemes.registry.duplicates import SCAN
 from schemes.registry.models import (
@@ -126,10 +142,21 @@ OUR_NAMESPACES = {
     "plans_householdbeneficiary": "householdbeneficiary",
     "bulk_upload": "upload",
     "registry_duplicate": "duplicatecandidate",
+    "payments_plan": "paymentplan",
+    "payments_payroll": "payroll",
+    "payments_line": "paymentline",
+    "payments_cycle": "paymentcycle",
+    "payments_provider": "paymentprovider",
+    "payments_point": "paymentpoint",
 }
-# Programme-wide content every role may read (the plan itself; its beneficiaries are scoped): an
-# object URL may answer 200 to a district user, but must show nothing of district B.
-SHARED_NAMESPACES = {"plans_plan"}
+# Programme-wide objects every role may read (the plan itself; its beneficiaries are scoped; a
+# payroll, whose lines and totals are scoped): an object URL may answer 200 to a district user, but
+# must show nothing of district B.
+SHARED_NAMESPACES = {"plans_plan", "payments_plan", "payments_cycle", "payments_provider", "payments_payroll"}
+# Of those, content with nobody's data in it: a district user holding the permission may change it
+# (an accountant moves a cycle's dates). A payroll is not: its actions (submit, release, follow-up)
+# act on every district's lines.
+SHARED_CONTENT = {"plans_plan", "payments_plan", "payments_cycle", "payments_provider"}
 # The permission ("app", "model") that lets a user read a namespace's model.
 NAMESPACE_MODEL = {
     "registry_individual": ("registry", "individual"),
@@ -145,23 +172,34 @@ NAMESPACE_MODEL = {
     "plans_householdbeneficiary": ("plans", "householdbeneficiary"),
     "bulk_upload": ("bulk", "upload"),
     "registry_duplicate": ("registry", "duplicatecandidate"),
+    "payments_plan": ("payments", "paymentplan"),
+    "payments_payroll": ("payments", "payroll"),
+    "payments_line": ("payments", "paymentline"),
+    "payments_cycle": ("payments", "paymentcycle"),
+    "payments_provider": ("payments", "paymentprovider"),
+    "payments_point": ("payments", "paymentpoint"),
 }
 OBJECT_VIEWS = {"edit", "delete", "history", "history_results", "usage", "inspect", "restore", "members", "chosen",
                 "decide", "cancel", "status", "change_status", "enrol", "schema", "schema_import", "simulate",
-                "bulk_status", "edit_data", "submit", "discard", "errors", "dismiss", "merge", "unmerge"}
+                "bulk_status", "edit_data", "submit", "discard", "errors", "dismiss", "merge", "unmerge",
+                "formula_tester", "generate", "release_over_limit", "follow_up", "export_csv"}
 # Pages without a pk that only show something (the upload form, a CSV template).
 LIST_VIEWS = {"index", "index_results", "choose", "choose_results", "new", "template"}
-FORM_VIEWS = {"add", "create"}                # no pk; POST creates something
+FORM_VIEWS = {"add", "create", "schedule"}    # no pk; POST creates something
 IDS_VIEWS = {"chosen_multiple"}               # ?id=..&id=..
+# No pk; GET redirects to another walked page (locations are imported through the upload pipeline).
+REDIRECT_VIEWS = {"import"}
 POST_ONLY_VIEWS = {"restore", "members", "decide", "cancel", "change_status", "submit", "discard",
-                   "dismiss", "merge", "unmerge"}  # GET is 405 before any lookup
+                   "dismiss", "merge", "unmerge", "generate", "release_over_limit",
+                   "follow_up"}  # GET is 405 before any lookup
 # POST-only, no pk: start a job over the user's own locations (a duplicate scan); walked by
 # test_a_duplicate_scan_reaches_only_the_starters_locations.
 SCOPED_JOB_VIEWS = {"scan"}
 # Plan-wide pages that act on the user's own locations (enrol, simulate, bulk status changes) are
 # requested by GET here; what they change is proved scoped in tests/schemes/plans.
 OPERATION_VIEWS = {"edit", "delete", "restore", "members", "decide", "cancel", "change_status",
-                   "schema_import", "edit_data", "submit", "discard", "dismiss", "merge", "unmerge"} | FORM_VIEWS
+                   "schema_import", "edit_data", "submit", "discard", "dismiss", "merge", "unmerge",
+                   "generate", "release_over_limit", "follow_up"} | FORM_VIEWS
 
 # Project URLs outside the viewsets.
 AUDIT_NAMES = {
@@ -215,6 +253,10 @@ WAGTAIL_IRRELEVANT_NAMES = {
     "wagtailadmin_error_test",          # not requested: /admin/failwhale/ raises on purpose
 }
 NOT_REQUESTED = {"wagtailadmin_logout", "wagtailadmin_error_test"}
+
+# Leaks the walk found, reported and not fixed yet: URL name -> the tokens of B it shows meanwhile
+# (None: every finding of the URL is set aside), each proved still there by a strict xfail test.
+KNOWN_LEAKS = {}
 UNNAMED_ROUTES = {
     "admin/test404/",   # Wagtail's 404 page demo
     "admin/^.*/$",      # Wagtail's admin catch-all (404 for anything unmatched)
@@ -229,7 +271,7 @@ def classify(url):
         view = url.view_name
         if view in OBJECT_VIEWS:
             return "ours" if url.param_names == {"pk"} and not url.positional else None
-        if view in LIST_VIEWS | FORM_VIEWS | IDS_VIEWS | SCOPED_JOB_VIEWS:
+        if view in LIST_VIEWS | FORM_VIEWS | IDS_VIEWS | SCOPED_JOB_VIEWS | REDIRECT_VIEWS:
             return "ours" if not url.params and not url.positional else None
         return None
     if url.name in AUDIT_NAMES:
@@ -256,7 +298,11 @@ def test_every_admin_url_is_known_to_the_walker():
                      "sites_useraccess:edit", "registry_field:edit", "registry_memberrole:edit",
                      "mizani_site_history", "mizani_site_history_results", "registry_duplicate:index",
                      "registry_duplicate:inspect", "registry_duplicate:dismiss", "registry_duplicate:merge",
-                     "registry_duplicate:unmerge", "registry_duplicate:scan"]:
+                     "registry_duplicate:unmerge", "registry_duplicate:scan", "payments_plan:generate",
+                     "payments_plan:formula_tester", "payments_payroll:inspect", "payments_payroll:submit",
+                     "payments_payroll:release_over_limit", "payments_payroll:follow_up",
+                     "payments_payroll:export_csv", "payments_line:inspect", "payments_cycle:schedule",
+                     "payments_point:edit", "payments_provider:edit"]:
         assert expected in names
 
 
@@ -307,6 +353,16 @@ class World:
     viewer_a: object
     national: object
     superuser: object
+    accountant_a: object
+    payment_plan: PaymentPlan
+    cycle_free: PaymentCycle
+    provider: PaymentProvider
+    point_a: PaymentPoint
+    point_b: PaymentPoint
+    payroll: Payroll              # approved; lines of A and B (B's: one unpaid, one above the limit)
+    payroll_pending: Payroll      # sealed, waiting to be submitted
+    line_a: PaymentLine
+    line_b: PaymentLine
     b_tokens: list = field(default_factory=list)
     nowhere_tokens: list = field(default_factory=list)
     a_tokens: dict = field(default_factory=dict)
@@ -344,6 +400,16 @@ class World:
             return getattr(self, "upload_" + side)
         if kind == "duplicatecandidate":
             return getattr(self, ("merged_pair_" if view == "unmerge" else "duplicate_") + side)
+        if kind == "paymentplan":
+            return self.payment_plan
+        if kind == "paymentcycle":
+            return self.cycle_free  # a cycle with payrolls keeps its code and dates
+        if kind == "paymentprovider":
+            return self.provider
+        if kind == "payroll":
+            return self.payroll_pending if view == "submit" else self.payroll
+        if kind in ("paymentline", "paymentpoint"):
+            return getattr(self, {"paymentline": "line_", "paymentpoint": "point_"}[kind] + side)
         raise AssertionError(kind)
 
 
@@ -440,6 +506,45 @@ def world(db, member_roles):
                                                   status_changed_at=enrolled)
         for side, household in (("a", household_a), ("b", household_b))}
 
+    # Payments: generated, sealed and approved through the services (the job's work run here), then one
+    # of B's lines reconciled as unpaid (a reconciliation column: allowed on a sealed payroll).
+    superuser = UserFactory(username="walk_root", is_superuser=True, is_staff=True)
+    over_limit_b = Beneficiary.objects.create(
+        plan=plan, enrolled_at=enrolled, status_changed_at=enrolled, attributes={"walk_grade": 13},
+        individual=IndividualFactory(first_name="Brunhilde", last_name="Overlimitbee",
+                                     national_id="B31313131", location=village_b))
+    for side, grade in (("a", 3), ("b", 6)):
+        Beneficiary.objects.filter(pk=beneficiaries[side].pk).update(attributes={"walk_grade": grade})
+    for operation in ("payments.approve_payroll", "payments.release_over_limit", "payments.change_plan"):
+        WorkflowStep.objects.create(definition=WorkflowDefinition.objects.create(operation=operation),
+                                    group=Group.objects.get(name="Checker"), sort_order=0)
+    payment_plan = payment_services.payment_plan_create(fields={
+        "code": "WALK-PAY", "name": "Walk payments", "benefit_plan": plan, "formula": "111.11 * walk_grade",
+        "limit_per_transaction": Decimal("1000.00"), "periodicity": 1, "currency": "TZS",
+        "target_statuses": ["POTENTIAL"]}, by=superuser)
+    cycle_paid, cycle_pending, cycle_free = payment_services.cycle_schedule_generate(
+        prefix="WALK", first_start=datetime.date(2025, 1, 1), periodicity=1, count=3, by=superuser)
+    payrolls = []
+    for cycle in (cycle_paid, cycle_pending):
+        started = payment_services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle,
+                                                          by=superuser)
+        payment_services.payroll_generate(started.pk)
+        payrolls.append(Payroll.objects.get(pk=started.pk))
+    payroll, payroll_pending = payrolls
+    with transaction.atomic():
+        payment_services.payroll_approve(payroll=payroll)
+    payroll.refresh_from_db()
+    lines = {line.beneficiary_id: line for line in PaymentLine.objects.filter(payroll=payroll)}
+    line_a, line_b = lines[beneficiaries["a"].pk], lines[beneficiaries["b"].pk]
+    assert (line_a.amount, line_b.amount, lines[over_limit_b.pk].amount) == (
+        Decimal("333.33"), Decimal("666.66"), Decimal("1444.43"))
+    PaymentLine.objects.filter(pk=line_b.pk).update(status="UNPAID")
+    provider = payment_services.provider_create(fields={"code": "WALK-PROV", "name": "Walk provider"},
+                                                by=superuser)
+    points = {side: payment_services.point_create(fields={
+        "code": f"WALK-PT-{side.upper()}", "name": f"Walk point {side.upper()}", "provider": provider,
+        "location": village}, by=superuser) for side, village in (("a", village_a), ("b", village_b))}
+
     w = World(
         region=region, district_a=district_a, village_a=village_a, leaf_a=leaf_a,
         district_b=district_b, village_b=village_b,
@@ -458,15 +563,25 @@ def world(db, member_roles):
         clerk_a=clerk_a, clerk_b=clerk_b,
         viewer_a=UserFactory(username="walk_viewer_a", role="Viewer", locations=[district_a]),
         national=UserFactory(username="walk_national", role="Clerk", national=True),
-        superuser=UserFactory(username="walk_root", is_superuser=True, is_staff=True),
+        superuser=superuser,
+        accountant_a=UserFactory(username="walk_accountant_a", role="Accountant", locations=[district_a]),
+        payment_plan=payment_plan, cycle_free=cycle_free, provider=provider, point_a=points["a"],
+        point_b=points["b"], payroll=payroll, payroll_pending=payroll_pending, line_a=line_a, line_b=line_b,
     )
     # What a district-A user must never see.
     w.b_tokens = ["Zebulon", "Quixotebee", "B99887766", "+255700999888", "Xanthippe", "Brackenbury",
-                  "B44443333", "HH-BRAVO-02", "HH-BRAVO-DEL", "Bravoshire", "Bravoton"]
+                  "B44443333", "HH-BRAVO-02", "HH-BRAVO-DEL", "Bravoshire", "Bravoton",
+                  "Brunhilde", "Overlimitbee", "B31313131", "666.66", "1444.43", "1,444.43", "WALK-PT-B"]
+    # B's payment lines by code (both payrolls), and totals that would count them with A's 333.33.
+    w.b_tokens += [line.code for line in PaymentLine.objects.filter(location=village_b)]
+    w.b_tokens += ["1777.76", "1,777.76", "999.99"]
     w.nowhere_tokens = ["Nullius", "Nowhereman", "N55550000", "HH-NOWHERE-03"]
     # What each list shows of district A (a name or code, never a sensitive value).
     w.a_tokens = {"registry_individual": "Ambergris", "registry_household": "HH-ALPHA-01",
-                  "sites_location": "Alphashire", "registry_duplicate": "Ambergris"}
+                  "sites_location": "Alphashire", "registry_duplicate": "Ambergris",
+                  "payments_line": line_a.code, "payments_payroll": payroll.name,
+                  "payments_point": "WALK-PT-A", "payments_plan": "WALK-PAY", "payments_cycle": cycle_free.code,
+                  "payments_provider": "Walk provider"}
     return w
 
 
@@ -493,6 +608,18 @@ def body_text(response):
         return "\n".join("\t".join("" if v is None else str(v) for v in row)
                          for sheet in book.worksheets for row in sheet.iter_rows(values_only=True))
     return raw.decode("utf-8", errors="replace")
+
+
+def unless_known(name, tokens):
+    """`tokens` less those a known, reported leak of the URL named `name` shows (KNOWN_LEAKS)."""
+    known = KNOWN_LEAKS.get(name) or ()
+    return [t for t in tokens if t not in known]
+
+
+def set_aside_known(url, problems, start):
+    """Drop the problems found since `start` when the URL's leak is known and reported (KNOWN_LEAKS: None)."""
+    if url.name in KNOWN_LEAKS and KNOWN_LEAKS[url.name] is None:
+        del problems[start:]
 
 
 def leaked(text, tokens, *, query=""):
@@ -529,6 +656,12 @@ def db_state():
         "planfield": list(PlanField.objects.order_by("pk").values()),
         "duplicatecandidate": list(DuplicateCandidate.objects.order_by("pk").values()),
         "merge": list(Merge.objects.order_by("pk").values()),
+        "paymentplan": list(PaymentPlan.objects.order_by("pk").values()),
+        "paymentcycle": list(PaymentCycle.objects.order_by("pk").values()),
+        "paymentprovider": list(PaymentProvider.objects.order_by("pk").values()),
+        "paymentpoint": list(PaymentPoint.objects.order_by("pk").values()),
+        "payroll": list(Payroll.objects.order_by("pk").values()),
+        "paymentline": list(PaymentLine.objects.order_by("pk").values()),
     }
 
 
@@ -568,8 +701,11 @@ def form_payloads(w, namespace, view, side):
     person = w.person_b if side == "b" else w.person_a
     membership = w.membership_b if side == "b" else w.membership_a
     kind = OUR_NAMESPACES[namespace]
-    if view in ("delete", "restore", "cancel", "discard"):
+    if view in ("delete", "restore", "cancel", "discard", "release_over_limit", "follow_up") or (
+            view == "submit" and kind == "payroll"):
         return [{}]
+    if view == "generate":
+        return [{"cycle": w.cycle_free.pk}]
     if view == "decide":
         return [{"verdict": "approve", "comment": ""}, {"verdict": "reject", "comment": "walk"}]
     if view == "schema_import":
@@ -620,13 +756,34 @@ def form_payloads(w, namespace, view, side):
                  "criteria_active": "", "score_formula_text": "", "score_cutoff": "",
                  **{f"{prefix}-{name}": value for prefix in ("fields", "cutoffs") for name, value in
                     (("TOTAL_FORMS", "0"), ("INITIAL_FORMS", "0"), ("MIN_NUM_FORMS", "0"), ("MAX_NUM_FORMS", "1000"))}}]
+    if kind == "paymentplan":
+        return [{"code": "HACK-PAY" if view == "add" else "WALK-PAY", "name": "Hacked payments",
+                 "benefit_plan": w.plan.pk, "formula": "999 * walk_grade", "criteria": "",
+                 "target_statuses": ["POTENTIAL"], "ceiling_per_beneficiary": "", "limit_per_transaction": "",
+                 "periodicity": "1", "currency": "TZS"}]
+    if kind == "paymentcycle":
+        if view == "schedule":
+            return [{"prefix": "HACK", "first_start": "2031-01-01", "periodicity": "1", "count": "2"}]
+        return [{"code": "HACK-CYCLE", "start_date": "2030-01-01", "end_date": "2030-01-31"}]
+    if kind == "paymentprovider":
+        return [{"code": "HACK-PROV" if view == "add" else "WALK-PROV", "name": "Hacked provider"}]
+    if kind == "paymentpoint":
+        return [{"code": "HACK-PT" if view == "add" else f"WALK-PT-{side.upper()}", "name": "Hacked point",
+                 "provider": w.provider.pk, "location": village.pk}]
     raise AssertionError(kind)
+
+
+# Listings without export columns (list_export): their ?export= answers a file without columns, still
+# requested (nothing of B), but A is not looked for in it. A payroll is exported by export_csv.
+NO_LIST_EXPORT = {"payments_plan", "payments_payroll", "payments_line", "payments_cycle", "payments_provider",
+                  "payments_point"}
 
 
 def list_variants(w, namespace):
     """(query string, is the plain listing) pairs for a list URL of `namespace`."""
     p, nowhere = w.person_b, w.nowhere
-    variants = [("", True), ("?export=csv", True), ("?export=xlsx", True)]
+    exports = namespace not in NO_LIST_EXPORT
+    variants = [("", True), ("?export=csv", exports), ("?export=xlsx", exports)]
     kind = OUR_NAMESPACES[namespace]
     if kind == "individual":
         variants += [(f"?q={p.national_id}", False), ("?q=99-88-77-66", False),
@@ -642,6 +799,12 @@ def list_variants(w, namespace):
                      (f"?location={w.district_b.pk}&export=csv", False), ("?status=deleted&export=xlsx", False)]
     if kind == "location":
         variants += [("?q=Bravoshire", False), ("?q=WDB", False), ("?q=Bravo&export=csv", False)]
+    if kind == "paymentline":
+        variants += [(f"?q={p.last_name}", False), ("?q=Overlimitbee", False),
+                     (f"?payroll={w.payroll.pk}", False), ("?status=UNPAID", False),
+                     (f"?payroll={w.payroll.pk}&flagged_over_limit=true", False)]
+    if kind == "payroll":
+        variants += [(f"?payment_plan={w.payment_plan.pk}", False), ("?status=APPROVED", False)]
     return variants
 
 
@@ -658,16 +821,19 @@ def our_urls(kinds=("ours",)):
     return [u for u in admin_urls() if classify(u) in kinds]
 
 
-@pytest.mark.parametrize("role", ["clerk_a", "viewer_a"])
+@pytest.mark.parametrize("role", ["clerk_a", "viewer_a", "accountant_a"])
 def test_district_a_user_gets_nothing_of_district_b_by_id(world, role):
     """Every object URL aimed at B's object (GET, and POST for operations): 404/403/redirect home, and
-    never a byte of B. Nothing of B changes."""
+    never a byte of B. Nothing of B changes. A programme-wide object (SHARED_NAMESPACES) may be read,
+    and refuse a POST by redirecting to its page; only content (SHARED_CONTENT) may be changed, by a
+    user holding the permission."""
     w = world
     client = client_for(getattr(w, role))
     problems = []
     for url in our_urls():
         if url.view_name not in OBJECT_VIEWS:
             continue
+        start = len(problems)
         obj = w.target("b", url.namespace, url.view_name)
         path = object_url(url, obj)
         response = client.get(path)
@@ -676,28 +842,34 @@ def test_district_a_user_gets_nothing_of_district_b_by_id(world, role):
             url.namespace in SHARED_NAMESPACES and response.status_code == 200)
         if not ok:
             problems.append(f"GET {path} ({url.name}) -> {response.status_code}")
-        if found := leaked(body_text(response), w.b_tokens + w.nowhere_tokens):
+        if found := leaked(body_text(response), unless_known(url.name, w.b_tokens + w.nowhere_tokens)):
             problems.append(f"GET {path} ({url.name}) shows {found}")
         if url.view_name in OPERATION_VIEWS:
+            shared = url.namespace in SHARED_NAMESPACES
             for data in form_payloads(w, url.namespace, url.view_name, "b"):
                 response, changed = post_isolated(client, path, data)
-                if not (response.status_code in (403, 404) or is_refusal_redirect(response)):
+                if not (response.status_code in (403, 404) or is_refusal_redirect(response) or (
+                        shared and response.status_code == 302)):
                     problems.append(f"POST {path} {data} ({url.name}) -> {response.status_code}")
-                if changed:
+                if changed and not (url.namespace in SHARED_CONTENT and _may_change(getattr(w, role), url)):
                     problems.append(f"POST {path} {data} ({url.name}) changed {changed}")
                 if found := leaked(body_text(response), w.b_tokens + w.nowhere_tokens):
                     problems.append(f"POST {path} ({url.name}) shows {found}")
+        set_aside_known(url, problems, start)
     assert not problems, f"District B reached by id by {role}:\n  " + "\n  ".join(problems)
 
 
-def test_clerk_of_district_a_cannot_create_records_in_district_b(world):
-    """Add/import/create forms POSTed with B's locations: nothing is written."""
+@pytest.mark.parametrize("role", ["clerk_a", "accountant_a"])
+def test_clerk_of_district_a_cannot_create_records_in_district_b(world, role):
+    """Add/create forms POSTed with B's locations: nothing is written (programme-wide content, e.g. a
+    cycle, may be created by a user holding the permission)."""
     w = world
-    client = client_for(w.clerk_a)
+    client = client_for(getattr(w, role))
     problems = []
     for url in our_urls():
         if url.view_name not in FORM_VIEWS:
             continue
+        start = len(problems)
         path = reverse(url.name)
         response = client.get(path)
         if response.status_code >= 500:
@@ -708,12 +880,13 @@ def test_clerk_of_district_a_cannot_create_records_in_district_b(world):
             response, changed = post_isolated(client, path, data)
             if response.status_code >= 500:
                 problems.append(f"POST {path} ({url.name}) -> {response.status_code}")
-            if changed:
+            if changed and not (url.namespace in SHARED_CONTENT and _may_change(getattr(w, role), url)):
                 problems.append(f"POST {path} {data} ({url.name}) changed {changed}")
-    assert not problems, "\n  ".join(["Forms of a district-A clerk:"] + problems)
+        set_aside_known(url, problems, start)
+    assert not problems, "\n  ".join([f"Forms of a district-A {role}:"] + problems)
 
 
-@pytest.mark.parametrize("role", ["clerk_a", "viewer_a"])
+@pytest.mark.parametrize("role", ["clerk_a", "viewer_a", "accountant_a"])
 def test_lists_of_a_district_a_user_show_a_and_never_b(world, role):
     """Index, results, CSV/XLSX export, chooser, search by B's ID and name, filter by B's location:
     200 (or a refusal when the role may not read the model); A appears on the plain listing; B, the
@@ -726,8 +899,16 @@ def test_lists_of_a_district_a_user_show_a_and_never_b(world, role):
         forbidden += ["A11223344", "+255700111222"]
     problems, listed = [], 0
     for url in our_urls():
+        if url.view_name in REDIRECT_VIEWS:
+            response = client.get(reverse(url.name))
+            if response.status_code not in (302, 403):
+                problems.append(f"GET {reverse(url.name)} -> {response.status_code}, expected a redirect or 403")
+            elif found := leaked(body_text(response), forbidden):
+                problems.append(f"GET {reverse(url.name)} shows {found}")
+            continue
         if url.view_name not in LIST_VIEWS | IDS_VIEWS:
             continue
+        start = len(problems)
         model = NAMESPACE_MODEL[url.namespace]
         may_read = model is None or user.has_perm("{}.view_{}".format(*model))
         if url.view_name in IDS_VIEWS:
@@ -755,6 +936,7 @@ def test_lists_of_a_district_a_user_show_a_and_never_b(world, role):
                 listed += 1
                 if w.a_tokens[url.namespace].lower() not in text.lower():
                     problems.append(f"GET {path} does not list district A's {w.a_tokens[url.namespace]}")
+        set_aside_known(url, problems, start)
     assert listed >= 10, "the walk listed almost nothing: are the list URLs still registered?"
     assert not problems, f"Lists seen by {role}:\n  " + "\n  ".join(problems)
 
@@ -965,6 +1147,13 @@ def test_walk_payloads_change_data_for_a_superuser(world):
     assert not ineffective, "These walk payloads change nothing even for a superuser:\n  " + "\n  ".join(ineffective)
 
 
+def _may_change(user, url):
+    """Whether the user holds the change (or, for a form, add) permission of the URL's model."""
+    app, model = NAMESPACE_MODEL[url.namespace]
+    action = "add" if url.view_name in FORM_VIEWS else "change"
+    return user.has_perm(f"{app}.{action}_{model}")
+
+
 def _allowed_actor(w, url):
     """Who may make a POST: a decision is a step-group member's who is not the maker; a cancellation
     is the maker's (of a request) or the starter's (of a job); the rest, a superuser's."""
@@ -1033,3 +1222,85 @@ def test_a_duplicate_scan_reaches_only_the_starters_locations(world, django_capt
     assert DuplicateCandidate.objects.get(pk=w.duplicate_b.pk).scan_job is None
     for path in (reverse("registry_duplicate:index"), reverse("registry_duplicate:index") + "?status=all"):
         assert not leaked(body_text(client.get(path)), w.b_tokens + w.nowhere_tokens)
+
+
+def test_a_district_accountant_sees_only_their_lines_in_a_payroll(world):
+    """The payroll page's totals, its export (all, and per payment point), the payment search and the
+    formula tester: A's line and amounts, nothing of B's; a national user's export has B's line (the
+    control: scope, not an empty payroll, keeps it out)."""
+    w = world
+    client = client_for(w.accountant_a)
+    forbidden = w.b_tokens + w.nowhere_tokens
+    export = reverse("payments_payroll:export_csv", args=[w.payroll.pk])
+    problems = []
+    for name, path, expected in [
+        ("payments_payroll:inspect", reverse("payments_payroll:inspect", args=[w.payroll.pk]), "333.33"),
+        ("payments_payroll:inspect", reverse("payments_payroll:inspect", args=[w.payroll_pending.pk]), "333.33"),
+        ("payments_payroll:export_csv", export, w.line_a.code),
+        ("payments_payroll:export_csv", f"{export}?point={w.point_a.pk}", w.line_a.code),
+        ("payments_line:index", reverse("payments_line:index") + f"?payroll={w.payroll.pk}", w.line_a.code),
+        ("payments_line:inspect", reverse("payments_line:inspect", args=[w.line_a.pk]), "333.33"),
+    ]:
+        response = client.get(path)
+        text = body_text(response) if response.status_code == 200 else ""
+        if expected not in text:
+            problems.append(f"GET {path} -> {response.status_code}, without A's {expected}")
+        if found := leaked(text, unless_known(name, forbidden)):
+            problems.append(f"GET {path} shows {found}")
+    response = client.get(f"{export}?point={w.point_b.pk}")  # B's point: 404, or an export of nothing
+    text = body_text(response) if response.status_code == 200 else ""
+    if response.status_code not in (200, 404) or (text and len(text.strip().splitlines()) != 1):
+        problems.append(f"GET {export}?point=<B's point> -> {response.status_code}: {text[-200:]}")
+    rows = body_text(client.get(export)).strip().splitlines()
+    if len(rows) != 2:
+        problems.append(f"the export of A's accountant has {len(rows) - 1} lines, expected A's one")
+    if client.get(reverse("payments_line:inspect", args=[w.line_b.pk])).status_code != 404:
+        problems.append("B's payment line is not a 404")
+    tester = client.post(reverse("payments_plan:formula_tester", args=[w.payment_plan.pk]), {
+        "formula": "111.11 * walk_grade", "criteria": "", "ceiling_per_beneficiary": "",
+        "limit_per_transaction": "1000", "target_statuses": ["POTENTIAL"]})
+    text = body_text(tester)
+    if "Ambergris" not in text:
+        problems.append(f"the formula tester -> {tester.status_code}, without A's beneficiary")
+    if found := leaked(text, forbidden):
+        problems.append(f"the formula tester shows {found}")
+    assert not problems, "A payroll seen by a district-A accountant:\n  " + "\n  ".join(problems)
+
+    national = body_text(client_for(w.superuser).get(export))
+    assert w.line_a.code in national and w.line_b.code in national
+    assert "1444.43" not in national  # above the limit, not released: withheld from every export
+
+
+def test_a_district_accountant_cannot_submit_a_payroll_with_lines_of_district_b(world):
+    """What should hold: a payroll's submission and its over-limit release act on every district's
+    lines, so they take national scope (as generation and follow-up do); a district accountant's POST
+    changes nothing, and no request they made shows them B's recipients, codes or amounts."""
+    w = world
+    client = client_for(w.accountant_a)
+    found = []
+    for name, payroll in (("payments_payroll:submit", w.payroll_pending),
+                          ("payments_payroll:release_over_limit", w.payroll)):
+        with transaction.atomic():
+            before = db_state()
+            response = client.post(reverse(name, args=[payroll.pk]))
+            if changed := changed_tables(before, db_state()):
+                found.append(f"POST {name} changed {changed}")
+            if response.status_code == 302 and (shown := leaked(body_text(client.get(response["Location"])),
+                                                                w.b_tokens)):
+                found.append(f"POST {name} -> {response['Location']} shows {shown}")
+            transaction.set_rollback(True)
+    assert not found, "\n  ".join(found)
+
+
+def test_payment_points_of_district_b_do_not_reach_a_district_user(world):
+    """What should hold: a payment point is located; a district user neither lists, opens nor edits B's
+    point, is not offered B's locations, and cannot create a point there."""
+    w = world
+    client = client_for(w.accountant_a)
+    assert client.get(reverse("payments_point:edit", args=[w.point_b.pk])).status_code == 404
+    for path in (reverse("payments_point:index"), reverse("payments_point:add"),
+                 reverse("payments_payroll:inspect", args=[w.payroll.pk])):
+        assert not leaked(body_text(client.get(path)), w.b_tokens), path
+    _response, changed = post_isolated(client, reverse("payments_point:add"), form_payloads(
+        w, "payments_point", "add", "b")[0])
+    assert not changed

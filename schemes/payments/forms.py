@@ -5,6 +5,7 @@ from schemes.plans.catalogues import plan_rules_subject
 from schemes.plans.models import BenefitPlan
 from schemes.rules.catalogue import NUMBER
 from schemes.rules.forms import RuleField
+from sites.scoping import scope_for
 
 from .models import PaymentCycle, Periodicity
 from .services import PAYABLE_TARGETS
@@ -16,7 +17,12 @@ CRITERIA_HELP = "Only the beneficiaries for whom this is true are paid. Leave em
 
 class ServiceModelForm(WagtailAdminModelForm):
     """A model form whose save is a service call: `service_fields()` are what the service receives,
-    and the service's errors go back onto the fields."""
+    and the service's errors go back onto the fields. A `location` offers the user's locations only."""
+
+    def __init__(self, *args, for_user=None, **kwargs):
+        super().__init__(*args, for_user=for_user, **kwargs)
+        if "location" in self.fields and for_user is not None:
+            self.fields["location"].queryset = scope_for(for_user).locations().order_by("path")
 
     def service_fields(self):
         return {name: self.cleaned_data[name] for name in self._meta.fields if name in self.cleaned_data}

@@ -1,6 +1,6 @@
-"""Reads, scoped. Payment plans, cycles, points and payrolls are programme-wide (everyone who may view
-them sees them all); payment lines, and every count or total made of them, only in the user's
-locations (where the recipient lived when the payroll was generated)."""
+"""Reads, scoped. Payment plans, cycles, providers and payrolls are programme-wide (everyone who may view
+them sees them all); payment points, payment lines and every count or total made of lines only in
+the user's locations (for lines: where the recipient lived when the payroll was generated)."""
 
 from decimal import Decimal
 
@@ -41,7 +41,9 @@ def providers_for(user, *, include_deleted=True):
 
 
 def points_for(user, *, include_deleted=True):
-    return _all_if(user, "payments.view_paymentpoint", PaymentPoint).select_related("provider", "location")
+    """Payment points in the user's locations (a point serves the people under its location)."""
+    points = _all_if(user, "payments.view_paymentpoint", PaymentPoint).select_related("provider", "location")
+    return scope_for(user).filter(points, field="location")
 
 
 def payrolls_for(user, *, include_deleted=True):

@@ -272,8 +272,14 @@ def provider_change(*, provider, fields, by):
 
 
 @transaction.atomic
+def _require_point_in_scope(by, location):
+    if not scope_for(by).allows(location):
+        raise ValidationError({"location": ["Choose a location within your locations."]})
+
+
 def point_create(*, fields, by):
     _require_permission(by, "payments.add_paymentpoint")
+    _require_point_in_scope(by, fields.get("location"))
     return _save_with_audit(PaymentPoint(), _only(fields, POINT_FIELDS), action="mizani.payment_point", by=by)
 
 
@@ -281,6 +287,8 @@ def point_create(*, fields, by):
 def point_change(*, point, fields, by):
     _require_permission(by, "payments.change_paymentpoint")
     point = PaymentPoint.objects.select_for_update().get(pk=point.pk)
+    _require_point_in_scope(by, point.location)
+    _require_point_in_scope(by, fields.get("location", point.location))
     return _save_with_audit(point, _only(fields, POINT_FIELDS), action="mizani.payment_point", by=by)
 
 
@@ -444,16 +452,23 @@ def payroll_reject(*, payroll, reason, by):
 
 
 def payroll_submit(*, payroll, by):
-    """Ask for the payroll's approval (the amount bands of `payments.approve_payroll` pick the workflow)."""
+    """Ask for the payroll's approval (the amount bands of `payments.approve_payroll` pick the workflow).
+    A payroll covers the whole programme: submitting it (and seeing the request's sample) takes
+    national scope, as generating it does."""
     from workflows.services import approval_submit
+
+    _require_national(by, "A payroll")
 
     return approval_submit(operation="payments.approve_payroll", payload={"payroll": payroll.pk}, by=by)
 
 
 def payroll_over_limit_submit(*, payroll, by):
     """Ask for the release of the payroll's lines above the transaction limit (operation
-    `payments.release_over_limit`; amount bands on their total pick the workflow)."""
+    `payments.release_over_limit`; amount bands on their total pick the workflow). National scope, as
+    for the payroll."""
     from workflows.services import approval_submit
+
+    _require_national(by, "A payroll")
 
     return approval_submit(operation="payments.release_over_limit", payload={"payroll": payroll.pk}, by=by)
 
