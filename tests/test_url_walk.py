@@ -775,8 +775,7 @@ def form_payloads(w, namespace, view, side):
 
 # Listings without export columns (list_export): their ?export= answers a file without columns, still
 # requested (nothing of B), but A is not looked for in it. A payroll is exported by export_csv.
-NO_LIST_EXPORT = {"payments_plan", "payments_payroll", "payments_line", "payments_cycle", "payments_provider",
-                  "payments_point"}
+NO_LIST_EXPORT = {"payments_plan", "payments_cycle", "payments_provider", "payments_point"}
 
 
 def list_variants(w, namespace):

@@ -33,6 +33,8 @@ class PayrollViewSet(ReadOnlyViewSet):
     inspect_view_class = views.PayrollRecordView
     list_display = ["name", "cycle", "status", "line_count", "total"]
     list_filter = ["status", "payment_plan", "cycle"]
+    list_export = ["name", "payment_plan", "cycle", "status", "line_count", "total", "seal_hash", "sealed_at"]
+    export_filename = "payrolls"
     form_fields = ["name"]  # required by ModelViewSet; no add or edit view is served
 
     def get_urlpatterns(self):
@@ -53,6 +55,9 @@ class PaymentLineViewSet(ReadOnlyViewSet):
     menu_label = "Payment search"
     list_display = ["__str__", "payroll", "recipient", "amount", "status", "flagged_over_limit"]
     list_filter = ["status", "flagged_over_limit", "payroll"]
+    list_export = ["code", "payroll", "beneficiary_id", "recipient", "location", "amount", "flagged_over_limit",
+                   "status", "receipt", "paid_on"]
+    export_filename = "payments"
     search_fields = ["recipient__first_name", "recipient__last_name", "receipt"]
     form_fields = ["receipt"]
     inspect_view_fields = ["payroll", "beneficiary_id", "recipient", "location", "amount", "inputs",

@@ -1,6 +1,8 @@
 """The payroll export (exact openIMIS headers, formula-safe, scoped, audited, only when approved), the
 screens' scope and the person's benefits section."""
 
+import csv
+import io
 from decimal import Decimal
 
 import pytest
@@ -91,3 +93,13 @@ def test_payroll_screens_and_the_persons_benefits(client, approved, accountant, 
     rows = benefits_of_person(person, accountant)
     assert rows == [{"payroll__payment_plan__name": "Child grant payments", "payroll__payment_plan__currency": "TZS",
                      "due": Decimal("1100.00"), "due_lines": 1, "received": None, "received_lines": 0}]
+
+
+def test_the_payment_search_and_payroll_lists_export_their_rows(client, approved, accountant):
+    """The lists' exports carry their rows, not an empty file."""
+    client.force_login(accountant)
+    lines = client.get(reverse("payments_line:index") + "?export=csv")
+    codes = {row["Code"] for row in csv.DictReader(io.StringIO(b"".join(lines.streaming_content).decode("utf-8-sig")))}
+    assert codes == {line.code for line in approved.lines.all()}
+    payrolls = client.get(reverse("payments_payroll:index") + "?export=csv")
+    assert approved.seal_hash in b"".join(payrolls.streaming_content).decode("utf-8-sig")
