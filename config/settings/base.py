@@ -215,6 +215,8 @@ MIZANI_JOB_MAX_ATTEMPTS = int(os.environ.get("MIZANI_JOB_MAX_ATTEMPTS", "5"))
 MIZANI_IMPORT_MAX_BYTES = int(os.environ.get("MIZANI_IMPORT_MAX_BYTES", str(512 * 1024 * 1024)))
 MIZANI_IMPORT_MAX_ROWS = int(os.environ.get("MIZANI_IMPORT_MAX_ROWS", "2000000"))
 MIZANI_IMPORT_MAX_XLSX_BYTES = int(os.environ.get("MIZANI_IMPORT_MAX_XLSX_BYTES", str(20 * 1024 * 1024)))
+# Database connections an import's chunks use at once on PostgreSQL (about the cores it may take).
+MIZANI_IMPORT_CONNECTIONS = int(os.environ.get("MIZANI_IMPORT_CONNECTIONS", "2"))
 
 # Exports: an XLSX workbook is built in memory, so past this many rows the export is refused and
 # CSV (streamed, no limit) is offered instead.

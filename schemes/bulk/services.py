@@ -4,11 +4,12 @@ Each import kind is a module with the same functions (see `individuals`)."""
 
 import csv
 import uuid
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from sites.audit import audit
@@ -188,7 +189,8 @@ def import_start(*, upload, mode, by):
 
 def run_import(upload, job, progress):
     """The import job: what comes first once (households, ids), then the rows in chunks; each chunk
-    commits with its progress, so after a crash the job resumes after the last committed chunk."""
+    commits with its mark in the job's state, so after a crash the job imports only the chunks not
+    marked. On PostgreSQL several chunks run at once (see _import_chunks)."""
     importer = IMPORTERS[upload.kind]
     span = importer.row_span(upload)
     if span is None:
@@ -201,16 +203,15 @@ def run_import(upload, job, progress):
         with transaction.atomic():
             state.update(importer.prepare_import(upload))
             state["id_base"] = importer.reserve_ids(upload, last)
-            state["prepared"], state["next_row"], state["imported"] = True, first, 0
+            state["prepared"], state["done"], state["imported"] = True, [], 0
             _save_state(job, state)
             progress(0, total, "Importing")
-    while state["next_row"] <= last:
-        with transaction.atomic():
-            end = min(state["next_row"] + importer.CHUNK - 1, last)
-            state["imported"] += importer.import_chunk(upload, state["next_row"], end, state["id_base"])
-            state["next_row"] = end + 1
-            _save_state(job, state)
-            progress(state["imported"], total, importer.progress_text(state["imported"]))
+    done = set(state["done"])
+    chunks = [(start, min(start + importer.CHUNK - 1, last)) for start in range(first, last + 1, importer.CHUNK)
+              if start not in done]
+    for imported in _import_chunks(importer, upload, job, chunks, state["id_base"]):
+        progress(imported, total, importer.progress_text(imported))
+    state = _load_state(job)
     created = {key: state[key] for key in ("households", "locations") if key in state}
     with transaction.atomic():
         upload = Upload.objects.select_for_update().get(pk=upload.pk)
@@ -224,6 +225,56 @@ def run_import(upload, job, progress):
             "kind": upload.kind, "plan": upload.plan_id, "file": upload.original_name, "mode": upload.mode,
             "imported": state["imported"], **created, "rows_with_errors": upload.counts.get("errors", 0)})
     return {"imported": state["imported"], **created}
+
+
+def _import_chunks(importer, upload, job, chunks, id_base):
+    """Import `chunks` ((first, last) row numbers), yielding the running count as each commits. On
+    PostgreSQL, unless the caller holds a transaction (whose rows other connections cannot see),
+    MIZANI_IMPORT_CONNECTIONS chunks run at once, each on its own connection: the database's work
+    (index upkeep) then uses that many cores. Elsewhere, one after another."""
+
+    def one(chunk):
+        with transaction.atomic():
+            count = importer.import_chunk(upload, *chunk, id_base)
+            return _mark_chunk(job, chunk[0], count)
+
+    workers = settings.MIZANI_IMPORT_CONNECTIONS
+    if connection.vendor != "postgresql" or connection.in_atomic_block or workers < 2:
+        for chunk in chunks:
+            yield one(chunk)
+        return
+
+    def on_own_connection(chunk):
+        try:
+            return one(chunk)
+        finally:
+            connection.close()  # this thread's connection
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mizani-import")
+    futures = [pool.submit(on_own_connection, chunk) for chunk in chunks]
+    try:
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _mark_chunk(job, start, count):
+    """Mark a chunk done in the job's state, in the chunk's transaction (the job's row lock orders the
+    chunks finishing at once). Returns the rows imported so far."""
+    from workflows.models import Job
+
+    state = dict(Job.objects.select_for_update().only("result").get(pk=job.pk).result)
+    state["done"], state["imported"] = [*state["done"], start], state["imported"] + count
+    Job.objects.filter(pk=job.pk).update(result=state)
+    return state["imported"]
+
+
+def _load_state(job):
+    from workflows.models import Job
+
+    job.result = Job.objects.only("result").get(pk=job.pk).result
+    return dict(job.result)
 
 
 def _save_state(job, state):
