@@ -84,10 +84,8 @@ def test_a_killed_generation_leaves_nothing_or_one_sealed_payroll(registry, supe
         worker = started.pop()
         delay = rng.uniform(0.5, 4.0)  # the worker's start-up included: before, during and after the INSERT
         time.sleep(delay)
-        finished_first = worker.process.poll() is not None
-        if not finished_first:
-            worker.kill()
-        assert finished_first or worker.process.returncode == -signal.SIGKILL
+        if worker.process.poll() is None:
+            worker.kill()  # it may still finish first, between the poll and the signal: then 0
         where = f"round {number}, killed after {delay:.2f} s"
         assert worker.process.returncode in (0, -signal.SIGKILL), f"{where}:\n{worker.output()}"
         payroll = Payroll.objects.get(pk=payroll.pk)
