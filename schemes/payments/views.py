@@ -83,40 +83,41 @@ def payroll_export(request, pk):
     return response
 
 
-@require_POST
-def payroll_submit(request, pk):
+def _payroll_action(request, pk, act, success):
+    """A POST on one payroll of the user's: `act(payroll)` calls the service and returns (message,
+    where to go); a refusal goes back to the payroll page with the service's reason."""
     payroll = get_object_or_404(selectors.payrolls_for(request.user), pk=pk)
     try:
-        approval = services.payroll_submit(payroll=payroll, by=request.user)
+        outcome = act(payroll)
     except (ValidationError, PermissionDenied) as error:
         messages.error(request, _messages_of(error))
         return redirect("payments_payroll:inspect", payroll.pk)
-    messages.success(request, "Sent for approval: the payroll is paid only once approved.")
-    return redirect("workflows_approvals:inspect", approval.pk)
+    message, target = success(outcome)
+    messages.success(request, message)
+    return redirect(*target)
+
+
+@require_POST
+def payroll_submit(request, pk):
+    return _payroll_action(
+        request, pk, lambda payroll: services.payroll_submit(payroll=payroll, by=request.user),
+        lambda approval: ("Sent for approval: the payroll is paid only once approved.",
+                          ("workflows_approvals:inspect", approval.pk)))
 
 
 @require_POST
 def payroll_release_submit(request, pk):
-    payroll = get_object_or_404(selectors.payrolls_for(request.user), pk=pk)
-    try:
-        approval = services.payroll_over_limit_submit(payroll=payroll, by=request.user)
-    except (ValidationError, PermissionDenied) as error:
-        messages.error(request, _messages_of(error))
-        return redirect("payments_payroll:inspect", payroll.pk)
-    messages.success(request, "Sent for approval: the lines above the limit are exported only once approved.")
-    return redirect("workflows_approvals:inspect", approval.pk)
+    return _payroll_action(
+        request, pk, lambda payroll: services.payroll_over_limit_submit(payroll=payroll, by=request.user),
+        lambda approval: ("Sent for approval: the lines above the limit are exported only once approved.",
+                          ("workflows_approvals:inspect", approval.pk)))
 
 
 @require_POST
 def payroll_follow_up(request, pk):
-    payroll = get_object_or_404(selectors.payrolls_for(request.user), pk=pk)
-    try:
-        follow_up = services.payroll_follow_up_start(payroll=payroll, by=request.user)
-    except (ValidationError, PermissionDenied) as error:
-        messages.error(request, _messages_of(error))
-        return redirect("payments_payroll:inspect", payroll.pk)
-    messages.success(request, f"Generating {follow_up}.")
-    return redirect("payments_payroll:inspect", follow_up.pk)
+    return _payroll_action(
+        request, pk, lambda payroll: services.payroll_follow_up_start(payroll=payroll, by=request.user),
+        lambda follow_up: (f"Generating {follow_up}.", ("payments_payroll:inspect", follow_up.pk)))
 
 
 class PayrollRecordView(ScopedInspectView):
