@@ -6,6 +6,7 @@ from django.utils.html import format_html_join
 from wagtail.admin.forms import WagtailAdminModelForm
 from wagtail.admin.panels import ObjectList, Panel
 
+from .choosers import LocationChooserWidget
 from .scoping import scope_for
 
 ATTRIBUTE_PREFIX = "attr_"
@@ -44,7 +45,8 @@ class AttributeFormMixin:
 
 
 class ScopedRecordForm(AttributeFormMixin, WagtailAdminModelForm):
-    """A model form whose `location` choices are the user's locations."""
+    """A model form whose `location` is one of the user's locations (picked in the location chooser,
+    sites/choosers.py, which lists only those)."""
 
     def __init__(self, *args, for_user=None, **kwargs):
         super().__init__(*args, for_user=for_user, **kwargs)
@@ -53,7 +55,7 @@ class ScopedRecordForm(AttributeFormMixin, WagtailAdminModelForm):
             self.fields["location"].queryset = scope.locations().order_by("path")
             # Records without a location are for national scope only: say so on the field.
             self.fields["location"].required = not scope.national
-            self.fields["location"].label_from_instance = lambda loc: f"{'— ' * (loc.depth - 1)}{loc}"
+            self.fields["location"].widget = LocationChooserWidget()
 
     def clean(self):
         cleaned = super().clean()

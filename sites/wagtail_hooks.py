@@ -10,6 +10,7 @@ from wagtail.admin.viewsets.model import ModelViewSetGroup
 
 from . import admin_views, selectors
 from .audit import ACTIONS
+from .choosers import location_chooser_viewset
 from .models import Location, UserAccess
 from .viewsets import ScopedModelViewSet
 
@@ -61,6 +62,11 @@ class PlatformViewSetGroup(ModelViewSetGroup):
 @hooks.register("register_admin_viewset")
 def register_platform_viewsets():
     return PlatformViewSetGroup()
+
+
+@hooks.register("register_admin_viewset")
+def register_location_chooser():
+    return location_chooser_viewset
 
 
 class AuditTrailMenuItem(MenuItem):

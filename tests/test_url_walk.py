@@ -148,6 +148,7 @@ OUR_NAMESPACES = {
     "payments_cycle": "paymentcycle",
     "payments_provider": "paymentprovider",
     "payments_point": "paymentpoint",
+    "location_chooser": "location",
 }
 # Programme-wide objects every role may read (the plan itself; its beneficiaries are scoped; a
 # payroll, whose lines and totals are scoped): an object URL may answer 200 to a district user, but
@@ -178,6 +179,7 @@ NAMESPACE_MODEL = {
     "payments_cycle": ("payments", "paymentcycle"),
     "payments_provider": ("payments", "paymentprovider"),
     "payments_point": ("payments", "paymentpoint"),
+    "location_chooser": None,  # every form with a location uses it; the user's scope does the limiting
 }
 OBJECT_VIEWS = {"edit", "delete", "history", "history_results", "usage", "inspect", "restore", "members", "chosen",
                 "decide", "cancel", "status", "change_status", "enrol", "schema", "schema_import", "simulate",

@@ -214,8 +214,8 @@ def test_create_form_renders_the_attributes_administrators_defined(geo, clerk_a,
                         ("children", "Children at home"), ("school", "School name")]:
         assert f'name="attr_{name}"' in html
         assert label in html
-    # The location choices are the clerk's own.
-    assert "District A" in html and "District B" not in html
+    # The location is picked in the chooser, which offers the clerk's own (tests/sites/test_choosers.py).
+    assert reverse("location_chooser:choose") in html and "District B" not in html
 
 
 def test_create_saves_attributes_as_typed_json(geo, clerk_a, attribute_fields):
