@@ -104,6 +104,9 @@ class LocationChooserViewSet(ChooserViewSet):
     chosen_view_class = LocationChosenView
     chosen_multiple_view_class = LocationChosenMultipleView
     base_widget_class = ScriptFreeChooser
+    # Forms opt in (ScopedRecordForm): a widget for every Location key would also reach inline
+    # formsets, whose added rows our data-attribute start does not see.
+    register_widget = False
 
     def get_urlpatterns(self):
         # Locations are created in the tree (sites_location), never from inside a chooser.
