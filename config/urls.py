@@ -12,6 +12,7 @@ urlpatterns = [
     path("admin/reports/site-history/results/", site_views.site_history_results,
          name="mizani_site_history_results"),
     path("admin/", include(wagtailadmin_urls)),
+    path("api/v1/", include("config.api_urls")),
     path("", RedirectView.as_view(pattern_name="wagtailadmin_home", permanent=False)),
 ]
 

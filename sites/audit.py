@@ -48,6 +48,8 @@ ACTIONS = {
                                            "Released the payroll's lines above the transaction limit for payment"),
     "mizani.payment_provider": ("Payment provider", "Created or changed the payment provider"),
     "mizani.payment_point": ("Payment point", "Created or changed the payment point"),
+    "mizani.provider_token": ("Provider API token", "Created or revoked a payment provider's API token"),
+    "mizani.reconcile_api": ("Reconciliation batch (API)", "A payment provider posted a reconciliation batch"),
 }
 
 

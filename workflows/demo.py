@@ -1,5 +1,6 @@
-"""Demo approval workflows: edits and deletions of registered people, enrolments, plan changes and bulk
-status changes need a Checker's approval."""
+"""Demo approval workflows: edits and deletions of registered people, merges, enrolments, plan changes,
+bulk status changes and file imports need a Checker's approval (payments add theirs: see
+schemes/payments/demo.py)."""
 
 from django.contrib.auth.models import Group
 
@@ -11,18 +12,23 @@ DEMO_WORKFLOWS = {
     "plans.enrol": "An enrolment by criteria runs once a checker approves it.",
     "plans.change": "A change to an active plan (criteria, schema, targeting) is a new version once approved.",
     "plans.bulk_status": "A status change of many beneficiaries at once needs a checker's approval.",
+    "bulk.import": "A checked file (people, beneficiaries, locations, reconciliation) is imported once a checker "
+                   "approves it.",
+    "registry.merge": "Merging two records of one person needs a checker's approval.",
+    "registry.unmerge": "Undoing a merge needs a checker's approval.",
 }
 
 
-def ensure_demo_workflows():
-    """Create the demo definitions that do not exist yet; returns how many were created."""
+def ensure_demo_workflows(workflows=None):
+    """Create the demo definitions (one Checker step, any one checker) of `workflows` ({operation:
+    description}, default DEMO_WORKFLOWS) that do not exist yet; returns the operations created."""
     checkers = Group.objects.get(name="Checker")
-    created = 0
-    for operation, description in DEMO_WORKFLOWS.items():
+    created = []
+    for operation, description in (workflows or DEMO_WORKFLOWS).items():
         if WorkflowDefinition.objects.filter(operation=operation).exists():
             continue
         definition = WorkflowDefinition.objects.create(operation=operation, description=description)
         WorkflowStep.objects.create(definition=definition, group=checkers, rule=ApprovalRule.ANY, sort_order=0)
         definition.save_revision(log_action=True)
-        created += 1
+        created.append(operation)
     return created

@@ -28,7 +28,7 @@ def prepare(payload, by):
         raise ValidationError("This upload is already waiting for approval.")
     counts = upload.counts
     importer = services.IMPORTERS[upload.kind]
-    target = f" into {upload.plan}" if upload.plan_id else ""
+    target = f" into {upload.plan}" if upload.plan_id else f" reconciling {upload.payroll}" if upload.payroll_id else ""
     return Prepared(
         payload={"upload": upload.pk, "mode": mode},
         summary={"title": f"Import {counts.get('valid', 0):,} rows of {upload.original_name}{target}",

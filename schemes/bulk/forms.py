@@ -1,5 +1,7 @@
 from django import forms
 
+from schemes.payments.models import PayrollStatus
+from schemes.payments.selectors import payrolls_for
 from schemes.plans.selectors import plans_for
 
 from .models import PLAN_KINDS, ImportMode, UploadKind
@@ -9,11 +11,14 @@ class UploadForm(forms.Form):
     kind = forms.ChoiceField(choices=UploadKind.choices, label="What the file holds")
     plan = forms.ModelChoiceField(queryset=None, required=False, label="Plan",
                                   help_text="For beneficiary files: the plan they are enrolled in or belong to.")
+    payroll = forms.ModelChoiceField(queryset=None, required=False, label="Payroll",
+                                     help_text="For reconciliation files: the approved payroll they report on.")
     file = forms.FileField(help_text="CSV (comma, semicolon or tab; UTF-8, UTF-16 or Windows-1252) or XLSX.")
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["plan"].queryset = plans_for(user)
+        self.fields["payroll"].queryset = payrolls_for(user).filter(status=PayrollStatus.APPROVED)
 
     def plan_initial(self):
         """The plan the form is for (chosen, or given in the link), to offer its templates."""
@@ -29,6 +34,10 @@ class UploadForm(forms.Form):
             self.add_error("plan", "Choose the plan this file is for.")
         if kind not in PLAN_KINDS:
             cleaned["plan"] = None
+        if kind == UploadKind.RECONCILIATION and cleaned.get("payroll") is None:
+            self.add_error("payroll", "Choose the approved payroll this file reconciles.")
+        if kind != UploadKind.RECONCILIATION:
+            cleaned["payroll"] = None
         return cleaned
 
 

@@ -218,17 +218,19 @@ def stage(upload, table, user):
     return count
 
 
-def flag(upload, column, message, queryset, model=StagedIndividual):
-    """Add `message` to every staged row `queryset` (of `model`) selects, and mark them invalid (two
-    statements, after a cheap look whether there is any). Used by every importer's checks."""
+def flag(upload, column, message, queryset, model=StagedIndividual, *, code=""):
+    """Add `message` (and its machine-readable `code`, where the format has codes) to every staged row
+    `queryset` (of `model`) selects, and mark them invalid (two statements, after a cheap look whether
+    there is any). Used by every importer's checks."""
     if not queryset.exists():
         return
     numbers = queryset.values("row_number")
     table = connection.ops.quote_name(StagedError._meta.db_table)
     sql, params = numbers.query.sql_with_params()
     with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {table} (upload_id, row_number, {connection.ops.quote_name('column')}, message) "
-                       f"SELECT %s, picked.row_number, %s, %s FROM ({sql}) picked", [upload.pk, column, message, *params])
+        cursor.execute(f"INSERT INTO {table} (upload_id, row_number, {connection.ops.quote_name('column')}, message, "
+                       f"code) SELECT %s, picked.row_number, %s, %s, %s FROM ({sql}) picked",
+                       [upload.pk, column, message, code, *params])
     model.objects.filter(upload_id=upload.pk, row_number__in=numbers).update(valid=False)
 
 

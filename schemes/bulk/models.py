@@ -8,6 +8,7 @@ class UploadKind(models.TextChoices):
     BENEFICIARIES = "BENEFICIARIES", "New beneficiaries of a plan"
     BENEFICIARY_UPDATES = "BENEFICIARY_UPDATES", "Updates of a plan's beneficiaries (by ID)"
     LOCATIONS = "LOCATIONS", "Locations"
+    RECONCILIATION = "RECONCILIATION", "Reconciliation of a payroll (what the provider paid)"
 
 
 # The kinds that work on one plan (the upload names it).
@@ -46,6 +47,11 @@ class Upload(FSMModelMixin, models.Model):
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     plan = models.ForeignKey("plans.BenefitPlan", null=True, blank=True, on_delete=models.PROTECT,
                              related_name="uploads")
+    # A reconciliation file names the payroll it reports on. No database constraint: payrolls are never
+    # deleted, except by the demo reset's TRUNCATE, which a constraint would refuse (that reset removes
+    # these uploads first: schemes.payments.demo.forget_demo_payrolls).
+    payroll = models.ForeignKey("payments.Payroll", null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="uploads", db_constraint=False)
     # The uploader's locations when they uploaded: rows elsewhere are errors; checkers of these decide.
     scope_root = models.ForeignKey("sites.Location", null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+")
@@ -142,6 +148,8 @@ class StagedError(models.Model):
     row_number = models.PositiveIntegerField()
     column = models.CharField(max_length=100, blank=True)
     message = models.TextField()
+    # A machine-readable reason where the file format defines one (reconciliation: openIMIS's codes).
+    code = models.CharField(max_length=48, blank=True, db_default="")
 
     class Meta:
         indexes = [models.Index(fields=["upload", "row_number"], name="staged_error_row_idx")]
@@ -186,3 +194,22 @@ class StagedLocation(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["upload", "row_number"], name="staged_location_row")]
+
+
+class StagedReconciliation(models.Model):
+    """A row of a payroll's reconciliation (a file's row, or an API batch's under a transient negative
+    key in `upload`): the line its code names and what the provider says (paid or not, receipt,
+    date). See schemes.payments.reconciliation."""
+
+    upload = models.ForeignKey(Upload, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False,
+                               db_index=False)
+    row_number = models.PositiveIntegerField()
+    valid = models.BooleanField(default=True)
+    code = models.CharField(max_length=100, blank=True)
+    line_id = models.BigIntegerField(null=True)
+    paid = models.BooleanField(null=True)
+    receipt = models.CharField(max_length=100, blank=True)
+    paid_on = models.DateField(null=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["upload", "row_number"], name="staged_reconciliation_row")]

@@ -12,17 +12,19 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from schemes.payments.models import PayrollStatus
 from sites.audit import audit
 from sites.scoping import scope_for
 from sites.spreadsheets import safe_cell
 from workflows.services import job_start
 
-from . import beneficiaries, individuals, locations
+from . import beneficiaries, individuals, locations, reconciliation
 from .files import FileProblem, open_table, sanitise_file_name
 from .models import PLAN_KINDS, StagedError, Upload, UploadKind, UploadStatus
 
 IMPORTERS = {UploadKind.INDIVIDUALS: individuals.IMPORTER, UploadKind.BENEFICIARIES: beneficiaries.ENROLMENTS,
-             UploadKind.BENEFICIARY_UPDATES: beneficiaries.UPDATES, UploadKind.LOCATIONS: locations.IMPORTER}
+             UploadKind.BENEFICIARY_UPDATES: beneficiaries.UPDATES, UploadKind.LOCATIONS: locations.IMPORTER,
+             UploadKind.RECONCILIATION: reconciliation.IMPORTER}
 NEW_PEOPLE = ["registry.add_individual", "registry.add_household", "registry.add_membership"]
 VALIDATE_JOB, IMPORT_JOB = "bulk.validate", "bulk.import"
 # What an upload's counts mean, in the order the upload page and the approval show them.
@@ -32,6 +34,8 @@ COUNT_LABELS = {
     "enrolments": "Enrolments", "updates": "Updates", "unchanged": "Rows that change nothing",
     "households": "Households", "possible_duplicates": "Possible duplicates of registered people",
     "over_maximum": "Above the plan's maximum",
+    "paid": "Lines to mark paid", "paid_amount": "Amount of the lines to mark paid",
+    "unpaid": "Lines to mark unpaid (left for a follow-up payroll)", "unpaid_amount": "Amount of the lines to mark unpaid",
 }
 
 
@@ -41,6 +45,8 @@ def kind_permissions(kind, plan=None):
         return NEW_PEOPLE
     if kind == UploadKind.LOCATIONS:
         return ["sites.import_location"]
+    if kind == UploadKind.RECONCILIATION:
+        return ["payments.reconcile_payroll"]
     model_name = plan.beneficiary_model._meta.model_name
     if kind == UploadKind.BENEFICIARY_UPDATES:
         return [f"plans.change_{model_name}"]
@@ -68,12 +74,18 @@ def error_file_path(upload):
     return upload_dir() / f"{Path(upload.stored_name).stem}-errors.csv"
 
 
-def upload_receive(*, kind, file, by, plan=None):
+def upload_receive(*, kind, file, by, plan=None, payroll=None):
     """Store the file under a generated name and start checking it (a job). Returns the Upload.
-    Beneficiary files name their plan."""
+    Beneficiary files name their plan; a reconciliation file its payroll, which must be approved."""
     if (kind in PLAN_KINDS) != (plan is not None):
         raise ValidationError("Choose the plan the file is for." if plan is None else "Only beneficiary files name a plan.")
+    if (kind == UploadKind.RECONCILIATION) != (payroll is not None):
+        raise ValidationError("Choose the payroll the file reconciles." if payroll is None else
+                              "Only reconciliation files name a payroll.")
     _require(by, ["bulk.add_upload", *kind_permissions(kind, plan)])
+    if payroll is not None and payroll.status != PayrollStatus.APPROVED:
+        raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()}: only an approved payroll is "
+                              "reconciled.")
     if file.size > settings.MIZANI_IMPORT_MAX_BYTES:
         raise ValidationError(f"The file is larger than {settings.MIZANI_IMPORT_MAX_BYTES // (1024 * 1024)} MB.")
     original = sanitise_file_name(file.name or "")
@@ -82,12 +94,13 @@ def upload_receive(*, kind, file, by, plan=None):
         for chunk in file.chunks():
             target.write(chunk)
     with transaction.atomic():
-        upload = Upload.objects.create(kind=kind, plan=plan, stored_name=stored, original_name=original,
+        upload = Upload.objects.create(kind=kind, plan=plan, payroll=payroll, stored_name=stored, original_name=original,
                                        size=file.size, uploaded_by=by, scope_root=scope_for(by).root())
         upload.validation_job = job_start(kind=VALIDATE_JOB, params={"upload": upload.pk},
                                           idempotency_key=f"bulk-validate-{upload.pk}", by=by)
         upload.save(update_fields=["validation_job"])
-        audit(upload, "mizani.upload", by=by, data={"kind": kind, "file": original, "size": file.size})
+        audit(upload, "mizani.upload", by=by, data={"kind": kind, "file": original, "size": file.size,
+                                                     **({"payroll": payroll.pk} if payroll else {})})
     return upload
 
 
@@ -125,7 +138,7 @@ def write_error_file(upload, importer):
     """The file's rows that have errors, as they were, with an `errors` column (formula-safe). One
     pass over the file merged with the errors in row order: memory stays flat."""
     errors = (StagedError.objects.filter(upload_id=upload.pk).order_by("row_number", "pk")
-              .values_list("row_number", "column", "message").iterator(chunk_size=5000))
+              .values_list("row_number", "column", "message", "code").iterator(chunk_size=5000))
     pending = next(errors, None)
     if pending is None:
         return False
@@ -136,7 +149,8 @@ def write_error_file(upload, importer):
         for row_number, cells, _problem in table.rows():
             found = []
             while pending is not None and pending[0] == row_number:
-                found.append(f"{pending[1]}: {pending[2]}" if pending[1] else pending[2])
+                message = f"{pending[3]}: {pending[2]}" if pending[3] else pending[2]
+                found.append(f"{pending[1]}: {message}" if pending[1] else message)
                 pending = next(errors, None)
             if found:
                 writer.writerow([safe_cell(c) for c in [*cells, "; ".join(found)]])

@@ -19,7 +19,9 @@ from workflows.services import approval_submit
 from . import selectors, services
 from .files import sanitise_file_name
 from .forms import SubmitForm, UploadForm
-from .models import PLAN_KINDS, UploadKind, UploadStatus
+from .models import PLAN_KINDS, StagedError, UploadKind, UploadStatus
+
+ERRORS_SHOWN = 20  # on the upload's page; the error file has them all
 
 
 def _messages_of(error):
@@ -30,8 +32,8 @@ class UploadIndexView(ScopedIndexView):
     """Upload history: who, when, which file, what came of it."""
 
     default_ordering = "-created_at"
-    list_filter = ["kind", "status", "plan"]
-    list_export = ["id", "kind", "plan", "original_name", "uploaded_by", "created_at", "status", "counts"]
+    list_filter = ["kind", "status", "plan", "payroll"]
+    list_export = ["id", "kind", "plan", "payroll", "original_name", "uploaded_by", "created_at", "status", "counts"]
 
     @property
     def columns(self):
@@ -39,7 +41,8 @@ class UploadIndexView(ScopedIndexView):
         return [
             TitleColumn("original_name", label="File", get_url=lambda obj: reverse(inspect, args=[obj.pk])),
             Column("kind", label="Kind", accessor="get_kind_display"),
-            Column("plan", label="Plan", accessor=lambda obj: obj.plan.code if obj.plan_id else ""),
+            Column("plan", label="Plan or payroll", accessor=lambda obj: obj.plan.code if obj.plan_id else
+                   obj.payroll.name if obj.payroll_id else ""),
             Column("uploaded_by", label="By", accessor="uploaded_by"),
             Column("created_at", label="When", accessor=lambda obj: f"{obj.created_at:%Y-%m-%d %H:%M}",
                    sort_key="created_at"),
@@ -66,6 +69,8 @@ class UploadRecordView(ScopedInspectView):
             "counts": [(label, upload.counts[key]) for key, label in
                        {**services.COUNT_LABELS, "imported": "Imported"}.items() if key in upload.counts],
             "problem": importer.problems(upload) if upload.status == UploadStatus.READY else "",
+            "errors": list(StagedError.objects.filter(upload_id=upload.pk).order_by("row_number", "pk").values(
+                "row_number", "column", "code", "message")[:ERRORS_SHOWN]) if upload.status == UploadStatus.READY else [],
             "requests": list(pending[:5]),
             "can_submit": is_uploader and upload.status == UploadStatus.READY,
             "can_discard": is_uploader and upload.status in (UploadStatus.READY, UploadStatus.REFUSED,
@@ -76,15 +81,18 @@ class UploadRecordView(ScopedInspectView):
 
 
 def upload_new(request):
-    """The upload form; `?kind=` and `?plan=` preselect what the file holds (the plan page links here)."""
+    """The upload form; `?kind=` and `?plan=` (or `?payroll=`) preselect what the file holds (the plan
+    and payroll pages link here)."""
     if not request.user.has_perm("bulk.add_upload"):
         raise PermissionDenied
     form = UploadForm(request.POST or None, request.FILES or None, user=request.user,
-                      initial={"kind": request.GET.get("kind"), "plan": request.GET.get("plan")})
+                      initial={"kind": request.GET.get("kind"), "plan": request.GET.get("plan"),
+                               "payroll": request.GET.get("payroll")})
     if request.method == "POST" and form.is_valid():
         try:
             upload = services.upload_receive(kind=form.cleaned_data["kind"], file=form.cleaned_data["file"],
-                                             plan=form.cleaned_data["plan"], by=request.user)
+                                             plan=form.cleaned_data["plan"], payroll=form.cleaned_data["payroll"],
+                                             by=request.user)
         except (ValidationError, PermissionDenied) as error:
             form.add_error(None, _messages_of(error))
         else:

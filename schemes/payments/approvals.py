@@ -162,3 +162,71 @@ def execute_release_over_limit(payload, maker):
 RELEASE = register(Operation(name=RELEASE_OVER_LIMIT, label="Pay a payroll's lines above the transaction limit",
                              prepare=prepare_release_over_limit, execute=execute_release_over_limit,
                              version=release_over_limit_version, default_requires_approval=True))
+
+
+# --- closing a payroll -------------------------------------------------------------------------------
+
+CLOSE_PAYROLL = "payments.close_payroll"
+
+
+def prepare_close_payroll(payload, by):
+    from . import reconciliation
+
+    payroll = _payroll(payload)
+    if not by.has_perm(reconciliation.PERMISSION):
+        raise PermissionDenied("You may not close payrolls.")
+    if payroll.status != PayrollStatus.APPROVED:
+        raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()}: only an approved payroll is "
+                              "closed.")
+    if ApprovalRequest.objects.filter(operation=CLOSE_PAYROLL, payload__payroll=payroll.pk,
+                                      status=RequestStatus.PENDING).exists():
+        raise ValidationError(f"The closing of {payroll} is already waiting for a decision.")
+    services.refuse_close_while_importing(payroll)
+    mark_due_unpaid = bool(payload.get("mark_due_unpaid"))
+    totals = reconciliation.payroll_totals(payroll)
+    due, due_amount = totals["DUE"]
+    if due and not mark_due_unpaid:
+        raise ValidationError(f"{due:,} lines of {payroll} are still due ({due_amount} {payroll.currency}): "
+                              "reconcile them first, or close the payroll marking them unpaid.")
+    currency = payroll.currency
+    counts = {}
+    for status, label in (("PAID", "Paid"), ("UNPAID", "Unpaid (left for a follow-up payroll)"),
+                          ("DUE", "Still due: marked unpaid on closing"), ("CANCELLED", "Cancelled")):
+        lines, amount = totals[status]
+        if lines or status in ("PAID", "UNPAID"):
+            counts[f"{label}: lines"] = lines
+            counts[f"{label}: total ({currency})"] = format(amount, "f")
+    due_lines = payroll.lines.filter(status="DUE").select_related("recipient").order_by("pk")[:SAMPLE_SIZE]
+    return Prepared(
+        payload={"payroll": payroll.pk, "mark_due_unpaid": mark_due_unpaid},
+        summary={"title": f"Close payroll {payroll} (reconciled): lines paid {totals['PAID'][0]:,}, "
+                          f"unpaid {totals['UNPAID'][0] + due:,}",
+                 "diff": [], "sensitive": [], "counts": counts,
+                 "sample": [{"id": line.pk, "name": f"{line.code}: {line.recipient} {line.amount} (due)"}
+                            for line in due_lines]},
+        total=totals["PAID"][1],
+        version=close_payroll_version(payload),
+    )
+
+
+def close_payroll_version(payload):
+    """The payroll approved, with the line counts the checker saw: a reconciliation meanwhile voids the
+    request (the checker decided on other numbers)."""
+    from . import reconciliation
+
+    payroll = Payroll.objects.filter(pk=payload.get("payroll")).first()
+    if payroll is None:
+        return "gone"
+    totals = reconciliation.payroll_totals(payroll)
+    return f"{payroll.status}:" + ":".join(str(totals[status][0]) for status in ("PAID", "UNPAID", "DUE"))
+
+
+def execute_close_payroll(payload, maker):
+    payroll = services.payroll_close(payroll=_payroll(payload), mark_due_unpaid=payload.get("mark_due_unpaid", False),
+                                     by=maker)
+    return {"payroll": payroll.pk, "status": payroll.status}
+
+
+CLOSE = register(Operation(name=CLOSE_PAYROLL, label="Close a payroll (reconciled)", prepare=prepare_close_payroll,
+                           execute=execute_close_payroll, version=close_payroll_version,
+                           default_requires_approval=True))

@@ -4,11 +4,16 @@ number of lines with a constant amount into a copy of the lines table (same inde
 Everything the benchmark writes is rolled back or deleted: payrolls are never deleted, so the
 generation runs in a transaction that is rolled back once measured."""
 
+import csv
+import datetime
+import tempfile
 import time
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
+from django.core.files import File
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 
@@ -109,3 +114,121 @@ def _baseline(benefit_plan, payroll_id):
             f"FROM plans_beneficiary b JOIN registry_individual i ON i.id = b.individual_id "
             f"WHERE b.plan_id = %s AND b.status = 'ACTIVE'", [payroll_id, benefit_plan.pk])
         return time.perf_counter() - started
+
+
+# --- reconcile -----------------------------------------------------------------------------------------
+
+
+@register("reconcile")
+def reconcile(*, rows, seed, log):
+    """`manage.py benchmark reconcile --rows N`: an approved payroll of N lines (written directly, sealed
+    and approved through the model's transitions) and the provider's reconciliation file of N rows
+    (four in five paid with a receipt, one in five unpaid), then the pipeline's check and import of
+    that file, timed from the upload to the last line applied. Payrolls are never deleted: run it on a
+    database kept for benchmarks. With --rows N it also reports the same file uploaded again (every
+    row unchanged, nothing applied)."""
+    from schemes.bulk.benchmarks import _run_job
+    from schemes.bulk.models import Upload, UploadKind, UploadStatus
+    from schemes.bulk.services import import_start, upload_receive
+
+    seed_demo(individuals=0, seed=seed)  # the demo superuser and roles; no people needed
+    admin = get_user_model().objects.filter(username="admin", is_superuser=True).first()
+    if admin is None:
+        raise CommandError("The demo superuser 'admin' is missing: run seed_demo first.")
+    tag = uuid.uuid4().hex[:8]
+    log(f"Writing an approved payroll of {rows:,} lines...")
+    payroll = _approved_payroll(rows, admin, tag)
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "reconciliation.csv"
+        log(f"Writing the provider's file of {rows:,} rows...")
+        paid_expected = _write_reconciliation_file(path, payroll)
+        for attempt in ("first", "again"):
+            started = time.perf_counter()
+            with open(path, "rb") as source:
+                upload = upload_receive(kind=UploadKind.RECONCILIATION, payroll=payroll,
+                                        file=File(source, name="reconciliation.csv"), by=admin)
+            _run_job(upload.validation_job_id, log, "checking")
+            checked = time.perf_counter() - started
+            upload = Upload.objects.get(pk=upload.pk)
+            if upload.status != UploadStatus.READY or upload.counts["errors"]:
+                raise CommandError(f"The file was not accepted whole: {upload.status} {upload.problem} {upload.counts}")
+            log(f"{attempt}: checked in {checked:.1f} s: {upload.counts}. Importing...")
+            job = import_start(upload=upload, mode="ALL_OR_NOTHING", by=admin)
+            _run_job(job.pk, log, "import")
+            seconds = time.perf_counter() - started
+            upload = Upload.objects.get(pk=upload.pk)
+            log(f"{attempt}: {seconds:.1f} s, {upload.counts.get('imported'):,} lines changed.")
+            results[attempt] = {"seconds": round(seconds, 2), "check_seconds": round(checked, 2),
+                                "import_seconds": round(seconds - checked, 2), "counts": upload.counts}
+    paid = PaymentLine.objects.filter(payroll=payroll, status="PAID").count()
+    unpaid = PaymentLine.objects.filter(payroll=payroll, status="UNPAID").count()
+    if (paid, unpaid) != (paid_expected, rows - paid_expected):
+        raise CommandError(f"Expected {paid_expected:,} paid and {rows - paid_expected:,} unpaid lines; "
+                           f"found {paid:,} and {unpaid:,}.")
+    first = results["first"]
+    return {"seconds": first["seconds"], "rows_per_s": round(rows / first["seconds"]),
+            "check_seconds": first["check_seconds"], "import_seconds": first["import_seconds"],
+            "paid": paid, "unpaid": unpaid, "payroll": payroll.pk,
+            "same_file_again": {key: results["again"][key] for key in ("seconds", "check_seconds")}
+            | {"unchanged": results["again"]["counts"].get("unchanged"),
+               "imported": results["again"]["counts"].get("imported")}}
+
+
+def _approved_payroll(rows, admin, tag):
+    """N lines of 100 to 149.00 written in one statement (no beneficiaries behind them: the lines'
+    references carry no constraint), sealed and approved through the payroll's transitions."""
+    from django.utils import timezone
+
+    benefit_plan = BenefitPlan.objects.create(code=f"RB-{tag}", name=f"Reconcile benchmark {tag}")
+    payment_plan = services.payment_plan_create(fields={
+        "code": f"RB-{tag}", "name": f"Reconcile benchmark {tag}", "benefit_plan": benefit_plan, "formula": "100",
+        "periodicity": 1, "currency": "TZS", "target_statuses": ["ACTIVE"]}, by=admin)
+    cycle = services.cycle_create(code=f"RB-{tag}", start_date=datetime.date(2026, 1, 1),
+                                  end_date=datetime.date(2026, 1, 31), by=admin)
+    payroll = Payroll.objects.create(name=f"Reconcile benchmark {tag}", payment_plan=payment_plan, cycle=cycle,
+                                     formula={"formula": payment_plan.formula}, created_by=admin,
+                                     parameters=services._parameters(payment_plan))
+    table = connection.ops.quote_name(PaymentLine._meta.db_table)
+    numbers = ("generate_series(1, %s) AS n" if connection.vendor == "postgresql" else
+               "(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < %s) SELECT n FROM s)")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (payroll_id, beneficiary_id, recipient_id, location_id, amount, inputs, "
+            f"flagged_over_limit, status, receipt, paid_on) SELECT %s, n, NULL, NULL, 100 + mod(n, 50), '{{}}', "
+            f"false, 'DUE', '', NULL FROM {numbers}", [payroll.pk, rows])
+        cursor.execute(f"SELECT count(*), sum(amount) FROM {table} WHERE payroll_id = %s", [payroll.pk])
+        count, total = cursor.fetchone()
+        payroll.seal(line_count=count, total=Decimal(total).quantize(Decimal("0.01")), seal_hash=f"benchmark-{tag}",
+                     now=timezone.now())
+        payroll.save()
+    payroll.approve(timezone.now())
+    payroll.save()
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {table}")
+    return payroll
+
+
+def _write_reconciliation_file(path, payroll):
+    """The export's columns, as a provider returns them. Returns how many rows say paid."""
+    from .reconciliation import HEADERS
+
+    paid = 0
+    with open(path, "w", encoding="utf-8", newline="") as target:
+        writer = csv.writer(target)
+        writer.writerow(HEADERS)
+        lines = PaymentLine.objects.filter(payroll=payroll).order_by("pk").values_list("pk", "amount")
+        batch = []
+        for pk, amount in lines.iterator(chunk_size=20000):
+            code = f"{PaymentLine.CODE_PREFIX}{pk:09d}"
+            if pk % 5:
+                batch.append((payroll.name, "Approved for payment", "", "", "", code, "Due", amount, "Cash",
+                              f"R{pk}", "Yes"))
+                paid += 1
+            else:
+                batch.append((payroll.name, "Approved for payment", "", "", "", code, "Due", amount, "Cash", "", "No"))
+            if len(batch) >= 20000:
+                writer.writerows(batch)
+                batch = []
+        writer.writerows(batch)
+    return paid

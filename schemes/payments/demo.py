@@ -9,13 +9,12 @@ import datetime
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db import connection, transaction
 
 from schemes.plans.models import BenefitPlan, PlanStatus
 from sites.demo import require_demo
 from sites.models import Location
-from workflows.models import ApprovalRule, WorkflowDefinition, WorkflowStep
+from workflows.demo import ensure_demo_workflows
 from workflows.services import approval_decide, approval_execute
 
 from . import approvals, services
@@ -30,6 +29,7 @@ WORKFLOWS = {
     approvals.APPROVE_PAYROLL: "A payroll is paid only once a checker approves it.",
     approvals.RELEASE_OVER_LIMIT: "Lines above the transaction limit are paid only once a checker approves them.",
     approvals.CHANGE_PLAN: "A change to a payment plan (formula, ceiling, limits) applies once a checker approves it.",
+    approvals.CLOSE_PAYROLL: "A payroll is closed (reconciled) once a checker approves it.",
 }
 
 
@@ -41,7 +41,7 @@ def ensure_demo_payments():
         return []
     users = get_user_model().objects
     admin, accountant, checker = (users.get(username=name) for name in ("admin", "accountant", "checker"))
-    created = _ensure_workflows()
+    created = [f"workflow {operation}" for operation in ensure_demo_workflows(WORKFLOWS)]
     payment_plan = PaymentPlan.objects.filter(code=PLAN_CODE).first()
     if payment_plan is None:
         payment_plan = services.payment_plan_create(by=admin, fields={
@@ -66,19 +66,6 @@ def ensure_demo_payments():
     return created
 
 
-def _ensure_workflows():
-    checkers = Group.objects.get(name="Checker")
-    created = []
-    for operation, description in WORKFLOWS.items():
-        if WorkflowDefinition.objects.filter(operation=operation).exists():
-            continue
-        definition = WorkflowDefinition.objects.create(operation=operation, description=description)
-        WorkflowStep.objects.create(definition=definition, group=checkers, rule=ApprovalRule.ANY, sort_order=0)
-        definition.save_revision(log_action=True)
-        created.append(f"workflow {operation}")
-    return created
-
-
 def _first_payroll(payment_plan, accountant, checker):
     """The first cycle's payroll, generated here rather than by a worker (the job finds it sealed and
     does nothing), submitted by the accountant and approved by the checker."""
@@ -99,9 +86,12 @@ def forget_demo_payrolls(**kwargs):
     every DELETE. The reset empties both tables with TRUNCATE (no row trigger fires), within the
     reset's transaction; only with settings.MIZANI_DEMO (require_demo), and only this receiver of
     `registry_reset`, which only the demo seed sends, does it. SQLite has no triggers: plain DELETEs."""
+    from schemes.bulk.models import Upload
+
     require_demo()
     lines, payrolls = (connection.ops.quote_name(model._meta.db_table) for model in (PaymentLine, Payroll))
     with transaction.atomic(), connection.cursor() as cursor:
+        Upload.objects.filter(payroll__isnull=False).delete()  # reconciliation files of these payrolls
         if connection.vendor == "postgresql":
             # Deferred foreign-key checks pending in this transaction would make PostgreSQL refuse.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")

@@ -202,7 +202,8 @@ class Payroll(FSMModelMixin, models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        permissions = [("export_payroll", "Can export payrolls for payment providers")]
+        permissions = [("export_payroll", "Can export payrolls for payment providers"),
+                       ("reconcile_payroll", "Can reconcile payrolls (what providers paid) and ask to close them")]
         constraints = [
             models.UniqueConstraint(fields=["payment_plan", "cycle"],
                                     condition=Q(follow_up_of__isnull=True) & ~Q(status__in=DEAD_STATUSES),
@@ -280,19 +281,19 @@ class LineStatus(models.TextChoices):
 
 
 class PaymentLineQuerySet(models.QuerySet):
-    """Lines change only while their payroll is generating, except the reconciliation columns."""
+    """Lines change only while their payroll is generating. Afterwards only reconciliation moves them
+    (DUE to PAID or UNPAID, on an approved payroll), by its own set-based SQL
+    (schemes.payments.reconciliation): no queryset, bulk or save() path does."""
 
     def update(self, **kwargs):
-        if set(kwargs) - set(PaymentLine.RECONCILIATION_FIELDS) and self.filter(
-                payroll__status__in=[s for s in PayrollStatus.values if s != PayrollStatus.GENERATING]).exists():
-            raise FrozenPayroll("The lines of a sealed payroll cannot change.")
+        if self.exclude(payroll__status=PayrollStatus.GENERATING).exists():
+            raise FrozenPayroll("The lines of a sealed payroll cannot change (reconciliation excepted).")
         return super().update(**kwargs)
 
     def bulk_update(self, objs, fields, *args, **kwargs):
         ids = [obj.pk for obj in objs]
-        if set(fields) - set(PaymentLine.RECONCILIATION_FIELDS) and self.model.objects.filter(
-                pk__in=ids).exclude(payroll__status=PayrollStatus.GENERATING).exists():
-            raise FrozenPayroll("The lines of a sealed payroll cannot change.")
+        if self.model.objects.filter(pk__in=ids).exclude(payroll__status=PayrollStatus.GENERATING).exists():
+            raise FrozenPayroll("The lines of a sealed payroll cannot change (reconciliation excepted).")
         return super().bulk_update(objs, fields, *args, **kwargs)
 
     def delete(self):
@@ -316,7 +317,8 @@ class PaymentLine(FSMModelMixin, models.Model):
     (beneficiaries and people are protected by their own apps' guards).
 
     `code` is derived from the id (reconciliation files carry it); status moves DUE -> PAID (receipt,
-    paid date) | UNPAID | CANCELLED, by reconciliation."""
+    paid date) | UNPAID by reconciliation only: set-based SQL along these transitions, on an approved
+    payroll (schemes.payments.reconciliation; on PostgreSQL a trigger refuses any other writer)."""
 
     RECONCILIATION_FIELDS = ("status", "receipt", "paid_on")
     CODE_PREFIX = "PL"
@@ -355,13 +357,13 @@ class PaymentLine(FSMModelMixin, models.Model):
     def pk_from_code(cls, code):
         """The id a line code names, or None for text that is not a line code."""
         digits = (code or "").strip().upper().removeprefix(cls.CODE_PREFIX)
-        return int(digits) if digits.isdigit() else None
+        return int(digits) if digits.isascii() and digits.isdigit() else None
 
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
-        instance._loaded = {name: instance.__dict__.get(name) for name in ("amount", "beneficiary_id", "payroll_id",
-                                                                             "inputs", "flagged_over_limit")}
+        instance._loaded = {name: instance.__dict__.get(name) for name in (
+            "amount", "beneficiary_id", "payroll_id", "inputs", "flagged_over_limit", *cls.RECONCILIATION_FIELDS)}
         return instance
 
     def save(self, *args, **kwargs):
@@ -387,3 +389,61 @@ class PaymentLine(FSMModelMixin, models.Model):
     @transition(field=status, source=[LineStatus.DUE, LineStatus.UNPAID], target=LineStatus.CANCELLED)
     def cancel(self):
         pass
+
+
+class ProviderToken(models.Model):
+    """A secret a payment provider's system sends to the provider API (`Authorization: Token <secret>`).
+    Only a SHA-256 of the secret is kept (the secret is random, so a fast hash is enough and lets the
+    API find the token in one indexed lookup); it is shown once, when created. `prefix` (the secret's
+    first characters, not secret by itself) names it in lists and in the audit trail.
+
+    The API acts as `user`, the provider's service user (one per provider, role "Payment provider
+    (API)", no password): services and selectors get a real `by` for their permission checks and the
+    audit, while the token decides the reach: its requests see only the provider's points' locations."""
+
+    PREFIX_LENGTH = 12
+
+    provider = models.ForeignKey(PaymentProvider, on_delete=models.PROTECT, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="What the token is for, e.g. the provider's system using it.")
+    prefix = models.CharField(max_length=PREFIX_LENGTH, unique=True)
+    secret_hash = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="provider_tokens")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        permissions = [("manage_provider_token", "Can create and revoke payment providers' API tokens")]
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.provider})"
+
+    @property
+    def is_active(self):
+        return self.revoked_at is None
+
+
+class ApiIdempotencyKey(models.Model):
+    """The first answer to a provider API request sent with an `Idempotency-Key`: the same key with
+    the same request gets it again (nothing applied twice), with another request a refusal. Keys
+    belong to the provider, not to one token, so a retry after the provider rotated its token is
+    still recognised."""
+
+    provider = models.ForeignKey(PaymentProvider, on_delete=models.PROTECT, related_name="+")
+    token = models.ForeignKey(ProviderToken, on_delete=models.PROTECT, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["provider", "key"], name="api_idempotency_key_per_provider")]
+
+    def __str__(self):
+        return self.key

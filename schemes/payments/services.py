@@ -11,6 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from schemes.bulk.models import UploadStatus
 from schemes.plans.catalogues import beneficiary_catalogue
 from schemes.plans.models import BeneficiaryStatus
 from schemes.plans.services import criteria_node
@@ -203,10 +204,17 @@ def _add_months(day, months):
 
 @transaction.atomic
 def cycle_change_status(*, cycle, action, by):
+    """Open (PLANNED -> OPEN) or close (OPEN -> CLOSED: no payroll is generated for it any more) a
+    cycle. Closing is refused while one of its payrolls is being generated or waits for approval:
+    that decision would land in a closed cycle."""
     _require_permission(by, "payments.change_paymentcycle")
     cycle = PaymentCycle.objects.select_for_update().get(pk=cycle.pk)
     if action not in ("open", "close") or action not in [t.name for t in cycle.get_available_status_transitions()]:
         raise ValidationError(f"A {cycle.get_status_display().lower()} cycle cannot {action}.")
+    unsettled = cycle.payrolls.filter(status__in=[PayrollStatus.GENERATING, PayrollStatus.PENDING_APPROVAL])
+    if action == "close" and unsettled.exists():
+        raise ValidationError(f"Cycle {cycle.code} has payrolls being generated or waiting for approval "
+                              f"({', '.join(p.name for p in unsettled[:5])}): decide them first.")
     getattr(cycle, action)()
     cycle.save(update_fields=["status"])
     audit(cycle, "mizani.payment_cycle", by=by, data={"status": cycle.status})
@@ -487,3 +495,51 @@ def payroll_release_over_limit(*, payroll, by=None):
     audit(payroll, "mizani.payroll_over_limit_released", by=None, data={
         "lines": flagged["count"], "total": format(Decimal(flagged["total"] or 0).quantize(CENT), "f")})
     return payroll
+
+
+# --- closing a payroll (RECONCILED) ---------------------------------------------------------------
+
+
+def payroll_close_submit(*, payroll, mark_due_unpaid=False, by):
+    """Ask to close the payroll (operation `payments.close_payroll`): the checker sees the lines and
+    totals paid, unpaid and still due. Lines still due refuse it unless the maker says they were not
+    paid (`mark_due_unpaid`: closing marks them UNPAID, left for a follow-up payroll). National
+    scope: closing covers every line."""
+    from workflows.services import approval_submit
+
+    _require_national(by, "Closing a payroll")
+    return approval_submit(operation="payments.close_payroll", by=by,
+                           payload={"payroll": payroll.pk, "mark_due_unpaid": bool(mark_due_unpaid)})
+
+
+def refuse_close_while_importing(payroll):
+    """A reconciliation file being imported applies its rows chunk by chunk: closing in between would
+    stop it half-way."""
+    if payroll.uploads.filter(status=UploadStatus.IMPORTING).exists():
+        raise ValidationError(f"A reconciliation file of {payroll} is being imported: close it once the import "
+                              "has finished.")
+
+
+def payroll_close(*, payroll, mark_due_unpaid=False, by=None):
+    """The approval engine's execution of `payments.close_payroll`: lines still due become unpaid (when
+    the request says so), then the payroll is RECONCILED; from then on nothing reconciles it."""
+    from . import reconciliation
+
+    payroll = Payroll.objects.select_for_update().get(pk=payroll.pk)
+    if payroll.status != PayrollStatus.APPROVED:
+        raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()}: only an approved payroll "
+                              "is closed.")
+    refuse_close_while_importing(payroll)
+    due = payroll.lines.filter(status=LineStatus.DUE).count()
+    if due and not mark_due_unpaid:
+        raise ValidationError(f"{due:,} lines of {payroll} are still due: reconcile them, or close it marking "
+                              "them unpaid.")
+    marked = reconciliation.mark_due_unpaid(payroll) if due else 0
+    payroll.close()
+    payroll.save()
+    totals = reconciliation.payroll_totals(payroll)
+    audit(payroll, "mizani.payroll_closed", by=by, data={
+        "marked_unpaid": marked, **{status.lower(): {"lines": lines, "amount": format(amount, "f")}
+                                    for status, (lines, amount) in totals.items()}})
+    return payroll
+

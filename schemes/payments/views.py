@@ -14,7 +14,10 @@ from django.views.decorators.http import require_POST
 from wagtail.admin.ui.components import Component
 from wagtail.admin.views.mixins import Echo
 
+from schemes.bulk.models import UploadKind
+from schemes.bulk.selectors import uploads_for
 from sites.audit import audit
+from sites.scoping import scope_for
 from sites.spreadsheets import safe_cell
 from sites.viewsets import (
     ApprovalMixin,
@@ -26,7 +29,7 @@ from sites.viewsets import (
 from workflows.models import ApprovalRequest, RequestStatus
 from workflows.selectors import jobs_for
 
-from . import approvals, selectors, services
+from . import approvals, reconciliation, selectors, services
 from .forms import FormulaTestForm, GeneratePayrollForm, ScheduleForm
 from .models import DEAD_STATUSES, LineStatus, PayrollStatus
 
@@ -37,14 +40,14 @@ def _messages_of(error):
     return " ".join(getattr(error, "messages", [str(error)]))
 
 
-# The openIMIS reconciliation template, exact header text: Paid and Receipt are left blank for the provider.
-RECONCILIATION_HEADERS = ["Payroll Name", "Payroll Status", "First Name", "Last Name", "Date of Birth", "Code",
-                          "Status", "Amount", "Type", "Receipt", "Paid"]
 PAYMENT_TYPE = "Cash"
+RECONCILIATION_UPLOADS_SHOWN = 10
 
 
 def reconciliation_rows(payroll, lines):
-    yield RECONCILIATION_HEADERS
+    """The openIMIS reconciliation template, exact header text: Paid and Receipt are left blank for the
+    provider, who sends the file back through the reconciliation upload."""
+    yield reconciliation.HEADERS
     for line in lines.order_by("pk").iterator(chunk_size=2000):
         person = line.recipient
         yield [safe_cell(value) for value in (
@@ -114,6 +117,17 @@ def payroll_release_submit(request, pk):
 
 
 @require_POST
+def payroll_close(request, pk):
+    """Ask to close the payroll (through approval); `mark_due_unpaid` closes it with the lines still due
+    marked unpaid."""
+    return _payroll_action(
+        request, pk, lambda payroll: services.payroll_close_submit(
+            payroll=payroll, mark_due_unpaid=request.POST.get("mark_due_unpaid") == "on", by=request.user),
+        lambda approval: ("Closing sent for approval: the payroll is closed once approved.",
+                          ("workflows_approvals:inspect", approval.pk)))
+
+
+@require_POST
 def payroll_follow_up(request, pk):
     return _payroll_action(
         request, pk, lambda payroll: services.payroll_follow_up_start(payroll=payroll, by=request.user),
@@ -132,12 +146,15 @@ class PayrollRecordView(ScopedInspectView):
         lines = selectors.lines_of_payroll_for(user, payroll)
         flagged = selectors.over_limit(lines)
         requests = ApprovalRequest.objects.filter(
-            operation__in=[approvals.APPROVE_PAYROLL, approvals.RELEASE_OVER_LIMIT], payload__payroll=payroll.pk
-        ).order_by("-pk")
+            operation__in=[approvals.APPROVE_PAYROLL, approvals.RELEASE_OVER_LIMIT, approvals.CLOSE_PAYROLL],
+            payload__payroll=payroll.pk).order_by("-pk")
         pending = {request.operation for request in requests if request.status == RequestStatus.PENDING}
         payable = payroll.status in (PayrollStatus.APPROVED, PayrollStatus.RECONCILED)
         job = payroll.job if payroll.job_id and jobs_for(user).filter(pk=payroll.job_id).exists() else None
         can_work = user.has_perm("payments.change_payroll")
+        approved = payroll.status == PayrollStatus.APPROVED
+        may_reconcile = user.has_perm(reconciliation.PERMISSION)
+        due = payroll.lines.filter(status=LineStatus.DUE).count() if approved else 0
         context.update({
             "payroll": payroll,
             "job": job,
@@ -159,6 +176,13 @@ class PayrollRecordView(ScopedInspectView):
             "can_follow_up": (payable and user.has_perm("payments.add_payroll")
                               and not payroll.follow_ups.exclude(status__in=DEAD_STATUSES).exists()
                               and payroll.lines.filter(status=LineStatus.UNPAID).exists()),
+            "can_reconcile": approved and may_reconcile and user.has_perm("bulk.add_upload"),
+            "reconcile_url": reverse("bulk_upload:new") + f"?kind={UploadKind.RECONCILIATION}&payroll={payroll.pk}",
+            "reconciliations": uploads_for(user).filter(payroll=payroll)[:RECONCILIATION_UPLOADS_SHOWN],
+            "reconciliations_url": reverse("bulk_upload:index") + f"?payroll={payroll.pk}",
+            "can_close": (approved and may_reconcile and scope_for(user).national
+                          and approvals.CLOSE_PAYROLL not in pending),
+            "due": due,
         })
         return context
 
@@ -303,6 +327,46 @@ class ServiceEditView(ServiceFormMixin, ScopedEditView):
 
     def get_success_url(self):
         return reverse(self.index_url_name)
+
+
+class CycleRecordView(ScopedInspectView):
+    """A cycle: its dates, status, payrolls, and open / close."""
+
+    template_name = "payments/cycle_record.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        cycle, user = self.object, self.request.user
+        may = user.has_perm("payments.change_paymentcycle")
+        moves = {transition.name for transition in cycle.get_available_status_transitions()}
+        context.update({
+            "cycle": cycle,
+            "payrolls": selectors.payrolls_for(user).filter(cycle=cycle).order_by("name"),
+            "can_open": may and "open" in moves,
+            "can_close": may and "close" in moves,
+        })
+        return context
+
+
+def _cycle_action(request, pk, action, message):
+    cycle = get_object_or_404(selectors.cycles_for(request.user), pk=pk)
+    try:
+        services.cycle_change_status(cycle=cycle, action=action, by=request.user)
+    except (ValidationError, PermissionDenied) as error:
+        messages.error(request, _messages_of(error))
+    else:
+        messages.success(request, message.format(cycle=cycle.code))
+    return redirect("payments_cycle:inspect", cycle.pk)
+
+
+@require_POST
+def cycle_open(request, pk):
+    return _cycle_action(request, pk, "open", "Cycle {cycle} is open.")
+
+
+@require_POST
+def cycle_close(request, pk):
+    return _cycle_action(request, pk, "close", "Cycle {cycle} is closed: no payroll is generated for it any more.")
 
 
 def cycle_create_service(*, fields, by):

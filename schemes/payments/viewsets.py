@@ -1,11 +1,12 @@
 from django.urls import path, reverse
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, MultiFieldPanel, ObjectList
+from wagtail.admin.ui.menus import MenuItem
 from wagtail.admin.viewsets.model import ModelViewSetGroup
 from wagtail.admin.widgets.button import HeaderButton
 
 from sites.viewsets import ScopedIndexView, ScopedModelViewSet
 
-from . import selectors, services, views
+from . import api_admin, api_services, selectors, services, views
 from .forms import PaymentPlanForm, ServiceModelForm
 from .models import PaymentCycle, PaymentLine, PaymentPlan, PaymentPoint, PaymentProvider, Payroll
 
@@ -43,6 +44,7 @@ class PayrollViewSet(ReadOnlyViewSet):
             path("submit/<int:pk>/", views.payroll_submit, name="submit"),
             path("release-over-limit/<int:pk>/", views.payroll_release_submit, name="release_over_limit"),
             path("follow-up/<int:pk>/", views.payroll_follow_up, name="follow_up"),
+            path("close/<int:pk>/", views.payroll_close, name="close"),
         ]
 
 
@@ -142,6 +144,8 @@ class CycleViewSet(ServiceViewSet):
     icon = "date"
     menu_label = "Payment cycles"
     index_view_class = CycleIndexView
+    inspect_view_enabled = True
+    inspect_view_class = views.CycleRecordView
     list_display = ["code", "start_date", "end_date", "status"]
     list_filter = ["status"]
     form_fields = ["code", "start_date", "end_date"]
@@ -150,7 +154,20 @@ class CycleViewSet(ServiceViewSet):
     record_kwarg = "cycle"
 
     def get_urlpatterns(self):
-        return super().get_urlpatterns() + [path("schedule/", views.cycle_schedule, name="schedule")]
+        return super().get_urlpatterns() + [
+            path("schedule/", views.cycle_schedule, name="schedule"),
+            path("open/<int:pk>/", views.cycle_open, name="open"),
+            path("close/<int:pk>/", views.cycle_close, name="close"),
+        ]
+
+
+class ProviderIndexView(ScopedIndexView):
+    def get_list_more_buttons(self, instance):
+        buttons = super().get_list_more_buttons(instance)
+        if self.request.user.has_perm(api_services.MANAGE_TOKENS):
+            buttons.append(MenuItem("API tokens", url=reverse("payments_provider:tokens", args=[instance.pk]),
+                                    icon_name="key", priority=40))
+        return buttons
 
 
 class ProviderViewSet(ServiceViewSet):
@@ -158,10 +175,17 @@ class ProviderViewSet(ServiceViewSet):
     selector = staticmethod(selectors.providers_for)
     icon = "group"
     menu_label = "Payment providers"
+    index_view_class = ProviderIndexView
     form_fields = ["code", "name"]
     create_service = staticmethod(services.provider_create)
     change_service = staticmethod(services.provider_change)
     record_kwarg = "provider"
+
+    def get_urlpatterns(self):
+        return super().get_urlpatterns() + [
+            path("tokens/<int:pk>/", api_admin.provider_tokens, name="tokens"),
+            path("tokens/<int:pk>/revoke/<int:token_pk>/", api_admin.provider_token_revoke_view, name="token_revoke"),
+        ]
 
 
 class PointViewSet(ServiceViewSet):

@@ -38,7 +38,7 @@ def test_the_plan_page_links_to_its_imports_and_history(clerk, plan):
 def test_the_form_preselects_the_plan_and_offers_its_templates(clerk, plan):
     response = client_for(clerk).get(reverse("bulk_upload:new") + f"?kind=BENEFICIARIES&plan={plan.pk}")
     form = response.context["form"]
-    assert form.initial == {"kind": "BENEFICIARIES", "plan": str(plan.pk)}
+    assert form.initial == {"kind": "BENEFICIARIES", "plan": str(plan.pk), "payroll": None}
     assert any(f"kind=BENEFICIARY_UPDATES&plan={plan.pk}" in url for _label, url in response.context["templates"])
 
 

@@ -104,3 +104,26 @@ def cycles(superuser):
 def cycle(cycles):
     return PaymentCycle.objects.get(code="CG-2025-01")
 
+
+
+@pytest.fixture
+def approved_payroll(payment_plan, cycle, people, accountant, checkers, payroll_workflow,
+                     django_capture_on_commit_callbacks):
+    """The cycle's payroll, generated and approved by a checker (lines: three 800 and six 900 in
+    district A, five_with_baby 1100 in A above the limit and not released, single_b 600 in B)."""
+    from schemes.payments.models import Payroll
+    from workflows.services import approval_decide
+
+    with django_capture_on_commit_callbacks(execute=True):
+        payroll = services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle, by=accountant)
+    with django_capture_on_commit_callbacks(execute=True):
+        request = services.payroll_submit(payroll=Payroll.objects.get(pk=payroll.pk), by=accountant)
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=request, verdict="approve", by=checkers[0][0])
+    return Payroll.objects.get(pk=payroll.pk)
+
+
+def line_of(payroll, beneficiary):
+    from schemes.payments.models import PaymentLine
+
+    return PaymentLine.objects.get(payroll=payroll, beneficiary_id=beneficiary.pk)

@@ -4,8 +4,10 @@ first payroll approved; a demo reset takes the payrolls with the people they pay
 from io import StringIO
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from schemes.bulk.models import Upload, UploadKind
 from schemes.payments.models import (
     PaymentCycle,
     PaymentLine,
@@ -15,6 +17,7 @@ from schemes.payments.models import (
     PayrollStatus,
 )
 from schemes.registry.models import Individual
+from workflows.models import WorkflowDefinition
 
 pytestmark = pytest.mark.django_db
 
@@ -36,10 +39,14 @@ def test_the_demo_pays_the_child_grant_and_a_reset_takes_the_payrolls_with_the_p
     assert payroll.status == PayrollStatus.APPROVED
     assert payroll.line_count == PaymentLine.objects.filter(payroll=payroll).count() > 0
     assert "Payments: nothing new." in seed()  # a re-run adds nothing
+    assert WorkflowDefinition.objects.filter(operation="payments.close_payroll").exists()
+    reconciliation = Upload.objects.create(kind=UploadKind.RECONCILIATION, payroll=payroll, stored_name="r.csv",
+                                           original_name="r.csv", uploaded_by=get_user_model().objects.first())
 
     seed("--reset")
 
     assert not Payroll.objects.filter(pk=payroll.pk).exists()
+    assert not Upload.objects.filter(pk=reconciliation.pk).exists()  # its payroll is gone
     # The fresh registry's first payroll again: every line names a person who exists.
     assert Payroll.objects.get().status == PayrollStatus.APPROVED
     recipients = set(PaymentLine.objects.values_list("recipient_id", flat=True))

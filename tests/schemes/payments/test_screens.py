@@ -20,6 +20,7 @@ from schemes.payments.models import (
     Payroll,
     PayrollStatus,
 )
+from schemes.payments.reconciliation import reconcile_batch
 from tests.factories import PASSWORD, UserFactory
 from workflows.models import ApprovalRequest, ApprovalRule, WorkflowDefinition, WorkflowStep
 from workflows.services import approval_decide
@@ -264,8 +265,7 @@ def test_submit_then_export_links_per_payment_point_and_the_follow_up(client, ac
     assert len(rows) == 1 + 2  # district A: three and six (five_with_baby is above the limit)
 
     line = PaymentLine.objects.get(payroll=sealed, beneficiary_id=people["six"].pk)
-    line.mark_unpaid()
-    line.save()
+    reconcile_batch(payroll=sealed, by=accountant, rows=[{"code": line.code, "paid": False, "receipt": ""}])
     assert "Follow-up payroll of the unpaid lines" in client.get(
         reverse("payments_payroll:inspect", args=[sealed.pk])).content.decode()
     with django_capture_on_commit_callbacks(execute=True):

@@ -17,6 +17,7 @@ from schemes.payments.models import (
     Payroll,
     PayrollStatus,
 )
+from schemes.payments.reconciliation import reconcile_batch
 from workflows.services import approval_decide, definition_for
 
 pytestmark = pytest.mark.django_db
@@ -207,11 +208,12 @@ def test_the_database_refuses_raw_sql_changes_to_an_approved_payroll(approved):
         with pytest.raises(DatabaseError, match="payroll_(sealed|kept)"), transaction.atomic(), \
                 connection.cursor() as cursor:
             cursor.execute(statement)
-    # Reconciliation's columns stay writable.
-    with connection.cursor() as cursor:
-        cursor.execute("UPDATE payments_paymentline SET status = 'PAID', receipt = 'R1' WHERE payroll_id = %s",
-                       [approved.pk])
-    assert set(PaymentLine.objects.filter(payroll=approved).values_list("status", flat=True)) == {"PAID"}
+    # Reconciliation's columns too, unless reconciliation writes them (tests/schemes/payments/test_reconciliation.py).
+    with pytest.raises(DatabaseError, match="payroll_reconciliation_only"), transaction.atomic(), \
+            connection.cursor() as cursor:
+        cursor.execute("UPDATE payments_paymentline SET status = 'PAID', receipt = 'R1', paid_on = '2025-01-02' "
+                       "WHERE payroll_id = %s", [approved.pk])
+    assert set(PaymentLine.objects.filter(payroll=approved).values_list("status", flat=True)) == {"DUE"}
 
 
 # --- follow-ups and the diff ----------------------------------------------------------------------------
@@ -220,8 +222,7 @@ def test_the_database_refuses_raw_sql_changes_to_an_approved_payroll(approved):
 def test_a_follow_up_pays_the_unpaid_lines_at_their_frozen_amounts(approved, accountant, people,
                                                                  django_capture_on_commit_callbacks):
     line = PaymentLine.objects.get(payroll=approved, beneficiary_id=people["six"].pk)
-    line.mark_unpaid()
-    line.save()
+    reconcile_batch(payroll=approved, by=accountant, rows=[{"code": line.code, "paid": False, "receipt": ""}])
     with django_capture_on_commit_callbacks(execute=True):
         follow_up = services.payroll_follow_up_start(payroll=approved, by=accountant)
     follow_up = Payroll.objects.get(pk=follow_up.pk)

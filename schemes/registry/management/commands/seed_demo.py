@@ -1,6 +1,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from dashboards.defaults import ensure_default_dashboards
 from schemes.payments.demo import ensure_demo_payments
 from schemes.plans.demo import enrol_demo_beneficiaries, ensure_demo_plans
 from schemes.registry.demo import seed_demo
@@ -38,12 +39,13 @@ class Command(BaseCommand):
         self.stdout.write(f"Locations: {places} ({result.locations_created} created).")
         self.stdout.write(f"Demo users created: {', '.join(result.users_created) or 'none (all exist)'}.")
         self.stdout.write(f"Registry attribute definitions created: {result.fields_created}.")
-        self.stdout.write(f"Approval workflows created: {ensure_demo_workflows()}.")
+        self.stdout.write(f"Approval workflows created: {len(ensure_demo_workflows())}.")
         self.stdout.write(f"Benefit plans created: {ensure_demo_plans()}.")
         enrolled = enrol_demo_beneficiaries(get_user_model().objects.get(username="admin"))
         if enrolled:
             self.stdout.write("Enrolled: " + ", ".join(f"{added:,} in {code}" for code, added in enrolled.items()) + ".")
         self.stdout.write(f"Payments: {', '.join(ensure_demo_payments()) or 'nothing new'}.")
+        self.stdout.write(f"Dashboards: {', '.join(ensure_default_dashboards()) or 'nothing new'}.")
         if result.skipped:
             self.stdout.write(self.style.WARNING(
                 "The registry already holds people or households: nothing added (use --reset to start again)."

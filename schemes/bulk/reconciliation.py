@@ -1,0 +1,108 @@
+"""A payroll's reconciliation file (the openIMIS template our payroll export writes, with Receipt and
+Paid filled in by the provider; an optional "Paid Date" column) as a pipeline importer.
+
+Only the file is read here: staging, checks, error codes and the statements that apply the rows are
+the reconciliation engine's (schemes.payments.reconciliation), which the provider API's batches use
+too, so a file and a batch are judged and applied the same way. The upload names its payroll."""
+
+from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef
+
+from schemes.payments import reconciliation as engine
+from schemes.payments.models import LineStatus, PaymentLine, PayrollStatus
+from sites.audit import audit
+
+from .files import Column
+from .models import StagedReconciliation
+
+CHUNK = 500_000  # rows applied per transaction (one UPDATE); a million-row file: two, on two connections at once
+_REQUIRED = {"Code", "Receipt", "Paid"}
+COLUMNS = [Column(header, required=header in _REQUIRED) for header in engine.HEADERS] + [
+    Column(engine.PAID_DATE_HEADER, ("paid on", "paid_on", "date paid", "payment date"))]
+
+
+class Importer:
+    CHUNK = CHUNK
+
+    def columns(self, plan):
+        return COLUMNS
+
+    def template_headers(self, plan):
+        return list(engine.HEADERS)
+
+    def stage(self, upload, table, user):
+        mapping = table.mapping
+        code, paid, receipt = mapping["Code"], mapping["Paid"], mapping["Receipt"]
+        paid_on = mapping.get(engine.PAID_DATE_HEADER)
+
+        def rows():
+            for row_number, cells, problem in table.rows():
+                yield (row_number, cells[code], cells[paid], cells[receipt], "" if paid_on is None else cells[paid_on],
+                       (problem.column or "", problem.message) if problem else None)
+
+        return engine.stage_rows(upload.pk, rows(), engine.FILE_NAMES)
+
+    def check(self, upload):
+        engine.check(upload.pk, upload.payroll, upload.uploaded_by, names=engine.FILE_NAMES)
+
+    def counts(self, upload):
+        return engine.counts(upload.pk, upload.payroll)
+
+    def sample(self, upload, size=10):
+        """The first rows that move a line (none when the file changes nothing)."""
+        counts = upload.counts
+        if not counts.get("paid") and not counts.get("unpaid"):
+            return []
+        due = PaymentLine.objects.filter(pk=OuterRef("line_id"), payroll_id=upload.payroll_id, status=LineStatus.DUE)
+        rows = list(StagedReconciliation.objects.filter(Exists(due), upload_id=upload.pk, valid=True)
+                    .order_by("row_number").values("row_number", "code", "line_id", "paid", "receipt", "paid_on")[:size])
+        lines = PaymentLine.objects.select_related("recipient").in_bulk([row["line_id"] for row in rows])
+        for row in rows:
+            line = lines[row["line_id"]]
+            row["recipient"] = str(line.recipient) if line.recipient_id else ""
+            row["amount"] = line.amount
+            row["outcome_label"] = "paid" if row["paid"] else "unpaid"
+            # What the approval's sample shows: "Row 3: PL000000012 Jane Doe: paid (R-1)".
+            row["first_name"] = row["code"]
+            row["last_name"] = f"{row['recipient']}: {row['outcome_label']}" + (
+                f" ({row['receipt']})" if row["paid"] else "")
+        return rows
+
+    def problems(self, upload):
+        payroll = upload.payroll
+        payroll.refresh_from_db(fields=["status"])
+        if payroll.status != PayrollStatus.APPROVED:
+            return f"{payroll} is {payroll.get_status_display().lower()}: only an approved payroll is reconciled."
+        return ""
+
+    def prepare_import(self, upload):
+        problem = self.problems(upload)
+        if problem:
+            raise ValidationError(problem)
+        return {}
+
+    def reserve_ids(self, upload, last_row):
+        return 0
+
+    def import_chunk(self, upload, first_row, last_row, id_base):
+        paid, unpaid = engine.apply(upload.pk, upload.payroll, first_row, last_row)
+        return paid + unpaid
+
+    def row_span(self, upload):
+        return engine.row_span(upload.pk)
+
+    def finish(self, upload, imported, by):
+        counts = upload.counts
+        audit(upload.payroll, "mizani.reconcile", by=by, data={
+            "source": "file", "upload": upload.pk, "file": upload.original_name, "lines_changed": imported,
+            **{key: counts.get(key) for key in ("paid", "unpaid", "unchanged", "paid_amount", "unpaid_amount")},
+            "rows_with_errors": counts.get("errors", 0)})
+
+    def clear(self, upload):
+        engine.clear(upload.pk)
+
+    def progress_text(self, count):
+        return f"{count:,} lines reconciled"
+
+
+IMPORTER = Importer()

@@ -1,0 +1,415 @@
+"""Reconciliation: what a payment provider says it paid, applied to an approved payroll's lines.
+
+One engine for the two ways results arrive: a file through the bulk pipeline (the importer in
+schemes.bulk.reconciliation only reads the file's cells) and batches through the provider API
+(`reconcile_batch`). Both
+1. stage their rows in StagedReconciliation (`stage_rows`: each row read on its own: the line code,
+   Paid, the receipt, an optional paid date), keyed by the upload, or for a batch by a transient
+   negative key;
+2. check them set-based (`check`: one pass joining the rows to the payroll's lines, plus a look for
+   lines twice), with openIMIS's error codes: benefit_consumption_not_found,
+   benefit_consumption_not_in_payroll, paid_column_invalid_value, receipt_required,
+   status_not_matching, plus a line twice in the rows and a line outside the user's locations. A
+   good row either moves a DUE line (to PAID or UNPAID) or changes nothing (the line is so already:
+   paid with the same receipt, or unpaid), which makes the same file or batch twice a no-op;
+3. apply them (`apply`): one UPDATE ... FROM staging per span of rows, along the
+   transitions DUE -> PAID (receipt, paid date: the row's, else the day it is applied) and DUE ->
+   UNPAID (the line stays for a follow-up payroll); a line no longer DUE is left as it is. Only
+   while the payroll is APPROVED, checked under a share lock on the payroll (closing it takes an
+   exclusive one).
+
+A sealed payroll's lines are otherwise frozen: the model and querysets refuse every change, and on
+PostgreSQL the line triggers (payments migration 0005) let only these statements through: the
+transaction-local setting `mizani.reconciliation` names the payroll, which must be approved, and only
+those transitions pass.
+"""
+
+import datetime
+import secrets
+from collections import namedtuple
+from contextlib import contextmanager
+from decimal import Decimal
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, transaction
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Sum
+from django.utils import timezone
+
+from schemes.bulk.individuals import flag, parse_date
+from schemes.bulk.models import StagedError, StagedReconciliation
+from schemes.bulk.staging import StagingWriter
+from sites.audit import audit
+from sites.scoping import scope_for
+
+from .models import CENT, LineStatus, PaymentLine, Payroll, PayrollStatus
+
+PERMISSION = "payments.reconcile_payroll"
+
+# The openIMIS reconciliation template, exact header text (our export leaves Receipt and Paid blank).
+HEADERS = ["Payroll Name", "Payroll Status", "First Name", "Last Name", "Date of Birth", "Code", "Status", "Amount",
+           "Type", "Receipt", "Paid"]
+PAID_DATE_HEADER = "Paid Date"  # optional: the day each line was paid (else the day the file is imported)
+
+# Error codes (openIMIS's first five).
+NOT_FOUND = "benefit_consumption_not_found"
+NOT_IN_PAYROLL = "benefit_consumption_not_in_payroll"
+PAID_INVALID = "paid_column_invalid_value"
+RECEIPT_REQUIRED = "receipt_required"
+STATUS_NOT_MATCHING = "status_not_matching"
+DUPLICATED = "benefit_consumption_duplicated"
+OUTSIDE_LOCATIONS = "benefit_consumption_outside_locations"
+RECEIPT_INVALID = "receipt_invalid"
+PAID_DATE_INVALID = "paid_date_invalid"
+
+PAID, UNPAID = LineStatus.PAID.value, LineStatus.UNPAID.value
+PAID_VALUES = {"yes": True, "y": True, "true": True, "no": False, "n": False, "false": False}
+PAID_AS_EXPORTED = {"Yes": True, "No": False}  # the common case, looked up before normalising
+RECEIPT_MAX = PaymentLine._meta.get_field("receipt").max_length
+STAGED_FIELDS = ("upload", "row_number", "valid", "code", "line_id", "paid", "receipt", "paid_on")
+ERROR_FIELDS = ("upload", "row_number", "column", "message", "code")
+
+# What each field is called where it comes from: the file's headers, or the API's keys.
+Names = namedtuple("Names", "code paid receipt paid_on")
+FILE_NAMES = Names("Code", "Paid", "Receipt", PAID_DATE_HEADER)
+API_NAMES = Names("code", "paid", "receipt", "paid_on")
+_Key = namedtuple("_Key", "pk")  # the staging key as the shared flag() helper takes it
+
+
+class RowReader:
+    """Reads one row's values on its own (no database): what `stage_rows` writes, and the row's
+    problems as (column, code, message)."""
+
+    def __init__(self, names, today):
+        self.names = names
+        self.today = today
+
+    def __call__(self, code, paid, receipt, paid_on, found):
+        names = self.names
+        code = code.strip() if isinstance(code, str) else ""
+        line_id = PaymentLine.pk_from_code(code)
+        if not code:
+            found.append((names.code, NOT_FOUND, "Required: the payment line's code."))
+        elif line_id is None or line_id > 2**62:
+            found.append((names.code, NOT_FOUND, f"'{code[:40]}' is not the code of a payment line."))
+            line_id = None
+        if isinstance(paid, str):
+            paid = PAID_AS_EXPORTED.get(paid, paid)
+            if isinstance(paid, str):
+                paid = PAID_VALUES.get(paid.strip().casefold())
+        if not isinstance(paid, bool):
+            found.append((names.paid, PAID_INVALID, "Paid must be Yes or No."))
+            paid = None
+        receipt = receipt.strip() if isinstance(receipt, str) else ""
+        if len(receipt) > RECEIPT_MAX:
+            found.append((names.receipt, RECEIPT_INVALID, f"At most {RECEIPT_MAX} characters ({len(receipt)})."))
+            receipt = ""
+        elif paid and not receipt:
+            found.append((names.receipt, RECEIPT_REQUIRED, "A paid line needs its receipt."))
+        paid_on = self._date(paid_on, found) if paid_on else None
+        return code[:100], line_id, paid, receipt, paid_on
+
+    def _date(self, value, found):
+        if value is None or value == "":
+            return None
+        try:
+            if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+                if value > self.today:
+                    raise ValueError(f"{value.isoformat()} is in the future.")
+                return value
+            if isinstance(value, str):
+                return parse_date(value.strip(), self.today)
+            raise ValueError("Not a date as YYYY-MM-DD.")
+        except ValueError as error:
+            found.append((self.names.paid_on, PAID_DATE_INVALID, str(error)))
+            return None
+
+
+def stage_rows(key, rows, names):
+    """Stage `rows` ((row_number, code, paid, receipt, paid_on, problem) with problem a
+    (column, message) or None) under `key`. Returns how many."""
+    read = RowReader(names, timezone.localdate())
+    count = 0
+    prefix = PaymentLine.CODE_PREFIX
+    digits_from, width = len(prefix), len(prefix) + 9
+    with StagingWriter(StagedReconciliation, STAGED_FIELDS, streaming=True) as staged, \
+            StagingWriter(StagedError, ERROR_FIELDS) as errors:
+        for row_number, code, paid, receipt, paid_on, problem in rows:
+            count += 1
+            # The common row, as the export wrote it and the provider filled it in, without the general
+            # reader's normalising (a third of the time of a million rows).
+            said = PAID_AS_EXPORTED.get(paid) if paid.__class__ is str else None
+            if (said is not None and problem is None and not paid_on and code.__class__ is str
+                    and receipt.__class__ is str and len(code) == width and code.startswith(prefix)
+                    and code[digits_from:].isdigit() and code.isascii() and (receipt or not said)
+                    and len(receipt) <= RECEIPT_MAX and receipt.strip() == receipt):
+                staged.write((key, row_number, True, code, int(code[digits_from:]), said, receipt, None))
+                continue
+            found = [(problem[0], "", problem[1])] if problem else []
+            values = read(code, paid, receipt, paid_on, found)
+            staged.write((key, row_number, not found, *values))
+            for column, error_code, message in found:
+                errors.write((key, row_number, column, message, error_code))
+    return count
+
+
+# --- the check: the whole set at once --------------------------------------------------------------
+
+
+def _provider_lines(provider):
+    """Lines under the provider's payment points' locations (a provider sees only those)."""
+    paths = list(provider.points.values_list("location__path", flat=True))
+    if not paths:
+        return PaymentLine.objects.none()
+    where = Q()
+    for path in paths:
+        where |= Q(location__path__startswith=path)
+    return PaymentLine.objects.filter(where)
+
+
+def check(key, payroll, user, *, names, provider=None):
+    """Every row that cannot be applied gets its errors (StagedError, with their codes) and is marked
+    invalid. One pass joins the rows to the payroll's lines (an unmatched row's line is then looked
+    up by id, to tell a code of no line from a line of another payroll); the provider's and the
+    user's locations are checked only where they restrict anything."""
+    quote = connection.ops.quote_name
+    staged_table = quote(StagedReconciliation._meta.db_table)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {staged_table}")
+            # The joins hash a million rows: in memory, in one batch.
+            cursor.execute("SET LOCAL work_mem = '256MB'")
+    target = _Key(key)
+    staged = StagedReconciliation.objects.filter(upload_id=key)
+    coded = staged.filter(line_id__isnull=False)
+    if provider is not None:
+        flag(target, names.code, "None of your payment points' lines has this code.",
+             coded.exclude(Exists(_provider_lines(provider).filter(pk=OuterRef("line_id")))), StagedReconciliation,
+             code=NOT_FOUND)
+    _flag_line_problems(key, payroll, names, provider_checked=provider is not None)
+    scope = scope_for(user)
+    if not scope.national:
+        visible = scope.filter(PaymentLine.objects.filter(payroll_id=payroll.pk), field="location")
+        flag(target, names.code, "This line is outside your locations.",
+             coded.filter(Exists(PaymentLine.objects.filter(pk=OuterRef("line_id"), payroll_id=payroll.pk)))
+             .exclude(Exists(visible.filter(pk=OuterRef("line_id")))), StagedReconciliation, code=OUTSIDE_LOCATIONS)
+    repeated = coded.values("line_id").annotate(n=Count("pk")).filter(n__gt=1).values("line_id")
+    if repeated.exists():  # the aggregate alone, before joining it back to a million rows
+        flag(target, names.code, "This line is on more than one row.", coded.filter(line_id__in=repeated),
+             StagedReconciliation, code=DUPLICATED)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {staged_table} SET valid = false WHERE upload_id = %s AND valid AND row_number IN ("
+                       f"SELECT row_number FROM {quote(StagedError._meta.db_table)} WHERE upload_id = %s)", [key, key])
+
+
+# Why a row's line refuses it: (problem, column, code, message); the column is a Names field.
+LINE_PROBLEMS = (
+    ("missing", "code", NOT_FOUND, "No payment line has this code."),
+    ("elsewhere", "code", NOT_IN_PAYROLL, "This line is not in payroll {payroll}."),
+    ("other_receipt", "paid", STATUS_NOT_MATCHING, "This line is paid already, with another receipt."),
+    ("paid_already", "paid", STATUS_NOT_MATCHING, "This line is paid already: it cannot become unpaid."),
+    ("unpaid_before", "paid", STATUS_NOT_MATCHING,
+     "This line was reported unpaid: it is paid by a follow-up payroll, not here."),
+    ("cancelled", "paid", STATUS_NOT_MATCHING, "This line is cancelled."),
+    ("held", "paid", STATUS_NOT_MATCHING, "This line is above the transaction limit and was not released for payment."),
+)
+
+
+def _flag_line_problems(key, payroll, names, *, provider_checked):
+    """One INSERT ... SELECT of the errors that the rows' lines (their payroll, their status now) give
+    (rows already not found among the provider's lines are left out)."""
+    quote = connection.ops.quote_name
+    staged, lines = quote(StagedReconciliation._meta.db_table), quote(PaymentLine._meta.db_table)
+    problems = [(problem, getattr(names, column), code, message.format(payroll=payroll))
+                for problem, column, code, message in LINE_PROBLEMS]
+    released = payroll.over_limit_released_at is not None
+    due, paid, unpaid = LineStatus.DUE, LineStatus.PAID, LineStatus.UNPAID
+    which = (f"CASE WHEN l.id IS NULL THEN CASE WHEN EXISTS (SELECT 1 FROM {lines} x WHERE x.id = s.line_id) "
+             f"THEN 'elsewhere' ELSE 'missing' END "
+             f"WHEN s.paid IS NULL THEN NULL "
+             f"WHEN s.paid AND l.status = '{due}' THEN CASE WHEN l.flagged_over_limit AND NOT %s THEN 'held' END "
+             f"WHEN s.paid AND l.status = '{paid}' THEN CASE WHEN l.receipt <> s.receipt THEN 'other_receipt' END "
+             f"WHEN NOT s.paid AND l.status IN ('{due}', '{unpaid}') THEN NULL "
+             f"WHEN NOT s.paid AND l.status = '{paid}' THEN 'paid_already' "
+             f"WHEN s.paid AND l.status = '{unpaid}' THEN 'unpaid_before' ELSE 'cancelled' END")
+    errors = quote(StagedError._meta.db_table)
+    not_found_yet = (f"AND NOT EXISTS (SELECT 1 FROM {errors} e WHERE e.upload_id = s.upload_id "
+                     f"AND e.row_number = s.row_number AND e.code = '{NOT_FOUND}')" if provider_checked else "")
+    outputs, output_params = [], []
+    for position in (1, 2, 3):  # column, code, message of each problem
+        outputs.append("CASE found.problem " + " ".join(["WHEN %s THEN %s"] * len(problems)) + " END")
+        output_params += [value for problem in problems for value in (problem[0], problem[position])]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {errors} (upload_id, row_number, {quote('column')}, code, message) "
+            f"SELECT %s, found.row_number, {', '.join(outputs)} FROM ("
+            f"SELECT s.row_number, {which} AS problem FROM {staged} s "
+            f"LEFT JOIN {lines} l ON l.id = s.line_id AND l.payroll_id = %s "
+            f"WHERE s.upload_id = %s AND s.line_id IS NOT NULL {not_found_yet}) found WHERE found.problem IS NOT NULL",
+            [key, *output_params, released, payroll.pk, key])
+
+
+def counts(key, payroll):
+    """rows, valid, errors, and what applying does: lines paid, unpaid, unchanged, and the amounts
+    (one pass joining the rows to the payroll's lines)."""
+    quote = connection.ops.quote_name
+    staged, lines = quote(StagedReconciliation._meta.db_table), quote(PaymentLine._meta.db_table)
+    due = LineStatus.DUE
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*), COUNT(*) FILTER (WHERE s.valid), "
+            f"COUNT(*) FILTER (WHERE s.valid AND s.paid AND l.status = '{due}'), "
+            f"SUM(l.amount) FILTER (WHERE s.valid AND s.paid AND l.status = '{due}'), "
+            f"COUNT(*) FILTER (WHERE s.valid AND NOT s.paid AND l.status = '{due}'), "
+            f"SUM(l.amount) FILTER (WHERE s.valid AND NOT s.paid AND l.status = '{due}') "
+            f"FROM {staged} s LEFT JOIN {lines} l ON l.id = s.line_id AND l.payroll_id = %s WHERE s.upload_id = %s",
+            [payroll.pk, key])
+        rows, valid, paid, paid_amount, unpaid, unpaid_amount = cursor.fetchone()
+    return {"rows": rows, "valid": valid, "errors": rows - valid, "paid": paid, "unpaid": unpaid,
+            "unchanged": valid - paid - unpaid, "paid_amount": _money(paid_amount),
+            "unpaid_amount": _money(unpaid_amount)}
+
+
+def _money(value):
+    return format(Decimal(value or 0).quantize(CENT), "f")
+
+
+def row_span(key):
+    bounds = StagedReconciliation.objects.filter(upload_id=key, valid=True).aggregate(
+        first=Min("row_number"), last=Max("row_number"))
+    return None if bounds["first"] is None else (bounds["first"], bounds["last"])
+
+
+# --- applying ----------------------------------------------------------------------------------------
+
+
+def lock_approved(payroll):
+    """The payroll, re-read under a share lock (several spans may apply at once; closing waits for
+    them), refused unless approved."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {connection.ops.quote_name(Payroll._meta.db_table)} WHERE id = %s "
+                           "FOR SHARE", [payroll.pk])
+    payroll = Payroll.objects.get(pk=payroll.pk)
+    if payroll.status != PayrollStatus.APPROVED:
+        raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()}: only an approved payroll "
+                              "is reconciled.")
+    return payroll
+
+
+@contextmanager
+def _reconciliation_cursor(payroll):
+    """A cursor whose statements the line triggers let through for `payroll`'s lines: on PostgreSQL
+    the setting they read names the payroll for these statements only (local to the transaction,
+    cleared after them; a rollback resets it too)."""
+    postgres = connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        if postgres:
+            cursor.execute("SELECT set_config('mizani.reconciliation', %s, true)", [str(payroll.pk)])
+        yield cursor
+        if postgres:
+            cursor.execute("SELECT set_config('mizani.reconciliation', '', true)")
+
+
+def apply(key, payroll, first_row, last_row, today=None):
+    """Apply the rows first_row..last_row (inside the caller's transaction) in one UPDATE: the lines
+    still DUE become PAID (receipt, date) or UNPAID; a line that moved since the check is left as it
+    is. Returns (paid, unpaid)."""
+    payroll = lock_approved(payroll)
+    today = today or timezone.localdate()
+    quote = connection.ops.quote_name
+    staged, lines = quote(StagedReconciliation._meta.db_table), quote(PaymentLine._meta.db_table)
+    rows = StagedReconciliation.objects.filter(upload_id=key, valid=True, row_number__range=(first_row, last_row))
+    span = rows.aggregate(low=Min("line_id"), high=Max("line_id"))
+    if span["low"] is None:
+        return 0, 0
+    # The span of line ids lets the database read only those lines (a file follows the export's order).
+    update = (f"UPDATE {lines} AS l SET status = CASE WHEN s.paid THEN %s ELSE %s END, "
+              f"receipt = CASE WHEN s.paid THEN s.receipt ELSE l.receipt END, "
+              f"paid_on = CASE WHEN s.paid THEN COALESCE(s.paid_on, %s) ELSE l.paid_on END "
+              f"FROM {staged} s WHERE s.upload_id = %s AND s.valid AND s.row_number BETWEEN %s AND %s "
+              f"AND l.id = s.line_id AND l.id BETWEEN %s AND %s AND l.payroll_id = %s AND l.status = %s "
+              f"RETURNING status")
+    params = [PAID, UNPAID, today, key, first_row, last_row, span["low"], span["high"], payroll.pk, LineStatus.DUE]
+    with _reconciliation_cursor(payroll) as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"WITH changed AS ({update}) SELECT COUNT(*) FILTER (WHERE status = %s), COUNT(*) "
+                           f"FROM changed", [*params, PAID])
+            paid, changed = cursor.fetchone()
+        else:
+            cursor.execute(update, params)
+            statuses = [status for (status,) in cursor.fetchall()]
+            paid, changed = statuses.count(PAID), len(statuses)
+    return paid, changed - paid
+
+
+def mark_due_unpaid(payroll):
+    """Closing a payroll with lines still due: they become UNPAID (left for a follow-up payroll), by
+    the same path as a row saying Paid = No. Returns how many. Inside the caller's transaction."""
+    payroll = lock_approved(payroll)
+    with _reconciliation_cursor(payroll) as cursor:
+        cursor.execute(f"UPDATE {connection.ops.quote_name(PaymentLine._meta.db_table)} SET status = %s "
+                       "WHERE payroll_id = %s AND status = %s", [UNPAID, payroll.pk, LineStatus.DUE])
+        return cursor.rowcount
+
+
+def payroll_totals(payroll):
+    """{status: (lines, amount)} over all the payroll's lines (closing covers the whole payroll)."""
+    rows = PaymentLine.objects.filter(payroll_id=payroll.pk).values("status").annotate(
+        lines=Count("pk"), amount=Sum("amount")).order_by()
+    totals = {status: (0, Decimal("0.00")) for status in LineStatus.values}
+    totals.update({row["status"]: (row["lines"], Decimal(row["amount"]).quantize(CENT)) for row in rows})
+    return totals
+
+
+def clear(key):
+    StagedReconciliation.objects.filter(upload_id=key).delete()
+    StagedError.objects.filter(upload_id=key).delete()
+
+
+def errors_of(key, limit=None):
+    """[(row_number, column, code, message)] in row order."""
+    errors = StagedError.objects.filter(upload_id=key).order_by("row_number", "pk").values_list(
+        "row_number", "column", "code", "message")
+    return list(errors[:limit] if limit else errors)
+
+
+# --- the API's batches ------------------------------------------------------------------------------
+
+
+def reconcile_batch(*, payroll, rows, by, provider=None):
+    """Apply a batch of a provider's results to `payroll`: `rows` is a list of
+    {"code": str, "paid": bool, "receipt": str, "paid_on": date | None}; row numbers are list index
+    + 1. Checked and applied exactly as a file is (same staging, checks, codes and statements), in one
+    transaction, audited. With `provider`, only the lines under its payment points' locations are
+    found (others: benefit_consumption_not_found).
+
+    All or nothing: if any row has an error, nothing is applied and every error is returned. Rows that
+    change nothing (already paid with the same receipt, already unpaid) count as unchanged: the same
+    batch twice changes nothing the second time.
+
+    Returns {"paid": n, "unpaid": n, "unchanged": n, "errors": [{"row", "code", "message"}]}.
+    Raises PermissionDenied without payments.reconcile_payroll, ValidationError unless the payroll is
+    approved."""
+    if not by.has_perm(PERMISSION):
+        raise PermissionDenied(f"You do not have the permission '{PERMISSION}'.")
+    if not isinstance(rows, list | tuple) or not all(isinstance(row, dict) for row in rows):
+        raise ValidationError("The rows must be a list of objects.")
+    key = -(secrets.randbits(52) + 1)  # never an upload's id; only this transaction sees its rows
+    with transaction.atomic():
+        payroll = lock_approved(payroll)
+        stage_rows(key, ((number, row.get("code"), row.get("paid"), row.get("receipt"), row.get("paid_on"), None)
+                         for number, row in enumerate(rows, 1)), API_NAMES)
+        check(key, payroll, by, names=API_NAMES, provider=provider)
+        errors = [{"row": row, "code": code, "message": f"{column}: {message}" if column else message}
+                  for row, column, code, message in errors_of(key)]
+        if errors:
+            clear(key)
+            return {"paid": 0, "unpaid": 0, "unchanged": 0, "errors": errors}
+        planned = counts(key, payroll)
+        paid, unpaid = apply(key, payroll, 1, len(rows)) if rows else (0, 0)
+        clear(key)
+        result = {"paid": paid, "unpaid": unpaid, "unchanged": planned["unchanged"], "errors": []}
+        audit(payroll, "mizani.reconcile", by=by, data={
+            "source": "api", "provider": provider.code if provider else None, "rows": len(rows), **result,
+            "paid_amount": planned["paid_amount"], "unpaid_amount": planned["unpaid_amount"]})
+    return result

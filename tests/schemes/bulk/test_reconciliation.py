@@ -1,0 +1,255 @@
+"""A payroll's reconciliation file through the one pipeline: the openIMIS columns, every error code in
+the error file (named by column, with the row as it was), the same file twice changes nothing,
+refused unless the payroll is approved (at upload and again at import), nothing written before the
+import, the payroll closed afterwards."""
+
+import csv
+import io
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from wagtail.models import ModelLogEntry
+
+from schemes.bulk import services
+from schemes.bulk.models import StagedReconciliation, Upload, UploadKind, UploadStatus
+from schemes.payments.models import LineStatus, PaymentLine, Payroll, PayrollStatus
+from schemes.payments.reconciliation import HEADERS
+from tests.factories import UserFactory
+from tests.schemes.payments.conftest import line_of
+from workflows.models import WorkflowDefinition
+from workflows.services import approval_submit
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def imports_without_approval(db):
+    WorkflowDefinition.objects.create(operation="bulk.import", requires_approval=False)
+
+
+def file_row(payroll, line, paid="Yes", receipt="R-1"):
+    person = line.recipient
+    return [payroll.name, payroll.get_status_display(), person.first_name, person.last_name, person.dob.isoformat(),
+            line.code, line.get_status_display(), str(line.amount), "Cash", receipt, paid]
+
+
+def csv_file(rows, header=HEADERS, name="reconciliation.csv"):
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return SimpleUploadedFile(name, out.getvalue().encode("utf-8"), content_type="text/csv")
+
+
+def receive(user, payroll, rows, capture, **kwargs):
+    with capture(execute=True):
+        upload = services.upload_receive(kind=UploadKind.RECONCILIATION, payroll=payroll,
+                                         file=csv_file(rows, **kwargs), by=user)
+    return Upload.objects.get(pk=upload.pk)
+
+
+def import_now(upload, user, capture, mode="VALID_ROWS"):
+    with capture(execute=True):
+        with capture(execute=True):
+            approval_submit(operation="bulk.import", by=user, payload={"upload": upload.pk, "mode": mode})
+    upload.refresh_from_db()
+    return upload
+
+
+def errors_of(upload):
+    """{code cell: errors cell} of the error file."""
+    text = services.error_file_path(upload).read_text(encoding="utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0]) == [*HEADERS, "errors"]
+    return {row["Code"]: row["errors"] for row in rows}
+
+
+def lines(payroll):
+    return {line.beneficiary_id: line for line in PaymentLine.objects.filter(payroll=payroll)}
+
+
+def test_paid_and_unpaid_rows_are_applied_after_the_import(approved_payroll, people, accountant,
+                                                           django_capture_on_commit_callbacks):
+    three, six = line_of(approved_payroll, people["three"]), line_of(approved_payroll, people["six"])
+    upload = receive(accountant, approved_payroll, [file_row(approved_payroll, three, receipt="MP-1"),
+                                                    file_row(approved_payroll, six, paid="No", receipt="")],
+                     django_capture_on_commit_callbacks)
+
+    assert upload.status == UploadStatus.READY, upload.problem
+    assert upload.counts == {"rows": 2, "valid": 2, "errors": 0, "paid": 1, "unpaid": 1, "unchanged": 0,
+                             "paid_amount": "800.00", "unpaid_amount": "900.00"}
+    assert set(PaymentLine.objects.filter(payroll=approved_payroll).values_list("status", flat=True)) == {"DUE"}
+
+    upload = import_now(upload, accountant, django_capture_on_commit_callbacks)
+
+    assert upload.status == UploadStatus.IMPORTED and upload.counts["imported"] == 2
+    after = lines(approved_payroll)
+    assert (after[people["three"].pk].status, after[people["three"].pk].receipt) == (LineStatus.PAID, "MP-1")
+    assert after[people["three"].pk].paid_on == upload.finished_at.date()
+    assert after[people["six"].pk].status == LineStatus.UNPAID
+    assert after[people["single_b"].pk].status == LineStatus.DUE
+    entry = ModelLogEntry.objects.get(action="mizani.reconcile", object_id=str(approved_payroll.pk))
+    assert entry.data["source"] == "file" and entry.data["paid"] == 1
+    assert not StagedReconciliation.objects.filter(upload_id=upload.pk).exists()
+
+
+def test_the_same_file_twice_changes_nothing(approved_payroll, people, accountant, django_capture_on_commit_callbacks):
+    rows = [file_row(approved_payroll, line_of(approved_payroll, people["three"]), receipt="MP-1"),
+            file_row(approved_payroll, line_of(approved_payroll, people["six"]), paid="No", receipt="")]
+    import_now(receive(accountant, approved_payroll, rows, django_capture_on_commit_callbacks), accountant,
+               django_capture_on_commit_callbacks)
+    before = list(PaymentLine.objects.filter(payroll=approved_payroll).order_by("pk").values())
+
+    again = receive(accountant, approved_payroll, rows, django_capture_on_commit_callbacks)
+    assert (again.counts["unchanged"], again.counts["paid"], again.counts["unpaid"], again.counts["errors"]) == (
+        2, 0, 0, 0)
+    again = import_now(again, accountant, django_capture_on_commit_callbacks)
+
+    assert again.status == UploadStatus.IMPORTED and again.counts["imported"] == 0
+    assert list(PaymentLine.objects.filter(payroll=approved_payroll).order_by("pk").values()) == before
+
+
+def test_every_bad_row_is_in_the_error_file_with_its_code_and_column(
+        approved_payroll, people, accountant, payment_plan, cycles, django_capture_on_commit_callbacks):
+    from schemes.payments import services as payments
+    from schemes.payments.models import PaymentCycle
+
+    with django_capture_on_commit_callbacks(execute=True):
+        other = payments.payroll_generate_start(payment_plan=payment_plan, by=accountant,
+                                                cycle=PaymentCycle.objects.get(code="CG-2025-03"))
+    foreign = PaymentLine.objects.filter(payroll=other).first()
+    three, six = line_of(approved_payroll, people["three"]), line_of(approved_payroll, people["six"])
+    flagged, single_b = line_of(approved_payroll, people["five_with_baby"]), line_of(approved_payroll,
+                                                                                     people["single_b"])
+    missing = file_row(approved_payroll, three)
+    missing[5] = "PL999999999"
+    upload = receive(accountant, approved_payroll, [
+        file_row(approved_payroll, single_b, receipt="OK-1"),   # row 2: fine
+        missing,                                                # row 3
+        file_row(approved_payroll, foreign),                    # row 4
+        file_row(approved_payroll, three, paid="Maybe"),        # row 5
+        file_row(approved_payroll, six, receipt=""),            # row 6
+        file_row(approved_payroll, flagged),                    # row 7: above the limit, not released
+    ], django_capture_on_commit_callbacks)
+
+    assert upload.status == UploadStatus.READY, upload.problem
+    assert (upload.counts["valid"], upload.counts["errors"]) == (1, 5)
+    errors = errors_of(upload)
+    assert errors == {
+        "PL999999999": "Code: benefit_consumption_not_found: No payment line has this code.",
+        foreign.code: f"Code: benefit_consumption_not_in_payroll: This line is not in payroll {approved_payroll}.",
+        three.code: "Paid: paid_column_invalid_value: Paid must be Yes or No.",
+        six.code: "Receipt: receipt_required: A paid line needs its receipt.",
+        flagged.code: "Paid: status_not_matching: This line is above the transaction limit and was not released "
+                      "for payment.",
+    }
+
+    upload = import_now(upload, accountant, django_capture_on_commit_callbacks)
+    after = lines(approved_payroll)
+    assert after[people["single_b"].pk].status == LineStatus.PAID
+    assert {after[people[name].pk].status for name in ("three", "six", "five_with_baby")} == {LineStatus.DUE}
+
+
+def test_all_or_nothing_imports_nothing_when_a_row_has_an_error(approved_payroll, people, accountant,
+                                                                django_capture_on_commit_callbacks):
+    upload = receive(accountant, approved_payroll, [
+        file_row(approved_payroll, line_of(approved_payroll, people["three"])),
+        file_row(approved_payroll, line_of(approved_payroll, people["six"]), paid="")],
+        django_capture_on_commit_callbacks)
+    with pytest.raises(ValidationError, match="nothing would be imported"):
+        approval_submit(operation="bulk.import", by=accountant, payload={"upload": upload.pk,
+                                                                         "mode": "ALL_OR_NOTHING"})
+    assert set(PaymentLine.objects.filter(payroll=approved_payroll).values_list("status", flat=True)) == {"DUE"}
+
+
+def test_a_line_twice_in_the_file_and_a_line_outside_the_uploaders_locations(
+        approved_payroll, people, geo, django_capture_on_commit_callbacks):
+    accountant_a = UserFactory(role="Accountant", locations=[geo.district_a])
+    three = line_of(approved_payroll, people["three"])
+    single_b = line_of(approved_payroll, people["single_b"])
+    upload = receive(accountant_a, approved_payroll, [
+        file_row(approved_payroll, three), file_row(approved_payroll, three, receipt="R-2"),
+        file_row(approved_payroll, single_b)], django_capture_on_commit_callbacks)
+
+    text = services.error_file_path(upload).read_text(encoding="utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [row["errors"] for row in rows] == [
+        "Code: benefit_consumption_duplicated: This line is on more than one row.",
+        "Code: benefit_consumption_duplicated: This line is on more than one row.",
+        "Code: benefit_consumption_outside_locations: This line is outside your locations."]
+
+
+def test_a_payroll_not_approved_is_refused_at_upload_and_at_import(
+        approved_payroll, people, accountant, django_capture_on_commit_callbacks):
+    upload = receive(accountant, approved_payroll, [file_row(approved_payroll, line_of(approved_payroll,
+                                                                                        people["three"]))],
+                     django_capture_on_commit_callbacks)
+    Payroll.objects.filter(pk=approved_payroll.pk).update(status=PayrollStatus.RECONCILED)
+    approved_payroll.refresh_from_db()
+
+    with pytest.raises(ValidationError, match="only an approved payroll is reconciled"):
+        receive(accountant, approved_payroll, [], django_capture_on_commit_callbacks)
+    with pytest.raises(ValidationError, match="only an approved payroll is reconciled"):
+        approval_submit(operation="bulk.import", by=accountant, payload={"upload": upload.pk, "mode": "VALID_ROWS"})
+    assert set(PaymentLine.objects.filter(payroll=approved_payroll).values_list("status", flat=True)) == {"DUE"}
+
+
+def test_a_file_for_a_pending_payroll_is_refused(payment_plan, cycle, people, accountant,
+                                                django_capture_on_commit_callbacks):
+    from schemes.payments import services as payments
+
+    with django_capture_on_commit_callbacks(execute=True):
+        payroll = payments.payroll_generate_start(payment_plan=payment_plan, cycle=cycle, by=accountant)
+    payroll.refresh_from_db()
+    with pytest.raises(ValidationError, match="waiting for approval: only an approved payroll"):
+        receive(accountant, payroll, [], django_capture_on_commit_callbacks)
+    assert not Upload.objects.exists()
+
+
+def test_a_missing_column_refuses_the_file(approved_payroll, people, accountant, django_capture_on_commit_callbacks):
+    header = [h for h in HEADERS if h != "Paid"]
+    upload = receive(accountant, approved_payroll, [["x"] * len(header)], django_capture_on_commit_callbacks,
+                     header=header)
+    assert upload.status == UploadStatus.REFUSED and 'Required column missing: "Paid"' in upload.problem
+
+
+def test_a_paid_date_column_sets_the_paid_date(approved_payroll, people, accountant,
+                                               django_capture_on_commit_callbacks):
+    three = line_of(approved_payroll, people["three"])
+    upload = receive(accountant, approved_payroll, [[*file_row(approved_payroll, three), "2025-01-20"]],
+                     django_capture_on_commit_callbacks, header=[*HEADERS, "Paid Date"])
+    import_now(upload, accountant, django_capture_on_commit_callbacks)
+    three.refresh_from_db()
+    assert three.paid_on.isoformat() == "2025-01-20"
+
+
+def test_only_a_user_who_may_reconcile_uploads_a_reconciliation(approved_payroll, geo,
+                                                                django_capture_on_commit_callbacks):
+    from django.core.exceptions import PermissionDenied
+
+    clerk = UserFactory(role="Clerk", national=True)
+    with pytest.raises(PermissionDenied, match="reconcile_payroll"):
+        receive(clerk, approved_payroll, [], django_capture_on_commit_callbacks)
+
+
+def test_the_upload_screens(client, approved_payroll, people, accountant, django_capture_on_commit_callbacks):
+    three = line_of(approved_payroll, people["three"])
+    client.force_login(accountant)
+    form = client.get(reverse("bulk_upload:new") + f"?kind=RECONCILIATION&payroll={approved_payroll.pk}")
+    assert form.status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("bulk_upload:new"), {
+            "kind": "RECONCILIATION", "payroll": approved_payroll.pk,
+            "file": csv_file([file_row(approved_payroll, three, receipt="MP-9"),
+                              file_row(approved_payroll, three, paid="x")])})
+    upload = Upload.objects.get()
+    assert response["Location"] == reverse("bulk_upload:inspect", args=[upload.pk])
+    page = client.get(response["Location"]).content.decode()
+    assert "benefit_consumption_duplicated" in page and "paid_column_invalid_value" in page
+    assert str(approved_payroll) in page
+    payroll_page = client.get(reverse("payments_payroll:inspect", args=[approved_payroll.pk])).content.decode()
+    assert "Upload a reconciliation file" in payroll_page and "reconciliation.csv" in payroll_page
+    template = client.get(reverse("bulk_upload:template") + "?kind=RECONCILIATION")
+    assert template.content.decode("utf-8-sig").strip() == ",".join(HEADERS)
