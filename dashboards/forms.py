@@ -1,0 +1,68 @@
+import datetime
+from urllib.parse import urlencode
+
+from django import forms
+from django.utils import timezone
+
+from schemes.plans.selectors import plans_for
+from sites.scoping import scope_for
+
+from .metrics import Filters
+
+# The location filter lists the upper levels only (regions, districts, wards): a select of every
+# village would be thousands long.
+LOCATION_FILTER_DEPTH = 3
+
+
+class LocationChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, location):
+        return f"{'— ' * (location.depth - 1)}{location.name}"
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self):
+        super().__init__(format="%Y-%m-%d")
+
+
+class DashboardFilterForm(forms.Form):
+    """Plan, location and period, offered only within what the viewer may see."""
+
+    plan = forms.ModelChoiceField(queryset=None, required=False, empty_label="All plans")
+    location = LocationChoiceField(queryset=None, required=False, empty_label="All your locations")
+    start = forms.DateField(required=False, label="From", widget=DateInput())
+    end = forms.DateField(required=False, label="To", widget=DateInput())
+
+    FIELDS = ("plan", "location", "start", "end")
+
+    def __init__(self, data, *, user, page):
+        if not any(name in data for name in self.FIELDS):
+            data = self.defaults(page)
+        super().__init__(data)
+        self.fields["plan"].queryset = plans_for(user).order_by("name")
+        self.fields["location"].queryset = scope_for(user).locations().filter(
+            depth__lte=LOCATION_FILTER_DEPTH).order_by("path")
+
+    @classmethod
+    def defaults(cls, page):
+        if not page.default_period_months:
+            return {}
+        today = timezone.localdate()
+        start = (today.replace(day=1) - datetime.timedelta(days=31 * (page.default_period_months - 1))).replace(day=1)
+        return {"start": start.isoformat()}
+
+    def filters(self):
+        """The valid choices as Filters; a choice outside the viewer's reach is dropped (and shown as an
+        error on the form)."""
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})
+        location = data.get("location")
+        plan = data.get("plan")
+        return Filters(plan_id=plan.pk if plan else None, location_path=location.path if location else "",
+                       start=data.get("start"), end=data.get("end"))
+
+    def query(self):
+        """The filters as a query string, for the CSV links."""
+        return urlencode({name: self.data[name] for name in self.FIELDS
+                          if self.data.get(name) and name not in self.errors})

@@ -1,0 +1,70 @@
+"""Dashboards are Wagtail pages (content: drafts, revisions, preview) kept under one "Dashboards"
+folder page. People open them in the admin (views.py), where every figure is computed for the viewer."""
+
+from django import forms
+from django.contrib.auth.models import Group
+from django.db import models
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from modelcluster.fields import ParentalManyToManyField
+from wagtail.admin.panels import FieldPanel, MultiFieldPanel
+from wagtail.fields import StreamField
+from wagtail.models import Page
+
+from .blocks import DashboardStreamBlock
+
+
+class DashboardIndexPage(Page):
+    """The folder every dashboard lives in (one per installation)."""
+
+    parent_page_types = ["wagtailcore.Page"]
+    subpage_types = ["dashboards.DashboardPage"]
+    max_count = 1
+
+    class Meta:
+        verbose_name = "dashboards folder"
+
+    def serve(self, request, *args, **kwargs):
+        return redirect("dashboards:index")
+
+
+class DashboardPage(Page):
+    summary = models.CharField(max_length=250, blank=True,
+                               help_text="One line shown in the list of dashboards.")
+    body = StreamField(DashboardStreamBlock(), blank=True, use_json_field=True)
+    viewer_groups = ParentalManyToManyField(
+        Group, blank=True, related_name="+", verbose_name="who may view it",
+        help_text="Only members of these groups (and superusers) see this dashboard; none chosen: everyone "
+                  "who may use the admin. Each viewer sees only the figures of their own locations.")
+    default_period_months = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Start with the last N months shown (viewers can change the period); "
+                                         "empty: all time.")
+    show_filters = models.BooleanField(default=True, help_text="Let viewers filter by plan, location and period.")
+
+    parent_page_types = ["dashboards.DashboardIndexPage"]
+    subpage_types = []
+
+    content_panels = Page.content_panels + [
+        FieldPanel("summary"),
+        FieldPanel("body"),
+    ]
+    # No scheduled publishing (Page.settings_panels): its date-time pickers start with inline scripts,
+    # which the Content-Security-Policy refuses; a dashboard is published when it is ready.
+    settings_panels = [
+        MultiFieldPanel([FieldPanel("viewer_groups", widget=forms.CheckboxSelectMultiple),
+                         FieldPanel("show_filters"), FieldPanel("default_period_months")],
+                        heading="Viewers and filters"),
+    ]
+
+    class Meta:
+        verbose_name = "dashboard"
+
+    def serve(self, request, *args, **kwargs):
+        # Dashboards are read in the admin, where access and the viewer's scope are checked.
+        return redirect("dashboards:view", page_id=self.pk)
+
+    def serve_preview(self, request, mode_name):
+        from .rendering import dashboard_context
+
+        return TemplateResponse(request, "dashboards/dashboard_preview.html",
+                                dashboard_context(self, request, preview=True))

@@ -1,0 +1,70 @@
+
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.text import slugify
+
+from sites.audit import audit
+
+from .forms import DashboardFilterForm
+from .models import DashboardIndexPage
+from .rendering import dashboard_context, figure_blocks, table_of
+from .selectors import dashboards_for
+
+
+def _breadcrumbs(*extra):
+    return [{"url": reverse("wagtailadmin_home"), "label": "Home"},
+            {"url": reverse("dashboards:index"), "label": "Dashboards"}, *extra]
+
+
+def dashboard_links(user):
+    """The dashboards the user may open, with an edit link where they may edit."""
+    links = []
+    for page in dashboards_for(user).order_by("path"):
+        can_edit = page.permissions_for_user(user).can_edit()
+        links.append({"page": page, "url": reverse("dashboards:view", kwargs={"page_id": page.pk}),
+                      "edit_url": reverse("wagtailadmin_pages:edit", args=[page.pk]) if can_edit else ""})
+    return links
+
+
+def dashboard_index(request):
+    folder = DashboardIndexPage.objects.first()
+    add_url = ""
+    if folder and folder.permissions_for_user(request.user).can_add_subpage():
+        add_url = reverse("wagtailadmin_pages:add", args=["dashboards", "dashboardpage", folder.pk])
+    return TemplateResponse(request, "dashboards/index.html", {
+        "links": dashboard_links(request.user), "add_url": add_url, "page_title": "Dashboards",
+        "header_title": "Dashboards", "header_icon": "view",
+        "breadcrumbs_items": _breadcrumbs()})
+
+
+def dashboard_view(request, page_id):
+    page = get_object_or_404(dashboards_for(request.user), pk=page_id).specific
+    context = dashboard_context(page, request)
+    context.update({"header_title": page.title, "page_title": page.title, "header_icon": "view",
+                    "breadcrumbs_items": _breadcrumbs({"url": "", "label": page.title})})
+    if page.permissions_for_user(request.user).can_edit():
+        context["edit_url"] = reverse("wagtailadmin_pages:edit", args=[page.pk])
+    return TemplateResponse(request, "dashboards/dashboard.html", context)
+
+
+def dashboard_data(request, page_id, block_id):
+    """One figure's numbers as CSV, computed for the viewer with the page's filters (formula-safe)."""
+    page = get_object_or_404(dashboards_for(request.user), pk=page_id).specific
+    found = {id_: (block, value) for id_, block, value in figure_blocks(page)}
+    if block_id not in found:
+        raise Http404
+    _block, value = found[block_id]
+    form = DashboardFilterForm(request.GET if page.show_filters else {}, user=request.user, page=page)
+    filters = form.filters()
+    table = table_of(request.user, value, filters)
+    if table is None:
+        raise Http404
+    title = value["title"] or value["metric"]
+    response = HttpResponse(table.as_csv(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{slugify(page.title)}-{slugify(title)}.csv"'
+    audit(page, "mizani.export", by=request.user, data={
+        "what": f"dashboard figure: {title}", "metric": value["metric"], "rows": len(table.rows),
+        "filters": filters.as_text()})
+    return response

@@ -1,0 +1,227 @@
+"""The metrics registry: every figure computed in SQL within the viewer's locations, equal to an
+independent SQL count, narrowed by the page's filters and cached per scope."""
+
+import datetime
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+
+from dashboards.forms import DashboardFilterForm
+from dashboards.metrics import Filters, compute, registered_metrics
+from schemes.bulk.models import Upload, UploadKind
+from schemes.payments.models import LineStatus, PaymentLine
+from schemes.plans.models import BenefitPlan
+from tests.factories import UserFactory
+from tests.schemes.payments.conftest import enrol, household_of
+
+pytestmark = pytest.mark.django_db
+
+
+def sql(query, params=()):
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return cursor.fetchall() if cursor.description else None
+
+
+def beneficiaries_sql(district):
+    return dict(sql("""
+        SELECT b.status, COUNT(*) FROM plans_beneficiary b
+        JOIN registry_individual i ON i.id = b.individual_id
+        JOIN sites_location l ON l.id = i.location_id
+        WHERE l.path LIKE %s GROUP BY b.status""", [district.path + "%"]))
+
+
+def as_dict(table, key_column, value_column):
+    return {row[table.index(key_column)]: row[table.index(value_column)] for row in table.rows
+            if row[table.index(value_column)]}
+
+
+def test_every_metric_answers_a_national_user_with_columns_and_rows(people, approved_payroll, superuser):
+    for name in registered_metrics():
+        table = compute(name, superuser)
+        assert table is not None, name
+        assert table.columns, name
+        assert all(len(row) == len(table.columns) for row in table.rows), name
+
+
+def test_two_district_managers_see_their_own_beneficiaries_equal_to_sql(geo, people, manager_a, manager_b):
+    by_status_a = compute("beneficiaries_by_status", manager_a)
+    by_status_b = compute("beneficiaries_by_status", manager_b)
+
+    assert as_dict(by_status_a, "status", "beneficiaries") == {"Active": 3, "Suspended": 1}
+    assert as_dict(by_status_b, "status", "beneficiaries") == {"Active": 1}
+    for user, table, district in ((manager_a, by_status_a, geo.district_a), (manager_b, by_status_b, geo.district_b)):
+        expected = {status.title(): n for status, n in beneficiaries_sql(district).items()}
+        assert as_dict(table, "status", "beneficiaries") == expected, user.username
+
+    by_plan_a = compute("beneficiaries_by_plan", manager_a)
+    assert sorted(by_plan_a.rows) == [("Child grant", "Active", 3), ("Child grant", "Suspended", 1)]
+    assert compute("beneficiaries_by_sex", manager_b).total("beneficiaries") == 1
+    assert as_dict(compute("beneficiaries_by_age_band", manager_a), "age_band", "beneficiaries") == {"18-59": 4}
+
+
+def test_the_location_breakdown_rolls_up_within_the_viewers_locations_only(geo, people, manager_a, manager_b):
+    tree_a = compute("beneficiaries_by_location", manager_a)
+    counts = {row[tree_a.index("code")]: row[tree_a.index("beneficiaries")] for row in tree_a.rows}
+
+    assert counts == {geo.district_a.code: 4, geo.ward_a.code: 4, geo.village_a.code: 4}
+    assert geo.region.code not in counts  # above the manager's district: not shown
+    tree_b = compute("beneficiaries_by_location", manager_b)
+    assert {row[tree_b.index("code")] for row in tree_b.rows} == {
+        geo.district_b.code, geo.ward_b.code, geo.village_b.code}
+
+
+def test_registry_totals_equal_sql_counts_per_district(geo, people, manager_a, manager_b):
+    for user, district in ((manager_a, geo.district_a), (manager_b, geo.district_b)):
+        (people_count,), = sql("""SELECT COUNT(*) FROM registry_individual i JOIN sites_location l
+                                  ON l.id = i.location_id WHERE l.path LIKE %s AND i.deleted_at IS NULL""",
+                               [district.path + "%"])
+        (household_count,), = sql("""SELECT COUNT(*) FROM registry_household h JOIN sites_location l
+                                     ON l.id = h.location_id WHERE l.path LIKE %s AND h.deleted_at IS NULL""",
+                                  [district.path + "%"])
+        totals = compute("registry_totals", user)
+        assert totals.rows == (("People", people_count), ("Households", household_count))
+    assert compute("registry_totals", manager_a).rows[0][1] == 16
+    assert compute("people_by_sex", manager_b).rows[0] == ("Female", 1)
+    assert compute("people_by_location", manager_a).total("people", where=geo.district_a.name) == 16
+
+
+def test_payments_due_and_paid_per_district_equal_sql_sums(geo, approved_payroll, accountant_a, accountant_b,
+                                                          manager_a):
+    line_a = PaymentLine.objects.filter(payroll=approved_payroll, location__path__startswith=geo.district_a.path).first()
+    # As reconciliation leaves it (its own SQL path: the querysets refuse any change to a sealed line).
+    sql("UPDATE payments_paymentline SET status = %s, receipt = 'R1', paid_on = %s WHERE id = %s",
+        [LineStatus.PAID, datetime.date(2025, 1, 15), line_a.pk])
+    for user, district in ((accountant_a, geo.district_a), (accountant_b, geo.district_b)):
+        (due, paid), = sql("""
+            SELECT SUM(CASE WHEN p.status <> 'CANCELLED' THEN p.amount END),
+                   SUM(CASE WHEN p.status = 'PAID' THEN p.amount END)
+            FROM payments_paymentline p JOIN sites_location l ON l.id = p.location_id
+            WHERE l.path LIKE %s""", [district.path + "%"])
+        table = compute("payments_due_vs_paid", user)
+        assert len(table.rows) == 1
+        assert Decimal(table.rows[0][table.index("due")]) == Decimal(str(due))
+        assert Decimal(table.rows[0][table.index("paid")]) == Decimal(str(paid or 0))
+    # Three lines of district A: 800 + 1100 + 900; district B one line of 600.
+    assert compute("payments_due_vs_paid", accountant_a).total("due") == Decimal("2800.00")
+    assert compute("payments_due_vs_paid", accountant_b).total("due") == Decimal("600.00")
+    assert compute("payroll_totals", accountant_b).rows[0][-2:] == (1, Decimal("600.00"))
+    # A manager reads their district's payments; a viewer has no access to payment lines: the metric
+    # answers nothing rather than zeros.
+    assert compute("payments_due_vs_paid", manager_a).total("due") == Decimal("2800.00")
+    viewer = UserFactory(username="viewer_pay_a", role="Viewer", locations=[geo.district_a])
+    assert compute("payments_due_vs_paid", viewer) is None
+
+
+def test_filters_narrow_by_plan_location_and_period(geo, people, benefit_plan, superuser):
+    other = BenefitPlan.objects.create(code="OT", name="Other plan")
+    other.activate()
+    other.save()
+    enrol(other, household_of(1, location=geo.village_b))
+
+    assert compute("beneficiaries_by_status", superuser).total("beneficiaries") == 6
+    assert compute("beneficiaries_by_status", superuser, Filters(plan_id=other.pk)).total("beneficiaries") == 1
+    in_b = Filters(location_path=geo.district_b.path)
+    assert compute("beneficiaries_by_status", superuser, in_b).total("beneficiaries") == 2
+    assert compute("registry_totals", superuser, Filters(plan_id=other.pk)).rows[0] == ("People", 1)
+    today = timezone.localdate()
+    assert compute("beneficiaries_by_status", superuser, Filters(start=today, end=today)).total("beneficiaries") == 6
+    last_year = Filters(end=today - datetime.timedelta(days=365))
+    assert compute("beneficiaries_by_status", superuser, last_year).total("beneficiaries") == 0
+
+
+def test_a_location_outside_the_viewers_scope_cannot_widen_the_figures(geo, people, manager_a):
+    page = type("Page", (), {"default_period_months": None})()
+    form = DashboardFilterForm({"location": geo.district_b.pk}, user=manager_a, page=page)
+    filters = form.filters()
+
+    assert "location" in form.errors
+    assert filters.location_path == ""
+    assert compute("beneficiaries_by_status", manager_a, filters).total("beneficiaries") == 4
+    # Even a crafted Filters naming B's subtree gives A's manager nothing of B.
+    crafted = Filters(location_path=geo.district_b.path)
+    assert compute("beneficiaries_by_status", manager_a, crafted).total("beneficiaries") == 0
+
+
+def test_results_are_cached_per_scope_for_the_configured_lifetime(geo, people, benefit_plan, manager_a, manager_b):
+    assert compute("beneficiaries_by_status", manager_a).total("beneficiaries") == 4
+    enrol(benefit_plan, household_of(1, location=geo.village_a))
+
+    # Cached: the new beneficiary shows once the lifetime has passed (here: the cache is cleared).
+    assert compute("beneficiaries_by_status", manager_a).total("beneficiaries") == 4
+    # Another scope has its own entry, never A's.
+    assert compute("beneficiaries_by_status", manager_b).total("beneficiaries") == 1
+    # Same scope and permissions: same entry.
+    other_a = UserFactory(username="manager_a2", role="Manager", locations=[geo.district_a])
+    assert compute("beneficiaries_by_status", other_a).total("beneficiaries") == 4
+    with override_settings(MIZANI_DASHBOARD_CACHE_SECONDS=0):
+        from django.core.cache import cache
+
+        cache.clear()
+        assert compute("beneficiaries_by_status", manager_a).total("beneficiaries") == 5
+        enrol(benefit_plan, household_of(1, location=geo.village_a))
+        assert compute("beneficiaries_by_status", manager_a).total("beneficiaries") == 6
+
+
+def test_uploads_count_what_the_viewer_may_see(geo, manager_a):
+    clerk_a = UserFactory(username="clerk_up_a", role="Clerk", locations=[geo.district_a])
+    clerk_b = UserFactory(username="clerk_up_b", role="Clerk", locations=[geo.district_b])
+    for number, (clerk, district) in enumerate(((clerk_a, geo.district_a), (clerk_a, geo.district_a),
+                                                (clerk_b, geo.district_b))):
+        Upload.objects.create(kind=UploadKind.INDIVIDUALS, stored_name=f"u{number}.csv", original_name="people.csv",
+                              uploaded_by=clerk, scope_root=district)
+
+    assert compute("uploads_by_result", clerk_a).total("uploads") == 2
+    assert compute("uploads_by_result", clerk_b).total("uploads") == 1
+    assert compute("uploads_by_result", manager_a).total("uploads") == 2  # their district's
+    viewer = UserFactory(username="viewer_up_a", role="Viewer", locations=[geo.district_a])
+    assert compute("uploads_by_result", viewer) is None  # viewers may not read uploads
+
+
+def test_pending_approvals_by_age_for_checkers(approved_payroll, payment_plan, cycles, accountant, checkers,
+                                              manager_a, django_capture_on_commit_callbacks):
+    from schemes.payments import services
+    from schemes.payments.models import PaymentCycle, Payroll
+
+    second = PaymentCycle.objects.exclude(pk=approved_payroll.cycle_id).order_by("start_date").first()
+    with django_capture_on_commit_callbacks(execute=True):
+        payroll = services.payroll_generate_start(payment_plan=payment_plan, cycle=second, by=accountant)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.payroll_submit(payroll=Payroll.objects.get(pk=payroll.pk), by=accountant)
+
+    (pending,), = sql("SELECT COUNT(*) FROM workflows_approvalrequest WHERE status = 'PENDING'")
+    table = compute("approvals_pending", checkers[0][0])
+    assert table.total("pending") == pending == 1
+    assert table.total("under_1_day") == 1
+    assert compute("approvals_pending", manager_a).rows == ()
+
+
+def test_household_beneficiaries_count_once_by_their_heads_sex_and_age(geo, people, manager_a):
+    from schemes.plans.models import HouseholdBeneficiary, PlanType
+    from schemes.registry.models import Sex
+
+    plan = BenefitPlan.objects.create(code="HS", name="Household support", plan_type=PlanType.HOUSEHOLD)
+    plan.activate()
+    plan.save()
+    head = household_of(3, location=geo.village_a)
+    type(head).objects.filter(pk=head.pk).update(sex=Sex.MALE)
+    now = timezone.now()
+    HouseholdBeneficiary.objects.create(plan=plan, household=head.membership.household, status="ACTIVE",
+                                        enrolled_at=now, status_changed_at=now)
+
+    assert as_dict(compute("beneficiaries_by_sex", manager_a), "sex", "beneficiaries") == {"Female": 4, "Male": 1}
+    assert compute("beneficiaries_by_status", manager_a).total("beneficiaries", where="Active") == 4
+    tree = compute("beneficiaries_by_location", manager_a)
+    assert tree.total("beneficiaries", where=geo.district_a.name) == 5
+
+
+def test_a_filter_a_metric_ignores_shares_its_cache_entry(superuser, benefit_plan):
+    from dashboards.metrics import cache_key, get_metric
+
+    approvals, by_status = get_metric("approvals_pending"), get_metric("beneficiaries_by_status")
+    with_plan = Filters(plan_id=benefit_plan.pk)
+    assert cache_key(approvals, superuser, with_plan) == cache_key(approvals, superuser, Filters())
+    assert cache_key(by_status, superuser, with_plan) != cache_key(by_status, superuser, Filters())

@@ -1,0 +1,173 @@
+"""Dashboards in the admin: who may open which, figures per viewer's locations, no inline script,
+formula-safe CSV per figure, the home page's list, the editor for scheme administrators."""
+
+import csv
+import io
+import json
+import re
+
+import pytest
+from django.contrib.auth.models import Group
+from django.test import RequestFactory
+from django.urls import reverse
+from wagtail.models import PageLogEntry
+
+from dashboards.models import DashboardIndexPage, DashboardPage
+from schemes.plans.models import BenefitPlan
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def client_for(client, user):
+    client.force_login(user)
+    return client
+
+
+def overview():
+    return DashboardPage.objects.get(slug="programme-overview")
+
+
+def kpis(response):
+    return re.findall(r'class="mizani-kpi__value">([^<]*)<', response.content.decode())
+
+
+def test_the_default_dashboards_exist_with_their_viewers():
+    titles = dict(DashboardPage.objects.live().values_list("slug", "title"))
+    assert titles == {"programme-overview": "Programme overview", "registry": "Registry", "payments": "Payments"}
+    assert set(overview().viewer_groups.values_list("name", flat=True)) >= {"Manager", "Accountant"}
+    assert "Clerk" not in overview().viewer_groups.values_list("name", flat=True)
+
+
+def test_managers_find_their_dashboards_on_the_home_page(client, manager_a):
+    html = client_for(client, manager_a).get(reverse("wagtailadmin_home")).content.decode()
+    for page in DashboardPage.objects.all():
+        assert reverse("dashboards:view", kwargs={"page_id": page.pk}) in html
+
+
+def test_who_may_view_each_dashboard_is_configurable(client, geo, manager_a):
+    clerk = UserFactory(username="clerk_dash", role="Clerk", locations=[geo.district_a])
+    page = overview()
+    url = reverse("dashboards:view", kwargs={"page_id": page.pk})
+
+    assert client_for(client, clerk).get(url).status_code == 404
+    assert client_for(client, manager_a).get(url).status_code == 200
+    page.viewer_groups.set([Group.objects.get(name="Accountant")])
+    page.save_revision().publish()
+    assert client_for(client, manager_a).get(url).status_code == 404
+    client.logout()
+    assert client.get(url).status_code == 302  # to the login page
+
+
+def test_two_district_managers_see_their_own_numbers(client, geo, people, manager_a, manager_b):
+    url = reverse("dashboards:view", kwargs={"page_id": overview().pk})
+    tiles_a = kpis(client_for(client, manager_a).get(url))
+    tiles_b = kpis(client_for(client, manager_b).get(url))
+
+    # People registered, households, active beneficiaries, due in approved payrolls (none yet).
+    assert tiles_a == ["16", "4", "3", "0.00"]
+    assert tiles_b == ["1", "1", "1", "0.00"]
+    # A viewer may not see payments: no tile rather than a zero.
+    viewer = UserFactory(username="viewer_tiles_a", role="Viewer", locations=[geo.district_a])
+    assert kpis(client_for(client, viewer).get(url)) == ["16", "4", "3"]
+
+
+def test_figures_are_data_drawn_by_our_static_script_not_inline_script(client, people, superuser):
+    response = client_for(client, superuser).get(reverse("dashboards:view", kwargs={"page_id": overview().pk}))
+    html = response.content.decode()
+
+    scripts = re.findall(r"<script([^>]*)>", html)
+    assert all("src=" in attrs or 'type="application/json"' in attrs for attrs in scripts), scripts
+    assert html.count("dashboards/plotly.min.js") == 1
+    assert html.count("dashboards/dashboards.js") == 1
+    config = json.loads(re.search(r'id="mizani-plotly-config" type="application/json">([^<]*)<', html).group(1))
+    assert config["showSendToCloud"] is False and config["displaylogo"] is False
+    plots = re.findall(r'data-figure="([^"]+)"', html)
+    assert plots
+    for data_id in plots:
+        figure = json.loads(re.search(rf'id="{data_id}" type="application/json">([^<]*)<', html).group(1))
+        assert figure["data"], data_id
+    assert "script-src 'self'" in response["Content-Security-Policy"]
+
+
+def test_a_figure_downloads_as_formula_safe_csv_and_is_audited(client, geo, people, benefit_plan, superuser):
+    BenefitPlan.objects.filter(pk=benefit_plan.pk).update(name="=HYPERLINK(\"http://x\")")
+    page = overview()
+    by_plan = next(child for child in page.body if child.block_type == "bar" and child.value["metric"] == "beneficiaries_by_plan")
+    url = reverse("dashboards:data", kwargs={"page_id": page.pk, "block_id": by_plan.id})
+
+    response = client_for(client, superuser).get(url, {"location": geo.district_a.pk})
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+
+    assert response["Content-Type"].startswith("text/csv")
+    assert rows[0] == ["Plan", "Status", "Beneficiaries"]
+    assert rows[1:] == [["'=HYPERLINK(\"http://x\")", "Active", "3"],
+                        ["'=HYPERLINK(\"http://x\")", "Suspended", "1"]]
+    entry = PageLogEntry.objects.filter(page=page, action="mizani.export").get()
+    assert entry.data["rows"] == 2 and geo.district_a.code in entry.data["filters"]
+
+
+def test_csv_follows_the_same_access_and_scope_as_the_page(client, geo, people, manager_b):
+    page = overview()
+    by_plan = next(child for child in page.body if child.block_type == "bar" and child.value["metric"] == "beneficiaries_by_plan")
+    url = reverse("dashboards:data", kwargs={"page_id": page.pk, "block_id": by_plan.id})
+    clerk = UserFactory(username="clerk_csv", role="Clerk", locations=[geo.district_a])
+
+    assert client_for(client, clerk).get(url).status_code == 404
+    rows = list(csv.reader(io.StringIO(client_for(client, manager_b).get(url).content.decode())))
+    assert rows[1:] == [["Child grant", "Active", "1"]]
+    unknown = reverse("dashboards:data", kwargs={"page_id": page.pk, "block_id": "not-a-block"})
+    assert client.get(unknown).status_code == 404
+
+
+def test_scheme_administrators_edit_dashboards_and_managers_do_not(client, geo):
+    designer = UserFactory(username="designer", role="Scheme administrator", national=True)
+    folder = DashboardIndexPage.objects.get()
+    add = reverse("wagtailadmin_pages:add", args=["dashboards", "dashboardpage", folder.pk])
+    edit = reverse("wagtailadmin_pages:edit", args=[overview().pk])
+
+    assert client_for(client, designer).get(add).status_code == 200
+    assert client.get(edit).status_code == 200
+    manager = UserFactory(username="manager_edit", role="Manager", locations=[geo.district_a])
+    assert client_for(client, manager).get(add).status_code in (302, 403)
+    assert client.get(edit).status_code in (302, 403)
+
+
+def test_a_scheme_administrator_builds_a_dashboard_in_the_editor(client, geo, people, manager_a, manager_b):
+    designer = UserFactory(username="designer", role="Scheme administrator", national=True)
+    folder = DashboardIndexPage.objects.get()
+    add = reverse("wagtailadmin_pages:add", args=["dashboards", "dashboardpage", folder.pk])
+    data = {
+        "title": "Coverage", "slug": "coverage", "summary": "Who we reach", "show_filters": "on",
+        "body-count": "2",
+        "body-0-type": "kpis", "body-0-deleted": "", "body-0-order": "0", "body-0-id": "",
+        "body-0-value-count": "1", "body-0-value-0-deleted": "", "body-0-value-0-order": "0",
+        "body-0-value-0-id": "", "body-0-value-0-value-metric": "beneficiaries_by_status",
+        "body-0-value-0-value-label": "Beneficiaries", "body-0-value-0-value-value": "",
+        "body-0-value-0-value-row": "",
+        "body-1-type": "bar", "body-1-deleted": "", "body-1-order": "1", "body-1-id": "",
+        "body-1-value-metric": "beneficiaries_by_status", "body-1-value-title": "",
+        "body-1-value-description": "", "body-1-value-width": "full", "body-1-value-height": "360",
+        "body-1-value-value": "",
+        "action-publish": "publish",
+    }
+    response = client_for(client, designer).post(add, data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+
+    page = DashboardPage.objects.get(slug="coverage")
+    assert page.live
+    url = reverse("dashboards:view", kwargs={"page_id": page.pk})
+    assert kpis(client_for(client, manager_a).get(url)) == ["4"]
+    assert kpis(client_for(client, manager_b).get(url)) == ["1"]
+
+
+def test_the_editors_preview_renders_the_figures_for_the_previewer(geo, people, manager_a):
+    request = RequestFactory().get("/")
+    request.user = manager_a
+    response = overview().serve_preview(request, "")
+    response.render()
+    html = response.content.decode()
+
+    assert "dashboards/plotly.min.js" in html
+    assert re.findall(r'class="mizani-kpi__value">([^<]*)<', html)[:3] == ["16", "4", "3"]
+    assert "/data/" not in html  # no CSV links in a preview
