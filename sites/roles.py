@@ -23,14 +23,21 @@ SENSITIVE = "registry.view_sensitive_data"
 DUPLICATES_READ = ["registry.view_duplicatecandidate", "registry.view_merge"]
 DUPLICATES_WORK = ["registry.scan_duplicates", "registry.change_duplicatecandidate", "registry.merge_individual"]
 UPLOADS = ["bulk.add_upload", "bulk.view_upload"]
-# Accountants run cycles and payrolls and export them for providers; checkers read payrolls to
-# approve them; scheme administrators design payment plans (formulas).
+# Accountants run cycles and payrolls, export them for providers and reconcile them (uploading the
+# providers' files); checkers read payrolls to approve them; scheme administrators design payment
+# plans (formulas).
 PAYMENTS_READ = ["payments.view_paymentplan", "payments.view_paymentcycle", "payments.view_paymentprovider",
                  "payments.view_paymentpoint", "payments.view_payroll", "payments.view_paymentline"]
 PAYMENTS_WORK = ["payments.add_paymentcycle", "payments.change_paymentcycle", "payments.add_paymentprovider",
                  "payments.change_paymentprovider", "payments.add_paymentpoint", "payments.change_paymentpoint",
-                 "payments.add_payroll", "payments.change_payroll", "payments.export_payroll"]
+                 "payments.add_payroll", "payments.change_payroll", "payments.export_payroll",
+                 "payments.reconcile_payroll"]
 PAYMENT_PLAN_DESIGN = ["payments.add_paymentplan", "payments.change_paymentplan", *PAYMENTS_READ]
+# Accountants issue and revoke providers' API tokens. A token acts as its provider's service user,
+# the one holder of the provider role: it reads approved payrolls' lines and reconciles them, through
+# the provider API only (no admin access, no password), within the provider's payment points.
+PROVIDER_TOKENS = "payments.manage_provider_token"
+PROVIDER_API = ["payments.view_payroll", "payments.view_paymentline", "payments.reconcile_payroll"]
 
 ROLE_PERMISSIONS = {
     "System administrator": [
@@ -53,9 +60,11 @@ ROLE_PERMISSIONS = {
     "Clerk": [ADMIN_ACCESS, *REGISTRY_READ, *REGISTRY_WRITE, *BENEFICIARY_WRITE, SENSITIVE, *UPLOADS,
               *DUPLICATES_READ, *DUPLICATES_WORK],
     "Checker": [ADMIN_ACCESS, *REGISTRY_READ, SENSITIVE, "bulk.view_upload", *DUPLICATES_READ, *PAYMENTS_READ],
-    "Accountant": [ADMIN_ACCESS, *REGISTRY_READ, *PAYMENTS_READ, *PAYMENTS_WORK],
-    "Manager": [ADMIN_ACCESS, *REGISTRY_READ],
+    "Accountant": [ADMIN_ACCESS, *REGISTRY_READ, *PAYMENTS_READ, *PAYMENTS_WORK, PROVIDER_TOKENS, *UPLOADS],
+    # Managers read the programme's dashboards and reports (registry, payments, uploads), in their locations.
+    "Manager": [ADMIN_ACCESS, *REGISTRY_READ, *PAYMENTS_READ, "bulk.view_upload"],
     "Viewer": [ADMIN_ACCESS, *REGISTRY_READ],
+    "Payment provider (API)": PROVIDER_API,
 }
 
 

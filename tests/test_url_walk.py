@@ -41,7 +41,9 @@ from schemes.payments.models import (
     PaymentPoint,
     PaymentProvider,
     Payroll,
+    ProviderToken,
 )
+from schemes.payments.reconciliation import reconcile_batch
 from schemes.plans.models import Beneficiary, BenefitPlan, HouseholdBeneficiary, PlanField
 from schemes.registry.duplicates import SCAN
 from schemes.registry.models import (
@@ -184,7 +186,8 @@ NAMESPACE_MODEL = {
 OBJECT_VIEWS = {"edit", "delete", "history", "history_results", "usage", "inspect", "restore", "members", "chosen",
                 "decide", "cancel", "status", "change_status", "enrol", "schema", "schema_import", "simulate",
                 "bulk_status", "edit_data", "submit", "discard", "errors", "dismiss", "merge", "unmerge",
-                "formula_tester", "generate", "release_over_limit", "follow_up", "export_csv"}
+                "formula_tester", "generate", "release_over_limit", "follow_up", "export_csv", "open", "close",
+                "tokens"}
 # Pages without a pk that only show something (the upload form, a CSV template).
 LIST_VIEWS = {"index", "index_results", "choose", "choose_results", "new", "template"}
 FORM_VIEWS = {"add", "create", "schedule"}    # no pk; POST creates something
@@ -193,7 +196,7 @@ IDS_VIEWS = {"chosen_multiple"}               # ?id=..&id=..
 REDIRECT_VIEWS = {"import"}
 POST_ONLY_VIEWS = {"restore", "members", "decide", "cancel", "change_status", "submit", "discard",
                    "dismiss", "merge", "unmerge", "generate", "release_over_limit",
-                   "follow_up"}  # GET is 405 before any lookup
+                   "follow_up", "open", "close"}  # GET is 405 before any lookup
 # POST-only, no pk: start a job over the user's own locations (a duplicate scan); walked by
 # test_a_duplicate_scan_reaches_only_the_starters_locations.
 SCOPED_JOB_VIEWS = {"scan"}
@@ -201,7 +204,7 @@ SCOPED_JOB_VIEWS = {"scan"}
 # requested by GET here; what they change is proved scoped in tests/schemes/plans.
 OPERATION_VIEWS = {"edit", "delete", "restore", "members", "decide", "cancel", "change_status",
                    "schema_import", "edit_data", "submit", "discard", "dismiss", "merge", "unmerge",
-                   "generate", "release_over_limit", "follow_up"} | FORM_VIEWS
+                   "generate", "release_over_limit", "follow_up", "open", "close", "tokens"} | FORM_VIEWS
 
 # Project URLs outside the viewsets.
 AUDIT_NAMES = {
@@ -256,6 +259,12 @@ WAGTAIL_IRRELEVANT_NAMES = {
 }
 NOT_REQUESTED = {"wagtailadmin_logout", "wagtailadmin_error_test"}
 
+# Our URLs outside the viewsets' one-`pk` shape, each walked by its own test below: dashboards and
+# reports (test_dashboards_and_reports_show_a_district_a_user_nothing_of_b), a provider token's
+# revocation (test_a_district_accountant_cannot_revoke_a_token_reaching_district_b).
+DASHBOARD_NAMESPACES = {"dashboards", "dashboards_reports"}
+SPECIAL_NAMES = {"payments_provider:token_revoke"}
+
 # Leaks the walk found, reported and not fixed yet: URL name -> the tokens of B it shows meanwhile
 # (None: every finding of the URL is set aside), each proved still there by a strict xfail test.
 KNOWN_LEAKS = {}
@@ -269,6 +278,10 @@ def classify(url):
     """'ours', 'audit', 'wagtail_relevant', 'wagtail_irrelevant', or None (the walker cannot fill it)."""
     if url.name is None:
         return "wagtail_irrelevant" if url.route in UNNAMED_ROUTES else None
+    if url.namespace in DASHBOARD_NAMESPACES:
+        return "dashboards"
+    if url.name in SPECIAL_NAMES:
+        return "special"
     if url.namespace in OUR_NAMESPACES:
         view = url.view_name
         if view in OBJECT_VIEWS:
@@ -304,7 +317,12 @@ def test_every_admin_url_is_known_to_the_walker():
                      "payments_plan:formula_tester", "payments_payroll:inspect", "payments_payroll:submit",
                      "payments_payroll:release_over_limit", "payments_payroll:follow_up",
                      "payments_payroll:export_csv", "payments_line:inspect", "payments_cycle:schedule",
-                     "payments_point:edit", "payments_provider:edit"]:
+                     "payments_point:edit", "payments_provider:edit", "payments_provider:tokens",
+                     "payments_provider:token_revoke", "payments_payroll:close", "payments_cycle:open",
+                     "payments_cycle:close", "dashboards:index", "dashboards:view", "dashboards:data",
+                     "dashboards_reports:pending_approvals", "dashboards_reports:upload_history",
+                     "dashboards_reports:beneficiaries_by_plan", "dashboards_reports:payments_due_vs_paid",
+                     "location_chooser:choose", "location_chooser:chosen"]:
         assert expected in names
 
 
@@ -405,7 +423,8 @@ class World:
         if kind == "paymentplan":
             return self.payment_plan
         if kind == "paymentcycle":
-            return self.cycle_free  # a cycle with payrolls keeps its code and dates
+            # A cycle with payrolls keeps its code and dates; the open one (the approved payroll's) closes.
+            return self.payroll.cycle if view == "close" else self.cycle_free
         if kind == "paymentprovider":
             return self.provider
         if kind == "payroll":
@@ -517,7 +536,8 @@ def world(db, member_roles):
                                      national_id="B31313131", location=village_b))
     for side, grade in (("a", 3), ("b", 6)):
         Beneficiary.objects.filter(pk=beneficiaries[side].pk).update(attributes={"walk_grade": grade})
-    for operation in ("payments.approve_payroll", "payments.release_over_limit", "payments.change_plan"):
+    for operation in ("payments.approve_payroll", "payments.release_over_limit", "payments.change_plan",
+                      "payments.close_payroll"):
         WorkflowStep.objects.create(definition=WorkflowDefinition.objects.create(operation=operation),
                                     group=Group.objects.get(name="Checker"), sort_order=0)
     payment_plan = payment_services.payment_plan_create(fields={
@@ -526,6 +546,7 @@ def world(db, member_roles):
         "target_statuses": ["POTENTIAL"]}, by=superuser)
     cycle_paid, cycle_pending, cycle_free = payment_services.cycle_schedule_generate(
         prefix="WALK", first_start=datetime.date(2025, 1, 1), periodicity=1, count=3, by=superuser)
+    payment_services.cycle_change_status(cycle=cycle_paid, action="open", by=superuser)
     payrolls = []
     for cycle in (cycle_paid, cycle_pending):
         started = payment_services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle,
@@ -540,7 +561,9 @@ def world(db, member_roles):
     line_a, line_b = lines[beneficiaries["a"].pk], lines[beneficiaries["b"].pk]
     assert (line_a.amount, line_b.amount, lines[over_limit_b.pk].amount) == (
         Decimal("333.33"), Decimal("666.66"), Decimal("1444.43"))
-    PaymentLine.objects.filter(pk=line_b.pk).update(status="UNPAID")
+    outcome = reconcile_batch(payroll=payroll, rows=[{"code": line_b.code, "paid": False, "receipt": "",
+                                                      "paid_on": None}], by=superuser)
+    assert outcome["unpaid"] == 1, outcome
     provider = payment_services.provider_create(fields={"code": "WALK-PROV", "name": "Walk provider"},
                                                 by=superuser)
     points = {side: payment_services.point_create(fields={
@@ -664,6 +687,7 @@ def db_state():
         "paymentpoint": list(PaymentPoint.objects.order_by("pk").values()),
         "payroll": list(Payroll.objects.order_by("pk").values()),
         "paymentline": list(PaymentLine.objects.order_by("pk").values()),
+        "providertoken": list(ProviderToken.objects.order_by("pk").values()),
     }
 
 
@@ -703,9 +727,13 @@ def form_payloads(w, namespace, view, side):
     person = w.person_b if side == "b" else w.person_a
     membership = w.membership_b if side == "b" else w.membership_a
     kind = OUR_NAMESPACES[namespace]
-    if view in ("delete", "restore", "cancel", "discard", "release_over_limit", "follow_up") or (
-            view == "submit" and kind == "payroll"):
+    if view in ("delete", "restore", "cancel", "discard", "release_over_limit", "follow_up", "open") or (
+            view == "submit" and kind == "payroll") or (view == "close" and kind == "paymentcycle"):
         return [{}]
+    if view == "close":
+        return [{"mark_due_unpaid": "on"}]
+    if view == "tokens":
+        return [{"name": "walk"}]
     if view == "generate":
         return [{"cycle": w.cycle_free.pk}]
     if view == "decide":
@@ -1305,3 +1333,107 @@ def test_payment_points_of_district_b_do_not_reach_a_district_user(world):
     _response, changed = post_isolated(client, reverse("payments_point:add"), form_payloads(
         w, "payments_point", "add", "b")[0])
     assert not changed
+
+
+@pytest.mark.parametrize("role", ["clerk_a", "viewer_a", "accountant_a", "manager_a"])
+def test_dashboards_and_reports_show_a_district_a_user_nothing_of_b(world, role):
+    """Every dashboard (the defaults), each figure's CSV, and every report with its CSV export, also
+    asked for B's locations: 200 or a refusal, and nothing of B (names, places, amounts)."""
+    from dashboards.defaults import ensure_default_dashboards
+    from dashboards.models import DashboardPage
+
+    w = world
+    ensure_default_dashboards()
+    user = w.__dict__.get(role) or UserFactory(username="walk_manager_a", role="Manager", locations=[w.district_a])
+    client = client_for(user)
+    forbidden = w.b_tokens + w.nowhere_tokens
+    narrowed = ["", f"?location={w.district_b.pk}", f"?location={w.village_b.pk}", f"?plan={w.plan.pk}"]
+    pages = list(DashboardPage.objects.live())
+    assert len(pages) >= 3, "the default dashboards are missing"
+    problems, shown = [], 0
+    for url in admin_urls():
+        if classify(url) != "dashboards":
+            continue
+        if url.view_name == "view":
+            paths = [reverse(url.name, kwargs={"page_id": page.pk}) + q for page in pages for q in narrowed]
+        elif url.view_name == "data":
+            paths = [reverse(url.name, kwargs={"page_id": page.pk, "block_id": block.id}) + q
+                     for page in pages for block in page.body for q in narrowed[:2]]
+        else:
+            paths = [reverse(url.name) + q for q in ("", "?export=csv", f"?location={w.district_b.pk}")]
+        for path in paths:
+            response = client.get(path)
+            if response.status_code == 200:
+                shown += 1
+            elif not (response.status_code in (403, 404) or is_refusal_redirect(response)):
+                problems.append(f"GET {path} ({url.name}) -> {response.status_code}")
+                continue
+            try:
+                text = body_text(response)
+            except AssertionError as crash:
+                problems.append(str(crash))
+                continue
+            if found := leaked(text, forbidden):
+                problems.append(f"GET {path} ({url.name}) shows {found}")
+    assert shown >= 3, f"{role} was shown almost nothing: are the dashboards' URLs registered?"
+    assert not problems, f"Dashboards and reports seen by {role}:\n  " + "\n  ".join(problems)
+
+
+def test_a_district_accountant_cannot_revoke_a_token_reaching_district_b(world):
+    """The walk's provider has points in A and B: its token reaches B, so only someone whose
+    locations cover both manages its tokens."""
+    from schemes.payments.api_services import provider_token_create
+
+    w = world
+    token, _secret = provider_token_create(provider=w.provider, by=w.superuser, name="walk")
+    path = reverse("payments_provider:token_revoke", kwargs={"pk": w.provider.pk, "token_pk": token.pk})
+    for role in ("clerk_a", "viewer_a", "accountant_a"):
+        client = client_for(getattr(w, role))
+        assert client.get(path).status_code in (302, 403, 404, 405)
+        response, changed = post_isolated(client, path, {})
+        assert response.status_code in (403, 404) or is_refusal_redirect(response) or response.status_code == 302
+        assert changed == [], f"{role} revoked a token reaching district B"
+        listing = client.get(reverse("payments_provider:tokens", kwargs={"pk": w.provider.pk}))
+        assert not leaked(body_text(listing), w.b_tokens + w.nowhere_tokens)
+        assert ProviderToken.objects.get(pk=token.pk).revoked_at is None
+
+
+def api_urls():
+    """Every named route of the provider API, filled with the walk's approved payroll."""
+    found = []
+
+    def walk(patterns, prefix):
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, route)
+            elif route.startswith("api/"):
+                found.append(pattern.name)
+
+    walk(get_resolver().url_patterns, "")
+    return found
+
+
+def test_the_provider_api_answers_no_session_of_any_role(world):
+    """The API takes a provider's token only: every role's admin session gets 401 on every route (GET
+    and POST), and nothing of anyone's payroll."""
+    w = world
+    names = api_urls()
+    assert {"api_payrolls", "api_payroll", "api_payroll_lines", "api_payroll_reconciliation", "api_schema"} <= set(names)
+    forbidden = w.b_tokens + w.nowhere_tokens + [w.line_a.code]
+    problems = []
+    for role in ("clerk_a", "viewer_a", "accountant_a", "national", "superuser"):
+        client = client_for(getattr(w, role))
+        for name in names:
+            try:
+                path = reverse(name, kwargs={"pk": w.payroll.pk})
+            except NoReverseMatch:
+                path = reverse(name)
+            for method in ("get", "post"):
+                response = getattr(client, method)(path, **({"data": {"rows": []}, "content_type": "application/json",
+                                                            "HTTP_IDEMPOTENCY_KEY": "walk-1"} if method == "post" else {}))
+                if response.status_code != 401:
+                    problems.append(f"{method.upper()} {path} as {role} -> {response.status_code}")
+                if found := leaked(response.content.decode(errors="replace"), forbidden):
+                    problems.append(f"{method.upper()} {path} as {role} shows {found}")
+    assert not problems, "The provider API and admin sessions:\n  " + "\n  ".join(problems)

@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "django_filters",
     "django_tables2",
     "import_export",
+    "rest_framework",
+    "drf_spectacular",
     "huey.contrib.djhuey",
     "django.contrib.admin",
     "django.contrib.auth",
@@ -221,3 +223,37 @@ MIZANI_IMPORT_CONNECTIONS = int(os.environ.get("MIZANI_IMPORT_CONNECTIONS", "2")
 # Exports: an XLSX workbook is built in memory, so past this many rows the export is refused and
 # CSV (streamed, no limit) is offered instead.
 MIZANI_EXPORT_XLSX_MAX_ROWS = int(os.environ.get("MIZANI_EXPORT_XLSX_MAX_ROWS", "50000"))
+
+# Dashboards: each figure's numbers are kept in the cache (Django's default, per process, unless
+# CACHES says otherwise) for this many seconds, per metric, filters and viewer's scope.
+MIZANI_DASHBOARD_CACHE_SECONDS = int(os.environ.get("MIZANI_DASHBOARD_CACHE_SECONDS", "300"))
+# Database connections a dashboard's figures are computed on at once (PostgreSQL; 1: one by one).
+MIZANI_DASHBOARD_CONNECTIONS = int(os.environ.get("MIZANI_DASHBOARD_CONNECTIONS", "2"))
+
+# The provider API (/api/v1/): payment providers' systems authenticate with their own tokens only
+# (no session: a logged-in browser cannot call it, so no CSRF either), speak JSON, and are throttled
+# per token. Wagtail's admin API sets its own session authentication and is not affected.
+MIZANI_API_THROTTLE_RATE = os.environ.get("MIZANI_API_THROTTLE_RATE", "120/min")
+# The most rows one reconciliation batch may carry (a request body of about 200 bytes per row).
+MIZANI_API_BATCH_MAX_ROWS = int(os.environ.get("MIZANI_API_BATCH_MAX_ROWS", "5000"))
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["schemes.payments.api_auth.ProviderTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["schemes.payments.api_auth.ProviderTokenThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"provider_token": MIZANI_API_THROTTLE_RATE},
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 100,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Mizani provider API",
+    "DESCRIPTION": "For payment providers: approved payrolls, their lines, and reconciliation batches.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["schemes.payments.api_auth.HasProviderToken"],
+    "PREPROCESSING_HOOKS": ["schemes.payments.api.only_provider_api"],
+    "ENUM_NAME_OVERRIDES": {"PayrollStatusEnum": "schemes.payments.models.PayrollStatus",
+                            "LineStatusEnum": "schemes.payments.models.LineStatus"},
+}

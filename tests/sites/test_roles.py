@@ -14,6 +14,7 @@ EXPECTED_ROLES = {
     "Accountant",
     "Manager",
     "Viewer",
+    "Payment provider (API)",
 }
 
 
