@@ -128,6 +128,7 @@ DEMO_USERS = (
     DemoUser("clerk", "Clerk", locations=("R01-D01",)),
     DemoUser("clerk2", "Clerk", locations=("R02-D03",)),
     DemoUser("checker", "Checker", national=True),
+    DemoUser("checker2", "Checker", national=True),  # payrolls above the demo's amount band need two
     DemoUser("accountant", "Accountant", national=True),
     DemoUser("manager", "Manager", locations=("R01",)),
     DemoUser("viewer", "Viewer", national=True),

@@ -1,6 +1,7 @@
 """Demo payments: a payment plan for the demo child grant, six cycles every two months, a provider
-with a payment point per district, and the first cycle's payroll generated and approved (one
-INSERT ... SELECT over the grant's beneficiaries: cheap at demo sizes). Existing rows are kept; a
+with a payment point per district, payroll approval by one checker and, from TWO_CHECKERS_FROM, by
+two (an amount band), and the first cycle's payroll generated and approved (one INSERT ... SELECT
+over the grant's beneficiaries: cheap at demo sizes). Existing rows are kept; a
 re-run adds what is missing.
 
 `forget_demo_payrolls` is the demo reset's maintenance path: payrolls are never deleted otherwise."""
@@ -9,12 +10,14 @@ import datetime
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import connection, transaction
 
 from schemes.plans.models import BenefitPlan, PlanStatus
 from sites.demo import require_demo
 from sites.models import Location
 from workflows.demo import ensure_demo_workflows
+from workflows.models import ApprovalRule, RequestStatus, WorkflowDefinition, WorkflowStep
 from workflows.services import approval_decide, approval_execute
 
 from . import approvals, services
@@ -31,6 +34,7 @@ WORKFLOWS = {
     approvals.CHANGE_PLAN: "A change to a payment plan (formula, ceiling, limits) applies once a checker approves it.",
     approvals.CLOSE_PAYROLL: "A payroll is closed (reconciled) once a checker approves it.",
 }
+TWO_CHECKERS_FROM = Decimal("1000000.00")
 
 
 def ensure_demo_payments():
@@ -42,6 +46,7 @@ def ensure_demo_payments():
     users = get_user_model().objects
     admin, accountant, checker = (users.get(username=name) for name in ("admin", "accountant", "checker"))
     created = [f"workflow {operation}" for operation in ensure_demo_workflows(WORKFLOWS)]
+    created += _ensure_two_checker_band()
     payment_plan = PaymentPlan.objects.filter(code=PLAN_CODE).first()
     if payment_plan is None:
         payment_plan = services.payment_plan_create(by=admin, fields={
@@ -66,14 +71,29 @@ def ensure_demo_payments():
     return created
 
 
+def _ensure_two_checker_band():
+    if WorkflowDefinition.objects.filter(operation=approvals.APPROVE_PAYROLL, min_total=TWO_CHECKERS_FROM).exists():
+        return []
+    definition = WorkflowDefinition.objects.create(
+        operation=approvals.APPROVE_PAYROLL, min_total=TWO_CHECKERS_FROM,
+        description=f"A payroll of {TWO_CHECKERS_FROM:,} or more is paid once two checkers approve it.")
+    WorkflowStep.objects.create(definition=definition, group=Group.objects.get(name="Checker"),
+                                rule=ApprovalRule.COUNT, count=2, sort_order=0)
+    definition.save_revision(log_action=True)
+    return [f"workflow {approvals.APPROVE_PAYROLL} from {TWO_CHECKERS_FROM:,} (two checkers)"]
+
+
 def _first_payroll(payment_plan, accountant, checker):
     """The first cycle's payroll, generated here rather than by a worker (the job finds it sealed and
-    does nothing), submitted by the accountant and approved by the checker."""
+    does nothing), submitted by the accountant and approved by the checkers (two above the band)."""
     cycle = PaymentCycle.objects.filter(code__startswith=f"{GRANT}-").order_by("start_date").first()
     payroll = services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle, by=accountant)
     services.payroll_generate(payroll.pk)
     request = services.payroll_submit(payroll=Payroll.objects.get(pk=payroll.pk), by=accountant)
-    approval_decide(request=request, verdict="approve", by=checker)
+    for deciding in (checker, get_user_model().objects.get(username="checker2")):
+        request.refresh_from_db()
+        if request.status == RequestStatus.PENDING:
+            approval_decide(request=request, verdict="approve", by=deciding)
     approval_execute(request.pk)
     payroll = Payroll.objects.get(pk=payroll.pk)
     return f"payroll {payroll} ({payroll.get_status_display().lower()}: {payroll.line_count:,} lines)"

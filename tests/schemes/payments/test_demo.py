@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from schemes.bulk.models import Upload, UploadKind
+from schemes.payments.demo import TWO_CHECKERS_FROM
 from schemes.payments.models import (
     PaymentCycle,
     PaymentLine,
@@ -17,7 +18,7 @@ from schemes.payments.models import (
     PayrollStatus,
 )
 from schemes.registry.models import Individual
-from workflows.models import WorkflowDefinition
+from workflows.models import ApprovalRequest, WorkflowDefinition
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +39,10 @@ def test_the_demo_pays_the_child_grant_and_a_reset_takes_the_payrolls_with_the_p
     payroll = Payroll.objects.get(payment_plan=payment_plan)
     assert payroll.status == PayrollStatus.APPROVED
     assert payroll.line_count == PaymentLine.objects.filter(payroll=payroll).count() > 0
+    # Above the demo's amount band two checkers approve (the first payroll of 120 households is).
+    assert payroll.total >= TWO_CHECKERS_FROM
+    request = ApprovalRequest.objects.get(operation="payments.approve_payroll")
+    assert sorted(request.decisions.values_list("user__username", flat=True)) == ["checker", "checker2"]
     assert "Payments: nothing new." in seed()  # a re-run adds nothing
     assert WorkflowDefinition.objects.filter(operation="payments.close_payroll").exists()
     reconciliation = Upload.objects.create(kind=UploadKind.RECONCILIATION, payroll=payroll, stored_name="r.csv",
