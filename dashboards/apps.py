@@ -1,4 +1,5 @@
 from django.apps import AppConfig, apps
+from django.db import connection
 from django.db.models.signals import post_migrate
 
 
@@ -19,6 +20,10 @@ def _create_default_dashboards(sender, app_config, **kwargs):
     with_models = [config for config in apps.get_app_configs() if config.models_module is not None]
     if app_config is not with_models[-1]:
         return
+    from .models import DashboardIndexPage
+
+    if DashboardIndexPage._meta.db_table not in connection.introspection.table_names():
+        return  # migrated back to zero
     from .defaults import ensure_default_dashboards
 
     ensure_default_dashboards(only_when_new=True)

@@ -43,10 +43,10 @@ def _traces(table, metric, value_keys):
             series = table.values(metric.series)
             for name in dict.fromkeys(series):
                 picked = [(c, v) for c, s, v in zip(categories, series, values, strict=True) if s == name]
-                traces.append((f"{name} · {label}" if len(value_keys) > 1 else str(name),
+                traces.append((_text(f"{name} · {label}" if len(value_keys) > 1 else str(name)),
                                [c for c, _ in picked], [v for _, v in picked]))
         else:
-            traces.append((label, categories, values))
+            traces.append((_text(label), categories, values))
     return traces
 
 
@@ -101,7 +101,7 @@ def pie(table, metric, *, value="", donut=True, height=None):
     for category, number in zip(table.values(metric.category), table.values(key), strict=True):
         if number:  # an empty slice would only print "0%"
             totals[category] = totals.get(category, 0) + number
-    figure = go.Figure(go.Pie(labels=list(totals), values=[_number(v) for v in totals.values()],
+    figure = go.Figure(go.Pie(labels=[_axis(label) for label in totals], values=[_number(v) for v in totals.values()],
                               hole=0.5 if donut else 0, sort=False, textinfo="percent",
                               marker={"colors": COLOURS}),
                        layout=_layout(height))
@@ -110,14 +110,17 @@ def pie(table, metric, *, value="", donut=True, height=None):
 
 
 def breakdown(table, metric, *, depth=2, style="treemap", height=None):
-    """A treemap or sunburst of a hierarchy table, down to `depth` (1 = the top level)."""
+    """A treemap or sunburst of a hierarchy table, `depth` levels from the top the viewer sees (their
+    scope, or the location they chose): a district manager's "region and district" is their district
+    and its wards."""
     key = metric.values[0]
-    rows = [row for row in table.rows if row[table.index("depth")] <= depth]
+    top = min((row[table.index("depth")] for row in table.rows), default=1)
+    rows = [row for row in table.rows if row[table.index("depth")] < top + depth]
     ids = [row[table.index("code")] or row[table.index("name")] for row in rows]
     kept = set(ids)
     parents = [row[table.index("parent")] if row[table.index("parent")] in kept else "" for row in rows]
     trace = go.Sunburst if style == "sunburst" else go.Treemap
-    options = {"ids": ids, "labels": [row[table.index("name")] for row in rows], "parents": parents,
+    options = {"ids": ids, "labels": [_text(row[table.index("name")]) for row in rows], "parents": parents,
                "values": [_number(row[table.index(key)]) for row in rows], "branchvalues": "total",
                "hovertemplate": "%{label}: %{value:,}<extra></extra>"}
     if style != "sunburst":
@@ -129,4 +132,9 @@ def breakdown(table, metric, *, depth=2, style="treemap", height=None):
 
 
 def _axis(value):
-    return value.isoformat() if hasattr(value, "isoformat") else value
+    return value.isoformat() if hasattr(value, "isoformat") else _text(value)
+
+
+def _text(value):
+    """Plotly reads <a href>, <b>, <span style> in labels as markup: a name stays text."""
+    return value.replace("<", "&lt;").replace(">", "&gt;") if isinstance(value, str) else value

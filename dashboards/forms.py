@@ -49,8 +49,8 @@ class DashboardFilterForm(forms.Form):
         if not page.default_period_months:
             return {}
         today = timezone.localdate()
-        start = (today.replace(day=1) - datetime.timedelta(days=31 * (page.default_period_months - 1))).replace(day=1)
-        return {"start": start.isoformat()}
+        year, month = divmod(today.year * 12 + today.month - 1 - (page.default_period_months - 1), 12)
+        return {"start": datetime.date(year, month + 1, 1).isoformat()}
 
     def filters(self):
         """The valid choices as Filters; a choice outside the viewer's reach is dropped (and shown as an

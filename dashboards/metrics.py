@@ -66,9 +66,19 @@ class Table:
     def total(self, key, *, where=None):
         """The sum of a numeric column, optionally only over rows whose first column reads `where`
         (case-insensitive)."""
-        position = self.index(key)
+        return sum(self.totals_per(key, None, where=where).values())
+
+    def totals_per(self, key, per, *, where=None):
+        """{value of column `per` (None: one total): the sum of column `key`}, over the rows `where`
+        picks (see total). Amounts in several currencies are never added together."""
+        position, by = self.index(key), (self.index(per) if per else None)
         wanted = (where or "").strip().lower()
-        return sum((row[position] or 0) for row in self.rows if not wanted or str(row[0]).lower() == wanted)
+        sums = {}
+        for row in self.rows:
+            if not wanted or str(row[0]).lower() == wanted:
+                group = row[by] if by is not None else None
+                sums[group] = sums.get(group, 0) + (row[position] or 0)
+        return sums
 
 
 @dataclass(frozen=True)
@@ -186,13 +196,14 @@ def metric_choices(shape=CHART):
 
 def cache_key(metric_, user, filters):
     """What makes two requests see the same numbers: the metric, the filters, the user's locations
-    and permissions (and the user, for personal metrics)."""
+    and permissions (and the user, for personal metrics), the time zone."""
     scope = scope_for(user)
     who = "national" if scope.national else ",".join(scope.paths)
     permissions = "superuser" if user.is_superuser else ",".join(sorted(user.get_all_permissions()))
     if metric_.personal:
         who += f";user={user.pk}"
-    raw = f"{metric_.name}|{filters.cache_key(metric_.filters_used)}|{who}|{permissions}"
+    zone = timezone.get_current_timezone_name()  # months, periods and ages are counted in it
+    raw = f"{metric_.name}|{filters.cache_key(metric_.filters_used)}|{who}|{permissions}|{zone}"
     return f"mizani:dashboards:{CACHE_VERSION}:{hashlib.sha256(raw.encode()).hexdigest()}"
 
 
@@ -231,11 +242,15 @@ def compute_many(names, user, filters=None):
     if workers < 2 or not other_connections_see_our_data():
         return
     scope_for(user), user.get_all_permissions()  # cached on the user object before threads read it
+    # The current time zone is per thread (Wagtail sets the viewer's): months and "today" must not
+    # fall back to settings.TIME_ZONE in the workers.
+    zone = timezone.get_current_timezone()
 
     def run(group):
         try:
-            for name in group:
-                compute(name, user, filters)
+            with timezone.override(zone):
+                for name in group:
+                    compute(name, user, filters)
         finally:
             connection.close()  # this thread's own connection
 

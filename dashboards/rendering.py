@@ -68,8 +68,14 @@ def _kpis(user, value, filters):
             tiles.append({"label": tile["label"], "value": "—", "denied": True})
             continue
         key = tile["value"] if tile["value"] in {c.key for c in table.columns} else metric.values[0]
-        tiles.append({"label": tile["label"],
-                      "value": format_number(table.total(key, where=tile["row"]), table.column(key).kind)})
+        kind = table.column(key).kind
+        if kind == "money" and "currency" in {c.key for c in table.columns}:
+            per_currency = table.totals_per(key, "currency", where=tile["row"])
+            shown = " · ".join(f"{format_number(total, kind)} {currency}"
+                               for currency, total in sorted(per_currency.items())) or format_number(0, kind)
+        else:
+            shown = format_number(table.total(key, where=tile["row"]), kind)
+        tiles.append({"label": tile["label"], "value": shown})
     return tiles
 
 

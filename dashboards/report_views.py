@@ -23,7 +23,7 @@ from wagtail.permission_policies import ModelPermissionPolicy
 
 from schemes.bulk.models import Upload, UploadKind, UploadStatus
 from schemes.bulk.selectors import uploads_for
-from schemes.bulk.views import UploadIndexView
+from schemes.bulk.views import UploadFilterSet, UploadIndexView
 from sites.audit import audit_event
 from sites.scoping import scope_for
 from sites.viewsets import ScopedIndexView
@@ -145,15 +145,14 @@ class NativeDateRangeWidget(django_filters.widgets.DateRangeWidget):
         SuffixedMultiWidget.__init__(self, (DateInput(), DateInput()), attrs)
 
 
-class UploadHistoryFilterSet(WagtailFilterSet):
+class UploadHistoryFilterSet(UploadFilterSet):
     kind = django_filters.ChoiceFilter(choices=UploadKind.choices)
     status = django_filters.ChoiceFilter(choices=UploadStatus.choices, label="Result")
     uploaded = django_filters.DateFromToRangeFilter(
         field_name="created_at", label="Uploaded between", widget=NativeDateRangeWidget())
 
-    class Meta:
-        model = Upload
-        fields = ["kind", "status", "plan", "payroll"]
+    class Meta(UploadFilterSet.Meta):
+        pass
 
 
 COUNT_COLUMNS = {"rows": "Rows", "valid": "Rows to import", "errors": "Rows with errors", "imported": "Imported"}

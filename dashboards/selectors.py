@@ -56,7 +56,8 @@ def _beneficiary_people(user, filters):
     """(queryset, path to a person) for the people beneficiaries stand for: the beneficiary of an
     individual plan, the head of a household beneficiary."""
     (people, _), (households, _) = _beneficiaries(user, filters)
-    heads = households.filter(household__memberships__role_id=HEAD,
+    heads = households.filter(scope_for(user).q("household__memberships__individual__location"),
+                              household__memberships__role_id=HEAD,
                               household__memberships__individual__deleted_at__isnull=True)
     return [(people, "individual"), (heads, "household__memberships__individual")]
 

@@ -7,8 +7,12 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_POST
+from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.ui.tables import Column, TitleColumn
 
+from schemes.payments.models import Payroll
+from schemes.payments.selectors import payrolls_for
+from schemes.plans.models import BenefitPlan
 from schemes.plans.selectors import plans_for
 from sites.audit import audit
 from sites.spreadsheets import safe_cell
@@ -19,7 +23,7 @@ from workflows.services import approval_submit
 from . import selectors, services
 from .files import sanitise_file_name
 from .forms import SubmitForm, UploadForm
-from .models import PLAN_KINDS, StagedError, UploadKind, UploadStatus
+from .models import PLAN_KINDS, StagedError, Upload, UploadKind, UploadStatus
 
 ERRORS_SHOWN = 20  # on the upload's page; the error file has them all
 
@@ -28,11 +32,26 @@ def _messages_of(error):
     return " ".join(getattr(error, "messages", [str(error)]))
 
 
+class UploadFilterSet(WagtailFilterSet):
+    """The plans and payrolls offered as filters are those the user may read (payroll names are not a
+    clerk's to see)."""
+
+    class Meta:
+        model = Upload
+        fields = ["kind", "status", "plan", "payroll"]
+
+    def __init__(self, *args, request=None, **kwargs):
+        super().__init__(*args, request=request, **kwargs)
+        user = getattr(request, "user", None)
+        self.filters["plan"].queryset = plans_for(user) if user else BenefitPlan.objects.none()
+        self.filters["payroll"].queryset = payrolls_for(user) if user else Payroll.objects.none()
+
+
 class UploadIndexView(ScopedIndexView):
     """Upload history: who, when, which file, what came of it."""
 
     default_ordering = "-created_at"
-    list_filter = ["kind", "status", "plan", "payroll"]
+    filterset_class = UploadFilterSet
     list_export = ["id", "kind", "plan", "payroll", "original_name", "uploaded_by", "created_at", "status", "counts"]
 
     @property

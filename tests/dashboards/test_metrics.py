@@ -225,3 +225,21 @@ def test_a_filter_a_metric_ignores_shares_its_cache_entry(superuser, benefit_pla
     with_plan = Filters(plan_id=benefit_plan.pk)
     assert cache_key(approvals, superuser, with_plan) == cache_key(approvals, superuser, Filters())
     assert cache_key(by_status, superuser, with_plan) != cache_key(by_status, superuser, Filters())
+
+
+def test_a_head_living_outside_the_viewers_locations_is_not_described(geo, people, manager_a):
+    # The household is in A, its head registered in B: A's manager counts the household (status,
+    # place) but learns nothing of B's resident (sex, age band), as the household page hides them.
+    from schemes.plans.models import HouseholdBeneficiary, PlanType
+
+    plan = BenefitPlan.objects.create(code="HS2", name="Household support 2", plan_type=PlanType.HOUSEHOLD)
+    plan.activate()
+    plan.save()
+    head = household_of(2, location=geo.village_a)
+    type(head).objects.filter(pk=head.pk).update(location=geo.village_b)
+    now = timezone.now()
+    HouseholdBeneficiary.objects.create(plan=plan, household=head.membership.household, status="ACTIVE",
+                                        enrolled_at=now, status_changed_at=now)
+
+    assert compute("beneficiaries_by_location", manager_a).total("beneficiaries", where=geo.district_a.name) == 5
+    assert compute("beneficiaries_by_sex", manager_a).total("beneficiaries") == 4
