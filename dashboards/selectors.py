@@ -232,12 +232,13 @@ def _line_totals(user, filters):
     table alone (payrolls, cycles and plans are joined in Python, a few rows), shared by the payment
     metrics."""
     def run(user, filters):
-        lines = lines_for(user).filter(filters.location_q("location")).order_by()
-        if filters.start or filters.end or filters.plan_id:
-            payrolls = Payroll.objects.filter(filters.date_q("cycle__start_date"))
-            if filters.plan_id:
-                payrolls = payrolls.filter(payment_plan__benefit_plan_id=filters.plan_id)
-            lines = lines.filter(payroll_id__in=payrolls.values("pk"))
+        # Rejected and failed payrolls' lines are never shown: not read either (a few payroll rows, a
+        # hashed semi-join on the lines).
+        payrolls = Payroll.objects.exclude(status__in=DEAD_STATUSES).filter(filters.date_q("cycle__start_date"))
+        if filters.plan_id:
+            payrolls = payrolls.filter(payment_plan__benefit_plan_id=filters.plan_id)
+        lines = (lines_for(user).filter(filters.location_q("location"), payroll_id__in=payrolls.values("pk"))
+                 .order_by())
         totals = {}
         for payroll_id, status, n, amount in (lines.values_list("payroll_id", "status")
                                               .annotate(n=Count("pk"), amount=Sum("amount"))):
