@@ -5,11 +5,15 @@ Only the file is read here: staging, checks, error codes and the statements that
 the reconciliation engine's (schemes.payments.reconciliation), which the provider API's batches use
 too, so a file and a batch are judged and applied the same way. The upload names its payroll."""
 
+from decimal import Decimal
+
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
+from wagtail.models import ModelLogEntry
 
 from schemes.payments import reconciliation as engine
-from schemes.payments.models import LineStatus, PaymentLine, PayrollStatus
+from schemes.payments.models import LineStatus, PaymentLine, Payroll, PayrollStatus
 from sites.audit import audit
 
 from .files import Column
@@ -85,17 +89,35 @@ class Importer:
         return 0
 
     def import_chunk(self, upload, first_row, last_row, id_base):
-        paid, unpaid = engine.apply(upload.pk, upload.payroll, first_row, last_row)
-        return paid + unpaid
+        """One UPDATE. What it moved (counts, and amounts from the statement itself) is audited with the
+        chunk: a line that moved since the check (a provider's batch meanwhile) is skipped, so fewer
+        lines may move than the file's counts say."""
+        applied = engine.apply(upload.pk, upload.payroll, first_row, last_row)
+        audit(upload.payroll, "mizani.reconcile", by=upload.uploaded_by, data={
+            "source": "file", "upload": upload.pk, "chunk": [first_row, last_row], **applied._asdict()})
+        return applied.paid + applied.unpaid
 
     def row_span(self, upload):
         return engine.row_span(upload.pk)
 
     def finish(self, upload, imported, by):
+        """The file's audit: what moved (the chunks' sums), the rows skipped because their line was no
+        longer due, and what the check counted."""
         counts = upload.counts
+        chunks = ModelLogEntry.objects.filter(
+            action="mizani.reconcile", content_type=ContentType.objects.get_for_model(Payroll),
+            object_id=str(upload.payroll_id), data__upload=upload.pk, data__has_key="chunk").values_list("data", flat=True)
+        moved = {"paid": 0, "unpaid": 0, "paid_amount": Decimal(0), "unpaid_amount": Decimal(0)}
+        for chunk in chunks:
+            for key in moved:
+                moved[key] += Decimal(chunk[key]) if key.endswith("amount") else chunk[key]
+        planned = (counts.get("paid") or 0) + (counts.get("unpaid") or 0)
         audit(upload.payroll, "mizani.reconcile", by=by, data={
             "source": "file", "upload": upload.pk, "file": upload.original_name, "lines_changed": imported,
-            **{key: counts.get(key) for key in ("paid", "unpaid", "unchanged", "paid_amount", "unpaid_amount")},
+            "rows_skipped": max(planned - imported, 0), "paid": moved["paid"], "unpaid": moved["unpaid"],
+            "paid_amount": engine.money(moved["paid_amount"]), "unpaid_amount": engine.money(moved["unpaid_amount"]),
+            "unchanged": counts.get("unchanged"), "checked": {
+                key: counts.get(key) for key in ("paid", "unpaid", "paid_amount", "unpaid_amount")},
             "rows_with_errors": counts.get("errors", 0)})
 
     def clear(self, upload):

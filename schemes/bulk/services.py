@@ -193,6 +193,10 @@ def import_start(*, upload, mode, by):
     """Start the import (called by the approved request, as the maker)."""
     with transaction.atomic():
         upload = Upload.objects.select_for_update().get(pk=upload.pk)
+        if upload.kind == UploadKind.RECONCILIATION:
+            # The payroll under a share lock until the import's job is queued: a close waits for this
+            # transaction, then sees the job and refuses (payments.services.refuse_close_while_importing).
+            reconciliation.engine.lock_approved(upload.payroll)
         check_importable(upload, mode, by)
         upload.start_import(mode)
         upload.import_job = job_start(kind=IMPORT_JOB, params={"upload": upload.pk},

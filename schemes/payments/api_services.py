@@ -16,7 +16,7 @@ from sites.scoping import scope_for
 
 from . import reconciliation
 from .api_auth import new_secret, secret_hash
-from .models import ApiIdempotencyKey, PaymentPoint, ProviderToken
+from .models import ApiIdempotencyKey, ProviderToken
 
 SERVICE_ROLE = "Payment provider (API)"
 MANAGE_TOKENS = "payments.manage_provider_token"
@@ -27,14 +27,15 @@ class IdempotencyKeyReused(Exception):
 
 
 def _require_token_manager(by, provider):
-    """A token reaches every line under the provider's points: who issues or revokes it must hold the
-    permission and see all of them."""
+    """A token reaches every line under its provider's payment points, wherever they are now or will
+    be: a programme-wide key, so who issues or revokes it must hold the permission and national scope
+    (a district's view of today's points would not bound tomorrow's)."""
     if not by.has_perm(MANAGE_TOKENS):
         raise PermissionDenied(f"You do not have the permission '{MANAGE_TOKENS}'.")
-    scope = scope_for(by)
-    points = PaymentPoint.objects.filter(provider=provider).select_related("location")
-    if not scope.national and not all(scope.allows(point.location) for point in points):
-        raise PermissionDenied(f"{provider} has payment points outside your locations.")
+    if not scope_for(by).national:
+        raise PermissionDenied(f"A token of {provider} is a programme-wide key (it reaches the lines under all "
+                               "its payment points, present and future): issuing or revoking it takes national "
+                               "scope.")
 
 
 def _service_user(provider):

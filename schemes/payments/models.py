@@ -317,8 +317,8 @@ class PaymentLine(FSMModelMixin, models.Model):
     (beneficiaries and people are protected by their own apps' guards).
 
     `code` is derived from the id (reconciliation files carry it); status moves DUE -> PAID (receipt,
-    paid date) | UNPAID by reconciliation only: set-based SQL along these transitions, on an approved
-    payroll (schemes.payments.reconciliation; on PostgreSQL a trigger refuses any other writer)."""
+    paid date) | UNPAID by reconciliation only: set-based SQL, on an approved payroll (no model
+    method moves it: schemes.payments.reconciliation; on PostgreSQL a trigger refuses any other writer)."""
 
     RECONCILIATION_FIELDS = ("status", "receipt", "paid_on")
     CODE_PREFIX = "PL"
@@ -377,18 +377,6 @@ class PaymentLine(FSMModelMixin, models.Model):
         if Payroll.objects.filter(pk=self.payroll_id).exclude(status=PayrollStatus.GENERATING).exists():
             raise FrozenPayroll("The lines of a sealed payroll are kept.")
         return super().delete(*args, **kwargs)
-
-    @transition(field=status, source=LineStatus.DUE, target=LineStatus.PAID)
-    def pay(self, *, receipt, paid_on):
-        self.receipt, self.paid_on = receipt, paid_on
-
-    @transition(field=status, source=LineStatus.DUE, target=LineStatus.UNPAID)
-    def mark_unpaid(self):
-        pass
-
-    @transition(field=status, source=[LineStatus.DUE, LineStatus.UNPAID], target=LineStatus.CANCELLED)
-    def cancel(self):
-        pass
 
 
 class ProviderToken(models.Model):

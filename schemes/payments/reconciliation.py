@@ -6,17 +6,19 @@ schemes.bulk.reconciliation only reads the file's cells) and batches through the
 1. stage their rows in StagedReconciliation (`stage_rows`: each row read on its own: the line code,
    Paid, the receipt, an optional paid date), keyed by the upload, or for a batch by a transient
    negative key;
-2. check them set-based (`check`: one pass joining the rows to the payroll's lines, plus a look for
-   lines twice), with openIMIS's error codes: benefit_consumption_not_found,
+2. check them set-based (`check`: first the rows whose line the user, or the provider, may not see,
+   which are told nothing more; then one pass joining the rest to the payroll's lines, plus a look
+   for lines twice), with openIMIS's error codes: benefit_consumption_not_found,
    benefit_consumption_not_in_payroll, paid_column_invalid_value, receipt_required,
    status_not_matching, plus a line twice in the rows and a line outside the user's locations. A
    good row either moves a DUE line (to PAID or UNPAID) or changes nothing (the line is so already:
    paid with the same receipt, or unpaid), which makes the same file or batch twice a no-op;
 3. apply them (`apply`): one UPDATE ... FROM staging per span of rows, along the
    transitions DUE -> PAID (receipt, paid date: the row's, else the day it is applied) and DUE ->
-   UNPAID (the line stays for a follow-up payroll); a line no longer DUE is left as it is. Only
-   while the payroll is APPROVED, checked under a share lock on the payroll (closing it takes an
-   exclusive one).
+   UNPAID (the line stays for a follow-up payroll); a line no longer DUE is left as it is (a batch
+   locks its lines before its check, so this does not happen to it; a file's skipped rows are
+   counted in its audit). Only while the payroll is APPROVED, checked under a share lock on the
+   payroll (closing it takes an exclusive one).
 
 A sealed payroll's lines are otherwise frozen: the model and querysets refuse every change, and on
 PostgreSQL the line triggers (payments migration 0005) let only these statements through: the
@@ -155,27 +157,34 @@ def stage_rows(key, rows, names):
 # --- the check: the whole set at once --------------------------------------------------------------
 
 
-def _provider_lines(provider):
-    """Lines under the provider's payment points' locations (a provider sees only those)."""
+def _provider_lines(provider, payroll):
+    """Lines under the provider's payment points' locations that were sent to it (a provider sees only
+    those: not the lines above the transaction limit that were never released)."""
     paths = list(provider.points.values_list("location__path", flat=True))
     if not paths:
         return PaymentLine.objects.none()
     where = Q()
     for path in paths:
         where |= Q(location__path__startswith=path)
-    return PaymentLine.objects.filter(where)
+    lines = PaymentLine.objects.filter(where)
+    if payroll.over_limit_released_at is None:
+        lines = lines.exclude(payroll_id=payroll.pk, flagged_over_limit=True)
+    return lines
 
 
-def check(key, payroll, user, *, names, provider=None):
+def check(key, payroll, user, *, names, provider=None, analyze=True):
     """Every row that cannot be applied gets its errors (StagedError, with their codes) and is marked
-    invalid. One pass joins the rows to the payroll's lines (an unmatched row's line is then looked
-    up by id, to tell a code of no line from a line of another payroll); the provider's and the
-    user's locations are checked only where they restrict anything."""
+    invalid. First the rows whose line the user (or the provider) may not see: they are told only that
+    (outside your locations, or not found) and left out of every other check, which would tell
+    something of the line. Then one pass joins the rest to the payroll's lines (an unmatched row's line
+    is then looked up by id, to tell a code of no line from a line of another payroll). `analyze`:
+    refresh the staging table's statistics first (a file's million rows; not worth it for a batch)."""
     quote = connection.ops.quote_name
     staged_table = quote(StagedReconciliation._meta.db_table)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {staged_table}")
+            if analyze:
+                cursor.execute(f"ANALYZE {staged_table}")
             # The joins hash a million rows: in memory, in one batch.
             cursor.execute("SET LOCAL work_mem = '256MB'")
     target = _Key(key)
@@ -183,15 +192,19 @@ def check(key, payroll, user, *, names, provider=None):
     coded = staged.filter(line_id__isnull=False)
     if provider is not None:
         flag(target, names.code, "None of your payment points' lines has this code.",
-             coded.exclude(Exists(_provider_lines(provider).filter(pk=OuterRef("line_id")))), StagedReconciliation,
-             code=NOT_FOUND)
-    _flag_line_problems(key, payroll, names, provider_checked=provider is not None)
+             coded.exclude(Exists(_provider_lines(provider, payroll).filter(pk=OuterRef("line_id")))),
+             StagedReconciliation, code=NOT_FOUND)
     scope = scope_for(user)
     if not scope.national:
-        visible = scope.filter(PaymentLine.objects.filter(payroll_id=payroll.pk), field="location")
-        flag(target, names.code, "This line is outside your locations.",
-             coded.filter(Exists(PaymentLine.objects.filter(pk=OuterRef("line_id"), payroll_id=payroll.pk)))
-             .exclude(Exists(visible.filter(pk=OuterRef("line_id")))), StagedReconciliation, code=OUTSIDE_LOCATIONS)
+        visible = scope.filter(PaymentLine.objects.all(), field="location")
+        outside = (coded.filter(Exists(PaymentLine.objects.filter(pk=OuterRef("line_id"))))
+                   .exclude(Exists(visible.filter(pk=OuterRef("line_id")))))
+        if provider is not None:  # not found already: a second error would tell that the line exists
+            outside = outside.exclude(Exists(StagedError.objects.filter(
+                upload_id=key, row_number=OuterRef("row_number"), code=NOT_FOUND)))
+        flag(target, names.code, "This line is outside your locations.", outside, StagedReconciliation,
+             code=OUTSIDE_LOCATIONS)
+    _flag_line_problems(key, payroll, names)
     repeated = coded.values("line_id").annotate(n=Count("pk")).filter(n__gt=1).values("line_id")
     if repeated.exists():  # the aggregate alone, before joining it back to a million rows
         flag(target, names.code, "This line is on more than one row.", coded.filter(line_id__in=repeated),
@@ -210,30 +223,34 @@ LINE_PROBLEMS = (
     ("unpaid_before", "paid", STATUS_NOT_MATCHING,
      "This line was reported unpaid: it is paid by a follow-up payroll, not here."),
     ("cancelled", "paid", STATUS_NOT_MATCHING, "This line is cancelled."),
-    ("held", "paid", STATUS_NOT_MATCHING, "This line is above the transaction limit and was not released for payment."),
+    ("held", "paid", STATUS_NOT_MATCHING, "This line is above the transaction limit and was not released for "
+     "payment: it was not sent for payment, and nothing here changes it."),
 )
 
 
-def _flag_line_problems(key, payroll, names, *, provider_checked):
-    """One INSERT ... SELECT of the errors that the rows' lines (their payroll, their status now) give
-    (rows already not found among the provider's lines are left out)."""
+def _flag_line_problems(key, payroll, names):
+    """One INSERT ... SELECT of the errors that the rows' lines (their payroll, their status now) give.
+    Rows already not found (among the provider's lines) or outside the user's locations are left out:
+    nothing more of their line is told."""
     quote = connection.ops.quote_name
     staged, lines = quote(StagedReconciliation._meta.db_table), quote(PaymentLine._meta.db_table)
     problems = [(problem, getattr(names, column), code, message.format(payroll=payroll))
                 for problem, column, code, message in LINE_PROBLEMS]
     released = payroll.over_limit_released_at is not None
     due, paid, unpaid = LineStatus.DUE, LineStatus.PAID, LineStatus.UNPAID
+    # A held line (above the limit, not released) was never sent: no row changes it, Paid Yes or No.
     which = (f"CASE WHEN l.id IS NULL THEN CASE WHEN EXISTS (SELECT 1 FROM {lines} x WHERE x.id = s.line_id) "
              f"THEN 'elsewhere' ELSE 'missing' END "
              f"WHEN s.paid IS NULL THEN NULL "
-             f"WHEN s.paid AND l.status = '{due}' THEN CASE WHEN l.flagged_over_limit AND NOT %s THEN 'held' END "
+             f"WHEN l.status = '{due}' AND l.flagged_over_limit AND NOT %s THEN 'held' "
+             f"WHEN s.paid AND l.status = '{due}' THEN NULL "
              f"WHEN s.paid AND l.status = '{paid}' THEN CASE WHEN l.receipt <> s.receipt THEN 'other_receipt' END "
              f"WHEN NOT s.paid AND l.status IN ('{due}', '{unpaid}') THEN NULL "
              f"WHEN NOT s.paid AND l.status = '{paid}' THEN 'paid_already' "
              f"WHEN s.paid AND l.status = '{unpaid}' THEN 'unpaid_before' ELSE 'cancelled' END")
     errors = quote(StagedError._meta.db_table)
-    not_found_yet = (f"AND NOT EXISTS (SELECT 1 FROM {errors} e WHERE e.upload_id = s.upload_id "
-                     f"AND e.row_number = s.row_number AND e.code = '{NOT_FOUND}')" if provider_checked else "")
+    not_seen = (f"AND NOT EXISTS (SELECT 1 FROM {errors} e WHERE e.upload_id = s.upload_id "
+                f"AND e.row_number = s.row_number AND e.code IN ('{NOT_FOUND}', '{OUTSIDE_LOCATIONS}'))")
     outputs, output_params = [], []
     for position in (1, 2, 3):  # column, code, message of each problem
         outputs.append("CASE found.problem " + " ".join(["WHEN %s THEN %s"] * len(problems)) + " END")
@@ -244,7 +261,7 @@ def _flag_line_problems(key, payroll, names, *, provider_checked):
             f"SELECT %s, found.row_number, {', '.join(outputs)} FROM ("
             f"SELECT s.row_number, {which} AS problem FROM {staged} s "
             f"LEFT JOIN {lines} l ON l.id = s.line_id AND l.payroll_id = %s "
-            f"WHERE s.upload_id = %s AND s.line_id IS NOT NULL {not_found_yet}) found WHERE found.problem IS NOT NULL",
+            f"WHERE s.upload_id = %s AND s.line_id IS NOT NULL {not_seen}) found WHERE found.problem IS NOT NULL",
             [key, *output_params, released, payroll.pk, key])
 
 
@@ -265,11 +282,11 @@ def counts(key, payroll):
             [payroll.pk, key])
         rows, valid, paid, paid_amount, unpaid, unpaid_amount = cursor.fetchone()
     return {"rows": rows, "valid": valid, "errors": rows - valid, "paid": paid, "unpaid": unpaid,
-            "unchanged": valid - paid - unpaid, "paid_amount": _money(paid_amount),
-            "unpaid_amount": _money(unpaid_amount)}
+            "unchanged": valid - paid - unpaid, "paid_amount": money(paid_amount),
+            "unpaid_amount": money(unpaid_amount)}
 
 
-def _money(value):
+def money(value):
     return format(Decimal(value or 0).quantize(CENT), "f")
 
 
@@ -310,10 +327,14 @@ def _reconciliation_cursor(payroll):
             cursor.execute("SELECT set_config('mizani.reconciliation', '', true)")
 
 
+Applied = namedtuple("Applied", "paid unpaid paid_amount unpaid_amount")
+
+
 def apply(key, payroll, first_row, last_row, today=None):
     """Apply the rows first_row..last_row (inside the caller's transaction) in one UPDATE: the lines
     still DUE become PAID (receipt, date) or UNPAID; a line that moved since the check is left as it
-    is. Returns (paid, unpaid)."""
+    is (the caller compares what moved with what it planned). Returns what moved, as Applied (the
+    amounts as text, as `counts` gives them)."""
     payroll = lock_approved(payroll)
     today = today or timezone.localdate()
     quote = connection.ops.quote_name
@@ -321,25 +342,29 @@ def apply(key, payroll, first_row, last_row, today=None):
     rows = StagedReconciliation.objects.filter(upload_id=key, valid=True, row_number__range=(first_row, last_row))
     span = rows.aggregate(low=Min("line_id"), high=Max("line_id"))
     if span["low"] is None:
-        return 0, 0
+        return Applied(0, 0, money(0), money(0))
     # The span of line ids lets the database read only those lines (a file follows the export's order).
     update = (f"UPDATE {lines} AS l SET status = CASE WHEN s.paid THEN %s ELSE %s END, "
               f"receipt = CASE WHEN s.paid THEN s.receipt ELSE l.receipt END, "
               f"paid_on = CASE WHEN s.paid THEN COALESCE(s.paid_on, %s) ELSE l.paid_on END "
               f"FROM {staged} s WHERE s.upload_id = %s AND s.valid AND s.row_number BETWEEN %s AND %s "
               f"AND l.id = s.line_id AND l.id BETWEEN %s AND %s AND l.payroll_id = %s AND l.status = %s "
-              f"RETURNING status")
+              f"RETURNING status, amount")
     params = [PAID, UNPAID, today, key, first_row, last_row, span["low"], span["high"], payroll.pk, LineStatus.DUE]
     with _reconciliation_cursor(payroll) as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(f"WITH changed AS ({update}) SELECT COUNT(*) FILTER (WHERE status = %s), COUNT(*) "
-                           f"FROM changed", [*params, PAID])
-            paid, changed = cursor.fetchone()
+            cursor.execute(f"WITH changed AS ({update}) SELECT COUNT(*) FILTER (WHERE status = %s), "
+                           f"COUNT(*) FILTER (WHERE status = %s), SUM(amount) FILTER (WHERE status = %s), "
+                           f"SUM(amount) FILTER (WHERE status = %s) FROM changed", [*params, PAID, UNPAID, PAID, UNPAID])
+            paid, unpaid, paid_amount, unpaid_amount = cursor.fetchone()
         else:
             cursor.execute(update, params)
-            statuses = [status for (status,) in cursor.fetchall()]
-            paid, changed = statuses.count(PAID), len(statuses)
-    return paid, changed - paid
+            moved = cursor.fetchall()
+            paid = sum(1 for status, _amount in moved if status == PAID)
+            unpaid = len(moved) - paid
+            paid_amount = sum((Decimal(str(amount)) for status, amount in moved if status == PAID), Decimal(0))
+            unpaid_amount = sum((Decimal(str(amount)) for status, amount in moved if status != PAID), Decimal(0))
+    return Applied(paid, unpaid, money(paid_amount), money(unpaid_amount))
 
 
 def mark_due_unpaid(payroll):
@@ -376,6 +401,23 @@ def errors_of(key, limit=None):
 # --- the API's batches ------------------------------------------------------------------------------
 
 
+class _LinesMoved(Exception):
+    """A batch's lines moved between its check and its UPDATE: the batch is rolled back."""
+
+
+def _lock_lines(key, payroll):
+    """Lock the payroll's lines the batch names (in id order, as every batch does: no deadlock), so
+    that no other batch moves them between this one's check and its UPDATE: a concurrent batch on the
+    same lines waits, then is checked against what this one did."""
+    if connection.vendor != "postgresql":
+        return  # SQLite: one writer at a time already
+    quote = connection.ops.quote_name
+    staged, lines = quote(StagedReconciliation._meta.db_table), quote(PaymentLine._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT l.id FROM {lines} l WHERE l.payroll_id = %s AND l.id IN (SELECT s.line_id FROM "
+                       f"{staged} s WHERE s.upload_id = %s) ORDER BY l.id FOR UPDATE", [payroll.pk, key])
+
+
 def reconcile_batch(*, payroll, rows, by, provider=None):
     """Apply a batch of a provider's results to `payroll`: `rows` is a list of
     {"code": str, "paid": bool, "receipt": str, "paid_on": date | None}; row numbers are list index
@@ -385,7 +427,9 @@ def reconcile_batch(*, payroll, rows, by, provider=None):
 
     All or nothing: if any row has an error, nothing is applied and every error is returned. Rows that
     change nothing (already paid with the same receipt, already unpaid) count as unchanged: the same
-    batch twice changes nothing the second time.
+    batch twice changes nothing the second time. The batch's lines are locked before its check; should
+    one move anyway before the UPDATE, the batch is rolled back and checked again (its row then
+    answers status_not_matching, or unchanged).
 
     Returns {"paid": n, "unpaid": n, "unchanged": n, "errors": [{"row", "code", "message"}]}.
     Raises PermissionDenied without payments.reconcile_payroll, ValidationError unless the payroll is
@@ -394,22 +438,37 @@ def reconcile_batch(*, payroll, rows, by, provider=None):
         raise PermissionDenied(f"You do not have the permission '{PERMISSION}'.")
     if not isinstance(rows, list | tuple) or not all(isinstance(row, dict) for row in rows):
         raise ValidationError("The rows must be a list of objects.")
+    for _attempt in range(2):
+        try:
+            return _reconcile_batch_once(payroll, rows, by, provider)
+        except _LinesMoved:
+            continue
+    raise ValidationError("The lines of this batch kept changing while it was applied: nothing was applied, "
+                          "send it again.")
+
+
+def _reconcile_batch_once(payroll, rows, by, provider):
     key = -(secrets.randbits(52) + 1)  # never an upload's id; only this transaction sees its rows
     with transaction.atomic():
         payroll = lock_approved(payroll)
         stage_rows(key, ((number, row.get("code"), row.get("paid"), row.get("receipt"), row.get("paid_on"), None)
                          for number, row in enumerate(rows, 1)), API_NAMES)
-        check(key, payroll, by, names=API_NAMES, provider=provider)
+        _lock_lines(key, payroll)
+        # A batch is at most a few thousand rows: the staging table's statistics are not worth
+        # refreshing (ANALYZE) in every batch's transaction.
+        check(key, payroll, by, names=API_NAMES, provider=provider, analyze=False)
         errors = [{"row": row, "code": code, "message": f"{column}: {message}" if column else message}
                   for row, column, code, message in errors_of(key)]
         if errors:
             clear(key)
             return {"paid": 0, "unpaid": 0, "unchanged": 0, "errors": errors}
         planned = counts(key, payroll)
-        paid, unpaid = apply(key, payroll, 1, len(rows)) if rows else (0, 0)
+        applied = apply(key, payroll, 1, len(rows)) if rows else Applied(0, 0, money(0), money(0))
+        if (applied.paid, applied.unpaid) != (planned["paid"], planned["unpaid"]):
+            raise _LinesMoved
         clear(key)
-        result = {"paid": paid, "unpaid": unpaid, "unchanged": planned["unchanged"], "errors": []}
+        result = {"paid": applied.paid, "unpaid": applied.unpaid, "unchanged": planned["unchanged"], "errors": []}
         audit(payroll, "mizani.reconcile", by=by, data={
             "source": "api", "provider": provider.code if provider else None, "rows": len(rows), **result,
-            "paid_amount": planned["paid_amount"], "unpaid_amount": planned["unpaid_amount"]})
+            "paid_amount": applied.paid_amount, "unpaid_amount": applied.unpaid_amount})
     return result

@@ -514,13 +514,25 @@ def payroll_close_submit(*, payroll, mark_due_unpaid=False, by):
 
 def refuse_close_while_importing(payroll):
     """A reconciliation file being imported applies its rows chunk by chunk: closing in between would
-    stop it half-way."""
-    if payroll.uploads.filter(status=UploadStatus.IMPORTING).exists():
+    stop it half-way. A file waiting for the approval of its import would be overtaken by the closing
+    (its lines marked unpaid first). What counts is the live job (queued or running), not the upload's
+    status: a failed or cancelled import leaves its upload IMPORTING, and must not block closing."""
+    from workflows.models import ApprovalRequest, JobStatus, RequestStatus
+
+    uploads = payroll.uploads.all()
+    if uploads.filter(import_job__status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).exists():
         raise ValidationError(f"A reconciliation file of {payroll} is being imported: close it once the import "
                               "has finished.")
+    ready = list(uploads.filter(status=UploadStatus.READY).values_list("pk", flat=True))
+    if ready and ApprovalRequest.objects.filter(
+            operation="bulk.import", payload__upload__in=ready,
+            status__in=(RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.EXECUTING)).exists():
+        raise ValidationError(f"A reconciliation file of {payroll} is waiting for the approval of its import: "
+                              "decide on it (or cancel it) before closing the payroll.")
 
 
-def payroll_close(*, payroll, mark_due_unpaid=False, by=None):
+@transaction.atomic
+def payroll_close(*, payroll, mark_due_unpaid=False, by):
     """The approval engine's execution of `payments.close_payroll`: lines still due become unpaid (when
     the request says so), then the payroll is RECONCILED; from then on nothing reconciles it."""
     from . import reconciliation

@@ -8,8 +8,9 @@ RECONCILED_ONLY = ("payroll_reconciliation_only: the lines of a sealed payroll m
                    "PAID (with receipt and date) or UNPAID, while the payroll is approved")
 
 # Reconciliation's statements run with `mizani.reconciliation` set to the id of the payroll they
-# reconcile (set_config, local to the transaction, reset after them).
-SETTING = "current_setting('mizani.reconciliation', true)"
+# reconcile (set_config, local to the transaction, reset after them). In a session that never set it,
+# current_setting(..., true) is NULL: read as '' so that every comparison below is true or false.
+SETTING = "COALESCE(current_setting('mizani.reconciliation', true), '')"
 
 # A line of a sealed payroll: never deleted; its frozen columns never change; its status, receipt and
 # paid date change only as checked below.
@@ -39,20 +40,23 @@ $$ LANGUAGE plpgsql
 """
 # A reconciliation row's move (the setting names the line's payroll; DUE to UNPAID, or to PAID with a
 # receipt and a date; nothing frozen touched) skips the row function: evaluated by the trigger's WHEN
-# clause, it costs nothing per row. Every other update goes through the function above.
+# clause, it costs nothing per row. Every other update goes through the function above (IS NOT TRUE:
+# a move that evaluates to NULL is not a reconciliation move either).
 RECONCILIATION_MOVE = f"""{SETTING} = OLD.payroll_id::text AND OLD.status = 'DUE'
     AND (NEW.status = 'UNPAID' OR (NEW.status = 'PAID' AND NEW.receipt <> '' AND NEW.paid_on IS NOT NULL))
     AND (NEW.payroll_id, NEW.beneficiary_id, NEW.recipient_id, NEW.location_id, NEW.amount, NEW.inputs,
          NEW.flagged_over_limit)
         IS NOT DISTINCT FROM (OLD.payroll_id, OLD.beneficiary_id, OLD.recipient_id, OLD.location_id, OLD.amount,
          OLD.inputs, OLD.flagged_over_limit)"""
-# Once per statement: the payroll the setting names is approved.
+# Once per statement: the payroll the setting names is approved (CASE, not OR: the cast is evaluated only
+# for a payroll id).
 STATEMENT_GUARD = f"""
 CREATE OR REPLACE FUNCTION payments_reconciliation_guard() RETURNS trigger AS $$
+DECLARE reconciled text := {SETTING};
 BEGIN
-    IF COALESCE({SETTING}, '') <> '' AND (
-        {SETTING} !~ '^[0-9]+$'
-        OR (SELECT status FROM payments_payroll WHERE id = {SETTING}::bigint) IS DISTINCT FROM 'APPROVED') THEN
+    IF reconciled <> '' AND (CASE WHEN reconciled ~ '^[0-9]{{1,18}}$'
+            THEN (SELECT status FROM payments_payroll WHERE id = reconciled::bigint) END
+            IS DISTINCT FROM 'APPROVED') THEN
         RAISE EXCEPTION '{RECONCILED_ONLY}' USING ERRCODE = 'integrity_constraint_violation';
     END IF;
     RETURN NULL;
@@ -66,7 +70,7 @@ FORWARD = [
     "CREATE TRIGGER payments_line_delete_guard BEFORE DELETE ON payments_paymentline "
     "FOR EACH ROW EXECUTE FUNCTION payments_line_guard()",
     f"CREATE TRIGGER payments_line_guard BEFORE UPDATE ON payments_paymentline FOR EACH ROW "
-    f"WHEN (NOT ({RECONCILIATION_MOVE})) EXECUTE FUNCTION payments_line_guard()",
+    f"WHEN (({RECONCILIATION_MOVE}) IS NOT TRUE) EXECUTE FUNCTION payments_line_guard()",
     "CREATE TRIGGER payments_reconciliation_guard BEFORE UPDATE ON payments_paymentline "
     "FOR EACH STATEMENT EXECUTE FUNCTION payments_reconciliation_guard()",
 ]

@@ -90,8 +90,12 @@ def test_paid_and_unpaid_rows_are_applied_after_the_import(approved_payroll, peo
     assert after[people["three"].pk].paid_on == upload.finished_at.date()
     assert after[people["six"].pk].status == LineStatus.UNPAID
     assert after[people["single_b"].pk].status == LineStatus.DUE
-    entry = ModelLogEntry.objects.get(action="mizani.reconcile", object_id=str(approved_payroll.pk))
-    assert entry.data["source"] == "file" and entry.data["paid"] == 1
+    entry = ModelLogEntry.objects.get(action="mizani.reconcile", object_id=str(approved_payroll.pk),
+                                      data__has_key="file")
+    assert entry.data["source"] == "file" and entry.data["paid"] == 1 and entry.data["rows_skipped"] == 0
+    assert (entry.data["paid_amount"], entry.data["unpaid_amount"]) == ("800.00", "900.00")
+    chunk = ModelLogEntry.objects.get(action="mizani.reconcile", data__has_key="chunk")
+    assert (chunk.data["paid"], chunk.data["unpaid"], chunk.data["paid_amount"]) == (1, 1, "800.00")
     assert not StagedReconciliation.objects.filter(upload_id=upload.pk).exists()
 
 
@@ -143,7 +147,7 @@ def test_every_bad_row_is_in_the_error_file_with_its_code_and_column(
         three.code: "Paid: paid_column_invalid_value: Paid must be Yes or No.",
         six.code: "Receipt: receipt_required: A paid line needs its receipt.",
         flagged.code: "Paid: status_not_matching: This line is above the transaction limit and was not released "
-                      "for payment.",
+                      "for payment: it was not sent for payment, and nothing here changes it.",
     }
 
     upload = import_now(upload, accountant, django_capture_on_commit_callbacks)
@@ -253,3 +257,69 @@ def test_the_upload_screens(client, approved_payroll, people, accountant, django
     assert "Upload a reconciliation file" in payroll_page and "reconciliation.csv" in payroll_page
     template = client.get(reverse("bulk_upload:template") + "?kind=RECONCILIATION")
     assert template.content.decode("utf-8-sig").strip() == ",".join(HEADERS)
+
+
+def test_closing_waits_for_a_file_waiting_for_approval_then_for_its_import_job(
+        approved_payroll, people, accountant, checkers, django_capture_on_commit_callbacks):
+    """A provider's paid file waiting for its import's approval is not overtaken by closing (which would
+    mark its lines unpaid first); once approved, its queued job holds closing off; once that job failed,
+    closing goes ahead."""
+    from schemes.payments import services as payments
+    from workflows.models import ApprovalRule, Job, JobStatus, WorkflowStep
+
+    definition = WorkflowDefinition.objects.get(operation="bulk.import")
+    definition.requires_approval = True
+    definition.save()
+    WorkflowStep.objects.create(definition=definition, group=checkers[1], rule=ApprovalRule.ANY)
+    upload = receive(accountant, approved_payroll, [file_row(approved_payroll, line_of(approved_payroll,
+                                                                                          people["three"]))],
+                     django_capture_on_commit_callbacks)
+    approval_submit(operation="bulk.import", by=accountant, payload={"upload": upload.pk, "mode": "VALID_ROWS"})
+    with pytest.raises(ValidationError, match="waiting for the approval of its import"):
+        payments.payroll_close(payroll=approved_payroll, mark_due_unpaid=True, by=accountant)
+
+    services.import_start(upload=upload, mode="VALID_ROWS", by=accountant)  # as the approval would: queued
+    upload.refresh_from_db()
+    assert upload.status == UploadStatus.IMPORTING and upload.import_job.status == JobStatus.QUEUED
+    with pytest.raises(ValidationError, match="being imported"):
+        payments.payroll_close(payroll=approved_payroll, mark_due_unpaid=True, by=accountant)
+
+    Job.objects.filter(pk=upload.import_job_id).update(status=JobStatus.FAILED)
+    assert payments.payroll_close(payroll=approved_payroll, mark_due_unpaid=True, by=accountant).status == \
+        PayrollStatus.RECONCILED
+
+
+def test_an_import_does_not_start_once_the_payroll_is_closed(
+        approved_payroll, people, accountant, django_capture_on_commit_callbacks):
+    """import_start re-reads the payroll under a share lock (a close cannot slip in between)."""
+    from schemes.payments import services as payments
+
+    upload = receive(accountant, approved_payroll, [file_row(approved_payroll, line_of(approved_payroll,
+                                                                                          people["three"]))],
+                     django_capture_on_commit_callbacks)
+    payments.payroll_close(payroll=approved_payroll, mark_due_unpaid=True, by=accountant)
+    with pytest.raises(ValidationError, match="only an approved payroll is reconciled"):
+        services.import_start(upload=upload, mode="VALID_ROWS", by=accountant)
+    assert Upload.objects.get(pk=upload.pk).status == UploadStatus.READY
+
+
+def test_a_line_that_moved_since_the_check_is_skipped_and_the_audit_says_so(
+        approved_payroll, people, accountant, django_capture_on_commit_callbacks):
+    from schemes.payments.reconciliation import reconcile_batch
+
+    three, six = line_of(approved_payroll, people["three"]), line_of(approved_payroll, people["six"])
+    upload = receive(accountant, approved_payroll, [file_row(approved_payroll, three, receipt="FILE"),
+                                                    file_row(approved_payroll, six, receipt="FILE-6")],
+                     django_capture_on_commit_callbacks)
+    assert (upload.counts["paid"], upload.counts["paid_amount"]) == (2, "1700.00")
+    reconcile_batch(payroll=approved_payroll, by=accountant, rows=[  # a provider's batch meanwhile
+        {"code": six.code, "paid": True, "receipt": "API-6", "paid_on": None}])
+
+    upload = import_now(upload, accountant, django_capture_on_commit_callbacks)
+
+    assert upload.counts["imported"] == 1
+    entry = ModelLogEntry.objects.get(action="mizani.reconcile", data__has_key="file")
+    assert (entry.data["lines_changed"], entry.data["rows_skipped"]) == (1, 1)
+    assert (entry.data["paid"], entry.data["paid_amount"]) == (1, "800.00")
+    assert entry.data["checked"]["paid_amount"] == "1700.00"
+    assert line_of(approved_payroll, people["six"]).receipt == "API-6"

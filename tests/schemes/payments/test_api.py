@@ -305,11 +305,14 @@ def test_another_providers_lines_are_not_found_and_nothing_is_applied(approved, 
     three, single_b = line_of(people, "three", approved), line_of(people, "single_b", approved)
 
     response = post_batch(api_a, approved, [{"code": three.code, "paid": "no"},
-                                            {"code": single_b.code, "paid": "no"}])
+                                            {"code": single_b.code, "paid": "no"},
+                                            {"code": "PL999999999", "paid": "no"}])
 
     assert response.status_code == 422
-    assert {(error["row"], error["code"]) for error in response.json()["errors"]} >= {
-        (2, "benefit_consumption_not_found")}
+    # B's line and a code of no line answer alike: nothing tells that B's line exists.
+    assert [(error["row"], error["code"], error["message"]) for error in response.json()["errors"]] == [
+        (row, "benefit_consumption_not_found", "code: None of your payment points' lines has this code.")
+        for row in (2, 3)]
     assert response.json()["paid"] == response.json()["unpaid"] == 0
     assert set(PaymentLine.objects.filter(pk__in=[three.pk, single_b.pk]).values_list("status", flat=True)) == {"DUE"}
     # B's own token reaches its line.

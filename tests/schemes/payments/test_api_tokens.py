@@ -1,5 +1,5 @@
-"""Provider tokens: issued and revoked through audited services by who may manage them and sees all the
-provider's points; the secret is shown once and never stored; the token acts as the provider's service
+"""Provider tokens: issued and revoked through audited services by who may manage them, with national
+scope (a token is a programme-wide key); the secret is shown once and never stored; the token acts as the provider's service
 user. The admin screen under Payments > Payment providers."""
 
 import hashlib
@@ -12,7 +12,7 @@ from wagtail.models import ModelLogEntry
 
 from schemes.payments import services
 from schemes.payments.api_services import SERVICE_ROLE, provider_token_create, provider_token_revoke
-from schemes.payments.models import ProviderToken
+from schemes.payments.models import PaymentPoint, ProviderToken
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -78,12 +78,20 @@ def test_managing_tokens_takes_the_permission(provider, checkers, accountant):
     assert Group.objects.get(name="Accountant").permissions.filter(codename="manage_provider_token").exists()
 
 
-def test_managing_tokens_takes_every_point_of_the_provider_in_scope(provider, geo):
+def test_managing_tokens_takes_national_scope(provider, geo, accountant):
+    """Even a provider whose points are all in the accountant's district: a point added later elsewhere
+    would widen the token."""
+    PaymentPoint.objects.filter(provider=provider).exclude(location=geo.district_a).delete()
     district_accountant = UserFactory(role="Accountant", locations=[geo.district_a])
 
-    with pytest.raises(PermissionDenied, match="outside your locations"):
+    with pytest.raises(PermissionDenied, match="programme-wide key"):
         provider_token_create(provider=provider, by=district_accountant)
     assert not ProviderToken.objects.exists()
+    token, _ = provider_token_create(provider=provider, by=accountant)
+    with pytest.raises(PermissionDenied, match="national scope"):
+        provider_token_revoke(token=token, by=district_accountant)
+    token.refresh_from_db()
+    assert token.revoked_at is None
 
 
 def test_revoking_is_audited_once(provider, accountant):
@@ -159,5 +167,5 @@ def test_a_district_accountant_sees_the_refusal_on_the_screen(client, provider, 
 
     response = client.post(reverse("payments_provider:tokens", args=[provider.pk]), {"name": "x"}, follow=True)
 
-    assert "outside your locations" in response.content.decode()
+    assert "programme-wide key" in response.content.decode()
     assert not ProviderToken.objects.exists()
