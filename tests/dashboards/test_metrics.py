@@ -12,7 +12,7 @@ from django.utils import timezone
 from dashboards.forms import DashboardFilterForm
 from dashboards.metrics import Filters, compute, registered_metrics
 from schemes.bulk.models import Upload, UploadKind
-from schemes.payments.models import LineStatus, PaymentLine
+from schemes.payments.models import PaymentLine
 from schemes.plans.models import BenefitPlan
 from tests.factories import UserFactory
 from tests.schemes.payments.conftest import enrol, household_of
@@ -92,9 +92,11 @@ def test_registry_totals_equal_sql_counts_per_district(geo, people, manager_a, m
 def test_payments_due_and_paid_per_district_equal_sql_sums(geo, approved_payroll, accountant_a, accountant_b,
                                                           manager_a):
     line_a = PaymentLine.objects.filter(payroll=approved_payroll, location__path__startswith=geo.district_a.path).first()
-    # As reconciliation leaves it (its own SQL path: the querysets refuse any change to a sealed line).
-    sql("UPDATE payments_paymentline SET status = %s, receipt = 'R1', paid_on = %s WHERE id = %s",
-        [LineStatus.PAID, datetime.date(2025, 1, 15), line_a.pk])
+    # Paid as reported by reconciliation (the one path that moves a sealed line).
+    from schemes.payments.reconciliation import reconcile_batch
+
+    reconcile_batch(payroll=approved_payroll, by=UserFactory(username="root_pay", is_superuser=True, is_staff=True),
+                    rows=[{"code": line_a.code, "paid": True, "receipt": "R1", "paid_on": datetime.date(2025, 1, 15)}])
     for user, district in ((accountant_a, geo.district_a), (accountant_b, geo.district_b)):
         (due, paid), = sql("""
             SELECT SUM(CASE WHEN p.status <> 'CANCELLED' THEN p.amount END),

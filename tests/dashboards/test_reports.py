@@ -20,7 +20,7 @@ from wagtail.models import ModelLogEntry
 from dashboards import reports
 from dashboards.metrics import compute
 from schemes.bulk.models import Upload, UploadKind, UploadStatus
-from schemes.payments.models import LineStatus, PaymentLine
+from schemes.payments.models import PaymentLine
 from schemes.plans.models import BenefitPlan
 from tests.factories import UserFactory
 from tests.schemes.payments.conftest import enrol, household_of
@@ -194,10 +194,12 @@ def test_the_beneficiaries_csv_is_audited_with_its_filters_and_row_count(geo, pe
 
 
 def mark_paid(line):
-    # As reconciliation leaves it (its own SQL path: the querysets refuse any change to a sealed line).
-    with connection.cursor() as cursor:
-        cursor.execute("UPDATE payments_paymentline SET status = %s, receipt = 'R1', paid_on = %s WHERE id = %s",
-                       [LineStatus.PAID, datetime.date(2025, 1, 15), line.pk])
+    # Paid as reported by reconciliation (the one path that moves a sealed line).
+    from schemes.payments.reconciliation import reconcile_batch
+
+    reconcile_batch(payroll=line.payroll, by=UserFactory(username=f"root_pay_{line.pk}", is_superuser=True,
+                                                         is_staff=True),
+                    rows=[{"code": line.code, "paid": True, "receipt": "R1", "paid_on": datetime.date(2025, 1, 15)}])
 
 
 def test_two_district_accountants_get_their_own_payments_equal_to_sql(geo, approved_payroll, accountant_a,
