@@ -11,11 +11,12 @@ The world (`world` fixture): districts A and B under one region, in each an indi
 household, a soft-deleted individual and a soft-deleted household, a possible duplicate of that
 individual (a pair in the review queue) and a merged pair; a person and a household with no
 location; a person in A without household (for member POSTs); an empty leaf location in A.
-Payments: a payment plan over the walk plan, paying A's beneficiary 333.33 and B's two 666.66 (unpaid)
+Payments: a payment plan over the walk plan, paying A's beneficiary 333.33 and B's two 555.55 (unpaid)
 and 1444.43 (above the transaction limit) in an approved payroll, the same again in a payroll waiting
-to be submitted, a cycle without payroll, a provider and a payment point in each district. Payment
-plans, cycles, providers and payrolls are programme-wide; payment lines, and the totals and exports
-made of them, only in the user's locations (a district accountant walks them).
+to be submitted and in a closed one (follow-ups are made from it), a cycle without payroll, a provider
+and a payment point in each district. Payment plans, cycles, providers and payrolls are programme-wide;
+payment lines, and the totals and exports made of them, only in the user's locations (a district
+accountant walks them).
 """
 
 import datetime
@@ -381,6 +382,7 @@ class World:
     point_b: PaymentPoint
     payroll: Payroll              # approved; lines of A and B (B's: one unpaid, one above the limit)
     payroll_pending: Payroll      # sealed, waiting to be submitted
+    payroll_reconciled: Payroll   # closed, B's line unpaid: the one a follow-up is made from
     line_a: PaymentLine
     line_b: PaymentLine
     b_tokens: list = field(default_factory=list)
@@ -428,7 +430,7 @@ class World:
         if kind == "paymentprovider":
             return self.provider
         if kind == "payroll":
-            return self.payroll_pending if view == "submit" else self.payroll
+            return {"submit": self.payroll_pending, "follow_up": self.payroll_reconciled}.get(view, self.payroll)
         if kind in ("paymentline", "paymentpoint"):
             return getattr(self, {"paymentline": "line_", "paymentpoint": "point_"}[kind] + side)
         raise AssertionError(kind)
@@ -534,7 +536,7 @@ def world(db, member_roles):
         plan=plan, enrolled_at=enrolled, status_changed_at=enrolled, attributes={"walk_grade": 13},
         individual=IndividualFactory(first_name="Brunhilde", last_name="Overlimitbee",
                                      national_id="B31313131", location=village_b))
-    for side, grade in (("a", 3), ("b", 6)):
+    for side, grade in (("a", 3), ("b", 5)):
         Beneficiary.objects.filter(pk=beneficiaries[side].pk).update(attributes={"walk_grade": grade})
     for operation in ("payments.approve_payroll", "payments.release_over_limit", "payments.change_plan",
                       "payments.close_payroll"):
@@ -544,26 +546,29 @@ def world(db, member_roles):
         "code": "WALK-PAY", "name": "Walk payments", "benefit_plan": plan, "formula": "111.11 * walk_grade",
         "limit_per_transaction": Decimal("1000.00"), "periodicity": 1, "currency": "TZS",
         "target_statuses": ["POTENTIAL"]}, by=superuser)
-    cycle_paid, cycle_pending, cycle_free = payment_services.cycle_schedule_generate(
-        prefix="WALK", first_start=datetime.date(2025, 1, 1), periodicity=1, count=3, by=superuser)
+    cycle_paid, cycle_pending, cycle_free, cycle_reconciled = payment_services.cycle_schedule_generate(
+        prefix="WALK", first_start=datetime.date(2025, 1, 1), periodicity=1, count=4, by=superuser)
     payment_services.cycle_change_status(cycle=cycle_paid, action="open", by=superuser)
     payrolls = []
-    for cycle in (cycle_paid, cycle_pending):
+    for cycle in (cycle_paid, cycle_pending, cycle_reconciled):
         started = payment_services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle,
                                                           by=superuser)
         payment_services.payroll_generate(started.pk)
         payrolls.append(Payroll.objects.get(pk=started.pk))
-    payroll, payroll_pending = payrolls
-    with transaction.atomic():
-        payment_services.payroll_approve(payroll=payroll)
-    payroll.refresh_from_db()
+    payroll, payroll_pending, payroll_reconciled = payrolls
+    for approved in (payroll, payroll_reconciled):
+        with transaction.atomic():
+            payment_services.payroll_approve(payroll=approved)
+        approved.refresh_from_db()
     lines = {line.beneficiary_id: line for line in PaymentLine.objects.filter(payroll=payroll)}
     line_a, line_b = lines[beneficiaries["a"].pk], lines[beneficiaries["b"].pk]
     assert (line_a.amount, line_b.amount, lines[over_limit_b.pk].amount) == (
-        Decimal("333.33"), Decimal("666.66"), Decimal("1444.43"))
+        Decimal("333.33"), Decimal("555.55"), Decimal("1444.43"))
     outcome = reconcile_batch(payroll=payroll, rows=[{"code": line_b.code, "paid": False, "receipt": "",
                                                       "paid_on": None}], by=superuser)
     assert outcome["unpaid"] == 1, outcome
+    with transaction.atomic():
+        payment_services.payroll_close(payroll=payroll_reconciled, mark_due_unpaid=True, by=superuser)
     provider = payment_services.provider_create(fields={"code": "WALK-PROV", "name": "Walk provider"},
                                                 by=superuser)
     points = {side: payment_services.point_create(fields={
@@ -591,15 +596,16 @@ def world(db, member_roles):
         superuser=superuser,
         accountant_a=UserFactory(username="walk_accountant_a", role="Accountant", locations=[district_a]),
         payment_plan=payment_plan, cycle_free=cycle_free, provider=provider, point_a=points["a"],
-        point_b=points["b"], payroll=payroll, payroll_pending=payroll_pending, line_a=line_a, line_b=line_b,
+        point_b=points["b"], payroll=payroll, payroll_pending=payroll_pending,
+        payroll_reconciled=Payroll.objects.get(pk=payroll_reconciled.pk), line_a=line_a, line_b=line_b,
     )
     # What a district-A user must never see.
     w.b_tokens = ["Zebulon", "Quixotebee", "B99887766", "+255700999888", "Xanthippe", "Brackenbury",
                   "B44443333", "HH-BRAVO-02", "HH-BRAVO-DEL", "Bravoshire", "Bravoton",
-                  "Brunhilde", "Overlimitbee", "B31313131", "666.66", "1444.43", "1,444.43", "WALK-PT-B"]
+                  "Brunhilde", "Overlimitbee", "B31313131", "555.55", "1444.43", "1,444.43", "WALK-PT-B"]
     # B's payment lines by code (both payrolls), and totals that would count them with A's 333.33.
     w.b_tokens += [line.code for line in PaymentLine.objects.filter(location=village_b)]
-    w.b_tokens += ["1777.76", "1,777.76", "999.99"]
+    w.b_tokens += ["1777.76", "1,777.76", "888.88"]
     w.nowhere_tokens = ["Nullius", "Nowhereman", "N55550000", "HH-NOWHERE-03"]
     # What each list shows of district A (a name or code, never a sensitive value).
     w.a_tokens = {"registry_individual": "Ambergris", "registry_household": "HH-ALPHA-01",

@@ -25,6 +25,7 @@ from . import generation
 from .models import (
     CENT,
     DEAD_STATUSES,
+    CycleStatus,
     LineStatus,
     PaymentCycle,
     PaymentLine,
@@ -325,12 +326,11 @@ def payroll_generate_start(*, payment_plan, cycle, by):
     existing = live_payroll(payment_plan, cycle)
     if existing is not None:
         return existing
-    if cycle.status == "CLOSED":
-        raise ValidationError(f"Cycle {cycle.code} is closed.")
     payment_plan = PaymentPlan.objects.select_related("benefit_plan").get(pk=payment_plan.pk)
     payment_plan_clean({name: getattr(payment_plan, name) for name in PLAN_FIELDS})  # still checks
     try:
         with transaction.atomic():
+            _lock_open_cycle(cycle)
             payroll = Payroll.objects.create(
                 name=f"{payment_plan.code} {cycle.code}", payment_plan=payment_plan, cycle=cycle,
                 formula={"formula": payment_plan.formula, "criteria": payment_plan.criteria},
@@ -346,6 +346,14 @@ def payroll_generate_start(*, payment_plan, cycle, by):
     return payroll
 
 
+def _lock_open_cycle(cycle):
+    """Lock the cycle's row until the new payroll is committed: closing the cycle waits for it, and a
+    cycle closed meanwhile is seen here, so no payroll lands in a closed cycle."""
+    status = PaymentCycle.objects.select_for_update(no_key=True).filter(pk=cycle.pk).values_list(
+        "status", flat=True).get()
+    if status == CycleStatus.CLOSED:
+        raise ValidationError(f"Cycle {cycle.code} is closed: no payroll is made for it any more.")
+
 def _parameters(payment_plan):
     def text(value):
         return None if value is None else format(value, "f")
@@ -355,18 +363,24 @@ def _parameters(payment_plan):
 
 
 def payroll_follow_up_start(*, payroll, by):
-    """A new payroll of the unpaid lines of an approved one, at their frozen amounts."""
+    """A new payroll of the unpaid lines of a reconciled one, at their frozen amounts. Only once the
+    payroll is closed (RECONCILED) are its unpaid lines final: a follow-up taken earlier would miss
+    the lines a later reconciliation or the closing marks unpaid, and there is one follow-up per
+    payroll."""
     _require_permission(by, "payments.add_payroll")
     _require_national(by, "A payroll")
-    if payroll.status not in (PayrollStatus.APPROVED, PayrollStatus.RECONCILED):
-        raise ValidationError("Only an approved payroll's unpaid lines can be paid again.")
     existing = Payroll.objects.filter(follow_up_of=payroll).exclude(status__in=DEAD_STATUSES).first()
     if existing is not None:
         return existing
-    if not payroll.lines.filter(status=LineStatus.UNPAID).exists():
-        raise ValidationError(f"{payroll} has no unpaid lines.")
     try:
         with transaction.atomic():
+            payroll = Payroll.objects.select_for_update().select_related("cycle").get(pk=payroll.pk)
+            if payroll.status != PayrollStatus.RECONCILED:
+                raise ValidationError("Only a closed (reconciled) payroll's unpaid lines can be paid again: "
+                                      "close the payroll first.")
+            if not payroll.lines.filter(status=LineStatus.UNPAID).exists():
+                raise ValidationError(f"{payroll} has no unpaid lines.")
+            _lock_open_cycle(payroll.cycle)
             follow_up = Payroll.objects.create(
                 name=f"{payroll.name} follow-up", payment_plan=payroll.payment_plan, cycle=payroll.cycle,
                 follow_up_of=payroll, formula=payroll.formula, parameters=payroll.parameters, created_by=by)

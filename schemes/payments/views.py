@@ -31,7 +31,7 @@ from workflows.selectors import jobs_for
 
 from . import approvals, reconciliation, selectors, services
 from .forms import FormulaTestForm, GeneratePayrollForm, ScheduleForm
-from .models import DEAD_STATUSES, LineStatus, PayrollStatus
+from .models import DEAD_STATUSES, CycleStatus, LineStatus, PayrollStatus
 
 DIFF_SAMPLE = 5
 
@@ -173,7 +173,8 @@ class PayrollRecordView(ScopedInspectView):
                             and payroll.status in (PayrollStatus.PENDING_APPROVAL, PayrollStatus.APPROVED)
                             and approvals.RELEASE_OVER_LIMIT not in pending),
             "can_export": payable and user.has_perm("payments.export_payroll"),
-            "can_follow_up": (payable and user.has_perm("payments.add_payroll")
+            "can_follow_up": (payroll.status == PayrollStatus.RECONCILED and user.has_perm("payments.add_payroll")
+                              and payroll.cycle.status != CycleStatus.CLOSED
                               and not payroll.follow_ups.exclude(status__in=DEAD_STATUSES).exists()
                               and payroll.lines.filter(status=LineStatus.UNPAID).exists()),
             "can_reconcile": approved and may_reconcile and user.has_perm("bulk.add_upload"),

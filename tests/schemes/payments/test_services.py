@@ -219,18 +219,40 @@ def test_the_database_refuses_raw_sql_changes_to_an_approved_payroll(approved):
 # --- follow-ups and the diff ----------------------------------------------------------------------------
 
 
-def test_a_follow_up_pays_the_unpaid_lines_at_their_frozen_amounts(approved, accountant, people,
-                                                                 django_capture_on_commit_callbacks):
+def test_a_follow_up_waits_for_the_closing_and_pays_every_unpaid_line_at_its_frozen_amount(
+        approved, accountant, people, django_capture_on_commit_callbacks):
     line = PaymentLine.objects.get(payroll=approved, beneficiary_id=people["six"].pk)
     reconcile_batch(payroll=approved, by=accountant, rows=[{"code": line.code, "paid": False, "receipt": ""}])
+    with pytest.raises(ValidationError, match="close the payroll first"):
+        services.payroll_follow_up_start(payroll=approved, by=accountant)
+    assert not Payroll.objects.filter(follow_up_of=approved).exists()
+
+    services.payroll_close(payroll=approved, mark_due_unpaid=True, by=accountant)  # the rest: unpaid too
     with django_capture_on_commit_callbacks(execute=True):
         follow_up = services.payroll_follow_up_start(payroll=approved, by=accountant)
     follow_up = Payroll.objects.get(pk=follow_up.pk)
 
     assert follow_up.follow_up_of_id == approved.pk
-    assert (follow_up.line_count, follow_up.total) == (1, Decimal("900.00"))
-    assert list(follow_up.lines.values_list("beneficiary_id", "status")) == [(people["six"].pk, LineStatus.DUE)]
+    assert (follow_up.line_count, follow_up.total) == (approved.line_count, approved.total)  # none left behind
+    assert sorted(follow_up.lines.values_list("beneficiary_id", "amount", "status")) == sorted(
+        (beneficiary, amount, LineStatus.DUE) for beneficiary, amount in approved.lines.values_list(
+            "beneficiary_id", "amount"))
     assert services.payroll_follow_up_start(payroll=approved, by=accountant).pk == follow_up.pk
+
+
+def test_no_payroll_lands_in_a_closed_cycle(approved, accountant, cycle, payment_plan, superuser):
+    services.payroll_close(payroll=approved, mark_due_unpaid=True, by=accountant)
+    services.cycle_change_status(cycle=cycle, action="open", by=superuser)
+    services.cycle_change_status(cycle=cycle, action="close", by=superuser)
+    other_plan = services.payment_plan_create(
+        fields={**{name: getattr(payment_plan, name) for name in services.PLAN_FIELDS}, "code": "CG-OTHER"},
+        by=superuser)
+
+    with pytest.raises(ValidationError, match="is closed"):
+        services.payroll_follow_up_start(payroll=approved, by=accountant)
+    with pytest.raises(ValidationError, match="is closed"):
+        services.payroll_generate_start(payment_plan=other_plan, cycle=cycle, by=accountant)
+    assert list(Payroll.objects.filter(cycle=cycle)) == [approved]
 
 
 def test_the_diff_shows_new_removed_and_changed_beneficiaries(
