@@ -330,13 +330,18 @@ def prepare_import(upload):
             f"OR SUM(CASE WHEN recipient = 'PRIMARY' THEN 1 ELSE 0 END) = 0) firsts "
             f"WHERE upload_id = %s AND row_number = firsts.first_row",
             [upload.pk, upload.pk])
+        # A code registered since the check is skipped by the unique index as the row goes in: a
+        # NOT EXISTS probe of the table being filled would be planned on its size before the statement
+        # (empty, at a first national load) and scan it once per row.
         created_households = (
             f"INSERT INTO {households} (code, location_id, attributes, created_at, updated_at) "
             f"SELECT s.group_code, s.location_id, %s, %s, %s FROM {staged} s "
             f"WHERE s.upload_id = %s AND s.valid AND s.role = 'HEAD' AND s.group_code <> '' "
-            f"AND NOT EXISTS (SELECT 1 FROM {households} h WHERE h.code = s.group_code)")
+            f"ON CONFLICT (code) DO NOTHING")
         params = ["{}", now, now, upload.pk]
-        if connection.vendor == "postgresql":  # exactly the households this statement created
+        # Exactly the households this statement created are noted (RETURNING): the members of a code
+        # taken meanwhile join no one else's household.
+        if connection.vendor == "postgresql":
             cursor.execute(
                 f"WITH created AS ({created_households} RETURNING id, code) "
                 f"INSERT INTO {mapping} (upload_id, group_code, household_id) SELECT %s, code, id FROM created",
@@ -345,13 +350,11 @@ def prepare_import(upload):
             # Known to the planner, each chunk's members find their household by index, not by hashing all.
             cursor.execute(f"ANALYZE {mapping}")
             return created
-        cursor.execute(created_households, params)
-        created = cursor.rowcount
-        cursor.execute(
-            f"INSERT INTO {mapping} (upload_id, group_code, household_id) SELECT %s, h.code, h.id "
-            f"FROM {households} h WHERE h.code IN (SELECT group_code FROM {staged} WHERE upload_id = %s AND valid "
-            f"AND role = 'HEAD' AND group_code <> '')", [upload.pk, upload.pk])
-        return created
+        cursor.execute(f"{created_households} RETURNING id, code", params)
+        created = [(upload.pk, code, household_id) for household_id, code in cursor.fetchall()]
+        cursor.executemany(f"INSERT INTO {mapping} (upload_id, group_code, household_id) VALUES (%s, %s, %s)",
+                           created)
+        return len(created)
 
 
 def reserve_ids(upload, last_row):
@@ -439,6 +442,7 @@ class Importer:
     """This module as the pipeline sees an importer (the interface beneficiaries.Importer shares)."""
 
     CHUNK = CHUNK
+    READS = (Individual, Household, Membership)  # tables its checks and statements join
 
     def columns(self, plan):
         return columns()

@@ -28,6 +28,7 @@ STAGED_FIELDS = ("upload", "row_number", "valid", "code", "name", "parent_code")
 
 class Importer:
     CHUNK = 1_000_000  # the import runs whole in prepare_import; the chunk only counts it
+    READS = (Location,)
 
     def columns(self, plan):
         return COLUMNS
@@ -206,7 +207,7 @@ def _import(upload):
                 f"INSERT INTO {table} (code, name, parent_id, depth, path) "
                 f"SELECT s.code, s.name, p.id, s.depth, '' FROM {staged} s LEFT JOIN {table} p ON p.code = s.parent_code "
                 f"WHERE s.upload_id = %s AND s.valid AND s.location_id IS NULL AND s.depth = %s "
-                f"AND NOT EXISTS (SELECT 1 FROM {table} e WHERE e.code = s.code)", [upload.pk, level])
+                f"ON CONFLICT (code) DO NOTHING", [upload.pk, level])
             created += cursor.rowcount
             cursor.execute(
                 f"UPDATE {table} SET path = COALESCE((SELECT p.path FROM {table} p WHERE p.id = {table}.parent_id), '/') "

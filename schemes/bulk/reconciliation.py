@@ -27,6 +27,7 @@ COLUMNS = [Column(header, required=header in _REQUIRED) for header in engine.HEA
 
 class Importer:
     CHUNK = CHUNK
+    READS = (PaymentLine,)
 
     def columns(self, plan):
         return COLUMNS

@@ -21,6 +21,7 @@ from workflows.services import job_start
 from . import beneficiaries, individuals, locations, reconciliation
 from .files import FileProblem, open_table, sanitise_file_name
 from .models import PLAN_KINDS, StagedError, Upload, UploadKind, UploadStatus
+from .staging import refresh_statistics
 
 IMPORTERS = {UploadKind.INDIVIDUALS: individuals.IMPORTER, UploadKind.BENEFICIARIES: beneficiaries.ENROLMENTS,
              UploadKind.BENEFICIARY_UPDATES: beneficiaries.UPDATES, UploadKind.LOCATIONS: locations.IMPORTER,
@@ -109,6 +110,7 @@ def validate(upload, progress):
     file-level problem refuses the upload (nothing staged stays); a crash restarts from scratch."""
     importer = IMPORTERS[upload.kind]
     importer.clear(upload)
+    refresh_statistics(importer.READS)
     try:
         table = open_table(stored_path(upload), importer.columns(upload.plan), original_name=upload.original_name,
                            max_rows=settings.MIZANI_IMPORT_MAX_ROWS)
@@ -217,6 +219,7 @@ def run_import(upload, job, progress):
     first, last = span
     total = upload.counts.get("valid", 0)
     state = dict(job.result or {})
+    refresh_statistics(importer.READS)
     if not state.get("prepared"):
         with transaction.atomic():
             state.update(importer.prepare_import(upload))

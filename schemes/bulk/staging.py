@@ -117,3 +117,22 @@ class StagingWriter:
                 while block := self._spill.read(1 << 20):
                     copy.write(block)
         return self.written
+
+
+def refresh_statistics(models_read):
+    """ANALYZE each table of `models_read` whose size has outgrown what the planner last measured
+    (PostgreSQL; elsewhere nothing). A table empty when last analysed and now holding a national
+    load is planned as if it held a row: a join then scans it once per staged row, and a million-row
+    file takes minutes instead of seconds. Run before a job's statements, in its own short
+    transaction where possible (ANALYZE holds its lock until the transaction ends)."""
+    if connection.vendor != "postgresql":
+        return
+    tables = [model._meta.db_table for model in models_read]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_class c WHERE c.relname = ANY(%s) AND c.relkind = 'r' "
+            "AND pg_relation_size(c.oid) / current_setting('block_size')::int > 2 * GREATEST(c.relpages, 0) + 10",
+            [tables])
+        for (table,) in cursor.fetchall():
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+

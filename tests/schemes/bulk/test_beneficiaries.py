@@ -116,6 +116,22 @@ def test_registered_people_are_enrolled_and_new_ones_registered_then_enrolled(cl
     assert not StagedIndividual.objects.filter(upload_id=upload.pk).exists()
 
 
+def test_someone_enrolled_between_the_check_and_the_import_is_skipped_not_doubled(
+        clerk, plan, geo, django_capture_on_commit_callbacks):
+    late = IndividualFactory(national_id="TZ300", location=geo.village_a)
+    other = IndividualFactory(national_id="TZ301", location=geo.village_a)
+    upload = receive(clerk, plan, ENROL_HEADER, [["TZ300", "", "", "", "", "", "3", "C-3", ""],
+                                                 ["TZ301", "", "", "", "", "", "4", "C-4", ""]],
+                     django_capture_on_commit_callbacks)
+    meanwhile = enrolled(plan, late, grade=7, card="C-7")
+
+    upload = import_now(upload, clerk, django_capture_on_commit_callbacks)
+
+    assert upload.status == UploadStatus.IMPORTED and upload.counts["imported"] == 1
+    assert list(Beneficiary.objects.filter(plan=plan, individual=late)) == [meanwhile]
+    assert Beneficiary.objects.filter(plan=plan, individual=other).exists()
+
+
 def test_every_bad_enrolment_row_is_named_and_nothing_is_written(clerk, plan, geo, django_capture_on_commit_callbacks):
     IndividualFactory(national_id="FAR1", location=geo.village_b)
     twice = IndividualFactory(national_id="TWICE", location=geo.village_a)

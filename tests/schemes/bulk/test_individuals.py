@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from schemes.bulk import services
 from schemes.bulk.models import StagedIndividual, Upload, UploadStatus
 from schemes.registry.models import Household, Individual, Membership
-from tests.factories import IndividualFactory, RegistryFieldFactory, UserFactory
+from tests.factories import HouseholdFactory, IndividualFactory, RegistryFieldFactory, UserFactory
 from workflows.models import ApprovalRequest, RequestStatus, WorkflowDefinition, WorkflowStep
 from workflows.services import approval_decide, approval_submit
 
@@ -235,6 +235,24 @@ def test_a_national_id_registered_between_the_check_and_the_import_is_skipped_no
     assert upload.status == UploadStatus.IMPORTED and upload.counts["imported"] == 1
     assert list(Individual.objects.filter(national_id="RACE1")) == [meanwhile]
     assert Individual.objects.filter(national_id="FREE1").exists()
+
+
+def test_a_household_code_registered_between_the_check_and_the_import_keeps_its_own_members(
+        clerk, geo, django_capture_on_commit_callbacks):
+    village = geo.village_a.code
+    upload = receive(clerk, [["Head", "Late", "1980-01-01", "F", "", village, "HH-TAKEN", "HEAD", "1", ""],
+                             ["Son", "Late", "2010-01-01", "M", "", village, "HH-TAKEN", "SON", "", ""],
+                             ["Head", "Free", "1981-01-01", "F", "", village, "HH-FREE", "HEAD", "1", ""]],
+                     django_capture_on_commit_callbacks)
+    meanwhile = HouseholdFactory(code="HH-TAKEN", location=geo.village_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.import_start(upload=upload, mode="VALID_ROWS", by=clerk)
+
+    upload.refresh_from_db()
+    assert upload.status == UploadStatus.IMPORTED and upload.counts["households_created"] == 1
+    assert list(Household.objects.filter(code="HH-TAKEN")) == [meanwhile]
+    assert not meanwhile.memberships.exists()  # the file's members did not join someone else's household
+    assert Household.objects.get(code="HH-FREE").memberships.count() == 1
 
 
 def test_a_file_refused_part_way_leaves_nothing_staged(clerk, geo, settings, django_capture_on_commit_callbacks):
