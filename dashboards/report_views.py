@@ -9,7 +9,6 @@ two aggregates render a metric's Table and download it as CSV.
 
 import django_filters
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
@@ -26,6 +25,7 @@ from schemes.bulk.selectors import uploads_for
 from schemes.bulk.views import UploadFilterSet, UploadIndexView
 from sites.audit import audit_event
 from sites.scoping import scope_for
+from sites.spreadsheets import csv_response
 from sites.viewsets import ScopedIndexView
 from workflows.models import ApprovalRequest
 from workflows.operations import operation_choices, operation_label
@@ -240,8 +240,7 @@ class MetricReportView(ReportAccessMixin, WagtailAdminTemplateMixin, View):
 
     def csv_response(self, table):
         # An aggregate: a few rows per plan or cycle, written at once.
-        response = HttpResponse(table.as_csv(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{self.report.slug.replace("_", "-")}.csv"'
+        response = csv_response(f'{self.report.slug.replace("_", "-")}.csv', table.as_csv())
         audit_event("mizani.export", by=self.request.user, data={
             "what": f"report: {self.report.label}", "report": self.report.slug, "metric": self.report.metric,
             "format": "csv", "rows": len(table.rows), "filters": self.applied_filters()})

@@ -1,11 +1,12 @@
 
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.text import slugify
 
 from sites.audit import audit
+from sites.spreadsheets import csv_response
 
 from .forms import DashboardFilterForm
 from .models import DashboardIndexPage
@@ -62,8 +63,7 @@ def dashboard_data(request, page_id, block_id):
     if table is None:
         raise Http404
     title = value["title"] or value["metric"]
-    response = HttpResponse(table.as_csv(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{slugify(page.title)}-{slugify(title)}.csv"'
+    response = csv_response(f"{slugify(page.title)}-{slugify(title)}.csv", table.as_csv())
     audit(page, "mizani.export", by=request.user, data={
         "what": f"dashboard figure: {title}", "metric": value["metric"], "rows": len(table.rows),
         "filters": filters.as_text()})

@@ -54,7 +54,8 @@ class ScopedRecordForm(AttributeFormMixin, WagtailAdminModelForm):
             scope = scope_for(for_user)
             self.fields["location"].queryset = scope.locations().order_by("path")
             # Records without a location are for national scope only: say so on the field.
-            self.fields["location"].required = not scope.national
+            self.fields["location"].required = self.fields["location"].required or not scope.national
+            self.fields["location"].error_messages["invalid_choice"] = "Choose a location within your locations."
             self.fields["location"].widget = LocationChooserWidget()
 
     def clean(self):

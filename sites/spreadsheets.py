@@ -1,12 +1,47 @@
-"""Formula-safe spreadsheet output. Every CSV/XLSX Mizani writes goes through `safe_cell`."""
+"""Formula-safe spreadsheet output. Every CSV/XLSX Mizani writes goes through `safe_cell`, and every
+CSV a person downloads is sent by `csv_response` or `streaming_csv_response`."""
 
+import codecs
 from decimal import Decimal
+
+from django.http import HttpResponse, StreamingHttpResponse
+from django.utils.http import content_disposition_header
 
 from .masking import mask
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # Numbers are written as numbers (a spreadsheet cannot run them); floats come from SQL averages and ratios.
 NUMERIC_TYPES = (bool, int, float, Decimal)
+
+
+# Excel reads a CSV without a byte-order mark in the machine's ANSI code page, so "Zoë" opens as
+# "ZoÃ«". A CSV meant for a person therefore starts with the UTF-8 BOM, which our importer
+# (schemes.bulk.files) reads back. A file another system reads byte for byte does not: the openIMIS
+# reconciliation export for payment providers (schemes.payments.views) stays without one.
+CSV_BOM = codecs.BOM_UTF8
+CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
+
+
+def csv_response(filename, text=""):
+    """A CSV download for a person: the BOM, then `text`; more rows may be written with
+    csv.writer(response). For a few rows built at once (aggregates, templates)."""
+    response = HttpResponse(CSV_BOM + text.encode("utf-8"), content_type=CSV_CONTENT_TYPE)
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    return response
+
+
+def _bom_first(chunks):
+    # The BOM is sent before the first row is read, so the download starts at once; the rows then
+    # stream as they come, never held together.
+    yield CSV_BOM
+    yield from chunks
+
+
+def streaming_csv_response(chunks, filename):
+    """A streamed CSV download for a person: `chunks` (the rows as UTF-8 bytes), the BOM first."""
+    response = StreamingHttpResponse(_bom_first(chunks), content_type=CSV_CONTENT_TYPE)
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    return response
 
 
 def safe_cell(value):
@@ -35,7 +70,11 @@ def attribute_cell(definition, attributes, *, show_sensitive):
 
 
 class SafeSpreadsheetExportMixin:
-    """Put before Wagtail's SpreadsheetExportMixin in a view's bases: escapes every exported cell."""
+    """Put before Wagtail's SpreadsheetExportMixin in a view's bases: escapes every exported cell, and
+    the CSV export starts with the BOM (still streamed)."""
+
+    def write_csv_response(self, queryset):
+        return streaming_csv_response(self.stream_csv(queryset), f"{self.get_filename()}.csv")
 
     def preprocess_field_value(self, field, value, export_format):
         value = super().preprocess_field_value(field, value, export_format)

@@ -2,7 +2,7 @@ import csv
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -15,7 +15,7 @@ from schemes.payments.selectors import payrolls_for
 from schemes.plans.models import BenefitPlan
 from schemes.plans.selectors import plans_for
 from sites.audit import audit
-from sites.spreadsheets import safe_cell
+from sites.spreadsheets import CSV_CONTENT_TYPE, csv_response, safe_cell
 from sites.viewsets import ScopedIndexView, ScopedInspectView
 from workflows.models import ApprovalRequest
 from workflows.services import approval_submit
@@ -163,8 +163,9 @@ def error_file(request, pk):
     if not upload.has_error_file or not path.exists():
         raise Http404("This upload has no error file.")
     audit(upload, "mizani.export", by=request.user, data={"what": "error file", "rows": upload.counts.get("errors")})
+    # Written with the BOM already (services.write_error_file): served as it is.
     return FileResponse(open(path, "rb"), as_attachment=True, filename=f"errors-{upload.original_name}.csv",
-                        content_type="text/csv")
+                        content_type=CSV_CONTENT_TYPE)
 
 
 def template(request):
@@ -177,9 +178,7 @@ def template(request):
         plan = plans_for(request.user).filter(pk=request.GET.get("plan") or None).first()
         if plan is None:
             raise Http404("Choose a plan.")
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
     name = f"{plan.code}-{kind}" if plan else kind
-    response["Content-Disposition"] = f'attachment; filename="{sanitise_file_name(name).lower()}-template.csv"'
-    response.write("\ufeff")
+    response = csv_response(f"{sanitise_file_name(name).lower()}-template.csv")
     csv.writer(response).writerow([safe_cell(h) for h in services.IMPORTERS[kind].template_headers(plan)])
     return response

@@ -85,6 +85,9 @@ def prepare_change_plan(payload, by):
         raise PermissionDenied("You may not change payment plans.")
     fields = selectors.plan_fields_from_json(payload["fields"])
     cleaned = services.payment_plan_clean({**{n: getattr(payment_plan, n) for n in services.PLAN_FIELDS}, **fields})
+    # Refused now, not after the checkers approve it (the change would then fail on the constraint).
+    if PaymentPlan.objects.filter(code=cleaned["code"]).exclude(pk=payment_plan.pk).exists():
+        raise ValidationError({"code": [f"A payment plan with the code {cleaned['code']} exists already."]})
     diff = services.payment_plan_diff(payment_plan, cleaned)
     return Prepared(payload={"payment_plan": payment_plan.pk, "fields": selectors.plan_fields_to_json(cleaned)},
                     summary={"title": f"Change payment plan {payment_plan}", "diff": diff, "sensitive": []},

@@ -1,11 +1,10 @@
 from django import forms
-from wagtail.admin.forms import WagtailAdminModelForm
 
 from schemes.plans.catalogues import plan_rules_subject
 from schemes.plans.models import BenefitPlan
 from schemes.rules.catalogue import NUMBER
 from schemes.rules.forms import RuleField
-from sites.scoping import scope_for
+from sites.forms import ScopedRecordForm
 
 from .models import PaymentCycle, Periodicity
 from .services import PAYABLE_TARGETS
@@ -15,24 +14,13 @@ FORMULA_HELP = ("The amount per beneficiary and cycle, e.g. 500 + (200 if childr
 CRITERIA_HELP = "Only the beneficiaries for whom this is true are paid. Leave empty: every beneficiary in the statuses paid."
 
 
-class ServiceModelForm(WagtailAdminModelForm):
-    """A model form whose save is a service call: `service_fields()` are what the service receives,
-    and the service's errors go back onto the fields. A `location` offers the user's locations only."""
-
-    def __init__(self, *args, for_user=None, **kwargs):
-        super().__init__(*args, for_user=for_user, **kwargs)
-        if "location" in self.fields and for_user is not None:
-            self.fields["location"].queryset = scope_for(for_user).locations().order_by("path")
+class ServiceModelForm(ScopedRecordForm):
+    """A model form whose save is a service call (which checks uniqueness and the location's scope):
+    its errors go back onto the fields. A `location` is one of the user's locations, picked in the
+    location chooser (ScopedRecordForm)."""
 
     def service_fields(self):
-        return {name: self.cleaned_data[name] for name in self._meta.fields if name in self.cleaned_data}
-
-    def apply_service_errors(self, error):
-        if not hasattr(error, "error_dict"):
-            self.add_error(None, error)
-            return
-        for name, messages in error.message_dict.items():
-            self.add_error(name if name in self.fields else None, messages)
+        return self.core_values()
 
 
 class PaymentPlanForm(ServiceModelForm):

@@ -280,12 +280,12 @@ def provider_change(*, provider, fields, by):
     return _save_with_audit(provider, _only(fields, PROVIDER_FIELDS), action="mizani.payment_provider", by=by)
 
 
-@transaction.atomic
 def _require_point_in_scope(by, location):
     if not scope_for(by).allows(location):
         raise ValidationError({"location": ["Choose a location within your locations."]})
 
 
+@transaction.atomic
 def point_create(*, fields, by):
     _require_permission(by, "payments.add_paymentpoint")
     _require_point_in_scope(by, fields.get("location"))

@@ -51,7 +51,8 @@ def csv_rows(response):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
     content = b"".join(response.streaming_content) if response.streaming else response.content
-    return list(csv.reader(io.StringIO(content.decode("utf-8"))))
+    assert content.startswith(b"\xef\xbb\xbf")  # the BOM every CSV for a person starts with (Excel)
+    return list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
 
 
 def exports():

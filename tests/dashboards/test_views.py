@@ -97,7 +97,8 @@ def test_a_figure_downloads_as_formula_safe_csv_and_is_audited(client, geo, peop
     url = reverse("dashboards:data", kwargs={"page_id": page.pk, "block_id": by_plan.id})
 
     response = client_for(client, superuser).get(url, {"location": geo.district_a.pk})
-    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert response.content.startswith(b"\xef\xbb\xbf")  # the BOM every CSV for a person starts with
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
 
     assert response["Content-Type"].startswith("text/csv")
     assert rows[0] == ["Plan", "Status", "Beneficiaries"]
@@ -114,7 +115,7 @@ def test_csv_follows_the_same_access_and_scope_as_the_page(client, geo, people, 
     clerk = UserFactory(username="clerk_csv", role="Clerk", locations=[geo.district_a])
 
     assert client_for(client, clerk).get(url).status_code == 404
-    rows = list(csv.reader(io.StringIO(client_for(client, manager_b).get(url).content.decode())))
+    rows = list(csv.reader(io.StringIO(client_for(client, manager_b).get(url).content.decode("utf-8-sig"))))
     assert rows[1:] == [["Child grant", "Active", "1"]]
     unknown = reverse("dashboards:data", kwargs={"page_id": page.pk, "block_id": "not-a-block"})
     assert client.get(unknown).status_code == 404

@@ -1,9 +1,21 @@
+import csv
 import datetime
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
 
-from sites.spreadsheets import SafeSpreadsheetExportMixin, safe_cell
+from dashboards.models import DashboardPage
+from schemes.bulk import individuals
+from schemes.bulk.files import open_table
+from schemes.bulk.models import Upload
+from schemes.plans.models import BenefitPlan
+from sites.spreadsheets import SafeSpreadsheetExportMixin, csv_response, safe_cell, streaming_csv_response
+from tests.factories import IndividualFactory
+from tests.schemes.payments import conftest as payments
 
 
 @pytest.mark.parametrize(
@@ -107,3 +119,144 @@ def test_export_mixin_keeps_floats_numeric():
     view = _SafeExport()
     assert view.preprocess_field_value("f", -0.5, "xlsx") == -0.5
     assert view.preprocess_field_value("f", 2.75, "csv") == 2.75
+
+
+# --- the BOM: every CSV a person downloads starts with it (Excel reads it as UTF-8), the provider
+# export does not --------------------------------------------------------------------------------
+
+BOM = b"\xef\xbb\xbf"
+NAMES = ["Zoë", "Nakuru–Mwangi", "علي", "Ng'ang'a Wanjikũ"]
+
+# The payments world (tests/schemes/payments): an approved payroll to export, people to chart.
+accountant, benefit_plan, checkers, cycle, cycles, payment_plan, payroll_workflow, people, approved_payroll = (
+    payments.accountant, payments.benefit_plan, payments.checkers, payments.cycle, payments.cycles,
+    payments.payment_plan, payments.payroll_workflow, payments.people, payments.approved_payroll)
+
+
+def client_for(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def body(response):
+    assert response.status_code == 200, response.status_code
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
+def assert_bom_once(raw):
+    assert raw.startswith(BOM) and not raw[len(BOM):].startswith(BOM), raw[:12]
+
+
+@pytest.fixture
+def empty_cache():
+    # Dashboard figures are cached per metric and scope: this test's numbers, not another's.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_csv_response_writes_the_bom_once_then_the_text_and_more_rows():
+    response = csv_response("Zoë's file.csv", "Name\r\nZoë\r\n")
+    csv.writer(response).writerow(["Nakuru–Mwangi"])
+
+    assert response.content == BOM + "Name\r\nZoë\r\nNakuru–Mwangi\r\n".encode()
+    assert response["Content-Disposition"] == "attachment; filename*=utf-8''Zo%C3%AB%27s%20file.csv"
+
+
+def test_streaming_csv_response_sends_the_bom_before_reading_a_row():
+    read = []
+
+    def rows():
+        read.append(True)
+        yield "Zoë\r\n".encode()
+
+    response = streaming_csv_response(rows(), "people.csv")
+    chunks = iter(response.streaming_content)
+
+    assert next(chunks) == BOM and read == []  # nothing read, nothing joined
+    assert list(chunks) == ["Zoë\r\n".encode()]
+    assert response["Content-Disposition"] == 'attachment; filename="people.csv"'
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url_name", ["registry_individual:index", "registry_household:index",
+                                      "plans_beneficiary:index", "bulk_upload:index",
+                                      "dashboards_reports:upload_history", "mizani_site_history"])
+def test_every_list_export_streams_the_bom_first(url_name, geo, superuser):
+    """Wagtail's CSV writer, ours (ScopedIndexView) and the audit trail's: the BOM is a chunk of its
+    own, ahead of the rows, which still stream."""
+    response = client_for(superuser).get(reverse(url_name), {"export": "csv"})
+    chunks = iter(response.streaming_content)
+
+    assert response.streaming and response["Content-Type"] == "text/csv; charset=utf-8"
+    assert next(chunks) == BOM
+    assert not b"".join(chunks).startswith(BOM)
+
+
+@pytest.mark.django_db
+def test_a_list_export_re_imports_with_its_names_intact(geo, national_clerk, tmp_path):
+    for name in NAMES:
+        IndividualFactory(first_name=name, last_name=name, location=geo.village_a)
+    raw = body(client_for(national_clerk).get(reverse("registry_individual:index"), {"export": "csv"}))
+    assert_bom_once(raw)
+    path = tmp_path / "individuals.csv"
+    path.write_bytes(raw)
+
+    table = open_table(path, individuals.columns(), original_name="individuals.csv")
+    rows = [cells for _number, cells, _problem in table.rows()]
+
+    assert table.encoding == "utf-8-sig" and table.headers[0] == "ID"
+    first, last = table.mapping["first_name"], table.mapping["last_name"]
+    assert sorted((row[first], row[last]) for row in rows) == sorted((name, name) for name in NAMES)
+
+
+@pytest.mark.django_db
+def test_a_dashboard_figure_csv_starts_with_the_bom(benefit_plan, people, superuser, empty_cache):
+    BenefitPlan.objects.filter(pk=benefit_plan.pk).update(name="Ruzuku ya Zoë – Nakuru")
+    page = DashboardPage.objects.get(slug="programme-overview")
+    by_plan = next(child for child in page.body
+                   if child.block_type == "bar" and child.value["metric"] == "beneficiaries_by_plan")
+
+    raw = body(client_for(superuser).get(reverse("dashboards:data", kwargs={"page_id": page.pk,
+                                                                          "block_id": by_plan.id})))
+
+    assert_bom_once(raw)
+    assert "Ruzuku ya Zoë – Nakuru" in raw.decode("utf-8-sig")
+
+
+@pytest.mark.django_db
+def test_a_report_csv_starts_with_the_bom(benefit_plan, people, superuser, empty_cache):
+    BenefitPlan.objects.filter(pk=benefit_plan.pk).update(name="Ruzuku ya Zoë – Nakuru")
+
+    raw = body(client_for(superuser).get(reverse("dashboards_reports:beneficiaries_by_plan"), {"export": "csv"}))
+
+    assert_bom_once(raw)
+    assert "Ruzuku ya Zoë – Nakuru" in raw.decode("utf-8-sig")
+
+
+@pytest.mark.django_db
+def test_the_bulk_template_and_error_file_start_with_the_bom(geo, member_roles, national_clerk,
+                                                             django_capture_on_commit_callbacks):
+    client = client_for(national_clerk)
+    assert_bom_once(body(client.get(reverse("bulk_upload:template"), {"kind": "INDIVIDUALS"})))
+
+    file = SimpleUploadedFile("people.csv", "first_name,last_name,dob,sex\nZoë,Nakuru–Mwangi,not a date,F\n".encode(),
+                              content_type="text/csv")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("bulk_upload:new"), {"kind": "INDIVIDUALS", "file": file})
+    upload = Upload.objects.get()
+    raw = b"".join(client.get(reverse("bulk_upload:errors", args=[upload.pk])).streaming_content)
+
+    assert_bom_once(raw)
+    assert "Zoë,Nakuru–Mwangi" in raw.decode("utf-8-sig")
+
+
+@pytest.mark.django_db
+def test_the_payment_provider_export_has_no_bom(approved_payroll, accountant):
+    """The openIMIS reconciliation file goes to providers' systems: byte-compatible, no BOM."""
+    response = client_for(accountant).get(reverse("payments_payroll:export_csv", args=[approved_payroll.pk]))
+    raw = b"".join(response.streaming_content)
+
+    assert response.status_code == 200 and raw.startswith(b"Payroll Name,")

@@ -108,6 +108,22 @@ def test_a_formula_change_waits_for_a_checker(client, designer, payment_plan, ch
     assert PaymentPlan.objects.get(pk=payment_plan.pk).formula_text == "1000 - 10 * household_size"
 
 
+def test_a_plan_change_to_a_code_taken_already_is_refused_before_approval(client, designer, payment_plan,
+                                                                         plan_change_workflow):
+    services.payment_plan_create(fields={
+        "code": "CG-OTHER", "name": "Other", "benefit_plan": payment_plan.benefit_plan, "formula": "100",
+        "periodicity": 2, "currency": "TZS", "target_statuses": ["ACTIVE"]}, by=designer)
+
+    response = logged_in(client, designer).post(
+        reverse("payments_plan:edit", args=[payment_plan.pk]),
+        plan_form(payment_plan.benefit_plan, code="CG-OTHER", name=payment_plan.name, formula=payment_plan.formula_text,
+                  ceiling_per_beneficiary="1200.00", limit_per_transaction="1000.00"))
+
+    assert response.status_code == 200
+    assert "code" in response.context["form"].errors
+    assert not ApprovalRequest.objects.filter(operation="payments.change_plan").exists()
+
+
 def test_the_formula_tester_shows_inputs_and_amounts_and_saves_nothing(client, accountant, payment_plan, people):
     response = logged_in(client, accountant).post(
         reverse("payments_plan:formula_tester", args=[payment_plan.pk]),
@@ -173,6 +189,59 @@ def test_cycles_providers_and_points_are_written_by_their_services_and_audited(c
     assert actions.count("mizani.payment_point") == 2
     point_change = ModelLogEntry.objects.filter(action="mizani.payment_point").order_by("pk").last()
     assert point_change.data["diff"] == [["name", "Agent A", "Agent A (market)"]]
+
+
+@pytest.fixture
+def district_accountant(geo):
+    return UserFactory(username="accountant_a", role="Accountant", locations=[geo.district_a])
+
+
+def test_a_district_accountant_creates_a_point_in_their_district(client, district_accountant, geo):
+    provider = services.provider_create(fields={"code": "MPESA", "name": "M-Pesa"}, by=district_accountant)
+    client = logged_in(client, district_accountant)
+    page = client.get(reverse("payments_point:add")).content.decode()
+    assert reverse("location_chooser:choose") in page and "mizani/chooser_init.js" in page
+    assert '<select name="location"' not in page
+
+    response = client.post(reverse("payments_point:add"), {
+        "code": "P-A", "name": "Agent A", "provider": provider.pk, "location": geo.village_a.pk})
+
+    assert response.status_code == 302 and response["Location"] == reverse("payments_point:index")
+    point = PaymentPoint.objects.get(code="P-A")
+    assert point.location == geo.village_a
+    assert ModelLogEntry.objects.filter(action="mizani.payment_point", object_id=str(point.pk)).exists()
+    assert point.name in client.get(reverse("payments_point:index")).content.decode()
+
+
+def test_a_point_outside_the_users_district_is_refused_on_the_location_field(client, district_accountant, geo):
+    provider = services.provider_create(fields={"code": "MPESA", "name": "M-Pesa"}, by=district_accountant)
+    point = services.point_create(fields={"code": "P-A", "name": "Agent A", "provider": provider,
+                                          "location": geo.village_a}, by=district_accountant)
+    client = logged_in(client, district_accountant)
+
+    created = client.post(reverse("payments_point:add"), {
+        "code": "P-B", "name": "Agent B", "provider": provider.pk, "location": geo.village_b.pk})
+    moved = client.post(reverse("payments_point:edit", args=[point.pk]), {
+        "code": "P-A", "name": "Agent A", "provider": provider.pk, "location": geo.district_b.pk})
+
+    for response in (created, moved):
+        assert response.status_code == 200
+        errors = response.context["form"].errors
+        assert list(errors) == ["location"], errors
+        assert errors["location"][0] in response.content.decode()
+    assert list(PaymentPoint.objects.values_list("code", "location")) == [("P-A", geo.village_a.pk)]
+    assert ModelLogEntry.objects.filter(action="mizani.payment_point").count() == 1  # the first one's creation
+
+
+def test_a_point_without_a_location_is_refused_on_the_location_field(client, accountant):
+    provider = services.provider_create(fields={"code": "MPESA", "name": "M-Pesa"}, by=accountant)
+
+    response = logged_in(client, accountant).post(reverse("payments_point:add"), {
+        "code": "P-X", "name": "Nowhere", "provider": provider.pk, "location": ""})
+
+    assert response.status_code == 200
+    assert "location" in response.context["form"].errors
+    assert not PaymentPoint.objects.exists()
 
 
 def test_a_cycle_with_a_payroll_keeps_its_dates(payment_plan, cycle, people, accountant,

@@ -41,7 +41,9 @@ def body(response):
 
 def csv_rows(response):
     assert response.status_code == 200, response.status_code
-    return list(csv.DictReader(io.StringIO(body(response).decode("utf-8"), newline="")))
+    raw = body(response)
+    assert raw.startswith(b"\xef\xbb\xbf")  # the BOM every CSV for a person starts with (Excel)
+    return list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
 
 
 def xlsx_rows(response):

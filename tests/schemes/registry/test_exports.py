@@ -43,7 +43,9 @@ def body(response):
 
 def csv_rows(response):
     assert response.status_code == 200, response.status_code
-    return list(csv.DictReader(io.StringIO(body(response).decode("utf-8"))))
+    raw = body(response)
+    assert raw.startswith(b"\xef\xbb\xbf")  # the BOM every CSV for a person starts with (Excel)
+    return list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
 
 
 def xlsx_rows(response):
@@ -237,7 +239,7 @@ def test_export_headings_are_read_back_by_the_individuals_import(registry, clerk
     """Each heading but the ID is a column of the individuals import (its name or an alias), the
     attributes under their field names: an export can be corrected and imported again."""
     response = client_for(clerk_a).get(reverse(INDIVIDUALS), {"export": "csv"})
-    headings = next(csv.reader(io.StringIO(body(response).decode("utf-8"))))
+    headings = next(csv.reader(io.StringIO(body(response).decode("utf-8-sig"))))
     understood = {header_key(name) for column in individuals_import.columns()
                   for name in (column.name, *column.aliases)}
 

@@ -44,7 +44,7 @@ def listed(response):
 
 def body(response):
     raw = b"".join(response.streaming_content) if response.streaming else response.content
-    return raw.decode("utf-8")
+    return raw.decode("utf-8-sig")  # a CSV starts with the BOM
 
 
 def csv_rows(response):
