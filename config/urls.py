@@ -11,6 +11,8 @@ urlpatterns = [
     path("admin/reports/site-history/", site_views.site_history, name="mizani_site_history"),
     path("admin/reports/site-history/results/", site_views.site_history_results,
          name="mizani_site_history_results"),
+    *[path(f"admin/reports/{route}", view, name=f"mizani_report_{route.strip('/').replace('-', '_')}")
+      for route, view in site_views.WAGTAIL_REPORTS.items()],
     path("admin/", include(wagtailadmin_urls)),
     path("api/v1/", include("config.api_urls")),
     path("", RedirectView.as_view(pattern_name="wagtailadmin_home", permanent=False)),

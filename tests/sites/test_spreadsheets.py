@@ -260,3 +260,17 @@ def test_the_payment_provider_export_has_no_bom(approved_payroll, accountant):
     raw = b"".join(response.streaming_content)
 
     assert response.status_code == 200 and raw.startswith(b"Payroll Name,")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url_name", ["locked_pages", "aging_pages", "page_types_usage", "workflow", "workflow_tasks"])
+def test_wagtails_own_reports_export_formula_safe_with_the_bom(url_name, superuser):
+    from wagtail.models import Page
+
+    page = Page.objects.get(depth=1).add_child(instance=Page(title="=HYPERLINK(\"http://x\")", slug="formula"))
+    Page.objects.filter(pk=page.pk).update(locked=True, locked_by=superuser)
+
+    raw = body(client_for(superuser).get(reverse(f"wagtailadmin_reports:{url_name}"), {"export": "csv"}))
+
+    assert_bom_once(raw)
+    assert "=HYPERLINK" not in raw.decode("utf-8-sig").replace("'=HYPERLINK", "")
