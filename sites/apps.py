@@ -11,7 +11,7 @@ class SitesConfig(AppConfig):
     def ready(self):
         from django.db.backends.signals import connection_created
 
-        from . import signals  # noqa: F401
+        from . import checks, signals  # noqa: F401
 
         connection_created.connect(use_unicode_lower_on_sqlite)
 

@@ -190,6 +190,20 @@ def huey_settings(url, *, immediate=False):
 
 HUEY = huey_settings(os.environ.get("HUEY_URL", ""))
 
+
+def cache_settings(url):
+    """CACHE_URL=redis://... shares the cache (API throttles, dashboard figures) between every web
+    process and the worker; unset, each process keeps its own in memory."""
+    if not url:
+        return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(f"CACHE_URL must start with redis://, rediss:// or unix://, not {url!r}")
+    return {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url,
+                        "KEY_PREFIX": "mizani"}}
+
+
+CACHES = cache_settings(os.environ.get("CACHE_URL", ""))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -226,6 +240,9 @@ MIZANI_EXPORT_XLSX_MAX_ROWS = int(os.environ.get("MIZANI_EXPORT_XLSX_MAX_ROWS", 
 
 # Dashboards: each figure's numbers are kept in the cache (Django's default, per process, unless
 # CACHES says otherwise) for this many seconds, per metric, filters and viewer's scope.
+# Provider API answers kept for replay under their Idempotency-Key; older keys are pruned daily
+# (a provider's retry comes within minutes; a key sent again after this is a new request).
+MIZANI_API_IDEMPOTENCY_DAYS = int(os.environ.get("MIZANI_API_IDEMPOTENCY_DAYS", "30"))
 MIZANI_DASHBOARD_CACHE_SECONDS = int(os.environ.get("MIZANI_DASHBOARD_CACHE_SECONDS", "300"))
 # Database connections a dashboard's figures are computed on at once (PostgreSQL; 1: one by one).
 MIZANI_DASHBOARD_CONNECTIONS = int(os.environ.get("MIZANI_DASHBOARD_CONNECTIONS", "2"))

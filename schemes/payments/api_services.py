@@ -1,9 +1,11 @@
 """Changes made for and through the provider API: issuing and revoking a provider's tokens, and a
 reconciliation batch posted once per idempotency key."""
 
+import datetime
 import hashlib
 import json
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -85,6 +87,14 @@ def request_fingerprint(payroll, rows):
     canonical = json.dumps({"payroll": payroll.pk, "rows": rows}, sort_keys=True, separators=(",", ":"),
                            default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def idempotency_keys_prune(*, now=None):
+    """Forget the answers kept for replay longer than MIZANI_API_IDEMPOTENCY_DAYS. The batches they
+    answered stay applied and audited; only the replay goes. Returns how many were pruned."""
+    cutoff = (now or timezone.now()) - datetime.timedelta(days=settings.MIZANI_API_IDEMPOTENCY_DAYS)
+    pruned, _ = ApiIdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return pruned
 
 
 def reconciliation_batch_post(*, token, payroll, rows, idempotency_key, by):

@@ -2,6 +2,7 @@
 as the reconciliation file has them, reconciliation batches once per Idempotency-Key, batch limits,
 throttling and the OpenAPI schema."""
 
+import datetime
 import json
 import threading
 
@@ -11,12 +12,13 @@ from django.core.cache import cache
 from django.db import connection
 from django.test import override_settings
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
 from wagtail.models import ModelLogEntry
 
 from schemes.payments import services
-from schemes.payments.api_services import provider_token_create, provider_token_revoke
+from schemes.payments.api_services import idempotency_keys_prune, provider_token_create, provider_token_revoke
 from schemes.payments.models import ApiIdempotencyKey, LineStatus, PaymentLine, Payroll, PayrollStatus
 from tests.factories import PASSWORD, UserFactory
 from workflows.services import approval_decide
@@ -242,6 +244,22 @@ def test_the_same_key_and_body_replays_the_first_answer(approved, people, api_a)
     assert ApiIdempotencyKey.objects.count() == 1
     # With a new key the batch is checked again: the line is paid with that receipt already.
     assert post_batch(api_a, approved, rows, key="batch-2").json()["unchanged"] == 1
+
+
+def test_keys_older_than_the_replay_period_are_pruned_and_the_batch_stays_applied(approved, people, api_a,
+                                                                                  settings):
+    settings.MIZANI_API_IDEMPOTENCY_DAYS = 30
+    line = PaymentLine.objects.get(payroll=approved, beneficiary_id=people["three"].pk)
+    rows = [{"code": line.code, "paid": True, "receipt": "R-OLD", "paid_on": "2025-01-20"}]
+    assert post_batch(api_a, approved, rows, key="old").status_code == 200
+    assert post_batch(api_a, approved, rows, key="recent").status_code == 200
+    ApiIdempotencyKey.objects.filter(key="old").update(created_at=timezone.now() - datetime.timedelta(days=31))
+
+    assert idempotency_keys_prune() == 1
+    assert list(ApiIdempotencyKey.objects.values_list("key", flat=True)) == ["recent"]
+    assert PaymentLine.objects.get(pk=line.pk).status == LineStatus.PAID
+    again = post_batch(api_a, approved, rows, key="old")  # a new request now: changes nothing
+    assert again.status_code == 200 and again.json()["unchanged"] == 1
 
 
 @pytest.mark.skipif(settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
