@@ -24,6 +24,7 @@ from workflows.services import job_run
 
 from . import services
 from .models import Upload, UploadStatus
+from .staging import refresh_statistics
 
 HEADER = ["first_name", "last_name", "dob", "sex", "national_id", "location", "group_code", "individual_role",
           "recipient_info", "income"]
@@ -168,6 +169,9 @@ def _remove_imported(before, log):
     """Leave the registry as it was: what the import created goes (memberships first)."""
     log("Removing the imported people...")
     for model in (Membership, Individual, Household):
+        # The delete guards look each row up in the table emptied just before: planned on stale
+        # statistics they scan it once per row.
+        refresh_statistics([Membership, Individual, Household])
         table = connection.ops.quote_name(model._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(f"DELETE FROM {table} WHERE id > %s", [before[model]])
