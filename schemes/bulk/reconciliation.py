@@ -18,6 +18,7 @@ from sites.audit import audit
 
 from .files import Column
 from .models import StagedReconciliation
+from .staging import analyze
 
 CHUNK = 500_000  # rows applied per transaction (one UPDATE); a million-row file: two, on two connections at once
 _REQUIRED = {"Code", "Receipt", "Paid"}
@@ -105,6 +106,7 @@ class Importer:
         """The file's audit: what moved (the chunks' sums), the rows skipped because their line was no
         longer due, and what the check counted."""
         counts = upload.counts
+        analyze([PaymentLine])  # the statuses of up to millions of lines changed: lists filter on them
         chunks = ModelLogEntry.objects.filter(
             action="mizani.reconcile", content_type=ContentType.objects.get_for_model(Payroll),
             object_id=str(upload.payroll_id), data__upload=upload.pk, data__has_key="chunk").values_list("data", flat=True)

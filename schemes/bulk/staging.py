@@ -133,6 +133,19 @@ def refresh_statistics(models_read):
             "SELECT c.relname FROM pg_class c WHERE c.relname = ANY(%s) AND c.relkind = 'r' "
             "AND pg_relation_size(c.oid) / current_setting('block_size')::int > 2 * GREATEST(c.relpages, 0) + 10",
             [tables])
-        for (table,) in cursor.fetchall():
+        grown = [table for (table,) in cursor.fetchall()]
+    _analyze(grown)
+
+
+def analyze(models_changed):
+    """ANALYZE the tables of `models_changed` (PostgreSQL): after a job changed what their statistics
+    describe (e.g. a million lines' statuses), so the screens reading them next are planned right."""
+    if connection.vendor == "postgresql":
+        _analyze([model._meta.db_table for model in models_changed])
+
+
+def _analyze(tables):
+    with connection.cursor() as cursor:
+        for table in tables:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
 

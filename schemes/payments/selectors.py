@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.db.models import Count, Exists, OuterRef, Q, Sum
 
 from schemes.plans.models import BenefitPlan
+from sites.models import Location
 from sites.scoping import scope_for
 
 from .models import (
@@ -70,10 +71,35 @@ def over_limit(lines):
     return {"count": totals["count"], "total": totals["total"] or ZERO}
 
 
+def breakdown_depth(user):
+    """The level a user's totals are broken down by: the one just below their own locations (regions
+    for national users, a district's villages for its clerk)."""
+    scope = scope_for(user)
+    if scope.national or not scope.paths:
+        return 1
+    return min(path.strip("/").count("/") + 1 for path in scope.paths) + 1
+
+
 def totals_by_location(payroll, user):
-    """[{location__name, status, lines, total}] of the payroll's lines the user may see."""
-    return list(lines_of_payroll_for(user, payroll).values("location__name", "status")
-                .annotate(lines=Count("pk"), total=Sum("amount")).order_by("location__name", "status"))
+    """[{location, status, lines, total}] of the payroll's lines the user may see, summed at
+    breakdown_depth(user) (lines placed above that level count at their own location; "" is no
+    location): a national payroll's table has a row per region and status, not per village. Grouped
+    by location in SQL (a few thousand rows), rolled up along the locations' paths here."""
+    depth = breakdown_depth(user)
+    grouped = list(lines_of_payroll_for(user, payroll).order_by().values("location_id", "status")
+                   .annotate(lines=Count("pk"), total=Sum("amount")))
+    paths = dict(Location.objects.filter(pk__in={row["location_id"] for row in grouped} - {None})
+                 .values_list("pk", "path"))
+    totals = {}
+    for row in grouped:
+        ancestors = paths.get(row["location_id"], "").strip("/").split("/")
+        at = int(ancestors[min(depth, len(ancestors)) - 1]) if row["location_id"] else None
+        lines, total = totals.get((at, row["status"]), (0, ZERO))
+        totals[at, row["status"]] = (lines + row["lines"], total + row["total"])
+    names = dict(Location.objects.filter(pk__in={at for at, _ in totals} - {None}).values_list("pk", "name"))
+    rows = [{"location": names.get(at, ""), "status": status, "lines": lines, "total": total}
+            for (at, status), (lines, total) in totals.items()]
+    return sorted(rows, key=lambda row: (row["location"] == "", row["location"], row["status"]))
 
 
 def totals_by_status(payroll, user):

@@ -12,6 +12,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from schemes.bulk.models import UploadStatus
+from schemes.bulk.staging import refresh_statistics
 from schemes.plans.catalogues import beneficiary_catalogue
 from schemes.plans.models import BeneficiaryStatus
 from schemes.plans.services import criteria_node
@@ -413,6 +414,7 @@ def payroll_generate(payroll_id, progress=None):
             "lines": payroll.line_count, "total": format(payroll.total, "f"), "hash": payroll.seal_hash})
         if progress:
             progress(1, 1, f"{payroll.line_count:,} lines, total {payroll.total}")
+    refresh_statistics([PaymentLine])  # a million new lines: the payroll's screens are planned on them
     return _result(payroll)
 
 

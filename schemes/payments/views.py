@@ -17,6 +17,7 @@ from wagtail.admin.views.mixins import Echo
 from schemes.bulk.models import UploadKind
 from schemes.bulk.selectors import uploads_for
 from sites.audit import audit
+from sites.models import OrganisationSettings
 from sites.scoping import scope_for
 from sites.spreadsheets import safe_cell
 from sites.viewsets import (
@@ -160,6 +161,7 @@ class PayrollRecordView(ScopedInspectView):
             "job": job,
             "by_status": selectors.totals_by_status(payroll, user),
             "by_location": selectors.totals_by_location(payroll, user),
+            "breakdown_level": OrganisationSettings.load().level_name(selectors.breakdown_depth(user)),
             "flagged": flagged,
             "diff": selectors.payroll_diff(payroll, user, sample=DIFF_SAMPLE) if payroll.is_frozen else None,
             "requests": requests,

@@ -370,3 +370,17 @@ def test_posts_are_refused_to_a_viewer(client, sealed, geo):
         assert client.post(reverse(f"payments_payroll:{name}", args=[sealed.pk])).status_code == 404
     assert not ApprovalRequest.objects.exists()
 
+
+
+def test_payment_search_reads_a_payrolls_lines_in_index_order(client, accountant, approved_payroll):
+    """One payroll's lines by beneficiary, all lines newest payroll first: what the (payroll,
+    beneficiary) index gives as it is read (a page of a million-line payroll reads twenty lines)."""
+    client = logged_in(client, accountant)
+    ids = sorted(approved_payroll.lines.values_list("beneficiary_id", flat=True))
+
+    one = client.get(reverse("payments_line:index"), {"payroll": approved_payroll.pk}).context["object_list"]
+    every = client.get(reverse("payments_line:index")).context["object_list"]
+
+    assert [line.beneficiary_id for line in one] == ids
+    assert [line.beneficiary_id for line in every] == ids[::-1]
+    assert one.query.order_by[:2] == ("payroll_id", "beneficiary_id")

@@ -1,0 +1,37 @@
+"""Payment selectors: totals broken down at the level just below the viewer's own locations."""
+
+from decimal import Decimal
+
+import pytest
+
+from schemes.payments import selectors
+from tests.factories import UserFactory
+from tests.schemes.payments.conftest import enrol, household_of
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_national_user_sees_totals_per_region_not_per_village(approved_payroll, accountant, geo):
+    assert selectors.breakdown_depth(accountant) == 1
+    assert selectors.totals_by_location(approved_payroll, accountant) == [
+        {"location": geo.region.name, "status": "DUE", "lines": 4, "total": Decimal("3400.00")}]
+
+
+def test_a_district_user_sees_their_districts_next_level(approved_payroll, geo):
+    district_b = UserFactory(role="Accountant", locations=[geo.district_b])
+
+    assert selectors.breakdown_depth(district_b) == 3
+    assert selectors.totals_by_location(approved_payroll, district_b) == [
+        {"location": geo.ward_b.name, "status": "DUE", "lines": 1, "total": Decimal("600.00")}]
+
+
+@pytest.fixture
+def unplaced(people, benefit_plan):
+    """A single person registered without a location, enrolled before the payroll is generated (600)."""
+    return enrol(benefit_plan, household_of(1, location=None))
+
+
+def test_lines_without_a_location_come_last(unplaced, approved_payroll, accountant, geo):
+    assert selectors.totals_by_location(approved_payroll, accountant) == [
+        {"location": geo.region.name, "status": "DUE", "lines": 4, "total": Decimal("3400.00")},
+        {"location": "", "status": "DUE", "lines": 1, "total": Decimal("600.00")}]
