@@ -15,7 +15,7 @@ import re
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q
 from django.utils import timezone
 
 from schemes.registry.models import (
@@ -263,10 +263,10 @@ def _check_households(upload, staged):
         flag(upload, column, f"The household has more than one {label} in the file.",
                grouped.filter(**{field: role}, group_code__in=crowded))
     # A member without a role: only the household's first row may go without one (it becomes head).
-    has_head = grouped.filter(role="HEAD").values("group_code")
+    has_head = grouped.filter(role="HEAD", group_code=OuterRef("group_code"))
     firsts = grouped.values("group_code").annotate(first=Min("row_number")).values("first")
     flag(upload, "individual_role", "A household member needs a role (individual_role).",
-           grouped.filter(role="").exclude(Q(row_number__in=firsts) & ~Q(group_code__in=has_head)))
+           grouped.filter(role="").exclude(Q(row_number__in=firsts) & ~Exists(has_head)))
 
 
 def _mark_possible_duplicates(upload):

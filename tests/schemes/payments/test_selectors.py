@@ -3,10 +3,14 @@
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from schemes.payments import selectors
+from schemes.payments import selectors, services
+from schemes.payments.models import PaymentCycle, Payroll
 from tests.factories import UserFactory
 from tests.schemes.payments.conftest import enrol, household_of
+from tests.sql import assert_no_not_in_subquery
 
 pytestmark = pytest.mark.django_db
 
@@ -35,3 +39,16 @@ def test_lines_without_a_location_come_last(unplaced, approved_payroll, accounta
     assert selectors.totals_by_location(approved_payroll, accountant) == [
         {"location": geo.region.name, "status": "DUE", "lines": 4, "total": Decimal("3400.00")},
         {"location": "", "status": "DUE", "lines": 1, "total": Decimal("600.00")}]
+
+
+def test_the_diff_counts_by_anti_joins(approved_payroll, payment_plan, cycles, accountant,
+                                       django_capture_on_commit_callbacks):
+    following = PaymentCycle.objects.get(code="CG-2025-03")
+    with django_capture_on_commit_callbacks(execute=True):
+        payroll = services.payroll_generate_start(payment_plan=payment_plan, cycle=following, by=accountant)
+
+    with CaptureQueriesContext(connection) as captured:
+        diff = selectors.payroll_diff(Payroll.objects.get(pk=payroll.pk), accountant, sample=5)
+
+    assert diff["previous"] == approved_payroll and (diff["new"], diff["removed"]) == (0, 0)
+    assert_no_not_in_subquery(captured)  # two payrolls of a million lines

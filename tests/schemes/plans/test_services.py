@@ -6,10 +6,12 @@ import datetime
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from schemes.plans import services
 from schemes.plans.models import Beneficiary, BeneficiaryStatus, BenefitPlan, PlanStatus
 from tests.factories import IndividualFactory, RegistryFieldFactory, UserFactory
+from tests.sql import assert_no_not_in_subquery
 
 pytestmark = pytest.mark.django_db
 
@@ -51,9 +53,11 @@ def enrolled(plan):
 def test_preview_counts_what_would_change_within_the_users_locations(plan, people, officer):
     services.enrolment_execute(plan=plan, rule="first_name == 'Amina'", target_status="POTENTIAL", by=officer)
 
-    preview = services.enrolment_preview(plan=plan, rule="children >= 2", target_status="POTENTIAL", by=officer)
+    with CaptureQueriesContext(connection) as captured:
+        preview = services.enrolment_preview(plan=plan, rule="children >= 2", target_status="POTENTIAL", by=officer)
 
     assert (preview["matching"], preview["already_enrolled"], preview["would_add"]) == (2, 1, 1)
+    assert_no_not_in_subquery(captured)  # a plan of a million enrolments
     assert [row["name"] for row in preview["sample"]] == [str(people["chausiku"])]
 
 
