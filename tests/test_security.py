@@ -182,6 +182,7 @@ def _production_env(**overrides):
         # As deployed (and as .ci/run does): the job queue on PostgreSQL too. Without it the settings
         # fall back to a SQLite queue under var/, which a fresh clone does not have.
         "HUEY_URL": PG_URL,
+        "CACHE_URL": "redis://127.0.0.1:6379/1",  # the shared cache (mizani.W001 without it)
     })
     env.update(overrides)
     return {key: value for key, value in env.items() if value is not None}

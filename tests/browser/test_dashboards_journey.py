@@ -78,7 +78,7 @@ def test_default_dashboards_on_demo_data(live_server, browser, screenshots, demo
     expect(manager.locator("[data-figure].js-plotly-plot").first).to_be_visible()
     with manager.expect_download() as download:
         manager.get_by_role("link", name="CSV of Beneficiaries by plan").click()
-    lines = open(download.value.path(), encoding="utf-8").read().splitlines()
+    lines = open(download.value.path(), encoding="utf-8-sig").read().splitlines()  # BOM first: Excel
     assert lines[0] == "Plan,Status,Beneficiaries"
     assert all(line.startswith("Child Grant,") for line in lines[1:]) and len(lines) > 1
 

@@ -79,7 +79,7 @@ def test_reports_on_demo_data(live_server, browser, screenshots, demo):
     screenshot(manager, screenshots / "reports-02-beneficiaries-district-manager.png")
     with manager.expect_download() as download:
         manager.get_by_test_id("report-csv").click()
-    lines = open(download.value.path(), encoding="utf-8").read().splitlines()
+    lines = open(download.value.path(), encoding="utf-8-sig").read().splitlines()  # BOM first: Excel
     assert lines[0] == "Plan,Potential,Active,Suspended,Graduated,Rejected,Total"
     assert sum(int(line.rsplit(",", 1)[1]) for line in lines[1:]) == district_total
 
