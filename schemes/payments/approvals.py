@@ -33,7 +33,7 @@ def prepare_approve_payroll(payload, by):
                                       status=RequestStatus.PENDING).exists():
         raise ValidationError(f"{payroll} is already waiting for a decision.")
     lines = Payroll.objects.filter(pk=payroll.pk).get().lines
-    flagged = selectors.over_limit(lines.all())
+    flagged = selectors.over_limit(payroll.totals.all())
     diff = selectors.payroll_diff(payroll)
     counts = {"Lines": payroll.line_count, f"Total ({payroll.currency})": format(payroll.total, "f"),
               "Lines above the transaction limit": flagged["count"],
@@ -126,7 +126,7 @@ def prepare_release_over_limit(payload, by):
                                       status=RequestStatus.PENDING).exists():
         raise ValidationError(f"The over-limit lines of {payroll} are already waiting for a decision.")
     lines = payroll.lines.filter(flagged_over_limit=True)
-    flagged = selectors.over_limit(payroll.lines.all())
+    flagged = selectors.over_limit(payroll.totals.all())
     if not flagged["count"]:
         raise ValidationError(f"{payroll} has no line above the transaction limit.")
     limit = payroll.parameters.get("limit")

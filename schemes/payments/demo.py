@@ -21,7 +21,16 @@ from workflows.models import ApprovalRule, RequestStatus, WorkflowDefinition, Wo
 from workflows.services import approval_decide, approval_execute
 
 from . import approvals, services
-from .models import PaymentCycle, PaymentLine, PaymentPlan, PaymentProvider, Payroll, Periodicity
+from .models import (
+    PaymentCycle,
+    PaymentLine,
+    PaymentPlan,
+    PaymentProvider,
+    Payroll,
+    PayrollChange,
+    PayrollTotal,
+    Periodicity,
+)
 
 GRANT = "CG-01"
 PLAN_CODE = "CG-01-PAY"
@@ -109,14 +118,16 @@ def forget_demo_payrolls(**kwargs):
     from schemes.bulk.models import Upload
 
     require_demo()
-    lines, payrolls = (connection.ops.quote_name(model._meta.db_table) for model in (PaymentLine, Payroll))
+    lines, totals, changes, payrolls = (connection.ops.quote_name(model._meta.db_table)
+                                        for model in (PaymentLine, PayrollTotal, PayrollChange, Payroll))
     with transaction.atomic(), connection.cursor() as cursor:
         Upload.objects.filter(payroll__isnull=False).delete()  # reconciliation files of these payrolls
         if connection.vendor == "postgresql":
             # Deferred foreign-key checks pending in this transaction would make PostgreSQL refuse.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute(f"TRUNCATE {lines}, {payrolls}")
+            cursor.execute(f"TRUNCATE {lines}, {totals}, {changes}, {payrolls}")
         else:
-            cursor.execute(f"DELETE FROM {lines}")
-            cursor.execute(f"UPDATE {payrolls} SET follow_up_of_id = NULL")
+            for table in (lines, totals, changes):
+                cursor.execute(f"DELETE FROM {table}")
+            cursor.execute(f"UPDATE {payrolls} SET follow_up_of_id = NULL, compared_with_id = NULL")
             cursor.execute(f"DELETE FROM {payrolls}")

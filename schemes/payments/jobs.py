@@ -1,4 +1,5 @@
-"""The payroll generation job (see services.payroll_generate)."""
+"""The payroll jobs: generation (services.payroll_generate) and counting its changes against the
+previous cycle again (services.payroll_compare)."""
 
 from workflows.jobs import job_kind
 from workflows.services import JobLost
@@ -16,3 +17,8 @@ def generate_payroll(job, progress):
         # The payroll says why (FAILED) and no longer blocks a new one; the job row records it too.
         services.payroll_fail(job.params["payroll"], f"{type(error).__name__}: {error}")
         raise
+
+
+@job_kind(services.COMPARE_JOB)
+def compare_payroll(job, progress):
+    return services.payroll_compare(job.params["payroll"])

@@ -193,6 +193,11 @@ class Payroll(FSMModelMixin, models.Model):
     over_limit_released_at = models.DateTimeField(null=True, blank=True)
     reason = models.TextField(blank=True)
     error = models.TextField(blank=True)
+    # Which payroll its changes (PayrollChange) were counted against, and when: None before they are
+    # (a payroll generated meanwhile for an earlier cycle, or the previous one rejected, makes them
+    # stale until counted again: selectors.payroll_diff then counts from the lines).
+    compared_with = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    compared_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -377,6 +382,51 @@ class PaymentLine(FSMModelMixin, models.Model):
         if Payroll.objects.filter(pk=self.payroll_id).exclude(status=PayrollStatus.GENERATING).exists():
             raise FrozenPayroll("The lines of a sealed payroll are kept.")
         return super().delete(*args, **kwargs)
+
+
+class PayrollTotal(models.Model):
+    """A payroll's lines counted and summed per location, status and over-limit flag: what its page,
+    its approval request and the reports read instead of a million lines. Written with the lines (a row
+    for every status, zero until lines reach it) and moved in the same statements as the lines'
+    statuses (schemes.payments.summaries)."""
+
+    payroll = models.ForeignKey(Payroll, on_delete=models.PROTECT, related_name="totals")
+    location = models.ForeignKey(Location, null=True, on_delete=models.PROTECT, related_name="+",
+                                 db_constraint=False, db_index=False)
+    status = models.CharField(max_length=20, choices=LineStatus.choices)
+    flagged_over_limit = models.BooleanField()
+    lines = models.IntegerField()
+    amount = models.DecimalField(**MONEY)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["payroll", "location", "status", "flagged_over_limit"],
+                                               nulls_distinct=False, name="payroll_total_one_per_group")]
+
+    def __str__(self):
+        return f"{self.payroll_id} {self.location_id} {self.status}: {self.lines}"
+
+
+class ChangeKind(models.TextChoices):
+    NEW = "NEW", "New"
+    REMOVED = "REMOVED", "Removed"
+    CHANGED = "CHANGED", "Changed amount"
+
+
+class PayrollChange(models.Model):
+    """How a payroll differs from the previous cycle's (`Payroll.compared_with`), counted per location
+    when it is sealed: beneficiaries new to it and changed amounts where the line is now, removed ones
+    where their previous line was. `amount` sums the lines' amounts here, `previous_amount` there."""
+
+    payroll = models.ForeignKey(Payroll, on_delete=models.PROTECT, related_name="changes")
+    location = models.ForeignKey(Location, null=True, on_delete=models.PROTECT, related_name="+",
+                                 db_constraint=False, db_index=False)
+    kind = models.CharField(max_length=10, choices=ChangeKind.choices)
+    lines = models.IntegerField()
+    amount = models.DecimalField(**MONEY)
+    previous_amount = models.DecimalField(**MONEY)
+
+    def __str__(self):
+        return f"{self.payroll_id} {self.location_id} {self.kind}: {self.lines}"
 
 
 class ProviderToken(models.Model):

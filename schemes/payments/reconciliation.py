@@ -43,6 +43,7 @@ from schemes.bulk.staging import StagingWriter
 from sites.audit import audit
 from sites.scoping import scope_for
 
+from . import summaries
 from .models import CENT, LineStatus, PaymentLine, Payroll, PayrollStatus
 
 PERMISSION = "payments.reconcile_payroll"
@@ -349,21 +350,12 @@ def apply(key, payroll, first_row, last_row, today=None):
               f"paid_on = CASE WHEN s.paid THEN COALESCE(s.paid_on, %s) ELSE l.paid_on END "
               f"FROM {staged} s WHERE s.upload_id = %s AND s.valid AND s.row_number BETWEEN %s AND %s "
               f"AND l.id = s.line_id AND l.id BETWEEN %s AND %s AND l.payroll_id = %s AND l.status = %s "
-              f"RETURNING status, amount")
+              f"RETURNING location_id, flagged_over_limit, status, amount")
     params = [PAID, UNPAID, today, key, first_row, last_row, span["low"], span["high"], payroll.pk, LineStatus.DUE]
     with _reconciliation_cursor(payroll) as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"WITH changed AS ({update}) SELECT COUNT(*) FILTER (WHERE status = %s), "
-                           f"COUNT(*) FILTER (WHERE status = %s), SUM(amount) FILTER (WHERE status = %s), "
-                           f"SUM(amount) FILTER (WHERE status = %s) FROM changed", [*params, PAID, UNPAID, PAID, UNPAID])
-            paid, unpaid, paid_amount, unpaid_amount = cursor.fetchone()
-        else:
-            cursor.execute(update, params)
-            moved = cursor.fetchall()
-            paid = sum(1 for status, _amount in moved if status == PAID)
-            unpaid = len(moved) - paid
-            paid_amount = sum((Decimal(str(amount)) for status, amount in moved if status == PAID), Decimal(0))
-            unpaid_amount = sum((Decimal(str(amount)) for status, amount in moved if status != PAID), Decimal(0))
+        moved = summaries.moved(cursor, payroll, update, params)
+    paid, paid_amount = moved.get(PAID, (0, 0))
+    unpaid, unpaid_amount = moved.get(UNPAID, (0, 0))
     return Applied(paid, unpaid, money(paid_amount), money(unpaid_amount))
 
 
@@ -372,9 +364,11 @@ def mark_due_unpaid(payroll):
     the same path as a row saying Paid = No. Returns how many. Inside the caller's transaction."""
     payroll = lock_approved(payroll)
     with _reconciliation_cursor(payroll) as cursor:
-        cursor.execute(f"UPDATE {connection.ops.quote_name(PaymentLine._meta.db_table)} SET status = %s "
-                       "WHERE payroll_id = %s AND status = %s", [UNPAID, payroll.pk, LineStatus.DUE])
-        return cursor.rowcount
+        moved = summaries.moved(
+            cursor, payroll, f"UPDATE {connection.ops.quote_name(PaymentLine._meta.db_table)} SET status = %s "
+            "WHERE payroll_id = %s AND status = %s RETURNING location_id, flagged_over_limit, status, amount",
+            [UNPAID, payroll.pk, LineStatus.DUE])
+        return moved.get(UNPAID, (0, 0))[0]
 
 
 def payroll_totals(payroll):

@@ -13,6 +13,7 @@ from sites.scoping import scope_for
 from .models import (
     DEAD_STATUSES,
     PAYABLE_STATUSES,
+    ChangeKind,
     LineStatus,
     PaymentCycle,
     PaymentLine,
@@ -20,6 +21,8 @@ from .models import (
     PaymentPoint,
     PaymentProvider,
     Payroll,
+    PayrollChange,
+    PayrollTotal,
 )
 
 ZERO = Decimal("0.00")
@@ -66,9 +69,26 @@ def lines_of_payroll_for(user, payroll, *, payment_point=None):
     return lines
 
 
-def over_limit(lines):
-    totals = lines.filter(flagged_over_limit=True).aggregate(count=Count("pk"), total=Sum("amount"))
-    return {"count": totals["count"], "total": totals["total"] or ZERO}
+def _of_payroll_for(user, model, payroll):
+    if not user.has_perm("payments.view_paymentline"):
+        return model.objects.none()
+    return scope_for(user).filter(model.objects.filter(payroll=payroll), field="location")
+
+
+def totals_for(user, payroll):
+    """The payroll's totals (per location, status and over-limit flag) in the user's locations: the
+    same sums as the lines they may see, without reading the lines."""
+    return _of_payroll_for(user, PayrollTotal, payroll)
+
+
+def over_limit(totals):
+    """{count, total} of the lines above the transaction limit among `totals` (PayrollTotal rows)."""
+    sums = totals.filter(flagged_over_limit=True).aggregate(count=Sum("lines"), total=Sum("amount"))
+    return {"count": sums["count"] or 0, "total": sums["total"] or ZERO}
+
+
+def lines_in_status(totals, status):
+    return totals.filter(status=status).aggregate(count=Sum("lines"))["count"] or 0
 
 
 def breakdown_depth(user):
@@ -84,10 +104,11 @@ def totals_by_location(payroll, user):
     """[{location, status, lines, total}] of the payroll's lines the user may see, summed at
     breakdown_depth(user) (lines placed above that level count at their own location; "" is no
     location): a national payroll's table has a row per region and status, not per village. Grouped
-    by location in SQL (a few thousand rows), rolled up along the locations' paths here."""
+    by location in SQL from the payroll's totals (a few thousand rows), rolled up along the locations' paths here."""
     depth = breakdown_depth(user)
-    grouped = list(lines_of_payroll_for(user, payroll).order_by().values("location_id", "status")
-                   .annotate(lines=Count("pk"), total=Sum("amount")))
+    grouped = [{"location_id": row["location_id"], "status": row["status"], "lines": row["count"], "total": row["sum"]}
+               for row in totals_for(user, payroll).order_by().values("location_id", "status")
+               .annotate(count=Sum("lines"), sum=Sum("amount")).filter(count__gt=0)]
     paths = dict(Location.objects.filter(pk__in={row["location_id"] for row in grouped} - {None})
                  .values_list("pk", "path"))
     totals = {}
@@ -103,21 +124,39 @@ def totals_by_location(payroll, user):
 
 
 def totals_by_status(payroll, user):
-    return list(lines_of_payroll_for(user, payroll).values("status").annotate(lines=Count("pk"), total=Sum("amount"))
-                .order_by("status"))
+    return [{"status": row["status"], "lines": row["count"], "total": row["sum"]}
+            for row in totals_for(user, payroll).order_by("status").values("status")
+            .annotate(count=Sum("lines"), sum=Sum("amount")).filter(count__gt=0)]
 
 
 def previous_payroll(payroll):
-    """The live payroll of the same payment plan in the latest earlier cycle, if any."""
+    """The sealed, live payroll of the same payment plan in the latest earlier cycle, if any (one
+    still generating has no lines to compare with yet: its sealing compares the next one again)."""
     return (Payroll.objects.filter(payment_plan_id=payroll.payment_plan_id, follow_up_of__isnull=True,
-                                   cycle__start_date__lt=payroll.cycle.start_date)
+                                   cycle__start_date__lt=payroll.cycle.start_date, sealed_at__isnull=False)
             .exclude(status__in=DEAD_STATUSES).exclude(pk=payroll.pk).select_related("cycle")
             .order_by("-cycle__start_date").first())
 
 
+def next_payroll(payroll):
+    """The sealed, live payroll of the same payment plan in the earliest later cycle: the one whose
+    changes are counted against `payroll` (or against the one before it, once `payroll` is dead)."""
+    return (Payroll.objects.filter(payment_plan_id=payroll.payment_plan_id, follow_up_of__isnull=True,
+                                   cycle__start_date__gt=payroll.cycle.start_date, sealed_at__isnull=False)
+            .exclude(status__in=DEAD_STATUSES).select_related("cycle")
+            .order_by("cycle__start_date").first())
+
+
+def is_compared(payroll, previous):
+    """Whether the payroll's changes were counted against `previous` (what they are against now)."""
+    return payroll.compared_at is not None and payroll.compared_with_id == (previous.pk if previous else None)
+
+
 def payroll_diff(payroll, user=None, *, sample=0):
     """New, removed and changed-amount beneficiaries against the previous cycle's payroll (in the
-    user's locations when a user is given); with `sample`, that many lines of each kind."""
+    user's locations when a user is given); with `sample`, that many lines of each kind (the first
+    by beneficiary, found in index order). Counted from the changes recorded when the payroll was
+    sealed; from the lines while those are stale."""
     previous = previous_payroll(payroll)
     result = {"previous": previous, "new": 0, "removed": 0, "changed": 0,
               "samples": {"new": [], "removed": [], "changed": []}}
@@ -125,20 +164,28 @@ def payroll_diff(payroll, user=None, *, sample=0):
         return result
     base = lines_for(user) if user is not None else PaymentLine.objects.all()
     current, before = base.filter(payroll=payroll), base.filter(payroll=previous)
+
     def same_beneficiary_in(other):
         return PaymentLine.objects.filter(payroll=other, beneficiary_id=OuterRef("beneficiary_id"))
 
     # Anti-joins (NOT EXISTS), never NOT IN: a million ids do not fit the hash NOT IN needs, and it
     # then scans the other payroll once per line (the page never finished at 1M lines).
     kinds = {
-        "new": current.exclude(Exists(same_beneficiary_in(previous))),
-        "removed": before.exclude(Exists(same_beneficiary_in(payroll))),
-        "changed": current.filter(Exists(same_beneficiary_in(previous).exclude(amount=OuterRef("amount")))),
+        ChangeKind.NEW: current.exclude(Exists(same_beneficiary_in(previous))),
+        ChangeKind.REMOVED: before.exclude(Exists(same_beneficiary_in(payroll))),
+        ChangeKind.CHANGED: current.filter(Exists(same_beneficiary_in(previous).exclude(amount=OuterRef("amount")))),
     }
+    if is_compared(payroll, previous):
+        changes = (_of_payroll_for(user, PayrollChange, payroll) if user is not None
+                   else PayrollChange.objects.filter(payroll=payroll))
+        counted = dict(changes.order_by().values("kind").annotate(count=Sum("lines")).values_list("kind", "count"))
+    else:
+        counted = {kind: lines.count() for kind, lines in kinds.items()}
     for kind, lines in kinds.items():
-        result[kind] = lines.count()
-        if sample:
-            result["samples"][kind] = list(lines.order_by("beneficiary_id")[:sample])
+        name = kind.lower()
+        result[name] = counted.get(kind, 0)
+        if sample and result[name]:
+            result["samples"][name] = list(lines.order_by("beneficiary_id")[:sample])
     if sample:
         amounts = dict(PaymentLine.objects.filter(payroll=previous, beneficiary_id__in=[
             line.beneficiary_id for line in result["samples"]["changed"]]).values_list("beneficiary_id", "amount"))

@@ -22,7 +22,7 @@ from sites.audit import audit
 from sites.scoping import scope_for
 from workflows.services import job_start
 
-from . import generation
+from . import generation, selectors, summaries
 from .models import (
     CENT,
     DEAD_STATUSES,
@@ -39,6 +39,7 @@ from .models import (
 )
 
 GENERATE_JOB = "payments.generate_payroll"
+COMPARE_JOB = "payments.compare_payroll"
 PAYABLE_TARGETS = (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE, BeneficiaryStatus.SUSPENDED)
 PLAN_FIELDS = ("code", "name", "benefit_plan", "formula", "criteria", "ceiling_per_beneficiary",
                "limit_per_transaction", "periodicity", "currency", "target_statuses")
@@ -402,20 +403,49 @@ def payroll_generate(payroll_id, progress=None):
             return _result(payroll)
         if progress:
             progress(0, 1, "Writing the payroll's lines")
-        if connection.vendor == "postgresql":
-            # The statement's hash joins and aggregates hold a million rows: in memory they run in one
-            # batch, and the lines then reach the (payroll, beneficiary) index in beneficiary order.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL work_mem = '256MB'")
+        _work_mem_for_a_payroll()
         count, total, digest = generation.write_and_seal(*_lines_sql(payroll), payroll.pk)
         payroll.seal(line_count=count, total=Decimal(total).quantize(CENT), seal_hash=digest, now=timezone.now())
         payroll.save()
+        summaries.count_lines(payroll)
+        summaries.compare(payroll)
+        _compare_next(payroll)
         audit(payroll, "mizani.payroll_sealed", by=None, data={
             "lines": payroll.line_count, "total": format(payroll.total, "f"), "hash": payroll.seal_hash})
         if progress:
             progress(1, 1, f"{payroll.line_count:,} lines, total {payroll.total}")
     refresh_statistics([PaymentLine])  # a million new lines: the payroll's screens are planned on them
     return _result(payroll)
+
+
+def _work_mem_for_a_payroll():
+    """A payroll's hash joins and aggregates hold a million rows: in memory they run in one batch (and
+    the lines then reach the (payroll, beneficiary) index in beneficiary order). For this transaction."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL work_mem = '256MB'")
+
+
+def _compare_next(payroll):
+    """Count the next cycle's payroll's changes again when `payroll` (sealed, or dead) changed what
+    they are against: as a job, on commit (three passes over a million lines each)."""
+    following = selectors.next_payroll(payroll)
+    if following is None:
+        return
+    previous = selectors.previous_payroll(following)
+    if selectors.is_compared(following, previous):
+        return
+    job_start(kind=COMPARE_JOB, params={"payroll": following.pk},
+              idempotency_key=f"payroll-compare-{following.pk}-{previous.pk if previous else 'none'}")
+
+
+def payroll_compare(payroll_id):
+    """Count a payroll's changes against the previous cycle's payroll (the job's work)."""
+    with transaction.atomic():
+        payroll = Payroll.objects.select_for_update().select_related("cycle").get(pk=payroll_id)
+        _work_mem_for_a_payroll()
+        previous = summaries.compare(payroll)
+    return {"payroll": payroll.pk, "compared_with": previous.pk if previous else None}
 
 
 def _lines_sql(payroll):
@@ -471,6 +501,7 @@ def payroll_reject(*, payroll, reason, by):
         return payroll
     payroll.reject(reason, timezone.now())
     payroll.save()
+    _compare_next(payroll)
     audit(payroll, "mizani.payroll_rejected", by=by, data={"reason": reason})
     return payroll
 

@@ -144,8 +144,7 @@ class PayrollRecordView(ScopedInspectView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         payroll, user = self.object, self.request.user
-        lines = selectors.lines_of_payroll_for(user, payroll)
-        flagged = selectors.over_limit(lines)
+        flagged = selectors.over_limit(selectors.totals_for(user, payroll))
         requests = ApprovalRequest.objects.filter(
             operation__in=[approvals.APPROVE_PAYROLL, approvals.RELEASE_OVER_LIMIT, approvals.CLOSE_PAYROLL],
             payload__payroll=payroll.pk).order_by("-pk")
@@ -155,7 +154,7 @@ class PayrollRecordView(ScopedInspectView):
         can_work = user.has_perm("payments.change_payroll")
         approved = payroll.status == PayrollStatus.APPROVED
         may_reconcile = user.has_perm(reconciliation.PERMISSION)
-        due = payroll.lines.filter(status=LineStatus.DUE).count() if approved else 0
+        due = selectors.lines_in_status(payroll.totals.all(), LineStatus.DUE) if approved else 0
         context.update({
             "payroll": payroll,
             "job": job,
@@ -178,7 +177,7 @@ class PayrollRecordView(ScopedInspectView):
             "can_follow_up": (payroll.status == PayrollStatus.RECONCILED and user.has_perm("payments.add_payroll")
                               and payroll.cycle.status != CycleStatus.CLOSED
                               and not payroll.follow_ups.exclude(status__in=DEAD_STATUSES).exists()
-                              and payroll.lines.filter(status=LineStatus.UNPAID).exists()),
+                              and selectors.lines_in_status(payroll.totals.all(), LineStatus.UNPAID) > 0),
             "can_reconcile": approved and may_reconcile and user.has_perm("bulk.add_upload"),
             "reconcile_url": reverse("bulk_upload:new") + f"?kind={UploadKind.RECONCILIATION}&payroll={payroll.pk}",
             "reconciliations": uploads_for(user).filter(payroll=payroll)[:RECONCILIATION_UPLOADS_SHOWN],

@@ -170,7 +170,8 @@ def test_generation_is_one_insert_statement(payment_plan, cycle, people, account
     with CaptureQueriesContext(connection) as queries:
         services.payroll_generate(payroll.pk)
 
-    inserts = [q["sql"] for q in queries.captured_queries if "INSERT INTO" in q["sql"] and "paymentline" in q["sql"]]
+    table = connection.ops.quote_name("payments_paymentline")
+    inserts = [q["sql"] for q in queries.captured_queries if f"INSERT INTO {table}" in q["sql"]]
     assert len(inserts) == 1
 
 
