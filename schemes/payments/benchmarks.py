@@ -23,7 +23,7 @@ from schemes.registry.demo import seed_demo
 from schemes.registry.models import Individual
 from sites.benchmarking import register
 
-from . import services
+from . import services, summaries
 from .models import PaymentCycle, PaymentLine, Payroll
 
 FORMULA = "500 + (200 if children_under_5 > 0 else 0) + 100 * min(household_size, 4)"
@@ -202,6 +202,7 @@ def _approved_payroll(rows, admin, tag):
         payroll.seal(line_count=count, total=Decimal(total).quantize(Decimal("0.01")), seal_hash=f"benchmark-{tag}",
                      now=timezone.now())
         payroll.save()
+        summaries.count_lines(payroll)
     payroll.approve(timezone.now())
     payroll.save()
     with connection.cursor() as cursor:

@@ -197,9 +197,9 @@ def check(key, payroll, user, *, names, provider=None, analyze=True):
              StagedReconciliation, code=NOT_FOUND)
     scope = scope_for(user)
     if not scope.national:
-        visible = scope.filter(PaymentLine.objects.all(), field="location")
-        outside = (coded.filter(Exists(PaymentLine.objects.filter(pk=OuterRef("line_id"))))
-                   .exclude(Exists(visible.filter(pk=OuterRef("line_id")))))
+        # A line exists and is not in the user's locations (one probe per row: lines without a
+        # location included, which only national users see).
+        outside = coded.filter(Exists(PaymentLine.objects.filter(pk=OuterRef("line_id")).exclude(scope.q("location"))))
         if provider is not None:  # not found already: a second error would tell that the line exists
             outside = outside.exclude(Exists(StagedError.objects.filter(
                 upload_id=key, row_number=OuterRef("row_number"), code=NOT_FOUND)))

@@ -143,6 +143,20 @@ def test_a_district_accountant_reconciles_only_their_lines(approved_payroll, peo
     assert error_codes(result) == [(2, "benefit_consumption_outside_locations")]
 
 
+def test_a_line_without_a_location_is_outside_a_district_accountants_locations(people, benefit_plan, geo, request):
+    from tests.schemes.payments.conftest import enrol, household_of
+
+    enrol(benefit_plan, household_of(1, location=None))
+    payroll = request.getfixturevalue("approved_payroll")
+    unplaced = PaymentLine.objects.get(payroll=payroll, location__isnull=True)
+    accountant_b = UserFactory(role="Accountant", locations=[geo.district_b])
+
+    result = reconcile_batch(payroll=payroll, by=accountant_b, rows=[row(unplaced)])
+
+    assert error_codes(result) == [(1, "benefit_consumption_outside_locations")]
+    assert PaymentLine.objects.get(pk=unplaced.pk).status == LineStatus.DUE
+
+
 def test_lines_outside_the_users_locations_are_told_nothing_more(
         approved_payroll, people, accountant, geo, payment_plan, cycles, django_capture_on_commit_callbacks):
     """A district-B accountant learns of district A's lines only that they are outside: not their
