@@ -218,10 +218,11 @@ def stage(upload, table, user):
     return count
 
 
-def flag(upload, column, message, queryset, model=StagedIndividual, *, code=""):
+def flag(upload, column, message, queryset, model=StagedIndividual, *, code="", mark_invalid=True):
     """Add `message` (and its machine-readable `code`, where the format has codes) to every staged row
     `queryset` (of `model`) selects, and mark them invalid (two statements, after a cheap look whether
-    there is any). Used by every importer's checks."""
+    there is any). Used by every importer's checks. `mark_invalid=False`: the caller marks every row
+    with an error invalid at the end, in one statement (the query is not run a second time)."""
     if not queryset.exists():
         return
     numbers = queryset.values("row_number")
@@ -231,7 +232,8 @@ def flag(upload, column, message, queryset, model=StagedIndividual, *, code=""):
         cursor.execute(f"INSERT INTO {table} (upload_id, row_number, {connection.ops.quote_name('column')}, message, "
                        f"code) SELECT %s, picked.row_number, %s, %s, %s FROM ({sql}) picked",
                        [upload.pk, column, message, code, *params])
-    model.objects.filter(upload_id=upload.pk, row_number__in=numbers).update(valid=False)
+    if mark_invalid:
+        model.objects.filter(upload_id=upload.pk, row_number__in=numbers).update(valid=False)
 
 
 def check(upload):

@@ -40,6 +40,7 @@ from django.utils import timezone
 from schemes.bulk.individuals import flag, parse_date
 from schemes.bulk.models import StagedError, StagedReconciliation
 from schemes.bulk.staging import StagingWriter
+from schemes.bulk.staging import analyze as analyze_tables
 from sites.audit import audit
 from sites.scoping import scope_for
 
@@ -194,7 +195,7 @@ def check(key, payroll, user, *, names, provider=None, analyze=True):
     if provider is not None:
         flag(target, names.code, "None of your payment points' lines has this code.",
              coded.exclude(Exists(_provider_lines(provider, payroll).filter(pk=OuterRef("line_id")))),
-             StagedReconciliation, code=NOT_FOUND)
+             StagedReconciliation, code=NOT_FOUND, mark_invalid=False)
     scope = scope_for(user)
     if not scope.national:
         # A line exists and is not in the user's locations (one probe per row: lines without a
@@ -204,13 +205,15 @@ def check(key, payroll, user, *, names, provider=None, analyze=True):
             outside = outside.exclude(Exists(StagedError.objects.filter(
                 upload_id=key, row_number=OuterRef("row_number"), code=NOT_FOUND)))
         flag(target, names.code, "This line is outside your locations.", outside, StagedReconciliation,
-             code=OUTSIDE_LOCATIONS)
+             code=OUTSIDE_LOCATIONS, mark_invalid=False)
     _flag_line_problems(key, payroll, names)
     repeated = coded.values("line_id").annotate(n=Count("pk")).filter(n__gt=1).values("line_id")
     if repeated.exists():  # the aggregate alone, before joining it back to a million rows
         flag(target, names.code, "This line is on more than one row.", coded.filter(line_id__in=repeated),
-             StagedReconciliation, code=DUPLICATED)
-    with connection.cursor() as cursor:
+             StagedReconciliation, code=DUPLICATED, mark_invalid=False)
+    if analyze:  # the planner must know this file's errors (a million when the file is another region's)
+        analyze_tables([StagedError])
+    with connection.cursor() as cursor:  # every row with an error, flagged above, in one statement
         cursor.execute(f"UPDATE {staged_table} SET valid = false WHERE upload_id = %s AND valid AND row_number IN ("
                        f"SELECT row_number FROM {quote(StagedError._meta.db_table)} WHERE upload_id = %s)", [key, key])
 
