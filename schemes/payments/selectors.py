@@ -11,6 +11,7 @@ from sites.models import Location
 from sites.scoping import scope_for
 
 from .models import (
+    CENT,
     DEAD_STATUSES,
     PAYABLE_STATUSES,
     ChangeKind,
@@ -156,9 +157,10 @@ def payroll_diff(payroll, user=None, *, sample=0):
     """New, removed and changed-amount beneficiaries against the previous cycle's payroll (in the
     user's locations when a user is given); with `sample`, that many lines of each kind (the first
     by beneficiary, found in index order). Counted from the changes recorded when the payroll was
-    sealed; from the lines while those are stale."""
+    sealed, with their amounts (`amounts`: new and changed lines' now, removed and changed lines'
+    before); from the lines, counts only, while those are stale."""
     previous = previous_payroll(payroll)
-    result = {"previous": previous, "new": 0, "removed": 0, "changed": 0,
+    result = {"previous": previous, "new": 0, "removed": 0, "changed": 0, "amounts": None,
               "samples": {"new": [], "removed": [], "changed": []}}
     if previous is None:
         return result
@@ -178,7 +180,11 @@ def payroll_diff(payroll, user=None, *, sample=0):
     if is_compared(payroll, previous):
         changes = (_of_payroll_for(user, PayrollChange, payroll) if user is not None
                    else PayrollChange.objects.filter(payroll=payroll))
-        counted = dict(changes.order_by().values("kind").annotate(count=Sum("lines")).values_list("kind", "count"))
+        sums = {row["kind"]: row for row in changes.order_by().values("kind").annotate(
+            count=Sum("lines"), now=Sum("amount"), before=Sum("previous_amount"))}
+        counted = {kind: row["count"] for kind, row in sums.items()}
+        result["amounts"] = {kind.lower(): {side: Decimal(sums.get(kind, {}).get(side) or 0).quantize(CENT)
+                                            for side in ("now", "before")} for kind in ChangeKind.values}
     else:
         counted = {kind: lines.count() for kind, lines in kinds.items()}
     for kind, lines in kinds.items():

@@ -37,7 +37,7 @@ def world(geo, member_roles):
         "code": "CG-PAY", "name": "Child grant payments", "benefit_plan": plan, "formula": FORMULA,
         "ceiling_per_beneficiary": Decimal("1200.00"), "limit_per_transaction": Decimal("1000.00"),
         "periodicity": 2, "currency": "TZS", "target_statuses": ["ACTIVE"]})
-    return {"payment_plan": payment_plan,
+    return {"payment_plan": payment_plan, "village": geo.village_a,
             "accountant": UserFactory(username="accountant", role="Accountant", national=True),
             "checker": UserFactory(username="checker", role="Checker", national=True)}
 
@@ -121,5 +121,15 @@ def test_an_accountant_pays_a_cycle_checked_by_a_checker(live_server, browser, w
     expect(accountant.get_by_test_id("over-limit")).to_contain_text("Released for payment")
     assert sorted(line.split(",")[7] for line in export_lines(accountant)) == ["1100.00", "800.00", "900.00"]
     screenshot(accountant, screenshots / "payments_payroll_released.png")
+
+    # The next cycle: one more family enrolled; its payroll shows what changed against this one.
+    enrol(payment_plan.benefit_plan, household_of(2, location=world["village"]))
+    accountant.goto(origin + reverse("payments_plan:inspect", args=[payment_plan.pk]))
+    accountant.select_option("#id_cycle", label=str(PaymentCycle.objects.get(code="CG-2025-03")))
+    accountant.get_by_role("button", name="Generate payroll").click()
+    expect(accountant.get_by_test_id("payroll-status")).to_have_text("Waiting for approval")
+    expect(accountant.get_by_test_id("diff")).to_contain_text("New1 (700.00 TZS)")
+    expect(accountant.get_by_test_id("diff")).to_contain_text("Removed0")
+    screenshot(accountant, screenshots / "payments_payroll_diff.png")
 
     assert problems.ours() == {}

@@ -140,6 +140,8 @@ def test_changes_are_counted_when_sealed_and_read_without_the_lines(
     with CaptureQueriesContext(connection) as captured:
         diff = selectors.payroll_diff(payroll, accountant)
     assert (diff["new"], diff["removed"], diff["changed"]) == (1, 1, 0)
+    assert diff["amounts"]["new"]["now"] == Decimal("700.00")
+    assert diff["amounts"]["removed"]["before"] == Decimal("600.00")
     assert not [query for query in captured.captured_queries if "payments_paymentline" in query["sql"]]
 
     district_b = UserFactory(role="Accountant", locations=[geo.district_b])
@@ -159,6 +161,7 @@ def test_changed_amounts_are_counted_where_the_line_is(approved_payroll, payment
     assert live == {"new": 0, "removed": 0, "changed": 4}
     changed = PayrollChange.objects.filter(payroll=payroll, kind=ChangeKind.CHANGED)
     assert {row.location_id: row.lines for row in changed} == {geo.village_a.pk: 3, geo.village_b.pk: 1}
+    assert diff["amounts"]["changed"] == {"before": Decimal("3400.00"), "now": Decimal("3600.00")}
 
 
 def test_an_earlier_cycle_sealed_later_has_the_next_payroll_compared_again(
