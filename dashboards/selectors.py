@@ -16,7 +16,7 @@ from django.utils import timezone
 from schemes.bulk.models import UploadKind, UploadStatus
 from schemes.bulk.selectors import uploads_for
 from schemes.payments.models import DEAD_STATUSES, PAYABLE_STATUSES, LineStatus, Payroll, PayrollStatus
-from schemes.payments.selectors import lines_for
+from schemes.payments.selectors import payroll_totals_for
 from schemes.plans.models import Beneficiary, BeneficiaryStatus, BenefitPlan, HouseholdBeneficiary
 from schemes.plans.selectors import beneficiaries_for, household_beneficiaries_for
 from schemes.registry.models import Sex
@@ -228,20 +228,20 @@ def registrations_over_time(user, filters):
 
 
 def _line_totals(user, filters):
-    """{payroll_id: {status: (lines, amount)}} of the lines the user may see: one GROUP BY on the lines
-    table alone (payrolls, cycles and plans are joined in Python, a few rows), shared by the payment
-    metrics."""
+    """{payroll_id: {status: (lines, amount)}} of the lines the user may see, from the payrolls' totals
+    (a few rows per payroll and location, not the lines: payrolls, cycles and plans are joined in
+    Python), shared by the payment metrics."""
     def run(user, filters):
         # Rejected and failed payrolls' lines are never shown: not read either (a few payroll rows, a
         # hashed semi-join on the lines).
         payrolls = Payroll.objects.exclude(status__in=DEAD_STATUSES).filter(filters.date_q("cycle__start_date"))
         if filters.plan_id:
             payrolls = payrolls.filter(payment_plan__benefit_plan_id=filters.plan_id)
-        lines = (lines_for(user).filter(filters.location_q("location"), payroll_id__in=payrolls.values("pk"))
-                 .order_by())
+        kept = (payroll_totals_for(user).filter(filters.location_q("location"), payroll_id__in=payrolls.values("pk"))
+                .order_by())
         totals = {}
-        for payroll_id, status, n, amount in (lines.values_list("payroll_id", "status")
-                                              .annotate(n=Count("pk"), amount=Sum("amount"))):
+        for payroll_id, status, n, amount in (kept.values_list("payroll_id", "status")
+                                              .annotate(n=Sum("lines"), amount=Sum("amount")).filter(n__gt=0)):
             totals.setdefault(payroll_id, {})[status] = (n, amount or ZERO)
         return totals
     return shared("line_totals", user, filters, run)

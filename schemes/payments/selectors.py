@@ -70,16 +70,22 @@ def lines_of_payroll_for(user, payroll, *, payment_point=None):
     return lines
 
 
-def _of_payroll_for(user, model, payroll):
+def _in_locations_of(user, model):
+    """Rows of a payroll summary (PayrollTotal, PayrollChange) in the user's locations, for who may
+    see the lines they sum."""
     if not user.has_perm("payments.view_paymentline"):
         return model.objects.none()
-    return scope_for(user).filter(model.objects.filter(payroll=payroll), field="location")
+    return scope_for(user).filter(model.objects.all(), field="location")
+
+
+def payroll_totals_for(user):
+    """Every payroll's totals (per location, status and over-limit flag) in the user's locations: the
+    same sums as the lines they may see, without reading the lines."""
+    return _in_locations_of(user, PayrollTotal)
 
 
 def totals_for(user, payroll):
-    """The payroll's totals (per location, status and over-limit flag) in the user's locations: the
-    same sums as the lines they may see, without reading the lines."""
-    return _of_payroll_for(user, PayrollTotal, payroll)
+    return payroll_totals_for(user).filter(payroll=payroll)
 
 
 def over_limit(totals):
@@ -178,8 +184,8 @@ def payroll_diff(payroll, user=None, *, sample=0):
         ChangeKind.CHANGED: current.filter(Exists(same_beneficiary_in(previous).exclude(amount=OuterRef("amount")))),
     }
     if is_compared(payroll, previous):
-        changes = (_of_payroll_for(user, PayrollChange, payroll) if user is not None
-                   else PayrollChange.objects.filter(payroll=payroll))
+        changes = (_in_locations_of(user, PayrollChange) if user is not None
+                   else PayrollChange.objects.all()).filter(payroll=payroll)
         sums = {row["kind"]: row for row in changes.order_by().values("kind").annotate(
             count=Sum("lines"), now=Sum("amount"), before=Sum("previous_amount"))}
         counted = {kind: row["count"] for kind, row in sums.items()}

@@ -359,7 +359,7 @@ def test_the_payroll_page_shows_the_difference_to_the_previous_cycle(client, acc
 
     page = logged_in(client, accountant).get(reverse("payments_payroll:inspect", args=[payroll.pk])).content.decode()
 
-    assert re.search(r"<dt>New</dt><dd>0</dd>\s*<dt>Removed</dt><dd>1</dd>", page)
+    assert re.search(r"<dt>New</dt><dd>0</dd>\s*<dt>Removed</dt><dd>1 \(600.00 TZS before\)</dd>", page)
     assert "<td>Removed</td>" in page
 
 
