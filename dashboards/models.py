@@ -48,9 +48,8 @@ class DashboardPage(Page):
         FieldPanel("summary"),
         FieldPanel("body"),
     ]
-    # No scheduled publishing (Page.settings_panels): its date-time pickers start with inline scripts,
-    # which the Content-Security-Policy refuses; a dashboard is published when it is ready.
-    settings_panels = [
+    # Page.settings_panels: scheduled publishing (e.g. a new dashboard shown from the first of the month).
+    settings_panels = Page.settings_panels + [
         MultiFieldPanel([FieldPanel("viewer_groups", widget=forms.CheckboxSelectMultiple),
                          FieldPanel("show_filters"), FieldPanel("default_period_months")],
                         heading="Viewers and filters"),

@@ -21,6 +21,13 @@ def register_audit_actions(actions):
         actions.register_action(action, label, message)
 
 
+@hooks.register("insert_global_admin_js")
+def date_chooser_starter():
+    # Starts Wagtail's date and time pickers, whose own inline scripts the CSP refuses
+    # (sites/templates/wagtailadmin/widgets/*_input.html).
+    return format_html('<script src="{}" defer></script>', static("mizani/date_chooser_init.js"))
+
+
 @hooks.register("insert_global_admin_css")
 def mizani_admin_css():
     return format_html('<link rel="stylesheet" href="{}">', static("mizani/admin.css"))
@@ -86,8 +93,7 @@ def hide_wagtail_site_history(request, menu_items):
 
 
 class NativeDateInput(forms.DateInput):
-    """The browser's own date picker. Wagtail's date widget starts itself with an inline <script>,
-    which the Content-Security-Policy (script-src 'self') refuses."""
+    """The browser's own date picker for the models' date fields: ISO dates, nothing to start."""
 
     input_type = "date"
 

@@ -1,0 +1,44 @@
+"""Wagtail's date and date-time pickers (listing filters, the audit trail, scheduled publishing) start
+from static/mizani/date_chooser_init.js: the Content-Security-Policy refuses the inline scripts Wagtail
+would start them with."""
+
+import pytest
+from django.urls import reverse
+from playwright.sync_api import expect
+from wagtail.models import Page
+
+from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.browser
+
+
+def test_date_pickers_start_under_the_content_security_policy(live_server, browser, superuser, screenshots):
+    origin, problems = live_server.url, BrowserProblems()
+    expect.set_options(timeout=TIMEOUT_MS)
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    problems.watch(page, origin)
+    page.goto(f"{origin}/admin/login/")
+    page.fill("#id_username", superuser.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("main")).to_be_visible()
+    home = Page.get_first_root_node().get_children().first()
+
+    for url in (reverse("mizani_site_history"), reverse("wagtailadmin_explore", args=[home.pk]),
+                reverse("wagtailadmin_pages:edit", args=[home.pk])):
+        page.goto(origin + url)
+        markers = page.locator("[data-mizani-date-chooser]")
+        expect(markers.first).to_be_attached()
+        for index in range(markers.count()):
+            expect(markers.nth(index)).to_have_attribute("data-started", "true")
+        assert page.locator(".xdsoft_datetimepicker").count() >= markers.count()
+
+    page.locator("[data-side-panel-toggle=status]").click()
+    page.get_by_role("button", name="Set schedule").click()
+    go_live = page.locator("input[name=go_live_at]")
+    go_live.click()
+    expect(page.locator(".xdsoft_datetimepicker:visible").first).to_be_visible()
+    screenshot(page, screenshots / "date_picker_schedule.png")
+    assert problems.ours() == {}
