@@ -51,6 +51,13 @@ class Scope:
             return None
         return Location.objects.filter(path=self.paths[0]).first()
 
+    def breakdown_depth(self):
+        """The location level totals are broken down by for this scope: the one just below its own
+        locations (regions for national users, a district's villages for its clerk)."""
+        if self.national or not self.paths:
+            return 1
+        return min(path.strip("/").count("/") + 1 for path in self.paths) + 1
+
     def allows(self, location):
         """May the user act on a record placed at `location` (None = no location)?"""
         if self.national:

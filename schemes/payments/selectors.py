@@ -98,21 +98,12 @@ def lines_in_status(totals, status):
     return totals.filter(status=status).aggregate(count=Sum("lines"))["count"] or 0
 
 
-def breakdown_depth(user):
-    """The level a user's totals are broken down by: the one just below their own locations (regions
-    for national users, a district's villages for its clerk)."""
-    scope = scope_for(user)
-    if scope.national or not scope.paths:
-        return 1
-    return min(path.strip("/").count("/") + 1 for path in scope.paths) + 1
-
-
 def totals_by_location(payroll, user):
     """[{location, status, lines, total}] of the payroll's lines the user may see, summed at
-    breakdown_depth(user) (lines placed above that level count at their own location; "" is no
+    the level just below the user's own locations (Scope.breakdown_depth; lines placed above that level count at their own location; "" is no
     location): a national payroll's table has a row per region and status, not per village. Grouped
     by location in SQL from the payroll's totals (a few thousand rows), rolled up along the locations' paths here."""
-    depth = breakdown_depth(user)
+    depth = scope_for(user).breakdown_depth()
     grouped = [{"location_id": row["location_id"], "status": row["status"], "lines": row["count"], "total": row["sum"]}
                for row in totals_for(user, payroll).order_by().values("location_id", "status")
                .annotate(count=Sum("lines"), sum=Sum("amount")).filter(count__gt=0)]

@@ -160,7 +160,7 @@ class PayrollRecordView(ScopedInspectView):
             "job": job,
             "by_status": selectors.totals_by_status(payroll, user),
             "by_location": selectors.totals_by_location(payroll, user),
-            "breakdown_level": OrganisationSettings.load().level_name(selectors.breakdown_depth(user)),
+            "breakdown_level": OrganisationSettings.load().level_name(scope_for(user).breakdown_depth()),
             "flagged": flagged,
             "diff": selectors.payroll_diff(payroll, user, sample=DIFF_SAMPLE) if payroll.is_frozen else None,
             "requests": requests,

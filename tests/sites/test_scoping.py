@@ -203,3 +203,12 @@ def test_scope_is_cached_until_forgotten(geo, people):
 
     forget_scope(user)
     assert visible(user, people) == {"district_b", "village_b"}
+
+
+def test_totals_break_down_just_below_the_users_own_locations(geo):
+    assert scope_for(UserFactory(role="Accountant", national=True)).breakdown_depth() == 1
+    assert scope_for(UserFactory(role="Accountant", locations=[geo.region])).breakdown_depth() == 2
+    assert scope_for(UserFactory(role="Accountant", locations=[geo.district_a])).breakdown_depth() == 3
+    # Two places at different levels: broken down below the higher one.
+    mixed = UserFactory(role="Accountant", locations=[geo.village_b, geo.other_region])
+    assert scope_for(mixed).breakdown_depth() == 2

@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from schemes.payments import selectors, services
 from schemes.payments.models import PaymentCycle, Payroll
+from sites.scoping import scope_for
 from tests.factories import UserFactory
 from tests.schemes.payments.conftest import enrol, household_of
 from tests.sql import assert_no_not_in_subquery
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_national_user_sees_totals_per_region_not_per_village(approved_payroll, accountant, geo):
-    assert selectors.breakdown_depth(accountant) == 1
+    assert scope_for(accountant).breakdown_depth() == 1
     assert selectors.totals_by_location(approved_payroll, accountant) == [
         {"location": geo.region.name, "status": "DUE", "lines": 4, "total": Decimal("3400.00")}]
 
@@ -24,7 +25,7 @@ def test_a_national_user_sees_totals_per_region_not_per_village(approved_payroll
 def test_a_district_user_sees_their_districts_next_level(approved_payroll, geo):
     district_b = UserFactory(role="Accountant", locations=[geo.district_b])
 
-    assert selectors.breakdown_depth(district_b) == 3
+    assert scope_for(district_b).breakdown_depth() == 3
     assert selectors.totals_by_location(approved_payroll, district_b) == [
         {"location": geo.ward_b.name, "status": "DUE", "lines": 1, "total": Decimal("600.00")}]
 
