@@ -42,41 +42,43 @@ def count_lines(payroll):
 
 def moved(cursor, payroll, update_sql, params):
     """Run `update_sql`, an UPDATE of `payroll`'s lines from DUE to another status that RETURNs
-    (location_id, flagged_over_limit, status, amount), and move the totals with it, in the same
-    statement on PostgreSQL. Returns {status: (lines, amount)} of what moved."""
-    _, totals, _ = _tables()
-    if connection.vendor == "postgresql":
-        cursor.execute(
-            f"WITH changed AS ({update_sql}), "
-            f"moved AS (SELECT location_id, flagged_over_limit, status, COUNT(*) AS lines, SUM(amount) AS amount "
-            f"FROM changed GROUP BY location_id, flagged_over_limit, status), "
-            f"delta AS (SELECT location_id, flagged_over_limit, status, SUM(lines) AS lines, SUM(amount) AS amount "
-            f"FROM (SELECT location_id, flagged_over_limit, status, lines, amount FROM moved UNION ALL "
-            f"SELECT location_id, flagged_over_limit, %s, -lines, -amount FROM moved) sides "
-            f"GROUP BY location_id, flagged_over_limit, status), "
-            # COALESCE: an equality the hash join can use (lines of people with no location are NULL).
-            f"kept AS (UPDATE {totals} t SET lines = t.lines + d.lines, amount = t.amount + d.amount FROM delta d "
-            f"WHERE t.payroll_id = %s AND t.status = d.status AND t.flagged_over_limit = d.flagged_over_limit "
-            f"AND COALESCE(t.location_id, 0) = COALESCE(d.location_id, 0)) "
-            f"SELECT status, SUM(lines), SUM(amount) FROM moved GROUP BY status",
-            [*params, LineStatus.DUE, payroll.pk])
-        return {status: (int(lines), amount) for status, lines, amount in cursor.fetchall()}
-    cursor.execute(update_sql, params)
+    (location_id, flagged_over_limit, status, amount), and move the totals with it, in the caller's
+    transaction. Returns {status: (lines, amount)} of what moved."""
+    if connection.vendor == "postgresql":  # grouped in SQL: a file's chunk moves thousands of lines
+        cursor.execute(f"WITH changed AS ({update_sql}) SELECT location_id, flagged_over_limit, status, COUNT(*), "
+                       f"SUM(amount) FROM changed GROUP BY location_id, flagged_over_limit, status", params)
+        groups = cursor.fetchall()
+    else:
+        cursor.execute(update_sql, params)
+        groups = [(location_id, flagged, status, 1, amount) for location_id, flagged, status, amount in cursor.fetchall()]
     delta = defaultdict(lambda: [0, Decimal(0)])
     by_status = defaultdict(lambda: [0, Decimal(0)])
-    for location_id, flagged, status, amount in cursor.fetchall():
+    for location_id, flagged, status, lines, amount in groups:
         amount = Decimal(str(amount))
         for key, sign in (((location_id, bool(flagged), status), 1), ((location_id, bool(flagged), LineStatus.DUE), -1)):
-            delta[key][0] += sign
+            delta[key][0] += sign * lines
             delta[key][1] += sign * amount
-        by_status[status][0] += 1
+        by_status[status][0] += lines
         by_status[status][1] += amount
-    cursor.executemany(
-        f"UPDATE {totals} SET lines = lines + %s, amount = amount + CAST(%s AS NUMERIC) WHERE payroll_id = %s "
-        f"AND location_id IS %s AND flagged_over_limit = %s AND status = %s",
-        [(lines, str(amount), payroll.pk, location_id, flagged, status)
-         for (location_id, flagged, status), (lines, amount) in delta.items()])
+    if delta:
+        _move_totals(cursor, payroll, delta)
     return {status: tuple(values) for status, values in by_status.items()}
+
+
+def _move_totals(cursor, payroll, delta):
+    _, totals, _ = _tables()
+    if connection.vendor == "postgresql":
+        # A file's chunks apply at once on several connections and move the same totals: locked in one
+        # order they wait for each other (briefly, at the end of each chunk) instead of deadlocking.
+        cursor.execute(f"SELECT id FROM {totals} WHERE payroll_id = %s ORDER BY id FOR UPDATE", [payroll.pk])
+    update = (f"UPDATE {totals} SET lines = lines + %s, amount = amount + CAST(%s AS NUMERIC) "
+              f"WHERE payroll_id = %s AND status = %s AND flagged_over_limit = %s AND location_id ")
+    for placed in (True, False):  # `= %s` uses the unique index; NULL needs IS NULL
+        rows = [(lines, str(amount), payroll.pk, status, flagged, *([location_id] if placed else []))
+                for (location_id, flagged, status), (lines, amount) in sorted(delta.items(), key=str)
+                if (location_id is not None) == placed]
+        if rows:
+            cursor.executemany(update + ("= %s" if placed else "IS NULL"), rows)
 
 
 def compare(payroll):

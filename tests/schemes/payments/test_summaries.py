@@ -2,10 +2,12 @@
 sealed, moved with the lines by every reconciliation path, counted again when the previous cycle's
 payroll changes; always the same as what the lines say."""
 
+import threading
 from collections import defaultdict
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -202,3 +204,36 @@ def test_stale_changes_are_counted_from_the_lines(next_cycle_changed, payment_pl
     diff = selectors.payroll_diff(Payroll.objects.get(pk=payroll.pk), accountant)
 
     assert (diff["new"], diff["removed"], diff["changed"]) == (1, 1, 0)
+
+
+@pytest.mark.skipif(settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+                    reason="concurrent transactions: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_batches_at_once_move_the_same_totals_exactly(people, benefit_plan, geo, accountant, request):
+    """Two batches at once, each moving lines in both villages (the totals rows they update cross):
+    both apply, neither deadlocks, and the totals still equal the lines."""
+    placed = [household_of(1, location=geo.village_a if n % 2 else geo.village_b) for n in range(12)]
+    for head in placed:
+        enrol(benefit_plan, head)
+    payroll = request.getfixturevalue("approved_payroll")
+    lines = list(PaymentLine.objects.filter(payroll=payroll, recipient__in=placed).order_by("pk"))
+    results, start = [], threading.Barrier(2)
+
+    def batch(rows):
+        try:
+            start.wait()
+            results.append(reconcile_batch(payroll=payroll, by=accountant, rows=rows))
+        finally:
+            connection.close()
+
+    for round_lines in (lines[0:4], lines[4:8], lines[8:12]):
+        first = [{"code": line.code, "paid": True, "receipt": f"R{line.pk}"} for line in round_lines[:2]]
+        second = [{"code": line.code, "paid": False, "receipt": ""} for line in reversed(round_lines[2:])]
+        threads = [threading.Thread(target=batch, args=(rows,)) for rows in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert sorted((result["paid"], result["unpaid"]) for result in results) == [(0, 2)] * 3 + [(2, 0)] * 3
+    assert kept(payroll) == from_lines(payroll)
