@@ -213,3 +213,7 @@ class StagedReconciliation(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["upload", "row_number"], name="staged_reconciliation_row")]
+
+
+# Every staging table (emptied once its uploads are imported or discarded: staging.release_empty).
+STAGING = (StagedIndividual, StagedHousehold, StagedError, StagedBeneficiary, StagedLocation, StagedReconciliation)

@@ -20,8 +20,8 @@ from workflows.services import job_start
 
 from . import beneficiaries, individuals, locations, reconciliation
 from .files import FileProblem, open_table, sanitise_file_name
-from .models import PLAN_KINDS, StagedError, Upload, UploadKind, UploadStatus
-from .staging import refresh_statistics
+from .models import PLAN_KINDS, STAGING, StagedError, Upload, UploadKind, UploadStatus
+from .staging import refresh_statistics, release_empty
 
 IMPORTERS = {UploadKind.INDIVIDUALS: individuals.IMPORTER, UploadKind.BENEFICIARIES: beneficiaries.ENROLMENTS,
              UploadKind.BENEFICIARY_UPDATES: beneficiaries.UPDATES, UploadKind.LOCATIONS: locations.IMPORTER,
@@ -133,6 +133,7 @@ def validate(upload, progress):
             upload = Upload.objects.select_for_update().get(pk=upload.pk)
             upload.refuse(problem.message)
             upload.save()
+        release_empty(STAGING)  # a refused file's rows were rolled back: dead until VACUUM
     return {"status": upload.status, **upload.counts}
 
 
@@ -170,6 +171,7 @@ def upload_discard(*, upload, by):
         upload.save()
         IMPORTERS[upload.kind].clear(upload)
         audit(upload, "mizani.upload_discard", by=by, data={})
+    release_empty(STAGING)
     return upload
 
 
@@ -245,6 +247,7 @@ def run_import(upload, job, progress):
         audit(upload, "mizani.import", by=job.started_by, data={
             "kind": upload.kind, "plan": upload.plan_id, "file": upload.original_name, "mode": upload.mode,
             "imported": state["imported"], **created, "rows_with_errors": upload.counts.get("errors", 0)})
+    release_empty(STAGING)
     return {"imported": state["imported"], **created}
 
 

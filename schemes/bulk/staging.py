@@ -16,7 +16,7 @@ import io
 import json
 import tempfile
 
-from django.db import connection, models
+from django.db import OperationalError, connection, models, transaction
 
 BATCH = 5000
 SPILL_IN_MEMORY_BYTES = 8 << 20
@@ -149,3 +149,23 @@ def _analyze(tables):
         for table in tables:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
 
+
+
+def release_empty(models_staged):
+    """Give back the space of the staging tables no upload has rows in: a million-row file's rows,
+    deleted once imported, stay dead until VACUUM (autovacuum may be off or late), and the next file's
+    checks scan them all (a reconciliation file checked in 13 s instead of 5 s behind 19M dead rows).
+    TRUNCATE each table only while empty and unused by any other transaction (NOWAIT: else it is left
+    for VACUUM). PostgreSQL; outside the caller's transaction."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return
+    for model in models_staged:
+        table = connection.ops.quote_name(model._meta.db_table)
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE NOWAIT")
+                cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")
+                if not cursor.fetchone()[0]:
+                    cursor.execute(f"TRUNCATE {table}")
+        except OperationalError:
+            continue  # in use: VACUUM will do

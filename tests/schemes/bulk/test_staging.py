@@ -1,13 +1,15 @@
-"""The staging helpers: statistics are refreshed for tables that outgrew what the planner last saw."""
+"""The staging helpers: statistics are refreshed for tables that outgrew what the planner last saw; emptied
+staging tables give their space back."""
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
-from schemes.bulk.staging import refresh_statistics
+from schemes.bulk.models import StagedReconciliation
+from schemes.bulk.staging import refresh_statistics, release_empty
 from schemes.registry.models import Household, Individual
 
 pytestmark = [pytest.mark.django_db,
-              pytest.mark.skipif("connection.vendor != 'postgresql'", reason="PostgreSQL planner statistics")]
+              pytest.mark.skipif("connection.vendor != 'postgresql'", reason="PostgreSQL planner statistics and storage")]
 
 
 def pages_seen(model):
@@ -31,3 +33,51 @@ def test_a_table_filled_since_it_was_analysed_is_analysed_again(geo):
 
     assert pages_seen(Individual) > 2 * before[0] + 10  # the planner now knows the rows are there
     assert pages_seen(Household) == before[1]  # unchanged: not analysed for nothing
+
+
+def staged_bytes(model):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_relation_size(%s)", [model._meta.db_table])
+        return cursor.fetchone()[0]
+
+
+def stage_rows(upload_id, count):
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO bulk_stagedreconciliation (upload_id, row_number, valid, code, receipt) "
+                       "SELECT %s, n, true, 'PL' || n, '' FROM generate_series(1, %s) n", [upload_id, count])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_emptied_staging_table_gives_its_space_back():
+    stage_rows(999_001, 20_000)
+    StagedReconciliation.objects.filter(upload_id=999_001).delete()  # an imported file's rows: dead
+    assert staged_bytes(StagedReconciliation) > 0
+
+    release_empty([StagedReconciliation])
+
+    assert staged_bytes(StagedReconciliation) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_staging_table_holding_another_uploads_rows_is_kept():
+    stage_rows(999_002, 3)  # a file checked and waiting for its import
+    release_empty([StagedReconciliation])
+    assert StagedReconciliation.objects.filter(upload_id=999_002).count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_staging_table_in_use_elsewhere_is_left_for_vacuum():
+    other = connections.create_connection("default")
+    try:
+        other.set_autocommit(False)
+        with other.cursor() as cursor:  # another upload's COPY, not committed yet
+            cursor.execute("LOCK TABLE bulk_stagedreconciliation IN ROW EXCLUSIVE MODE")
+        stage_rows(999_003, 100)
+        StagedReconciliation.objects.filter(upload_id=999_003).delete()
+
+        release_empty([StagedReconciliation])  # does not wait, does not fail
+
+        assert staged_bytes(StagedReconciliation) > 0
+    finally:
+        other.rollback()
+        other.close()
