@@ -6,6 +6,7 @@ from django.template.response import TemplateResponse
 from django.views.decorators.http import require_POST
 
 from sites.masking import can_view_sensitive, mask
+from sites.refusals import refusal_message
 
 from . import selectors, services
 from .models import JobStatus, RequestStatus, Verdict
@@ -64,7 +65,7 @@ def approval_decide(request, pk):
         services.approval_decide(request=approval, verdict=request.POST.get("verdict", ""),
                                  comment=request.POST.get("comment", ""), by=request.user)
     except (ValidationError, PermissionDenied, services.ApprovalConflict) as error:
-        messages.error(request, " ".join(getattr(error, "messages", [str(error)])))
+        messages.error(request, refusal_message(error))
     else:
         messages.success(request, "Your decision is recorded.")
     return redirect("workflows_approvals:inspect", approval.pk)

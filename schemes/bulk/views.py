@@ -15,6 +15,7 @@ from schemes.payments.selectors import payrolls_for
 from schemes.plans.models import BenefitPlan
 from schemes.plans.selectors import plans_for
 from sites.audit import audit
+from sites.refusals import refusal_message
 from sites.spreadsheets import CSV_CONTENT_TYPE, csv_response, safe_cell
 from sites.viewsets import ScopedIndexView, ScopedInspectView
 from workflows.models import ApprovalRequest
@@ -26,10 +27,6 @@ from .forms import SubmitForm, UploadForm
 from .models import PLAN_KINDS, StagedError, Upload, UploadKind, UploadStatus
 
 ERRORS_SHOWN = 20  # on the upload's page; the error file has them all
-
-
-def _messages_of(error):
-    return " ".join(getattr(error, "messages", [str(error)]))
 
 
 class UploadFilterSet(WagtailFilterSet):
@@ -113,7 +110,7 @@ def upload_new(request):
                                              plan=form.cleaned_data["plan"], payroll=form.cleaned_data["payroll"],
                                              by=request.user)
         except (ValidationError, PermissionDenied) as error:
-            form.add_error(None, _messages_of(error))
+            form.add_error(None, refusal_message(error))
         else:
             messages.success(request, "File received: it is being checked.")
             return redirect("bulk_upload:inspect", upload.pk)
@@ -138,7 +135,7 @@ def upload_submit(request, pk):
         approval = approval_submit(operation="bulk.import", by=request.user,
                                    payload={"upload": upload.pk, "mode": form.cleaned_data["mode"]})
     except (ValidationError, PermissionDenied) as error:
-        messages.error(request, _messages_of(error))
+        messages.error(request, refusal_message(error))
         return redirect("bulk_upload:inspect", upload.pk)
     messages.success(request, "Import submitted: it runs once approved (at once where approval is off).")
     return redirect("workflows_approvals:inspect", approval.pk)
@@ -150,7 +147,7 @@ def upload_discard(request, pk):
     try:
         services.upload_discard(upload=upload, by=request.user)
     except (ValidationError, PermissionDenied) as error:
-        messages.error(request, _messages_of(error))
+        messages.error(request, refusal_message(error))
     else:
         messages.success(request, "Upload discarded: nothing was imported.")
     return redirect("bulk_upload:inspect", upload.pk)

@@ -18,6 +18,7 @@ from schemes.bulk.models import UploadKind
 from schemes.bulk.selectors import uploads_for
 from sites.audit import audit
 from sites.models import OrganisationSettings
+from sites.refusals import refusal_message
 from sites.scoping import scope_for
 from sites.spreadsheets import safe_cell
 from sites.viewsets import (
@@ -35,10 +36,6 @@ from .forms import FormulaTestForm, GeneratePayrollForm, ScheduleForm
 from .models import DEAD_STATUSES, CycleStatus, LineStatus, PayrollStatus
 
 DIFF_SAMPLE = 5
-
-
-def _messages_of(error):
-    return " ".join(getattr(error, "messages", [str(error)]))
 
 
 PAYMENT_TYPE = "Cash"
@@ -94,7 +91,7 @@ def _payroll_action(request, pk, act, success):
     try:
         outcome = act(payroll)
     except (ValidationError, PermissionDenied) as error:
-        messages.error(request, _messages_of(error))
+        messages.error(request, refusal_message(error))
         return redirect("payments_payroll:inspect", payroll.pk)
     message, target = success(outcome)
     messages.success(request, message)
@@ -254,7 +251,7 @@ def payroll_generate(request, pk):
         payroll = services.payroll_generate_start(payment_plan=payment_plan, cycle=form.cleaned_data["cycle"],
                                                   by=request.user)
     except (ValidationError, PermissionDenied) as error:
-        messages.error(request, _messages_of(error))
+        messages.error(request, refusal_message(error))
         return redirect("payments_plan:inspect", payment_plan.pk)
     if payroll.status == PayrollStatus.GENERATING:
         messages.success(request, f"Generating {payroll}.")
@@ -275,7 +272,7 @@ def formula_tester(request, pk):
                 "benefit_plan": payment_plan.benefit_plan, **form.cleaned_data,
                 "criteria": form.cleaned_data.get("criteria") or {}})
         except ValidationError as error:
-            form.add_error(None, _messages_of(error))
+            form.add_error(None, refusal_message(error))
     return TemplateResponse(request, "payments/formula_tester.html", {
         "payment_plan": payment_plan, "form": form, "rows": rows, "page_title": f"Formula tester: {payment_plan}",
         "header_icon": "table"})
@@ -355,7 +352,7 @@ def _cycle_action(request, pk, action, message):
     try:
         services.cycle_change_status(cycle=cycle, action=action, by=request.user)
     except (ValidationError, PermissionDenied) as error:
-        messages.error(request, _messages_of(error))
+        messages.error(request, refusal_message(error))
     else:
         messages.success(request, message.format(cycle=cycle.code))
     return redirect("payments_cycle:inspect", cycle.pk)

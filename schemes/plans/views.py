@@ -17,6 +17,7 @@ from wagtail.admin.ui.tables import Column, TitleColumn
 from wagtail.admin.views import generic
 
 from schemes.rules.forms import CriteriaFilter
+from sites.refusals import refusal_message
 from sites.viewsets import ApprovalMixin, ScopedIndexView, ScopedInspectView
 from workflows.services import approval_submit
 
@@ -25,10 +26,6 @@ from .catalogues import beneficiary_catalogue, plan_rules_subject
 from .forms import BeneficiaryDataForm, BulkStatusForm, EnrolmentForm, SchemaUploadForm, StatusChangeForm
 from .models import BeneficiaryStatus, BenefitPlan, HouseholdBeneficiary, PlanStatus
 from .schema import export_schema, schema_import
-
-
-def _messages_of(error):
-    return " ".join(getattr(error, "messages", [str(error)]))
 
 
 class PlanRecordView(generic.InspectView):
@@ -78,7 +75,7 @@ class PlanEditView(ApprovalMixin, generic.EditView):
             return self.submit_for_approval("plans.change", {
                 "plan": self.object.pk, **services.plan_change_payload(form.save(commit=False))})
         except ValidationError as error:
-            form.add_error(None, _messages_of(error))
+            form.add_error(None, refusal_message(error))
             self.produced_error_message = self.get_error_message()
             return self.form_invalid(form)
 
@@ -107,7 +104,7 @@ def plan_status(request, pk):
             raise ValidationError(f"'{action}' is not a plan status change.")
         service(plan=plan, by=request.user)
     except (ValidationError, PermissionDenied) as error:
-        messages.error(request, _messages_of(error))
+        messages.error(request, refusal_message(error))
     except TransitionNotAllowed:
         messages.error(request, f"A {plan.get_status_display().lower()} plan cannot be {action}d.")
     else:
@@ -158,7 +155,7 @@ class PlanDeleteView(generic.DeleteView):
         try:
             return super().form_valid(form)
         except ValidationError as error:
-            messages.error(self.request, _messages_of(error))
+            messages.error(self.request, refusal_message(error))
             return redirect(self.request.path)
 
 
@@ -268,7 +265,7 @@ def beneficiary_status_view(model):
             services.beneficiary_change_status(beneficiary=beneficiary, action=form.cleaned_data["action"],
                                                reason=form.cleaned_data["reason"], by=request.user)
         except (ValidationError, PermissionDenied) as error:
-            messages.error(request, _messages_of(error))
+            messages.error(request, refusal_message(error))
         else:
             messages.success(request, "Status changed.")
         return redirect(f"{beneficiary_namespace(model)}:inspect", beneficiary.pk)
@@ -323,7 +320,7 @@ def bulk_status(request, pk):
                                           "approval is off).")
                 return redirect("workflows_approvals:inspect", approval.pk)
         except (ValidationError, PermissionDenied) as error:
-            form.add_error(None, _messages_of(error))
+            form.add_error(None, refusal_message(error))
             preview = None
     return TemplateResponse(request, "plans/bulk_status.html", {
         "plan": plan, "form": form, "preview": preview, "page_title": f"Change statuses in {plan}",

@@ -18,6 +18,7 @@ from wagtail.admin.ui.tables import Column, TitleColumn
 
 from sites.audit import audit
 from sites.masking import can_view_sensitive, mask
+from sites.refusals import refusal_message
 from sites.scoping import scope_for
 from sites.viewsets import ScopedIndexView, ScopedInspectView
 from workflows.models import ApprovalRequest, RequestStatus
@@ -34,10 +35,6 @@ from .models import (
 )
 
 ALL_STATUSES = "all"
-
-
-def _messages_of(error):
-    return " ".join(getattr(error, "messages", [str(error)]))
 
 
 class DuplicateFilterSet(WagtailFilterSet):
@@ -162,7 +159,7 @@ class DuplicateCompareView(ScopedInspectView):
             try:
                 services.check_merge(kept=kept, merged=merged, by=self.request.user)
             except (ValidationError, PermissionDenied) as error:
-                options.append({"kept": kept, "merged": merged, "problem": _messages_of(error)})
+                options.append({"kept": kept, "merged": merged, "problem": refusal_message(error)})
             else:
                 options.append({"kept": kept, "merged": merged,
                                 "preview": services.merge_preview(kept=kept, merged=merged)})
@@ -204,7 +201,7 @@ def duplicate_dismiss(request, pk):
     try:
         services.duplicate_dismiss(candidate=pair, reason=request.POST.get("reason", ""), by=request.user)
     except (ValidationError, PermissionDenied) as error:
-        messages.error(request, _messages_of(error))
+        messages.error(request, refusal_message(error))
     else:
         messages.success(request, "Marked as two different people: later scans leave this pair alone.")
     return redirect("registry_duplicate:inspect", pair.pk)
@@ -220,7 +217,7 @@ def duplicate_merge(request, pk):
             raise ValidationError("Choose which of the two records to keep.")
         approval = services.individual_merge_request(candidate=pair, kept=kept, by=request.user)
     except (ValidationError, PermissionDenied) as error:
-        messages.error(request, _messages_of(error))
+        messages.error(request, refusal_message(error))
         return redirect("registry_duplicate:inspect", pair.pk)
     messages.success(request, "Merge requested: nothing changes until it is approved (at once where approval is off).")
     return redirect("workflows_approvals:inspect", approval.pk)
@@ -236,7 +233,7 @@ def duplicate_unmerge(request, pk):
             raise ValidationError("This pair has no merge to undo.")
         approval = services.individual_unmerge_request(merge=merge, by=request.user)
     except (ValidationError, PermissionDenied) as error:
-        messages.error(request, _messages_of(error))
+        messages.error(request, refusal_message(error))
         return redirect("registry_duplicate:inspect", pair.pk)
     messages.success(request, "Undoing the merge is requested: nothing changes until it is approved.")
     return redirect("workflows_approvals:inspect", approval.pk)
