@@ -20,6 +20,7 @@ from wagtail.coreutils import multigetattr
 
 from .audit import audit_event
 from .masking import can_view_sensitive
+from .refusals import refusal_message
 from .spreadsheets import SafeSpreadsheetExportMixin, attribute_cell
 
 
@@ -285,7 +286,7 @@ class ServiceDeleteView(ApprovalMixin, ScopedDeleteView):
                 return self.submit_for_approval(self.delete_operation, {"record": self.object.pk})
             return super().form_valid(form)
         except (ValidationError, PermissionDenied) as error:
-            messages.error(self.request, " ".join(getattr(error, "messages", [str(error)])))
+            messages.error(self.request, refusal_message(error))
             return redirect(self.request.path)
 
 

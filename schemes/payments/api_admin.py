@@ -9,6 +9,8 @@ from django.template.response import TemplateResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from sites.refusals import refusal_message
+
 from . import selectors
 from .api_services import MANAGE_TOKENS, provider_token_create, provider_token_revoke
 from .models import ProviderToken
@@ -35,7 +37,7 @@ def provider_tokens(request, pk):
         try:
             _token, secret = provider_token_create(provider=provider, name=form.cleaned_data["name"], by=request.user)
         except (ValidationError, PermissionDenied) as error:
-            messages.error(request, " ".join(getattr(error, "messages", [str(error)])))
+            messages.error(request, refusal_message(error))
             return redirect("payments_provider:tokens", provider.pk)
         form = TokenForm()
     return TemplateResponse(request, "payments/provider_tokens.html", {
