@@ -5,7 +5,7 @@ would start them with."""
 import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
-from wagtail.models import Page
+from wagtail.models import Locale, Page
 
 from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot
 from tests.factories import PASSWORD
@@ -13,7 +13,18 @@ from tests.factories import PASSWORD
 pytestmark = pytest.mark.browser
 
 
-def test_date_pickers_start_under_the_content_security_policy(live_server, browser, superuser, screenshots):
+@pytest.fixture
+def home(db):
+    """A page to edit. The live server's tests flush the database between tests, Wagtail's root page
+    included (and without one the admin's home page cannot link the page explorer)."""
+    root = Page.get_first_root_node()
+    if root is None:
+        Locale.objects.get_or_create(language_code="en")
+        root = Page.add_root(instance=Page(title="Root", slug="root"))
+    return root.get_children().first() or root.add_child(instance=Page(title="Home", slug="home"))
+
+
+def test_date_pickers_start_under_the_content_security_policy(live_server, browser, superuser, home, screenshots):
     origin, problems = live_server.url, BrowserProblems()
     expect.set_options(timeout=TIMEOUT_MS)
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
@@ -24,7 +35,6 @@ def test_date_pickers_start_under_the_content_security_policy(live_server, brows
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
     expect(page.locator("main")).to_be_visible()
-    home = Page.get_first_root_node().get_children().first()
 
     for url in (reverse("mizani_site_history"), reverse("wagtailadmin_explore", args=[home.pk]),
                 reverse("wagtailadmin_pages:edit", args=[home.pk])):
