@@ -3,7 +3,12 @@
 import re
 from dataclasses import dataclass, field
 
+from playwright.sync_api import expect
+
+from tests.factories import PASSWORD
+
 TIMEOUT_MS = 15_000
+WIDE = {"width": 1400, "height": 1000}
 
 # Runs in every page before its own scripts; the event carries directive, blocked URI and source.
 CSP_LISTENER = """
@@ -88,3 +93,26 @@ def screenshot(page, path):
         page.screenshot(path=str(path), full_page=True)
     finally:
         page.set_viewport_size(size)
+
+
+def demo_password(username):
+    """The password seed_demo gives its accounts."""
+    return f"{username}-demo-2026!"
+
+
+def log_in(page, origin, username, password=PASSWORD):
+    page.goto(f"{origin}/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    expect(page.locator("main")).to_be_visible()
+
+
+def signed_in_page(browser, origin, problems, username, password=PASSWORD, *, viewport=WIDE):
+    """A page of its own browser context (downloads accepted), watched for `problems`, signed in to
+    the admin as `username`."""
+    page = browser.new_context(viewport=viewport, accept_downloads=True).new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    problems.watch(page, origin)
+    log_in(page, origin, username, password)
+    return page

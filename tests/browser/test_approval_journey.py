@@ -6,8 +6,8 @@ import pytest
 from playwright.sync_api import expect
 
 from schemes.registry.models import Individual
-from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot
-from tests.factories import PASSWORD, IndividualFactory, UserFactory
+from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, log_in, screenshot
+from tests.factories import IndividualFactory, UserFactory
 from workflows.models import ApprovalRequest, ApprovalRule, RequestStatus, WorkflowDefinition, WorkflowStep
 
 pytestmark = pytest.mark.browser
@@ -23,14 +23,6 @@ def world(geo, clerk_a):
     checker = UserFactory(username="checker_a", role="Checker", locations=[geo.district_a])
     person = IndividualFactory(first_name="Neema", last_name="Mwakasege", location=geo.village_a)
     return clerk_a, checker, person
-
-
-def log_in(page, origin, username):
-    page.goto(f"{origin}/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator("main")).to_be_visible()
 
 
 def test_a_change_waits_for_a_checker_then_is_applied(live_server, browser, world, screenshots):

@@ -10,8 +10,7 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from schemes.plans.models import Beneficiary, BenefitPlan, PlanField
-from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot
-from tests.browser.test_plan_journey import session
+from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot, signed_in_page
 from tests.factories import IndividualFactory, UserFactory
 from workflows.models import WorkflowDefinition, WorkflowStep
 
@@ -44,7 +43,7 @@ def test_a_clerk_imports_beneficiaries_from_an_xlsx_file(live_server, browser, w
     path = tmp_path / "child-grant.xlsx"
     book.save(path)
 
-    clerk = session(browser, origin, problems, "clerk")
+    clerk = signed_in_page(browser, origin, problems, "clerk")
     clerk.goto(origin + reverse("plans_plan:inspect", args=[plan.pk]))
     clerk.get_by_role("link", name="Import beneficiaries").click()
     expect(clerk.locator("#id_plan")).to_have_value(str(plan.pk))
@@ -62,7 +61,7 @@ def test_a_clerk_imports_beneficiaries_from_an_xlsx_file(live_server, browser, w
     expect(clerk.get_by_text("Import submitted")).to_be_visible()
     assert not Beneficiary.objects.exists()
 
-    checker = session(browser, origin, problems, "checker")
+    checker = signed_in_page(browser, origin, problems, "checker")
     checker.goto(f"{origin}/admin/approvals/")
     checker.get_by_role("link", name="Import 2 rows of child-grant.xlsx into Child grant (CG)").click()
     expect(checker.get_by_test_id("sample")).to_contain_text("Row 3: Juma Mrisho (new)")

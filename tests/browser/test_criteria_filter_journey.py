@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot
-from tests.factories import PASSWORD, IndividualFactory, RegistryFieldFactory, UserFactory
+from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot, signed_in_page
+from tests.factories import IndividualFactory, RegistryFieldFactory, UserFactory
 
 pytestmark = pytest.mark.browser
 RULE = "children >= 3 and sex == \"F\""
@@ -32,13 +32,7 @@ def test_criteria_filter_on_the_individuals_list(live_server, browser, people, g
     UserFactory(username="criteria_clerk", role="Clerk", locations=[geo.district_a])
     origin, problems = live_server.url, BrowserProblems()
     expect.set_options(timeout=TIMEOUT_MS)
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    problems.watch(page, origin)
-    page.goto(f"{origin}/admin/login/")
-    page.fill("#id_username", "criteria_clerk")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
+    page = signed_in_page(browser, origin, problems, "criteria_clerk")
     page.goto(f"{origin}/admin/registry/individuals/")
     results = page.locator("#listing-results")
     expect(results).to_contain_text("Baraka")
@@ -89,13 +83,7 @@ def test_criteria_in_the_builder_on_a_plans_beneficiary_list(live_server, browse
     UserFactory(username="criteria_officer", role="Clerk", locations=[geo.district_a])
     origin, problems = live_server.url, BrowserProblems()
     expect.set_options(timeout=TIMEOUT_MS)
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    problems.watch(page, origin)
-    page.goto(f"{origin}/admin/login/")
-    page.fill("#id_username", "criteria_officer")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
+    page = signed_in_page(browser, origin, problems, "criteria_officer")
     page.goto(f"{origin}/admin/plans/beneficiaries/?plan={plan.pk}&criteria=grade+%3E%3D+4")
     results = page.locator("#listing-results")
     expect(results).to_contain_text("Amina")

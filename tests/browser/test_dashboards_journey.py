@@ -12,7 +12,7 @@ from wagtail.models import Locale, Page
 
 from dashboards.models import DashboardPage
 from sites.models import Location
-from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot
+from tests.browser.helpers import BrowserProblems, demo_password, screenshot, signed_in_page
 
 pytestmark = pytest.mark.browser
 
@@ -33,15 +33,7 @@ def demo(db, django_capture_on_commit_callbacks):
 
 
 def session(browser, origin, problems, username, viewport=LAPTOP):
-    page = browser.new_context(viewport=viewport, accept_downloads=True).new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    problems.watch(page, origin)
-    page.goto(f"{origin}/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", f"{username}-demo-2026!")
-    page.click("button[type=submit]")
-    expect(page.locator("main")).to_be_visible()
-    return page
+    return signed_in_page(browser, origin, problems, username, demo_password(username), viewport=viewport)
 
 
 def open_dashboard(page, origin, dashboard):

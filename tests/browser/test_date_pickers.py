@@ -7,8 +7,7 @@ from django.urls import reverse
 from playwright.sync_api import expect
 from wagtail.models import Locale, Page
 
-from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot
-from tests.factories import PASSWORD
+from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot, signed_in_page
 
 pytestmark = pytest.mark.browser
 
@@ -27,14 +26,7 @@ def home(db):
 def test_date_pickers_start_under_the_content_security_policy(live_server, browser, superuser, home, screenshots):
     origin, problems = live_server.url, BrowserProblems()
     expect.set_options(timeout=TIMEOUT_MS)
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    problems.watch(page, origin)
-    page.goto(f"{origin}/admin/login/")
-    page.fill("#id_username", superuser.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator("main")).to_be_visible()
+    page = signed_in_page(browser, origin, problems, superuser.username)
 
     for url in (reverse("mizani_site_history"), reverse("wagtailadmin_explore", args=[home.pk]),
                 reverse("wagtailadmin_pages:edit", args=[home.pk])):

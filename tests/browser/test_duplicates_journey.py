@@ -9,8 +9,8 @@ from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
 from schemes.registry.models import DuplicateCandidate, DuplicateStatus, Individual
-from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot
-from tests.factories import PASSWORD, IndividualFactory, UserFactory
+from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, log_in, screenshot
+from tests.factories import IndividualFactory, UserFactory
 from workflows.models import ApprovalRequest, WorkflowDefinition, WorkflowStep
 
 pytestmark = pytest.mark.browser
@@ -28,14 +28,6 @@ def world(geo, clerk_a):
     duplicate = IndividualFactory(first_name="Mwanaisha", last_name="Kombbo", dob=dob, location=geo.village_a,
                                   national_id="KOMBO0002")
     return clerk_a, checker, kept, duplicate
-
-
-def log_in(page, origin, username):
-    page.goto(f"{origin}/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator("main")).to_be_visible()
 
 
 def new_page(browser, problems, origin):  # noqa: F811 (the browser fixture)

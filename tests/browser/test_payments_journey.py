@@ -13,8 +13,8 @@ from playwright.sync_api import expect
 from schemes.payments import services
 from schemes.payments.models import PaymentCycle, Payroll, PayrollStatus
 from schemes.plans.models import BenefitPlan
-from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot
-from tests.factories import PASSWORD, UserFactory
+from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot, signed_in_page
+from tests.factories import UserFactory
 from tests.schemes.payments.conftest import FORMULA, enrol, household_of
 from workflows.models import ApprovalRule, WorkflowDefinition, WorkflowStep
 
@@ -42,18 +42,6 @@ def world(geo, member_roles):
             "checker": UserFactory(username="checker", role="Checker", national=True)}
 
 
-def session(browser, origin, problems, username):
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True).new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    problems.watch(page, origin)
-    page.goto(f"{origin}/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator("main")).to_be_visible()
-    return page
-
-
 def approve(checker, origin, title_part, screenshots, name):
     checker.goto(origin + reverse("workflows_approvals:index"))
     checker.get_by_role("link", name=title_part).first.click()
@@ -75,7 +63,7 @@ def test_an_accountant_pays_a_cycle_checked_by_a_checker(live_server, browser, w
     expect.set_options(timeout=TIMEOUT_MS)
     payment_plan = world["payment_plan"]
 
-    accountant = session(browser, origin, problems, "accountant")
+    accountant = signed_in_page(browser, origin, problems, "accountant")
     accountant.goto(origin + reverse("payments_cycle:index"))
     accountant.get_by_role("link", name="Generate a schedule").click()
     accountant.fill("#id_prefix", "CG")
@@ -105,7 +93,7 @@ def test_an_accountant_pays_a_cycle_checked_by_a_checker(live_server, browser, w
     accountant.get_by_role("button", name="Submit for approval").click()
     expect(accountant.get_by_text("Sent for approval")).to_be_visible()
 
-    checker = session(browser, origin, problems, "checker")
+    checker = signed_in_page(browser, origin, problems, "checker")
     approve(checker, origin, "Approve payroll", screenshots, "payments_payroll_approval.png")
     payroll = Payroll.objects.get()
     assert payroll.status == PayrollStatus.APPROVED

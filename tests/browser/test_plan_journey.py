@@ -9,8 +9,8 @@ from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
 from schemes.plans.models import Beneficiary, BeneficiaryStatus, BenefitPlan
-from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot
-from tests.factories import PASSWORD, IndividualFactory, RegistryFieldFactory, UserFactory
+from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot, signed_in_page
+from tests.factories import IndividualFactory, RegistryFieldFactory, UserFactory
 from workflows.models import WorkflowDefinition, WorkflowStep
 
 pytestmark = pytest.mark.browser
@@ -32,18 +32,6 @@ def world(geo):
     }
 
 
-def session(browser, origin, problems, username):
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    problems.watch(page, origin)
-    page.goto(f"{origin}/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator("main")).to_be_visible()
-    return page
-
-
 def text_mode(page, field):
     """Write a rule field as text (it opens in the builder)."""
     page.locator(f"[data-rule-builder]:has(textarea[name={field}])").get_by_role("button", name="Text").click()
@@ -53,7 +41,7 @@ def test_a_plan_from_definition_to_beneficiaries(live_server, browser, world, sc
     origin, problems = live_server.url, BrowserProblems()
     expect.set_options(timeout=TIMEOUT_MS)
 
-    designer = session(browser, origin, problems, "designer")
+    designer = signed_in_page(browser, origin, problems, "designer")
     designer.goto(f"{origin}/admin/plans/new/")
     designer.fill("#id_code", "CG-1")
     designer.fill("#id_name", "Child grant")
@@ -71,7 +59,7 @@ def test_a_plan_from_definition_to_beneficiaries(live_server, browser, world, sc
     expect(designer.get_by_test_id("plan-status")).to_have_text("Active")
     screenshot(designer, screenshots / "plan_page.png")
 
-    officer = session(browser, origin, problems, "officer")
+    officer = signed_in_page(browser, origin, problems, "officer")
     officer.goto(f"{origin}/admin/plans/enrol/{plan.pk}/")
     expect(officer.locator("#id_rule")).to_have_value("children >= 2")
     officer.get_by_role("button", name="Preview").click()
@@ -81,7 +69,7 @@ def test_a_plan_from_definition_to_beneficiaries(live_server, browser, world, sc
     expect(officer.get_by_text("Enrolment sent for approval")).to_be_visible()
     assert not Beneficiary.objects.exists()
 
-    checker = session(browser, origin, problems, "checker")
+    checker = signed_in_page(browser, origin, problems, "checker")
     checker.get_by_role("link", name="Approvals (1)").click()
     checker.get_by_role("link", name="Enrol 2 as potential in Child grant (CG-1)").click()
     checker.get_by_role("button", name="Approve").click()

@@ -12,8 +12,8 @@ from playwright.sync_api import expect
 
 from schemes.payments import services
 from schemes.payments.models import LineStatus, PaymentLine, Payroll
-from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot
-from tests.browser.test_payments_journey import session, world  # noqa: F401 (the fixture)
+from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot, signed_in_page
+from tests.browser.test_payments_journey import world  # noqa: F401 (the fixture)
 from workflows.services import approval_decide
 
 pytestmark = pytest.mark.browser
@@ -51,7 +51,7 @@ def test_an_accountant_issues_a_token_the_provider_uses_then_it_is_revoked(live_
     expect.set_options(timeout=TIMEOUT_MS)
     payroll, provider = approved
 
-    page = session(browser, origin, problems, "accountant")
+    page = signed_in_page(browser, origin, problems, "accountant")
     page.goto(origin + reverse("payments_provider:index"))
     page.get_by_role("button", name="More options for 'M-Pesa'").click()
     page.get_by_role("link", name="API tokens").click()

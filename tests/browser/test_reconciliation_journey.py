@@ -17,8 +17,8 @@ from schemes.payments import services
 from schemes.payments.models import LineStatus, PaymentCycle, PaymentLine, Payroll, PayrollStatus
 from schemes.payments.reconciliation import HEADERS
 from schemes.plans.models import BenefitPlan
-from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot
-from tests.browser.test_payments_journey import approve, session
+from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot, signed_in_page
+from tests.browser.test_payments_journey import approve
 from tests.factories import UserFactory
 from tests.schemes.payments.conftest import CYCLE_START, FORMULA, enrol, household_of
 from workflows.models import ApprovalRule, WorkflowDefinition, WorkflowStep
@@ -105,7 +105,7 @@ def test_an_accountant_reconciles_a_payroll_and_closes_it(live_server, browser, 
     payroll, lines = world["payroll"], world["lines"]
     path = provider_file(tmp_path / "mpesa-returned.csv", payroll, lines)
 
-    accountant = session(browser, origin, problems, "accountant")
+    accountant = signed_in_page(browser, origin, problems, "accountant")
     accountant.goto(origin + reverse("payments_payroll:inspect", args=[payroll.pk]))
     upload(accountant, path, screenshots, "reconciliation_checked.png")
     counts = accountant.get_by_test_id("upload-counts")
@@ -143,7 +143,7 @@ def test_an_accountant_reconciles_a_payroll_and_closes_it(live_server, browser, 
     accountant.get_by_role("button", name="Submit the closing for approval").click()
     expect(accountant.get_by_text("Closing sent for approval")).to_be_visible()
 
-    checker = session(browser, origin, problems, "checker")
+    checker = signed_in_page(browser, origin, problems, "checker")
     approve(checker, origin, "Close payroll", screenshots, "reconciliation_close_approval.png")
     accountant.goto(origin + reverse("payments_payroll:inspect", args=[payroll.pk]))
     expect(accountant.get_by_test_id("payroll-status")).to_have_text("Reconciled")

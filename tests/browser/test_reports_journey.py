@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from schemes.bulk.models import Upload, UploadKind, UploadStatus
 from sites.models import Location
-from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot
+from tests.browser.helpers import BrowserProblems, demo_password, screenshot, signed_in_page
 from workflows.models import ApprovalRequest
 
 pytestmark = pytest.mark.browser
@@ -43,15 +43,7 @@ def demo(db, django_capture_on_commit_callbacks):
 
 
 def session(browser, origin, problems, username):
-    page = browser.new_context(viewport=LAPTOP, accept_downloads=True).new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    problems.watch(page, origin)
-    page.goto(f"{origin}/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", f"{username}-demo-2026!")
-    page.click("button[type=submit]")
-    expect(page.locator("main")).to_be_visible()
-    return page
+    return signed_in_page(browser, origin, problems, username, demo_password(username), viewport=LAPTOP)
 
 
 def test_reports_on_demo_data(live_server, browser, screenshots, demo):

@@ -14,8 +14,8 @@ from schemes.plans.models import BenefitPlan
 from schemes.rules.catalogue import individual_catalogue
 from schemes.rules.compiler import compile_rule
 from schemes.rules.nodes import to_json
-from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot
-from tests.factories import PASSWORD, IndividualFactory, RegistryFieldFactory, UserFactory
+from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot, signed_in_page
+from tests.factories import IndividualFactory, RegistryFieldFactory, UserFactory
 
 pytestmark = pytest.mark.browser
 FIELD = "criteria_potential"
@@ -40,13 +40,7 @@ def test_the_rule_builder_on_the_plan_form(live_server, browser, plan, geo, scre
     UserFactory(username="designer_a", role="Scheme administrator", locations=[geo.district_a])
     origin, problems = live_server.url, BrowserProblems()
     expect.set_options(timeout=TIMEOUT_MS)
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    problems.watch(page, origin)
-    page.goto(f"{origin}/admin/login/")
-    page.fill("#id_username", "designer_a")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
+    page = signed_in_page(browser, origin, problems, "designer_a")
     page.goto(f"{origin}/admin/plans/edit/{plan.pk}/")
 
     builder = page.locator(f"[data-rule-builder]:has(textarea[name={FIELD}])")

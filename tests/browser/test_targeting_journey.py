@@ -10,8 +10,8 @@ from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
 from schemes.plans.models import BeneficiaryStatus, BenefitPlan, HouseholdBeneficiary, PlanField
-from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot
-from tests.browser.test_plan_journey import session, text_mode
+from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot, signed_in_page
+from tests.browser.test_plan_journey import text_mode
 from tests.factories import HouseholdFactory, IndividualFactory, MembershipFactory, UserFactory
 from workflows.models import WorkflowDefinition, WorkflowStep
 
@@ -58,7 +58,7 @@ def test_targeting_from_formula_to_active_households(live_server, browser, world
     expect.set_options(timeout=TIMEOUT_MS)
     plan = world["plan"]
 
-    designer = session(browser, origin, problems, "designer")
+    designer = signed_in_page(browser, origin, problems, "designer")
     designer.goto(f"{origin}/admin/plans/edit/{plan.pk}/")
     designer.fill("#id_score_formula_text", "10 - 2 * household_size")
     designer.fill("#id_score_cutoff", "3")
@@ -70,7 +70,7 @@ def test_targeting_from_formula_to_active_households(live_server, browser, world
     expect(designer.get_by_text("Sent for approval")).to_be_visible()
     assert BenefitPlan.objects.get(pk=plan.pk).score_formula == {}  # nothing changes before approval
 
-    checker = session(browser, origin, problems, "checker")
+    checker = signed_in_page(browser, origin, problems, "checker")
     checker.goto(f"{origin}/admin/approvals/")
     checker.get_by_role("link", name="Change Household support (HS-1) (a new version)").click()
     expect(checker.locator("main")).to_contain_text("10 - 2 * household_size")
@@ -79,7 +79,7 @@ def test_targeting_from_formula_to_active_households(live_server, browser, world
     expect(checker.get_by_test_id("status")).to_have_text("Applied")
     assert BenefitPlan.objects.get(pk=plan.pk).score_formula["text"] == "10 - 2 * household_size"
 
-    officer = session(browser, origin, problems, "officer")
+    officer = signed_in_page(browser, origin, problems, "officer")
     officer.goto(f"{origin}/admin/plans/simulate/{plan.pk}/")
     text_mode(officer, "criteria")
     officer.fill("#id_criteria", "household_size >= 1")

@@ -10,8 +10,7 @@ from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
 from schemes.registry.models import Household, Individual
-from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot
-from tests.browser.test_plan_journey import session
+from tests.browser.helpers import TIMEOUT_MS, BrowserProblems, screenshot, signed_in_page
 from tests.factories import UserFactory
 from workflows.models import WorkflowDefinition, WorkflowStep
 
@@ -42,7 +41,7 @@ def test_a_clerk_uploads_checks_and_imports_a_file(live_server, browser, world, 
     path = tmp_path / "people-cp1252.csv"
     path.write_bytes(out.getvalue().replace("Asha", "Ashé").encode("cp1252"))
 
-    clerk = session(browser, origin, problems, "clerk")
+    clerk = signed_in_page(browser, origin, problems, "clerk")
     clerk.goto(f"{origin}/admin/uploads/new/")
     clerk.locator("#id_file").set_input_files(str(path))
     clerk.get_by_role("button", name="Upload and check").click()
@@ -58,7 +57,7 @@ def test_a_clerk_uploads_checks_and_imports_a_file(live_server, browser, world, 
     expect(clerk.get_by_text("Import submitted")).to_be_visible()
     assert not Individual.objects.exists()
 
-    checker = session(browser, origin, problems, "checker")
+    checker = signed_in_page(browser, origin, problems, "checker")
     checker.goto(f"{origin}/admin/approvals/")
     checker.get_by_role("link", name="Import 2 rows of people-cp1252.csv").click()
     expect(checker.get_by_test_id("sample")).to_contain_text("Row 3: Baraka Mollel")
