@@ -5,7 +5,7 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import DATABASES, MIDDLEWARE, env_bool
+from .base import DATABASES, MIDDLEWARE, SILENCED_SYSTEM_CHECKS, env_bool
 
 DEBUG = False
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
@@ -34,4 +34,4 @@ STORAGES = {
 MIZANI_DEMO = False
 # Wagtail's live preview renders pages in a same-origin iframe, so frames stay SAMEORIGIN (not DENY);
 # frame-ancestors 'self' in the Content-Security-Policy says the same to modern browsers.
-SILENCED_SYSTEM_CHECKS = ["security.W019"]
+SILENCED_SYSTEM_CHECKS = [*SILENCED_SYSTEM_CHECKS, "security.W019"]

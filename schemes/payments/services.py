@@ -435,8 +435,11 @@ def _compare_next(payroll):
     previous = selectors.previous_payroll(following)
     if selectors.is_compared(following, previous):
         return
+    # Keyed on when it was last compared too: the same previous payroll can come back (P1 rejected,
+    # P1' sealed and rejected: P0 again), and must be compared with again.
+    compared = following.compared_at.isoformat() if following.compared_at else "never"
     job_start(kind=COMPARE_JOB, params={"payroll": following.pk},
-              idempotency_key=f"payroll-compare-{following.pk}-{previous.pk if previous else 'none'}")
+              idempotency_key=f"payroll-compare-{following.pk}-{previous.pk if previous else 'none'}-{compared}")
 
 
 def payroll_compare(payroll_id):

@@ -66,19 +66,23 @@ def moved(cursor, payroll, update_sql, params):
 
 
 def _move_totals(cursor, payroll, delta):
+    """Apply `delta` to the payroll's totals, row by row in one order in every transaction (sorted
+    keys, placed ones first): a file's chunks, applying at once on several connections, then wait for
+    each other instead of deadlocking. Rows found missing (totals of a payroll sealed while they were
+    not kept yet) are made good by counting the payroll's lines again."""
     _, totals, _ = _tables()
-    if connection.vendor == "postgresql":
-        # A file's chunks apply at once on several connections and move the same totals: locked in one
-        # order they wait for each other (briefly, at the end of each chunk) instead of deadlocking.
-        cursor.execute(f"SELECT id FROM {totals} WHERE payroll_id = %s ORDER BY id FOR UPDATE", [payroll.pk])
     update = (f"UPDATE {totals} SET lines = lines + %s, amount = amount + CAST(%s AS NUMERIC) "
               f"WHERE payroll_id = %s AND status = %s AND flagged_over_limit = %s AND location_id ")
-    for placed in (True, False):  # `= %s` uses the unique index; NULL needs IS NULL
+    updated = 0
+    for placed in (True, False):  # NULL needs IS NULL
         rows = [(lines, str(amount), payroll.pk, status, flagged, *([location_id] if placed else []))
                 for (location_id, flagged, status), (lines, amount) in sorted(delta.items(), key=str)
                 if (location_id is not None) == placed]
         if rows:
             cursor.executemany(update + ("= %s" if placed else "IS NULL"), rows)
+            updated += cursor.rowcount
+    if updated < len(delta):
+        count_lines(payroll)
 
 
 def compare(payroll):

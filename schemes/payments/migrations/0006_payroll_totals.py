@@ -10,6 +10,8 @@ def count_sealed_payrolls(apps, schema_editor):
     connection = schema_editor.connection
     statuses = " UNION ALL ".join(["SELECT %s AS status"] * len(STATUSES))
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":  # no line moves between the count and the commit
+            cursor.execute("LOCK TABLE payments_paymentline IN SHARE MODE")
         cursor.execute(
             "INSERT INTO payments_payrolltotal (payroll_id, location_id, status, flagged_over_limit, lines, amount) "
             "SELECT g.payroll_id, g.location_id, s.status, g.flagged, "

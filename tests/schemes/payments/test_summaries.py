@@ -237,3 +237,49 @@ def test_batches_at_once_move_the_same_totals_exactly(people, benefit_plan, geo,
 
     assert sorted((result["paid"], result["unpaid"]) for result in results) == [(0, 2)] * 3 + [(2, 0)] * 3
     assert kept(payroll) == from_lines(payroll)
+
+
+def test_missing_totals_are_counted_again_when_lines_move(approved_payroll, people, accountant):
+    """A payroll sealed while totals were not kept yet (or a row lost): the next move recounts them."""
+    PayrollTotal.objects.filter(payroll=approved_payroll, status="PAID").delete()
+
+    reconcile_batch(payroll=approved_payroll, by=accountant, rows=[
+        {"code": line_of(approved_payroll, people["three"]).code, "paid": True, "receipt": "R-1"}])
+
+    assert kept(approved_payroll) == from_lines(approved_payroll)
+    assert PayrollTotal.objects.filter(payroll=approved_payroll).count() == 3 * 4
+
+
+def test_a_move_updates_the_totals_without_counting_the_lines_again(approved_payroll, people, accountant):
+    with CaptureQueriesContext(connection) as captured:
+        reconcile_batch(payroll=approved_payroll, by=accountant, rows=[
+            {"code": line_of(approved_payroll, people["three"]).code, "paid": True, "receipt": "R-1"},
+            {"code": line_of(approved_payroll, people["single_b"]).code, "paid": False, "receipt": ""}])
+
+    assert not [query for query in captured.captured_queries if "INSERT INTO" in query["sql"]
+                and "payments_payrolltotal" in query["sql"]]
+    assert kept(approved_payroll) == from_lines(approved_payroll)
+
+
+def test_the_next_payroll_is_compared_again_each_time_its_previous_one_changes(
+        next_cycle_changed, payment_plan, accountant, checkers, django_capture_on_commit_callbacks):
+    """P1 rejected (P2 against P0), P1' sealed (P2 against P1'), P1' rejected: P2 against P0 again."""
+    from workflows.services import approval_decide
+
+    def reject(payroll):
+        with django_capture_on_commit_callbacks(execute=True):
+            request = services.payroll_submit(payroll=payroll, by=accountant)
+        with django_capture_on_commit_callbacks(execute=True):
+            approval_decide(request=request, verdict="reject", by=checkers[0][0], comment="again")
+
+    first_try = generate(payment_plan, "CG-2025-03", accountant, django_capture_on_commit_callbacks)
+    third = generate(payment_plan, "CG-2025-05", accountant, django_capture_on_commit_callbacks)
+    reject(first_try)
+    second_try = generate(payment_plan, "CG-2025-03", accountant, django_capture_on_commit_callbacks)
+    third.refresh_from_db()
+    assert third.compared_with == second_try
+
+    reject(second_try)
+
+    third.refresh_from_db()
+    assert third.compared_with == next_cycle_changed
