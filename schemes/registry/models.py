@@ -69,7 +69,7 @@ class Individual(models.Model):
     sex = models.CharField(max_length=1, choices=Sex.choices)
     national_id = models.CharField("national ID", max_length=64, null=True, blank=True)
     phone = models.CharField(max_length=32, blank=True)
-    # No index of its own: individual_loc_name_idx starts with it (one index less to write per person).
+    # No index of its own: individual_loc_idx starts with it (one index less to write per person).
     # No foreign-key constraint either (checked again per person at an import's commit): a PostgreSQL
     # trigger refuses deleting a location that people or households are placed at (migration 0007).
     location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.PROTECT,
@@ -91,7 +91,10 @@ class Individual(models.Model):
     objects = SoftDeleteQuerySet.as_manager()
 
     class Meta:
-        ordering = ["last_name", "first_name", "id"]
+        # By id, which the primary key serves at any size. No name-ordered index: at national scale it
+        # is written at a random place for every person registered (half an import's time); lists
+        # sort by name on request, over what the filters and the user's locations leave.
+        ordering = ["id"]
         permissions = [("view_sensitive_data", "Can see national IDs, phone numbers and sensitive attributes"),
                        ("merge_individual", "Can ask to merge duplicate records and to undo a merge")]
         constraints = [
@@ -101,9 +104,9 @@ class Individual(models.Model):
                                    name="individual_merged_stays_deleted"),
         ]
         indexes = [
-            models.Index(fields=["last_name", "first_name", "id"], name="individual_name_idx"),
             models.Index(fields=["dob"], name="individual_dob_idx"),
-            models.Index(fields=["location", "last_name", "first_name", "id"], name="individual_loc_name_idx"),
+            # A location's people, newest first, and counted from the index (scoped lists).
+            models.Index(fields=["location", "id"], name="individual_loc_idx"),
             # Almost every person has none: only the merged ones are indexed.
             models.Index(fields=["merged_into"], name="individual_merged_into_idx",
                          condition=Q(merged_into__isnull=False)),
@@ -122,7 +125,9 @@ class Individual(models.Model):
 
 
 class Household(models.Model):
-    code = models.CharField(max_length=32, unique=True)
+    # Unique by a constraint, not unique=True: that adds a second (LIKE) index on PostgreSQL that no
+    # search uses (codes are searched by icontains), written for every household an import creates.
+    code = models.CharField(max_length=32)
     # As Individual.location: no index of its own (household_loc_code_idx starts with it), no constraint.
     location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.PROTECT,
                                  related_name="households", db_index=False, db_constraint=False)
@@ -135,6 +140,7 @@ class Household(models.Model):
 
     class Meta:
         ordering = ["code"]
+        constraints = [models.UniqueConstraint(fields=["code"], name="household_unique_code")]
         indexes = [models.Index(fields=["location", "code"], name="household_loc_code_idx")]
 
     def __str__(self):

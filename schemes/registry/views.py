@@ -130,7 +130,8 @@ class MaskedColumn(Column):
 
 
 class IndividualIndexView(LiveOrDeletedMixin, ScopedIndexView):
-    default_ordering = "last_name"
+    # Newest first: what a clerk just registered or imported, read off the primary key at any size.
+    default_ordering = "-id"
     # Headings the individuals import reads back (schemes.bulk.individuals: "Location code" and
     # "Household" are its aliases of location and group_code), then the registry attributes.
     export_headings = {"location_code": "Location code", "household_code": "Household"}
@@ -159,6 +160,9 @@ class IndividualIndexView(LiveOrDeletedMixin, ScopedIndexView):
                    accessor=lambda obj: f"{obj.dob:%Y-%m-%d} ({obj.age()})"),
             Column("location", label="Location", accessor="location.name", sort_key="location__name"),
             Column("household", label="Household", accessor="household_code"),
+            # Ids grow with registration (imports take theirs in one block): the id orders by it.
+            Column("registered", label="Registered", sort_key="id",
+                   accessor=lambda obj: f"{obj.created_at:%Y-%m-%d}"),
         ]
 
     def get_base_queryset(self):

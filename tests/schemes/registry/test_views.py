@@ -189,6 +189,14 @@ def test_sorting_by_last_name_and_dob(geo, clerk_a):
     assert order("-last_name") == [c.pk, b.pk, a.pk]
     assert order("dob") == [b.pk, a.pk, c.pk]
     assert order("-dob") == [c.pk, a.pk, b.pk]
+    assert order("id") == [b.pk, c.pk, a.pk]
+
+
+def test_list_shows_the_newest_registered_first(geo, clerk_a):
+    first, second, third = (IndividualFactory(location=geo.village_a) for _ in range(3))
+    page = client_for(clerk_a).get(reverse(INDEX))
+    assert [p.pk for p in listed(page)] == [third.pk, second.pk, first.pk]
+    assert "Registered" in body(page)
 
 
 # --- create and edit ---------------------------------------------------------------------------
