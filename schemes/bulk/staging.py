@@ -11,15 +11,38 @@ rows while Python reads the next ones (the two work at once, on two cores). A co
 COPY at a time, so the other writers spill their rows to a temporary file (memory stays flat) and
 copy it when they close, after the streaming one."""
 
+import collections
 import csv
 import io
 import json
+import multiprocessing
 import tempfile
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 
+import django
 from django.db import OperationalError, connection, models, transaction
 
 BATCH = 5000
 SPILL_IN_MEMORY_BYTES = 8 << 20
+_streaming = threading.local()  # the streaming writer whose COPY is open on this thread's connection
+
+
+def csv_text(rows, json_positions):
+    """`rows` as the CSV text COPY reads, the values at `json_positions` encoded as JSON."""
+    if json_positions:
+        rows = [_json_encoded(row, json_positions) for row in rows]
+    text = io.StringIO()
+    csv.writer(text).writerows(rows)
+    return text.getvalue()
+
+
+def _json_encoded(row, json_positions):
+    row = list(row)
+    for i in json_positions:
+        row[i] = json.dumps(row[i], ensure_ascii=False) if row[i] else "{}"
+    return row
 
 
 class StagingWriter:
@@ -47,11 +70,19 @@ class StagingWriter:
         if kind is None:
             self.close()
         elif self._copy is not None and not self._closed:
-            self._copy_context.__exit__(kind, error, trace)
-            self._cursor.close()
+            self._end_copy(kind, error, trace)
         if self._spill is not None:
             self._spill.close()
         return False
+
+    def _end_copy(self, *error):
+        try:
+            self._copy_context.__exit__(*(error or (None, None, None)))
+            self._cursor.close()
+        finally:
+            self._copy = None
+            if getattr(_streaming, "writer", None) is self:
+                _streaming.writer = None
 
     def _copy_sql(self):
         quote = connection.ops.quote_name
@@ -70,37 +101,47 @@ class StagingWriter:
         if len(self.buffer) >= BATCH:
             self.flush()
 
-    def flush(self):
-        if not self.buffer:
-            return
-        rows = self.buffer
-        if self.json_positions:
-            rows = [self._encode(row) for row in rows]
+    def write_many(self, rows):
+        self.buffer.extend(rows)
+        if len(self.buffer) >= BATCH:
+            self.flush()
+
+    def write_text(self, text, count):
+        """`count` rows already encoded by csv_text (with this writer's json_positions): PostgreSQL."""
+        self.flush()
+        self._write_text(text)
+        self.written += count
+
+    def _write_text(self, text):
         if self.streaming:
             if self._copy is None:
                 self._cursor = connection.cursor()
                 self._copy_context = self._cursor.copy(self._copy_sql())
                 self._copy = self._copy_context.__enter__()
-            text = io.StringIO()
-            csv.writer(text).writerows(rows)
-            self._copy.write(text.getvalue())
+                _streaming.writer = self
+            self._copy.write(text)
         elif self._spill is not None:
-            csv.writer(self._spill).writerows(rows)
+            self._spill.write(text)
+        else:
+            raise RuntimeError("Encoded rows are written by COPY: PostgreSQL only.")
+
+    def flush(self):
+        if not self.buffer:
+            return
+        rows = self.buffer
+        if self.postgres:
+            self._write_text(csv_text(rows, self.json_positions))
         else:
             quote = connection.ops.quote_name
             columns = ", ".join(quote(f.column) for f in self.fields)
             marks = ", ".join(["%s"] * len(self.fields))
+            if self.json_positions:
+                rows = [_json_encoded(row, self.json_positions) for row in rows]
             with connection.cursor() as cursor:
                 cursor.executemany(f"INSERT INTO {quote(self.model._meta.db_table)} ({columns}) VALUES ({marks})",
                                    rows)
         self.written += len(rows)
         self.buffer = []
-
-    def _encode(self, row):
-        row = list(row)
-        for i in self.json_positions:
-            row[i] = json.dumps(row[i], ensure_ascii=False) if row[i] else "{}"
-        return row
 
     def close(self):
         if self._closed:
@@ -108,15 +149,67 @@ class StagingWriter:
         self._closed = True
         self.flush()
         if self._copy is not None:
-            self._copy_context.__exit__(None, None, None)
-            self._cursor.close()
-            self._copy = None
+            self._end_copy()
         elif self._spill is not None and self.written:
             self._spill.seek(0)
+            # The connection runs one COPY at a time: a streaming one still open (its writer closes
+            # after this one) is ended first; its next rows start another.
+            if (open_stream := getattr(_streaming, "writer", None)) is not None:
+                open_stream._end_copy()
             with connection.cursor() as cursor, cursor.copy(self._copy_sql()) as copy:
                 while block := self._spill.read(1 << 20):
                     copy.write(block)
         return self.written
+
+
+def stage_in_batches(rows, check, staged, errors, *, processes=1):
+    """Check `rows` (a file's (row_number, cells, problem)) in batches and stage them: `check(batch)`
+    returns (staged rows, error rows), written to the StagingWriters `staged` and `errors`.
+
+    With `processes` > 1 (PostgreSQL) the batches are checked in that many worker processes, started
+    fresh with Django set up (no database use there: `check` must be picklable and carry what it
+    needs), and the staged rows come back as COPY text: this process only reads the file and writes
+    to the database, which then keeps up. Batches are written in file order, and at most two per
+    process are in flight, so memory stays flat at any size."""
+    batches = _batches(rows)
+    if processes < 2 or not staged.postgres:
+        for batch in batches:
+            staged_rows, error_rows = check(batch)
+            staged.write_many(staged_rows)
+            errors.write_many(error_rows)
+        return
+    work = partial(_check_and_encode, check, staged.json_positions)
+    context = multiprocessing.get_context("spawn")  # never fork: the job runs in a worker thread
+    with ProcessPoolExecutor(processes, mp_context=context, initializer=django.setup) as pool:
+        pending = collections.deque()
+        for batch in batches:
+            pending.append(pool.submit(work, batch))
+            if len(pending) >= 2 * processes:
+                _write_checked(pending.popleft().result(), staged, errors)
+        while pending:
+            _write_checked(pending.popleft().result(), staged, errors)
+
+
+def _batches(rows):
+    batch = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _check_and_encode(check, json_positions, batch):
+    staged_rows, error_rows = check(batch)
+    return csv_text(staged_rows, json_positions), len(staged_rows), error_rows
+
+
+def _write_checked(result, staged, errors):
+    text, count, error_rows = result
+    staged.write_text(text, count)
+    errors.write_many(error_rows)
 
 
 def refresh_statistics(models_read):

@@ -4,8 +4,9 @@ staging tables give their space back."""
 import pytest
 from django.db import connection, connections
 
-from schemes.bulk.models import StagedReconciliation
-from schemes.bulk.staging import refresh_statistics, release_empty
+from schemes.bulk.individuals import ERROR_FIELDS
+from schemes.bulk.models import StagedError, StagedReconciliation
+from schemes.bulk.staging import BATCH, StagingWriter, refresh_statistics, release_empty
 from schemes.registry.models import Household, Individual
 
 pytestmark = [pytest.mark.django_db,
@@ -33,6 +34,22 @@ def test_a_table_filled_since_it_was_analysed_is_analysed_again(geo):
 
     assert pages_seen(Individual) > 2 * before[0] + 10  # the planner now knows the rows are there
     assert pages_seen(Household) == before[1]  # unchanged: not analysed for nothing
+
+
+def test_error_rows_are_copied_while_the_streaming_copy_of_a_large_file_is_open():
+    """The errors writer closes first, while the rows' COPY (started once a batch was full) is open:
+    the connection runs one COPY at a time (this hung forever for any file past 5,000 rows with an
+    error), so the open one is ended first and both tables get their rows."""
+    rows, upload = BATCH + 10, 987_654  # staged rows name their upload without a constraint
+    with StagingWriter(StagedReconciliation, ("upload", "row_number", "valid", "code", "receipt"), streaming=True) as staged, \
+            StagingWriter(StagedError, ERROR_FIELDS) as errors:
+        for number in range(rows):
+            staged.write((upload, number, True, f"L{number}", ""))
+        errors.write((upload, 3, "code", "Unknown."))
+        staged.write((upload, rows, True, "last", ""))
+
+    assert StagedReconciliation.objects.filter(upload_id=upload).count() == rows + 1
+    assert StagedError.objects.filter(upload_id=upload).count() == 1
 
 
 def staged_bytes(model):
