@@ -237,9 +237,6 @@ MIZANI_IMPORT_MAX_ROWS = int(os.environ.get("MIZANI_IMPORT_MAX_ROWS", "2000000")
 MIZANI_IMPORT_MAX_XLSX_BYTES = int(os.environ.get("MIZANI_IMPORT_MAX_XLSX_BYTES", str(20 * 1024 * 1024)))
 # Database connections an import's chunks use at once on PostgreSQL (about the cores it may take).
 MIZANI_IMPORT_CONNECTIONS = int(os.environ.get("MIZANI_IMPORT_CONNECTIONS", "2"))
-# Processes that check a large individuals file's rows (PostgreSQL): files from this size on.
-MIZANI_IMPORT_PROCESSES = int(os.environ.get("MIZANI_IMPORT_PROCESSES", "2"))
-MIZANI_IMPORT_PARALLEL_MIN_BYTES = int(os.environ.get("MIZANI_IMPORT_PARALLEL_MIN_BYTES", str(16 * 1024 * 1024)))
 
 # Exports: an XLSX workbook is built in memory, so past this many rows the export is refused and
 # CSV (streamed, no limit) is offered instead.

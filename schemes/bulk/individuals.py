@@ -11,11 +11,9 @@ Three passes, none row-by-row against the database:
    chunk one transaction (resumable)."""
 
 import datetime
-import os
 import re
 from functools import partial
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q
@@ -204,17 +202,11 @@ class PersonRows:
 
 
 def stage(upload, table, user):
-    """Pass 1: every row checked on its own and staged. Returns the number of data rows. A large
-    file is checked in MIZANI_IMPORT_PROCESSES worker processes (the checks are Python, one core
-    each)."""
-    processes = settings.MIZANI_IMPORT_PROCESSES
-    if os.path.getsize(table.path) < settings.MIZANI_IMPORT_PARALLEL_MIN_BYTES:
-        processes = 1
+    """Pass 1: every row checked on its own and staged. Returns the number of data rows."""
     counted = _Counted(table.rows())
     with StagingWriter(StagedIndividual, STAGED_FIELDS, streaming=True) as rows, \
             StagingWriter(StagedError, ERROR_FIELDS) as errors:
-        stage_in_batches(counted, partial(check_rows, PersonRows(table, user), upload.pk), rows, errors,
-                         processes=processes)
+        stage_in_batches(counted, partial(check_rows, PersonRows(table, user), upload.pk), rows, errors)
     return counted.count
 
 
@@ -229,8 +221,7 @@ class _Counted:
 
 
 def check_rows(people, upload_id, batch):
-    """A batch of rows, each checked on its own: (staged rows, error rows). No database use: it may
-    run in a worker process."""
+    """A batch of rows, each checked on its own: (staged rows, error rows)."""
     staged, errors = [], []
     for row_number, cells, problem in batch:
         found = [(problem.column or "", problem.message)] if problem else []

@@ -11,17 +11,12 @@ rows while Python reads the next ones (the two work at once, on two cores). A co
 COPY at a time, so the other writers spill their rows to a temporary file (memory stays flat) and
 copy it when they close, after the streaming one."""
 
-import collections
 import csv
 import io
 import json
-import multiprocessing
 import tempfile
 import threading
-from concurrent.futures import ProcessPoolExecutor
-from functools import partial
 
-import django
 from django.db import OperationalError, connection, models, transaction
 
 BATCH = 5000
@@ -106,12 +101,6 @@ class StagingWriter:
         if len(self.buffer) >= BATCH:
             self.flush()
 
-    def write_text(self, text, count):
-        """`count` rows already encoded by csv_text (with this writer's json_positions): PostgreSQL."""
-        self.flush()
-        self._write_text(text)
-        self.written += count
-
     def _write_text(self, text):
         if self.streaming:
             if self._copy is None:
@@ -120,10 +109,8 @@ class StagingWriter:
                 self._copy = self._copy_context.__enter__()
                 _streaming.writer = self
             self._copy.write(text)
-        elif self._spill is not None:
-            self._spill.write(text)
         else:
-            raise RuntimeError("Encoded rows are written by COPY: PostgreSQL only.")
+            self._spill.write(text)
 
     def flush(self):
         if not self.buffer:
@@ -162,53 +149,22 @@ class StagingWriter:
         return self.written
 
 
-def stage_in_batches(rows, check, staged, errors, *, processes=1):
+def stage_in_batches(rows, check, staged, errors):
     """Check `rows` (a file's (row_number, cells, problem)) in batches and stage them: `check(batch)`
-    returns (staged rows, error rows), written to the StagingWriters `staged` and `errors`.
-
-    With `processes` > 1 (PostgreSQL) the batches are checked in that many worker processes, started
-    fresh with Django set up (no database use there: `check` must be picklable and carry what it
-    needs), and the staged rows come back as COPY text: this process only reads the file and writes
-    to the database, which then keeps up. Batches are written in file order, and at most two per
-    process are in flight, so memory stays flat at any size."""
-    batches = _batches(rows)
-    if processes < 2 or not staged.postgres:
-        for batch in batches:
-            staged_rows, error_rows = check(batch)
-            staged.write_many(staged_rows)
-            errors.write_many(error_rows)
-        return
-    work = partial(_check_and_encode, check, staged.json_positions)
-    context = multiprocessing.get_context("spawn")  # never fork: the job runs in a worker thread
-    with ProcessPoolExecutor(processes, mp_context=context, initializer=django.setup) as pool:
-        pending = collections.deque()
-        for batch in batches:
-            pending.append(pool.submit(work, batch))
-            if len(pending) >= 2 * processes:
-                _write_checked(pending.popleft().result(), staged, errors)
-        while pending:
-            _write_checked(pending.popleft().result(), staged, errors)
-
-
-def _batches(rows):
+    returns (staged rows, error rows), written to the StagingWriters `staged` and `errors`."""
     batch = []
     for row in rows:
         batch.append(row)
         if len(batch) >= BATCH:
-            yield batch
+            _stage_batch(check(batch), staged, errors)
             batch = []
     if batch:
-        yield batch
+        _stage_batch(check(batch), staged, errors)
 
 
-def _check_and_encode(check, json_positions, batch):
-    staged_rows, error_rows = check(batch)
-    return csv_text(staged_rows, json_positions), len(staged_rows), error_rows
-
-
-def _write_checked(result, staged, errors):
-    text, count, error_rows = result
-    staged.write_text(text, count)
+def _stage_batch(checked, staged, errors):
+    staged_rows, error_rows = checked
+    staged.write_many(staged_rows)
     errors.write_many(error_rows)
 
 
