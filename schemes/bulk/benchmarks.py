@@ -175,6 +175,12 @@ def _remove_imported(before, log):
         table = connection.ops.quote_name(model._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(f"DELETE FROM {table} WHERE id > %s", [before[model]])
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        # The deleted rows stay until VACUUM (autovacuum may be off or late): the next benchmark's
+        # scans of the registry would read twice the pages (list counts 0.23 s -> 0.46 s).
+        with connection.cursor() as cursor:
+            for model in (Membership, Individual, Household):
+                cursor.execute(f"VACUUM (ANALYZE) {connection.ops.quote_name(model._meta.db_table)}")
 
 
 @register("export")

@@ -78,3 +78,18 @@ def test_enrol_benchmark_prints_its_figures_as_json(capsys):
     assert report["benchmark"] == "enrol"
     assert report["enrolled"] >= 150
     assert report["preview_seconds"] >= 0 and report["seconds"] >= 0
+
+
+@pytest.mark.django_db
+def test_import_benchmark_reports_its_figures_and_leaves_the_registry_as_it_was(settings, tmp_path):
+    from schemes.registry.models import Household, Individual, Membership
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    report = json.loads(run_benchmark("import", "--rows", "300")[-1])
+
+    assert report["benchmark"] == "import" and report["rows"] == 300
+    assert report["imported"] == 300 and report["households"] > 50
+    assert report["rows_per_s"] > 0 and report["peak_rss_mb"] > 0
+    assert report["baselines"]["django_import_export"] > 0 and report["ratios"]["vs_django_import_export"] > 0
+    assert (report["baselines"]["copy"] is not None) == (connection.vendor == "postgresql")
+    assert not Individual.objects.exists() and not Household.objects.exists() and not Membership.objects.exists()
