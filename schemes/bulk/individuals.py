@@ -12,7 +12,6 @@ Three passes, none row-by-row against the database:
 
 import datetime
 import re
-from functools import partial
 
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -33,7 +32,7 @@ from sites.scoping import scope_for
 
 from .files import Column
 from .models import StagedError, StagedHousehold, StagedIndividual
-from .staging import StagingWriter, stage_in_batches
+from .staging import StagingWriter
 
 SEX = {"f": "F", "female": "F", "m": "M", "male": "M", "o": "O", "other": "O"}
 RECIPIENT = {"": "", "1": "PRIMARY", "2": "SECONDARY", "primary": "PRIMARY", "secondary": "SECONDARY"}
@@ -203,33 +202,20 @@ class PersonRows:
 
 def stage(upload, table, user):
     """Pass 1: every row checked on its own and staged. Returns the number of data rows."""
-    counted = _Counted(table.rows())
+    people = PersonRows(table, user)
+    upload_id = upload.pk
+    count = 0
     with StagingWriter(StagedIndividual, STAGED_FIELDS, streaming=True) as rows, \
             StagingWriter(StagedError, ERROR_FIELDS) as errors:
-        stage_in_batches(counted, partial(check_rows, PersonRows(table, user), upload.pk), rows, errors)
-    return counted.count
-
-
-class _Counted:
-    def __init__(self, rows):
-        self.rows, self.count = rows, 0
-
-    def __iter__(self):
-        for row in self.rows:
-            self.count += 1
-            yield row
-
-
-def check_rows(people, upload_id, batch):
-    """A batch of rows, each checked on its own: (staged rows, error rows)."""
-    staged, errors = [], []
-    for row_number, cells, problem in batch:
-        found = [(problem.column or "", problem.message)] if problem else []
-        given = people.given(cells)
-        values = people.check(given, cells, people.national_id(given, found), found)
-        staged.append((upload_id, row_number, not found, *values))
-        errors.extend((upload_id, row_number, column, message) for column, message in found)
-    return staged, errors
+        for row_number, cells, problem in table.rows():
+            count += 1
+            found = [(problem.column or "", problem.message)] if problem else []
+            given = people.given(cells)
+            values = people.check(given, cells, people.national_id(given, found), found)
+            rows.write((upload_id, row_number, not found, *values))
+            for column, message in found:
+                errors.write((upload_id, row_number, column, message))
+    return count
 
 
 def flag(upload, column, message, queryset, model=StagedIndividual, *, code="", mark_invalid=True):

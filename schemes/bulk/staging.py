@@ -24,22 +24,6 @@ SPILL_IN_MEMORY_BYTES = 8 << 20
 _streaming = threading.local()  # the streaming writer whose COPY is open on this thread's connection
 
 
-def csv_text(rows, json_positions):
-    """`rows` as the CSV text COPY reads, the values at `json_positions` encoded as JSON."""
-    if json_positions:
-        rows = [_json_encoded(row, json_positions) for row in rows]
-    text = io.StringIO()
-    csv.writer(text).writerows(rows)
-    return text.getvalue()
-
-
-def _json_encoded(row, json_positions):
-    row = list(row)
-    for i in json_positions:
-        row[i] = json.dumps(row[i], ensure_ascii=False) if row[i] else "{}"
-    return row
-
-
 class StagingWriter:
     """`write(row)` a tuple of `fields`' values (JSON fields as Python objects). Use as a context
     manager: leaving it normally writes what is left; leaving it on an error abandons the COPY (the
@@ -96,39 +80,38 @@ class StagingWriter:
         if len(self.buffer) >= BATCH:
             self.flush()
 
-    def write_many(self, rows):
-        self.buffer.extend(rows)
-        if len(self.buffer) >= BATCH:
-            self.flush()
-
-    def _write_text(self, text):
+    def flush(self):
+        if not self.buffer:
+            return
+        rows = self.buffer
+        if self.json_positions:
+            rows = [self._encode(row) for row in rows]
         if self.streaming:
             if self._copy is None:
                 self._cursor = connection.cursor()
                 self._copy_context = self._cursor.copy(self._copy_sql())
                 self._copy = self._copy_context.__enter__()
                 _streaming.writer = self
-            self._copy.write(text)
-        else:
-            self._spill.write(text)
-
-    def flush(self):
-        if not self.buffer:
-            return
-        rows = self.buffer
-        if self.postgres:
-            self._write_text(csv_text(rows, self.json_positions))
+            text = io.StringIO()
+            csv.writer(text).writerows(rows)
+            self._copy.write(text.getvalue())
+        elif self._spill is not None:
+            csv.writer(self._spill).writerows(rows)
         else:
             quote = connection.ops.quote_name
             columns = ", ".join(quote(f.column) for f in self.fields)
             marks = ", ".join(["%s"] * len(self.fields))
-            if self.json_positions:
-                rows = [_json_encoded(row, self.json_positions) for row in rows]
             with connection.cursor() as cursor:
                 cursor.executemany(f"INSERT INTO {quote(self.model._meta.db_table)} ({columns}) VALUES ({marks})",
                                    rows)
         self.written += len(rows)
         self.buffer = []
+
+    def _encode(self, row):
+        row = list(row)
+        for i in self.json_positions:
+            row[i] = json.dumps(row[i], ensure_ascii=False) if row[i] else "{}"
+        return row
 
     def close(self):
         if self._closed:
@@ -147,25 +130,6 @@ class StagingWriter:
                 while block := self._spill.read(1 << 20):
                     copy.write(block)
         return self.written
-
-
-def stage_in_batches(rows, check, staged, errors):
-    """Check `rows` (a file's (row_number, cells, problem)) in batches and stage them: `check(batch)`
-    returns (staged rows, error rows), written to the StagingWriters `staged` and `errors`."""
-    batch = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= BATCH:
-            _stage_batch(check(batch), staged, errors)
-            batch = []
-    if batch:
-        _stage_batch(check(batch), staged, errors)
-
-
-def _stage_batch(checked, staged, errors):
-    staged_rows, error_rows = checked
-    staged.write_many(staged_rows)
-    errors.write_many(error_rows)
 
 
 def refresh_statistics(models_read):
