@@ -415,10 +415,10 @@ def import_chunk(upload, first_row, last_row, id_base):
             # reads the whole registry to find out which rows were skipped.
             cursor.execute(
                 f"WITH created AS ({insert_people} RETURNING id), "
-                f"members AS ({insert_members} FROM created c JOIN {staged} s ON s.upload_id = %s "
-                f"AND s.row_number = c.id - %s {of_household} RETURNING 1) "
+                f"members AS ({insert_members} FROM created c JOIN {staged} s ON s.row_number = c.id - %s "
+                f"AND {rows_of_s} {of_household} RETURNING 1) "
                 f"SELECT (SELECT COUNT(*) FROM created), (SELECT COUNT(*) FROM members)",
-                [*people_params, id_base, now, upload.pk, id_base])
+                [*people_params, id_base, now, id_base, *span])
             return cursor.fetchone()[0]
         cursor.execute(insert_people, people_params)
         created = cursor.rowcount
