@@ -20,6 +20,8 @@ IDENTIFIER = RegexValidator(
     "Use lower-case letters, digits and single underscores, starting with a letter.",
 )
 MAX_DIGITS = 18  # as NUMERIC(18, n): more would not survive the database or the rules compiler
+DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 RESERVED_NAMES = {
     "id", "pk", "first_name", "last_name", "dob", "sex", "national_id", "phone", "location",
@@ -184,7 +186,7 @@ def _parse_decimal(raw):
         number = Decimal(raw)
     else:
         text = ascii_digits(str(raw).strip())
-        if not re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", text):
+        if not DECIMAL_TEXT.fullmatch(text):
             raise ValidationError(f"'{raw}' is not a number (use digits and a dot, like 1234.50).")
         try:
             number = Decimal(text)
@@ -210,7 +212,7 @@ def _parse_date(raw):
     if isinstance(raw, datetime.date):
         return raw
     text = ascii_digits(str(raw).strip())
-    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+    if not DATE_TEXT.fullmatch(text):
         raise ValidationError(f"'{raw}' is not a date in the form YYYY-MM-DD.")
     try:
         return datetime.date.fromisoformat(text)

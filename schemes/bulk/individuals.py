@@ -11,6 +11,7 @@ Three passes, none row-by-row against the database:
    chunk one transaction (resumable)."""
 
 import datetime
+import operator
 import re
 
 from django.core.exceptions import ValidationError
@@ -98,7 +99,12 @@ class PersonRows:
     def __init__(self, table, user):
         mapping = table.mapping
         self.headers = table.headers
-        self.present = [(name, mapping[name]) for name in self.NAMES if name in mapping]
+        present = [(name, mapping[name]) for name in self.NAMES if name in mapping]
+        self.present_names = [name for name, _ in present]
+        # The row's cells of those columns in one C-level call (a tuple even for a single column).
+        indexes = [index for _, index in present]
+        self.pick = (operator.itemgetter(*indexes) if len(indexes) > 1
+                     else (lambda cells: tuple(cells[i] for i in indexes)))
         self.header_of = {name: table.headers[index] for name, index in mapping.items()}
         self.definitions = [(d, mapping[d.name]) for d in attribute_definitions() if d.name in mapping]
         scope = scope_for(user)
@@ -108,7 +114,7 @@ class PersonRows:
         self.today = timezone.localdate()
 
     def given(self, cells):
-        return {name: cells[index].strip() for name, index in self.present}
+        return dict(zip(self.present_names, map(str.strip, self.pick(cells)), strict=True))
 
     def national_id(self, given, found):
         """The row's national ID, normalised, or None (Excel's damage and overlong IDs are errors)."""
