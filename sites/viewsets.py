@@ -20,6 +20,7 @@ from wagtail.coreutils import multigetattr
 
 from .audit import audit_event
 from .masking import can_view_sensitive
+from .paginator import ListingPaginator
 from .refusals import refusal_message
 from .spreadsheets import SafeSpreadsheetExportMixin, attribute_cell
 
@@ -37,6 +38,9 @@ class ScopedIndexView(SelectorMixin, SafeSpreadsheetExportMixin, generic.IndexVi
     """A scoped listing whose CSV export streams at any size and whose XLSX export is refused past
     MIZANI_EXPORT_XLSX_MAX_ROWS. Exports carry the listing's filters (criteria included), and
     `export_attributes` adds one column per attribute definition of the records' `attributes`."""
+
+    paginator_class = ListingPaginator
+    results_template_name = "sites/index_results.html"
 
     def get_base_queryset(self):
         return self.scoped(include_deleted=False)

@@ -225,6 +225,8 @@ LOGGING = {
 
 # Mizani settings
 MIZANI_LIST_PAGE_SIZE = 25
+# Listings count their rows exactly up to this many, and say "more than" beyond (sites.paginator).
+MIZANI_LISTING_EXACT_COUNT = int(os.environ.get("MIZANI_LISTING_EXACT_COUNT", "100000"))
 # A RUNNING job whose heartbeat is older than this is taken to be dead and is queued again.
 MIZANI_JOB_HEARTBEAT_SECONDS = int(os.environ.get("MIZANI_JOB_HEARTBEAT_SECONDS", "120"))
 # After this many attempts that each lost their worker, a job is failed instead of queued again.
