@@ -226,10 +226,12 @@ def stage(upload, table, user):
 
 def flag(upload, column, message, queryset, model=StagedIndividual, *, code="", mark_invalid=True):
     """Add `message` (and its machine-readable `code`, where the format has codes) to every staged row
-    `queryset` (of `model`) selects, and mark them invalid (two statements, after a cheap look whether
+    `queryset` (of `model`) selects, and mark them invalid (two statements, after counting whether
     there is any). Used by every importer's checks. `mark_invalid=False`: the caller marks every row
     with an error invalid at the end, in one statement (the query is not run a second time)."""
-    if not queryset.exists():
+    # Counted, not probed with LIMIT 1: a file without the problem (the usual case) is read to the
+    # end either way, and a count is planned as the full read it is (parallel, hashed).
+    if not queryset.count():
         return
     numbers = queryset.values("row_number")
     table = connection.ops.quote_name(StagedError._meta.db_table)
