@@ -12,6 +12,7 @@ import csv
 import datetime
 import hashlib
 import io
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -26,7 +27,12 @@ from sites.models import Location
 from sites.scoping import scope_for
 from sites.spreadsheets import safe_cell
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # entries are (value, fresh until)
+# A figure being computed is waited for this long (seconds) before the waiter computes it too; the
+# mark that someone is computing it lapses after COMPUTING_SECONDS (its process may have died).
+WAIT_SECONDS = 15
+WAIT_STEP_SECONDS = 0.05
+COMPUTING_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -214,12 +220,41 @@ def compute(name, user, filters=None):
     if metric_ is None or not metric_.allowed(user):
         return None
     filters = filters or Filters()
-    key = cache_key(metric_, user, filters)
-    table = cache.get(key)
-    if table is None:
-        table = metric_.function(user, filters)
-        cache.set(key, table, settings.MIZANI_DASHBOARD_CACHE_SECONDS)
-    return table
+    return cached(cache_key(metric_, user, filters), lambda: metric_.function(user, filters))
+
+
+def cached(key, function):
+    """The value of `function()` under `key`, computed once for everyone asking at the same time.
+    When many managers open a cold dashboard at once (the morning, an expired entry), one of them
+    computes each figure while the others wait for it, instead of every one of them running the same
+    national query. A value past its lifetime is still served for one more lifetime to whoever asks
+    while someone computes the new one; the first to ask computes it (and waits for it)."""
+    lifetime = settings.MIZANI_DASHBOARD_CACHE_SECONDS
+    lock = f"{key}:computing"
+    entry = cache.get(key)
+    if entry is not None:
+        value, fresh_until = entry
+        if time.time() < fresh_until or not cache.add(lock, True, COMPUTING_SECONDS):
+            return value
+        return _compute_and_keep(key, lock, function, lifetime)
+    if cache.add(lock, True, COMPUTING_SECONDS):
+        return _compute_and_keep(key, lock, function, lifetime)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(WAIT_STEP_SECONDS)
+        entry = cache.get(key)
+        if entry is not None:
+            return entry[0]
+    return function()  # whoever was computing it is slow or gone: this viewer waits no longer
+
+
+def _compute_and_keep(key, lock, function, lifetime):
+    try:
+        value = function()
+        cache.set(key, (value, time.time() + lifetime), 2 * lifetime)
+        return value
+    finally:
+        cache.delete(lock)
 
 
 def other_connections_see_our_data():
@@ -262,8 +297,4 @@ def shared(name, user, filters, function):
     """`function(user, filters)`, cached under `name` like a metric: several metrics derived from one
     GROUP BY run it once."""
     key = cache_key(Metric(name=f"shared:{name}", label=name, function=function), user, filters)
-    result = cache.get(key)
-    if result is None:
-        result = function(user, filters)
-        cache.set(key, result, settings.MIZANI_DASHBOARD_CACHE_SECONDS)
-    return result
+    return cached(key, lambda: function(user, filters))

@@ -2,6 +2,8 @@
 independent SQL count, narrowed by the page's filters and cached per scope."""
 
 import datetime
+import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
@@ -9,8 +11,9 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
+from dashboards import metrics
 from dashboards.forms import DashboardFilterForm
-from dashboards.metrics import Filters, compute, registered_metrics
+from dashboards.metrics import Filters, cached, compute, registered_metrics
 from schemes.bulk.models import Upload, UploadKind
 from schemes.payments.models import PaymentLine
 from schemes.plans.models import BenefitPlan
@@ -218,6 +221,77 @@ def test_household_beneficiaries_count_once_by_their_heads_sex_and_age(geo, peop
     assert compute("beneficiaries_by_status", manager_a).total("beneficiaries", where="Active") == 4
     tree = compute("beneficiaries_by_location", manager_a)
     assert tree.total("beneficiaries", where=geo.district_a.name) == 5
+
+
+# --- the cache: one computation for everyone asking at once -------------------------------------
+
+@pytest.fixture
+def empty_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield cache
+    cache.clear()
+
+
+def counting(value, *, seconds=0.0, calls=None):
+    calls = [] if calls is None else calls
+
+    def function():
+        calls.append(1)
+        time.sleep(seconds)
+        return value
+    return function, calls
+
+
+def test_a_figure_many_ask_for_at_once_is_computed_once(empty_cache):
+    function, calls = counting("figure", seconds=0.3)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda _: cached("k:stampede", function), range(6)))
+
+    assert answers == ["figure"] * 6
+    assert len(calls) == 1
+
+
+def test_past_its_lifetime_a_figure_is_served_while_someone_computes_the_new_one(empty_cache):
+    empty_cache.set("k:stale", ("yesterday", time.time() - 1), 600)
+    empty_cache.add("k:stale:computing", True, 60)  # another request is computing it
+    function, calls = counting("today")
+
+    assert cached("k:stale", function) == "yesterday"
+    assert calls == []
+
+
+def test_the_first_to_ask_after_the_lifetime_gets_the_new_figure(empty_cache, settings):
+    settings.MIZANI_DASHBOARD_CACHE_SECONDS = 300
+    empty_cache.set("k:expired", ("yesterday", time.time() - 1), 600)
+    function, calls = counting("today")
+
+    assert cached("k:expired", function) == "today"
+    assert cached("k:expired", function) == "today"  # kept, fresh
+    assert len(calls) == 1
+    assert empty_cache.get("k:expired:computing") is None
+
+
+def test_a_waiter_computes_the_figure_itself_when_the_one_computing_it_is_gone(empty_cache, monkeypatch):
+    monkeypatch.setattr(metrics, "WAIT_SECONDS", 0.2)
+    empty_cache.add("k:orphan:computing", True, 60)  # its process died mid-way
+    function, calls = counting("figure")
+
+    assert cached("k:orphan", function) == "figure"
+    assert len(calls) == 1
+
+
+def test_a_computation_that_failed_leaves_the_figure_to_the_next_asker(empty_cache):
+    def failing():
+        raise RuntimeError("database went away")
+
+    with pytest.raises(RuntimeError):
+        cached("k:failed", failing)
+    function, calls = counting("figure")
+
+    assert cached("k:failed", function) == "figure"  # not left waiting for a computation that ended
+    assert len(calls) == 1
 
 
 def test_a_filter_a_metric_ignores_shares_its_cache_entry(superuser, benefit_plan):
