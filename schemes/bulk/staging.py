@@ -33,6 +33,8 @@ def encode_object(values):
         return "{" + ", ".join(f"{encode_text(key)}: {encode_text(value)}" for key, value in values.items()) + "}"
     except TypeError:  # a number, a yes/no, a list...
         return encode_json(values)
+
+
 _streaming = threading.local()  # the streaming writer whose COPY is open on this thread's connection
 
 
