@@ -34,6 +34,9 @@ class SelectorMixin:
         return self.selector(self.request.user, include_deleted=include_deleted)
 
 
+CSV_ROWS_PER_CHUNK = 500
+
+
 class ScopedIndexView(SelectorMixin, SafeSpreadsheetExportMixin, generic.IndexView):
     """A scoped listing whose CSV export streams at any size and whose XLSX export is refused past
     MIZANI_EXPORT_XLSX_MAX_ROWS. Exports carry the listing's filters (criteria included), and
@@ -134,11 +137,34 @@ class ScopedIndexView(SelectorMixin, SafeSpreadsheetExportMixin, generic.IndexVi
         return redirect(f"{self.request.path}?{params.urlencode()}" if params else self.request.path)
 
     def stream_csv(self, queryset):
-        # As Wagtail's, but reading the rows in chunks: memory stays flat at any size.
+        # As Wagtail's, but reading the rows in chunks (memory stays flat at any size), inside a
+        # transaction: outside one the database cursor is declared WITH HOLD, which computes every row
+        # before sending the first (a million people: 5 s of silence after the header; ten million, a
+        # proxy's timeout). Sent some hundred rows at a time.
         writer = csv.DictWriter(Echo(), fieldnames=self.list_export)
         yield writer.writerow({field: self.get_heading(queryset, field) for field in self.list_export})
-        for item in queryset.iterator(chunk_size=2000):
-            yield self.write_csv_row(writer, self.to_row_dict(item))
+        with transaction.atomic(using=queryset.db):
+            lines = []
+            for item in queryset.iterator(chunk_size=2000):
+                lines.append(self.write_csv_row(writer, self.to_row_dict(item)))
+                if len(lines) == CSV_ROWS_PER_CHUNK:
+                    yield b"".join(lines)
+                    lines = []
+            yield b"".join(lines)
+
+    @cached_property
+    def _preprocess_functions(self):
+        return {}
+
+    def get_preprocess_function(self, field, value, export_format):
+        """Wagtail's choice of function for a cell depends on the field, the value's type and the
+        format only: chosen once per combination, not once per cell."""
+        key = (field, type(value), export_format)
+        try:
+            return self._preprocess_functions[key]
+        except KeyError:
+            function = self._preprocess_functions[key] = super().get_preprocess_function(field, value, export_format)
+            return function
 
     def as_spreadsheet(self, queryset, spreadsheet_format):
         rows = queryset.count()

@@ -210,3 +210,22 @@ def test_an_export_with_criteria_reads_no_row_before_its_first_byte(three_people
 
     assert response.streaming and reads == []
     assert sorted(row["First name"] for row in csv_rows(response)) == ["P1", "P2"]
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="PostgreSQL's server-side cursors")
+@pytest.mark.django_db(transaction=True)
+def test_an_export_reads_its_rows_as_it_sends_them(geo, national_clerk):
+    """Outside a transaction Django declares the export's cursor WITH HOLD, and the database then
+    computes every row before sending the first (a million people: seconds of silence after the
+    header). The export reads in a transaction of its own, its cursor without HOLD."""
+    for n in range(3):
+        IndividualFactory(first_name=f"P{n}", location=geo.village_a)
+    client = client_for(national_clerk)
+
+    with CaptureQueriesContext(connection) as queries:
+        rows = csv_rows(client.get(reverse(INDIVIDUALS), {"export": "csv"}))
+    cursors = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DECLARE")]
+
+    assert sorted(row["First name"] for row in rows) == ["P0", "P1", "P2"]
+    assert cursors and not any("WITH HOLD" in sql for sql in cursors)
+    assert not connection.in_atomic_block  # the export's transaction ended with the download
