@@ -824,6 +824,30 @@ def test_an_export_reads_each_person_once_with_every_column(geo, clerk_a, member
         (geo.village_a.code, "HH-EXPORT", "250")}
 
 
+def test_a_household_export_reads_each_household_once_with_every_column(geo, clerk_a, member_roles):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    RegistryFieldFactory(name="roof", label="Roof", field_type="text", target="household")
+
+    def export_queries(households):
+        for n in range(households):
+            household = HouseholdFactory(code=f"HH-X{n}-{households}", location=geo.village_a, attributes={"roof": "tin"})
+            MembershipFactory(household=household, individual=IndividualFactory(location=geo.village_a))
+        client = client_for(clerk_a)
+        with CaptureQueriesContext(connection) as queries:
+            rows = csv_rows(client.get(reverse("registry_household:index"), {"export": "csv"}))
+        return rows, len(queries.captured_queries)
+
+    export_queries(0)  # what the first request of a process looks up once
+    few, few_queries = export_queries(2)
+    many, many_queries = export_queries(6)
+
+    assert many_queries == few_queries
+    assert len(many) == 8
+    assert {(row["Location code"], row["Members"], row["roof"]) for row in many} == {(geo.village_a.code, "1", "tin")}
+
+
 def test_a_merged_record_says_where_it_went(geo, clerk_a):
     kept = IndividualFactory(location=geo.village_a)
     duplicate = IndividualFactory(location=geo.village_a)
