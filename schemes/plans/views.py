@@ -160,7 +160,7 @@ class PlanDeleteView(generic.DeleteView):
 
 
 class BeneficiaryIndexView(ScopedIndexView):
-    default_ordering = "-enrolled_at"
+    default_ordering = "-id"
     results_template_name = "plans/beneficiary_index_results.html"
     export_headings = {"plan.code": "Plan"}
 

@@ -7,6 +7,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from schemes.plans import services
 from schemes.plans.models import Beneficiary, BeneficiaryStatus, BenefitPlan
@@ -92,6 +93,25 @@ def test_from_plan_to_enrolled_beneficiaries_and_back(setting, django_capture_on
 
     record = client.get(reverse("registry_individual:inspect", args=[amina.pk])).content.decode()
     assert "Child grant" in record and "Active" in record
+
+
+def test_the_beneficiary_list_shows_the_newest_enrolled_first(setting):
+    """Newest recorded first, by the key read off its index at any size (sorting a million enrolments by
+    date for each page took 0.4 s); the Enrolled column still sorts by date."""
+    designer, officer, checker, amina = setting
+    plan = BenefitPlan.objects.create(code="CG", name="Child grant", status="ACTIVE")
+    first, second, third = (Beneficiary.objects.create(
+        plan=plan, individual=IndividualFactory(location=amina.location),
+        # Recorded later, enrolled earlier (e.g. an import of past enrolments).
+        enrolled_at=timezone.now() - datetime.timedelta(days=n), status_changed_at=timezone.now())
+        for n in range(3))
+    client = client_for(officer)
+
+    newest_first = client.get(reverse("plans_beneficiary:index")).context["object_list"]
+    by_enrolment = client.get(reverse("plans_beneficiary:index"), {"ordering": "-enrolled_at"}).context["object_list"]
+
+    assert [row.pk for row in newest_first] == [third.pk, second.pk, first.pk]
+    assert [row.pk for row in by_enrolment] == [first.pk, second.pk, third.pk]
 
 
 def test_the_beneficiary_list_of_a_plan_shows_who_still_meets_its_criteria(setting):
