@@ -196,6 +196,10 @@ class BeneficiaryIndexView(ScopedIndexView):
 
     def get_base_queryset(self):
         queryset = super().get_base_queryset().select_related("plan", self.subject)
+        if self.is_export:  # its columns only: the subject's name or code, the plan's code
+            named_by = ("first_name", "last_name") if self.subject == "individual" else ("code",)
+            queryset = queryset.only("id", "plan", "plan__code", self.subject, *(f"{self.subject}__{field}" for field in named_by),
+                                     "status", "enrolled_at", "status_changed_at", "reason", "attributes")
         return selectors.with_criteria_check(queryset, self.plan) if self.plan else queryset
 
     def get_context_data(self, **kwargs):
