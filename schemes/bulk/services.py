@@ -21,7 +21,7 @@ from workflows.services import job_start
 from . import beneficiaries, individuals, locations, reconciliation
 from .files import FileProblem, open_table, sanitise_file_name
 from .models import PLAN_KINDS, STAGING, StagedError, Upload, UploadKind, UploadStatus
-from .staging import refresh_statistics, release_empty
+from .staging import merge_pending_index_entries, refresh_statistics, release_empty
 
 IMPORTERS = {UploadKind.INDIVIDUALS: individuals.IMPORTER, UploadKind.BENEFICIARIES: beneficiaries.ENROLMENTS,
              UploadKind.BENEFICIARY_UPDATES: beneficiaries.UPDATES, UploadKind.LOCATIONS: locations.IMPORTER,
@@ -234,6 +234,7 @@ def run_import(upload, job, progress):
               if start not in done]
     for imported in _import_chunks(importer, upload, job, chunks, state["id_base"]):
         progress(imported, total, importer.progress_text(imported))
+    merge_pending_index_entries(importer.READS)  # the tables it fills are among those it reads
     state = _load_state(job)
     created = {key: state[key] for key in ("households", "locations") if key in state}
     with transaction.atomic():

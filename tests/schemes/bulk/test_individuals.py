@@ -8,6 +8,7 @@ import io
 import pytest
 from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 
 from schemes.bulk import services
 from schemes.bulk.models import StagedIndividual, Upload, UploadStatus
@@ -289,6 +290,20 @@ def test_a_member_skipped_at_import_gets_no_membership(clerk, geo, django_captur
     assert list(household.memberships.values_list("individual__first_name", flat=True)) == ["Head"]
     assert not Membership.objects.filter(individual=meanwhile).exists()
 
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="GIN pending lists are PostgreSQL's")
+def test_an_import_leaves_no_pending_entries_in_the_name_index(clerk, geo, django_capture_on_commit_callbacks):
+    """The chunks let the trigram index's pending list grow; left there, every name search reads it
+    and the next registration merges it in the clerk's request."""
+    upload = receive(clerk, [[f"P{n}", "Row", "1980-01-01", "F", "", geo.village_a.code, "", "", "", ""] for n in range(50)],
+                     django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.import_start(upload=upload, mode="VALID_ROWS", by=clerk)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT gin_clean_pending_list('individual_search_name_trgm'::regclass)")
+        assert cursor.fetchone()[0] == 0  # pages it had to merge
+    assert Individual.objects.filter(search_name__contains="p4").count() == 11
 
 
 def test_a_file_past_one_batch_with_a_bad_row_is_checked(clerk, geo, django_capture_on_commit_callbacks):
