@@ -3,7 +3,7 @@ from django import forms
 from schemes.plans.catalogues import plan_rules_subject
 from schemes.plans.models import BenefitPlan
 from schemes.rules.catalogue import NUMBER
-from schemes.rules.forms import RuleField
+from schemes.rules.forms import RuleField, set_rules_user
 from sites.forms import ScopedRecordForm
 
 from .models import PaymentCycle, Periodicity
@@ -38,6 +38,7 @@ class PaymentPlanForm(ServiceModelForm):
         if self.instance.pk:
             # The formula means what it means over this plan's fields: the plan does not change.
             self.fields["benefit_plan"].disabled = True
+        set_rules_user(self, self.for_user)
         plan = self._benefit_plan()
         for name in ("formula", "criteria"):
             self.fields[name].set_subject(plan_rules_subject(plan) if plan else "individual")
@@ -65,7 +66,7 @@ class FormulaTestForm(forms.Form):
         choices=[(status.value, status.label) for status in PAYABLE_TARGETS], widget=forms.CheckboxSelectMultiple,
         label="Statuses paid")
 
-    def __init__(self, data=None, *, payment_plan):
+    def __init__(self, data=None, *, payment_plan, user):
         super().__init__(data, initial={
             "formula": payment_plan.formula or None, "criteria": payment_plan.criteria or None,
             "ceiling_per_beneficiary": payment_plan.ceiling_per_beneficiary,
@@ -73,6 +74,7 @@ class FormulaTestForm(forms.Form):
             "target_statuses": payment_plan.target_statuses})
         for name in ("formula", "criteria"):
             self.fields[name].set_subject(plan_rules_subject(payment_plan.benefit_plan))
+        set_rules_user(self, user)
 
 
 class ScheduleForm(forms.Form):

@@ -264,7 +264,7 @@ def formula_tester(request, pk):
     """The formula (as the plan has it, or as edited here) on a sample of the user's beneficiaries:
     each one's inputs, the formula's result and the amount paid. Nothing is saved."""
     payment_plan = get_object_or_404(selectors.payment_plans_for(request.user), pk=pk)
-    form = FormulaTestForm(request.POST or None, payment_plan=payment_plan)
+    form = FormulaTestForm(request.POST or None, payment_plan=payment_plan, user=request.user)
     rows = None
     if request.method == "POST" and form.is_valid():
         try:

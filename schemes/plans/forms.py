@@ -3,7 +3,7 @@ from django.core.exceptions import ValidationError
 from wagtail.admin.forms import WagtailAdminModelForm
 
 from schemes.rules.catalogue import NUMBER
-from schemes.rules.forms import RuleField
+from schemes.rules.forms import RuleField, set_rules_user
 from sites.forms import AttributeFormMixin
 
 from .catalogues import plan_rules_subject
@@ -27,6 +27,7 @@ class BenefitPlanForm(WagtailAdminModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        set_rules_user(self, self.for_user)
         plan_type = self.data.get("plan_type") if self.is_bound else None
         subject = plan_rules_subject(self.instance, plan_type if plan_type in PlanType.values else None)
         for status in CRITERIA_STATUSES:
@@ -61,9 +62,10 @@ class EnrolmentForm(forms.Form):
     target_status = forms.ChoiceField(choices=[(s, s.label) for s in CRITERIA_STATUSES], label="Enrol as")
     rule = RuleField(label="Criteria", help_text=RULE_HELP)
 
-    def __init__(self, *args, plan, **kwargs):
+    def __init__(self, *args, plan, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["rule"].set_subject(plan_rules_subject(plan))
+        set_rules_user(self, user)
 
 
 class StatusChangeForm(forms.Form):
@@ -115,7 +117,7 @@ class SimulationForm(forms.Form):
     amount = forms.DecimalField(label="Amount per beneficiary", required=False, min_value=0, max_digits=18,
                                 decimal_places=2, help_text="For the cost estimate (optional).")
 
-    def __init__(self, data=None, *, plan, regions):
+    def __init__(self, data=None, *, plan, regions, user):
         plan_cutoffs = list(plan.cutoffs.all().select_related("location"))
         self.regions = list(regions)
         region_ids = {region.pk for region in self.regions}
@@ -129,6 +131,7 @@ class SimulationForm(forms.Form):
         super().__init__(data, initial=initial)
         for name in ("criteria", "formula"):
             self.fields[name].set_subject(plan_rules_subject(plan))
+        set_rules_user(self, user)
         for region in self.regions:
             self.fields[self._region_key(region.pk)] = _cutoff_field(f"Cut-off in {region.name}")
 

@@ -25,7 +25,8 @@ def simulate_view(request, pk):
     plan = get_object_or_404(selectors.plans_for(request.user), pk=pk)
     if not targeting.may_simulate(request.user, plan):
         raise PermissionDenied
-    form = SimulationForm(request.POST or None, plan=plan, regions=targeting.regions_for(request.user))
+    form = SimulationForm(request.POST or None, plan=plan, regions=targeting.regions_for(request.user),
+                          user=request.user)
     result = None
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

@@ -117,7 +117,7 @@ def enrol(request, pk):
     plan = get_object_or_404(selectors.plans_for(request.user), pk=pk)
     initial = {"target_status": BeneficiaryStatus.POTENTIAL,
                "rule": plan.criteria_text(BeneficiaryStatus.POTENTIAL)}
-    form = EnrolmentForm(request.POST or None, initial=initial, plan=plan)
+    form = EnrolmentForm(request.POST or None, initial=initial, plan=plan, user=request.user)
     preview = None
     if request.method == "POST" and form.is_valid():
         criteria, target = form.cleaned_data["rule"], form.cleaned_data["target_status"]

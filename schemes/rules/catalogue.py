@@ -3,7 +3,7 @@ model) and how Python reads it from one record. The registry's catalogue is buil
 fields and the typed attributes administrators defined."""
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import partial
 
@@ -13,6 +13,7 @@ from django.db.models.functions import Cast, Coalesce
 
 from sites.dates import years_before
 from sites.fields import FieldType
+from sites.masking import can_view_sensitive
 
 from .sql import AttributeText, YearsBetween
 
@@ -31,17 +32,19 @@ class FieldSpec:
     sql: object  # (prefix) -> Django expression
     python: object  # (subject record) -> value or None
     choices: tuple = ()
+    sensitive: bool = False  # masked for users who may not see sensitive data: they may not name it
 
 
 class Catalogue:
     """The fields a rule may name, read from the queryset's model through `prefix` (e.g. a
     beneficiary's person is at "individual__") and, in Python, from `subject(record)`."""
 
-    def __init__(self, fields, *, today=None, prefix="", subject=None):
+    def __init__(self, fields, *, today=None, prefix="", subject=None, withheld=()):
         self.fields = {spec.name: spec for spec in fields}
         self.today = today or datetime.date.today()
         self.prefix = prefix
         self.subject = subject or (lambda record: record)
+        self.withheld = frozenset(withheld)  # sensitive names this catalogue's user may not use
 
     def __contains__(self, name):
         return name in self.fields
@@ -60,15 +63,26 @@ class Catalogue:
 
     def rooted(self, prefix, subject):
         """The same fields read from a related model (`prefix` path; `subject(record)` in Python)."""
-        fields = [FieldSpec(spec.name, spec.type, spec.label, partial(_at, spec.sql, prefix + self.prefix),
-                            _through(subject, spec.python), spec.choices) for spec in self.fields.values()]
-        return Catalogue(fields, today=self.today)
+        fields = [replace(spec, sql=partial(_at, spec.sql, prefix + self.prefix), python=_through(subject, spec.python))
+                  for spec in self.fields.values()]
+        return Catalogue(fields, today=self.today, withheld=self.withheld)
 
     def extended(self, fields):
         """This catalogue plus `fields` (read at the root); names already taken keep their meaning."""
-        own = [FieldSpec(spec.name, spec.type, spec.label, partial(_at, spec.sql, self.prefix),
-                         _through(self.subject, spec.python), spec.choices) for spec in self.fields.values()]
-        return Catalogue(own + [spec for spec in fields if spec.name not in self.fields], today=self.today)
+        own = [replace(spec, sql=partial(_at, spec.sql, self.prefix), python=_through(self.subject, spec.python))
+               for spec in self.fields.values()]
+        taken = set(self.fields) | self.withheld
+        return Catalogue(own + [spec for spec in fields if spec.name not in taken], today=self.today,
+                         withheld=self.withheld)
+
+    def for_user(self, user):
+        """The fields `user` may name in a rule they write: without the right to see sensitive data,
+        not the sensitive ones (a rule's count or amounts would give their values away)."""
+        if can_view_sensitive(user):
+            return self
+        return Catalogue([spec for spec in self.fields.values() if not spec.sensitive], today=self.today,
+                         prefix=self.prefix, subject=self.subject,
+                         withheld=self.withheld | {spec.name for spec in self.fields.values() if spec.sensitive})
 
 
 def _at(read_sql, prefix, extra_prefix):
@@ -92,15 +106,14 @@ def attribute_spec(definition):
     kind = {FieldType.INTEGER: NUMBER, FieldType.DECIMAL: NUMBER, FieldType.DATE: DATE,
             FieldType.BOOLEAN: BOOLEAN}.get(definition.field_type, TEXT)
     choices = tuple(definition.choices or ()) if definition.field_type == FieldType.CHOICE else ()
-    return FieldSpec(definition.name, kind, definition.label, read_sql, read_python, choices)
+    return FieldSpec(definition.name, kind, definition.label, read_sql, read_python, choices, definition.sensitive)
 
 
 def unknown_yet_spec(spec):
     """`spec` where its value cannot exist yet (a plan attribute of someone not enrolled): NULL."""
     output = {NUMBER: NUMBER_FIELD, DATE: models.DateField(), BOOLEAN: models.BooleanField()}.get(
         spec.type, models.TextField())
-    return FieldSpec(spec.name, spec.type, spec.label, lambda prefix: Value(None, output_field=output),
-                     lambda record: None, spec.choices)
+    return replace(spec, sql=lambda prefix: Value(None, output_field=output), python=lambda record: None)
 
 
 def _attribute_sql(name, field_type, prefix):

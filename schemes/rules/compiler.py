@@ -43,6 +43,9 @@ def check(node, catalogue):
     if isinstance(node, Literal):
         return _literal_type(node.value)
     if isinstance(node, FieldRef):
+        if node.name in catalogue.withheld:
+            raise RuleError(f"'{node.name}' is sensitive: only users who may see sensitive data can use it in a rule.",
+                            node.position)
         if node.name not in catalogue:
             raise RuleError(f"Unknown field '{node.name}'. Known fields: {', '.join(catalogue.names())}.",
                             node.position)

@@ -31,6 +31,14 @@ def rule_text(value):
     return value or ""
 
 
+def set_rules_user(form, user):
+    """Tell each rule field of `form` who writes its rule. Until told, a rule field lets no one name
+    sensitive fields."""
+    for field in form.fields.values():
+        if isinstance(field, RuleField):
+            field.set_user(user)
+
+
 def describe_error(error, text):
     """A RuleError for people, pointing at the character the editor shows (1-based)."""
     if error.position is None:
@@ -48,6 +56,7 @@ class RuleBuilderWidget(forms.Widget):
     def __init__(self, attrs=None, *, subject="individual", expect=BOOLEAN):
         super().__init__({"rows": 3, "maxlength": MAX_TEXT, **(attrs or {})})
         self.subject, self.expect = subject, expect
+        self.user = None  # whose fields the builder offers (set_rules_user)
 
     def use_required_attribute(self, initial):
         # The textarea is read-only while the builder writes it: the browser could not point at it.
@@ -60,7 +69,7 @@ class RuleBuilderWidget(forms.Widget):
         context = super().get_context(name, value, attrs)
         subject, argument = resolve_subject(self.subject)
         fields = [{"name": spec.name, "label": spec.label, "type": spec.type, "choices": list(spec.choices)}
-                  for spec in subject.catalogue(argument).fields.values()]
+                  for spec in subject.catalogue(argument).for_user(self.user).fields.values()]
         context["builder"] = {
             "subject": self.subject, "subject_label": subject.label, "expect": self.expect,
             "check_url": reverse("rules_check"), "fields_json": json.dumps(fields),
@@ -77,6 +86,7 @@ class RuleField(forms.Field):
 
     def __init__(self, catalogue_name="individual", *, expect=BOOLEAN, **kwargs):
         self.expect = expect
+        self.user = None  # who writes the rule: the fields they may name (set_rules_user)
         super().__init__(**kwargs)
         self.widget.expect = expect
         self.set_subject(catalogue_name)
@@ -84,6 +94,9 @@ class RuleField(forms.Field):
     def set_subject(self, catalogue_name):
         """What the rule is about, when a form knows it only once built (a plan's own fields)."""
         self.catalogue_name = self.widget.subject = catalogue_name
+
+    def set_user(self, user):
+        self.user = self.widget.user = user
 
     def to_python(self, value):
         # Browsers submit a textarea's line breaks as CRLF; positions count what the editor shows.
@@ -100,7 +113,7 @@ class RuleField(forms.Field):
             return None
         try:
             subject, argument = resolve_subject(self.catalogue_name)
-            node = compile_rule(text, subject.catalogue(argument), expect=self.expect)
+            node = compile_rule(text, subject.catalogue(argument).for_user(self.user), expect=self.expect)
         except RuleError as error:
             raise ValidationError(describe_error(error, text), code="invalid_rule") from None
         return {"text": text.strip(), "rule": to_json(node)}
@@ -134,6 +147,13 @@ class CriteriaFilter(django_filters.Filter):
     def __init__(self, *, subject, catalogue, label="Criteria", help_text=CRITERIA_HELP, **kwargs):
         super().__init__(label=label, catalogue_name=subject, help_text=help_text, **kwargs)
         self.catalogue = catalogue
+
+    @property
+    def field(self):
+        field = super().field
+        request = getattr(self.parent, "request", None)
+        field.set_user(getattr(request, "user", None))
+        return field
 
     def filter(self, queryset, value):
         if not value:

@@ -32,7 +32,7 @@ def rule_check(request):
     text = request.POST.get("text", "")
     try:
         node = parse(text)  # the parser's size limits, before the catalogue reads the database
-        catalogue = subject.catalogue(argument)
+        catalogue = subject.catalogue(argument).for_user(request.user)
         node = compile_rule(node, catalogue, expect=expect)
     except LookupError as error:
         return JsonResponse({"ok": False, "error": str(error), "position": None}, status=400)

@@ -198,6 +198,18 @@ def test_an_export_with_a_rule_that_does_not_check_is_refused(registry, clerk_a,
     assert not exports().exists()
 
 
+def test_criteria_on_a_sensitive_attribute_are_refused_to_a_user_who_may_not_see_it(registry, clerk_a, viewer_a):
+    """Narrowed with a name, the list's count or export would give the masked value away."""
+    query = {"criteria": 'first_name == "Chausiku" and hiv_status == "positive"'}
+    problem = "'hiv_status' is sensitive: only users who may see sensitive data can use it in a rule."
+
+    response = client_for(viewer_a).get(reverse(INDIVIDUALS), query)
+    assert listed(response) == [] and problem.replace("'", "&#x27;") in response.content.decode()
+    assert client_for(viewer_a).get(reverse(INDIVIDUALS), {**query, "export": "csv"}).status_code == 302
+    assert not exports().exists()
+    assert [p.first_name for p in listed(client_for(clerk_a).get(reverse(INDIVIDUALS), query))] == ["Chausiku"]
+
+
 # --- columns: attributes, masking, headings ------------------------------------------------------
 
 def test_the_export_carries_the_registry_attributes_typed(registry, clerk_a):

@@ -9,11 +9,11 @@ import pytest
 from django import forms
 from django.utils.html import escape
 
-from schemes.rules.forms import RuleBuilderWidget, RuleField
+from schemes.rules.forms import RuleBuilderWidget, RuleField, set_rules_user
 from schemes.rules.nodes import to_json
 from schemes.rules.parser import MAX_TEXT, parse
 from schemes.rules.subjects import SUBJECTS, Subject, register_subject
-from tests.factories import RegistryFieldFactory
+from tests.factories import RegistryFieldFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -81,6 +81,25 @@ def test_initial_values_are_stored_rules_or_text(initial, shown):
     assert re.search(r"<textarea[^>]*>\n" + re.escape(escape(shown)) + "</textarea>", html), html
     assert not form["criteria"].field.has_changed(initial, shown)
     assert form["criteria"].field.has_changed(initial, shown + " and age < 99")
+
+
+def builder_fields(form, name):
+    root = re.search(r"<div class=\"rule-builder\"[^>]*>", str(form[name])).group(0)
+    return json.loads(re.search(r'data-fields="([^"]*)"', root).group(1).replace("&quot;", '"'))
+
+
+@pytest.mark.parametrize("role, allowed", [("Clerk", True), ("Viewer", False), (None, False)])
+def test_sensitive_fields_are_offered_and_accepted_only_for_users_who_may_see_them(role, allowed):
+    RegistryFieldFactory(name="bank_account", label="Bank account", field_type="text", sensitive=True)
+    form = bound(criteria='bank_account == "ACC1"')
+    if role:  # without a user, no one may name them
+        set_rules_user(form, UserFactory(role=role, national=True))
+
+    assert form.is_valid() is allowed
+    assert any(field["name"] == "bank_account" for field in builder_fields(form, "criteria")) is allowed
+    if not allowed:
+        assert form.errors["criteria"] == ["At character 1: 'bank_account' is sensitive: only users who may see "
+                                           "sensitive data can use it in a rule."]
 
 
 def test_the_widget_renders_without_inline_script_or_style(children_field):

@@ -153,3 +153,16 @@ def test_the_answer_is_json_even_for_hostile_text(people, clerk_a):
     for text in ("__import__('os').system('id')", "age >= 18; DROP TABLE x", "age in [" + "1," * 200 + "]"):
         body = json.loads(check(clerk_a, text).content)
         assert body["ok"] is False
+
+
+def test_a_user_who_may_not_see_sensitive_data_cannot_name_a_sensitive_field(geo, clerk_a, viewer_a):
+    """The count of a rule like `name == ... and bank_account >= "ACC1"` would give the masked value
+    away one character at a time."""
+    RegistryFieldFactory(name="bank_account", label="Bank account", field_type="text", sensitive=True)
+    IndividualFactory(first_name="Majaliwa", location=geo.village_a, attributes={"bank_account": "ACC07340117"})
+    rule = 'first_name == "Majaliwa" and bank_account >= "ACC0"'
+
+    refused = check(viewer_a, rule).json()
+    assert refused == {"ok": False, "position": 29,
+                       "error": "'bank_account' is sensitive: only users who may see sensitive data can use it in a rule."}
+    assert check(clerk_a, rule).json()["count"] == 1  # clerks may see sensitive data
