@@ -3,6 +3,7 @@ file), submit it for approval (operation bulk.import), import it in a resumable 
 Each import kind is a module with the same functions (see `individuals`)."""
 
 import csv
+import io
 import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -13,13 +14,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from schemes.payments.models import PayrollStatus
+from schemes.registry.models import RegistryField
 from sites.audit import audit
+from sites.masking import mask
 from sites.scoping import scope_for
 from sites.spreadsheets import safe_cell
 from workflows.services import job_start
 
 from . import beneficiaries, individuals, locations, reconciliation
-from .files import FileProblem, open_table, sanitise_file_name
+from .files import FileProblem, header_key, open_table, sanitise_file_name
 from .models import PLAN_KINDS, STAGING, StagedError, Upload, UploadKind, UploadStatus
 from .staging import merge_pending_index_entries, refresh_statistics, release_empty
 
@@ -160,6 +163,40 @@ def write_error_file(upload, importer):
             if pending is None:
                 break
     return True
+
+
+def masked_error_file(upload):
+    """The error file as a user who may not see sensitive data reads it: the cells of the sensitive
+    columns (national ID, phone, sensitive registry and plan attributes) masked as exports mask them,
+    and so are those values where the row's messages quote them. Yields the CSV's bytes."""
+    importer = IMPORTERS[upload.kind]
+    sensitive = _sensitive_header_keys(importer.columns(upload.plan), upload.plan)
+    with open(error_file_path(upload), encoding="utf-8-sig", newline="") as source:
+        reader = csv.reader(source)
+        headers = next(reader)
+        hidden = [index for index, header in enumerate(headers[:-1]) if header_key(header) in sensitive]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        buffer.write("\ufeff")
+        writer.writerow(headers)
+        for row in reader:
+            for index in hidden:
+                if value := row[index].strip():
+                    row[-1] = row[-1].replace(value, mask(value))
+                    row[index] = mask(value)
+            writer.writerow(row)
+            if buffer.tell() > 1 << 16:
+                yield buffer.getvalue().encode("utf-8")
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue().encode("utf-8")
+
+
+def _sensitive_header_keys(columns, plan):
+    names = {"national_id", "phone", *RegistryField.objects.filter(sensitive=True).values_list("name", flat=True)}
+    if plan is not None:
+        names.update(plan.fields.filter(sensitive=True).values_list("name", flat=True))
+    return {header_key(text) for column in columns if column.name in names for text in (column.name, *column.aliases)}
 
 
 def upload_discard(*, upload, by):

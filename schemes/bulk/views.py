@@ -2,10 +2,11 @@ import csv
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.ui.tables import Column, TitleColumn
@@ -15,6 +16,7 @@ from schemes.payments.selectors import payrolls_for
 from schemes.plans.models import BenefitPlan
 from schemes.plans.selectors import plans_for
 from sites.audit import audit
+from sites.masking import can_view_sensitive
 from sites.refusals import refusal_message
 from sites.spreadsheets import CSV_CONTENT_TYPE, csv_response, safe_cell
 from sites.viewsets import ScopedIndexView, ScopedInspectView
@@ -160,9 +162,13 @@ def error_file(request, pk):
     if not upload.has_error_file or not path.exists():
         raise Http404("This upload has no error file.")
     audit(upload, "mizani.export", by=request.user, data={"what": "error file", "rows": upload.counts.get("errors")})
+    filename = f"errors-{upload.original_name}.csv"
+    if not can_view_sensitive(request.user):
+        response = StreamingHttpResponse(services.masked_error_file(upload), content_type=CSV_CONTENT_TYPE)
+        response["Content-Disposition"] = content_disposition_header(True, filename)
+        return response
     # Written with the BOM already (services.write_error_file): served as it is.
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=f"errors-{upload.original_name}.csv",
-                        content_type=CSV_CONTENT_TYPE)
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=filename, content_type=CSV_CONTENT_TYPE)
 
 
 def template(request):

@@ -70,3 +70,35 @@ def test_the_template_has_the_plans_columns_and_needs_a_plan(clerk, plan):
     assert next(csv.reader(io.StringIO(response.content.decode("utf-8-sig")))) == ["ID", "grade"]
     assert 'filename="cg-beneficiary_updates-template.csv"' in response["Content-Disposition"]
     assert client_for(clerk).get(reverse("bulk_upload:template") + "?kind=BENEFICIARIES").status_code == 404
+
+
+def test_the_error_file_is_masked_for_a_user_who_may_not_see_sensitive_data(
+        geo, clerk, django_capture_on_commit_callbacks):
+    from tests.factories import RegistryFieldFactory
+
+    RegistryFieldFactory(name="bank_account", label="Bank account", field_type="text", sensitive=True,
+                         pattern=r"ACC\d+")
+    village = geo.village_a.code
+    file = SimpleUploadedFile("p.csv", (
+        "first_name,last_name,dob,sex,national_id,phone,location,Bank account\n"
+        f"Asha,Mollel,not a date,F,91827364551,+255700111223,{village},ACC99990002\n"
+        f"Juma,Mollel,1980-01-01,M,,,{village},X-4471-2209\n").encode(), content_type="text/csv")
+    with django_capture_on_commit_callbacks(execute=True):
+        client_for(clerk).post(reverse("bulk_upload:new"), {"kind": "INDIVIDUALS", "file": file})
+    upload = Upload.objects.get()
+    manager = UserFactory(role="Manager", locations=[geo.district_a])
+
+    def error_rows(user):
+        response = client_for(user).get(reverse("bulk_upload:errors", args=[upload.pk]))
+        raw = b"".join(response.streaming_content)
+        assert raw.startswith(b"\xef\xbb\xbf") and "attachment" in response["Content-Disposition"]
+        return list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+
+    shown, masked = error_rows(clerk), error_rows(manager)
+    assert [(r["national_id"], r["phone"], r["Bank account"]) for r in shown] == [
+        ("91827364551", "'+255700111223", "ACC99990002"), ("", "", "X-4471-2209")]  # formula-safe
+    assert [(r["national_id"], r["phone"], r["Bank account"]) for r in masked] == [
+        ("••••••••551", "•••••••••••223", "••••••••002"), ("", "", "••••••••209")]
+    assert "'X-4471-2209' does not match" in shown[1]["errors"]
+    assert masked[1]["errors"] == "Bank account: '••••••••209' does not match the expected format."
+    assert [r["first_name"] for r in masked] == ["Asha", "Juma"] and "not a date" in masked[0]["errors"]
