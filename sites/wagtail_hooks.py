@@ -12,6 +12,7 @@ from . import admin_views, selectors
 from .audit import ACTIONS
 from .choosers import location_chooser_viewset
 from .models import Location, UserAccess
+from .users import GUARDED_BULK_ACTIONS
 from .viewsets import ScopedModelViewSet
 
 
@@ -19,6 +20,11 @@ from .viewsets import ScopedModelViewSet
 def register_audit_actions(actions):
     for action, (label, message) in ACTIONS.items():
         actions.register_action(action, label, message)
+
+
+for bulk_action in GUARDED_BULK_ACTIONS:
+    # Registered after Wagtail's own (order 1): same action type, so these replace them.
+    hooks.register("register_bulk_action", bulk_action, order=1)
 
 
 @hooks.register("insert_global_admin_js")
