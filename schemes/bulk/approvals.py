@@ -3,6 +3,7 @@ rows with errors, possible duplicates, households) and a sample; once approved t
 the maker, in its own resumable job."""
 
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
 
 from workflows.models import ApprovalRequest, RequestStatus
 from workflows.operations import Operation, Prepared, register
@@ -22,24 +23,32 @@ def prepare(payload, by):
     upload = _upload(payload, by)
     mode = payload.get("mode")
     services.check_importable(upload, mode, by)
-    pending = ApprovalRequest.objects.filter(operation="bulk.import", status=RequestStatus.PENDING,
-                                             payload__upload=upload.pk)
-    if pending.exists():
-        raise ValidationError("This upload is already waiting for approval.")
+    if requests_under_way(upload).exists():
+        raise ValidationError("This upload is already waiting for approval or being imported.")
     counts = upload.counts
     importer = services.IMPORTERS[upload.kind]
     target = f" into {upload.plan}" if upload.plan_id else f" reconciling {upload.payroll}" if upload.payroll_id else ""
+    rows = "the valid rows" if mode == "VALID_ROWS" else "all rows (none has an error)"
     return Prepared(
         payload={"upload": upload.pk, "mode": mode},
         summary={"title": f"Import {counts.get('valid', 0):,} rows of {upload.original_name}{target}",
                  "diff": [], "sensitive": [],
-                 "counts": {label: counts[key] for key, label in services.COUNT_LABELS.items() if key in counts},
-                 "sample": [{"id": None, "name": f"Row {row['row_number']}: " + " ".join(
-                     part for part in (row["first_name"], row["last_name"]) if part)}
+                 "counts": {"Import": rows, **{label: counts[key] for key, label in services.COUNT_LABELS.items()
+                                               if key in counts}},
+                 "link": {"url": reverse("bulk_upload:inspect", args=[upload.pk]),
+                          "label": "The upload: its counts, rows with errors and error file"},
+                 "sample": [{"id": None, "name": f"Row {row['row_number']}: {row['summary']}"}
                             for row in importer.sample(upload)]},
         location=upload.scope_root,
         version=upload.status,
     )
+
+
+def requests_under_way(upload):
+    """The upload's import requests waiting for a decision or approved and not yet applied."""
+    return ApprovalRequest.objects.filter(
+        operation="bulk.import", payload__upload=upload.pk,
+        status__in=[RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.EXECUTING])
 
 
 def execute(payload, maker):

@@ -245,6 +245,8 @@ class Importer:
             result["over_maximum"] = max(0, plan.live_beneficiaries + result["valid"] - plan.max_beneficiaries)
         return result
 
+    SAMPLE_HEADINGS = ("What the row does",)
+
     def sample(self, upload, size=10):
         rows = list(StagedBeneficiary.objects.filter(upload_id=upload.pk, valid=True).order_by("row_number")
                     .values("row_number", "individual_id", "household_id", "beneficiary_id", "attributes")[:size])
@@ -255,8 +257,8 @@ class Importer:
             [r["individual_id"] for r in rows if r["individual_id"]]).items()}
         households = dict(Household.objects.filter(pk__in=[r["household_id"] for r in rows if r["household_id"]])
                           .values_list("pk", "code"))
-        return [{"row_number": row["row_number"], "first_name": "", "last_name": self._describe(
-            row, new_people, people, households)} for row in rows]
+        described = [(row["row_number"], self._describe(row, new_people, people, households)) for row in rows]
+        return [{"row_number": number, "summary": text, "cells": [text]} for number, text in described]
 
     def _describe(self, row, new_people, people, households):
         if row["beneficiary_id"]:

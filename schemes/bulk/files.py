@@ -97,14 +97,16 @@ _SEPARATORS = re.compile(r"[\s_\-\u2010-\u2015\u2212]+")
 
 
 def header_key(text) -> str:
-    """The form headers are matched in: "Date of Birth" == "date_of_birth" == " DATE-OF-BIRTH ".
+    """The form headers are matched in: "Date of Birth" == "date_of_birth" == " DATE-OF-BIRTH " ==
+    "DateOfBirth".
 
     Unicode-normalised (NFKC, so full-width letters and composed accents match), casefolded,
-    invisible characters (zero-width spaces, BOMs, bidi marks) dropped, and every run of spaces,
-    underscores and hyphens made one space, trimmed."""
+    invisible characters (zero-width spaces, BOMs, bidi marks) dropped, and spaces, underscores and
+    hyphens dropped (a file's "NationalID" is our national_id)."""
     text = str(text).translate(_INVISIBLE)
     text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
-    return _SEPARATORS.sub(" ", text).strip()
+    # Normalised again: a dropped space may leave a combining mark next to a letter it composes with.
+    return unicodedata.normalize("NFKC", _SEPARATORS.sub("", text))
 
 
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
@@ -162,8 +164,10 @@ class Table:
     """
 
     def __init__(self, *, path, kind, headers, encoding, delimiter, mapping, unknown, name,
-                 header_row, skip_records, raw_width, max_rows):
+                 header_row, skip_records, raw_width, max_rows, escaped_formulas=True):
         self.path = path
+        # Cells our exports escaped ('=..., '+255...) come back as they were (read only if any is there).
+        self._escaped_formulas = escaped_formulas
         self.kind = kind
         self.headers = headers
         self.encoding = encoding
@@ -191,9 +195,10 @@ class Table:
 
         Raises FileProblem when the file has more than max_rows data rows or cannot be read on (a
         quote never closed): nothing must then be imported. Each call reads the file again."""
-        if self.kind == "xlsx":
-            return self._xlsx_rows()
-        return self._csv_rows()
+        rows = self._xlsx_rows() if self.kind == "xlsx" else self._csv_rows()
+        if self._escaped_formulas:
+            return ((number, [unescape_formula(cell) for cell in cells], problem) for number, cells, problem in rows)
+        return rows
 
     # CSV: the hot loop. Per row: a len() check, any(), one max(map(len)) and a comparison.
     def _csv_rows(self):
@@ -334,7 +339,31 @@ def open_table(path, columns: list[Column], *, original_name: str, max_rows: int
     headers, mapping, unknown = _match_headers(cells, lookup, columns, header_row)
     return Table(path=path, kind="csv", headers=headers, encoding=encoding, delimiter=delimiter,
                  mapping=mapping, unknown=unknown, name=name, header_row=header_row,
-                 skip_records=record, raw_width=len(cells), max_rows=max_rows)
+                 skip_records=record, raw_width=len(cells), max_rows=max_rows,
+                 escaped_formulas=_has_escaped_formulas(path, encoding))
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what sites.spreadsheets.safe_cell escapes with "'"
+_ESCAPED_FORMULA_BYTES = re.compile(rb"(?:^|[,;\t])\"?'[=+\-@\t\r]", re.MULTILINE)
+
+
+def unescape_formula(cell: str) -> str:
+    """A cell as it was before an export escaped it: "'+255700000001" -> "+255700000001"."""
+    return cell[1:] if cell[:1] == "'" and cell[1:2] in FORMULA_STARTS else cell
+
+
+def _has_escaped_formulas(path, encoding) -> bool:
+    """Whether any cell may start with an escaped formula: a scan of the bytes (at disk speed), so
+    that the rows of a file without one are not looked at cell by cell. UTF-16 is not scanned."""
+    if encoding == "utf-16":
+        return True
+    with open(path, "rb") as raw:
+        tail = b""
+        while block := raw.read(1 << 20):
+            if _ESCAPED_FORMULA_BYTES.search(tail + block):
+                return True
+            tail = block[-3:]
+    return False
 
 
 def _column_lookup(columns: list[Column]) -> dict[str, Column]:
@@ -751,6 +780,9 @@ def _xlsx_problem(error: Exception) -> FileProblem:
 _MIDNIGHT = dt.time(0, 0)
 
 
+EXCEL_EXACT_LIMIT = 1e15  # Excel keeps 15 significant digits
+
+
 def _xlsx_text(value) -> str:
     """A cell's value as the text a clerk sees: 1.0 -> "1", 1.5e-05 -> "0.000015", a date -> "2024-03-31"."""
     kind = type(value)
@@ -759,6 +791,11 @@ def _xlsx_text(value) -> str:
     if value is None:
         return ""
     if kind is float:
+        if abs(value) >= EXCEL_EXACT_LIMIT and value == value and abs(value) != float("inf"):
+            # Past 15 digits Excel has already replaced the last ones with zeros (an ID typed as a
+            # number): shown as Excel shows it, so that the ID's check names the damage.
+            mantissa, exponent = f"{value:.14E}".split("E")
+            return f"{mantissa.rstrip('0').rstrip('.')}E+{int(exponent)}"
         if value.is_integer():
             return str(int(value))
         text = repr(value)

@@ -20,12 +20,14 @@ from django.db.models import Count, Exists, Max, Min, OuterRef, Q
 from django.utils import timezone
 
 from schemes.registry.models import (
+    OLDEST_BIRTH_YEAR,
     Household,
     Individual,
     MemberRole,
     Membership,
     RegistryField,
     normalise_national_id,
+    phone_problem,
 )
 from sites.fields import ascii_digits
 from sites.masking import MASKED_MESSAGE, is_masked
@@ -37,7 +39,8 @@ from .staging import StagingWriter
 
 SEX = {"f": "F", "female": "F", "m": "M", "male": "M", "o": "O", "other": "O"}
 RECIPIENT = {"": "", "1": "PRIMARY", "2": "SECONDARY", "primary": "PRIMARY", "secondary": "SECONDARY"}
-EXCEL_NUMBER = re.compile(r"^\d+(\.\d+)?[eE]\+?\d+$")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+EXCEL_NUMBER = re.compile(r"^\d+([.,]\d+)?[eE]\+?\d+$")  # 1.23E+15, or 1,23E+15 where "," is the decimal mark
 CHUNK = 50_000
 ERROR_FIELDS = ("upload", "row_number", "column", "message")
 STAGED_FIELDS = ("upload", "row_number", "valid", "first_name", "last_name", "dob", "sex", "national_id", "phone",
@@ -48,10 +51,10 @@ CORE_COLUMNS = [
     Column("last_name", ("last name", "surname", "family name", "family_name"), required=True),
     Column("dob", ("date of birth", "date_of_birth", "birth_date", "birthdate"), required=True),
     Column("sex", ("gender",), required=True),
-    Column("national_id", ("national id", "national_id_number", "id_number", "nin")),
-    Column("phone", ("phone number", "phone_number", "mobile")),
+    Column("national_id", ("national id number", "id number", "nin")),
+    Column("phone", ("phone number", "mobile", "mobile number", "telephone")),
     Column("location", ("location code", "location_code")),
-    Column("group_code", ("household code", "household_code", "household")),
+    Column("group_code", ("household code", "household", "household id")),
     Column("individual_role", ("role", "household role")),
     Column("recipient_info", ("recipient", "recipient type")),
 ]
@@ -86,6 +89,8 @@ def parse_date(text, today):
         raise ValueError(f"'{text}' is not a real date.") from None
     if value > today:
         raise ValueError(f"{text} is in the future.")
+    if value.year < OLDEST_BIRTH_YEAR:
+        raise ValueError(f"{text} is before {OLDEST_BIRTH_YEAR}.")
     return value
 
 
@@ -145,6 +150,8 @@ class PersonRows:
                 found.append((header_of.get(name, name), "Required."))
             elif len(value) > 100:
                 found.append((header_of[name], f"At most 100 characters ({len(value)})."))
+            elif CONTROL_CHARACTERS.search(value):
+                found.append((header_of[name], "A name cannot hold line breaks, tabs or other control characters."))
         dob = None
         raw = given.get("dob", "")
         if not raw:
@@ -162,9 +169,11 @@ class PersonRows:
         if is_masked(phone):
             found.append((header_of["phone"], MASKED_MESSAGE))
             phone = ""
-        elif len(phone) > 32:
-            found.append((header_of["phone"], "At most 32 characters."))
-            phone = ""
+        elif phone:
+            phone = ascii_digits(phone)
+            if problem := phone_problem(phone):
+                found.append((header_of["phone"], problem))
+                phone = ""
         location_id = None
         raw = given.get("location", "")
         if raw:
@@ -189,6 +198,8 @@ class PersonRows:
         if recipient is None:
             found.append((header_of["recipient_info"], f"'{raw}' is not 1 (primary) or 2 (secondary)."))
             recipient = ""
+        elif recipient and not group_code:
+            found.append((header_of["recipient_info"], "A recipient needs a group_code (the household)."))
         attributes = {}
         for definition, index in self.definitions:
             raw = cells[index] if index < len(cells) else ""
@@ -307,9 +318,18 @@ def counts(upload):
             "creates": totals["valid_rows"], "households": households, "possible_duplicates": totals["twins"]}
 
 
+SAMPLE_HEADINGS = ("Who", "Date of birth", "Household")
+
+
 def sample(upload, size=10):
-    return list(StagedIndividual.objects.filter(upload_id=upload.pk, valid=True).order_by("row_number").values(
-        "row_number", "first_name", "last_name", "dob", "group_code", "possible_duplicate_of")[:size])
+    """The first rows to import: {"row_number", "summary" (one line), "cells" (under SAMPLE_HEADINGS),
+    "possible_duplicate_of" (a registered person's id or None)}."""
+    rows = StagedIndividual.objects.filter(upload_id=upload.pk, valid=True).order_by("row_number").values(
+        "row_number", "first_name", "last_name", "dob", "group_code", "possible_duplicate_of")[:size]
+    return [{"row_number": row["row_number"], "summary": f"{row['first_name']} {row['last_name']}",
+             "cells": [f"{row['first_name']} {row['last_name']}", row["dob"].isoformat() if row["dob"] else "",
+                       row["group_code"] or "—"],
+             "possible_duplicate_of": row["possible_duplicate_of"]} for row in rows]
 
 
 # --- pass 3: the import ------------------------------------------------------------------------
@@ -464,6 +484,7 @@ class Importer:
     check = staticmethod(check)
     counts = staticmethod(counts)
     sample = staticmethod(sample)
+    SAMPLE_HEADINGS = SAMPLE_HEADINGS
     reserve_ids = staticmethod(reserve_ids)
     import_chunk = staticmethod(import_chunk)
     row_span = staticmethod(row_span)

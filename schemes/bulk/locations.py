@@ -76,10 +76,13 @@ class Importer:
         result["unchanged"] = result["valid"] - creates - result["updates"]
         return result
 
+    SAMPLE_HEADINGS = ("Code", "Name", "Parent")
+
     def sample(self, upload, size=10):
-        return [{"row_number": row["row_number"], "first_name": row["code"], "last_name": row["name"]}
+        return [{"row_number": row["row_number"], "summary": f"{row['code']} {row['name']}",
+                 "cells": [row["code"], row["name"], row["parent_code"] or "—"]}
                 for row in StagedLocation.objects.filter(upload_id=upload.pk, valid=True).order_by("row_number")
-                .values("row_number", "code", "name")[:size]]
+                .values("row_number", "code", "name", "parent_code")[:size]]
 
     def problems(self, upload):
         return ""

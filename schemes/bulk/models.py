@@ -43,6 +43,8 @@ class Upload(FSMModelMixin, models.Model):
     # {"rows", "valid", "errors", "creates", "possible_duplicates", "households", "imported"...}
     counts = models.JSONField(default=dict, blank=True)
     problem = models.TextField(blank=True, help_text="Why the whole file was refused.")
+    unused_columns = models.JSONField(default=list, blank=True,
+                                      help_text="The file's headers that match no column of the import.")
     has_error_file = models.BooleanField(default=False)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     plan = models.ForeignKey("plans.BenefitPlan", null=True, blank=True, on_delete=models.PROTECT,

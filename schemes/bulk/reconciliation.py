@@ -54,6 +54,8 @@ class Importer:
     def counts(self, upload):
         return engine.counts(upload.pk, upload.payroll)
 
+    SAMPLE_HEADINGS = ()  # its own table (schemes/bulk/templates/bulk/upload_record.html)
+
     def sample(self, upload, size=10):
         """The first rows that move a line (none when the file changes nothing)."""
         counts = upload.counts
@@ -69,8 +71,7 @@ class Importer:
             row["amount"] = line.amount
             row["outcome_label"] = "paid" if row["paid"] else "unpaid"
             # What the approval's sample shows: "Row 3: PL000000012 Jane Doe: paid (R-1)".
-            row["first_name"] = row["code"]
-            row["last_name"] = f"{row['recipient']}: {row['outcome_label']}" + (
+            row["summary"] = f"{row['code']} {row['recipient']}: {row['outcome_label']}" + (
                 f" ({row['receipt']})" if row["paid"] else "")
         return rows
 

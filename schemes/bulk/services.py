@@ -11,6 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from schemes.payments.models import PayrollStatus
@@ -91,7 +92,8 @@ def upload_receive(*, kind, file, by, plan=None, payroll=None):
         raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()}: only an approved payroll is "
                               "reconciled.")
     if file.size > settings.MIZANI_IMPORT_MAX_BYTES:
-        raise ValidationError(f"The file is larger than {settings.MIZANI_IMPORT_MAX_BYTES // (1024 * 1024)} MB.")
+        raise ValidationError(f"The file is {filesizeformat(file.size)}; the limit is "
+                              f"{filesizeformat(settings.MIZANI_IMPORT_MAX_BYTES)}. Split it into smaller files.")
     original = sanitise_file_name(file.name or "")
     stored = f"{uuid.uuid4().hex}{Path(original).suffix.lower()[:8]}"
     with open(upload_dir() / stored, "wb") as target:
@@ -127,6 +129,7 @@ def validate(upload, progress):
             counts = importer.counts(upload)
             upload = Upload.objects.select_for_update().get(pk=upload.pk)
             upload.counts = counts
+            upload.unused_columns = table.unknown
             upload.has_error_file = write_error_file(upload, importer)
             upload.validated()
             upload.save()
@@ -140,6 +143,9 @@ def validate(upload, progress):
     return {"status": upload.status, **upload.counts}
 
 
+ERROR_FILE_COLUMNS = ("row", "errors")  # after the file's own: its row number there, what is wrong
+
+
 def write_error_file(upload, importer):
     """The file's rows that have errors, as they were, with an `errors` column (formula-safe). One
     pass over the file merged with the errors in row order: memory stays flat."""
@@ -150,8 +156,8 @@ def write_error_file(upload, importer):
         return False
     table = open_table(stored_path(upload), importer.columns(upload.plan), original_name=upload.original_name)
     with open(error_file_path(upload), "w", encoding="utf-8-sig", newline="") as target:
-        writer = csv.writer(target)
-        writer.writerow([safe_cell(h) for h in [*table.headers, "errors"]])
+        writer = csv.writer(target, delimiter=_error_file_delimiter(upload, importer, table))
+        writer.writerow([safe_cell(h) for h in [*table.headers, *ERROR_FILE_COLUMNS]])
         for row_number, cells, _problem in table.rows():
             found = []
             while pending is not None and pending[0] == row_number:
@@ -159,7 +165,7 @@ def write_error_file(upload, importer):
                 found.append(f"{pending[1]}: {message}" if pending[1] else message)
                 pending = next(errors, None)
             if found:
-                writer.writerow([safe_cell(c) for c in [*cells, "; ".join(found)]])
+                writer.writerow([safe_cell(c) for c in [*cells, row_number, "; ".join(found)]])
             if pending is None:
                 break
     return True
@@ -171,12 +177,14 @@ def masked_error_file(upload):
     and so are those values where the row's messages quote them. Yields the CSV's bytes."""
     importer = IMPORTERS[upload.kind]
     sensitive = _sensitive_header_keys(importer.columns(upload.plan), upload.plan)
+    delimiter = _error_file_delimiter(upload, importer)
     with open(error_file_path(upload), encoding="utf-8-sig", newline="") as source:
-        reader = csv.reader(source)
+        reader = csv.reader(source, delimiter=delimiter)
         headers = next(reader)
-        hidden = [index for index, header in enumerate(headers[:-1]) if header_key(header) in sensitive]
+        own = len(headers) - len(ERROR_FILE_COLUMNS)
+        hidden = [index for index, header in enumerate(headers[:own]) if header_key(header) in sensitive]
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        writer = csv.writer(buffer, delimiter=delimiter)
         buffer.write("\ufeff")
         writer.writerow(headers)
         for row in reader:
@@ -190,6 +198,13 @@ def masked_error_file(upload):
                 buffer.seek(0)
                 buffer.truncate()
         yield buffer.getvalue().encode("utf-8")
+
+
+def _error_file_delimiter(upload, importer, table=None):
+    """The upload's own delimiter (a semicolon file comes from an Excel that opens semicolons); a
+    comma for a workbook."""
+    table = table or open_table(stored_path(upload), importer.columns(upload.plan), original_name=upload.original_name)
+    return table.delimiter or ","
 
 
 def _sensitive_header_keys(columns, plan):

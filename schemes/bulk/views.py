@@ -1,4 +1,5 @@
 import csv
+from pathlib import Path
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -24,6 +25,7 @@ from workflows.models import ApprovalRequest
 from workflows.services import approval_submit
 
 from . import selectors, services
+from .approvals import requests_under_way
 from .files import sanitise_file_name
 from .forms import SubmitForm, UploadForm
 from .models import PLAN_KINDS, StagedError, Upload, UploadKind, UploadStatus
@@ -79,20 +81,24 @@ class UploadRecordView(ScopedInspectView):
             upload.validation_job
         pending = ApprovalRequest.objects.filter(operation="bulk.import", payload__upload=upload.pk).order_by("-pk")
         is_uploader = user.pk == upload.uploaded_by_id
+        under_way = requests_under_way(upload).exists()
         importer = services.IMPORTERS[upload.kind]
+        sample = importer.sample(upload) if upload.status == UploadStatus.READY else []
         context.update({
             "upload": upload,
             "job": job,
-            "sample": importer.sample(upload) if upload.status == UploadStatus.READY else [],
+            "sample": sample,
+            "sample_duplicates": any("possible_duplicate_of" in row for row in sample),
+            "sample_headings": importer.SAMPLE_HEADINGS,
             "counts": [(label, upload.counts[key]) for key, label in
                        {**services.COUNT_LABELS, "imported": "Imported"}.items() if key in upload.counts],
             "problem": importer.problems(upload) if upload.status == UploadStatus.READY else "",
             "errors": list(StagedError.objects.filter(upload_id=upload.pk).order_by("row_number", "pk").values(
                 "row_number", "column", "code", "message")[:ERRORS_SHOWN]) if upload.status == UploadStatus.READY else [],
             "requests": list(pending[:5]),
-            "can_submit": is_uploader and upload.status == UploadStatus.READY,
-            "can_discard": is_uploader and upload.status in (UploadStatus.READY, UploadStatus.REFUSED,
-                                                            UploadStatus.FAILED),
+            "can_submit": is_uploader and upload.status == UploadStatus.READY and not under_way,
+            "can_discard": is_uploader and not under_way and upload.status in (
+                UploadStatus.READY, UploadStatus.REFUSED, UploadStatus.FAILED),
             "submit_form": SubmitForm(),
         })
         return context
@@ -162,7 +168,7 @@ def error_file(request, pk):
     if not upload.has_error_file or not path.exists():
         raise Http404("This upload has no error file.")
     audit(upload, "mizani.export", by=request.user, data={"what": "error file", "rows": upload.counts.get("errors")})
-    filename = f"errors-{upload.original_name}.csv"
+    filename = f"errors-{Path(upload.original_name).stem}.csv"
     if not can_view_sensitive(request.user):
         response = StreamingHttpResponse(services.masked_error_file(upload), content_type=CSV_CONTENT_TYPE)
         response["Content-Disposition"] = content_disposition_header(True, filename)

@@ -1,4 +1,5 @@
 import datetime
+import re
 import unicodedata
 
 from django.conf import settings
@@ -26,6 +27,19 @@ def normalise_national_id(raw):
                    if not ch.isspace() and ch not in "_./" and unicodedata.category(ch) != "Pd")
     text = ascii_digits(text)
     return text.upper() or None
+
+
+OLDEST_BIRTH_YEAR = 1900
+PHONE_TEXT = re.compile(r"\+?[0-9 ().\-]+")
+
+
+def phone_problem(phone):
+    """Why `phone` (stripped, ASCII digits) is not a phone number, or "": digits, with spaces, dots,
+    dashes and brackets between them and a leading +; 6 to 15 digits (E.164 allows 15)."""
+    digits = sum(ch.isdigit() for ch in phone)
+    if not PHONE_TEXT.fullmatch(phone) or not 6 <= digits <= 15:
+        return f"'{phone}' is not a phone number (6 to 15 digits; spaces, + - ( ) . allowed)."
+    return ""
 
 
 class RegistryField(FieldDefinition):

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from sites.audit import audit, audit_event
+from sites.fields import ascii_digits
 from sites.masking import mask
 from sites.scoping import scope_for
 from workflows.services import job_start
@@ -17,6 +18,7 @@ from . import selectors
 from .jobs import RENORMALISE
 from .models import (
     MERGE_OPERATION,
+    OLDEST_BIRTH_YEAR,
     UNMERGE_OPERATION,
     DuplicateCandidate,
     DuplicateStatus,
@@ -29,12 +31,12 @@ from .models import (
     RecipientType,
     RegistryField,
     normalise_national_id,
+    phone_problem,
 )
 
 INDIVIDUAL_FIELDS = ("first_name", "last_name", "dob", "sex", "national_id", "phone", "location")
 HOUSEHOLD_FIELDS = ("code", "location")
 SENSITIVE_FIELDS = {"national_id", "phone"}
-OLDEST_BIRTH_YEAR = 1900
 
 
 def _require_permission(user, permission):
@@ -109,7 +111,9 @@ def _validate_individual(individual, attributes):
     individual.national_id = normalise_national_id(individual.national_id)
     individual.first_name = (individual.first_name or "").strip()
     individual.last_name = (individual.last_name or "").strip()
-    individual.phone = (individual.phone or "").strip()
+    individual.phone = ascii_digits((individual.phone or "").strip())
+    if individual.phone and (problem := phone_problem(individual.phone)):
+        errors["phone"] = [problem]
     try:
         individual.dob = Individual._meta.get_field("dob").to_python(individual.dob)
     except ValidationError as exc:

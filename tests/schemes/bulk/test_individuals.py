@@ -213,6 +213,50 @@ def test_bad_dates_and_amounts_are_named(clerk, geo, django_capture_on_commit_ca
     assert expected in errors_of(upload)[0]["errors"]
 
 
+PERSON_HEADER = ["first_name", "last_name", "dob", "sex", "national_id", "phone", "location", "group_code",
+                 "recipient_info"]
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"dob": "1850-01-01"}, "dob: 1850-01-01 is before 1900."),
+    ({"phone": "not-a-phone"}, "phone: 'not-a-phone' is not a phone number (6 to 15 digits"),
+    ({"phone": "12"}, "phone: '12' is not a phone number"),
+    ({"first_name": "Asha\nMollel"}, "first_name: A name cannot hold line breaks"),
+    ({"recipient_info": "1"}, "recipient_info: A recipient needs a group_code (the household)."),
+    ({"national_id": "1,23E+15"}, "national_id: '1,23E+15' was turned into a number by Excel"),
+])
+def test_values_a_clerk_would_not_mean_are_named(clerk, geo, django_capture_on_commit_callbacks, change, expected):
+    row = {"first_name": "Asha", "last_name": "Mollel", "dob": "1980-01-01", "sex": "F", "national_id": "",
+           "phone": "+255 700 111-222", "location": geo.village_a.code, "group_code": "", "recipient_info": "",
+           **change}
+    upload = receive(clerk, [[row[name] for name in PERSON_HEADER]], django_capture_on_commit_callbacks,
+                     header=PERSON_HEADER)
+
+    assert upload.counts["errors"] == 1
+    assert expected in errors_of(upload)[0]["errors"]
+
+
+def test_cells_an_export_escaped_come_back_as_they_were(clerk, geo, django_capture_on_commit_callbacks):
+    """An exported row re-imported (or a corrected error file): "'+255..." is the phone "+255..."."""
+    upload = receive(clerk, [["'=Asha", "Mollel", "1980-01-01", "F", "", "'+255700000001", geo.village_a.code, "",
+                              ""]], django_capture_on_commit_callbacks, header=PERSON_HEADER)
+
+    assert upload.counts["errors"] == 0
+    staged = StagedIndividual.objects.get(upload_id=upload.pk)
+    assert (staged.first_name, staged.phone) == ("=Asha", "+255700000001")
+
+
+def test_columns_the_import_does_not_know_are_listed_not_silently_dropped(clerk, geo, django_capture_on_commit_callbacks):
+    upload = receive(clerk, [["Asha", "Mollel", "1980-01-01", "F", "NID-1", "+255700000001", geo.village_a.code, "x"]],
+                     django_capture_on_commit_callbacks,
+                     header=["FirstName", "Last Name", "DOB", "Sex", "NationalID", "Mobile Number", "Location",
+                             "Village elder"])
+
+    assert upload.unused_columns == ["Village elder"]
+    staged = StagedIndividual.objects.get(upload_id=upload.pk)
+    assert (staged.national_id, staged.phone) == ("NID1", "+255700000001")
+
+
 def test_arabic_indic_digits_are_read_as_digits(clerk, geo, django_capture_on_commit_callbacks):
     upload = receive(clerk, [["Asha", "Mollel", "١٩٨٠-٠٢-٠١", "F", "", geo.village_a.code, "", "", "", "١٢٣"]],
                      django_capture_on_commit_callbacks)
@@ -316,3 +360,20 @@ def test_a_file_past_one_batch_with_a_bad_row_is_checked(clerk, geo, django_capt
     assert upload.status == UploadStatus.READY
     assert upload.counts["valid"] == 5_999 and upload.counts["errors"] == 1
     assert [row["errors"] for row in errors_of(upload)] == ["sex: 'X' is not F, M or O."]
+
+
+def test_an_approved_import_not_yet_applied_cannot_be_submitted_again(clerk, checker, geo,
+                                                                      django_capture_on_commit_callbacks):
+    from django.core.exceptions import ValidationError
+    from django.urls import reverse
+
+    upload = receive(clerk, [["Asha", "Mollel", "1980-02-01", "F", "", geo.village_a.code, "", "", "", ""]],
+                     django_capture_on_commit_callbacks)
+    request = approval_submit(operation="bulk.import", by=clerk, payload={"upload": upload.pk, "mode": "VALID_ROWS"})
+    assert request.summary["counts"]["Import"] == "the valid rows"
+    assert request.summary["link"]["url"] == reverse("bulk_upload:inspect", args=[upload.pk])
+    with django_capture_on_commit_callbacks(execute=False):  # the worker has not applied it yet
+        approval_decide(request=request, verdict="approve", by=checker)
+
+    with pytest.raises(ValidationError, match="already waiting for approval or being imported"):
+        approval_submit(operation="bulk.import", by=clerk, payload={"upload": upload.pk, "mode": "VALID_ROWS"})

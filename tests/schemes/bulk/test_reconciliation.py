@@ -62,7 +62,7 @@ def errors_of(upload):
     """{code cell: errors cell} of the error file."""
     text = services.error_file_path(upload).read_text(encoding="utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert list(rows[0]) == [*HEADERS, "errors"]
+    assert list(rows[0]) == [*HEADERS, "row", "errors"]
     return {row["Code"]: row["errors"] for row in rows}
 
 

@@ -102,3 +102,36 @@ def test_the_error_file_is_masked_for_a_user_who_may_not_see_sensitive_data(
     assert "'X-4471-2209' does not match" in shown[1]["errors"]
     assert masked[1]["errors"] == "Bank account: '••••••••209' does not match the expected format."
     assert [r["first_name"] for r in masked] == ["Asha", "Juma"] and "not a date" in masked[0]["errors"]
+
+
+def test_the_upload_page_names_the_columns_not_imported_and_its_rows_under_their_headings(
+        geo, clerk, django_capture_on_commit_callbacks):
+    file = SimpleUploadedFile("people.csv", (
+        "first_name;last_name;dob;sex;location;Village elder\n"
+        f"Asha;Mollel;1980-01-01;F;{geo.village_a.code};Juma\n"
+        f"Baraka;Mollel;not a date;M;{geo.village_a.code};Juma\n").encode(), content_type="text/csv")
+    with django_capture_on_commit_callbacks(execute=True):
+        client_for(clerk).post(reverse("bulk_upload:new"), {"kind": "INDIVIDUALS", "file": file})
+    upload = Upload.objects.get()
+
+    page = client_for(clerk).get(reverse("bulk_upload:inspect", args=[upload.pk])).content.decode()
+    assert "1 column of the file is not imported" in page and "“Village elder”" in page
+    assert "<th>Who</th><th>Date of birth</th><th>Household</th><th>Possible duplicate of</th>" in page
+    assert "<td>Asha Mollel</td><td>1980-01-01</td>" in page
+
+    response = client_for(clerk).get(reverse("bulk_upload:errors", args=[upload.pk]))
+    assert 'filename="errors-people.csv"' in response["Content-Disposition"]
+    lines = b"".join(response.streaming_content).decode("utf-8-sig").splitlines()
+    assert lines == ["first_name;last_name;dob;sex;location;Village elder;row;errors",
+                     f"Baraka;Mollel;not a date;M;{geo.village_a.code};Juma;3;dob: 'not a date' is not a date as "
+                     "YYYY-MM-DD."]  # the clerk's delimiter, the row's number in the file
+
+
+def test_a_file_over_the_size_limit_is_refused_with_both_sizes(clerk, settings):
+    settings.MIZANI_IMPORT_MAX_BYTES = 2_000_000
+    file = SimpleUploadedFile("big.csv", b"first_name\n" + b"x" * 2_100_000, content_type="text/csv")
+
+    response = client_for(clerk).post(reverse("bulk_upload:new"), {"kind": "INDIVIDUALS", "file": file})
+
+    assert "The file is 2.0\xa0MB; the limit is 1.9\xa0MB." in response.content.decode()
+    assert not Upload.objects.exists()
