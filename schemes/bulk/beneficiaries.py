@@ -33,6 +33,7 @@ from schemes.plans.models import (
 from schemes.plans.selectors import beneficiaries_of_plan_for
 from schemes.registry.models import Household, Individual
 from sites.audit import audit
+from sites.fields import ascii_digits
 from sites.masking import MASKED_MESSAGE, is_masked
 from sites.scoping import scope_for
 
@@ -322,6 +323,18 @@ class Importer:
         return self.PROGRESS[self.updates].format(n=count)
 
 
+def _same_person(given, first, last, dob):
+    """Whether what the row says of the person (where it says anything) is the registered person's:
+    the date of birth as written, and the first or the last name (one may be spelt otherwise)."""
+    written = given.get("dob", "")
+    if written and ascii_digits(written) != dob.isoformat():
+        return False
+    names = [given.get("first_name", "").casefold(), given.get("last_name", "").casefold()]
+    if any(names) and names[0] != first.casefold() and names[1] != last.casefold():
+        return False
+    return True
+
+
 class _PersonRow:
     """An individual plan's row: the registered person with the row's national ID (in the uploader's
     locations), or a new person, staged as an individuals file would be."""
@@ -339,8 +352,9 @@ class _PersonRow:
             national_id = self.people.national_id(self.people.given(cells), [])
             if national_id:
                 ids.add(national_id)
-        return {nid: (pk, path) for nid, pk, path in Individual.objects.live().filter(national_id__in=ids)
-                .values_list("national_id", "pk", "location__path")}
+        return {nid: (pk, path, first, last, dob) for nid, pk, path, first, last, dob in Individual.objects.live()
+                .filter(national_id__in=ids).values_list("national_id", "pk", "location__path", "first_name",
+                                                         "last_name", "dob")}
 
     def __call__(self, row_number, cells, found, registered):
         given = self.people.given(cells)
@@ -348,10 +362,15 @@ class _PersonRow:
         match = registered.get(national_id) if national_id else None
         self.pending = None
         if match is not None:
-            pk, path = match
+            pk, path, first, last, dob = match
             if not self.scope.national and not (path and any(path.startswith(p) for p in self.scope.paths)):
                 found.append((self.people.header_of["national_id"],
                               "This person is registered outside your locations."))
+            elif not _same_person(given, first, last, dob):
+                found.append((self.people.header_of["national_id"],
+                              f"This national ID is registered to {first} {last}, born {dob:%Y-%m-%d}: not the "
+                              "person of this row. Correct the ID, or leave the name and date of birth empty to "
+                              "enrol the registered person."))
             return national_id, pk, None, None
         values = self.people.check(given, cells, national_id, found)
         self.pending = (row_number, values)

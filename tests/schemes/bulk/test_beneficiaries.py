@@ -4,6 +4,7 @@ keyed by the beneficiary's ID. Every bad row is named with its column; nothing i
 import is approved; the plan's count and maximum hold."""
 
 import csv
+import datetime
 import io
 
 import pytest
@@ -130,6 +131,25 @@ def test_someone_enrolled_between_the_check_and_the_import_is_skipped_not_double
     assert upload.status == UploadStatus.IMPORTED and upload.counts["imported"] == 1
     assert list(Beneficiary.objects.filter(plan=plan, individual=late)) == [meanwhile]
     assert Beneficiary.objects.filter(plan=plan, individual=other).exists()
+
+
+def test_a_registered_national_id_on_a_row_describing_someone_else_is_refused(clerk, plan, geo,
+                                                                             django_capture_on_commit_callbacks):
+    """Matched on the ID alone, a typo in it would enrol the wrong person without a word."""
+    IndividualFactory(national_id="TZ900", first_name="Zoë", last_name="Müller", dob=datetime.date(1985, 4, 2),
+                      location=geo.village_a)
+    IndividualFactory(national_id="TZ901", first_name="Amina", last_name="Mollel", dob=datetime.date(1990, 1, 1),
+                      location=geo.village_a)
+    upload = receive(clerk, plan, ENROL_HEADER, [
+        ["TZ900", "Wrong", "Person", "2001-01-01", "F", "", "3", "", ""],
+        ["tz901", "AMINA", "Mollell", "1990-01-01", "F", "", "3", "", ""],  # one name spelt otherwise: the same
+    ], django_capture_on_commit_callbacks)
+
+    errors = errors_of(upload)
+    assert list(errors) == ["TZ900"] and errors["TZ900"] == (
+        "national_id: This national ID is registered to Zoë Müller, born 1985-04-02: not the person of this row. "
+        "Correct the ID, or leave the name and date of birth empty to enrol the registered person.")
+    assert upload.counts["valid"] == 1
 
 
 def test_every_bad_enrolment_row_is_named_and_nothing_is_written(clerk, plan, geo, django_capture_on_commit_callbacks):
