@@ -177,13 +177,19 @@ def requires_approval(operation_name, total=None):
     return definition.requires_approval
 
 
+def _deciders(group_id, maker_id, location):
+    """The group's members who may decide a request placed at `location`: active, not its maker, the
+    location in their scope (what `_check_decider` requires)."""
+    members = get_user_model().objects.filter(groups__id=group_id, is_active=True).exclude(pk=maker_id)
+    return [member for member in members if scope_for(member).allows(location)]
+
+
 def _snapshot_steps(definition, maker, location):
     """Freeze the steps at submission: later edits of the definition do not move the goalposts. Only
     members who may decide this request count (active, not the maker, the record in their locations)."""
     steps = []
     for number, step in enumerate(definition.steps.all(), start=1):
-        members = step.group.user_set.filter(is_active=True).exclude(pk=maker.pk)
-        eligible = sum(1 for member in members if scope_for(member).allows(location))
+        eligible = len(_deciders(step.group_id, maker.pk, location))
         required = {ApprovalRule.ANY: 1, ApprovalRule.ALL: eligible, ApprovalRule.COUNT: step.count or 1}[step.rule]
         if eligible == 0 or required > eligible:
             raise ValidationError(
@@ -337,10 +343,11 @@ def approval_execute(request_id):
 
 def _notify_step(request):
     step = request.step
-    recipients = list(
-        get_user_model().objects.filter(groups__id=step["group_id"], is_active=True)
-        .exclude(pk=request.maker_id).exclude(email="").values_list("email", flat=True)
-    )
+    # Only those who may decide it: a checker elsewhere would learn of a record outside their locations
+    # (the title names the person), and one who decided an earlier step may not decide this one.
+    decided = set(request.decisions.values_list("user_id", flat=True))
+    recipients = [member.email for member in _deciders(step["group_id"], request.maker_id, request.location)
+                  if member.email and member.pk not in decided]
     if recipients:
         subject = f"[Mizani] Approval needed: {request.summary.get('title', request.operation)}"
         body = (f"{request.maker} submitted a request that waits for '{step['group']}' "

@@ -60,29 +60,36 @@ def beneficiary_namespace(plan_or_model):
 
 class PlanEditView(ApprovalMixin, generic.EditView):
     """A draft plan is edited directly; a change to an active plan is a new version that goes through
-    approval (operation `plans.change`): the checkers see the diff, nothing changes until approved."""
+    approval (operation `plans.change`): the checkers see the diff, nothing changes until approved. A
+    closed plan does not change. Every save is `services.plan_change`, so both paths keep its rules."""
 
     def get(self, request, *args, **kwargs):
-        if self.get_object().status == PlanStatus.ACTIVE:
+        status = self.get_object().status
+        if status == PlanStatus.ACTIVE:
             messages.info(request, "This plan is active: saving submits the change for approval as a new "
                                    "version; nothing changes until it is approved.")
+        elif status == PlanStatus.CLOSED:
+            messages.warning(request, "This plan is closed: it no longer changes, and saving is refused.")
         return super().get(request, *args, **kwargs)
 
     def form_valid(self, form):
-        if self.object.status != PlanStatus.ACTIVE:
-            return super().form_valid(form)
         try:
-            return self.submit_for_approval("plans.change", {
-                "plan": self.object.pk, **services.plan_change_payload(form.save(commit=False))})
+            if self.object.status == PlanStatus.ACTIVE:
+                return self.submit_for_approval("plans.change", {
+                    "plan": self.object.pk, **services.plan_change_payload(form.save(commit=False))})
+            return super().form_valid(form)
         except ValidationError as error:
-            form.add_error(None, refusal_message(error))
+            errors = error.error_dict if hasattr(error, "error_dict") else {None: error.error_list}
+            for name, problems in errors.items():
+                form.add_error(name if name in form.fields else None, problems)
             self.produced_error_message = self.get_error_message()
             return self.form_invalid(form)
 
     def save_instance(self):
-        instance = super().save_instance()
-        instance.save_revision(user=self.request.user, clean=False)
-        return instance
+        # A draft's save is refused as an approved change would be (closed plan, a type change once
+        # there are beneficiaries), and recorded by the service as a new version.
+        change = services.plan_change_payload(self.form.save(commit=False))
+        return services.plan_change(plan=self.object, change=change, by=self.request.user)
 
 
 class PlanCreateView(generic.CreateView):

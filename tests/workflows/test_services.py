@@ -78,6 +78,19 @@ def test_submission_is_pending_and_changes_nothing(clerk_a, individual, change_w
     assert sorted(mailoutbox[0].to) == sorted([checker_1.email, checker_2.email])
 
 
+def test_only_checkers_who_may_decide_are_told_of_a_request(clerk_a, individual, change_workflow, checker_1, geo,
+                                                          django_capture_on_commit_callbacks, mailoutbox):
+    """The subject names the person: a checker of other locations must not learn of the record."""
+    national = UserFactory(username="checker_national", role="Checker", national=True)
+    UserFactory(username="checker_b", role="Checker", locations=[geo.district_b])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        submit_change(individual, clerk_a, first_name="Halima")
+
+    assert len(mailoutbox) == 1
+    assert sorted(mailoutbox[0].to) == sorted([checker_1.email, national.email])
+
+
 def test_approved_change_is_applied_audited_and_executed(clerk_a, individual, change_workflow, checker_1,
                                                          django_capture_on_commit_callbacks):
     request = submit_change(individual, clerk_a, first_name="Halima", phone="+254700111222")
@@ -292,6 +305,18 @@ def test_one_person_cannot_approve_two_steps(clerk_a, individual, two_steps, geo
     assert reload(individual).first_name == "Halima"
     assert list(Decision.objects.filter(request=request).values_list("step", "user__username")) == [
         (0, "checker_and_manager"), (1, "manager_1")]
+
+
+def test_the_next_step_is_told_without_who_decided_the_last(clerk_a, individual, two_steps, geo, manager_1,
+                                                          django_capture_on_commit_callbacks, mailoutbox):
+    both = UserFactory(username="checker_and_manager", role=["Checker", "Manager"], locations=[geo.district_a])
+    UserFactory(username="manager_b", role="Manager", locations=[geo.district_b])
+    request = submit_change(individual, clerk_a, first_name="Halima")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        approve(request, both)
+
+    assert [message.to for message in mailoutbox] == [[manager_1.email]]
 
 
 def test_steps_are_decided_in_order(clerk_a, individual, two_steps, checker_1, checker_2, manager_1):

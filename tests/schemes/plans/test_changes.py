@@ -5,6 +5,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils import timezone
 
 from schemes.plans import services
 from schemes.plans.models import Beneficiary, BenefitPlan, PlanField
@@ -166,3 +167,64 @@ def test_an_imported_schema_cannot_shadow_the_households_fields(designer):
     with pytest.raises(ValidationError, match="'household_size' is already a field of every household"):
         schema_import(plan=plan, data={"properties": {"household_size": {"type": "integer"}}}, by=designer)
     assert not plan.fields.exists()
+
+
+@pytest.fixture
+def closed_plan(designer, active_plan, geo):
+    clerk = UserFactory(role="Clerk", national=True)
+    IndividualFactory(location=geo.village_a)
+    services.enrolment_execute(plan=active_plan, rule="age >= 0", target_status="POTENTIAL", by=clerk)
+    return services.plan_close(plan=active_plan, by=designer)
+
+
+def test_the_edit_page_of_a_closed_plan_says_it_no_longer_changes(designer, closed_plan):
+    response = client_for(designer).get(reverse("plans_plan:edit", args=[closed_plan.pk]))
+
+    assert response.status_code == 200
+    assert "This plan is closed: it no longer changes" in response.content.decode()
+
+
+@pytest.mark.parametrize("change", [{"name": "Renamed"}, {"criteria_potential": "children >= 5"},
+                                    {"plan_type": "HOUSEHOLD", "criteria_potential": ""}])
+def test_a_closed_plan_is_not_edited(designer, closed_plan, change):
+    versions = closed_plan.revisions.count()
+
+    response = edit(designer, closed_plan, **change)
+
+    assert response.status_code == 200
+    assert "is closed: it no longer changes" in response.content.decode()
+    unchanged = BenefitPlan.objects.get(pk=closed_plan.pk)
+    assert (unchanged.name, unchanged.plan_type, unchanged.criteria_text("POTENTIAL")) == (
+        "Child grant", "INDIVIDUAL", "children >= 2")
+    assert unchanged.revisions.count() == versions
+    assert not ApprovalRequest.objects.exists()
+
+
+def test_a_draft_plan_with_beneficiaries_keeps_its_type(designer, geo):
+    client_for(designer).post(reverse("plans_plan:add"), plan_form())
+    plan = BenefitPlan.objects.get(code="CG")
+    # Enrolment needs an active plan: this stands for beneficiaries recorded otherwise (an import).
+    Beneficiary.objects.create(plan=plan, individual=IndividualFactory(location=geo.village_a),
+                               enrolled_at=timezone.now(), status_changed_at=timezone.now())
+
+    response = client_for(designer).post(reverse("plans_plan:edit", args=[plan.pk]),
+                                         plan_form(plan_type="HOUSEHOLD", criteria_potential=""))
+
+    assert response.status_code == 200
+    assert "its type cannot change" in str(response.context["form"].errors["plan_type"])
+    unchanged = BenefitPlan.objects.get(pk=plan.pk)
+    assert (unchanged.plan_type, unchanged.criteria_text("POTENTIAL")) == ("INDIVIDUAL", "children >= 2")
+
+
+def test_a_draft_plan_without_beneficiaries_changes_type_at_once(designer):
+    client_for(designer).post(reverse("plans_plan:add"), plan_form())
+    plan = BenefitPlan.objects.get(code="CG")
+
+    response = client_for(designer).post(reverse("plans_plan:edit", args=[plan.pk]),
+                                         plan_form(plan_type="HOUSEHOLD", criteria_potential="household_size >= 3"))
+
+    assert response.status_code == 302
+    changed = BenefitPlan.objects.get(pk=plan.pk)
+    assert (changed.plan_type, changed.criteria_text("POTENTIAL")) == ("HOUSEHOLD", "household_size >= 3")
+    assert changed.revisions.count() == 2
+    assert not ApprovalRequest.objects.exists()
