@@ -63,6 +63,7 @@ def _is_household_plan(plan):
 
 
 class Importer:
+    SKIPS_REGISTERED_MEANWHILE = False  # its count is of enrolments and updates, not of rows
     """The importer of one kind (new enrolments or updates), for one plan."""
 
     def __init__(self, kind):

@@ -379,12 +379,20 @@ def prepare_import(upload):
             created = cursor.rowcount
             # Known to the planner, each chunk's members find their household by index, not by hashing all.
             cursor.execute(f"ANALYZE {mapping}")
-            return created
-        cursor.execute(f"{created_households} RETURNING id, code", params)
-        created = [(upload.pk, code, household_id) for household_id, code in cursor.fetchall()]
-        cursor.executemany(f"INSERT INTO {mapping} (upload_id, group_code, household_id) VALUES (%s, %s, %s)",
-                           created)
-        return len(created)
+        else:
+            cursor.execute(f"{created_households} RETURNING id, code", params)
+            rows = [(upload.pk, code, household_id) for household_id, code in cursor.fetchall()]
+            cursor.executemany(f"INSERT INTO {mapping} (upload_id, group_code, household_id) VALUES (%s, %s, %s)",
+                               rows)
+            created = len(rows)
+        if created < upload.counts.get("households", 0):
+            # A code registered since the check (rare: read only then): its rows are not imported, rather
+            # than people registered without their household.
+            cursor.execute(
+                f"UPDATE {staged} SET valid = %s WHERE upload_id = %s AND valid AND group_code <> '' AND NOT EXISTS "
+                f"(SELECT 1 FROM {mapping} h WHERE h.upload_id = %s AND h.group_code = {staged}.group_code)",
+                [False, upload.pk, upload.pk])
+        return created
 
 
 def reserve_ids(upload, last_row):
@@ -473,6 +481,8 @@ class Importer:
 
     CHUNK = CHUNK
     READS = (Individual, Household, Membership)  # tables its checks and statements join
+    # Rows skipped at import (registered meanwhile) are counted as such.
+    SKIPS_REGISTERED_MEANWHILE = True
 
     def columns(self, plan):
         return columns()

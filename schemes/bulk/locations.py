@@ -29,6 +29,7 @@ STAGED_FIELDS = ("upload", "row_number", "valid", "code", "name", "parent_code")
 class Importer:
     CHUNK = 1_000_000  # the import runs whole in prepare_import; the chunk only counts it
     READS = (Location,)
+    SKIPS_REGISTERED_MEANWHILE = False
 
     def columns(self, plan):
         return COLUMNS

@@ -29,6 +29,7 @@ COLUMNS = [Column(header, required=header in _REQUIRED) for header in engine.HEA
 class Importer:
     CHUNK = CHUNK
     READS = (PaymentLine,)
+    SKIPS_REGISTERED_MEANWHILE = False
 
     def columns(self, plan):
         return COLUMNS

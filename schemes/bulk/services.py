@@ -39,6 +39,7 @@ COUNT_LABELS = {
     "enrolments": "Enrolments", "updates": "Updates", "unchanged": "Rows that change nothing",
     "households": "Households", "possible_duplicates": "Possible duplicates of registered people",
     "over_maximum": "Above the plan's maximum",
+    "skipped": "Rows not imported: their national ID or household code was registered since the check",
     "paid": "Lines to mark paid", "paid_amount": "Amount of the lines to mark paid",
     "unpaid": "Lines to mark unpaid (left for a follow-up payroll)", "unpaid_amount": "Amount of the lines to mark unpaid",
 }
@@ -291,8 +292,10 @@ def run_import(upload, job, progress):
     created = {key: state[key] for key in ("households", "locations") if key in state}
     with transaction.atomic():
         upload = Upload.objects.select_for_update().get(pk=upload.pk)
+        skipped = total - state["imported"] if importer.SKIPS_REGISTERED_MEANWHILE else 0
         upload.counts = {**upload.counts, "imported": state["imported"],
-                         **{f"{key}_created": value for key, value in created.items()}}
+                         **{f"{key}_created": value for key, value in created.items()},
+                         **({"skipped": skipped} if skipped > 0 else {})}
         upload.imported(timezone.now())
         upload.save()
         importer.finish(upload, state["imported"], job.started_by)

@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.urls import reverse
 
 from schemes.bulk import services
 from schemes.bulk.models import StagedIndividual, Upload, UploadStatus
@@ -278,8 +279,17 @@ def test_a_national_id_registered_between_the_check_and_the_import_is_skipped_no
 
     upload.refresh_from_db()
     assert upload.status == UploadStatus.IMPORTED and upload.counts["imported"] == 1
+    assert upload.counts["skipped"] == 1
     assert list(Individual.objects.filter(national_id="RACE1")) == [meanwhile]
     assert Individual.objects.filter(national_id="FREE1").exists()
+
+
+def client_for(user):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 def test_a_household_code_registered_between_the_check_and_the_import_keeps_its_own_members(
@@ -297,7 +307,11 @@ def test_a_household_code_registered_between_the_check_and_the_import_keeps_its_
     assert upload.status == UploadStatus.IMPORTED and upload.counts["households_created"] == 1
     assert list(Household.objects.filter(code="HH-TAKEN")) == [meanwhile]
     assert not meanwhile.memberships.exists()  # the file's members did not join someone else's household
+    assert not Individual.objects.filter(last_name="Late").exists()  # nor were registered without one
     assert Household.objects.get(code="HH-FREE").memberships.count() == 1
+    assert (upload.counts["imported"], upload.counts["skipped"]) == (1, 2)
+    page = client_for(clerk).get(reverse("bulk_upload:inspect", args=[upload.pk])).content.decode()
+    assert "Rows not imported: their national ID or household code was registered since the check" in page
 
 
 def test_a_file_refused_part_way_leaves_nothing_staged(clerk, geo, settings, django_capture_on_commit_callbacks):
