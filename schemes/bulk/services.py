@@ -15,6 +15,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from schemes.payments.models import PayrollStatus
+from schemes.plans.models import BenefitPlan, PlanType
 from schemes.registry.models import RegistryField
 from sites.audit import audit
 from sites.masking import mask
@@ -58,6 +59,19 @@ def kind_permissions(kind, plan=None):
         return [f"plans.change_{model_name}"]
     new_people = NEW_PEOPLE if model_name == "beneficiary" else []
     return [f"plans.add_{model_name}", *new_people]
+
+
+def kinds_for(user):
+    """The kinds of file `user` may upload (for a plan kind: into some plan type)."""
+    allowed = []
+    for kind in UploadKind.values:
+        if kind in PLAN_KINDS:
+            needs = [kind_permissions(kind, plan) for plan in (BenefitPlan(plan_type=t) for t in PlanType.values)]
+        else:
+            needs = [kind_permissions(kind)]
+        if user.has_perm("bulk.add_upload") and any(all(user.has_perm(name) for name in names) for names in needs):
+            allowed.append(kind)
+    return allowed
 
 
 def _require(user, permissions):

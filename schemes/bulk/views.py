@@ -31,6 +31,7 @@ from .forms import SubmitForm, UploadForm
 from .models import PLAN_KINDS, StagedError, Upload, UploadKind, UploadStatus
 
 ERRORS_SHOWN = 20  # on the upload's page; the error file has them all
+TEMPLATE_PLANS = 20  # plans whose templates the upload page lists when it is not for one plan
 
 
 class UploadFilterSet(WagtailFilterSet):
@@ -53,7 +54,21 @@ class UploadIndexView(ScopedIndexView):
 
     default_ordering = "-created_at"
     filterset_class = UploadFilterSet
-    list_export = ["id", "kind", "plan", "payroll", "original_name", "uploaded_by", "created_at", "status", "counts"]
+    list_export = ["id", "kind", "plan", "payroll", "original_name", "uploaded_by", "created_at", "status", "rows",
+                   "valid", "errors", "imported", "problem"]
+    export_headings = {"id": "ID", "kind": "Kind", "plan": "Plan", "payroll": "Payroll", "original_name": "File",
+                       "uploaded_by": "By", "created_at": "When", "status": "Result", "rows": "Rows in the file",
+                       "valid": "Rows to import", "errors": "Rows with errors", "imported": "Imported",
+                       "problem": "Why the file was refused"}
+    COUNTED = ("rows", "valid", "errors", "imported")
+
+    def to_row_dict(self, item):
+        """As people read them: labels, not codes; minutes, not microseconds; the counts one per column."""
+        return {"id": item.pk, "kind": item.get_kind_display(), "plan": item.plan.code if item.plan_id else "",
+                "payroll": item.payroll.name if item.payroll_id else "", "original_name": item.original_name,
+                "uploaded_by": str(item.uploaded_by), "created_at": f"{item.created_at:%Y-%m-%d %H:%M}",
+                "status": item.get_status_display(), "problem": item.problem,
+                **{key: item.counts.get(key, "") for key in self.COUNTED}}
 
     @property
     def columns(self):
@@ -107,9 +122,10 @@ class UploadRecordView(ScopedInspectView):
 def upload_new(request):
     """The upload form; `?kind=` and `?plan=` (or `?payroll=`) preselect what the file holds (the plan
     and payroll pages link here)."""
-    if not request.user.has_perm("bulk.add_upload"):
+    kinds = services.kinds_for(request.user)
+    if not kinds:
         raise PermissionDenied
-    form = UploadForm(request.POST or None, request.FILES or None, user=request.user,
+    form = UploadForm(request.POST or None, request.FILES or None, user=request.user, kinds=kinds,
                       initial={"kind": request.GET.get("kind"), "plan": request.GET.get("plan"),
                                "payroll": request.GET.get("payroll")})
     if request.method == "POST" and form.is_valid():
@@ -123,10 +139,15 @@ def upload_new(request):
             messages.success(request, "File received: it is being checked.")
             return redirect("bulk_upload:inspect", upload.pk)
     plan = form.plan_initial()
+    # A plan's files take its schema: each plan's own templates, unless the form is for one plan.
+    plans = [plan] if plan else list(plans_for(request.user).order_by("code")[:TEMPLATE_PLANS])
+    url = reverse("bulk_upload:template")
+    templates = [(label, f"{url}?kind={kind}") for kind, label in UploadKind.choices
+                 if kind in kinds and kind not in PLAN_KINDS]
+    templates += [(f"{label}: {each}", f"{url}?kind={kind}&plan={each.pk}") for each in plans
+                  for kind, label in UploadKind.choices if kind in kinds and kind in PLAN_KINDS]
     return TemplateResponse(request, "bulk/upload_new.html", {
-        "form": form, "page_title": "Upload a file", "header_icon": "upload",
-        "templates": [(label, reverse("bulk_upload:template") + f"?kind={kind}" + (f"&plan={plan.pk}" if plan else ""))
-                      for kind, label in UploadKind.choices if plan or kind not in PLAN_KINDS]})
+        "form": form, "page_title": "Upload a file", "header_icon": "upload", "templates": templates})
 
 
 def _upload(request, pk):

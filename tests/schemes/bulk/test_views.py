@@ -135,3 +135,14 @@ def test_a_file_over_the_size_limit_is_refused_with_both_sizes(clerk, settings):
 
     assert "The file is 2.0\xa0MB; the limit is 1.9\xa0MB." in response.content.decode()
     assert not Upload.objects.exists()
+
+
+def test_the_form_offers_only_the_kinds_the_user_may_upload_and_each_plans_templates(clerk, plan):
+    page = client_for(clerk).get(reverse("bulk_upload:new"))
+    kinds = [value for value, _label in page.context["form"].fields["kind"].choices]
+
+    assert kinds == ["INDIVIDUALS", "BENEFICIARIES", "BENEFICIARY_UPDATES"]  # no locations, no reconciliation
+    assert "payroll" not in page.context["form"].fields
+    assert f"?kind=BENEFICIARIES&amp;plan={plan.pk}" in page.content.decode()  # without ?plan= too
+    viewer = UserFactory(role="Viewer", national=True)
+    assert client_for(viewer).get(reverse("bulk_upload:new")).status_code in (302, 403)  # Wagtail: back home
