@@ -7,12 +7,9 @@ from wagtail.admin import urls as wagtailadmin_urls
 from sites import views as site_views
 
 urlpatterns = [
-    # Wagtail's site-wide history lists every model's log entries; only auditors may read it.
-    path("admin/reports/site-history/", site_views.site_history, name="mizani_site_history"),
-    path("admin/reports/site-history/results/", site_views.site_history_results,
-         name="mizani_site_history_results"),
-    *[path(f"admin/reports/{route}", view, name=f"mizani_report_{route.strip('/').replace('-', '_')}")
-      for route, view in site_views.WAGTAIL_REPORTS.items()],
+    # Wagtail's reports, exported formula-safe; the site-wide history (every model's log entries)
+    # only for auditors. Ahead of Wagtail's admin, which declares the same paths.
+    path("admin/reports/", include(site_views.wagtail_report_urls())),
     path("admin/", include(wagtailadmin_urls)),
     path("api/v1/", include("config.api_urls")),
     path("", RedirectView.as_view(pattern_name="wagtailadmin_home", permanent=False)),

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.views import View
+from wagtail.admin.admin_url_finder import ModelAdminURLFinder, NullAdminURLFinder
 from wagtail.admin.views import generic
 from wagtail.admin.views.generic import history, usage
 from wagtail.admin.views.generic.models import unquote
@@ -213,6 +214,18 @@ class ScopedUsageView(SelectorMixin, usage.UsageView):
         return self.scoped()
 
 
+class InspectURLFinder(ModelAdminURLFinder):
+    """Links an object to its record page, for users with the permission that page requires."""
+
+    permission = None  # the inspect view's permission_required, set by the viewset
+
+    def get_edit_url(self, instance):
+        if self.user and not self.permission_policy.user_has_permission_for_instance(
+                self.user, self.permission, instance):
+            return None
+        return self.construct_edit_url(instance)
+
+
 class ScopedModelViewSet(ModelViewSet):
     """A ModelViewSet whose every view reads through `selector`. Copy is off: it would bypass services."""
 
@@ -231,6 +244,20 @@ class ScopedModelViewSet(ModelViewSet):
 
     def get_inspect_view_kwargs(self, **kwargs):
         return super().get_inspect_view_kwargs(history_url_name=self.get_url_name("history"), **kwargs)
+
+    @property
+    def url_finder_class(self):
+        """Wagtail's finder links an object wherever it is listed (the audit trail, usage) to its edit
+        view, which a read-only viewset does not serve (NoReverseMatch for anyone allowed to change it):
+        such a viewset links to its record page instead, or nowhere."""
+        served = {pattern.name for pattern in self.get_urlpatterns()}
+        if "edit" in served:
+            return super().url_finder_class
+        if "inspect" in served:
+            return type("_InspectURLFinder", (InspectURLFinder,), {
+                "permission_policy": self.permission_policy, "edit_url_name": self.get_url_name("inspect"),
+                "permission": self.inspect_view_class.permission_required})
+        return NullAdminURLFinder
 
 
 # --- records whose every change goes through a service ------------------------------------------

