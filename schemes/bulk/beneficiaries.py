@@ -5,7 +5,8 @@ New enrolments (kind BENEFICIARIES)
   that ID is enrolled as they are (the person columns are not read); otherwise the row registers the
   person first, exactly as an individuals file would (the person columns are then required, and
   group_code / individual_role / recipient_info build households). Columns: the individuals
-  template, the plan's schema fields, and an optional `status` (POTENTIAL, the default, or ACTIVE).
+  template, the plan's schema fields, and an optional `status` (POTENTIAL only: activation is an
+  approved change of status of its own).
 - Household plan: each row names a registered household by `group_code` (its code), plus the plan's
   schema fields and `status`.
 Updates (kind BENEFICIARY_UPDATES): each row names a beneficiary of the plan by `ID`; only the schema
@@ -44,8 +45,8 @@ from .staging import StagingWriter
 
 CHUNK = individuals.CHUNK
 BATCH = 5000  # rows whose registered people or households are looked up in one query
-ENROL_STATUSES = {"": BeneficiaryStatus.POTENTIAL, "potential": BeneficiaryStatus.POTENTIAL,
-                  "active": BeneficiaryStatus.ACTIVE}
+# An import enrols as POTENTIAL (DOMAIN): activation is its own approved change of status.
+ENROL_STATUSES = {"": BeneficiaryStatus.POTENTIAL, "potential": BeneficiaryStatus.POTENTIAL}
 STAGED_FIELDS = ("upload", "row_number", "valid", "national_id", "individual_id", "household_id", "beneficiary_id",
                  "status", "attributes", "changed")
 STATUS_COLUMN = Column("status", ("beneficiary status", "beneficiary_status"))
@@ -112,7 +113,9 @@ class Importer:
                     raw = cells[table.mapping["status"]].strip() if "status" in table.mapping else ""
                     status = ENROL_STATUSES.get(raw.casefold(), "")
                     if not status:
-                        found.append((table.headers[table.mapping["status"]], f"'{raw}' is not POTENTIAL or ACTIVE."))
+                        found.append((table.headers[table.mapping["status"]],
+                                      f"'{raw}': an import enrols as POTENTIAL. Leave the column empty, and "
+                                      "activate the beneficiaries afterwards (their list's status change)."))
                 writer.write((upload.pk, row_number, not found, *refs, status, attributes, True))
                 read_row.finish(row_number, not found)
                 for column, message in found:

@@ -94,7 +94,7 @@ def test_registered_people_are_enrolled_and_new_ones_registered_then_enrolled(cl
     village = geo.village_a.code
     upload = receive(clerk, plan, ENROL_HEADER, [
         ["tz 100", "", "", "", "", "", "3", "C-1", ""],
-        ["TZ200", "Neema", "Juma", "2014-03-02", "F", village, "5", "C-2", "active"],
+        ["TZ200", "Neema", "Juma", "2014-03-02", "F", village, "5", "C-2", "potential"],
     ], django_capture_on_commit_callbacks)
 
     assert upload.status == UploadStatus.READY, upload.problem
@@ -109,7 +109,7 @@ def test_registered_people_are_enrolled_and_new_ones_registered_then_enrolled(cl
     rows = {b.individual_id: b for b in Beneficiary.objects.filter(plan=plan)}
     assert rows[known.pk].status == BeneficiaryStatus.POTENTIAL and rows[known.pk].attributes == {"grade": 3,
                                                                                                   "card": "C-1"}
-    assert rows[new.pk].status == BeneficiaryStatus.ACTIVE
+    assert rows[new.pk].status == BeneficiaryStatus.POTENTIAL
     plan.refresh_from_db()
     assert plan.live_beneficiaries == 2
     assert ModelLogEntry.objects.filter(action="mizani.enrol", object_id=str(plan.pk)).exists()
@@ -174,7 +174,7 @@ def test_every_bad_enrolment_row_is_named_and_nothing_is_written(clerk, plan, ge
     assert "Already a beneficiary of CG" in errors["IN1"]
     assert "first_name: Required." in errors["NEW1"]
     for expected in ("grade: Must be at most 12.", "card: Another beneficiary of CG already has this Card number.",
-                     "status: 'GRADUATED' is not POTENTIAL or ACTIVE."):
+                     "status: 'GRADUATED': an import enrols as POTENTIAL."):
         assert expected in errors["NEW2"]
     assert upload.counts["valid"] == 1 and upload.counts["errors"] == 6
     assert Beneficiary.objects.filter(plan=plan).count() == 1 and twice.beneficiaries.count() == 0
