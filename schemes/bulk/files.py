@@ -344,7 +344,9 @@ def open_table(path, columns: list[Column], *, original_name: str, max_rows: int
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what sites.spreadsheets.safe_cell escapes with "'"
-_ESCAPED_FORMULA_BYTES = re.compile(rb"(?:^|[,;\t])\"?'[=+\-@\t\r]", re.MULTILINE)
+# An apostrophe before a formula's first character anywhere (a literal-led pattern: scanned at memory
+# speed); whether it starts a cell is decided cell by cell, once a file has one.
+_ESCAPED_FORMULA_BYTES = re.compile(rb"'[=+\-@\t\r]")
 
 
 def unescape_formula(cell: str) -> str:
@@ -362,7 +364,7 @@ def _has_escaped_formulas(path, encoding) -> bool:
         while block := raw.read(1 << 20):
             if _ESCAPED_FORMULA_BYTES.search(tail + block):
                 return True
-            tail = block[-3:]
+            tail = block[-1:]
     return False
 
 

@@ -150,7 +150,7 @@ class PersonRows:
                 found.append((header_of.get(name, name), "Required."))
             elif len(value) > 100:
                 found.append((header_of[name], f"At most 100 characters ({len(value)})."))
-            elif CONTROL_CHARACTERS.search(value):
+            elif not value.isprintable() and CONTROL_CHARACTERS.search(value):  # the test in C first
                 found.append((header_of[name], "A name cannot hold line breaks, tabs or other control characters."))
         dob = None
         raw = given.get("dob", "")
