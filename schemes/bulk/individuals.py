@@ -430,8 +430,9 @@ def _sqlite_sequence(cursor, table):
 
 def import_chunk(upload, first_row, last_row, id_base):
     """People of rows first_row..last_row (their ids: id_base + row number) and their memberships,
-    by INSERT ... SELECT. A national ID registered since the check is skipped, not doubled (the
-    unique index says so as it takes the row: no second look-up per row), and so is its membership."""
+    by INSERT ... SELECT. The national IDs were free at the check: the people go in plainly (the
+    unique index checks each as it goes in). Only if one was registered since then does the chunk run
+    again, skipping that person (ON CONFLICT: a speculative insertion per row) and their membership."""
     quote = connection.ops.quote_name
     staged, people = quote(StagedIndividual._meta.db_table), quote(Individual._meta.db_table)
     members, mapping = quote(Membership._meta.db_table), quote(StagedHousehold._meta.db_table)
@@ -442,31 +443,40 @@ def import_chunk(upload, first_row, last_row, id_base):
         f"INSERT INTO {people} (id, first_name, last_name, dob, sex, national_id, phone, location_id, "
         f"attributes, created_at, updated_at) "
         f"SELECT %s + s.row_number, s.first_name, s.last_name, s.dob, s.sex, s.national_id, s.phone, "
-        f"s.location_id, s.attributes, %s, %s FROM {staged} s WHERE {rows_of_s} "
-        f"ON CONFLICT (national_id) WHERE deleted_at IS NULL DO NOTHING")
+        f"s.location_id, s.attributes, %s, %s FROM {staged} s WHERE {rows_of_s}")
     people_params = [id_base, now, now, *span]
     insert_members = (f"INSERT INTO {members} (household_id, individual_id, role_id, recipient_type, joined_at) "
                       f"SELECT h.household_id, %s + s.row_number, s.role, NULLIF(s.recipient, ''), %s ")
     of_household = f"JOIN {mapping} h ON h.upload_id = s.upload_id AND h.group_code = s.group_code"
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # The trigram index on names takes new entries in a pending list merged when it is full:
-            # a list big enough for a chunk merges once per chunk instead of many times.
+
+    def insert(people_sql):
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # One statement: the members are those of the people just created (RETURNING), so no
+                # join reads the whole registry to find out which rows were skipped.
+                cursor.execute(
+                    f"WITH created AS ({people_sql} RETURNING id), "
+                    f"members AS ({insert_members} FROM created c JOIN {staged} s ON s.row_number = c.id - %s "
+                    f"AND {rows_of_s} {of_household} RETURNING 1) "
+                    f"SELECT (SELECT COUNT(*) FROM created), (SELECT COUNT(*) FROM members)",
+                    [*people_params, id_base, now, id_base, *span])
+                return cursor.fetchone()[0]
+            cursor.execute(people_sql, people_params)
+            created = cursor.rowcount
+            cursor.execute(f"{insert_members} FROM {staged} s {of_household} JOIN {people} p "
+                           f"ON p.id = %s + s.row_number WHERE {rows_of_s}", [id_base, now, id_base, *span])
+            return created
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # The trigram index on names takes new entries in a pending list merged when it is full: a
+            # list big enough for a chunk merges once per chunk instead of many times.
             cursor.execute("SET LOCAL gin_pending_list_limit = '64MB'")
-            # One statement: the members are those of the people just created (RETURNING), so no join
-            # reads the whole registry to find out which rows were skipped.
-            cursor.execute(
-                f"WITH created AS ({insert_people} RETURNING id), "
-                f"members AS ({insert_members} FROM created c JOIN {staged} s ON s.row_number = c.id - %s "
-                f"AND {rows_of_s} {of_household} RETURNING 1) "
-                f"SELECT (SELECT COUNT(*) FROM created), (SELECT COUNT(*) FROM members)",
-                [*people_params, id_base, now, id_base, *span])
-            return cursor.fetchone()[0]
-        cursor.execute(insert_people, people_params)
-        created = cursor.rowcount
-        cursor.execute(f"{insert_members} FROM {staged} s {of_household} JOIN {people} p ON p.id = %s + s.row_number "
-                       f"WHERE {rows_of_s}", [id_base, now, id_base, *span])
-    return created
+    try:
+        with transaction.atomic():
+            return insert(insert_people)
+    except IntegrityError:
+        return insert(f"{insert_people} ON CONFLICT (national_id) WHERE deleted_at IS NULL DO NOTHING")
 
 
 def row_span(upload):
