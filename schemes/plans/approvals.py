@@ -66,6 +66,7 @@ def prepare_change(payload, by):
     plan = _plan(payload)
     if not by.has_perm("plans.change_benefitplan"):
         raise PermissionDenied("You may not change benefit plans.")
+    services.check_plan_changes(plan)
     change = {key: payload[key] for key in ("plan_fields", "schema", "cutoffs")}
     diff = services.plan_change_diff(plan, change)
     return Prepared(
@@ -76,7 +77,7 @@ def prepare_change(payload, by):
 
 
 def execute_change(payload, maker):
-    plan = services.plan_change(plan=_plan(payload), change=payload, by=maker)
+    plan = services.plan_change(plan=_plan(payload), change=payload, by=maker, approved=True)
     return {"revision": plan.latest_revision_id}
 
 

@@ -13,7 +13,7 @@ from sites.fields import IDENTIFIER, FieldType
 from workflows.services import approval_submit
 
 from .models import PlanField, PlanStatus, check_plan_field_names
-from .services import plan_change_payload
+from .services import plan_change_payload, plan_lock_for_change
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 # openIMIS's named validations, as the patterns they check.
@@ -164,7 +164,8 @@ def _pattern(prop):
 
 def schema_import(*, plan, data, by):
     """Replace the plan's schema with the JSON Schema's fields, all or nothing. A draft plan's schema
-    is replaced at once; an active plan's change is submitted as `plans.change` (returns the request)."""
+    is replaced at once; an active plan's change is submitted as `plans.change` (returns the request);
+    a closed plan's is refused (by the request's preparation), nothing submitted."""
     if not by.has_perm("plans.change_planfield"):
         raise PermissionDenied("You may not change plan schemas.")
     fields = parse_schema(data)
@@ -174,6 +175,7 @@ def schema_import(*, plan, data, by):
         return approval_submit(operation="plans.change", by=by, payload={"plan": plan.pk,
                                                                          **plan_change_payload(plan)})
     with transaction.atomic():
+        plan = plan_lock_for_change(plan)
         plan.fields.all().delete()
         for field in fields:
             field.plan = plan

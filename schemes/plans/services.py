@@ -360,13 +360,31 @@ def plan_version(plan):
     return f"{plan.latest_revision_id or 0}:{plan.status}"
 
 
-@transaction.atomic
-def plan_change(*, plan, change, by):
-    """Apply a change (fields, criteria, scoring, schema, cut-offs) and record it as a new version."""
-    _require_permission(by, "plans.change_benefitplan")
-    plan = BenefitPlan.objects.select_for_update().get(pk=plan.pk)
+def check_plan_changes(plan):
+    """Every way of changing a plan (a save, a schema import, a `plans.change` request) asks this
+    first, so a closed plan is refused before anything is applied or submitted."""
     if plan.status == PlanStatus.CLOSED:
         raise ValidationError(f"{plan} is closed: it no longer changes.")
+
+
+def plan_lock_for_change(plan, *, approved=False):
+    """The plan, locked for a change. Only a draft changes directly: its status was read before this
+    lock, so a plan activated meanwhile is refused rather than changed without approval. An approved
+    `plans.change` applies to the active plan it was made for. Call it inside the change's transaction."""
+    plan = BenefitPlan.objects.select_for_update().get(pk=plan.pk)
+    check_plan_changes(plan)
+    if not approved and plan.status != PlanStatus.DRAFT:
+        raise ValidationError(f"{plan} was activated meanwhile, so nothing was changed: save again to "
+                              "submit the change for approval.")
+    return plan
+
+
+@transaction.atomic
+def plan_change(*, plan, change, by, approved=False):
+    """Apply a change (fields, criteria, scoring, schema, cut-offs) and record it as a new version:
+    to a draft, or (`approved`, run by the `plans.change` request) to an active plan."""
+    _require_permission(by, "plans.change_benefitplan")
+    plan = plan_lock_for_change(plan, approved=approved)
     diff = plan_change_diff(plan, change)
     proposed = _proposed_plan(plan, change)
     if proposed.plan_type != plan.plan_type and plan.beneficiaries_of_type().exists():

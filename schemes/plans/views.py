@@ -87,7 +87,8 @@ class PlanEditView(ApprovalMixin, generic.EditView):
 
     def save_instance(self):
         # A draft's save is refused as an approved change would be (closed plan, a type change once
-        # there are beneficiaries), and recorded by the service as a new version.
+        # there are beneficiaries) or if the plan was activated since it was read, and recorded by the
+        # service as a new version.
         change = services.plan_change_payload(self.form.save(commit=False))
         return services.plan_change(plan=self.object, change=change, by=self.request.user)
 

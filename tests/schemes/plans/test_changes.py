@@ -1,9 +1,12 @@
 """Changes to a plan: a draft is edited directly, an active plan's change is a new version that goes
 through approval (operation plans.change), shown to checkers as a diff, void if the plan moved on."""
 
+import json
+
 import pytest
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
@@ -13,7 +16,7 @@ from schemes.plans.schema import schema_import
 from tests.factories import IndividualFactory, RegistryFieldFactory, UserFactory
 from tests.schemes.plans.test_views import client_for, formset, plan_form
 from workflows.models import ApprovalRequest, RequestStatus, WorkflowDefinition, WorkflowStep
-from workflows.services import approval_decide
+from workflows.services import approval_decide, approval_submit
 
 pytestmark = pytest.mark.django_db
 
@@ -120,7 +123,7 @@ def test_a_change_made_against_an_older_version_is_void(designer, checker, activ
     edit(designer, active_plan, name="First")
     first = ApprovalRequest.objects.get(operation="plans.change")
     services.plan_change(plan=active_plan, change=services.plan_change_payload(
-        BenefitPlan.objects.get(pk=active_plan.pk)), by=designer)  # another version lands meanwhile
+        BenefitPlan.objects.get(pk=active_plan.pk)), by=designer, approved=True)  # another version lands meanwhile
 
     with django_capture_on_commit_callbacks(execute=True):
         approval_decide(request=first, verdict="approve", by=checker)
@@ -138,7 +141,7 @@ def test_a_plan_with_beneficiaries_keeps_its_type(designer, active_plan, geo):
     change["plan_fields"]["plan_type"] = "HOUSEHOLD"
 
     with pytest.raises(ValidationError, match="its type cannot change"):
-        services.plan_change(plan=active_plan, change=change, by=designer)
+        services.plan_change(plan=active_plan, change=change, by=designer, approved=True)
 
 
 def test_a_change_with_a_criteria_mistake_is_refused(designer, active_plan):
@@ -146,7 +149,7 @@ def test_a_change_with_a_criteria_mistake_is_refused(designer, active_plan):
     change["plan_fields"]["criteria"] = {"POTENTIAL": {"text": "x", "rule": {"field": "nonsense"}}}
 
     with pytest.raises(ValidationError):
-        services.plan_change(plan=active_plan, change=change, by=designer)
+        services.plan_change(plan=active_plan, change=change, by=designer, approved=True)
     assert BenefitPlan.objects.get(pk=active_plan.pk).criteria_text("POTENTIAL") == "children >= 2"
 
 
@@ -228,3 +231,69 @@ def test_a_draft_plan_without_beneficiaries_changes_type_at_once(designer):
     assert (changed.plan_type, changed.criteria_text("POTENTIAL")) == ("HOUSEHOLD", "household_size >= 3")
     assert changed.revisions.count() == 2
     assert not ApprovalRequest.objects.exists()
+
+
+def test_a_closed_plans_schema_import_is_refused_and_nothing_is_submitted(designer, closed_plan, change_workflow):
+    upload = SimpleUploadedFile("schema.json", json.dumps({"properties": {"grade": {"type": "string"}}}).encode(),
+                                content_type="application/json")
+
+    response = client_for(designer).post(reverse("plans_plan:schema_import", args=[closed_plan.pk]),
+                                         {"file": upload})
+
+    assert response.status_code == 200
+    assert "is closed: it no longer changes" in response.content.decode()
+    assert not ApprovalRequest.objects.exists()
+    assert PlanField.objects.get(plan=closed_plan).field_type == "integer"
+
+
+def test_a_change_request_for_a_closed_plan_is_refused_when_made(designer, closed_plan, change_workflow):
+    with pytest.raises(ValidationError, match="is closed: it no longer changes"):
+        approval_submit(operation="plans.change", by=designer,
+                        payload={"plan": closed_plan.pk, **services.plan_change_payload(closed_plan)})
+    assert not ApprovalRequest.objects.exists()
+
+
+def test_a_drafts_save_is_refused_if_the_plan_was_activated_meanwhile(designer, change_workflow, monkeypatch):
+    client_for(designer).post(reverse("plans_plan:add"), plan_form())
+    plan = BenefitPlan.objects.get(code="CG")
+    payload = services.plan_change_payload
+
+    def activated_meanwhile(edited):
+        # Between the view's read of the status (draft) and the service's lock.
+        if BenefitPlan.objects.get(pk=plan.pk).status == "DRAFT":
+            services.plan_activate(plan=plan, by=designer)
+        return payload(edited)
+
+    monkeypatch.setattr(services, "plan_change_payload", activated_meanwhile)
+    response = client_for(designer).post(reverse("plans_plan:edit", args=[plan.pk]), plan_form(name="Renamed"))
+
+    assert response.status_code == 200
+    assert "was activated meanwhile, so nothing was changed: save again" in response.content.decode()
+    unchanged = BenefitPlan.objects.get(pk=plan.pk)
+    assert (unchanged.name, unchanged.revisions.count()) == ("Child grant", 1)
+    assert not ApprovalRequest.objects.exists()
+
+
+def test_a_direct_schema_import_is_refused_if_the_plan_was_activated_meanwhile(designer, change_workflow):
+    client_for(designer).post(reverse("plans_plan:add"), plan_form())
+    stale = BenefitPlan.objects.get(code="CG")  # read as a draft, then activated
+    services.plan_activate(plan=stale, by=designer)
+
+    with pytest.raises(ValidationError, match="was activated meanwhile"):
+        schema_import(plan=stale, data={"properties": {"grade": {"type": "string"}}}, by=designer)
+    assert not stale.fields.exists()
+    assert not ApprovalRequest.objects.exists()
+
+
+def test_an_approved_schema_import_changes_the_active_plan(designer, checker, active_plan, change_workflow,
+                                                          django_capture_on_commit_callbacks):
+    request = schema_import(plan=active_plan, data={"properties": {"grade": {"type": "string"}}}, by=designer)
+    assert PlanField.objects.get(plan=active_plan).field_type == "integer"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=request, verdict="approve", by=checker)
+
+    assert ApprovalRequest.objects.get(pk=request.pk).status == RequestStatus.EXECUTED
+    changed = BenefitPlan.objects.get(pk=active_plan.pk)
+    assert changed.status == "ACTIVE"
+    assert PlanField.objects.get(plan=active_plan).field_type == "text"
