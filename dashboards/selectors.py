@@ -260,17 +260,23 @@ def _sum_lines(by_status, statuses):
 
 @metric("payments_due_vs_paid", group="line_totals", label="Payments due and paid per cycle", permissions=PAYMENTS_READ,
         category="cycle", values=("due", "paid"), series="payment_plan",
-        description="Approved payrolls: the amount due (every line not cancelled) and the amount paid, per "
-                    "cycle and payment plan, for recipients in your locations.")
+        description="Approved payrolls: the amount due (every line not cancelled, an unpaid line paid again "
+                    "by a follow-up counted once) and the amount paid, per cycle and payment plan, for "
+                    "recipients in your locations.")
 def payments_due_vs_paid(user, filters):
     totals = _line_totals(user, filters)
     payrolls = _payrolls(totals)
+    # A payable follow-up copies its payroll's unpaid lines (same plan, cycle and locations) and is
+    # counted itself: the originals' unpaid lines would count what is due twice.
+    superseded = set(Payroll.objects.filter(follow_up_of__in=list(totals), status__in=PAYABLE_STATUSES)
+                     .values_list("follow_up_of_id", flat=True))
     grouped = {}
     for payroll_id, by_status in totals.items():
         _name, cycle, start, plan, currency, status = payrolls[payroll_id]
         if status not in PAYABLE_STATUSES:
             continue
-        due_lines, due = _sum_lines(by_status, [s for s in LineStatus.values if s != LineStatus.CANCELLED])
+        not_due = {LineStatus.CANCELLED, LineStatus.UNPAID} if payroll_id in superseded else {LineStatus.CANCELLED}
+        due_lines, due = _sum_lines(by_status, [s for s in LineStatus.values if s not in not_due])
         paid_lines, paid = _sum_lines(by_status, [LineStatus.PAID])
         key = (start, cycle, plan, currency)
         before = grouped.get(key, (ZERO, ZERO, 0, 0))

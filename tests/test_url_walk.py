@@ -807,8 +807,10 @@ def form_payloads(w, namespace, view, side):
     if kind == "paymentprovider":
         return [{"code": "HACK-PROV" if view == "add" else "WALK-PROV", "name": "Hacked provider"}]
     if kind == "paymentpoint":
+        # A new point goes where no point is yet (one point per place: the village has its own).
+        free = w.leaf_a if view == "add" and side == "a" else village
         return [{"code": "HACK-PT" if view == "add" else f"WALK-PT-{side.upper()}", "name": "Hacked point",
-                 "provider": w.provider.pk, "location": village.pk}]
+                 "provider": w.provider.pk, "location": free.pk}]
     raise AssertionError(kind)
 
 

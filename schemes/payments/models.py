@@ -60,10 +60,13 @@ class PaymentPlan(models.Model):
     class Meta:
         ordering = ["code"]
         constraints = [
+            # The messages reach users through full_clean(): the constraints' names would not tell them.
             models.CheckConstraint(condition=Q(ceiling_per_beneficiary__isnull=True) | Q(ceiling_per_beneficiary__gt=0),
-                                   name="payment_plan_ceiling_positive"),
+                                   name="payment_plan_ceiling_positive", violation_error_code="ceiling_not_positive",
+                                   violation_error_message="The ceiling per beneficiary must be more than zero."),
             models.CheckConstraint(condition=Q(limit_per_transaction__isnull=True) | Q(limit_per_transaction__gt=0),
-                                   name="payment_plan_limit_positive"),
+                                   name="payment_plan_limit_positive", violation_error_code="limit_not_positive",
+                                   violation_error_message="The limit per transaction must be more than zero."),
         ]
 
     def __str__(self):
@@ -96,7 +99,9 @@ class PaymentCycle(FSMModelMixin, models.Model):
     class Meta:
         ordering = ["-start_date", "code"]
         constraints = [models.CheckConstraint(condition=Q(end_date__gte=models.F("start_date")),
-                                              name="payment_cycle_ends_after_start")]
+                                              name="payment_cycle_ends_after_start",
+                                              violation_error_code="ends_before_start",
+                                              violation_error_message="The cycle must end on or after its start.")]
 
     def __str__(self):
         return f"{self.code} ({self.start_date:%Y-%m-%d} to {self.end_date:%Y-%m-%d})"

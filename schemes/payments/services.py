@@ -17,6 +17,7 @@ from schemes.plans.catalogues import beneficiary_catalogue
 from schemes.plans.models import BeneficiaryStatus
 from schemes.plans.services import criteria_node
 from schemes.plans.targeting import score_node
+from schemes.registry.models import Individual
 from schemes.rules.nodes import to_json
 from sites.audit import audit
 from sites.scoping import scope_for
@@ -287,10 +288,28 @@ def _require_point_in_scope(by, location):
         raise ValidationError({"location": ["Choose a location within your locations."]})
 
 
+def _require_point_alone(location, point=None):
+    """A beneficiary collects at one point: a point may not cover what another covers (its location,
+    a location above it or under it), or the line goes to two points' files, and two providers pay
+    it. Points are few: the table is locked while one is placed, so two placed at once cannot overlap."""
+    if location is None:
+        return
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"LOCK TABLE {connection.ops.quote_name(PaymentPoint._meta.db_table)} IN EXCLUSIVE MODE")
+    others = PaymentPoint.objects.select_related("provider", "location").exclude(pk=getattr(point, "pk", None))
+    for other in others:
+        if other.location.path.startswith(location.path) or location.path.startswith(other.location.path):
+            raise ValidationError({"location": [
+                f"Point {other.code} ({other.provider}) already covers {other.location}: a beneficiary there "
+                "would collect at two points. Choose a location that no other point covers."]})
+
+
 @transaction.atomic
 def point_create(*, fields, by):
     _require_permission(by, "payments.add_paymentpoint")
     _require_point_in_scope(by, fields.get("location"))
+    _require_point_alone(fields.get("location"))
     return _save_with_audit(PaymentPoint(), _only(fields, POINT_FIELDS), action="mizani.payment_point", by=by)
 
 
@@ -300,6 +319,7 @@ def point_change(*, point, fields, by):
     point = PaymentPoint.objects.select_for_update().get(pk=point.pk)
     _require_point_in_scope(by, point.location)
     _require_point_in_scope(by, fields.get("location", point.location))
+    _require_point_alone(fields.get("location", point.location), point)
     return _save_with_audit(point, _only(fields, POINT_FIELDS), action="mizani.payment_point", by=by)
 
 
@@ -333,6 +353,7 @@ def payroll_generate_start(*, payment_plan, cycle, by):
     try:
         with transaction.atomic():
             _lock_open_cycle(cycle)
+            _require_no_overlapping_payroll(payment_plan, cycle)
             payroll = Payroll.objects.create(
                 name=f"{payment_plan.code} {cycle.code}", payment_plan=payment_plan, cycle=cycle,
                 formula={"formula": payment_plan.formula, "criteria": payment_plan.criteria},
@@ -346,6 +367,21 @@ def payroll_generate_start(*, payment_plan, cycle, by):
             raise
         return existing
     return payroll
+
+
+def _require_no_overlapping_payroll(payment_plan, cycle):
+    """One payroll per payment plan for any day: another cycle whose dates overlap this one's (a
+    duplicate cycle, a schedule made twice) would pay the same beneficiaries twice for the same days.
+    The payment plan's row is locked first, so two such payrolls started at once cannot both pass."""
+    PaymentPlan.objects.select_for_update(no_key=True).filter(pk=payment_plan.pk).values_list("pk").get()
+    other = (Payroll.objects.filter(payment_plan=payment_plan, follow_up_of__isnull=True,
+                                    cycle__start_date__lte=cycle.end_date, cycle__end_date__gte=cycle.start_date)
+             .exclude(cycle=cycle).exclude(status__in=DEAD_STATUSES).select_related("cycle").first())
+    if other is not None:
+        raise ValidationError(
+            f"{other} already pays {other.cycle.code} ({other.cycle.start_date:%Y-%m-%d} to "
+            f"{other.cycle.end_date:%Y-%m-%d}), whose dates overlap cycle {cycle.code}'s: a second payroll "
+            "would pay the same beneficiaries twice for the same days.")
 
 
 def _lock_open_cycle(cycle):
@@ -454,9 +490,12 @@ def payroll_compare(payroll_id):
 def _lines_sql(payroll):
     if payroll.follow_up_of_id:
         table = connection.ops.quote_name(PaymentLine._meta.db_table)
+        people = connection.ops.quote_name(Individual._meta.db_table)
+        # Not to a recipient removed from the registry since (deceased, a merged duplicate...).
         return (f"INSERT INTO {table} (payroll_id, beneficiary_id, recipient_id, location_id, amount, inputs, "
                 f"flagged_over_limit, status, receipt, paid_on) SELECT %s, beneficiary_id, recipient_id, location_id, "
-                f"amount, inputs, flagged_over_limit, %s, '', NULL FROM {table} WHERE payroll_id = %s AND status = %s",
+                f"amount, inputs, flagged_over_limit, %s, '', NULL FROM {table} l WHERE payroll_id = %s AND status = %s "
+                f"AND NOT EXISTS (SELECT 1 FROM {people} p WHERE p.id = l.recipient_id AND p.deleted_at IS NOT NULL)",
                 [payroll.pk, LineStatus.DUE, payroll.follow_up_of_id, LineStatus.UNPAID])
     parameters = payroll.parameters
     formula = generation.Formula(benefit_plan=payroll.payment_plan.benefit_plan,

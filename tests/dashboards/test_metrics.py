@@ -121,6 +121,49 @@ def test_payments_due_and_paid_per_district_equal_sql_sums(geo, approved_payroll
     assert compute("payments_due_vs_paid", viewer) is None
 
 
+def test_a_follow_up_counts_what_is_due_once_per_cycle(approved_payroll, people, accountant, accountant_a,
+                                                       accountant_b, checkers, django_capture_on_commit_callbacks):
+    """The closing marks three lines (2,600) unpaid; the follow-up copies them. What is due in the cycle
+    stays the four lines (3,400), not the original's unpaid lines plus their copies."""
+    from django.core.cache import cache
+
+    from dashboards.reports import payments_with_outstanding
+    from schemes.payments import services
+    from schemes.payments.models import Payroll
+    from schemes.payments.reconciliation import reconcile_batch
+    from tests.schemes.payments.conftest import line_of
+    from workflows.services import approval_decide
+
+    def figures(user):
+        cache.clear()
+        table = payments_with_outstanding(compute("payments_due_vs_paid", user))
+        assert len(table.rows) == 1  # one cycle and plan
+        return tuple(table.total(key) for key in ("due", "paid", "outstanding", "due_lines", "paid_lines"))
+
+    reconcile_batch(payroll=approved_payroll, by=accountant, rows=[
+        {"code": line_of(approved_payroll, people["three"]).code, "paid": True, "receipt": "R1"}])
+    services.payroll_close(payroll=approved_payroll, mark_due_unpaid=True, by=accountant)
+    with django_capture_on_commit_callbacks(execute=True):
+        follow_up = services.payroll_follow_up_start(payroll=approved_payroll, by=accountant)
+    with django_capture_on_commit_callbacks(execute=True):
+        request = services.payroll_submit(payroll=Payroll.objects.get(pk=follow_up.pk), by=accountant)
+    # Until the follow-up is approved only the original's lines are owed: its unpaid ones still count.
+    assert figures(accountant) == (Decimal("3400.00"), Decimal("800.00"), Decimal("2600.00"), 4, 1)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=request, verdict="approve", by=checkers[0][0])
+    follow_up = Payroll.objects.get(pk=follow_up.pk)
+    reconcile_batch(payroll=follow_up, by=accountant, rows=[
+        {"code": line_of(follow_up, people[name]).code, "paid": True, "receipt": f"R-{name}"}
+        for name in ("six", "single_b")])
+
+    # Paid: three 800 in the original, six 900 and single_b 600 in the follow-up; five_with_baby's
+    # 1,100 is still owed.
+    assert figures(accountant) == (Decimal("3400.00"), Decimal("2300.00"), Decimal("1100.00"), 4, 3)
+    assert figures(accountant_a) == (Decimal("2800.00"), Decimal("1700.00"), Decimal("1100.00"), 3, 2)
+    assert figures(accountant_b) == (Decimal("600.00"), Decimal("600.00"), Decimal("0.00"), 1, 1)
+
+
 def test_filters_narrow_by_plan_location_and_period(geo, people, benefit_plan, superuser):
     other = BenefitPlan.objects.create(code="OT", name="Other plan")
     other.activate()

@@ -273,3 +273,49 @@ def test_the_diff_shows_new_removed_and_changed_beneficiaries(
     assert (diff["new"], diff["removed"], diff["changed"]) == (1, 1, 0)
     assert [line.beneficiary_id for line in diff["samples"]["new"]] == [people["suspended"].pk]
     assert [line.beneficiary_id for line in diff["samples"]["removed"]] == [people["single_b"].pk]
+
+
+# --- found in a walk through the payments screens ---------------------------------------------------
+
+
+def test_a_payroll_for_a_cycle_overlapping_one_already_paid_is_refused(sealed, payment_plan, accountant, superuser):
+    """A duplicate cycle (or a schedule made twice) would pay the same people twice for the same days."""
+    paid = sealed.cycle
+    twin = services.cycle_create(code="DUP", start_date=paid.start_date, end_date=paid.end_date, by=superuser)
+    overlapping = services.cycle_create(code="HALF", start_date=paid.end_date, end_date=paid.end_date + datetime.timedelta(
+        days=20), by=superuser)
+
+    for cycle in (twin, overlapping):
+        with pytest.raises(ValidationError, match="whose dates overlap cycle .*would pay the same beneficiaries twice"):
+            services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle, by=accountant)
+    assert Payroll.objects.filter(payment_plan=payment_plan).count() == 1
+
+
+def test_a_follow_up_does_not_pay_a_person_removed_from_the_registry(approved, accountant, people,
+                                                                    django_capture_on_commit_callbacks):
+    from schemes.registry.models import Individual
+
+    services.payroll_close(payroll=approved, mark_due_unpaid=True, by=accountant)
+    removed = PaymentLine.objects.filter(payroll=approved).first()
+    Individual.objects.filter(pk=removed.recipient_id).update(deleted_at=datetime.datetime.now(datetime.UTC))
+    with django_capture_on_commit_callbacks(execute=True):
+        follow_up = services.payroll_follow_up_start(payroll=approved, by=accountant)
+
+    recipients = set(PaymentLine.objects.filter(payroll_id=follow_up.pk).values_list("recipient_id", flat=True))
+    assert removed.recipient_id not in recipients and len(recipients) == approved.line_count - 1
+
+
+def test_payment_points_may_not_cover_the_same_people(geo, superuser):
+    from schemes.payments.models import PaymentProvider
+
+    mpesa = PaymentProvider.objects.create(code="MPESA", name="M-Pesa")
+    airtel = PaymentProvider.objects.create(code="AIRTEL", name="Airtel")
+    services.point_create(fields={"code": "P-A", "name": "District A", "provider": mpesa,
+                                  "location": geo.district_a}, by=superuser)
+
+    for location in (geo.village_a, geo.district_a, geo.region):  # under it, the same, above it
+        with pytest.raises(ValidationError, match="already covers"):
+            services.point_create(fields={"code": "P-X", "name": "Overlap", "provider": airtel, "location": location},
+                                  by=superuser)
+    services.point_create(fields={"code": "P-B", "name": "District B", "provider": airtel,
+                                  "location": geo.district_b}, by=superuser)
