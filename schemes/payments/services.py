@@ -183,10 +183,13 @@ def cycle_schedule_generate(*, prefix, first_start, periodicity, count, by):
     if not 1 <= int(count) <= 120:
         raise ValidationError({"count": ["Generate between 1 and 120 cycles."]})
     cycles = []
-    for number in range(int(count)):
-        start = _add_months(first_start, months * number)
-        end = _add_months(first_start, months * (number + 1)) - datetime.timedelta(days=1)
-        cycles.append(PaymentCycle(code=f"{prefix}-{start:%Y-%m}", start_date=start, end_date=end))
+    try:
+        for number in range(int(count)):
+            start = _add_months(first_start, months * number)
+            end = _add_months(first_start, months * (number + 1)) - datetime.timedelta(days=1)
+            cycles.append(PaymentCycle(code=f"{prefix}-{start:%Y-%m}", start_date=start, end_date=end))
+    except (OverflowError, ValueError):  # past the calendar's last year
+        raise ValidationError({"first_start": ["The schedule would run past the year 9999."]}) from None
     taken = sorted(PaymentCycle.objects.filter(code__in=[c.code for c in cycles]).values_list("code", flat=True))
     if taken:
         raise ValidationError({"prefix": [f"These cycles exist already: {', '.join(taken)}."]})

@@ -319,3 +319,10 @@ def test_payment_points_may_not_cover_the_same_people(geo, superuser):
                                   by=superuser)
     services.point_create(fields={"code": "P-B", "name": "District B", "provider": airtel,
                                   "location": geo.district_b}, by=superuser)
+
+
+def test_a_schedule_past_the_calendars_end_is_refused_not_a_server_error(superuser):
+    with pytest.raises(ValidationError, match="past the year 9999"):
+        services.cycle_schedule_generate(prefix="FAR", first_start=datetime.date(9999, 6, 1), periodicity=2, count=6,
+                                         by=superuser)
+    assert not PaymentCycle.objects.filter(code__startswith="FAR").exists()
