@@ -2,6 +2,7 @@
 bulk beneficiary status changes. Checkers see counts, a sample or a diff; the change runs, once
 approved, as the maker, through the same services."""
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 
 from schemes.rules.nodes import to_json
@@ -35,11 +36,13 @@ def prepare_enrol(payload, by):
         counts = {"Qualifying by score and criteria": counts.pop("Matching the criteria"), **counts}
     return Prepared(
         payload={"plan": plan.pk, "rule": rule, "target_status": payload["target_status"], "scoring": scoring,
-                 "text": payload.get("text") or (payload["rule"] if isinstance(payload["rule"], str) else "")},
+                 "text": payload.get("text") or (payload["rule"] if isinstance(payload["rule"], str) else ""),
+                 "maker": by.pk},
         summary={"title": f"Enrol {preview['would_add']:,} as {payload['target_status'].lower()} in {plan}",
                  "diff": [], "sensitive": [], "counts": counts, "sample": preview["sample"]},
         # The enrolment covers the maker's locations: checkers of those locations decide it.
         location=scope_for(by).root(),
+        version=preview["fingerprint"],
     )
 
 
@@ -50,14 +53,22 @@ def execute_enrol(payload, maker):
     return {"added": added}
 
 
-def unchanging_version(payload):
-    """Computed again when it runs (who qualifies then), so nothing the approvers saw can go stale in
-    a way that would make it wrong: never void."""
-    return ""
+def _maker(payload):
+    return get_user_model().objects.filter(pk=payload.get("maker")).first()
+
+
+def enrol_version(payload):
+    """Who would be enrolled now: if others than the checkers were shown (people registered, enrolled
+    or changed meanwhile), the request is void and the maker submits it again."""
+    plan, maker = BenefitPlan.objects.filter(pk=payload.get("plan")).first(), _maker(payload)
+    if plan is None or maker is None:
+        return "gone"
+    return services.enrolment_preview(plan=plan, rule=payload["rule"], target_status=payload["target_status"],
+                                      by=maker, scoring=payload.get("scoring"))["fingerprint"]
 
 
 ENROL = register(Operation(name="plans.enrol", label="Enrol people in a benefit plan", prepare=prepare_enrol,
-                           execute=execute_enrol, version=unchanging_version, default_requires_approval=True))
+                           execute=execute_enrol, version=enrol_version, default_requires_approval=True))
 
 
 # --- plan changes -------------------------------------------------------------------------------
@@ -99,7 +110,8 @@ def prepare_bulk_status(payload, by):
     services.check_status_action(action, reason)
     preview = services.bulk_status_preview(plan=plan, action=action, by=by, statuses=statuses, ids=ids)
     return Prepared(
-        payload={"plan": plan.pk, "action": action, "reason": reason, "statuses": statuses, "ids": ids},
+        payload={"plan": plan.pk, "action": action, "reason": reason, "statuses": statuses, "ids": ids,
+                 "maker": by.pk},
         summary={"title": f"{action.capitalize()} {preview['applies']:,} beneficiaries of {plan}",
                  "diff": [], "sensitive": [],
                  "counts": {"Selected": preview["selected"], f"Would become {preview['target'].lower()}":
@@ -107,6 +119,7 @@ def prepare_bulk_status(payload, by):
                             preview["selected"] - preview["applies"]},
                  "reason": reason},
         location=scope_for(by).root(),
+        version=preview["fingerprint"],
     )
 
 
@@ -116,6 +129,16 @@ def execute_bulk_status(payload, maker):
         statuses=payload.get("statuses") or (), ids=payload.get("ids") or ())
 
 
+def bulk_status_version(payload):
+    """Which beneficiaries the change would move now: void if others than the checkers were shown."""
+    plan, maker = BenefitPlan.objects.filter(pk=payload.get("plan")).first(), _maker(payload)
+    if plan is None or maker is None:
+        return "gone"
+    return services.bulk_status_preview(plan=plan, action=payload["action"], by=maker,
+                                        statuses=payload.get("statuses") or (), ids=payload.get("ids") or ())[
+        "fingerprint"]
+
+
 BULK_STATUS = register(Operation(name="plans.bulk_status", label="Change the status of many beneficiaries",
                                  prepare=prepare_bulk_status, execute=execute_bulk_status,
-                                 version=unchanging_version, default_requires_approval=True))
+                                 version=bulk_status_version, default_requires_approval=True))

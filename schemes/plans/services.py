@@ -6,7 +6,7 @@ from decimal import Decimal
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Count, Exists, F, OuterRef, Sum
 from django.utils import timezone
 
 from schemes.rules.compiler import compile_rule, to_sql
@@ -64,7 +64,8 @@ def enrolment_preview(*, plan, rule, target_status, by, scoring=None):
         raise ValidationError({"target_status": [f"Enrol as {' or '.join(ENROL_TARGETS)}."]})
     matching, candidates = enrolment_candidates(plan=plan, rule=rule, by=by, scoring=scoring)
     matching_count = matching.count()
-    to_add = candidates.count()
+    adding = candidates.aggregate(n=Count("pk"), ids=Sum("pk"))
+    to_add = adding["n"]
     over = 0
     if plan.max_beneficiaries is not None:
         over = max(0, plan.live_beneficiaries + to_add - plan.max_beneficiaries)
@@ -73,6 +74,7 @@ def enrolment_preview(*, plan, rule, target_status, by, scoring=None):
         "already_enrolled": matching_count - to_add,
         "would_add": to_add,
         "over_maximum": over,
+        "fingerprint": _fingerprint(adding),
         "sample": [{"id": p.pk, "name": str(p)} for p in candidates.order_by("pk")[:SAMPLE_SIZE]],
     }
 
@@ -248,10 +250,16 @@ def bulk_status_preview(*, plan, action, by, statuses=(), ids=()):
     check_status_action(action, "-")
     sources, target = transition_sources(plan.beneficiary_model, action)
     selection = bulk_status_selection(plan=plan, by=by, statuses=statuses, ids=ids)
-    applies = selection.filter(status__in=sources).count()
+    applying = selection.filter(status__in=sources).aggregate(n=Count("pk"), ids=Sum("pk"))
     selected = selection.count()
-    return {"selected": selected, "applies": applies, "unchanged": selected - applies, "target": target,
-            "from": sources}
+    return {"selected": selected, "applies": applying["n"], "unchanged": selected - applying["n"], "target": target,
+            "from": sources, "fingerprint": _fingerprint(applying)}
+
+
+def _fingerprint(aggregate):
+    """Which records a change would touch, in a few characters (their count and the sum of their ids):
+    an approval is void when it would touch others than the checkers were shown."""
+    return f"{aggregate['n']}:{aggregate['ids'] or 0}"
 
 
 @transaction.atomic

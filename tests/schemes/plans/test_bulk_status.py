@@ -82,7 +82,8 @@ def refused(response):
 
 def test_suspend_moves_only_active_rows_in_the_makers_locations(plan, population, clerk_a):
     preview = services.bulk_status_preview(plan=plan, action="suspend", by=clerk_a)
-    assert preview == {"selected": 7, "applies": 3, "unchanged": 4, "target": SUSPENDED, "from": [ACTIVE]}
+    assert preview == {"selected": 7, "applies": 3, "unchanged": 4, "target": SUSPENDED, "from": [ACTIVE],
+                       "fingerprint": preview["fingerprint"]}
 
     result = services.beneficiaries_change_status(plan=plan, action="suspend", reason="Audit of visits",
                                                   by=clerk_a)
@@ -284,6 +285,22 @@ def test_submitted_from_the_page_it_waits_for_a_checker_then_applies(plan, popul
     moved = Beneficiary.objects.filter(plan=plan, status=SUSPENDED, individual__first_name__startswith="a_active")
     assert {row.status_changed_by_id for row in moved} == {clerk_a.pk}  # applied as the maker
     assert len(bulk_entries(plan)) == 1
+
+
+def test_a_request_that_would_move_others_than_the_checker_saw_is_void(plan, population, clerk_a, checker,
+                                                                       bulk_workflow,
+                                                                       django_capture_on_commit_callbacks):
+    """Three active beneficiaries were shown; a fourth activated meanwhile is not the checker's decision."""
+    client_for(clerk_a).post(reverse("plans_plan:bulk_status", args=[plan.pk]), bulk_form())
+    request = ApprovalRequest.objects.get(operation="plans.bulk_status")
+    Beneficiary.objects.filter(plan=plan, individual__first_name="a_suspended").update(status=ACTIVE)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=request, verdict="approve", by=checker)
+
+    assert ApprovalRequest.objects.get(pk=request.pk).status == RequestStatus.VOID
+    assert not Beneficiary.objects.filter(plan=plan, status=SUSPENDED,
+                                          individual__first_name__startswith="a_").exists()  # nothing moved
 
 
 def test_a_rejected_request_changes_nothing(plan, population, clerk_a, checker, bulk_workflow,

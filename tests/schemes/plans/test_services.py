@@ -151,6 +151,27 @@ def test_enrolment_goes_through_approval_and_runs_once_approved(plan, people, of
     assert enrolled(plan) == {"Amina", "Chausiku"}
 
 
+def test_an_enrolment_that_would_add_others_than_the_checker_saw_is_void(plan, people, officer, geo,
+                                                                         django_capture_on_commit_callbacks):
+    from django.contrib.auth.models import Group
+
+    from workflows import services as workflows
+    from workflows.models import ApprovalRequest, RequestStatus, WorkflowDefinition, WorkflowStep
+
+    definition = WorkflowDefinition.objects.create(operation="plans.enrol")
+    WorkflowStep.objects.create(definition=definition, group=Group.objects.get(name="Checker"), sort_order=0)
+    checker = UserFactory(role="Checker", locations=[geo.district_a])
+    request = workflows.approval_submit(operation="plans.enrol", by=officer, payload={
+        "plan": plan.pk, "rule": "children >= 2", "target_status": "POTENTIAL"})
+    IndividualFactory(first_name="Late", location=geo.village_a, attributes={"children": 2})  # registered meanwhile
+
+    with django_capture_on_commit_callbacks(execute=True):
+        workflows.approval_decide(request=request, verdict="approve", by=checker)
+
+    assert ApprovalRequest.objects.get(pk=request.pk).status == RequestStatus.VOID
+    assert enrolled(plan) == set()
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the delete guard is a PostgreSQL trigger")
 def test_the_database_refuses_to_delete_a_plan_that_has_beneficiaries(plan, people, officer):
     services.enrolment_execute(plan=plan, rule="first_name == 'Amina'", target_status="POTENTIAL", by=officer)
