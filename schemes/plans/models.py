@@ -113,8 +113,8 @@ class PlanField(FieldDefinition):
     plan = ParentalKey(BenefitPlan, on_delete=models.CASCADE, related_name="fields")
     unique = models.BooleanField(default=False, help_text="No two beneficiaries of the plan share a value.")
 
-    panels = [FieldPanel(name) for name in ("name", "label", "field_type", "required", "unique", "min_value",
-                                             "max_value", "pattern", "choices", "help_text")]
+    panels = [FieldPanel(name) for name in ("name", "label", "field_type", "required", "unique", "sensitive",
+                                             "min_value", "max_value", "pattern", "choices", "help_text")]
 
     class Meta(FieldDefinition.Meta):
         constraints = [models.UniqueConstraint(fields=["plan", "name"], name="plan_field_unique_name")]

@@ -64,6 +64,8 @@ def _property(field):
             prop["maxLength"] = int(field.max_value)
     if field.unique:
         prop["uniqueness"] = True
+    if field.sensitive:  # ours, like "uniqueness": JSON Schema readers ignore keywords they do not know
+        prop["sensitive"] = True
     return prop
 
 
@@ -105,7 +107,8 @@ def _field(name, prop, required, order):
     kind = prop.get("type")
     field = PlanField(name=name, label=str(prop.get("title") or name.replace("_", " ").capitalize())[:120],
                       help_text=str(prop.get("description", ""))[:255], required=required,
-                      unique=prop.get("uniqueness") is True, sort_order=order)
+                      unique=prop.get("uniqueness") is True, sensitive=prop.get("sensitive") is True,
+                      sort_order=order)
     if "enum" in prop:
         values = prop["enum"]
         if not isinstance(values, list) or not values or not all(isinstance(v, (str, int)) for v in values):

@@ -329,8 +329,13 @@ def _describe_row(row):
         return "—"
     if "field_type" not in row:
         return str(row.get("cutoff"))
-    flags = [flag for flag in ("required", "unique") if row.get(flag)]
-    return f"{row.get('label') or row['name']} ({row['field_type']}{', ' + ', '.join(flags) if flags else ''})"
+    # Everything a field checks or hides: a checker must see a bound, pattern or masking change.
+    details = [flag for flag in ("required", "unique", "sensitive") if row.get(flag)]
+    details += [f"{label} {row[key]}" for key, label in (("min_value", "min"), ("max_value", "max"),
+                                                          ("pattern", "pattern")) if row.get(key) not in (None, "")]
+    if row.get("choices"):
+        details.append("choices " + " / ".join(map(str, row["choices"])))
+    return f"{row.get('label') or row['name']} ({', '.join([row['field_type'], *details])})"
 
 
 def plan_change_diff(plan, change):

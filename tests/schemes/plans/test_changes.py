@@ -100,6 +100,17 @@ def test_an_active_plans_change_waits_for_approval_and_shows_the_diff(designer, 
     assert changed.revisions.count() == versions + 1
 
 
+def test_the_diff_shows_a_fields_bounds_pattern_and_masking(active_plan):
+    """A checker shown "Grade (integer) -> Grade (integer)" cannot see that the maximum went up 500 times."""
+    change = services.plan_change_payload(active_plan)
+    change["schema"][0].update(max_value="500000", sensitive=True)
+
+    diff = {row[0]: row[1:] for row in services.plan_change_diff(active_plan, change)}
+
+    before, after = diff["Schema field grade"]
+    assert "max 500000" in after and "sensitive" in after and before != after
+
+
 def test_the_edit_page_of_an_active_plan_says_a_save_goes_to_approval(designer, active_plan):
     response = client_for(designer).get(reverse("plans_plan:edit", args=[active_plan.pk]))
 

@@ -77,6 +77,20 @@ def test_export_then_import_gives_the_same_schema(plan, designer):
     assert exported["properties"]["email"]["uniqueness"] is True
 
 
+def test_a_sensitive_field_stays_sensitive_through_download_and_upload(plan, designer):
+    """Lost on the way, the masking of a bank account would be switched off without anyone seeing it."""
+    schema_import(plan=plan, data={"properties": {"bank_account": {"type": "string", "sensitive": True},
+                                                  "grade": {"type": "integer"}}}, by=designer)
+    exported = export_schema(plan)
+    other = BenefitPlan.objects.create(code="CG3", name="Copy")
+    schema_import(plan=other, data=exported, by=designer)
+
+    assert exported["properties"]["bank_account"]["sensitive"] is True and "sensitive" not in exported["properties"][
+        "grade"]
+    assert dict(other.fields.values_list("name", "sensitive")) == {"bank_account": True, "grade": False}
+    assert "sensitive" in [panel.field_name for panel in PlanField.panels]  # and on the plan's form
+
+
 @pytest.mark.parametrize("data, message", [
     ({"type": "object"}, "needs an object of \"properties\""),
     ({"properties": {"x": {"type": "array"}}}, "Property 'x': the type 'array' is not supported"),
