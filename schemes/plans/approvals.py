@@ -3,7 +3,7 @@ bulk beneficiary status changes. Checkers see counts, a sample or a diff; the ch
 approved, as the maker, through the same services."""
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 
 from schemes.rules.nodes import to_json
 from sites.scoping import scope_for
@@ -11,7 +11,7 @@ from workflows.operations import Operation, Prepared, register
 
 from . import services, targeting
 from .catalogues import candidate_catalogue
-from .models import BenefitPlan
+from .models import BenefitPlan, PlanStatus
 
 
 def _plan(payload):
@@ -25,6 +25,8 @@ def _plan(payload):
 
 def prepare_enrol(payload, by):
     plan = _plan(payload)
+    if plan.status != PlanStatus.ACTIVE:
+        raise ValidationError(f"{plan} is {plan.get_status_display().lower()}: only an active plan enrols.")
     catalogue = candidate_catalogue(plan)
     rule = to_json(services.criteria_node(payload.get("rule"), catalogue))
     scoring = targeting.validate_scoring(payload["scoring"], catalogue) if payload.get("scoring") else None
@@ -34,6 +36,11 @@ def prepare_enrol(payload, by):
               "Would be added": preview["would_add"], "Above the plan's maximum": preview["over_maximum"]}
     if scoring:
         counts = {"Qualifying by score and criteria": counts.pop("Matching the criteria"), **counts}
+    if not preview["would_add"]:
+        raise ValidationError("Nobody would be added: everyone matching is enrolled already, or nobody matches.")
+    if preview["over_maximum"]:
+        raise ValidationError(f"{preview['over_maximum']:,} more than the plan's maximum would be enrolled: narrow "
+                              "the criteria, or raise the maximum first.")
     return Prepared(
         payload={"plan": plan.pk, "rule": rule, "target_status": payload["target_status"], "scoring": scoring,
                  "text": payload.get("text") or (payload["rule"] if isinstance(payload["rule"], str) else ""),
@@ -80,6 +87,9 @@ def prepare_change(payload, by):
     services.check_plan_changes(plan)
     change = {key: payload[key] for key in ("plan_fields", "schema", "cutoffs")}
     diff = services.plan_change_diff(plan, change)
+    if not diff:
+        raise ValidationError("Nothing would change: no request was made.")
+    services.plan_change_check(_plan(payload), change)  # refused now, not after the checkers approve
     return Prepared(
         payload={"plan": plan.pk, **change},
         summary={"title": f"Change {plan} (a new version)", "diff": diff, "sensitive": []},

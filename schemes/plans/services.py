@@ -399,6 +399,17 @@ def plan_change(*, plan, change, by, approved=False):
     _require_permission(by, "plans.change_benefitplan")
     plan = plan_lock_for_change(plan, approved=approved)
     diff = plan_change_diff(plan, change)
+    plan = plan_change_check(plan, change)
+    plan.save()
+    revision = plan.save_revision(user=by, clean=False)  # cleaned above; status is protected
+    audit(plan, "mizani.plan_change", by=by, data={"revision": revision.pk, "diff": diff})
+    return plan
+
+
+def plan_change_check(plan, change):
+    """`plan` as `change` would leave it, checked for everything applying it would refuse (type,
+    fields, bounds, the maximum against the live beneficiaries, schema rows, rules), unsaved: asked
+    when a change is submitted, so a checker never approves what cannot be applied, and again then."""
     proposed = _proposed_plan(plan, change)
     if proposed.plan_type != plan.plan_type and plan.beneficiaries_of_type().exists():
         raise ValidationError({"plan_type": ["The plan has beneficiaries: its type cannot change."]})
@@ -411,9 +422,6 @@ def plan_change(*, plan, change, by, approved=False):
             row.full_clean(exclude=["plan"])
         setattr(plan, relation, rows)
     _check_rules(plan)
-    plan.save()
-    revision = plan.save_revision(user=by, clean=False)  # cleaned above; status is protected
-    audit(plan, "mizani.plan_change", by=by, data={"revision": revision.pk, "diff": diff})
     return plan
 
 

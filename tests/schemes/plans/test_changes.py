@@ -308,3 +308,20 @@ def test_an_approved_schema_import_changes_the_active_plan(designer, checker, ac
     changed = BenefitPlan.objects.get(pk=active_plan.pk)
     assert changed.status == "ACTIVE"
     assert PlanField.objects.get(plan=active_plan).field_type == "text"
+
+
+def test_a_change_that_could_not_be_applied_is_refused_when_submitted_not_after_approval(
+        designer, active_plan, change_workflow):
+    from django.core.exceptions import ValidationError
+
+    from workflows.services import approval_submit
+
+    change = services.plan_change_payload(active_plan)
+    with pytest.raises(ValidationError, match="Nothing would change"):
+        approval_submit(operation="plans.change", by=designer, payload={"plan": active_plan.pk, **change})
+    change["schema"] = []  # the plan's own field goes, while the new criteria name it
+    change["plan_fields"]["criteria"] = {"POTENTIAL": {"text": "grade >= 2", "rule": {
+        "binary": ">=", "left": {"field": "grade"}, "right": {"literal": "2", "type": "number"}}}}
+    with pytest.raises(ValidationError, match="Unknown field 'grade'"):
+        approval_submit(operation="plans.change", by=designer, payload={"plan": active_plan.pk, **change})
+    assert not ApprovalRequest.objects.exists()

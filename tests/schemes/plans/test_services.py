@@ -200,3 +200,19 @@ def test_nothing_a_beneficiary_refers_to_can_be_deleted_even_in_sql(officer, pla
 
     with pytest.raises(IntegrityError, match="has_beneficiaries"), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {table} WHERE id = %s", [row])
+
+
+@pytest.mark.parametrize("setup, message", [
+    ({"status": PlanStatus.DRAFT}, "is draft: only an active plan enrols"),
+    ({"rule": "children >= 99"}, "Nobody would be added"),
+    ({"max_beneficiaries": 1}, "1 more than the plan's maximum would be enrolled"),
+])
+def test_an_enrolment_that_could_not_run_is_refused_when_submitted(plan, people, officer, setup, message):
+    from workflows import services as workflows
+    from workflows.models import ApprovalRequest
+
+    BenefitPlan.objects.filter(pk=plan.pk).update(**{k: v for k, v in setup.items() if k != "rule"})
+    with pytest.raises(ValidationError, match=message):
+        workflows.approval_submit(operation="plans.enrol", by=officer, payload={
+            "plan": plan.pk, "rule": setup.get("rule", "children >= 2"), "target_status": "POTENTIAL"})
+    assert not ApprovalRequest.objects.exists() and enrolled(plan) == set()
