@@ -56,9 +56,13 @@ class BenefitPlan(FSMModelMixin, RevisionMixin, ClusterableModel):
         constraints = [
             models.CheckConstraint(
                 condition=Q(max_beneficiaries__isnull=True) | Q(live_beneficiaries__lte=F("max_beneficiaries")),
-                name="plan_live_beneficiaries_within_maximum"),
+                name="plan_live_beneficiaries_within_maximum", violation_error_code="below_live_beneficiaries",
+                violation_error_message="The maximum is below the plan's beneficiaries now (suspended ones count)."),
             models.CheckConstraint(condition=Q(valid_to__isnull=True) | Q(valid_from__isnull=True)
-                                   | Q(valid_to__gte=F("valid_from")), name="plan_valid_to_after_valid_from"),
+                                   | Q(valid_to__gte=F("valid_from")), name="plan_valid_to_after_valid_from",
+                                   violation_error_code="ends_before_start",
+                                   violation_error_message="The plan must be valid to a date on or after it is "
+                                                           "valid from."),
         ]
 
     def __str__(self):

@@ -325,3 +325,15 @@ def test_a_change_that_could_not_be_applied_is_refused_when_submitted_not_after_
     with pytest.raises(ValidationError, match="Unknown field 'grade'"):
         approval_submit(operation="plans.change", by=designer, payload={"plan": active_plan.pk, **change})
     assert not ApprovalRequest.objects.exists()
+
+
+def test_a_maximum_below_the_live_beneficiaries_is_refused_in_plain_words(designer, active_plan, change_workflow):
+    from django.core.exceptions import ValidationError
+
+    from workflows.services import approval_submit
+
+    BenefitPlan.objects.filter(pk=active_plan.pk).update(live_beneficiaries=17)
+    change = services.plan_change_payload(BenefitPlan.objects.get(pk=active_plan.pk))
+    change["plan_fields"]["max_beneficiaries"] = 10
+    with pytest.raises(ValidationError, match="The maximum is below the plan's beneficiaries now"):
+        approval_submit(operation="plans.change", by=designer, payload={"plan": active_plan.pk, **change})
