@@ -128,16 +128,24 @@ def test_a_user_without_the_permission_cannot_change_a_status(plan, people, offi
         services.beneficiary_change_status(beneficiary=Beneficiary.objects.get(), action="activate", by=viewer_a)
 
 
-def test_enrolment_goes_through_approval_and_runs_once_approved(plan, people, officer, geo,
-                                                              django_capture_on_commit_callbacks):
+@pytest.fixture
+def enrol_checker(geo):
+    """Enrolment needs a Checker's approval; this checker decides in district A."""
     from django.contrib.auth.models import Group
 
-    from workflows import services as workflows
-    from workflows.models import ApprovalRequest, RequestStatus, WorkflowDefinition, WorkflowStep
+    from workflows.models import WorkflowDefinition, WorkflowStep
 
     definition = WorkflowDefinition.objects.create(operation="plans.enrol")
     WorkflowStep.objects.create(definition=definition, group=Group.objects.get(name="Checker"), sort_order=0)
-    checker = UserFactory(role="Checker", locations=[geo.district_a])
+    return UserFactory(role="Checker", locations=[geo.district_a])
+
+
+def test_enrolment_goes_through_approval_and_runs_once_approved(plan, people, officer, enrol_checker,
+                                                              django_capture_on_commit_callbacks):
+    from workflows import services as workflows
+    from workflows.models import ApprovalRequest, RequestStatus
+
+    checker = enrol_checker
 
     request = workflows.approval_submit(operation="plans.enrol", by=officer, payload={
         "plan": plan.pk, "rule": "children >= 2", "target_status": "POTENTIAL"})
@@ -151,16 +159,12 @@ def test_enrolment_goes_through_approval_and_runs_once_approved(plan, people, of
     assert enrolled(plan) == {"Amina", "Chausiku"}
 
 
-def test_an_enrolment_that_would_add_others_than_the_checker_saw_is_void(plan, people, officer, geo,
+def test_an_enrolment_that_would_add_others_than_the_checker_saw_is_void(plan, people, officer, geo, enrol_checker,
                                                                          django_capture_on_commit_callbacks):
-    from django.contrib.auth.models import Group
-
     from workflows import services as workflows
-    from workflows.models import ApprovalRequest, RequestStatus, WorkflowDefinition, WorkflowStep
+    from workflows.models import ApprovalRequest, RequestStatus
 
-    definition = WorkflowDefinition.objects.create(operation="plans.enrol")
-    WorkflowStep.objects.create(definition=definition, group=Group.objects.get(name="Checker"), sort_order=0)
-    checker = UserFactory(role="Checker", locations=[geo.district_a])
+    checker = enrol_checker
     request = workflows.approval_submit(operation="plans.enrol", by=officer, payload={
         "plan": plan.pk, "rule": "children >= 2", "target_status": "POTENTIAL"})
     IndividualFactory(first_name="Late", location=geo.village_a, attributes={"children": 2})  # registered meanwhile
