@@ -68,6 +68,9 @@ def check(node, catalogue):
             raise RuleError(f"'{node.op}' compares {_a(left)} with {_a(right)}.", node.position)
         if node.op not in ("==", "!=") and (left if left != NULL else right) not in ORDERED | {NULL}:
             raise RuleError(f"'{node.op}' does not apply to {_a(left)}.", node.position)
+        if node.op in ("==", "!="):
+            _check_choice(node.left, node.right, catalogue)
+            _check_choice(node.right, node.left, catalogue)
         return BOOLEAN
     if isinstance(node, BoolOp):
         if node.op not in ("and", "or") or len(node.values) < 2:
@@ -83,6 +86,7 @@ def check(node, catalogue):
             kind = check(value, catalogue)
             if item != NULL and kind != item:
                 raise RuleError(f"The list mixes {_a(kind)} into a test of {_a(item)}.", value.position)
+            _check_choice(node.item, value, catalogue)
         return BOOLEAN
     if isinstance(node, Condition):
         _expect(check(node.test, catalogue), BOOLEAN, node.test, "'if'")
@@ -94,6 +98,17 @@ def check(node, catalogue):
     if isinstance(node, Call):
         return _check_call(node, catalogue)
     raise RuleError(f"Not a rule: {type(node).__name__}.", getattr(node, "position", None))
+
+
+def _check_choice(field, value, catalogue):
+    """A field of choices compared with a text that is none of them would match nobody, silently
+    ('Female' where the choices are F, M, O): named instead."""
+    if not (isinstance(field, FieldRef) and isinstance(value, Literal) and isinstance(value.value, str)):
+        return
+    choices = catalogue[field.name].choices
+    if choices and value.value not in choices:
+        raise RuleError(f"'{value.value}' is not one of the choices of {field.name}: {', '.join(choices)}.",
+                        value.position)
 
 
 def _check_call(node, catalogue):

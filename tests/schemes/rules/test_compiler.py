@@ -431,3 +431,10 @@ def test_parse_then_compile_keeps_positions(catalogue):
     with pytest.raises(RuleError) as caught:
         compile_rule(node, catalogue)
     assert caught.value.position == (2, 3)
+
+
+@pytest.mark.parametrize("text", ["sex == 'Female'", "'female' != sex", "sex in ['F', 'W']"])
+def test_a_text_outside_a_fields_choices_is_named_not_matched_silently(text):
+    with pytest.raises(RuleError, match="is not one of the choices of sex: F, M, O"):
+        compile_rule(text, individual_catalogue())
+    compile_rule("sex == 'F' or sex in ['M', 'O']", individual_catalogue())
