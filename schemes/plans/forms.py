@@ -58,9 +58,13 @@ class BenefitPlanForm(WagtailAdminModelForm):
         return cleaned
 
 
+ENROL_HELP = ("Who to enrol: a rule over the fields of the person (or, in a household plan, of the household), "
+              "e.g. age >= 18 and income < 50000 and household_size >= 3.")
+
+
 class EnrolmentForm(forms.Form):
     target_status = forms.ChoiceField(choices=[(s, s.label) for s in CRITERIA_STATUSES], label="Enrol as")
-    rule = RuleField(label="Criteria", help_text=RULE_HELP)
+    rule = RuleField(label="Criteria", help_text=ENROL_HELP)
 
     def __init__(self, *args, plan, user, **kwargs):
         super().__init__(*args, **kwargs)
