@@ -4,6 +4,7 @@ for the reaper) or one sealed payroll with the exact count and Decimal total; ne
 never a stuck lock; the reaper's retry seals it; a second "generate" returns the same payroll.
 PostgreSQL only: the worker and the test share a real database."""
 
+import datetime
 import random
 import signal
 import time
@@ -77,8 +78,10 @@ def test_a_killed_generation_leaves_nothing_or_one_sealed_payroll(registry, supe
     rng = random.Random()
     outcomes = []
     for number in range(ROUNDS):
-        cycle = services.cycle_create(code=f"K-{number}", start_date=timezone.datetime(2026, 1, 1).date(),
-                                      end_date=timezone.datetime(2026, 1, 31).date(), by=superuser)
+        # A cycle of its own days each round: one payment plan is paid once for any day.
+        start = timezone.datetime(2026, 1, 1).date() + datetime.timedelta(days=31 * number)
+        cycle = services.cycle_create(code=f"K-{number}", start_date=start, end_date=start + datetime.timedelta(days=30),
+                                      by=superuser)
         with transaction.atomic():
             payroll = services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle, by=superuser)
         worker = started.pop()
