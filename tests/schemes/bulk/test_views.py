@@ -72,6 +72,14 @@ def test_the_template_has_the_plans_columns_and_needs_a_plan(clerk, plan):
     assert client_for(clerk).get(reverse("bulk_upload:template") + "?kind=BENEFICIARIES").status_code == 404
 
 
+def upload_people(clerk, name, text, capture):
+    """An individuals file uploaded through the form, checked (its job run at once)."""
+    file = SimpleUploadedFile(name, text.encode(), content_type="text/csv")
+    with capture(execute=True):
+        client_for(clerk).post(reverse("bulk_upload:new"), {"kind": "INDIVIDUALS", "file": file})
+    return Upload.objects.get()
+
+
 def test_the_error_file_is_masked_for_a_user_who_may_not_see_sensitive_data(
         geo, clerk, django_capture_on_commit_callbacks):
     from tests.factories import RegistryFieldFactory
@@ -79,13 +87,9 @@ def test_the_error_file_is_masked_for_a_user_who_may_not_see_sensitive_data(
     RegistryFieldFactory(name="bank_account", label="Bank account", field_type="text", sensitive=True,
                          pattern=r"ACC\d+")
     village = geo.village_a.code
-    file = SimpleUploadedFile("p.csv", (
-        "first_name,last_name,dob,sex,national_id,phone,location,Bank account\n"
-        f"Asha,Mollel,not a date,F,91827364551,+255700111223,{village},ACC99990002\n"
-        f"Juma,Mollel,1980-01-01,M,,,{village},X-4471-2209\n").encode(), content_type="text/csv")
-    with django_capture_on_commit_callbacks(execute=True):
-        client_for(clerk).post(reverse("bulk_upload:new"), {"kind": "INDIVIDUALS", "file": file})
-    upload = Upload.objects.get()
+    upload = upload_people(clerk, "p.csv", "first_name,last_name,dob,sex,national_id,phone,location,Bank account\n"
+                           f"Asha,Mollel,not a date,F,91827364551,+255700111223,{village},ACC99990002\n"
+                           f"Juma,Mollel,1980-01-01,M,,,{village},X-4471-2209\n", django_capture_on_commit_callbacks)
     manager = UserFactory(role="Manager", locations=[geo.district_a])
 
     def error_rows(user):
@@ -106,13 +110,9 @@ def test_the_error_file_is_masked_for_a_user_who_may_not_see_sensitive_data(
 
 def test_the_upload_page_names_the_columns_not_imported_and_its_rows_under_their_headings(
         geo, clerk, django_capture_on_commit_callbacks):
-    file = SimpleUploadedFile("people.csv", (
-        "first_name;last_name;dob;sex;location;Village elder\n"
-        f"Asha;Mollel;1980-01-01;F;{geo.village_a.code};Juma\n"
-        f"Baraka;Mollel;not a date;M;{geo.village_a.code};Juma\n").encode(), content_type="text/csv")
-    with django_capture_on_commit_callbacks(execute=True):
-        client_for(clerk).post(reverse("bulk_upload:new"), {"kind": "INDIVIDUALS", "file": file})
-    upload = Upload.objects.get()
+    upload = upload_people(clerk, "people.csv", "first_name;last_name;dob;sex;location;Village elder\n"
+                           f"Asha;Mollel;1980-01-01;F;{geo.village_a.code};Juma\n"
+                           f"Baraka;Mollel;not a date;M;{geo.village_a.code};Juma\n", django_capture_on_commit_callbacks)
 
     page = client_for(clerk).get(reverse("bulk_upload:inspect", args=[upload.pk])).content.decode()
     assert "1 column of the file is not imported" in page and "“Village elder”" in page
