@@ -141,6 +141,7 @@ def validate(upload, progress):
                 raise FileProblem("The file has a header but no data rows.")
             progress(rows, rows, "Checking the file as a whole")
             importer.check(upload)
+            _name_columns_as_headed(upload, table)
             counts = importer.counts(upload)
             upload = Upload.objects.select_for_update().get(pk=upload.pk)
             upload.counts = counts
@@ -156,6 +157,16 @@ def validate(upload, progress):
             upload.save()
         release_empty(STAGING)  # a refused file's rows were rolled back: dead until VACUUM
     return {"status": upload.status, **upload.counts}
+
+
+def _name_columns_as_headed(upload, table):
+    """The whole-file checks name columns by our names (national_id); the clerk's file heads them its
+    own way (NIN, Household ID): every message names the column as the file does. One statement per
+    column headed otherwise, over this upload's errors only."""
+    for name, index in table.mapping.items():
+        header = table.headers[index]
+        if header != name and name not in table.headers:
+            StagedError.objects.filter(upload_id=upload.pk, column=name).update(column=header)
 
 
 ERROR_FILE_COLUMNS = ("row", "errors")  # after the file's own: its row number there, what is wrong

@@ -12,7 +12,7 @@ from django.db import connection
 from django.urls import reverse
 
 from schemes.bulk import services
-from schemes.bulk.models import StagedIndividual, Upload, UploadStatus
+from schemes.bulk.models import StagedError, StagedIndividual, Upload, UploadStatus
 from schemes.registry.models import Household, Individual, Membership
 from tests.factories import HouseholdFactory, IndividualFactory, RegistryFieldFactory, UserFactory
 from workflows.models import ApprovalRequest, RequestStatus, WorkflowDefinition, WorkflowStep
@@ -131,6 +131,23 @@ def test_households_need_one_head_and_one_primary(clerk, geo, django_capture_on_
     assert "more than one head" in rows["A"] and "more than one primary recipient" in rows["B"]
     assert "C" not in rows  # the first member of a household without a head becomes its head
     assert "needs a role" in rows["D"]
+
+
+def test_the_whole_file_checks_name_columns_as_the_file_heads_them(clerk, geo, django_capture_on_commit_callbacks):
+    village = geo.village_a.code
+    header = ["First Name", "Surname", "Date of Birth", "Gender", "NIN", "Location Code", "Household ID", "Role",
+              "Recipient", "income"]
+    upload = receive(clerk, [
+        ["A", "One", "1980-01-01", "F", "SAME", village, "H2", "HEAD", "1", ""],
+        ["B", "One", "1981-01-01", "M", "same", village, "H2", "HEAD", "", ""],
+    ], django_capture_on_commit_callbacks, header=header)
+
+    errors = errors_of(upload)
+    assert "NIN: This national ID is on more than one row of the file." in errors[0]["errors"]
+    assert "Role: The household has more than one head in the file." in errors[1]["errors"]
+    assert "national_id" not in " ".join(row["errors"] for row in errors)
+    shown = set(StagedError.objects.filter(upload_id=upload.pk).values_list("column", flat=True))
+    assert shown == {"NIN", "Role"}  # as the upload page lists them
 
 
 def test_a_file_that_cannot_be_read_is_refused_and_nothing_is_staged(clerk, django_capture_on_commit_callbacks):
