@@ -1,3 +1,5 @@
+import re
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
@@ -16,9 +18,35 @@ class OrganisationSettings(BaseGenericSetting):
         help_text="Names of the location levels from the top down, separated by commas.",
     )
     currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code.")
+    national_id_pattern = models.CharField(
+        "national ID pattern", max_length=200, blank=True,
+        help_text="The format every national ID must have, as a regular expression matched against the whole "
+                  "ID once spaces, dashes, dots and slashes are removed and letters upper-cased, e.g. [0-9]{12}. "
+                  "Leave empty to accept any ID. IDs already registered are not changed.")
+    national_id_format = models.CharField(
+        "national ID format", max_length=100, blank=True,
+        help_text="The format as clerks know it, shown when an ID does not have it, e.g. '12 digits'.")
 
     class Meta:
         verbose_name = "organisation settings"
+
+    def clean(self):
+        errors = {}
+        if self.national_id_pattern:
+            try:
+                re.compile(self.national_id_pattern)
+            except re.error as error:
+                errors["national_id_pattern"] = f"Not a valid regular expression: {error}."
+            if not self.national_id_format.strip():
+                errors["national_id_format"] = "Say how clerks know the format (e.g. '12 digits'): messages show it."
+        if errors:
+            raise ValidationError(errors)
+
+    def national_id_rule(self):
+        """(compiled pattern, format as clerks know it), or None when any ID is accepted."""
+        if not self.national_id_pattern:
+            return None
+        return re.compile(self.national_id_pattern), self.national_id_format
 
     def level_names(self):
         return [name.strip() for name in self.location_level_names.split(",") if name.strip()]

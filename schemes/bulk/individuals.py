@@ -26,11 +26,13 @@ from schemes.registry.models import (
     MemberRole,
     Membership,
     RegistryField,
+    national_id_problem,
     normalise_national_id,
     phone_problem,
 )
 from sites.fields import ascii_digits
 from sites.masking import MASKED_MESSAGE, is_masked
+from sites.models import OrganisationSettings
 from sites.scoping import scope_for
 
 from .files import Column
@@ -117,6 +119,7 @@ class PersonRows:
         self.roles = {code.casefold(): code for code in MemberRole.objects.values_list("code", flat=True)}
         self.national = scope.national
         self.today = timezone.localdate()
+        self.national_id_rule = OrganisationSettings.load().national_id_rule()
 
     def given(self, cells):
         return dict(zip(self.present_names, map(str.strip, self.pick(cells)), strict=True))
@@ -137,6 +140,9 @@ class PersonRows:
         national_id = normalise_national_id(raw)
         if national_id and len(national_id) > 64:
             found.append((header, "At most 64 characters."))
+            return None
+        if national_id and (problem := national_id_problem(national_id, self.national_id_rule)):
+            found.append((header, problem))
             return None
         return national_id
 

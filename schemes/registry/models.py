@@ -42,6 +42,18 @@ def phone_problem(phone):
     return ""
 
 
+def national_id_problem(national_id, rule):
+    """Why the normalised `national_id` does not have the country's format, or "". `rule`: (pattern,
+    format as clerks know it) from OrganisationSettings.national_id_rule(), or None (any ID)."""
+    if rule is None or rule[0].fullmatch(national_id):
+        return ""
+    pattern, described = rule
+    message = f"'{national_id}' is not a national ID ({described})."
+    if national_id.isdigit() and any(pattern.fullmatch("0" * zeros + national_id) for zeros in (1, 2, 3)):
+        message += " Its leading zeros look lost, as spreadsheets drop them: keep the column as text."
+    return message
+
+
 class RegistryField(FieldDefinition):
     """An administrator-defined attribute of individuals or of households."""
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from sites.audit import audit, audit_event
 from sites.fields import ascii_digits
 from sites.masking import mask
+from sites.models import OrganisationSettings
 from sites.scoping import scope_for
 from workflows.services import job_start
 
@@ -30,6 +31,7 @@ from .models import (
     MergeStatus,
     RecipientType,
     RegistryField,
+    national_id_problem,
     normalise_national_id,
     phone_problem,
 )
@@ -133,6 +135,9 @@ def _validate_individual(individual, attributes):
                               validate_constraints=False)
     except ValidationError as exc:
         errors.update(exc.message_dict)
+    if individual.national_id and (problem := national_id_problem(individual.national_id,
+                                                                  OrganisationSettings.load().national_id_rule())):
+        errors["national_id"] = [problem]
     if individual.national_id and "national_id" not in errors:
         taken = Individual.objects.live().filter(national_id=individual.national_id).exclude(pk=individual.pk)
         if taken.exists():

@@ -215,3 +215,29 @@ def test_level_name_out_of_range():
     assert settings.level_name(1) == "Region"
     assert settings.level_name(4) == "Village"
     assert settings.level_name(9) == "Level 9"
+
+
+# --- organisation settings --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pattern, described, field", [
+    ("[0-9", "12 digits", "national_id_pattern"),
+    ("[0-9]{12}", " ", "national_id_format"),
+])
+def test_a_national_id_format_must_compile_and_be_described(pattern, described, field):
+    organisation = OrganisationSettings.load()
+    organisation.national_id_pattern, organisation.national_id_format = pattern, described
+
+    with pytest.raises(ValidationError) as error:
+        organisation.full_clean()
+
+    assert list(error.value.message_dict) == [field]
+
+
+def test_the_national_id_rule_is_none_until_a_format_is_set():
+    organisation = OrganisationSettings.load()
+    assert organisation.national_id_rule() is None
+
+    organisation.national_id_pattern, organisation.national_id_format = "[0-9]{12}", "12 digits"
+    pattern, described = organisation.national_id_rule()
+    assert pattern.fullmatch("012345678901") and described == "12 digits"

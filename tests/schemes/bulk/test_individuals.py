@@ -14,6 +14,7 @@ from django.urls import reverse
 from schemes.bulk import services
 from schemes.bulk.models import StagedError, StagedIndividual, Upload, UploadStatus
 from schemes.registry.models import Household, Individual, Membership
+from sites.models import OrganisationSettings
 from tests.factories import HouseholdFactory, IndividualFactory, RegistryFieldFactory, UserFactory
 from workflows.models import ApprovalRequest, RequestStatus, WorkflowDefinition, WorkflowStep
 from workflows.services import approval_decide, approval_submit
@@ -148,6 +149,23 @@ def test_the_whole_file_checks_name_columns_as_the_file_heads_them(clerk, geo, d
     assert "national_id" not in " ".join(row["errors"] for row in errors)
     shown = set(StagedError.objects.filter(upload_id=upload.pk).values_list("column", flat=True))
     assert shown == {"NIN", "Role"}  # as the upload page lists them
+
+
+def test_national_ids_outside_the_country_format_are_named(clerk, geo, django_capture_on_commit_callbacks):
+    organisation = OrganisationSettings.load()
+    organisation.national_id_pattern, organisation.national_id_format = "[0-9]{12}", "12 digits"
+    organisation.save()
+    village = geo.village_a.code
+    upload = receive(clerk, [
+        ["Asha", "Mollel", "1980-02-01", "F", "012345678901", village, "", "", "", ""],
+        ["Baraka", "Mollel", "1981-02-01", "M", "12345678902", village, "", "", "", ""],
+    ], django_capture_on_commit_callbacks)
+
+    assert upload.counts["valid"] == 1
+    (row,) = errors_of(upload)
+    assert row["first_name"] == "Baraka"
+    assert row["errors"].startswith("national_id: '12345678902' is not a national ID (12 digits). Its leading zeros "
+                                    "look lost")
 
 
 def test_a_file_that_cannot_be_read_is_refused_and_nothing_is_staged(clerk, django_capture_on_commit_callbacks):

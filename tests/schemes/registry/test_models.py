@@ -1,10 +1,17 @@
 import datetime
+import re
 
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from schemes.registry.models import Individual, MemberRole, Membership, normalise_national_id
+from schemes.registry.models import (
+    Individual,
+    MemberRole,
+    Membership,
+    national_id_problem,
+    normalise_national_id,
+)
 from tests.factories import HouseholdFactory, IndividualFactory, MembershipFactory
 
 # --- normalise_national_id --------------------------------------------------------------------
@@ -48,6 +55,27 @@ def test_normalisation_is_idempotent():
     for raw in ["ab-12 34", "١٢٣", "１２", "x.y/z"]:
         once = normalise_national_id(raw)
         assert normalise_national_id(once) == once
+
+
+TWELVE_DIGITS = (re.compile(r"[0-9]{12}"), "12 digits")
+
+
+@pytest.mark.parametrize("national_id, expected", [
+    ("012345678901", ""),
+    ("12345678901", "'12345678901' is not a national ID (12 digits). Its leading zeros look lost"),
+    ("123456789", "'123456789' is not a national ID (12 digits). Its leading zeros look lost"),
+    ("1234567890123", "'1234567890123' is not a national ID (12 digits)."),
+    ("AB1234567890", "'AB1234567890' is not a national ID (12 digits)."),
+])
+def test_a_national_id_outside_the_country_format_is_named(national_id, expected):
+    problem = national_id_problem(national_id, TWELVE_DIGITS)
+
+    assert problem.startswith(expected) if expected else problem == ""
+    assert ("leading zeros" in problem) == ("leading zeros" in expected)
+
+
+def test_without_a_country_format_any_national_id_is_accepted():
+    assert national_id_problem("X", None) == ""
 
 
 # --- age --------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from wagtail.models import ModelLogEntry
 
 from schemes.registry import services
 from schemes.registry.models import Household, Individual, MemberRole, Membership
+from sites.models import OrganisationSettings
 from tests.factories import (
     HouseholdFactory,
     IndividualFactory,
@@ -313,6 +314,19 @@ def test_duplicate_national_id_is_refused(clerk_a, geo):
         "national_id": ["This national ID is already registered to another person."]
     }
     assert Individual.objects.count() == 1
+
+
+def test_a_national_id_outside_the_country_format_is_refused(clerk_a, geo):
+    organisation = OrganisationSettings.load()
+    organisation.national_id_pattern, organisation.national_id_format = "[0-9]{12}", "12 digits"
+    organisation.save()
+
+    with pytest.raises(ValidationError) as exc:
+        services.individual_create(fields=person(geo.village_a, national_id="12345678901"), by=clerk_a)
+    created = services.individual_create(fields=person(geo.village_a, national_id="0123-4567-8901"), by=clerk_a)
+
+    assert refused(exc)["national_id"][0].startswith("'12345678901' is not a national ID (12 digits).")
+    assert created.national_id == "012345678901"
 
 
 @pytest.mark.parametrize("typed", [" 12-34 ", "12 34", "１２３４", "١٢٣٤", "12.34"])
