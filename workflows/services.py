@@ -186,17 +186,43 @@ def _deciders(group_id, maker_id, location):
 
 def _snapshot_steps(definition, maker, location):
     """Freeze the steps at submission: later edits of the definition do not move the goalposts. Only
-    members who may decide this request count (active, not the maker, the record in their locations)."""
-    steps = []
+    members who may decide this request count (active, not the maker, the record in their locations),
+    and one person decides one step only: steps whose groups share people must find enough of them."""
+    steps, needs = [], []
     for number, step in enumerate(definition.steps.all(), start=1):
-        eligible = len(_deciders(step.group_id, maker.pk, location))
-        required = {ApprovalRule.ANY: 1, ApprovalRule.ALL: eligible, ApprovalRule.COUNT: step.count or 1}[step.rule]
-        if eligible == 0 or required > eligible:
+        eligible = {member.pk for member in _deciders(step.group_id, maker.pk, location)}
+        required = {ApprovalRule.ANY: 1, ApprovalRule.ALL: len(eligible), ApprovalRule.COUNT: step.count or 1}[step.rule]
+        if not eligible or required > len(eligible):
             raise ValidationError(
                 f"Step {number} needs {required or 1} approval(s) from '{step.group.name}', which has "
-                f"{eligible} member(s) other than you. Ask an administrator to fix the workflow.")
+                f"{len(eligible)} member(s) other than you. Ask an administrator to fix the workflow.")
         steps.append({"group_id": step.group_id, "group": step.group.name, "rule": step.rule, "required": required})
+        needs.append((required, eligible))
+    if not _distinct_deciders_suffice(needs):
+        raise ValidationError(
+            f"The workflow's {len(steps)} steps need {sum(required for required, _ in needs)} different people (one "
+            "person decides one step only), but fewer people other than you may decide this request. Ask an "
+            "administrator to fix the workflow.")
     return steps
+
+
+def _distinct_deciders_suffice(needs):
+    """Whether every step's `required` approvals ((required, eligible ids) per step) can come from
+    different people: a matching of the steps' seats to people (augmenting paths; a few dozen seats)."""
+    seats = [eligible for required, eligible in needs for _ in range(required)]
+    seated = {}  # person -> seat index
+
+    def seat(index, tried):
+        for person in seats[index]:
+            if person in tried:
+                continue
+            tried.add(person)
+            if person not in seated or seat(seated[person], tried):
+                seated[person] = index
+                return True
+        return False
+
+    return all(seat(index, set()) for index in range(len(seats)))
 
 
 def approval_submit(*, operation, payload, by):

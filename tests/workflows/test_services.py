@@ -409,6 +409,33 @@ def test_a_step_that_cannot_be_satisfied_refuses_the_submission(clerk_checker, i
     assert ApprovalRequest.objects.count() == 0
 
 
+@pytest.mark.parametrize("second_rule", [ApprovalRule.ANY, ApprovalRule.ALL])
+def test_steps_sharing_one_decider_refuse_the_submission(clerk_a, individual, make_workflow, checker_group,
+                                                        checker_1, second_rule):
+    """Two Checker steps with one checker who may decide: step 2 could never be decided by anyone."""
+    make_workflow(CHANGE_INDIVIDUAL, [checker_group, (checker_group, second_rule)])
+
+    with pytest.raises(ValidationError, match="2 different people"):
+        submit_change(individual, clerk_a, first_name="Halima")
+
+    assert ApprovalRequest.objects.count() == 0
+
+
+def test_steps_sharing_a_group_are_accepted_when_enough_people_may_decide(
+        clerk_a, individual, make_workflow, checker_group, manager_group, checker_1, checker_2, geo,
+        django_capture_on_commit_callbacks):
+    both = UserFactory(username="checker_and_manager", role=["Checker", "Manager"], locations=[geo.district_a])
+    make_workflow(CHANGE_INDIVIDUAL, [(checker_group, ApprovalRule.COUNT, 2), manager_group])
+    request = submit_change(individual, clerk_a, first_name="Halima")
+
+    approve(request, checker_1)
+    approve(reload(request), checker_2)
+    with django_capture_on_commit_callbacks(execute=True):
+        approve(reload(request), both)
+
+    assert reload(request).status == RequestStatus.EXECUTED
+
+
 # === amount bands ================================================================================
 
 
