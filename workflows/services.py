@@ -25,7 +25,7 @@ from .models import (
     Verdict,
     WorkflowDefinition,
 )
-from .operations import get_operation
+from .operations import get_operation, operation_label
 
 logger = logging.getLogger(__name__)
 EXECUTE_JOB = "workflows.execute_request"
@@ -344,6 +344,7 @@ def approval_execute(request_id):
                 request.void("The record changed after the request was submitted; nothing was applied.")
                 request.save()
                 audit(request, "mizani.approval_void", by=None)
+                _notify_maker(request)
                 return _outcome(request)
             request.start()
             request.save()
@@ -354,6 +355,7 @@ def approval_execute(request_id):
             request.finish(result)
             request.save()
             audit(request, "mizani.approval_execute", by=None, data=result)
+            _notify_maker(request)
     except Exception as exc:  # recorded on the request; the maker sees why nothing was applied
         logger.exception("Applying request %s failed", request_id)
         with transaction.atomic():
@@ -361,6 +363,7 @@ def approval_execute(request_id):
             request.fail("; ".join(getattr(exc, "messages", [str(exc)])))
             request.save()
             audit(request, "mizani.approval_failed", by=None, data={"error": request.error})
+            _notify_maker(request)
     return _outcome(request)
 
 
@@ -375,15 +378,24 @@ def _notify_step(request):
     recipients = [member.email for member in _deciders(step["group_id"], request.maker_id, request.location)
                   if member.email and member.pk not in decided]
     if recipients:
-        subject = f"[Mizani] Approval needed: {request.summary.get('title', request.operation)}"
+        subject = f"[Mizani] Approval needed: request {request.pk} ({operation_label(request.operation)})"
         body = (f"{request.maker} submitted a request that waits for '{step['group']}' "
                 f"(step {request.current_step + 1} of {len(request.steps)}).\n"
-                f"Open it: {settings.WAGTAILADMIN_BASE_URL}{reverse('workflows_approvals:inspect', args=[request.pk])}\n")
+                f"Open it: {_link(request)}\n")
         transaction.on_commit(lambda: send_mail(subject, body, None, recipients, fail_silently=True))
 
 
 def _notify_maker(request):
-    if request.maker.email:
-        subject = f"[Mizani] Your request was {request.get_status_display().lower()}"
-        body = f"{request.summary.get('title', request.operation)}\nReason: {request.reason}\n"
+    """Tell the maker how a request that waited for approval ended (applied, rejected, void, failed).
+    The mail names the request, not the people in it (mailboxes and mail servers are not scoped)."""
+    if request.maker.email and request.steps:
+        subject = f"[Mizani] Your request {request.pk} ({operation_label(request.operation)}): {request.get_status_display().lower()}"
+        body = f"{request.get_status_display()}."
+        if why := request.error or request.reason:
+            body += f"\n{'Error' if request.error else 'Reason'}: {why}"
+        body += f"\nOpen it: {_link(request)}\n"
         transaction.on_commit(lambda: send_mail(subject, body, None, [request.maker.email], fail_silently=True))
+
+
+def _link(request):
+    return f"{settings.WAGTAILADMIN_BASE_URL}{reverse('workflows_approvals:inspect', args=[request.pk])}"

@@ -1,14 +1,20 @@
 """The approvals inbox and the job pages, through the admin as clerks and checkers use them."""
 
+import dataclasses
+from unittest.mock import Mock
+
 import pytest
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from schemes.registry.models import Individual
 from tests.factories import IndividualFactory, UserFactory
-from workflows import services
+from workflows import operations, services
 from workflows.models import ApprovalRequest, Decision, Job, JobStatus, RequestStatus, WorkflowDefinition
+from workflows.operations import get_operation
 
 from .conftest import CHANGE_INDIVIDUAL, change_payload
 
@@ -156,8 +162,40 @@ def test_the_steps_group_is_told_by_email_and_the_maker_is_not(clerk_a, checker_
 
     [mail] = mailoutbox
     assert mail.to == [checker_1.email]
-    assert "Approval needed" in mail.subject
+    assert mail.subject == f"[Mizani] Approval needed: request {request.pk} (Change a registered person)"
+    assert individual.first_name not in mail.subject + mail.body  # mailboxes are not scoped
     assert reverse("workflows_approvals:inspect", args=[request.pk]) in mail.body
+
+
+@pytest.mark.parametrize("outcome, status", [("executed", "applied"), ("rejected", "rejected"),
+                                             ("void", "void (the record changed meanwhile)"), ("failed", "failed")])
+def test_the_maker_is_told_how_a_request_ended(clerk_a, checker_1, individual, change_workflow, mailoutbox,
+                                               django_capture_on_commit_callbacks, monkeypatch, outcome, status):
+    with django_capture_on_commit_callbacks(execute=True):
+        request = services.approval_submit(operation=CHANGE_INDIVIDUAL,
+                                           payload=change_payload(individual, first_name="Changed"), by=clerk_a)
+    if outcome == "void":
+        Individual.objects.filter(pk=individual.pk).update(last_name="Changed meanwhile", updated_at=timezone.now())
+    if outcome == "failed":
+        broken = dataclasses.replace(get_operation(CHANGE_INDIVIDUAL), execute=Mock(side_effect=ValidationError("Broken.")))
+        monkeypatch.setitem(operations._operations, CHANGE_INDIVIDUAL, broken)
+    mailoutbox.clear()
+
+    if outcome == "rejected":
+        with django_capture_on_commit_callbacks(execute=True):
+            services.approval_decide(request=request, verdict="reject", by=checker_1, comment="Not this one.")
+    else:  # the decision's callback starts the job whose callbacks tell the maker
+        with django_capture_on_commit_callbacks(execute=True):
+            with django_capture_on_commit_callbacks(execute=True):
+                services.approval_decide(request=request, verdict="approve", by=checker_1)
+        mailoutbox[:] = mailoutbox[:1]  # the outer capture runs the inner one's callbacks again
+
+    [mail] = mailoutbox
+    assert mail.to == [clerk_a.email]
+    assert mail.subject == f"[Mizani] Your request {request.pk} (Change a registered person): {status}"
+    assert {"rejected": "Reason: Not this one.", "failed": "Error: Broken.",
+            "void": "Reason: The record changed"}.get(outcome, "Applied.") in mail.body
+    assert "Changed" not in mail.subject
 
 
 def test_a_scheme_administrator_edits_workflows_in_the_admin(db, checker_group):
