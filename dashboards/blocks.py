@@ -1,10 +1,14 @@
 """The blocks a dashboard is assembled from. Each figure block names a metric (metrics.py) and its
 options; `figure(value, table, metric)` turns the metric's Table into Plotly JSON (figures.py)."""
 
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
 from wagtail import blocks
+from wagtail.blocks.struct_block import StructBlockValidationError
 
 from . import figures
-from .metrics import CHART, HIERARCHY, metric_choices
+from .metrics import CHART, HIERARCHY, get_metric, metric_choices
 
 
 def chart_metrics():
@@ -20,7 +24,67 @@ VALUE_HELP = ("Which number to show, by its column key (e.g. 'paid' of payments 
               "metric's main number(s).")
 
 
-class FigureBlock(blocks.StructBlock):
+# What leaving a key empty means (a metric must be chosen).
+EMPTY_MEANS = {"value": "the metric's main number", "row": "the total of every row"}
+
+
+@dataclass(frozen=True)
+class UnknownKey:
+    """A key of a block (its metric, value or row) that the metric does not have, and those it has."""
+
+    field: str
+    key: str
+    known: tuple
+
+    @property
+    def notice(self):
+        return f"Unknown {self.field} '{self.key}'"
+
+    @property
+    def message(self):
+        known = ", ".join(f"'{key}'" for key in self.known)
+        empty = f"; or leave it empty for {EMPTY_MEANS[self.field]}" if self.field in EMPTY_MEANS else ""
+        return f"{self.notice}. Choose one of: {known}{empty}."
+
+
+class MetricKeysBlock(blocks.StructBlock):
+    """A block naming a metric, and maybe one of its number columns (`value`) and rows (`row`): each
+    key is checked against the metric, so that a mistyped one is refused when the page is saved
+    instead of showing a 0 or another number, and a page stored before shows which key is wrong."""
+
+    metric_shape = CHART
+
+    def unknown_keys(self, value):
+        """The keys of `value` (a block value) its metric does not have, the metric first."""
+        name = value["metric"]
+        metric = get_metric(name)
+        if metric is None or metric.shape != self.metric_shape:
+            # No metric chosen at all: the field's own "required" error says so.
+            known = tuple(key for key, _label in metric_choices(self.metric_shape))
+            return [UnknownKey("metric", name, known)] if name else []
+        unknown = []
+        chosen = value.get("value")
+        if chosen and chosen not in metric.value_keys:
+            unknown.append(UnknownKey("value", chosen, metric.value_keys))
+        row = (value.get("row") or "").strip()
+        if row and metric.rows is not None:
+            rows = tuple(str(known) for known in metric.rows())
+            if row.lower() not in {known.lower() for known in rows}:
+                unknown.append(UnknownKey("row", row, rows))
+        return unknown
+
+    def clean(self, value):
+        errors = {unknown.field: ValidationError(unknown.message) for unknown in self.unknown_keys(value)}
+        try:
+            cleaned = super().clean(value)
+        except StructBlockValidationError as error:
+            raise StructBlockValidationError({**error.block_errors, **errors}) from error
+        if errors:
+            raise StructBlockValidationError(errors)
+        return cleaned
+
+
+class FigureBlock(MetricKeysBlock):
     metric = blocks.ChoiceBlock(choices=chart_metrics)
     title = blocks.CharBlock(required=False, max_length=120, help_text="Empty: the metric's name.")
     description = blocks.CharBlock(required=False, max_length=300)
@@ -71,6 +135,7 @@ class PieChartBlock(FigureBlock):
 
 class LocationBreakdownBlock(FigureBlock):
     metric = blocks.ChoiceBlock(choices=hierarchy_metrics)
+    metric_shape = HIERARCHY
     depth = blocks.IntegerBlock(default=2, min_value=1, max_value=8,
                                 help_text="How many levels of the location tree to show (1: regions only).")
     style = blocks.ChoiceBlock(choices=[("treemap", "Treemap"), ("sunburst", "Sunburst")], default="treemap")
@@ -83,7 +148,7 @@ class LocationBreakdownBlock(FigureBlock):
         label = "Breakdown by location"
 
 
-class MetricTableBlock(blocks.StructBlock):
+class MetricTableBlock(MetricKeysBlock):
     metric = blocks.ChoiceBlock(choices=chart_metrics)
     title = blocks.CharBlock(required=False, max_length=120, help_text="Empty: the metric's name.")
     description = blocks.CharBlock(required=False, max_length=300)
@@ -96,7 +161,7 @@ class MetricTableBlock(blocks.StructBlock):
         label = "Table"
 
 
-class KpiBlock(blocks.StructBlock):
+class KpiBlock(MetricKeysBlock):
     metric = blocks.ChoiceBlock(choices=chart_metrics)
     label = blocks.CharBlock(max_length=60)
     value = blocks.CharBlock(required=False, max_length=40, help_text=VALUE_HELP)

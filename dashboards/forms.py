@@ -3,6 +3,7 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.utils import timezone
+from django.utils.dateformat import format as date_format
 
 from schemes.plans.selectors import plans_for
 from sites.scoping import scope_for
@@ -51,6 +52,15 @@ class DashboardFilterForm(forms.Form):
         today = timezone.localdate()
         year, month = divmod(today.year * 12 + today.month - 1 - (page.default_period_months - 1), 12)
         return {"start": datetime.date(year, month + 1, 1).isoformat()}
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        if start and end and end < start:
+            # The error drops "To" (see filters): the figures run from "From" on, as the message says.
+            self.add_error("end", f"'To' ({date_format(end, 'j M Y')}) is before 'From' "
+                                  f"({date_format(start, 'j M Y')}): the figures run from 'From' on.")
+        return data
 
     def filters(self):
         """The valid choices as Filters; a choice outside the viewer's reach is dropped (and shown as an

@@ -161,7 +161,12 @@ class Metric:
     shape: str = CHART
     category: str = ""
     values: tuple[str, ...] = ()
+    # Other number columns a block may show instead of `values` (its "value" key).
+    more_values: tuple[str, ...] = ()
     series: str = ""
+    # A callable giving the first column's values when they are a fixed list (statuses, sexes, age
+    # bands): a KPI tile's row must be one of them. None: the rows come from the data (plans, cycles).
+    rows: object = None
     # The rows depend on who asks, not only on their locations (e.g. "my uploads"): cached per user.
     personal: bool = False
     # The page's filters the metric applies; the others leave its numbers (and cache entry) as they are.
@@ -171,6 +176,11 @@ class Metric:
 
     def allowed(self, user):
         return bool(user and user.is_authenticated) and all(user.has_perm(p) for p in self.permissions)
+
+    @property
+    def value_keys(self):
+        """The number columns a block may name as its value."""
+        return self.values + self.more_values
 
 
 _registry: dict[str, Metric] = {}

@@ -5,11 +5,23 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.urls import reverse
+from django.utils.html import escape, format_html
+from django.utils.safestring import mark_safe
 
 from .blocks import FigureBlock, MetricTableBlock
 from .figures import PLOTLY_CONFIG
 from .forms import DashboardFilterForm
-from .metrics import compute, compute_many, get_metric
+from .metrics import Filters, compute, compute_many, get_metric
+
+# Money is only ever in payments: an empty money figure says so rather than showing a bare 0.
+NO_PAYMENTS = "No payments yet."
+NO_PAYMENTS_FILTERED = "No payments for these filters."
+NO_DATA = "No data for these filters."
+# A tile is narrow: what it says when it has no amount, by whether filters narrowed the figures.
+TILE_NO_PAYMENTS = {NO_PAYMENTS: "No payments yet", NO_PAYMENTS_FILTERED: "No payments"}
+# A tile shows millions and more as "1.23 M": a dozen digits do not fit a tile on a phone.
+COMPACT_UNITS = ((10**6, "M"), (10**9, "B"), (10**12, "T"))
+CENT = Decimal("0.01")
 
 
 @dataclass
@@ -26,7 +38,8 @@ class Item:
     total_rows: int = 0
     tiles: list = field(default_factory=list)
     denied: bool = False
-    empty: bool = False
+    empty: str = ""  # what to say when there is nothing to draw
+    notice: str = ""  # a key of the block its metric does not have
     csv_url: str = ""
 
     @property
@@ -44,6 +57,17 @@ def format_number(value, kind="number"):
     return value
 
 
+def compact_number(value, kind="number"):
+    """`value` as a tile shows it: as format_number below a million, else in millions, billions or
+    trillions with two decimals ("1.23 M"); a rounding up to 1,000 of a unit moves to the next one."""
+    if abs(value) < COMPACT_UNITS[0][0]:
+        return format_number(value, kind)
+    for size, unit in COMPACT_UNITS:
+        scaled = (Decimal(value) / size).quantize(CENT)
+        if abs(scaled) < 1000 or unit == COMPACT_UNITS[-1][1]:
+            return f"{scaled:,} {unit}"
+
+
 def figure_blocks(page):
     """(block id, block, value) of the page's figure and table blocks: what has data to download."""
     return [(child.id, child.block, child.value) for child in page.body
@@ -59,23 +83,49 @@ def _is_empty(table):
     return not table.rows or not any(table.total(key) for key in numeric)
 
 
-def _kpis(user, value, filters):
+def _empty_text(table, filters):
+    if not any(column.kind == "money" for column in table.columns):
+        return NO_DATA
+    return NO_PAYMENTS if filters == Filters() else NO_PAYMENTS_FILTERED
+
+
+def _kpi(tile, table, metric, filters):
+    """{value: what the tile shows, title: the exact number} of one KPI tile: amounts per currency
+    (never added together), one currency a line; {empty: why there is none} without amounts."""
+    key = tile["value"] or metric.values[0]
+    kind = table.column(key).kind
+    if kind != "money":
+        total = table.total(key, where=tile["row"])
+        shown, exact = compact_number(total, kind), format_number(total, kind)
+    else:
+        per_currency = sorted(table.totals_per(key, "currency", where=tile["row"]).items())
+        if not per_currency:
+            empty = _empty_text(table, filters)
+            return {"empty": TILE_NO_PAYMENTS[empty], "title": empty}
+        shown = "\n".join(f"{compact_number(total, kind)} {currency}" for currency, total in per_currency)
+        exact = " · ".join(f"{format_number(total, kind)} {currency}" for currency, total in per_currency)
+    return {"value": shown, "title": exact if exact != shown else ""}
+
+
+def _notice(unknown):
+    """What a block shows for a key its metric lacks; the key may break after an underscore (a metric's
+    key is longer than a tile is wide)."""
+    key = mark_safe("_<wbr>".join(escape(part) for part in unknown.key.split("_")))  # each part escaped
+    return format_html("Unknown {} '{}'", unknown.field, key)
+
+
+def _kpis(block, user, value, filters):
     tiles = []
     for tile in value:
-        metric = get_metric(tile["metric"])
-        table = compute(tile["metric"], user, filters)
-        if metric is None or table is None:
-            tiles.append({"label": tile["label"], "value": "—", "denied": True})
+        unknown = block.child_block.unknown_keys(tile)
+        if unknown:
+            tiles.append({"label": tile["label"], "notice": _notice(unknown[0])})
             continue
-        key = tile["value"] if tile["value"] in {c.key for c in table.columns} else metric.values[0]
-        kind = table.column(key).kind
-        if kind == "money" and "currency" in {c.key for c in table.columns}:
-            per_currency = table.totals_per(key, "currency", where=tile["row"])
-            shown = " · ".join(f"{format_number(total, kind)} {currency}"
-                               for currency, total in sorted(per_currency.items())) or format_number(0, kind)
+        table = compute(tile["metric"], user, filters)
+        if table is None:
+            tiles.append({"label": tile["label"], "denied": True})
         else:
-            shown = format_number(table.total(key, where=tile["row"]), kind)
-        tiles.append({"label": tile["label"], "value": shown})
+            tiles.append({"label": tile["label"], **_kpi(tile, table, get_metric(tile["metric"]), filters)})
     return tiles
 
 
@@ -96,17 +146,20 @@ def render_items(page, user, filters, *, csv_query=None):
             items.append(Item(type="text", value=value))
             continue
         if name == "kpis":
-            items.append(Item(type="kpis", tiles=_kpis(user, value, filters)))
+            items.append(Item(type="kpis", tiles=_kpis(child.block, user, value, filters)))
             continue
         metric = get_metric(value["metric"])
         item = Item(type=name, id=child.id, title=value["title"] or (metric.label if metric else value["metric"]),
                     description=value["description"] or (metric.description if metric else ""),
                     width=value["width"])
-        table = table_of(user, value, filters)
-        if metric is None or table is None:
+        unknown = child.block.unknown_keys(value)
+        table = None if unknown else table_of(user, value, filters)
+        if unknown:
+            item.notice = _notice(unknown[0])
+        elif table is None:
             item.denied = True
         elif _is_empty(table):
-            item.empty = True
+            item.empty = _empty_text(table, filters)
         elif name == "table":
             item.columns = table.columns
             item.rows = tuple(tuple({"text": format_number(cell, column.kind), "number": column.kind != "text"}
@@ -115,7 +168,7 @@ def render_items(page, user, filters, *, csv_query=None):
             item.total_rows = len(table.rows)
         else:
             item.figure = child.block.figure(value, table, metric)
-        if csv_query is not None and not item.denied:
+        if csv_query is not None and not (item.denied or item.notice):
             url = reverse("dashboards:data", kwargs={"page_id": page.pk, "block_id": child.id})
             item.csv_url = f"{url}?{csv_query}" if csv_query else url
         items.append(item)

@@ -25,7 +25,7 @@ from sites.dates import years_before
 from sites.models import Location, OrganisationSettings
 from sites.scoping import scope_for
 from workflows.models import ApprovalRequest, RequestStatus
-from workflows.operations import operation_label
+from workflows.operations import operation_choices, operation_label
 from workflows.selectors import requests_for
 
 from .metrics import HIERARCHY, Column, Table, metric, shared
@@ -36,6 +36,12 @@ PAYMENTS_READ = ("payments.view_paymentline",)
 NO_LOCATION = "(no location)"
 ZERO = Decimal("0.00")
 HEAD = "HEAD"
+REGISTRY_MEASURES = ("People", "Households")
+
+
+def labels_of(choices):
+    """A metric's fixed rows (Metric.rows): the labels of a field's choices."""
+    return lambda: [label for _value, label in choices.choices]
 
 
 # --- beneficiaries ---------------------------------------------------------------------------------
@@ -95,7 +101,7 @@ def _sum_by(counts, key_of):
 
 
 @metric("beneficiaries_by_status", group="beneficiary_counts", label="Beneficiaries by status", permissions=BENEFICIARY_READ,
-        category="status", values=("beneficiaries",),
+        category="status", values=("beneficiaries",), rows=labels_of(BeneficiaryStatus),
         description="Beneficiaries of every plan (people and households) by status.")
 def beneficiaries_by_status(user, filters):
     totals = _sum_by(_beneficiary_counts(user, filters), lambda _plan, status, _month: status)
@@ -123,7 +129,7 @@ def _status_value(label):
 
 
 @metric("beneficiaries_by_sex", label="Beneficiaries by sex", permissions=BENEFICIARY_READ,
-        category="sex", values=("beneficiaries",),
+        category="sex", values=("beneficiaries",), rows=labels_of(Sex),
         description="People enrolled in individual plans and heads of enrolled households, by sex.")
 def beneficiaries_by_sex(user, filters):
     return _by_sex(_count_by(_beneficiary_people(user, filters), lambda path: _field(f"{path}__sex")),
@@ -131,7 +137,7 @@ def beneficiaries_by_sex(user, filters):
 
 
 @metric("beneficiaries_by_age_band", label="Beneficiaries by age band", permissions=BENEFICIARY_READ,
-        category="age_band", values=("beneficiaries",),
+        category="age_band", values=("beneficiaries",), rows=lambda: list(AGE_BANDS),
         description="People enrolled in individual plans and heads of enrolled households, by age today.")
 def beneficiaries_by_age_band(user, filters):
     return _by_age_band(_count_by(_beneficiary_people(user, filters), lambda path: _age_band(f"{path}__dob")),
@@ -180,13 +186,13 @@ def _households(user, filters):
 
 
 @metric("registry_totals", label="Registry totals", permissions=REGISTRY_READ + ("registry.view_household",),
-        category="measure", values=("count",),
+        category="measure", values=("count",), rows=lambda: list(REGISTRY_MEASURES),
         description="People and households registered (live records).")
 def registry_totals(user, filters):
     people = _people(user, filters).count()
     households = _households(user, filters).count()
     return Table(columns=(Column("measure", "Measure"), Column("count", "Count", "number")),
-                 rows=(("People", people), ("Households", households)))
+                 rows=tuple(zip(REGISTRY_MEASURES, (people, households), strict=True)))
 
 
 def _people_by(user, filters, expression):
@@ -194,13 +200,14 @@ def _people_by(user, filters, expression):
 
 
 @metric("people_by_sex", label="People registered by sex", permissions=REGISTRY_READ,
-        category="sex", values=("people",), description="Registered people by sex.")
+        category="sex", values=("people",), rows=labels_of(Sex), description="Registered people by sex.")
 def people_by_sex(user, filters):
     return _by_sex(_people_by(user, filters, _field("sex")), "people", "People")
 
 
 @metric("people_by_age_band", label="People registered by age band", permissions=REGISTRY_READ,
-        category="age_band", values=("people",), description="Registered people by age today.")
+        category="age_band", values=("people",), rows=lambda: list(AGE_BANDS),
+        description="Registered people by age today.")
 def people_by_age_band(user, filters):
     return _by_age_band(_people_by(user, filters, _age_band("dob")), "people", "People")
 
@@ -259,7 +266,7 @@ def _sum_lines(by_status, statuses):
 
 
 @metric("payments_due_vs_paid", group="line_totals", label="Payments due and paid per cycle", permissions=PAYMENTS_READ,
-        category="cycle", values=("due", "paid"), series="payment_plan",
+        category="cycle", values=("due", "paid"), more_values=("due_lines", "paid_lines"), series="payment_plan",
         description="Approved payrolls: the amount due (every line not cancelled, an unpaid line paid again "
                     "by a follow-up counted once) and the amount paid, per cycle and payment plan, for "
                     "recipients in your locations.")
@@ -290,7 +297,7 @@ def payments_due_vs_paid(user, filters):
 
 
 @metric("payroll_totals", group="line_totals", label="Payroll totals", permissions=PAYMENTS_READ + ("payments.view_payroll",),
-        category="payroll", values=("total",),
+        category="payroll", values=("total",), more_values=("lines",),
         description="Each payroll's lines and total for recipients in your locations (rejected and failed "
                     "payrolls left out).")
 def payroll_totals(user, filters):
@@ -299,13 +306,14 @@ def payroll_totals(user, filters):
     labels = dict(PayrollStatus.choices)
     rows = []
     for payroll_id, by_status in totals.items():
-        name, cycle, start, plan, _currency, status = payrolls[payroll_id]
+        name, cycle, start, plan, currency, status = payrolls[payroll_id]
         if status in DEAD_STATUSES:
             continue
         lines, total = _sum_lines(by_status, LineStatus.values)
-        rows.append((start, name, cycle, plan, labels.get(status, status), lines, total))
+        rows.append((start, name, cycle, plan, currency, labels.get(status, status), lines, total))
     return Table(columns=(Column("payroll", "Payroll"), Column("cycle", "Cycle"),
-                          Column("payment_plan", "Payment plan"), Column("status", "Status"),
+                          Column("payment_plan", "Payment plan"), Column("currency", "Currency"),
+                          Column("status", "Status"),
                           Column("lines", "Lines", "number"), Column("total", "Total", "money")),
                  rows=tuple(row[1:] for row in sorted(rows)))
 
@@ -314,7 +322,7 @@ def payroll_totals(user, filters):
 
 
 @metric("uploads_by_result", label="Uploads and their results", permissions=("bulk.view_upload",),
-        category="kind", values=("uploads",), series="status", personal=True,
+        category="kind", values=("uploads",), series="status", personal=True, rows=labels_of(UploadKind),
         description="Uploaded files by kind and where they ended (imported, refused, failed...).")
 def uploads_by_result(user, filters):
     uploads = uploads_for(user).filter(filters.datetime_q("created_at"))
@@ -347,7 +355,9 @@ def pending_requests_for(user):
 
 
 @metric("approvals_pending", label="Approvals pending and their age", category="operation",
-        values=("pending",), personal=True, filters_used=("location", "period"),
+        values=("pending",), more_values=("under_1_day", "1_to_7_days", "over_7_days", "oldest_days"),
+        rows=lambda: [label for _name, label in operation_choices()], personal=True,
+        filters_used=("location", "period"),
         description="Requests waiting for a decision that you made, may decide or audit, by operation and age.")
 def approvals_pending(user, filters):
     now = timezone.now()

@@ -1,11 +1,15 @@
 """Dashboards in a real browser, on demo data (seed_demo): the manager of region Pwani finds the
 dashboards on the home page, opens each default dashboard (plotly.js from our static files, drawn
 under the CSP, no Plotly logo or cloud button), filters it, downloads a figure's CSV; an accountant
-opens Payments; the Programme overview at a tablet's width. Screenshots of each."""
+opens Payments; the Programme overview at a tablet's width; amounts in billions fit their tiles on a
+laptop and a phone; a period ending before it starts is refused on the filters. Screenshots of each."""
+
+import re
 
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
+from django.db import connection
 from django.urls import reverse
 from playwright.sync_api import expect
 from wagtail.models import Locale, Page
@@ -18,6 +22,7 @@ pytestmark = pytest.mark.browser
 
 LAPTOP = {"width": 1366, "height": 900}
 TABLET = {"width": 820, "height": 1180}
+PHONE = {"width": 390, "height": 844}
 XSS = "<img src=x onerror=alert(1)>"
 
 
@@ -128,4 +133,35 @@ def test_a_scheme_administrator_builds_a_dashboard_in_the_editor(live_server, br
     manager = session(browser, origin, problems, "manager")
     assert open_dashboard(manager, origin, page) == 2
     screenshot(manager, screenshots / "dashboards-07-new-dashboard-manager.png")
+    assert problems.ours() == {}
+
+
+def tiles_overflowing(page):
+    """The KPI tiles whose number runs past the tile's edge."""
+    return page.evaluate("""() => Array.from(document.querySelectorAll('.mizani-kpi')).filter((tile) =>
+        Array.from(tile.children).some((part) => part.scrollWidth > part.clientWidth
+            || part.getBoundingClientRect().right > tile.getBoundingClientRect().right))
+        .map((tile) => tile.innerText)""")
+
+
+def test_amounts_in_billions_fit_their_tiles_and_a_reversed_period_is_refused(live_server, browser, screenshots,
+                                                                              demo):
+    with connection.cursor() as cursor:  # a national programme's amounts
+        cursor.execute("UPDATE payments_payrolltotal SET amount = amount * 1000")
+    cache.clear()
+    origin = live_server.url
+    problems = BrowserProblems()
+    for name, viewport in (("laptop", {"width": 1280, "height": 900}), ("phone", PHONE)):
+        accountant = session(browser, origin, problems, "accountant", viewport=viewport)
+        open_dashboard(accountant, origin, demo["payments"])
+        due = accountant.locator("[data-testid=kpi] .mizani-kpi__value").first
+        expect(due).to_have_text(re.compile(r"^\d+\.\d\d B TZS$"))
+        assert re.fullmatch(r"\d,\d{3},\d{3},\d{3}\.\d\d TZS", due.get_attribute("title"))
+        assert tiles_overflowing(accountant) == []
+        screenshot(accountant, screenshots / f"dashboards-08-payments-billions-{name}.png")
+
+    url = origin + reverse("dashboards:view", kwargs={"page_id": demo["payments"].pk})
+    accountant.goto(f"{url}?start=2026-12-01&end=2026-01-01")
+    expect(accountant.get_by_text("'To' (1 Jan 2026) is before 'From' (1 Dec 2026)")).to_be_visible()
+    screenshot(accountant, screenshots / "dashboards-09-reversed-period-phone.png")
     assert problems.ours() == {}

@@ -28,8 +28,12 @@ def overview():
     return DashboardPage.objects.get(slug="programme-overview")
 
 
+def kpis_of(html):
+    return re.findall(r'class="mizani-kpi__value"[^>]*>([^<]*)<', html)
+
+
 def kpis(response):
-    return re.findall(r'class="mizani-kpi__value">([^<]*)<', response.content.decode())
+    return kpis_of(response.content.decode())
 
 
 def test_the_default_dashboards_exist_with_their_viewers():
@@ -61,12 +65,16 @@ def test_who_may_view_each_dashboard_is_configurable(client, geo, manager_a):
 
 def test_two_district_managers_see_their_own_numbers(client, geo, people, manager_a, manager_b):
     url = reverse("dashboards:view", kwargs={"page_id": overview().pk})
-    tiles_a = kpis(client_for(client, manager_a).get(url))
+    page_a = client_for(client, manager_a).get(url)
+    tiles_a = kpis(page_a)
     tiles_b = kpis(client_for(client, manager_b).get(url))
 
-    # People registered, households, active beneficiaries, due in approved payrolls (none yet).
-    assert tiles_a == ["16", "4", "3", "0.00"]
-    assert tiles_b == ["1", "1", "1", "0.00"]
+    # People registered, households, active beneficiaries; due in approved payrolls: none yet.
+    assert tiles_a == ["16", "4", "3"]
+    assert tiles_b == ["1", "1", "1"]
+    html = page_a.content.decode()
+    assert re.findall(r'class="mizani-kpi__empty[^>]*>([^<]*)<', html) == ["No payments yet"]
+    assert '<p class="mizani-figure__empty">No payments yet.</p>' in html
     # A viewer may not see payments: no tile rather than a zero.
     viewer = UserFactory(username="viewer_tiles_a", role="Viewer", locations=[geo.district_a])
     assert kpis(client_for(client, viewer).get(url)) == ["16", "4", "3"]
@@ -123,8 +131,7 @@ def test_csv_follows_the_same_access_and_scope_as_the_page(client, geo, people, 
 
 def test_scheme_administrators_edit_dashboards_and_managers_do_not(client, geo):
     designer = UserFactory(username="designer", role="Scheme administrator", national=True)
-    folder = DashboardIndexPage.objects.get()
-    add = reverse("wagtailadmin_pages:add", args=["dashboards", "dashboardpage", folder.pk])
+    add = add_url()
     edit = reverse("wagtailadmin_pages:edit", args=[overview().pk])
 
     assert client_for(client, designer).get(add).status_code == 200
@@ -134,25 +141,32 @@ def test_scheme_administrators_edit_dashboards_and_managers_do_not(client, geo):
     assert client.get(edit).status_code in (302, 403)
 
 
-def test_a_scheme_administrator_builds_a_dashboard_in_the_editor(client, geo, people, manager_a, manager_b):
-    designer = UserFactory(username="designer", role="Scheme administrator", national=True)
-    folder = DashboardIndexPage.objects.get()
-    add = reverse("wagtailadmin_pages:add", args=["dashboards", "dashboardpage", folder.pk])
-    data = {
+def add_url():
+    return reverse("wagtailadmin_pages:add", args=["dashboards", "dashboardpage", DashboardIndexPage.objects.get().pk])
+
+
+def editor_form(*, tile_value="", tile_row=""):
+    """The editor's form for a dashboard "Coverage": a KPI tile of beneficiaries by status (its value
+    and row keys as given) and a bar chart of them, published."""
+    return {
         "title": "Coverage", "slug": "coverage", "summary": "Who we reach", "show_filters": "on",
         "body-count": "2",
         "body-0-type": "kpis", "body-0-deleted": "", "body-0-order": "0", "body-0-id": "",
         "body-0-value-count": "1", "body-0-value-0-deleted": "", "body-0-value-0-order": "0",
         "body-0-value-0-id": "", "body-0-value-0-value-metric": "beneficiaries_by_status",
-        "body-0-value-0-value-label": "Beneficiaries", "body-0-value-0-value-value": "",
-        "body-0-value-0-value-row": "",
+        "body-0-value-0-value-label": "Beneficiaries", "body-0-value-0-value-value": tile_value,
+        "body-0-value-0-value-row": tile_row,
         "body-1-type": "bar", "body-1-deleted": "", "body-1-order": "1", "body-1-id": "",
         "body-1-value-metric": "beneficiaries_by_status", "body-1-value-title": "",
         "body-1-value-description": "", "body-1-value-width": "full", "body-1-value-height": "360",
         "body-1-value-value": "",
         "action-publish": "publish",
     }
-    response = client_for(client, designer).post(add, data)
+
+
+def test_a_scheme_administrator_builds_a_dashboard_in_the_editor(client, geo, people, manager_a, manager_b):
+    designer = UserFactory(username="designer", role="Scheme administrator", national=True)
+    response = client_for(client, designer).post(add_url(), editor_form())
     assert response.status_code == 302, response.content.decode()[:3000]
 
     page = DashboardPage.objects.get(slug="coverage")
@@ -160,6 +174,49 @@ def test_a_scheme_administrator_builds_a_dashboard_in_the_editor(client, geo, pe
     url = reverse("dashboards:view", kwargs={"page_id": page.pk})
     assert kpis(client_for(client, manager_a).get(url)) == ["4"]
     assert kpis(client_for(client, manager_b).get(url)) == ["1"]
+
+
+def test_the_editor_refuses_a_tile_whose_row_or_value_its_metric_does_not_have(client, geo, people):
+    designer = UserFactory(username="designer", role="Scheme administrator", national=True)
+    response = client_for(client, designer).post(add_url(), editor_form(tile_value="Paid", tile_row="Actve"))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Unknown row &#x27;Actve&#x27;. Choose one of: &#x27;Potential&#x27;, &#x27;Active&#x27;" in html
+    assert "Unknown value &#x27;Paid&#x27;. Choose one of: &#x27;beneficiaries&#x27;" in html
+    assert not DashboardPage.objects.filter(slug="coverage").exists()
+
+
+def stored_page(body):
+    """A published dashboard whose body was stored as given (before its keys were checked)."""
+    page = DashboardPage(title="Stored", slug="stored", body=json.dumps(body))
+    DashboardIndexPage.objects.get().add_child(instance=page)
+    page.save_revision().publish()
+    return page
+
+
+def test_a_stored_key_its_metric_lacks_shows_a_notice_not_a_number(client, people, superuser):
+    tiles = [{"type": "item", "id": f"t{n}", "value": {"metric": metric, "label": label, "value": value, "row": row}}
+             for n, (metric, label, value, row) in enumerate((
+                 ("beneficiaries_by_statu", "Renamed metric", "", ""),
+                 ("beneficiaries_by_status", "Mistyped row", "", "Actve"),
+                 ("payments_due_vs_paid", "Mistyped value", "Paied", ""),
+                 ("beneficiaries_by_status", "Active", "", "Active")))]
+    page = stored_page([
+        {"type": "kpis", "id": "kpis", "value": tiles},
+        {"type": "bar", "id": "gone", "value": {"metric": "no_such_metric", "title": "Gone", "description": "",
+                                                "width": "half", "height": 360, "value": "", "horizontal": False,
+                                                "stacked": False}}])
+
+    html = client_for(client, superuser).get(reverse("dashboards:view", kwargs={"page_id": page.pk})).content.decode()
+
+    notices = re.findall(r'class="error-message mizani-kpi__notice">([^\n]*)</p>', html)
+    assert [notice.replace("<wbr>", "") for notice in notices] == [
+        "Unknown metric 'beneficiaries_by_statu'", "Unknown row 'Actve'", "Unknown value 'Paied'"]
+    assert kpis_of(html) == ["4"]  # the one tile with known keys, and no 0 for the others
+    assert "Unknown metric 'no_<wbr>such_<wbr>metric'" in html
+    assert "You may not see these figures." not in html
+    assert reverse("dashboards:data", kwargs={"page_id": page.pk, "block_id": "gone"}) not in html
 
 
 def test_the_editors_preview_renders_the_figures_for_the_previewer(geo, people, manager_a):
@@ -170,5 +227,5 @@ def test_the_editors_preview_renders_the_figures_for_the_previewer(geo, people, 
     html = response.content.decode()
 
     assert "dashboards/plotly.min.js" in html
-    assert re.findall(r'class="mizani-kpi__value">([^<]*)<', html)[:3] == ["16", "4", "3"]
+    assert kpis_of(html)[:3] == ["16", "4", "3"]
     assert "/data/" not in html  # no CSV links in a preview
