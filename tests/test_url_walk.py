@@ -352,8 +352,8 @@ class World:
     deleted_household_b: Household
     household_nowhere: Household
     empty_household_a: Household
-    membership_a: Membership
     membership_b: Membership
+    second_member_a: Membership
     registry_field: RegistryField
     approval_a: ApprovalRequest
     approval_b: ApprovalRequest
@@ -396,6 +396,8 @@ class World:
         """The object a `pk` designates: district B's (side "b") or district A's (side "a")."""
         kind = OUR_NAMESPACES[namespace]
         if kind == "individual":
+            if view == "delete" and side == "a":
+                return self.loose_a  # the head of a household with other members cannot be deleted
             return getattr(self, "deleted_" + side if view == "restore" else "person_" + side)
         if kind == "household":
             if view == "restore":
@@ -468,8 +470,11 @@ def world(db, member_roles):
     household_nowhere = HouseholdFactory(code="HH-NOWHERE-03", location=None)
     empty_household_a = HouseholdFactory(code="HH-ALPHA-EMPTY", location=village_a)
     head = MemberRole.objects.get(pk="HEAD")
-    membership_a = MembershipFactory(household=household_a, individual=person_a, role=head, recipient_type="PRIMARY")
+    MembershipFactory(household=household_a, individual=person_a, role=head, recipient_type="PRIMARY")
     membership_b = MembershipFactory(household=household_b, individual=person_b, role=head, recipient_type="PRIMARY")
+    # A member who may leave: the last member of an enrolled household may not.
+    second_member_a = MembershipFactory(household=household_a, role=MemberRole.objects.get(pk="SON"), individual=(
+        IndividualFactory(first_name="Sigismund", last_name="Ashgrove", national_id="A12121212", location=village_a)))
     registry_field = RegistryFieldFactory(name="walk_note", label="Walk note")
     clerk_a = UserFactory(username="walk_clerk_a", role="Clerk", locations=[district_a])
     clerk_b = UserFactory(username="walk_clerk_b", role="Clerk", locations=[district_b])
@@ -584,7 +589,7 @@ def world(db, member_roles):
         person_a=person_a, loose_a=loose_a, deleted_a=deleted_a, person_b=person_b, deleted_b=deleted_b,
         nowhere=nowhere, household_a=household_a, deleted_household_a=deleted_household_a,
         household_b=household_b, deleted_household_b=deleted_household_b,
-        household_nowhere=household_nowhere, empty_household_a=empty_household_a, membership_a=membership_a, membership_b=membership_b,
+        household_nowhere=household_nowhere, empty_household_a=empty_household_a, membership_b=membership_b, second_member_a=second_member_a,
         registry_field=registry_field,
         approval_a=approvals["a"], approval_b=approvals["b"], job_a=jobs["a"], job_b=jobs["b"],
         plan=plan, beneficiary_a=beneficiaries["a"], beneficiary_b=beneficiaries["b"],
@@ -734,7 +739,7 @@ def form_payloads(w, namespace, view, side):
     village = w.village_b if side == "b" else w.village_a
     district = w.district_b if side == "b" else w.district_a
     person = w.person_b if side == "b" else w.person_a
-    membership = w.membership_b if side == "b" else w.membership_a
+    membership = w.membership_b if side == "b" else w.second_member_a
     kind = OUR_NAMESPACES[namespace]
     if view in ("delete", "restore", "cancel", "discard", "release_over_limit", "follow_up", "open") or (
             view == "submit" and kind == "payroll") or (view == "close" and kind == "paymentcycle"):

@@ -26,6 +26,7 @@ from schemes.registry.models import (
     MemberRole,
     Membership,
     RegistryField,
+    name_problem,
     national_id_problem,
     normalise_national_id,
     phone_problem,
@@ -41,7 +42,6 @@ from .staging import StagingWriter
 
 SEX = {"f": "F", "female": "F", "m": "M", "male": "M", "o": "O", "other": "O"}
 RECIPIENT = {"": "", "1": "PRIMARY", "2": "SECONDARY", "primary": "PRIMARY", "secondary": "SECONDARY"}
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 EXCEL_NUMBER = re.compile(r"^\d+([.,]\d+)?[eE]\+?\d+$")  # 1.23E+15, or 1,23E+15 where "," is the decimal mark
 CHUNK = 50_000
 ERROR_FIELDS = ("upload", "row_number", "column", "message")
@@ -156,8 +156,8 @@ class PersonRows:
                 found.append((header_of.get(name, name), "Required."))
             elif len(value) > 100:
                 found.append((header_of[name], f"At most 100 characters ({len(value)})."))
-            elif not value.isprintable() and CONTROL_CHARACTERS.search(value):  # the test in C first
-                found.append((header_of[name], "A name cannot hold line breaks, tabs or other control characters."))
+            elif problem := name_problem(value):
+                found.append((header_of[name], problem))
         dob = None
         raw = given.get("dob", "")
         if not raw:

@@ -1,10 +1,13 @@
 """Registry operations that may need approval: change requests (edits shown as old vs new) and
-deletions, for individuals and households; merging duplicate records and undoing a merge. Payloads
+deletions, for individuals and households; changes to a household's members; merging duplicate records and undoing a merge. Payloads
 are JSON; the services do every check again when the approved change is applied."""
 
 import datetime
+import hashlib
 
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
+from django.utils.text import capfirst
 
 from sites.models import Location
 from workflows.models import ApprovalRequest, RequestStatus
@@ -17,8 +20,12 @@ from .models import (
     DuplicateStatus,
     Household,
     Individual,
+    MemberRole,
+    Membership,
     Merge,
+    RecipientType,
     RegistryField,
+    Sex,
 )
 
 
@@ -55,17 +62,66 @@ def _version(model, payload):
     return stamp.isoformat() if stamp else "gone"
 
 
+def _refuse_second_request(operation, noun, **payload):
+    """One open request per record and operation: a second (a resubmitted form) is refused."""
+    pending = selectors.open_requests([operation], **payload).first()
+    if pending is not None:
+        raise ValidationError(f"Request {pending.pk} for this {noun} is already waiting for approval: it must be "
+                              "decided (or cancelled) before another is submitted.")
+
+
+def _described(record):
+    """The record as a checker tells it from others: its id, and a person's date of birth and household."""
+    if isinstance(record, Household):
+        return f"household {record.code} (id {record.pk})"
+    code = Membership.objects.filter(individual=record).values_list("household__code", flat=True).first()
+    return (f"individual {record} (id {record.pk}, born {record.dob:%Y-%m-%d}"
+            f"{f', household {code}' if code else ''})")
+
+
+def _link(record):
+    name = "registry_household" if isinstance(record, Household) else "registry_individual"
+    return {"url": reverse(f"{name}:inspect", args=[record.pk]), "label": f"Open the record of {_described(record)}"}
+
+
+def _labelled_diff(model, target, changes):
+    """[[label, old, new]] for a change's {name: [old, new]}: field labels, location names."""
+    definitions = {d.name: d.label for d in RegistryField.objects.filter(target=target)}
+    locations = dict(Location.objects.filter(
+        pk__in=[v for v in changes.get("location", []) if v is not None]).values_list("pk", "name"))
+    rows = []
+    for name, values in changes.items():
+        if name.startswith("attributes."):
+            label = definitions.get(name.removeprefix("attributes."), name.removeprefix("attributes."))
+        else:
+            label = capfirst(model._meta.get_field(name).verbose_name)
+        if name == "location":
+            values = [locations.get(int(v)) if v is not None else None for v in values]
+        elif name == "sex":
+            values = [dict(Sex.choices).get(v, v) for v in values]
+        rows.append([label, *values])
+    return rows
+
+
+def _sensitive_labels(model, target):
+    return sorted(row[0] for row in _labelled_diff(
+        model, target, {name: [None, None] for name in services.sensitive_names(target)}))
+
+
 def _change_operation(name, label, model, selector, check_update, update, target):
     def prepare(payload, by):
         record = _record(model, selector, payload, by)
         fields = _python_fields(payload.get("fields", {}))
         updated, changes = check_update(**{model._meta.model_name: record}, fields=fields,
                                         attributes=payload.get("attributes"), by=by)
+        if not changes:
+            raise ValidationError("Nothing would change: every value is the one already recorded.")
+        _refuse_second_request(name, model._meta.verbose_name, record=record.pk)
         return Prepared(
             payload={"record": record.pk, "fields": _json_fields(fields), "attributes": updated.attributes},
-            summary={"title": f"Change {model._meta.verbose_name} {record}", "record": record.pk,
-                     "model": model._meta.label_lower, "diff": [[k, *v] for k, v in changes.items()],
-                     "sensitive": sorted(services.sensitive_names(target))},
+            summary={"title": f"Change {_described(record)}", "record": record.pk,
+                     "model": model._meta.label_lower, "diff": _labelled_diff(model, target, changes),
+                     "sensitive": _sensitive_labels(model, target), "link": _link(record)},
             location=updated.location, version=record.updated_at.isoformat(),
         )
 
@@ -79,14 +135,15 @@ def _change_operation(name, label, model, selector, check_update, update, target
                               version=lambda payload: _version(model, payload), default_requires_approval=False))
 
 
-def _delete_operation(name, label, model, selector, permission, delete):
+def _delete_operation(name, label, model, selector, check_delete, delete):
     def prepare(payload, by):
-        if not by.has_perm(permission):
-            raise PermissionDenied(f"You do not have the permission '{permission}'.")
         record = _record(model, selector, payload, by)
+        check_delete(**{model._meta.model_name: record}, by=by)
+        _refuse_second_request(name, model._meta.verbose_name, record=record.pk)
         return Prepared(payload={"record": record.pk},
-                        summary={"title": f"Delete {model._meta.verbose_name} {record}", "record": record.pk,
-                                 "model": model._meta.label_lower, "diff": [], "sensitive": []},
+                        summary={"title": f"Delete {_described(record)}", "record": record.pk,
+                                 "model": model._meta.label_lower, "diff": [], "sensitive": [],
+                                 "counts": selectors.delete_consequences(record), "link": _link(record)},
                         location=record.location, version=record.updated_at.isoformat())
 
     def execute(payload, maker):
@@ -105,10 +162,94 @@ CHANGE_HOUSEHOLD = _change_operation(
     services.household_check_update, services.household_update, RegistryField.Target.HOUSEHOLD)
 DELETE_INDIVIDUAL = _delete_operation(
     "registry.delete_individual", "Delete a registered person", Individual, selectors.individuals_for,
-    "registry.delete_individual", services.individual_soft_delete)
+    services.individual_check_delete, services.individual_soft_delete)
 DELETE_HOUSEHOLD = _delete_operation(
     "registry.delete_household", "Delete a household", Household, selectors.households_for,
-    "registry.delete_household", services.household_soft_delete)
+    services.household_check_delete, services.household_soft_delete)
+
+
+# --- household members: who is head, who receives the payments -------------------------------------
+
+def _member_change(payload, households, individuals):
+    """The service's keyword arguments for the payload's change, records read through the querysets."""
+    household = households.filter(pk=payload.get("household")).first()
+    if household is None:
+        raise PermissionDenied(f"No household with id {payload.get('household')} in your locations.")
+    individual = individuals.filter(pk=payload.get("individual")).first()
+    if individual is None:
+        raise PermissionDenied(f"No person with id {payload.get('individual')} in your locations.")
+    return {"household": household, "action": payload.get("action"), "individual": individual,
+            "role": payload.get("role") or None, "recipient_type": payload.get("recipient_type") or None,
+            "former_head_role": payload.get("former_head_role") or None}
+
+
+def _member_text(role, recipient):
+    roles = dict(MemberRole.objects.values_list("pk", "label"))
+    text = roles.get(role, role) or "—"
+    return f"{text}, {RecipientType(recipient).label.lower()}" if recipient else text
+
+
+def _member_diff(change):
+    """[[what, now, after]] for the checker: the member's role and recipient before and after."""
+    household, individual, action = change["household"], change["individual"], change["action"]
+    person = f"{individual} (id {individual.pk})"
+    current = Membership.objects.filter(household=household, individual=individual).first()
+    now = _member_text(current.role_id, current.recipient_type) if current else "Not a member"
+    if action == "add":
+        return [[person, now, _member_text(change["role"] or MemberRole.HEAD, change["recipient_type"])]]
+    if action == "remove":
+        return [[person, now, "Leaves the household"]]
+    if action == "change":
+        return [[person, now, _member_text(change["role"], change["recipient_type"])]]
+    rows = [[person, now, _member_text(MemberRole.HEAD, current.recipient_type if current else None)]]
+    head = Membership.objects.filter(household=household, role_id=MemberRole.HEAD).select_related("individual").first()
+    if head is not None:
+        rows.append([f"{head.individual} (id {head.individual_id}), head now",
+                     _member_text(head.role_id, head.recipient_type),
+                     _member_text(change["former_head_role"], head.recipient_type)])
+    return rows
+
+
+def prepare_member_change(payload, by):
+    change = _member_change(payload, selectors.households_for(by), selectors.individuals_for(by))
+    services.household_member_check(**change, by=by)
+    household, individual = change["household"], change["individual"]
+    _refuse_second_request(MEMBERS_OPERATION, "member", household=household.pk, individual=individual.pk)
+    counts = {}
+    if enrolments := selectors.household_enrolments(household):
+        counts["The household is enrolled in"] = ", ".join(
+            f"{e.plan.name} ({e.get_status_display().lower()})" for e in enrolments)
+    return Prepared(
+        payload={key: value.pk if hasattr(value, "pk") else value for key, value in change.items()},
+        summary={"title": f"{services.MEMBER_ACTIONS[change['action']]} of {_described(household)}: {individual}",
+                 "record": household.pk, "model": Household._meta.label_lower, "diff": _member_diff(change),
+                 "sensitive": [], "counts": counts, "link": _link(household)},
+        location=household.location, version=_members_version(payload),
+    )
+
+
+def execute_member_change(payload, maker):
+    change = _member_change(payload, Household.objects.all(), Individual.objects.all())
+    services.household_member_change(**change, by=maker)
+    return {"household": payload["household"], "individual": payload["individual"]}
+
+
+def _members_version(payload):
+    """The household's members, roles and recipients now, as a fingerprint: a request made on other members
+    is void."""
+    household = Household.objects.filter(pk=payload["household"]).values_list("deleted_at", flat=True)
+    if not household.exists() or household[0] is not None:
+        return "gone"
+    members = Membership.objects.filter(household=payload["household"]).order_by("pk").values_list(
+        "individual_id", "role_id", "recipient_type")
+    return hashlib.sha256(repr(list(members)).encode()).hexdigest()
+
+
+MEMBERS_OPERATION = "registry.change_household_members"
+CHANGE_MEMBERS = register(Operation(
+    name=MEMBERS_OPERATION, label="Change a household's members (head, roles, recipients)",
+    prepare=prepare_member_change, execute=execute_member_change, version=_members_version,
+    default_requires_approval=False))
 
 
 # --- duplicates: merge and unmerge --------------------------------------------------------------

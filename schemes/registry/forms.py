@@ -1,12 +1,20 @@
 from django import forms
+from django.urls import reverse
+from django.utils.html import format_html
 
 from sites.forms import ScopedRecordForm
 from sites.masking import can_view_sensitive
 
+from . import selectors
 from .models import Household, Individual, MemberRole, RecipientType, RegistryField
 
 
 class IndividualForm(ScopedRecordForm):
+    # Registration only: a person with the same names and date of birth is registered on confirmation.
+    register_anyway = forms.BooleanField(
+        required=False, label="Register anyway",
+        help_text="Tick only when the form warns of a possible duplicate that is a different person.")
+
     class Meta:
         model = Individual
         fields = ["first_name", "last_name", "dob", "sex", "national_id", "phone", "location"]
@@ -14,8 +22,27 @@ class IndividualForm(ScopedRecordForm):
 
     def __init__(self, *args, for_user=None, **kwargs):
         super().__init__(*args, for_user=for_user, **kwargs)
+        self.for_user = for_user
+        if self.instance.pk:
+            del self.fields["register_anyway"]
         self.add_attribute_fields(RegistryField.schema_for(RegistryField.Target.INDIVIDUAL),
                                   show_sensitive=can_view_sensitive(for_user))
+
+    def clean(self):
+        cleaned = super().clean()
+        if "register_anyway" in self.fields and not cleaned.get("register_anyway") and cleaned.get("dob"):
+            same = selectors.exact_duplicates(
+                selectors.individuals_for(self.for_user), first_name=(cleaned.get("first_name") or "").strip(),
+                last_name=(cleaned.get("last_name") or "").strip(), dob=cleaned["dob"]).first()
+            if same is not None:
+                self.add_error(None, format_html(
+                    'Possible duplicate of <a href="{}">{} (id {})</a> (same name and date of birth). If this is '
+                    "a different person, tick “Register anyway” and save again.",
+                    reverse("registry_individual:inspect", args=[same.pk]), same, same.pk))
+        return cleaned
+
+    def core_values(self):
+        return {name: value for name, value in super().core_values().items() if name != "register_anyway"}
 
 
 

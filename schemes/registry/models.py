@@ -42,6 +42,25 @@ def phone_problem(phone):
     return ""
 
 
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+INVISIBLE_CATEGORIES = frozenset({"Cf", "Zs", "Zl", "Zp", "Cc"})
+
+
+def name_problem(name):
+    """Why `name` (a first or last name) cannot be a name, or "": control characters (line breaks,
+    tabs), text-direction overrides, embeddings and isolates, or nothing visible (only spaces and
+    zero-width characters). Joiners inside a visible name (Persian, Indic scripts) are fine."""
+    if name.isprintable():  # the common case, millions of times per import: no check further
+        return "" if not name.isspace() else "A name needs at least one visible character."
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        return "A name cannot contain line breaks, tabs or other control characters."
+    if any(ch in BIDI_CONTROLS for ch in name):
+        return "A name cannot contain text-direction control characters (U+202A-U+202E, U+2066-U+2069)."
+    if all(unicodedata.category(ch) in INVISIBLE_CATEGORIES for ch in name):
+        return "A name needs at least one visible character (it holds only spaces or invisible characters)."
+    return ""
+
+
 def national_id_problem(national_id, rule):
     """Why the normalised `national_id` does not have the country's format, or "". `rule`: (pattern,
     format as clerks know it) from OrganisationSettings.national_id_rule(), or None (any ID)."""

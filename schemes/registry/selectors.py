@@ -141,3 +141,55 @@ def latest_scan(user):
     from .duplicates import SCAN
 
     return Job.objects.filter(kind=SCAN, started_by=user).order_by("-created_at", "-id").first()
+
+
+def household_enrolments(household):
+    """The household's live enrolments (potential, active, suspended) in household plans, with their plan."""
+    from schemes.plans.models import LIVE_STATUSES
+
+    return list(household.beneficiaries.filter(status__in=LIVE_STATUSES).select_related("plan").order_by("plan__name"))
+
+
+def open_requests(operations, **payload):
+    """Requests of these operations not yet decided or applied whose payload has these values (the
+    record's id): what a record page shows as pending, and what refuses a second request."""
+    from workflows.models import ApprovalRequest, RequestStatus
+
+    return ApprovalRequest.objects.filter(
+        operation__in=operations, status__in=[RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.EXECUTING],
+        **{f"payload__{key}": value for key, value in payload.items()}).order_by("pk")
+
+
+def exact_duplicates(queryset, *, first_name, last_name, dob):
+    """Live people in `queryset` with the same name (case aside) and date of birth: one query,
+    served by the date-of-birth index."""
+    return queryset.filter(dob=dob, search_name=f"{first_name} {last_name}".lower()).order_by("pk")
+
+
+def delete_consequences(record):
+    """What deleting the record touches, {what: how}, for its confirmation page and its request."""
+    from schemes.plans.models import LIVE_STATUSES
+
+    if isinstance(record, Household):
+        members = Membership.objects.filter(household=record).count()
+        enrolments = household_enrolments(record)
+        return {"Members": f"{members}" + (" (they must be removed first)" if members else ""),
+                "Live enrolments": _enrolment_text(enrolments, "a deleted household")}
+    membership = Membership.objects.filter(individual=record).select_related("household", "role").first()
+    if membership is None:
+        household = "None"
+    else:
+        recipient = membership.get_recipient_type_display()
+        household = (f"{membership.household.code} ({membership.role.label.lower()}"
+                     f"{f', {recipient.lower()}' if recipient else ''}): they leave it")
+    enrolments = list(record.beneficiaries.filter(status__in=LIVE_STATUSES).select_related("plan").order_by("plan__name"))
+    return {"Household": household,
+            "Live enrolments": _enrolment_text(enrolments, "a deleted person"),
+            "Payment lines naming them as recipient": f"{record.payment_lines.count()} (kept as they are)"}
+
+
+def _enrolment_text(enrolments, subject):
+    if not enrolments:
+        return "0"
+    plans = ", ".join(f"{e.plan.name} ({e.get_status_display().lower()})" for e in enrolments)
+    return f"{len(enrolments)}: {plans}; {subject} is left out of later payrolls"

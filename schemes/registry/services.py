@@ -31,6 +31,7 @@ from .models import (
     MergeStatus,
     RecipientType,
     RegistryField,
+    name_problem,
     national_id_problem,
     normalise_national_id,
     phone_problem,
@@ -114,6 +115,9 @@ def _validate_individual(individual, attributes):
     individual.first_name = (individual.first_name or "").strip()
     individual.last_name = (individual.last_name or "").strip()
     individual.phone = ascii_digits((individual.phone or "").strip())
+    for name in ("first_name", "last_name"):
+        if problem := name_problem(getattr(individual, name)):
+            errors[name] = [problem]
     if individual.phone and (problem := phone_problem(individual.phone)):
         errors["phone"] = [problem]
     try:
@@ -203,13 +207,14 @@ def individual_update(*, individual, fields, attributes=None, by):
     return individual
 
 
-@transaction.atomic
-def individual_soft_delete(*, individual, by):
+def individual_check_delete(*, individual, by, lock=False):
+    """Everything individual_soft_delete checks; returns the (fresh) person and their membership, or
+    raises what the deletion would raise. Also run when a deletion is submitted for approval."""
     _require_permission(by, "registry.delete_individual")
-    individual = Individual.objects.select_for_update().get(pk=individual.pk)
+    individual = (Individual.objects.select_for_update() if lock else Individual.objects).get(pk=individual.pk)
     _require_record_in_scope(by, individual)
     if individual.is_deleted:
-        return individual
+        return individual, None
     membership = Membership.objects.filter(individual=individual).select_related("household").first()
     if membership is not None:
         if membership.role_id == MemberRole.HEAD and Membership.objects.filter(
@@ -219,6 +224,16 @@ def individual_soft_delete(*, individual, by):
                 f"{individual} is the head of household {membership.household.code}: "
                 "make another member the head first."
             )
+        _check_not_emptying_enrolled(membership.household, leaving=membership)
+    return individual, membership
+
+
+@transaction.atomic
+def individual_soft_delete(*, individual, by):
+    individual, membership = individual_check_delete(individual=individual, by=by, lock=True)
+    if individual.is_deleted:
+        return individual
+    if membership is not None:
         _remove_membership(membership, by=by)
     individual.deleted_at = timezone.now()
     individual.save(update_fields=["deleted_at", "updated_at"])
@@ -262,9 +277,11 @@ def _new_household_code():
             return code
 
 
-def _validate_household(household, attributes):
+def _validate_household(household, attributes, by):
     errors = {}
     household.code = (household.code or "").strip() or _new_household_code()
+    if not household.code.isprintable():
+        errors["code"] = ["A household code cannot contain line breaks, tabs or other invisible characters."]
     try:
         household.attributes = RegistryField.schema_for(RegistryField.Target.HOUSEHOLD).clean(
             attributes, stored=household.attributes)
@@ -274,8 +291,13 @@ def _validate_household(household, attributes):
         household.full_clean(exclude=["attributes", *errors], validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
         errors.update(exc.message_dict)
-    if "code" not in errors and Household.objects.filter(code=household.code).exclude(pk=household.pk).exists():
-        errors["code"] = ["Another household already has this code."]
+    if "code" not in errors:
+        # Codes are told apart case aside (hh-1 is HH-1 on a form or a file); a household the user may
+        # not see is not revealed.
+        taken = Household.objects.filter(code__iexact=household.code).exclude(pk=household.pk).first()
+        if taken is not None:
+            errors["code"] = [f"Another household already has this code ({taken.code})."
+                              if scope_for(by).allows(taken.location) else "This code cannot be used."]
     if errors:
         raise ValidationError(errors)
 
@@ -288,7 +310,7 @@ def household_create(*, fields, attributes=None, by):
         raise ValidationError({name: ["Not a household field."] for name in sorted(unknown)})
     household = Household(**fields)
     _require_in_scope(by, household.location)
-    _validate_household(household, attributes or {})
+    _validate_household(household, attributes or {}, by)
     household.save()
     audit(household, "wagtail.create", by=by)
     return household
@@ -308,7 +330,7 @@ def household_check_update(*, household, fields, attributes=None, by, lock=False
             raise ValidationError({name: ["Not a household field."]})
         setattr(household, name, value)
     _require_in_scope(by, household.location)
-    _validate_household(household, household.attributes if attributes is None else attributes)
+    _validate_household(household, household.attributes if attributes is None else attributes, by)
     return household, _diff(before, _snapshot(household, HOUSEHOLD_FIELDS), set())
 
 
@@ -323,16 +345,23 @@ def household_update(*, household, fields, attributes=None, by):
     return household
 
 
-@transaction.atomic
-def household_soft_delete(*, household, by):
+def household_check_delete(*, household, by, lock=False):
+    """Everything household_soft_delete checks; returns the fresh household or raises what the
+    deletion would raise. Also run when a deletion is submitted for approval."""
     _require_permission(by, "registry.delete_household")
-    household = Household.objects.select_for_update().get(pk=household.pk)
+    household = (Household.objects.select_for_update() if lock else Household.objects).get(pk=household.pk)
     _require_record_in_scope(by, household)
-    if household.is_deleted:
-        return household
-    if Membership.objects.filter(household=household).exists():
+    if not household.is_deleted and Membership.objects.filter(household=household).exists():
         # Members of a deleted household could not join another one; they leave first, explicitly.
         raise ValidationError(f"Household {household.code} still has members: remove them first.")
+    return household
+
+
+@transaction.atomic
+def household_soft_delete(*, household, by):
+    household = household_check_delete(household=household, by=by, lock=True)
+    if household.is_deleted:
+        return household
     household.deleted_at = timezone.now()
     household.save(update_fields=["deleted_at", "updated_at"])
     audit(household, "mizani.soft_delete", by=by)
@@ -478,7 +507,63 @@ def household_remove_member(*, membership, by):
         pk=membership.pk
     ).exists():
         raise ValidationError("The head cannot leave while other members remain: make another member head first.")
+    _check_not_emptying_enrolled(household, leaving=membership)
     _remove_membership(membership, by=by)
+
+
+def _check_not_emptying_enrolled(household, *, leaving):
+    """A household enrolled in an active plan keeps at least one member: its payroll lines would
+    otherwise have nobody to pay."""
+    if Membership.objects.filter(household=household).exclude(pk=leaving.pk).exists():
+        return
+    plans = sorted({enrolment.plan.name for enrolment in selectors.household_enrolments(household)
+                    if enrolment.plan.status == "ACTIVE"})
+    if plans:
+        raise ValidationError(
+            f"{leaving.individual} is the last member of household {household.code}, which is enrolled in "
+            f"{', '.join(plans)}: its payments would have nobody to pay. End the enrolment first, or add "
+            "another member before this one leaves.")
+
+
+MEMBER_ACTIONS = {"add": "Add a member", "change": "Change a member's role or recipient",
+                  "set_head": "Make a member head", "remove": "Remove a member"}
+
+
+def household_member_change(*, household, action, individual, role=None, recipient_type=None,
+                            former_head_role=None, by):
+    """One change to a household's members (`action` one of MEMBER_ACTIONS): what the household page
+    applies, at once or once its request is approved."""
+    if action == "add":
+        return household_add_member(household=household, individual=individual, role=role or None,
+                                    recipient_type=recipient_type or None, by=by)
+    if action not in MEMBER_ACTIONS:
+        raise ValidationError("Unknown operation.")
+    membership = Membership.objects.filter(household=household, individual=individual).first()
+    if membership is None:
+        raise ValidationError(f"{individual} is not a member of household {household.code}.")
+    if action == "change":
+        return household_change_member(membership=membership, role=role, recipient_type=recipient_type or None,
+                                       by=by)
+    if action == "set_head":
+        return household_set_head(household=household, individual=individual, former_head_role=former_head_role,
+                                  by=by)
+    return household_remove_member(membership=membership, by=by)
+
+
+class _DryRun(Exception):
+    pass
+
+
+def household_member_check(*, by, **change):
+    """Raise what household_member_change would raise, changing nothing: the change is made in a
+    savepoint that is then rolled back (audit entries included), so the checks are exactly the
+    service's. Run when a member change is submitted for approval."""
+    try:
+        with transaction.atomic():
+            household_member_change(**change, by=by)
+            raise _DryRun
+    except _DryRun:
+        pass
 
 
 # --- duplicates -------------------------------------------------------------------------------

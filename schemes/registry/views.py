@@ -20,10 +20,13 @@ from schemes.rules.forms import CriteriaFilter
 from sites.audit import audit
 from sites.fields import FieldType
 from sites.masking import can_view_sensitive, mask
+from sites.refusals import refusal_message
 from sites.scoping import scope_for
-from sites.viewsets import ScopedIndexView, ScopedInspectView
+from sites.viewsets import ScopedHistoryView, ScopedIndexView, ScopedInspectView, ServiceDeleteView
+from workflows.services import approval_submit, requires_approval
 
 from . import selectors, services
+from .approvals import MEMBERS_OPERATION
 from .forms import AddMemberForm, ChangeMemberForm, SetHeadForm
 from .models import Household, Individual, MemberRole, Membership, RegistryField, Sex
 
@@ -191,6 +194,10 @@ class IndividualIndexView(LiveOrDeletedMixin, ScopedIndexView):
         return row
 
 
+RECORD_OPERATIONS = {Individual: ["registry.change_individual", "registry.delete_individual"],
+                     Household: ["registry.change_household", "registry.delete_household"]}
+
+
 def recent_history(instance, limit=8):
     return log_registry.get_logs_for_instance(instance).select_related("user").order_by("-timestamp")[:limit]
 
@@ -233,6 +240,7 @@ class IndividualRecordView(ScopedInspectView):
             "hidden_members": selectors.hidden_member_count(household, user) if household else 0,
             "history": recent_history(person),
             "history_url": reverse(self.history_url_name, args=[person.pk]),
+            "pending_requests": selectors.open_requests(RECORD_OPERATIONS[Individual], record=person.pk),
             "location_trail": person.location.ancestors() + [person.location] if person.location else [],
             "can_restore": person.is_deleted and user.has_perm("registry.delete_individual"),
             "restore_url": reverse("registry_individual:restore", args=[person.pk]),
@@ -329,6 +337,9 @@ class HouseholdRecordView(ScopedInspectView):
                 household.attributes, show_sensitive=can_view_sensitive(user)),
             "history": recent_history(household),
             "history_url": reverse(self.history_url_name, args=[household.pk]),
+            "pending_requests": [*selectors.open_requests(RECORD_OPERATIONS[Household], record=household.pk),
+                                 *selectors.open_requests([MEMBERS_OPERATION], household=household.pk)],
+            "enrolments": selectors.household_enrolments(household),
             "can_manage": can_manage,
             "roles": MemberRole.objects.exclude(pk=MemberRole.HEAD),
             "person_query": self.person_query,
@@ -343,45 +354,21 @@ class HouseholdRecordView(ScopedInspectView):
 
 
 class HouseholdMembersView(View):
-    """POST-only member operations on one household; each calls its service."""
+    """POST-only member operations on one household: applied at once, or sent for approval when a
+    workflow for "Change a household's members" requires it."""
 
     def post(self, request, pk):
         household = get_object_or_404(selectors.households_for(request.user), pk=pk)
-        operation = request.POST.get("operation")
-        user = request.user
         try:
-            if operation == "add":
-                form = AddMemberForm(request.POST, individuals=selectors.individuals_for(user))
-                if not form.is_valid():
-                    raise ValidationError(form.errors.as_text())
-                services.household_add_member(
-                    household=household, individual=form.cleaned_data["individual"],
-                    role=form.cleaned_data["role"], recipient_type=form.cleaned_data["recipient_type"], by=user)
-                messages.success(request, f"{form.cleaned_data['individual']} added.")
-            else:
-                membership = get_object_or_404(selectors.household_members(household, user),
-                                               pk=request.POST.get("membership"))
-                if operation == "change":
-                    form = ChangeMemberForm(request.POST)
-                    if not form.is_valid():
-                        raise ValidationError(form.errors.as_text())
-                    services.household_change_member(
-                        membership=membership, role=form.cleaned_data["role"],
-                        recipient_type=form.cleaned_data["recipient_type"], by=user)
-                    messages.success(request, f"{membership.individual} updated.")
-                elif operation == "set_head":
-                    form = SetHeadForm(request.POST)
-                    if not form.is_valid():
-                        raise ValidationError(form.errors.as_text())
-                    services.household_set_head(
-                        household=household, individual=membership.individual,
-                        former_head_role=form.cleaned_data["former_head_role"], by=user)
-                    messages.success(request, f"{membership.individual} is now the head.")
-                elif operation == "remove":
-                    services.household_remove_member(membership=membership, by=user)
-                    messages.success(request, f"{membership.individual} removed from the household.")
-                else:
-                    raise ValidationError("Unknown operation.")
+            change = self.change(request, household)
+            if requires_approval(MEMBERS_OPERATION):
+                approval = approval_submit(operation=MEMBERS_OPERATION, by=request.user, payload={
+                    key: value.pk if hasattr(value, "pk") else value for key, value in change.items()})
+                messages.success(request, f"Sent for approval (request {approval.pk}): nothing changes until it "
+                                          "is approved.")
+                return redirect("workflows_approvals:inspect", approval.pk)
+            services.household_member_change(**change, by=request.user)
+            messages.success(request, self.done[change["action"]].format(person=change["individual"]))
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
         except PermissionDenied as error:
@@ -389,6 +376,58 @@ class HouseholdMembersView(View):
         except Individual.DoesNotExist:
             messages.error(request, "That person is not in your locations.")
         return redirect("registry_household:inspect", household.pk)
+
+    done = {"add": "{person} added.", "change": "{person} updated.", "set_head": "{person} is now the head.",
+            "remove": "{person} removed from the household."}
+
+    def change(self, request, household):
+        """The service's keyword arguments for the posted operation (forms checked)."""
+        user, operation = request.user, request.POST.get("operation")
+        if operation not in self.done:
+            raise ValidationError("Unknown operation.")
+        change = {"household": household, "action": operation, "role": None, "recipient_type": None,
+                  "former_head_role": None}
+        if operation == "add":
+            form = AddMemberForm(request.POST, individuals=selectors.individuals_for(user))
+            if not form.is_valid():
+                raise ValidationError(form.errors.as_text())
+            return {**change, **form.cleaned_data}
+        membership = get_object_or_404(selectors.household_members(household, user), pk=request.POST.get("membership"))
+        change["individual"] = membership.individual
+        form = {"change": ChangeMemberForm, "set_head": SetHeadForm}.get(operation)
+        if form is not None:
+            form = form(request.POST)
+            if not form.is_valid():
+                raise ValidationError(form.errors.as_text())
+            change.update(form.cleaned_data)
+        return change
+
+
+class RecordDeleteView(ServiceDeleteView):
+    """The confirmation states what deleting touches (household, enrolments, payment lines) rather than
+    Wagtail's reference count (registry records are kept out of the reference index), and what the
+    service would refuse."""
+
+    check_delete_service = None
+
+    def get_usage_url(self):
+        return None
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["consequences"] = selectors.delete_consequences(self.object)
+        try:
+            self.check_delete_service(**{self.record_kwarg: self.object}, by=self.request.user)
+        except (ValidationError, PermissionDenied) as error:
+            context["refusal"] = refusal_message(error)
+        return context
+
+
+class RecordHistoryView(ScopedHistoryView):
+    """Whoever may read the record (viewers, checkers, managers...) may read its history, as its page
+    already shows the latest entries; changed values are masked in the audit trail when written."""
+
+    any_permission_required = ["view", "add", "change", "delete"]
 
 
 def maintenance(request):

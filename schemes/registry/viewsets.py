@@ -12,7 +12,20 @@ from .forms import HouseholdForm, IndividualForm
 from .models import DuplicateCandidate, Household, Individual, MemberRole, RegistryField
 
 
-class IndividualViewSet(RecordViewSet):
+class RegistryRecordViewSet(RecordViewSet):
+    """People and households: the delete page states what the deletion touches (and refuses up front
+    what the service would refuse); whoever may read a record may read its history."""
+
+    check_delete_service = None
+    delete_view_class = views.RecordDeleteView
+    history_view_class = views.RecordHistoryView
+    delete_template_name = "registry/confirm_delete.html"
+
+    def get_delete_view_kwargs(self, **kwargs):
+        return super().get_delete_view_kwargs(check_delete_service=self.check_delete_service, **kwargs)
+
+
+class IndividualViewSet(RegistryRecordViewSet):
     model = Individual
     # A reference-index row per person (to its location) would cost millions of rows and a task per save.
     add_to_reference_index = False
@@ -23,6 +36,7 @@ class IndividualViewSet(RecordViewSet):
     create_service = staticmethod(services.individual_create)
     update_service = staticmethod(services.individual_update)
     delete_service = staticmethod(services.individual_soft_delete)
+    check_delete_service = staticmethod(services.individual_check_delete)
     restore_service = staticmethod(services.individual_restore)
     change_operation = "registry.change_individual"
     delete_operation = "registry.delete_individual"
@@ -43,11 +57,12 @@ class IndividualViewSet(RecordViewSet):
         ], heading="Identification"),
         FieldPanel("location"),
         AttributesPanel(heading="Attributes"),
+        FieldPanel("register_anyway"),
     ], base_form_class=IndividualForm)
 
 
 
-class HouseholdViewSet(RecordViewSet):
+class HouseholdViewSet(RegistryRecordViewSet):
     model = Household
     add_to_reference_index = False
     selector = staticmethod(selectors.households_for)
@@ -57,6 +72,7 @@ class HouseholdViewSet(RecordViewSet):
     create_service = staticmethod(services.household_create)
     update_service = staticmethod(services.household_update)
     delete_service = staticmethod(services.household_soft_delete)
+    check_delete_service = staticmethod(services.household_check_delete)
     restore_service = staticmethod(services.household_restore)
     change_operation = "registry.change_household"
     delete_operation = "registry.delete_household"

@@ -66,7 +66,7 @@ def test_submission_is_pending_and_changes_nothing(clerk_a, individual, change_w
     assert request.current_step == 0
     assert request.steps == [{"group_id": checker_1.groups.get().pk, "group": "Checker", "rule": "any",
                               "required": 1}]
-    assert ["first_name", "Amina", "Halima"] in request.summary["diff"]
+    assert ["First name", "Amina", "Halima"] in request.summary["diff"]
     assert request.location_id == individual.location_id
     assert reload(individual).first_name == "Amina"
     assert "wagtail.edit" not in audit_actions(individual)

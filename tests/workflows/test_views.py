@@ -50,7 +50,7 @@ def test_editing_a_person_under_a_workflow_submits_a_request_and_changes_nothing
     assert response.status_code == 302
     assert response["Location"] == reverse("workflows_approvals:inspect", args=[request.pk])
     assert request.status == RequestStatus.PENDING
-    assert request.summary["diff"] == [["first_name", "Amina", "Changed"]]
+    assert request.summary["diff"] == [["First name", "Amina", "Changed"]]
     assert Individual.objects.get(pk=individual.pk).first_name == "Amina"
 
 

@@ -257,7 +257,9 @@ PERSON_HEADER = ["first_name", "last_name", "dob", "sex", "national_id", "phone"
     ({"dob": "1850-01-01"}, "dob: 1850-01-01 is before 1900."),
     ({"phone": "not-a-phone"}, "phone: 'not-a-phone' is not a phone number (6 to 15 digits"),
     ({"phone": "12"}, "phone: '12' is not a phone number"),
-    ({"first_name": "Asha\nMollel"}, "first_name: A name cannot hold line breaks"),
+    ({"first_name": "Asha\nMollel"}, "first_name: A name cannot contain line breaks"),
+    ({"first_name": "\u202eevil"}, "first_name: A name cannot contain text-direction control characters"),
+    ({"last_name": "\u200b\u200b"}, "last_name: A name needs at least one visible character"),
     ({"recipient_info": "1"}, "recipient_info: A recipient needs a group_code (the household)."),
     ({"national_id": "1,23E+15"}, "national_id: '1,23E+15' was turned into a number by Excel"),
 ])

@@ -575,12 +575,12 @@ def test_household_create_keeps_a_given_code_trimmed(clerk_a, geo):
 
 
 def test_household_code_must_be_unique(clerk_a, geo):
-    HouseholdFactory(code="HH-042")
+    HouseholdFactory(code="HH-042", location=geo.village_a)
 
     with pytest.raises(ValidationError) as exc:
         services.household_create(fields={"code": "HH-042", "location": geo.village_a}, by=clerk_a)
 
-    assert refused(exc) == {"code": ["Another household already has this code."]}
+    assert refused(exc) == {"code": ["Another household already has this code (HH-042)."]}
     assert Household.objects.count() == 1
 
 
@@ -1019,3 +1019,38 @@ def test_a_merged_record_is_not_restored_but_unmerged(clerk_a, geo):
     with pytest.raises(ValidationError, match="undo the merge"):
         services.individual_restore(individual=duplicate, by=clerk_a)
     assert reload(duplicate).deleted_at is not None
+
+
+# --- names and household codes (QA walk) -------------------------------------------------------------
+
+@pytest.mark.parametrize("name, problem", [
+    ("Amina", ""), ("Nur Jahan", ""), ("O'Brien-Smith", ""), ("", ""),
+    ("\u0645\u06cc\u200c\u0631\u0648\u06cc", ""),  # a zero-width non-joiner inside a Persian name
+    ("\u200b\u200b", "visible"), ("\u00a0\u200b", "visible"), ("   ", "visible"),
+    ("Ami\nna", "control"), ("Ami\tna", "control"),
+    ("\u202eanimA", "text-direction"), ("Amina\u2066", "text-direction"),
+])
+def test_name_problem(name, problem):
+    from schemes.registry.models import name_problem
+
+    assert (problem in name_problem(name)) if problem else name_problem(name) == ""
+
+
+def test_invisible_and_control_names_are_refused_at_registration(geo, clerk_a):
+    with pytest.raises(ValidationError) as refused:
+        services.individual_create(fields={"first_name": "\u200b", "last_name": "Juma\u202e", "dob": "1990-01-01",
+                                           "sex": "F", "location": geo.village_a}, by=clerk_a)
+    assert set(refused.value.message_dict) == {"first_name", "last_name"}
+
+
+def test_household_codes_are_unique_case_aside_without_revealing_other_regions(geo, clerk_a):
+    HouseholdFactory(code="HH-0000003", location=geo.village_a)
+    HouseholdFactory(code="HH-OTHER01", location=geo.other_village)
+
+    with pytest.raises(ValidationError, match=r"already has this code \(HH-0000003\)"):
+        services.household_create(fields={"code": "hh-0000003", "location": geo.village_a}, by=clerk_a)
+    with pytest.raises(ValidationError) as refused:
+        services.household_create(fields={"code": "hh-other01", "location": geo.village_a}, by=clerk_a)
+    assert refused.value.message_dict == {"code": ["This code cannot be used."]}
+    with pytest.raises(ValidationError, match="line breaks"):
+        services.household_create(fields={"code": "HH-1\nX", "location": geo.village_a}, by=clerk_a)

@@ -856,3 +856,90 @@ def test_a_merged_record_says_where_it_went(geo, clerk_a):
     html = body(client_for(clerk_a).get(reverse("registry_individual:inspect", args=[duplicate.pk])))
     assert "was merged on" in html and reverse("registry_individual:inspect", args=[kept.pk]) in html
     assert "Restore</button>" not in html
+
+
+# --- QA walk: member changes, delete page, pending requests, duplicates, history --------------------
+
+def _members_workflow():
+    from django.contrib.auth.models import Group
+
+    from schemes.registry.approvals import MEMBERS_OPERATION
+    from workflows.models import WorkflowDefinition, WorkflowStep
+
+    WorkflowStep.objects.create(definition=WorkflowDefinition.objects.create(operation=MEMBERS_OPERATION),
+                                group=Group.objects.get(name="Checker"), sort_order=0)
+
+
+def test_make_head_on_the_household_page_waits_for_approval_and_the_page_says_so(geo, clerk_a, member_roles):
+    UserFactory(username="qa_checker", role="Checker", locations=[geo.district_a])
+    _members_workflow()
+    household = HouseholdFactory(code="HH-QA0001", location=geo.village_a)
+    MembershipFactory(household=household, individual=IndividualFactory(location=geo.village_a))
+    son = MembershipFactory(household=household, individual=IndividualFactory(location=geo.village_a),
+                            role=member_roles["SON"])
+    client = client_for(clerk_a)
+
+    response = client.post(reverse("registry_household:members", args=[household.pk]),
+                           {"operation": "set_head", "membership": son.pk, "former_head_role": "FATHER"})
+
+    assert response.status_code == 302 and "/approvals/" in response.url
+    assert Membership.objects.get(pk=son.pk).role_id == "SON"
+    page = client.get(reverse("registry_household:inspect", args=[household.pk])).content.decode()
+    assert 'data-testid="pending-request"' in page and "Make a member head" in page
+
+
+def test_the_household_page_says_the_household_is_enrolled(geo, clerk_a):
+    from schemes.plans.models import BenefitPlan, HouseholdBeneficiary
+
+    household = HouseholdFactory(location=geo.village_a)
+    plan = BenefitPlan.objects.create(code="HHG", name="Household grant", plan_type="HOUSEHOLD", status="ACTIVE")
+    HouseholdBeneficiary.objects.create(plan=plan, household=household, status="ACTIVE", enrolled_at=timezone.now(),
+                                        status_changed_at=timezone.now())
+
+    page = client_for(clerk_a).get(reverse("registry_household:inspect", args=[household.pk])).content.decode()
+
+    assert "This household is enrolled in Household grant (active)" in page
+
+
+def test_the_delete_page_states_the_consequences_and_refuses_a_head_up_front(geo, clerk_a, member_roles):
+    household = HouseholdFactory(code="HH-QA0002", location=geo.village_a)
+    head = MembershipFactory(household=household, individual=IndividualFactory(location=geo.village_a),
+                             recipient_type="PRIMARY").individual
+    MembershipFactory(household=household, individual=IndividualFactory(location=geo.village_a),
+                      role=member_roles["SON"])
+
+    page = client_for(clerk_a).get(reverse("registry_individual:delete", args=[head.pk])).content.decode()
+
+    assert "referenced" not in page
+    assert "HH-QA0002 (head, primary recipient): they leave it" in page
+    assert "Payment lines naming them as recipient" in page
+    assert "make another member the head first" in page and "Yes, delete" not in page
+
+
+def test_registering_an_exact_duplicate_asks_for_confirmation(geo, clerk_a):
+    same = IndividualFactory(first_name="Neema", last_name="Mollel", dob=datetime.date(1990, 5, 17),
+                             location=geo.village_a)
+    client = client_for(clerk_a)
+
+    response = client.post(reverse("registry_individual:add"), person_form(geo.village_a, first_name="neema"))
+
+    assert response.status_code == 200
+    assert "Possible duplicate of" in response.content.decode()
+    assert reverse("registry_individual:inspect", args=[same.pk]) in response.content.decode()
+    assert Individual.objects.count() == 1
+
+    response = client.post(reverse("registry_individual:add"), person_form(geo.village_a, register_anyway="on"))
+    assert response.status_code == 302, response.context["form"].errors
+    assert Individual.objects.count() == 2
+
+
+@pytest.mark.parametrize("role", ["Checker", "Viewer", "Manager", "System administrator", "Scheme administrator"])
+def test_whoever_may_read_a_record_may_read_its_history(geo, role):
+    person = IndividualFactory(location=geo.village_a)
+    client = client_for(UserFactory(role=role, locations=[geo.district_a]))
+
+    page = client.get(reverse("registry_individual:inspect", args=[person.pk])).content.decode()
+    history = reverse("registry_individual:history", args=[person.pk])
+
+    assert history in page
+    assert client.get(history).status_code == 200

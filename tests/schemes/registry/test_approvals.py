@@ -1,0 +1,170 @@
+"""The registry's operations in the approval engine: what a checker is shown (which record, field
+labels, a link), what is refused at submission (nothing to change, a second request, a deletion the
+service would refuse), and member changes going through approval."""
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils import timezone
+
+from schemes.plans.models import BenefitPlan, HouseholdBeneficiary, PlanType
+from schemes.registry.approvals import MEMBERS_OPERATION
+from schemes.registry.models import MemberRole, Membership, RecipientType
+from tests.factories import (
+    HouseholdFactory,
+    IndividualFactory,
+    MembershipFactory,
+    RegistryFieldFactory,
+    UserFactory,
+)
+from workflows.models import RequestStatus, WorkflowDefinition, WorkflowStep
+from workflows.services import approval_decide, approval_submit
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def workflow(geo):
+    """make(operation): one step, any one Checker; a checker in district A to decide."""
+    checker = UserFactory(username="approvals_checker", role="Checker", locations=[geo.district_a])
+
+    def make(operation):
+        WorkflowStep.objects.create(definition=WorkflowDefinition.objects.create(operation=operation),
+                                    group=Group.objects.get(name="Checker"), sort_order=0)
+        return checker
+
+    return make
+
+
+@pytest.fixture
+def household(geo, member_roles):
+    household = HouseholdFactory(code="HH-APPR01", location=geo.village_a)
+    head = IndividualFactory(first_name="Amina", last_name="Juma", location=geo.village_a)
+    MembershipFactory(household=household, individual=head, recipient_type=RecipientType.PRIMARY)
+    MembershipFactory(household=household, individual=IndividualFactory(first_name="Baraka", last_name="Juma",
+                                                                         location=geo.village_a),
+                      role=member_roles["SON"])
+    return household
+
+
+def change(person, **fields):
+    return {"record": person.pk, "fields": fields, "attributes": dict(person.attributes)}
+
+
+def test_a_change_request_names_the_record_links_to_it_and_shows_field_labels(geo, clerk_a, workflow, household):
+    workflow("registry.change_individual")
+    RegistryFieldFactory(name="income", label="Monthly income", field_type="integer")
+    person = Membership.objects.get(household=household, role_id=MemberRole.HEAD).individual
+
+    request = approval_submit(operation="registry.change_individual",
+                              payload={**change(person, first_name="Halima"), "attributes": {"income": 120}},
+                              by=clerk_a)
+
+    summary = request.summary
+    assert summary["title"] == f"Change individual Amina Juma (id {person.pk}, born 1990-06-15, household HH-APPR01)"
+    assert summary["link"]["url"] == reverse("registry_individual:inspect", args=[person.pk])
+    assert ["First name", "Amina", "Halima"] in summary["diff"]
+    assert ["Monthly income", None, "120"] in summary["diff"]
+    assert "National ID" in summary["sensitive"] and "Phone" in summary["sensitive"]
+
+
+def test_a_change_that_changes_nothing_is_refused(geo, clerk_a, workflow):
+    workflow("registry.change_individual")
+    person = IndividualFactory(first_name="Amina", location=geo.village_a)
+
+    with pytest.raises(ValidationError, match="Nothing would change"):
+        approval_submit(operation="registry.change_individual", payload=change(person, first_name="Amina"), by=clerk_a)
+
+
+def test_a_second_open_request_for_the_same_record_is_refused_naming_the_first(geo, clerk_a, workflow):
+    workflow("registry.change_individual")
+    person = IndividualFactory(first_name="Amina", location=geo.village_a)
+    first = approval_submit(operation="registry.change_individual", payload=change(person, first_name="Halima"),
+                            by=clerk_a)
+
+    with pytest.raises(ValidationError, match=f"Request {first.pk} for this individual is already waiting"):
+        approval_submit(operation="registry.change_individual", payload=change(person, first_name="Halima"),
+                        by=clerk_a)
+
+
+def test_deleting_a_head_with_other_members_is_refused_at_submission(clerk_a, workflow, household):
+    workflow("registry.delete_individual")
+    head = Membership.objects.get(household=household, role_id=MemberRole.HEAD).individual
+
+    with pytest.raises(ValidationError, match="is the head of household HH-APPR01: make another member the head"):
+        approval_submit(operation="registry.delete_individual", payload={"record": head.pk}, by=clerk_a)
+
+
+def test_a_delete_request_states_its_consequences_and_links_to_the_record(clerk_a, workflow, household):
+    workflow("registry.delete_individual")
+    son = Membership.objects.get(household=household, role_id="SON").individual
+
+    request = approval_submit(operation="registry.delete_individual", payload={"record": son.pk}, by=clerk_a)
+
+    assert request.summary["title"].startswith(f"Delete individual Baraka Juma (id {son.pk}, born")
+    assert request.summary["counts"]["Household"] == "HH-APPR01 (son): they leave it"
+    assert request.summary["link"]["url"] == reverse("registry_individual:inspect", args=[son.pk])
+
+
+def test_member_changes_wait_for_approval_when_a_workflow_is_configured(clerk_a, workflow, household,
+                                                                         django_capture_on_commit_callbacks):
+    checker = workflow(MEMBERS_OPERATION)
+    son = Membership.objects.get(household=household, role_id="SON")
+
+    request = approval_submit(operation=MEMBERS_OPERATION, by=clerk_a, payload={
+        "household": household.pk, "action": "set_head", "individual": son.individual_id,
+        "former_head_role": "FATHER"})
+
+    assert request.status == RequestStatus.PENDING
+    assert Membership.objects.get(pk=son.pk).role_id == "SON"  # nothing changed yet
+    assert request.summary["diff"] == [
+        [f"Baraka Juma (id {son.individual_id})", "Son", "Head"],
+        [f"Amina Juma (id {household.head.pk}), head now", "Head, primary recipient", "Father, primary recipient"]]
+    assert request.summary["link"]["url"] == reverse("registry_household:inspect", args=[household.pk])
+    assert "HH-APPR01" in request.summary["title"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=request, verdict="approve", by=checker)
+    assert Membership.objects.get(pk=son.pk).role_id == MemberRole.HEAD
+
+
+def test_a_member_change_the_service_would_refuse_is_refused_at_submission(clerk_a, workflow, household):
+    workflow(MEMBERS_OPERATION)
+    son = Membership.objects.get(household=household, role_id="SON")
+
+    with pytest.raises(ValidationError, match="already has a primary recipient"):
+        approval_submit(operation=MEMBERS_OPERATION, by=clerk_a, payload={
+            "household": household.pk, "action": "change", "individual": son.individual_id, "role": "SON",
+            "recipient_type": "PRIMARY"})
+    assert not Membership.objects.filter(recipient_type="PRIMARY", pk=son.pk).exists()
+
+
+def test_a_member_request_is_void_when_the_members_changed_meanwhile(clerk_a, workflow, household,
+                                                                      django_capture_on_commit_callbacks):
+    checker = workflow(MEMBERS_OPERATION)
+    son = Membership.objects.get(household=household, role_id="SON")
+    request = approval_submit(operation=MEMBERS_OPERATION, by=clerk_a, payload={
+        "household": household.pk, "action": "remove", "individual": son.individual_id})
+    Membership.objects.filter(pk=son.pk).update(recipient_type=RecipientType.SECONDARY)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=request, verdict="approve", by=checker)
+
+    request.refresh_from_db()
+    assert request.status == RequestStatus.VOID
+    assert Membership.objects.filter(pk=son.pk).exists()
+
+
+def test_the_last_member_of_a_household_enrolled_in_an_active_plan_cannot_be_removed(geo, clerk_a, member_roles):
+    household = HouseholdFactory(code="HH-LAST01", location=geo.village_a)
+    MembershipFactory(household=household, individual=IndividualFactory(location=geo.village_a))
+    plan = BenefitPlan.objects.create(code="HHG", name="Household grant", plan_type=PlanType.HOUSEHOLD,
+                                      status="ACTIVE")
+    HouseholdBeneficiary.objects.create(plan=plan, household=household, status="ACTIVE", enrolled_at=timezone.now(),
+                                        status_changed_at=timezone.now())
+
+    with pytest.raises(ValidationError, match="enrolled in Household grant"):
+        approval_submit(operation=MEMBERS_OPERATION, by=clerk_a, payload={
+            "household": household.pk, "action": "remove", "individual": household.head.pk})
+    assert Membership.objects.filter(household=household).count() == 1
