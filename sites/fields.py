@@ -6,6 +6,7 @@ dates as ISO strings; the rules compiler casts by the declared type.
 """
 
 import datetime
+import keyword
 import re
 import unicodedata
 from decimal import Decimal, InvalidOperation
@@ -15,9 +16,11 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
+# Letters of either case: openIMIS schemas name properties like `groupId`. No double underscore: the
+# ORM and openIMIS filter strings (`groupId__exact__string=...`) read it as a separator.
 IDENTIFIER = RegexValidator(
-    r"^[a-z](?:[a-z0-9]|_(?!_)){0,62}$",
-    "Use lower-case letters, digits and single underscores, starting with a letter.",
+    r"^[A-Za-z](?:[A-Za-z0-9]|_(?!_)){0,62}$",
+    "Use letters, digits and single underscores, starting with a letter.",
 )
 MAX_DIGITS = 18  # as NUMERIC(18, n): more would not survive the database or the rules compiler
 DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
@@ -25,9 +28,19 @@ DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 RESERVED_NAMES = {
     "id", "pk", "first_name", "last_name", "dob", "sex", "national_id", "phone", "location",
-    "household", "age", "code", "attributes", "status", "and", "or", "not", "in", "if", "else",
-    "true", "false", "none", "null",
+    "household", "age", "code", "attributes", "status", "true", "false", "none", "null",
+    # Python's parser reads the rules: it never takes one of its keywords (`from`, `is`...) for a name.
+    *(word.lower() for word in keyword.kwlist),
 }
+
+
+def name_key(name):
+    """A field name as files match it to a column header (schemes.bulk.files.header_key, for an
+    identifier): ignoring case and underscores, so `groupId`, `group_id` and `GROUPID` are one column."""
+    return name.replace("_", "").casefold()
+
+
+RESERVED_BY_KEY = {name_key(name): name for name in RESERVED_NAMES}
 
 
 class FieldType(models.TextChoices):
@@ -67,8 +80,12 @@ class FieldDefinition(models.Model):
 
     def clean(self):
         errors = {}
-        if self.name in RESERVED_NAMES:
+        reserved = RESERVED_BY_KEY.get(name_key(self.name or ""))
+        if reserved == self.name:
             errors["name"] = f"'{self.name}' is reserved."
+        elif reserved:
+            errors["name"] = (f"'{self.name}' is reserved: it reads as '{reserved}' (names are matched ignoring "
+                              "case and underscores).")
         if self.pattern:
             try:
                 re.compile(self.pattern)
@@ -83,6 +100,32 @@ class FieldDefinition(models.Model):
             errors["max_value"] = "The maximum is smaller than the minimum."
         if errors:
             raise ValidationError(errors)
+
+    def validate_unique(self, exclude=None):
+        """Django's checks, and no other definition of the same plan (or registry target) whose name
+        differs only in case or underscores: files could not tell their columns apart. The exact name
+        is the unique constraint's to refuse."""
+        super().validate_unique(exclude=exclude)
+        scope = self._name_scope()
+        if not self.name or {"name", *scope} & set(exclude or ()):
+            return
+        within = {field: getattr(self, self._meta.get_field(field).attname) for field in scope}
+        if None in within.values():
+            return
+        others = type(self)._default_manager.filter(**within).exclude(pk=self.pk).exclude(name=self.name)
+        clash = next((other for other in others.values_list("name", flat=True)
+                      if name_key(other) == name_key(self.name)), None)
+        if clash:
+            raise ValidationError({"name": f"'{clash}' is already a field here: files could not tell '{self.name}' "
+                                           "from it (names are matched ignoring case and underscores)."})
+
+    def _name_scope(self):
+        """The fields within which names are unique: the others of the model's unique constraint on
+        `name` (a plan field's plan, a registry field's target)."""
+        for constraint in self._meta.constraints:
+            if isinstance(constraint, models.UniqueConstraint) and "name" in constraint.fields:
+                return [field for field in constraint.fields if field != "name"]
+        return []
 
     # --- the engine: one value -------------------------------------------------------------
     def to_python(self, raw):

@@ -1,5 +1,5 @@
 """Demo approval workflows: edits and deletions of registered people, merges, enrolments, plan changes,
-bulk status changes and file imports need a Checker's approval (payments add theirs: see
+plan closings, bulk status changes and file imports need a Checker's approval (payments add theirs: see
 schemes/payments/demo.py)."""
 
 from django.contrib.auth.models import Group
@@ -12,6 +12,8 @@ DEMO_WORKFLOWS = {
     "plans.enrol": "An enrolment by criteria runs once a checker approves it.",
     "plans.change": "A change to an active plan (criteria, schema, targeting) is a new version once approved.",
     "plans.bulk_status": "A status change of many beneficiaries at once needs a checker's approval.",
+    "plans.close": "Closing a plan (its beneficiaries graduate, potential ones are rejected) needs a checker's "
+                   "approval.",
     "bulk.import": "A checked file (people, beneficiaries, locations, reconciliation) is imported once a checker "
                    "approves it.",
     "registry.merge": "Merging two records of one person needs a checker's approval.",

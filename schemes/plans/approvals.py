@@ -1,17 +1,18 @@
-"""Plan operations that may need approval: enrolment by rule, changes to a plan (a new version) and
-bulk beneficiary status changes. Checkers see counts, a sample or a diff; the change runs, once
-approved, as the maker, through the same services."""
+"""Plan operations that may need approval: enrolment by rule, changes to a plan (a new version),
+closing a plan and bulk beneficiary status changes. Checkers see counts, a sample or a diff; the
+change runs, once approved, as the maker, through the same services."""
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from schemes.rules.nodes import to_json
 from sites.scoping import scope_for
+from workflows.models import ApprovalRequest, RequestStatus
 from workflows.operations import Operation, Prepared, register
 
 from . import services, targeting
 from .catalogues import candidate_catalogue
-from .models import BenefitPlan, PlanStatus
+from .models import LIVE_STATUSES, BeneficiaryStatus, BenefitPlan, PlanStatus
 
 
 def _plan(payload):
@@ -23,6 +24,10 @@ def _plan(payload):
 
 # --- enrolment ----------------------------------------------------------------------------------
 
+ENROL_GRADUATED = "Graduated earlier, not enrolled again"
+ENROL_REJECTED = "Rejected earlier, not enrolled again"
+
+
 def prepare_enrol(payload, by):
     plan = _plan(payload)
     if plan.status != PlanStatus.ACTIVE:
@@ -33,11 +38,13 @@ def prepare_enrol(payload, by):
     preview = services.enrolment_preview(plan=plan, rule=rule, target_status=payload.get("target_status"), by=by,
                                          scoring=scoring)
     counts = {"Matching the criteria": preview["matching"], "Already enrolled": preview["already_enrolled"],
+              ENROL_GRADUATED: preview["graduated_earlier"], ENROL_REJECTED: preview["rejected_earlier"],
               "Would be added": preview["would_add"], "Above the plan's maximum": preview["over_maximum"]}
     if scoring:
         counts = {"Qualifying by score and criteria": counts.pop("Matching the criteria"), **counts}
     if not preview["would_add"]:
-        raise ValidationError("Nobody would be added: everyone matching is enrolled already, or nobody matches.")
+        raise ValidationError("Nobody would be added: nobody matches, or everyone matching is enrolled already or "
+                              "left the plan earlier (graduated or rejected).")
     if preview["over_maximum"]:
         raise ValidationError(f"{preview['over_maximum']:,} more than the plan's maximum would be enrolled: narrow "
                               "the criteria, or raise the maximum first.")
@@ -70,8 +77,7 @@ def enrol_version(payload):
     plan, maker = BenefitPlan.objects.filter(pk=payload.get("plan")).first(), _maker(payload)
     if plan is None or maker is None:
         return "gone"
-    return services.enrolment_preview(plan=plan, rule=payload["rule"], target_status=payload["target_status"],
-                                      by=maker, scoring=payload.get("scoring"))["fingerprint"]
+    return services.enrolment_fingerprint(plan=plan, rule=payload["rule"], by=maker, scoring=payload.get("scoring"))
 
 
 ENROL = register(Operation(name="plans.enrol", label="Enrol people in a benefit plan", prepare=prepare_enrol,
@@ -109,6 +115,60 @@ def change_version(payload):
 
 CHANGE = register(Operation(name="plans.change", label="Change an active benefit plan", prepare=prepare_change,
                             execute=execute_change, version=change_version, default_requires_approval=True))
+
+
+# --- closing a plan -----------------------------------------------------------------------------
+
+CLOSE_PLAN = "plans.close"
+
+
+def prepare_close(payload, by):
+    plan = _plan(payload)
+    services.check_plan_close(plan=plan, by=by)
+    if ApprovalRequest.objects.filter(operation=CLOSE_PLAN, payload__plan=plan.pk,
+                                      status=RequestStatus.PENDING).exists():
+        raise ValidationError(f"The closing of {plan} is already waiting for a decision.")
+    counts = services.plan_close_counts(plan)
+    graduating = counts[BeneficiaryStatus.ACTIVE] + counts[BeneficiaryStatus.SUSPENDED]
+    return Prepared(
+        payload={"plan": plan.pk},
+        summary={"title": f"Close {plan}: {graduating:,} beneficiaries graduate, "
+                          f"{counts[BeneficiaryStatus.POTENTIAL]:,} potential rejected",
+                 "diff": [["Status", plan.get_status_display(), PlanStatus.CLOSED.label]], "sensitive": [],
+                 "counts": close_counts(counts)},
+        version=close_version(payload),
+    )
+
+
+def close_counts(counts):
+    """What closing does to the plan's beneficiaries (every location), as the checkers and the maker's
+    confirmation page show it."""
+    return {
+        "Active: graduate": counts[BeneficiaryStatus.ACTIVE],
+        "Suspended: graduate": counts[BeneficiaryStatus.SUSPENDED],
+        "Potential: rejected (a potential beneficiary cannot graduate)": counts[BeneficiaryStatus.POTENTIAL],
+        "Graduated or rejected earlier: unchanged": counts[BeneficiaryStatus.GRADUATED]
+        + counts[BeneficiaryStatus.REJECTED],
+    }
+
+
+def execute_close(payload, maker):
+    plan = services.plan_close(plan=_plan(payload), by=maker)
+    return {"status": plan.status}
+
+
+def close_version(payload):
+    """The plan's status and its beneficiaries by status: void if others would move than the checkers saw."""
+    plan = BenefitPlan.objects.filter(pk=payload.get("plan")).first()
+    if plan is None:
+        return "gone"
+    counts = services.plan_close_counts(plan)
+    return ":".join([plan.status, *(str(counts[status]) for status in LIVE_STATUSES)])
+
+
+CLOSE = register(Operation(name=CLOSE_PLAN, label="Close a benefit plan (its beneficiaries leave it)",
+                           prepare=prepare_close, execute=execute_close, version=close_version,
+                           default_requires_approval=True))
 
 
 # --- bulk status changes ------------------------------------------------------------------------

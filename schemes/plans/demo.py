@@ -3,6 +3,8 @@ a proxy means test with a cut-off per region, and a draft pension. Existing plan
 
 from decimal import Decimal
 
+from django.db.models import Q
+
 from schemes.rules.compiler import compile_rule
 from schemes.rules.nodes import to_json
 from sites.models import Location
@@ -52,7 +54,8 @@ def ensure_demo_plans():
     """Create the demo plans that do not exist yet; returns how many were created."""
     created = 0
     for spec in DEMO_PLANS:
-        if BenefitPlan.objects.filter(code=spec["code"]).exists():
+        # Codes and names are unique whatever their case: a plan someone made meanwhile keeps its own.
+        if BenefitPlan.objects.filter(Q(code__iexact=spec["code"]) | Q(name__iexact=spec["name"])).exists():
             continue
         plan = BenefitPlan.objects.create(
             code=spec["code"], name=spec["name"], plan_type=spec["plan_type"], institution=spec["institution"],

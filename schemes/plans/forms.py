@@ -1,5 +1,6 @@
 from django import forms
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.forms.utils import ErrorList
 from wagtail.admin.forms import WagtailAdminModelForm
 
 from schemes.rules.catalogue import NUMBER
@@ -8,12 +9,15 @@ from sites.forms import AttributeFormMixin
 
 from .catalogues import plan_rules_subject
 from .models import BeneficiaryStatus, PlanType, check_plan_field_names
+from .selectors import locations_by_tree
 
 CRITERIA_STATUSES = (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE)
 RULE_HELP = ("A rule over the fields of the person (or, in a household plan, of the household), e.g. "
              "age >= 18 and income < 50000 and household_size >= 3. Leave empty for none.")
 SCORE_HELP = ("A number per person or household, e.g. 120 - 8 * household_size + 0.002 * income. "
               "Those scoring at or below their region's cut-off qualify.")
+# The violation codes of the plan's constraints on Lower(code) and Lower(name) (see BenefitPlan.Meta).
+UNIQUE_ANY_CASE = {"code_taken": "code", "name_taken": "name"}
 
 
 class BenefitPlanForm(WagtailAdminModelForm):
@@ -56,6 +60,31 @@ class BenefitPlanForm(WagtailAdminModelForm):
                                   if cleaned.get(f"criteria_{status.lower()}")}
         self.instance.score_formula = cleaned.get("score_formula_text") or {}
         return cleaned
+
+    def _post_clean(self):
+        """A code or name another plan has but for its case breaks a constraint on Lower(field), which
+        Django reports above the form: it is shown under the field instead."""
+        super()._post_clean()
+        for error in self._errors.pop(NON_FIELD_ERRORS, ErrorList()).as_data():
+            field = UNIQUE_ANY_CASE.get(error.code)
+            self.add_error(field if field in self.fields else None, error)
+
+
+class LocationTreeSelect(forms.Select):
+    """A location select in the order of the tree, by name at every level (the stored path, the
+    locations' own order, is made of ids), each option named by its place: "Region › District"."""
+
+    def optgroups(self, name, value, attrs=None):
+        choices = list(self.choices)  # one query
+        blank = [(option, label) for option, label in choices if not hasattr(option, "instance")]
+        options = {option.instance.pk: option for option, _ in choices if hasattr(option, "instance")}
+        ordered = [(options[location.pk], label) for location, label in
+                   locations_by_tree(option.instance for option in options.values())]
+        given, self.choices = self.choices, blank + ordered
+        try:
+            return super().optgroups(name, value, attrs)
+        finally:
+            self.choices = given
 
 
 ENROL_HELP = ("Who to enrol: a rule over the fields of the person (or, in a household plan, of the household), "
@@ -123,6 +152,9 @@ class SimulationForm(forms.Form):
 
     def __init__(self, data=None, *, plan, regions, user):
         plan_cutoffs = list(plan.cutoffs.all().select_related("location"))
+        tree = {location.pk: place for place, (location, _) in
+                enumerate(locations_by_tree(cutoff.location for cutoff in plan_cutoffs))}
+        plan_cutoffs.sort(key=lambda cutoff: tree[cutoff.location_id])
         self.regions = list(regions)
         region_ids = {region.pk for region in self.regions}
         self.kept_cutoffs = [cutoff for cutoff in plan_cutoffs if cutoff.location_id not in region_ids]

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Lower
 from django_fsm import FSMField, FSMModelMixin, transition
 from modelcluster.fields import ParentalKey
 from modelcluster.models import ClusterableModel, get_all_child_relations
@@ -9,7 +10,7 @@ from wagtail.admin.panels import FieldPanel, FieldRowPanel
 from wagtail.models import Orderable, RevisionMixin
 
 from schemes.registry.models import Household, Individual
-from sites.fields import AttributeSchema, FieldDefinition
+from sites.fields import AttributeSchema, FieldDefinition, name_key
 from sites.models import Location
 
 
@@ -29,8 +30,8 @@ class BenefitPlan(FSMModelMixin, RevisionMixin, ClusterableModel):
     database refuses it above `max_beneficiaries`: the maximum holds however many enrol at once.
     Every saved change is a revision (its schema and cut-offs included): the plan's versions."""
 
-    code = models.CharField(max_length=32, unique=True)
-    name = models.CharField(max_length=200, unique=True)
+    code = models.CharField(max_length=32)  # unique whatever the case: see Meta
+    name = models.CharField(max_length=200)
     plan_type = models.CharField(max_length=10, choices=PlanType.choices, default=PlanType.INDIVIDUAL)
     description = models.TextField(blank=True)
     institution = models.CharField(max_length=200, blank=True)
@@ -63,6 +64,13 @@ class BenefitPlan(FSMModelMixin, RevisionMixin, ClusterableModel):
                                    violation_error_code="ends_before_start",
                                    violation_error_message="The plan must be valid to a date on or after it is "
                                                            "valid from."),
+            # "CCT-1" and "cct-1" name one programme: codes and names are compared ignoring case.
+            models.UniqueConstraint(Lower("code"), name="plan_code_unique_any_case", violation_error_code="code_taken",
+                                    violation_error_message="Another plan has this code (codes are compared ignoring "
+                                                            "upper and lower case)."),
+            models.UniqueConstraint(Lower("name"), name="plan_name_unique_any_case", violation_error_code="name_taken",
+                                    violation_error_message="Another plan has this name (names are compared ignoring "
+                                                            "upper and lower case)."),
         ]
 
     def __str__(self):
@@ -141,15 +149,49 @@ class PlanCutoff(Orderable):
 
 
 def check_plan_field_names(plan_type, names):
-    """Refuse plan field names that the plan type's records already have (`age`, a registry
-    attribute...): rules naming them would read those, never the plan's field."""
+    """Refuse plan field names that would not be the plan's own: a field the plan type's records
+    already have (`age`, a registry attribute...: rules naming it would read that one), another
+    column of the plan's files (`gender` is read as a person's sex), or another of `names`. Names
+    are compared as files match headers, ignoring case and underscores (`groupId` is `group_id`)."""
     from .catalogues import reserved_field_names
 
-    taken = sorted(set(names) & reserved_field_names(plan_type))
-    if taken:
-        whose = "household" if plan_type == PlanType.HOUSEHOLD else "person"
-        raise ValidationError({"name": [f"'{name}' is already a field of every {whose}: give the plan's own "
-                                        "field another name." for name in taken]})
+    whose = "household" if plan_type == PlanType.HOUSEHOLD else "person"
+    taken = {name_key(name): name for name in reserved_field_names(plan_type)}
+    columns, shared = _file_columns(plan_type)
+    errors, seen = [], {}
+    for name in names:
+        key = name_key(name)
+        if key in seen:
+            errors.append(f"'{seen[key]}' and '{name}' would be one column in files (names are matched ignoring "
+                          "case and underscores): rename one.")
+            continue
+        seen[key] = name
+        if key in taken:
+            errors.append(f"'{name}' is already a field of every {whose}{_as_written(name, taken[key])}: give the "
+                          "plan's own field another name.")
+        elif key in columns and name not in shared:
+            errors.append(f"'{name}' is read as the column {columns[key]} of the plan's files: give the plan's own "
+                          "field another name.")
+    if errors:
+        raise ValidationError({"name": errors})
+
+
+def _as_written(name, other):
+    return "" if name == other else f" (as '{other}')"
+
+
+def _file_columns(plan_type):
+    """The headers (by key) that the plan's files read as a column other than a plan field, and the
+    names a plan field may share: an individual plan's enrolment file reads a person column and the
+    plan's field of the same name (group_code, recipient_info...) from one cell."""
+    from schemes.bulk.beneficiaries import ENROLMENTS, UPDATES
+    from schemes.bulk.files import header_key
+
+    plan = BenefitPlan(plan_type=plan_type)  # no fields: the files' own columns
+    columns = {header_key(text): column.name for importer in (ENROLMENTS, UPDATES)
+               for column in importer.columns(plan) for text in (column.name, *column.aliases)}
+    shared = {column.name for column in ENROLMENTS.columns(plan)} if plan_type == PlanType.INDIVIDUAL else set()
+    return columns, shared
 
 
 class BeneficiaryStatus(models.TextChoices):

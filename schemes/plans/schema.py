@@ -1,18 +1,37 @@
 """A plan's beneficiary schema as JSON Schema (draft-07), compatible with openIMIS
-`beneficiary_data_schema`: `type`, `format: date`, `enum`, `minimum`/`maximum`, `minLength`/
-`maxLength`, `pattern`, `required`, and openIMIS's `uniqueness` and `validationCalculation`."""
+`beneficiary_data_schema` (whatever its `$schema`: openIMIS's own examples say draft-04): `type`,
+`format: date`, `enum`, `minimum`/`maximum`, `minLength`/`maxLength`, `pattern`, `required`, and
+openIMIS's `uniqueness` and `validationCalculation`. Property names are the plan fields' names: letters
+of either case (openIMIS's `groupId`), digits and single underscores.
+
+Core fields. openIMIS keeps a person's national ID, phone... with the rest of their data, so its schemas
+list them; Mizani's registry has them as fields of the person (`national_id` unique there). A property
+the plan's files read as one of those (in an individual plan: `national_id`, `phone_number`, `gender`...,
+as the individuals file reads headers; in a household plan: a person field by its name, each member's,
+or `group_code`, the household's code) is that field: no plan field is created, and `parse_schema`'s
+notes say so. In an individual plan, `group_code`, `individual_role` and `recipient_info` are plan fields
+that share their cell with the new person's household columns of the enrolment file (a note says so).
+
+The export lists `national_id` again, for every plan, marked unique: openIMIS checks the national IDs
+of an upload's rows against this schema, and a schema without it would lose that check. The other core
+fields are not listed again: a plan's schema is its fields, which keep no trace of the core fields an
+imported schema named, and the registry checks those on the person whatever the schema says."""
 
 import re
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
+from schemes.bulk.beneficiaries import HOUSEHOLD_COLUMN
+from schemes.bulk.files import header_key
+from schemes.bulk.individuals import CORE_COLUMNS
 from sites.audit import audit
-from sites.fields import IDENTIFIER, FieldType
+from sites.fields import IDENTIFIER, FieldType, name_key
 from workflows.services import approval_submit
 
-from .models import PlanField, PlanStatus, check_plan_field_names
+from .models import PlanField, PlanStatus, PlanType, check_plan_field_names
 from .services import plan_change_payload, plan_lock_for_change
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
@@ -23,10 +42,26 @@ CALCULATIONS = {
     "number": r"-?\d+(\.\d+)?",
 }
 MAX_FIELDS = 200
+# The person's own fields among the individuals file's columns (CORE_COLUMNS), as notes name them.
+PERSON_FIELDS = {"first_name": "first name", "last_name": "last name", "dob": "date of birth", "sex": "sex",
+                 "national_id": "national ID", "phone": "phone number", "location": "location"}
+# The others: a new person's household. An individual plan's field of the same name shares their cell.
+HOUSEHOLD_COLUMNS = {"group_code": "household code", "individual_role": "role in the household",
+                     "recipient_info": "recipient type in the household (1 primary, 2 secondary)"}
+UNIQUE_IN_REGISTRY = {"national_id", "group_code"}
+
+
+class ParsedSchema(NamedTuple):
+    fields: list  # unsaved PlanField rows
+    notes: list  # properties read as something else than a new plan field, said for the person importing
 
 
 def export_schema(plan):
-    properties, required = {}, []
+    whose = "Each member's" if plan.plan_type == PlanType.HOUSEHOLD else "The person's"
+    properties = {"national_id": {"title": "National ID", "type": "string", "uniqueness": True,
+                                  "description": f"{whose} national ID: a field of the registry (unique there), "
+                                                 "not of the plan."}}
+    required = []
     for field in plan.fields.order_by("sort_order", "name"):
         properties[field.name] = _property(field)
         if field.required:
@@ -74,8 +109,10 @@ def _number(value):
     return int(value) if value == value.to_integral_value() else float(value)
 
 
-def parse_schema(data):
-    """JSON Schema -> unsaved PlanField rows; ValidationError naming each property that is wrong."""
+def parse_schema(data, *, plan_type=PlanType.INDIVIDUAL):
+    """JSON Schema -> ParsedSchema: unsaved PlanField rows, and notes on the properties that are core
+    fields of a plan of `plan_type` (or share a column with one); ValidationError naming each property
+    that is wrong."""
     if not isinstance(data, dict) or not isinstance(data.get("properties"), dict):
         raise ValidationError("Not a JSON Schema for beneficiaries: it needs an object of \"properties\".")
     properties = data["properties"]
@@ -86,26 +123,61 @@ def parse_schema(data):
         raise ValidationError("\"required\" must be a list of property names.")
     unknown = sorted(set(required) - set(properties))
     errors = [f"\"required\" names '{name}', which is not a property." for name in unknown]
-    fields = []
+    core_fields = _core_fields(plan_type)
+    fields, notes = [], []
     for order, (name, prop) in enumerate(properties.items()):
         try:
+            core = core_fields.get(name_key(name))
+            if core:
+                notes.append(_core_note(name, prop, core, plan_type))
+                continue
             fields.append(_field(name, prop, name in required, order))
         except ValidationError as error:
             errors.extend(f"Property '{name}': {message}" for message in error.messages)
+            continue
+        if plan_type == PlanType.INDIVIDUAL and name in HOUSEHOLD_COLUMNS:
+            notes.append(f"'{name}' is a field of the plan; in its enrolment file, the same column also gives a "
+                         f"new person's {HOUSEHOLD_COLUMNS[name]}.")
     if errors:
         raise ValidationError(errors)
-    return fields
+    return ParsedSchema(fields, notes)
+
+
+def _core_fields(plan_type):
+    """Name key -> core field, for the property names that are one in a plan of `plan_type`."""
+    if plan_type == PlanType.HOUSEHOLD:
+        # The household file names a household by its code; a person's fields are its members'.
+        household = HOUSEHOLD_COLUMN
+        return {**{name_key(name): name for name in PERSON_FIELDS},
+                **{header_key(text): household.name for text in (household.name, *household.aliases)}}
+    # As the individuals file reads its headers: `phone_number` and `mobile` are the person's phone.
+    return {header_key(text): column.name for column in CORE_COLUMNS if column.name in PERSON_FIELDS
+            for text in (column.name, *column.aliases)}
+
+
+def _core_note(name, prop, core, plan_type):
+    if not isinstance(prop, dict):
+        raise ValidationError("must be an object.")
+    if core == HOUSEHOLD_COLUMN.name:
+        what = "the household's code"
+    else:
+        what = f"{'each member' if plan_type == PlanType.HOUSEHOLD else 'the person'}'s {PERSON_FIELDS[core]}"
+    note = f"'{name}' is {what} (a core field): no plan field is created for it"
+    if prop.get("uniqueness") is True:
+        note += f"; the registry {'keeps' if core in UNIQUE_IN_REGISTRY else 'does not keep'} it unique"
+    return note + "."
 
 
 def _field(name, prop, required, order):
     try:
         IDENTIFIER(name)
     except ValidationError:
-        raise ValidationError("the name must be lower-case letters, digits and single underscores.") from None
+        raise ValidationError("the name must be letters, digits and single underscores, starting with a "
+                              "letter.") from None
     if not isinstance(prop, dict):
         raise ValidationError("must be an object.")
     kind = prop.get("type")
-    field = PlanField(name=name, label=str(prop.get("title") or name.replace("_", " ").capitalize())[:120],
+    field = PlanField(name=name, label=str(prop.get("title") or _label(name))[:120],
                       help_text=str(prop.get("description", ""))[:255], required=required,
                       unique=prop.get("uniqueness") is True, sensitive=prop.get("sensitive") is True,
                       sort_order=order)
@@ -129,6 +201,11 @@ def _field(name, prop, required, order):
         raise ValidationError(f"the type {kind!r} is not supported (string, integer, number, boolean).")
     field.full_clean(exclude=["plan"])
     return field
+
+
+def _label(name):
+    """`number_of_children` -> "Number of children", `groupId` -> "Group id"."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).replace("_", " ").capitalize()
 
 
 def _bound(prop, key):
@@ -171,7 +248,7 @@ def schema_import(*, plan, data, by):
     a closed plan's is refused (by the request's preparation), nothing submitted."""
     if not by.has_perm("plans.change_planfield"):
         raise PermissionDenied("You may not change plan schemas.")
-    fields = parse_schema(data)
+    fields = parse_schema(data, plan_type=plan.plan_type).fields
     check_plan_field_names(plan.plan_type, [field.name for field in fields])
     if plan.status != PlanStatus.DRAFT:
         plan.fields = fields  # in memory only: it applies once approved

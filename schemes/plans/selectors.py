@@ -1,9 +1,11 @@
 from django.db.models import BooleanField, Case, Count, Value, When
+from wagtail.models import ModelLogEntry
 
 from schemes.rules.compiler import compile_rule, to_sql
 from schemes.rules.errors import RuleError
 from schemes.rules.nodes import from_json
 from schemes.rules.sql import IsTrue
+from sites.models import Location
 from sites.scoping import scope_for
 
 from .catalogues import beneficiary_catalogue, candidate_catalogue
@@ -85,3 +87,50 @@ def rule_problems(plan):
         except RuleError as error:
             problems.append(f"{what}: {error.message} Edit the plan to correct it.")
     return problems
+
+
+# --- locations, as the plan's pages and forms list them -------------------------------------------
+
+TREE_SEPARATOR = " › "
+
+
+def location_name_paths(locations):
+    """{location id: [the names from its region down to it]} for `locations` (Location rows). The
+    stored path is made of ids: these names are what the tree is read and sorted by."""
+    locations = list(locations)
+    names = {location.pk: location.name for location in locations}
+    ids = {location.pk: [int(part) for part in location.path.strip("/").split("/") if part] for location in locations}
+    missing = {pk for path in ids.values() for pk in path} - names.keys()
+    names.update(Location.objects.filter(pk__in=missing).values_list("pk", "name"))
+    return {pk: [names[ancestor] for ancestor in path] for pk, path in ids.items()}
+
+
+def tree_order(name_path):
+    """A sort key: the tree, by name at every level (a region before its districts)."""
+    return [name.casefold() for name in name_path]
+
+
+def locations_by_tree(locations):
+    """[(location, "Region › District › Ward")], ordered as the tree by name."""
+    locations = list(locations)
+    paths = location_name_paths(locations)
+    return [(location, TREE_SEPARATOR.join(paths[location.pk]))
+            for location in sorted(locations, key=lambda location: (tree_order(paths[location.pk]), location.pk))]
+
+
+# --- versions ----------------------------------------------------------------------------------
+
+def plan_versions(plan, limit=10):
+    """The plan's latest saved versions, newest first, as its administrators name them: numbered
+    from 1 for this plan (a revision's id counts every revision of every model), when, by whom, and
+    what changed (the fields of the `mizani.plan_change` entry that saved it)."""
+    total = plan.revisions.count()
+    revisions = list(plan.revisions.select_related("user").order_by("-created_at", "-pk")[:limit])
+    changes = {
+        entry.data.get("revision"): [row[0] for row in entry.data.get("diff", [])]
+        for entry in ModelLogEntry.objects.for_instance(plan).filter(
+            action="mizani.plan_change", data__revision__in=[revision.pk for revision in revisions])
+    }
+    return [{"number": total - index, "saved": revision.created_at, "by": revision.user,
+             "changed": "Created" if total - index == 1 else ", ".join(changes.get(revision.pk, []))}
+            for index, revision in enumerate(revisions)]

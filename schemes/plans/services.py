@@ -19,6 +19,7 @@ from sites.scoping import scope_for
 from . import targeting
 from .catalogues import candidate_catalogue, subjects_for
 from .models import LIVE_STATUSES, BeneficiaryStatus, BenefitPlan, PlanStatus
+from .selectors import locations_by_tree
 
 ENROL_TARGETS = (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE)
 SAMPLE_SIZE = 10
@@ -40,17 +41,44 @@ def criteria_node(rule, catalogue):
 
 def enrolment_candidates(*, plan, rule, by, scoring=None):
     """(matching, candidates): people or households (by plan type) in the user's locations who meet
-    the rule (and, with `scoring`, qualify by score: see targeting), and those not enrolled yet."""
+    the rule (and, with `scoring`, qualify by score: see targeting), and those of them never enrolled
+    in the plan. Whoever graduated (terminal) or was rejected stays out: enrolment by criteria does
+    not bring them back."""
     catalogue = candidate_catalogue(plan)
     node = criteria_node(rule, catalogue)
     matching = subjects_for(plan, by).filter(to_sql(node, catalogue))
     if scoring:
         matching = targeting.qualifying(matching, plan=plan, scoring=scoring, catalogue=catalogue)
+    return matching, matching.exclude(_enrolment_of(plan))
+
+
+def _enrolment_of(plan, statuses=()):
+    """EXISTS: the outer person (or household) has an enrolment in `plan` (in one of `statuses`, or
+    in any). Filtered or excluded on, it is a semi- or anti-join: not NOT IN, which a plan's million
+    enrolments would turn into a scan per candidate."""
     model = plan.beneficiary_model
-    # NOT EXISTS, not NOT IN: a plan's million enrolments do not fit the hash NOT IN needs, and it
-    # would then scan them once per candidate.
-    enrolled = model.objects.filter(plan=plan, status__in=LIVE_STATUSES, **{model.SUBJECT: OuterRef("pk")})
-    return matching, matching.exclude(Exists(enrolled))
+    rows = model.objects.filter(plan=plan, **{model.SUBJECT: OuterRef("pk")})
+    return Exists(rows.filter(status__in=statuses) if statuses else rows)
+
+
+def enrolment_standing(plan, subjects):
+    """How `subjects` (people or households of the plan's type) stand in the plan, each counted once:
+    never enrolled (an enrolment would add them), enrolled now, or gone: graduated earlier, else
+    rejected earlier (neither is enrolled again)."""
+    adding = subjects.exclude(_enrolment_of(plan)).aggregate(n=Count("pk"), ids=Sum("pk"))
+    gone = subjects.exclude(_enrolment_of(plan, LIVE_STATUSES))
+    graduated = gone.filter(_enrolment_of(plan, [BeneficiaryStatus.GRADUATED])).count()
+    rejected = gone.filter(_enrolment_of(plan, [BeneficiaryStatus.REJECTED])).exclude(
+        _enrolment_of(plan, [BeneficiaryStatus.GRADUATED])).count()
+    total = subjects.count()
+    return {
+        "matching": total,
+        "already_enrolled": total - adding["n"] - graduated - rejected,
+        "graduated_earlier": graduated,
+        "rejected_earlier": rejected,
+        "would_add": adding["n"],
+        "fingerprint": _fingerprint(adding),
+    }
 
 
 def _permission(model, verb):
@@ -58,25 +86,41 @@ def _permission(model, verb):
 
 
 def enrolment_preview(*, plan, rule, target_status, by, scoring=None):
-    """Counts and a sample before anything is submitted."""
+    """Counts (see enrolment_standing) and a sample of those who would be added, before anything is
+    submitted."""
     _require_permission(by, _permission(plan.beneficiary_model, "add"))
-    if target_status not in ENROL_TARGETS:
-        raise ValidationError({"target_status": [f"Enrol as {' or '.join(ENROL_TARGETS)}."]})
+    _check_target_status(target_status)
+    check_plan_valid_today(plan, "enrol anyone")
     matching, candidates = enrolment_candidates(plan=plan, rule=rule, by=by, scoring=scoring)
-    matching_count = matching.count()
-    adding = candidates.aggregate(n=Count("pk"), ids=Sum("pk"))
-    to_add = adding["n"]
+    standing = enrolment_standing(plan, matching)
     over = 0
     if plan.max_beneficiaries is not None:
-        over = max(0, plan.live_beneficiaries + to_add - plan.max_beneficiaries)
-    return {
-        "matching": matching_count,
-        "already_enrolled": matching_count - to_add,
-        "would_add": to_add,
-        "over_maximum": over,
-        "fingerprint": _fingerprint(adding),
-        "sample": [{"id": p.pk, "name": str(p)} for p in candidates.order_by("pk")[:SAMPLE_SIZE]],
-    }
+        over = max(0, plan.live_beneficiaries + standing["would_add"] - plan.max_beneficiaries)
+    return {**standing, "over_maximum": over,
+            "sample": [{"id": p.pk, "name": str(p)} for p in candidates.order_by("pk")[:SAMPLE_SIZE]]}
+
+
+def enrolment_fingerprint(*, plan, rule, by, scoring=None):
+    """Who an enrolment would add now, in a few characters (see _fingerprint)."""
+    _, candidates = enrolment_candidates(plan=plan, rule=rule, by=by, scoring=scoring)
+    return _fingerprint(candidates.aggregate(n=Count("pk"), ids=Sum("pk")))
+
+
+def _check_target_status(target_status):
+    if target_status not in ENROL_TARGETS:
+        raise ValidationError({"target_status": [f"Enrol as {' or '.join(ENROL_TARGETS)}."]})
+
+
+def plan_ended(plan):
+    """Whether the plan's validity ended before today."""
+    return plan.valid_to is not None and plan.valid_to < timezone.localdate()
+
+
+def check_plan_valid_today(plan, doing):
+    """Refuse `doing` ("enrol anyone", "be activated") to a plan whose validity ended."""
+    if plan_ended(plan):
+        raise ValidationError(f"{plan} was valid until {plan.valid_to:%Y-%m-%d}: it can no longer {doing}. "
+                              "Extend its validity first (edit the plan).")
 
 
 def enrolment_execute(*, plan, rule, target_status, by, scoring=None):
@@ -84,12 +128,12 @@ def enrolment_execute(*, plan, rule, target_status, by, scoring=None):
     the plan's maximum the database refuses the count and nothing is enrolled. Who enrolled them is
     in the plan's audit entry, not on each row (a per-row user reference costs a check per row)."""
     _require_permission(by, _permission(plan.beneficiary_model, "add"))
-    if target_status not in ENROL_TARGETS:
-        raise ValidationError({"target_status": [f"Enrol as {' or '.join(ENROL_TARGETS)}."]})
+    _check_target_status(target_status)
     with transaction.atomic():
         plan = BenefitPlan.objects.select_for_update().get(pk=plan.pk)
         if plan.status != PlanStatus.ACTIVE:
             raise ValidationError(f"{plan} is {plan.get_status_display().lower()}: only an active plan enrols.")
+        check_plan_valid_today(plan, "enrol anyone")
         _, candidates = enrolment_candidates(plan=plan, rule=rule, by=by, scoring=scoring)
         select_sql, params = candidates.order_by().values(candidate_id=F("pk")).query.sql_with_params()
         now = timezone.now()
@@ -117,25 +161,44 @@ def enrolment_execute(*, plan, rule, target_status, by, scoring=None):
     return added
 
 
+CLOSING_REASON = "The plan was closed."
+
+
+def check_plan_close(*, plan, by):
+    """Closing moves the plan's beneficiaries in every location: it takes the permission to change
+    plans and national scope, and an active plan."""
+    _require_permission(by, "plans.change_benefitplan")
+    if not scope_for(by).national:
+        raise PermissionDenied("Closing a plan moves its beneficiaries in every location: it takes national scope.")
+    if plan.status != PlanStatus.ACTIVE:
+        raise ValidationError(f"{plan} is {plan.get_status_display().lower()}: only an active plan is closed.")
+
+
+def plan_close_counts(plan):
+    """{status: how many of the plan's beneficiaries have it}, in every location, every status named."""
+    counts = dict(plan.beneficiaries_of_type().order_by().values_list("status").annotate(n=Count("pk")))
+    return {status: counts.get(status, 0) for status in BeneficiaryStatus.values}
+
+
 @transaction.atomic
 def plan_close(*, plan, by):
-    """Close an active plan: its remaining beneficiaries leave it in one statement per status, along
-    the transitions' own paths (active or suspended graduate; potential ones are rejected)."""
-    _require_permission(by, "plans.change_benefitplan")
+    """Close an active plan (operation `plans.close`, once approved): its remaining beneficiaries leave
+    it in one statement per transition, along the transitions' own paths: active and suspended ones
+    graduate; potential ones, who cannot graduate, are rejected; both with CLOSING_REASON."""
     plan = BenefitPlan.objects.select_for_update().get(pk=plan.pk)
+    check_plan_close(plan=plan, by=by)
     plan.close()
     now = timezone.now()
-    live = plan.beneficiaries_of_type()
-    graduated = live.filter(status__in=[BeneficiaryStatus.ACTIVE, BeneficiaryStatus.SUSPENDED]).update(
-        status=BeneficiaryStatus.GRADUATED, reason="The plan was closed.", status_changed_at=now,
-        status_changed_by=by)
-    rejected = live.filter(status=BeneficiaryStatus.POTENTIAL).update(
-        status=BeneficiaryStatus.REJECTED, reason="The plan was closed.", status_changed_at=now,
-        status_changed_by=by)
+    moved = {}
+    for action in ("graduate", "reject"):
+        sources, target = transition_sources(plan.beneficiary_model, action)
+        moved[target] = plan.beneficiaries_of_type().filter(status__in=sources).update(
+            status=target, reason=CLOSING_REASON, status_changed_at=now, status_changed_by=by)
     plan.live_beneficiaries = 0
     plan.save(update_fields=["status", "live_beneficiaries", "updated_at"])
-    audit(plan, "mizani.plan_status", by=by, data={"status": plan.status, "graduated": graduated,
-                                                    "rejected": rejected})
+    audit(plan, "mizani.plan_status", by=by, data={"status": plan.status,
+                                                    "graduated": moved[BeneficiaryStatus.GRADUATED],
+                                                    "rejected": moved[BeneficiaryStatus.REJECTED]})
     return plan
 
 
@@ -143,6 +206,7 @@ def plan_close(*, plan, by):
 def plan_activate(*, plan, by):
     _require_permission(by, "plans.change_benefitplan")
     plan = BenefitPlan.objects.select_for_update().get(pk=plan.pk)
+    check_plan_valid_today(plan, "be activated")
     plan.activate()
     plan.save(update_fields=["status", "updated_at"])
     audit(plan, "mizani.plan_status", by=by, data={"status": plan.status})
@@ -356,11 +420,13 @@ def plan_change_diff(plan, change):
             diff.append([f"Schema field {name}", _describe_row(old.get(name)), _describe_row(new.get(name))])
     old = {row["location"]: row for row in current["cutoffs"]}
     new = {row["location"]: row for row in change.get("cutoffs", [])}
-    names = dict(Location.objects.filter(pk__in=old.keys() | new.keys()).values_list("pk", "name"))
-    for location in sorted(old.keys() | new.keys()):
+    ids = old.keys() | new.keys()
+    named = {location.pk: name for location, name in locations_by_tree(Location.objects.filter(pk__in=ids))}
+    for location in [*named, *sorted(ids - named.keys())]:  # in the tree's order; one deleted since, by id
         before, after = old.get(location), new.get(location)
         if before is None or after is None or Decimal(str(before["cutoff"])) != Decimal(str(after["cutoff"])):
-            diff.append([f"Cut-off in {names.get(location, location)}", _describe_row(before), _describe_row(after)])
+            diff.append([f"Cut-off in {named.get(location, location)}", _describe_row(before),
+                         _describe_row(after)])
     return diff
 
 

@@ -189,7 +189,9 @@ def _region_cutoff(scoring, region_id):
 def simulate(*, plan, rule, scoring, by, amount=None):
     """What enrolling by `rule` and `scoring` would give in `by`'s locations, before anything is
     submitted: how many meet the criteria, how many of them qualify by score, per region (root
-    location) with coverage and cut-off, the cost at `amount` each, and a sample of those qualifying.
+    location) with coverage and cut-off; how those qualifying stand in the plan (enrolled already,
+    would be added, or graduated or rejected earlier: not enrolled again); the cost at `amount` for
+    each of those enrolled already or added; and a sample of those qualifying.
     Counts are one grouped statement; a region's `cutoff` is the one set on the region itself (deeper
     locations may set their own), else the default. `scoring` comes back normalised, as enrolment
     would take it."""
@@ -214,6 +216,8 @@ def simulate(*, plan, rule, scoring, by, amount=None):
         key=lambda row: (row["id"] is None, row["region"]))
     matching_count = sum(row["matching"] for row in by_region)
     qualifying_count = sum(row["qualifying"] for row in by_region)
+    standing = services.enrolment_standing(plan, matching.filter(qualifies))
+    beneficiaries = standing["already_enrolled"] + standing["would_add"]
     sample = (matching.filter(qualifies).annotate(score=to_sql(node, catalogue, NUMBER))
               .order_by("pk")[:SAMPLE_SIZE])
     return {
@@ -221,7 +225,8 @@ def simulate(*, plan, rule, scoring, by, amount=None):
         "qualifying": qualifying_count,
         "coverage_percent": _percent(qualifying_count, matching_count),
         "by_region": by_region,
-        "cost": None if amount is None else qualifying_count * Decimal(str(amount)),
+        **{key: standing[key] for key in ("already_enrolled", "would_add", "graduated_earlier", "rejected_earlier")},
+        "cost": None if amount is None else beneficiaries * Decimal(str(amount)),
         "sample": [{"id": record.pk, "name": str(record), "score": record.score} for record in sample],
         "scoring": scoring,
     }

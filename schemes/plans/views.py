@@ -3,13 +3,13 @@ import json
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import ProtectedError
-from django.http import JsonResponse
+from django.http import HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.text import slugify
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 from django_fsm import TransitionNotAllowed
 from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.ui.components import Component
@@ -17,11 +17,13 @@ from wagtail.admin.ui.tables import Column, TitleColumn
 from wagtail.admin.views import generic
 
 from schemes.rules.forms import CriteriaFilter
+from sites.models import Location
 from sites.refusals import refusal_message
 from sites.viewsets import ApprovalMixin, ScopedIndexView, ScopedInspectView
-from workflows.services import approval_submit
+from workflows.services import approval_submit, requires_approval
 
 from . import selectors, services
+from .approvals import CLOSE_PLAN, close_counts
 from .catalogues import beneficiary_catalogue, plan_rules_subject
 from .forms import BeneficiaryDataForm, BulkStatusForm, EnrolmentForm, SchemaUploadForm, StatusChangeForm
 from .models import BeneficiaryStatus, BenefitPlan, HouseholdBeneficiary, PlanStatus
@@ -42,15 +44,23 @@ class PlanRecordView(generic.InspectView):
                          (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE)],
             "schema": plan.fields.order_by("sort_order", "name"),
             "score_formula": (plan.score_formula or {}).get("text", ""),
-            "cutoffs": plan.cutoffs.select_related("location").order_by("location__path"),
+            "cutoffs": _cutoffs_by_tree(plan),
             "can_change": self.request.user.has_perm("plans.change_benefitplan"),
-            "can_enrol": plan.status == PlanStatus.ACTIVE and self.request.user.has_perm(
-                f"plans.add_{plan.beneficiary_model._meta.model_name}"),
+            "ended": services.plan_ended(plan),
+            "can_enrol": plan.status == PlanStatus.ACTIVE and not services.plan_ended(plan)
+                         and self.request.user.has_perm(f"plans.add_{plan.beneficiary_model._meta.model_name}"),
             "beneficiaries_url": reverse(beneficiary_namespace(plan) + ":index") + f"?plan={plan.pk}",
-            "versions": plan.revisions.select_related("user").order_by("-created_at", "-pk")[:10],
+            "versions": selectors.plan_versions(plan),
             "rule_problems": selectors.rule_problems(plan),
         })
         return context
+
+
+def _cutoffs_by_tree(plan):
+    """[(location's place in the tree, cut-off)], in the tree's order by name."""
+    cutoffs = {cutoff.location_id: cutoff.cutoff for cutoff in plan.cutoffs.all()}
+    return [(name, cutoffs[location.pk]) for location, name in
+            selectors.locations_by_tree(Location.objects.filter(pk__in=cutoffs))]
 
 
 def beneficiary_namespace(plan_or_model):
@@ -100,24 +110,49 @@ class PlanCreateView(generic.CreateView):
         return instance
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def plan_status(request, pk):
+    """Activate a draft (one click), or close an active plan: the GET of `?action=close` says what
+    closing does to its beneficiaries (the confirmation), and its POST submits the closing (operation
+    plans.close: applied once approved)."""
     plan = get_object_or_404(selectors.plans_for(request.user), pk=pk)
     if not request.user.has_perm("plans.change_benefitplan"):
         raise PermissionDenied
+    if request.method == "GET":
+        if request.GET.get("action") != "close":
+            return HttpResponseNotAllowed(["POST"])
+        return _close_confirmation(request, plan)
     action = request.POST.get("action", "")
-    service = {"activate": services.plan_activate, "close": services.plan_close}.get(action)
     try:
-        if service is None:
+        if action == "close":
+            approval = approval_submit(operation=CLOSE_PLAN, by=request.user, payload={"plan": plan.pk})
+            messages.success(request, "The closing of the plan is submitted: it applies once approved (at once "
+                                      "where approval is off).")
+            return redirect("workflows_approvals:inspect", approval.pk)
+        if action != "activate":
             raise ValidationError(f"'{action}' is not a plan status change.")
-        service(plan=plan, by=request.user)
+        services.plan_activate(plan=plan, by=request.user)
     except (ValidationError, PermissionDenied) as error:
         messages.error(request, refusal_message(error))
     except TransitionNotAllowed:
-        messages.error(request, f"A {plan.get_status_display().lower()} plan cannot be {action}d.")
+        messages.error(request, f"The plan is {plan.get_status_display().lower()}: only a draft is activated.")
     else:
-        messages.success(request, f"The plan is {action}d.")
+        messages.success(request, "The plan is activated.")
     return redirect("plans_plan:inspect", plan.pk)
+
+
+def _close_confirmation(request, plan):
+    """What closing the plan would do, before it is submitted; a plan that cannot be closed (or a
+    user who may not) is refused on its page."""
+    try:
+        services.check_plan_close(plan=plan, by=request.user)
+    except (ValidationError, PermissionDenied) as error:
+        messages.error(request, refusal_message(error))
+        return redirect("plans_plan:inspect", plan.pk)
+    return TemplateResponse(request, "plans/plan_close.html", {
+        "plan": plan, "counts": close_counts(services.plan_close_counts(plan)),
+        "closing_reason": services.CLOSING_REASON, "needs_approval": requires_approval(CLOSE_PLAN),
+        "page_title": f"Close {plan}", "header_icon": "clipboard-list"})
 
 
 def enrol(request, pk):

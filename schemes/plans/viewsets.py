@@ -5,7 +5,7 @@ from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
 from sites.viewsets import ScopedModelViewSet
 
 from . import selectors, targeting_views, views
-from .forms import BenefitPlanForm
+from .forms import BenefitPlanForm, LocationTreeSelect
 from .models import Beneficiary, BenefitPlan, HouseholdBeneficiary
 
 
@@ -32,7 +32,8 @@ class BenefitPlanViewSet(ModelViewSet):
                        FieldPanel("currency")]),
         MultiFieldPanel([FieldPanel("criteria_potential"), FieldPanel("criteria_active")], heading="Criteria"),
         MultiFieldPanel([FieldPanel("score_formula_text"), FieldPanel("score_cutoff"),
-                         InlinePanel("cutoffs", heading="Cut-offs by region", label="Cut-off")],
+                         InlinePanel("cutoffs", heading="Cut-offs by region", label="Cut-off", panels=[
+                             FieldRowPanel([FieldPanel("location", widget=LocationTreeSelect), FieldPanel("cutoff")])])],
                         heading="Targeting by score"),
         InlinePanel("fields", heading="Beneficiary schema", label="Field"),
     ], base_form_class=BenefitPlanForm)

@@ -1,6 +1,6 @@
 """openIMIS filter strings (`<field>__<lookup>__<type>=<value>`, e.g. `number_of_children__gte__integer=3`,
-`educated_level__iexact__string="primary"`) read into the rules AST, so that plans migrated from
-openIMIS keep their criteria. Several strings mean all of them (AND)."""
+`educated_level__iexact__string="primary"`, `groupId__exact__string=abc`) read into the rules AST, so
+that plans migrated from openIMIS keep their criteria. Several strings mean all of them (AND)."""
 
 import datetime
 import re
@@ -10,14 +10,15 @@ from .errors import RuleError
 from .nodes import Binary, BoolOp, Call, FieldRef, Literal
 
 LOOKUPS = {
-    "string": {"iexact", "istartswith", "icontains"},
+    "string": {"exact", "iexact", "istartswith", "icontains"},  # openIMIS's builder writes exact too
     "integer": {"exact", "lt", "lte", "gt", "gte"},
     "decimal": {"exact", "lt", "lte", "gt", "gte"},
     "date": {"exact", "lt", "lte", "gt", "gte"},
     "boolean": {"exact"},
 }
 COMPARISONS = {"exact": "==", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
-FILTER = re.compile(r"^(?P<field>[a-z][a-z0-9_]*?)__(?P<lookup>[a-z]+)__(?P<type>[a-z]+)=(?P<value>.*)$", re.S)
+# Field names as plan and registry fields are named: letters of either case (openIMIS's `groupId`).
+FILTER = re.compile(r"^(?P<field>[A-Za-z][A-Za-z0-9_]*?)__(?P<lookup>[a-z]+)__(?P<type>[a-z]+)=(?P<value>.*)$", re.S)
 
 
 def from_openimis(filters):
@@ -41,7 +42,7 @@ def _one(text, number):
         raise RuleError(f"Filter {number}: '{lookup}' does not apply to {kind} (use {', '.join(sorted(LOOKUPS[kind]))}).")
     value = _value(kind, raw.strip(), number)
     target = FieldRef(name=field)
-    if kind == "string":
+    if kind == "string" and lookup != "exact":
         lowered = Call(function="lower", args=(target,))
         wanted = Literal(value=value.lower())
         if lookup == "iexact":

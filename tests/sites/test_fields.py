@@ -11,8 +11,9 @@ import pytest
 from django import forms
 from django.core.exceptions import ValidationError
 
+from schemes.bulk.files import header_key
 from schemes.registry.models import Individual, RegistryField
-from sites.fields import AttributeSchema, FieldType
+from sites.fields import AttributeSchema, FieldType, name_key
 from tests.factories import IndividualFactory, RegistryFieldFactory
 
 
@@ -374,7 +375,7 @@ def test_clean_rejects_reserved_names(name):
 
 
 @pytest.mark.parametrize(
-    "name", ["Income", "1st", "bad-name", "with space", "_x", "x" * 64, "a__b"]
+    "name", ["1st", "bad-name", "with space", "_x", "x" * 64, "a__b", "Group__Id", "naïve"]
 )
 def test_names_must_be_identifiers(name):
     with pytest.raises(ValidationError) as exc:
@@ -382,9 +383,53 @@ def test_names_must_be_identifiers(name):
     assert "name" in exc.value.message_dict
 
 
-def test_good_identifier_passes_field_validation():
-    field(name="children_under_5").clean_fields()
-    field(name="children_under_5").clean()
+@pytest.mark.parametrize("name", ["children_under_5", "groupId", "Income", "NIN_type"])
+def test_good_identifier_passes_field_validation(name):
+    """Letters of either case: openIMIS schemas name properties like groupId."""
+    field(name=name).clean_fields()
+    field(name=name).clean()
+
+
+@pytest.mark.parametrize("name, reserved", [("National_ID", "national_id"), ("nationalId", "national_id"),
+                                            ("FirstName", "first_name"), ("NULL", "null"), ("True", "true")])
+def test_a_reserved_name_in_another_case_or_without_underscores_is_reserved(name, reserved):
+    with pytest.raises(ValidationError) as exc:
+        field(name=name).clean()
+    assert exc.value.message_dict["name"] == [
+        f"'{name}' is reserved: it reads as '{reserved}' (names are matched ignoring case and underscores)."]
+
+
+@pytest.mark.parametrize("name", ["from", "class", "is", "lambda"])
+def test_the_rules_parsers_keywords_are_reserved(name):
+    """Python's parser reads the rules: `from == 1` is not an expression it accepts."""
+    with pytest.raises(ValidationError) as exc:
+        field(name=name).clean()
+    assert exc.value.message_dict["name"] == [f"'{name}' is reserved."]
+
+
+@pytest.mark.parametrize("name", ["groupId", "GROUP_ID", "group_id", "g_r_o_u_p_i_d"])
+def test_name_key_is_how_files_match_headers(name):
+    assert name_key(name) == header_key(name) == "groupid"
+
+
+@pytest.mark.django_db
+def test_names_of_one_target_differ_in_more_than_case_and_underscores():
+    RegistryFieldFactory(name="groupId")
+
+    with pytest.raises(ValidationError) as exc:
+        field(name="group_id").validate_unique()
+    field(name="group_id", target=RegistryField.Target.HOUSEHOLD).validate_unique()
+    assert exc.value.message_dict["name"] == ["'groupId' is already a field here: files could not tell 'group_id' "
+                                              "from it (names are matched ignoring case and underscores)."]
+
+
+@pytest.mark.django_db
+def test_the_same_name_again_is_refused_once_by_the_unique_constraint():
+    RegistryFieldFactory(name="groupId")
+
+    with pytest.raises(ValidationError) as exc:
+        field(name="groupId").full_clean()
+    assert len(exc.value.message_dict["__all__"]) == 1 and "name" not in exc.value.message_dict
 
 
 @pytest.mark.parametrize("pattern", ["(", "[a-", "*x", "(?P<n>a)(?P<n>b)"])

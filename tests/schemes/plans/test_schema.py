@@ -9,10 +9,15 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from schemes.plans.models import BenefitPlan, PlanField
-from schemes.plans.schema import export_schema, schema_import
+from schemes.bulk.beneficiaries import ENROLMENTS, UPDATES
+from schemes.bulk.files import _column_lookup
+from schemes.bulk.models import UploadStatus
+from schemes.plans.models import Beneficiary, BenefitPlan, PlanField, PlanType, check_plan_field_names
+from schemes.plans.schema import CALCULATIONS, export_schema, parse_schema, schema_import
+from schemes.registry.models import Membership
 from sites.fields import FieldType
-from tests.factories import UserFactory
+from tests.factories import IndividualFactory, RegistryFieldFactory, UserFactory
+from tests.schemes.bulk.test_beneficiaries import clerk, import_now, receive  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +34,7 @@ OPENIMIS_SCHEMA = {
         "national_id_date": {"type": "string", "format": "date"},
         "number_of_children": {"type": "integer", "minimum": 0, "maximum": 20},
         "monthly_income": {"type": "number", "minimum": 0},
-        "phone_number": {"type": "string", "validationCalculation": {"name": "PhoneValidationStrategy"}},
+        "mobile_money_number": {"type": "string", "validationCalculation": {"name": "PhoneValidationStrategy"}},
     },
     "required": ["number_of_children"],
 }
@@ -53,9 +58,9 @@ def test_an_openimis_schema_loads_unchanged(plan, designer):
     assert fields["email"].to_python("a@b.org") == "a@b.org"
     with pytest.raises(ValidationError):
         fields["email"].to_python("not-an-email")
-    assert fields["phone_number"].to_python("+255712345678") == "+255712345678"
+    assert fields["mobile_money_number"].to_python("+255712345678") == "+255712345678"
     with pytest.raises(ValidationError):
-        fields["phone_number"].to_python("0712345678")
+        fields["mobile_money_number"].to_python("0712345678")
     assert fields["educated_level"].field_type == FieldType.CHOICE
     assert fields["educated_level"].choices == ["primary", "secondary", "none"]
     assert fields["national_id_date"].field_type == FieldType.DATE
@@ -95,6 +100,15 @@ def test_a_sensitive_field_stays_sensitive_through_download_and_upload(plan, des
     ({"type": "object"}, "needs an object of \"properties\""),
     ({"properties": {"x": {"type": "array"}}}, "Property 'x': the type 'array' is not supported"),
     ({"properties": {"Bad Name": {"type": "string"}}}, "Property 'Bad Name': the name must be"),
+    ({"properties": {"group__id": {"type": "string"}}}, "Property 'group__id': the name must be"),
+    ({"properties": {"groupId": {"type": "string"}, "groupid": {"type": "string"}}},
+     "'groupId' and 'groupid' would be one column in files"),
+    ({"properties": {"Household_Size": {"type": "integer"}}},
+     "'Household_Size' is already a field of every person (as 'household_size')"),
+    ({"properties": {"Age": {"type": "integer"}}}, "'Age' is reserved: it reads as 'age'"),
+    ({"properties": {"household_code": {"type": "string"}}}, "'household_code' is read as the column group_code"),
+    ({"properties": {"beneficiary_status": {"type": "string"}}}, "read as the column status"),
+    ({"properties": {"From": {"type": "string"}}}, "'From' is reserved: it reads as 'from'"),
     ({"properties": {"x": {"type": "string", "pattern": "("}}}, "not a valid regular expression"),
     ({"properties": {"x": {"type": "integer", "minimum": "low"}}}, "\"minimum\" must be a number"),
     ({"properties": {"x": {"type": "string"}}, "required": ["y"]}, "'y', which is not a property"),
@@ -123,3 +137,169 @@ def test_import_and_download_through_the_admin(plan, designer):
     assert plan.fields.count() == 9
     assert json.loads(download.content)["properties"]["educated_level"]["enum"] == ["primary", "secondary", "none"]
     assert "not valid JSON" in bad.content.decode()
+
+
+# openIMIS's own example of a beneficiary_data_schema (social_protection's README and tests), as written.
+CANONICAL_OPENIMIS_SCHEMA = json.loads(
+    '{"$id": "https://example.com/beneficiares.schema.json", "type": "object", "title": "Record of beneficiares", '
+    '"$schema": "http://json-schema.org/draft-04/schema#", "properties": {"email": {"type": "string", '
+    '"description": "email address to contact with beneficiary", "validationCalculation": {"name": '
+    '"EmailValidationStrategy"}}, "groupId": {"type": "string", "description": "Group categorization"}, '
+    '"able_bodied": {"type": "boolean", "description": "Flag determining whether someone is able bodied or not"}, '
+    '"national_id": {"type": "string", "uniqueness": true, "description": "national id"}, "educated_level": '
+    '{"type": "string", "description": "The level of person when it comes to the school/education/studies"}, '
+    '"recipient_info": {"type": "integer", "description": "main or not recipient_info"}, "chronic_illness": '
+    '{"type": "boolean", "description": "Flag determining whether someone has such kind of illness or not"}, '
+    '"national_id_type": {"type": "string", "description": "A type of national id"}, "number_of_elderly": '
+    '{"type": "integer", "description": "Number of elderly"}, "number_of_children": {"type": "integer", '
+    '"description": "Number of children"}, "beneficiary_data_source": {"type": "string", "description": '
+    '"The source from where such data comes e.g. IDP"}}, "description": "This document records the details '
+    'beneficiares"}')
+
+
+@pytest.mark.parametrize("plan_type", [PlanType.INDIVIDUAL, PlanType.HOUSEHOLD])
+def test_openimis_own_example_loads_as_it_is_written(designer, plan_type):
+    """Its national_id is the person's core field (unique in the registry), not a plan field; every
+    other property, `groupId` and `recipient_info` included, is one."""
+    plan = BenefitPlan.objects.create(code="OI", name="openIMIS example", plan_type=plan_type)
+
+    schema_import(plan=plan, data=CANONICAL_OPENIMIS_SCHEMA, by=designer)
+
+    fields = {f.name: f for f in plan.fields.all()}
+    assert set(fields) == set(CANONICAL_OPENIMIS_SCHEMA["properties"]) - {"national_id"}
+    assert (fields["groupId"].field_type, fields["groupId"].label) == (FieldType.TEXT, "Group id")
+    assert fields["groupId"].help_text == "Group categorization"
+    assert fields["recipient_info"].field_type == FieldType.INTEGER
+    assert fields["email"].pattern == CALCULATIONS["email"]
+    assert fields["email"].to_python("amina@example.org") == "amina@example.org"
+    with pytest.raises(ValidationError):
+        fields["email"].to_python("amina at example.org")
+
+
+@pytest.mark.parametrize("plan_type", [PlanType.INDIVIDUAL, PlanType.HOUSEHOLD])
+def test_openimis_own_example_comes_back_with_the_same_properties(designer, plan_type):
+    plan = BenefitPlan.objects.create(code="OI", name="openIMIS example", plan_type=plan_type)
+    schema_import(plan=plan, data=CANONICAL_OPENIMIS_SCHEMA, by=designer)
+
+    exported = export_schema(plan)
+    copy = BenefitPlan.objects.create(code="OI2", name="Copy", plan_type=plan_type)
+    schema_import(plan=copy, data=exported, by=designer)
+
+    assert set(exported["properties"]) == set(CANONICAL_OPENIMIS_SCHEMA["properties"])
+    assert exported["properties"]["national_id"]["uniqueness"] is True
+    assert exported["properties"]["national_id"]["type"] == "string"
+    assert export_schema(copy)["properties"] == exported["properties"]
+
+
+def test_every_plans_export_lists_the_persons_national_id_as_openimis_checks_it(designer):
+    """openIMIS checks the national IDs of an upload's rows by the schema's `uniqueness`."""
+    plan = BenefitPlan.objects.create(code="CG", name="Child grant")
+    households = BenefitPlan.objects.create(code="HG", name="Household grant", plan_type=PlanType.HOUSEHOLD)
+
+    assert export_schema(plan)["properties"] == {"national_id": {
+        "title": "National ID", "type": "string", "uniqueness": True,
+        "description": "The person's national ID: a field of the registry (unique there), not of the plan."}}
+    assert export_schema(households)["properties"]["national_id"]["description"].startswith(
+        "Each member's national ID")
+
+
+def test_the_import_notes_what_it_reads_as_a_core_field():
+    individual = parse_schema(CANONICAL_OPENIMIS_SCHEMA, plan_type=PlanType.INDIVIDUAL)
+    household = parse_schema(CANONICAL_OPENIMIS_SCHEMA, plan_type=PlanType.HOUSEHOLD)
+
+    assert individual.notes == [
+        "'national_id' is the person's national ID (a core field): no plan field is created for it; the registry "
+        "keeps it unique.",
+        "'recipient_info' is a field of the plan; in its enrolment file, the same column also gives a new person's "
+        "recipient type in the household (1 primary, 2 secondary).",
+    ]
+    assert household.notes == ["'national_id' is each member's national ID (a core field): no plan field is created "
+                               "for it; the registry keeps it unique."]
+
+
+@pytest.mark.parametrize("plan_type, name, note", [
+    # An individual plan's files read these headers as the person's own columns.
+    (PlanType.INDIVIDUAL, "phone_number", "'phone_number' is the person's phone number (a core field)"),
+    (PlanType.INDIVIDUAL, "gender", "'gender' is the person's sex (a core field)"),
+    (PlanType.INDIVIDUAL, "nationalId", "'nationalId' is the person's national ID (a core field)"),
+    (PlanType.INDIVIDUAL, "DOB", "'DOB' is the person's date of birth (a core field)"),
+    (PlanType.HOUSEHOLD, "first_name", "'first_name' is each member's first name (a core field)"),
+    (PlanType.HOUSEHOLD, "group_code", "'group_code' is the household's code (a core field)"),
+    (PlanType.HOUSEHOLD, "household_code", "'household_code' is the household's code (a core field)"),
+])
+def test_a_property_the_plans_files_read_as_a_core_field_is_that_field(plan_type, name, note):
+    parsed = parse_schema({"properties": {name: {"type": "string"}, "grade": {"type": "integer"}}},
+                          plan_type=plan_type)
+
+    assert [field.name for field in parsed.fields] == ["grade"]
+    assert parsed.notes == [f"{note}: no plan field is created for it."]
+
+
+def test_a_household_plans_phone_number_is_its_own_field():
+    """Its files name households, not people: nothing reads a phone_number column there."""
+    parsed = parse_schema({"properties": {"phone_number": {"type": "string"}}}, plan_type=PlanType.HOUSEHOLD)
+
+    assert [field.name for field in parsed.fields] == ["phone_number"] and parsed.notes == []
+
+
+def test_the_note_says_when_the_registry_does_not_keep_a_core_field_unique():
+    parsed = parse_schema({"properties": {"phone": {"type": "string", "uniqueness": True}}})
+
+    assert parsed.notes == ["'phone' is the person's phone number (a core field): no plan field is created for it; "
+                            "the registry does not keep it unique."]
+
+
+def test_a_core_property_must_still_be_an_object():
+    with pytest.raises(ValidationError, match="Property 'national_id': must be an object"):
+        parse_schema({"properties": {"national_id": "yes"}})
+
+
+def test_a_field_named_like_the_household_files_code_is_refused_in_a_household_plans_form():
+    with pytest.raises(ValidationError, match="'group_code' is read as the column group_code of the plan's files"):
+        check_plan_field_names(PlanType.HOUSEHOLD, ["group_code"])
+    check_plan_field_names(PlanType.INDIVIDUAL, ["group_code", "individual_role", "recipient_info"])
+
+
+def test_a_registry_attributes_label_is_a_column_a_plan_field_cannot_take(geo):
+    """The individuals file reads a registry attribute under its label too."""
+    RegistryFieldFactory(name="income", label="Monthly income", field_type="decimal")
+
+    with pytest.raises(ValidationError, match="'monthly_income' is read as the column income"):
+        check_plan_field_names(PlanType.INDIVIDUAL, ["monthly_income"])
+
+
+@pytest.mark.parametrize("plan_type", [PlanType.INDIVIDUAL, PlanType.HOUSEHOLD])
+def test_the_plans_files_read_openimis_own_example(designer, plan_type):
+    """No column of the enrolment or the update file is claimed twice."""
+    plan = BenefitPlan.objects.create(code="OI", name="openIMIS example", plan_type=plan_type)
+    schema_import(plan=plan, data=CANONICAL_OPENIMIS_SCHEMA, by=designer)
+
+    for importer in (ENROLMENTS, UPDATES):
+        headers = set(_column_lookup(importer.columns(plan)))
+
+        assert {"groupid", "recipientinfo", "email"} <= headers
+
+
+def test_an_openimis_file_enrols_into_a_plan_of_openimis_own_example(
+        designer, clerk, geo, django_capture_on_commit_callbacks):  # noqa: F811 (clerk is the imported fixture)
+    """national_id names the person (their own field), recipient_info is the plan's and the new
+    person's place in their household, groupId is the plan's."""
+    plan = BenefitPlan.objects.create(code="OI", name="openIMIS example")
+    schema_import(plan=plan, data=CANONICAL_OPENIMIS_SCHEMA, by=designer)
+    BenefitPlan.objects.filter(pk=plan.pk).update(status="ACTIVE")
+    known = IndividualFactory(national_id="TZ100", location=geo.village_a)
+    header = ["first_name", "last_name", "dob", "sex", "location", "national_id", "group_code", "individual_role",
+              "recipient_info", "groupId", "email", "number_of_children"]
+    upload = receive(clerk, plan, header, [
+        ["", "", "", "", "", "TZ100", "", "", "", "G-1", "known@example.org", "2"],
+        ["Neema", "Juma", "1990-03-02", "F", geo.village_a.code, "TZ200", "HH-1", "HEAD", "1", "G-2", "", "3"],
+    ], django_capture_on_commit_callbacks)
+    assert upload.status == UploadStatus.READY, upload.problem
+
+    import_now(upload, clerk, django_capture_on_commit_callbacks)
+
+    enrolled = {b.individual.national_id: b.attributes for b in Beneficiary.objects.filter(plan=plan)}
+    assert enrolled == {"TZ100": {"groupId": "G-1", "email": "known@example.org", "number_of_children": 2},
+                        "TZ200": {"groupId": "G-2", "recipient_info": 1, "number_of_children": 3}}
+    assert Membership.objects.get(household__code="HH-1").recipient_type == "PRIMARY"
+    assert known.beneficiaries.exists()

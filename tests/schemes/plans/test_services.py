@@ -1,9 +1,11 @@
-"""Enrolment by rule (one statement, all or nothing, the maximum held by the database) and the
-beneficiary status transitions."""
+"""Enrolment by rule (one statement, all or nothing, the maximum held by the database; nobody who
+left the plan enrolled again; only while the plan is valid), the beneficiary status transitions,
+closing a plan, and plan codes and names unique whatever their case."""
 
 import datetime
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -19,8 +21,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def officer(geo):
     user = UserFactory(role="Clerk", locations=[geo.district_a])
-    from django.contrib.auth.models import Permission
-
     user.user_permissions.add(*Permission.objects.filter(content_type__app_label="plans"))
     return user
 
@@ -220,3 +220,169 @@ def test_an_enrolment_that_could_not_run_is_refused_when_submitted(plan, people,
         workflows.approval_submit(operation="plans.enrol", by=officer, payload={
             "plan": plan.pk, "rule": setup.get("rule", "children >= 2"), "target_status": "POTENTIAL"})
     assert not ApprovalRequest.objects.exists() and enrolled(plan) == set()
+
+
+# --- who left the plan is not enrolled again -----------------------------------------------------
+
+
+def leave(plan, person, action, by):
+    """Enrol `person` and let them leave the plan by `action` (graduate or reject)."""
+    services.enrolment_execute(plan=plan, rule=f"first_name == '{person.first_name}'", target_status="POTENTIAL",
+                               by=by)
+    beneficiary = Beneficiary.objects.get(plan=plan, individual=person)
+    if action == "graduate":
+        services.beneficiary_change_status(beneficiary=beneficiary, action="activate", by=by)
+    services.beneficiary_change_status(beneficiary=beneficiary, action=action, reason="Left", by=by)
+
+
+def test_people_who_graduated_or_were_rejected_are_counted_apart_and_not_enrolled_again(plan, people, officer):
+    leave(plan, people["amina"], "graduate", officer)
+    leave(plan, people["chausiku"], "reject", officer)
+    services.enrolment_execute(plan=plan, rule="first_name == 'Baraka'", target_status="POTENTIAL", by=officer)
+    newcomer = IndividualFactory(first_name="Neema", location=people["amina"].location, attributes={"children": 2})
+
+    with CaptureQueriesContext(connection) as captured:
+        preview = services.enrolment_preview(plan=plan, rule="children >= 0", target_status="POTENTIAL", by=officer)
+    added = services.enrolment_execute(plan=plan, rule="children >= 0", target_status="POTENTIAL", by=officer)
+
+    assert {key: preview[key] for key in ("matching", "already_enrolled", "graduated_earlier", "rejected_earlier",
+                                          "would_add")} == {"matching": 4, "already_enrolled": 1,
+                                                            "graduated_earlier": 1, "rejected_earlier": 1,
+                                                            "would_add": 1}
+    assert [row["name"] for row in preview["sample"]] == [str(newcomer)]
+    assert_no_not_in_subquery(captured)
+    assert added == 1
+    assert sorted(Beneficiary.objects.filter(plan=plan).values_list("individual__first_name", "status")) == [
+        ("Amina", "GRADUATED"), ("Baraka", "POTENTIAL"), ("Chausiku", "REJECTED"), ("Neema", "POTENTIAL")]
+
+
+def test_an_enrolment_request_names_those_not_enrolled_again(plan, people, officer, enrol_checker):
+    from workflows import services as workflows
+
+    leave(plan, people["amina"], "graduate", officer)
+
+    request = workflows.approval_submit(operation="plans.enrol", by=officer, payload={
+        "plan": plan.pk, "rule": "children >= 2", "target_status": "POTENTIAL"})
+    assert request.summary["counts"]["Graduated earlier, not enrolled again"] == 1
+    assert request.summary["counts"]["Would be added"] == 1  # Chausiku
+    with pytest.raises(ValidationError, match="left the plan earlier"):
+        workflows.approval_submit(operation="plans.enrol", by=officer, payload={
+            "plan": plan.pk, "rule": "first_name == 'Amina'", "target_status": "POTENTIAL"})
+
+
+# --- validity -------------------------------------------------------------------------------------
+
+
+def test_a_plan_whose_validity_ended_is_neither_activated_nor_enrolled_into(plan, people, officer):
+    yesterday = datetime.date.today() - datetime.timedelta(days=1)
+    draft = BenefitPlan.objects.create(code="OLD", name="Old plan", valid_from=datetime.date(2020, 1, 1),
+                                       valid_to=yesterday)
+    BenefitPlan.objects.filter(pk=plan.pk).update(valid_to=yesterday)
+    plan.refresh_from_db()
+
+    with pytest.raises(ValidationError, match=f"was valid until {yesterday:%Y-%m-%d}: it can no longer be activated"):
+        services.plan_activate(plan=draft, by=officer)
+    for service in (services.enrolment_preview, services.enrolment_execute):
+        with pytest.raises(ValidationError, match="it can no longer enrol anyone. Extend its validity"):
+            service(plan=plan, rule="children >= 2", target_status="POTENTIAL", by=officer)
+
+    assert BenefitPlan.objects.get(pk=draft.pk).status == PlanStatus.DRAFT and enrolled(plan) == set()
+
+
+def test_a_plan_valid_until_today_still_enrols(plan, people, officer):
+    BenefitPlan.objects.filter(pk=plan.pk).update(valid_to=datetime.date.today())
+
+    assert services.enrolment_execute(plan=plan, rule="children >= 2", target_status="POTENTIAL", by=officer) == 2
+
+
+def test_an_enrolment_approved_after_the_plan_ended_fails_saying_why(plan, people, officer, enrol_checker,
+                                                                    django_capture_on_commit_callbacks):
+    from workflows import services as workflows
+    from workflows.models import ApprovalRequest, RequestStatus
+
+    request = workflows.approval_submit(operation="plans.enrol", by=officer, payload={
+        "plan": plan.pk, "rule": "children >= 2", "target_status": "POTENTIAL"})
+    BenefitPlan.objects.filter(pk=plan.pk).update(valid_to=datetime.date.today() - datetime.timedelta(days=1))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        workflows.approval_decide(request=request, verdict="approve", by=enrol_checker)
+
+    request = ApprovalRequest.objects.get(pk=request.pk)
+    assert request.status == RequestStatus.FAILED and "it can no longer enrol anyone" in request.error
+    assert enrolled(plan) == set()
+
+
+# --- closing ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def designer(geo):
+    return UserFactory(role="Scheme administrator", national=True)
+
+
+def test_closing_graduates_active_and_suspended_and_rejects_potential_ones_everywhere(plan, people, geo, designer):
+    national = UserFactory(role="Clerk", national=True)
+    national.user_permissions.add(*Permission.objects.filter(content_type__app_label="plans"))
+    leave(plan, people["amina"], "reject", national)
+    services.enrolment_execute(plan=plan, rule="children >= 2", target_status="ACTIVE", by=national)  # + Dotto
+    suspended = Beneficiary.objects.get(plan=plan, individual=people["dotto"])  # district B
+    services.beneficiary_change_status(beneficiary=suspended, action="suspend", reason="Visits", by=national)
+    services.enrolment_execute(plan=plan, rule="first_name == 'Baraka'", target_status="POTENTIAL", by=national)
+
+    services.plan_close(plan=plan, by=designer)
+
+    closed = BenefitPlan.objects.get(pk=plan.pk)
+    assert (closed.status, closed.live_beneficiaries) == (PlanStatus.CLOSED, 0)
+    assert sorted(Beneficiary.objects.filter(plan=plan).values_list("individual__first_name", "status", "reason")) == [
+        ("Amina", "REJECTED", "Left"), ("Baraka", "REJECTED", "The plan was closed."),
+        ("Chausiku", "GRADUATED", "The plan was closed."), ("Dotto", "GRADUATED", "The plan was closed.")]
+
+
+def test_closing_takes_national_scope_and_an_active_plan(plan, geo, designer):
+    district_designer = UserFactory(role="Scheme administrator", locations=[geo.district_a])
+    draft = BenefitPlan.objects.create(code="D", name="Draft plan")
+
+    with pytest.raises(PermissionDenied, match="takes national scope"):
+        services.plan_close(plan=plan, by=district_designer)
+    with pytest.raises(ValidationError, match="is draft: only an active plan is closed"):
+        services.plan_close(plan=draft, by=designer)
+    assert BenefitPlan.objects.get(pk=plan.pk).status == PlanStatus.ACTIVE
+
+
+# --- codes and names ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fields, message", [({"code": "ct-1", "name": "Another"}, "has this code"),
+                                             ({"code": "CT-2", "name": "CHILD GRANT"}, "has this name")])
+def test_plan_codes_and_names_are_unique_whatever_their_case(plan, fields, message):
+    with pytest.raises(ValidationError, match=f"Another plan {message}"):
+        BenefitPlan(**fields).full_clean(exclude=["status"])  # protected: see plan_change_check
+    with pytest.raises(IntegrityError), transaction.atomic():
+        BenefitPlan.objects.create(**fields)
+
+
+def test_the_migration_names_plans_that_differ_only_in_case_instead_of_failing_on_them(plan):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("schemes.plans.migrations.0007_plan_code_name_any_case")
+    schema_editor = type("Editor", (), {"connection": connection})()
+    with connection.cursor() as cursor:  # as before the migration (the test's transaction restores it)
+        cursor.execute("DROP INDEX plan_code_unique_any_case")
+    BenefitPlan.objects.create(code="ct-1", name="Another grant")
+
+    with pytest.raises(RuntimeError, match="differ only in case: code 'CT-1' / 'ct-1'. Rename all but one"):
+        migration.refuse_plans_differing_only_in_case(apps, schema_editor)
+    BenefitPlan.objects.filter(code="ct-1").update(code="CT-9")
+    migration.refuse_plans_differing_only_in_case(apps, schema_editor)
+
+
+def test_the_demo_keeps_plans_made_meanwhile_whose_code_or_name_differs_only_in_case(db):
+    from schemes.plans.demo import ensure_demo_plans
+
+    for code, name in (("cg-01", "My child grant"), ("HS-9", "HOUSEHOLD SUPPORT"), ("ep-01", "Pension")):
+        BenefitPlan.objects.create(code=code, name=name)
+
+    assert ensure_demo_plans() == 0
+    assert BenefitPlan.objects.count() == 3

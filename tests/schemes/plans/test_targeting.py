@@ -210,6 +210,25 @@ def test_counts_by_region_are_what_plain_counts_find(plan, people, geo, national
     assert [row["score"] for row in result["sample"]] == [30, 35, 45, 20, 15]
 
 
+def test_a_simulation_counts_who_left_the_plan_apart_and_leaves_them_out_of_the_cost(plan, people, geo,
+                                                                                     national_clerk):
+    # Qualifying: Asha, Wema, Bahati, Zawadi, Nuru. Asha graduated, Wema was rejected, Bahati is enrolled.
+    services.enrolment_execute(plan=plan, rule="first_name in ['Asha', 'Bahati']", target_status="ACTIVE",
+                               by=national_clerk)
+    services.enrolment_execute(plan=plan, rule="first_name == 'Wema'", target_status="POTENTIAL", by=national_clerk)
+    for name, action in (("Asha", "graduate"), ("Wema", "reject")):
+        services.beneficiary_change_status(beneficiary=Beneficiary.objects.get(individual__first_name=name),
+                                           action=action, reason="Left", by=national_clerk)
+
+    result = targeting.simulate(plan=plan, rule=CRITERIA, scoring=scoring_for(geo), by=national_clerk,
+                                amount=Decimal("10"))
+
+    assert {key: result[key] for key in ("qualifying", "already_enrolled", "would_add", "graduated_earlier",
+                                         "rejected_earlier")} == {
+        "qualifying": 5, "already_enrolled": 1, "would_add": 2, "graduated_earlier": 1, "rejected_earlier": 1}
+    assert result["cost"] == Decimal("30")  # Bahati, Zawadi and Nuru
+
+
 def test_a_simulation_without_an_amount_has_no_cost_and_needs_the_permission_to_enrol(plan, people, geo,
                                                                                         viewer_a, clerk_a):
     assert targeting.simulate(plan=plan, rule=CRITERIA, scoring=scoring_for(geo), by=clerk_a)["cost"] is None

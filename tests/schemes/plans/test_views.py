@@ -13,6 +13,7 @@ from schemes.plans import services
 from schemes.plans.models import Beneficiary, BeneficiaryStatus, BenefitPlan
 from tests.factories import IndividualFactory, RegistryFieldFactory, UserFactory
 from workflows.models import ApprovalRequest, RequestStatus, WorkflowDefinition, WorkflowStep
+from workflows.services import approval_decide
 
 pytestmark = pytest.mark.django_db
 
@@ -124,3 +125,177 @@ def test_the_beneficiary_list_of_a_plan_shows_who_still_meets_its_criteria(setti
     rows = client_for(officer).get(reverse("plans_beneficiary:index"), {"plan": plan.pk}).context["object_list"]
 
     assert {row.individual.first_name: row.meets_criteria for row in rows} == {"Amina": True, "Baraka": False}
+
+
+# --- closing a plan: confirmed, then approved ---------------------------------------------------------
+
+
+@pytest.fixture
+def close_workflow(db):
+    definition = WorkflowDefinition.objects.create(operation="plans.close")
+    WorkflowStep.objects.create(definition=definition, group=Group.objects.get(name="Checker"), sort_order=0)
+    return UserFactory(role="Checker", national=True)
+
+
+@pytest.fixture
+def running_plan(setting):
+    """An active plan with one potential (Amina), one active (Baraka) and one suspended (Dotto, district B)."""
+    designer = setting[0]
+    plan = BenefitPlan.objects.create(code="CG", name="Child grant", status="ACTIVE")
+    clerk = UserFactory(role="Clerk", national=True)
+    services.enrolment_execute(plan=plan, rule="first_name == 'Amina'", target_status="POTENTIAL", by=clerk)
+    services.enrolment_execute(plan=plan, rule="first_name != 'Amina'", target_status="ACTIVE", by=clerk)
+    dotto = Beneficiary.objects.get(individual__first_name="Dotto")
+    services.beneficiary_change_status(beneficiary=dotto, action="suspend", reason="Visits", by=clerk)
+    return designer, plan
+
+
+def test_closing_is_confirmed_with_what_it_does_then_applied_once_approved(running_plan, close_workflow,
+                                                                           django_capture_on_commit_callbacks):
+    designer, plan = running_plan
+    url = reverse("plans_plan:change_status", args=[plan.pk])
+
+    page = client_for(designer).get(reverse("plans_plan:inspect", args=[plan.pk])).content.decode()
+    assert f'href="{url}?action=close"' in page and 'value="close"' not in page  # no one-click closing
+    confirmation = client_for(designer).get(url, {"action": "close"})
+    assert confirmation.status_code == 200
+    assert confirmation.context["counts"] == {
+        "Active: graduate": 1, "Suspended: graduate": 1,
+        "Potential: rejected (a potential beneficiary cannot graduate)": 1,
+        "Graduated or rejected earlier: unchanged": 0}
+    assert "Closing needs a checker's approval" in confirmation.content.decode()
+    assert BenefitPlan.objects.get(pk=plan.pk).status == "ACTIVE"
+
+    submitted = client_for(designer).post(url, {"action": "close"})
+
+    request = ApprovalRequest.objects.get(operation="plans.close")
+    assert submitted.url == reverse("workflows_approvals:inspect", args=[request.pk])
+    assert request.summary["title"] == "Close Child grant (CG): 2 beneficiaries graduate, 1 potential rejected"
+    assert BenefitPlan.objects.get(pk=plan.pk).status == "ACTIVE"
+    with django_capture_on_commit_callbacks(execute=True):
+        client_for(close_workflow).post(reverse("workflows_approvals:decide", args=[request.pk]),
+                                        {"verdict": "approve"})
+    assert ApprovalRequest.objects.get(pk=request.pk).status == RequestStatus.EXECUTED
+    assert BenefitPlan.objects.get(pk=plan.pk).status == "CLOSED"
+    assert dict(Beneficiary.objects.values_list("individual__first_name", "status")) == {
+        "Amina": "REJECTED", "Baraka": "GRADUATED", "Dotto": "GRADUATED"}
+
+
+def test_a_closing_is_void_if_others_would_leave_than_the_checker_saw(running_plan, close_workflow,
+                                                                      django_capture_on_commit_callbacks):
+    designer, plan = running_plan
+    client_for(designer).post(reverse("plans_plan:change_status", args=[plan.pk]), {"action": "close"})
+    request = ApprovalRequest.objects.get(operation="plans.close")
+    refused = client_for(designer).post(reverse("plans_plan:change_status", args=[plan.pk]), {"action": "close"},
+                                        follow=True)
+    assert "already waiting for a decision" in refused.content.decode()
+    amina = Beneficiary.objects.get(individual__first_name="Amina")
+    services.beneficiary_change_status(beneficiary=amina, action="activate",
+                                       by=UserFactory(role="Clerk", national=True))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=request, verdict="approve", by=close_workflow)
+
+    assert ApprovalRequest.objects.get(pk=request.pk).status == RequestStatus.VOID
+    assert BenefitPlan.objects.get(pk=plan.pk).status == "ACTIVE"
+
+
+def test_closing_is_refused_on_its_page_to_a_district_user(running_plan, geo):
+    plan = running_plan[1]
+    district_designer = UserFactory(role="Scheme administrator", locations=[geo.district_a])
+
+    response = client_for(district_designer).get(reverse("plans_plan:change_status", args=[plan.pk]),
+                                                 {"action": "close"}, follow=True)
+
+    assert "takes national scope" in response.content.decode()
+    assert response.redirect_chain[-1][0] == reverse("plans_plan:inspect", args=[plan.pk])
+
+
+# --- validity, codes and names, locations, versions ------------------------------------------------------
+
+
+def test_the_page_of_a_plan_whose_validity_ended_says_so_and_offers_no_activation(setting):
+    designer = setting[0]
+    plan = BenefitPlan.objects.create(code="OLD", name="Old plan", valid_to=datetime.date(2020, 12, 31))
+
+    page = client_for(designer).get(reverse("plans_plan:inspect", args=[plan.pk])).content.decode()
+    refused = client_for(designer).post(reverse("plans_plan:change_status", args=[plan.pk]), {"action": "activate"},
+                                        follow=True).content.decode()
+
+    assert "This plan was valid until 2020-12-31: it can no longer be activated." in page
+    assert 'value="activate"' not in page
+    assert "valid until 2020-12-31: it can no longer be activated. Extend its validity first" in refused
+    assert BenefitPlan.objects.get(pk=plan.pk).status == "DRAFT"
+
+
+@pytest.mark.parametrize("overrides, field", [({"code": "cg", "name": "Another grant"}, "code"),
+                                              ({"code": "CG-2", "name": "CHILD GRANT"}, "name")])
+def test_a_code_or_name_taken_in_another_case_is_named_under_its_field(setting, overrides, field):
+    designer = setting[0]
+    BenefitPlan.objects.create(code="CG", name="Child grant")
+
+    response = client_for(designer).post(reverse("plans_plan:add"), plan_form(**overrides))
+
+    assert response.status_code == 200
+    assert response.context["form"].errors[field] == [
+        f"Another plan has this {field} ({field}s are compared ignoring upper and lower case)."]
+    assert not response.context["form"].non_field_errors()
+    assert BenefitPlan.objects.count() == 1
+
+
+@pytest.fixture
+def tree(db):
+    """Regions made in the opposite order of their names: by id (the stored path) Zanzibar comes first."""
+    from tests.factories import LocationFactory
+
+    zanzibar = LocationFactory(name="Zanzibar")
+    arusha = LocationFactory(name="Arusha")
+    return {"zanzibar": zanzibar, "arusha": arusha,
+            "zanzibar_district": LocationFactory(name="Unguja", parent=zanzibar),
+            "arusha_district": LocationFactory(name="Monduli", parent=arusha),
+            "arusha_district_2": LocationFactory(name="Karatu", parent=arusha)}
+
+
+def test_the_cut_off_locations_are_offered_in_the_trees_order_by_name(setting, tree):
+    import re
+
+    designer = setting[0]
+
+    page = client_for(designer).get(reverse("plans_plan:add")).content.decode()
+
+    select = re.search(r'name="cutoffs-__prefix__-location".*?</select>', page, re.S).group(0)
+    labels = [label for label in re.findall(r"<option[^>]*>([^<]*)</option>", select) if label.strip("-")]
+    names = [label for label in labels if label.split(" › ")[0] in ("Arusha", "Zanzibar")]
+    assert names == ["Arusha", "Arusha › Karatu", "Arusha › Monduli", "Zanzibar", "Zanzibar › Unguja"]
+
+
+def test_the_plan_page_lists_cut_offs_in_the_trees_order(setting, tree):
+    from schemes.plans.models import PlanCutoff
+
+    designer = setting[0]
+    plan = BenefitPlan.objects.create(code="CG", name="Child grant", score_formula={"text": "children",
+                                                                                   "rule": {"field": "children"}})
+    for location, cutoff in (("zanzibar_district", 1), ("arusha", 2), ("zanzibar", 3), ("arusha_district", 4)):
+        PlanCutoff.objects.create(plan=plan, location=tree[location], cutoff=cutoff)
+
+    response = client_for(designer).get(reverse("plans_plan:inspect", args=[plan.pk]))
+
+    assert [(name, int(cutoff)) for name, cutoff in response.context["cutoffs"]] == [
+        ("Arusha", 2), ("Arusha › Monduli", 4), ("Zanzibar", 3), ("Zanzibar › Unguja", 1)]
+
+
+def test_versions_are_numbered_per_plan_with_what_changed(setting):
+    designer = setting[0]
+    client_for(designer).post(reverse("plans_plan:add"), plan_form())
+    plan = BenefitPlan.objects.get(code="CG")
+    client_for(designer).post(reverse("plans_plan:edit", args=[plan.pk]),
+                              plan_form(name="Child grant II", max_beneficiaries="200"))
+
+    response = client_for(designer).get(reverse("plans_plan:inspect", args=[plan.pk]))
+
+    assert [(version["number"], version["by"], version["changed"]) for version in response.context["versions"]] == [
+        (2, designer, "Name, Max beneficiaries"), (1, designer, "Created")]
+    page = response.content.decode()
+    assert "<td>Version 2</td>" in page and "<td>Version 1</td>" in page
+    revision_ids = plan.revisions.values_list("pk", flat=True)
+    assert all(f"<td>{pk}</td>" not in page for pk in revision_ids)

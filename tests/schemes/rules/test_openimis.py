@@ -22,13 +22,15 @@ def people(geo):
     RegistryFieldFactory(name="income", field_type="decimal")
     RegistryFieldFactory(name="registered_on", field_type="date")
     RegistryFieldFactory(name="disabled", field_type="boolean")
+    RegistryFieldFactory(name="groupId", field_type="text")
     def make(name, **attributes):
         return IndividualFactory(first_name=name, location=geo.village_a, attributes=attributes)
 
     return [
         make("Amina", number_of_children=3, educated_level="primary", income="120.50",
-             registered_on="2024-01-15", disabled=True),
-        make("Baraka", number_of_children=1, educated_level="secondary", income="80", disabled=False),
+             registered_on="2024-01-15", disabled=True, groupId="abc"),
+        make("Baraka", number_of_children=1, educated_level="secondary", income="80", disabled=False,
+             groupId="ABC"),
         make("Chausiku", number_of_children=5),
         make("Dotto"),
     ]
@@ -53,6 +55,10 @@ def selected(rule):
     (["registered_on__gte__date=2024-01-01"], {"Amina"}),
     (["disabled__exact__boolean=false"], {"Baraka"}),
     (["number_of_children__gt__integer=0", "income__gte__decimal=100"], {"Amina"}),
+    # camelCase names, and a string's exact lookup (as openIMIS's filter builder writes it): case counts
+    (["groupId__exact__string=abc"], {"Amina"}),
+    (['groupId__exact__string="ABC"'], {"Baraka"}),
+    (["groupId__iexact__string=abc"], {"Amina", "Baraka"}),
 ])
 def test_openimis_filters_select_the_same_people_as_openimis_would(people, filters, expected):
     assert selected(from_openimis(filters)) == expected

@@ -89,6 +89,9 @@ ACCEPTED = [
     ("years_since(d)", Call(function="years_since", args=(f("d"),))),
     ("today()", Call(function="today", args=())),
     ("lower(t) == 'x'", Binary(op="==", left=Call(function="lower", args=(f("t"),)), right=Literal(value="x"))),
+    # field names as openIMIS writes them: letters of either case
+    ("groupId == 'abc'", Binary(op="==", left=f("groupId"), right=Literal(value="abc"))),
+    ("NIN_type != null", Binary(op="!=", left=f("NIN_type"), right=Literal(value=None))),
     ("starts_with(t, 'x')", Call(function="starts_with", args=(f("t"), Literal(value="x")))),
     ("contains(t, 'x')", Call(function="contains", args=(f("t"), Literal(value="x")))),
     # keywords (any case) and Python's own constants

@@ -83,6 +83,7 @@ CANONICAL = [
     ("x not in ['a', 'b']", 'x not in ["a", "b"]'),
     ("1 < a <= 3", "1 < a and a <= 3"),
     ("today()", "today()"),
+    ("groupId == 'abc' and numberOfChildren > 2", 'groupId == "abc" and numberOfChildren > 2'),
     # values
     ("TRUE", "true"),
     ("None", "null"),
