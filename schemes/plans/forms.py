@@ -5,6 +5,7 @@ from wagtail.admin.forms import WagtailAdminModelForm
 
 from schemes.rules.catalogue import NUMBER
 from schemes.rules.forms import RuleField, set_rules_user
+from sites.fields import name_key
 from sites.forms import AttributeFormMixin
 
 from .catalogues import plan_rules_subject
@@ -44,11 +45,14 @@ class BenefitPlanForm(WagtailAdminModelForm):
         """The schema's rows are checked after this form's own clean(): their names too, against the
         plan type's fields, which a plan field must not shadow."""
         valid = super().is_valid()
+        first_of = {}  # a name's key -> the first row's name: a second row of the same key is named
         for form in self.formsets["fields"].forms:
             name = getattr(form, "cleaned_data", {}).get("name")
             if name and not form.cleaned_data.get("DELETE"):
+                names = [first_of[name_key(name)], name] if name_key(name) in first_of else [name]
+                first_of.setdefault(name_key(name), name)
                 try:
-                    check_plan_field_names(self.instance.plan_type, [name])
+                    check_plan_field_names(self.instance.plan_type, names)
                 except ValidationError as error:
                     form.add_error("name", error.message_dict["name"])
                     valid = False

@@ -31,8 +31,8 @@ from sites.audit import audit
 from sites.fields import IDENTIFIER, FieldType, name_key
 from workflows.services import approval_submit
 
-from .models import PlanField, PlanStatus, PlanType, check_plan_field_names
-from .services import plan_change_payload, plan_lock_for_change
+from .models import BenefitPlan, PlanField, PlanStatus, PlanType, check_plan_field_names
+from .services import plan_change, plan_change_payload
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 # openIMIS's named validations, as the patterns they check.
@@ -243,22 +243,19 @@ def _pattern(prop):
 
 
 def schema_import(*, plan, data, by):
-    """Replace the plan's schema with the JSON Schema's fields, all or nothing. A draft plan's schema
-    is replaced at once; an active plan's change is submitted as `plans.change` (returns the request);
-    a closed plan's is refused (by the request's preparation), nothing submitted."""
+    """Replace the plan's schema with the JSON Schema's fields, all or nothing, as any other change of
+    the plan: a draft's is applied at once as a new version (returns the fields); an active plan's is
+    submitted as `plans.change` (returns the request); a closed plan's is refused, nothing submitted."""
     if not by.has_perm("plans.change_planfield"):
         raise PermissionDenied("You may not change plan schemas.")
     fields = parse_schema(data, plan_type=plan.plan_type).fields
     check_plan_field_names(plan.plan_type, [field.name for field in fields])
+    proposed = BenefitPlan.from_serializable_data(plan.serializable_data())  # the caller's plan stays as it is
+    proposed.fields = fields  # in memory: the change carries them
+    change = plan_change_payload(proposed)
     if plan.status != PlanStatus.DRAFT:
-        plan.fields = fields  # in memory only: it applies once approved
-        return approval_submit(operation="plans.change", by=by, payload={"plan": plan.pk,
-                                                                         **plan_change_payload(plan)})
+        return approval_submit(operation="plans.change", by=by, payload={"plan": plan.pk, **change})
     with transaction.atomic():
-        plan = plan_lock_for_change(plan)
-        plan.fields.all().delete()
-        for field in fields:
-            field.plan = plan
-        PlanField.objects.bulk_create(fields)
-        audit(plan, "mizani.plan_schema", by=by, data={"fields": [f.name for f in fields]})
-    return fields
+        plan = plan_change(plan=plan, change=change, by=by)
+        audit(plan, "mizani.plan_schema", by=by, data={"fields": [field.name for field in fields]})
+    return list(plan.fields.all())

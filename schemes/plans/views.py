@@ -27,7 +27,7 @@ from .approvals import CLOSE_PLAN, close_counts
 from .catalogues import beneficiary_catalogue, plan_rules_subject
 from .forms import BeneficiaryDataForm, BulkStatusForm, EnrolmentForm, SchemaUploadForm, StatusChangeForm
 from .models import BeneficiaryStatus, BenefitPlan, HouseholdBeneficiary, PlanStatus
-from .schema import export_schema, schema_import
+from .schema import export_schema, parse_schema, schema_import
 
 
 class PlanRecordView(generic.InspectView):
@@ -425,6 +425,8 @@ def schema_import_view(request, pk):
         except ValidationError as error:
             errors = error.messages
         else:
+            for note in parse_schema(data, plan_type=plan.plan_type).notes:
+                messages.info(request, note)
             if isinstance(result, list):
                 messages.success(request, f"Schema imported: {len(result)} fields.")
                 return redirect("plans_plan:inspect", plan.pk)

@@ -175,6 +175,45 @@ def test_a_plan_field_cannot_take_the_name_of_a_field_every_person_has(designer)
     assert "&#x27;children&#x27; is already a field of every person" in response.content.decode()
 
 
+def test_two_plan_fields_that_files_would_read_as_one_column_are_refused(designer):
+    row = {"label": "Group", "field_type": "text", "choices": "[]"}
+    response = client_for(designer).post(reverse("plans_plan:add"), plan_form(**{
+        **formset("fields", total=2),
+        **{f"fields-0-{key}": value for key, value in {**row, "name": "groupId", "sort_order": "0"}.items()},
+        **{f"fields-1-{key}": value for key, value in {**row, "name": "group_id", "sort_order": "1"}.items()}}))
+
+    assert response.status_code == 200
+    assert not BenefitPlan.objects.exists()
+    assert "&#x27;groupId&#x27; and &#x27;group_id&#x27; would be one column in files" in response.content.decode()
+
+
+def test_a_schema_imported_into_a_draft_is_a_new_version(designer):
+    client_for(designer).post(reverse("plans_plan:add"), plan_form())
+    plan = BenefitPlan.objects.get(code="CG")
+
+    fields = schema_import(plan=plan, data={"properties": {"grade": {"type": "integer"}}}, by=designer)
+
+    plan.refresh_from_db()
+    assert [field.name for field in fields] == ["grade"]
+    assert plan.revisions.count() == 2
+    assert [row["name"] for row in plan.latest_revision.content["fields"]] == ["grade"]
+
+
+def test_the_import_page_says_which_properties_are_the_persons_own_fields(designer):
+    client_for(designer).post(reverse("plans_plan:add"), plan_form())
+    plan = BenefitPlan.objects.get(code="CG")
+    schema = json.dumps({"properties": {"national_id": {"type": "string", "uniqueness": True},
+                                        "grade": {"type": "integer"}}}).encode()
+
+    response = client_for(designer).post(reverse("plans_plan:schema_import", args=[plan.pk]), {
+        "file": SimpleUploadedFile("schema.json", schema, content_type="application/json")}, follow=True)
+
+    shown = [str(message) for message in response.context["messages"]]
+    assert any("'national_id' is the person's national ID (a core field)" in message for message in shown)
+    assert "Schema imported: 1 fields." in shown
+    assert list(plan.fields.values_list("name", flat=True)) == ["grade"]
+
+
 def test_an_imported_schema_cannot_shadow_the_households_fields(designer):
     plan = BenefitPlan.objects.create(code="HH", name="Households", plan_type="HOUSEHOLD")
 
