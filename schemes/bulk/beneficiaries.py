@@ -32,6 +32,7 @@ from schemes.plans.models import (
     PlanType,
 )
 from schemes.plans.selectors import beneficiaries_of_plan_for
+from schemes.plans.services import plan_ended
 from schemes.registry.models import Household, Individual
 from sites.audit import audit
 from sites.fields import ascii_digits
@@ -186,11 +187,17 @@ class Importer:
         column = "group_code" if what == "household" else "national_id"
         individuals.flag(upload, column, f"This {what} is on more than one row of the file.",
                          staged.filter(**{f"{key}__in": repeated}), StagedBeneficiary)
-        enrolled = plan.beneficiary_model.objects.filter(plan=plan, status__in=LIVE_STATUSES).values(
-            f"{plan.beneficiary_model.SUBJECT}_id")
+        enrolments = plan.beneficiary_model.objects.filter(plan=plan)
+        subject = f"{plan.beneficiary_model.SUBJECT}_id"
+        enrolled = enrolments.filter(status__in=LIVE_STATUSES).values(subject)
         individuals.flag(upload, column, f"Already a beneficiary of {plan.code}: change their data with an "
                                          "update file (by ID).", staged.filter(**{f"{key}__in": enrolled}),
                          StagedBeneficiary)
+        # As enrolment by filter: whoever graduated or was rejected left the plan, and is not enrolled again.
+        left = enrolments.exclude(status__in=LIVE_STATUSES).values(subject)
+        individuals.flag(upload, column, f"This {what} left {plan.code} earlier (graduated or rejected): not "
+                                         "enrolled again.",
+                         staged.filter(**{f"{key}__in": left}).exclude(**{f"{key}__in": enrolled}), StagedBeneficiary)
 
     def _check_updates(self, upload, plan, staged):
         repeated = staged.values("beneficiary_id").annotate(n=Count("pk")).filter(n__gt=1).values("beneficiary_id")
@@ -279,6 +286,9 @@ class Importer:
         plan = BenefitPlan.objects.get(pk=upload.plan_id)
         if plan.status != PlanStatus.ACTIVE and not self.updates:
             return f"{plan} is {plan.get_status_display().lower()}: only an active plan enrols."
+        if plan_ended(plan) and not self.updates:
+            return (f"{plan} was valid until {plan.valid_to:%Y-%m-%d}: it can no longer enrol anyone. Extend its "
+                    "validity first (edit the plan).")
         over = self.counts(upload).get("over_maximum", 0) if plan.max_beneficiaries is not None else 0
         if over:
             return (f"Enrolling these rows would take {plan} {over:,} above its maximum of "

@@ -244,6 +244,28 @@ def test_a_closed_plan_enrols_nobody(clerk, plan, geo, django_capture_on_commit_
         approval_submit(operation="bulk.import", by=clerk, payload={"upload": upload.pk, "mode": "VALID_ROWS"})
 
 
+def test_a_plan_whose_validity_ended_enrols_nobody_from_a_file(clerk, plan, geo, django_capture_on_commit_callbacks):
+    IndividualFactory(national_id="E1", location=geo.village_a)
+    upload = receive(clerk, plan, ["national_id", "grade"], [["E1", "1"]], django_capture_on_commit_callbacks)
+    BenefitPlan.objects.filter(pk=plan.pk).update(valid_to=timezone.localdate() - datetime.timedelta(days=1))
+
+    with pytest.raises(ValidationError, match="it can no longer enrol anyone"):
+        approval_submit(operation="bulk.import", by=clerk, payload={"upload": upload.pk, "mode": "VALID_ROWS"})
+    assert not Beneficiary.objects.exists()
+
+
+@pytest.mark.parametrize("status", [BeneficiaryStatus.GRADUATED, BeneficiaryStatus.REJECTED])
+def test_someone_who_left_the_plan_is_not_enrolled_again_from_a_file(clerk, plan, geo, status,
+                                                                    django_capture_on_commit_callbacks):
+    person = IndividualFactory(national_id="G1", location=geo.village_a)
+    Beneficiary.objects.filter(pk=enrolled(plan, person).pk).update(status=status)
+
+    upload = receive(clerk, plan, ["national_id", "grade"], [["G1", "1"]], django_capture_on_commit_callbacks)
+
+    assert upload.counts["errors"] == 1
+    assert errors_of(upload)["G1"] == "national_id: This person left CG earlier (graduated or rejected): not enrolled again."
+
+
 def test_a_beneficiaries_file_needs_its_plan_and_the_plans_permissions(clerk, plan, geo):
     with pytest.raises(ValidationError, match="Choose the plan"):
         services.upload_receive(kind="BENEFICIARIES", file=csv_file(["national_id"], [["X"]]), by=clerk)
