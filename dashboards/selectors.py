@@ -10,13 +10,14 @@ upload, a request).
 from decimal import Decimal
 
 from django.db.models import Case, Count, Exists, F, Min, OuterRef, Q, Sum, Value, When
+from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
 from schemes.bulk.models import UploadKind, UploadStatus
 from schemes.bulk.selectors import uploads_for
 from schemes.payments.models import DEAD_STATUSES, PAYABLE_STATUSES, LineStatus, Payroll, PayrollStatus
-from schemes.payments.selectors import payroll_totals_for
+from schemes.payments.selectors import money, payroll_totals_for
 from schemes.plans.models import Beneficiary, BeneficiaryStatus, BenefitPlan, HouseholdBeneficiary
 from schemes.plans.selectors import beneficiaries_for, household_beneficiaries_for
 from schemes.registry.models import Sex
@@ -249,15 +250,17 @@ def _line_totals(user, filters):
         totals = {}
         for payroll_id, status, n, amount in (kept.values_list("payroll_id", "status")
                                               .annotate(n=Sum("lines"), amount=Sum("amount")).filter(n__gt=0)):
-            totals.setdefault(payroll_id, {})[status] = (n, amount or ZERO)
+            totals.setdefault(payroll_id, {})[status] = (n, money(amount))
         return totals
     return shared("line_totals", user, filters, run)
 
 
 def _payrolls(ids):
-    """{id: (name, cycle code, cycle start, payment plan name, currency, status)} of these payrolls."""
+    """{id: (name, cycle code, cycle start, payment plan name, currency, status)} of these payrolls: the
+    currency each was generated in (its plan's may have changed since)."""
     return {row[0]: row[1:] for row in Payroll.objects.filter(pk__in=list(ids)).values_list(
-        "pk", "name", "cycle__code", "cycle__start_date", "payment_plan__name", "payment_plan__currency", "status")}
+        "pk", "name", "cycle__code", "cycle__start_date", "payment_plan__name",
+        KeyTextTransform("currency", "parameters"), "status")}
 
 
 def _sum_lines(by_status, statuses):

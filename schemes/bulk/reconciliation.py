@@ -1,5 +1,6 @@
 """A payroll's reconciliation file (the openIMIS template our payroll export writes, with Receipt and
-Paid filled in by the provider; an optional "Paid Date" column) as a pipeline importer.
+Paid filled in by the provider; an optional "Paid Date" column) as a pipeline importer. The Amount
+column, when there, must be each line's amount (a row paying another amount is an error).
 
 Only the file is read here: staging, checks, error codes and the statements that apply the rows are
 the reconciliation engine's (schemes.payments.reconciliation), which the provider API's batches use
@@ -40,11 +41,12 @@ class Importer:
     def stage(self, upload, table, user):
         mapping = table.mapping
         code, paid, receipt = mapping["Code"], mapping["Paid"], mapping["Receipt"]
-        paid_on = mapping.get(engine.PAID_DATE_HEADER)
+        paid_on, amount = mapping.get(engine.PAID_DATE_HEADER), mapping.get(engine.FILE_NAMES.amount)
 
         def rows():
             for row_number, cells, problem in table.rows():
                 yield (row_number, cells[code], cells[paid], cells[receipt], "" if paid_on is None else cells[paid_on],
+                       "" if amount is None else cells[amount],
                        (problem.column or "", problem.message) if problem else None)
 
         return engine.stage_rows(upload.pk, rows(), engine.FILE_NAMES)

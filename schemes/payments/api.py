@@ -123,6 +123,9 @@ class ReconciliationRowSerializer(serializers.Serializer):
     receipt = serializers.CharField(allow_blank=True, required=False, default="", max_length=100)
     paid_on = serializers.CharField(allow_blank=True, required=False, default="", max_length=32,
                                     help_text="The date paid, YYYY-MM-DD (required when paid).")
+    amount = serializers.CharField(allow_blank=True, required=False, max_length=32,
+                                   help_text="The amount paid, e.g. \"800.00\" (optional): when given, it must be "
+                                             "the line's amount.")
 
 
 class ReconciliationBatchSerializer(serializers.Serializer):
@@ -144,7 +147,8 @@ ReconciliationResultSerializer = inline_serializer("ReconciliationResult", {
     "errors": inline_serializer("ReconciliationRowError", {
         "row": serializers.IntegerField(help_text="1 for the batch's first row."),
         "code": serializers.CharField(help_text="benefit_consumption_not_found, benefit_consumption_not_in_payroll, "
-                                                "paid_column_invalid_value, receipt_required, status_not_matching"),
+                                                "paid_column_invalid_value, receipt_required, status_not_matching, "
+                                                "amount_not_matching, amount_invalid, paid_date_invalid"),
         "message": serializers.CharField()}, many=True),
 })
 ErrorSerializer = inline_serializer("Error", {"detail": serializers.CharField()})

@@ -41,7 +41,7 @@ def prepare_approve_payroll(payload, by):
     if diff["previous"] is not None:
         counts.update({f"New since {diff['previous']}": diff["new"], "Removed": diff["removed"],
                        "Changed amount": diff["changed"]})
-    sample = [{"id": line.pk, "name": f"{line.code}: {line.recipient} {line.amount}"}
+    sample = [{"id": line.pk, "name": f"{line.code}: {line.recipient} {line.amount} {payroll.currency}"}
               for line in lines.select_related("recipient").order_by("beneficiary_id")[:SAMPLE_SIZE]]
     return Prepared(
         payload={"payroll": payroll.pk},
@@ -130,7 +130,7 @@ def prepare_release_over_limit(payload, by):
     if not flagged["count"]:
         raise ValidationError(f"{payroll} has no line above the transaction limit.")
     limit = payroll.parameters.get("limit")
-    sample = [{"id": line.pk, "name": f"{line.code}: {line.recipient} {line.amount}"}
+    sample = [{"id": line.pk, "name": f"{line.code}: {line.recipient} {line.amount} {payroll.currency}"}
               for line in lines.select_related("recipient").order_by("-amount", "beneficiary_id")[:SAMPLE_SIZE]]
     return Prepared(
         payload={"payroll": payroll.pk},
@@ -205,7 +205,7 @@ def prepare_close_payroll(payload, by):
         summary={"title": f"Close payroll {payroll} (reconciled): lines paid {totals['PAID'][0]:,}, "
                           f"unpaid {totals['UNPAID'][0] + due:,}",
                  "diff": [], "sensitive": [], "counts": counts,
-                 "sample": [{"id": line.pk, "name": f"{line.code}: {line.recipient} {line.amount} (due)"}
+                 "sample": [{"id": line.pk, "name": f"{line.code}: {line.recipient} {line.amount} {currency} (due)"}
                             for line in due_lines]},
         total=totals["PAID"][1],
         version=close_payroll_version(payload),

@@ -51,6 +51,11 @@ class PaymentPlanForm(ServiceModelForm):
             self.initial.get("benefit_plan")
         return BenefitPlan.objects.filter(pk=plan_id).first() if str(plan_id or "").isdigit() else None
 
+    def clean_currency(self):
+        """Upper case before the model's check: "usd" is USD."""
+        currency = self.cleaned_data.get("currency")
+        return currency.strip().upper() if currency else currency
+
     def service_fields(self):
         fields = super().service_fields()
         fields["criteria"] = fields.get("criteria") or {}

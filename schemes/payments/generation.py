@@ -5,12 +5,14 @@ would double the work), the formula is computed once over those columns (an OFFS
 PostgreSQL from inlining it into every place the amount is used), then rounded and capped.
 
 Rounding rule (ARCHITECTURE 7): half to even, to the cent, after the formula and before the ceiling;
-a line is written only for a positive amount (a formula giving nothing, zero or less pays nothing)."""
+a line is written only for a positive amount (a formula giving nothing, zero or less pays nothing:
+e.g. a value it reads is unknown, or it divides by a value that is 0 for that beneficiary). An amount
+above what a line holds (MAX_AMOUNT) refuses the whole payroll (AmountTooLarge): nothing is written."""
 
 import hashlib
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from django.db import connection
+from django.db import DataError, connection, transaction
 from django.db.models import F, OuterRef, Subquery
 from django.db.models.expressions import RawSQL
 
@@ -23,7 +25,7 @@ from schemes.rules.compiler import compile_rule, evaluate, to_sql
 from schemes.rules.nodes import Binary, BoolOp, Call, Condition, FieldRef, InList, Unary, from_json
 from sites.dates import years_before
 
-from .models import CENT, LineStatus, PaymentLine
+from .models import CENT, MAX_AMOUNT, LineStatus, PaymentLine
 
 SOURCE = "source"  # the inner query's alias; its columns are named here, never by user text
 HOUSEHOLD = "household_counts"
@@ -62,19 +64,33 @@ def field_names(node):
     return sorted(found)
 
 
+class AmountTooLarge(Exception):
+    """A line's amount is above what a money column holds (MAX_AMOUNT): the payroll cannot be written."""
+
+
 def money(value):
     """A formula's result as money: half to even, to the cent (Python's side of the SQL below)."""
     return None if value is None else Decimal(value).quantize(CENT, rounding=ROUND_HALF_EVEN)
 
 
 def line_amount(raw, *, ceiling):
-    """What a line pays for a formula result, or None when it pays nothing."""
-    amount = money(raw)
-    if amount is None:
+    """What a line pays for a formula result, or None when it pays nothing. Capped before rounding,
+    which gives what rounding first does (the ceiling is a whole number of cents). An amount above
+    MAX_AMOUNT, which generation refuses, is given as the formula's result."""
+    if raw is None or raw <= 0:
         return None
-    if ceiling is not None and amount > ceiling:
-        amount = money(ceiling)
+    if ceiling is not None and raw > ceiling:
+        raw = ceiling
+    if raw > MAX_AMOUNT:
+        return raw
+    amount = money(raw)
     return amount if amount > 0 else None
+
+
+def too_large_message(count, currency):
+    return (f"{count:,} line{'s' if count != 1 else ''} would be above the largest amount a payment line holds "
+            f"({MAX_AMOUNT} {currency}): nothing was written. Correct the formula, or set a ceiling per "
+            "beneficiary.")
 
 
 class Formula:
@@ -88,12 +104,15 @@ class Formula:
                          if criteria and criteria.get("rule") else None)
         self.inputs = field_names(self.node)
 
-    def selection(self, statuses):
+    def selection(self, statuses, within=None):
         """The beneficiaries paid: of the plan, in `statuses`, their person or household not deleted,
-        meeting the criteria when there are some (criteria meeting nobody select nobody)."""
+        meeting the criteria when there are some (criteria meeting nobody select nobody); among
+        `within` (beneficiary ids) when given."""
         model = self.benefit_plan.beneficiary_model
         queryset = model.objects.filter(plan=self.benefit_plan, status__in=list(statuses),
                                         **{f"{model.SUBJECT}__deleted_at__isnull": True})
+        if within is not None:
+            queryset = queryset.filter(pk__in=within)
         if self.criteria is not None:
             queryset = queryset.filter(rules_sql.IsTrue(to_sql(self.criteria, self.catalogue, "boolean")))
         return queryset
@@ -120,13 +139,13 @@ class Formula:
     def _counted(self):
         return [name for name in self.inputs if name in HOUSEHOLD_COUNTS]
 
-    def _source(self, statuses):
+    def _source(self, statuses, within):
         """SELECT of beneficiary, recipient, location, household and each input as in_<n> (household
         counts come from the joined aggregate instead)."""
         subject = self.benefit_plan.beneficiary_model.SUBJECT
         columns = {f"in_{number}": self.catalogue.sql(name) for number, name in enumerate(self.inputs)
                    if name not in HOUSEHOLD_COUNTS}
-        queryset = self.selection(statuses).order_by().values(
+        queryset = self.selection(statuses, within).order_by().values(
             line_beneficiary=F("pk"), line_recipient=self._recipient(), line_location=F(f"{subject}__location_id"),
             line_household=F(self._household_path()), **columns)
         sql, params = queryset.query.sql_with_params()
@@ -186,35 +205,61 @@ class Formula:
         function = "jsonb_build_object" if connection.vendor == "postgresql" else "json_object"
         return f"{function}({', '.join(parts)})", params
 
-    def insert_sql(self, *, payroll_id, statuses, ceiling, limit):
-        """(sql, params): the INSERT ... SELECT writing every line of the payroll."""
-        (source_sql, source_params), query = self._source(statuses)
+    def _computed_sql(self, *, statuses, ceiling, within=None):
+        """(sql, params): SELECT of beneficiary, recipient, location, inputs and amount (rounded, then
+        capped; NULL when the formula gives nothing) of each beneficiary selected."""
+        (source_sql, source_params), query = self._source(statuses, within)
         formula_sql, formula_params = self._over_columns(query)
         inputs_sql, inputs_params = self._inputs_json()
         rounded = _half_even_cents("valued.raw")
-        table = connection.ops.quote_name(PaymentLine._meta.db_table)
         m = _MONEY_PLACEHOLDER[connection.vendor == "postgresql"]
         fence = "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1 OFFSET 0"
         # Each level is fenced (OFFSET 0) so that its column is computed once: PostgreSQL would
         # otherwise inline the rounding into each of the cap's three uses, and the capped amount into
         # the filter, the flag and the output.
         sql = (
-            f"INSERT INTO {table} (payroll_id, beneficiary_id, recipient_id, location_id, amount, inputs, "
-            f"flagged_over_limit, status, receipt, paid_on) "
-            f"SELECT %s, computed.beneficiary, computed.recipient, computed.location, computed.amount, "
-            f"computed.inputs, ({m} IS NOT NULL AND computed.amount > {m}), %s, '', NULL FROM ("
             f"SELECT rounded.beneficiary, rounded.recipient, rounded.location, rounded.inputs, "
             f"CASE WHEN {m} IS NOT NULL AND rounded.amount > {m} THEN {m} ELSE rounded.amount END AS amount FROM ("
             f"SELECT valued.beneficiary, valued.recipient, valued.location, valued.inputs, {rounded} AS amount FROM ("
             f"SELECT {SOURCE}.line_beneficiary AS beneficiary, {SOURCE}.line_recipient AS recipient, "
             f"{SOURCE}.line_location AS location, {inputs_sql} AS inputs, ({formula_sql}) AS raw "
-            f"FROM ({source_sql}) {SOURCE} {fence}) valued {fence}) rounded {fence}) computed WHERE computed.amount > 0"
+            f"FROM ({source_sql}) {SOURCE} {fence}) valued {fence}) rounded {fence}"
         )
-        params = [payroll_id, _money(limit), _money(limit), LineStatus.DUE, _money(ceiling), _money(ceiling),
-                  _money(ceiling), *inputs_params, *formula_params, *source_params]
-        return sql, params
+        return sql, [_money(ceiling), _money(ceiling), _money(ceiling), *inputs_params, *formula_params,
+                     *source_params]
+
+    def insert_sql(self, *, payroll_id, statuses, ceiling, limit):
+        """(sql, params): the INSERT ... SELECT writing every line of the payroll."""
+        computed_sql, computed_params = self._computed_sql(statuses=statuses, ceiling=ceiling)
+        table = connection.ops.quote_name(PaymentLine._meta.db_table)
+        m = _MONEY_PLACEHOLDER[connection.vendor == "postgresql"]
+        sql = (
+            f"INSERT INTO {table} (payroll_id, beneficiary_id, recipient_id, location_id, amount, inputs, "
+            f"flagged_over_limit, status, receipt, paid_on) "
+            f"SELECT %s, computed.beneficiary, computed.recipient, computed.location, computed.amount, "
+            f"computed.inputs, ({m} IS NOT NULL AND computed.amount > {m}), %s, '', NULL "
+            f"FROM ({computed_sql}) computed WHERE computed.amount > 0"
+        )
+        return sql, [payroll_id, _money(limit), _money(limit), LineStatus.DUE, *computed_params]
+
+    def outcome(self, *, statuses, ceiling, within=None):
+        """What the formula gives the beneficiaries selected (among `within` when given), counted in
+        one pass of the statement generation runs: {"selected", "paid" (a positive amount), "left_out"
+        (no amount: "unknown", the formula gives nothing; "not_positive", zero or less), "too_large"
+        (above MAX_AMOUNT: generation refuses the payroll)}."""
+        computed_sql, computed_params = self._computed_sql(statuses=statuses, ceiling=ceiling, within=within)
+        m = _MONEY_PLACEHOLDER[connection.vendor == "postgresql"]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT COUNT(*), COUNT(*) FILTER (WHERE c.amount > 0), COUNT(*) FILTER (WHERE c.amount IS NULL), "
+                f"COUNT(*) FILTER (WHERE c.amount <= 0), COUNT(*) FILTER (WHERE c.amount > {m}) "
+                f"FROM ({computed_sql}) c", [_money(MAX_AMOUNT), *computed_params])
+            selected, paid, unknown, not_positive, too_large = cursor.fetchone()
+        return {"selected": selected, "paid": paid, "left_out": unknown + not_positive, "unknown": unknown,
+                "not_positive": not_positive, "too_large": too_large}
 
 
+NUMERIC_VALUE_OUT_OF_RANGE = "22003"  # PostgreSQL's SQLSTATE for a number its column cannot hold
 # A money parameter may be NULL (no ceiling, no limit): PostgreSQL must be told its type.
 _MONEY_PLACEHOLDER = {True: "%s::numeric", False: "CAST(%s AS NUMERIC)"}
 
@@ -230,8 +275,10 @@ def _half_even_cents(column):
     zero; SQLite's computes in binary)."""
     if connection.vendor == "postgresql":
         cents = f"({column} * 100)"
+        # Not cast to the column's numeric(18,2) here: an amount too large for it is counted (outcome)
+        # or refused by the INSERT, and a ceiling may still bring it down.
         return (f"(CASE WHEN abs({cents} - trunc({cents})) = 0.5 AND mod(trunc({cents}), 2) = 0 "
-                f"THEN trunc({cents}) / 100 ELSE round({column}, 2) END)::numeric(18,2)")
+                f"THEN round(trunc({cents}) / 100, 2) ELSE round({column}, 2) END)")
     cents = f"({column} * 100)"
     return (f"(CASE WHEN abs({cents} - CAST({cents} AS INTEGER)) = 0.5 AND CAST({cents} AS INTEGER) %% 2 = 0 "
             f"THEN CAST({cents} AS INTEGER) / 100.0 ELSE round({column}, 2) END)")
@@ -253,18 +300,29 @@ _HASH_SQL = ("encode(sha256(convert_to(coalesce(string_agg(beneficiary_id::text 
 
 
 def write_and_seal(insert_sql, params, payroll_id):
-    """Run a payroll's INSERT ... SELECT; returns (count, total, hash) of the lines it wrote.
+    """Run a payroll's INSERT ... SELECT; returns (count, total, hash) of the lines it wrote. Raises
+    AmountTooLarge (the caller's transaction is to be rolled back) when an amount does not fit a line.
 
     PostgreSQL: read from the rows the INSERT returns, in the same statement, rather than by two more
-    scans of a million freshly written lines (count and total, then the hash). SQLite: from the table
-    afterwards, the total added up as Decimals (SQLite sums in binary floating point)."""
+    scans of a million freshly written lines (count and total, then the hash); the amount column
+    refuses an amount too large (in a savepoint, so that the caller can still count them). SQLite:
+    from the table afterwards (which takes any number: too large ones are looked for), the total added
+    up as Decimals (SQLite sums in binary floating point)."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(f"WITH written AS ({insert_sql} RETURNING beneficiary_id, amount) "
-                           f"SELECT count(*), coalesce(sum(amount), 0), {_HASH_SQL} FROM written", params)
+            try:
+                with transaction.atomic():
+                    cursor.execute(f"WITH written AS ({insert_sql} RETURNING beneficiary_id, amount) "
+                                   f"SELECT count(*), coalesce(sum(amount), 0), {_HASH_SQL} FROM written", params)
+            except DataError as error:
+                if getattr(error.__cause__, "sqlstate", None) == NUMERIC_VALUE_OUT_OF_RANGE:
+                    raise AmountTooLarge from error
+                raise
             count, total, digest = cursor.fetchone()
             return count, total, digest
         cursor.execute(insert_sql, params)
     lines = PaymentLine.objects.filter(payroll_id=payroll_id).order_by("beneficiary_id")
+    if lines.filter(amount__gt=MAX_AMOUNT).exists():
+        raise AmountTooLarge
     total = sum(lines.values_list("amount", flat=True).iterator(), start=CENT * 0)
     return lines.count(), total, seal_digest_python(lines.values_list("beneficiary_id", "amount").iterator())

@@ -6,6 +6,7 @@ PostgreSQL triggers refuse it for any other path too (migration 0002)."""
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django_fsm import FSMField, FSMModelMixin, transition
@@ -16,6 +17,11 @@ from sites.models import Location
 
 MONEY = {"max_digits": 18, "decimal_places": 2}
 CENT = Decimal("0.01")
+# The largest amount a money column holds (9999999999999999.99): a line above it cannot be written.
+MAX_AMOUNT = Decimal(10) ** (MONEY["max_digits"] - MONEY["decimal_places"]) - CENT
+# An ISO 4217 code: three capital letters (any three: the standard's list grows and changes).
+CURRENCY_CODE = RegexValidator(r"\A[A-Z]{3}\Z", code="currency_code", message=(
+    "Give the currency's ISO 4217 code: three capital letters, such as USD, EUR, KES or TZS."))
 
 
 class FrozenPayroll(Exception):
@@ -51,7 +57,9 @@ class PaymentPlan(models.Model):
         **MONEY, null=True, blank=True,
         help_text="Lines above this amount are flagged and need an approval of their own.")
     periodicity = models.PositiveSmallIntegerField(choices=Periodicity.choices, default=Periodicity.MONTHLY)
-    currency = models.CharField(max_length=3, default="USD")
+    currency = models.CharField(max_length=3, default="USD", validators=[CURRENCY_CODE],
+                                help_text="ISO 4217 code, e.g. USD, KES, TZS. A payroll keeps the currency it was "
+                                          "generated in.")
     target_statuses = models.JSONField(default=default_target_statuses,
                                        help_text="Beneficiary statuses that are paid.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -363,6 +371,11 @@ class PaymentLine(FSMModelMixin, models.Model):
     def code(self):
         return f"{self.CODE_PREFIX}{self.pk:09d}"
 
+    @property
+    def currency(self):
+        """The payroll's (as generated), not its payment plan's now."""
+        return self.payroll.currency
+
     @classmethod
     def pk_from_code(cls, code):
         """The id a line code names, or None for text that is not a line code."""
@@ -432,6 +445,21 @@ class PayrollChange(models.Model):
 
     def __str__(self):
         return f"{self.payroll_id} {self.location_id} {self.kind}: {self.lines}"
+
+
+class StagedAmount(models.Model):
+    """The amount a reconciliation row says (a file's Amount, an API row's `amount`), staged beside the
+    row (bulk's StagedReconciliation: same key, same row number) to be checked against its line's
+    amount; never applied. Cleared with the row (schemes.payments.reconciliation.clear)."""
+
+    # No serial id: a file's million amounts are written (COPY) in half the time without one.
+    pk = models.CompositePrimaryKey("upload_id", "row_number")
+    upload_id = models.BigIntegerField()  # the upload's id, or a batch's transient negative key
+    row_number = models.PositiveIntegerField()
+    amount = models.DecimalField(**MONEY)
+
+    def __str__(self):
+        return f"{self.upload_id} row {self.row_number}: {self.amount}"
 
 
 class ProviderToken(models.Model):

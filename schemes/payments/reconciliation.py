@@ -4,13 +4,14 @@ One engine for the two ways results arrive: a file through the bulk pipeline (th
 schemes.bulk.reconciliation only reads the file's cells) and batches through the provider API
 (`reconcile_batch`). Both
 1. stage their rows in StagedReconciliation (`stage_rows`: each row read on its own: the line code,
-   Paid, the receipt, an optional paid date), keyed by the upload, or for a batch by a transient
-   negative key;
+   Paid, the receipt, an optional paid date, and the amount it says, if any, in StagedAmount), keyed
+   by the upload, or for a batch by a transient negative key;
 2. check them set-based (`check`: first the rows whose line the user, or the provider, may not see,
    which are told nothing more; then one pass joining the rest to the payroll's lines, plus a look
    for lines twice), with openIMIS's error codes: benefit_consumption_not_found,
    benefit_consumption_not_in_payroll, paid_column_invalid_value, receipt_required,
-   status_not_matching, plus a line twice in the rows and a line outside the user's locations. A
+   status_not_matching, plus a line twice in the rows, a line outside the user's locations, an
+   amount other than the line's, and a paid date before the payroll was approved for payment. A
    good row either moves a DUE line (to PAID or UNPAID) or changes nothing (the line is so already:
    paid with the same receipt, or unpaid), which makes the same file or batch twice a no-op;
 3. apply them (`apply`): one UPDATE ... FROM staging per span of rows, along the
@@ -27,6 +28,7 @@ those transitions pass.
 """
 
 import datetime
+import re
 import secrets
 from collections import namedtuple
 from contextlib import contextmanager
@@ -42,10 +44,11 @@ from schemes.bulk.models import StagedError, StagedReconciliation
 from schemes.bulk.staging import StagingWriter
 from schemes.bulk.staging import analyze as analyze_tables
 from sites.audit import audit
+from sites.fields import ascii_digits
 from sites.scoping import scope_for
 
 from . import summaries
-from .models import CENT, LineStatus, PaymentLine, Payroll, PayrollStatus
+from .models import CENT, MAX_AMOUNT, LineStatus, PaymentLine, Payroll, PayrollStatus, StagedAmount
 
 PERMISSION = "payments.reconcile_payroll"
 
@@ -64,18 +67,23 @@ DUPLICATED = "benefit_consumption_duplicated"
 OUTSIDE_LOCATIONS = "benefit_consumption_outside_locations"
 RECEIPT_INVALID = "receipt_invalid"
 PAID_DATE_INVALID = "paid_date_invalid"
+AMOUNT_INVALID = "amount_invalid"
+AMOUNT_NOT_MATCHING = "amount_not_matching"
 
 PAID, UNPAID = LineStatus.PAID.value, LineStatus.UNPAID.value
 PAID_VALUES = {"yes": True, "y": True, "true": True, "no": False, "n": False, "false": False}
 PAID_AS_EXPORTED = {"Yes": True, "No": False}  # the common case, looked up before normalising
 RECEIPT_MAX = PaymentLine._meta.get_field("receipt").max_length
 STAGED_FIELDS = ("upload", "row_number", "valid", "code", "line_id", "paid", "receipt", "paid_on")
+AMOUNT_FIELDS = ("upload_id", "row_number", "amount")
 ERROR_FIELDS = ("upload", "row_number", "column", "message", "code")
+AMOUNT_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+AMOUNT_AS_EXPORTED = re.compile(r"[0-9]{1,16}\.[0-9]{2}")  # the export's "800.00", taken as it is
 
 # What each field is called where it comes from: the file's headers, or the API's keys.
-Names = namedtuple("Names", "code paid receipt paid_on")
-FILE_NAMES = Names("Code", "Paid", "Receipt", PAID_DATE_HEADER)
-API_NAMES = Names("code", "paid", "receipt", "paid_on")
+Names = namedtuple("Names", "code paid receipt paid_on amount")
+FILE_NAMES = Names("Code", "Paid", "Receipt", PAID_DATE_HEADER, "Amount")
+API_NAMES = Names("code", "paid", "receipt", "paid_on", "amount")
 _Key = namedtuple("_Key", "pk")  # the staging key as the shared flag() helper takes it
 
 
@@ -87,7 +95,7 @@ class RowReader:
         self.names = names
         self.today = today
 
-    def __call__(self, code, paid, receipt, paid_on, found):
+    def __call__(self, code, paid, receipt, paid_on, amount, found):
         names = self.names
         code = code.strip() if isinstance(code, str) else ""
         line_id = PaymentLine.pk_from_code(code)
@@ -110,7 +118,35 @@ class RowReader:
         elif paid and not receipt:
             found.append((names.receipt, RECEIPT_REQUIRED, "A paid line needs its receipt."))
         paid_on = self._date(paid_on, found) if paid_on else None
-        return code[:100], line_id, paid, receipt, paid_on
+        return code[:100], line_id, paid, receipt, paid_on, self._amount(amount, found)
+
+    def _amount(self, value, found):
+        """The amount the row says the line was paid, or None when it says none (the column is
+        optional); checked against the line's amount with the payroll (`check`)."""
+        if value is None or value == "":
+            return None
+        if isinstance(value, Decimal) and value.is_finite():
+            text = format(value, "f")
+        elif isinstance(value, str | int) and not isinstance(value, bool):
+            text = ascii_digits(str(value).strip())
+            if not text:
+                return None
+        else:
+            found.append((self.names.amount, AMOUNT_INVALID, "Give the amount as text, like 1234.50."))
+            return None
+        shown = text[:40]
+        if not AMOUNT_TEXT.fullmatch(text):
+            problem = f"'{shown}' is not an amount: digits and a dot, like 1234.50."
+        elif text.startswith("-"):
+            problem = f"{shown} is negative: give the amount paid."
+        elif Decimal(text).as_tuple().exponent < -2:
+            problem = f"{shown} has more than two decimals."
+        elif Decimal(text) > MAX_AMOUNT:
+            problem = f"{shown} is above the largest amount a line holds ({MAX_AMOUNT})."
+        else:
+            return Decimal(text)
+        found.append((self.names.amount, AMOUNT_INVALID, problem))
+        return None
 
     def _date(self, value, found):
         if value is None or value == "":
@@ -129,15 +165,16 @@ class RowReader:
 
 
 def stage_rows(key, rows, names):
-    """Stage `rows` ((row_number, code, paid, receipt, paid_on, problem) with problem a
+    """Stage `rows` ((row_number, code, paid, receipt, paid_on, amount, problem) with problem a
     (column, message) or None) under `key`. Returns how many."""
     read = RowReader(names, timezone.localdate())
     count = 0
     prefix = PaymentLine.CODE_PREFIX
     digits_from, width = len(prefix), len(prefix) + 9
     with StagingWriter(StagedReconciliation, STAGED_FIELDS, streaming=True) as staged, \
+            StagingWriter(StagedAmount, AMOUNT_FIELDS) as amounts, \
             StagingWriter(StagedError, ERROR_FIELDS) as errors:
-        for row_number, code, paid, receipt, paid_on, problem in rows:
+        for row_number, code, paid, receipt, paid_on, amount, problem in rows:
             count += 1
             # The common row, as the export wrote it and the provider filled it in, without the general
             # reader's normalising (a third of the time of a million rows).
@@ -145,12 +182,17 @@ def stage_rows(key, rows, names):
             if (said is not None and problem is None and not paid_on and code.__class__ is str
                     and receipt.__class__ is str and len(code) == width and code.startswith(prefix)
                     and code[digits_from:].isdigit() and code.isascii() and (receipt or not said)
-                    and len(receipt) <= RECEIPT_MAX and receipt.strip() == receipt):
+                    and len(receipt) <= RECEIPT_MAX and receipt.strip() == receipt
+                    and amount.__class__ is str and (not amount or AMOUNT_AS_EXPORTED.fullmatch(amount))):
                 staged.write((key, row_number, True, code, int(code[digits_from:]), said, receipt, None))
+                if amount:
+                    amounts.write((key, row_number, amount))
                 continue
             found = [(problem[0], "", problem[1])] if problem else []
-            values = read(code, paid, receipt, paid_on, found)
+            *values, said_amount = read(code, paid, receipt, paid_on, amount, found)
             staged.write((key, row_number, not found, *values))
+            if said_amount is not None:
+                amounts.write((key, row_number, said_amount))
             for column, error_code, message in found:
                 errors.write((key, row_number, column, message, error_code))
     return count
@@ -187,6 +229,7 @@ def check(key, payroll, user, *, names, provider=None, analyze=True):
         with connection.cursor() as cursor:
             if analyze:
                 cursor.execute(f"ANALYZE {staged_table}")
+                cursor.execute(f"ANALYZE {quote(StagedAmount._meta.db_table)}")
             # The joins hash a million rows: in memory, in one batch.
             cursor.execute("SET LOCAL work_mem = '256MB'")
     target = _Key(key)
@@ -207,6 +250,12 @@ def check(key, payroll, user, *, names, provider=None, analyze=True):
         flag(target, names.code, "This line is outside your locations.", outside, StagedReconciliation,
              code=OUTSIDE_LOCATIONS, mark_invalid=False)
     _flag_line_problems(key, payroll, names)
+    if payroll.decided_at is not None:
+        approved_on = timezone.localdate(payroll.decided_at)
+        flag(target, names.paid_on, f"This is before payroll {payroll} was approved for payment "
+             f"({approved_on.isoformat()}): a line is paid on that day or later.",
+             staged.filter(paid_on__lt=approved_on), StagedReconciliation, code=PAID_DATE_INVALID,
+             mark_invalid=False)
     repeated = coded.values("line_id").annotate(n=Count("pk")).filter(n__gt=1).values("line_id")
     if repeated.exists():  # the aggregate alone, before joining it back to a million rows
         flag(target, names.code, "This line is on more than one row.", coded.filter(line_id__in=repeated),
@@ -233,11 +282,14 @@ LINE_PROBLEMS = (
 
 
 def _flag_line_problems(key, payroll, names):
-    """One INSERT ... SELECT of the errors that the rows' lines (their payroll, their status now) give.
+    """One INSERT ... SELECT of the errors that the rows' lines (their payroll, their status now, their
+    amount) give: a row may have two, its line's status and an amount other than the line's (the
+    provider paid another amount, or the code names another line: both amounts in the message).
     Rows already not found (among the provider's lines) or outside the user's locations are left out:
     nothing more of their line is told."""
     quote = connection.ops.quote_name
     staged, lines = quote(StagedReconciliation._meta.db_table), quote(PaymentLine._meta.db_table)
+    amounts, errors = quote(StagedAmount._meta.db_table), quote(StagedError._meta.db_table)
     problems = [(problem, getattr(names, column), code, message.format(payroll=payroll))
                 for problem, column, code, message in LINE_PROBLEMS]
     released = payroll.over_limit_released_at is not None
@@ -252,21 +304,39 @@ def _flag_line_problems(key, payroll, names):
              f"WHEN NOT s.paid AND l.status IN ('{due}', '{unpaid}') THEN NULL "
              f"WHEN NOT s.paid AND l.status = '{paid}' THEN 'paid_already' "
              f"WHEN s.paid AND l.status = '{unpaid}' THEN 'unpaid_before' ELSE 'cancelled' END")
-    errors = quote(StagedError._meta.db_table)
+    text = "CAST(%s AS TEXT)"
+    other_amount = (f"CASE WHEN a.amount <> l.amount THEN {text} || {_money_text('a.amount')} || {text} "
+                    f"|| {_money_text('l.amount')} || {text} END")
+    other_amount_params = ["This row says ", "; the line's amount is ", f" {payroll.currency}."]
     not_seen = (f"AND NOT EXISTS (SELECT 1 FROM {errors} e WHERE e.upload_id = s.upload_id "
                 f"AND e.row_number = s.row_number AND e.code IN ('{NOT_FOUND}', '{OUTSIDE_LOCATIONS}'))")
+    labels = [*problems, ("other_amount", names.amount, AMOUNT_NOT_MATCHING, None)]
     outputs, output_params = [], []
-    for position in (1, 2, 3):  # column, code, message of each problem
-        outputs.append("CASE found.problem " + " ".join(["WHEN %s THEN %s"] * len(problems)) + " END")
-        output_params += [value for problem in problems for value in (problem[0], problem[position])]
+    for position, choices in ((1, labels), (2, labels), (3, problems)):  # column, code, message
+        outputs.append("CASE picked.problem " + " ".join(["WHEN %s THEN %s"] * len(choices)) + " END")
+        output_params += [value for choice in choices for value in (choice[0], choice[position])]
+    column, code, message = outputs
     with connection.cursor() as cursor:
+        # The rows with a problem, found in one pass (materialized: read twice below, computed once).
         cursor.execute(
-            f"INSERT INTO {errors} (upload_id, row_number, {quote('column')}, code, message) "
-            f"SELECT %s, found.row_number, {', '.join(outputs)} FROM ("
-            f"SELECT s.row_number, {which} AS problem FROM {staged} s "
+            f"WITH found AS MATERIALIZED (SELECT * FROM ("
+            f"SELECT s.row_number, {which} AS problem, {other_amount} AS other_amount FROM {staged} s "
             f"LEFT JOIN {lines} l ON l.id = s.line_id AND l.payroll_id = %s "
-            f"WHERE s.upload_id = %s AND s.line_id IS NOT NULL {not_seen}) found WHERE found.problem IS NOT NULL",
-            [key, *output_params, released, payroll.pk, key])
+            f"LEFT JOIN {amounts} a ON a.upload_id = s.upload_id AND a.row_number = s.row_number "
+            f"WHERE s.upload_id = %s AND s.line_id IS NOT NULL {not_seen}) checked "
+            f"WHERE checked.problem IS NOT NULL OR checked.other_amount IS NOT NULL) "
+            f"INSERT INTO {errors} (upload_id, row_number, {quote('column')}, code, message) "
+            f"SELECT %s, picked.row_number, {column}, {code}, COALESCE(picked.other_amount, {message}) FROM ("
+            f"SELECT row_number, problem, NULL AS other_amount FROM found WHERE problem IS NOT NULL UNION ALL "
+            f"SELECT row_number, 'other_amount', other_amount FROM found WHERE other_amount IS NOT NULL) picked",
+            [released, *other_amount_params, payroll.pk, key, key, *output_params])
+
+
+def _money_text(column):
+    """An amount column as text with its two decimals ("800.00")."""
+    if connection.vendor == "postgresql":
+        return f"CAST({column} AS TEXT)"
+    return f"printf('%%.2f', {column})"
 
 
 def counts(key, payroll):
@@ -385,6 +455,7 @@ def payroll_totals(payroll):
 
 def clear(key):
     StagedReconciliation.objects.filter(upload_id=key).delete()
+    StagedAmount.objects.filter(upload_id=key).delete()
     StagedError.objects.filter(upload_id=key).delete()
 
 
@@ -417,10 +488,11 @@ def _lock_lines(key, payroll):
 
 def reconcile_batch(*, payroll, rows, by, provider=None):
     """Apply a batch of a provider's results to `payroll`: `rows` is a list of
-    {"code": str, "paid": bool, "receipt": str, "paid_on": date | None}; row numbers are list index
-    + 1. Checked and applied exactly as a file is (same staging, checks, codes and statements), in one
-    transaction, audited. With `provider`, only the lines under its payment points' locations are
-    found (others: benefit_consumption_not_found).
+    {"code": str, "paid": bool, "receipt": str, "paid_on": date | None, "amount": optional, the amount
+    paid, which must be the line's}; row numbers are list index + 1. Checked and applied exactly as a
+    file is (same staging, checks, codes and statements), in one transaction, audited. With
+    `provider`, only the lines under its payment points' locations are found (others:
+    benefit_consumption_not_found).
 
     All or nothing: if any row has an error, nothing is applied and every error is returned. Rows that
     change nothing (already paid with the same receipt, already unpaid) count as unchanged: the same
@@ -448,8 +520,8 @@ def _reconcile_batch_once(payroll, rows, by, provider):
     key = -(secrets.randbits(52) + 1)  # never an upload's id; only this transaction sees its rows
     with transaction.atomic():
         payroll = lock_approved(payroll)
-        stage_rows(key, ((number, row.get("code"), row.get("paid"), row.get("receipt"), row.get("paid_on"), None)
-                         for number, row in enumerate(rows, 1)), API_NAMES)
+        stage_rows(key, ((number, row.get("code"), row.get("paid"), row.get("receipt"), row.get("paid_on"),
+                          row.get("amount"), None) for number, row in enumerate(rows, 1)), API_NAMES)
         _lock_lines(key, payroll)
         # A batch is at most a few thousand rows: the staging table's statistics are not worth
         # refreshing (ANALYZE) in every batch's transaction.

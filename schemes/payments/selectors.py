@@ -5,6 +5,7 @@ the user's locations (for lines: where the recipient lived when the payroll was 
 from decimal import Decimal
 
 from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models.fields.json import KeyTextTransform
 
 from schemes.plans.models import BenefitPlan
 from sites.models import Location
@@ -29,6 +30,12 @@ from .models import (
 ZERO = Decimal("0.00")
 
 
+def money(value):
+    """A sum of amounts to the cent (a money column's places): SQLite sums in binary floating point
+    (12.300000001), and nothing summed is None."""
+    return ZERO if value is None else Decimal(value).quantize(CENT)
+
+
 def _all_if(user, permission, model):
     return model.objects.all() if user.has_perm(permission) else model.objects.none()
 
@@ -49,6 +56,23 @@ def points_for(user, *, include_deleted=True):
     """Payment points in the user's locations (a point serves the people under its location)."""
     points = _all_if(user, "payments.view_paymentpoint", PaymentPoint).select_related("provider", "location")
     return scope_for(user).filter(points, field="location")
+
+
+def overlapping_points(points):
+    """[(covering, covered)]: the pairs among `points` where one point's location is the other's or
+    above it. Points may no longer overlap (services._require_point_alone), but ones placed before
+    that rule can: a beneficiary there is in both points' exports, and two providers may pay them.
+    Sorted by location path (here: a database collation may ignore the slashes), the points a point
+    covers follow it."""
+    points = sorted(points.select_related("provider", "location"),
+                    key=lambda point: (point.location.path, point.code))
+    pairs = []
+    for index, point in enumerate(points):
+        for other in points[index + 1:]:
+            if not other.location.path.startswith(point.location.path):
+                break
+            pairs.append((point, other))
+    return pairs
 
 
 def payrolls_for(user, *, include_deleted=True):
@@ -91,7 +115,7 @@ def totals_for(user, payroll):
 def over_limit(totals):
     """{count, total} of the lines above the transaction limit among `totals` (PayrollTotal rows)."""
     sums = totals.filter(flagged_over_limit=True).aggregate(count=Sum("lines"), total=Sum("amount"))
-    return {"count": sums["count"] or 0, "total": sums["total"] or ZERO}
+    return {"count": sums["count"] or 0, "total": money(sums["total"])}
 
 
 def lines_in_status(totals, status):
@@ -114,7 +138,7 @@ def totals_by_location(payroll, user):
         ancestors = paths.get(row["location_id"], "").strip("/").split("/")
         at = int(ancestors[min(depth, len(ancestors)) - 1]) if row["location_id"] else None
         lines, total = totals.get((at, row["status"]), (0, ZERO))
-        totals[at, row["status"]] = (lines + row["lines"], total + row["total"])
+        totals[at, row["status"]] = (lines + row["lines"], total + money(row["total"]))
     names = dict(Location.objects.filter(pk__in={at for at, _ in totals} - {None}).values_list("pk", "name"))
     rows = [{"location": names.get(at, ""), "status": status, "lines": lines, "total": total}
             for (at, status), (lines, total) in totals.items()]
@@ -122,7 +146,7 @@ def totals_by_location(payroll, user):
 
 
 def totals_by_status(payroll, user):
-    return [{"status": row["status"], "lines": row["count"], "total": row["sum"]}
+    return [{"status": row["status"], "lines": row["count"], "total": money(row["sum"])}
             for row in totals_for(user, payroll).order_by("status").values("status")
             .annotate(count=Sum("lines"), sum=Sum("amount")).filter(count__gt=0)]
 
@@ -198,13 +222,19 @@ def payroll_diff(payroll, user=None, *, sample=0):
 
 
 def benefits_of_person(individual, user):
-    """Per payment plan: what the person is due and has received from approved payrolls (lines the
-    user may see)."""
+    """Per payment plan and currency (each payroll's own, as generated: a plan whose currency changed
+    has a row for each): what the person is due and has received from approved payrolls (lines the
+    user may see), to the cent."""
     lines = lines_for(user).filter(recipient=individual, payroll__status__in=PAYABLE_STATUSES)
-    return list(lines.values("payroll__payment_plan__name", "payroll__payment_plan__currency").annotate(
+    currency = KeyTextTransform("currency", "payroll__parameters")
+    rows = list(lines.values("payroll__payment_plan__name", currency=currency).annotate(
         due=Sum("amount", filter=Q(status=LineStatus.DUE)), due_lines=Count("pk", filter=Q(status=LineStatus.DUE)),
         received=Sum("amount", filter=Q(status=LineStatus.PAID)),
-        received_lines=Count("pk", filter=Q(status=LineStatus.PAID))).order_by("payroll__payment_plan__name"))
+        received_lines=Count("pk", filter=Q(status=LineStatus.PAID))).order_by("payroll__payment_plan__name",
+                                                                              "currency"))
+    for row in rows:
+        row["due"], row["received"] = money(row["due"]), money(row["received"])
+    return rows
 
 
 # --- payment plan fields as JSON (an approval request carries them) ------------------------------

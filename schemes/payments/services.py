@@ -26,7 +26,9 @@ from workflows.services import job_start
 from . import generation, selectors, summaries
 from .models import (
     CENT,
+    CURRENCY_CODE,
     DEAD_STATUSES,
+    MAX_AMOUNT,
     CycleStatus,
     LineStatus,
     PaymentCycle,
@@ -66,10 +68,24 @@ def _rule(value, node):
     return {"text": text, "rule": to_json(node)}
 
 
+def currency_code(value):
+    """`value` as an ISO 4217 code, upper case ("usd" is USD); refused unless three letters."""
+    code = value.strip().upper() if isinstance(value, str) else value
+    try:
+        CURRENCY_CODE(code)
+    except ValidationError:
+        raise ValidationError({"currency": [f"'{value}' is not a currency code: give its ISO 4217 code, three "
+                                            "letters such as USD, EUR, KES or TZS."]}) from None
+    return code
+
+
 def payment_plan_clean(fields):
     """`fields` checked: the formula gives a number over the benefit plan's beneficiaries, the criteria
-    (optional) yes or no, the statuses paid are statuses beneficiaries can be in while enrolled."""
+    (optional) yes or no, the statuses paid are statuses beneficiaries can be in while enrolled, the
+    currency an ISO 4217 code (upper-cased)."""
     fields = dict(fields)
+    if "currency" in fields:
+        fields["currency"] = currency_code(fields["currency"])
     benefit_plan = fields.get("benefit_plan")
     if benefit_plan is None:
         raise ValidationError({"benefit_plan": ["Choose the benefit plan this pays."]})
@@ -140,8 +156,10 @@ def payment_plan_version(payment_plan):
 
 
 def formula_test(*, fields, by, sample=TESTER_SAMPLE):
-    """The formula (and criteria) as `fields` would set them, on a sample of the plan's beneficiaries
-    in `by`'s locations: each one's inputs, the formula's result and the amount paid. Nothing is
+    """The formula (and criteria) as `fields` would set them, on the plan's beneficiaries in `by`'s
+    locations: {"rows": a sample, each one's inputs, the formula's result and the amount paid;
+    "outcome": how many are selected, paid, left out (no amount) and above the largest amount a line
+    holds, counted over them all as generation computes it (generation.Formula.outcome)}. Nothing is
     written."""
     from schemes.plans.selectors import beneficiaries_of_plan_for
 
@@ -149,16 +167,18 @@ def formula_test(*, fields, by, sample=TESTER_SAMPLE):
     formula = generation.Formula(benefit_plan=cleaned["benefit_plan"], formula=cleaned["formula"],
                                  criteria=cleaned["criteria"], today=timezone.localdate())
     model = cleaned["benefit_plan"].beneficiary_model
-    selected = formula.selection(cleaned["target_statuses"]).filter(
-        pk__in=beneficiaries_of_plan_for(by, cleaned["benefit_plan"]).values("pk"))
+    ceiling, limit = cleaned.get("ceiling_per_beneficiary"), cleaned.get("limit_per_transaction")
+    within = beneficiaries_of_plan_for(by, cleaned["benefit_plan"]).values("pk")
     rows = []
-    for beneficiary in selected.select_related(model.SUBJECT).order_by("pk")[:sample]:
+    for beneficiary in formula.selection(cleaned["target_statuses"], within).select_related(
+            model.SUBJECT).order_by("pk")[:sample]:
         inputs, raw = formula.evaluate(beneficiary)
-        amount = generation.line_amount(raw, ceiling=cleaned.get("ceiling_per_beneficiary"))
-        limit = cleaned.get("limit_per_transaction")
+        amount = generation.line_amount(raw, ceiling=ceiling)
         rows.append({"beneficiary": beneficiary, "inputs": inputs, "result": raw, "amount": amount,
+                     "too_large": amount is not None and amount > MAX_AMOUNT,
                      "over_limit": bool(limit is not None and amount is not None and amount > limit)})
-    return rows
+    return {"rows": rows, "outcome": formula.outcome(statuses=cleaned["target_statuses"], ceiling=ceiling,
+                                                     within=within)}
 
 
 # --- cycles -------------------------------------------------------------------------------------
@@ -443,7 +463,7 @@ def payroll_generate(payroll_id, progress=None):
         if progress:
             progress(0, 1, "Writing the payroll's lines")
         _work_mem_for_a_payroll()
-        count, total, digest = generation.write_and_seal(*_lines_sql(payroll), payroll.pk)
+        count, total, digest = _write_lines(payroll)
         payroll.seal(line_count=count, total=Decimal(total).quantize(CENT), seal_hash=digest, now=timezone.now())
         payroll.save()
         summaries.count_lines(payroll)
@@ -490,22 +510,31 @@ def payroll_compare(payroll_id):
     return {"payroll": payroll.pk, "compared_with": previous.pk if previous else None}
 
 
-def _lines_sql(payroll):
+def _write_lines(payroll):
+    """Write the payroll's lines: (count, total, hash). Refused (ValidationError, nothing written) when
+    the formula gives amounts above what a line holds: how many, and the largest amount allowed."""
     if payroll.follow_up_of_id:
         table = connection.ops.quote_name(PaymentLine._meta.db_table)
         people = connection.ops.quote_name(Individual._meta.db_table)
         # Not to a recipient removed from the registry since (deceased, a merged duplicate...).
-        return (f"INSERT INTO {table} (payroll_id, beneficiary_id, recipient_id, location_id, amount, inputs, "
-                f"flagged_over_limit, status, receipt, paid_on) SELECT %s, beneficiary_id, recipient_id, location_id, "
-                f"amount, inputs, flagged_over_limit, %s, '', NULL FROM {table} l WHERE payroll_id = %s AND status = %s "
-                f"AND NOT EXISTS (SELECT 1 FROM {people} p WHERE p.id = l.recipient_id AND p.deleted_at IS NOT NULL)",
-                [payroll.pk, LineStatus.DUE, payroll.follow_up_of_id, LineStatus.UNPAID])
+        return generation.write_and_seal(
+            f"INSERT INTO {table} (payroll_id, beneficiary_id, recipient_id, location_id, amount, inputs, "
+            f"flagged_over_limit, status, receipt, paid_on) SELECT %s, beneficiary_id, recipient_id, location_id, "
+            f"amount, inputs, flagged_over_limit, %s, '', NULL FROM {table} l WHERE payroll_id = %s AND status = %s "
+            f"AND NOT EXISTS (SELECT 1 FROM {people} p WHERE p.id = l.recipient_id AND p.deleted_at IS NOT NULL)",
+            [payroll.pk, LineStatus.DUE, payroll.follow_up_of_id, LineStatus.UNPAID], payroll.pk)
     parameters = payroll.parameters
     formula = generation.Formula(benefit_plan=payroll.payment_plan.benefit_plan,
                                  formula=payroll.formula["formula"], criteria=payroll.formula.get("criteria"),
                                  today=payroll.cycle.start_date)
-    return formula.insert_sql(payroll_id=payroll.pk, statuses=parameters["statuses"],
-                              ceiling=_decimal(parameters.get("ceiling")), limit=_decimal(parameters.get("limit")))
+    statuses, ceiling = parameters["statuses"], _decimal(parameters.get("ceiling"))
+    try:
+        return generation.write_and_seal(*formula.insert_sql(
+            payroll_id=payroll.pk, statuses=statuses, ceiling=ceiling, limit=_decimal(parameters.get("limit"))),
+            payroll.pk)
+    except generation.AmountTooLarge:
+        too_large = formula.outcome(statuses=statuses, ceiling=ceiling)["too_large"]
+        raise ValidationError(generation.too_large_message(too_large, payroll.currency)) from None
 
 
 def _decimal(text):

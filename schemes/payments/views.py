@@ -25,6 +25,7 @@ from sites.viewsets import (
     ApprovalMixin,
     ScopedCreateView,
     ScopedEditView,
+    ScopedIndexView,
     ScopedInspectView,
     ServiceFormMixin,
 )
@@ -33,7 +34,7 @@ from workflows.selectors import jobs_for
 
 from . import approvals, reconciliation, selectors, services
 from .forms import FormulaTestForm, GeneratePayrollForm, ScheduleForm
-from .models import DEAD_STATUSES, CycleStatus, LineStatus, PayrollStatus
+from .models import DEAD_STATUSES, MAX_AMOUNT, CycleStatus, LineStatus, PayrollStatus
 
 DIFF_SAMPLE = 5
 
@@ -261,21 +262,22 @@ def payroll_generate(request, pk):
 
 
 def formula_tester(request, pk):
-    """The formula (as the plan has it, or as edited here) on a sample of the user's beneficiaries:
-    each one's inputs, the formula's result and the amount paid. Nothing is saved."""
+    """The formula (as the plan has it, or as edited here) on the user's beneficiaries: how many it
+    pays and leaves out, and a sample with each one's inputs, the formula's result and the amount
+    paid. Nothing is saved."""
     payment_plan = get_object_or_404(selectors.payment_plans_for(request.user), pk=pk)
     form = FormulaTestForm(request.POST or None, payment_plan=payment_plan, user=request.user)
-    rows = None
+    result = None
     if request.method == "POST" and form.is_valid():
         try:
-            rows = services.formula_test(by=request.user, fields={
+            result = services.formula_test(by=request.user, fields={
                 "benefit_plan": payment_plan.benefit_plan, **form.cleaned_data,
                 "criteria": form.cleaned_data.get("criteria") or {}})
         except ValidationError as error:
             form.add_error(None, refusal_message(error))
     return TemplateResponse(request, "payments/formula_tester.html", {
-        "payment_plan": payment_plan, "form": form, "rows": rows, "page_title": f"Formula tester: {payment_plan}",
-        "header_icon": "table"})
+        "payment_plan": payment_plan, "form": form, "result": result, "max_amount": MAX_AMOUNT,
+        "page_title": f"Formula tester: {payment_plan}", "header_icon": "table"})
 
 
 # --- cycles, providers and points through their services -------------------------------------------
@@ -326,6 +328,37 @@ class ServiceEditView(ServiceFormMixin, ScopedEditView):
 
     def get_success_url(self):
         return reverse(self.index_url_name)
+
+
+def overlap_warnings(pairs):
+    return [f"Payment point {covering.code} ({covering.provider}, {covering.location}) covers point {covered.code} "
+            f"({covered.provider}, {covered.location}): the beneficiaries there are in both points' exports, and "
+            "two providers may pay them. Move one of the points (points made since may not overlap)."
+            for covering, covered in pairs]
+
+
+class PointIndexView(ScopedIndexView):
+    """Payment points, with a warning for each pair that overlaps (placed before overlaps were refused)."""
+
+    template_name = "payments/point_index.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["overlaps"] = overlap_warnings(selectors.overlapping_points(selectors.points_for(self.request.user)))
+        return context
+
+
+class PointEditView(ServiceEditView):
+    """A payment point's page: a warning when it overlaps another point."""
+
+    template_name = "payments/point_edit.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["overlaps"] = overlap_warnings(
+            pair for pair in selectors.overlapping_points(selectors.points_for(self.request.user))
+            if self.object in pair)
+        return context
 
 
 class CycleRecordView(ScopedInspectView):

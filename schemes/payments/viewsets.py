@@ -32,9 +32,10 @@ class PayrollViewSet(ReadOnlyViewSet):
     icon = "table"
     menu_label = "Payrolls"
     inspect_view_class = views.PayrollRecordView
-    list_display = ["name", "cycle", "status", "line_count", "total"]
+    list_display = ["name", "cycle", "status", "line_count", "total", "currency"]
     list_filter = ["status", "payment_plan", "cycle"]
-    list_export = ["name", "payment_plan", "cycle", "status", "line_count", "total", "seal_hash", "sealed_at"]
+    list_export = ["name", "payment_plan", "cycle", "status", "line_count", "total", "currency", "seal_hash",
+                   "sealed_at"]
     export_filename = "payrolls"
     form_fields = ["name"]  # required by ModelViewSet; no add or edit view is served
 
@@ -67,14 +68,14 @@ class PaymentLineViewSet(ReadOnlyViewSet):
     selector = staticmethod(selectors.lines_for)
     icon = "search"
     menu_label = "Payment search"
-    list_display = ["__str__", "payroll", "recipient", "amount", "status", "flagged_over_limit"]
+    list_display = ["__str__", "payroll", "recipient", "amount", "currency", "status", "flagged_over_limit"]
     list_filter = ["status", "flagged_over_limit", "payroll"]
-    list_export = ["code", "payroll", "beneficiary_id", "recipient", "location", "amount", "flagged_over_limit",
-                   "status", "receipt", "paid_on"]
+    list_export = ["code", "payroll", "beneficiary_id", "recipient", "location", "amount", "currency",
+                   "flagged_over_limit", "status", "receipt", "paid_on"]
     export_filename = "payments"
     search_fields = ["recipient__first_name", "recipient__last_name", "receipt"]
     form_fields = ["receipt"]
-    inspect_view_fields = ["payroll", "beneficiary_id", "recipient", "location", "amount", "inputs",
+    inspect_view_fields = ["payroll", "beneficiary_id", "recipient", "location", "amount", "currency", "inputs",
                            "flagged_over_limit", "status", "receipt", "paid_on"]
 
 
@@ -205,6 +206,8 @@ class PointViewSet(ServiceViewSet):
     selector = staticmethod(selectors.points_for)
     icon = "site"
     menu_label = "Payment points"
+    index_view_class = views.PointIndexView
+    edit_view_class = views.PointEditView
     list_display = ["name", "code", "provider", "location"]
     form_fields = ["code", "name", "provider", "location"]
     create_service = staticmethod(services.point_create)

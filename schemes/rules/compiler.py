@@ -1,8 +1,11 @@
 """One AST, three uses: `check` (types, against a catalogue), `to_sql` (a Django expression for a
 whole set) and `evaluate` (one record in Python). Both evaluations follow SQL's three-valued logic,
 divide with NULL for a zero divisor and round quotients to 10 places half away from zero, so they
-give the same answer (tests/schemes/rules prove it with hypothesis)."""
+give the same answer (tests/schemes/rules prove it with hypothesis). A divisor that is zero whatever
+the record (`1000 / 0`, `x / (2 - 2)`) is refused by `check`: the rule would give nothing for anyone;
+one that is zero for some records only gives them NULL (no value: a formula pays them nothing)."""
 
+import dataclasses
 import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
@@ -15,7 +18,7 @@ from sites.text import lower_text
 from . import sql
 from .catalogue import BOOLEAN, DATE, NULL, NUMBER, TEXT, years_between
 from .errors import RuleError
-from .nodes import Binary, BoolOp, Call, Condition, FieldRef, InList, Literal, Unary
+from .nodes import Binary, BoolOp, Call, Condition, FieldRef, InList, Literal, Node, Unary
 from .parser import parse, validate_limits
 
 QUOTIENT_PLACES = 10
@@ -63,6 +66,9 @@ def check(node, catalogue):
         if node.op in ("+", "-", "*", "/"):
             _expect(left, NUMBER, node.left, f"'{node.op}'")
             _expect(right, NUMBER, node.right, f"'{node.op}'")
+            if node.op == "/" and _reads_no_field(node.right) and evaluate(node.right, catalogue, None) == 0:
+                raise RuleError("Division by zero: this divisor is always 0, so the rule would give no value "
+                                "for anyone.", node.right.position)
             return NUMBER
         if NULL not in (left, right) and left != right:
             raise RuleError(f"'{node.op}' compares {_a(left)} with {_a(right)}.", node.position)
@@ -98,6 +104,18 @@ def check(node, catalogue):
     if isinstance(node, Call):
         return _check_call(node, catalogue)
     raise RuleError(f"Not a rule: {type(node).__name__}.", getattr(node, "position", None))
+
+
+def _reads_no_field(node):
+    """Whether the node's value is the same for every record (it names no field)."""
+    if isinstance(node, FieldRef):
+        return False
+    for part in dataclasses.fields(node):
+        value = getattr(node, part.name)
+        for child in value if isinstance(value, tuple) else (value,):
+            if isinstance(child, Node) and not _reads_no_field(child):
+                return False
+    return True
 
 
 def _check_choice(field, value, catalogue):

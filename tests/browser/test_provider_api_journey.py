@@ -8,6 +8,7 @@ import urllib.request
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from schemes.payments import services
@@ -65,7 +66,7 @@ def test_an_accountant_issues_a_token_the_provider_uses_then_it_is_revoked(live_
     assert status == 200 and [p["id"] for p in payrolls["results"]] == [payroll.pk]
     status, lines = call(origin, f"/api/v1/payrolls/{payroll.pk}/lines/", secret)
     assert status == 200 and len(lines["results"]) == 2  # the line above the limit is not released
-    rows = [{"code": line["code"], "paid": True, "receipt": f"MP-{number}", "paid_on": "2025-01-10"}
+    rows = [{"code": line["code"], "paid": True, "receipt": f"MP-{number}", "paid_on": timezone.localdate().isoformat()}
             for number, line in enumerate(lines["results"])]
     path = f"/api/v1/payrolls/{payroll.pk}/reconciliation/"
     assert call(origin, path, secret, {"rows": rows}, key="batch-1") == (200, {

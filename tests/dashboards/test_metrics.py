@@ -99,7 +99,7 @@ def test_payments_due_and_paid_per_district_equal_sql_sums(geo, approved_payroll
     from schemes.payments.reconciliation import reconcile_batch
 
     reconcile_batch(payroll=approved_payroll, by=UserFactory(username="root_pay", is_superuser=True, is_staff=True),
-                    rows=[{"code": line_a.code, "paid": True, "receipt": "R1", "paid_on": datetime.date(2025, 1, 15)}])
+                    rows=[{"code": line_a.code, "paid": True, "receipt": "R1", "paid_on": timezone.localdate()}])
     for user, district in ((accountant_a, geo.district_a), (accountant_b, geo.district_b)):
         (due, paid), = sql("""
             SELECT SUM(CASE WHEN p.status <> 'CANCELLED' THEN p.amount END),

@@ -200,7 +200,7 @@ def mark_paid(line):
 
     reconcile_batch(payroll=line.payroll, by=UserFactory(username=f"root_pay_{line.pk}", is_superuser=True,
                                                          is_staff=True),
-                    rows=[{"code": line.code, "paid": True, "receipt": "R1", "paid_on": datetime.date(2025, 1, 15)}])
+                    rows=[{"code": line.code, "paid": True, "receipt": "R1", "paid_on": timezone.localdate()}])
 
 
 def test_two_district_accountants_get_their_own_payments_equal_to_sql(geo, approved_payroll, accountant_a,

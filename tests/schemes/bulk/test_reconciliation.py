@@ -10,11 +10,12 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 from wagtail.models import ModelLogEntry
 
 from schemes.bulk import services
 from schemes.bulk.models import StagedReconciliation, Upload, UploadKind, UploadStatus
-from schemes.payments.models import LineStatus, PaymentLine, Payroll, PayrollStatus
+from schemes.payments.models import LineStatus, PaymentLine, Payroll, PayrollStatus, StagedAmount
 from schemes.payments.reconciliation import HEADERS
 from tests.factories import UserFactory
 from tests.schemes.payments.conftest import line_of
@@ -58,11 +59,11 @@ def import_now(upload, user, capture, mode="VALID_ROWS"):
     return upload
 
 
-def errors_of(upload):
+def errors_of(upload, header=HEADERS):
     """{code cell: errors cell} of the error file."""
     text = services.error_file_path(upload).read_text(encoding="utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert list(rows[0]) == [*HEADERS, "row", "errors"]
+    assert list(rows[0]) == [*header, "row", "errors"]
     return {row["Code"]: row["errors"] for row in rows}
 
 
@@ -222,11 +223,38 @@ def test_a_missing_column_refuses_the_file(approved_payroll, people, accountant,
 def test_a_paid_date_column_sets_the_paid_date(approved_payroll, people, accountant,
                                                django_capture_on_commit_callbacks):
     three = line_of(approved_payroll, people["three"])
-    upload = receive(accountant, approved_payroll, [[*file_row(approved_payroll, three), "2025-01-20"]],
+    approved_on = timezone.localdate(approved_payroll.decided_at).isoformat()
+    upload = receive(accountant, approved_payroll, [[*file_row(approved_payroll, three), approved_on]],
                      django_capture_on_commit_callbacks, header=[*HEADERS, "Paid Date"])
     import_now(upload, accountant, django_capture_on_commit_callbacks)
     three.refresh_from_db()
-    assert three.paid_on.isoformat() == "2025-01-20"
+    assert three.paid_on.isoformat() == approved_on
+
+
+def test_another_amount_or_a_paid_date_before_the_approval_is_a_row_error_naming_the_column(
+        approved_payroll, people, accountant, django_capture_on_commit_callbacks):
+    three, six = line_of(approved_payroll, people["three"]), line_of(approved_payroll, people["six"])
+    single_b = line_of(approved_payroll, people["single_b"])
+    paid_less, bad_amount = file_row(approved_payroll, three), file_row(approved_payroll, six)
+    paid_less[7], bad_amount[7] = "80.00", "1,5"
+    approved_on = timezone.localdate(approved_payroll.decided_at)
+    upload = receive(accountant, approved_payroll, [
+        [*paid_less, ""], [*bad_amount, ""],
+        [*file_row(approved_payroll, single_b), "2019-05-01"],
+    ], django_capture_on_commit_callbacks, header=[*HEADERS, "Paid Date"])
+
+    assert (upload.counts["valid"], upload.counts["errors"]) == (0, 3)
+    assert errors_of(upload, header=[*HEADERS, "Paid Date"]) == {
+        three.code: "Amount: amount_not_matching: This row says 80.00; the line's amount is 800.00 TZS.",
+        six.code: "Amount: amount_invalid: '1,5' is not an amount: digits and a dot, like 1234.50.",
+        single_b.code: f"Paid Date: paid_date_invalid: This is before payroll {approved_payroll} was approved for "
+                       f"payment ({approved_on.isoformat()}): a line is paid on that day or later.",
+    }
+    assert StagedAmount.objects.filter(upload_id=upload.pk).count() == 2  # the amounts read: 80.00 and 600.00
+
+    services.upload_discard(upload=upload, by=accountant)
+    assert not StagedAmount.objects.filter(upload_id=upload.pk).exists()  # cleared with the file's rows
+    assert {line.status for line in lines(approved_payroll).values()} == {LineStatus.DUE}
 
 
 def test_only_a_user_who_may_reconcile_uploads_a_reconciliation(approved_payroll, geo,

@@ -211,22 +211,34 @@ def test_lines_page_with_a_cursor_and_filter_by_point_and_status(approved, api_a
 
 def test_a_batch_applies_and_is_audited_with_the_token(approved, people, api_a, tokens):
     three, six = line_of(people, "three", approved), line_of(people, "six", approved)
+    today = timezone.localdate().isoformat()
 
     response = post_batch(api_a, approved, [
-        {"code": three.code, "paid": True, "receipt": "R-1", "paid_on": "2025-01-05"},
+        {"code": three.code, "paid": True, "receipt": "R-1", "paid_on": today, "amount": "800.00"},
         {"code": six.code, "paid": "no"}])
 
     assert response.status_code == 200, response.json()
     assert response.json() == {"payroll": approved.pk, "rows": 2, "paid": 1, "unpaid": 1, "unchanged": 0,
                                "errors": []}
     three.refresh_from_db()
-    assert (three.status, three.receipt, three.paid_on.isoformat()) == (LineStatus.PAID, "R-1", "2025-01-05")
+    assert (three.status, three.receipt, three.paid_on.isoformat()) == (LineStatus.PAID, "R-1", today)
     assert PaymentLine.objects.get(pk=six.pk).status == LineStatus.UNPAID
     entry = ModelLogEntry.objects.get(action="mizani.reconcile_api", object_id=str(approved.pk))
     assert entry.user_id == tokens[0][0].user_id
     assert entry.data | {"idempotency_key": None} == {
         "token": tokens[0][0].prefix, "provider": "PA", "idempotency_key": None, "rows": 2, "paid": 1,
         "unpaid": 1, "unchanged": 0, "errors": 0}
+
+
+def test_a_row_paying_another_amount_than_the_lines_is_refused(approved, people, api_a):
+    three = line_of(people, "three", approved)
+
+    response = post_batch(api_a, approved, [{"code": three.code, "paid": True, "receipt": "R-1", "amount": "80"}])
+
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"row": 1, "code": "amount_not_matching",
+                                          "message": "amount: This row says 80.00; the line's amount is 800.00 TZS."}]
+    assert PaymentLine.objects.get(pk=three.pk).status == LineStatus.DUE
 
 
 def test_the_same_key_and_body_replays_the_first_answer(approved, people, api_a):
@@ -250,7 +262,7 @@ def test_keys_older_than_the_replay_period_are_pruned_and_the_batch_stays_applie
                                                                                   settings):
     settings.MIZANI_API_IDEMPOTENCY_DAYS = 30
     line = PaymentLine.objects.get(payroll=approved, beneficiary_id=people["three"].pk)
-    rows = [{"code": line.code, "paid": True, "receipt": "R-OLD", "paid_on": "2025-01-20"}]
+    rows = [{"code": line.code, "paid": True, "receipt": "R-OLD", "paid_on": timezone.localdate().isoformat()}]
     assert post_batch(api_a, approved, rows, key="old").status_code == 200
     assert post_batch(api_a, approved, rows, key="recent").status_code == 200
     ApiIdempotencyKey.objects.filter(key="old").update(created_at=timezone.now() - datetime.timedelta(days=31))

@@ -136,10 +136,10 @@ def test_the_database_refuses_a_duplicate_line(payment_plan, cycle, people, acco
 
 def test_a_failed_generation_frees_the_plan_and_cycle(payment_plan, cycle, people, accountant, generate_now,
                                                       monkeypatch):
-    def broken(payroll):
+    def broken(formula, **kwargs):
         return "SELECT broken FROM nowhere", []
 
-    monkeypatch.setattr(services, "_lines_sql", broken)
+    monkeypatch.setattr(generation.Formula, "insert_sql", broken)
     failed = generate_now(payment_plan, cycle, accountant)
     assert failed.status == PayrollStatus.FAILED
     assert "nowhere" in failed.error
@@ -150,6 +150,43 @@ def test_a_failed_generation_frees_the_plan_and_cycle(payment_plan, cycle, peopl
     assert again.pk != failed.pk
     assert again.status == PayrollStatus.PENDING_APPROVAL
     assert not PaymentLine.objects.filter(payroll=failed).exists()
+
+
+def test_an_amount_too_large_for_a_line_refuses_the_payroll_saying_how_many_and_the_largest_allowed(
+        payment_plan, cycle, people, accountant, generate_now, superuser):
+    services.payment_plan_change(payment_plan=payment_plan, by=superuser, fields={
+        "formula": "100000000000000000 * household_size", "ceiling_per_beneficiary": None})
+
+    failed = generate_now(payment_plan, cycle, accountant)
+
+    assert failed.status == PayrollStatus.FAILED
+    assert failed.error == ("4 lines would be above the largest amount a payment line holds (9999999999999999.99 "
+                            "TZS): nothing was written. Correct the formula, or set a ceiling per beneficiary.")
+    assert not PaymentLine.objects.filter(payroll=failed).exists()
+
+
+def test_a_ceiling_brings_a_formula_result_too_large_for_a_line_down(payment_plan, cycle, people, accountant,
+                                                                    generate_now, superuser):
+    services.payment_plan_change(payment_plan=payment_plan, by=superuser, fields={
+        "formula": "100000000000000000 * household_size + 0.005"})
+
+    payroll = generate_now(payment_plan, cycle, accountant)
+
+    assert payroll.status == PayrollStatus.PENDING_APPROVAL, payroll.error
+    assert set(amounts(payroll).values()) == {Decimal("1200.00")}
+    assert payroll.total == Decimal("4800.00")
+
+
+def test_a_formula_dividing_by_a_value_that_is_zero_for_someone_leaves_them_out(
+        payment_plan, cycle, people, accountant, generate_now, superuser):
+    services.payment_plan_change(payment_plan=payment_plan, by=superuser,
+                                 fields={"formula": "1200 / (household_size - 3)"})
+
+    payroll = generate_now(payment_plan, cycle, accountant)
+
+    # "three" (3 people) divides by zero: no amount, no line; single_b (1 person) gets -600: no line either.
+    assert amounts(payroll) == {people["five_with_baby"].pk: Decimal("600.00"), people["six"].pk: Decimal("400.00")}
+    assert (payroll.line_count, payroll.total) == (2, Decimal("1000.00"))
 
 
 def test_a_payroll_takes_the_permission_and_national_scope(payment_plan, cycle, geo):

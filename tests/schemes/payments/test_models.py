@@ -57,3 +57,27 @@ def test_a_plan_ceiling_or_limit_not_above_zero_is_refused_in_words(payment_plan
     with pytest.raises(ValidationError, match=message):
         services.payment_plan_change(payment_plan=payment_plan, fields={field: value}, by=superuser)
     assert getattr(PaymentPlan.objects.get(pk=payment_plan.pk), field) > 0
+
+
+def test_the_largest_amount_is_what_a_money_column_holds():
+    from schemes.payments.models import MAX_AMOUNT, MONEY
+
+    assert MAX_AMOUNT == Decimal("9999999999999999.99")
+    assert len(MAX_AMOUNT.as_tuple().digits) == MONEY["max_digits"]
+
+
+@pytest.mark.django_db
+def test_the_migration_upper_cases_the_currencies_it_can(payment_plan):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("schemes.payments.migrations.0008_currency_codes_and_staged_amounts")
+    others = [PaymentPlan.objects.create(code=code, name=code, benefit_plan=payment_plan.benefit_plan,
+                                         formula=payment_plan.formula) for code in ("P2", "P3")]
+    for plan, currency in zip([payment_plan, *others], ("tzs", "Kes", "1$x"), strict=True):
+        PaymentPlan.objects.filter(pk=plan.pk).update(currency=currency)
+
+    migration.upper_case_currencies(apps, None)
+
+    assert list(PaymentPlan.objects.order_by("code").values_list("currency", flat=True)) == ["TZS", "KES", "1$x"]

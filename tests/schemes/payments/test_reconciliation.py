@@ -12,13 +12,21 @@ from django.utils import timezone
 from wagtail.models import ModelLogEntry
 
 from schemes.payments import services
-from schemes.payments.models import FrozenPayroll, LineStatus, PaymentLine, Payroll, PayrollStatus
+from schemes.payments.models import (
+    FrozenPayroll,
+    LineStatus,
+    PaymentLine,
+    Payroll,
+    PayrollStatus,
+    StagedAmount,
+)
 from schemes.payments.reconciliation import reconcile_batch
 from tests.factories import UserFactory
 from tests.schemes.payments.conftest import line_of
 
 pytestmark = pytest.mark.django_db
 REFUSED = (FrozenPayroll, DatabaseError)
+TODAY = timezone.localdate().isoformat()  # the test payrolls are approved today: paid from today on
 
 
 def row(line, paid=True, receipt="R-1", paid_on=None):
@@ -31,7 +39,7 @@ def statuses(payroll):
 
 def test_paid_and_unpaid_rows_move_their_lines(approved_payroll, people, accountant):
     three, six = line_of(approved_payroll, people["three"]), line_of(approved_payroll, people["six"])
-    day = datetime.date(2025, 1, 15)
+    day = timezone.localdate()
 
     result = reconcile_batch(payroll=approved_payroll, by=accountant, rows=[
         row(three, receipt="MP-001", paid_on=day), row(six, paid=False, receipt="")])
@@ -102,6 +110,69 @@ def test_each_error_has_its_code_and_nothing_of_the_batch_is_applied(
     assert "31/02/2025" in messages[(7, "paid_date_invalid")]
     assert (result["paid"], result["unpaid"]) == (0, 0)
     assert set(statuses(approved_payroll).values()) == {LineStatus.DUE}  # row 1 was not applied either
+
+
+def test_a_row_paying_another_amount_than_its_lines_is_refused_naming_both(approved_payroll, people, accountant):
+    three, six = line_of(approved_payroll, people["three"]), line_of(approved_payroll, people["six"])
+    single_b = line_of(approved_payroll, people["single_b"])
+
+    result = reconcile_batch(payroll=approved_payroll, by=accountant, rows=[
+        {**row(three), "amount": "80.00"}, {**row(six, paid=False), "amount": "900.01"},
+        {**row(single_b), "amount": "600.00"}])
+
+    assert result["errors"] == [
+        {"row": 1, "code": "amount_not_matching", "message": "amount: This row says 80.00; the line's amount is 800.00 TZS."},
+        {"row": 2, "code": "amount_not_matching", "message": "amount: This row says 900.01; the line's amount is 900.00 TZS."}]
+    assert set(statuses(approved_payroll).values()) == {LineStatus.DUE}  # nothing of the batch applied
+
+    same = reconcile_batch(payroll=approved_payroll, by=accountant, rows=[
+        {**row(three), "amount": "800"}, {**row(six, paid=False), "amount": Decimal("900.00")},
+        {**row(single_b), "amount": "٦٠٠.٠٠"}])  # Arabic-Indic digits
+    assert (same["paid"], same["unpaid"], same["errors"]) == (2, 1, [])
+
+
+@pytest.mark.parametrize("amount, message", [
+    ("NaN", "'NaN' is not an amount: digits and a dot, like 1234.50."),
+    ("Infinity", "'Infinity' is not an amount: digits and a dot, like 1234.50."),
+    ("8e2", "'8e2' is not an amount: digits and a dot, like 1234.50."),
+    ("800,00", "'800,00' is not an amount: digits and a dot, like 1234.50."),
+    ("-800.00", "-800.00 is negative: give the amount paid."),
+    ("800.001", "800.001 has more than two decimals."),
+    ("10000000000000000", "10000000000000000 is above the largest amount a line holds (9999999999999999.99)."),
+    (800.0, "Give the amount as text, like 1234.50."),
+])
+def test_an_amount_that_is_not_one_is_a_row_error(approved_payroll, people, accountant, amount, message):
+    three = line_of(approved_payroll, people["three"])
+    result = reconcile_batch(payroll=approved_payroll, by=accountant, rows=[{**row(three), "amount": amount}])
+    assert result["errors"] == [{"row": 1, "code": "amount_invalid", "message": f"amount: {message}"}]
+
+
+def test_the_amount_of_a_line_outside_the_users_locations_is_not_told(approved_payroll, people, geo):
+    accountant_b = UserFactory(role="Accountant", locations=[geo.district_b])
+    result = reconcile_batch(payroll=approved_payroll, by=accountant_b, rows=[
+        {**row(line_of(approved_payroll, people["three"])), "amount": "1.00"}])
+    assert error_codes(result) == [(1, "benefit_consumption_outside_locations")]
+
+
+def test_a_paid_date_before_the_payroll_was_approved_or_in_the_future_is_refused(approved_payroll, people,
+                                                                                 accountant):
+    today = timezone.localdate(approved_payroll.decided_at)
+    three, six = line_of(approved_payroll, people["three"]), line_of(approved_payroll, people["six"])
+    single_b = line_of(approved_payroll, people["single_b"])
+
+    result = reconcile_batch(payroll=approved_payroll, by=accountant, rows=[
+        row(three, paid_on="1990-01-01"), row(six, paid_on=today - datetime.timedelta(days=1)),
+        row(single_b, paid_on=(today + datetime.timedelta(days=2)).isoformat())])
+
+    before = (f"paid_on: This is before payroll {approved_payroll} was approved for payment ({today.isoformat()}): "
+              "a line is paid on that day or later.")
+    assert result["errors"] == [
+        {"row": 1, "code": "paid_date_invalid", "message": before},
+        {"row": 2, "code": "paid_date_invalid", "message": before},
+        {"row": 3, "code": "paid_date_invalid",
+         "message": f"paid_on: {(today + datetime.timedelta(days=2)).isoformat()} is in the future."}]
+    assert set(statuses(approved_payroll).values()) == {LineStatus.DUE}
+    assert reconcile_batch(payroll=approved_payroll, by=accountant, rows=[row(three, paid_on=today)])["paid"] == 1
 
 
 def test_a_status_that_does_not_allow_the_change_is_status_not_matching(approved_payroll, people, accountant):
@@ -236,9 +307,12 @@ def test_an_empty_batch_changes_nothing(approved_payroll, accountant):
 def test_no_staged_row_is_left_behind(approved_payroll, people, accountant):
     from schemes.bulk.models import StagedError, StagedReconciliation
 
-    reconcile_batch(payroll=approved_payroll, by=accountant, rows=[row(line_of(approved_payroll, people["three"]))])
-    reconcile_batch(payroll=approved_payroll, by=accountant, rows=[{"code": "nope", "paid": True, "receipt": "x"}])
+    three = line_of(approved_payroll, people["three"])
+    reconcile_batch(payroll=approved_payroll, by=accountant, rows=[{**row(three), "amount": "800.00"}])
+    reconcile_batch(payroll=approved_payroll, by=accountant, rows=[{"code": "nope", "paid": True, "receipt": "x",
+                                                                    "amount": "1.00"}])
     assert not StagedReconciliation.objects.exists() and not StagedError.objects.exists()
+    assert not StagedAmount.objects.exists()
 
 
 # --- the payroll stays frozen for every other path ------------------------------------------------------
@@ -529,7 +603,7 @@ def test_odd_values_are_row_errors_not_crashes(approved_payroll, people, account
     result = reconcile_batch(payroll=approved_payroll, by=accountant, rows=[
         {"code": None, "paid": "Yes", "receipt": None},
         {"code": "PL²", "paid": "No", "receipt": ""},
-        {"code": f" {three.code.lower()} ", "paid": " yes ", "receipt": " R-1 ", "paid_on": "2025-01-03"},
+        {"code": f" {three.code.lower()} ", "paid": " yes ", "receipt": " R-1 ", "paid_on": TODAY},
         {"code": three.code, "paid": 1, "receipt": "x" * 101, "paid_on": datetime.date(2999, 1, 1)}])
     assert set(error_codes(result)) == {
         (1, "benefit_consumption_not_found"), (1, "receipt_required"), (2, "benefit_consumption_not_found"),
@@ -542,10 +616,10 @@ def test_odd_values_are_row_errors_not_crashes(approved_payroll, people, account
 def test_a_lower_case_code_and_spaces_are_read_as_the_export_wrote_them(approved_payroll, people, accountant):
     three = line_of(approved_payroll, people["three"])
     result = reconcile_batch(payroll=approved_payroll, by=accountant, rows=[
-        {"code": f" {three.code.lower()} ", "paid": " yes ", "receipt": " R-1 ", "paid_on": "2025-01-03"}])
+        {"code": f" {three.code.lower()} ", "paid": " yes ", "receipt": " R-1 ", "paid_on": TODAY}])
     assert result["paid"] == 1
     three.refresh_from_db()
-    assert (three.receipt, three.paid_on) == ("R-1", datetime.date(2025, 1, 3))
+    assert (three.receipt, three.paid_on.isoformat()) == ("R-1", TODAY)
 
 
 def test_no_closing_while_a_reconciliation_files_import_job_is_live(approved_payroll, accountant, close_workflow):

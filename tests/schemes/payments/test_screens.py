@@ -2,7 +2,9 @@
 the cycle schedule, the "generate payroll" button, the payroll page and its actions, cycles,
 providers and points through their services (audited)."""
 
+import csv
 import datetime
+import io
 import re
 from decimal import Decimal
 
@@ -85,6 +87,19 @@ def test_a_formula_that_does_not_check_is_shown_on_its_field_and_nothing_is_crea
     assert response.status_code == 200
     assert "Unknown field" in response.content.decode()
     assert not PaymentPlan.objects.filter(code="CG-NEW").exists()
+
+
+def test_a_currency_is_upper_cased_and_one_that_is_not_a_code_is_refused_on_its_field(client, designer,
+                                                                                     benefit_plan):
+    client = logged_in(client, designer)
+
+    client.post(reverse("payments_plan:add"), plan_form(benefit_plan, currency=" tzs"))
+    refused = client.post(reverse("payments_plan:add"), plan_form(benefit_plan, code="CG-X", name="X", currency="T$"))
+
+    assert PaymentPlan.objects.get(code="CG-NEW").currency == "TZS"
+    assert refused.status_code == 200 and not PaymentPlan.objects.filter(code="CG-X").exists()
+    assert refused.context["form"].errors["currency"] == [
+        "Give the currency's ISO 4217 code: three capital letters, such as USD, EUR, KES or TZS."]
 
 
 def test_a_formula_change_waits_for_a_checker(client, designer, payment_plan, checkers, plan_change_workflow,
@@ -303,6 +318,34 @@ def test_the_payroll_page_shows_the_seal_totals_and_the_lines_held_back(client, 
     assert "data-job-live" not in page
 
 
+def test_a_payrolls_screens_and_exports_keep_its_currency_when_the_plans_changes(client, accountant, sealed,
+                                                                                 payment_plan, superuser):
+    services.payment_plan_change(payment_plan=payment_plan, fields={"currency": "usd"}, by=superuser)
+    client = logged_in(client, accountant)
+
+    payroll_page = client.get(reverse("payments_payroll:inspect", args=[sealed.pk])).content.decode()
+    plan_page = client.get(reverse("payments_plan:inspect", args=[payment_plan.pk])).content.decode()
+    cycle_page = client.get(reverse("payments_cycle:inspect", args=[sealed.cycle_id])).content.decode()
+    export = client.get(reverse("payments_payroll:index") + "?export=csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode("utf-8-sig"))))
+
+    assert PaymentPlan.objects.get(pk=payment_plan.pk).currency == "USD"
+    assert re.search(r'data-testid="payroll-currency">TZS<', payroll_page)
+    assert "3400.00 TZS" in payroll_page and "USD" not in payroll_page
+    assert "<td>3400.00 TZS</td>" in plan_page and "<dt>Currency</dt><dd>USD" in plan_page
+    assert "<td>3400.00 TZS</td>" in cycle_page
+    assert [(row["Total"], row["Currency"]) for row in rows] == [("3400.00", "TZS")]
+
+
+def test_amounts_show_two_decimals_with_the_payrolls_currency(client, accountant, sealed):
+    page = logged_in(client, accountant).get(reverse("payments_payroll:inspect", args=[sealed.pk])).content.decode()
+
+    assert "1 line above 1000.00 TZS, 1100.00 TZS in all" in page
+    assert re.search(r"Due</a></td><td>4</td><td>3400.00</td>", page)
+    amounts = re.findall(r"<td>(\d+(?:\.\d+)?)</td></tr>", page)  # the totals tables' last cells
+    assert amounts and all(re.fullmatch(r"\d+\.\d\d", amount) for amount in amounts)
+
+
 def test_a_district_accountant_sees_totals_of_their_district_only(client, sealed, geo):
     district = UserFactory(role="Accountant", locations=[geo.district_b])
     page = logged_in(client, district).get(reverse("payments_payroll:inspect", args=[sealed.pk])).content.decode()
@@ -361,6 +404,52 @@ def test_the_payroll_page_shows_the_difference_to_the_previous_cycle(client, acc
 
     assert re.search(r"<dt>New</dt><dd>0</dd>\s*<dt>Removed</dt><dd>1 \(600.00 TZS before\)</dd>", page)
     assert "<td>Removed</td>" in page
+
+
+def test_the_formula_tester_says_how_many_it_leaves_out_and_refuses_a_division_by_zero(client, accountant,
+                                                                                        payment_plan, people):
+    client = logged_in(client, accountant)
+    url = reverse("payments_plan:formula_tester", args=[payment_plan.pk])
+    fields = {"criteria": "", "ceiling_per_beneficiary": "", "limit_per_transaction": "", "target_statuses": ["ACTIVE"]}
+
+    by_size = client.post(url, {**fields, "formula": "1200 / (household_size - 3)"}).content.decode()
+    by_zero = client.post(url, {**fields, "formula": "1000 / 0"})
+
+    # Four active: "three" (3 people) divides by zero, so it is left out; single_b (1): -600, left out.
+    assert re.search(r"Of the 4 beneficiaries .* the formula pays 2 and leaves out 2 \(no amount\): 1 for whom it "
+                     r"gives no value \(a value it reads is unknown, or it divides by zero for them\), 1 for whom it "
+                     r"gives zero or less\.", by_size)
+    assert by_zero.status_code == 200 and by_zero.context["result"] is None
+    assert "Division by zero: this divisor is always 0" in by_zero.content.decode()
+
+
+def test_the_formula_tester_warns_of_amounts_too_large_for_a_line(client, accountant, payment_plan, people):
+    page = logged_in(client, accountant).post(reverse("payments_plan:formula_tester", args=[payment_plan.pk]), {
+        "formula": "100000000000000000 * household_size", "criteria": "", "ceiling_per_beneficiary": "",
+        "limit_per_transaction": "", "target_statuses": ["ACTIVE"]}).content.decode()
+
+    assert re.search(r'data-testid="formula-too-large">4 amounts are above the largest amount a payment line holds '
+                     r"\(9999999999999999.99 TZS\): a payroll with this formula would be refused", page)
+    assert "too large: a line holds at most 9999999999999999.99" in page
+
+
+def test_overlapping_payment_points_made_before_the_rule_are_flagged(client, accountant, geo):
+    provider = services.provider_create(fields={"code": "BANK", "name": "Bank"}, by=accountant)
+    # As made before points were refused to overlap (the service refuses it now).
+    PaymentPoint.objects.create(code="PT-DA", name="District A", provider=provider, location=geo.district_a)
+    village = PaymentPoint.objects.create(code="PT-VA", name="Village A", provider=provider, location=geo.village_a)
+    alone = services.point_create(fields={"code": "PT-B", "name": "District B", "provider": provider,
+                                          "location": geo.district_b}, by=accountant)
+    client = logged_in(client, accountant)
+
+    listing = client.get(reverse("payments_point:index")).content.decode()
+    covered = client.get(reverse("payments_point:edit", args=[village.pk])).content.decode()
+    other = client.get(reverse("payments_point:edit", args=[alone.pk])).content.decode()
+
+    warning = f"Payment point PT-DA (Bank, {geo.district_a}) covers point PT-VA (Bank, {geo.village_a})"
+    assert warning in listing and warning in covered
+    assert "point-overlaps" not in other and alone.code in listing
+    assert "two providers may pay them" in listing
 
 
 def test_posts_are_refused_to_a_viewer(client, sealed, geo):

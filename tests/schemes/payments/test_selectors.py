@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from schemes.payments import selectors, services
-from schemes.payments.models import PaymentCycle, Payroll
+from schemes.payments.models import PaymentCycle, PaymentPoint, Payroll, PayrollTotal
 from sites.scoping import scope_for
 from tests.factories import UserFactory
 from tests.schemes.payments.conftest import enrol, household_of
@@ -53,3 +53,37 @@ def test_the_diff_counts_by_anti_joins(approved_payroll, payment_plan, cycles, a
 
     assert diff["previous"] == approved_payroll and (diff["new"], diff["removed"]) == (0, 0)
     assert_no_not_in_subquery(captured)  # two payrolls of a million lines
+
+
+def test_sums_of_amounts_are_to_the_cent_whatever_the_database_adds_them_in(accountant, payment_plan, cycles, geo):
+    """SQLite adds amounts in binary floating point (0.10 + 0.20 is 0.30000000000000004 there): the totals
+    a payroll's screens show are money again, to the cent."""
+    payroll = Payroll.objects.create(name="sums", payment_plan=payment_plan, cycle=cycles[1],
+                                     parameters={"currency": "TZS"})
+    for location, amount in ((geo.village_a, "0.10"), (geo.village_b, "0.20")):
+        PayrollTotal.objects.create(payroll=payroll, location=location, status="DUE", flagged_over_limit=True,
+                                    lines=1, amount=Decimal(amount))
+
+    by_status = selectors.totals_by_status(payroll, accountant)
+    flagged = selectors.over_limit(selectors.totals_for(accountant, payroll))
+
+    assert [str(row["total"]) for row in by_status] == ["0.30"]
+    assert str(flagged["total"]) == "0.30"
+    assert [str(row["total"]) for row in selectors.totals_by_location(payroll, accountant)] == ["0.30"]
+
+
+def test_overlapping_points_are_paired_covering_first(geo, superuser):
+    provider = services.provider_create(fields={"code": "BANK", "name": "Bank"}, by=superuser)
+
+    def point(code, location):
+        return PaymentPoint.objects.create(code=code, name=code, provider=provider, location=location)
+
+    for code, location in (("R", geo.region), ("V", geo.village_a), ("V2", geo.village_a)):
+        point(code, location)
+    ward, other = point("W", geo.ward_a), point("B", geo.village_b)
+
+    pairs = {(covering.code, covered.code) for covering, covered in selectors.overlapping_points(
+        PaymentPoint.objects.all())}
+
+    assert pairs == {("R", "W"), ("R", "V"), ("R", "V2"), ("R", "B"), ("W", "V"), ("W", "V2"), ("V", "V2")}
+    assert selectors.overlapping_points(PaymentPoint.objects.filter(pk__in=[ward.pk, other.pk])) == []

@@ -18,6 +18,7 @@ from schemes.payments.models import (
     PayrollStatus,
 )
 from schemes.payments.reconciliation import reconcile_batch
+from tests.factories import UserFactory
 from workflows.services import approval_decide, definition_for
 
 pytestmark = pytest.mark.django_db
@@ -53,6 +54,44 @@ def test_a_formula_that_does_not_give_a_number_is_refused(benefit_plan, superuse
             "target_statuses": ["ACTIVE"]})
 
 
+def test_a_formula_dividing_by_zero_is_refused_saying_so(benefit_plan, superuser):
+    with pytest.raises(ValidationError) as error:
+        services.payment_plan_create(by=superuser, fields={
+            "code": "X", "name": "X", "benefit_plan": benefit_plan, "formula": "1000 / 0",
+            "target_statuses": ["ACTIVE"]})
+    assert error.value.message_dict["formula"] == [
+        "Division by zero: this divisor is always 0, so the rule would give no value for anyone. (line 1, column 8)"]
+
+
+@pytest.mark.parametrize("given, stored", [("TZS", "TZS"), ("usd", "USD"), (" Kes ", "KES")])
+def test_a_currency_is_its_iso_code_in_capitals(payment_plan, superuser, given, stored):
+    services.payment_plan_change(payment_plan=payment_plan, fields={"currency": given}, by=superuser)
+    payment_plan.refresh_from_db()
+    assert payment_plan.currency == stored
+
+
+@pytest.mark.parametrize("given", ["US", "USDX", "U$D", "123", "", None, "ÜSD"])
+def test_a_currency_that_is_not_a_code_is_refused_saying_what_is_expected(payment_plan, superuser, given):
+    with pytest.raises(ValidationError) as error:
+        services.payment_plan_change(payment_plan=payment_plan, fields={"currency": given}, by=superuser)
+    assert error.value.message_dict["currency"] == [
+        f"'{given}' is not a currency code: give its ISO 4217 code, three letters such as USD, EUR, KES or TZS."]
+    payment_plan.refresh_from_db()
+    assert payment_plan.currency == "TZS"
+
+
+def test_a_payroll_keeps_the_currency_it_was_generated_in(sealed, payment_plan, superuser, accountant, checkers,
+                                                          payroll_workflow, people,
+                                                          django_capture_on_commit_callbacks):
+    services.payment_plan_change(payment_plan=payment_plan, fields={"currency": "USD"}, by=superuser)
+    approved = approve(sealed, accountant, checkers[0][0], django_capture_on_commit_callbacks)
+
+    assert approved.currency == "TZS"
+    assert {line.currency for line in approved.lines.all()} == {"TZS"}
+    person = PaymentLine.objects.get(payroll=approved, beneficiary_id=people["three"].pk).recipient
+    assert [row["currency"] for row in selectors.benefits_of_person(person, accountant)] == ["TZS"]
+
+
 def test_the_schedule_follows_the_periodicity(cycles):
     assert [(c.code, c.start_date, c.end_date) for c in sorted(cycles, key=lambda c: c.start_date)] == [
         ("CG-2025-01", datetime.date(2025, 1, 1), datetime.date(2025, 2, 28)),
@@ -69,17 +108,47 @@ def test_a_schedule_overlapping_existing_codes_creates_nothing(cycles, superuser
 
 
 def test_the_formula_tester_shows_inputs_and_amounts_without_writing(payment_plan, people, accountant, superuser):
-    rows = services.formula_test(by=superuser, fields={
+    result = services.formula_test(by=superuser, fields={
         "benefit_plan": payment_plan.benefit_plan, "formula": payment_plan.formula_text,
         "ceiling_per_beneficiary": Decimal("1000.00"), "limit_per_transaction": Decimal("850.00"),
         "target_statuses": ["ACTIVE"]})
 
-    by_id = {row["beneficiary"].pk: row for row in rows}
+    assert result["outcome"] == {"selected": 4, "paid": 4, "left_out": 0, "unknown": 0, "not_positive": 0,
+                                 "too_large": 0}
+    by_id = {row["beneficiary"].pk: row for row in result["rows"]}
     assert by_id[people["five_with_baby"].pk]["inputs"] == {"children_under_5": Decimal(1), "household_size": Decimal(5)}
     assert by_id[people["five_with_baby"].pk]["amount"] == Decimal("1000.00")  # 1100 capped
     assert by_id[people["six"].pk]["over_limit"] is True
     assert people["suspended"].pk not in by_id
     assert not Payroll.objects.exists()
+
+
+def test_the_formula_tester_counts_who_the_formula_leaves_out_in_the_users_locations(payment_plan, people, geo,
+                                                                                    superuser):
+    district_a = UserFactory(role="Accountant", locations=[geo.district_a])
+    fields = {"benefit_plan": payment_plan.benefit_plan, "formula": "1200 / (household_size - 3)",
+              "target_statuses": ["ACTIVE"]}
+
+    everyone = services.formula_test(by=superuser, fields=fields)
+    in_a = services.formula_test(by=district_a, fields=fields)
+
+    # "three" (3 people) divides by zero: no value; single_b (1 person, district B): -600, zero or less.
+    assert everyone["outcome"] == {"selected": 4, "paid": 2, "left_out": 2, "unknown": 1, "not_positive": 1,
+                                   "too_large": 0}
+    assert in_a["outcome"] == {"selected": 3, "paid": 2, "left_out": 1, "unknown": 1, "not_positive": 0,
+                               "too_large": 0}
+    three = next(row for row in everyone["rows"] if row["beneficiary"].pk == people["three"].pk)
+    assert (three["result"], three["amount"]) == (None, None)
+
+
+def test_the_formula_tester_counts_amounts_too_large_for_a_line(payment_plan, people, superuser):
+    result = services.formula_test(by=superuser, fields={
+        "benefit_plan": payment_plan.benefit_plan, "formula": "1000000000000000 * 100",
+        "target_statuses": ["ACTIVE"]})
+
+    assert result["outcome"]["too_large"] == 4
+    assert {row["too_large"] for row in result["rows"]} == {True}
+    assert {row["amount"] for row in result["rows"]} == {Decimal("100000000000000000")}
 
 
 def test_sql_and_python_give_every_line_the_same_amount(sealed, people):

@@ -91,8 +91,10 @@ def test_payroll_screens_and_the_persons_benefits(client, approved, accountant, 
     from schemes.payments.selectors import benefits_of_person
 
     rows = benefits_of_person(person, accountant)
-    assert rows == [{"payroll__payment_plan__name": "Child grant payments", "payroll__payment_plan__currency": "TZS",
-                     "due": Decimal("1100.00"), "due_lines": 1, "received": None, "received_lines": 0}]
+    assert rows == [{"payroll__payment_plan__name": "Child grant payments", "currency": "TZS",
+                     "due": Decimal("1100.00"), "due_lines": 1, "received": Decimal("0.00"), "received_lines": 0}]
+    record = client.get(reverse("registry_individual:inspect", args=[person.pk])).content.decode()
+    assert "<td>1100.00 TZS (1)</td><td>0.00 TZS (0)</td>" in record
 
 
 def test_the_payment_search_and_payroll_lists_export_their_rows(client, approved, accountant):

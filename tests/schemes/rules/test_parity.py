@@ -26,12 +26,13 @@ from types import SimpleNamespace
 import pytest
 from django.conf import settings as django_settings
 from django.db import transaction
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from schemes.registry.models import Individual
 from schemes.rules.catalogue import individual_catalogue
 from schemes.rules.compiler import compile_rule, evaluate, filter_queryset, to_sql
+from schemes.rules.errors import RuleError
 from schemes.rules.nodes import Binary, BoolOp, Call, Condition, FieldRef, InList, Literal, Unary
 from schemes.rules.parser import parse
 from tests.factories import IndividualFactory, RegistryFieldFactory
@@ -141,7 +142,9 @@ number_values = st.one_of(st.sampled_from(FAVOURED), plain_numbers)
 text_values = st.one_of(st.sampled_from(TEXTS), st.text(alphabet="abAB é%_'", max_size=4))
 date_values = st.one_of(st.sampled_from(DATES), st.dates(datetime.date(1940, 1, 1), datetime.date(2035, 12, 31)))
 NULL = st.just(literal(None))
-ZERO = st.just(literal(Decimal(0)))
+# Zero at run time (for every record with the field): a divisor that is 0 whatever the record is a
+# compile error (test_compiler), one that is 0 for some records gives them NULL, in SQL as in Python.
+ZERO = st.sampled_from(NUMBER_FIELDS).map(lambda name: Binary(op="-", left=field(name), right=field(name)))
 ORDER = ["==", "!=", "<", "<=", ">", ">="]
 
 
@@ -239,13 +242,23 @@ def selected_in_python(population, node):
     return {r.pk for r in population.records if evaluate(node, population.catalogue, r) is True}
 
 
+def compiles(node, catalogue, **kwargs):
+    """Compile a generated rule. One whose divisor is 0 whatever the record (a literal 0, `2 - 2`) is
+    refused by the compiler, which test_compiler proves: no parity case, hypothesis draws another."""
+    try:
+        compile_rule(node, catalogue, **kwargs)
+    except RuleError as error:
+        assume(not error.message.startswith("Division by zero"))
+        raise
+
+
 def values_in_sql(population, node):
     with transaction.atomic():
         return dict(population.queryset.annotate(v=to_sql(node, population.catalogue)).values_list("pk", "v"))
 
 
 def assert_same_values(population, node, kind):
-    compile_rule(node, population.catalogue)  # the generated AST is well typed
+    compiles(node, population.catalogue)  # the generated AST is well typed
     in_sql = values_in_sql(population, node)
     for record in population.records:
         expected = evaluate(node, population.catalogue, record)
@@ -274,13 +287,13 @@ def same(found, expected, kind):
 @example(rule=parse("not (income > 5)"))
 @example(rule=parse("null == null"))
 def test_a_filter_selects_in_sql_what_python_selects(population, rule):
-    compile_rule(rule, population.catalogue, expect="boolean")
+    compiles(rule, population.catalogue, expect="boolean")
     assert selected_in_sql(population, rule) == selected_in_python(population, rule)
 
 
 @PROPERTY
 @given(rule=numbers(3))
-@example(rule=parse("income / 0"))
+@example(rule=parse("income / (kids - kids)"))
 @example(rule=parse("min(income, kids, 1)"))
 def test_a_number_has_the_same_value_in_sql_and_python(population, rule):
     assert_same_values(population, rule, "number")
