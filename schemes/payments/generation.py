@@ -13,12 +13,12 @@ import hashlib
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.db import DataError, connection, transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import Case, F, OuterRef, Q, Subquery, When
 from django.db.models.expressions import RawSQL
 
 from schemes.plans.catalogues import beneficiary_catalogue
 from schemes.plans.models import PlanType
-from schemes.registry.models import MemberRole, Membership
+from schemes.registry.models import MemberRole, Membership, RecipientType
 from schemes.rules import sql as rules_sql
 from schemes.rules.catalogue import NUMBER, Catalogue, FieldSpec
 from schemes.rules.compiler import compile_rule, evaluate, to_sql
@@ -125,10 +125,15 @@ class Formula:
     # --- SQL ---------------------------------------------------------------------------------
 
     def _recipient(self):
+        """Who is paid: the person, or the household's primary recipient (the member the household
+        named to receive its payments), else its head; none when no live member is either (the
+        household is then left out, counted by `outcome`)."""
         if self.benefit_plan.plan_type == PlanType.HOUSEHOLD:
-            heads = Membership.objects.filter(household_id=OuterRef("household_id"), role_id=MemberRole.HEAD,
-                                              individual__deleted_at__isnull=True)
-            return Subquery(heads.values("individual_id")[:1])
+            payees = (Membership.objects.filter(Q(recipient_type=RecipientType.PRIMARY) | Q(role_id=MemberRole.HEAD),
+                                                household_id=OuterRef("household_id"),
+                                                individual__deleted_at__isnull=True)
+                      .order_by(Case(When(recipient_type=RecipientType.PRIMARY, then=0), default=1)))
+            return Subquery(payees.values("individual_id")[:1])
         return F("individual_id")
 
     def _household_path(self):
@@ -238,7 +243,7 @@ class Formula:
             f"flagged_over_limit, status, receipt, paid_on) "
             f"SELECT %s, computed.beneficiary, computed.recipient, computed.location, computed.amount, "
             f"computed.inputs, ({m} IS NOT NULL AND computed.amount > {m}), %s, '', NULL "
-            f"FROM ({computed_sql}) computed WHERE computed.amount > 0"
+            f"FROM ({computed_sql}) computed WHERE computed.amount > 0 AND computed.recipient IS NOT NULL"
         )
         return sql, [payroll_id, _money(limit), _money(limit), LineStatus.DUE, *computed_params]
 
@@ -246,17 +251,19 @@ class Formula:
         """What the formula gives the beneficiaries selected (among `within` when given), counted in
         one pass of the statement generation runs: {"selected", "paid" (a positive amount), "left_out"
         (no amount: "unknown", the formula gives nothing; "not_positive", zero or less), "too_large"
-        (above MAX_AMOUNT: generation refuses the payroll)}."""
+        (above MAX_AMOUNT: generation refuses the payroll), "no_recipient" (a household with no live
+        member to pay: left out too)}."""
         computed_sql, computed_params = self._computed_sql(statuses=statuses, ceiling=ceiling, within=within)
         m = _MONEY_PLACEHOLDER[connection.vendor == "postgresql"]
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT COUNT(*), COUNT(*) FILTER (WHERE c.amount > 0), COUNT(*) FILTER (WHERE c.amount IS NULL), "
-                f"COUNT(*) FILTER (WHERE c.amount <= 0), COUNT(*) FILTER (WHERE c.amount > {m}) "
+                f"SELECT COUNT(*), COUNT(*) FILTER (WHERE c.amount > 0 AND c.recipient IS NOT NULL), "
+                f"COUNT(*) FILTER (WHERE c.amount IS NULL), COUNT(*) FILTER (WHERE c.amount <= 0), "
+                f"COUNT(*) FILTER (WHERE c.amount > {m}), COUNT(*) FILTER (WHERE c.amount > 0 AND c.recipient IS NULL) "
                 f"FROM ({computed_sql}) c", [_money(MAX_AMOUNT), *computed_params])
-            selected, paid, unknown, not_positive, too_large = cursor.fetchone()
-        return {"selected": selected, "paid": paid, "left_out": unknown + not_positive, "unknown": unknown,
-                "not_positive": not_positive, "too_large": too_large}
+            selected, paid, unknown, not_positive, too_large, no_recipient = cursor.fetchone()
+        return {"selected": selected, "paid": paid, "left_out": unknown + not_positive + no_recipient,
+                "unknown": unknown, "not_positive": not_positive, "no_recipient": no_recipient, "too_large": too_large}
 
 
 NUMERIC_VALUE_OUT_OF_RANGE = "22003"  # PostgreSQL's SQLSTATE for a number its column cannot hold

@@ -212,34 +212,43 @@ def test_generation_is_one_insert_statement(payment_plan, cycle, people, account
     assert len(inserts) == 1
 
 
-def test_a_household_plan_pays_each_household_through_its_head(geo, member_roles, accountant, superuser,
-                                                              generate_now):
+def test_a_household_plan_pays_each_household_through_its_primary_recipient_else_its_head(
+        geo, member_roles, accountant, superuser, generate_now):
     from django.utils import timezone
 
     from schemes.payments.models import PaymentCycle
     from schemes.plans.models import BenefitPlan, HouseholdBeneficiary
+    from schemes.registry.models import Individual, Membership
     from tests.schemes.payments.conftest import household_of
 
     plan = BenefitPlan.objects.create(code="HS", name="Household support", plan_type="HOUSEHOLD")
     plan.activate()
     plan.save()
     heads = {size: household_of(size, location=geo.village_a, under_5=1 if size == 4 else 0) for size in (2, 4)}
+    named = Membership.objects.filter(household=heads[4].membership.household).exclude(role_id="HEAD").first()
+    Membership.objects.filter(pk=named.pk).update(recipient_type="PRIMARY")
+    emptied = household_of(1, location=geo.village_a)
+    Individual.objects.filter(pk=emptied.pk).update(deleted_at=timezone.now())
     now = timezone.now()
     enrolled = {size: HouseholdBeneficiary.objects.create(plan=plan, household=head.membership.household,
                                                           status="ACTIVE", enrolled_at=now, status_changed_at=now)
-                for size, head in heads.items()}
+                for size, head in {**heads, 1: emptied}.items()}
     payment_plan = services.payment_plan_create(by=superuser, fields={
         "code": "HS-PAY", "name": "Household support payments", "benefit_plan": plan,
-        "formula": "100 * household_size + 50 * children_under_5", "target_statuses": ["ACTIVE"]})
+        "formula": "100 + 100 * household_size + 50 * children_under_5", "target_statuses": ["ACTIVE"]})
     cycle = services.cycle_create(code="HS-1", start_date=PaymentCycle._meta.get_field("start_date").to_python(
         "2025-01-01"), end_date=PaymentCycle._meta.get_field("end_date").to_python("2025-01-31"), by=superuser)
 
     payroll = generate_now(payment_plan, cycle, accountant)
 
     lines = {line.beneficiary_id: line for line in PaymentLine.objects.filter(payroll=payroll)}
-    assert {pk: line.amount for pk, line in lines.items()} == {enrolled[2].pk: Decimal("200.00"),
-                                                               enrolled[4].pk: Decimal("450.00")}
+    assert {pk: line.amount for pk, line in lines.items()} == {enrolled[2].pk: Decimal("300.00"),
+                                                               enrolled[4].pk: Decimal("550.00")}
     assert {pk: line.recipient_id for pk, line in lines.items()} == {enrolled[2].pk: heads[2].pk,
-                                                                     enrolled[4].pk: heads[4].pk}
+                                                                     enrolled[4].pk: named.individual_id}
     assert lines[enrolled[4].pk].inputs == {"children_under_5": 1, "household_size": 4}
-    assert (payroll.line_count, payroll.total) == (2, Decimal("650.00"))
+    assert (payroll.line_count, payroll.total) == (2, Decimal("850.00"))
+    formula = generation.Formula(benefit_plan=plan, formula=payment_plan.formula, criteria=None,
+                                 today=timezone.localdate())
+    outcome = formula.outcome(statuses=["ACTIVE"], ceiling=None)
+    assert (outcome["selected"], outcome["paid"], outcome["no_recipient"], outcome["left_out"]) == (3, 2, 1, 1)

@@ -114,7 +114,7 @@ def test_the_formula_tester_shows_inputs_and_amounts_without_writing(payment_pla
         "target_statuses": ["ACTIVE"]})
 
     assert result["outcome"] == {"selected": 4, "paid": 4, "left_out": 0, "unknown": 0, "not_positive": 0,
-                                 "too_large": 0}
+                                 "no_recipient": 0, "too_large": 0}
     by_id = {row["beneficiary"].pk: row for row in result["rows"]}
     assert by_id[people["five_with_baby"].pk]["inputs"] == {"children_under_5": Decimal(1), "household_size": Decimal(5)}
     assert by_id[people["five_with_baby"].pk]["amount"] == Decimal("1000.00")  # 1100 capped
@@ -134,9 +134,9 @@ def test_the_formula_tester_counts_who_the_formula_leaves_out_in_the_users_locat
 
     # "three" (3 people) divides by zero: no value; single_b (1 person, district B): -600, zero or less.
     assert everyone["outcome"] == {"selected": 4, "paid": 2, "left_out": 2, "unknown": 1, "not_positive": 1,
-                                   "too_large": 0}
+                                   "no_recipient": 0, "too_large": 0}
     assert in_a["outcome"] == {"selected": 3, "paid": 2, "left_out": 1, "unknown": 1, "not_positive": 0,
-                               "too_large": 0}
+                               "no_recipient": 0, "too_large": 0}
     three = next(row for row in everyone["rows"] if row["beneficiary"].pk == people["three"].pk)
     assert (three["result"], three["amount"]) == (None, None)
 
