@@ -201,7 +201,7 @@ class StagedLocation(models.Model):
 class StagedReconciliation(models.Model):
     """A row of a payroll's reconciliation (a file's row, or an API batch's under a transient negative
     key in `upload`): the line its code names and what the provider says (paid or not, receipt,
-    date). See schemes.payments.reconciliation."""
+    date, amount). See schemes.payments.reconciliation."""
 
     upload = models.ForeignKey(Upload, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False,
                                db_index=False)
@@ -212,6 +212,9 @@ class StagedReconciliation(models.Model):
     paid = models.BooleanField(null=True)
     receipt = models.CharField(max_length=100, blank=True)
     paid_on = models.DateField(null=True)
+    # The amount the row says, if any: checked against its line's, never applied. Not named `amount`:
+    # the UPDATE applying the rows returns the lines' own (an unqualified name, for SQLite).
+    said_amount = models.DecimalField(max_digits=18, decimal_places=2, null=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["upload", "row_number"], name="staged_reconciliation_row")]

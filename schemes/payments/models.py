@@ -447,21 +447,6 @@ class PayrollChange(models.Model):
         return f"{self.payroll_id} {self.location_id} {self.kind}: {self.lines}"
 
 
-class StagedAmount(models.Model):
-    """The amount a reconciliation row says (a file's Amount, an API row's `amount`), staged beside the
-    row (bulk's StagedReconciliation: same key, same row number) to be checked against its line's
-    amount; never applied. Cleared with the row (schemes.payments.reconciliation.clear)."""
-
-    # No serial id: a file's million amounts are written (COPY) in half the time without one.
-    pk = models.CompositePrimaryKey("upload_id", "row_number")
-    upload_id = models.BigIntegerField()  # the upload's id, or a batch's transient negative key
-    row_number = models.PositiveIntegerField()
-    amount = models.DecimalField(**MONEY)
-
-    def __str__(self):
-        return f"{self.upload_id} row {self.row_number}: {self.amount}"
-
-
 class ProviderToken(models.Model):
     """A secret a payment provider's system sends to the provider API (`Authorization: Token <secret>`).
     Only a SHA-256 of the secret is kept (the secret is random, so a fast hash is enough and lets the

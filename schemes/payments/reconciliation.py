@@ -4,7 +4,7 @@ One engine for the two ways results arrive: a file through the bulk pipeline (th
 schemes.bulk.reconciliation only reads the file's cells) and batches through the provider API
 (`reconcile_batch`). Both
 1. stage their rows in StagedReconciliation (`stage_rows`: each row read on its own: the line code,
-   Paid, the receipt, an optional paid date, and the amount it says, if any, in StagedAmount), keyed
+   Paid, the receipt, an optional paid date, and the amount it says, if any), keyed
    by the upload, or for a batch by a transient negative key;
 2. check them set-based (`check`: first the rows whose line the user, or the provider, may not see,
    which are told nothing more; then one pass joining the rest to the payroll's lines, plus a look
@@ -48,7 +48,7 @@ from sites.fields import ascii_digits
 from sites.scoping import scope_for
 
 from . import summaries
-from .models import CENT, MAX_AMOUNT, LineStatus, PaymentLine, Payroll, PayrollStatus, StagedAmount
+from .models import CENT, MAX_AMOUNT, LineStatus, PaymentLine, Payroll, PayrollStatus
 
 PERMISSION = "payments.reconcile_payroll"
 
@@ -74,8 +74,7 @@ PAID, UNPAID = LineStatus.PAID.value, LineStatus.UNPAID.value
 PAID_VALUES = {"yes": True, "y": True, "true": True, "no": False, "n": False, "false": False}
 PAID_AS_EXPORTED = {"Yes": True, "No": False}  # the common case, looked up before normalising
 RECEIPT_MAX = PaymentLine._meta.get_field("receipt").max_length
-STAGED_FIELDS = ("upload", "row_number", "valid", "code", "line_id", "paid", "receipt", "paid_on")
-AMOUNT_FIELDS = ("upload_id", "row_number", "amount")
+STAGED_FIELDS = ("upload", "row_number", "valid", "code", "line_id", "paid", "receipt", "paid_on", "said_amount")
 ERROR_FIELDS = ("upload", "row_number", "column", "message", "code")
 AMOUNT_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 AMOUNT_AS_EXPORTED = re.compile(r"[0-9]{1,16}\.[0-9]{2}")  # the export's "800.00", taken as it is
@@ -172,7 +171,6 @@ def stage_rows(key, rows, names):
     prefix = PaymentLine.CODE_PREFIX
     digits_from, width = len(prefix), len(prefix) + 9
     with StagingWriter(StagedReconciliation, STAGED_FIELDS, streaming=True) as staged, \
-            StagingWriter(StagedAmount, AMOUNT_FIELDS) as amounts, \
             StagingWriter(StagedError, ERROR_FIELDS) as errors:
         for row_number, code, paid, receipt, paid_on, amount, problem in rows:
             count += 1
@@ -184,15 +182,10 @@ def stage_rows(key, rows, names):
                     and code[digits_from:].isdigit() and code.isascii() and (receipt or not said)
                     and len(receipt) <= RECEIPT_MAX and receipt.strip() == receipt
                     and amount.__class__ is str and (not amount or AMOUNT_AS_EXPORTED.fullmatch(amount))):
-                staged.write((key, row_number, True, code, int(code[digits_from:]), said, receipt, None))
-                if amount:
-                    amounts.write((key, row_number, amount))
+                staged.write((key, row_number, True, code, int(code[digits_from:]), said, receipt, None, amount or None))
                 continue
             found = [(problem[0], "", problem[1])] if problem else []
-            *values, said_amount = read(code, paid, receipt, paid_on, amount, found)
-            staged.write((key, row_number, not found, *values))
-            if said_amount is not None:
-                amounts.write((key, row_number, said_amount))
+            staged.write((key, row_number, not found, *read(code, paid, receipt, paid_on, amount, found)))
             for column, error_code, message in found:
                 errors.write((key, row_number, column, message, error_code))
     return count
@@ -229,7 +222,6 @@ def check(key, payroll, user, *, names, provider=None, analyze=True):
         with connection.cursor() as cursor:
             if analyze:
                 cursor.execute(f"ANALYZE {staged_table}")
-                cursor.execute(f"ANALYZE {quote(StagedAmount._meta.db_table)}")
             # The joins hash a million rows: in memory, in one batch.
             cursor.execute("SET LOCAL work_mem = '256MB'")
     target = _Key(key)
@@ -289,7 +281,7 @@ def _flag_line_problems(key, payroll, names):
     nothing more of their line is told."""
     quote = connection.ops.quote_name
     staged, lines = quote(StagedReconciliation._meta.db_table), quote(PaymentLine._meta.db_table)
-    amounts, errors = quote(StagedAmount._meta.db_table), quote(StagedError._meta.db_table)
+    errors = quote(StagedError._meta.db_table)
     problems = [(problem, getattr(names, column), code, message.format(payroll=payroll))
                 for problem, column, code, message in LINE_PROBLEMS]
     released = payroll.over_limit_released_at is not None
@@ -305,7 +297,7 @@ def _flag_line_problems(key, payroll, names):
              f"WHEN NOT s.paid AND l.status = '{paid}' THEN 'paid_already' "
              f"WHEN s.paid AND l.status = '{unpaid}' THEN 'unpaid_before' ELSE 'cancelled' END")
     text = "CAST(%s AS TEXT)"
-    other_amount = (f"CASE WHEN a.amount <> l.amount THEN {text} || {_money_text('a.amount')} || {text} "
+    other_amount = (f"CASE WHEN s.said_amount <> l.amount THEN {text} || {_money_text('s.said_amount')} || {text} "
                     f"|| {_money_text('l.amount')} || {text} END")
     other_amount_params = ["This row says ", "; the line's amount is ", f" {payroll.currency}."]
     not_seen = (f"AND NOT EXISTS (SELECT 1 FROM {errors} e WHERE e.upload_id = s.upload_id "
@@ -322,7 +314,6 @@ def _flag_line_problems(key, payroll, names):
             f"WITH found AS MATERIALIZED (SELECT * FROM ("
             f"SELECT s.row_number, {which} AS problem, {other_amount} AS other_amount FROM {staged} s "
             f"LEFT JOIN {lines} l ON l.id = s.line_id AND l.payroll_id = %s "
-            f"LEFT JOIN {amounts} a ON a.upload_id = s.upload_id AND a.row_number = s.row_number "
             f"WHERE s.upload_id = %s AND s.line_id IS NOT NULL {not_seen}) checked "
             f"WHERE checked.problem IS NOT NULL OR checked.other_amount IS NOT NULL) "
             f"INSERT INTO {errors} (upload_id, row_number, {quote('column')}, code, message) "
@@ -455,7 +446,6 @@ def payroll_totals(payroll):
 
 def clear(key):
     StagedReconciliation.objects.filter(upload_id=key).delete()
-    StagedAmount.objects.filter(upload_id=key).delete()
     StagedError.objects.filter(upload_id=key).delete()
 
 

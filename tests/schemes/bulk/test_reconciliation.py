@@ -5,6 +5,7 @@ import, the payroll closed afterwards."""
 
 import csv
 import io
+from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -15,7 +16,7 @@ from wagtail.models import ModelLogEntry
 
 from schemes.bulk import services
 from schemes.bulk.models import StagedReconciliation, Upload, UploadKind, UploadStatus
-from schemes.payments.models import LineStatus, PaymentLine, Payroll, PayrollStatus, StagedAmount
+from schemes.payments.models import LineStatus, PaymentLine, Payroll, PayrollStatus
 from schemes.payments.reconciliation import HEADERS
 from tests.factories import UserFactory
 from tests.schemes.payments.conftest import line_of
@@ -250,10 +251,11 @@ def test_another_amount_or_a_paid_date_before_the_approval_is_a_row_error_naming
         single_b.code: f"Paid Date: paid_date_invalid: This is before payroll {approved_payroll} was approved for "
                        f"payment ({approved_on.isoformat()}): a line is paid on that day or later.",
     }
-    assert StagedAmount.objects.filter(upload_id=upload.pk).count() == 2  # the amounts read: 80.00 and 600.00
+    said = StagedReconciliation.objects.filter(upload_id=upload.pk, said_amount__isnull=False)
+    assert sorted(said.values_list("said_amount", flat=True)) == [Decimal("80.00"), Decimal("600.00")]
 
     services.upload_discard(upload=upload, by=accountant)
-    assert not StagedAmount.objects.filter(upload_id=upload.pk).exists()  # cleared with the file's rows
+    assert not StagedReconciliation.objects.filter(upload_id=upload.pk).exists()  # cleared with the file's rows
     assert {line.status for line in lines(approved_payroll).values()} == {LineStatus.DUE}
 
 

@@ -72,7 +72,7 @@ def test_the_migration_upper_cases_the_currencies_it_can(payment_plan):
 
     from django.apps import apps
 
-    migration = importlib.import_module("schemes.payments.migrations.0008_currency_codes_and_staged_amounts")
+    migration = importlib.import_module("schemes.payments.migrations.0008_currency_codes")
     others = [PaymentPlan.objects.create(code=code, name=code, benefit_plan=payment_plan.benefit_plan,
                                          formula=payment_plan.formula) for code in ("P2", "P3")]
     for plan, currency in zip([payment_plan, *others], ("tzs", "Kes", "1$x"), strict=True):

@@ -18,7 +18,6 @@ from schemes.payments.models import (
     PaymentLine,
     Payroll,
     PayrollStatus,
-    StagedAmount,
 )
 from schemes.payments.reconciliation import reconcile_batch
 from tests.factories import UserFactory
@@ -312,7 +311,6 @@ def test_no_staged_row_is_left_behind(approved_payroll, people, accountant):
     reconcile_batch(payroll=approved_payroll, by=accountant, rows=[{"code": "nope", "paid": True, "receipt": "x",
                                                                     "amount": "1.00"}])
     assert not StagedReconciliation.objects.exists() and not StagedError.objects.exists()
-    assert not StagedAmount.objects.exists()
 
 
 # --- the payroll stays frozen for every other path ------------------------------------------------------

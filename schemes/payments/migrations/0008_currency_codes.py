@@ -5,8 +5,6 @@ import re
 import django.core.validators
 from django.db import migrations, models
 
-from sites.migration_operations import PostgresOnlySQL
-
 
 def upper_case_currencies(apps, schema_editor):
     """Payment plans' currencies as the new check takes them ("usd" is USD). A code that is not three
@@ -31,16 +29,4 @@ class Migration(migrations.Migration):
             field=models.CharField(default='USD', help_text='ISO 4217 code, e.g. USD, KES, TZS. A payroll keeps the currency it was generated in.', max_length=3, validators=[django.core.validators.RegexValidator('\\A[A-Z]{3}\\Z', code='currency_code', message="Give the currency's ISO 4217 code: three capital letters, such as USD, EUR, KES or TZS.")]),
         ),
         migrations.RunPython(upper_case_currencies, migrations.RunPython.noop),
-        migrations.CreateModel(
-            name='StagedAmount',
-            fields=[
-                ('pk', models.CompositePrimaryKey('upload_id', 'row_number', blank=True, editable=False, primary_key=True, serialize=False)),
-                ('upload_id', models.BigIntegerField()),
-                ('row_number', models.PositiveIntegerField()),
-                ('amount', models.DecimalField(decimal_places=2, max_digits=18)),
-            ],
-        ),
-        # Like bulk's staging tables: written once, read once, deleted (bulk migration 0002).
-        PostgresOnlySQL(sql=["ALTER TABLE payments_stagedamount SET UNLOGGED"],
-                        reverse_sql=["ALTER TABLE payments_stagedamount SET LOGGED"]),
     ]
