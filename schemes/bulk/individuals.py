@@ -141,7 +141,8 @@ class PersonRows:
         if national_id and len(national_id) > 64:
             found.append((header, "At most 64 characters."))
             return None
-        if national_id and (problem := national_id_problem(national_id, self.national_id_rule)):
+        if self.national_id_rule and national_id and (problem := national_id_problem(national_id,
+                                                                                     self.national_id_rule)):
             found.append((header, problem))
             return None
         return national_id
@@ -156,7 +157,7 @@ class PersonRows:
                 found.append((header_of.get(name, name), "Required."))
             elif len(value) > 100:
                 found.append((header_of[name], f"At most 100 characters ({len(value)})."))
-            elif problem := name_problem(value):
+            elif not value.isprintable() and (problem := name_problem(value)):  # the test in C first
                 found.append((header_of[name], problem))
         dob = None
         raw = given.get("dob", "")
