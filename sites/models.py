@@ -2,11 +2,15 @@ import re
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models, transaction
 from django.db.models.functions import Concat, Length, Substr
 from wagtail.contrib.settings.models import BaseGenericSetting, register_setting
 
 DEFAULT_LEVEL_NAMES = "Region, District, Ward, Village"
+# An ISO 4217 code: three capital letters (any three: the standard's list grows and changes).
+CURRENCY_CODE = RegexValidator(r"\A[A-Z]{3}\Z", code="currency_code", message=(
+    "Give the currency's ISO 4217 code: three capital letters, such as USD, EUR, KES or TZS."))
 
 
 @register_setting(icon="cog")
@@ -17,7 +21,7 @@ class OrganisationSettings(BaseGenericSetting):
         default=DEFAULT_LEVEL_NAMES,
         help_text="Names of the location levels from the top down, separated by commas.",
     )
-    currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code.")
+    currency = models.CharField(max_length=3, default="USD", validators=[CURRENCY_CODE], help_text="ISO 4217 code.")
     national_id_pattern = models.CharField(
         "national ID pattern", max_length=200, blank=True,
         help_text="The format every national ID must have, as a regular expression matched against the whole "

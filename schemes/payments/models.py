@@ -6,22 +6,18 @@ PostgreSQL triggers refuse it for any other path too (migration 0002)."""
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django_fsm import FSMField, FSMModelMixin, transition
 
 from schemes.plans.models import BeneficiaryStatus, BenefitPlan
 from schemes.registry.models import Individual
-from sites.models import Location
+from sites.models import CURRENCY_CODE, Location
 
 MONEY = {"max_digits": 18, "decimal_places": 2}
 CENT = Decimal("0.01")
 # The largest amount a money column holds (9999999999999999.99): a line above it cannot be written.
 MAX_AMOUNT = Decimal(10) ** (MONEY["max_digits"] - MONEY["decimal_places"]) - CENT
-# An ISO 4217 code: three capital letters (any three: the standard's list grows and changes).
-CURRENCY_CODE = RegexValidator(r"\A[A-Z]{3}\Z", code="currency_code", message=(
-    "Give the currency's ISO 4217 code: three capital letters, such as USD, EUR, KES or TZS."))
 
 
 class FrozenPayroll(Exception):

@@ -20,13 +20,13 @@ from schemes.plans.targeting import score_node
 from schemes.registry.models import Individual
 from schemes.rules.nodes import to_json
 from sites.audit import audit
+from sites.models import CURRENCY_CODE
 from sites.scoping import scope_for
 from workflows.services import job_start
 
 from . import generation, selectors, summaries
 from .models import (
     CENT,
-    CURRENCY_CODE,
     DEAD_STATUSES,
     MAX_AMOUNT,
     CycleStatus,

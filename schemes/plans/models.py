@@ -11,7 +11,7 @@ from wagtail.models import Orderable, RevisionMixin
 
 from schemes.registry.models import Household, Individual
 from sites.fields import AttributeSchema, FieldDefinition, name_key
-from sites.models import Location
+from sites.models import CURRENCY_CODE, Location
 
 
 class PlanType(models.TextChoices):
@@ -39,7 +39,7 @@ class BenefitPlan(FSMModelMixin, RevisionMixin, ClusterableModel):
     valid_to = models.DateField(null=True, blank=True)
     max_beneficiaries = models.PositiveIntegerField(null=True, blank=True)
     ceiling_per_beneficiary = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
-    currency = models.CharField(max_length=3, default="USD")
+    currency = models.CharField(max_length=3, default="USD", validators=[CURRENCY_CODE], help_text="ISO 4217 code.")
     status = FSMField(default=PlanStatus.DRAFT, choices=PlanStatus.choices, protected=True)
     # Default eligibility per target status: {"POTENTIAL": {"text": ..., "rule": <AST JSON>}, "ACTIVE": ...}.
     criteria = models.JSONField(default=dict, blank=True)

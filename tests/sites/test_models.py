@@ -241,3 +241,13 @@ def test_the_national_id_rule_is_none_until_a_format_is_set():
     organisation.national_id_pattern, organisation.national_id_format = "[0-9]{12}", "12 digits"
     pattern, described = organisation.national_id_rule()
     assert pattern.fullmatch("012345678901") and described == "12 digits"
+
+
+def test_the_organisation_currency_is_an_iso_code():
+    organisation = OrganisationSettings.load()
+    organisation.currency = "usd"
+
+    with pytest.raises(ValidationError) as error:
+        organisation.full_clean()
+
+    assert list(error.value.message_dict) == ["currency"]

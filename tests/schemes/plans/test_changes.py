@@ -187,6 +187,15 @@ def test_two_plan_fields_that_files_would_read_as_one_column_are_refused(designe
     assert "&#x27;groupId&#x27; and &#x27;group_id&#x27; would be one column in files" in response.content.decode()
 
 
+@pytest.mark.parametrize("currency", ["usd", "T$", "TZ"])
+def test_a_plan_currency_is_its_iso_code(designer, currency):
+    response = client_for(designer).post(reverse("plans_plan:add"), plan_form(currency=currency))
+
+    assert response.status_code == 200
+    assert not BenefitPlan.objects.exists()
+    assert "Give the currency&#x27;s ISO 4217 code: three capital letters" in response.content.decode()
+
+
 def test_a_schema_imported_into_a_draft_is_a_new_version(designer):
     client_for(designer).post(reverse("plans_plan:add"), plan_form())
     plan = BenefitPlan.objects.get(code="CG")
