@@ -1,4 +1,4 @@
-"""Demo approval workflows: edits and deletions of registered people, merges, enrolments, plan changes,
+"""Demo approval workflows: edits and deletions of registered people, household member changes, merges, enrolments, plan changes,
 plan closings, bulk status changes and file imports need a Checker's approval (payments add theirs: see
 schemes/payments/demo.py)."""
 
@@ -9,6 +9,8 @@ from .models import ApprovalRule, WorkflowDefinition, WorkflowStep
 DEMO_WORKFLOWS = {
     "registry.change_individual": "A change to a registered person is applied once a checker approves it.",
     "registry.delete_individual": "Deleting a registered person needs a checker's approval.",
+    "registry.change_household_members": "A change of a household's members (who heads it, who receives its "
+                                         "payments) needs a checker's approval.",
     "plans.enrol": "An enrolment by criteria runs once a checker approves it.",
     "plans.change": "A change to an active plan (criteria, schema, targeting) is a new version once approved.",
     "plans.bulk_status": "A status change of many beneficiaries at once needs a checker's approval.",
