@@ -18,7 +18,7 @@ from schemes.payments.models import LineStatus, PaymentLine, Payroll, PayrollSta
 from sites.audit import audit
 
 from .files import Column
-from .models import StagedReconciliation
+from .models import StagedReconciliation, UploadStatus
 from .staging import analyze
 
 CHUNK = 500_000  # rows applied per transaction (one UPDATE); a million-row file: two, on two connections at once
@@ -83,7 +83,18 @@ class Importer:
         payroll.refresh_from_db(fields=["status"])
         if payroll.status != PayrollStatus.APPROVED:
             return f"{payroll} is {payroll.get_status_display().lower()}: only an approved payroll is reconciled."
+        if upload.status == UploadStatus.READY and (moved := self._moved_since_check(upload)):
+            return (f"{moved:,} of the lines this file would mark paid or unpaid were reconciled since it was "
+                    "checked (by another file or a provider's batch): the counts shown no longer hold. Upload the "
+                    "file again to check it against the payroll as it is now.")
         return ""
+
+    def _moved_since_check(self, upload):
+        """How many of the lines the check counted to move (still due then) are no longer due: asked
+        at submission and when the import starts (one pass, as the check's counts). A line moving
+        after that is skipped by the import, and audited."""
+        checked, now = upload.counts, self.counts(upload)
+        return sum(checked.get(key, 0) for key in ("paid", "unpaid")) - now["paid"] - now["unpaid"]
 
     def prepare_import(self, upload):
         problem = self.problems(upload)

@@ -333,7 +333,7 @@ def test_an_import_does_not_start_once_the_payroll_is_closed(
     assert Upload.objects.get(pk=upload.pk).status == UploadStatus.READY
 
 
-def test_a_line_that_moved_since_the_check_is_skipped_and_the_audit_says_so(
+def test_a_file_checked_before_another_reconciliation_is_refused_at_submission(
         approved_payroll, people, accountant, django_capture_on_commit_callbacks):
     from schemes.payments.reconciliation import reconcile_batch
 
@@ -341,11 +341,45 @@ def test_a_line_that_moved_since_the_check_is_skipped_and_the_audit_says_so(
     upload = receive(accountant, approved_payroll, [file_row(approved_payroll, three, receipt="FILE"),
                                                     file_row(approved_payroll, six, receipt="FILE-6")],
                      django_capture_on_commit_callbacks)
-    assert (upload.counts["paid"], upload.counts["paid_amount"]) == (2, "1700.00")
     reconcile_batch(payroll=approved_payroll, by=accountant, rows=[  # a provider's batch meanwhile
         {"code": six.code, "paid": True, "receipt": "API-6", "paid_on": None}])
 
-    upload = import_now(upload, accountant, django_capture_on_commit_callbacks)
+    with pytest.raises(ValidationError, match="1 of the lines this file would mark paid or unpaid were reconciled since"):
+        approval_submit(operation="bulk.import", by=accountant, payload={"upload": upload.pk, "mode": "VALID_ROWS"})
+    assert line_of(approved_payroll, people["three"]).status == LineStatus.DUE
+
+
+def test_files_of_other_lines_stay_importable_after_one_is_imported(approved_payroll, people, accountant,
+                                                                   django_capture_on_commit_callbacks):
+    three, six = line_of(approved_payroll, people["three"]), line_of(approved_payroll, people["six"])
+    first = receive(accountant, approved_payroll, [file_row(approved_payroll, three, receipt="A-3")],
+                    django_capture_on_commit_callbacks)
+    second = receive(accountant, approved_payroll, [file_row(approved_payroll, six, receipt="B-6")],
+                     django_capture_on_commit_callbacks)
+
+    import_now(first, accountant, django_capture_on_commit_callbacks)
+    second = import_now(second, accountant, django_capture_on_commit_callbacks)
+
+    assert second.counts["imported"] == 1
+    assert {line_of(approved_payroll, people[name]).status for name in ("three", "six")} == {LineStatus.PAID}
+
+
+def test_a_line_that_moved_once_the_import_started_is_skipped_and_the_audit_says_so(
+        approved_payroll, people, accountant, django_capture_on_commit_callbacks):
+    from schemes.payments.reconciliation import reconcile_batch
+    from workflows.services import job_run
+
+    three, six = line_of(approved_payroll, people["three"]), line_of(approved_payroll, people["six"])
+    upload = receive(accountant, approved_payroll, [file_row(approved_payroll, three, receipt="FILE"),
+                                                    file_row(approved_payroll, six, receipt="FILE-6")],
+                     django_capture_on_commit_callbacks)
+    assert (upload.counts["paid"], upload.counts["paid_amount"]) == (2, "1700.00")
+    job = services.import_start(upload=upload, mode="VALID_ROWS", by=accountant)  # queued, not yet run
+    reconcile_batch(payroll=approved_payroll, by=accountant, rows=[  # a provider's batch meanwhile
+        {"code": six.code, "paid": True, "receipt": "API-6", "paid_on": None}])
+
+    job_run(job.pk)
+    upload.refresh_from_db()
 
     assert upload.counts["imported"] == 1
     entry = ModelLogEntry.objects.get(action="mizani.reconcile", data__has_key="file")
