@@ -8,6 +8,8 @@ from django.db.models.functions import Concat, Length, Substr
 from wagtail.contrib.settings.models import BaseGenericSetting, register_setting
 
 DEFAULT_LEVEL_NAMES = "Region, District, Ward, Village"
+# An unescaped "{" that does not start a count ({12}, {2,}, {,3}, {2,3}).
+UNCLOSED_COUNT = re.compile(r"(?<!\\)\{(?![0-9]*,?[0-9]*\})")
 # An ISO 4217 code: three capital letters (any three: the standard's list grows and changes).
 CURRENCY_CODE = RegexValidator(r"\A[A-Z]{3}\Z", code="currency_code", message=(
     "Give the currency's ISO 4217 code: three capital letters, such as USD, EUR, KES or TZS."))
@@ -41,6 +43,11 @@ class OrganisationSettings(BaseGenericSetting):
                 re.compile(self.national_id_pattern)
             except re.error as error:
                 errors["national_id_pattern"] = f"Not a valid regular expression: {error}."
+            else:
+                if UNCLOSED_COUNT.search(self.national_id_pattern):
+                    # Python reads "[0-9]{12" as the text "{12": every real ID would then be refused.
+                    errors["national_id_pattern"] = ("A '{' opens a count that is not closed, e.g. [0-9]{12}; write "
+                                                     "\\{ for a brace itself.")
             if not self.national_id_format.strip():
                 errors["national_id_format"] = "Say how clerks know the format (e.g. '12 digits'): messages show it."
         if errors:

@@ -35,10 +35,13 @@ class IndividualForm(ScopedRecordForm):
                 selectors.individuals_for(self.for_user), first_name=(cleaned.get("first_name") or "").strip(),
                 last_name=(cleaned.get("last_name") or "").strip(), dob=cleaned["dob"]).first()
             if same is not None:
-                self.add_error(None, format_html(
-                    'Possible duplicate of <a href="{}">{} (id {})</a> (same name and date of birth). If this is '
-                    "a different person, tick “Register anyway” and save again.",
-                    reverse("registry_individual:inspect", args=[same.pk]), same, same.pk))
+                # The error as text (error lists are escaped), the link to the record beside the box.
+                self.add_error("register_anyway", f"Possible duplicate of {same} (id {same.pk}, born "
+                                                  f"{same.dob:%Y-%m-%d}): same names and date of birth. If this is a "
+                                                  "different person, tick “Register anyway” and save again.")
+                self["register_anyway"].help_text = format_html(  # the bound field the panel shows
+                    'Compare with <a href="{}">{} (id {})</a> first.',
+                    reverse("registry_individual:inspect", args=[same.pk]), same, same.pk)
         return cleaned
 
     def core_values(self):

@@ -69,7 +69,7 @@ def national_id_problem(national_id, rule):
     pattern, described = rule
     message = f"'{national_id}' is not a national ID ({described})."
     if national_id.isdigit() and any(pattern.fullmatch("0" * zeros + national_id) for zeros in (1, 2, 3)):
-        message += " Its leading zeros look lost, as spreadsheets drop them: keep the column as text."
+        message += " Its leading zeros look lost (spreadsheets drop them unless the column is text)."
     return message
 
 

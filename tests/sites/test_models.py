@@ -222,6 +222,7 @@ def test_level_name_out_of_range():
 
 @pytest.mark.parametrize("pattern, described, field", [
     ("[0-9", "12 digits", "national_id_pattern"),
+    ("[0-9]{12", "12 digits", "national_id_pattern"),  # compiles, as the text "{12": no ID would match
     ("[0-9]{12}", " ", "national_id_format"),
 ])
 def test_a_national_id_format_must_compile_and_be_described(pattern, described, field):

@@ -925,7 +925,7 @@ def test_registering_an_exact_duplicate_asks_for_confirmation(geo, clerk_a):
 
     assert response.status_code == 200
     assert "Possible duplicate of" in response.content.decode()
-    assert reverse("registry_individual:inspect", args=[same.pk]) in response.content.decode()
+    assert f'<a href="{reverse("registry_individual:inspect", args=[same.pk])}">' in response.content.decode()
     assert Individual.objects.count() == 1
 
     response = client.post(reverse("registry_individual:add"), person_form(geo.village_a, register_anyway="on"))
