@@ -255,6 +255,12 @@ class IndividualRecordView(ScopedInspectView):
 # --- households --------------------------------------------------------------------------------
 
 
+def _form_problems(form):
+    """A small form's errors as one message, each field named by its label."""
+    return " ".join(f"{form.fields[name].label if name in form.fields else 'This change'}: {' '.join(errors)}"
+                    for name, errors in form.errors.items())
+
+
 class HouseholdIndexView(LiveOrDeletedMixin, ScopedIndexView):
     default_ordering = "code"
     export_headings = {"location_code": "Location code", "size": "Members"}
@@ -390,7 +396,7 @@ class HouseholdMembersView(View):
         if operation == "add":
             form = AddMemberForm(request.POST, individuals=selectors.individuals_for(user))
             if not form.is_valid():
-                raise ValidationError(form.errors.as_text())
+                raise ValidationError(_form_problems(form))
             return {**change, **form.cleaned_data}
         membership = get_object_or_404(selectors.household_members(household, user), pk=request.POST.get("membership"))
         change["individual"] = membership.individual
@@ -398,7 +404,7 @@ class HouseholdMembersView(View):
         if form is not None:
             form = form(request.POST)
             if not form.is_valid():
-                raise ValidationError(form.errors.as_text())
+                raise ValidationError(_form_problems(form))
             change.update(form.cleaned_data)
         return change
 

@@ -525,8 +525,13 @@ def test_household_members_follow_the_rules(geo, clerk_a, household_a):
     member_post(client, household_a, operation="add", individual=son.pk, role="SON", recipient_type="")
     assert Membership.objects.filter(household=household_a).count() == 3
 
-    # set_head swaps: the spouse becomes head, the former head takes the given role.
+    # set_head swaps: the spouse becomes head, the former head takes the role chosen (none is assumed).
     spouse = Membership.objects.get(individual=father)
+    shown = body(client.get(page))
+    assert '<select name="former_head_role" id="former-' in shown and '<option value="">Choose a role…</option>' in shown
+    response = member_post(client, household_a, operation="set_head", membership=spouse.pk, former_head_role="")
+    assert Membership.objects.get(individual=father).role_id == "SPOUSE"
+    assert any("role of the former head" in m.lower() for m in shown_messages(response)), shown_messages(response)
     response = member_post(client, household_a, operation="set_head", membership=spouse.pk, former_head_role="SPOUSE")
     assert any("is now the head" in m for m in shown_messages(response))
     roles = dict(Membership.objects.filter(household=household_a).values_list("individual_id", "role_id"))
