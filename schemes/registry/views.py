@@ -422,6 +422,7 @@ class RecordDeleteView(ServiceDeleteView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["consequences"] = selectors.delete_consequences(self.object)
+        context["needs_approval"] = self.needs_approval(self.delete_operation)  # the button says what it does
         try:
             self.check_delete_service(**{self.record_kwarg: self.object}, by=self.request.user)
         except (ValidationError, PermissionDenied) as error:

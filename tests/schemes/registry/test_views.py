@@ -921,6 +921,19 @@ def test_the_delete_page_states_the_consequences_and_refuses_a_head_up_front(geo
     assert "make another member the head first" in page and "Yes, delete" not in page
 
 
+@pytest.mark.parametrize("approval", [True, False])
+def test_the_delete_button_says_whether_it_deletes_or_submits_a_request(geo, clerk_a, approval):
+    from workflows.models import WorkflowDefinition
+
+    WorkflowDefinition.objects.create(operation="registry.delete_individual", requires_approval=approval)
+    person = IndividualFactory(location=geo.village_a)
+
+    page = client_for(clerk_a).get(reverse("registry_individual:delete", args=[person.pk])).content.decode()
+
+    assert ("Submit the deletion for approval" in page) is approval
+    assert ("Yes, delete" in page) is not approval
+
+
 def test_registering_an_exact_duplicate_asks_for_confirmation(geo, clerk_a):
     same = IndividualFactory(first_name="Neema", last_name="Mollel", dob=datetime.date(1990, 5, 17),
                              location=geo.village_a)
