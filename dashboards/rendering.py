@@ -17,6 +17,7 @@ from .metrics import Filters, compute, compute_many, get_metric
 NO_PAYMENTS = "No payments yet."
 NO_PAYMENTS_FILTERED = "No payments for these filters."
 NO_DATA = "No data for these filters."
+NOTHING_YET = "Nothing recorded yet in your locations."
 # A tile is narrow: what it says when it has no amount, by whether filters narrowed the figures.
 TILE_NO_PAYMENTS = {NO_PAYMENTS: "No payments yet", NO_PAYMENTS_FILTERED: "No payments"}
 # A tile shows millions and more as "1.23 M": a dozen digits do not fit a tile on a phone.

@@ -33,7 +33,7 @@ from workflows.operations import operation_choices, operation_label
 from . import reports
 from .forms import LOCATION_FILTER_DEPTH, DashboardFilterForm, DateInput
 from .metrics import compute
-from .rendering import format_number
+from .rendering import NO_DATA, NOTHING_YET, format_number
 from .selectors import APPROVAL_AGES, approval_age_q, pending_requests_for
 
 REPORTS_BREADCRUMB = {"url": "", "label": "Reports"}
@@ -277,7 +277,7 @@ class MetricReportView(ReportAccessMixin, WagtailAdminTemplateMixin, View):
             "report": self.report, "form": self.form, "columns": table.columns,
             "rows": [_cells(row, kinds) for row in table.rows],
             "totals": _cells(reports.totals_row(table), kinds) if len(table.rows) > 1 else None,
-            "csv_url": self.csv_url})
+            "csv_url": self.csv_url, "empty_text": NO_DATA if self.applied_filters() else NOTHING_YET})
         return context
 
 

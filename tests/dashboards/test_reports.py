@@ -172,6 +172,19 @@ def test_beneficiary_filters_narrow_by_plan_location_and_period_within_the_scope
     assert exports().last().data["filters"] == {}  # what was applied: nothing
 
 
+def test_an_empty_report_says_the_filters_found_nothing(geo, people, superuser):
+    last_year = (timezone.localdate() - datetime.timedelta(days=365)).isoformat()
+
+    page = client_for(superuser).get(BENEFICIARIES, {"end": last_year}).content.decode()
+    assert "No data for these filters." in page
+
+
+def test_an_empty_report_without_filters_says_nothing_is_recorded_yet(geo, superuser):
+    page = client_for(superuser).get(BENEFICIARIES).content.decode()
+    assert "Nothing recorded yet in your locations." in page
+    assert "No data for these filters." not in page
+
+
 def test_a_plan_named_like_markup_is_shown_as_text(geo, people, superuser):
     BenefitPlan.objects.filter(code="CG").update(name="<img src=x onerror=alert(1)>")
 
