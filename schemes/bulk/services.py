@@ -4,6 +4,7 @@ Each import kind is a module with the same functions (see `individuals`)."""
 
 import csv
 import io
+import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -18,7 +19,7 @@ from schemes.payments.models import PayrollStatus
 from schemes.plans.models import BenefitPlan, PlanType
 from schemes.registry.models import RegistryField
 from sites.audit import audit
-from sites.masking import mask
+from sites.masking import can_view_sensitive, mask
 from sites.scoping import scope_for
 from sites.spreadsheets import safe_cell
 from workflows.services import job_start
@@ -224,6 +225,25 @@ def masked_error_file(upload):
                 buffer.seek(0)
                 buffer.truncate()
         yield buffer.getvalue().encode("utf-8")
+
+
+QUOTED_VALUE = re.compile(r"'([^']*)'")
+
+
+def errors_shown_to(user, upload, limit):
+    """The upload's first `limit` row errors for its page: for a user who may not see sensitive data,
+    the values quoted in the messages of sensitive columns (a pattern's or a choice's refusal quotes
+    the cell) are masked as the error file masks them."""
+    errors = list(StagedError.objects.filter(upload_id=upload.pk).order_by("row_number", "pk").values(
+        "row_number", "column", "code", "message")[:limit])
+    if can_view_sensitive(user):
+        return errors
+    importer = IMPORTERS[upload.kind]
+    sensitive = _sensitive_header_keys(importer.columns(upload.plan), upload.plan)
+    for error in errors:
+        if header_key(error["column"]) in sensitive:
+            error["message"] = QUOTED_VALUE.sub(lambda quoted: f"'{mask(quoted.group(1))}'", error["message"])
+    return errors
 
 
 def _error_file_delimiter(upload, importer, table=None):

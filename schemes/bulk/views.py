@@ -28,7 +28,7 @@ from . import selectors, services
 from .approvals import requests_under_way
 from .files import sanitise_file_name
 from .forms import SubmitForm, UploadForm
-from .models import PLAN_KINDS, StagedError, Upload, UploadKind, UploadStatus
+from .models import PLAN_KINDS, Upload, UploadKind, UploadStatus
 
 ERRORS_SHOWN = 20  # on the upload's page; the error file has them all
 TEMPLATE_PLANS = 20  # plans whose templates the upload page lists when it is not for one plan
@@ -108,8 +108,8 @@ class UploadRecordView(ScopedInspectView):
             "counts": [(label, upload.counts[key]) for key, label in
                        {**services.COUNT_LABELS, "imported": "Imported"}.items() if key in upload.counts],
             "problem": importer.problems(upload) if upload.status == UploadStatus.READY else "",
-            "errors": list(StagedError.objects.filter(upload_id=upload.pk).order_by("row_number", "pk").values(
-                "row_number", "column", "code", "message")[:ERRORS_SHOWN]) if upload.status == UploadStatus.READY else [],
+            "errors": services.errors_shown_to(user, upload, ERRORS_SHOWN) if upload.status == UploadStatus.READY
+            else [],
             "requests": list(pending[:5]),
             "can_submit": is_uploader and upload.status == UploadStatus.READY and not under_way,
             "can_discard": is_uploader and not under_way and upload.status in (

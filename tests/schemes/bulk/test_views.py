@@ -108,6 +108,27 @@ def test_the_error_file_is_masked_for_a_user_who_may_not_see_sensitive_data(
     assert [r["first_name"] for r in masked] == ["Asha", "Juma"] and "not a date" in masked[0]["errors"]
 
 
+def test_the_upload_pages_errors_mask_quoted_sensitive_values_for_a_user_who_may_not_see_them(
+        geo, clerk, django_capture_on_commit_callbacks):
+    from tests.factories import RegistryFieldFactory
+
+    RegistryFieldFactory(name="bank_account", label="Bank account", field_type="text", sensitive=True,
+                         pattern=r"ACC\d+")
+    upload = upload_people(clerk, "p.csv", "first_name,last_name,dob,sex,phone,location,Bank account\n"
+                           f"Juma,Mollel,1980-01-01,M,12,{geo.village_a.code},X-4471-2209\n",
+                           django_capture_on_commit_callbacks)
+    manager = UserFactory(role="Manager", locations=[geo.district_a])
+
+    def messages(user):
+        page = client_for(user).get(reverse("bulk_upload:inspect", args=[upload.pk]))
+        return " ".join(error["message"] for error in page.context["errors"])
+
+    assert "'X-4471-2209'" in messages(clerk)
+    shown = messages(manager)
+    assert "X-4471-2209" not in shown and "'••••••••209' does not match" in shown
+    assert "'12'" not in shown
+
+
 def test_the_upload_page_names_the_columns_not_imported_and_its_rows_under_their_headings(
         geo, clerk, django_capture_on_commit_callbacks):
     upload = upload_people(clerk, "people.csv", "first_name;last_name;dob;sex;location;Village elder\n"
