@@ -10,6 +10,8 @@ import keyword
 import re
 import unicodedata
 from decimal import Decimal, InvalidOperation
+from re import _constants as re_constants
+from re import _parser as re_parser  # reads a pattern exactly as re compiles it
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -25,6 +27,51 @@ IDENTIFIER = RegexValidator(
 MAX_DIGITS = 18  # as NUMERIC(18, n): more would not survive the database or the rules compiler
 DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+REPEATS = (re_constants.MAX_REPEAT, re_constants.MIN_REPEAT, re_constants.POSSESSIVE_REPEAT)
+
+
+def pattern_problem(pattern):
+    """Why an administrator's regular expression (a field's format, the national ID format) cannot be
+    used, or "". Python's engine backtracks: a repetition of something that itself varies in length or
+    has alternatives, like ([0-9]+)+ or (a|ab)*, takes seconds on a 22-character value that does not
+    match, doubling with each character, in every form and on every row of an import."""
+    try:
+        parsed = re_parser.parse(pattern)
+    except re.error as exc:
+        return f"Not a valid regular expression: {exc}."
+    if _varies_inside_repetition(parsed, repeated=False):
+        return ("A repetition of something that varies, like ([0-9]+)+ or (A|AB)*, can take minutes to check a "
+                "single value: write each part once, like [0-9]+ or (A|AB).")
+    return ""
+
+
+def _varies_inside_repetition(items, repeated):
+    for op, value in items:
+        if op in REPEATS:
+            low, high, inner = value
+            varies = low != high
+            if varies and repeated:
+                return True
+            if _varies_inside_repetition(inner, repeated or varies):
+                return True
+        elif op is re_constants.BRANCH:
+            if repeated or any(_varies_inside_repetition(branch, repeated) for branch in value[1]):
+                return True
+        elif op is re_constants.SUBPATTERN:
+            if _varies_inside_repetition(value[-1], repeated):
+                return True
+        elif op is re_constants.ATOMIC_GROUP:
+            if _varies_inside_repetition(value, repeated):
+                return True
+        elif op in (re_constants.ASSERT, re_constants.ASSERT_NOT):
+            if _varies_inside_repetition(value[1], repeated):
+                return True
+        elif op is re_constants.GROUPREF_EXISTS:
+            if any(branch is not None and _varies_inside_repetition(branch, repeated) for branch in value[1:]):
+                return True
+    return False
+
 
 RESERVED_NAMES = {
     "id", "pk", "first_name", "last_name", "dob", "sex", "national_id", "phone", "location",
@@ -86,11 +133,8 @@ class FieldDefinition(models.Model):
         elif reserved:
             errors["name"] = (f"'{self.name}' is reserved: it reads as '{reserved}' (names are matched ignoring "
                               "case and underscores).")
-        if self.pattern:
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                errors["pattern"] = f"Not a valid regular expression: {exc}."
+        if self.pattern and (problem := pattern_problem(self.pattern)):
+            errors["pattern"] = problem
         if self.field_type == FieldType.CHOICE:
             if not isinstance(self.choices, list) or not self.choices or not all(
                 isinstance(c, str) and c.strip() for c in self.choices
