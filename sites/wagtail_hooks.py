@@ -92,6 +92,13 @@ def register_audit_trail_menu_item():
     return AuditTrailMenuItem("Audit trail", reverse("mizani_site_history"), icon_name="history", order=950)
 
 
+@hooks.register("construct_help_menu")
+def hide_wagtails_own_guides(request, menu_items):
+    # Wagtail's release notes and editor guide (on wagtail.org) are not a scheme's staff's help.
+    menu_items[:] = [item for item in menu_items
+                     if item.name != "editor-guide" and not item.name.startswith("whats-new-in-wagtail")]
+
+
 @hooks.register("construct_reports_menu")
 def hide_wagtail_site_history(request, menu_items):
     # The same view is reached through "Audit trail", for auditors only.

@@ -220,7 +220,13 @@ class Job(FSMModelMixin, models.Model):
         indexes = [models.Index(fields=["status", "heartbeat_at"], name="job_status_heartbeat_idx")]
 
     def __str__(self):
-        return f"{self.kind} #{self.pk}"
+        return f"{self.label} #{self.pk}"
+
+    @property
+    def label(self):
+        from .jobs import job_label  # the registry imports the apps' job modules, which import models
+
+        return job_label(self.kind)
 
     @property
     def percent(self):

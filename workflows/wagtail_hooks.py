@@ -4,6 +4,7 @@ from wagtail import hooks
 from wagtail.admin.forms import WagtailAdminModelForm
 from wagtail.admin.menu import MenuItem
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, InlinePanel, ObjectList
+from wagtail.admin.ui.tables import Column
 from wagtail.snippets.models import register_snippet
 from wagtail.snippets.views.snippets import SnippetViewSet
 
@@ -66,7 +67,9 @@ class WorkflowDefinitionViewSet(SnippetViewSet):
     menu_label = "Approval workflows"
     menu_order = 810
     add_to_admin_menu = True
-    list_display = ["__str__", "requires_approval", "updated_at"]
+    list_display = ["__str__", Column("requires_approval", label="Requires approval",
+                                      accessor=lambda definition: "Yes" if definition.requires_approval else "No"),
+                    "updated_at"]
     list_filter = ["requires_approval"]
     edit_handler = ObjectList([
         FieldPanel("operation"),

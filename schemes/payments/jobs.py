@@ -10,7 +10,7 @@ from workflows.services import JobLost
 from . import services
 
 
-@job_kind(services.GENERATE_JOB)
+@job_kind(services.GENERATE_JOB, "Generate a payroll")
 def generate_payroll(job, progress):
     try:
         return services.payroll_generate(job.params["payroll"], progress)
@@ -26,6 +26,6 @@ def generate_payroll(job, progress):
         raise
 
 
-@job_kind(services.COMPARE_JOB)
+@job_kind(services.COMPARE_JOB, "Compare a payroll with the previous one")
 def compare_payroll(job, progress):
     return services.payroll_compare(job.params["payroll"])

@@ -14,7 +14,7 @@ RENORMALISE = "registry.renormalise_national_ids"
 CHUNK = 5000
 
 
-@job_kind(RENORMALISE)
+@job_kind(RENORMALISE, "Normalise the national IDs again")
 def renormalise_national_ids(job, progress):
     """Bring stored national IDs to today's normalisation (after the rule changed). Chunks of people in
     id order; each chunk's updates and its progress commit together, so a restart resumes where the
@@ -47,7 +47,7 @@ def renormalise_national_ids(job, progress):
 
 
 
-@job_kind(duplicates.SCAN)
+@job_kind(duplicates.SCAN, "Look for duplicate people")
 def scan_for_duplicates(job, progress):
     """Find possible duplicates among the people in the starter's locations (see duplicates.py)."""
     result = duplicates.scan(job, progress)

@@ -138,13 +138,14 @@ def fake_kind():
 
     def make(handler):
         name = f"tests.kind_{uuid.uuid4().hex[:12]}"
-        job_registry.job_kind(name)(handler)
+        job_registry.job_kind(name, "A test job")(handler)
         names.append(name)
         return name
 
     yield make
     for name in names:
         job_registry._kinds.pop(name, None)
+        job_registry._labels.pop(name, None)
 
 
 @pytest.fixture

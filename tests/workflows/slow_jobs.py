@@ -18,7 +18,7 @@ def chunk_code(job_id, chunk):
     return f"JOBTEST-{job_id}-{chunk}"
 
 
-@job_kind(KIND)
+@job_kind(KIND, "Count slowly")
 def slow_counter(job, progress):
     total = int(job.params["n"])
     delay = float(job.params.get("delay", 0.2))

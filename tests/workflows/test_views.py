@@ -152,6 +152,8 @@ def test_job_pages_show_progress_only_to_the_starter_who_may_cancel(clerk_a, che
                       "message": "", "finished": False}
     assert refused.status_code == 404
     assert Job.objects.get(pk=job.pk).status == JobStatus.CANCELLED
+    listing = client_for(clerk_a).get(reverse("workflows_jobs:index")).content.decode()
+    assert f"A test job #{job.pk}" in listing and kind not in listing  # what it does, not its code name
 
 
 def test_the_steps_group_is_told_by_email_and_the_maker_is_not(clerk_a, checker_1, individual, change_workflow,
@@ -211,6 +213,7 @@ def test_a_scheme_administrator_edits_workflows_in_the_admin(db, checker_group):
     })
 
     assert listing.status_code == 200
+    assert ">True<" not in listing.content.decode()  # Yes or No, not Python's words
     assert response.status_code == 302
     definition = WorkflowDefinition.objects.get(operation=CHANGE_INDIVIDUAL)
     assert [step.group for step in definition.steps.all()] == [checker_group]
