@@ -37,6 +37,7 @@ from schemes.registry.models import Household, Individual
 from sites.audit import audit
 from sites.fields import ascii_digits
 from sites.masking import MASKED_MESSAGE, is_masked
+from sites.models import Location
 from sites.scoping import scope_for
 
 from . import individuals
@@ -415,9 +416,19 @@ class _HouseholdRow:
         return cells[self.index].strip() if self.index < len(cells) else ""
 
     def batch_context(self, batch):
-        codes = {self._code(cells) for _n, cells, _p in batch} - {""}
-        return {code: (pk, path) for code, pk, path in Household.objects.live().filter(code__in=codes)
-                .values_list("code", "pk", "location__path")}
+        """The batch's codes as written -> (household id, its location's path), codes matched case aside
+        ("hh-a" is "HH-A"), folded on both sides by the database as the registry's unique index folds them."""
+        codes = list({self._code(cells) for _n, cells, _p in batch} - {""})
+        if not codes:
+            return {}
+        quote = connection.ops.quote_name
+        households, locations = quote(Household._meta.db_table), quote(Location._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH given(code) AS (VALUES {', '.join(['(%s)'] * len(codes))}) "
+                f"SELECT given.code, h.id, l.path FROM given JOIN {households} h ON LOWER(h.code) = LOWER(given.code) "
+                f"LEFT JOIN {locations} l ON l.id = h.location_id WHERE h.deleted_at IS NULL", codes)
+            return {code: (pk, path) for code, pk, path in cursor.fetchall()}
 
     def __call__(self, row_number, cells, found, registered):
         code = self._code(cells)

@@ -17,6 +17,7 @@ import re
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from schemes.registry.models import (
@@ -96,6 +97,13 @@ def parse_date(text, today):
     return value
 
 
+def household_code_key(code):
+    """A non-ASCII household code case aside, folding at least as much as a database's LOWER (the
+    unique index's): two codes kept apart here are never one code there. Python's lower() would make
+    "ΑΣ" "ας" (LOWER: "ασ") and "İ" an i with a combining dot (LOWER: "i", under most collations)."""
+    return code.casefold().replace("i\u0307", "i")
+
+
 class PersonRows:
     """Checks the person columns of one row on its own (types, required, choices, patterns, the
     location among the user's): shared by every file that registers people."""
@@ -117,6 +125,7 @@ class PersonRows:
         scope = scope_for(user)
         self.code_key = {code.casefold(): pk for code, pk in scope.locations().values_list("code", "pk")}
         self.roles = {code.casefold(): code for code in MemberRole.objects.values_list("code", flat=True)}
+        self.household_spellings = {}  # a household code case aside -> its spelling first met in the file
         self.national = scope.national
         self.today = timezone.localdate()
         self.national_id_rule = OrganisationSettings.load().national_id_rule()
@@ -193,6 +202,10 @@ class PersonRows:
         if len(group_code) > 32:
             found.append((header_of["group_code"], "At most 32 characters."))
             group_code = ""
+        # "BH-7" and "bh-7" are one household (as the registry's index has it): every row of a code
+        # gets the spelling the file used first, so the set checks and the import group them as one.
+        group_code = self.household_spellings.setdefault(
+            group_code.lower() if group_code.isascii() else household_code_key(group_code), group_code)
         raw = given.get("individual_role", "")
         role = self.roles.get(raw.casefold(), "") if raw else ""
         if raw and not role:
@@ -281,9 +294,12 @@ def check(upload):
 
 def _check_households(upload, staged):
     grouped = staged.exclude(group_code="")
-    existing = Household.objects.values("code")
-    flag(upload, "group_code", "A household with this code is already registered: a file creates new households.",
-           grouped.filter(group_code__in=existing))
+    folded = grouped.annotate(folded_code=Lower("group_code"))
+    # Folded on both sides as the registry's unique index folds codes (deleted households too).
+    registered = Household.objects.annotate(folded_code=Lower("code")).values("folded_code")
+    flag(upload, "group_code", "A household with this code is already registered (codes are compared ignoring "
+                               "upper and lower case): a file creates new households.",
+           folded.filter(folded_code__in=registered))
     for role, label, field in (("HEAD", "head", "role"), ("PRIMARY", "primary recipient", "recipient")):
         crowded = (grouped.filter(**{field: role}).values("group_code").annotate(n=Count("pk"))
                    .filter(n__gt=1).values("group_code"))
@@ -380,7 +396,9 @@ def prepare_import(upload):
             with transaction.atomic():
                 created = _create_households(cursor, plain, params, upload.pk, mapping)
         except IntegrityError:
-            created = _create_households(cursor, f"{plain} ON CONFLICT (code) DO NOTHING", params, upload.pk, mapping)
+            # The conflict target names the unique index on the code case aside (household_code_unique_any_case).
+            created = _create_households(cursor, f"{plain} ON CONFLICT ((LOWER(code))) DO NOTHING", params, upload.pk,
+                                         mapping)
         if created < upload.counts.get("households", 0):
             # A code registered since the check (rare: read only then): its rows are not imported, rather
             # than people registered without their household.

@@ -61,6 +61,11 @@ class HouseholdForm(ScopedRecordForm):
         self.add_attribute_fields(RegistryField.schema_for(RegistryField.Target.HOUSEHOLD),
                                   show_sensitive=can_view_sensitive(for_user))
 
+    def _get_validation_exclusions(self):
+        # The code's uniqueness is the service's check (in its transaction, on this field, naming the
+        # household that has the code), not the constraint's message atop the form, which names none.
+        return super()._get_validation_exclusions() | {"code"}
+
 
 
 class AddMemberForm(forms.Form):

@@ -169,9 +169,16 @@ class Individual(models.Model):
         return on.year - self.dob.year - ((on.month, on.day) < (self.dob.month, self.dob.day))
 
 
+class HouseholdQuerySet(SoftDeleteQuerySet):
+    def with_code(self, code):
+        """The households whose code is `code` case aside ("bh-1" finds "BH-1"), folded as the unique
+        index folds it (the database's LOWER on both sides), so the look-up reads that index."""
+        return self.alias(folded_code=Lower("code")).filter(folded_code=Lower(Value(code)))
+
+
 class Household(models.Model):
-    # Unique by a constraint, not unique=True: that adds a second (LIKE) index on PostgreSQL that no
-    # search uses (codes are searched by icontains), written for every household an import creates.
+    # Unique ignoring case by a constraint on LOWER(code), not unique=True (an index on the code as
+    # written, and a LIKE one on PostgreSQL: written for every household an import creates, read by none).
     code = models.CharField(max_length=32)
     # As Individual.location: no index of its own (household_loc_code_idx starts with it), no constraint.
     location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.PROTECT,
@@ -181,11 +188,17 @@ class Household(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    objects = SoftDeleteQuerySet.as_manager()
+    objects = HouseholdQuerySet.as_manager()
 
     class Meta:
         ordering = ["code"]
-        constraints = [models.UniqueConstraint(fields=["code"], name="household_unique_code")]
+        constraints = [
+            # "BH-1" and "bh-1" name one household (on a form, in a file, in a search).
+            models.UniqueConstraint(Lower("code"), name="household_code_unique_any_case",
+                                    violation_error_code="code_taken",
+                                    violation_error_message="Another household already has this code (codes are "
+                                                            "compared ignoring upper and lower case)."),
+        ]
         indexes = [models.Index(fields=["location", "code"], name="household_loc_code_idx")]
 
     def __str__(self):

@@ -273,7 +273,7 @@ def _new_household_code():
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
     while True:
         code = "HH-" + "".join(secrets.choice(alphabet) for _ in range(8))
-        if not Household.objects.filter(code=code).exists():
+        if not Household.objects.with_code(code).exists():
             return code
 
 
@@ -291,15 +291,34 @@ def _validate_household(household, attributes, by):
         household.full_clean(exclude=["attributes", *errors], validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
         errors.update(exc.message_dict)
-    if "code" not in errors:
-        # Codes are told apart case aside (hh-1 is HH-1 on a form or a file); a household the user may
-        # not see is not revealed.
-        taken = Household.objects.filter(code__iexact=household.code).exclude(pk=household.pk).first()
-        if taken is not None:
-            errors["code"] = [f"Another household already has this code ({taken.code})."
-                              if scope_for(by).allows(taken.location) else "This code cannot be used."]
+    if "code" not in errors and (problem := _household_code_problem(household, by)):
+        errors["code"] = [problem]
     if errors:
         raise ValidationError(errors)
+
+
+def _household_code_problem(household, by):
+    """Why `household` cannot have its code, or "": another household has it, case aside (hh-1 is
+    HH-1 on a form or a file, as the database's index has it); a household the user may not see is
+    not revealed."""
+    taken = Household.objects.with_code(household.code).exclude(pk=household.pk).first()
+    if taken is None:
+        return ""
+    return (f"Another household already has this code ({taken.code})." if scope_for(by).allows(taken.location)
+            else "This code cannot be used.")
+
+
+def _save_household(household, by):
+    """Save, turning a lost race on the code's index (two clerks saving "BH-1" and "bh-1" at once)
+    into the check's message."""
+    try:
+        with transaction.atomic():
+            household.save()
+    except IntegrityError as exc:
+        problem = _household_code_problem(household, by)
+        if not problem:
+            raise
+        raise ValidationError({"code": [problem]}) from exc
 
 
 @transaction.atomic
@@ -311,7 +330,7 @@ def household_create(*, fields, attributes=None, by):
     household = Household(**fields)
     _require_in_scope(by, household.location)
     _validate_household(household, attributes or {}, by)
-    household.save()
+    _save_household(household, by)
     audit(household, "wagtail.create", by=by)
     return household
 
@@ -339,7 +358,7 @@ def household_update(*, household, fields, attributes=None, by):
     household, changes = household_check_update(household=household, fields=fields, attributes=attributes,
                                                  by=by, lock=True)
     if changes:
-        household.save()
+        _save_household(household, by)
         audit(household, "wagtail.edit", by=by, data={
             "changes": _mask_changes(changes, sensitive_names(RegistryField.Target.HOUSEHOLD))})
     return household

@@ -224,6 +224,39 @@ def test_household_plans_enrol_registered_households_by_code(clerk, geo, django_
     assert list(HouseholdBeneficiary.objects.values_list("household_id", "attributes")) == [(mine.pk, {"grade": 2})]
 
 
+def test_household_plans_find_registered_households_whatever_the_case_of_the_code(clerk, geo,
+                                                                                   django_capture_on_commit_callbacks):
+    plan = make_plan("HG", PlanType.HOUSEHOLD)
+    mine = HouseholdFactory(code="HH-A", location=geo.village_a)
+    twice = HouseholdFactory(code="HH-C", location=geo.village_a)
+    upload = receive(clerk, plan, ["group_code", "grade"], [["hh-a", "2"], ["HH-C", "3"], ["Hh-c", "4"]],
+                     django_capture_on_commit_callbacks)
+
+    errors = errors_of(upload)
+    assert set(errors) == {"HH-C", "Hh-c"}
+    assert "more than one row" in errors["HH-C"] and "more than one row" in errors["Hh-c"]
+    import_now(upload, clerk, django_capture_on_commit_callbacks)
+    assert list(HouseholdBeneficiary.objects.values_list("household_id", "attributes")) == [(mine.pk, {"grade": 2})]
+    assert not HouseholdBeneficiary.objects.filter(household=twice).exists()
+
+
+def test_new_people_whose_household_codes_differ_only_in_case_form_one_household(
+        clerk, plan, geo, django_capture_on_commit_callbacks):
+    village = geo.village_a.code
+    HouseholdFactory(code="HH-OLD", location=geo.village_a)
+    header = [*ENROL_HEADER, "group_code", "individual_role"]
+    upload = receive(clerk, plan, header, [
+        ["H1", "Mama", "Juma", "1980-01-01", "F", village, "1", "", "", "HH-NEW", "HEAD"],
+        ["H2", "Mtoto", "Juma", "2015-01-01", "M", village, "2", "", "", "hh-new", "SON"],
+        ["H3", "Baba", "Kaya", "1970-01-01", "M", village, "3", "", "", "hh-old", "HEAD"],
+    ], django_capture_on_commit_callbacks)
+
+    assert upload.counts["households"] == 1
+    assert "A household with this code is already registered" in errors_of(upload)["H3"]
+    import_now(upload, clerk, django_capture_on_commit_callbacks)
+    assert set(Membership.objects.filter(household__code="HH-NEW").values_list("role_id", flat=True)) == {"HEAD", "SON"}
+
+
 def test_the_plans_maximum_refuses_the_import_before_it_starts(clerk, geo, django_capture_on_commit_callbacks):
     plan = make_plan("MX", max_beneficiaries=1)
     for nid in ("M1", "M2"):

@@ -134,6 +134,61 @@ def test_households_need_one_head_and_one_primary(clerk, geo, django_capture_on_
     assert "needs a role" in rows["D"]
 
 
+def test_rows_whose_household_codes_differ_only_in_case_make_one_household(clerk, geo,
+                                                                           django_capture_on_commit_callbacks):
+    """"BH-7" and "bh-7" are one code (the registry tells codes apart ignoring case): one household,
+    under the spelling the file met first, checked as one (a head each is two heads)."""
+    village = geo.village_a.code
+    upload = receive(clerk, [
+        ["Asha", "Mollel", "1980-02-01", "F", "", village, "BH-7", "HEAD", "1", ""],
+        ["Baraka", "Mollel", "2015-06-30", "M", "", village, "bh-7", "SON", "", ""],
+        ["Chausiku", "Mollel", "2016-06-30", "F", "", village, "Bh-7", "DAUGHTER", "", ""],
+        ["Eliya", "Ngowi", "1985-01-01", "F", "", village, "kw-2", "SPOUSE", "", ""],
+        ["Fatuma", "Ngowi", "1984-01-01", "M", "", village, "KW-2", "HEAD", "1", ""],
+        ["Gift", "Swai", "1970-01-01", "F", "", village, "zz-1", "HEAD", "", ""],
+        ["Halima", "Swai", "1971-01-01", "M", "", village, "ZZ-1", "HEAD", "", ""],
+    ], django_capture_on_commit_callbacks)
+
+    rows = {row["first_name"]: row["errors"] for row in errors_of(upload)}
+    assert set(rows) == {"Gift", "Halima"}
+    assert "more than one head" in rows["Gift"] and "more than one head" in rows["Halima"]
+    assert upload.counts["households"] == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        services.import_start(upload=upload, mode="VALID_ROWS", by=clerk)
+
+    assert set(Household.objects.values_list("code", flat=True)) == {"BH-7", "kw-2"}
+    members = dict(Membership.objects.values_list("individual__first_name", "household__code"))
+    assert members == {"Asha": "BH-7", "Baraka": "BH-7", "Chausiku": "BH-7", "Eliya": "kw-2", "Fatuma": "kw-2"}
+
+
+def test_a_household_code_registered_in_another_case_is_refused_naming_the_column(clerk, geo,
+                                                                                  django_capture_on_commit_callbacks):
+    HouseholdFactory(code="BH-1", location=geo.village_a)
+    upload = receive(clerk, [["Asha", "Mollel", "1980-02-01", "F", "", geo.village_a.code, "bh-1", "HEAD", "1", ""]],
+                     django_capture_on_commit_callbacks)
+
+    assert upload.counts["valid"] == 0
+    assert errors_of(upload)[0]["errors"] == (
+        "group_code: A household with this code is already registered (codes are compared ignoring upper and "
+        "lower case): a file creates new households.")
+
+
+def test_codes_a_database_may_fold_alike_are_one_household_beyond_ascii(clerk, geo, django_capture_on_commit_callbacks):
+    """PostgreSQL's LOWER makes "ΑΣ-1" "ασ-1" and, under most collations, "İ-2" "i-2", where Python's
+    lower() keeps them apart (a final sigma; an i with a combining dot): the file must not make two
+    households the unique index would take for one."""
+    village = geo.village_a.code
+    upload = receive(clerk, [["Asha", "Mollel", "1980-02-01", "F", "", village, "ΑΣ-1", "HEAD", "1", ""],
+                             ["Baraka", "Mollel", "2015-06-30", "M", "", village, "ασ-1", "SON", "", ""],
+                             ["Chausiku", "Ngowi", "1980-02-01", "F", "", village, "İ-2", "HEAD", "1", ""],
+                             ["Daudi", "Ngowi", "2015-06-30", "M", "", village, "i-2", "SON", "", ""]],
+                     django_capture_on_commit_callbacks)
+
+    assert (upload.counts["valid"], upload.counts["households"]) == (4, 2)
+    assert set(StagedIndividual.objects.filter(upload_id=upload.pk).values_list("group_code", flat=True)) == {
+        "ΑΣ-1", "İ-2"}
+
+
 def test_the_whole_file_checks_name_columns_as_the_file_heads_them(clerk, geo, django_capture_on_commit_callbacks):
     village = geo.village_a.code
     header = ["First Name", "Surname", "Date of Birth", "Gender", "NIN", "Location Code", "Household ID", "Role",
@@ -329,20 +384,21 @@ def client_for(user):
     return client
 
 
+@pytest.mark.parametrize("registered", ["HH-TAKEN", "hh-taken"])
 def test_a_household_code_registered_between_the_check_and_the_import_keeps_its_own_members(
-        clerk, geo, django_capture_on_commit_callbacks):
+        clerk, geo, django_capture_on_commit_callbacks, registered):
     village = geo.village_a.code
     upload = receive(clerk, [["Head", "Late", "1980-01-01", "F", "", village, "HH-TAKEN", "HEAD", "1", ""],
                              ["Son", "Late", "2010-01-01", "M", "", village, "HH-TAKEN", "SON", "", ""],
                              ["Head", "Free", "1981-01-01", "F", "", village, "HH-FREE", "HEAD", "1", ""]],
                      django_capture_on_commit_callbacks)
-    meanwhile = HouseholdFactory(code="HH-TAKEN", location=geo.village_a)
+    meanwhile = HouseholdFactory(code=registered, location=geo.village_a)
     with django_capture_on_commit_callbacks(execute=True):
         services.import_start(upload=upload, mode="VALID_ROWS", by=clerk)
 
     upload.refresh_from_db()
     assert upload.status == UploadStatus.IMPORTED and upload.counts["households_created"] == 1
-    assert list(Household.objects.filter(code="HH-TAKEN")) == [meanwhile]
+    assert list(Household.objects.filter(code__iexact="HH-TAKEN")) == [meanwhile]
     assert not meanwhile.memberships.exists()  # the file's members did not join someone else's household
     assert not Individual.objects.filter(last_name="Late").exists()  # nor were registered without one
     assert Household.objects.get(code="HH-FREE").memberships.count() == 1

@@ -1,11 +1,16 @@
 import datetime
+import importlib
 import re
+from types import SimpleNamespace
 
 import pytest
+from django.apps import apps as django_apps
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from schemes.registry.models import (
+    Household,
     Individual,
     MemberRole,
     Membership,
@@ -181,12 +186,41 @@ def test_a_person_belongs_to_one_household_in_the_database(member_roles):
 
 
 @pytest.mark.django_db
-def test_household_codes_are_unique():
+@pytest.mark.parametrize("second", ["HH-1", "hh-1", "Hh-1"])
+def test_household_codes_are_unique_whatever_their_case(second):
     HouseholdFactory(code="HH-1")
 
     with pytest.raises(IntegrityError):
         with transaction.atomic():
-            HouseholdFactory(code="HH-1")
+            HouseholdFactory(code=second)
+
+
+@pytest.mark.django_db
+def test_a_household_code_taken_in_another_case_is_explained_by_model_validation():
+    HouseholdFactory(code="BH-1")
+
+    with pytest.raises(ValidationError, match="Another household already has this code"):
+        Household(code="bh-1").validate_constraints()
+
+
+@pytest.mark.django_db
+def test_the_migration_names_household_codes_differing_only_in_case_and_renames_none():
+    migration = importlib.import_module("schemes.registry.migrations.0010_household_code_any_case")
+    with connection.cursor() as cursor:  # as before the migration (the test's transaction restores it)
+        cursor.execute("DROP INDEX household_code_unique_any_case")
+    HouseholdFactory(code="BH-1")
+    HouseholdFactory(code="bh-1")
+    HouseholdFactory(code="BH-2")
+    HouseholdFactory(code="Kaya-9")
+    HouseholdFactory(code="KAYA-9")
+
+    with pytest.raises(RuntimeError) as refused:
+        migration.refuse_codes_differing_only_in_case(django_apps, SimpleNamespace(connection=connection))
+
+    message = str(refused.value)
+    assert "'BH-1' / 'bh-1'" in message and "'KAYA-9' / 'Kaya-9'" in message and "BH-2" not in message
+    assert "2 codes" in message
+    assert set(Household.objects.values_list("code", flat=True)) == {"BH-1", "bh-1", "BH-2", "Kaya-9", "KAYA-9"}
 
 
 @pytest.mark.django_db

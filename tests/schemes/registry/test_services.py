@@ -1054,3 +1054,39 @@ def test_household_codes_are_unique_case_aside_without_revealing_other_regions(g
     assert refused.value.message_dict == {"code": ["This code cannot be used."]}
     with pytest.raises(ValidationError, match="line breaks"):
         services.household_create(fields={"code": "HH-1\nX", "location": geo.village_a}, by=clerk_a)
+
+
+@pytest.mark.parametrize("action", ["create", "update"])
+def test_a_household_code_taken_in_another_case_while_saving_gets_the_checks_message(geo, clerk_a, monkeypatch,
+                                                                                       action):
+    """Two clerks saving "BH-1" and "bh-1" at once both pass the check: the database's index refuses
+    the second, who gets the check's message, not an error page."""
+    mine = HouseholdFactory(code="HH-MINE", location=geo.village_a)
+    check = services._household_code_problem
+    checks = []
+
+    def registered_just_after_the_check(household, by):
+        checks.append(household.code)
+        return "" if len(checks) == 1 else check(household, by)
+
+    monkeypatch.setattr(services, "_household_code_problem", registered_just_after_the_check)
+    HouseholdFactory(code="BH-1", location=geo.village_a)
+    with pytest.raises(ValidationError) as refused:
+        if action == "create":
+            services.household_create(fields={"code": "bh-1", "location": geo.village_a}, by=clerk_a)
+        else:
+            services.household_update(household=mine, fields={"code": "bh-1"}, by=clerk_a)
+
+    assert refused.value.message_dict == {"code": ["Another household already has this code (BH-1)."]}
+    assert len(checks) == 2
+    assert reload(mine).code == "HH-MINE" and Household.objects.count() == 2
+
+
+def test_a_generated_household_code_is_never_one_registered_in_another_case(geo, clerk_a, monkeypatch):
+    HouseholdFactory(code="hh-aaaaaaaa", location=geo.village_a)
+    letters = iter("A" * 8 + "B" * 8)
+    monkeypatch.setattr(services.secrets, "choice", lambda alphabet: next(letters))
+
+    household = services.household_create(fields={"location": geo.village_a}, by=clerk_a)
+
+    assert reload(household).code == "HH-BBBBBBBB"
