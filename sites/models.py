@@ -1,5 +1,6 @@
 import re
 
+from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
@@ -7,12 +8,40 @@ from django.db import models, transaction
 from django.db.models.functions import Concat, Length, Substr
 from wagtail.contrib.settings.models import BaseGenericSetting, register_setting
 
+from sites.fields import pattern_problem
+
 DEFAULT_LEVEL_NAMES = "Region, District, Ward, Village"
 # An unescaped "{" that does not start a count ({12}, {2,}, {,3}, {2,3}).
 UNCLOSED_COUNT = re.compile(r"(?<!\\)\{(?![0-9]*,?[0-9]*\})")
 # An ISO 4217 code: three capital letters (any three: the standard's list grows and changes).
 CURRENCY_CODE = RegexValidator(r"\A[A-Z]{3}\Z", code="currency_code", message=(
     "Give the currency's ISO 4217 code: three capital letters, such as USD, EUR, KES or TZS."))
+
+
+class CurrencyFormField(forms.CharField):
+    """A currency code as typed: " usd " is USD (the model field's CURRENCY_CODE then checks it)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return value.upper() if value else value
+
+
+class CurrencyField(models.CharField):
+    """An ISO 4217 code (CURRENCY_CODE), upper case, "USD" unless told; its form field takes any case.
+    Migrations see the CharField it is stored as: only the form field differs."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_length", 3)
+        kwargs.setdefault("default", "USD")
+        kwargs.setdefault("validators", [CURRENCY_CODE])
+        super().__init__(*args, **kwargs)
+
+    def formfield(self, **kwargs):
+        return super().formfield(**{"form_class": CurrencyFormField, **kwargs})
+
+    def deconstruct(self):
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.CharField", args, kwargs
 
 
 @register_setting(icon="cog")
@@ -23,7 +52,7 @@ class OrganisationSettings(BaseGenericSetting):
         default=DEFAULT_LEVEL_NAMES,
         help_text="Names of the location levels from the top down, separated by commas.",
     )
-    currency = models.CharField(max_length=3, default="USD", validators=[CURRENCY_CODE], help_text="ISO 4217 code.")
+    currency = CurrencyField(help_text="ISO 4217 code.")
     national_id_pattern = models.CharField(
         "national ID pattern", max_length=200, blank=True,
         help_text="The format every national ID must have, as a regular expression matched against the whole "
@@ -39,15 +68,12 @@ class OrganisationSettings(BaseGenericSetting):
     def clean(self):
         errors = {}
         if self.national_id_pattern:
-            try:
-                re.compile(self.national_id_pattern)
-            except re.error as error:
-                errors["national_id_pattern"] = f"Not a valid regular expression: {error}."
-            else:
-                if UNCLOSED_COUNT.search(self.national_id_pattern):
-                    # Python reads "[0-9]{12" as the text "{12": every real ID would then be refused.
-                    errors["national_id_pattern"] = ("A '{' opens a count that is not closed, e.g. [0-9]{12}; write "
-                                                     "\\{ for a brace itself.")
+            if problem := pattern_problem(self.national_id_pattern):
+                errors["national_id_pattern"] = problem
+            elif UNCLOSED_COUNT.search(self.national_id_pattern):
+                # Python reads "[0-9]{12" as the text "{12": every real ID would then be refused.
+                errors["national_id_pattern"] = ("A '{' opens a count that is not closed, e.g. [0-9]{12}; write "
+                                                 "\\{ for a brace itself.")
             if not self.national_id_format.strip():
                 errors["national_id_format"] = "Say how clerks know the format (e.g. '12 digits'): messages show it."
         if errors:

@@ -386,6 +386,7 @@ class World:
     payroll: Payroll              # approved; lines of A and B (B's: one unpaid, one above the limit)
     payroll_pending: Payroll      # sealed, waiting to be submitted
     payroll_reconciled: Payroll   # closed, B's line unpaid: the one a follow-up is made from
+    payroll_empty: Payroll        # sealed with no lines (its criteria select nobody): discarded, not submitted
     line_a: PaymentLine
     line_b: PaymentLine
     b_tokens: list = field(default_factory=list)
@@ -435,7 +436,8 @@ class World:
         if kind == "paymentprovider":
             return self.provider
         if kind == "payroll":
-            return {"submit": self.payroll_pending, "follow_up": self.payroll_reconciled}.get(view, self.payroll)
+            return {"submit": self.payroll_pending, "follow_up": self.payroll_reconciled,
+                    "discard": self.payroll_empty}.get(view, self.payroll)
         if kind in ("paymentline", "paymentpoint"):
             return getattr(self, {"paymentline": "line_", "paymentpoint": "point_"}[kind] + side)
         raise AssertionError(kind)
@@ -564,6 +566,13 @@ def world(db, member_roles):
         payment_services.payroll_generate(started.pk)
         payrolls.append(Payroll.objects.get(pk=started.pk))
     payroll, payroll_pending, payroll_reconciled = payrolls
+    paying_nobody = payment_services.payment_plan_create(fields={
+        "code": "WALK-NOBODY", "name": "Walk payments to nobody", "benefit_plan": plan, "formula": "100",
+        "criteria": "walk_grade > 100", "periodicity": 1, "currency": "TZS", "target_statuses": ["POTENTIAL"]},
+        by=superuser)
+    payroll_empty = payment_services.payroll_generate_start(payment_plan=paying_nobody, cycle=cycle_pending,
+                                                            by=superuser)
+    payment_services.payroll_generate(payroll_empty.pk)
     for approved in (payroll, payroll_reconciled):
         with transaction.atomic():
             payment_services.payroll_approve(payroll=approved)
@@ -605,7 +614,8 @@ def world(db, member_roles):
         accountant_a=UserFactory(username="walk_accountant_a", role="Accountant", locations=[district_a]),
         payment_plan=payment_plan, cycle_free=cycle_free, provider=provider, point_a=points["a"],
         point_b=points["b"], payroll=payroll, payroll_pending=payroll_pending,
-        payroll_reconciled=Payroll.objects.get(pk=payroll_reconciled.pk), line_a=line_a, line_b=line_b,
+        payroll_reconciled=Payroll.objects.get(pk=payroll_reconciled.pk),
+        payroll_empty=Payroll.objects.get(pk=payroll_empty.pk), line_a=line_a, line_b=line_b,
     )
     # What a district-A user must never see.
     w.b_tokens = ["Zebulon", "Quixotebee", "B99887766", "+255700999888", "Xanthippe", "Brackenbury",

@@ -14,6 +14,7 @@ from django.db.models import Exists, OuterRef
 from wagtail.models import ModelLogEntry
 
 from schemes.payments import reconciliation as engine
+from schemes.payments import selectors as payroll_selectors
 from schemes.payments.models import LineStatus, PaymentLine, Payroll, PayrollStatus
 from sites.audit import audit
 
@@ -25,6 +26,8 @@ CHUNK = 500_000  # rows applied per transaction (one UPDATE); a million-row file
 _REQUIRED = {"Code", "Receipt", "Paid"}
 COLUMNS = [Column(header, required=header in _REQUIRED) for header in engine.HEADERS] + [
     Column(engine.PAID_DATE_HEADER, ("paid on", "paid_on", "date paid", "payment date"))]
+# Kept with the check's counts (not shown): the payroll's due lines then, what tells whether they still hold.
+DUE_WHEN_CHECKED = "payroll_due_lines"
 
 
 class Importer:
@@ -55,7 +58,16 @@ class Importer:
         engine.check(upload.pk, upload.payroll, upload.uploaded_by, names=engine.FILE_NAMES)
 
     def counts(self, upload):
-        return engine.counts(upload.pk, upload.payroll)
+        """The engine's counts, with the payroll's due lines as they were: read first, so that a line
+        moving while the rows are counted makes the two differ (never the reverse)."""
+        due = self._due_lines(upload.payroll)
+        return {**engine.counts(upload.pk, upload.payroll), DUE_WHEN_CHECKED: due}
+
+    @staticmethod
+    def _due_lines(payroll):
+        """The payroll's lines still due, from its totals (a few rows, moved in the same transaction as
+        the lines by every reconciliation writer; a line never becomes due again)."""
+        return payroll_selectors.lines_in_status(payroll.totals.all(), LineStatus.DUE)
 
     SAMPLE_HEADINGS = ()  # its own table (schemes/bulk/templates/bulk/upload_record.html)
 
@@ -91,9 +103,13 @@ class Importer:
 
     def _moved_since_check(self, upload):
         """How many of the lines the check counted to move (still due then) are no longer due: asked
-        at submission and when the import starts (one pass, as the check's counts). A line moving
-        after that is skipped by the import, and audited."""
-        checked, now = upload.counts, self.counts(upload)
+        on the upload's page, at submission and when the import starts. Counted again (one pass, as the
+        check's counts) only when some line of the payroll stopped being due since the check. A line
+        moving after that is skipped by the import, and audited."""
+        checked = upload.counts
+        if checked.get(DUE_WHEN_CHECKED) == self._due_lines(upload.payroll):
+            return 0
+        now = engine.counts(upload.pk, upload.payroll)
         return sum(checked.get(key, 0) for key in ("paid", "unpaid")) - now["paid"] - now["unpaid"]
 
     def prepare_import(self, upload):

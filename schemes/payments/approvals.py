@@ -29,6 +29,8 @@ def prepare_approve_payroll(payload, by):
         raise PermissionDenied("You may not submit payrolls for approval.")
     if payroll.status != PayrollStatus.PENDING_APPROVAL:
         raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()}: it cannot be submitted.")
+    if not payroll.line_count:
+        raise ValidationError(services.nobody_to_pay_message(payroll))
     if ApprovalRequest.objects.filter(operation=APPROVE_PAYROLL, payload__payroll=payroll.pk,
                                       status=RequestStatus.PENDING).exists():
         raise ValidationError(f"{payroll} is already waiting for a decision.")

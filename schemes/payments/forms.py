@@ -6,11 +6,12 @@ from schemes.rules.catalogue import NUMBER
 from schemes.rules.forms import RuleField, set_rules_user
 from sites.forms import ScopedRecordForm
 
-from .models import PaymentCycle, Periodicity
+from .models import PaymentCycle, PaymentPlan, Periodicity
 from .services import PAYABLE_TARGETS
 
 FORMULA_HELP = ("The amount per beneficiary and cycle, e.g. 500 + (200 if children_under_5 > 0 else 0) "
                 "+ 100 * min(household_size, 4). Rounded half to even to the cent, then capped by the ceiling.")
+AMOUNT_FIELDS = ("ceiling_per_beneficiary", "limit_per_transaction")
 CRITERIA_HELP = "Only the beneficiaries for whom this is true are paid. Leave empty: every beneficiary in the statuses paid."
 
 
@@ -32,6 +33,8 @@ class PaymentPlanForm(ServiceModelForm):
     target_statuses = forms.MultipleChoiceField(
         choices=[(status.value, status.label) for status in PAYABLE_TARGETS], widget=forms.CheckboxSelectMultiple,
         label="Statuses paid", initial=["ACTIVE"])
+    # Asked only when a change of currency would carry the amounts over as they are (see clean()).
+    amounts_in_new_currency = forms.BooleanField(required=False)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -43,6 +46,39 @@ class PaymentPlanForm(ServiceModelForm):
         for name in ("formula", "criteria"):
             self.fields[name].set_subject(plan_rules_subject(plan) if plan else "individual")
             self.initial.setdefault(name, getattr(self.instance, name) or None)
+        new_currency = self._new_currency()
+        if new_currency:
+            self.fields["amounts_in_new_currency"].label = f"Keep these amounts as they are, in {new_currency}"
+        else:
+            del self.fields["amounts_in_new_currency"]
+
+    def _set_amounts(self):
+        """{field name: amount} of the plan's ceiling and limit that are set."""
+        return {name: getattr(self.instance, name) for name in AMOUNT_FIELDS
+                if getattr(self.instance, name) is not None}
+
+    def _new_currency(self):
+        """The currency posted, when it changes the currency of a plan that has a ceiling or a limit."""
+        if not (self.is_bound and self.instance.pk and self._set_amounts()):
+            return None
+        posted = self.fields["currency"].to_python(self.data.get(self.add_prefix("currency")))
+        return posted if posted and posted != self.instance.currency else None
+
+    def clean(self):
+        """A ceiling or limit set in one currency is not silently the same figure in another (100,000
+        TZS is not 100,000 USD): when the currency changes, each amount kept as it was must be given
+        again, or kept as it is on purpose."""
+        cleaned = super().clean()
+        new_currency = cleaned.get("currency")
+        if "amounts_in_new_currency" in self.fields and new_currency and not cleaned.get("amounts_in_new_currency"):
+            old_currency = self.instance.currency
+            for name, amount in self._set_amounts().items():
+                if name in cleaned and cleaned[name] == amount:
+                    what = str(PaymentPlan._meta.get_field(name).verbose_name)
+                    self.add_error(name, f"This is {amount:f} {old_currency}: the currency becomes {new_currency}. "
+                                         f"Give the {what} in {new_currency}, or keep {amount:f} {new_currency} "
+                                         "by ticking the box below.")
+        return cleaned
 
     def _benefit_plan(self):
         if self.instance.benefit_plan_id:
@@ -51,13 +87,9 @@ class PaymentPlanForm(ServiceModelForm):
             self.initial.get("benefit_plan")
         return BenefitPlan.objects.filter(pk=plan_id).first() if str(plan_id or "").isdigit() else None
 
-    def clean_currency(self):
-        """Upper case before the model's check: "usd" is USD."""
-        currency = self.cleaned_data.get("currency")
-        return currency.strip().upper() if currency else currency
-
     def service_fields(self):
         fields = super().service_fields()
+        fields.pop("amounts_in_new_currency", None)
         fields["criteria"] = fields.get("criteria") or {}
         return fields
 

@@ -36,32 +36,35 @@ HOUSEHOLD = "household_counts"
 HOUSEHOLD_COUNTS = {"household_size": "size", "children_under_5": "under_5", "elderly_in_household": "from_60"}
 
 
+def _nodes(node):
+    """The rule's nodes, `node` and all below it."""
+    yield node
+    if isinstance(node, Unary):
+        yield from _nodes(node.operand)
+    elif isinstance(node, Binary):
+        yield from _nodes(node.left)
+        yield from _nodes(node.right)
+    elif isinstance(node, BoolOp):
+        for value in node.values:
+            yield from _nodes(value)
+    elif isinstance(node, InList):
+        yield from _nodes(node.item)
+    elif isinstance(node, Condition):
+        for part in (node.test, node.then, node.otherwise):
+            yield from _nodes(part)
+    elif isinstance(node, Call):
+        for arg in node.args:
+            yield from _nodes(arg)
+
+
 def field_names(node):
     """The fields a rule reads, sorted: the inputs frozen on each line."""
-    found = set()
+    return sorted({item.name for item in _nodes(node) if isinstance(item, FieldRef)})
 
-    def visit(item):
-        if isinstance(item, FieldRef):
-            found.add(item.name)
-        elif isinstance(item, Unary):
-            visit(item.operand)
-        elif isinstance(item, Binary):
-            visit(item.left)
-            visit(item.right)
-        elif isinstance(item, BoolOp):
-            for value in item.values:
-                visit(value)
-        elif isinstance(item, InList):
-            visit(item.item)
-        elif isinstance(item, Condition):
-            for part in (item.test, item.then, item.otherwise):
-                visit(part)
-        elif isinstance(item, Call):
-            for arg in item.args:
-                visit(arg)
 
-    visit(node)
-    return sorted(found)
+def divisors(node):
+    """The divisors of a rule's divisions."""
+    return [item.right for item in _nodes(node) if isinstance(item, Binary) and item.op == "/"]
 
 
 class AmountTooLarge(Exception):
@@ -103,6 +106,7 @@ class Formula:
         self.criteria = (compile_rule(from_json(criteria["rule"]), self.catalogue, expect="boolean")
                          if criteria and criteria.get("rule") else None)
         self.inputs = field_names(self.node)
+        self.divisors = divisors(self.node)
 
     def selection(self, statuses, within=None):
         """The beneficiaries paid: of the plan, in `statuses`, their person or household not deleted,
@@ -121,6 +125,16 @@ class Formula:
         """(inputs, raw result) for one beneficiary, in Python (the formula tester)."""
         inputs = {name: self.catalogue.value(name, beneficiary) for name in self.inputs}
         return inputs, evaluate(self.node, self.catalogue, beneficiary)
+
+    def why_unpaid(self, beneficiary, raw):
+        """Why a beneficiary whose formula result is `raw` is paid nothing, as `outcome` counts them:
+        "division_by_zero" (no value: a divisor is 0 for them), "unknown" (no value: a value it reads
+        is unknown) or "not_positive" (zero or less, to the cent)."""
+        if raw is not None:
+            return "not_positive"
+        if any(evaluate(divisor, self.catalogue, beneficiary) == 0 for divisor in self.divisors):
+            return "division_by_zero"
+        return "unknown"
 
     # --- SQL ---------------------------------------------------------------------------------
 

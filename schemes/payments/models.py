@@ -12,7 +12,7 @@ from django_fsm import FSMField, FSMModelMixin, transition
 
 from schemes.plans.models import BeneficiaryStatus, BenefitPlan
 from schemes.registry.models import Individual
-from sites.models import CURRENCY_CODE, Location
+from sites.models import CurrencyField, Location
 
 MONEY = {"max_digits": 18, "decimal_places": 2}
 CENT = Decimal("0.01")
@@ -53,9 +53,8 @@ class PaymentPlan(models.Model):
         **MONEY, null=True, blank=True,
         help_text="Lines above this amount are flagged and need an approval of their own.")
     periodicity = models.PositiveSmallIntegerField(choices=Periodicity.choices, default=Periodicity.MONTHLY)
-    currency = models.CharField(max_length=3, default="USD", validators=[CURRENCY_CODE],
-                                help_text="ISO 4217 code, e.g. USD, KES, TZS. A payroll keeps the currency it was "
-                                          "generated in.")
+    currency = CurrencyField(help_text="ISO 4217 code, e.g. USD, KES, TZS. A payroll keeps the currency it was "
+                                       "generated in.")
     target_statuses = models.JSONField(default=default_target_statuses,
                                        help_text="Beneficiary statuses that are paid.")
     created_at = models.DateTimeField(auto_now_add=True)

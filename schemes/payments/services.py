@@ -157,7 +157,8 @@ def payment_plan_version(payment_plan):
 
 def formula_test(*, fields, by, sample=TESTER_SAMPLE):
     """The formula (and criteria) as `fields` would set them, on the plan's beneficiaries in `by`'s
-    locations: {"rows": a sample, each one's inputs, the formula's result and the amount paid;
+    locations: {"rows": a sample, each one's inputs, the formula's result and the amount paid (or why
+    nothing is: generation.Formula.why_unpaid);
     "outcome": how many are selected, paid, left out (no amount) and above the largest amount a line
     holds, counted over them all as generation computes it (generation.Formula.outcome)}. Nothing is
     written."""
@@ -175,6 +176,7 @@ def formula_test(*, fields, by, sample=TESTER_SAMPLE):
         inputs, raw = formula.evaluate(beneficiary)
         amount = generation.line_amount(raw, ceiling=ceiling)
         rows.append({"beneficiary": beneficiary, "inputs": inputs, "result": raw, "amount": amount,
+                     "unpaid_because": formula.why_unpaid(beneficiary, raw) if amount is None else None,
                      "too_large": amount is not None and amount > MAX_AMOUNT,
                      "over_limit": bool(limit is not None and amount is not None and amount > limit)})
     return {"rows": rows, "outcome": formula.outcome(statuses=cleaned["target_statuses"], ceiling=ceiling,
@@ -578,6 +580,27 @@ def payroll_reject(*, payroll, reason, by):
     _compare_next(payroll)
     audit(payroll, "mizani.payroll_rejected", by=by, data={"reason": reason})
     return payroll
+
+
+def nobody_to_pay_message(payroll):
+    return (f"{payroll} has no lines: when it was generated, no beneficiary in the statuses paid met the criteria "
+            "with an amount above zero. With nobody to pay there is nothing for a checker to approve: discard it, "
+            f"which frees cycle {payroll.cycle.code} for this plan (the formula tester shows whom the formula leaves "
+            "out and why).")
+
+
+@transaction.atomic
+def payroll_discard(*, payroll, by):
+    """Discard a sealed payroll that pays nobody (no lines), which goes to no checker: rejected with
+    the reason (kept, for audit), it no longer holds its plan and cycle."""
+    _require_permission(by, "payments.change_payroll")
+    _require_national(by, "A payroll")
+    payroll = Payroll.objects.select_for_update().select_related("cycle").get(pk=payroll.pk)
+    if payroll.status != PayrollStatus.PENDING_APPROVAL or payroll.line_count:
+        raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()} with {payroll.line_count or 0:,} "
+                              "lines: only a payroll waiting for approval with no lines is discarded (one with "
+                              "lines is rejected by its checkers).")
+    return payroll_reject(payroll=payroll, reason="Discarded: no lines, nobody to pay.", by=by)
 
 
 def payroll_submit(*, payroll, by):

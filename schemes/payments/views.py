@@ -108,6 +108,14 @@ def payroll_submit(request, pk):
 
 
 @require_POST
+def payroll_discard(request, pk):
+    return _payroll_action(
+        request, pk, lambda payroll: services.payroll_discard(payroll=payroll, by=request.user),
+        lambda payroll: (f"{payroll} is discarded: a payroll can be generated again for cycle {payroll.cycle.code}.",
+                         ("payments_payroll:inspect", payroll.pk)))
+
+
+@require_POST
 def payroll_release_submit(request, pk):
     return _payroll_action(
         request, pk, lambda payroll: services.payroll_over_limit_submit(payroll=payroll, by=request.user),
@@ -151,6 +159,7 @@ class PayrollRecordView(ScopedInspectView):
         job = payroll.job if payroll.job_id and jobs_for(user).filter(pk=payroll.job_id).exists() else None
         can_work = user.has_perm("payments.change_payroll")
         approved = payroll.status == PayrollStatus.APPROVED
+        nobody_to_pay = payroll.status == PayrollStatus.PENDING_APPROVAL and not payroll.line_count
         may_reconcile = user.has_perm(reconciliation.PERMISSION)
         due = selectors.lines_in_status(payroll.totals.all(), LineStatus.DUE) if approved else 0
         context.update({
@@ -166,8 +175,10 @@ class PayrollRecordView(ScopedInspectView):
             "flagged_url": reverse("payments_line:index") + f"?payroll={payroll.pk}&flagged_over_limit=true",
             "points": selectors.points_for(user) if payable else [],
             "follow_ups": payroll.follow_ups.exclude(status__in=DEAD_STATUSES),
-            "can_submit": (can_work and payroll.status == PayrollStatus.PENDING_APPROVAL
+            "can_submit": (can_work and payroll.status == PayrollStatus.PENDING_APPROVAL and not nobody_to_pay
                            and approvals.APPROVE_PAYROLL not in pending),
+            "nobody_to_pay": services.nobody_to_pay_message(payroll) if nobody_to_pay else "",
+            "can_discard": nobody_to_pay and can_work and scope_for(user).national,
             "can_release": (can_work and flagged["count"] and payroll.over_limit_released_at is None
                             and payroll.status in (PayrollStatus.PENDING_APPROVAL, PayrollStatus.APPROVED)
                             and approvals.RELEASE_OVER_LIMIT not in pending),

@@ -43,6 +43,7 @@ class PayrollViewSet(ReadOnlyViewSet):
         return super().get_urlpatterns() + [
             path("export/<int:pk>/", views.payroll_export, name="export_csv"),
             path("submit/<int:pk>/", views.payroll_submit, name="submit"),
+            path("discard/<int:pk>/", views.payroll_discard, name="discard"),
             path("release-over-limit/<int:pk>/", views.payroll_release_submit, name="release_over_limit"),
             path("follow-up/<int:pk>/", views.payroll_follow_up, name="follow_up"),
             path("close/<int:pk>/", views.payroll_close, name="close"),
@@ -101,6 +102,7 @@ class PaymentPlanViewSet(ScopedModelViewSet):
                         heading="Who is paid how much"),
         FieldRowPanel([FieldPanel("ceiling_per_beneficiary"), FieldPanel("limit_per_transaction")]),
         FieldRowPanel([FieldPanel("periodicity"), FieldPanel("currency")]),
+        FieldPanel("amounts_in_new_currency"),  # only when a change of currency asks for it
     ], base_form_class=PaymentPlanForm)
 
     def get_common_view_kwargs(self, **kwargs):

@@ -4,6 +4,7 @@ change runs, once approved, as the maker, through the same services."""
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
 
 from schemes.rules.nodes import to_json
 from sites.scoping import scope_for
@@ -24,12 +25,15 @@ def _plan(payload):
 
 # --- enrolment ----------------------------------------------------------------------------------
 
+ENROL_OPERATION = "plans.enrol"
 ENROL_GRADUATED = "Graduated earlier, not enrolled again"
 ENROL_REJECTED = "Rejected earlier, not enrolled again"
 
 
 def prepare_enrol(payload, by):
     plan = _plan(payload)
+    if payload.get("reenrol"):
+        return prepare_reenrol(plan, payload, by)
     if plan.status != PlanStatus.ACTIVE:
         raise ValidationError(f"{plan} is {plan.get_status_display().lower()}: only an active plan enrols.")
     catalogue = candidate_catalogue(plan)
@@ -61,6 +65,10 @@ def prepare_enrol(payload, by):
 
 
 def execute_enrol(payload, maker):
+    if payload.get("reenrol"):
+        enrolled = services.beneficiary_reenrol(beneficiary=_rejected(_plan(payload), payload),
+                                                reason=payload.get("reason"), by=maker)
+        return {"added": 1, "beneficiary": enrolled.pk}
     added = services.enrolment_execute(plan=_plan(payload), rule=payload["rule"],
                                        target_status=payload["target_status"], by=maker,
                                        scoring=payload.get("scoring"))
@@ -77,10 +85,51 @@ def enrol_version(payload):
     plan, maker = BenefitPlan.objects.filter(pk=payload.get("plan")).first(), _maker(payload)
     if plan is None or maker is None:
         return "gone"
+    if payload.get("reenrol"):
+        rejected = plan.beneficiary_model.objects.filter(pk=payload["reenrol"], plan=plan).first()
+        return services.reenrolment_version(rejected) if rejected else "gone"
     return services.enrolment_fingerprint(plan=plan, rule=payload["rule"], by=maker, scoring=payload.get("scoring"))
 
 
-ENROL = register(Operation(name="plans.enrol", label="Enrol people in a benefit plan", prepare=prepare_enrol,
+# One rejected person (or household) enrolled again: the same operation, so the checkers of
+# enrolments decide it, shown the rejection it corrects.
+
+def _rejected(plan, payload):
+    rejected = plan.beneficiary_model.objects.filter(pk=payload.get("reenrol"), plan=plan).first()
+    if rejected is None:
+        raise PermissionDenied(f"No beneficiary with id {payload.get('reenrol')} in {plan}.")
+    return rejected
+
+
+def rejection_text(rejected):
+    """"Rejected on 2026-03-02 by clerk: “Duplicate application”", as the maker and the checkers read it."""
+    by = f" by {rejected.status_changed_by.get_username()}" if rejected.status_changed_by else ""
+    return f"Rejected on {rejected.status_changed_at:%Y-%m-%d}{by}: “{rejected.reason}”"
+
+
+def prepare_reenrol(plan, payload, by):
+    from .views import beneficiary_namespace  # the views import this module
+
+    rejected = services.reenrolment_check(beneficiary=_rejected(plan, payload), by=by)
+    reason = services.reenrolment_reason(payload.get("reason"))
+    if ApprovalRequest.objects.filter(operation=ENROL_OPERATION, payload__reenrol=rejected.pk,
+                                      status=RequestStatus.PENDING).exists():
+        raise ValidationError(f"Enrolling {rejected.subject} again is already waiting for a decision.")
+    services.check_reenrolment_fits(plan, rejected)  # refused now, not after the checkers approve
+    return Prepared(
+        payload={"plan": plan.pk, "reenrol": rejected.pk, "reason": reason, "maker": by.pk},
+        summary={"title": f"Enrol {rejected.subject} again in {plan} (rejected earlier)",
+                 "diff": [["Enrolment", rejection_text(rejected), "Potential (a new enrolment)"],
+                          ["Why enrol again", "—", reason]],
+                 "sensitive": [], "counts": {"Would be added": 1},
+                 "link": {"url": reverse(f"{beneficiary_namespace(plan)}:inspect", args=[rejected.pk]),
+                          "label": "The rejected enrolment"}},
+        location=rejected.subject.location,
+        version=services.reenrolment_version(rejected),
+    )
+
+
+ENROL = register(Operation(name=ENROL_OPERATION, label="Enrol people in a benefit plan", prepare=prepare_enrol,
                            execute=execute_enrol, version=enrol_version, default_requires_approval=True))
 
 

@@ -111,6 +111,12 @@ class StatusChangeForm(forms.Form):
     reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
 
+class ReenrolmentForm(forms.Form):
+    reason = forms.CharField(label="Why enrol them again", max_length=500,
+                             widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text="What was wrong with the rejection: the checkers read it beside it.")
+
+
 class BulkStatusForm(StatusChangeForm):
     statuses = forms.MultipleChoiceField(choices=BeneficiaryStatus.choices, required=False,
                                          widget=forms.CheckboxSelectMultiple,

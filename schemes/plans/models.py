@@ -11,7 +11,7 @@ from wagtail.models import Orderable, RevisionMixin
 
 from schemes.registry.models import Household, Individual
 from sites.fields import AttributeSchema, FieldDefinition, name_key
-from sites.models import CURRENCY_CODE, Location
+from sites.models import CurrencyField, Location
 
 
 class PlanType(models.TextChoices):
@@ -39,7 +39,7 @@ class BenefitPlan(FSMModelMixin, RevisionMixin, ClusterableModel):
     valid_to = models.DateField(null=True, blank=True)
     max_beneficiaries = models.PositiveIntegerField(null=True, blank=True)
     ceiling_per_beneficiary = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
-    currency = models.CharField(max_length=3, default="USD", validators=[CURRENCY_CODE], help_text="ISO 4217 code.")
+    currency = CurrencyField(help_text="ISO 4217 code.")
     status = FSMField(default=PlanStatus.DRAFT, choices=PlanStatus.choices, protected=True)
     # Default eligibility per target status: {"POTENTIAL": {"text": ..., "rule": <AST JSON>}, "ACTIVE": ...}.
     criteria = models.JSONField(default=dict, blank=True)
@@ -148,11 +148,17 @@ class PlanCutoff(Orderable):
         return f"{self.location}: {self.cutoff}"
 
 
+# The lookups of the beneficiaries' JSON `attributes` (`contains`, `exact`, `gt`, `has_key`...): a query
+# on `attributes__<name>` reads a field of one of these names as the lookup, not as the key.
+DATA_LOOKUPS = {name_key(name): name for name in models.JSONField.get_lookups()}
+
+
 def check_plan_field_names(plan_type, names):
     """Refuse plan field names that would not be the plan's own: a field the plan type's records
     already have (`age`, a registry attribute...: rules naming it would read that one), another
-    column of the plan's files (`gender` is read as a person's sex), or another of `names`. Names
-    are compared as files match headers, ignoring case and underscores (`groupId` is `group_id`)."""
+    column of the plan's files (`gender` is read as a person's sex), a lookup of the plan data
+    (DATA_LOOKUPS), or another of `names`. Names are compared as files match headers, ignoring
+    case and underscores (`groupId` is `group_id`)."""
     from .catalogues import reserved_field_names
 
     whose = "household" if plan_type == PlanType.HOUSEHOLD else "person"
@@ -172,6 +178,10 @@ def check_plan_field_names(plan_type, names):
         elif key in columns and name not in shared:
             errors.append(f"'{name}' is read as the column {columns[key]} of the plan's files: give the plan's own "
                           "field another name.")
+        elif key in DATA_LOOKUPS:
+            errors.append(f"'{name}' is a database lookup{_as_written(name, DATA_LOOKUPS[key])}: a search of the "
+                          "beneficiaries' plan data would read it as that lookup, not as this field. Give the field "
+                          "another name.")
     if errors:
         raise ValidationError({"name": errors})
 

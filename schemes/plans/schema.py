@@ -9,8 +9,9 @@ list them; Mizani's registry has them as fields of the person (`national_id` uni
 the plan's files read as one of those (in an individual plan: `national_id`, `phone_number`, `gender`...,
 as the individuals file reads headers; in a household plan: a person field by its name, each member's,
 or `group_code`, the household's code) is that field: no plan field is created, and `parse_schema`'s
-notes say so. In an individual plan, `group_code`, `individual_role` and `recipient_info` are plan fields
-that share their cell with the new person's household columns of the enrolment file (a note says so).
+notes say so (and, if the schema requires it, that the registry checks it, not the plan). In an
+individual plan, `group_code`, `individual_role` and `recipient_info` are plan fields that share their
+cell with the new person's household columns of the enrolment file (a note says so).
 
 The export lists `national_id` again, for every plan, marked unique: openIMIS checks the national IDs
 of an upload's rows against this schema, and a schema without it would lose that check. The other core
@@ -28,7 +29,7 @@ from schemes.bulk.beneficiaries import HOUSEHOLD_COLUMN
 from schemes.bulk.files import header_key
 from schemes.bulk.individuals import CORE_COLUMNS
 from sites.audit import audit
-from sites.fields import IDENTIFIER, FieldType, name_key
+from sites.fields import IDENTIFIER, FieldType, name_key, pattern_problem
 from workflows.services import approval_submit
 
 from .models import BenefitPlan, PlanField, PlanStatus, PlanType, check_plan_field_names
@@ -130,6 +131,9 @@ def parse_schema(data, *, plan_type=PlanType.INDIVIDUAL):
             core = core_fields.get(name_key(name))
             if core:
                 notes.append(_core_note(name, prop, core, plan_type))
+                if name in required:
+                    notes.append(f"'{name}' is required by the schema but is a registry column: it is checked by "
+                                 "the registry, not the plan.")
                 continue
             fields.append(_field(name, prop, name in required, order))
         except ValidationError as error:
@@ -235,10 +239,8 @@ def _pattern(prop):
     if not isinstance(pattern, str) or len(pattern) > 200:
         raise ValidationError("\"pattern\" must be a regular expression of at most 200 characters.")
     pattern = pattern.removeprefix("^").removesuffix("$")
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValidationError(f"\"pattern\" is not a valid regular expression: {exc}.") from None
+    if problem := pattern_problem(pattern):
+        raise ValidationError(f"\"pattern\": {problem}")
     return pattern
 
 

@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Sum
+from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 from schemes.rules.compiler import compile_rule, to_sql
@@ -271,13 +272,7 @@ def beneficiary_update_attributes(*, beneficiary, attributes, by):
         raise model.DoesNotExist(f"No beneficiary with id {beneficiary.pk}.")
     schema = plan.schema()
     cleaned = schema.clean(attributes, stored=beneficiary.attributes)
-    errors = {}
-    for definition in schema.definitions:
-        value = cleaned.get(definition.name)
-        if definition.unique and value is not None and model.objects.filter(
-                plan=plan, status__in=LIVE_STATUSES, **{f"attributes__{definition.name}": value}
-        ).exclude(pk=beneficiary.pk).exists():
-            errors[definition.name] = [f"Another beneficiary of {plan.code} already has {definition.label} {value}."]
+    errors = unique_values_held(plan, schema.definitions, cleaned, holder=beneficiary)
     if errors:
         raise ValidationError(errors)
     before = beneficiary.attributes
@@ -286,6 +281,106 @@ def beneficiary_update_attributes(*, beneficiary, attributes, by):
     changed = sorted(name for name in before.keys() | cleaned.keys() if before.get(name) != cleaned.get(name))
     audit(beneficiary, "mizani.beneficiary_attributes", by=by, data={"changed": changed})
     return beneficiary
+
+
+def unique_values_held(plan, definitions, attributes, *, holder):
+    """{field name: [message]} for each `unique` field whose value in `attributes` (plan data of
+    `holder`) another live beneficiary of the plan holds. Call it under the plan's lock."""
+    others = type(holder).objects.filter(plan=plan, status__in=LIVE_STATUSES).exclude(pk=holder.pk)
+    errors = {}
+    for definition in definitions:
+        value = attributes.get(definition.name)
+        # The key as a transform, never `attributes__<name>`: a field named like a lookup would be read as one.
+        if definition.unique and value is not None and others.alias(
+                held=KeyTransform(definition.name, "attributes")).filter(held=value).exists():
+            errors[definition.name] = [f"Another beneficiary of {plan.code} already has {definition.label} {value}."]
+    return errors
+
+
+# --- enrolling a rejected person (or household) again ---------------------------------------------
+
+def reenrolment_check(*, beneficiary, by):
+    """The rejected enrolment `beneficiary`, read anew with its subject and plan, if its person (or
+    household) may be enrolled in the plan again: one at a time, the deliberate correction of a
+    rejection made by mistake (enrolment by criteria, simulation and files leave whoever was rejected
+    out). Refused: without the permission to enrol, outside `by`'s locations, in a plan that does not
+    enrol now, for a graduate (graduation is final) and for anyone enrolled or rejected since."""
+    model = type(beneficiary)
+    _require_permission(by, _permission(model, "add"))
+    rejected = model.objects.select_related(model.SUBJECT, "plan", "status_changed_by").get(pk=beneficiary.pk)
+    subject, plan = rejected.subject, rejected.plan
+    if not scope_for(by).allows(subject.location):
+        raise model.DoesNotExist(f"No beneficiary with id {rejected.pk}.")
+    if rejected.status != BeneficiaryStatus.REJECTED:
+        raise ValidationError(f"{subject} is {rejected.get_status_display().lower()} in {plan}: only a rejected "
+                              "enrolment is enrolled again.")
+    if plan.status != PlanStatus.ACTIVE:
+        raise ValidationError(f"{plan} is {plan.get_status_display().lower()}: only an active plan enrols.")
+    check_plan_valid_today(plan, "enrol anyone")
+    others = dict(model.objects.filter(plan=plan, **{model.SUBJECT: subject}).exclude(pk=rejected.pk)
+                  .values_list("pk", "status"))
+    if BeneficiaryStatus.GRADUATED in others.values():
+        raise ValidationError(f"{subject} graduated from {plan}: graduation is final, they are not enrolled again.")
+    if any(status in LIVE_STATUSES for status in others.values()):
+        raise ValidationError(f"{subject} is enrolled in {plan} already.")
+    if any(pk > rejected.pk for pk in others):
+        raise ValidationError(f"{subject} was rejected from {plan} again since: enrol them again from their latest "
+                              "rejection.")
+    return rejected
+
+
+def reenrolment_reason(reason):
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": ["Say why they are enrolled again (what was wrong with the rejection)."]})
+    return reason
+
+
+def reenrolment_version(beneficiary):
+    """The enrolments of the rejected beneficiary's subject in its plan, in a few characters: an
+    approval is void when they changed (enrolled again otherwise) since the checkers were shown."""
+    model = type(beneficiary)
+    subject = f"{model.SUBJECT}_id"
+    enrolments = model.objects.filter(plan_id=beneficiary.plan_id, **{subject: getattr(beneficiary, subject)})
+    return _fingerprint(enrolments.aggregate(n=Count("pk"), ids=Sum("pk")))
+
+
+def check_reenrolment_fits(plan, rejected):
+    """Refuse enrolling the subject of `rejected` again where the plan is at its maximum, or where a
+    unique value of the plan data they would bring back is another live beneficiary's now."""
+    held = unique_values_held(plan, plan.schema().definitions, rejected.attributes, holder=rejected)
+    if held:
+        raise ValidationError([f"{message[0]} Change it in the rejected enrolment's plan data first."
+                               for message in held.values()])
+    if plan.max_beneficiaries is not None and plan.live_beneficiaries >= plan.max_beneficiaries:
+        raise ValidationError(f"{plan} has its maximum of {plan.max_beneficiaries:,} beneficiaries: raise the "
+                              "maximum first.")
+
+
+@transaction.atomic
+def beneficiary_reenrol(*, beneficiary, reason, by):
+    """Enrol the person (or household) of a rejected enrolment again, as potential (operation
+    `plans.enrol` with `reenrol`, once approved): a new enrolment with the plan data they had, the
+    rejected one kept as it is. Within the plan's maximum; a unique value another beneficiary holds
+    now is refused, naming the field."""
+    reason = reenrolment_reason(reason)
+    plan = BenefitPlan.objects.select_for_update().get(pk=beneficiary.plan_id)  # the count and unique values
+    rejected = reenrolment_check(beneficiary=beneficiary, by=by)
+    check_reenrolment_fits(plan, rejected)
+    model, now = type(rejected), timezone.now()
+    try:
+        with transaction.atomic():
+            enrolled = model.objects.create(plan=plan, **{model.SUBJECT: rejected.subject},
+                                            attributes=rejected.attributes, enrolled_at=now, status_changed_at=now,
+                                            status_changed_by=by)
+    except IntegrityError:  # one live enrolment per plan: a file enrolled them meanwhile
+        raise ValidationError(f"{rejected.subject} was enrolled in {plan} meanwhile.") from None
+    BenefitPlan.objects.filter(pk=plan.pk).update(live_beneficiaries=F("live_beneficiaries") + 1)
+    audit(enrolled, "mizani.beneficiary_status", by=by, data={
+        "from": BeneficiaryStatus.REJECTED, "to": enrolled.status, "reason": reason, "rejected_enrolment": rejected.pk})
+    audit(plan, "mizani.enrol", by=by, data={"added": 1, "status": enrolled.status, "reason": reason,
+                                              "enrolled_again": {"rejected": rejected.pk, "beneficiary": enrolled.pk}})
+    return enrolled
 
 
 def transition_sources(model, action):
@@ -357,6 +452,9 @@ PLAN_CHANGE_FIELDS = ("code", "name", "plan_type", "description", "institution",
 CHILD_ROWS = {"schema": ("fields", ("name", "label", "field_type", "required", "unique", "min_value", "max_value",
                                     "pattern", "choices", "help_text", "sensitive", "sort_order")),
               "cutoffs": ("cutoffs", ("location", "cutoff", "sort_order"))}
+# Payload values compared as decimals: a form's or a JSON Schema's "1.5" is the stored "1.5000".
+DECIMAL_VALUES = {"ceiling_per_beneficiary", "score_cutoff", "min_value", "max_value", "cutoff"}
+SCHEMA_REORDERED = "Schema fields reordered"
 
 
 def plan_change_payload(plan):
@@ -391,8 +489,6 @@ def _rule_texts(value):
 def _describe_row(row):
     if row is None:
         return "—"
-    if "field_type" not in row:
-        return str(row.get("cutoff"))
     # Everything a field checks or hides: a checker must see a bound, pattern or masking change.
     details = [flag for flag in ("required", "unique", "sensitive") if row.get(flag)]
     details += [f"{label} {row[key]}" for key, label in (("min_value", "min"), ("max_value", "max"),
@@ -403,35 +499,48 @@ def _describe_row(row):
 
 
 def plan_change_diff(plan, change):
-    """[[what, before, after]] for every difference `change` makes to the plan as saved."""
-    current = plan_change_payload(plan)
+    """[[what, before, after]] for every difference `change` makes to the plan as saved (see
+    _as_stored): a schema whose fields only changed places is one row, the order before and after."""
+    current, proposed = _as_stored(plan_change_payload(plan)), _as_stored(change)
     diff = []
     for name in PLAN_CHANGE_FIELDS:
-        before, after = current["plan_fields"].get(name), change["plan_fields"].get(name)
+        if current["plan_fields"].get(name) == proposed["plan_fields"].get(name):
+            continue
+        before, after = current["plan_fields"].get(name), proposed["plan_fields"].get(name)
         if name in ("criteria", "score_formula"):
             before, after = _rule_texts(before), _rule_texts(after)
-        if before != after:
-            label = str(BenefitPlan._meta.get_field(name).verbose_name).capitalize()
-            diff.append([label, "—" if before in (None, "") else str(before), "—" if after in (None, "") else str(after)])
+        label = str(BenefitPlan._meta.get_field(name).verbose_name).capitalize()
+        diff.append([label, "—" if before in (None, "") else str(before), "—" if after in (None, "") else str(after)])
     old = {row["name"]: row for row in current["schema"]}
-    new = {row["name"]: row for row in change.get("schema", [])}
+    new = {row["name"]: row for row in proposed["schema"]}
     for name in sorted(old.keys() | new.keys()):
-        if _without_order(old.get(name)) != _without_order(new.get(name)):
+        if old.get(name) != new.get(name):
             diff.append([f"Schema field {name}", _describe_row(old.get(name)), _describe_row(new.get(name))])
-    old = {row["location"]: row for row in current["cutoffs"]}
-    new = {row["location"]: row for row in change.get("cutoffs", [])}
+    kept_before, kept_after = [name for name in old if name in new], [name for name in new if name in old]
+    if kept_before != kept_after:
+        diff.append([SCHEMA_REORDERED, ", ".join(old), ", ".join(new)])
+    old, new = current["cutoffs"], proposed["cutoffs"]
     ids = old.keys() | new.keys()
     named = {location.pk: name for location, name in locations_by_tree(Location.objects.filter(pk__in=ids))}
     for location in [*named, *sorted(ids - named.keys())]:  # in the tree's order; one deleted since, by id
         before, after = old.get(location), new.get(location)
-        if before is None or after is None or Decimal(str(before["cutoff"])) != Decimal(str(after["cutoff"])):
-            diff.append([f"Cut-off in {named.get(location, location)}", _describe_row(before),
-                         _describe_row(after)])
+        if before != after:
+            diff.append([f"Cut-off in {named.get(location, location)}", "—" if before is None else str(before),
+                         "—" if after is None else str(after)])
     return diff
 
 
-def _without_order(row):
-    return None if row is None else {k: v for k, v in row.items() if k != "sort_order"}
+def _as_stored(payload):
+    """A change payload as what the plan would store, to compare two: decimals by value, the schema
+    as its rows in order (sort_order only orders them: 0, 1, 2 and 0, 5, 9 are one order), cut-offs
+    by location (nothing reads their order: they are shown in the tree's order)."""
+    def values(row):
+        return {key: Decimal(str(value)) if key in DECIMAL_VALUES and value not in (None, "") else value
+                for key, value in row.items() if key != "sort_order"}
+
+    schema = sorted(payload.get("schema", []), key=lambda row: (row.get("sort_order") or 0, row["name"]))
+    return {"plan_fields": values(payload["plan_fields"]), "schema": [values(row) for row in schema],
+            "cutoffs": {row["location"]: values(row)["cutoff"] for row in payload.get("cutoffs", [])}}
 
 
 def plan_version(plan):
@@ -461,9 +570,12 @@ def plan_lock_for_change(plan, *, approved=False):
 @transaction.atomic
 def plan_change(*, plan, change, by, approved=False):
     """Apply a change (fields, criteria, scoring, schema, cut-offs) and record it as a new version:
-    to a draft, or (`approved`, run by the `plans.change` request) to an active plan."""
+    to a draft, or (`approved`, run by the `plans.change` request) to an active plan. A change that
+    would store what the plan has (its schema in the same order) records nothing."""
     _require_permission(by, "plans.change_benefitplan")
     plan = plan_lock_for_change(plan, approved=approved)
+    if _as_stored(plan_change_payload(plan)) == _as_stored(change):
+        return plan  # saved unchanged (a form, a schema imported again): no new version
     diff = plan_change_diff(plan, change)
     plan = plan_change_check(plan, change)
     plan.save()

@@ -3,7 +3,7 @@ import json
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import ProtectedError
-from django.http import HttpResponseNotAllowed, JsonResponse
+from django.http import Http404, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -23,9 +23,16 @@ from sites.viewsets import ApprovalMixin, ScopedIndexView, ScopedInspectView
 from workflows.services import approval_submit, requires_approval
 
 from . import selectors, services
-from .approvals import CLOSE_PLAN, close_counts
+from .approvals import CLOSE_PLAN, ENROL_OPERATION, close_counts, rejection_text
 from .catalogues import beneficiary_catalogue, plan_rules_subject
-from .forms import BeneficiaryDataForm, BulkStatusForm, EnrolmentForm, SchemaUploadForm, StatusChangeForm
+from .forms import (
+    BeneficiaryDataForm,
+    BulkStatusForm,
+    EnrolmentForm,
+    ReenrolmentForm,
+    SchemaUploadForm,
+    StatusChangeForm,
+)
 from .models import BeneficiaryStatus, BenefitPlan, HouseholdBeneficiary, PlanStatus
 from .schema import export_schema, parse_schema, schema_import
 
@@ -100,7 +107,15 @@ class PlanEditView(ApprovalMixin, generic.EditView):
         # there are beneficiaries) or if the plan was activated since it was read, and recorded by the
         # service as a new version.
         change = services.plan_change_payload(self.form.save(commit=False))
-        return services.plan_change(plan=self.object, change=change, by=self.request.user)
+        saved_version = self.object.latest_revision_id
+        plan = services.plan_change(plan=self.object, change=change, by=self.request.user)
+        self.unchanged = plan.latest_revision_id == saved_version
+        return plan
+
+    def get_success_message(self):
+        if getattr(self, "unchanged", False):
+            return f"Nothing changed in {self.object}: no new version was saved."
+        return super().get_success_message()
 
 
 class PlanCreateView(generic.CreateView):
@@ -156,8 +171,11 @@ def _close_confirmation(request, plan):
 
 
 def enrol(request, pk):
-    """Criteria -> preview (counts and a sample) -> submitted for approval (operation plans.enrol)."""
+    """Criteria -> preview (counts and a sample) -> submitted for approval (operation plans.enrol).
+    With `?reenrol=<beneficiary id>`: one rejected person (or household) enrolled again."""
     plan = get_object_or_404(selectors.plans_for(request.user), pk=pk)
+    if "reenrol" in request.GET:
+        return _reenrol(request, plan)
     initial = {"target_status": BeneficiaryStatus.POTENTIAL,
                "rule": plan.criteria_text(BeneficiaryStatus.POTENTIAL)}
     form = EnrolmentForm(request.POST or None, initial=initial, plan=plan, user=request.user)
@@ -183,6 +201,38 @@ def enrol(request, pk):
     return TemplateResponse(request, "plans/enrol.html", {
         "plan": plan, "form": form, "preview": preview, "page_title": f"Enrol in {plan}", "header_icon": "group",
     })
+
+
+def _reenrol(request, plan):
+    """The GET names the rejection and its reason (the confirmation); the POST submits enrolling them
+    again, with why, as operation plans.enrol (applied once approved)."""
+    model, beneficiary_id = plan.beneficiary_model, request.GET["reenrol"]
+    if not beneficiary_id.isdigit():
+        raise Http404("No such beneficiary.")
+    rejected = _beneficiary(request, int(beneficiary_id), model)
+    if rejected.plan_id != plan.pk:
+        raise Http404("No such beneficiary in this plan.")
+    record_url = reverse(f"{beneficiary_namespace(model)}:inspect", args=[rejected.pk])
+    try:
+        rejected = services.reenrolment_check(beneficiary=rejected, by=request.user)
+    except (ValidationError, PermissionDenied) as error:
+        messages.error(request, refusal_message(error))
+        return redirect(record_url)
+    form = ReenrolmentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            approval = approval_submit(operation=ENROL_OPERATION, by=request.user, payload={
+                "plan": plan.pk, "reenrol": rejected.pk, "reason": form.cleaned_data["reason"]})
+        except (ValidationError, PermissionDenied) as error:
+            form.add_error(None, refusal_message(error))
+        else:
+            messages.success(request, "Enrolling them again is submitted: it applies once approved (at once where "
+                                      "approval is off).")
+            return redirect("workflows_approvals:inspect", approval.pk)
+    return TemplateResponse(request, "plans/reenrol.html", {
+        "plan": plan, "beneficiary": rejected, "rejection": rejection_text(rejected), "form": form,
+        "needs_approval": requires_approval(ENROL_OPERATION), "record_url": record_url,
+        "page_title": f"Enrol {rejected.subject} again", "header_icon": "group"})
 
 
 class PlanDeleteView(generic.DeleteView):
@@ -290,10 +340,20 @@ class BeneficiaryRecordView(ScopedInspectView):
             "can_change": user.has_perm(f"plans.change_{type(beneficiary)._meta.model_name}"),
             "status_url": reverse(f"{namespace}:change_status", args=[beneficiary.pk]),
             "data_url": reverse(f"{namespace}:edit_data", args=[beneficiary.pk]),
+            "reenrol_url": _reenrol_url(beneficiary, user),
             "plan_data": beneficiary.plan.schema().display(
                 beneficiary.attributes, show_sensitive=user.has_perm("registry.view_sensitive_data")),
         })
         return context
+
+
+def _reenrol_url(beneficiary, user):
+    """Where a rejection made by mistake is corrected (enrolling them again), if it can be: the page
+    it leads to names the rejection first."""
+    if beneficiary.status != BeneficiaryStatus.REJECTED or beneficiary.plan.status != PlanStatus.ACTIVE or (
+            not user.has_perm(f"plans.add_{type(beneficiary)._meta.model_name}")):
+        return None
+    return reverse("plans_plan:enrol", args=[beneficiary.plan_id]) + f"?reenrol={beneficiary.pk}"
 
 
 def _beneficiary(request, pk, model):
@@ -428,7 +488,13 @@ def schema_import_view(request, pk):
             for note in parse_schema(data, plan_type=plan.plan_type).notes:
                 messages.info(request, note)
             if isinstance(result, list):
-                messages.success(request, f"Schema imported: {len(result)} fields.")
+                saved_version = plan.latest_revision_id
+                plan.refresh_from_db(fields=["latest_revision"])
+                if plan.latest_revision_id == saved_version:
+                    messages.info(request, "The plan's schema is already this one: nothing changed, no new version "
+                                           "was saved.")
+                else:
+                    messages.success(request, f"Schema imported: {len(result)} fields.")
                 return redirect("plans_plan:inspect", plan.pk)
             messages.success(request, "The new schema is a change to an active plan: sent for approval.")
             return redirect("workflows_approvals:inspect", result.pk)

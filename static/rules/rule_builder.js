@@ -211,6 +211,8 @@
       this.modes = root.querySelector("[data-modes]");
       this.message = root.querySelector("[data-message]");
       this.count = root.querySelector("[data-count]");
+      // The server's message about the text, shown until this widget says its own (else it says it twice).
+      this.servedErrors = root.closest("[data-field]")?.querySelector("[data-field-errors]") ?? null;
       this.fields = new Map(JSON.parse(root.dataset.fields).map((field) => [field.name, field]));
       this.elements = new Map(); // model item -> its element, rebuilt by each render
       this.model = emptyGroup();
@@ -447,6 +449,8 @@
     }
 
     showResult(result) {
+      this.servedErrors?.replaceChildren();
+      this.servedErrors = null;
       const invalid = !result.ok;
       this.textarea.setAttribute("aria-invalid", String(invalid));
       if (invalid) {

@@ -2,7 +2,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from sites.models import Location, OrganisationSettings
+from schemes.payments.models import PaymentPlan
+from schemes.plans.models import BenefitPlan
+from sites.models import CurrencyField, Location, OrganisationSettings
 from tests.factories import LocationFactory, build_branch
 
 pytestmark = pytest.mark.django_db
@@ -223,6 +225,7 @@ def test_level_name_out_of_range():
 @pytest.mark.parametrize("pattern, described, field", [
     ("[0-9", "12 digits", "national_id_pattern"),
     ("[0-9]{12", "12 digits", "national_id_pattern"),  # compiles, as the text "{12": no ID would match
+    ("([0-9]+)+X", "12 digits", "national_id_pattern"),  # 5 s per 22-digit ID, in every form and import row
     ("[0-9]{12}", " ", "national_id_format"),
 ])
 def test_a_national_id_format_must_compile_and_be_described(pattern, described, field):
@@ -252,3 +255,29 @@ def test_the_organisation_currency_is_an_iso_code():
         organisation.full_clean()
 
     assert list(error.value.message_dict) == ["currency"]
+
+
+@pytest.mark.parametrize("model", [OrganisationSettings, BenefitPlan, PaymentPlan])
+def test_a_currency_field_takes_any_case_in_forms_and_keeps_upper_case(model):
+    """One shared field: every form that asks for a currency (organisation settings, plans)
+    takes "usd" as USD, and still refuses what is not a code."""
+    field = model._meta.get_field("currency")
+    form_field = field.formfield()
+
+    assert isinstance(field, CurrencyField)
+    assert form_field.clean(" usd ") == "USD"
+    with pytest.raises(ValidationError):
+        field.clean(form_field.clean("T$"), None)
+
+
+def test_the_organisation_settings_form_saves_a_lower_case_currency_upper_cased(db):
+    from wagtail.contrib.settings.views import get_setting_edit_handler
+
+    organisation = OrganisationSettings.load()
+    form_class = get_setting_edit_handler(OrganisationSettings).get_form_class()
+    data = {name: getattr(organisation, name) for name in form_class._meta.fields}
+    form = form_class({**data, "currency": "tzs"}, instance=organisation)
+
+    assert form.is_valid(), form.errors
+    form.save()
+    assert OrganisationSettings.load().currency == "TZS"

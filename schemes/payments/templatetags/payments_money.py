@@ -1,6 +1,6 @@
 """Amounts as every payment screen shows them: two decimals, then the currency (the payroll's own)."""
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 from django import template
 
@@ -14,5 +14,8 @@ def money(value, currency=""):
     """`{{ payroll.total|money:payroll.currency }}`: "3400.00 TZS"; without a currency, "3400.00"."""
     if value is None or value == "":
         return "—"
-    text = format(Decimal(value).quantize(CENT, rounding=ROUND_HALF_EVEN), "f")
+    number = Decimal(value)
+    # Wide enough for any number a formula gives (the default 28 digits refuse a larger one).
+    with localcontext(prec=max(28, number.adjusted() + 3)):
+        text = format(number.quantize(CENT, rounding=ROUND_HALF_EVEN), "f")
     return f"{text} {currency}" if currency else text

@@ -17,7 +17,7 @@ from wagtail.models import ModelLogEntry
 from schemes.bulk import services
 from schemes.bulk.models import StagedReconciliation, Upload, UploadKind, UploadStatus
 from schemes.payments.models import LineStatus, PaymentLine, Payroll, PayrollStatus
-from schemes.payments.reconciliation import HEADERS
+from schemes.payments.reconciliation import HEADERS, reconcile_batch
 from tests.factories import UserFactory
 from tests.schemes.payments.conftest import line_of
 from workflows.models import WorkflowDefinition
@@ -81,7 +81,8 @@ def test_paid_and_unpaid_rows_are_applied_after_the_import(approved_payroll, peo
 
     assert upload.status == UploadStatus.READY, upload.problem
     assert upload.counts == {"rows": 2, "valid": 2, "errors": 0, "paid": 1, "unpaid": 1, "unchanged": 0,
-                             "paid_amount": "800.00", "unpaid_amount": "900.00"}
+                             "paid_amount": "800.00", "unpaid_amount": "900.00",
+                             "payroll_due_lines": 4}  # what tells whether the counts still hold
     assert set(PaymentLine.objects.filter(payroll=approved_payroll).values_list("status", flat=True)) == {"DUE"}
 
     upload = import_now(upload, accountant, django_capture_on_commit_callbacks)
@@ -387,3 +388,37 @@ def test_a_line_that_moved_once_the_import_started_is_skipped_and_the_audit_says
     assert (entry.data["paid"], entry.data["paid_amount"]) == (1, "800.00")
     assert entry.data["checked"]["paid_amount"] == "1700.00"
     assert line_of(approved_payroll, people["six"]).receipt == "API-6"
+
+
+def test_the_page_of_a_checked_file_counts_its_lines_again_only_once_the_payroll_moved(
+        client, approved_payroll, people, accountant, monkeypatch, django_capture_on_commit_callbacks):
+    """The counts shown are never stale, but a view of a file whose payroll has not moved since the
+    check reads its totals only, not the file's rows."""
+    from schemes.payments import reconciliation as engine
+
+    three, six = line_of(approved_payroll, people["three"]), line_of(approved_payroll, people["six"])
+    single = line_of(approved_payroll, people["single_b"])
+    upload = receive(accountant, approved_payroll, [file_row(approved_payroll, three, receipt="FILE"),
+                                                    file_row(approved_payroll, six, receipt="FILE-6")],
+                     django_capture_on_commit_callbacks)
+    counted = []
+    real_counts = engine.counts
+    monkeypatch.setattr(engine, "counts", lambda key, payroll: counted.append(key) or real_counts(key, payroll))
+    client.force_login(accountant)
+    url = reverse("bulk_upload:inspect", args=[upload.pk])
+
+    unmoved = client.get(url).content.decode()
+    assert counted == [] and "reconciled since it was checked" not in unmoved
+
+    reconcile_batch(payroll=approved_payroll, by=accountant, rows=[  # another line: the file's counts hold
+        {"code": single.code, "paid": True, "receipt": "API-1", "paid_on": None}])
+    counted.clear()
+    other_line = client.get(url).content.decode()
+    assert counted == [upload.pk] and "reconciled since it was checked" not in other_line
+
+    reconcile_batch(payroll=approved_payroll, by=accountant, rows=[  # one of the file's lines
+        {"code": six.code, "paid": True, "receipt": "API-6", "paid_on": None}])
+    counted.clear()
+    moved = client.get(url).content.decode()
+    assert counted == [upload.pk]
+    assert "1 of the lines this file would mark paid or unpaid were reconciled since it was checked" in moved

@@ -102,6 +102,51 @@ def test_a_currency_is_upper_cased_and_one_that_is_not_a_code_is_refused_on_its_
         "Give the currency's ISO 4217 code: three capital letters, such as USD, EUR, KES or TZS."]
 
 
+def test_a_change_of_currency_asks_for_the_amounts_in_the_new_currency(client, designer, payment_plan, checkers,
+                                                                      plan_change_workflow):
+    """1,200 TZS is not 1,200 USD: amounts left as they were are refused until given again, or kept on purpose."""
+    client = logged_in(client, designer)
+    url = reverse("payments_plan:edit", args=[payment_plan.pk])
+    same = plan_form(payment_plan.benefit_plan, code=payment_plan.code, name=payment_plan.name,
+                     formula=payment_plan.formula_text, ceiling_per_beneficiary="1200.00",
+                     limit_per_transaction="1000.00", currency="usd")
+
+    asked = client.post(url, same)
+    given_again = client.post(url, {**same, "ceiling_per_beneficiary": "90.00"})
+
+    errors = asked.context["form"].errors
+    assert asked.status_code == 200 and not ApprovalRequest.objects.exists()
+    assert errors["ceiling_per_beneficiary"] == [
+        "This is 1200.00 TZS: the currency becomes USD. Give the ceiling per beneficiary in USD, or keep 1200.00 USD "
+        "by ticking the box below."]
+    assert "limit_per_transaction" in errors
+    assert "Keep these amounts as they are, in USD" in asked.content.decode()
+    # The ceiling given again, the limit still as it was: only the limit is asked for.
+    assert list(given_again.context["form"].errors) == ["limit_per_transaction"]
+
+    kept = client.post(url, {**same, "amounts_in_new_currency": "on"})
+
+    request = ApprovalRequest.objects.get(operation="payments.change_plan")
+    assert kept.status_code == 302 and ["Currency", "TZS", "USD"] in request.summary["diff"]
+    assert "amounts_in_new_currency" not in request.payload["fields"]
+
+
+def test_the_amounts_are_not_asked_for_when_the_currency_stays_or_no_amount_is_set(client, designer, payment_plan,
+                                                                                  checkers, plan_change_workflow):
+    client = logged_in(client, designer)
+    url = reverse("payments_plan:edit", args=[payment_plan.pk])
+    form = plan_form(payment_plan.benefit_plan, code=payment_plan.code, name=payment_plan.name,
+                     formula=payment_plan.formula_text, ceiling_per_beneficiary="1200.00",
+                     limit_per_transaction="1000.00")
+
+    same_currency = client.get(url)
+    cleared = client.post(url, {**form, "currency": "USD", "ceiling_per_beneficiary": "",
+                                "limit_per_transaction": ""})
+
+    assert "amounts_in_new_currency" not in same_currency.context["form"].fields
+    assert cleared.status_code == 302
+
+
 def test_a_formula_change_waits_for_a_checker(client, designer, payment_plan, checkers, plan_change_workflow,
                                               django_capture_on_commit_callbacks):
     before = payment_plan.formula_text
@@ -318,6 +363,27 @@ def test_the_payroll_page_shows_the_seal_totals_and_the_lines_held_back(client, 
     assert "data-job-live" not in page
 
 
+def test_a_payroll_with_nobody_to_pay_offers_discarding_not_submitting(client, accountant, payment_plan, cycle,
+                                                                        people, superuser,
+                                                                        django_capture_on_commit_callbacks):
+    services.payment_plan_change(payment_plan=payment_plan, by=superuser, fields={"criteria": "household_size > 50"})
+    with django_capture_on_commit_callbacks(execute=True):
+        empty = services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle, by=accountant)
+    client = logged_in(client, accountant)
+    url = reverse("payments_payroll:inspect", args=[empty.pk])
+
+    page = client.get(url).content.decode()
+    refused = client.post(reverse("payments_payroll:submit", args=[empty.pk]), follow=True).content.decode()
+    discarded = client.post(reverse("payments_payroll:discard", args=[empty.pk]), follow=True).content.decode()
+
+    assert re.search(r'data-testid="nobody-to-pay">CG-PAY CG-2025-01 has no lines', page)
+    assert "Submit for approval" not in page and "Discard this payroll" in page
+    assert "there is nothing for a checker to approve" in refused
+    assert "is discarded: a payroll can be generated again for cycle CG-2025-01" in discarded
+    assert Payroll.objects.get(pk=empty.pk).status == PayrollStatus.REJECTED
+    assert "Discard this payroll" not in discarded
+
+
 def test_a_payrolls_screens_and_exports_keep_its_currency_when_the_plans_changes(client, accountant, sealed,
                                                                                  payment_plan, superuser):
     services.payment_plan_change(payment_plan=payment_plan, fields={"currency": "usd"}, by=superuser)
@@ -421,6 +487,28 @@ def test_the_formula_tester_says_how_many_it_leaves_out_and_refuses_a_division_b
                      r"gives zero or less\.", by_size)
     assert by_zero.status_code == 200 and by_zero.context["result"] is None
     assert "Division by zero: this divisor is always 0" in by_zero.content.decode()
+
+
+def test_the_formula_testers_sample_says_why_a_row_is_paid_nothing_and_shows_cents(client, accountant, payment_plan,
+                                                                                  people, geo):
+    from tests.factories import IndividualFactory
+    from tests.schemes.payments.conftest import enrol
+
+    # In no household: the household size it reads is unknown.
+    alone = enrol(payment_plan.benefit_plan, IndividualFactory(location=geo.village_a))
+    page = logged_in(client, accountant).post(reverse("payments_plan:formula_tester", args=[payment_plan.pk]), {
+        "formula": "1000 / (household_size - 3)", "criteria": "", "ceiling_per_beneficiary": "",
+        "limit_per_transaction": "", "target_statuses": ["ACTIVE"]}).content.decode()
+
+    def row(beneficiary):
+        cells = re.search(rf"<tr><td>{re.escape(str(beneficiary))}</td>\s*<td>.*?</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td></tr>", page,
+                          re.S)
+        return cells.groups()
+
+    assert row(people["three"]) == ("no value", "nothing: division by zero for this beneficiary")
+    assert row(people["six"]) == ("333.33", "333.33")  # 1000 / 3: cents, not 333.3333333333
+    assert row(people["single_b"]) == ("-500.00", "nothing: the formula gives zero or less")
+    assert row(alone) == ("no value", "nothing: a value it reads is unknown")
 
 
 def test_the_formula_tester_warns_of_amounts_too_large_for_a_line(client, accountant, payment_plan, people):

@@ -5,7 +5,7 @@ import datetime
 from decimal import Decimal
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, connection, transaction
 
 from schemes.payments import selectors, services
@@ -217,6 +217,51 @@ def test_a_payroll_waiting_for_a_decision_is_not_submitted_twice(sealed, account
     services.payroll_submit(payroll=sealed, by=accountant)
     with pytest.raises(ValidationError, match="already waiting"):
         services.payroll_submit(payroll=sealed, by=accountant)
+
+
+@pytest.fixture
+def empty(payment_plan, cycle, people, accountant, superuser, django_capture_on_commit_callbacks):
+    """The cycle's payroll sealed with no lines: its criteria select nobody."""
+    services.payment_plan_change(payment_plan=payment_plan, by=superuser, fields={"criteria": "household_size > 50"})
+    with django_capture_on_commit_callbacks(execute=True):
+        payroll = services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle, by=accountant)
+    return Payroll.objects.get(pk=payroll.pk)
+
+
+def test_a_payroll_with_nobody_to_pay_goes_to_no_checker(empty, accountant, payroll_workflow):
+    from workflows.models import ApprovalRequest
+
+    assert (empty.status, empty.line_count) == (PayrollStatus.PENDING_APPROVAL, 0)
+    with pytest.raises(ValidationError, match=r"has no lines: when it was generated, no beneficiary in the statuses "
+                                              r"paid met the criteria .* discard it, which frees cycle CG-2025-01"):
+        services.payroll_submit(payroll=empty, by=accountant)
+    assert not ApprovalRequest.objects.exists()
+
+
+def test_a_payroll_with_nobody_to_pay_is_discarded_and_frees_its_cycle(empty, payment_plan, cycle, accountant,
+                                                                       superuser, django_capture_on_commit_callbacks):
+    from wagtail.models import ModelLogEntry
+
+    discarded = services.payroll_discard(payroll=empty, by=accountant)
+
+    assert (discarded.status, discarded.reason) == (PayrollStatus.REJECTED, "Discarded: no lines, nobody to pay.")
+    assert ModelLogEntry.objects.filter(action="mizani.payroll_rejected", object_id=str(empty.pk)).exists()
+    services.payment_plan_change(payment_plan=payment_plan, by=superuser, fields={"criteria": ""})
+    with django_capture_on_commit_callbacks(execute=True):
+        again = services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle, by=accountant)
+    assert again.pk != empty.pk and Payroll.objects.get(pk=again.pk).line_count == 4
+
+
+def test_a_payroll_with_lines_is_not_discarded(sealed, accountant):
+    with pytest.raises(ValidationError, match="with 4 lines: only a payroll waiting for approval with no lines"):
+        services.payroll_discard(payroll=sealed, by=accountant)
+    assert Payroll.objects.get(pk=sealed.pk).status == PayrollStatus.PENDING_APPROVAL
+
+
+def test_discarding_takes_national_scope(empty, geo):
+    with pytest.raises(PermissionDenied, match="national scope"):
+        services.payroll_discard(payroll=empty, by=UserFactory(role="Accountant", locations=[geo.district_a]))
+    assert Payroll.objects.get(pk=empty.pk).status == PayrollStatus.PENDING_APPROVAL
 
 
 # --- an approved payroll never changes ----------------------------------------------------------------

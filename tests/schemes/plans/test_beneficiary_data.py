@@ -162,6 +162,21 @@ def test_another_plan_may_reuse_a_value_and_a_beneficiary_keeps_its_own(benefici
                                              "account": "TZ12345678"}
 
 
+@pytest.mark.parametrize("name", ["exact", "contains", "lt"])
+def test_a_unique_field_named_like_a_lookup_is_still_checked_as_a_field(plan, geo, clerk_a, name):
+    """A plan saved before such names were refused: its `exact` is read as the key, not as `attributes__exact`."""
+    PlanField.objects.create(plan=plan, name=name, label="Code", field_type="text", unique=True, sort_order=99)
+    enrol(plan, "Asha", geo.village_a, grade=3, **{name: "A-1"})
+    amani = enrol(plan, "Amani", geo.village_a, grade=4)
+
+    with pytest.raises(ValidationError) as refused:
+        update(amani, clerk_a, grade=4, **{name: "A-1"})
+
+    assert refused.value.message_dict == {name: ["Another beneficiary of CG already has Code A-1."]}
+    update(amani, clerk_a, grade=4, **{name: "A-2"})
+    assert stored(amani) == {"grade": 4, name: "A-2"}
+
+
 def test_a_freed_value_may_be_taken(beneficiaries, clerk_a):
     update(beneficiaries["asha"], clerk_a, grade=3, school_code="ABC-009", account="TZ12345678")
 

@@ -10,9 +10,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
-from schemes.plans import services
+from schemes.plans import selectors, services
 from schemes.plans.models import Beneficiary, BenefitPlan, PlanField
-from schemes.plans.schema import schema_import
+from schemes.plans.schema import export_schema, schema_import
 from tests.factories import IndividualFactory, RegistryFieldFactory, UserFactory
 from tests.schemes.plans.test_views import client_for, formset, plan_form
 from workflows.models import ApprovalRequest, RequestStatus, WorkflowDefinition, WorkflowStep
@@ -68,6 +68,86 @@ def test_a_draft_plan_is_saved_as_a_new_version(designer):
     assert plan.name == "Child grant II"
     assert plan.revisions.count() == 2
     assert plan.latest_revision.content["name"] == "Child grant II"
+
+
+def draft_with_bounds(designer):
+    """A draft whose saved values read back otherwise than typed: "2.5" is stored as 2.5000."""
+    data = plan_form(score_cutoff="2.5", ceiling_per_beneficiary="100", **{
+        **formset("fields", total=1), "fields-0-name": "grade", "fields-0-label": "Grade",
+        "fields-0-field_type": "integer", "fields-0-choices": "[]", "fields-0-min_value": "1",
+        "fields-0-max_value": "12"})
+    client_for(designer).post(reverse("plans_plan:add"), data)
+    plan = BenefitPlan.objects.get(code="CG")
+    data.update({"fields-INITIAL_FORMS": "1", "fields-0-id": str(plan.fields.get().pk)})
+    return plan, data
+
+
+def test_a_draft_saved_without_any_change_records_no_version(designer):
+    plan, data = draft_with_bounds(designer)
+
+    response = client_for(designer).post(reverse("plans_plan:edit", args=[plan.pk]), data, follow=True)
+
+    assert plan.revisions.count() == 1
+    assert [version["changed"] for version in selectors.plan_versions(plan)] == ["Created"]
+    assert any(str(message).startswith(f"Nothing changed in {plan}: no new version was saved.")
+               for message in response.context["messages"])
+
+
+def test_a_draft_saved_with_one_change_lists_only_that_change(designer):
+    plan, data = draft_with_bounds(designer)
+
+    client_for(designer).post(reverse("plans_plan:edit", args=[plan.pk]), {**data, "fields-0-max_value": "13"})
+
+    assert plan.revisions.count() == 2
+    assert selectors.plan_versions(plan)[0]["changed"] == "Schema field grade"
+
+
+def test_a_schema_imported_again_unchanged_records_no_version(designer):
+    client_for(designer).post(reverse("plans_plan:add"), plan_form())
+    plan = BenefitPlan.objects.get(code="CG")
+    schema = {"properties": {"grade": {"type": "integer", "minimum": 1, "maximum": 12},
+                             "income": {"type": "number", "minimum": 0.5}}, "required": ["grade"]}
+    schema_import(plan=plan, data=schema, by=designer)
+    assert plan.revisions.count() == 2
+
+    schema_import(plan=plan, data=schema, by=designer)
+    schema_import(plan=plan, data=export_schema(plan), by=designer)
+    response = client_for(designer).post(reverse("plans_plan:schema_import", args=[plan.pk]), {
+        "file": SimpleUploadedFile("schema.json", json.dumps(schema).encode(), content_type="application/json")},
+        follow=True)
+
+    assert plan.revisions.count() == 2
+    assert "The plan's schema is already this one: nothing changed, no new version was saved." in [
+        str(message) for message in response.context["messages"]]
+
+
+def test_a_schema_whose_fields_only_changed_places_is_a_version_that_says_so(designer):
+    client_for(designer).post(reverse("plans_plan:add"), plan_form())
+    plan = BenefitPlan.objects.get(code="CG")
+    schema_import(plan=plan, data={"properties": {"grade": {"type": "integer"}, "school": {"type": "string"}}},
+                  by=designer)
+
+    schema_import(plan=plan, data={"properties": {"school": {"type": "string"}, "grade": {"type": "integer"}}},
+                  by=designer)
+
+    assert plan.revisions.count() == 3
+    assert selectors.plan_versions(plan)[0]["changed"] == "Schema fields reordered"
+    assert [field.name for field in plan.schema().definitions] == ["school", "grade"]
+
+
+def test_an_active_plans_reordered_schema_is_shown_to_checkers_as_a_reorder(designer, checker, change_workflow):
+    client_for(designer).post(reverse("plans_plan:add"), plan_form())
+    plan = BenefitPlan.objects.get(code="CG")
+    schema_import(plan=plan, data={"properties": {"grade": {"type": "integer"}, "school": {"type": "string"}}},
+                  by=designer)
+    plan = services.plan_activate(plan=plan, by=designer)
+
+    request = schema_import(plan=plan, data={"properties": {"school": {"type": "string"},
+                                                            "grade": {"type": "integer"}}}, by=designer)
+
+    assert request.summary["diff"] == [["Schema fields reordered", "grade, school", "school, grade"]]
+    with pytest.raises(ValidationError, match="Nothing would change"):
+        schema_import(plan=plan, data=export_schema(plan), by=designer)
 
 
 def test_an_active_plans_change_waits_for_approval_and_shows_the_diff(designer, checker, active_plan,
@@ -133,8 +213,9 @@ def test_a_change_made_against_an_older_version_is_void(designer, checker, activ
                                                         django_capture_on_commit_callbacks):
     edit(designer, active_plan, name="First")
     first = ApprovalRequest.objects.get(operation="plans.change")
-    services.plan_change(plan=active_plan, change=services.plan_change_payload(
-        BenefitPlan.objects.get(pk=active_plan.pk)), by=designer, approved=True)  # another version lands meanwhile
+    meanwhile = services.plan_change_payload(BenefitPlan.objects.get(pk=active_plan.pk))
+    meanwhile["plan_fields"]["description"] = "Another version"
+    services.plan_change(plan=active_plan, change=meanwhile, by=designer, approved=True)  # lands meanwhile
 
     with django_capture_on_commit_callbacks(execute=True):
         approval_decide(request=first, verdict="approve", by=checker)
@@ -187,7 +268,25 @@ def test_two_plan_fields_that_files_would_read_as_one_column_are_refused(designe
     assert "&#x27;groupId&#x27; and &#x27;group_id&#x27; would be one column in files" in response.content.decode()
 
 
-@pytest.mark.parametrize("currency", ["usd", "T$", "TZ"])
+@pytest.mark.parametrize("name", ["contains", "exact", "gt", "isnull", "hasKey", "Contained_By"])
+def test_a_plan_field_cannot_take_the_name_of_a_lookup_of_the_plan_data(designer, name):
+    """A query on `attributes__contains` is a containment test, not the field `contains`."""
+    response = client_for(designer).post(reverse("plans_plan:add"), plan_form(**{
+        **formset("fields", total=1), "fields-0-name": name, "fields-0-label": "Field",
+        "fields-0-field_type": "text", "fields-0-choices": "[]", "fields-0-sort_order": "0"}))
+
+    assert response.status_code == 200
+    assert not BenefitPlan.objects.exists()
+    assert f"&#x27;{name}&#x27; is a database lookup" in response.content.decode()
+
+
+def test_a_plan_currency_typed_in_lower_case_is_kept_in_capitals(designer):
+    client_for(designer).post(reverse("plans_plan:add"), plan_form(currency=" usd "))
+
+    assert BenefitPlan.objects.get().currency == "USD"
+
+
+@pytest.mark.parametrize("currency", ["T$", "TZ"])
 def test_a_plan_currency_is_its_iso_code(designer, currency):
     response = client_for(designer).post(reverse("plans_plan:add"), plan_form(currency=currency))
 

@@ -210,6 +210,23 @@ def test_household_beneficiaries_follow_the_transitions_with_reasons(plan, benef
                      ("SUSPENDED", "ACTIVE", ""), ("ACTIVE", "GRADUATED", "Out of poverty")]
 
 
+def test_a_household_rejected_by_mistake_is_enrolled_again_under_the_household_permission(
+        plan, beneficiaries, clerk_a, geo):
+    rejected = services.beneficiary_change_status(beneficiary=beneficiaries["TWO-A"], action="reject",
+                                                  reason="Moved away", by=clerk_a)
+    person_only = with_permission(UserFactory(role="Viewer", locations=[geo.district_a]), "add_beneficiary")
+
+    with pytest.raises(PermissionDenied, match="plans.add_householdbeneficiary"):
+        services.beneficiary_reenrol(beneficiary=rejected, reason="They never moved", by=person_only)
+    again = services.beneficiary_reenrol(beneficiary=rejected, reason="They never moved", by=clerk_a)
+
+    assert sorted(HouseholdBeneficiary.objects.filter(household=rejected.household).values_list("status", flat=True)
+                  ) == [BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.REJECTED]
+    assert live_count(plan) == 3 and again.status_changed_by == clerk_a  # BIG-A, BIG-B and TWO-A again
+    assert [(entry.data["from"], entry.data["to"], entry.data["reason"])
+            for entry in entries(again, "mizani.beneficiary_status")] == [("REJECTED", "POTENTIAL", "They never moved")]
+
+
 def test_changing_a_household_beneficiary_needs_the_household_permission(plan, beneficiaries, geo):
     person_only = with_permission(UserFactory(role="Viewer", locations=[geo.district_a]), "change_beneficiary")
     big = beneficiaries["BIG-A"]

@@ -109,7 +109,8 @@ def test_a_sensitive_field_stays_sensitive_through_download_and_upload(plan, des
     ({"properties": {"household_code": {"type": "string"}}}, "'household_code' is read as the column group_code"),
     ({"properties": {"beneficiary_status": {"type": "string"}}}, "read as the column status"),
     ({"properties": {"From": {"type": "string"}}}, "'From' is reserved: it reads as 'from'"),
-    ({"properties": {"x": {"type": "string", "pattern": "("}}}, "not a valid regular expression"),
+    ({"properties": {"x": {"type": "string", "pattern": "("}}}, "Not a valid regular expression"),
+    ({"properties": {"x": {"type": "string", "pattern": "([0-9]+)+X"}}}, "A repetition of something that varies"),
     ({"properties": {"x": {"type": "integer", "minimum": "low"}}}, "\"minimum\" must be a number"),
     ({"properties": {"x": {"type": "string"}}, "required": ["y"]}, "'y', which is not a property"),
     ({"properties": {"x": {"type": "string", "validationCalculation": {"name": "Luhn"}}}}, "is not known"),
@@ -303,3 +304,43 @@ def test_an_openimis_file_enrols_into_a_plan_of_openimis_own_example(
                         "TZ200": {"groupId": "G-2", "recipient_info": 1, "number_of_children": 3}}
     assert Membership.objects.get(household__code="HH-1").recipient_type == "PRIMARY"
     assert known.beneficiaries.exists()
+
+
+@pytest.mark.parametrize("plan_type, name", [
+    (PlanType.INDIVIDUAL, "national_id"), (PlanType.INDIVIDUAL, "first_name"), (PlanType.HOUSEHOLD, "group_code")])
+def test_a_core_property_the_schema_requires_is_said_to_be_checked_by_the_registry(plan_type, name):
+    """The plan cannot require it (no plan field is created): the scheme administrator is told."""
+    parsed = parse_schema({"properties": {name: {"type": "string"}, "grade": {"type": "integer"}},
+                           "required": [name, "grade"]}, plan_type=plan_type)
+
+    assert parsed.notes[1:] == [f"'{name}' is required by the schema but is a registry column: it is checked by the "
+                                "registry, not the plan."]
+    assert [(field.name, field.required) for field in parsed.fields] == [("grade", True)]
+
+
+def test_the_import_page_says_a_required_core_property_is_the_registrys_to_check(plan, designer):
+    client = Client()
+    client.force_login(designer)
+    schema = {"properties": {"national_id": {"type": "string"}}, "required": ["national_id"]}
+
+    response = client.post(reverse("plans_plan:schema_import", args=[plan.pk]), {"file": SimpleUploadedFile(
+        "schema.json", json.dumps(schema).encode(), content_type="application/json")}, follow=True)
+
+    assert "'national_id' is required by the schema but is a registry column: it is checked by the registry, not " \
+           "the plan." in [str(message) for message in response.context["messages"]]
+
+
+@pytest.mark.parametrize("name", ["contains", "exact", "gt", "has_key", "hasKey", "Range", "Regex"])
+def test_a_property_named_like_a_lookup_of_the_plan_data_is_refused(plan, designer, name):
+    with pytest.raises(ValidationError) as error:
+        schema_import(plan=plan, data={"properties": {name: {"type": "string"}}}, by=designer)
+
+    assert any(f"'{name}' is a database lookup" in message for message in error.value.messages), error.value.messages
+    assert not plan.fields.exists()
+
+
+def test_a_property_named_year_is_a_field_like_any_other(plan, designer):
+    """`year` is a lookup of dates, not of the plan data (JSON): `attributes__year` reads the key."""
+    schema_import(plan=plan, data={"properties": {"year": {"type": "integer"}}}, by=designer)
+
+    assert list(plan.fields.values_list("name", flat=True)) == ["year"]

@@ -3,6 +3,7 @@ left the plan enrolled again; only while the plan is valid), the beneficiary sta
 closing a plan, and plan codes and names unique whatever their case."""
 
 import datetime
+import re
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -268,6 +269,125 @@ def test_an_enrolment_request_names_those_not_enrolled_again(plan, people, offic
     with pytest.raises(ValidationError, match="left the plan earlier"):
         workflows.approval_submit(operation="plans.enrol", by=officer, payload={
             "plan": plan.pk, "rule": "first_name == 'Amina'", "target_status": "POTENTIAL"})
+
+
+# --- enrolling a rejected person again --------------------------------------------------------------
+
+
+def reenrol_request(plan, rejected, by, reason="Rejected by mistake: the wrong Chausiku"):
+    from workflows import services as workflows
+
+    return workflows.approval_submit(operation="plans.enrol", by=by, payload={
+        "plan": plan.pk, "reenrol": rejected.pk, "reason": reason})
+
+
+def test_a_person_rejected_by_mistake_is_enrolled_again_once_approved(plan, people, officer, enrol_checker,
+                                                                      django_capture_on_commit_callbacks):
+    from wagtail.models import ModelLogEntry
+
+    from workflows import services as workflows
+    from workflows.models import ApprovalRequest, RequestStatus
+
+    leave(plan, people["chausiku"], "reject", officer)
+    rejected = Beneficiary.objects.get(plan=plan, individual=people["chausiku"])
+    Beneficiary.objects.filter(pk=rejected.pk).update(attributes={"grade": 4})
+
+    request = reenrol_request(plan, rejected, officer)
+
+    assert request.summary["title"] == f"Enrol {people['chausiku']} again in {plan} (rejected earlier)"
+    assert request.summary["diff"] == [
+        ["Enrolment", f"Rejected on {rejected.status_changed_at:%Y-%m-%d} by {officer.get_username()}: “Left”",
+         "Potential (a new enrolment)"],
+        ["Why enrol again", "—", "Rejected by mistake: the wrong Chausiku"]]
+    assert request.location == people["chausiku"].location  # the checkers of her locations decide
+    assert Beneficiary.objects.filter(plan=plan).count() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        workflows.approval_decide(request=request, verdict="approve", by=enrol_checker)
+
+    assert ApprovalRequest.objects.get(pk=request.pk).status == RequestStatus.EXECUTED
+    assert sorted(Beneficiary.objects.filter(plan=plan).values_list("status", "attributes")) == [
+        ("POTENTIAL", {"grade": 4}), ("REJECTED", {"grade": 4})]  # the rejection stays in the history
+    assert Beneficiary.objects.get(pk=rejected.pk).reason == "Left"
+    assert BenefitPlan.objects.get(pk=plan.pk).live_beneficiaries == 1
+    entry = ModelLogEntry.objects.get(action="mizani.enrol", object_id=str(plan.pk),
+                                      data__enrolled_again__rejected=rejected.pk)
+    assert entry.data["reason"] == "Rejected by mistake: the wrong Chausiku" and entry.user == officer
+
+
+def test_enrolling_again_is_refused_for_a_graduate_anyone_enrolled_since_or_not_rejected(plan, people, officer):
+    leave(plan, people["chausiku"], "reject", officer)
+    rejected = Beneficiary.objects.get(plan=plan, individual=people["chausiku"])
+    leave(plan, people["amina"], "graduate", officer)
+
+    with pytest.raises(ValidationError, match="only a rejected enrolment is enrolled again"):
+        services.reenrolment_check(beneficiary=Beneficiary.objects.get(individual=people["amina"]), by=officer)
+    with pytest.raises(ValidationError, match="Say why they are enrolled again"):
+        services.beneficiary_reenrol(beneficiary=rejected, reason=" ", by=officer)
+    again = services.beneficiary_reenrol(beneficiary=rejected, reason="Mistake", by=officer)
+    with pytest.raises(ValidationError, match=re.escape(f"{people['chausiku']} is enrolled in {plan} already")):
+        services.beneficiary_reenrol(beneficiary=rejected, reason="Mistake", by=officer)
+    services.beneficiary_change_status(beneficiary=again, action="activate", by=officer)
+    services.beneficiary_change_status(beneficiary=again, action="graduate", reason="Done", by=officer)
+    with pytest.raises(ValidationError, match="graduated from .*: graduation is final"):
+        services.beneficiary_reenrol(beneficiary=rejected, reason="Mistake", by=officer)
+
+    assert Beneficiary.objects.filter(individual=people["chausiku"]).count() == 2
+
+
+def test_enrolling_again_takes_the_enrolment_permission_and_the_persons_location(plan, people, officer, viewer_a):
+    national = UserFactory(role="Clerk", national=True)
+    national.user_permissions.add(*Permission.objects.filter(content_type__app_label="plans"))
+    leave(plan, people["dotto"], "reject", national)  # district B
+    rejected = Beneficiary.objects.get(individual=people["dotto"])
+
+    with pytest.raises(Beneficiary.DoesNotExist):
+        services.beneficiary_reenrol(beneficiary=rejected, reason="Mistake", by=officer)
+    with pytest.raises(PermissionDenied):
+        services.beneficiary_reenrol(beneficiary=rejected, reason="Mistake", by=viewer_a)
+    assert Beneficiary.objects.filter(individual=people["dotto"]).count() == 1
+
+
+def test_enrolling_again_is_refused_at_submission_above_the_maximum_or_for_a_unique_value_taken(
+        plan, people, officer, enrol_checker):
+    from schemes.plans.models import PlanField
+
+    PlanField.objects.create(plan=plan, name="card", label="Card number", field_type="integer", unique=True)
+    leave(plan, people["chausiku"], "reject", officer)
+    rejected = Beneficiary.objects.get(individual=people["chausiku"])
+    Beneficiary.objects.filter(pk=rejected.pk).update(attributes={"card": 7})
+    services.enrolment_execute(plan=plan, rule="first_name == 'Amina'", target_status="POTENTIAL", by=officer)
+    Beneficiary.objects.filter(individual=people["amina"]).update(attributes={"card": 7})
+
+    with pytest.raises(ValidationError, match="Another beneficiary of CT-1 already has Card number 7. Change it in"):
+        reenrol_request(plan, rejected, officer)
+    Beneficiary.objects.filter(pk=rejected.pk).update(attributes={"card": 8})
+    services.enrolment_execute(plan=plan, rule="first_name in ['Baraka', 'Chausiku']", target_status="POTENTIAL",
+                               by=officer)  # Baraka only: criteria never bring back Chausiku
+    BenefitPlan.objects.filter(pk=plan.pk).update(max_beneficiaries=2)
+    with pytest.raises(ValidationError, match="has its maximum of 2 beneficiaries"):
+        reenrol_request(plan, rejected, officer)
+    with pytest.raises(ValidationError, match="has its maximum of 2 beneficiaries"):  # and once approved
+        services.beneficiary_reenrol(beneficiary=rejected, reason="Mistake", by=officer)
+    assert Beneficiary.objects.filter(individual=people["chausiku"]).count() == 1
+
+
+def test_an_approved_enrolment_again_is_void_if_they_were_enrolled_meanwhile(plan, people, officer, enrol_checker,
+                                                                             django_capture_on_commit_callbacks):
+    from workflows import services as workflows
+    from workflows.models import ApprovalRequest, RequestStatus
+
+    leave(plan, people["chausiku"], "reject", officer)
+    rejected = Beneficiary.objects.get(individual=people["chausiku"])
+    request = reenrol_request(plan, rejected, officer)
+    with pytest.raises(ValidationError, match="already waiting for a decision"):
+        reenrol_request(plan, rejected, officer)
+    services.beneficiary_reenrol(beneficiary=rejected, reason="Done directly", by=officer)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        workflows.approval_decide(request=request, verdict="approve", by=enrol_checker)
+
+    assert ApprovalRequest.objects.get(pk=request.pk).status == RequestStatus.VOID
+    assert Beneficiary.objects.filter(individual=people["chausiku"]).count() == 2
 
 
 # --- validity -------------------------------------------------------------------------------------

@@ -96,6 +96,48 @@ def test_from_plan_to_enrolled_beneficiaries_and_back(setting, django_capture_on
     assert "Child grant" in record and "Active" in record
 
 
+def test_a_rejection_made_by_mistake_is_undone_from_the_record_page_after_a_confirmation(setting):
+    """The clerk sees the rejection and its reason before submitting; the enrolment checkers decide."""
+    designer, officer, checker, amina = setting
+    plan = BenefitPlan.objects.create(code="CG", name="Child grant", status="ACTIVE")
+    services.enrolment_execute(plan=plan, rule="first_name == 'Amina'", target_status="POTENTIAL", by=officer)
+    rejected = services.beneficiary_change_status(beneficiary=Beneficiary.objects.get(), action="reject",
+                                                  reason="Duplicate application", by=officer)
+    client = client_for(officer)
+
+    record = client.get(reverse("plans_beneficiary:inspect", args=[rejected.pk])).content.decode()
+    confirm_url = reverse("plans_plan:enrol", args=[plan.pk]) + f"?reenrol={rejected.pk}"
+    assert f'href="{confirm_url}"' in record
+    confirmation = client.get(confirm_url)
+    assert "Rejected on" in confirmation.content.decode() and "“Duplicate application”" in (
+        confirmation.content.decode())
+    refused = client.post(confirm_url, {"reason": ""})
+    assert refused.status_code == 200 and "reason" in refused.context["form"].errors
+    response = client.post(confirm_url, {"reason": "Amina is no duplicate: two women share her name"})
+
+    request = ApprovalRequest.objects.get(operation="plans.enrol")
+    assert response.status_code == 302 and response["Location"] == reverse("workflows_approvals:inspect",
+                                                                           args=[request.pk])
+    assert request.payload["reenrol"] == rejected.pk and Beneficiary.objects.count() == 1
+
+
+def test_enrolling_again_is_not_offered_to_a_user_who_may_not_enrol(setting, viewer_a):
+    designer, officer, checker, amina = setting
+    plan = BenefitPlan.objects.create(code="CG", name="Child grant", status="ACTIVE")
+    services.enrolment_execute(plan=plan, rule="first_name == 'Amina'", target_status="POTENTIAL", by=officer)
+    rejected = services.beneficiary_change_status(beneficiary=Beneficiary.objects.get(), action="reject",
+                                                  reason="Duplicate application", by=officer)
+    client = client_for(viewer_a)
+    confirm_url = reverse("plans_plan:enrol", args=[plan.pk]) + f"?reenrol={rejected.pk}"
+
+    assert "reenrol" not in client.get(reverse("plans_beneficiary:inspect", args=[rejected.pk])).content.decode()
+    response = client.get(confirm_url, follow=True)
+    assert "You do not have the permission &#x27;plans.add_beneficiary&#x27;" in response.content.decode()
+    assert client.post(confirm_url, {"reason": "Mistake"}).status_code == 302
+    assert client.get(reverse("plans_plan:enrol", args=[plan.pk]) + "?reenrol=x").status_code == 404
+    assert not ApprovalRequest.objects.exists() and Beneficiary.objects.count() == 1
+
+
 def test_the_beneficiary_list_shows_the_newest_enrolled_first(setting):
     """Newest recorded first, by the key read off its index at any size (sorting a million enrolments by
     date for each page took 0.4 s); the Enrolled column still sorts by date."""
