@@ -1,4 +1,5 @@
-"""`manage.py benchmark pages --rows N`: response times of the registry's admin pages.
+"""`manage.py benchmark pages --rows N`: response times of the registry's admin pages (the people's
+list, filtered, searched by ID and by name, a record; the households searched by a surname).
 
 Measured in-process with Django's test client (no network, no browser), so the figures are the
 server's time: views, queries, templates, session and audit writes.
@@ -84,6 +85,8 @@ def _measure(user, index_url, rng):
     if not people or not identified or not districts:
         raise CommandError(f"{user.username} sees no individuals with national IDs in any district.")
 
+    households_url = reverse("registry_household:index")
+
     def listing(**query):
         return f"{index_url}?{urlencode(query)}"
 
@@ -94,6 +97,8 @@ def _measure(user, index_url, rng):
                           for _ in range(count)],
         "search_id": [(listing(q=p["national_id"]), p["last_name"]) for p in identified],
         "search_name": [(listing(q=f"{p['first_name']} {p['last_name']}"), p["last_name"]) for p in people],
+        # A clerk looking for a family types its surname: the households with a member of that name.
+        "search_household": [(f"{households_url}?{urlencode({'q': p['last_name']})}", None) for p in people],
         "record": [(reverse("registry_individual:inspect", args=[p["pk"]]), p["last_name"]) for p in people],
     }
     client = Client()

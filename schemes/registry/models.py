@@ -3,6 +3,7 @@ import re
 import unicodedata
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q, Value
 from django.db.models.functions import Concat, Lower
@@ -10,7 +11,7 @@ from django.dispatch import receiver
 from django_fsm import FSMField, FSMModelMixin, transition
 from django_fsm.signals import post_transition
 
-from sites.fields import AttributeSchema, FieldDefinition, ascii_digits
+from sites.fields import AttributeSchema, FieldDefinition, ascii_digits, name_key
 from sites.models import Location
 from workflows.models import ApprovalRequest, RequestStatus
 
@@ -91,6 +92,40 @@ class RegistryField(FieldDefinition):
     @classmethod
     def schema_for(cls, target):
         return AttributeSchema(cls.objects.filter(target=target).order_by("sort_order", "name"))
+
+    def clean(self):
+        """FieldDefinition's checks, then a name nothing else already reads (name_problem)."""
+        errors = {}
+        try:
+            super().clean()
+        except ValidationError as error:
+            errors = error.update_error_dict(errors)
+        if self.name and "name" not in errors and (problem := self.name_problem()):
+            errors["name"] = problem
+        if errors:
+            raise ValidationError(errors)
+
+    def name_problem(self):
+        """Why the name cannot be an attribute's, or "": a column or an accepted header of the files
+        that carry the attributes (`gender` is the individuals file's sex: two columns would claim one
+        header), or a lookup of the JSON `attributes` (`attributes__contains` is a containment test,
+        not that key). Compared as files compare headers, ignoring case and underscores."""
+        from schemes.bulk.beneficiaries import STATUS_COLUMN
+        from schemes.bulk.files import header_key
+        from schemes.bulk.individuals import CORE_COLUMNS
+
+        key = name_key(self.name)
+        for file, columns in (("individuals", CORE_COLUMNS), ("beneficiaries", [STATUS_COLUMN])):
+            for column in columns:
+                if key in {header_key(text) for text in (column.name, *column.aliases)}:
+                    read_as = "" if self.name == column.name else f" ({column.name})"
+                    return f"'{self.name}' is a column of the {file} file already{read_as}: give the attribute another name."
+        lookup = {name_key(name): name for name in models.JSONField.get_lookups()}.get(key)
+        if lookup:
+            read_as = "" if self.name == lookup else f" (as '{lookup}')"
+            return (f"'{self.name}' is a database lookup{read_as}: filters on the attributes would read it as that "
+                    "lookup, not as this attribute. Give the attribute another name.")
+        return ""
 
 
 class Sex(models.TextChoices):

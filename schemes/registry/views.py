@@ -3,8 +3,9 @@ import uuid
 import django_filters
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connections
 from django.db.models import F, OuterRef, Subquery, Value
-from django.db.models.functions import Concat
+from django.db.models.functions import Concat, Lower
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -20,6 +21,7 @@ from schemes.rules.forms import CriteriaFilter
 from sites.audit import audit
 from sites.fields import FieldType
 from sites.masking import can_view_sensitive, mask
+from sites.paginator import ListingPaginator, planned_rows
 from sites.refusals import refusal_message
 from sites.scoping import scope_for
 from sites.viewsets import ScopedHistoryView, ScopedIndexView, ScopedInspectView, ServiceDeleteView
@@ -261,8 +263,34 @@ def _form_problems(form):
                     for name, errors in form.errors.items())
 
 
+class HouseholdPaginator(ListingPaginator):
+    """For a common name the households are not counted (selectors.search_households): the label
+    says how many were found at least, and the pages run as far as that or PostgreSQL's estimate."""
+
+    def __init__(self, *args, at_least=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.at_least = at_least
+
+    @cached_property
+    def count(self):
+        if self.at_least is None:
+            return super().count
+        self.count_is_estimate = True
+        if connections[self.object_list.db].vendor != "postgresql":
+            return self.at_least
+        return max(planned_rows(self.object_list.order_by()), self.at_least)
+
+    @cached_property
+    def items_count_label(self):
+        if self.at_least is None:
+            return super().items_count_label
+        return f"At least {self.at_least:,} {self.verbose_name_plural}"
+
+
 class HouseholdIndexView(LiveOrDeletedMixin, ScopedIndexView):
     default_ordering = "code"
+    paginator_class = HouseholdPaginator
+    found_at_least = None  # set by a search for a common name (selectors.search_households)
     export_headings = {"location_code": "Location code", "size": "Members"}
     search_fields = ["code"]
 
@@ -300,10 +328,22 @@ class HouseholdIndexView(LiveOrDeletedMixin, ScopedIndexView):
             full=Concat("individual__first_name", Value(" "), "individual__last_name")).values("full")[:1]
         return queryset.select_related("location").annotate(head_name=Subquery(head))
 
+    def order_queryset(self, queryset):
+        # By code as the unique index folds it (case aside): page 1 is read from that index, not sorted
+        # out of every household (and a common-name search walks it in that order).
+        if self.ordering in ("code", "-code"):
+            return queryset.order_by(Lower("code").desc() if self.ordering == "-code" else Lower("code"))
+        return super().order_queryset(queryset)
+
     def search_queryset(self, queryset):
         if not self.is_searching:
             return queryset
-        return queryset.filter(code__icontains=self.search_query.strip())
+        found = selectors.search_households(queryset, self.search_query, user=self.request.user)
+        self.found_at_least = found.at_least
+        return found.households
+
+    def get_paginator(self, queryset, per_page, **kwargs):
+        return super().get_paginator(queryset, per_page, at_least=self.found_at_least, **kwargs)
 
 
 class HouseholdRecordView(ScopedInspectView):

@@ -81,7 +81,7 @@ class HouseholdViewSet(RegistryRecordViewSet):
     inspect_template_name = "registry/household_record.html"
     export_filename = "households"
     list_per_page = 25
-    search_fields = ["code"]
+    search_fields = ["code"]  # turns the search box on; HouseholdIndexView searches codes and members' names
     edit_handler = RecordObjectList([
         FieldPanel("code"),
         FieldPanel("location"),

@@ -12,7 +12,7 @@ from django.urls import NoReverseMatch, reverse
 
 from sites.benchmarking import available_benchmarks, percentile
 
-PAGES = {"list", "filtered_list", "search_id", "search_name", "record"}
+PAGES = {"list", "filtered_list", "search_id", "search_name", "search_household", "record"}
 
 
 def individual_views_registered():

@@ -377,3 +377,107 @@ def test_filter_by_attribute_uses_the_definition_name_not_user_text(attributed):
 ])
 def test_what_reads_as_a_national_id(text, expected):
     assert selectors.looks_like_national_id(text) is expected
+
+
+# --- household search -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def barasa(geo, member_roles):
+    """Households in district A: two with a Barasa (one the head, one a son), one whose code holds
+    the name, one whose only Barasa is deleted, one whose Barasa lives in district B; and one in B."""
+
+    def household(code, location, *members):
+        household = HouseholdFactory(code=code, location=location)
+        for number, person in enumerate(members):
+            MembershipFactory(household=household, individual=person,
+                              role=member_roles["HEAD" if number == 0 else "SON"])
+        return household
+
+    return {
+        "head": household("HH-A-001", geo.village_a,
+                          IndividualFactory(first_name="Otieno", last_name="Barasa", location=geo.village_a)),
+        "son": household("HH-A-002", geo.ward_a,
+                         IndividualFactory(first_name="Achieng", last_name="Odhiambo", location=geo.ward_a),
+                         IndividualFactory(first_name="Wanjala", last_name="Barasa", location=geo.ward_a)),
+        "code": household("BARASA-07", geo.village_a),
+        "deleted": household("HH-A-003", geo.village_a,
+                             IndividualFactory(last_name="Barasa", location=geo.village_a, deleted_at=timezone.now())),
+        "member_in_b": household("HH-A-004", geo.village_a,
+                                 IndividualFactory(last_name="Barasa", location=geo.village_b)),
+        "in_b": household("HH-B-001", geo.village_b,
+                          IndividualFactory(last_name="Barasa", location=geo.village_b)),
+        "other": household("HH-A-005", geo.village_a,
+                           IndividualFactory(first_name="Amina", last_name="Juma", location=geo.village_a)),
+    }
+
+
+def searched(user, text, queryset=None):
+    found = selectors.search_households(
+        selectors.households_for(user) if queryset is None else queryset, text, user=user)
+    return {household.code for household in found.households}, found.at_least
+
+
+def test_search_households_by_a_members_name_and_by_code_in_the_users_locations(barasa, viewer_a):
+    assert searched(viewer_a, " barasa ") == ({"HH-A-001", "HH-A-002", "BARASA-07"}, None)
+    assert searched(viewer_a, "Wanjala Barasa") == ({"HH-A-002"}, None)  # every word, one member
+    assert searched(viewer_a, "Wanjala Juma") == (set(), None)
+    assert searched(viewer_a, "a-00") == ({"HH-A-001", "HH-A-002", "HH-A-003", "HH-A-004", "HH-A-005"}, None)
+
+
+def test_search_households_sees_members_everywhere_for_a_national_user(barasa, national_clerk):
+    codes, _ = searched(national_clerk, "barasa")
+
+    assert codes == {"HH-A-001", "HH-A-002", "BARASA-07", "HH-A-004", "HH-B-001"}
+
+
+def test_search_households_keeps_the_listings_filters(barasa, viewer_a, geo):
+    in_village = selectors.households_for(viewer_a).filter(location=geo.village_a)
+
+    assert searched(viewer_a, "barasa", in_village) == ({"HH-A-001", "BARASA-07"}, None)
+
+
+def test_search_households_by_national_id_looks_at_codes_only(barasa, viewer_a):
+    person = barasa["head"].memberships.get().individual
+
+    assert searched(viewer_a, person.national_id) == (set(), None)
+    assert searched(viewer_a, "HH-A-001") == ({"HH-A-001"}, None)
+
+
+def matching_codes(households, text):
+    """The households bearing `text` in their code or a live member's name, by reading each one."""
+    return [h.code for h in households if text in h.code.lower() or any(
+        text in m.individual.search_name for m in h.memberships.all() if m.individual.deleted_at is None)]
+
+
+@pytest.mark.parametrize("limit", [1, 2, 1000])
+@pytest.mark.parametrize("text", ["barasa", "a", "first"])
+def test_search_households_past_the_limit_lists_them_all_in_order_and_counts_those_found(
+        barasa, national_clerk, monkeypatch, limit, text):
+    """Past the limit of people (or of codes) the households are tested one by one as the page walks
+    them, rather than collected: the same households, in the listing's order; the count is a lower
+    bound."""
+    monkeypatch.setattr(selectors, "HOUSEHOLD_SEARCH_LIMIT", limit)
+    households = selectors.households_for(national_clerk).order_by("-code")
+    expected = matching_codes(households, text)
+
+    found = selectors.search_households(households, text, user=national_clerk)
+
+    assert [h.code for h in found.households] == expected
+    people = Individual.objects.live().filter(search_name__contains=text, membership__isnull=False).count()
+    if people <= limit:
+        assert found.at_least is None
+    else:
+        assert 1 <= found.at_least <= len(expected)
+
+
+def test_search_households_past_the_limit_counts_when_the_filters_leave_none_of_those_found(
+        barasa, national_clerk, monkeypatch):
+    monkeypatch.setattr(selectors, "HOUSEHOLD_SEARCH_LIMIT", 1)
+    others = selectors.households_for(national_clerk).filter(code__in=["HH-A-005", "HH-A-002"])
+
+    found = selectors.search_households(others, "barasa", user=national_clerk)
+
+    assert ([h.code for h in found.households], found.at_least) in [(["HH-A-002"], None), (["HH-A-002"], 1)]
+    found = selectors.search_households(others.exclude(code="HH-A-002"), "barasa", user=national_clerk)
+    assert (list(found.households), found.at_least) == ([], None)

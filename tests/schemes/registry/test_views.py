@@ -961,3 +961,34 @@ def test_whoever_may_read_a_record_may_read_its_history(geo, role):
 
     assert history in page
     assert client.get(history).status_code == 200
+
+
+def test_household_list_search_finds_a_household_by_a_members_name_or_its_code(geo, clerk_a, member_roles):
+    head = IndividualFactory(first_name="Otieno", last_name="Barasa", location=geo.village_a)
+    MembershipFactory(household=HouseholdFactory(code="HH-0100", location=geo.village_a), individual=head)
+    son = IndividualFactory(first_name="Wanjala", last_name="Barasa", location=geo.village_a)
+    MembershipFactory(household=HouseholdFactory(code="HH-0200", location=geo.village_a), individual=son,
+                      role=member_roles["SON"])
+    MembershipFactory(household=HouseholdFactory(code="HH-0300", location=geo.village_b),
+                      individual=IndividualFactory(last_name="Barasa", location=geo.village_b))
+    client = client_for(clerk_a)
+    index = reverse("registry_household:index")
+
+    assert [h.code for h in listed(client.get(index, {"q": "Barasa"}))] == ["HH-0100", "HH-0200"]
+    assert [h.code for h in listed(client.get(index, {"q": "wanjala barasa"}))] == ["HH-0200"]
+    assert [h.code for h in listed(client.get(index, {"q": "0100"}))] == ["HH-0100"]
+
+
+def test_household_list_search_for_a_common_name_says_how_many_households_at_least(
+        geo, clerk_a, member_roles, monkeypatch):
+    from schemes.registry import selectors
+
+    monkeypatch.setattr(selectors, "HOUSEHOLD_SEARCH_LIMIT", 2)
+    for number in range(3):
+        MembershipFactory(household=HouseholdFactory(code=f"HH-{number}", location=geo.village_a),
+                          individual=IndividualFactory(last_name="Barasa", location=geo.village_a))
+
+    response = client_for(clerk_a).get(reverse("registry_household:index"), {"q": "barasa"})
+
+    assert [h.code for h in listed(response)] == ["HH-0", "HH-1", "HH-2"]
+    assert "At least 3 households match" in body(response)

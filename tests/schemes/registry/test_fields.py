@@ -1,0 +1,98 @@
+"""Registry attributes (RegistryField): names that something else already reads are refused where
+administrators define them."""
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.test import Client
+from django.urls import reverse
+
+from schemes.bulk import individuals
+from schemes.registry.models import RegistryField
+from tests.factories import RegistryFieldFactory, UserFactory
+
+TARGETS = [RegistryField.Target.INDIVIDUAL, RegistryField.Target.HOUSEHOLD]
+
+
+def name_errors(name, target=RegistryField.Target.INDIVIDUAL):
+    definition = RegistryField(name=name, label="Some label", field_type="text", target=target)
+    try:
+        definition.full_clean()
+    except ValidationError as error:
+        return error.message_dict.get("name", [])
+    return []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("name, column", [
+    ("gender", "sex"), ("surname", "last_name"), ("mobile", "phone"), ("date_of_birth", "dob"),
+    ("DateOfBirth", "dob"), ("given_name", "first_name"), ("nin", "national_id"), ("household_id", "group_code"),
+    ("household_role", "individual_role"), ("recipient", "recipient_info"), ("location_code", "location"),
+])
+def test_a_name_the_individuals_file_reads_as_a_core_column_is_refused(name, column, target):
+    assert name_errors(name, target) == [
+        f"'{name}' is a column of the individuals file already ({column}): give the attribute another name."]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["group_code", "individual_role", "recipient_info"])
+def test_a_core_columns_own_name_is_refused(name):
+    assert name_errors(name) == [f"'{name}' is a column of the individuals file already: give the attribute "
+                                 "another name."]
+
+
+@pytest.mark.django_db
+def test_a_name_the_beneficiaries_file_reads_as_its_status_is_refused():
+    """Individual attributes are columns of an individual plan's enrolment file, next to its status."""
+    assert name_errors("beneficiary_status") == [
+        "'beneficiary_status' is a column of the beneficiaries file already (status): give the attribute another name."]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("name, lookup", [
+    ("contains", "contains"), ("range", "range"), ("exact", "exact"), ("gt", "gt"), ("isnull", "isnull"),
+    ("has_key", "has_key"), ("hasKey", "has_key"), ("ContainedBy", "contained_by"),
+])
+def test_a_name_read_as_a_lookup_of_the_attributes_is_refused(name, lookup, target):
+    as_written = "" if name == lookup else f" (as '{lookup}')"
+    assert name_errors(name, target) == [
+        f"'{name}' is a database lookup{as_written}: filters on the attributes would read it as that lookup, not "
+        "as this attribute. Give the attribute another name."]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["income", "gender_of_head", "mobile_money", "contains_lead", "groupId", "Income"])
+def test_other_names_pass(name):
+    assert name_errors(name) == []
+
+
+@pytest.mark.django_db
+def test_a_reserved_name_gets_one_message():
+    assert name_errors("first_name") == ["'first_name' is reserved."]
+
+
+@pytest.mark.django_db
+def test_every_attribute_the_checks_let_through_leaves_the_individuals_file_readable():
+    """The file's columns each claim their own headers: no ValueError from the header lookup."""
+    from schemes.bulk.files import _column_lookup
+
+    for name in ["income", "water_source", "disabled"]:
+        RegistryFieldFactory(name=name, label=name.replace("_", " ").title())
+
+    assert set(_column_lookup(individuals.columns())) >= {"gender", "surname", "income"}
+
+
+@pytest.mark.django_db
+def test_the_admin_form_refuses_the_name_and_writes_nothing():
+    admin = UserFactory(username="fields_admin", is_superuser=True, is_staff=True)
+    client = Client()
+    client.force_login(admin)
+
+    response = client.post(reverse("registry_field:add"), {
+        "target": "individual", "field_type": "text", "name": "gender", "label": "Gender", "sort_order": 0,
+        "choices": ""})
+
+    assert response.status_code == 200
+    assert "&#x27;gender&#x27; is a column of the individuals file already (sex)" in response.content.decode()
+    assert not RegistryField.objects.exists()
