@@ -205,7 +205,7 @@ class FieldDefinition(models.Model):
         if kind == FieldType.DATE:
             return self._check_range(_parse_date(raw))
         if kind == FieldType.INTEGER:
-            number = _parse_decimal(raw)
+            number = _parse_decimal(raw, example="12")
             if number != number.to_integral_value():
                 raise ValidationError(f"'{raw}' is not a whole number.")
             return int(self._check_range(number))
@@ -266,7 +266,7 @@ class FieldDefinition(models.Model):
         return forms.CharField(**common)
 
 
-def _parse_decimal(raw):
+def _parse_decimal(raw, example="1234.50"):
     if isinstance(raw, bool):
         raise ValidationError(f"'{raw}' is not a number.")
     if isinstance(raw, (int, Decimal)):
@@ -274,7 +274,8 @@ def _parse_decimal(raw):
     else:
         text = ascii_digits(str(raw).strip())
         if not DECIMAL_TEXT.fullmatch(text):
-            raise ValidationError(f"'{raw}' is not a number (use digits and a dot, like 1234.50).")
+            how = "digits and a dot" if "." in example else "digits only"
+            raise ValidationError(f"'{raw}' is not a number (use {how}, like {example}).")
         try:
             number = Decimal(text)
         except InvalidOperation:

@@ -125,7 +125,7 @@ def test_integer_refuses_fractions(raw):
 )
 def test_integer_refuses_non_numbers(raw):
     assert error_of(field(FieldType.INTEGER), raw) == (
-        f"'{raw}' is not a number (use digits and a dot, like 1234.50)."
+        f"'{raw}' is not a number (use digits only, like 12)."
     )
 
 

@@ -95,7 +95,7 @@ def test_each_field_is_validated_and_its_error_named(beneficiaries, clerk_a):
 
     errors = refused.value.message_dict
     assert errors == {
-        "grade": ["'three' is not a number (use digits and a dot, like 1234.50)."],
+        "grade": ["'three' is not a number (use digits only, like 12)."],
         "score": ["Must be at most 100."],
         "school_code": ["'abc-001' does not match the expected format."],
         "card": ["'7.5' is not a whole number."],
