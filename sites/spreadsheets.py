@@ -2,9 +2,11 @@
 CSV a person downloads is sent by `csv_response` or `streaming_csv_response`."""
 
 import codecs
+import datetime
 from decimal import Decimal
 
 from django.http import HttpResponse, StreamingHttpResponse
+from django.utils import timezone
 from django.utils.http import content_disposition_header
 
 from .masking import mask
@@ -77,7 +79,16 @@ class SafeSpreadsheetExportMixin:
         return streaming_csv_response(self.stream_csv(queryset), f"{self.get_filename()}.csv")
 
     def preprocess_field_value(self, field, value, export_format):
+        if isinstance(value, datetime.datetime) and timezone.is_aware(value):
+            # The time as the organisation's clocks read it (TIME_ZONE), to the second: not UTC with
+            # microseconds and an offset ("2026-11-25 12:20:59.929340+00:00").
+            value = timezone.make_naive(value).replace(microsecond=0)
         value = super().preprocess_field_value(field, value, export_format)
+        if export_format == "csv":
+            if isinstance(value, bool):
+                return "Yes" if value else "No"
+            if isinstance(value, datetime.datetime):
+                return value.strftime("%Y-%m-%d %H:%M:%S")
         if value is None or isinstance(value, NUMERIC_TYPES):
             return value
         if hasattr(value, "isoformat"):

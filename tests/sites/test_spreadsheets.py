@@ -110,7 +110,8 @@ class _SafeExport(SafeSpreadsheetExportMixin, _WagtailExport):
 
 
 @pytest.mark.parametrize("export_format", ["csv", "xlsx"])
-def test_export_mixin_escapes_text_and_keeps_typed_values(export_format):
+def test_export_mixin_escapes_text_and_keeps_typed_values(export_format, settings):
+    settings.TIME_ZONE = "Africa/Nairobi"
     view = _SafeExport()
     cell = lambda value: view.preprocess_field_value("f", value, export_format)  # noqa: E731
 
@@ -121,8 +122,11 @@ def test_export_mixin_escapes_text_and_keeps_typed_values(export_format):
     assert cell(-40) == -40
     assert cell(None) is None
     assert cell(datetime.date(2024, 1, 2)) == datetime.date(2024, 1, 2)
-    moment = datetime.datetime(2024, 1, 2, 3, 4, tzinfo=datetime.UTC)
-    assert cell(moment) == moment
+    moment = datetime.datetime(2024, 1, 2, 3, 4, 5, 929340, tzinfo=datetime.UTC)
+    local = datetime.datetime(2024, 1, 2, 6, 4, 5)  # Africa/Nairobi is UTC+3
+    assert cell(moment) == (local if export_format == "xlsx" else "2024-01-02 06:04:05")
+    assert cell(True) == (True if export_format == "xlsx" else "Yes")
+    assert cell(False) == (False if export_format == "xlsx" else "No")
 
 
 def test_export_mixin_keeps_floats_numeric():
