@@ -252,7 +252,8 @@ class Importer:
             new_people = individuals.counts(upload)
             result["creates"] = new_people["valid"]
             result["matched"] = result["valid"] - new_people["valid"]
-            result["households"] = new_people["households"]
+            for key in ("households", "first_member_heads", "first_member_primaries"):
+                result[key] = new_people[key]
             result["possible_duplicates"] = new_people["possible_duplicates"]
         if plan.max_beneficiaries is not None:
             result["over_maximum"] = max(0, plan.live_beneficiaries + result["valid"] - plan.max_beneficiaries)
@@ -483,10 +484,12 @@ class _UpdateRow:
 
 
 def _same_validity(upload):
-    """A row is one person and one enrolment: an error on either side leaves out both."""
+    """A row is one person and one enrolment: an error on either side leaves out both; and a household
+    of new people goes whole, so an enrolment refused leaves out its household's other members too."""
     staged = StagedBeneficiary.objects.filter(upload_id=upload.pk)
     people = StagedIndividual.objects.filter(upload_id=upload.pk)
-    people.filter(valid=True, row_number__in=staged.filter(valid=False).values("row_number")).update(valid=False)
+    if people.filter(valid=True, row_number__in=staged.filter(valid=False).values("row_number")).update(valid=False):
+        individuals.keep_households_whole(upload)
     staged.filter(valid=True, individual_id__isnull=True,
                   row_number__in=people.filter(valid=False).values("row_number")).update(valid=False)
 

@@ -6,7 +6,8 @@ Three passes, none row-by-row against the database:
    choices, patterns, the location code among the uploader's locations) and written to staging.
 2. `check`: set-based SQL over the staged rows: national IDs repeated in the file or already
    registered, possible duplicates (same names and date of birth as someone registered), household
-   consistency (one head and at most one primary recipient per group_code, a code not already used).
+   consistency (one head and at most one primary recipient per group_code, a code not already used),
+   and a household goes whole or not at all (a row in error leaves out all its members).
 3. `import_rows`: households in one statement, then people and memberships in chunks of rows, each
    chunk one transaction (resumable)."""
 
@@ -16,7 +17,7 @@ import re
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -289,6 +290,7 @@ def check(upload):
     flag(upload, "national_id", "Someone with this national ID is already registered.",
            staged.filter(national_id__in=registered))
     _check_households(upload, staged)
+    keep_households_whole(upload)
     _mark_possible_duplicates(upload)
 
 
@@ -300,17 +302,70 @@ def _check_households(upload, staged):
     flag(upload, "group_code", "A household with this code is already registered (codes are compared ignoring "
                                "upper and lower case): a file creates new households.",
            folded.filter(folded_code__in=registered))
-    for role, label, field in (("HEAD", "head", "role"), ("PRIMARY", "primary recipient", "recipient")):
-        crowded = (grouped.filter(**{field: role}).values("group_code").annotate(n=Count("pk"))
-                   .filter(n__gt=1).values("group_code"))
-        column = "individual_role" if field == "role" else "recipient_info"
-        flag(upload, column, f"The household has more than one {label} in the file.",
-               grouped.filter(**{field: role}, group_code__in=crowded))
-    # A member without a role: only the household's first row may go without one (it becomes head).
-    has_head = grouped.filter(role="HEAD", group_code=OuterRef("group_code"))
-    firsts = grouped.values("group_code").annotate(first=Min("row_number")).values("first")
-    flag(upload, "individual_role", "A household member needs a role (individual_role).",
-           grouped.filter(role="").exclude(Q(row_number__in=firsts) & ~Exists(has_head)))
+    # Each household's members in one pass; only the checks it finds broken read the rows again (a
+    # file without household problems, the usual case, is read once for all of them).
+    households = grouped.values("group_code").annotate(
+        first=Min("row_number"), first_without_role=Min("row_number", filter=Q(role="")),
+        without_role=Count("pk", filter=Q(role="")), heads=Count("pk", filter=Q(role="HEAD")),
+        primaries=Count("pk", filter=Q(recipient="PRIMARY")), secondaries=Count("pk", filter=Q(recipient="SECONDARY")))
+    first_has_role = Q(first_without_role__isnull=True) | Q(first_without_role__gt=F("first"))
+    # A member without a role: only the household's first row may go without one (it becomes head). The
+    # file's roles are never overridden: a household whose first row has a role, none HEAD, has no head;
+    # one naming a secondary recipient and no primary has no primary (DOMAIN).
+    broken = {"many_heads": Q(heads__gt=1), "many_primaries": Q(primaries__gt=1),
+              "roleless_members": Q(without_role__gt=1) | (Q(without_role=1) & (Q(heads__gt=0) | first_has_role)),
+              "headless": Q(heads=0) & first_has_role, "no_primary": Q(primaries=0, secondaries__gt=0)}
+    found = households.aggregate(**{name: Count("group_code", filter=where) for name, where in broken.items()})
+    for role, label, field, name in (("HEAD", "head", "role", "many_heads"),
+                                     ("PRIMARY", "primary recipient", "recipient", "many_primaries")):
+        if found[name]:
+            column = "individual_role" if field == "role" else "recipient_info"
+            flag(upload, column, f"The household has more than one {label} in the file.",
+                 grouped.filter(**{field: role}, group_code__in=households.filter(broken[name]).values("group_code")))
+    if found["roleless_members"]:
+        has_head = grouped.filter(role="HEAD", group_code=OuterRef("group_code"))
+        firsts = households.values("first")
+        flag(upload, "individual_role", "A household member needs a role (individual_role).",
+             grouped.filter(role="").exclude(Q(row_number__in=firsts) & ~Exists(has_head)))
+    if found["headless"]:
+        flag(upload, "individual_role", "The household has no head (individual_role HEAD).",
+             grouped.filter(group_code__in=households.filter(broken["headless"]).values("group_code")))
+    if found["no_primary"]:
+        flag(upload, "recipient_info", "The household has a secondary recipient but no primary (recipient_info 1).",
+             grouped.filter(group_code__in=households.filter(broken["no_primary"]).values("group_code")))
+
+
+WHOLE_HOUSEHOLD = "has an error: a household is imported whole, with all its members."
+
+
+def keep_households_whole(upload):
+    """A household is imported whole or not at all: every valid row of a household (group_code) with a
+    row in error is flagged, naming that row, and left out; so the error file holds whole households
+    and, corrected, creates them. One pass over all households (on PostgreSQL one statement)."""
+    quote = connection.ops.quote_name
+    staged, errors = quote(StagedIndividual._meta.db_table), quote(StagedError._meta.db_table)
+    faulty = (f"SELECT group_code, MIN(row_number) AS first_row FROM {staged} "
+              f"WHERE upload_id = %s AND NOT valid AND group_code <> '' GROUP BY group_code")
+    message = ("CAST(%s AS TEXT) || CAST(first_row AS TEXT) || CAST(%s AS TEXT) || group_code || "
+               "CAST(%s AS TEXT)")
+    insert_errors = f"INSERT INTO {errors} (upload_id, row_number, {quote('column')}, message, code) "
+    message_params = ["Row ", " of household ", f" {WHOLE_HOUSEHOLD}"]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"WITH faulty AS ({faulty}), left_out AS (UPDATE {staged} s SET valid = false FROM faulty f "
+                f"WHERE s.upload_id = %s AND s.valid AND s.group_code = f.group_code "
+                f"RETURNING s.row_number, s.group_code, f.first_row) "
+                f"{insert_errors} SELECT %s, row_number, 'group_code', {message}, '' FROM left_out",
+                [upload.pk, upload.pk, upload.pk, *message_params])
+            return
+        cursor.execute(
+            f"{insert_errors} SELECT %s, s.row_number, 'group_code', {message}, '' "
+            f"FROM {staged} s JOIN ({faulty}) f USING (group_code) WHERE s.upload_id = %s AND s.valid",
+            [upload.pk, *message_params, upload.pk, upload.pk])
+        if cursor.rowcount:
+            cursor.execute(f"UPDATE {staged} SET valid = %s WHERE upload_id = %s AND valid AND group_code IN "
+                           f"(SELECT group_code FROM ({faulty}) f)", [False, upload.pk, upload.pk])
 
 
 def _mark_possible_duplicates(upload):
@@ -336,9 +391,14 @@ def counts(upload):
     staged = StagedIndividual.objects.filter(upload_id=upload.pk)
     totals = staged.aggregate(all_rows=Count("pk"), valid_rows=Count("pk", filter=Q(valid=True)), twins=Count(
         "pk", filter=Q(valid=True, possible_duplicate_of__isnull=False)))
-    households = staged.filter(valid=True).exclude(group_code="").values("group_code").distinct().count()
+    # Where the file names no head (no recipient), the household's first member becomes head (primary):
+    # counted, so the clerk and the checker see the rule applied.
+    households = (staged.filter(valid=True).exclude(group_code="").values("group_code")
+                  .annotate(heads=Count("pk", filter=Q(role="HEAD")), recipients=Count("pk", filter=~Q(recipient="")))
+                  .aggregate(households=Count("group_code"), first_member_heads=Count("group_code", filter=Q(heads=0)),
+                             first_member_primaries=Count("group_code", filter=Q(recipients=0))))
     return {"rows": totals["all_rows"], "valid": totals["valid_rows"], "errors": totals["all_rows"] - totals["valid_rows"],
-            "creates": totals["valid_rows"], "households": households, "possible_duplicates": totals["twins"]}
+            "creates": totals["valid_rows"], **households, "possible_duplicates": totals["twins"]}
 
 
 SAMPLE_HEADINGS = ("Who", "Date of birth", "Household")
@@ -362,9 +422,11 @@ def _importable(upload):
 
 
 def prepare_import(upload):
-    """Once, before the chunks: each household's first member becomes head where the file names
-    none, and primary recipient where it names none; then the households are created (one statement)
-    at their head's location, and their ids noted by code (StagedHousehold)."""
+    """Once, before the chunks: each household's first member becomes head where the file names no
+    head and gives that member no role, and primary recipient where the file names no recipient (the
+    check refused any other household without a head or a primary: no declared role is overridden);
+    then the households are created (one statement) at their head's location, and their ids noted by
+    code (StagedHousehold)."""
     quote = connection.ops.quote_name
     staged = quote(StagedIndividual._meta.db_table)
     households = quote(Household._meta.db_table)
@@ -373,14 +435,14 @@ def prepare_import(upload):
     with connection.cursor() as cursor:
         # One pass for both: the households' first rows, and whether each names a head and a primary.
         cursor.execute(
-            f"UPDATE {staged} SET role = CASE WHEN firsts.heads = 0 THEN 'HEAD' ELSE role END, "
-            f"recipient = CASE WHEN firsts.primaries = 0 THEN 'PRIMARY' ELSE recipient END "
+            f"UPDATE {staged} SET role = CASE WHEN firsts.heads = 0 AND role = '' THEN 'HEAD' ELSE role END, "
+            f"recipient = CASE WHEN firsts.recipients = 0 THEN 'PRIMARY' ELSE recipient END "
             f"FROM (SELECT MIN(row_number) AS first_row, "
             f"SUM(CASE WHEN role = 'HEAD' THEN 1 ELSE 0 END) AS heads, "
-            f"SUM(CASE WHEN recipient = 'PRIMARY' THEN 1 ELSE 0 END) AS primaries "
+            f"SUM(CASE WHEN recipient <> '' THEN 1 ELSE 0 END) AS recipients "
             f"FROM {staged} WHERE upload_id = %s AND valid AND group_code <> '' GROUP BY group_code "
             f"HAVING SUM(CASE WHEN role = 'HEAD' THEN 1 ELSE 0 END) = 0 "
-            f"OR SUM(CASE WHEN recipient = 'PRIMARY' THEN 1 ELSE 0 END) = 0) firsts "
+            f"OR SUM(CASE WHEN recipient <> '' THEN 1 ELSE 0 END) = 0) firsts "
             f"WHERE upload_id = %s AND row_number = firsts.first_row",
             [upload.pk, upload.pk])
         # The codes were free at the check: the households go in plainly (the unique index checks each

@@ -39,7 +39,11 @@ COUNT_LABELS = {
     "rows": "Rows in the file", "valid": "Rows to import", "errors": "Rows with errors (not imported)",
     "creates": "New records", "matched": "Registered people or households enrolled",
     "enrolments": "Enrolments", "updates": "Updates", "unchanged": "Rows that change nothing",
-    "households": "Households", "possible_duplicates": "Possible duplicates of registered people",
+    "households": "Households",
+    "first_member_heads": "Households whose first member becomes head (the file names no head)",
+    "first_member_primaries": "Households whose first member becomes primary recipient (the file names no "
+                              "recipient)",
+    "possible_duplicates": "Possible duplicates of registered people",
     "over_maximum": "Above the plan's maximum",
     "skipped": "Rows not imported: their national ID or household code was registered since the check",
     "paid": "Lines to mark paid", "paid_amount": "Amount of the lines to mark paid",

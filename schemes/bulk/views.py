@@ -111,6 +111,7 @@ class UploadRecordView(ScopedInspectView):
             "errors": services.errors_shown_to(user, upload, ERRORS_SHOWN) if upload.status == UploadStatus.READY
             else [],
             "requests": list(pending[:5]),
+            "nothing_to_import": upload.status == UploadStatus.READY and upload.counts.get("valid") == 0,
             "can_submit": is_uploader and upload.status == UploadStatus.READY and not under_way,
             "can_discard": is_uploader and not under_way and upload.status in (
                 UploadStatus.READY, UploadStatus.REFUSED, UploadStatus.FAILED),

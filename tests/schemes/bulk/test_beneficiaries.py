@@ -99,7 +99,8 @@ def test_registered_people_are_enrolled_and_new_ones_registered_then_enrolled(cl
 
     assert upload.status == UploadStatus.READY, upload.problem
     assert upload.counts == {"rows": 2, "valid": 2, "errors": 0, "enrolments": 2, "creates": 1, "matched": 1,
-                             "households": 0, "possible_duplicates": 0}
+                             "households": 0, "first_member_heads": 0, "first_member_primaries": 0,
+                             "possible_duplicates": 0}
     assert not Beneficiary.objects.exists() and not Individual.objects.filter(national_id="TZ200").exists()
 
     upload = import_now(upload, clerk, django_capture_on_commit_callbacks)
@@ -208,6 +209,36 @@ def test_new_people_in_a_beneficiaries_file_form_households(clerk, plan, geo, dj
     import_now(upload, clerk, django_capture_on_commit_callbacks)
     assert set(Membership.objects.filter(household__code="HH-NEW").values_list("role_id", flat=True)) == {"HEAD", "SON"}
     assert Beneficiary.objects.filter(plan=plan).count() == 2
+
+
+def test_a_household_of_new_people_with_a_row_in_error_is_left_out_whole(clerk, plan, geo,
+                                                                         django_capture_on_commit_callbacks):
+    """The head's enrolment refused (its card number repeated): its household is neither registered
+    nor enrolled without it (the daughter made head), and the error file holds it whole."""
+    village = geo.village_a.code
+    header = [*ENROL_HEADER, "group_code", "individual_role", "recipient_info"]
+    upload = receive(clerk, plan, header, [
+        ["H1", "Mama", "Juma", "1980-01-01", "F", village, "1", "SAME", "", "HH-5", "HEAD", "1"],
+        ["H2", "Joyce", "Juma", "2019-01-01", "F", village, "2", "", "", "HH-5", "DAUGHTER", ""],
+        ["H3", "Baba", "Kaya", "1970-01-01", "M", village, "3", "SAME", "", "", "", ""],
+        ["H4", "Zawadi", "Swai", "1975-01-01", "F", village, "4", "", "", "HH-6", "", ""],
+        ["H5", "Tumaini", "Swai", "2012-01-01", "M", village, "5", "", "", "HH-6", "SON", ""],
+    ], django_capture_on_commit_callbacks)
+
+    errors = errors_of(upload)
+    assert set(errors) == {"H1", "H2", "H3"}
+    assert errors["H2"] == ("group_code: Row 2 of household HH-5 has an error: a household is imported whole, with all "
+                            "its members.")
+    assert (upload.counts["valid"], upload.counts["households"]) == (2, 1)
+    assert (upload.counts["first_member_heads"], upload.counts["first_member_primaries"]) == (1, 1)
+    import_now(upload, clerk, django_capture_on_commit_callbacks)
+
+    assert set(Membership.objects.values_list("individual__first_name", "household__code", "role_id",
+                                              "recipient_type")) == {("Zawadi", "HH-6", "HEAD", "PRIMARY"),
+                                                                     ("Tumaini", "HH-6", "SON", None)}
+    assert set(Beneficiary.objects.filter(plan=plan).values_list("individual__first_name", flat=True)) == {
+        "Zawadi", "Tumaini"}
+    assert not Individual.objects.filter(first_name="Joyce").exists()
 
 
 def test_household_plans_enrol_registered_households_by_code(clerk, geo, django_capture_on_commit_callbacks):

@@ -68,7 +68,7 @@ def test_a_good_file_is_checked_counted_and_imported_once_approved(clerk, checke
 
     assert upload.status == UploadStatus.READY
     assert upload.counts == {"rows": 3, "valid": 3, "errors": 0, "creates": 3, "households": 1,
-                             "possible_duplicates": 0}
+                             "first_member_heads": 0, "first_member_primaries": 0, "possible_duplicates": 0}
     assert not Individual.objects.exists()
 
     request = approval_submit(operation="bulk.import", by=clerk, payload={"upload": upload.pk, "mode": "VALID_ROWS"})
@@ -130,8 +130,112 @@ def test_households_need_one_head_and_one_primary(clerk, geo, django_capture_on_
 
     rows = {row["first_name"]: row["errors"] for row in errors_of(upload)}
     assert "more than one head" in rows["A"] and "more than one primary recipient" in rows["B"]
-    assert "C" not in rows  # the first member of a household without a head becomes its head
     assert "needs a role" in rows["D"]
+    # The first member of a household without a head may become its head, but D's household goes whole.
+    assert rows["C"] == ("group_code: Row 5 of household H3 has an error: a household is imported whole, with all "
+                         "its members.")
+
+
+def test_a_household_with_a_faulty_row_is_left_out_whole_and_its_corrected_rows_import(
+        clerk, checker, geo, django_capture_on_commit_callbacks):
+    """QA: the heads' rows refused, importing the valid rows made a 7-year-old daughter and a spouse
+    heads and primary recipients; and the corrected error file was then refused (the households
+    registered). A household is imported whole: the error file holds it whole, and comes back."""
+    village = geo.village_a.code
+    upload = receive(clerk, [
+        ["Asha", "Mollel", "1980-02-31", "F", "", village, "QA-HH-001", "HEAD", "1", ""],
+        ["Baraka", "Mollel", "1979-03-01", "M", "", village, "QA-HH-001", "SPOUSE", "2", ""],
+        ["Neema", "Juma", "1985-01-01", "F", "QA-5", village, "QA-HH-005", "HEAD", "1", ""],
+        ["Joyce", "Juma", "2019-05-05", "F", "", village, "QA-HH-005", "DAUGHTER", "", ""],
+        ["Other", "Person", "1990-01-01", "M", "qa 5", village, "", "", "", ""],
+        ["Zawadi", "Swai", "1970-01-01", "F", "", village, "QA-HH-009", "HEAD", "1", ""],
+        ["Tumaini", "Swai", "2012-01-01", "M", "", village, "QA-HH-009", "SON", "", ""],
+    ], django_capture_on_commit_callbacks)
+
+    assert (upload.counts["valid"], upload.counts["errors"], upload.counts["households"]) == (2, 5, 1)
+    errors = {row["first_name"]: row["errors"] for row in errors_of(upload)}
+    assert set(errors) == {"Asha", "Baraka", "Neema", "Joyce", "Other"}
+    assert errors["Baraka"] == ("group_code: Row 2 of household QA-HH-001 has an error: a household is imported "
+                                "whole, with all its members.")
+    assert errors["Joyce"] == ("group_code: Row 4 of household QA-HH-005 has an error: a household is imported "
+                               "whole, with all its members.")
+    request = approval_submit(operation="bulk.import", by=clerk, payload={"upload": upload.pk, "mode": "VALID_ROWS"})
+    with django_capture_on_commit_callbacks(execute=True):
+        with django_capture_on_commit_callbacks(execute=True):
+            approval_decide(request=request, verdict="approve", by=checker)
+
+    assert list(Household.objects.values_list("code", flat=True)) == ["QA-HH-009"]
+    assert set(Individual.objects.values_list("first_name", flat=True)) == {"Zawadi", "Tumaini"}
+
+    corrected = [row for row in errors_of(upload)]
+    for row in corrected:
+        row["dob"] = "1980-02-28" if row["first_name"] == "Asha" else row["dob"]
+        row["national_id"] = {"Neema": "QA-6", "Other": "QA-7"}.get(row["first_name"], row["national_id"])
+    again = receive(clerk, [[row[name] for name in HEADER] for row in corrected], django_capture_on_commit_callbacks)
+    assert (again.counts["valid"], again.counts["errors"], again.counts["households"]) == (5, 0, 2)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.import_start(upload=again, mode="VALID_ROWS", by=clerk)
+
+    members = {m.individual.first_name: (m.household.code, m.role_id, m.recipient_type)
+               for m in Membership.objects.select_related("individual", "household")}
+    assert members == {"Asha": ("QA-HH-001", "HEAD", "PRIMARY"), "Baraka": ("QA-HH-001", "SPOUSE", "SECONDARY"),
+                       "Neema": ("QA-HH-005", "HEAD", "PRIMARY"), "Joyce": ("QA-HH-005", "DAUGHTER", None),
+                       "Zawadi": ("QA-HH-009", "HEAD", "PRIMARY"), "Tumaini": ("QA-HH-009", "SON", None)}
+
+
+def test_roles_and_recipients_the_file_declares_are_never_overridden(clerk, geo, django_capture_on_commit_callbacks):
+    """The first member becomes head only if the file gives it no role and names no head; primary
+    only if the file names no recipient in the household. Otherwise the household is refused, and
+    the counts say how many households had their first member made head or primary."""
+    village = geo.village_a.code
+    upload = receive(clerk, [
+        ["A1", "NoHead", "1980-01-01", "F", "", village, "HH-A", "SPOUSE", "1", ""],
+        ["A2", "NoHead", "2016-01-01", "F", "", village, "HH-A", "DAUGHTER", "", ""],
+        ["B1", "Rule", "1980-01-01", "F", "", village, "HH-B", "", "", ""],
+        ["B2", "Rule", "2015-01-01", "M", "", village, "HH-B", "SON", "", ""],
+        ["C1", "Second", "1980-01-01", "F", "", village, "HH-C", "HEAD", "2", ""],
+        ["C2", "Second", "2014-01-01", "M", "", village, "HH-C", "SON", "", ""],
+        ["D1", "Declared", "1980-01-01", "F", "", village, "HH-D", "HEAD", "", ""],
+        ["D2", "Declared", "1982-01-01", "M", "", village, "HH-D", "SPOUSE", "1", ""],
+        ["E1", "Alone", "1990-01-01", "M", "", village, "HH-E", "", "", ""],
+        ["F1", "Later", "1990-01-01", "M", "", village, "HH-F", "", "", ""],
+        ["F2", "Later", "1991-01-01", "F", "", village, "HH-F", "HEAD", "1", ""],
+    ], django_capture_on_commit_callbacks)
+
+    errors = {row["first_name"]: row["errors"] for row in errors_of(upload)}
+    assert set(errors) == {"A1", "A2", "C1", "C2", "F1", "F2"}
+    assert errors["F1"] == "individual_role: A household member needs a role (individual_role)."
+    assert errors["A1"] == errors["A2"] == "individual_role: The household has no head (individual_role HEAD)."
+    assert errors["C1"] == errors["C2"] == ("recipient_info: The household has a secondary recipient but no primary "
+                                            "(recipient_info 1).")
+    assert upload.counts["households"] == 3
+    assert (upload.counts["first_member_heads"], upload.counts["first_member_primaries"]) == (2, 2)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.import_start(upload=upload, mode="VALID_ROWS", by=clerk)
+
+    members = dict((name, (role, recipient)) for name, role, recipient in Membership.objects.values_list(
+        "individual__first_name", "role_id", "recipient_type"))
+    assert members == {"B1": ("HEAD", "PRIMARY"), "B2": ("SON", None), "D1": ("HEAD", None),
+                       "D2": ("SPOUSE", "PRIMARY"), "E1": ("HEAD", "PRIMARY")}
+
+
+def test_an_openimis_file_with_only_household_codes_makes_each_first_member_head_and_primary(
+        clerk, geo, django_capture_on_commit_callbacks):
+    village = geo.village_a.code
+    upload = receive(clerk, [["Asha", "Mollel", "1980-02-01", "F", village, "OI-1"],
+                             ["Baraka", "Ngowi", "1981-02-01", "M", village, "OI-2"],
+                             ["Chausiku", "Swai", "1982-02-01", "F", village, ""]],
+                     django_capture_on_commit_callbacks,
+                     header=["first_name", "last_name", "dob", "sex", "location", "group_code"])
+
+    assert upload.counts["errors"] == 0
+    assert (upload.counts["households"], upload.counts["first_member_heads"],
+            upload.counts["first_member_primaries"]) == (2, 2, 2)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.import_start(upload=upload, mode="VALID_ROWS", by=clerk)
+
+    assert set(Membership.objects.values_list("household__code", "role_id", "recipient_type")) == {
+        ("OI-1", "HEAD", "PRIMARY"), ("OI-2", "HEAD", "PRIMARY")}
 
 
 def test_rows_whose_household_codes_differ_only_in_case_make_one_household(clerk, geo,

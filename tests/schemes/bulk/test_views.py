@@ -167,3 +167,14 @@ def test_the_form_offers_only_the_kinds_the_user_may_upload_and_each_plans_templ
     assert f"?kind=BENEFICIARIES&amp;plan={plan.pk}" in page.content.decode()  # without ?plan= too
     viewer = UserFactory(role="Viewer", national=True)
     assert client_for(viewer).get(reverse("bulk_upload:new")).status_code in (302, 403)  # Wagtail: back home
+
+
+def test_a_checked_file_with_every_row_in_error_says_there_is_nothing_to_import(
+        geo, clerk, django_capture_on_commit_callbacks):
+    upload = upload_people(clerk, "people.csv", "first_name,last_name,dob,sex,location\n"
+                           f"Asha,Mollel,not a date,F,{geo.village_a.code}\n", django_capture_on_commit_callbacks)
+
+    page = client_for(clerk).get(reverse("bulk_upload:inspect", args=[upload.pk])).content.decode()
+
+    assert "Checked: nothing to import, every row has an error" in page
+    assert "ready to import" not in page
