@@ -506,7 +506,8 @@ def world(db, member_roles):
     UserFactory(username="walk_checker", role="Checker", national=True)
     WorkflowStep.objects.create(definition=WorkflowDefinition.objects.create(operation="bulk.import"),
                                 group=Group.objects.get(name="Checker"), sort_order=0)
-    for operation in ("registry.merge", "registry.unmerge", "plans.close"):
+    for operation in ("registry.merge", "registry.unmerge", "plans.close", "plans.beneficiary_data",
+                      "plans.beneficiary_status"):
         WorkflowStep.objects.create(definition=WorkflowDefinition.objects.create(operation=operation),
                                     group=Group.objects.get(name="Checker"), sort_order=0)
     # In each district a second record of its person (a pair to review) and a merged pair.

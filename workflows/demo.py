@@ -1,5 +1,5 @@
 """Demo approval workflows: edits and deletions of registered people, household member changes, merges, enrolments, plan changes,
-plan closings, bulk status changes and file imports need a Checker's approval (payments add theirs: see
+plan closings, status changes (of one beneficiary or many), a beneficiary's plan data and file imports need a Checker's approval (payments add theirs: see
 schemes/payments/demo.py)."""
 
 from django.contrib.auth.models import Group
@@ -14,6 +14,10 @@ DEMO_WORKFLOWS = {
     "plans.enrol": "An enrolment by criteria runs once a checker approves it.",
     "plans.change": "A change to an active plan (criteria, schema, targeting) is a new version once approved.",
     "plans.bulk_status": "A status change of many beneficiaries at once needs a checker's approval.",
+    "plans.beneficiary_status": "A status change of one beneficiary (activate, suspend, reinstate, graduate, "
+                                "reject) needs a checker's approval.",
+    "plans.beneficiary_data": "A change of one beneficiary's plan data (what amount formulas read) needs a "
+                              "checker's approval.",
     "plans.close": "Closing a plan (its beneficiaries graduate, potential ones are rejected) needs a checker's "
                    "approval.",
     "bulk.import": "A checked file (people, beneficiaries, locations, reconciliation) is imported once a checker "

@@ -436,10 +436,10 @@ class _HouseholdRow:
         match = registered.get(code)
         if not code:
             found.append((self.header, "Required: the household's code."))
-        elif match is None:
-            found.append((self.header, f"No registered household has the code '{code}'."))
-        elif not self.scope.national and not (match[1] and any(match[1].startswith(p) for p in self.scope.paths)):
-            found.append((self.header, "This household is registered outside your locations."))
+        elif match is None or (not self.scope.national
+                               and not (match[1] and any(match[1].startswith(p) for p in self.scope.paths))):
+            # One message for both: a clerk learns nothing of households outside their locations.
+            found.append((self.header, f"No registered household in your locations has the code '{code}'."))
             match = None
         return None, None, match[0] if match else None, None
 

@@ -2,6 +2,9 @@
 closing a plan and bulk beneficiary status changes. Checkers see counts, a sample or a diff; the
 change runs, once approved, as the maker, through the same services."""
 
+import hashlib
+import json
+
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
@@ -13,7 +16,15 @@ from workflows.operations import Operation, Prepared, register
 
 from . import services, targeting
 from .catalogues import candidate_catalogue
-from .models import LIVE_STATUSES, BeneficiaryStatus, BenefitPlan, PlanStatus
+from .models import (
+    LIVE_STATUSES,
+    Beneficiary,
+    BeneficiaryStatus,
+    BenefitPlan,
+    HouseholdBeneficiary,
+    PlanStatus,
+)
+from .selectors import beneficiaries_for, household_beneficiaries_for, meets_criteria_as
 
 
 def _plan(payload):
@@ -261,3 +272,128 @@ def bulk_status_version(payload):
 BULK_STATUS = register(Operation(name="plans.bulk_status", label="Change the status of many beneficiaries",
                                  prepare=prepare_bulk_status, execute=execute_bulk_status,
                                  version=bulk_status_version, default_requires_approval=True))
+
+
+# --- one beneficiary: its plan data, its status ---------------------------------------------------
+# Both can change what the next payroll pays (an amount formula reads the plan data; only active
+# beneficiaries are paid), like the same changes made by a file or for many at once.
+
+BENEFICIARY_DATA = "plans.beneficiary_data"
+BENEFICIARY_STATUS = "plans.beneficiary_status"
+_BENEFICIARY_MODELS = {model._meta.model_name: model for model in (Beneficiary, HouseholdBeneficiary)}
+
+
+def _beneficiary(payload, by):
+    """The payload's beneficiary, in `by`'s locations (None: any location, the approved change)."""
+    model = _BENEFICIARY_MODELS.get(payload.get("model"))
+    if model is None:
+        raise PermissionDenied(f"'{payload.get('model')}' is not a kind of beneficiary.")
+    queryset = model.objects.all() if by is None else (
+        household_beneficiaries_for(by) if model is HouseholdBeneficiary else beneficiaries_for(by))
+    beneficiary = queryset.select_related("plan", model.SUBJECT).filter(pk=payload.get("beneficiary")).first()
+    if beneficiary is None:
+        raise PermissionDenied(f"No beneficiary with id {payload.get('beneficiary')} in your locations.")
+    return beneficiary
+
+
+def _beneficiary_link(beneficiary):
+    from .views import beneficiary_namespace  # the views import this module
+
+    return {"url": reverse(f"{beneficiary_namespace(type(beneficiary))}:inspect", args=[beneficiary.pk]),
+            "label": f"The enrolment of {beneficiary.subject} in {beneficiary.plan}"}
+
+
+def _refuse_second_beneficiary_request(operation, beneficiary, doing):
+    pending = ApprovalRequest.objects.filter(
+        operation=operation, payload__model=type(beneficiary)._meta.model_name, payload__beneficiary=beneficiary.pk,
+        status=RequestStatus.PENDING).first()
+    if pending is not None:
+        raise ValidationError(f"Request {pending.pk} ({doing} of {beneficiary.subject}) is already waiting for a "
+                              "decision: it must be decided (or cancelled) before another is submitted.")
+
+
+def _shown(value):
+    return "—" if value in (None, "") else str(value)
+
+
+def prepare_beneficiary_data(payload, by):
+    beneficiary, cleaned, changed = services.beneficiary_check_attributes(
+        beneficiary=_beneficiary(payload, by), attributes=payload.get("attributes") or {}, by=by)
+    if not changed:
+        raise ValidationError("Nothing would change: every value is the one already recorded.")
+    _refuse_second_beneficiary_request(BENEFICIARY_DATA, beneficiary, "a change of plan data")
+    definitions = {definition.name: definition for definition in beneficiary.plan.schema().definitions}
+    labels = {name: definitions[name].label if name in definitions else name for name in changed}
+    return Prepared(
+        payload={"model": type(beneficiary)._meta.model_name, "beneficiary": beneficiary.pk, "attributes": cleaned},
+        summary={"title": f"Change the plan data of {beneficiary.subject} in {beneficiary.plan}",
+                 "diff": [[labels[name], _shown(beneficiary.attributes.get(name)), _shown(cleaned.get(name))]
+                          for name in changed],
+                 "sensitive": sorted(labels[name] for name in changed
+                                     if name in definitions and definitions[name].sensitive),
+                 "link": _beneficiary_link(beneficiary)},
+        location=beneficiary.subject.location,
+        version=beneficiary_data_version(payload),
+    )
+
+
+def execute_beneficiary_data(payload, maker):
+    beneficiary = services.beneficiary_update_attributes(beneficiary=_beneficiary(payload, None),
+                                                         attributes=payload["attributes"], by=maker)
+    return {"beneficiary": beneficiary.pk}
+
+
+def beneficiary_data_version(payload):
+    """Its plan data now: a request made on other values is void."""
+    model = _BENEFICIARY_MODELS.get(payload.get("model"))
+    attributes = model.objects.filter(pk=payload.get("beneficiary")).values_list("attributes", flat=True).first() \
+        if model else None
+    if attributes is None:
+        return "gone"
+    return hashlib.sha256(json.dumps(attributes, sort_keys=True, default=str).encode()).hexdigest()
+
+
+BENEFICIARY_DATA_OPERATION = register(Operation(
+    name=BENEFICIARY_DATA, label="Change one beneficiary's plan data", prepare=prepare_beneficiary_data,
+    execute=execute_beneficiary_data, version=beneficiary_data_version, default_requires_approval=True))
+
+
+def prepare_beneficiary_status(payload, by):
+    action = payload.get("action")
+    beneficiary, reason, target = services.beneficiary_check_status(
+        beneficiary=_beneficiary(payload, by), action=action, reason=payload.get("reason"), by=by)
+    _refuse_second_beneficiary_request(BENEFICIARY_STATUS, beneficiary, "a status change")
+    diff = [["Status", beneficiary.get_status_display(), target.label]]
+    if reason:
+        diff.append(["Reason", _shown(beneficiary.reason), reason])
+    counts = {}
+    if action == "activate" and meets_criteria_as(beneficiary, BeneficiaryStatus.ACTIVE) is False:
+        counts["Meets the plan's criteria for active beneficiaries"] = "No"
+    return Prepared(
+        payload={"model": type(beneficiary)._meta.model_name, "beneficiary": beneficiary.pk, "action": action,
+                 "reason": reason},
+        summary={"title": f"{action.capitalize()} {beneficiary.subject} in {beneficiary.plan}", "diff": diff,
+                 "sensitive": [], "counts": counts, "reason": reason, "link": _beneficiary_link(beneficiary)},
+        location=beneficiary.subject.location,
+        version=services.beneficiary_status_version(beneficiary),
+    )
+
+
+def execute_beneficiary_status(payload, maker):
+    beneficiary = services.beneficiary_change_status(beneficiary=_beneficiary(payload, None),
+                                                     action=payload["action"], reason=payload.get("reason"),
+                                                     by=maker)
+    return {"beneficiary": beneficiary.pk, "status": beneficiary.status}
+
+
+def beneficiary_status_version(payload):
+    model = _BENEFICIARY_MODELS.get(payload.get("model"))
+    beneficiary = model.objects.filter(pk=payload.get("beneficiary")).first() if model else None
+    return services.beneficiary_status_version(beneficiary) if beneficiary else "gone"
+
+
+BENEFICIARY_STATUS_OPERATION = register(Operation(
+    name=BENEFICIARY_STATUS, label="Change one beneficiary's status (activate, suspend, reinstate, graduate, "
+                                   "reject)",
+    prepare=prepare_beneficiary_status, execute=execute_beneficiary_status, version=beneficiary_status_version,
+    default_requires_approval=True))

@@ -1,3 +1,6 @@
+import copy
+import json
+
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.forms.utils import ErrorList
@@ -21,6 +24,23 @@ SCORE_HELP = ("A number per person or household, e.g. 120 - 8 * household_size +
 UNIQUE_ANY_CASE = {"code_taken": "code", "name_taken": "name"}
 
 
+RULES_FOLLOW_JS = "plans/rules_follow.js"
+
+
+def rules_follow(field, choice, subjects):
+    """Make a rule field's builder follow the form's select `choice` as it is chosen (before the form is
+    saved): `subjects` is {the select's value: the rules subject then}. rules_follow.js gives the builder
+    that subject (its live count) and its fields; the form's Media must include RULES_FOLLOW_JS."""
+    widget = field.widget
+    choices = {}
+    for value, subject in subjects.items():
+        shown = copy.copy(widget)
+        shown.subject = subject
+        choices[str(value)] = {"subject": subject, "fields": shown.get_context("rule", None, {})["builder"][
+            "fields_json"]}
+    widget.attrs.update({"data-rules-follow": choice, "data-rules-subjects": json.dumps(choices)})
+
+
 class BenefitPlanForm(WagtailAdminModelForm):
     """The plan's fields, its default criteria and score formula written as rules (by the builder or
     as text), checked when saved against what the plan's rules may name: its type's fields and the
@@ -40,6 +60,12 @@ class BenefitPlanForm(WagtailAdminModelForm):
             self.initial[f"criteria_{status.lower()}"] = (self.instance.criteria or {}).get(status)
         self.fields["score_formula_text"].set_subject(subject)
         self.initial["score_formula_text"] = self.instance.score_formula or None
+        for name in (*(f"criteria_{status.lower()}" for status in CRITERIA_STATUSES), "score_formula_text"):
+            rules_follow(self.fields[name], "plan_type", {
+                plan_type: plan_rules_subject(self.instance, plan_type) for plan_type in PlanType.values})
+
+    class Media:
+        js = [RULES_FOLLOW_JS]
 
     def is_valid(self):
         """The schema's rows are checked after this form's own clean(): their names too, against the

@@ -13,6 +13,8 @@ from schemes.registry.models import Household, Individual
 from sites.fields import AttributeSchema, FieldDefinition, name_key
 from sites.models import CurrencyField, Location
 
+from .widgets import ChoiceLinesInput
+
 
 class PlanType(models.TextChoices):
     INDIVIDUAL = "INDIVIDUAL", "Individuals"
@@ -125,8 +127,13 @@ class PlanField(FieldDefinition):
     plan = ParentalKey(BenefitPlan, on_delete=models.CASCADE, related_name="fields")
     unique = models.BooleanField(default=False, help_text="No two beneficiaries of the plan share a value.")
 
+    sort_order_field = "sort_order"  # the rows keep the order they are entered in (the form can move them)
+
     panels = [FieldPanel(name) for name in ("name", "label", "field_type", "required", "unique", "sensitive",
-                                             "min_value", "max_value", "pattern", "choices", "help_text")]
+                                             "min_value", "max_value", "pattern")] + [
+        FieldPanel("choices", widget=ChoiceLinesInput, help_text="Choice: the allowed values, one per line or "
+                                                                 "separated by commas (a JSON list works too)."),
+        FieldPanel("help_text")]
 
     class Meta(FieldDefinition.Meta):
         constraints = [models.UniqueConstraint(fields=["plan", "name"], name="plan_field_unique_name")]

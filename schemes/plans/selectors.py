@@ -1,4 +1,5 @@
-from django.db.models import BooleanField, Case, Count, Value, When
+from django.db.models import BooleanField, Case, Count, F, IntegerField, OuterRef, Subquery, Value, When
+from django.db.models.functions import Coalesce
 from wagtail.models import ModelLogEntry
 
 from schemes.rules.compiler import compile_rule, to_sql
@@ -9,7 +10,7 @@ from sites.models import Location
 from sites.scoping import scope_for
 
 from .catalogues import beneficiary_catalogue, candidate_catalogue
-from .models import Beneficiary, BenefitPlan, HouseholdBeneficiary
+from .models import LIVE_STATUSES, Beneficiary, BenefitPlan, HouseholdBeneficiary, PlanType
 
 
 def plans_for(user, *, include_deleted=True):
@@ -45,6 +46,21 @@ def status_counts(plan, user):
     return {row["status"]: row["n"] for row in rows}
 
 
+def with_live_count(plans, user):
+    """Annotate `live_count`: each plan's live beneficiaries (potential, active, suspended) in the
+    user's locations; for a national user, the plan-wide figure the plan keeps."""
+    if scope_for(user).national:
+        return plans.annotate(live_count=F("live_beneficiaries"))
+
+    def live(model):
+        counted = _beneficiaries_of(model, user).filter(plan=OuterRef("pk"), status__in=LIVE_STATUSES).order_by()
+        return Coalesce(Subquery(counted.values("plan").annotate(n=Count("pk")).values("n"),
+                                 output_field=IntegerField()), 0)
+
+    return plans.annotate(live_count=Case(When(plan_type=PlanType.HOUSEHOLD, then=live(HouseholdBeneficiary)),
+                                          default=live(Beneficiary), output_field=IntegerField()))
+
+
 def plans_of_person(individual, user):
     return beneficiaries_for(user).filter(individual=individual).select_related("plan").order_by("plan__code")
 
@@ -70,6 +86,21 @@ def with_criteria_check(queryset, plan):
     if not branches:
         return queryset.annotate(meets_criteria=Value(None, output_field=BooleanField()))
     return queryset.annotate(meets_criteria=Case(*branches, default=Value(None), output_field=BooleanField()))
+
+
+def meets_criteria_as(beneficiary, status):
+    """Whether `beneficiary` meets its plan's criteria for `status` (e.g. before it is activated): None
+    where the plan has none for that status, or they no longer check."""
+    entry = (beneficiary.plan.criteria or {}).get(status)
+    if entry is None:
+        return None
+    catalogue = beneficiary_catalogue(beneficiary.plan)
+    try:
+        node = compile_rule(from_json(entry["rule"]), catalogue, expect="boolean")
+    except RuleError:
+        return None
+    return type(beneficiary).objects.filter(pk=beneficiary.pk).annotate(
+        meets=IsTrue(to_sql(node, catalogue, "boolean"))).values_list("meets", flat=True).first()
 
 
 def rule_problems(plan):

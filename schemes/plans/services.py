@@ -221,28 +221,46 @@ REASON_REQUIRED = {"suspend", "graduate", "reject"}
 LEAVING = {"graduate", "reject"}  # the beneficiary stops counting towards the plan's maximum
 
 
-def check_status_action(action, reason):
+def _check_action(action):
     if action not in STATUS_ACTIONS:
         raise ValidationError(f"'{action}' is not a beneficiary status change.")
+
+
+def check_status_action(action, reason):
+    _check_action(action)
     reason = (reason or "").strip()
     if action in REASON_REQUIRED and not reason:
         raise ValidationError({"reason": [f"Say why ({action})."]})
     return reason
 
 
+def beneficiary_check_status(*, beneficiary, action, reason=None, by):
+    """The status `action` would give `beneficiary` (read anew), refused as the change itself would be:
+    scope, the reason where the transition needs one (unless None: not asked yet, as on the
+    confirmation page), the transitions open from its status, permission.
+    Returns (beneficiary, reason, the status it would have)."""
+    model = type(beneficiary)
+    beneficiary = model.objects.select_related(model.SUBJECT, "plan").get(pk=beneficiary.pk)
+    if not scope_for(by).allows(beneficiary.subject.location):
+        raise model.DoesNotExist(f"No beneficiary with id {beneficiary.pk}.")
+    _check_action(action)
+    reason = "" if reason is None else check_status_action(action, reason)
+    transitions = {t.name: t.target for t in beneficiary.get_available_status_transitions()}
+    if action not in transitions:
+        raise ValidationError(f"A {beneficiary.get_status_display().lower()} beneficiary can "
+                              f"{' or '.join(transitions) if transitions else 'no longer change status'}, "
+                              f"not {action}.")
+    _require_permission(by, _permission(model, "change"))
+    return beneficiary, reason, BeneficiaryStatus(transitions[action])
+
+
 @transaction.atomic
 def beneficiary_change_status(*, beneficiary, action, reason="", by):
     """Move one beneficiary (of either kind) through a transition."""
     model = type(beneficiary)
-    beneficiary = model.objects.select_for_update().select_related(model.SUBJECT, "plan").get(pk=beneficiary.pk)
-    if not scope_for(by).allows(beneficiary.subject.location):
-        raise model.DoesNotExist(f"No beneficiary with id {beneficiary.pk}.")
-    reason = check_status_action(action, reason)
-    allowed = [t.name for t in beneficiary.get_available_status_transitions()]
-    if action not in allowed:
-        raise ValidationError(f"A {beneficiary.get_status_display().lower()} beneficiary can "
-                              f"{' or '.join(allowed) if allowed else 'no longer change status'}, not {action}.")
-    _require_permission(by, _permission(model, "change"))
+    model.objects.select_for_update().filter(pk=beneficiary.pk).first()
+    beneficiary, reason, _ = beneficiary_check_status(beneficiary=beneficiary, action=action, reason=reason or "",
+                                                      by=by)
     before = beneficiary.status
     transition = getattr(beneficiary, action)
     if action in REASON_REQUIRED:
@@ -259,26 +277,42 @@ def beneficiary_change_status(*, beneficiary, action, reason="", by):
     return beneficiary
 
 
+def beneficiary_status_version(beneficiary):
+    """Its status and when it last changed: a request made on another status is void."""
+    stamp = beneficiary.status_changed_at.isoformat() if beneficiary.status_changed_at else ""
+    return f"{beneficiary.status}:{stamp}"
+
+
+def beneficiary_check_attributes(*, beneficiary, attributes, by):
+    """The plan data `attributes` would give `beneficiary` (read anew), cleaned by the plan's schema, and
+    the names of the fields that change; refused as the change itself would be (permission, scope, the
+    schema, a `unique` value another live beneficiary holds). Returns (beneficiary, cleaned, changed)."""
+    model = type(beneficiary)
+    _require_permission(by, _permission(model, "change"))
+    beneficiary = model.objects.select_related(model.SUBJECT, "plan").get(pk=beneficiary.pk)
+    if not scope_for(by).allows(beneficiary.subject.location):
+        raise model.DoesNotExist(f"No beneficiary with id {beneficiary.pk}.")
+    schema = beneficiary.plan.schema()
+    cleaned = schema.clean(attributes, stored=beneficiary.attributes)
+    errors = unique_values_held(beneficiary.plan, schema.definitions, cleaned, holder=beneficiary)
+    if errors:
+        raise ValidationError(errors)
+    before = beneficiary.attributes
+    changed = sorted(name for name in before.keys() | cleaned.keys() if before.get(name) != cleaned.get(name))
+    return beneficiary, cleaned, changed
+
+
 @transaction.atomic
 def beneficiary_update_attributes(*, beneficiary, attributes, by):
     """Set a beneficiary's plan data, validated by the plan's schema; a `unique` field's value is
     refused when another live beneficiary of the plan holds it (checked under the plan's lock, so two
     edits cannot both pass; someone who left the plan frees theirs)."""
     model = type(beneficiary)
-    _require_permission(by, _permission(model, "change"))
-    plan = BenefitPlan.objects.select_for_update().get(pk=beneficiary.plan_id)
-    beneficiary = model.objects.select_for_update().select_related(model.SUBJECT).get(pk=beneficiary.pk)
-    if not scope_for(by).allows(beneficiary.subject.location):
-        raise model.DoesNotExist(f"No beneficiary with id {beneficiary.pk}.")
-    schema = plan.schema()
-    cleaned = schema.clean(attributes, stored=beneficiary.attributes)
-    errors = unique_values_held(plan, schema.definitions, cleaned, holder=beneficiary)
-    if errors:
-        raise ValidationError(errors)
-    before = beneficiary.attributes
+    BenefitPlan.objects.select_for_update().filter(pk=beneficiary.plan_id).first()
+    model.objects.select_for_update().filter(pk=beneficiary.pk).first()
+    beneficiary, cleaned, changed = beneficiary_check_attributes(beneficiary=beneficiary, attributes=attributes, by=by)
     beneficiary.attributes = cleaned
     beneficiary.save(update_fields=["attributes"])
-    changed = sorted(name for name in before.keys() | cleaned.keys() if before.get(name) != cleaned.get(name))
     audit(beneficiary, "mizani.beneficiary_attributes", by=by, data={"changed": changed})
     return beneficiary
 

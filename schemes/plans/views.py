@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.text import slugify
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 from django_fsm import TransitionNotAllowed
 from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.ui.components import Component
@@ -19,11 +19,19 @@ from wagtail.admin.views import generic
 from schemes.rules.forms import CriteriaFilter
 from sites.models import Location
 from sites.refusals import refusal_message
+from sites.scoping import scope_for
 from sites.viewsets import ApprovalMixin, ScopedIndexView, ScopedInspectView
 from workflows.services import approval_submit, requires_approval
 
 from . import selectors, services
-from .approvals import CLOSE_PLAN, ENROL_OPERATION, close_counts, rejection_text
+from .approvals import (
+    BENEFICIARY_DATA,
+    BENEFICIARY_STATUS,
+    CLOSE_PLAN,
+    ENROL_OPERATION,
+    close_counts,
+    rejection_text,
+)
 from .catalogues import beneficiary_catalogue, plan_rules_subject
 from .forms import (
     BeneficiaryDataForm,
@@ -33,8 +41,20 @@ from .forms import (
     SchemaUploadForm,
     StatusChangeForm,
 )
-from .models import BeneficiaryStatus, BenefitPlan, HouseholdBeneficiary, PlanStatus
+from .models import LIVE_STATUSES, BeneficiaryStatus, BenefitPlan, HouseholdBeneficiary, PlanStatus
 from .schema import export_schema, parse_schema, schema_import
+
+
+class PlanIndexView(generic.IndexView):
+    """The plans, each with its live beneficiaries in the user's locations; a plan's name opens its page
+    (where it is activated, closed, enrolled in), its edit form stays in the row's actions."""
+
+    def get_base_queryset(self):
+        return selectors.with_live_count(super().get_base_queryset(), self.request.user)
+
+    def _get_title_column(self, field_name, column_class=TitleColumn, **kwargs):
+        return self._get_custom_column(field_name, self._get_title_column_class(column_class),
+                                       get_url=self.get_inspect_url, **kwargs)
 
 
 class PlanRecordView(generic.InspectView):
@@ -47,6 +67,10 @@ class PlanRecordView(generic.InspectView):
         context.update({
             "plan": plan,
             "counts": [(status.label, counts.get(status.value, 0), status.value) for status in BeneficiaryStatus],
+            # Plan-wide only for national users: a district's user sees nothing of other districts.
+            "live_count": plan.live_beneficiaries if scope_for(self.request.user).national
+            else sum(counts.get(status, 0) for status in LIVE_STATUSES),
+            "national": scope_for(self.request.user).national,
             "criteria": [(status.label, plan.criteria_text(status.value)) for status in
                          (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE)],
             "schema": plan.fields.order_by("sort_order", "name"),
@@ -341,6 +365,7 @@ class BeneficiaryRecordView(ScopedInspectView):
             "status_url": reverse(f"{namespace}:change_status", args=[beneficiary.pk]),
             "data_url": reverse(f"{namespace}:edit_data", args=[beneficiary.pk]),
             "reenrol_url": _reenrol_url(beneficiary, user),
+            "needs_approval": requires_approval(BENEFICIARY_STATUS),
             "plan_data": beneficiary.plan.schema().display(
                 beneficiary.attributes, show_sensitive=user.has_perm("registry.view_sensitive_data")),
         })
@@ -362,26 +387,63 @@ def _beneficiary(request, pk, model):
 
 
 def beneficiary_status_view(model):
-    @require_POST
+    """A status change of one beneficiary: the GET (`?action=`) is the confirmation (old -> new status,
+    the reason where the transition needs one, whether they meet the criteria before activation); the
+    POST applies it, or submits it for approval where a workflow for operation plans.beneficiary_status
+    requires one."""
+
+    @require_http_methods(["GET", "POST"])
     def change_status(request, pk):
+        data = request.POST if request.method == "POST" else request.GET
+        if "action" not in data:
+            return HttpResponseNotAllowed(["POST"])
         beneficiary = _beneficiary(request, pk, model)
-        form = StatusChangeForm(request.POST)
+        record_url = reverse(f"{beneficiary_namespace(model)}:inspect", args=[beneficiary.pk])
+        form = StatusChangeForm(data)
         try:
             if not form.is_valid():
                 raise ValidationError(form.errors.as_text())
-            services.beneficiary_change_status(beneficiary=beneficiary, action=form.cleaned_data["action"],
-                                               reason=form.cleaned_data["reason"], by=request.user)
+            action = form.cleaned_data["action"]
+            _, _, target = services.beneficiary_check_status(beneficiary=beneficiary, action=action, by=request.user)
         except (ValidationError, PermissionDenied) as error:
             messages.error(request, refusal_message(error))
-        else:
-            messages.success(request, "Status changed.")
-        return redirect(f"{beneficiary_namespace(model)}:inspect", beneficiary.pk)
+            return redirect(record_url)
+        needs_approval = requires_approval(BENEFICIARY_STATUS)
+        if request.method == "POST":
+            reason = form.cleaned_data["reason"]
+            try:
+                if needs_approval:
+                    approval = approval_submit(operation=BENEFICIARY_STATUS, by=request.user, payload={
+                        "model": model._meta.model_name, "beneficiary": beneficiary.pk, "action": action,
+                        "reason": reason})
+                    messages.success(request, "The status change is submitted for approval: nothing changes until "
+                                              "it is approved.")
+                    return redirect("workflows_approvals:inspect", approval.pk)
+                services.beneficiary_change_status(beneficiary=beneficiary, action=action, reason=reason,
+                                                   by=request.user)
+            except (ValidationError, PermissionDenied) as error:
+                if hasattr(error, "error_dict") and set(error.error_dict) <= set(form.fields):
+                    form.add_error(None, error)  # on its field: "Say why"
+                else:
+                    form.add_error(None, refusal_message(error))
+            else:
+                messages.success(request, "Status changed.")
+                return redirect(record_url)
+        return TemplateResponse(request, "plans/beneficiary_status.html", {
+            "beneficiary": beneficiary, "form": form, "action": action, "target": target,
+            "needs_reason": action in services.REASON_REQUIRED, "needs_approval": needs_approval,
+            "fails_criteria": action == "activate"
+            and selectors.meets_criteria_as(beneficiary, BeneficiaryStatus.ACTIVE) is False,
+            "active_criteria": beneficiary.plan.criteria_text(BeneficiaryStatus.ACTIVE),
+            "record_url": record_url, "page_title": f"{action.capitalize()} {beneficiary.subject}",
+            "header_icon": "user"})
 
     return change_status
 
 
 def beneficiary_data_view(model):
-    """Edit a beneficiary's plan data (the plan's schema fields)."""
+    """Edit a beneficiary's plan data (the plan's schema fields): saved at once, or submitted for
+    approval where a workflow for operation plans.beneficiary_data requires one."""
 
     def edit_data(request, pk):
         beneficiary = _beneficiary(request, pk, model)
@@ -390,18 +452,28 @@ def beneficiary_data_view(model):
         form = BeneficiaryDataForm(request.POST or None, beneficiary=beneficiary,
                                    show_sensitive=request.user.has_perm("registry.view_sensitive_data"))
         inspect = f"{beneficiary_namespace(model)}:inspect"
+        needs_approval = requires_approval(BENEFICIARY_DATA)
         if request.method == "POST" and form.is_valid():
             try:
+                if needs_approval:
+                    approval = approval_submit(operation=BENEFICIARY_DATA, by=request.user, payload={
+                        "model": model._meta.model_name, "beneficiary": beneficiary.pk,
+                        "attributes": form.attribute_values()})
+                    messages.success(request, "The change of plan data is submitted for approval: nothing changes "
+                                              "until it is approved.")
+                    return redirect("workflows_approvals:inspect", approval.pk)
                 services.beneficiary_update_attributes(beneficiary=beneficiary, attributes=form.attribute_values(),
                                                        by=request.user)
             except ValidationError as error:
                 form.apply_service_errors(error)
+            except PermissionDenied as error:
+                form.add_error(None, refusal_message(error))
             else:
                 messages.success(request, "Plan data saved.")
                 return redirect(inspect, beneficiary.pk)
         return TemplateResponse(request, "plans/beneficiary_data.html", {
             "beneficiary": beneficiary, "form": form, "cancel_url": reverse(inspect, args=[beneficiary.pk]),
-            "page_title": f"Plan data of {beneficiary}", "header_icon": "user"})
+            "needs_approval": needs_approval, "page_title": f"Plan data of {beneficiary}", "header_icon": "user"})
 
     return edit_data
 

@@ -1,5 +1,6 @@
 from django.urls import path
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, InlinePanel, MultiFieldPanel, ObjectList
+from wagtail.admin.ui.tables import Column
 from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
 
 from sites.viewsets import ScopedModelViewSet
@@ -14,13 +15,15 @@ class BenefitPlanViewSet(ModelViewSet):
     icon = "clipboard-list"
     menu_label = "Benefit plans"
     inspect_view_enabled = True
+    index_view_class = views.PlanIndexView
     inspect_view_class = views.PlanRecordView
     add_view_class = views.PlanCreateView
     edit_view_class = views.PlanEditView
     delete_view_class = views.PlanDeleteView
     inspect_template_name = "plans/plan_record.html"
     copy_view_enabled = False
-    list_display = ["name", "code", "plan_type", "status", "live_beneficiaries"]
+    list_display = ["name", "code", "plan_type", "status",
+                    Column("live_count", label="Live beneficiaries (your locations)", sort_key="live_count")]
     list_filter = ["status", "plan_type"]
     search_fields = ["name", "code"]
     edit_handler = ObjectList([

@@ -211,14 +211,19 @@
       this.modes = root.querySelector("[data-modes]");
       this.message = root.querySelector("[data-message]");
       this.count = root.querySelector("[data-count]");
-      // The server's message about the text, shown until this widget says its own (else it says it twice).
-      this.servedErrors = root.closest("[data-field]")?.querySelector("[data-field-errors]") ?? null;
       this.fields = new Map(JSON.parse(root.dataset.fields).map((field) => [field.name, field]));
       this.elements = new Map(); // model item -> its element, rebuilt by each render
       this.model = emptyGroup();
       this.timer = null;
       this.pending = null;
       this.textarea.addEventListener("input", () => this.scheduleCheck());
+      // The form gave the rule another subject (plans/rules_follow.js: a plan type chosen on the form).
+      root.addEventListener("rules:subject-changed", () => {
+        this.fields = new Map(JSON.parse(root.dataset.fields).map((field) => [field.name, field]));
+        if (!this.builderArea) return;
+        this.setMode("text");
+        this.toBuilder({ quiet: true }); // back in the builder if it can show the rule with these fields
+      });
       if (this.builderArea) {
         this.modes.hidden = false;
         this.modes.addEventListener("click", (event) => {
@@ -449,8 +454,6 @@
     }
 
     showResult(result) {
-      this.servedErrors?.replaceChildren();
-      this.servedErrors = null;
       const invalid = !result.ok;
       this.textarea.setAttribute("aria-invalid", String(invalid));
       if (invalid) {

@@ -21,6 +21,8 @@ def world(geo):
     RegistryFieldFactory(name="children", label="Children", field_type="integer")
     definition = WorkflowDefinition.objects.create(operation="plans.enrol")
     WorkflowStep.objects.create(definition=definition, group=Group.objects.get(name="Checker"), sort_order=0)
+    # One beneficiary's status changes at once here (approval off for it).
+    WorkflowDefinition.objects.create(operation="plans.beneficiary_status", requires_approval=False)
     born = datetime.date(1990, 1, 1)
     for name, children in (("Amina", 3), ("Baraka", 1), ("Chausiku", 4)):
         IndividualFactory(first_name=name, last_name="Mollel", dob=born, location=geo.village_a,
@@ -78,10 +80,15 @@ def test_a_plan_from_definition_to_beneficiaries(live_server, browser, world, sc
 
     beneficiary = Beneficiary.objects.get(individual__first_name="Amina")
     officer.goto(f"{origin}/admin/plans/beneficiaries/inspect/{beneficiary.pk}/")
+    officer.get_by_role("link", name="Activate…").click()
+    expect(officer.get_by_test_id("status-change")).to_contain_text("Potential → Active")
     officer.get_by_role("button", name="Activate").click()
-    officer.fill("#reason-suspend", "Missed two health visits")
+    expect(officer.get_by_test_id("beneficiary-status")).to_have_text("Active")
+    officer.get_by_role("link", name="Suspend…").click()
+    officer.fill("#id_reason", "Missed two health visits")
     officer.get_by_role("button", name="Suspend").click()
     expect(officer.get_by_test_id("beneficiary-status")).to_have_text("Suspended")
+    officer.get_by_role("link", name="Reinstate…").click()
     officer.get_by_role("button", name="Reinstate").click()
     expect(officer.get_by_test_id("beneficiary-status")).to_have_text("Active")
     screenshot(officer, screenshots / "plan_beneficiary.png")

@@ -24,7 +24,8 @@ def world(geo, member_roles):
     for operation in ("plans.enrol", "plans.change"):
         WorkflowStep.objects.create(definition=WorkflowDefinition.objects.create(operation=operation),
                                     group=checkers, sort_order=0)
-    WorkflowDefinition.objects.create(operation="plans.bulk_status", requires_approval=False)
+    for operation in ("plans.bulk_status", "plans.beneficiary_data"):
+        WorkflowDefinition.objects.create(operation=operation, requires_approval=False)
     # Households of 1 to 5 people in district A; the score below is 10 - 2 x size: 8, 6, 4, 2, 0.
     for size in range(1, 6):
         household = HouseholdFactory(code=f"HH-SIZE-{size}", location=geo.village_a)

@@ -248,8 +248,9 @@ def test_household_plans_enrol_registered_households_by_code(clerk, geo, django_
     upload = receive(clerk, plan, ["group_code", "grade"], [["HH-A", "2"], ["HH-B", "2"], ["HH-X", "2"], ["", "1"]],
                      django_capture_on_commit_callbacks)
     errors = errors_of(upload)
-    assert "registered outside your locations" in errors["HH-B"]
-    assert "No registered household has the code 'HH-X'" in errors["HH-X"]
+    # Another district's household reads as an unknown code: a clerk learns nothing of it.
+    assert "No registered household in your locations has the code 'HH-B'" in errors["HH-B"]
+    assert "No registered household in your locations has the code 'HH-X'" in errors["HH-X"]
     assert "Required: the household's code." in errors[""]
     import_now(upload, clerk, django_capture_on_commit_callbacks)
     assert list(HouseholdBeneficiary.objects.values_list("household_id", "attributes")) == [(mine.pk, {"grade": 2})]

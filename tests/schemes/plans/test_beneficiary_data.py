@@ -222,6 +222,7 @@ def test_the_audit_names_the_changed_fields_never_their_values(beneficiaries, cl
 # --- the page -----------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("beneficiary_approval_off")
 def test_the_page_shows_the_current_values_and_saves_the_form(beneficiaries, clerk_a):
     asha = beneficiaries["asha"]
     url = reverse("plans_beneficiary:edit_data", args=[asha.pk])
@@ -286,6 +287,7 @@ def editor_without_sensitive(geo):
     return user
 
 
+@pytest.mark.usefixtures("beneficiary_approval_off")
 def test_sensitive_fields_are_hidden_and_kept_when_saved(beneficiaries, editor_without_sensitive):
     asha = beneficiaries["asha"]
     client = client_for(editor_without_sensitive)

@@ -227,6 +227,7 @@ def test_a_household_rejected_by_mistake_is_enrolled_again_under_the_household_p
             for entry in entries(again, "mizani.beneficiary_status")] == [("REJECTED", "POTENTIAL", "They never moved")]
 
 
+@pytest.mark.usefixtures("beneficiary_approval_off")
 def test_changing_a_household_beneficiary_needs_the_household_permission(plan, beneficiaries, geo):
     person_only = with_permission(UserFactory(role="Viewer", locations=[geo.district_a]), "change_beneficiary")
     big = beneficiaries["BIG-A"]
@@ -243,6 +244,7 @@ def test_changing_a_household_beneficiary_needs_the_household_permission(plan, b
     assert HouseholdBeneficiary.objects.get(pk=big.pk).status == BeneficiaryStatus.ACTIVE
 
 
+@pytest.mark.usefixtures("beneficiary_approval_off")
 def test_the_status_page_action_moves_a_household_beneficiary(plan, beneficiaries, clerk_a):
     big = beneficiaries["BIG-A"]
     url = reverse("plans_householdbeneficiary:change_status", args=[big.pk])

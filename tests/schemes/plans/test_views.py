@@ -2,6 +2,8 @@
 suspend and reinstate a beneficiary, and see the plan on the person's record."""
 
 import datetime
+import json
+import re
 
 import pytest
 from django.contrib.auth.models import Group
@@ -61,6 +63,7 @@ def test_a_criteria_mistake_is_refused_with_its_position(setting):
     assert not BenefitPlan.objects.exists()
 
 
+@pytest.mark.usefixtures("beneficiary_approval_off")
 def test_from_plan_to_enrolled_beneficiaries_and_back(setting, django_capture_on_commit_callbacks):
     designer, officer, checker, amina = setting
     client_for(designer).post(reverse("plans_plan:add"), plan_form())
@@ -341,3 +344,88 @@ def test_versions_are_numbered_per_plan_with_what_changed(setting):
     assert "<td>Version 2</td>" in page and "<td>Version 1</td>" in page
     revision_ids = plan.revisions.values_list("pk", flat=True)
     assert all(f"<td>{pk}</td>" not in page for pk in revision_ids)
+
+
+# --- counts within the user's locations -----------------------------------------------------------
+
+@pytest.fixture
+def plan_in_a(geo):
+    """Three live beneficiaries in district A, one graduated; none in district B."""
+    plan = BenefitPlan.objects.create(code="KA", name="Kasulu grant", status="ACTIVE", live_beneficiaries=3)
+    now = timezone.now()
+    for name, status in (("Asha", "ACTIVE"), ("Amani", "POTENTIAL"), ("Aziza", "SUSPENDED"), ("Ali", "GRADUATED")):
+        Beneficiary.objects.create(plan=plan, individual=IndividualFactory(first_name=name, location=geo.village_a),
+                                   status=status, enrolled_at=now, status_changed_at=now)
+    return plan
+
+
+def test_the_plans_list_counts_live_beneficiaries_in_the_users_locations_only(plan_in_a, clerk_a, clerk_b,
+                                                                              national_clerk):
+    def live_count(user):
+        response = client_for(user).get(reverse("plans_plan:index"))
+        return {plan.code: plan.live_count for plan in response.context["object_list"]}
+
+    assert live_count(clerk_b) == {"KA": 0}
+    assert live_count(clerk_a) == {"KA": 3}
+    assert live_count(national_clerk) == {"KA": 3}
+    assert "Live beneficiaries (your locations)" in client_for(clerk_b).get(reverse("plans_plan:index")).content.decode()
+
+
+def test_the_plan_page_shows_the_plan_wide_count_to_national_users_only(plan_in_a, clerk_b, national_clerk):
+    url = reverse("plans_plan:inspect", args=[plan_in_a.pk])
+
+    district = client_for(clerk_b).get(url)
+    national = client_for(national_clerk).get(url)
+
+    assert (district.context["live_count"], national.context["live_count"]) == (0, 3)
+    assert "all locations" not in district.content.decode() and "Enrolled (all locations)" in national.content.decode()
+
+
+def test_a_plans_name_in_the_list_opens_its_page_and_its_edit_form_stays_in_the_actions(plan_in_a):
+    designer = UserFactory(role="Scheme administrator", national=True)
+
+    page = client_for(designer).get(reverse("plans_plan:index")).content.decode()
+
+    inspect, edit = reverse("plans_plan:inspect", args=[plan_in_a.pk]), reverse("plans_plan:edit", args=[plan_in_a.pk])
+    assert re.findall(r'class="title-wrapper">\s*<a href="([^"]+)"', page) == [inspect]
+    assert f'href="{edit}"' in page
+
+
+def test_the_plan_forms_rule_fields_carry_each_plan_types_fields_for_the_type_chosen_on_the_form(setting):
+    """static/plans/rules_follow.js gives the builder the chosen type's subject and fields."""
+    response = client_for(setting[0]).get(reverse("plans_plan:add"))
+
+    field = response.context["form"]["criteria_potential"]
+    subjects = json.loads(re.search(r'data-rules-subjects="([^"]*)"', str(field)).group(1).replace("&quot;", '"'))
+    names = {plan_type: {spec["name"] for spec in json.loads(entry["fields"])} for plan_type, entry in subjects.items()}
+    assert {plan_type: entry["subject"] for plan_type, entry in subjects.items()} == {
+        "INDIVIDUAL": "plan:0.INDIVIDUAL", "HOUSEHOLD": "plan:0.HOUSEHOLD"}
+    assert "first_name" in names["INDIVIDUAL"] and "first_name" not in names["HOUSEHOLD"]
+    assert "plans/rules_follow.js" in response.content.decode()
+
+
+# --- the schema on the plan form --------------------------------------------------------------------
+
+def schema_rows(*rows):
+    data = formset("fields", total=len(rows))
+    for index, (name, field_type, choices) in enumerate(rows):
+        data.update({f"fields-{index}-name": name, f"fields-{index}-label": name.capitalize(),
+                     f"fields-{index}-field_type": field_type, f"fields-{index}-choices": choices,
+                     f"fields-{index}-ORDER": str(index + 1)})
+    return data
+
+
+def test_choices_are_typed_one_per_line_or_with_commas_and_the_fields_keep_their_order(setting):
+    designer = setting[0]
+
+    response = client_for(designer).post(reverse("plans_plan:add"), plan_form(**schema_rows(
+        ("trade", "choice", "farming, fishing, trading"), ("area", "choice", "coast\r\nlake\r\n"),
+        ("zone", "choice", '["north", "south"]'), ("boat", "text", ""))))
+
+    assert response.status_code == 302, response.context["form"].errors
+    plan = BenefitPlan.objects.get(code="CG")
+    assert [(field.name, field.choices) for field in plan.fields.order_by("sort_order", "name")] == [
+        ("trade", ["farming", "fishing", "trading"]), ("area", ["coast", "lake"]), ("zone", ["north", "south"]),
+        ("boat", [])]
+    edit = client_for(designer).get(reverse("plans_plan:edit", args=[plan.pk])).content.decode()
+    assert "farming\nfishing\ntrading</textarea>" in edit
