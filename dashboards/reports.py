@@ -49,8 +49,9 @@ BENEFICIARIES_BY_PLAN = Report(
     "beneficiaries_by_plan")
 PAYMENTS_DUE_VS_PAID = Report(
     "payments_due_vs_paid", "Payments due and paid per cycle", "Approved payrolls' lines for recipients in "
-    "your locations: due (every line not cancelled), paid and outstanding, per cycle and payment plan. The "
-    "period filters by the cycle's start date.", "table", 130, "payments_due_vs_paid")
+    "your locations, per cycle and payment plan: all of them (every line not cancelled), paid, failed "
+    "(unpaid) and still due, with their amounts. The period filters by the cycle's start date.", "table", 130,
+    "payments_due_vs_paid")
 REPORTS = (PENDING_APPROVALS, UPLOAD_HISTORY, BENEFICIARIES_BY_PLAN, PAYMENTS_DUE_VS_PAID)
 
 
@@ -79,21 +80,17 @@ def beneficiaries_per_plan(table):
     return Table(columns=columns, rows=rows)
 
 
-def payments_with_outstanding(table):
-    """`payments_due_vs_paid` with what is still to pay: amount outstanding and lines unpaid. Amounts are
-    written to the cent (SQLite's SUM drops trailing zeros), still exact Decimals."""
-    due, paid = table.index("due"), table.index("paid")
-    due_lines, paid_lines = table.index("due_lines"), table.index("paid_lines")
-    columns = (*table.columns[:paid + 1], Column("outstanding", "Outstanding", "money"),
-               *table.columns[paid + 1:], Column("unpaid_lines", "Lines unpaid", "number"))
-    rows = []
-    for row in table.rows:
-        cents = [Decimal(row[due]).quantize(CENT), Decimal(row[paid]).quantize(CENT)]
-        rows.append((*row[:due], *cents, cents[0] - cents[1], *row[paid + 1:], row[due_lines] - row[paid_lines]))
-    return Table(columns=columns, rows=tuple(rows))
+def payments_to_the_cent(table):
+    """`payments_due_vs_paid` as the report shows it: the metric's own columns (lines, paid, failed
+    (unpaid), still due: the dashboard's words and numbers), amounts written to the cent (SQLite's SUM
+    drops trailing zeros), still exact Decimals."""
+    money = [position for position, column in enumerate(table.columns) if column.kind == "money"]
+    rows = tuple(tuple(Decimal(cell).quantize(CENT) if position in money else cell
+                       for position, cell in enumerate(row)) for row in table.rows)
+    return Table(columns=table.columns, rows=rows)
 
 
-SHAPES = {BENEFICIARIES_BY_PLAN.slug: beneficiaries_per_plan, PAYMENTS_DUE_VS_PAID.slug: payments_with_outstanding}
+SHAPES = {BENEFICIARIES_BY_PLAN.slug: beneficiaries_per_plan, PAYMENTS_DUE_VS_PAID.slug: payments_to_the_cent}
 
 
 def totals_row(table, label="Total"):

@@ -269,10 +269,12 @@ def _sum_lines(by_status, statuses):
 
 
 @metric("payments_due_vs_paid", group="line_totals", label="Payments due and paid per cycle", permissions=PAYMENTS_READ,
-        category="cycle", values=("due", "paid"), more_values=("due_lines", "paid_lines"), series="payment_plan",
-        description="Approved payrolls: the amount due (every line not cancelled, an unpaid line paid again "
-                    "by a follow-up counted once) and the amount paid, per cycle and payment plan, for "
-                    "recipients in your locations.")
+        category="cycle", values=("due", "paid"),
+        more_values=("due_lines", "paid_lines", "failed", "still_due", "failed_lines", "still_due_lines"),
+        series="payment_plan",
+        description="Approved payrolls, per cycle and payment plan, for recipients in your locations: the "
+                    "lines and their total (every line not cancelled; a failed line paid again by a follow-up "
+                    "counted once), and of them the paid, the failed (unpaid) and those still due.")
 def payments_due_vs_paid(user, filters):
     totals = _line_totals(user, filters)
     payrolls = _payrolls(totals)
@@ -288,13 +290,21 @@ def payments_due_vs_paid(user, filters):
         not_due = {LineStatus.CANCELLED, LineStatus.UNPAID} if payroll_id in superseded else {LineStatus.CANCELLED}
         due_lines, due = _sum_lines(by_status, [s for s in LineStatus.values if s not in not_due])
         paid_lines, paid = _sum_lines(by_status, [LineStatus.PAID])
+        failed_lines, failed = _sum_lines(by_status, [s for s in (LineStatus.UNPAID,) if s not in not_due])
+        still_due_lines, still_due = _sum_lines(by_status, [LineStatus.DUE])
         key = (start, cycle, plan, currency)
-        before = grouped.get(key, (ZERO, ZERO, 0, 0))
-        grouped[key] = (before[0] + due, before[1] + paid, before[2] + due_lines, before[3] + paid_lines)
+        before = grouped.get(key, (ZERO, ZERO, ZERO, ZERO, 0, 0, 0, 0))
+        grouped[key] = tuple(sum(pair) for pair in zip(before, (
+            due, paid, failed, still_due, due_lines, paid_lines, failed_lines, still_due_lines), strict=True))
+    # One word for each (as on the payroll page, schemes.payments.models.LINE_STATUS_WORDS): "Lines" are
+    # all of them, some paid, some failed (unpaid), the rest still due.
     return Table(columns=(Column("cycle", "Cycle"), Column("payment_plan", "Payment plan"),
-                          Column("currency", "Currency"), Column("due", "Due", "money"),
-                          Column("paid", "Paid", "money"), Column("due_lines", "Lines due", "number"),
-                          Column("paid_lines", "Lines paid", "number")),
+                          Column("currency", "Currency"), Column("due", "Total", "money"),
+                          Column("paid", "Paid", "money"), Column("failed", "Failed (unpaid)", "money"),
+                          Column("still_due", "Still due", "money"), Column("due_lines", "Lines", "number"),
+                          Column("paid_lines", "Lines paid", "number"),
+                          Column("failed_lines", "Lines failed (unpaid)", "number"),
+                          Column("still_due_lines", "Lines still due", "number")),
                  rows=tuple((cycle, plan, currency, *values)
                             for (_start, cycle, plan, currency), values in sorted(grouped.items())))
 

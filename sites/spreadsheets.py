@@ -18,8 +18,8 @@ NUMERIC_TYPES = (bool, int, float, Decimal)
 
 # Excel reads a CSV without a byte-order mark in the machine's ANSI code page, so "Zoë" opens as
 # "ZoÃ«". A CSV meant for a person therefore starts with the UTF-8 BOM, which our importer
-# (schemes.bulk.files) reads back. A file another system reads byte for byte does not: the openIMIS
-# reconciliation export for payment providers (schemes.payments.views) stays without one.
+# (schemes.bulk.files) reads back: the openIMIS reconciliation export for payment providers too
+# (schemes.payments.views), which a person downloads and opens; providers' systems read the provider API.
 CSV_BOM = codecs.BOM_UTF8
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 

@@ -576,6 +576,8 @@ def world(db, member_roles):
     payment_services.payroll_generate(payroll_empty.pk)
     for approved in (payroll, payroll_reconciled):
         with transaction.atomic():
+            approved.submit()  # as payroll_submit does, with its request
+            approved.save()
             payment_services.payroll_approve(payroll=approved)
         approved.refresh_from_db()
     lines = {line.beneficiary_id: line for line in PaymentLine.objects.filter(payroll=payroll)}

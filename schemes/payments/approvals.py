@@ -9,7 +9,9 @@ from workflows.models import ApprovalRequest, RequestStatus
 from workflows.operations import Operation, Prepared, register
 
 from . import selectors, services
-from .models import PaymentPlan, Payroll, PayrollStatus
+from .models import LINE_STATUS_WORDS, UNDECIDED_STATUSES, PaymentPlan, Payroll, PayrollStatus
+from .templatetags.payments_money import lines as lines_text
+from .templatetags.payments_money import money
 
 APPROVE_PAYROLL = "payments.approve_payroll"
 CHANGE_PLAN = "payments.change_plan"
@@ -27,8 +29,9 @@ def prepare_approve_payroll(payload, by):
     payroll = _payroll(payload)
     if not by.has_perm("payments.change_payroll"):
         raise PermissionDenied("You may not submit payrolls for approval.")
-    if payroll.status != PayrollStatus.PENDING_APPROVAL:
-        raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()}: it cannot be submitted.")
+    if payroll.status != PayrollStatus.GENERATED:
+        raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()}: only a generated payroll, not "
+                              "yet submitted, is submitted for approval.")
     if not payroll.line_count:
         raise ValidationError(services.nobody_to_pay_message(payroll))
     if ApprovalRequest.objects.filter(operation=APPROVE_PAYROLL, payload__payroll=payroll.pk,
@@ -37,22 +40,25 @@ def prepare_approve_payroll(payload, by):
     lines = Payroll.objects.filter(pk=payroll.pk).get().lines
     flagged = selectors.over_limit(payroll.totals.all())
     diff = selectors.payroll_diff(payroll)
-    counts = {"Lines": payroll.line_count, f"Total ({payroll.currency})": format(payroll.total, "f"),
+    left_out = payroll.left_out_text
+    counts = {"Lines": payroll.line_count, f"Total ({payroll.currency})": money(payroll.total),
+              **({"Left out (no line)": left_out} if left_out else {}),
               "Lines above the transaction limit": flagged["count"],
-              f"Their total ({payroll.currency})": format(flagged["total"], "f")}
+              f"Their total ({payroll.currency})": money(flagged["total"])}
     if diff["previous"] is not None:
         counts.update({f"New since {diff['previous']}": diff["new"], "Removed": diff["removed"],
                        "Changed amount": diff["changed"]})
-    sample = [{"id": line.pk, "name": f"{line.code}: {line.recipient} {line.amount} {payroll.currency}"}
+    sample = [{"id": line.pk, "name": f"{line.code}: {line.recipient} {money(line.amount, payroll.currency)}"}
               for line in lines.select_related("recipient").order_by("beneficiary_id")[:SAMPLE_SIZE]]
     return Prepared(
         payload={"payroll": payroll.pk},
-        summary={"title": f"Approve payroll {payroll} for payment: {payroll.line_count:,} lines, "
-                          f"{payroll.total} {payroll.currency}",
+        summary={"title": f"Approve payroll {payroll} for payment: {lines_text(payroll.line_count)}, "
+                          f"{money(payroll.total, payroll.currency)}" + (f"; {left_out}" if left_out else ""),
                  "diff": [], "sensitive": [], "counts": counts, "sample": sample,
                  "seal": payroll.seal_hash},
         total=payroll.total,
-        version=payroll_version(payload),
+        # As it waits for this decision: services.payroll_submit moves it to PENDING_APPROVAL with the request.
+        version=f"{PayrollStatus.PENDING_APPROVAL}:{payroll.seal_hash[:40]}",
     )
 
 
@@ -120,7 +126,7 @@ def prepare_release_over_limit(payload, by):
     payroll = _payroll(payload)
     if not by.has_perm("payments.change_payroll"):
         raise PermissionDenied("You may not submit payrolls for approval.")
-    if payroll.status not in (PayrollStatus.PENDING_APPROVAL, PayrollStatus.APPROVED):
+    if payroll.status not in (*UNDECIDED_STATUSES, PayrollStatus.APPROVED):
         raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()}: nothing can be released.")
     if payroll.over_limit_released_at is not None:
         raise ValidationError(f"The over-limit lines of {payroll} are released already.")
@@ -132,16 +138,17 @@ def prepare_release_over_limit(payload, by):
     if not flagged["count"]:
         raise ValidationError(f"{payroll} has no line above the transaction limit.")
     limit = payroll.parameters.get("limit")
-    sample = [{"id": line.pk, "name": f"{line.code}: {line.recipient} {line.amount} {payroll.currency}"}
+    sample = [{"id": line.pk, "name": f"{line.code}: {line.recipient} {money(line.amount, payroll.currency)}"}
               for line in lines.select_related("recipient").order_by("-amount", "beneficiary_id")[:SAMPLE_SIZE]]
+    counted = lines_text(flagged["count"])
     return Prepared(
         payload={"payroll": payroll.pk},
-        summary={"title": f"Pay the {flagged['count']:,} lines of {payroll} above the transaction limit "
-                          f"({limit} {payroll.currency}): {flagged['total']} {payroll.currency}",
+        summary={"title": f"Pay the {counted} of {payroll} above the transaction limit "
+                          f"({money(limit, payroll.currency)}): {money(flagged['total'], payroll.currency)}",
                  "diff": [], "sensitive": [], "sample": sample,
                  "counts": {"Lines above the limit": flagged["count"],
-                            f"Their total ({payroll.currency})": format(flagged["total"], "f"),
-                            f"Limit per transaction ({payroll.currency})": limit,
+                            f"Their total ({payroll.currency})": money(flagged["total"]),
+                            f"Limit per transaction ({payroll.currency})": money(limit),
                             "Payroll status": payroll.get_status_display()}},
         total=flagged["total"],
         version=release_over_limit_version(payload),
@@ -154,7 +161,7 @@ def release_over_limit_version(payload):
     payroll = Payroll.objects.filter(pk=payload.get("payroll")).first()
     if payroll is None:
         return "gone"
-    payable = "payable" if payroll.status in (PayrollStatus.PENDING_APPROVAL, PayrollStatus.APPROVED) else "dead"
+    payable = "payable" if payroll.status in (*UNDECIDED_STATUSES, PayrollStatus.APPROVED) else "dead"
     released = "released" if payroll.over_limit_released_at else "held"
     return f"{payable}:{released}:{payroll.seal_hash[:40]}"
 
@@ -191,23 +198,26 @@ def prepare_close_payroll(payload, by):
     totals = reconciliation.payroll_totals(payroll)
     due, due_amount = totals["DUE"]
     if due and not mark_due_unpaid:
-        raise ValidationError(f"{due:,} lines of {payroll} are still due ({due_amount} {payroll.currency}): "
+        raise ValidationError(f"{lines_text(due)} of {payroll} {'is' if due == 1 else 'are'} still due "
+                              f"({money(due_amount, payroll.currency)}): "
                               "reconcile them first, or close the payroll marking them unpaid.")
     currency = payroll.currency
     counts = {}
-    for status, label in (("PAID", "Paid"), ("UNPAID", "Unpaid (left for a follow-up payroll)"),
-                          ("DUE", "Still due: marked unpaid on closing"), ("CANCELLED", "Cancelled")):
+    words = {**LINE_STATUS_WORDS, "UNPAID": f"{LINE_STATUS_WORDS['UNPAID']}, left for a follow-up payroll",
+             "DUE": f"{LINE_STATUS_WORDS['DUE']}: marked failed (unpaid) on closing"}
+    for status, label in ((status, words[status]) for status in ("PAID", "UNPAID", "DUE", "CANCELLED")):
         lines, amount = totals[status]
         if lines or status in ("PAID", "UNPAID"):
             counts[f"{label}: lines"] = lines
-            counts[f"{label}: total ({currency})"] = format(amount, "f")
+            counts[f"{label}: total ({currency})"] = money(amount)
     due_lines = payroll.lines.filter(status="DUE").select_related("recipient").order_by("pk")[:SAMPLE_SIZE]
     return Prepared(
         payload={"payroll": payroll.pk, "mark_due_unpaid": mark_due_unpaid},
-        summary={"title": f"Close payroll {payroll} (reconciled): lines paid {totals['PAID'][0]:,}, "
-                          f"unpaid {totals['UNPAID'][0] + due:,}",
+        summary={"title": f"Close payroll {payroll} (reconciled): {lines_text(sum(n for n, _ in totals.values()))}, "
+                          f"paid {totals['PAID'][0]:,}, failed (unpaid) {totals['UNPAID'][0]:,}"
+                          + (f", still due {due:,} (marked failed on closing)" if due else ""),
                  "diff": [], "sensitive": [], "counts": counts,
-                 "sample": [{"id": line.pk, "name": f"{line.code}: {line.recipient} {line.amount} {currency} (due)"}
+                 "sample": [{"id": line.pk, "name": f"{line.code}: {line.recipient} {money(line.amount, currency)} (due)"}
                             for line in due_lines]},
         total=totals["PAID"][1],
         version=close_payroll_version(payload),

@@ -28,6 +28,7 @@ from sites.dates import years_before
 from .models import CENT, MAX_AMOUNT, LineStatus, PaymentLine
 
 SOURCE = "source"  # the inner query's alias; its columns are named here, never by user text
+COMPUTED = "computed_rows"  # the CTE of each beneficiary's amount the INSERT reads (write_and_seal)
 HOUSEHOLD = "household_counts"
 # The catalogue's household counts, read for a whole payroll from one aggregate over memberships
 # joined by household (a hash join) instead of a correlated count per beneficiary and per field (ten
@@ -108,16 +109,16 @@ class Formula:
         self.inputs = field_names(self.node)
         self.divisors = divisors(self.node)
 
-    def selection(self, statuses, within=None):
+    def selection(self, statuses, within=None, *, criteria=True):
         """The beneficiaries paid: of the plan, in `statuses`, their person or household not deleted,
-        meeting the criteria when there are some (criteria meeting nobody select nobody); among
-        `within` (beneficiary ids) when given."""
+        meeting the criteria when there are some (criteria meeting nobody select nobody; not applied
+        with criteria=False); among `within` (beneficiary ids) when given."""
         model = self.benefit_plan.beneficiary_model
         queryset = model.objects.filter(plan=self.benefit_plan, status__in=list(statuses),
                                         **{f"{model.SUBJECT}__deleted_at__isnull": True})
         if within is not None:
             queryset = queryset.filter(pk__in=within)
-        if self.criteria is not None:
+        if criteria and self.criteria is not None:
             queryset = queryset.filter(rules_sql.IsTrue(to_sql(self.criteria, self.catalogue, "boolean")))
         return queryset
 
@@ -247,9 +248,9 @@ class Formula:
         return sql, [_money(ceiling), _money(ceiling), _money(ceiling), *inputs_params, *formula_params,
                      *source_params]
 
-    def insert_sql(self, *, payroll_id, statuses, ceiling, limit):
-        """(sql, params): the INSERT ... SELECT writing every line of the payroll."""
-        computed_sql, computed_params = self._computed_sql(statuses=statuses, ceiling=ceiling)
+    def insert_sql(self, *, payroll_id, limit):
+        """(sql, params): the INSERT ... SELECT writing every line of the payroll from COMPUTED (the
+        rows _computed_sql gives, a CTE: see write)."""
         table = connection.ops.quote_name(PaymentLine._meta.db_table)
         m = _MONEY_PLACEHOLDER[connection.vendor == "postgresql"]
         sql = (
@@ -257,9 +258,19 @@ class Formula:
             f"flagged_over_limit, status, receipt, paid_on) "
             f"SELECT %s, computed.beneficiary, computed.recipient, computed.location, computed.amount, "
             f"computed.inputs, ({m} IS NOT NULL AND computed.amount > {m}), %s, '', NULL "
-            f"FROM ({computed_sql}) computed WHERE computed.amount > 0 AND computed.recipient IS NOT NULL"
+            f"FROM {COMPUTED} computed WHERE computed.amount > 0 AND computed.recipient IS NOT NULL"
         )
-        return sql, [payroll_id, _money(limit), _money(limit), LineStatus.DUE, *computed_params]
+        return sql, [payroll_id, _money(limit), _money(limit), LineStatus.DUE]
+
+    def write(self, *, payroll_id, statuses, ceiling, limit):
+        """Write the payroll's lines: (count, total, hash, left_out). On PostgreSQL one statement writes
+        them and counts who is left out and why (left_out) from the same computed rows. Raises
+        AmountTooLarge as write_and_seal does."""
+        insert_sql, insert_params = self.insert_sql(payroll_id=payroll_id, limit=limit)
+        count, total, digest, counted = write_and_seal(
+            insert_sql, insert_params, payroll_id, computed=self._computed_sql(statuses=statuses, ceiling=ceiling),
+            also=self._left_out_sql())
+        return count, total, digest, self._left_out(counted, statuses)
 
     def outcome(self, *, statuses, ceiling, within=None):
         """What the formula gives the beneficiaries selected (among `within` when given), counted in
@@ -278,6 +289,40 @@ class Formula:
             selected, paid, unknown, not_positive, too_large, no_recipient = cursor.fetchone()
         return {"selected": selected, "paid": paid, "left_out": unknown + not_positive + no_recipient,
                 "unknown": unknown, "not_positive": not_positive, "no_recipient": no_recipient, "too_large": too_large}
+
+
+    def _left_out_sql(self):
+        """(sql, params): the counts _left_out reads, aggregated over the computed rows `c`: selected,
+        no amount with an input unknown, no amount, zero or less, no recipient, then per input how
+        many have no amount with it unknown."""
+        unknown = [self._input_unknown(name) for name in self.inputs]
+        any_unknown = " OR ".join(sql for sql, _ in unknown) or "1 = 0"
+        per_input = "".join(f", COUNT(*) FILTER (WHERE c.amount IS NULL AND {sql})" for sql, _ in unknown)
+        sql = (f"COUNT(*), COUNT(*) FILTER (WHERE c.amount IS NULL AND ({any_unknown})), "
+               f"COUNT(*) FILTER (WHERE c.amount IS NULL), COUNT(*) FILTER (WHERE c.amount <= 0), "
+               f"COUNT(*) FILTER (WHERE c.amount > 0 AND c.recipient IS NULL){per_input}")
+        return sql, [param for _, param in unknown] * 2
+
+    def _left_out(self, counted, statuses):
+        """The beneficiaries in `statuses` (their person or household not deleted) to whom the payroll
+        pays nothing, by why (models.LEFT_OUT_REASONS): {"criteria_not_met", "unknown" (the formula
+        gives nothing: a value it reads is unknown; which inputs in "unknown_inputs"), "no_value"
+        (nothing with every value known: a division by zero), "not_positive", "no_recipient"}; {}
+        when nobody is. `counted`: the row _left_out_sql gives. Those the criteria leave out are the
+        statuses' count less those selected (one count, only when there are criteria)."""
+        selected, unknown, no_value, not_positive, no_recipient, *by_input = counted
+        in_statuses = self.selection(statuses, criteria=False).count() if self.criteria is not None else selected
+        counts = {"criteria_not_met": in_statuses - selected, "unknown": unknown, "no_value": no_value - unknown,
+                  "not_positive": not_positive, "no_recipient": no_recipient}
+        if not any(counts.values()):
+            return {}
+        return {**counts, "unknown_inputs": [name for name, n in zip(self.inputs, by_input, strict=True) if n]}
+
+    def _input_unknown(self, name):
+        """(sql, param): whether input `name` is unknown in a computed row's inputs (JSON)."""
+        if connection.vendor == "postgresql":
+            return "(c.inputs ->> %s) IS NULL", name
+        return "json_extract(c.inputs, %s) IS NULL", f'$."{name}"'
 
 
 NUMERIC_VALUE_OUT_OF_RANGE = "22003"  # PostgreSQL's SQLSTATE for a number its column cannot hold
@@ -320,30 +365,43 @@ _HASH_SQL = ("encode(sha256(convert_to(coalesce(string_agg(beneficiary_id::text 
              "E'\\n' ORDER BY beneficiary_id), ''), 'UTF8')), 'hex')")
 
 
-def write_and_seal(insert_sql, params, payroll_id):
-    """Run a payroll's INSERT ... SELECT; returns (count, total, hash) of the lines it wrote. Raises
-    AmountTooLarge (the caller's transaction is to be rolled back) when an amount does not fit a line.
+def write_and_seal(insert_sql, params, payroll_id, *, computed=None, also=None):
+    """Run a payroll's INSERT ... SELECT; returns (count, total, hash) of the lines it wrote, then the
+    row `also` gives (or None). Raises AmountTooLarge (the caller's transaction is to be rolled back)
+    when an amount does not fit a line. `computed` (sql, params): the rows the INSERT reads as the CTE
+    COMPUTED; `also` (sql, params): more aggregates over them (as `c`).
 
     PostgreSQL: read from the rows the INSERT returns, in the same statement, rather than by two more
-    scans of a million freshly written lines (count and total, then the hash); the amount column
-    refuses an amount too large (in a savepoint, so that the caller can still count them). SQLite:
-    from the table afterwards (which takes any number: too large ones are looked for), the total added
-    up as Decimals (SQLite sums in binary floating point)."""
+    scans of a million freshly written lines (count and total, then the hash), and `also` from the
+    same computed rows; the amount column refuses an amount too large (in a savepoint, so that the
+    caller can still count them). SQLite: from the table afterwards (which takes any number: too large
+    ones are looked for), the total added up as Decimals (SQLite sums in binary floating point), and
+    `also` by a second statement."""
+    computed_sql, computed_params = computed or (None, [])
+    prefix = f"WITH {COMPUTED} AS ({computed_sql}) " if computed else ""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            with_sql = f"WITH {COMPUTED} AS ({computed_sql}), " if computed else "WITH "
+            sealed = f"SELECT count(*), coalesce(sum(amount), 0), {_HASH_SQL} FROM written"
+            select = f"SELECT w.*, o.* FROM ({sealed}) w CROSS JOIN (SELECT {also[0]} FROM {COMPUTED} c) o" if also \
+                else sealed
             try:
                 with transaction.atomic():
-                    cursor.execute(f"WITH written AS ({insert_sql} RETURNING beneficiary_id, amount) "
-                                   f"SELECT count(*), coalesce(sum(amount), 0), {_HASH_SQL} FROM written", params)
+                    cursor.execute(f"{with_sql}written AS ({insert_sql} RETURNING beneficiary_id, amount) {select}",
+                                   [*computed_params, *params, *(also[1] if also else [])])
             except DataError as error:
                 if getattr(error.__cause__, "sqlstate", None) == NUMERIC_VALUE_OUT_OF_RANGE:
                     raise AmountTooLarge from error
                 raise
-            count, total, digest = cursor.fetchone()
-            return count, total, digest
-        cursor.execute(insert_sql, params)
+            count, total, digest, *counted = cursor.fetchone()
+            return count, total, digest, counted or None
+        cursor.execute(prefix + insert_sql, [*computed_params, *params])
+        counted = None
+        if also:
+            cursor.execute(f"{prefix}SELECT {also[0]} FROM {COMPUTED} c", [*computed_params, *also[1]])
+            counted = list(cursor.fetchone())
     lines = PaymentLine.objects.filter(payroll_id=payroll_id).order_by("beneficiary_id")
     if lines.filter(amount__gt=MAX_AMOUNT).exists():
         raise AmountTooLarge
     total = sum(lines.values_list("amount", flat=True).iterator(), start=CENT * 0)
-    return lines.count(), total, seal_digest_python(lines.values_list("beneficiary_id", "amount").iterator())
+    return lines.count(), total, seal_digest_python(lines.values_list("beneficiary_id", "amount").iterator()), counted

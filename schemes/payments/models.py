@@ -148,6 +148,8 @@ class PaymentPoint(models.Model):
 
 class PayrollStatus(models.TextChoices):
     GENERATING = "GENERATING", "Generating"
+    # Sealed, not yet submitted: no checker has it until someone submits it (then PENDING_APPROVAL).
+    GENERATED = "GENERATED", "Generated: to submit for approval"
     PENDING_APPROVAL = "PENDING_APPROVAL", "Waiting for approval"
     APPROVED = "APPROVED", "Approved for payment"
     RECONCILED = "RECONCILED", "Reconciled"
@@ -159,6 +161,18 @@ class PayrollStatus(models.TextChoices):
 DEAD_STATUSES = (PayrollStatus.REJECTED, PayrollStatus.FAILED)
 # Payrolls whose lines are owed to people: what a person's record counts as due or received.
 PAYABLE_STATUSES = (PayrollStatus.APPROVED, PayrollStatus.RECONCILED)
+# Sealed and not decided yet: submitted for approval or still to submit.
+UNDECIDED_STATUSES = (PayrollStatus.GENERATED, PayrollStatus.PENDING_APPROVAL)
+
+
+# Why a beneficiary in the statuses paid gets no line (generation.Formula.write counts them).
+LEFT_OUT_REASONS = {
+    "criteria_not_met": "the payment plan's criteria are not met",
+    "unknown": "a value the formula reads is unknown",
+    "no_value": "the formula gives no value though every value it reads is known (a division by zero)",
+    "not_positive": "the formula gives zero or less",
+    "no_recipient": "no live member of the household to pay",
+}
 
 
 class PayrollQuerySet(models.QuerySet):
@@ -177,7 +191,7 @@ class Payroll(FSMModelMixin, models.Model):
     an earlier one (`follow_up_of`), at most one live follow-up each."""
 
     SEALED_FIELDS = ("payment_plan", "payment_plan_id", "cycle", "cycle_id", "follow_up_of", "follow_up_of_id",
-                     "line_count", "total", "seal_hash", "sealed_at", "formula", "parameters")
+                     "line_count", "total", "seal_hash", "sealed_at", "formula", "parameters", "left_out")
 
     name = models.CharField(max_length=200)
     payment_plan = models.ForeignKey(PaymentPlan, on_delete=models.PROTECT, related_name="payrolls")
@@ -190,6 +204,9 @@ class Payroll(FSMModelMixin, models.Model):
     formula = models.JSONField(default=dict)
     parameters = models.JSONField(default=dict)
     line_count = models.PositiveIntegerField(null=True, blank=True)
+    # Beneficiaries in the statuses paid who got no line, counted when sealed, by why (LEFT_OUT_REASONS;
+    # "unknown_inputs": the formula's inputs unknown for some of them): {} for a follow-up payroll.
+    left_out = models.JSONField(default=dict, blank=True)
     total = models.DecimalField(**MONEY, null=True, blank=True)
     seal_hash = models.CharField(max_length=64, blank=True)
     sealed_at = models.DateTimeField(null=True, blank=True)
@@ -257,6 +274,28 @@ class Payroll(FSMModelMixin, models.Model):
         return self.parameters.get("currency", "")
 
     @property
+    def left_out_text(self):
+        """How many beneficiaries in the statuses paid got no line, and why: "3 active beneficiaries left
+        out: a value the formula reads is unknown (dependants)" (with several reasons, "...: a value the
+        formula reads is unknown (dependants) for 2; the formula gives zero or less for 1"); "" when
+        none was."""
+        counts = {reason: self.left_out.get(reason, 0) for reason in LEFT_OUT_REASONS}
+        total = sum(counts.values())
+        if not total:
+            return ""
+        statuses = " or ".join(str(BeneficiaryStatus(status).label).lower()
+                               for status in self.parameters.get("statuses", []))
+        reasons = []
+        for reason, count in counts.items():
+            if count:
+                why = LEFT_OUT_REASONS[reason]
+                if reason == "unknown" and self.left_out.get("unknown_inputs"):
+                    why += f" ({', '.join(self.left_out['unknown_inputs'])})"
+                reasons.append(why if count == total else f"{why} for {count:,}")
+        people = "beneficiary" if total == 1 else "beneficiaries"
+        return f"{total:,} {statuses} {people} left out: {'; '.join(reasons)}"
+
+    @property
     def is_frozen(self):
         return self.status != PayrollStatus.GENERATING
 
@@ -265,9 +304,18 @@ class Payroll(FSMModelMixin, models.Model):
         """Whether the export leaves out the lines above the transaction limit (not released yet)."""
         return self.over_limit_released_at is None
 
-    @transition(field=status, source=PayrollStatus.GENERATING, target=PayrollStatus.PENDING_APPROVAL)
-    def seal(self, *, line_count, total, seal_hash, now):
+    @transition(field=status, source=PayrollStatus.GENERATING, target=PayrollStatus.GENERATED)
+    def seal(self, *, line_count, total, seal_hash, now, left_out=None):
         self.line_count, self.total, self.seal_hash, self.sealed_at = line_count, total, seal_hash, now
+        self.left_out = left_out or {}
+
+    @transition(field=status, source=PayrollStatus.GENERATED, target=PayrollStatus.PENDING_APPROVAL)
+    def submit(self):
+        pass
+
+    @transition(field=status, source=PayrollStatus.PENDING_APPROVAL, target=PayrollStatus.GENERATED)
+    def withdraw(self):
+        """Its approval request ended undecided (cancelled, failed, void): to submit again."""
 
     @transition(field=status, source=PayrollStatus.GENERATING, target=PayrollStatus.FAILED)
     def fail(self, error):
@@ -277,7 +325,7 @@ class Payroll(FSMModelMixin, models.Model):
     def approve(self, now):
         self.decided_at = now
 
-    @transition(field=status, source=PayrollStatus.PENDING_APPROVAL, target=PayrollStatus.REJECTED)
+    @transition(field=status, source=UNDECIDED_STATUSES, target=PayrollStatus.REJECTED)
     def reject(self, reason, now):
         self.reason, self.decided_at = reason, now
 
@@ -291,6 +339,12 @@ class LineStatus(models.TextChoices):
     PAID = "PAID", "Paid"
     UNPAID = "UNPAID", "Unpaid"
     CANCELLED = "CANCELLED", "Cancelled"
+
+
+# What the payroll page, the reports and the dashboards call the lines in each status: one meaning
+# each ("Lines" are all of them).
+LINE_STATUS_WORDS = {LineStatus.DUE: "Still due", LineStatus.PAID: "Paid", LineStatus.UNPAID: "Failed (unpaid)",
+                     LineStatus.CANCELLED: "Cancelled"}
 
 
 class PaymentLineQuerySet(models.QuerySet):

@@ -4,8 +4,7 @@ the user's locations (for lines: where the recipient lived when the payroll was 
 
 from decimal import Decimal
 
-from django.db.models import Count, Exists, OuterRef, Q, Sum
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models import Exists, OuterRef, Sum
 
 from schemes.plans.models import BenefitPlan
 from sites.models import Location
@@ -14,9 +13,8 @@ from sites.scoping import scope_for
 from .models import (
     CENT,
     DEAD_STATUSES,
-    PAYABLE_STATUSES,
+    LINE_STATUS_WORDS,
     ChangeKind,
-    LineStatus,
     PaymentCycle,
     PaymentLine,
     PaymentPlan,
@@ -140,15 +138,37 @@ def totals_by_location(payroll, user):
         lines, total = totals.get((at, row["status"]), (0, ZERO))
         totals[at, row["status"]] = (lines + row["lines"], total + money(row["total"]))
     names = dict(Location.objects.filter(pk__in={at for at, _ in totals} - {None}).values_list("pk", "name"))
-    rows = [{"location": names.get(at, ""), "status": status, "lines": lines, "total": total}
+    rows = [{"location": names.get(at, ""), "status": status, "label": LINE_STATUS_WORDS.get(status, status),
+             "lines": lines, "total": total}
             for (at, status), (lines, total) in totals.items()]
     return sorted(rows, key=lambda row: (row["location"] == "", row["location"], row["status"]))
 
 
 def totals_by_status(payroll, user):
-    return [{"status": row["status"], "lines": row["count"], "total": money(row["sum"])}
+    """[{status, label, lines, total}] of the payroll's lines the user may see, by status (LINE_STATUS_WORDS)."""
+    return [{"status": row["status"], "label": LINE_STATUS_WORDS.get(row["status"], row["status"]),
+             "lines": row["count"], "total": money(row["sum"])}
             for row in totals_for(user, payroll).order_by("status").values("status")
             .annotate(count=Sum("lines"), sum=Sum("amount")).filter(count__gt=0)]
+
+
+def points_with_lines(user, payroll):
+    """[(point, lines)] of the user's payment points where the payroll has lines to export (those the
+    user may see, from its totals; not the lines above the transaction limit while they are withheld):
+    the points a provider's export is made for."""
+    totals = totals_for(user, payroll).filter(location__isnull=False)
+    if payroll.withholds_over_limit:
+        totals = totals.filter(flagged_over_limit=False)
+    per_location = dict(totals.order_by().values("location_id")
+                        .annotate(count=Sum("lines")).filter(count__gt=0).values_list("location_id", "count"))
+    paths = dict(Location.objects.filter(pk__in=per_location).values_list("pk", "path"))
+    counted = []
+    for point in points_for(user):
+        lines = sum(count for location_id, count in per_location.items()
+                    if paths[location_id].startswith(point.location.path))
+        if lines:
+            counted.append((point, lines))
+    return counted
 
 
 def previous_payroll(payroll):
@@ -219,22 +239,6 @@ def payroll_diff(payroll, user=None, *, sample=0):
         for line in result["samples"]["changed"]:
             line.previous_amount = amounts.get(line.beneficiary_id)
     return result
-
-
-def benefits_of_person(individual, user):
-    """Per payment plan and currency (each payroll's own, as generated: a plan whose currency changed
-    has a row for each): what the person is due and has received from approved payrolls (lines the
-    user may see), to the cent."""
-    lines = lines_for(user).filter(recipient=individual, payroll__status__in=PAYABLE_STATUSES)
-    currency = KeyTextTransform("currency", "payroll__parameters")
-    rows = list(lines.values("payroll__payment_plan__name", currency=currency).annotate(
-        due=Sum("amount", filter=Q(status=LineStatus.DUE)), due_lines=Count("pk", filter=Q(status=LineStatus.DUE)),
-        received=Sum("amount", filter=Q(status=LineStatus.PAID)),
-        received_lines=Count("pk", filter=Q(status=LineStatus.PAID))).order_by("payroll__payment_plan__name",
-                                                                              "currency"))
-    for row in rows:
-        row["due"], row["received"] = money(row["due"]), money(row["received"])
-    return rows
 
 
 # --- payment plan fields as JSON (an approval request carries them) ------------------------------

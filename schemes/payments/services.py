@@ -29,6 +29,7 @@ from .models import (
     CENT,
     DEAD_STATUSES,
     MAX_AMOUNT,
+    UNDECIDED_STATUSES,
     CycleStatus,
     LineStatus,
     PaymentCycle,
@@ -233,16 +234,16 @@ def _add_months(day, months):
 
 @transaction.atomic
 def cycle_change_status(*, cycle, action, by):
-    """Open (PLANNED -> OPEN) or close (OPEN -> CLOSED: no payroll is generated for it any more) a
-    cycle. Closing is refused while one of its payrolls is being generated or waits for approval:
-    that decision would land in a closed cycle."""
+    """Open (PLANNED -> OPEN; its first payroll opens it too) or close (OPEN -> CLOSED: no payroll is
+    generated for it any more) a cycle. Closing is refused while one of its payrolls is being
+    generated, to submit or waiting for approval: that decision would land in a closed cycle."""
     _require_permission(by, "payments.change_paymentcycle")
     cycle = PaymentCycle.objects.select_for_update().get(pk=cycle.pk)
     if action not in ("open", "close") or action not in [t.name for t in cycle.get_available_status_transitions()]:
         raise ValidationError(f"A {cycle.get_status_display().lower()} cycle cannot {action}.")
-    unsettled = cycle.payrolls.filter(status__in=[PayrollStatus.GENERATING, PayrollStatus.PENDING_APPROVAL])
+    unsettled = cycle.payrolls.filter(status__in=[PayrollStatus.GENERATING, *UNDECIDED_STATUSES])
     if action == "close" and unsettled.exists():
-        raise ValidationError(f"Cycle {cycle.code} has payrolls being generated or waiting for approval "
+        raise ValidationError(f"Cycle {cycle.code} has payrolls being generated, to submit or waiting for approval "
                               f"({', '.join(p.name for p in unsettled[:5])}): decide them first.")
     getattr(cycle, action)()
     cycle.save(update_fields=["status"])
@@ -377,7 +378,7 @@ def payroll_generate_start(*, payment_plan, cycle, by):
     payment_plan_clean({name: getattr(payment_plan, name) for name in PLAN_FIELDS})  # still checks
     try:
         with transaction.atomic():
-            _lock_open_cycle(cycle)
+            _lock_open_cycle(cycle, by)
             _require_no_overlapping_payroll(payment_plan, cycle)
             payroll = Payroll.objects.create(
                 name=f"{payment_plan.code} {cycle.code}", payment_plan=payment_plan, cycle=cycle,
@@ -409,13 +410,17 @@ def _require_no_overlapping_payroll(payment_plan, cycle):
             "would pay the same beneficiaries twice for the same days.")
 
 
-def _lock_open_cycle(cycle):
+def _lock_open_cycle(cycle, by):
     """Lock the cycle's row until the new payroll is committed: closing the cycle waits for it, and a
-    cycle closed meanwhile is seen here, so no payroll lands in a closed cycle."""
-    status = PaymentCycle.objects.select_for_update(no_key=True).filter(pk=cycle.pk).values_list(
-        "status", flat=True).get()
-    if status == CycleStatus.CLOSED:
+    cycle closed meanwhile is seen here, so no payroll lands in a closed cycle. A planned cycle opens
+    with its first payroll: payments are under way in it."""
+    cycle = PaymentCycle.objects.select_for_update(no_key=True).get(pk=cycle.pk)
+    if cycle.status == CycleStatus.CLOSED:
         raise ValidationError(f"Cycle {cycle.code} is closed: no payroll is made for it any more.")
+    if cycle.status == CycleStatus.PLANNED:
+        cycle.open()
+        cycle.save(update_fields=["status"])
+        audit(cycle, "mizani.payment_cycle", by=by, data={"status": cycle.status, "opened_by_payroll": True})
 
 def _parameters(payment_plan):
     def text(value):
@@ -443,7 +448,7 @@ def payroll_follow_up_start(*, payroll, by):
                                       "close the payroll first.")
             if not payroll.lines.filter(status=LineStatus.UNPAID).exists():
                 raise ValidationError(f"{payroll} has no unpaid lines.")
-            _lock_open_cycle(payroll.cycle)
+            _lock_open_cycle(payroll.cycle, by)
             follow_up = Payroll.objects.create(
                 name=f"{payroll.name} follow-up", payment_plan=payroll.payment_plan, cycle=payroll.cycle,
                 follow_up_of=payroll, formula=payroll.formula, parameters=payroll.parameters, created_by=by)
@@ -465,14 +470,16 @@ def payroll_generate(payroll_id, progress=None):
         if progress:
             progress(0, 1, "Writing the payroll's lines")
         _work_mem_for_a_payroll()
-        count, total, digest = _write_lines(payroll)
-        payroll.seal(line_count=count, total=Decimal(total).quantize(CENT), seal_hash=digest, now=timezone.now())
+        count, total, digest, left_out = _write_lines(payroll)
+        payroll.seal(line_count=count, total=Decimal(total).quantize(CENT), seal_hash=digest, now=timezone.now(),
+                     left_out=left_out)
         payroll.save()
         summaries.count_lines(payroll)
         summaries.compare(payroll)
         _compare_next(payroll)
         audit(payroll, "mizani.payroll_sealed", by=None, data={
-            "lines": payroll.line_count, "total": format(payroll.total, "f"), "hash": payroll.seal_hash})
+            "lines": payroll.line_count, "total": format(payroll.total, "f"), "hash": payroll.seal_hash,
+            "left_out": payroll.left_out})
         if progress:
             progress(1, 1, f"{payroll.line_count:,} lines, total {payroll.total}")
     refresh_statistics([PaymentLine])  # a million new lines: the payroll's screens are planned on them
@@ -513,27 +520,29 @@ def payroll_compare(payroll_id):
 
 
 def _write_lines(payroll):
-    """Write the payroll's lines: (count, total, hash). Refused (ValidationError, nothing written) when
-    the formula gives amounts above what a line holds: how many, and the largest amount allowed."""
+    """Write the payroll's lines: (count, total, hash, who was left out and why: generation.Formula.write;
+    {} for a follow-up, which pays an earlier payroll's unpaid lines, not the formula). Refused
+    (ValidationError, nothing written) when the formula gives amounts above what a line holds: how
+    many, and the largest amount allowed."""
     if payroll.follow_up_of_id:
         table = connection.ops.quote_name(PaymentLine._meta.db_table)
         people = connection.ops.quote_name(Individual._meta.db_table)
         # Not to a recipient removed from the registry since (deceased, a merged duplicate...).
-        return generation.write_and_seal(
+        count, total, digest, _ = generation.write_and_seal(
             f"INSERT INTO {table} (payroll_id, beneficiary_id, recipient_id, location_id, amount, inputs, "
             f"flagged_over_limit, status, receipt, paid_on) SELECT %s, beneficiary_id, recipient_id, location_id, "
             f"amount, inputs, flagged_over_limit, %s, '', NULL FROM {table} l WHERE payroll_id = %s AND status = %s "
             f"AND NOT EXISTS (SELECT 1 FROM {people} p WHERE p.id = l.recipient_id AND p.deleted_at IS NOT NULL)",
             [payroll.pk, LineStatus.DUE, payroll.follow_up_of_id, LineStatus.UNPAID], payroll.pk)
+        return count, total, digest, {}
     parameters = payroll.parameters
     formula = generation.Formula(benefit_plan=payroll.payment_plan.benefit_plan,
                                  formula=payroll.formula["formula"], criteria=payroll.formula.get("criteria"),
                                  today=payroll.cycle.start_date)
     statuses, ceiling = parameters["statuses"], _decimal(parameters.get("ceiling"))
     try:
-        return generation.write_and_seal(*formula.insert_sql(
-            payroll_id=payroll.pk, statuses=statuses, ceiling=ceiling, limit=_decimal(parameters.get("limit"))),
-            payroll.pk)
+        return formula.write(payroll_id=payroll.pk, statuses=statuses, ceiling=ceiling,
+                             limit=_decimal(parameters.get("limit")))
     except generation.AmountTooLarge:
         too_large = formula.outcome(statuses=statuses, ceiling=ceiling)["too_large"]
         raise ValidationError(generation.too_large_message(too_large, payroll.currency)) from None
@@ -573,7 +582,7 @@ def payroll_approve(*, payroll, by=None):
 def payroll_reject(*, payroll, reason, by):
     """A rejected approval request rejects its payroll; the payroll and its lines stay, for audit."""
     payroll = Payroll.objects.select_for_update().get(pk=payroll.pk)
-    if payroll.status != PayrollStatus.PENDING_APPROVAL:
+    if payroll.status not in UNDECIDED_STATUSES:
         return payroll
     payroll.reject(reason, timezone.now())
     payroll.save()
@@ -596,22 +605,43 @@ def payroll_discard(*, payroll, by):
     _require_permission(by, "payments.change_payroll")
     _require_national(by, "A payroll")
     payroll = Payroll.objects.select_for_update().select_related("cycle").get(pk=payroll.pk)
-    if payroll.status != PayrollStatus.PENDING_APPROVAL or payroll.line_count:
+    if payroll.status != PayrollStatus.GENERATED or payroll.line_count:
         raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()} with {payroll.line_count or 0:,} "
-                              "lines: only a payroll waiting for approval with no lines is discarded (one with "
-                              "lines is rejected by its checkers).")
+                              "lines: only a generated payroll with no lines is discarded (one with lines is "
+                              "rejected by its checkers).")
     return payroll_reject(payroll=payroll, reason="Discarded: no lines, nobody to pay.", by=by)
 
 
+@transaction.atomic
 def payroll_submit(*, payroll, by):
-    """Ask for the payroll's approval (the amount bands of `payments.approve_payroll` pick the workflow).
-    A payroll covers the whole programme: submitting it (and seeing the request's sample) takes
-    national scope, as generating it does."""
+    """Ask for the payroll's approval (the amount bands of `payments.approve_payroll` pick the workflow):
+    GENERATED -> PENDING_APPROVAL with its request, in one transaction. A payroll covers the whole
+    programme: submitting it (and seeing the request's sample) takes national scope, as generating it
+    does."""
     from workflows.services import approval_submit
 
     _require_national(by, "A payroll")
+    locked = Payroll.objects.select_for_update().get(pk=payroll.pk)
+    request = approval_submit(operation="payments.approve_payroll", payload={"payroll": payroll.pk}, by=by)
+    locked.submit()  # audited with its request (mizani.approval_submit)
+    locked.save()
+    return request
 
-    return approval_submit(operation="payments.approve_payroll", payload={"payroll": payroll.pk}, by=by)
+
+def payroll_withdraw(*, payroll, request):
+    """Its approval request ended undecided (cancelled by its maker, failed, void): the payroll is to
+    submit again (PENDING_APPROVAL -> GENERATED), unless another request of it is still live."""
+    from workflows.models import ApprovalRequest, RequestStatus
+
+    payroll = Payroll.objects.select_for_update().get(pk=payroll.pk)
+    live = ApprovalRequest.objects.filter(
+        operation="payments.approve_payroll", payload__payroll=payroll.pk,
+        status__in=(RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.EXECUTING)).exclude(pk=request.pk)
+    if payroll.status != PayrollStatus.PENDING_APPROVAL or live.exists():
+        return payroll
+    payroll.withdraw()  # audited with its request (cancelled, failed or void)
+    payroll.save()
+    return payroll
 
 
 def payroll_over_limit_submit(*, payroll, by):
@@ -629,7 +659,7 @@ def payroll_release_over_limit(*, payroll, by=None):
     """The approval engine's execution of `payments.release_over_limit`: the flagged lines may be
     exported from now on. Once, and only for a payroll that can still be paid."""
     payroll = Payroll.objects.select_for_update().get(pk=payroll.pk)
-    if payroll.status not in (PayrollStatus.PENDING_APPROVAL, PayrollStatus.APPROVED):
+    if payroll.status not in (*UNDECIDED_STATUSES, PayrollStatus.APPROVED):
         raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()}: nothing is released.")
     if payroll.over_limit_released_at is not None:
         raise ValidationError(f"The over-limit lines of {payroll} are released already.")

@@ -5,13 +5,12 @@ import csv
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
-from wagtail.admin.ui.components import Component
 from wagtail.admin.views.mixins import Echo
 
 from schemes.bulk.models import UploadKind
@@ -20,7 +19,7 @@ from sites.audit import audit
 from sites.models import OrganisationSettings
 from sites.refusals import refusal_message
 from sites.scoping import scope_for
-from sites.spreadsheets import safe_cell
+from sites.spreadsheets import safe_cell, streaming_csv_response
 from sites.viewsets import (
     ApprovalMixin,
     ScopedCreateView,
@@ -34,7 +33,8 @@ from workflows.selectors import jobs_for
 
 from . import approvals, reconciliation, selectors, services
 from .forms import FormulaTestForm, GeneratePayrollForm, ScheduleForm
-from .models import DEAD_STATUSES, MAX_AMOUNT, CycleStatus, LineStatus, PayrollStatus
+from .models import DEAD_STATUSES, MAX_AMOUNT, UNDECIDED_STATUSES, CycleStatus, LineStatus, PayrollStatus
+from .templatetags.payments_money import money
 
 DIFF_SAMPLE = 5
 
@@ -77,12 +77,13 @@ def payroll_export(request, pk):
     audit(payroll, "mizani.export", by=request.user, data={
         "rows": lines.count(), "format": "csv", "payment_point": point.code if point else None,
         "over_limit_withheld": withheld})
+    # Downloaded by a person, opened in a spreadsheet and sent to the provider: with the BOM, as every CSV
+    # people download (Excel garbles "Müller" without it); the reconciliation upload reads it back.
+    # Providers' systems read the lines from the provider API instead.
     writer = csv.writer(Echo())
-    response = StreamingHttpResponse((writer.writerow(row) for row in reconciliation_rows(payroll, lines)),
-                                     content_type="text/csv; charset=utf-8")
     name = slugify(f"{payroll.name}-{point.code}" if point else payroll.name)
-    response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
-    return response
+    return streaming_csv_response((writer.writerow(row) for row in reconciliation_rows(payroll, lines)),
+                                  f"{name}.csv")
 
 
 def _payroll_action(request, pk, act, success):
@@ -159,7 +160,7 @@ class PayrollRecordView(ScopedInspectView):
         job = payroll.job if payroll.job_id and jobs_for(user).filter(pk=payroll.job_id).exists() else None
         can_work = user.has_perm("payments.change_payroll")
         approved = payroll.status == PayrollStatus.APPROVED
-        nobody_to_pay = payroll.status == PayrollStatus.PENDING_APPROVAL and not payroll.line_count
+        nobody_to_pay = payroll.status == PayrollStatus.GENERATED and not payroll.line_count
         may_reconcile = user.has_perm(reconciliation.PERMISSION)
         due = selectors.lines_in_status(payroll.totals.all(), LineStatus.DUE) if approved else 0
         context.update({
@@ -173,14 +174,14 @@ class PayrollRecordView(ScopedInspectView):
             "requests": requests,
             "lines_url": reverse("payments_line:index") + f"?payroll={payroll.pk}",
             "flagged_url": reverse("payments_line:index") + f"?payroll={payroll.pk}&flagged_over_limit=true",
-            "points": selectors.points_for(user) if payable else [],
+            "points": selectors.points_with_lines(user, payroll) if payable else [],
             "follow_ups": payroll.follow_ups.exclude(status__in=DEAD_STATUSES),
-            "can_submit": (can_work and payroll.status == PayrollStatus.PENDING_APPROVAL and not nobody_to_pay
+            "can_submit": (can_work and payroll.status == PayrollStatus.GENERATED and not nobody_to_pay
                            and approvals.APPROVE_PAYROLL not in pending),
             "nobody_to_pay": services.nobody_to_pay_message(payroll) if nobody_to_pay else "",
             "can_discard": nobody_to_pay and can_work and scope_for(user).national,
             "can_release": (can_work and flagged["count"] and payroll.over_limit_released_at is None
-                            and payroll.status in (PayrollStatus.PENDING_APPROVAL, PayrollStatus.APPROVED)
+                            and payroll.status in (*UNDECIDED_STATUSES, PayrollStatus.APPROVED)
                             and approvals.RELEASE_OVER_LIMIT not in pending),
             "can_export": payable and user.has_perm("payments.export_payroll"),
             "can_follow_up": (payroll.status == PayrollStatus.RECONCILED and user.has_perm("payments.add_payroll")
@@ -196,6 +197,24 @@ class PayrollRecordView(ScopedInspectView):
             "due": due,
         })
         return context
+
+
+class PaymentLineRecordView(ScopedInspectView):
+    """A payment line: its amount as money, its flag as Yes or No, the formula's inputs as a table."""
+
+    def get_amount_display_value(self):
+        return money(self.object.amount, self.object.currency)
+
+    def get_flagged_over_limit_display_value(self):
+        return "Yes" if self.object.flagged_over_limit else "No"
+
+    def get_inputs_display_value(self):
+        if not self.object.inputs:
+            return "—"
+        rows = format_html_join("", "<tr><th scope=\"row\"><code>{}</code></th><td>{}</td></tr>", (
+            (name, "unknown" if value is None else value) for name, value in sorted(self.object.inputs.items())))
+        return format_html('<table class="listing" data-testid="line-inputs"><thead><tr><th>Input</th><th>Value</th>'
+                           "</tr></thead><tbody>{}</tbody></table>", rows)
 
 
 # --- payment plans ---------------------------------------------------------------------------------
@@ -382,11 +401,15 @@ class CycleRecordView(ScopedInspectView):
         cycle, user = self.object, self.request.user
         may = user.has_perm("payments.change_paymentcycle")
         moves = {transition.name for transition in cycle.get_available_status_transitions()}
+        payrolls = selectors.payrolls_for(user).filter(cycle=cycle).order_by("name")
+        live = [payroll.status for payroll in payrolls if payroll.status not in DEAD_STATUSES]
         context.update({
             "cycle": cycle,
-            "payrolls": selectors.payrolls_for(user).filter(cycle=cycle).order_by("name"),
+            "payrolls": payrolls,
             "can_open": may and "open" in moves,
             "can_close": may and "close" in moves,
+            # Every payroll paid and closed: the accountant may close the cycle (other plans may still pay in it).
+            "all_reconciled": bool(live) and all(status == PayrollStatus.RECONCILED for status in live),
         })
         return context
 
@@ -417,19 +440,3 @@ def cycle_create_service(*, fields, by):
                                  by=by)
 
 
-class BenefitsSection(Component):
-    """Benefits due and received per payment plan, on a person's record."""
-
-    template_name = "payments/person_benefits_section.html"
-
-    def __init__(self, rows):
-        self.rows = rows
-
-    def get_context_data(self, parent_context=None):
-        return {"rows": self.rows}
-
-
-def person_benefits_section(request, person):
-    if not request.user.has_perm("payments.view_paymentline"):
-        return None
-    return BenefitsSection(selectors.benefits_of_person(person, request.user))

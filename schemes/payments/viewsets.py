@@ -1,6 +1,7 @@
 from django.urls import path, reverse
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, MultiFieldPanel, ObjectList
 from wagtail.admin.ui.menus import MenuItem
+from wagtail.admin.ui.tables import Column
 from wagtail.admin.viewsets.model import ModelViewSetGroup
 from wagtail.admin.widgets.button import HeaderButton
 
@@ -9,6 +10,15 @@ from sites.viewsets import ScopedIndexView, ScopedModelViewSet
 from . import api_admin, api_services, selectors, services, views
 from .forms import PaymentPlanForm, ServiceModelForm
 from .models import PaymentCycle, PaymentLine, PaymentPlan, PaymentPoint, PaymentProvider, Payroll
+from .templatetags.payments_money import money
+
+
+class MoneyColumn(Column):
+    """An amount as every payment screen shows it (the `money` filter: "711,000.00"), sorted as a number."""
+
+    def __init__(self, name, **kwargs):
+        super().__init__(name, label=name.capitalize(), sort_key=name,
+                         accessor=lambda record: money(getattr(record, name)), **kwargs)
 
 
 class ReadOnlyViewSet(ScopedModelViewSet):
@@ -32,7 +42,7 @@ class PayrollViewSet(ReadOnlyViewSet):
     icon = "table"
     menu_label = "Payrolls"
     inspect_view_class = views.PayrollRecordView
-    list_display = ["name", "cycle", "status", "line_count", "total", "currency"]
+    list_display = ["name", "cycle", "status", "line_count", MoneyColumn("total"), "currency"]
     list_filter = ["status", "payment_plan", "cycle"]
     list_export = ["name", "payment_plan", "cycle", "status", "line_count", "total", "currency", "seal_hash",
                    "sealed_at"]
@@ -69,13 +79,14 @@ class PaymentLineViewSet(ReadOnlyViewSet):
     selector = staticmethod(selectors.lines_for)
     icon = "search"
     menu_label = "Payment search"
-    list_display = ["__str__", "payroll", "recipient", "amount", "currency", "status", "flagged_over_limit"]
+    list_display = ["__str__", "payroll", "recipient", MoneyColumn("amount"), "currency", "status", "flagged_over_limit"]
     list_filter = ["status", "flagged_over_limit", "payroll"]
     list_export = ["code", "payroll", "beneficiary_id", "recipient", "location", "amount", "currency",
                    "flagged_over_limit", "status", "receipt", "paid_on"]
     export_filename = "payments"
     search_fields = ["recipient__first_name", "recipient__last_name", "receipt"]
     form_fields = ["receipt"]
+    inspect_view_class = views.PaymentLineRecordView
     inspect_view_fields = ["payroll", "beneficiary_id", "recipient", "location", "amount", "currency", "inputs",
                            "flagged_over_limit", "status", "receipt", "paid_on"]
 

@@ -1,6 +1,5 @@
 from wagtail import hooks
 
-from .views import person_benefits_section
 from .viewsets import PaymentsViewSetGroup
 
 # What reconciling and closing payrolls write to the audit trail.
@@ -19,8 +18,3 @@ def register_reconciliation_audit_actions(actions):
 @hooks.register("register_admin_viewset")
 def register_payment_viewsets():
     return PaymentsViewSetGroup()
-
-
-@hooks.register("register_individual_record_section")
-def benefits_on_the_person_record(request, person):
-    return person_benefits_section(request, person)

@@ -61,10 +61,6 @@ def with_live_count(plans, user):
                                           default=live(Beneficiary), output_field=IntegerField()))
 
 
-def plans_of_person(individual, user):
-    return beneficiaries_for(user).filter(individual=individual).select_related("plan").order_by("plan__code")
-
-
 def plans_of_household(household, user):
     return household_beneficiaries_for(user).filter(household=household).select_related("plan").order_by(
         "plan__code")

@@ -508,7 +508,8 @@ def bulk_status(request, pk):
 
 
 class PlansSection(Component):
-    """The plans and statuses on a person's or household's record page."""
+    """The plans and statuses on a household's record page (a person's record shows theirs itself:
+    registry.selectors.person_enrolments, their household's included)."""
 
     template_name = "plans/person_plans_section.html"
 
@@ -517,12 +518,6 @@ class PlansSection(Component):
 
     def get_context_data(self, parent_context=None):
         return {"memberships": list(self.memberships), "inspect_url_name": self.inspect_url_name}
-
-
-def person_plans_section(request, person):
-    if not request.user.has_perm("plans.view_beneficiary"):
-        return None
-    return PlansSection(selectors.plans_of_person(person, request.user), "plans_beneficiary:inspect")
 
 
 def household_plans_section(request, household):

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.text import capfirst
 
 from sites.models import Location
+from sites.scoping import Scope
 from workflows.models import ApprovalRequest, RequestStatus
 from workflows.operations import Operation, Prepared, register
 
@@ -70,18 +71,36 @@ def _refuse_second_request(operation, noun, **payload):
                               "decided (or cancelled) before another is submitted.")
 
 
-def _described(record):
-    """The record as a checker tells it from others: its id, and a person's date of birth and household."""
+class Readers:
+    """Who reads a request placed at `location`: its maker and the checkers and auditors there, each
+    with their own scope, all of which hold that location. What the request stores (title, link,
+    counts, diff) names no record outside it: such a record is "a household outside <location>"."""
+
+    def __init__(self, location):
+        self.scope = Scope(national=location is None, paths=(location.path,) if location else ())
+        self.outside = location.name if location else ""
+
+    def household(self, household):
+        return selectors.household_named(household, self.scope, outside=self.outside)
+
+    def person(self, person):
+        return selectors.person_named(person, self.scope, outside=self.outside)
+
+
+def _described(record, readers):
+    """The record as a checker tells it from others: its id, and a person's date of birth and household
+    (its code only when the request's readers may see it)."""
     if isinstance(record, Household):
         return f"household {record.code} (id {record.pk})"
-    code = Membership.objects.filter(individual=record).values_list("household__code", flat=True).first()
-    return (f"individual {record} (id {record.pk}, born {record.dob:%Y-%m-%d}"
-            f"{f', household {code}' if code else ''})")
+    membership = Membership.objects.filter(individual=record).select_related("household__location").first()
+    household = f", {readers.household(membership.household)}" if membership else ""
+    return f"individual {record} (id {record.pk}, born {record.dob:%Y-%m-%d}{household})"
 
 
-def _link(record):
+def _link(record, readers):
     name = "registry_household" if isinstance(record, Household) else "registry_individual"
-    return {"url": reverse(f"{name}:inspect", args=[record.pk]), "label": f"Open the record of {_described(record)}"}
+    return {"url": reverse(f"{name}:inspect", args=[record.pk]),
+            "label": f"Open the record of {_described(record, readers)}"}
 
 
 def _labelled_diff(model, target, changes):
@@ -117,11 +136,12 @@ def _change_operation(name, label, model, selector, check_update, update, target
         if not changes:
             raise ValidationError("Nothing would change: every value is the one already recorded.")
         _refuse_second_request(name, model._meta.verbose_name, record=record.pk)
+        readers = Readers(updated.location)
         return Prepared(
             payload={"record": record.pk, "fields": _json_fields(fields), "attributes": updated.attributes},
-            summary={"title": f"Change {_described(record)}", "record": record.pk,
+            summary={"title": f"Change {_described(record, readers)}", "record": record.pk,
                      "model": model._meta.label_lower, "diff": _labelled_diff(model, target, changes),
-                     "sensitive": _sensitive_labels(model, target), "link": _link(record)},
+                     "sensitive": _sensitive_labels(model, target), "link": _link(record, readers)},
             location=updated.location, version=record.updated_at.isoformat(),
         )
 
@@ -140,10 +160,12 @@ def _delete_operation(name, label, model, selector, check_delete, delete):
         record = _record(model, selector, payload, by)
         check_delete(**{model._meta.model_name: record}, by=by)
         _refuse_second_request(name, model._meta.verbose_name, record=record.pk)
+        readers = Readers(record.location)
+        counts = selectors.delete_consequences(record, readers.scope, outside=readers.outside)
         return Prepared(payload={"record": record.pk},
-                        summary={"title": f"Delete {_described(record)}", "record": record.pk,
+                        summary={"title": f"Delete {_described(record, readers)}", "record": record.pk,
                                  "model": model._meta.label_lower, "diff": [], "sensitive": [],
-                                 "counts": selectors.delete_consequences(record), "link": _link(record)},
+                                 "counts": counts, "link": _link(record, readers)},
                         location=record.location, version=record.updated_at.isoformat())
 
     def execute(payload, maker):
@@ -189,10 +211,11 @@ def _member_text(role, recipient):
     return f"{text}, {RecipientType(recipient).label.lower()}" if recipient else text
 
 
-def _member_diff(change):
-    """[[what, now, after]] for the checker: the member's role and recipient before and after."""
+def _member_diff(change, readers):
+    """[[what, now, after]] for the checker: the member's role and recipient before and after (and the
+    head's, or the primary recipient's, whom the change moves)."""
     household, individual, action = change["household"], change["individual"], change["action"]
-    person = f"{individual} (id {individual.pk})"
+    person = capfirst(readers.person(individual))
     current = Membership.objects.filter(household=household, individual=individual).first()
     now = _member_text(current.role_id, current.recipient_type) if current else "Not a member"
     if action == "add":
@@ -200,11 +223,18 @@ def _member_diff(change):
     if action == "remove":
         return [[person, now, "Leaves the household"]]
     if action == "change":
-        return [[person, now, _member_text(change["role"], change["recipient_type"])]]
+        rows = [[person, now, _member_text(change["role"], change["recipient_type"])]]
+        primary = services.current_primary(household)
+        if change["recipient_type"] == RecipientType.PRIMARY and primary and primary.individual_id != individual.pk:
+            rows.append([f"{capfirst(readers.person(primary.individual))}, primary recipient now",
+                         _member_text(primary.role_id, primary.recipient_type),
+                         _member_text(primary.role_id, RecipientType.SECONDARY)])
+        return rows
     rows = [[person, now, _member_text(MemberRole.HEAD, current.recipient_type if current else None)]]
-    head = Membership.objects.filter(household=household, role_id=MemberRole.HEAD).select_related("individual").first()
+    head = Membership.objects.filter(household=household, role_id=MemberRole.HEAD).select_related(
+        "individual__location").first()
     if head is not None:
-        rows.append([f"{head.individual} (id {head.individual_id}), head now",
+        rows.append([f"{capfirst(readers.person(head.individual))}, head now",
                      _member_text(head.role_id, head.recipient_type),
                      _member_text(change["former_head_role"], head.recipient_type)])
     return rows
@@ -219,11 +249,14 @@ def prepare_member_change(payload, by):
     if enrolments := selectors.household_enrolments(household):
         counts["The household is enrolled in"] = ", ".join(
             f"{e.plan.name} ({e.get_status_display().lower()})" for e in enrolments)
+    readers = Readers(household.location)
+    title = (f"{services.MEMBER_ACTIONS[change['action']]} of {_described(household, readers)}: "
+             f"{readers.person(individual)}")
     return Prepared(
         payload={key: value.pk if hasattr(value, "pk") else value for key, value in change.items()},
-        summary={"title": f"{services.MEMBER_ACTIONS[change['action']]} of {_described(household)}: {individual}",
-                 "record": household.pk, "model": Household._meta.label_lower, "diff": _member_diff(change),
-                 "sensitive": [], "counts": counts, "link": _link(household)},
+        summary={"title": title, "record": household.pk, "model": Household._meta.label_lower,
+                 "diff": _member_diff(change, readers), "sensitive": [], "counts": counts,
+                 "link": _link(household, readers)},
         location=household.location, version=_members_version(payload),
     )
 
@@ -292,7 +325,9 @@ def prepare_merge(payload, by):
         raise ValidationError("Choose which of the two records to keep.")
     merged = candidate.other(kept)
     services.check_merge(kept=kept, merged=merged, by=by)
-    preview = services.merge_preview(kept=kept, merged=merged)
+    location = _common_location(kept.location, merged.location)
+    readers = Readers(location)
+    preview = services.merge_preview(kept=kept, merged=merged, scope=readers.scope, outside=readers.outside)
     # "Now" is the duplicate's value, "after approval" the kept record's: what the person's record says then.
     diff = [[label, _shown(merged, name), _shown(kept, name)] for name, label in MERGE_FIELDS
             if _shown(merged, name) != _shown(kept, name)]
@@ -307,7 +342,7 @@ def prepare_merge(payload, by):
                  "sample": [{"id": kept.pk, "name": f"Kept: {kept} (id {kept.pk}), score {candidate.score}, "
                                                     f"{candidate.reason_labels.lower()}"},
                             {"id": merged.pk, "name": f"Merged into it and deleted: {merged} (id {merged.pk})"}]},
-        location=_common_location(kept.location, merged.location),
+        location=location,
         version=_people_version(kept.pk, merged.pk),
     )
 

@@ -55,7 +55,6 @@ DEMO_FIELDS = (
     ("individual", "disability", "Has a disability", FieldType.BOOLEAN, {}),
     ("individual", "school_attendance", "School attendance", FieldType.CHOICE,
      {"choices": list(SCHOOL_ATTENDANCE)}),
-    ("household", "children_under_5", "Children under 5", FieldType.INTEGER, {"min_value": 0}),
     ("household", "dwelling_type", "Dwelling type", FieldType.CHOICE, {"choices": list(DWELLING_TYPES)}),
     ("household", "monthly_income", "Monthly income", FieldType.DECIMAL,
      {"min_value": 0, "help_text": "Sum of the members' monthly incomes."}),
@@ -315,7 +314,6 @@ class _PeopleGenerator:
             person, member = spouses[0]
             people.append((self.registered_again(person), member, None))
         attributes = {
-            "children_under_5": sum(1 for _, member, _ in people if member.age < 5),
             "dwelling_type": self.rng.choices(DWELLING_TYPES, weights=DWELLING_WEIGHTS)[0],
             "monthly_income": str(sum(int(p["attributes"].get("income", 0)) for p, _, _ in people)),
         }

@@ -162,7 +162,8 @@ class DuplicateCompareView(ScopedInspectView):
                 options.append({"kept": kept, "merged": merged, "problem": refusal_message(error)})
             else:
                 options.append({"kept": kept, "merged": merged,
-                                "preview": services.merge_preview(kept=kept, merged=merged)})
+                                "preview": services.merge_preview(kept=kept, merged=merged,
+                                                                  scope=scope_for(self.request.user))})
         return options
 
     def get_context_data(self, **kwargs):

@@ -69,7 +69,9 @@ class HouseholdForm(ScopedRecordForm):
 
 
 class AddMemberForm(forms.Form):
-    individual = forms.ModelChoiceField(queryset=Individual.objects.none(), widget=forms.HiddenInput)
+    individual = forms.ModelChoiceField(
+        queryset=Individual.objects.none(), widget=forms.HiddenInput, label="Person",
+        error_messages={"invalid_choice": "No registered person with this id in your locations."})
     role = forms.ModelChoiceField(queryset=MemberRole.objects.all(), required=False,
                                   help_text="The first member is the head.")
     recipient_type = forms.ChoiceField(choices=[("", "—")] + RecipientType.choices, required=False,

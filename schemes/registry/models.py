@@ -68,7 +68,9 @@ def national_id_problem(national_id, rule):
     if rule is None or rule[0].fullmatch(national_id):
         return ""
     pattern, described = rule
-    message = f"'{national_id}' is not a national ID ({described})."
+    # The ID itself is not quoted: normalised (spaces, case), it would not be masked like the cell in the
+    # error file of a reader who may not see national IDs.
+    message = f"Not a national ID ({described})."
     if national_id.isdigit() and any(pattern.fullmatch("0" * zeros + national_id) for zeros in (1, 2, 3)):
         message += " Its leading zeros look lost (spreadsheets drop them unless the column is text)."
     return message
@@ -102,30 +104,88 @@ class RegistryField(FieldDefinition):
             errors = error.update_error_dict(errors)
         if self.name and "name" not in errors and (problem := self.name_problem()):
             errors["name"] = problem
+        if self.label and "label" not in errors and (problem := self.label_problem()):
+            errors["label"] = problem
         if errors:
             raise ValidationError(errors)
+
+    def _file_columns(self):
+        """(file, column) for the columns of the files that carry the attributes."""
+        from schemes.bulk.beneficiaries import STATUS_COLUMN
+        from schemes.bulk.individuals import CORE_COLUMNS
+
+        return [("individuals", column) for column in CORE_COLUMNS] + [("beneficiaries", STATUS_COLUMN)]
+
+    def _other_headers(self, *, names=True):
+        """{header key: what else claims it} for the other attributes of the target: a person's
+        attribute is read from a column headed by its name or by its label (schemes.bulk.individuals).
+        Without `names`, their labels only (validate_unique compares the names)."""
+        from schemes.bulk.files import header_key
+
+        if self.target != self.Target.INDIVIDUAL:
+            return {}
+        claimed = {}
+        own = header_key(self.name or "")
+        for other in RegistryField.objects.filter(target=self.target).exclude(pk=self.pk).order_by("name"):
+            if header_key(other.name) == own:
+                continue  # the same name in any spelling: validate_unique refuses it, once
+            if names:
+                claimed.setdefault(header_key(other.name), f"the attribute '{other.name}'")
+            if other.label:
+                claimed.setdefault(header_key(other.label), f"the label of the attribute '{other.name}'")
+        return claimed
 
     def name_problem(self):
         """Why the name cannot be an attribute's, or "": a column or an accepted header of the files
         that carry the attributes (`gender` is the individuals file's sex: two columns would claim one
         header), or a lookup of the JSON `attributes` (`attributes__contains` is a containment test,
         not that key). Compared as files compare headers, ignoring case and underscores."""
-        from schemes.bulk.beneficiaries import STATUS_COLUMN
         from schemes.bulk.files import header_key
-        from schemes.bulk.individuals import CORE_COLUMNS
 
         key = name_key(self.name)
-        for file, columns in (("individuals", CORE_COLUMNS), ("beneficiaries", [STATUS_COLUMN])):
-            for column in columns:
-                if key in {header_key(text) for text in (column.name, *column.aliases)}:
-                    read_as = "" if self.name == column.name else f" ({column.name})"
-                    return f"'{self.name}' is a column of the {file} file already{read_as}: give the attribute another name."
+        for file, column in self._file_columns():
+            if key in {header_key(text) for text in (column.name, *column.aliases)}:
+                read_as = "" if self.name == column.name else f" ({column.name})"
+                return f"'{self.name}' is a column of the {file} file already{read_as}: give the attribute another name."
         lookup = {name_key(name): name for name in models.JSONField.get_lookups()}.get(key)
         if lookup:
             read_as = "" if self.name == lookup else f" (as '{lookup}')"
             return (f"'{self.name}' is a database lookup{read_as}: filters on the attributes would read it as that "
                     "lookup, not as this attribute. Give the attribute another name.")
+        if builtin := rule_builtin_fields(self.target).get(self.name):
+            return (f"'{self.name}' is a field the eligibility rules already have ({builtin}, worked out from the "
+                    "registry): rules would read that, not this attribute. Give the attribute another name.")
+        if claimed := self._other_headers(names=False).get(header_key(self.name)):
+            return f"'{self.name}' is {claimed} already: import files could not tell the two columns apart."
         return ""
+
+    def label_problem(self):
+        """Why the label cannot be a person's attribute's, or "": import files accept it as the column's
+        header, so it may not be a header of another column (a file column, another attribute's name or
+        label), compared as files compare headers."""
+        from schemes.bulk.files import header_key
+
+        if self.target != self.Target.INDIVIDUAL:
+            return ""
+        key = header_key(self.label)
+        for file, column in self._file_columns():
+            if key in {header_key(text) for text in (column.name, *column.aliases)}:
+                return (f"'{self.label}' is a header of the {file} file's column {column.name}: import files "
+                        "accept an attribute's label as its header. Give the attribute another label.")
+        if (claimed := self._other_headers().get(key)) and key != header_key(self.name or ""):
+            return (f"'{self.label}' is {claimed} already: import files could not tell the two columns apart. "
+                    "Give the attribute another label.")
+        return ""
+
+
+def rule_builtin_fields(target):
+    """{name: label} of the fields the rules' catalogue gives people or households itself (core and
+    derived fields: `children_under_5` is counted from the members), without the attributes."""
+    from schemes.rules.catalogue import _attribute_sql, household_catalogue, individual_catalogue
+
+    catalogue = (household_catalogue if target == RegistryField.Target.HOUSEHOLD else individual_catalogue)()
+    return {name: spec.label for name, spec in catalogue.fields.items()
+            if getattr(spec.sql, "func", None) is not _attribute_sql}
 
 
 class Sex(models.TextChoices):

@@ -238,8 +238,23 @@ def exact_duplicates(queryset, *, first_name, last_name, dob):
     return queryset.filter(dob=dob, search_name=f"{first_name} {last_name}".lower()).order_by("pk")
 
 
-def delete_consequences(record):
-    """What deleting the record touches, {what: how}, for its confirmation page and its request."""
+YOUR_LOCATIONS = "your locations"
+
+
+def household_named(household, scope, *, outside=YOUR_LOCATIONS):
+    """"household <code>" when `scope` allows it; otherwise only that it lies outside (`outside`: the
+    reader's locations, or the location of the request that stores the text)."""
+    return f"household {household.code}" if scope.allows(household.location) else f"a household outside {outside}"
+
+
+def person_named(person, scope, *, outside=YOUR_LOCATIONS):
+    """"<name> (id <id>)" when `scope` allows the person's location; otherwise only that they are outside."""
+    return f"{person} (id {person.pk})" if scope.allows(person.location) else f"a member outside {outside}"
+
+
+def delete_consequences(record, scope, *, outside=YOUR_LOCATIONS):
+    """What deleting the record touches, {what: how}, for its confirmation page (`scope` the reader's)
+    and its request (`scope` the request's location's): a household outside `scope` is not named."""
     from schemes.plans.models import LIVE_STATUSES
 
     if isinstance(record, Household):
@@ -247,12 +262,15 @@ def delete_consequences(record):
         enrolments = household_enrolments(record)
         return {"Members": f"{members}" + (" (they must be removed first)" if members else ""),
                 "Live enrolments": _enrolment_text(enrolments, "a deleted household")}
-    membership = Membership.objects.filter(individual=record).select_related("household", "role").first()
+    membership = Membership.objects.filter(individual=record).select_related(
+        "household__location", "role").first()
     if membership is None:
         household = "None"
     else:
         recipient = membership.get_recipient_type_display()
-        household = (f"{membership.household.code} ({membership.role.label.lower()}"
+        named = membership.household.code if scope.allows(membership.household.location) else (
+            f"A household outside {outside}")
+        household = (f"{named} ({membership.role.label.lower()}"
                      f"{f', {recipient.lower()}' if recipient else ''}): they leave it")
     enrolments = list(record.beneficiaries.filter(status__in=LIVE_STATUSES).select_related("plan").order_by("plan__name"))
     return {"Household": household,
@@ -265,3 +283,83 @@ def _enrolment_text(enrolments, subject):
         return "0"
     plans = ", ".join(f"{e.plan.name} ({e.get_status_display().lower()})" for e in enrolments)
     return f"{len(enrolments)}: {plans}; {subject} is left out of later payrolls"
+
+
+# --- a person's benefits: enrolments (their own and their household's) and payment lines -----------
+
+PERSON_LINES_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class PersonEnrolment:
+    beneficiary: object  # a plans Beneficiary, or a HouseholdBeneficiary of their household
+    household: Household | None  # set when the enrolment is their household's
+
+
+def person_enrolments(individual, user):
+    """The person's enrolments the user may see, in any status: their own in individual plans, then
+    their household's in household plans (its enrolments are theirs while they are a member; a
+    household outside the user's locations is left out by the plans' selector)."""
+    from schemes.plans.selectors import beneficiaries_for, household_beneficiaries_for
+
+    own = beneficiaries_for(user).filter(individual=individual).select_related("plan").order_by("plan__name")
+    enrolments = [PersonEnrolment(beneficiary, None) for beneficiary in own]
+    membership = Membership.objects.filter(individual=individual).select_related("household").first()
+    if membership is not None:
+        household = household_beneficiaries_for(user).filter(household=membership.household_id).select_related(
+            "plan").order_by("plan__name")
+        enrolments += [PersonEnrolment(beneficiary, membership.household) for beneficiary in household]
+    return enrolments
+
+
+@dataclass(frozen=True)
+class PersonPayments:
+    lines: list  # the newest PERSON_LINES_SHOWN, each with `for_household` and `to_them`
+    count: int
+    totals: list  # per payment plan and currency: due and received, with their line counts
+
+
+def person_payments(individual, user, *, limit=PERSON_LINES_SHOWN):
+    """Payment lines of approved and reconciled payrolls for the person, in the user's locations: their
+    own in individual plans, their household's in household plans (`for_household`; `to_them` when
+    they were the recipient), and any other naming them as recipient (a household they left).
+
+    Lines are found by (payroll, beneficiary) pairs, which their unique index serves: the payrolls
+    of the plans they or their household are enrolled in, few, are read first."""
+    from django.db.models import Sum
+    from django.db.models.fields.json import KeyTextTransform
+
+    from schemes.payments.models import PAYABLE_STATUSES, LineStatus, Payroll
+    from schemes.payments.selectors import lines_for, money
+    from schemes.plans.models import Beneficiary, HouseholdBeneficiary, PlanType
+
+    own = dict(Beneficiary.objects.filter(individual=individual).values_list("pk", "plan_id"))
+    household_id = Membership.objects.filter(individual=individual).values_list("household_id", flat=True).first()
+    theirs = dict(HouseholdBeneficiary.objects.filter(household=household_id).values_list("pk", "plan_id")
+                  ) if household_id else {}
+    payrolls = Payroll.objects.filter(status__in=PAYABLE_STATUSES)
+
+    def of(enrolments, plan_type):
+        if not enrolments:
+            return Q(pk__in=[])
+        ids = list(payrolls.filter(payment_plan__benefit_plan__in=set(enrolments.values()),
+                                   payment_plan__benefit_plan__plan_type=plan_type).values_list("pk", flat=True))
+        return Q(payroll__in=ids, beneficiary_id__in=list(enrolments))
+
+    lines = lines_for(user).filter(payroll__status__in=PAYABLE_STATUSES).filter(
+        of(own, PlanType.INDIVIDUAL) | of(theirs, PlanType.HOUSEHOLD) | Q(recipient=individual))
+    shown = list(lines.select_related("payroll__payment_plan", "payroll__cycle").order_by("-payroll_id", "-pk")[:limit])
+    household_plans = set(payrolls.filter(payment_plan__benefit_plan__plan_type=PlanType.HOUSEHOLD, pk__in={
+        line.payroll_id for line in shown}).values_list("pk", flat=True))
+    for line in shown:
+        line.for_household = line.payroll_id in household_plans
+        line.to_them = line.recipient_id == individual.pk
+    currency = KeyTextTransform("currency", "payroll__parameters")
+    totals = list(lines.order_by().values("payroll__payment_plan__name", currency=currency).annotate(
+        due=Sum("amount", filter=Q(status=LineStatus.DUE)), due_lines=Count("pk", filter=Q(status=LineStatus.DUE)),
+        received=Sum("amount", filter=Q(status=LineStatus.PAID)),
+        received_lines=Count("pk", filter=Q(status=LineStatus.PAID))).order_by("payroll__payment_plan__name",
+                                                                              "currency"))
+    for row in totals:  # to the cent (SQLite sums in floating point)
+        row["due"], row["received"] = money(row["due"]), money(row["received"])
+    return PersonPayments(lines=shown, count=lines.count() if len(shown) == limit else len(shown), totals=totals)

@@ -54,6 +54,11 @@ def _require_in_scope(user, location):
         raise PermissionDenied(f"{location} is outside your locations.")
 
 
+def _household_named(household, by):
+    """Its code in a message to `by` only when they may open it."""
+    return selectors.household_named(household, scope_for(by))
+
+
 def _require_record_in_scope(user, record):
     # A record outside scope is reported as missing, like the views' 404.
     if not scope_for(user).allows(record.location):
@@ -221,10 +226,10 @@ def individual_check_delete(*, individual, by, lock=False):
             household=membership.household_id
         ).exclude(pk=membership.pk).exists():
             raise ValidationError(
-                f"{individual} is the head of household {membership.household.code}: "
+                f"{individual} is the head of {_household_named(membership.household, by)}: "
                 "make another member the head first."
             )
-        _check_not_emptying_enrolled(membership.household, leaving=membership)
+        _check_not_emptying_enrolled(membership.household, leaving=membership, by=by)
     return individual, membership
 
 
@@ -410,14 +415,17 @@ def _lock_household_for_members(household, by):
     return household
 
 
-def _check_recipient(household, recipient_type, *, exclude=None):
+def _check_recipient_type(recipient_type):
     if recipient_type not in (None, "", *RecipientType.values):
         raise ValidationError({"recipient_type": [f"'{recipient_type}' is not PRIMARY or SECONDARY."]})
+
+
+def _check_recipient(household, recipient_type):
+    """For a member joining: a household has at most one primary recipient (a member becomes it through
+    household_change_member, which hands the role over)."""
+    _check_recipient_type(recipient_type)
     if recipient_type == RecipientType.PRIMARY:
-        others = Membership.objects.filter(household=household, recipient_type=RecipientType.PRIMARY)
-        if exclude is not None:
-            others = others.exclude(pk=exclude.pk)
-        if others.exists():
+        if Membership.objects.filter(household=household, recipient_type=RecipientType.PRIMARY).exists():
             raise ValidationError({"recipient_type": ["This household already has a primary recipient."]})
 
 
@@ -437,9 +445,10 @@ def household_add_member(*, household, individual, role=None, recipient_type=Non
     _require_record_in_scope(by, individual)
     if individual.is_deleted:
         raise ValidationError({"individual": ["A deleted person cannot join a household."]})
-    current = Membership.objects.filter(individual=individual).select_related("household").first()
+    current = Membership.objects.filter(individual=individual).select_related("household__location").first()
     if current is not None:
-        raise ValidationError({"individual": [f"{individual} already belongs to household {current.household.code}."]})
+        raise ValidationError({"individual": [
+            f"{individual} already belongs to {_household_named(current.household, by)}."]})
     has_members = Membership.objects.filter(household=household).exists()
     role_code = getattr(role, "pk", role) or (None if has_members else MemberRole.HEAD)
     if role_code is None:
@@ -470,16 +479,45 @@ def household_change_member(*, membership, role, recipient_type=None, by):
         raise ValidationError({"role": ["Use 'Make head' to change the head of the household."]})
     if membership.role_id == MemberRole.HEAD and role_code != MemberRole.HEAD:
         raise ValidationError({"role": ["The head keeps this role until another member is made head."]})
-    _check_recipient(household, recipient_type or None, exclude=membership)
+    recipient_type = recipient_type or None
+    _check_recipient_type(recipient_type)
+    if membership.recipient_type == RecipientType.PRIMARY and recipient_type != RecipientType.PRIMARY:
+        raise ValidationError({"recipient_type": [
+            f"{membership.individual} is the household's primary recipient, and a household with members keeps "
+            "one: choose Primary for the member who will receive the payments instead (this member then "
+            "becomes secondary)."]})
     before = {"role": membership.role_id, "recipient_type": membership.recipient_type}
+    former_primary = _hand_over_primary(membership, by) if recipient_type == RecipientType.PRIMARY else None
     membership.role = _role(role_code)
-    membership.recipient_type = recipient_type or None
+    membership.recipient_type = recipient_type
     membership.save(update_fields=["role", "recipient_type"])
     after = {"role": membership.role_id, "recipient_type": membership.recipient_type}
     if before != after:
         audit(household, "mizani.member_change", by=by, data={
-            "individual": membership.individual_id, "changes": _diff(before, after, set())})
+            "individual": membership.individual_id, "changes": _diff(before, after, set()),
+            **({"former_primary": former_primary.individual_id} if former_primary else {})})
     return membership
+
+
+def current_primary(household):
+    """The household's primary recipient (a Membership), or None."""
+    return Membership.objects.filter(household=household, recipient_type=RecipientType.PRIMARY).select_related(
+        "individual__location").first()
+
+
+def _hand_over_primary(membership, by):
+    """Make the household's primary recipient (another member) secondary, so that `membership` can
+    become primary: a household keeps one primary recipient, who changes this way. Returns the former
+    primary's membership, or None. A primary registered outside `by`'s locations is not changed."""
+    former = current_primary(membership.household_id)
+    if former is None or former.pk == membership.pk:
+        return None
+    if not scope_for(by).allows(former.individual.location):
+        raise ValidationError({"recipient_type": [
+            "The household's primary recipient is registered outside your locations: a user with access to "
+            "both members makes this change."]})
+    Membership.objects.filter(pk=former.pk).update(recipient_type=RecipientType.SECONDARY)
+    return former
 
 
 @transaction.atomic
@@ -526,11 +564,11 @@ def household_remove_member(*, membership, by):
         pk=membership.pk
     ).exists():
         raise ValidationError("The head cannot leave while other members remain: make another member head first.")
-    _check_not_emptying_enrolled(household, leaving=membership)
+    _check_not_emptying_enrolled(household, leaving=membership, by=by)
     _remove_membership(membership, by=by)
 
 
-def _check_not_emptying_enrolled(household, *, leaving):
+def _check_not_emptying_enrolled(household, *, leaving, by):
     """A household enrolled in an active plan keeps at least one member: its payroll lines would
     otherwise have nobody to pay."""
     if Membership.objects.filter(household=household).exclude(pk=leaving.pk).exists():
@@ -539,7 +577,7 @@ def _check_not_emptying_enrolled(household, *, leaving):
                     if enrolment.plan.status == "ACTIVE"})
     if plans:
         raise ValidationError(
-            f"{leaving.individual} is the last member of household {household.code}, which is enrolled in "
+            f"{leaving.individual} is the last member of {_household_named(household, by)}, which is enrolled in "
             f"{', '.join(plans)}: its payments would have nobody to pay. End the enrolment first, or add "
             "another member before this one leaves.")
 
@@ -667,25 +705,28 @@ def check_merge(*, kept, merged, by):
         raise ValidationError("A record cannot be merged into itself.")
     if kept.is_deleted or merged.is_deleted:
         raise ValidationError("Both records must be registered (not deleted or already merged).")
-    households = dict(Membership.objects.filter(individual__in=[kept, merged]).values_list("individual", "household__code"))
-    if len(households) == 2 and len(set(households.values())) == 2:
+    households = {membership.individual_id: membership.household for membership in
+                  Membership.objects.filter(individual__in=[kept, merged]).select_related("household__location")}
+    if len(households) == 2 and households[kept.pk].pk != households[merged.pk].pk:
         raise ValidationError(
-            f"{kept} belongs to household {households[kept.pk]} and {merged} to household "
-            f"{households[merged.pk]}: move the person to the right household first.")
+            f"{kept} belongs to {_household_named(households[kept.pk], by)} and {merged} to "
+            f"{_household_named(households[merged.pk], by)}: move the person to the right household first.")
 
 
-def merge_preview(*, kept, merged):
-    """What merging `merged` into `kept` would do, for the people deciding: the household, the
-    duplicate's enrolments, and in how many plans both are enrolled (one enrolment is then closed)."""
+def merge_preview(*, kept, merged, scope, outside=selectors.YOUR_LOCATIONS):
+    """What merging `merged` into `kept` would do, for the people deciding: the household (named only
+    within `scope`), the duplicate's enrolments, and in how many plans both are enrolled (one
+    enrolment is then closed)."""
     from schemes.plans.models import LIVE_STATUSES, Beneficiary
 
-    theirs = Membership.objects.filter(individual=merged).select_related("household").first()
+    theirs = Membership.objects.filter(individual=merged).select_related("household__location").first()
+    household = theirs and selectors.household_named(theirs.household, scope, outside=outside)
     if theirs is None:
         membership = None
     elif Membership.objects.filter(individual=kept).exists():
-        membership = f"The duplicate leaves household {theirs.household.code}, where the kept record already is."
+        membership = f"The duplicate leaves {household}, where the kept record already is."
     else:
-        membership = f"The duplicate's place in household {theirs.household.code} passes to the kept record."
+        membership = f"The duplicate's place in {household} passes to the kept record."
     return {
         "membership": membership,
         "enrolments": Beneficiary.objects.filter(individual=merged).count(),

@@ -200,6 +200,14 @@ RECORD_OPERATIONS = {Individual: ["registry.change_individual", "registry.delete
                      Household: ["registry.change_household", "registry.delete_household"]}
 
 
+def _openable(user, requests):
+    """The requests the user may open (workflows.selectors.requests_for): a record's page does not show
+    the title of a request placed where the reader has no access (a person moving to another district)."""
+    from workflows.selectors import requests_for
+
+    return requests.filter(pk__in=requests_for(user).values("pk"))
+
+
 def recent_history(instance, limit=8):
     return log_registry.get_logs_for_instance(instance).select_related("user").order_by("-timestamp")[:limit]
 
@@ -229,6 +237,8 @@ class IndividualRecordView(ScopedInspectView):
         household = membership.household if membership else None
         if household is not None and not scope_for(user).allows(household.location):
             household = None  # the person is visible, their household is outside the user's locations
+        shows_benefits = any(user.has_perm(permission) for permission in (
+            "plans.view_beneficiary", "plans.view_householdbeneficiary", "payments.view_paymentline"))
         context.update({
             "person": person,
             "age": person.age(),
@@ -242,11 +252,15 @@ class IndividualRecordView(ScopedInspectView):
             "hidden_members": selectors.hidden_member_count(household, user) if household else 0,
             "history": recent_history(person),
             "history_url": reverse(self.history_url_name, args=[person.pk]),
-            "pending_requests": selectors.open_requests(RECORD_OPERATIONS[Individual], record=person.pk),
+            "pending_requests": _openable(user, selectors.open_requests(RECORD_OPERATIONS[Individual],
+                                                                         record=person.pk)),
             "location_trail": person.location.ancestors() + [person.location] if person.location else [],
             "can_restore": person.is_deleted and user.has_perm("registry.delete_individual"),
             "restore_url": reverse("registry_individual:restore", args=[person.pk]),
             "household_url_name": "registry_household:inspect",
+            "shows_benefits": shows_benefits,
+            "enrolments": selectors.person_enrolments(person, user) if shows_benefits else [],
+            "payments": selectors.person_payments(person, user) if shows_benefits else None,
             # Later apps (plans, payments, grievances) add their sections to the record through this hook.
             "sections": [section for hook in hooks.get_hooks("register_individual_record_section")
                          if (section := hook(self.request, person)) is not None],
@@ -259,7 +273,7 @@ class IndividualRecordView(ScopedInspectView):
 
 def _form_problems(form):
     """A small form's errors as one message, each field named by its label."""
-    return " ".join(f"{form.fields[name].label if name in form.fields else 'This change'}: {' '.join(errors)}"
+    return " ".join(f"{form[name].label if name in form.fields else 'This change'}: {' '.join(errors)}"
                     for name, errors in form.errors.items())
 
 
@@ -383,8 +397,9 @@ class HouseholdRecordView(ScopedInspectView):
                 household.attributes, show_sensitive=can_view_sensitive(user)),
             "history": recent_history(household),
             "history_url": reverse(self.history_url_name, args=[household.pk]),
-            "pending_requests": [*selectors.open_requests(RECORD_OPERATIONS[Household], record=household.pk),
-                                 *selectors.open_requests([MEMBERS_OPERATION], household=household.pk)],
+            "pending_requests": [
+                *_openable(user, selectors.open_requests(RECORD_OPERATIONS[Household], record=household.pk)),
+                *_openable(user, selectors.open_requests([MEMBERS_OPERATION], household=household.pk))],
             "enrolments": selectors.household_enrolments(household),
             "can_manage": can_manage,
             "roles": MemberRole.objects.exclude(pk=MemberRole.HEAD),
@@ -461,7 +476,7 @@ class RecordDeleteView(ServiceDeleteView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["consequences"] = selectors.delete_consequences(self.object)
+        context["consequences"] = selectors.delete_consequences(self.object, scope_for(self.request.user))
         context["needs_approval"] = self.needs_approval(self.delete_operation)  # the button says what it does
         try:
             self.check_delete_service(**{self.record_kwarg: self.object}, by=self.request.user)

@@ -151,10 +151,11 @@ def test_an_accountant_reconciles_a_payroll_and_closes_it(live_server, browser, 
     screenshot(accountant, screenshots / "reconciliation_closed.png")
     assert statuses(payroll) == {800: LineStatus.PAID, 900: LineStatus.UNPAID, 1100: LineStatus.UNPAID}
 
-    # The cycle: opened, then closed (nothing of it waits for a decision any more).
+    # The cycle: opened by its payroll, then closed (nothing of it waits for a decision any more).
     accountant.goto(origin + reverse("payments_cycle:inspect", args=[payroll.cycle_id]))
-    accountant.get_by_role("button", name="Open the cycle").click()
     expect(accountant.get_by_test_id("cycle-status")).to_have_text("Open")
+    expect(accountant.get_by_test_id("cycle-settled")).to_be_visible()
+    expect(accountant.get_by_role("button", name="Open the cycle")).to_have_count(0)
     accountant.get_by_role("button", name="Close the cycle").click()
     expect(accountant.get_by_test_id("cycle-status")).to_have_text("Closed")
     expect(accountant.get_by_test_id("cycle-payrolls")).to_contain_text("Reconciled")

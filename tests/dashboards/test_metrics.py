@@ -127,7 +127,7 @@ def test_a_follow_up_counts_what_is_due_once_per_cycle(approved_payroll, people,
     stays the four lines (3,400), not the original's unpaid lines plus their copies."""
     from django.core.cache import cache
 
-    from dashboards.reports import payments_with_outstanding
+    from dashboards.reports import payments_to_the_cent
     from schemes.payments import services
     from schemes.payments.models import Payroll
     from schemes.payments.reconciliation import reconcile_batch
@@ -136,9 +136,14 @@ def test_a_follow_up_counts_what_is_due_once_per_cycle(approved_payroll, people,
 
     def figures(user):
         cache.clear()
-        table = payments_with_outstanding(compute("payments_due_vs_paid", user))
+        table = payments_to_the_cent(compute("payments_due_vs_paid", user))
         assert len(table.rows) == 1  # one cycle and plan
-        return tuple(table.total(key) for key in ("due", "paid", "outstanding", "due_lines", "paid_lines"))
+        # Lines: all of them, some paid, some failed (unpaid), the rest still due; amounts likewise.
+        assert table.total("due_lines") == sum(table.total(key) for key in ("paid_lines", "failed_lines",
+                                                                            "still_due_lines"))
+        assert table.total("due") == sum(table.total(key) for key in ("paid", "failed", "still_due"))
+        return tuple(table.total(key) for key in ("due", "paid", "failed", "still_due", "due_lines", "paid_lines",
+                                                  "failed_lines", "still_due_lines"))
 
     reconcile_batch(payroll=approved_payroll, by=accountant, rows=[
         {"code": line_of(approved_payroll, people["three"]).code, "paid": True, "receipt": "R1"}])
@@ -147,8 +152,9 @@ def test_a_follow_up_counts_what_is_due_once_per_cycle(approved_payroll, people,
         follow_up = services.payroll_follow_up_start(payroll=approved_payroll, by=accountant)
     with django_capture_on_commit_callbacks(execute=True):
         request = services.payroll_submit(payroll=Payroll.objects.get(pk=follow_up.pk), by=accountant)
-    # Until the follow-up is approved only the original's lines are owed: its unpaid ones still count.
-    assert figures(accountant) == (Decimal("3400.00"), Decimal("800.00"), Decimal("2600.00"), 4, 1)
+    # Until the follow-up is approved only the original's lines are owed: its failed ones still count.
+    assert figures(accountant) == (Decimal("3400.00"), Decimal("800.00"), Decimal("2600.00"), Decimal("0.00"),
+                                   4, 1, 3, 0)
 
     with django_capture_on_commit_callbacks(execute=True):
         approval_decide(request=request, verdict="approve", by=checkers[0][0])
@@ -159,9 +165,12 @@ def test_a_follow_up_counts_what_is_due_once_per_cycle(approved_payroll, people,
 
     # Paid: three 800 in the original, six 900 and single_b 600 in the follow-up; five_with_baby's
     # 1,100 is still owed.
-    assert figures(accountant) == (Decimal("3400.00"), Decimal("2300.00"), Decimal("1100.00"), 4, 3)
-    assert figures(accountant_a) == (Decimal("2800.00"), Decimal("1700.00"), Decimal("1100.00"), 3, 2)
-    assert figures(accountant_b) == (Decimal("600.00"), Decimal("600.00"), Decimal("0.00"), 1, 1)
+    assert figures(accountant) == (Decimal("3400.00"), Decimal("2300.00"), Decimal("0.00"), Decimal("1100.00"),
+                                   4, 3, 0, 1)
+    assert figures(accountant_a) == (Decimal("2800.00"), Decimal("1700.00"), Decimal("0.00"), Decimal("1100.00"),
+                                     3, 2, 0, 1)
+    assert figures(accountant_b) == (Decimal("600.00"), Decimal("600.00"), Decimal("0.00"), Decimal("0.00"),
+                                     1, 1, 0, 0)
 
 
 def test_filters_narrow_by_plan_location_and_period(geo, people, benefit_plan, superuser):

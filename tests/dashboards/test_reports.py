@@ -221,30 +221,34 @@ def test_two_district_accountants_get_their_own_payments_equal_to_sql(geo, appro
     mark_paid(PaymentLine.objects.filter(payroll=approved_payroll, location__path__startswith=geo.district_a.path)
               .order_by("amount").first())
     for user, district in ((accountant_a, geo.district_a), (accountant_b, geo.district_b)):
-        (due, paid, due_lines, paid_lines), = sql("""
+        (due, paid, failed, still_due, due_lines, paid_lines, failed_lines, still_due_lines), = sql("""
             SELECT SUM(CASE WHEN p.status <> 'CANCELLED' THEN p.amount END),
                    SUM(CASE WHEN p.status = 'PAID' THEN p.amount END),
-                   COUNT(CASE WHEN p.status <> 'CANCELLED' THEN 1 END), COUNT(CASE WHEN p.status = 'PAID' THEN 1 END)
+                   SUM(CASE WHEN p.status = 'UNPAID' THEN p.amount END),
+                   SUM(CASE WHEN p.status = 'DUE' THEN p.amount END),
+                   COUNT(CASE WHEN p.status <> 'CANCELLED' THEN 1 END), COUNT(CASE WHEN p.status = 'PAID' THEN 1 END),
+                   COUNT(CASE WHEN p.status = 'UNPAID' THEN 1 END), COUNT(CASE WHEN p.status = 'DUE' THEN 1 END)
             FROM payments_paymentline p JOIN sites_location l ON l.id = p.location_id
             WHERE l.path LIKE %s""", [district.path + "%"])
         header, *rows = csv_rows(client_for(user).get(PAYMENTS, {"export": "csv"}))
-        assert header == ["Cycle", "Payment plan", "Currency", "Due", "Paid", "Outstanding", "Lines due",
-                          "Lines paid", "Lines unpaid"]
+        assert header == ["Cycle", "Payment plan", "Currency", "Total", "Paid", "Failed (unpaid)", "Still due",
+                          "Lines", "Lines paid", "Lines failed (unpaid)", "Lines still due"]
         [row] = rows
         assert row[:3] == ["CG-2025-01", "Child grant payments", "TZS"]
         # Amounts are plain numbers (no quote, no thousands separator): exact Decimals.
-        due, paid = Decimal(str(due)), Decimal(str(paid or 0))
-        assert [Decimal(value) for value in row[3:6]] == [due, paid, due - paid]
-        assert [int(value) for value in row[6:]] == [due_lines, paid_lines, due_lines - paid_lines]
-    assert csv_rows(client_for(accountant_a).get(PAYMENTS, {"export": "csv"}))[1][3:6] == [
-        "2800.00", "800.00", "2000.00"]
-    assert csv_rows(client_for(accountant_b).get(PAYMENTS, {"export": "csv"}))[1][3:6] == ["600.00", "0.00", "600.00"]
+        assert [Decimal(value) for value in row[3:7]] == [Decimal(str(amount or 0)) for amount in
+                                                          (due, paid, failed, still_due)]
+        assert [int(value) for value in row[7:]] == [due_lines, paid_lines, failed_lines, still_due_lines]
+    assert csv_rows(client_for(accountant_a).get(PAYMENTS, {"export": "csv"}))[1][3:7] == [
+        "2800.00", "800.00", "0.00", "2000.00"]
+    assert csv_rows(client_for(accountant_b).get(PAYMENTS, {"export": "csv"}))[1][3:7] == [
+        "600.00", "0.00", "0.00", "600.00"]
 
 
 def test_the_payments_report_filters_by_period_and_shows_totals(geo, approved_payroll, accountant):
     client = client_for(accountant)
     page = client.get(PAYMENTS)
-    assert [cell["text"] for cell in page.context["rows"][0]][3:6] == ["3,400.00", "0.00", "3,400.00"]
+    assert [cell["text"] for cell in page.context["rows"][0]][3:7] == ["3,400.00", "0.00", "0.00", "3,400.00"]
     assert b"Download CSV" in page.content
 
     before = client.get(PAYMENTS, {"export": "csv", "end": "2024-12-31"})

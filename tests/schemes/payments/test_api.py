@@ -152,7 +152,7 @@ def test_a_provider_lists_the_approved_payrolls_it_has_lines_in(approved, paymen
                                                                 tokens, geo, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         pending = services.payroll_generate_start(payment_plan=payment_plan, cycle=cycles[1], by=accountant)
-    assert Payroll.objects.get(pk=pending.pk).status == PayrollStatus.PENDING_APPROVAL
+    assert Payroll.objects.get(pk=pending.pk).status == PayrollStatus.GENERATED
     pointless = provider_with_point("PZ", geo.other_region, accountant)
     api_z = client_of(provider_token_create(provider=pointless, by=accountant)[1])
 

@@ -1,6 +1,7 @@
 """Payroll generation: one statement compiled from the formula, every line frozen with its inputs,
 sealed with the exact count, Decimal total and hash; idempotent; an empty selection pays nobody."""
 
+import datetime
 from decimal import Decimal
 
 import pytest
@@ -38,7 +39,7 @@ def test_the_formula_pays_each_active_beneficiary_its_amount_with_the_inputs_use
         payment_plan, cycle, people, accountant, generate_now):
     payroll = generate_now(payment_plan, cycle, accountant)
 
-    assert payroll.status == PayrollStatus.PENDING_APPROVAL
+    assert payroll.status == PayrollStatus.GENERATED
     assert amounts(payroll) == {people["three"].pk: Decimal("800.00"), people["five_with_baby"].pk: Decimal("1100.00"),
                                 people["six"].pk: Decimal("900.00"), people["single_b"].pk: Decimal("600.00")}
     line = PaymentLine.objects.get(payroll=payroll, beneficiary_id=people["six"].pk)
@@ -86,7 +87,7 @@ def test_criteria_selecting_nobody_give_an_empty_payroll_never_everyone(payment_
     services.payment_plan_change(payment_plan=payment_plan, by=superuser, fields={"criteria": "household_size > 50"})
     payroll = generate_now(payment_plan, cycle, accountant)
 
-    assert payroll.status == PayrollStatus.PENDING_APPROVAL
+    assert payroll.status == PayrollStatus.GENERATED
     assert (payroll.line_count, payroll.total) == (0, Decimal("0.00"))
     assert not PaymentLine.objects.filter(payroll=payroll).exists()
 
@@ -113,7 +114,7 @@ def test_running_the_generation_again_changes_nothing(payment_plan, cycle, peopl
 
     again = services.payroll_generate(payroll.pk)
 
-    assert again == {"payroll": payroll.pk, "status": PayrollStatus.PENDING_APPROVAL, "lines": 4, "total": "3400.00"}
+    assert again == {"payroll": payroll.pk, "status": PayrollStatus.GENERATED, "lines": 4, "total": "3400.00"}
     assert PaymentLine.objects.filter(payroll=payroll).count() == 4
 
 
@@ -137,7 +138,7 @@ def test_the_database_refuses_a_duplicate_line(payment_plan, cycle, people, acco
 def test_a_failed_generation_frees_the_plan_and_cycle(payment_plan, cycle, people, accountant, generate_now,
                                                       monkeypatch):
     def broken(formula, **kwargs):
-        return "SELECT broken FROM nowhere", []
+        return "INSERT INTO nowhere (beneficiary_id) SELECT 1", []
 
     monkeypatch.setattr(generation.Formula, "insert_sql", broken)
     failed = generate_now(payment_plan, cycle, accountant)
@@ -148,7 +149,7 @@ def test_a_failed_generation_frees_the_plan_and_cycle(payment_plan, cycle, peopl
     again = generate_now(payment_plan, cycle, accountant)
 
     assert again.pk != failed.pk
-    assert again.status == PayrollStatus.PENDING_APPROVAL
+    assert again.status == PayrollStatus.GENERATED
     assert not PaymentLine.objects.filter(payroll=failed).exists()
 
 
@@ -172,7 +173,7 @@ def test_a_ceiling_brings_a_formula_result_too_large_for_a_line_down(payment_pla
 
     payroll = generate_now(payment_plan, cycle, accountant)
 
-    assert payroll.status == PayrollStatus.PENDING_APPROVAL, payroll.error
+    assert payroll.status == PayrollStatus.GENERATED, payroll.error
     assert set(amounts(payroll).values()) == {Decimal("1200.00")}
     assert payroll.total == Decimal("4800.00")
 
@@ -252,3 +253,77 @@ def test_a_household_plan_pays_each_household_through_its_primary_recipient_else
                                  today=timezone.localdate())
     outcome = formula.outcome(statuses=["ACTIVE"], ceiling=None)
     assert (outcome["selected"], outcome["paid"], outcome["no_recipient"], outcome["left_out"]) == (3, 2, 1, 1)
+
+
+# --- who is left out, and why (recorded when sealed) -------------------------------------------------
+
+
+def test_a_payroll_records_who_in_the_statuses_paid_got_no_line_and_why(payment_plan, cycle, people, accountant,
+                                                                        generate_now, superuser, geo):
+    from tests.factories import IndividualFactory
+    from tests.schemes.payments.conftest import enrol
+
+    alone = enrol(payment_plan.benefit_plan, IndividualFactory(location=geo.village_a))  # no household: size unknown
+    services.payment_plan_change(payment_plan=payment_plan, by=superuser,
+                                 fields={"formula": "1200 / (household_size - 3)"})
+
+    payroll = generate_now(payment_plan, cycle, accountant)
+
+    # Five active: "alone" reads an unknown size, "three" divides by zero, single_b gets -600; the
+    # suspended one is not in the statuses paid.
+    assert set(amounts(payroll)) == {people["five_with_baby"].pk, people["six"].pk}
+    assert alone.pk not in amounts(payroll)
+    assert payroll.left_out == {"criteria_not_met": 0, "unknown": 1, "no_value": 1, "not_positive": 1,
+                                "no_recipient": 0, "unknown_inputs": ["household_size"]}
+    assert payroll.left_out_text == (
+        "3 active beneficiaries left out: a value the formula reads is unknown (household_size) for 1; the formula "
+        "gives no value though every value it reads is known (a division by zero) for 1; the formula gives zero or "
+        "less for 1")
+
+
+def test_a_payroll_says_one_reason_alone_and_the_criteria_not_met(payment_plan, cycle, people, accountant,
+                                                                  generate_now, superuser):
+    services.payment_plan_change(payment_plan=payment_plan, by=superuser, fields={"criteria": "household_size < 6"})
+
+    payroll = generate_now(payment_plan, cycle, accountant)
+
+    assert payroll.line_count == 3
+    assert payroll.left_out["criteria_not_met"] == 1
+    assert payroll.left_out_text == "1 active beneficiary left out: the payment plan's criteria are not met"
+
+
+def test_a_payroll_paying_everyone_in_the_statuses_paid_leaves_nobody_out(payment_plan, cycle, people, accountant,
+                                                                          generate_now):
+    payroll = generate_now(payment_plan, cycle, accountant)
+
+    assert (payroll.line_count, payroll.left_out, payroll.left_out_text) == (4, {}, "")
+
+
+def test_a_household_with_no_live_member_to_pay_is_counted_left_out(geo, member_roles, accountant, superuser,
+                                                                    generate_now):
+    from django.utils import timezone
+
+    from schemes.plans.models import BenefitPlan, HouseholdBeneficiary
+    from schemes.registry.models import Individual
+    from tests.schemes.payments.conftest import household_of
+
+    plan = BenefitPlan.objects.create(code="HS", name="Household support", plan_type="HOUSEHOLD")
+    plan.activate()
+    plan.save()
+    paid, emptied = household_of(2, location=geo.village_a), household_of(1, location=geo.village_a)
+    Individual.objects.filter(pk=emptied.pk).update(deleted_at=timezone.now())
+    now = timezone.now()
+    for head in (paid, emptied):
+        HouseholdBeneficiary.objects.create(plan=plan, household=head.membership.household, status="ACTIVE",
+                                            enrolled_at=now, status_changed_at=now)
+    payment_plan = services.payment_plan_create(by=superuser, fields={
+        "code": "HS-PAY", "name": "Household support payments", "benefit_plan": plan,
+        "formula": "100 + 100 * household_size", "target_statuses": ["ACTIVE", "SUSPENDED"]})
+    cycle = services.cycle_create(code="HS-1", start_date=datetime.date(2025, 1, 1),
+                                  end_date=datetime.date(2025, 1, 31), by=superuser)
+
+    payroll = generate_now(payment_plan, cycle, accountant)
+
+    assert payroll.line_count == 1
+    assert payroll.left_out_text == ("1 active or suspended beneficiary left out: no live member of the household "
+                                     "to pay")

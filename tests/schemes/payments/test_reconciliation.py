@@ -193,7 +193,7 @@ def test_refused_unless_the_payroll_is_approved(payment_plan, cycle, people, acc
     with django_capture_on_commit_callbacks(execute=True):
         payroll = services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle, by=accountant)
     payroll.refresh_from_db()
-    assert payroll.status == PayrollStatus.PENDING_APPROVAL
+    assert payroll.status == PayrollStatus.GENERATED
     line = PaymentLine.objects.filter(payroll=payroll).first()
     with pytest.raises(ValidationError, match="only an approved payroll is reconciled"):
         reconcile_batch(payroll=payroll, by=accountant, rows=[row(line)])
@@ -480,15 +480,17 @@ def settle_all_but_the_held_line(payroll, people, accountant):
 def test_closing_with_lines_still_due_is_refused_unless_they_are_marked_unpaid(
         approved_payroll, people, accountant, close_workflow):
     settle_all_but_the_held_line(approved_payroll, people, accountant)
-    with pytest.raises(ValidationError, match="1 lines of .* are still due"):
+    with pytest.raises(ValidationError, match="1 line of .* is still due"):
         services.payroll_close_submit(payroll=approved_payroll, by=accountant)
 
     request = services.payroll_close_submit(payroll=approved_payroll, mark_due_unpaid=True, by=accountant)
 
     counts = request.summary["counts"]
-    assert counts["Paid: lines"] == 2 and counts["Paid: total (TZS)"] == "1400.00"
-    assert counts["Unpaid (left for a follow-up payroll): lines"] == 1
-    assert counts["Still due: marked unpaid on closing: total (TZS)"] == "1100.00"
+    assert counts["Paid: lines"] == 2 and counts["Paid: total (TZS)"] == "1,400.00"
+    assert counts["Failed (unpaid), left for a follow-up payroll: lines"] == 1
+    assert counts["Still due: marked failed (unpaid) on closing: total (TZS)"] == "1,100.00"
+    assert request.summary["title"] == (f"Close payroll {approved_payroll} (reconciled): 4 lines, paid 2, failed "
+                                        "(unpaid) 1, still due 1 (marked failed on closing)")
     with pytest.raises(ValidationError, match="already waiting"):
         services.payroll_close_submit(payroll=approved_payroll, mark_due_unpaid=True, by=accountant)
 

@@ -354,9 +354,10 @@ def test_the_payroll_page_shows_the_seal_totals_and_the_lines_held_back(client, 
     page = logged_in(client, accountant).get(reverse("payments_payroll:inspect", args=[sealed.pk])).content.decode()
 
     assert sealed.seal_hash in page
-    assert "3400.00 TZS" in page
-    assert re.search(r"Due</a></td><td>4</td><td>3400.00", page)
-    assert "1 line above 1000.00 TZS" in page and "Not released" in page
+    assert "3,400.00 TZS" in page
+    assert re.search(r"Still due</a></td><td>4</td><td>3,400.00", page)
+    assert "1 line above 1,000.00 TZS" in page and "Not released" in page
+    assert re.search(r'data-testid="payroll-status">Generated: to submit for approval<', page)
     assert "Submit for approval" in page
     assert "Submit the lines above the limit for approval" in page
     assert f"{reverse('payments_line:index')}?payroll={sealed.pk}" in page
@@ -397,27 +398,27 @@ def test_a_payrolls_screens_and_exports_keep_its_currency_when_the_plans_changes
 
     assert PaymentPlan.objects.get(pk=payment_plan.pk).currency == "USD"
     assert re.search(r'data-testid="payroll-currency">TZS<', payroll_page)
-    assert "3400.00 TZS" in payroll_page and "USD" not in payroll_page
-    assert "<td>3400.00 TZS</td>" in plan_page and "<dt>Currency</dt><dd>USD" in plan_page
-    assert "<td>3400.00 TZS</td>" in cycle_page
+    assert "3,400.00 TZS" in payroll_page and "USD" not in payroll_page
+    assert "<td>3,400.00 TZS</td>" in plan_page and "<dt>Currency</dt><dd>USD" in plan_page
+    assert "<td>3,400.00 TZS</td>" in cycle_page
     assert [(row["Total"], row["Currency"]) for row in rows] == [("3400.00", "TZS")]
 
 
 def test_amounts_show_two_decimals_with_the_payrolls_currency(client, accountant, sealed):
     page = logged_in(client, accountant).get(reverse("payments_payroll:inspect", args=[sealed.pk])).content.decode()
 
-    assert "1 line above 1000.00 TZS, 1100.00 TZS in all" in page
-    assert re.search(r"Due</a></td><td>4</td><td>3400.00</td>", page)
-    amounts = re.findall(r"<td>(\d+(?:\.\d+)?)</td></tr>", page)  # the totals tables' last cells
-    assert amounts and all(re.fullmatch(r"\d+\.\d\d", amount) for amount in amounts)
+    assert "1 line above 1,000.00 TZS, 1,100.00 TZS in all" in page
+    assert re.search(r"Still due</a></td><td>4</td><td>3,400.00</td>", page)
+    amounts = re.findall(r"<td>([\d,]+(?:\.\d+)?)</td></tr>", page)  # the totals tables' last cells
+    assert amounts and all(re.fullmatch(r"\d{1,3}(,\d{3})*\.\d\d", amount) for amount in amounts)
 
 
 def test_a_district_accountant_sees_totals_of_their_district_only(client, sealed, geo):
     district = UserFactory(role="Accountant", locations=[geo.district_b])
     page = logged_in(client, district).get(reverse("payments_payroll:inspect", args=[sealed.pk])).content.decode()
 
-    assert re.search(r"Due</a></td><td>1</td><td>600.00", page)
-    assert "3400.00 TZS" in page  # the seal is the payroll's own
+    assert re.search(r"Still due</a></td><td>1</td><td>600.00", page)
+    assert "3,400.00 TZS" in page  # the seal is the payroll's own
 
 
 def test_submit_then_export_links_per_payment_point_and_the_follow_up(client, accountant, sealed, checkers,
@@ -517,8 +518,8 @@ def test_the_formula_tester_warns_of_amounts_too_large_for_a_line(client, accoun
         "limit_per_transaction": "", "target_statuses": ["ACTIVE"]}).content.decode()
 
     assert re.search(r'data-testid="formula-too-large">4 amounts are above the largest amount a payment line holds '
-                     r"\(9999999999999999.99 TZS\): a payroll with this formula would be refused", page)
-    assert "too large: a line holds at most 9999999999999999.99" in page
+                     r"\(9,999,999,999,999,999.99 TZS\): a payroll with this formula would be refused", page)
+    assert "too large: a line holds at most 9,999,999,999,999,999.99" in page
 
 
 def test_overlapping_payment_points_made_before_the_rule_are_flagged(client, accountant, geo):
@@ -561,3 +562,120 @@ def test_payment_search_reads_a_payrolls_lines_in_index_order(client, accountant
     assert [line.beneficiary_id for line in one] == ids
     assert [line.beneficiary_id for line in every] == ids[::-1]
     assert one.query.order_by[:2] == ("payroll_id", "beneficiary_id")
+
+
+# --- found in a QA walk: statuses, who is left out, cycles, amounts ---------------------------------
+
+
+def test_a_generated_payroll_reads_to_submit_until_submitted_then_waiting(client, accountant, sealed, checkers,
+                                                                          payroll_workflow):
+    client = logged_in(client, accountant)
+    page_url = reverse("payments_payroll:inspect", args=[sealed.pk])
+    generated = "Generated: to submit for approval"
+
+    page = client.get(page_url).content.decode()
+    listing = client.get(reverse("payments_payroll:index")).content.decode()
+    filtered = client.get(reverse("payments_payroll:index") + "?status=GENERATED").content.decode()
+    waiting_filter = client.get(reverse("payments_payroll:index") + "?status=PENDING_APPROVAL").content.decode()
+    assert re.search(rf'data-testid="payroll-status">{generated}<', page) and "Submit for approval</button>" in page
+    assert generated in listing and "Waiting for approval" not in listing.split("<tbody")[-1]
+    assert sealed.name in filtered.split("<tbody")[-1] and sealed.name not in waiting_filter.split("<tbody")[-1]
+
+    client.post(reverse("payments_payroll:submit", args=[sealed.pk]))
+
+    page = client.get(page_url).content.decode()
+    assert re.search(r'data-testid="payroll-status">Waiting for approval<', page)
+    assert "Submit for approval</button>" not in page
+    assert generated not in client.get(reverse("payments_payroll:index")).content.decode().split("<tbody")[-1]
+
+
+def test_the_payroll_page_says_who_in_the_statuses_paid_is_left_out_and_why(client, accountant, payment_plan, cycle,
+                                                                            people, superuser, geo,
+                                                                            django_capture_on_commit_callbacks):
+    from tests.factories import IndividualFactory
+    from tests.schemes.payments.conftest import enrol
+
+    enrol(payment_plan.benefit_plan, IndividualFactory(location=geo.village_a))  # in no household
+    services.payment_plan_change(payment_plan=payment_plan, by=superuser, fields={"formula": "100 * household_size"})
+    with django_capture_on_commit_callbacks(execute=True):
+        payroll = services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle, by=accountant)
+
+    page = logged_in(client, accountant).get(reverse("payments_payroll:inspect", args=[payroll.pk])).content.decode()
+
+    assert "<dt>Lines</dt><dd>4 lines</dd>" in page
+    assert re.search(r'data-testid="left-out">1 active beneficiary left out: a value the formula reads is unknown '
+                     r"\(household_size\)\.<", page)
+
+
+def test_a_cycle_reads_open_once_paid_and_offers_no_open(client, accountant, approved_payroll, cycles):
+    client = logged_in(client, accountant)
+    paid = client.get(reverse("payments_cycle:inspect", args=[approved_payroll.cycle_id])).content.decode()
+    unpaid = client.get(reverse("payments_cycle:inspect", args=[cycles[2].pk])).content.decode()
+
+    assert re.search(r'data-testid="cycle-status">Open<', paid)
+    assert "Open the cycle" not in paid and "Close the cycle" in paid
+    assert re.search(r'data-testid="cycle-status">Planned<', unpaid) and "Open the cycle" in unpaid
+
+
+def test_a_payment_line_shows_yes_or_no_and_its_inputs_as_a_table(client, accountant, approved_payroll, people):
+    from tests.schemes.payments.conftest import line_of
+
+    line = line_of(approved_payroll, people["five_with_baby"])
+    page = logged_in(client, accountant).get(reverse("payments_line:inspect", args=[line.pk])).content.decode()
+
+    assert re.search(r"Flagged over limit</dt>\s*<dd>\s*Yes\s*</dd>", page, re.I) or ">Yes<" in page
+    assert "False" not in page and "True" not in page and "{&#x27;" not in page
+    inputs = re.search(r'<table class="listing" data-testid="line-inputs">.*?</table>', page, re.S).group(0)
+    assert '<th scope="row"><code>children_under_5</code></th><td>1</td>' in inputs
+    assert '<th scope="row"><code>household_size</code></th><td>5</td>' in inputs
+    assert "1,100.00 TZS" in page
+
+
+def test_export_links_list_only_the_payment_points_with_lines(client, accountant, approved_payroll, geo):
+    provider = services.provider_create(fields={"code": "BANK", "name": "Bank"}, by=accountant)
+    with_lines = services.point_create(fields={"code": "PT-B", "name": "Branch B", "provider": provider,
+                                               "location": geo.district_b}, by=accountant)
+    without = services.point_create(fields={"code": "PT-Z", "name": "Branch Z", "provider": provider,
+                                            "location": geo.other_region}, by=accountant)
+
+    page = logged_in(client, accountant).get(reverse("payments_payroll:inspect",
+                                                     args=[approved_payroll.pk])).content.decode()
+
+    exports = re.search(r'<ul data-testid="exports">.*?</ul>', page, re.S).group(0)
+    assert f"?point={with_lines.pk}" in exports and "1 line (CSV)" in exports
+    assert f"?point={without.pk}" not in exports and "Branch Z" not in exports
+
+
+def test_payroll_lists_show_amounts_with_thousands_separated(client, accountant, approved_payroll):
+    client = logged_in(client, accountant)
+    payrolls = client.get(reverse("payments_payroll:index")).content.decode()
+    lines = client.get(reverse("payments_line:index") + f"?payroll={approved_payroll.pk}").content.decode()
+
+    assert "3,400.00" in payrolls and "3400.00" not in payrolls
+    assert "1,100.00" in lines and "1100.00" not in lines
+
+
+def test_a_cycle_whose_payrolls_are_all_closed_suggests_closing_it(client, accountant, approved_payroll):
+    services.payroll_close(payroll=approved_payroll, mark_due_unpaid=True, by=accountant)
+
+    page = logged_in(client, accountant).get(reverse("payments_cycle:inspect",
+                                                     args=[approved_payroll.cycle_id])).content.decode()
+
+    assert re.search(r'data-testid="cycle-status">Open<', page) and "Close the cycle" in page
+    assert 'data-testid="cycle-settled">Every payroll of this cycle is paid and closed' in page
+
+
+def test_the_payroll_page_names_line_statuses_as_the_reports_do(client, accountant, approved_payroll, people):
+    from tests.schemes.payments.conftest import line_of
+
+    reconcile_batch(payroll=approved_payroll, by=accountant, rows=[
+        {"code": line_of(approved_payroll, people["three"]).code, "paid": True, "receipt": "R1"},
+        {"code": line_of(approved_payroll, people["six"]).code, "paid": False, "receipt": ""}])
+
+    page = logged_in(client, accountant).get(reverse("payments_payroll:inspect",
+                                                     args=[approved_payroll.pk])).content.decode()
+
+    totals = re.search(r'data-testid="totals-by-status">.*?</table>', page, re.S).group(0)
+    assert re.findall(r"status=\w+\">([^<]+)</a></td><td>(\d+)</td>", totals) == [
+        ("Still due", "2"), ("Paid", "1"), ("Failed (unpaid)", "1")]
+    assert "Unpaid" not in totals

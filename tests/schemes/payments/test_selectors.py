@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 def test_a_national_user_sees_totals_per_region_not_per_village(approved_payroll, accountant, geo):
     assert scope_for(accountant).breakdown_depth() == 1
     assert selectors.totals_by_location(approved_payroll, accountant) == [
-        {"location": geo.region.name, "status": "DUE", "lines": 4, "total": Decimal("3400.00")}]
+        {"location": geo.region.name, "status": "DUE", "label": "Still due", "lines": 4, "total": Decimal("3400.00")}]
 
 
 def test_a_district_user_sees_their_districts_next_level(approved_payroll, geo):
@@ -27,7 +27,7 @@ def test_a_district_user_sees_their_districts_next_level(approved_payroll, geo):
 
     assert scope_for(district_b).breakdown_depth() == 3
     assert selectors.totals_by_location(approved_payroll, district_b) == [
-        {"location": geo.ward_b.name, "status": "DUE", "lines": 1, "total": Decimal("600.00")}]
+        {"location": geo.ward_b.name, "status": "DUE", "label": "Still due", "lines": 1, "total": Decimal("600.00")}]
 
 
 @pytest.fixture
@@ -38,8 +38,8 @@ def unplaced(people, benefit_plan):
 
 def test_lines_without_a_location_come_last(unplaced, approved_payroll, accountant, geo):
     assert selectors.totals_by_location(approved_payroll, accountant) == [
-        {"location": geo.region.name, "status": "DUE", "lines": 4, "total": Decimal("3400.00")},
-        {"location": "", "status": "DUE", "lines": 1, "total": Decimal("600.00")}]
+        {"location": geo.region.name, "status": "DUE", "label": "Still due", "lines": 4, "total": Decimal("3400.00")},
+        {"location": "", "status": "DUE", "label": "Still due", "lines": 1, "total": Decimal("600.00")}]
 
 
 def test_the_diff_counts_by_anti_joins(approved_payroll, payment_plan, cycles, accountant,

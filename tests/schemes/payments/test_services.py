@@ -18,6 +18,7 @@ from schemes.payments.models import (
     PayrollStatus,
 )
 from schemes.payments.reconciliation import reconcile_batch
+from schemes.registry.selectors import person_payments
 from tests.factories import UserFactory
 from workflows.services import approval_decide, definition_for
 
@@ -89,7 +90,7 @@ def test_a_payroll_keeps_the_currency_it_was_generated_in(sealed, payment_plan, 
     assert approved.currency == "TZS"
     assert {line.currency for line in approved.lines.all()} == {"TZS"}
     person = PaymentLine.objects.get(payroll=approved, beneficiary_id=people["three"].pk).recipient
-    assert [row["currency"] for row in selectors.benefits_of_person(person, accountant)] == ["TZS"]
+    assert [row["currency"] for row in person_payments(person, accountant).totals] == ["TZS"]
 
 
 def test_the_schedule_follows_the_periodicity(cycles):
@@ -210,12 +211,12 @@ def test_rejection_keeps_the_payroll_and_its_lines_and_frees_the_cycle(
     with django_capture_on_commit_callbacks(execute=True):
         again = services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle, by=accountant)
     assert again.pk != rejected.pk
-    assert Payroll.objects.get(pk=again.pk).status == PayrollStatus.PENDING_APPROVAL
+    assert Payroll.objects.get(pk=again.pk).status == PayrollStatus.GENERATED
 
 
 def test_a_payroll_waiting_for_a_decision_is_not_submitted_twice(sealed, accountant, payroll_workflow):
     services.payroll_submit(payroll=sealed, by=accountant)
-    with pytest.raises(ValidationError, match="already waiting"):
+    with pytest.raises(ValidationError, match="is waiting for approval: only a generated payroll"):
         services.payroll_submit(payroll=sealed, by=accountant)
 
 
@@ -231,7 +232,7 @@ def empty(payment_plan, cycle, people, accountant, superuser, django_capture_on_
 def test_a_payroll_with_nobody_to_pay_goes_to_no_checker(empty, accountant, payroll_workflow):
     from workflows.models import ApprovalRequest
 
-    assert (empty.status, empty.line_count) == (PayrollStatus.PENDING_APPROVAL, 0)
+    assert (empty.status, empty.line_count) == (PayrollStatus.GENERATED, 0)
     with pytest.raises(ValidationError, match=r"has no lines: when it was generated, no beneficiary in the statuses "
                                               r"paid met the criteria .* discard it, which frees cycle CG-2025-01"):
         services.payroll_submit(payroll=empty, by=accountant)
@@ -253,15 +254,15 @@ def test_a_payroll_with_nobody_to_pay_is_discarded_and_frees_its_cycle(empty, pa
 
 
 def test_a_payroll_with_lines_is_not_discarded(sealed, accountant):
-    with pytest.raises(ValidationError, match="with 4 lines: only a payroll waiting for approval with no lines"):
+    with pytest.raises(ValidationError, match="with 4 lines: only a generated payroll with no lines"):
         services.payroll_discard(payroll=sealed, by=accountant)
-    assert Payroll.objects.get(pk=sealed.pk).status == PayrollStatus.PENDING_APPROVAL
+    assert Payroll.objects.get(pk=sealed.pk).status == PayrollStatus.GENERATED
 
 
 def test_discarding_takes_national_scope(empty, geo):
     with pytest.raises(PermissionDenied, match="national scope"):
         services.payroll_discard(payroll=empty, by=UserFactory(role="Accountant", locations=[geo.district_a]))
-    assert Payroll.objects.get(pk=empty.pk).status == PayrollStatus.PENDING_APPROVAL
+    assert Payroll.objects.get(pk=empty.pk).status == PayrollStatus.GENERATED
 
 
 # --- an approved payroll never changes ----------------------------------------------------------------
@@ -356,8 +357,7 @@ def test_a_follow_up_waits_for_the_closing_and_pays_every_unpaid_line_at_its_fro
 
 def test_no_payroll_lands_in_a_closed_cycle(approved, accountant, cycle, payment_plan, superuser):
     services.payroll_close(payroll=approved, mark_due_unpaid=True, by=accountant)
-    services.cycle_change_status(cycle=cycle, action="open", by=superuser)
-    services.cycle_change_status(cycle=cycle, action="close", by=superuser)
+    services.cycle_change_status(cycle=cycle, action="close", by=superuser)  # opened by its payroll
     other_plan = services.payment_plan_create(
         fields={**{name: getattr(payment_plan, name) for name in services.PLAN_FIELDS}, "code": "CG-OTHER"},
         by=superuser)
@@ -440,3 +440,124 @@ def test_a_schedule_past_the_calendars_end_is_refused_not_a_server_error(superus
         services.cycle_schedule_generate(prefix="FAR", first_start=datetime.date(9999, 6, 1), periodicity=2, count=6,
                                          by=superuser)
     assert not PaymentCycle.objects.filter(code__startswith="FAR").exists()
+
+
+# --- a payroll generated is to submit; waiting for approval once a request exists -------------------
+
+
+def test_a_generated_payroll_waits_for_nobody_until_submitted(sealed, accountant, checkers, payroll_workflow):
+    from workflows.models import ApprovalRequest
+
+    assert sealed.status == PayrollStatus.GENERATED
+    assert sealed.get_status_display() == "Generated: to submit for approval"
+    assert not ApprovalRequest.objects.exists()
+
+    request = services.payroll_submit(payroll=sealed, by=accountant)
+
+    submitted = Payroll.objects.get(pk=sealed.pk)
+    assert (submitted.status, submitted.get_status_display()) == (PayrollStatus.PENDING_APPROVAL,
+                                                                   "Waiting for approval")
+    assert request.status == "PENDING" and request.payload == {"payroll": sealed.pk}
+
+
+def test_a_refused_submission_leaves_the_payroll_to_submit(sealed, accountant):
+    with pytest.raises(ValidationError, match="No approval workflow is configured"):
+        services.payroll_submit(payroll=sealed, by=accountant)  # no workflow defined
+    assert Payroll.objects.get(pk=sealed.pk).status == PayrollStatus.GENERATED
+
+
+def test_a_cancelled_request_leaves_the_payroll_to_submit_again(sealed, accountant, checkers, payroll_workflow,
+                                                                 django_capture_on_commit_callbacks):
+    from workflows.services import approval_cancel
+
+    request = services.payroll_submit(payroll=sealed, by=accountant)
+    approval_cancel(request=request, by=accountant)
+
+    assert Payroll.objects.get(pk=sealed.pk).status == PayrollStatus.GENERATED
+    with django_capture_on_commit_callbacks(execute=True):
+        again = services.payroll_submit(payroll=Payroll.objects.get(pk=sealed.pk), by=accountant)
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=again, verdict="approve", by=checkers[0][0])
+    assert Payroll.objects.get(pk=sealed.pk).status == PayrollStatus.APPROVED
+
+
+def test_a_payroll_submitted_with_approval_off_is_approved(sealed, accountant, django_capture_on_commit_callbacks):
+    from workflows.models import WorkflowDefinition
+
+    WorkflowDefinition.objects.create(operation="payments.approve_payroll",
+                                      requires_approval=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        request = services.payroll_submit(payroll=sealed, by=accountant)
+
+    request.refresh_from_db()
+    assert (request.status, Payroll.objects.get(pk=sealed.pk).status) == ("EXECUTED", PayrollStatus.APPROVED)
+
+
+def test_a_cycle_does_not_close_on_a_payroll_still_to_submit(sealed, cycle, superuser):
+    with pytest.raises(ValidationError, match="being generated, to submit or waiting for approval"):
+        services.cycle_change_status(cycle=cycle, action="close", by=superuser)
+
+
+def test_the_approval_request_says_who_is_left_out_and_why(payment_plan, cycle, people, accountant, superuser,
+                                                           payroll_workflow, geo, django_capture_on_commit_callbacks):
+    from tests.factories import IndividualFactory
+    from tests.schemes.payments.conftest import enrol
+
+    enrol(payment_plan.benefit_plan, IndividualFactory(location=geo.village_a))  # in no household
+    services.payment_plan_change(payment_plan=payment_plan, by=superuser, fields={"formula": "100 * household_size"})
+    with django_capture_on_commit_callbacks(execute=True):
+        payroll = services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle, by=accountant)
+
+    request = services.payroll_submit(payroll=Payroll.objects.get(pk=payroll.pk), by=accountant)
+
+    left_out = "1 active beneficiary left out: a value the formula reads is unknown (household_size)"
+    assert request.summary["title"] == f"Approve payroll {payroll} for payment: 4 lines, 1,500.00 TZS; {left_out}"
+    assert request.summary["counts"]["Left out (no line)"] == left_out
+    assert request.summary["counts"]["Total (TZS)"] == "1,500.00"
+
+
+# --- a cycle moves with its payrolls ------------------------------------------------------------------
+
+
+def test_a_planned_cycle_opens_with_its_first_payroll(payment_plan, cycle, people, accountant,
+                                                      django_capture_on_commit_callbacks):
+    from wagtail.models import ModelLogEntry
+
+    from schemes.payments.models import CycleStatus
+
+    assert cycle.status == CycleStatus.PLANNED
+    with django_capture_on_commit_callbacks(execute=True):
+        services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle, by=accountant)
+
+    assert PaymentCycle.objects.get(pk=cycle.pk).status == CycleStatus.OPEN
+    entry = ModelLogEntry.objects.get(action="mizani.payment_cycle", object_id=str(cycle.pk), user=accountant)
+    assert entry.data == {"status": "OPEN", "opened_by_payroll": True}
+    assert PaymentCycle.objects.exclude(pk=cycle.pk).filter(status=CycleStatus.OPEN).count() == 0
+
+
+def test_the_upgrade_reads_payrolls_never_submitted_as_generated_and_opens_their_cycles(
+        sealed, cycle, accountant, payroll_workflow):
+    """Migration 0009: sealed payrolls read "Waiting for approval" whether submitted or not."""
+    import importlib
+
+    from django.apps import apps
+
+    from schemes.payments.models import CycleStatus
+
+    upgrade = importlib.import_module("schemes.payments.migrations.0009_generated_status_left_out")
+    submitted = services.payroll_generate_start(
+        payment_plan=services.payment_plan_create(fields={**{name: getattr(sealed.payment_plan, name) for name in
+                                                             services.PLAN_FIELDS}, "code": "CG-OTHER"},
+                                                  by=UserFactory(is_superuser=True)),
+        cycle=cycle, by=accountant)
+    services.payroll_generate(submitted.pk)
+    services.payroll_submit(payroll=Payroll.objects.get(pk=submitted.pk), by=accountant)
+    Payroll.objects.filter(pk=sealed.pk).update(status=PayrollStatus.PENDING_APPROVAL)  # as sealed before 0009
+    PaymentCycle.objects.filter(pk=cycle.pk).update(status=CycleStatus.PLANNED)
+
+    upgrade.not_submitted_as_generated(apps, None)
+
+    assert Payroll.objects.get(pk=sealed.pk).status == PayrollStatus.GENERATED
+    assert Payroll.objects.get(pk=submitted.pk).status == PayrollStatus.PENDING_APPROVAL
+    assert PaymentCycle.objects.get(pk=cycle.pk).status == CycleStatus.OPEN
+    assert PaymentCycle.objects.filter(status=CycleStatus.PLANNED).count() == 2  # the others have no payroll

@@ -101,7 +101,7 @@ def approved_payroll_with_unplaced(people, benefit_plan, request):
 def test_the_page_reads_totals_scoped_like_the_lines(approved_payroll, geo):
     district_b = UserFactory(role="Accountant", locations=[geo.district_b])
     assert selectors.totals_by_status(approved_payroll, district_b) == [
-        {"status": "DUE", "lines": 1, "total": Decimal("600.00")}]
+        {"status": "DUE", "label": "Still due", "lines": 1, "total": Decimal("600.00")}]
     assert selectors.over_limit(selectors.totals_for(district_b, approved_payroll)) == {
         "count": 0, "total": Decimal("0.00")}
     viewer = UserFactory(role="Viewer", national=True)

@@ -1,19 +1,33 @@
-"""Amounts on the payment screens: two decimals, then the payroll's currency."""
+"""Amounts on the payment screens: thousands separated, two decimals, then the payroll's currency (as
+the dashboards show them); counts of lines in words."""
 
 from decimal import Decimal
 
 import pytest
 
-from schemes.payments.templatetags.payments_money import money
+from dashboards.rendering import format_number
+from schemes.payments.templatetags.payments_money import lines, money
 
 
 @pytest.mark.parametrize("value, currency, shown", [
-    (Decimal("3400"), "TZS", "3400.00 TZS"),
+    (Decimal("3400"), "TZS", "3,400.00 TZS"),
+    (Decimal("711000"), "TZS", "711,000.00 TZS"),
     (Decimal("12.300000000000001"), "KES", "12.30 KES"),
     (Decimal("0.125"), "", "0.12"),  # half to even, as amounts are rounded
-    ("1000.00", "TZS", "1000.00 TZS"),  # a payroll's recorded limit is text
+    ("1000.00", "TZS", "1,000.00 TZS"),  # a payroll's recorded limit is text
+    (Decimal("-1234567.5"), "", "-1,234,567.50"),
     (None, "TZS", "—"),
-    (Decimal("1E+34"), "", "1" + "0" * 34 + ".00"),  # a formula's result beyond any line (formula tester)
+    (Decimal("1E+34"), "", "10,000" + ",000" * 10 + ".00"),  # a formula's result beyond any line (formula tester)
 ])
 def test_an_amount_shows_two_decimals_and_its_currency(value, currency, shown):
     assert money(value, currency) == shown
+
+
+def test_an_amount_reads_the_same_on_a_payment_screen_and_a_dashboard():
+    assert money(Decimal("711000")) == format_number(Decimal("711000"), "money") == "711,000.00"
+
+
+@pytest.mark.parametrize("count, shown", [(0, "0 lines"), (1, "1 line"), (21, "21 lines"), (1200, "1,200 lines"),
+                                          (None, "0 lines")])
+def test_a_count_of_lines_is_singular_or_plural(count, shown):
+    assert lines(count) == shown

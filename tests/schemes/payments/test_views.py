@@ -33,10 +33,30 @@ def approved(payment_plan, cycle, people, accountant, checkers, payroll_workflow
     return Payroll.objects.get(pk=payroll.pk)
 
 
+BOM = b"\xef\xbb\xbf"
+
+
 def csv_of(client, user, payroll):
+    """The export's response and text; the text after the one BOM it starts with."""
     client.login(username=user.username, password=PASSWORD)
     response = client.get(reverse("payments_payroll:export_csv", args=[payroll.pk]))
-    return response, b"".join(response.streaming_content).decode() if response.status_code == 200 else ""
+    if response.status_code != 200:
+        return response, ""
+    raw = b"".join(response.streaming_content)
+    assert raw.startswith(BOM) and not raw[len(BOM):].startswith(BOM)
+    return response, raw[len(BOM):].decode("utf-8")
+
+
+def test_the_export_starts_with_the_bom_so_that_a_spreadsheet_reads_accented_names(client, approved, accountant,
+                                                                                  people):
+    person = people["six"].individual
+    person.first_name, person.last_name = "José", "Müller-Ñúñez"
+    person.save()
+
+    response, text = csv_of(client, accountant, approved)
+
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert ",José,Müller-Ñúñez," in text
 
 
 def test_the_export_has_the_reconciliation_headers_and_is_formula_safe(client, approved, accountant):
@@ -67,7 +87,7 @@ def test_a_payroll_waiting_for_approval_is_not_exported(client, payment_plan, cy
     response, _text = csv_of(client, accountant, payroll)
 
     assert response.status_code == 302
-    assert Payroll.objects.get(pk=payroll.pk).status == PayrollStatus.PENDING_APPROVAL
+    assert Payroll.objects.get(pk=payroll.pk).status == PayrollStatus.GENERATED
 
 
 def test_a_viewer_cannot_export_or_see_payrolls(client, approved, geo):
@@ -88,13 +108,13 @@ def test_payroll_screens_and_the_persons_benefits(client, approved, accountant, 
     assert client.get(reverse("payments_payroll:inspect", args=[approved.pk])).status_code == 200
     assert client.get(reverse("payments_line:index")).status_code == 200
     person = people["five_with_baby"].individual
-    from schemes.payments.selectors import benefits_of_person
+    from schemes.registry.selectors import person_payments
 
-    rows = benefits_of_person(person, accountant)
+    rows = person_payments(person, accountant).totals
     assert rows == [{"payroll__payment_plan__name": "Child grant payments", "currency": "TZS",
                      "due": Decimal("1100.00"), "due_lines": 1, "received": Decimal("0.00"), "received_lines": 0}]
     record = client.get(reverse("registry_individual:inspect", args=[person.pk])).content.decode()
-    assert "<td>1100.00 TZS (1)</td><td>0.00 TZS (0)</td>" in record
+    assert "<td>1,100.00 TZS (1)</td><td>0.00 TZS (0)</td>" in record
 
 
 def test_the_payment_search_and_payroll_lists_export_their_rows(client, approved, accountant):

@@ -64,7 +64,7 @@ def assert_whole(payroll, where):
     if payroll.status == PayrollStatus.GENERATING:
         assert count == 0, where
     else:
-        assert payroll.status == PayrollStatus.PENDING_APPROVAL, where
+        assert payroll.status == PayrollStatus.GENERATED, where
         assert (payroll.line_count, payroll.total) == (count, total) == expected(None), where
         assert lines.exists()
 
@@ -104,7 +104,7 @@ def test_a_killed_generation_leaves_nothing_or_one_sealed_payroll(registry, supe
         elif job.status == JobStatus.QUEUED:  # killed before it claimed the job
             Worker(job.pk).wait(timeout=120)
         payroll = Payroll.objects.get(pk=payroll.pk)
-        assert payroll.status == PayrollStatus.PENDING_APPROVAL, f"{where}: {payroll.status} {payroll.error}"
+        assert payroll.status == PayrollStatus.GENERATED, f"{where}: {payroll.status} {payroll.error}"
         assert_whole(payroll, where)
         # Nothing stuck: the row is free, no job left running.
         with transaction.atomic():

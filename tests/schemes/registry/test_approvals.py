@@ -2,9 +2,12 @@
 labels, a link), what is refused at submission (nothing to change, a second request, a deletion the
 service would refuse), and member changes going through approval."""
 
+from types import SimpleNamespace
+
 import pytest
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -131,13 +134,33 @@ def test_member_changes_wait_for_approval_when_a_workflow_is_configured(clerk_a,
 
 def test_a_member_change_the_service_would_refuse_is_refused_at_submission(clerk_a, workflow, household):
     workflow(MEMBERS_OPERATION)
+    head = Membership.objects.get(household=household, role_id="HEAD")
+
+    with pytest.raises(ValidationError, match="is the household's primary recipient"):
+        approval_submit(operation=MEMBERS_OPERATION, by=clerk_a, payload={
+            "household": household.pk, "action": "change", "individual": head.individual_id, "role": "HEAD",
+            "recipient_type": "SECONDARY"})
+    assert Membership.objects.get(pk=head.pk).recipient_type == "PRIMARY"
+
+
+def test_a_request_making_a_member_primary_shows_the_primary_recipient_it_replaces(clerk_a, workflow, household,
+                                                                                   django_capture_on_commit_callbacks):
+    checker = workflow(MEMBERS_OPERATION)
+    head = Membership.objects.get(household=household, role_id="HEAD")
     son = Membership.objects.get(household=household, role_id="SON")
 
-    with pytest.raises(ValidationError, match="already has a primary recipient"):
-        approval_submit(operation=MEMBERS_OPERATION, by=clerk_a, payload={
-            "household": household.pk, "action": "change", "individual": son.individual_id, "role": "SON",
-            "recipient_type": "PRIMARY"})
-    assert not Membership.objects.filter(recipient_type="PRIMARY", pk=son.pk).exists()
+    request = approval_submit(operation=MEMBERS_OPERATION, by=clerk_a, payload={
+        "household": household.pk, "action": "change", "individual": son.individual_id, "role": "SON",
+        "recipient_type": "PRIMARY"})
+
+    assert request.summary["diff"] == [
+        [f"Baraka Juma (id {son.individual_id})", "Son", "Son, primary recipient"],
+        [f"Amina Juma (id {head.individual_id}), primary recipient now", "Head, primary recipient",
+         "Head, secondary recipient"]]
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=request, verdict="approve", by=checker)
+    assert Membership.objects.get(pk=son.pk).recipient_type == "PRIMARY"
+    assert Membership.objects.get(pk=head.pk).recipient_type == "SECONDARY"
 
 
 def test_a_member_request_is_void_when_the_members_changed_meanwhile(clerk_a, workflow, household,
@@ -168,3 +191,82 @@ def test_the_last_member_of_a_household_enrolled_in_an_active_plan_cannot_be_rem
         approval_submit(operation=MEMBERS_OPERATION, by=clerk_a, payload={
             "household": household.pk, "action": "remove", "individual": household.head.pk})
     assert Membership.objects.filter(household=household).count() == 1
+
+
+# --- records outside the request's location are not named in what it stores ----------------------
+
+@pytest.fixture
+def across(geo, member_roles):
+    """A person registered in district A, a member of a household registered in district B (its head
+    registered in B too), and a household in A whose head is registered in B."""
+    elsewhere = HouseholdFactory(code="HH-DISTRICT-B", location=geo.village_b)
+    MembershipFactory(household=elsewhere, individual=IndividualFactory(
+        first_name="Hidden", last_name="Bhead", location=geo.village_b), recipient_type=RecipientType.PRIMARY)
+    son = IndividualFactory(first_name="Visible", last_name="Ason", location=geo.village_a)
+    MembershipFactory(household=elsewhere, individual=son, role=member_roles["SON"])
+    here = HouseholdFactory(code="HH-DISTRICT-A", location=geo.village_a)
+    MembershipFactory(household=here, individual=IndividualFactory(
+        first_name="Other", last_name="Bhead", location=geo.village_b), recipient_type=RecipientType.PRIMARY)
+    daughter = IndividualFactory(first_name="Visible", last_name="Adaughter", location=geo.village_a)
+    MembershipFactory(household=here, individual=daughter, role=member_roles["DAUGHTER"])
+    return SimpleNamespace(elsewhere=elsewhere, son=son, here=here, daughter=daughter)
+
+
+def client_for(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def stored_text(request):
+    return f"{request.title} {request.summary}"
+
+
+def test_a_deletion_request_does_not_name_a_household_outside_its_location(geo, clerk_a, workflow, across):
+    checker = workflow("registry.delete_individual")
+
+    request = approval_submit(operation="registry.delete_individual", payload={"record": across.son.pk}, by=clerk_a)
+
+    assert "HH-DISTRICT-B" not in stored_text(request)
+    assert request.summary["title"] == (f"Delete individual Visible Ason (id {across.son.pk}, born 1990-06-15, "
+                                        f"a household outside {geo.village_a.name})")
+    assert request.summary["counts"]["Household"].startswith(f"A household outside {geo.village_a.name} (son)")
+    page = client_for(checker).get(reverse("workflows_approvals:inspect", args=[request.pk]))
+    assert page.status_code == 200 and "HH-DISTRICT-B" not in page.content.decode()
+
+
+def test_a_member_request_does_not_name_members_outside_its_location(geo, clerk_a, workflow, across):
+    checker = workflow(MEMBERS_OPERATION)
+
+    request = approval_submit(operation=MEMBERS_OPERATION, by=clerk_a, payload={
+        "household": across.here.pk, "action": "set_head", "individual": across.daughter.pk,
+        "former_head_role": "FATHER"})
+
+    assert "Bhead" not in stored_text(request)
+    assert request.summary["diff"][1][0] == f"A member outside {geo.village_a.name}, head now"
+    assert request.summary["title"].endswith(f"Visible Adaughter (id {across.daughter.pk})")
+    household_page = client_for(clerk_a).get(reverse("registry_household:inspect", args=[across.here.pk]))
+    banner = household_page.content.decode()
+    assert f"request {request.pk}" in banner and "Bhead" not in banner
+    inbox = client_for(checker).get(reverse("workflows_approvals:index"))
+    assert "Bhead" not in inbox.content.decode()
+
+
+def test_a_persons_page_lists_only_the_requests_its_reader_may_open(geo, clerk_a, workflow, across):
+    workflow("registry.delete_individual")
+    request = approval_submit(operation="registry.delete_individual", payload={"record": across.son.pk}, by=clerk_a)
+    page = reverse("registry_individual:inspect", args=[across.son.pk])
+
+    assert f"request {request.pk}" in client_for(clerk_a).get(page).content.decode()  # the maker
+    viewer = UserFactory(username="approvals_viewer", role="Viewer", locations=[geo.district_a])
+    assert f"request {request.pk}" not in client_for(viewer).get(page).content.decode()
+
+
+def test_a_merge_preview_does_not_name_a_household_outside_the_readers_locations(geo, clerk_a, across):
+    from schemes.registry import services
+    from sites.scoping import scope_for
+
+    twin = IndividualFactory(first_name="Visible", last_name="Ason", location=geo.village_a)
+    preview = services.merge_preview(kept=twin, merged=across.son, scope=scope_for(clerk_a))
+    assert preview["membership"] == ("The duplicate's place in a household outside your locations passes to the "
+                                     "kept record.")

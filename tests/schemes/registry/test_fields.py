@@ -96,3 +96,59 @@ def test_the_admin_form_refuses_the_name_and_writes_nothing():
     assert response.status_code == 200
     assert "&#x27;gender&#x27; is a column of the individuals file already (sex)" in response.content.decode()
     assert not RegistryField.objects.exists()
+
+
+def label_errors(label, name="water_source", target=RegistryField.Target.INDIVIDUAL):
+    definition = RegistryField(name=name, label=label, field_type="text", target=target)
+    try:
+        definition.full_clean()
+    except ValidationError as error:
+        return error.message_dict.get("label", [])
+    return []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name, target", [
+    ("children_under_5", RegistryField.Target.HOUSEHOLD), ("household_size", RegistryField.Target.HOUSEHOLD),
+    ("head_age", RegistryField.Target.HOUSEHOLD), ("elderly_in_household", RegistryField.Target.INDIVIDUAL),
+    ("household_size", RegistryField.Target.INDIVIDUAL),
+])
+def test_a_name_the_rules_already_give_a_derived_field_is_refused(name, target):
+    errors = name_errors(name, target)
+    assert len(errors) == 1 and errors[0].startswith(f"'{name}' is a field the eligibility rules already have (")
+
+
+@pytest.mark.django_db
+def test_a_name_the_rules_give_only_the_other_target_passes():
+    assert name_errors("head_age", RegistryField.Target.INDIVIDUAL) == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("label, column", [("Gender", "sex"), ("Date of birth", "dob"), ("Household", "group_code"),
+                                           ("Beneficiary status", "status")])
+def test_a_persons_attribute_label_that_a_file_reads_as_another_column_is_refused(label, column):
+    errors = label_errors(label)
+    assert len(errors) == 1 and f"'{label}' is a header of the " in errors[0] and f"column {column}:" in errors[0]
+    assert label_errors(label, target=RegistryField.Target.HOUSEHOLD) == []  # households have no such file
+
+
+@pytest.mark.django_db
+def test_a_label_or_name_another_attribute_claims_as_a_header_is_refused():
+    RegistryFieldFactory(name="income", label="Monthly income")
+
+    assert label_errors("Monthly Income") == [
+        "'Monthly Income' is the label of the attribute 'income' already: import files could not tell the two "
+        "columns apart. Give the attribute another label."]
+    assert label_errors("Income") == [
+        "'Income' is the attribute 'income' already: import files could not tell the two columns apart. Give the "
+        "attribute another label."]
+    assert name_errors("monthly_income") == [
+        "'monthly_income' is the label of the attribute 'income' already: import files could not tell the two "
+        "columns apart."]
+    assert label_errors("Water source") == []  # its own name
+
+
+@pytest.mark.django_db
+def test_an_attribute_may_keep_its_own_label_when_saved_again():
+    definition = RegistryFieldFactory(name="income", label="Monthly income")
+    definition.full_clean()

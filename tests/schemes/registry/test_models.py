@@ -67,10 +67,10 @@ TWELVE_DIGITS = (re.compile(r"[0-9]{12}"), "12 digits")
 
 @pytest.mark.parametrize("national_id, expected", [
     ("012345678901", ""),
-    ("12345678901", "'12345678901' is not a national ID (12 digits). Its leading zeros look lost"),
-    ("123456789", "'123456789' is not a national ID (12 digits). Its leading zeros look lost"),
-    ("1234567890123", "'1234567890123' is not a national ID (12 digits)."),
-    ("AB1234567890", "'AB1234567890' is not a national ID (12 digits)."),
+    ("12345678901", "Not a national ID (12 digits). Its leading zeros look lost"),
+    ("123456789", "Not a national ID (12 digits). Its leading zeros look lost"),
+    ("1234567890123", "Not a national ID (12 digits)."),
+    ("AB1234567890", "Not a national ID (12 digits)."),
 ])
 def test_a_national_id_outside_the_country_format_is_named(national_id, expected):
     problem = national_id_problem(national_id, TWELVE_DIGITS)

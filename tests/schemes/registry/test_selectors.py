@@ -1,4 +1,5 @@
 import datetime
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
@@ -481,3 +482,85 @@ def test_search_households_past_the_limit_counts_when_the_filters_leave_none_of_
     assert ([h.code for h in found.households], found.at_least) in [(["HH-A-002"], None), (["HH-A-002"], 1)]
     found = selectors.search_households(others.exclude(code="HH-A-002"), "barasa", user=national_clerk)
     assert (list(found.households), found.at_least) == ([], None)
+
+
+# --- a person's enrolments and payments ------------------------------------------------------------
+
+@pytest.fixture
+def benefits(geo, member_roles, superuser):
+    """A child grant (individual plan) with the son enrolled, a household grant with the son's household
+    enrolled and its head the recipient; one approved payroll of each, in TZS."""
+    from decimal import Decimal
+
+    from schemes.payments import services as payments
+    from schemes.payments.models import PaymentCycle, PaymentLine, Payroll
+    from schemes.plans.models import BenefitPlan, PlanType
+    from tests.factories import HouseholdFactory, MembershipFactory
+
+    now = timezone.now()
+    household = HouseholdFactory(code="HH-BENEFITS", location=geo.village_a)
+    head = IndividualFactory(first_name="Amina", location=geo.village_a)
+    son = IndividualFactory(first_name="Baraka", location=geo.village_a)
+    MembershipFactory(household=household, individual=head, recipient_type="PRIMARY")
+    MembershipFactory(household=household, individual=son, role=member_roles["SON"])
+    cycle = PaymentCycle.objects.create(code="C-1", start_date=datetime.date(2025, 1, 1),
+                                        end_date=datetime.date(2025, 2, 28))
+    lines = []
+    for code, plan_type, enrolment, recipient, amount in (
+            ("CG", PlanType.INDIVIDUAL, {"individual": son}, son, "150.50"),
+            ("HG", PlanType.HOUSEHOLD, {"household": household}, head, "1000.00")):
+        plan = BenefitPlan.objects.create(code=code, name=f"{code} plan", plan_type=plan_type)
+        beneficiary = plan.beneficiary_model.objects.create(plan=plan, status="ACTIVE", enrolled_at=now,
+                                                            status_changed_at=now, **enrolment)
+        payment_plan = payments.payment_plan_create(fields={
+            "code": f"{code}-PAY", "name": f"{code} payments", "benefit_plan": plan, "formula": "100",
+            "periodicity": 2, "currency": "TZS", "target_statuses": ["ACTIVE"]}, by=superuser)
+        payroll = Payroll.objects.create(name=f"{code} payroll", payment_plan=payment_plan, cycle=cycle,
+                                         parameters={"currency": "TZS"})
+        lines.append(PaymentLine(payroll=payroll, beneficiary_id=beneficiary.pk, recipient=recipient,
+                                 location=recipient.location, amount=Decimal(amount)))
+        PaymentLine.objects.bulk_create(lines[-1:])
+        Payroll.objects.filter(pk=payroll.pk).update(line_count=1, total=Decimal(amount), seal_hash="sealed")
+        for status in ("PENDING_APPROVAL", "APPROVED"):
+            Payroll.objects.filter(pk=payroll.pk).update(status=status)
+    return SimpleNamespace(son=son, head=head, household=household)
+
+
+def test_a_persons_enrolments_include_their_households(geo, benefits, clerk_a, clerk_b):
+    enrolments = selectors.person_enrolments(benefits.son, clerk_a)
+
+    assert [(e.beneficiary.plan.code, e.household) for e in enrolments] == [("CG", None), ("HG", benefits.household)]
+    assert selectors.person_enrolments(benefits.son, clerk_b) == []
+
+
+@pytest.fixture
+def managers(geo):
+    return [UserFactory(username=f"manager_{name}", role="Manager", locations=[district])
+            for name, district in (("a", geo.district_a), ("b", geo.district_b))]
+
+
+def test_a_persons_payments_include_their_households_marking_the_recipient(geo, benefits, clerk_a, managers):
+    manager_a, manager_b = managers
+    payments = selectors.person_payments(benefits.son, manager_a)
+
+    assert payments.count == 2
+    assert [(line.payroll.name, line.for_household, line.to_them) for line in payments.lines] == [
+        ("HG payroll", True, False), ("CG payroll", False, True)]
+    assert {(row["payroll__payment_plan__name"], row["currency"], str(row["due"])) for row in payments.totals} == {
+        ("CG payments", "TZS", "150.50"), ("HG payments", "TZS", "1000.00")}
+    assert selectors.person_payments(benefits.son, manager_b).count == 0
+    assert selectors.person_payments(benefits.son, clerk_a).count == 0  # no permission to see payments
+    assert len(selectors.person_payments(benefits.son, manager_a, limit=1).lines) == 1
+    assert selectors.person_payments(benefits.son, manager_a, limit=1).count == 2
+
+
+def test_a_persons_record_shows_their_households_plan_and_payments(geo, benefits, managers):
+    from django.test import Client
+    from django.urls import reverse
+
+    client = Client()
+    client.force_login(managers[0])
+    page = client.get(reverse("registry_individual:inspect", args=[benefits.son.pk])).content.decode()
+
+    assert 'data-testid="person-enrolments"' in page and "Member of household" in page
+    assert "1,000.00 TZS" in page and "150.50 TZS" in page and "paid to another member" in page

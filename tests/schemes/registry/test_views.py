@@ -725,13 +725,12 @@ def test_the_head_can_hand_the_primary_recipient_role_to_another_member(geo, cle
                                individual=IndividualFactory(location=geo.village_a))
     client = client_for(clerk_a)
 
-    member_post(client, household, operation="change", membership=head.pk, role="HEAD", recipient_type="")
     member_post(client, household, operation="change", membership=spouse.pk, role="SPOUSE",
                 recipient_type="PRIMARY")
 
     head.refresh_from_db()
     spouse.refresh_from_db()
-    assert (head.role_id, head.recipient_type) == ("HEAD", None)
+    assert (head.role_id, head.recipient_type) == ("HEAD", "SECONDARY")
     assert spouse.recipient_type == "PRIMARY"
 
 
@@ -992,3 +991,62 @@ def test_household_list_search_for_a_common_name_says_how_many_households_at_lea
 
     assert [h.code for h in listed(response)] == ["HH-0", "HH-1", "HH-2"]
     assert "At least 3 households match" in body(response)
+
+
+# --- households outside the reader's locations are not named ---------------------------------------
+
+def test_the_delete_page_does_not_name_a_household_outside_the_readers_locations(geo, clerk_a, member_roles):
+    elsewhere = HouseholdFactory(code="HH-DISTRICT-B", location=geo.village_b)
+    MembershipFactory(household=elsewhere, individual=IndividualFactory(location=geo.village_b),
+                      recipient_type="PRIMARY")
+    son = IndividualFactory(location=geo.village_a)
+    MembershipFactory(household=elsewhere, individual=son, role=member_roles["SON"])
+    here = HouseholdFactory(code="HH-DISTRICT-A", location=geo.village_b)
+    head = IndividualFactory(location=geo.village_a)
+    MembershipFactory(household=here, individual=head, recipient_type="PRIMARY")
+    MembershipFactory(household=here, individual=IndividualFactory(location=geo.village_b), role=member_roles["SON"])
+    client = client_for(clerk_a)
+
+    page = client.get(reverse("registry_individual:delete", args=[son.pk]))
+    assert page.context["consequences"]["Household"] == "A household outside your locations (son): they leave it"
+    assert "HH-DISTRICT-B" not in page.content.decode()
+    page = client.get(reverse("registry_individual:delete", args=[head.pk]))
+    assert page.context["refusal"].startswith(f"{head} is the head of a household outside your locations")
+    assert "HH-DISTRICT-A" not in page.content.decode()
+
+
+def test_adding_a_member_of_a_household_outside_the_users_locations_does_not_name_it(geo, clerk_a, household_a):
+    elsewhere = HouseholdFactory(code="HH-DISTRICT-B", location=geo.village_b)
+    person = IndividualFactory(first_name="Neema", last_name="Mollel", location=geo.village_a)
+    MembershipFactory(household=elsewhere, individual=person, recipient_type="PRIMARY")
+
+    response = member_post(client_for(clerk_a), household_a, operation="add", individual=person.pk)
+
+    assert shown_messages(response) == ["Neema Mollel already belongs to a household outside your locations."]
+
+
+def test_a_member_form_problem_names_the_field(geo, clerk_a, household_a):
+    outside = IndividualFactory(location=geo.village_b)
+
+    response = member_post(client_for(clerk_a), household_a, operation="add", individual=outside.pk)
+
+    assert shown_messages(response) == ["Person: No registered person with this id in your locations."]
+
+
+def test_the_primary_recipient_changes_hands_and_is_never_left_empty(geo, clerk_a, household_a):
+    mother = IndividualFactory(first_name="Neema", location=geo.village_a)
+    son = IndividualFactory(first_name="Baraka", location=geo.village_a)
+    client = client_for(clerk_a)
+    member_post(client, household_a, operation="add", individual=mother.pk)
+    member_post(client, household_a, operation="add", individual=son.pk, role="SON", recipient_type="")
+    head, child = Membership.objects.get(individual=mother), Membership.objects.get(individual=son)
+
+    response = member_post(client, household_a, operation="change", membership=head.pk, role="HEAD",
+                           recipient_type="SECONDARY")
+    assert any("is the household's primary recipient" in m for m in shown_messages(response))
+    assert Membership.objects.get(pk=head.pk).recipient_type == "PRIMARY"
+
+    member_post(client, household_a, operation="change", membership=child.pk, role="SON", recipient_type="PRIMARY")
+    assert Membership.objects.get(pk=child.pk).recipient_type == "PRIMARY"
+    assert Membership.objects.get(pk=head.pk).recipient_type == "SECONDARY"
+    assert entries("mizani.member_change", household_a).last().data["former_primary"] == mother.pk
