@@ -262,8 +262,13 @@ class Importer:
     SAMPLE_HEADINGS = ("What the row does",)
 
     def sample(self, upload, size=10):
-        rows = list(StagedBeneficiary.objects.filter(upload_id=upload.pk, valid=True).order_by("row_number")
-                    .values("row_number", "individual_id", "household_id", "beneficiary_id", "attributes")[:size])
+        staged = StagedBeneficiary.objects.filter(upload_id=upload.pk, valid=True)
+        # An update file's sample shows what changes: its rows that change something come first.
+        order = ("-changed", "row_number") if self.updates else ("row_number",)
+        rows = list(staged.order_by(*order).values("row_number", "individual_id", "household_id", "beneficiary_id",
+                                                   "attributes")[:size])
+        if self.updates:
+            return self._update_sample(upload.plan, rows)
         new_people = {number: f"{first} {last}" for number, first, last in StagedIndividual.objects.filter(
             upload_id=upload.pk, row_number__in=[r["row_number"] for r in rows]).values_list(
             "row_number", "first_name", "last_name")}
@@ -274,9 +279,30 @@ class Importer:
         described = [(row["row_number"], self._describe(row, new_people, people, households)) for row in rows]
         return [{"row_number": number, "summary": text, "cells": [text]} for number, text in described]
 
+    def _update_sample(self, plan, rows):
+        """Each row's beneficiary and its changes, old -> new; a sensitive field's values are not
+        written out (the sample is shown to, and kept in the request of, readers who may not see them)."""
+        beneficiaries = plan.beneficiary_model.objects.select_related(plan.beneficiary_model.SUBJECT).in_bulk(
+            [row["beneficiary_id"] for row in rows])
+        definitions = {definition.name: definition for definition in plan.schema().definitions}
+        sample = []
+        for row in rows:
+            beneficiary = beneficiaries.get(row["beneficiary_id"])
+            stored = beneficiary.attributes if beneficiary else {}
+            changes = [self._change(definitions[name], stored.get(name), value)
+                       for name, value in row["attributes"].items() if name in definitions and stored.get(name) != value]
+            who = getattr(beneficiary, plan.beneficiary_model.SUBJECT, "") if beneficiary else ""
+            text = f"beneficiary {row['beneficiary_id']} ({who}): {'; '.join(changes) or 'no change'}"
+            sample.append({"row_number": row["row_number"], "summary": text, "cells": [text]})
+        return sample
+
+    @staticmethod
+    def _change(definition, old, new):
+        if definition.sensitive:
+            return f"{definition.label} changed"
+        return f"{definition.label} {'—' if old in (None, '') else old} → {new}"
+
     def _describe(self, row, new_people, people, households):
-        if row["beneficiary_id"]:
-            return f"beneficiary {row['beneficiary_id']}: {', '.join(sorted(row['attributes'])) or 'no change'}"
         if row["household_id"]:
             return f"household {households.get(row['household_id'], row['household_id'])}"
         if row["individual_id"]:

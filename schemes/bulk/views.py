@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import content_disposition_header
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.ui.tables import Column, TitleColumn
 
@@ -105,19 +105,28 @@ class UploadRecordView(ScopedInspectView):
             "sample": sample,
             "sample_duplicates": any("possible_duplicate_of" in row for row in sample),
             "sample_headings": importer.SAMPLE_HEADINGS,
-            "counts": [(label, upload.counts[key]) for key, label in
-                       {**services.COUNT_LABELS, "imported": "Imported"}.items() if key in upload.counts],
+            "counts": _counts(upload),
             "problem": importer.problems(upload) if upload.status == UploadStatus.READY else "",
             "errors": services.errors_shown_to(user, upload, ERRORS_SHOWN) if upload.status == UploadStatus.READY
             else [],
             "requests": list(pending[:5]),
             "nothing_to_import": upload.status == UploadStatus.READY and upload.counts.get("valid") == 0,
             "can_submit": is_uploader and upload.status == UploadStatus.READY and not under_way,
-            "can_discard": is_uploader and not under_way and upload.status in (
-                UploadStatus.READY, UploadStatus.REFUSED, UploadStatus.FAILED),
+            "can_discard": _can_discard(user, upload),
             "submit_form": SubmitForm(),
         })
         return context
+
+
+def _counts(upload):
+    return [(label, upload.counts[key]) for key, label in
+            {**services.COUNT_LABELS, "imported": "Imported"}.items() if key in upload.counts]
+
+
+def _can_discard(user, upload):
+    """Its uploader, while no import of it is asked for or running."""
+    return (user.pk == upload.uploaded_by_id and not requests_under_way(upload).exists()
+            and upload.status in (UploadStatus.READY, UploadStatus.REFUSED, UploadStatus.FAILED))
 
 
 def upload_new(request):
@@ -171,9 +180,18 @@ def upload_submit(request, pk):
     return redirect("workflows_approvals:inspect", approval.pk)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def upload_discard(request, pk):
+    """GET: what discarding throws away, to confirm; POST: the upload is discarded."""
     upload = _upload(request, pk)
+    if request.method == "GET":
+        if not _can_discard(request.user, upload):
+            messages.error(request, "This upload cannot be discarded: only its uploader can, and not once its "
+                                    "import is submitted, under way or done.")
+            return redirect("bulk_upload:inspect", upload.pk)
+        return TemplateResponse(request, "bulk/upload_discard.html", {
+            "upload": upload, "counts": _counts(upload), "page_title": f"Discard {upload.original_name}",
+            "header_icon": "upload"})
     try:
         services.upload_discard(upload=upload, by=request.user)
     except (ValidationError, PermissionDenied) as error:

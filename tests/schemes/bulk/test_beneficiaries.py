@@ -363,6 +363,24 @@ def test_updates_merge_only_the_given_fields_and_count_the_unchanged(clerk, plan
     assert ModelLogEntry.objects.filter(action="mizani.beneficiaries_update").exists()
 
 
+def test_an_update_files_sample_shows_each_change_old_to_new_and_no_sensitive_value(
+        clerk, plan, geo, django_capture_on_commit_callbacks):
+    PlanField.objects.filter(plan=plan, name="card").update(sensitive=True)
+    person = IndividualFactory(location=geo.village_a, first_name="Asha", last_name="Mollel")
+    unchanged = enrolled(plan, IndividualFactory(location=geo.village_a), grade=2, card="B")
+    changed = enrolled(plan, person, grade=1, card="A", school="North")
+    upload = receive(clerk, plan, ["ID", "grade", "card", "school"], [
+        [str(unchanged.pk), "2", "B", ""],
+        [str(changed.pk), "4", "A-9", "North"],
+    ], django_capture_on_commit_callbacks, kind="BENEFICIARY_UPDATES")
+
+    sample = [row["summary"] for row in services.IMPORTERS[upload.kind].sample(upload)]
+
+    assert sample[0] == f"beneficiary {changed.pk} (Asha Mollel): Grade 1 → 4; Card number changed"
+    assert sample[1] == f"beneficiary {unchanged.pk} ({unchanged.individual}): no change"
+    assert "A-9" not in " ".join(sample)
+
+
 def test_bad_update_rows_are_named(clerk, plan, geo, django_capture_on_commit_callbacks):
     other_plan = make_plan("OT")
     mine = enrolled(plan, IndividualFactory(location=geo.village_a), grade=1, card="A")

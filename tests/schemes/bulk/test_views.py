@@ -178,3 +178,35 @@ def test_a_checked_file_with_every_row_in_error_says_there_is_nothing_to_import(
 
     assert "Checked: nothing to import, every row has an error" in page
     assert "ready to import" not in page
+
+
+def test_discarding_asks_first_and_says_what_is_thrown_away(geo, clerk, django_capture_on_commit_callbacks):
+    upload = upload_people(clerk, "people.csv", "first_name,last_name,dob,sex,location\n"
+                           f"Asha,Mollel,2001-02-03,F,{geo.village_a.code}\n", django_capture_on_commit_callbacks)
+    client = client_for(clerk)
+    discard = reverse("bulk_upload:discard", args=[upload.pk])
+
+    record = client.get(reverse("bulk_upload:inspect", args=[upload.pk])).content.decode()
+    confirmation = client.get(discard)
+
+    assert f'href="{discard}"' in record
+    assert confirmation.status_code == 200
+    assert "imports nothing from it" in confirmation.content.decode()
+    assert 'data-testid="discard-counts"' in confirmation.content.decode()
+    upload.refresh_from_db()
+    assert upload.status == "READY"
+    client.post(discard)
+    upload.refresh_from_db()
+    assert upload.status == "DISCARDED"
+
+
+def test_only_the_uploader_is_offered_the_discard_confirmation(geo, clerk, django_capture_on_commit_callbacks):
+    upload = upload_people(clerk, "people.csv", "first_name,last_name,dob,sex,location\n"
+                           f"Asha,Mollel,2001-02-03,F,{geo.village_a.code}\n", django_capture_on_commit_callbacks)
+    colleague = UserFactory(role="Clerk", locations=[geo.district_a])
+
+    response = client_for(colleague).get(reverse("bulk_upload:discard", args=[upload.pk]), follow=True)
+
+    assert "cannot be discarded" in response.content.decode()
+    upload.refresh_from_db()
+    assert upload.status == "READY"
