@@ -197,12 +197,15 @@ def _member_change(payload, households, individuals):
     household = households.filter(pk=payload.get("household")).first()
     if household is None:
         raise PermissionDenied(f"No household with id {payload.get('household')} in your locations.")
-    individual = individuals.filter(pk=payload.get("individual")).first()
-    if individual is None:
-        raise PermissionDenied(f"No person with id {payload.get('individual')} in your locations.")
-    return {"household": household, "action": payload.get("action"), "individual": individual,
+    people = {}
+    for key in ("individual", "new_primary"):
+        if key == "individual" or payload.get(key):
+            people[key] = individuals.filter(pk=payload.get(key)).first()
+            if people[key] is None:
+                raise PermissionDenied(f"No person with id {payload.get(key)} in your locations.")
+    return {"household": household, "action": payload.get("action"), "individual": people["individual"],
             "role": payload.get("role") or None, "recipient_type": payload.get("recipient_type") or None,
-            "former_head_role": payload.get("former_head_role") or None}
+            "former_head_role": payload.get("former_head_role") or None, "new_primary": people.get("new_primary")}
 
 
 def _member_text(role, recipient):
@@ -221,7 +224,14 @@ def _member_diff(change, readers):
     if action == "add":
         return [[person, now, _member_text(change["role"] or MemberRole.HEAD, change["recipient_type"])]]
     if action == "remove":
-        return [[person, now, "Leaves the household"]]
+        rows = [[person, now, "Leaves the household"]]
+        successor = change["new_primary"] and Membership.objects.filter(
+            household=household, individual=change["new_primary"]).first()
+        if successor:
+            rows.append([f"{capfirst(readers.person(change['new_primary']))}, new primary recipient",
+                         _member_text(successor.role_id, successor.recipient_type),
+                         _member_text(successor.role_id, RecipientType.PRIMARY)])
+        return rows
     if action == "change":
         rows = [[person, now, _member_text(change["role"], change["recipient_type"])]]
         primary = services.current_primary(household)

@@ -93,3 +93,14 @@ class ChangeMemberForm(forms.Form):
 class SetHeadForm(forms.Form):
     former_head_role = forms.ModelChoiceField(queryset=MemberRole.objects.exclude(pk=MemberRole.HEAD),
                                               label="New role of the former head")
+
+
+class RemoveMemberForm(forms.Form):
+    new_primary = forms.ModelChoiceField(
+        queryset=Individual.objects.none(), required=False, label="New primary recipient",
+        help_text="Needed when the primary recipient leaves a household that keeps other members.",
+        error_messages={"invalid_choice": "Choose another member of this household, in your locations."})
+
+    def __init__(self, *args, others, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["new_primary"].queryset = others

@@ -141,6 +141,7 @@ class RegistryField(FieldDefinition):
         header), or a lookup of the JSON `attributes` (`attributes__contains` is a containment test,
         not that key). Compared as files compare headers, ignoring case and underscores."""
         from schemes.bulk.files import header_key
+        from schemes.rules.catalogue import builtin_fields
 
         key = name_key(self.name)
         for file, column in self._file_columns():
@@ -152,7 +153,7 @@ class RegistryField(FieldDefinition):
             read_as = "" if self.name == lookup else f" (as '{lookup}')"
             return (f"'{self.name}' is a database lookup{read_as}: filters on the attributes would read it as that "
                     "lookup, not as this attribute. Give the attribute another name.")
-        if builtin := rule_builtin_fields(self.target).get(self.name):
+        if builtin := builtin_fields(self.target).get(self.name):
             return (f"'{self.name}' is a field the eligibility rules already have ({builtin}, worked out from the "
                     "registry): rules would read that, not this attribute. Give the attribute another name.")
         if claimed := self._other_headers(names=False).get(header_key(self.name)):
@@ -176,16 +177,6 @@ class RegistryField(FieldDefinition):
             return (f"'{self.label}' is {claimed} already: import files could not tell the two columns apart. "
                     "Give the attribute another label.")
         return ""
-
-
-def rule_builtin_fields(target):
-    """{name: label} of the fields the rules' catalogue gives people or households itself (core and
-    derived fields: `children_under_5` is counted from the members), without the attributes."""
-    from schemes.rules.catalogue import _attribute_sql, household_catalogue, individual_catalogue
-
-    catalogue = (household_catalogue if target == RegistryField.Target.HOUSEHOLD else individual_catalogue)()
-    return {name: spec.label for name, spec in catalogue.fields.items()
-            if getattr(spec.sql, "func", None) is not _attribute_sql}
 
 
 class Sex(models.TextChoices):

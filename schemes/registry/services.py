@@ -222,13 +222,15 @@ def individual_check_delete(*, individual, by, lock=False):
         return individual, None
     membership = Membership.objects.filter(individual=individual).select_related("household").first()
     if membership is not None:
-        if membership.role_id == MemberRole.HEAD and Membership.objects.filter(
-            household=membership.household_id
-        ).exclude(pk=membership.pk).exists():
+        if membership.role_id == MemberRole.HEAD and _others(membership).exists():
             raise ValidationError(
                 f"{individual} is the head of {_household_named(membership.household, by)}: "
                 "make another member the head first."
             )
+        if membership.recipient_type == RecipientType.PRIMARY and _others(membership).exists():
+            raise ValidationError(
+                f"{individual} is the primary recipient of {_household_named(membership.household, by)}: make "
+                "another member the primary recipient first (choose Primary for them on the household page).")
         _check_not_emptying_enrolled(membership.household, leaving=membership, by=by)
     return individual, membership
 
@@ -554,18 +556,53 @@ def _remove_membership(membership, *, by):
     membership.delete()
 
 
+def _others(membership):
+    """The other members of `membership`'s household."""
+    return Membership.objects.filter(household=membership.household_id).exclude(pk=membership.pk)
+
+
+def _successor_as_primary(membership, new_primary, by):
+    """The membership of `new_primary`, who becomes the primary recipient when `membership` leaves: a
+    household keeps one while it has members, so the primary recipient leaves only naming who takes over
+    (None when `membership` is not the primary recipient or is the last member)."""
+    if membership.recipient_type != RecipientType.PRIMARY or not _others(membership).exists():
+        if new_primary is not None:
+            raise ValidationError({"new_primary": [
+                f"{membership.individual} is not the household's primary recipient: nobody takes over from them."]})
+        return None
+    if new_primary is None:
+        raise ValidationError({"new_primary": [
+            f"{membership.individual} is the household's primary recipient: choose the member who will receive "
+            "the payments instead (New primary recipient), or make another member primary first."]})
+    successor = _others(membership).select_for_update().select_related("individual").filter(
+        individual=getattr(new_primary, "pk", new_primary)).first()
+    if successor is None:
+        raise ValidationError({"new_primary": ["The new primary recipient must be another member of this household."]})
+    _require_record_in_scope(by, successor.individual)
+    return successor
+
+
 @transaction.atomic
-def household_remove_member(*, membership, by):
+def household_remove_member(*, membership, new_primary=None, by):
+    """Remove a member. The head leaves only as the last member (household_set_head first); the primary
+    recipient leaves naming `new_primary`, the member who takes over the payments."""
     household = _lock_household_for_members(membership.household, by)
     membership = Membership.objects.select_for_update().select_related("individual").get(
         pk=membership.pk, household=household)
     _require_record_in_scope(by, membership.individual)
-    if membership.role_id == MemberRole.HEAD and Membership.objects.filter(household=household).exclude(
-        pk=membership.pk
-    ).exists():
+    if membership.role_id == MemberRole.HEAD and _others(membership).exists():
         raise ValidationError("The head cannot leave while other members remain: make another member head first.")
+    successor = _successor_as_primary(membership, new_primary, by)
     _check_not_emptying_enrolled(household, leaving=membership, by=by)
     _remove_membership(membership, by=by)
+    if successor is not None:
+        before = successor.recipient_type
+        successor.recipient_type = RecipientType.PRIMARY
+        successor.save(update_fields=["recipient_type"])
+        audit(household, "mizani.member_change", by=by, data={
+            "individual": successor.individual_id,
+            "changes": _diff({"recipient_type": before}, {"recipient_type": RecipientType.PRIMARY}, set()),
+            "former_primary": membership.individual_id})
 
 
 def _check_not_emptying_enrolled(household, *, leaving, by):
@@ -587,9 +624,13 @@ MEMBER_ACTIONS = {"add": "Add a member", "change": "Change a member's role or re
 
 
 def household_member_change(*, household, action, individual, role=None, recipient_type=None,
-                            former_head_role=None, by):
+                            former_head_role=None, new_primary=None, by):
     """One change to a household's members (`action` one of MEMBER_ACTIONS): what the household page
-    applies, at once or once its request is approved."""
+    applies, at once or once its request is approved. `new_primary` is the member taking over when the
+    primary recipient is removed."""
+    if new_primary is not None and action != "remove":
+        raise ValidationError({"new_primary": ["A new primary recipient is named only when the primary recipient "
+                                               "is removed."]})
     if action == "add":
         return household_add_member(household=household, individual=individual, role=role or None,
                                     recipient_type=recipient_type or None, by=by)
@@ -604,7 +645,7 @@ def household_member_change(*, household, action, individual, role=None, recipie
     if action == "set_head":
         return household_set_head(household=household, individual=individual, former_head_role=former_head_role,
                                   by=by)
-    return household_remove_member(membership=membership, by=by)
+    return household_remove_member(membership=membership, new_primary=new_primary, by=by)
 
 
 class _DryRun(Exception):

@@ -29,7 +29,7 @@ from workflows.services import approval_submit, requires_approval
 
 from . import selectors, services
 from .approvals import MEMBERS_OPERATION
-from .forms import AddMemberForm, ChangeMemberForm, SetHeadForm
+from .forms import AddMemberForm, ChangeMemberForm, RemoveMemberForm, SetHeadForm
 from .models import Household, Individual, MemberRole, Membership, RegistryField, Sex
 
 # --- listing filters -------------------------------------------------------------------------
@@ -447,7 +447,7 @@ class HouseholdMembersView(View):
         if operation not in self.done:
             raise ValidationError("Unknown operation.")
         change = {"household": household, "action": operation, "role": None, "recipient_type": None,
-                  "former_head_role": None}
+                  "former_head_role": None, "new_primary": None}
         if operation == "add":
             form = AddMemberForm(request.POST, individuals=selectors.individuals_for(user))
             if not form.is_valid():
@@ -455,12 +455,14 @@ class HouseholdMembersView(View):
             return {**change, **form.cleaned_data}
         membership = get_object_or_404(selectors.household_members(household, user), pk=request.POST.get("membership"))
         change["individual"] = membership.individual
-        form = {"change": ChangeMemberForm, "set_head": SetHeadForm}.get(operation)
-        if form is not None:
-            form = form(request.POST)
-            if not form.is_valid():
-                raise ValidationError(_form_problems(form))
-            change.update(form.cleaned_data)
+        if operation == "remove":
+            form = RemoveMemberForm(request.POST, others=selectors.individuals_for(user).filter(
+                membership__household=household).exclude(pk=membership.individual_id))
+        else:
+            form = {"change": ChangeMemberForm, "set_head": SetHeadForm}[operation](request.POST)
+        if not form.is_valid():
+            raise ValidationError(_form_problems(form))
+        change.update(form.cleaned_data)
         return change
 
 

@@ -146,12 +146,26 @@ def _with_attributes(core, target, today, **options):
     return Catalogue(core + [a for a in attributes if a.name not in taken], today=today, **options)
 
 
+def builtin_fields(target):
+    """{name: label} of the fields the catalogue of `target` (a RegistryField.Target) gives itself,
+    worked out from the registry (core fields, and derived ones: `children_under_5` is counted from the
+    members): the names an attribute cannot take, as rules would read the built-in field instead."""
+    from schemes.registry.models import RegistryField
+
+    core = _household_core if target == RegistryField.Target.HOUSEHOLD else _individual_core
+    return {spec.name: spec.label for spec in core(datetime.date.today())}
+
+
 def individual_catalogue(*, today=None):
     """Fields of a registered person: core fields, `age` in whole years, household counts and the
     typed attributes."""
     from schemes.registry.models import RegistryField
 
     today = today or datetime.date.today()
+    return _with_attributes(_individual_core(today), RegistryField.Target.INDIVIDUAL, today)
+
+
+def _individual_core(today):
     core = [
         core_spec("first_name", TEXT, "First name"),
         core_spec("last_name", TEXT, "Last name"),
@@ -160,8 +174,7 @@ def individual_catalogue(*, today=None):
         FieldSpec("age", NUMBER, "Age (years)", lambda prefix: YearsBetween(models.F(prefix + "dob"), today),
                   lambda r: None if r.dob is None else Decimal(years_between(r.dob, today))),
     ]
-    core += household_specs(today, household="membership__household_id", in_household="membership")
-    return _with_attributes(core, RegistryField.Target.INDIVIDUAL, today)
+    return core + household_specs(today, household="membership__household_id", in_household="membership")
 
 
 def household_catalogue(*, today=None):
@@ -169,7 +182,11 @@ def household_catalogue(*, today=None):
     from schemes.registry.models import RegistryField
 
     today = today or datetime.date.today()
-    core = household_specs(today, household="id", in_household=None) + [
+    return _with_attributes(_household_core(today), RegistryField.Target.HOUSEHOLD, today)
+
+
+def _household_core(today):
+    return household_specs(today, household="id", in_household=None) + [
         FieldSpec("head_sex", TEXT, "Sex of the head", partial(_head_sql, "individual__sex", models.TextField()),
                   lambda household: _head_python(household, lambda head: head.sex), ("F", "M", "O")),
         FieldSpec("head_age", NUMBER, "Age of the head (years)",
@@ -177,7 +194,6 @@ def household_catalogue(*, today=None):
                   lambda household: _head_python(
                       household, lambda head: None if head.dob is None else Decimal(years_between(head.dob, today)))),
     ]
-    return _with_attributes(core, RegistryField.Target.HOUSEHOLD, today)
 
 
 def _head_sql(column, output, prefix):

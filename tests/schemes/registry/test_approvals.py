@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from schemes.plans.models import BenefitPlan, HouseholdBeneficiary, PlanType
 from schemes.registry.approvals import MEMBERS_OPERATION
-from schemes.registry.models import MemberRole, Membership, RecipientType
+from schemes.registry.models import Individual, MemberRole, Membership, RecipientType
 from tests.factories import (
     HouseholdFactory,
     IndividualFactory,
@@ -177,6 +177,71 @@ def test_a_member_request_is_void_when_the_members_changed_meanwhile(clerk_a, wo
     request.refresh_from_db()
     assert request.status == RequestStatus.VOID
     assert Membership.objects.filter(pk=son.pk).exists()
+
+
+def make_son_primary(household):
+    Membership.objects.filter(household=household).update(recipient_type=RecipientType.SECONDARY)
+    son = Membership.objects.get(household=household, role_id="SON")
+    Membership.objects.filter(pk=son.pk).update(recipient_type=RecipientType.PRIMARY)
+    return son
+
+
+def test_removing_the_primary_recipient_without_naming_who_takes_over_is_refused_at_submission(
+        clerk_a, workflow, household):
+    workflow(MEMBERS_OPERATION)
+    son = make_son_primary(household)
+
+    with pytest.raises(ValidationError, match="is the household's primary recipient: choose the member"):
+        approval_submit(operation=MEMBERS_OPERATION, by=clerk_a, payload={
+            "household": household.pk, "action": "remove", "individual": son.individual_id})
+    assert Membership.objects.filter(pk=son.pk).exists()
+
+
+def test_a_request_removing_the_primary_recipient_shows_and_applies_who_takes_over(
+        clerk_a, workflow, household, django_capture_on_commit_callbacks):
+    checker = workflow(MEMBERS_OPERATION)
+    son = make_son_primary(household)
+    head = Membership.objects.get(household=household, role_id="HEAD")
+
+    request = approval_submit(operation=MEMBERS_OPERATION, by=clerk_a, payload={
+        "household": household.pk, "action": "remove", "individual": son.individual_id,
+        "new_primary": head.individual_id})
+
+    assert request.payload["new_primary"] == head.individual_id
+    assert request.summary["diff"] == [
+        [f"Baraka Juma (id {son.individual_id})", "Son, primary recipient", "Leaves the household"],
+        [f"Amina Juma (id {head.individual_id}), new primary recipient", "Head, secondary recipient",
+         "Head, primary recipient"]]
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=request, verdict="approve", by=checker)
+    assert not Membership.objects.filter(pk=son.pk).exists()
+    assert Membership.objects.get(pk=head.pk).recipient_type == RecipientType.PRIMARY
+
+
+def test_deleting_the_primary_recipient_is_refused_at_submission(clerk_a, workflow, household):
+    workflow("registry.delete_individual")
+    son = make_son_primary(household)
+
+    with pytest.raises(ValidationError, match="is the primary recipient of household HH-APPR01: make another member"):
+        approval_submit(operation="registry.delete_individual", payload={"record": son.individual_id}, by=clerk_a)
+
+
+def test_an_approved_deletion_of_a_member_made_primary_meanwhile_is_refused(clerk_a, workflow, household,
+                                                                            django_capture_on_commit_callbacks):
+    checker = workflow("registry.delete_individual")
+    son = Membership.objects.get(household=household, role_id="SON")
+    request = approval_submit(operation="registry.delete_individual", payload={"record": son.individual_id},
+                              by=clerk_a)
+    make_son_primary(household)  # a member change: the person's record (the request's version) is untouched
+
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=request, verdict="approve", by=checker)
+
+    request.refresh_from_db()
+    assert request.status == RequestStatus.FAILED
+    assert "is the primary recipient of household HH-APPR01" in request.error
+    assert Membership.objects.get(pk=son.pk).recipient_type == RecipientType.PRIMARY
+    assert Individual.objects.get(pk=son.individual_id).deleted_at is None
 
 
 def test_the_last_member_of_a_household_enrolled_in_an_active_plan_cannot_be_removed(geo, clerk_a, member_roles):

@@ -513,6 +513,31 @@ def test_soft_deleting_a_head_with_other_members_is_refused(clerk_a, family):
     assert counts() == before
 
 
+def make_primary(clerk_a, person):
+    membership = Membership.objects.get(individual=person)
+    services.household_change_member(membership=membership, role=membership.role_id, recipient_type="PRIMARY",
+                                     by=clerk_a)
+
+
+def recipients_in(household):
+    return dict(Membership.objects.filter(household=household).values_list("individual_id", "recipient_type"))
+
+
+def test_soft_deleting_the_primary_recipient_with_other_members_is_refused(clerk_a, family):
+    household, head, spouse = family
+    make_primary(clerk_a, spouse)
+    before = counts()
+
+    with pytest.raises(ValidationError) as exc:
+        services.individual_soft_delete(individual=spouse, by=clerk_a)
+
+    assert "is the primary recipient of household" in refused(exc)["__all__"][0]
+    assert "make another member the primary recipient first" in refused(exc)["__all__"][0]
+    assert reload(spouse).deleted_at is None
+    assert recipients_in(household) == {head.pk: "SECONDARY", spouse.pk: "PRIMARY"}
+    assert counts() == before
+
+
 def test_soft_deleting_a_member_removes_the_membership(clerk_a, family):
     household, head, spouse = family
 
@@ -928,6 +953,67 @@ def test_other_members_and_then_a_lone_head_can_leave(clerk_a, family):
     services.household_remove_member(membership=Membership.objects.get(individual=head), by=clerk_a)
     assert roles_in(household) == {}
     assert ModelLogEntry.objects.filter(action="mizani.member_remove").count() == 2
+
+
+def test_the_primary_recipient_leaves_only_naming_who_takes_over(clerk_a, family):
+    household, head, spouse = family
+    make_primary(clerk_a, spouse)
+    leaving = Membership.objects.get(individual=spouse)
+    before = counts()
+
+    with pytest.raises(ValidationError) as exc:
+        services.household_remove_member(membership=leaving, by=clerk_a)
+    assert list(refused(exc)) == ["new_primary"]
+    assert "is the household's primary recipient: choose the member" in refused(exc)["new_primary"][0]
+    assert counts() == before
+
+    services.household_remove_member(membership=leaving, new_primary=head, by=clerk_a)
+
+    assert recipients_in(household) == {head.pk: "PRIMARY"}
+    change = ModelLogEntry.objects.filter(action="mizani.member_change").latest("id")
+    assert change.data == {"individual": head.pk, "changes": {"recipient_type": ["SECONDARY", "PRIMARY"]},
+                           "former_primary": spouse.pk}
+
+
+@pytest.mark.parametrize("successor", ["leaving", "outsider", "missing"])
+def test_the_new_primary_recipient_must_be_another_member(clerk_a, family, geo, successor):
+    household, head, spouse = family
+    make_primary(clerk_a, spouse)
+    new_primary = {"leaving": spouse, "outsider": IndividualFactory(location=geo.village_a),
+                   "missing": 0}[successor]
+    before = counts()
+
+    with pytest.raises(ValidationError) as exc:
+        services.household_remove_member(membership=Membership.objects.get(individual=spouse),
+                                         new_primary=new_primary, by=clerk_a)
+
+    assert refused(exc) == {"new_primary": ["The new primary recipient must be another member of this household."]}
+    assert counts() == before
+
+
+def test_a_new_primary_recipient_is_named_only_when_the_primary_recipient_leaves(clerk_a, family):
+    household, head, spouse = family
+
+    with pytest.raises(ValidationError) as exc:
+        services.household_remove_member(membership=Membership.objects.get(individual=spouse), new_primary=head,
+                                         by=clerk_a)
+    assert "is not the household's primary recipient" in refused(exc)["new_primary"][0]
+
+    with pytest.raises(ValidationError) as exc:
+        services.household_member_change(household=household, action="change", individual=spouse, role="SPOUSE",
+                                         new_primary=head, by=clerk_a)
+    assert list(refused(exc)) == ["new_primary"]
+    assert recipients_in(household) == {head.pk: "PRIMARY", spouse.pk: None}
+
+
+def test_the_primary_recipient_hands_over_through_a_member_change(clerk_a, family):
+    household, head, spouse = family
+    make_primary(clerk_a, spouse)
+
+    services.household_member_change(household=household, action="remove", individual=spouse, new_primary=head.pk,
+                                     by=clerk_a)
+
+    assert recipients_in(household) == {head.pk: "PRIMARY"}
 
 
 def test_change_member_role_and_recipient(clerk_a, family, geo):

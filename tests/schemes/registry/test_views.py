@@ -920,6 +920,18 @@ def test_the_delete_page_states_the_consequences_and_refuses_a_head_up_front(geo
     assert "make another member the head first" in page and "Yes, delete" not in page
 
 
+def test_the_delete_page_refuses_the_primary_recipient_up_front(geo, clerk_a, member_roles):
+    household = HouseholdFactory(code="HH-QA0003", location=geo.village_a)
+    MembershipFactory(household=household, individual=IndividualFactory(location=geo.village_a))
+    son = MembershipFactory(household=household, individual=IndividualFactory(location=geo.village_a),
+                            role=member_roles["SON"], recipient_type="PRIMARY").individual
+
+    page = client_for(clerk_a).get(reverse("registry_individual:delete", args=[son.pk])).content.decode()
+
+    assert "is the primary recipient of household HH-QA0003: make another member the primary recipient" in page
+    assert "Yes, delete" not in page
+
+
 @pytest.mark.parametrize("approval", [True, False])
 def test_the_delete_button_says_whether_it_deletes_or_submits_a_request(geo, clerk_a, approval):
     from workflows.models import WorkflowDefinition
@@ -1050,3 +1062,30 @@ def test_the_primary_recipient_changes_hands_and_is_never_left_empty(geo, clerk_
     assert Membership.objects.get(pk=child.pk).recipient_type == "PRIMARY"
     assert Membership.objects.get(pk=head.pk).recipient_type == "SECONDARY"
     assert entries("mizani.member_change", household_a).last().data["former_primary"] == mother.pk
+
+
+def test_the_primary_recipient_is_removed_naming_who_takes_over(geo, clerk_a, household_a, member_roles):
+    head = MembershipFactory(household=household_a, individual=IndividualFactory(first_name="Neema",
+                                                                                 location=geo.village_a),
+                             recipient_type="SECONDARY")
+    son = MembershipFactory(household=household_a, role=member_roles["SON"], recipient_type="PRIMARY",
+                            individual=IndividualFactory(first_name="Baraka", location=geo.village_a))
+    outsider = IndividualFactory(location=geo.village_a)
+    client = client_for(clerk_a)
+
+    page = client.get(reverse("registry_household:inspect", args=[household_a.pk])).content.decode()
+    assert f'<select name="new_primary" id="new-primary-{son.pk}" required>' in page
+    assert f'id="new-primary-{head.pk}"' not in page  # only the primary recipient's row asks
+
+    response = member_post(client, household_a, operation="remove", membership=son.pk)
+    assert any("is the household's primary recipient: choose the member" in m for m in shown_messages(response))
+    response = member_post(client, household_a, operation="remove", membership=son.pk, new_primary=outsider.pk)
+    assert shown_messages(response) == [
+        "New primary recipient: Choose another member of this household, in your locations."]
+    assert Membership.objects.filter(pk=son.pk).exists()
+
+    member_post(client, household_a, operation="remove", membership=son.pk, new_primary=head.individual_id)
+
+    assert not Membership.objects.filter(pk=son.pk).exists()
+    head.refresh_from_db()
+    assert head.recipient_type == "PRIMARY"

@@ -22,7 +22,7 @@ from schemes.plans.catalogues import beneficiary_catalogue, candidate_catalogue
 from schemes.plans.models import Beneficiary, BenefitPlan, HouseholdBeneficiary, PlanField, PlanType
 from schemes.registry.models import Household, Individual, RegistryField, Sex
 from schemes.rules import compiler
-from schemes.rules.catalogue import household_catalogue
+from schemes.rules.catalogue import builtin_fields, household_catalogue, individual_catalogue
 from tests.factories import (
     HouseholdFactory,
     IndividualFactory,
@@ -176,6 +176,26 @@ def test_the_household_catalogue_names_household_fields_not_a_persons(households
     assert {"household_size", "children_under_5", "elderly_in_household", "head_sex", "head_age", "income",
             "water"} <= set(catalogue.names())
     assert not {"kids", "first_name", "age", "dob"} & set(catalogue.names())  # individuals' fields
+
+
+def test_builtin_fields_are_the_catalogues_own_fields_not_the_attributes(db):
+    RegistryFieldFactory(name="kids", field_type="integer")
+    RegistryFieldFactory(name="water", target=RegistryField.Target.HOUSEHOLD, field_type="boolean")
+
+    for target, catalogue in ((RegistryField.Target.INDIVIDUAL, individual_catalogue()),
+                              (RegistryField.Target.HOUSEHOLD, household_catalogue())):
+        builtin = builtin_fields(target)
+        assert set(builtin) == set(catalogue.names()) - {"kids", "water"}, target
+        assert builtin == {name: catalogue[name].label for name in builtin}, target
+    assert {"first_name", "age", "household_size"} <= set(builtin_fields(RegistryField.Target.INDIVIDUAL))
+    assert builtin_fields(RegistryField.Target.HOUSEHOLD)["head_age"] == "Age of the head (years)"
+
+
+def test_an_attribute_named_as_a_builtin_field_does_not_replace_it(db):
+    RegistryFieldFactory(name="age", label="Declared age", field_type="integer")
+
+    assert builtin_fields(RegistryField.Target.INDIVIDUAL)["age"] == "Age (years)"
+    assert individual_catalogue()["age"].label == "Age (years)"
 
 
 # --- a plan's beneficiaries: the subject's fields and the plan's attributes ---------------------------
