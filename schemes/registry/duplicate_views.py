@@ -12,7 +12,6 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.functional import cached_property
 from django.views.decorators.http import require_POST
-from wagtail import hooks
 from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.ui.tables import Column, TitleColumn
 
@@ -130,13 +129,37 @@ class DuplicateCompareView(ScopedInspectView):
     def header_more_buttons(self):
         return []
 
+    @cached_property
+    def _memberships(self):
+        """Each person's membership and its household, the household None where it is outside the
+        user's locations (as on the person's record)."""
+        scope = scope_for(self.request.user)
+        memberships = {}
+        for person in (self.object.first, self.object.second):
+            membership = Membership.objects.filter(individual=person).select_related("household", "role").first()
+            household = membership.household if membership else None
+            memberships[person.pk] = (membership, household if household and scope.allows(household.location) else None)
+        return memberships
+
     def _household(self, person):
-        membership = Membership.objects.filter(individual=person).select_related("household", "role").first()
+        membership, household = self._memberships[person.pk]
         if membership is None:
             return "—"
-        if not scope_for(self.request.user).allows(membership.household.location):
+        if household is None:
             return "A household outside your locations"
-        return f"{membership.household.code} ({membership.role.label})"
+        return f"{household.code} ({membership.role.label})"
+
+    def _benefits(self, people):
+        """Each person's enrolments and payments as their record shows them (same selectors, same
+        include), so a merge is decided knowing which plans each is in and what each was paid."""
+        user = self.request.user
+        if not selectors.may_see_person_benefits(user):
+            return []
+        return [{"person": person, "heading_id": f"person-benefits-heading-{person.pk}",
+                 "membership": self._memberships[person.pk][0],
+                 "household": self._memberships[person.pk][1],
+                 "enrolments": selectors.person_enrolments(person, user),
+                 "payments": selectors.person_payments(person, user)} for person in people]
 
     def _rows(self, people):
         user = self.request.user
@@ -185,9 +208,8 @@ class DuplicateCompareView(ScopedInspectView):
             "merge": merge,
             "unmerge_pending": unmerge_pending,
             "can_unmerge": bool(merge) and may_merge and not unmerge_pending,
-            # The plans and other apps show each person's enrolments through the record-page hook.
-            "sections": [[section for hook in hooks.get_hooks("register_individual_record_section")
-                          if (section := hook(self.request, person)) is not None] for person in people],
+            "benefits": self._benefits(people),
+            "household_url_name": "registry_household:inspect",
         })
         return context
 

@@ -296,6 +296,14 @@ class PersonEnrolment:
     household: Household | None  # set when the enrolment is their household's
 
 
+BENEFIT_PERMISSIONS = ("plans.view_beneficiary", "plans.view_householdbeneficiary", "payments.view_paymentline")
+
+
+def may_see_person_benefits(user):
+    """Whether a person's record (and the duplicates comparison) shows their enrolments and payments."""
+    return any(user.has_perm(permission) for permission in BENEFIT_PERMISSIONS)
+
+
 def person_enrolments(individual, user):
     """The person's enrolments the user may see, in any status: their own in individual plans, then
     their household's in household plans (its enrolments are theirs while they are a member; a

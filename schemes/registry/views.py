@@ -237,8 +237,7 @@ class IndividualRecordView(ScopedInspectView):
         household = membership.household if membership else None
         if household is not None and not scope_for(user).allows(household.location):
             household = None  # the person is visible, their household is outside the user's locations
-        shows_benefits = any(user.has_perm(permission) for permission in (
-            "plans.view_beneficiary", "plans.view_householdbeneficiary", "payments.view_paymentline"))
+        shows_benefits = selectors.may_see_person_benefits(user)
         context.update({
             "person": person,
             "age": person.age(),
@@ -261,9 +260,6 @@ class IndividualRecordView(ScopedInspectView):
             "shows_benefits": shows_benefits,
             "enrolments": selectors.person_enrolments(person, user) if shows_benefits else [],
             "payments": selectors.person_payments(person, user) if shows_benefits else None,
-            # Later apps (plans, payments, grievances) add their sections to the record through this hook.
-            "sections": [section for hook in hooks.get_hooks("register_individual_record_section")
-                         if (section := hook(self.request, person)) is not None],
         })
         return context
 

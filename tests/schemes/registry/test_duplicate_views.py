@@ -137,6 +137,7 @@ def test_the_comparison_masks_sensitive_values_without_the_permission(client, ge
     assert response.status_code == 200
     assert "NIDA0001" not in text and mask("NIDA0001") in text
     assert "Merge — keep this one" not in text and "Not a duplicate" not in text  # may only read
+    assert 'data-testid="duplicate-benefits"' not in text  # no permission to read enrolments or payments
 
 
 def test_names_are_escaped_in_the_queue_and_the_comparison(client, clerk_a, geo):
@@ -260,3 +261,78 @@ def test_a_pair_dismissed_long_ago_still_shows_who_and_why(client, clerk_a, pair
     DuplicateCandidate.objects.filter(pk=pair.pk).update(dismissed_by=clerk_a, dismissed_at=timezone.now())
     text = page(login(client, clerk_a), "registry_duplicate:inspect", pair.pk)[1]
     assert "Cousins" in text and clerk_a.username in text
+
+
+def _paid_plan(code, name, plan_type, *, recipient, amount, by, **enrolment):
+    """A benefit plan with one active enrolment and one approved payroll paying `amount` TZS to `recipient`."""
+    from decimal import Decimal
+
+    from schemes.payments import services as payments
+    from schemes.payments.models import PaymentCycle, PaymentLine, Payroll
+    from schemes.plans.models import BenefitPlan
+
+    now = timezone.now()
+    plan = BenefitPlan.objects.create(code=code, name=name, plan_type=plan_type)
+    beneficiary = plan.beneficiary_model.objects.create(plan=plan, status="ACTIVE", enrolled_at=now,
+                                                        status_changed_at=now, **enrolment)
+    if amount is None:
+        return
+    payment_plan = payments.payment_plan_create(fields={
+        "code": f"{code}-PAY", "name": f"{name} payments", "benefit_plan": plan, "formula": "100", "periodicity": 2,
+        "currency": "TZS", "target_statuses": ["ACTIVE"]}, by=by)
+    cycle, _ = PaymentCycle.objects.get_or_create(code="C-1", defaults={
+        "start_date": D(2025, 1, 1), "end_date": D(2025, 2, 28)})
+    payroll = Payroll.objects.create(name=f"{name} payroll", payment_plan=payment_plan, cycle=cycle,
+                                     parameters={"currency": "TZS"})
+    PaymentLine.objects.bulk_create([PaymentLine(payroll=payroll, beneficiary_id=beneficiary.pk, recipient=recipient,
+                                                 location=recipient.location, amount=Decimal(amount))])
+    Payroll.objects.filter(pk=payroll.pk).update(line_count=1, total=Decimal(amount), seal_hash="sealed")
+    for status in ("PENDING_APPROVAL", "APPROVED"):
+        Payroll.objects.filter(pk=payroll.pk).update(status=status)
+
+
+@pytest.fixture
+def enrolled_pair(geo, pairs, member_roles, superuser):
+    """Pair "a": the first enrolled and paid in a child grant; the second enrolled in an old age grant
+    and a member of a household of district B, enrolled and paid (to its head) in a household grant."""
+    from schemes.plans.models import PlanType
+
+    pair = pairs["a"]
+    _paid_plan("CG", "Child grant", PlanType.INDIVIDUAL, individual=pair.first, recipient=pair.first,
+               amount="150.50", by=superuser)
+    _paid_plan("OAG", "Old age grant", PlanType.INDIVIDUAL, individual=pair.second, recipient=pair.second,
+               amount=None, by=superuser)
+    far = HouseholdFactory(code="HH-FAR", location=geo.village_b)
+    head = IndividualFactory(first_name="Faraji", location=geo.village_b)
+    MembershipFactory(household=far, individual=head, recipient_type="PRIMARY")
+    MembershipFactory(household=far, individual=pair.second, role=member_roles["SON"])
+    _paid_plan("FHG", "Far household grant", PlanType.HOUSEHOLD, household=far, recipient=head, amount="1000.00",
+               by=superuser)
+    return pair
+
+
+def test_the_comparison_shows_each_persons_enrolments_and_payments(client, geo, enrolled_pair):
+    checker = UserFactory(role="Checker", locations=[geo.district_a])
+    response, text = page(login(client, checker), "registry_duplicate:inspect", enrolled_pair.pk)
+
+    assert response.status_code == 200
+    first, second = text.split('data-testid="duplicate-benefits"')[1:]
+    assert "Amina Juma" in first and "Child grant" in first and "150.50 TZS" in first
+    assert "Aminah Juma" in second and "Old age grant" in second and "No payments from approved payrolls" in second
+    assert "Old age grant" not in first and "Child grant" not in second
+    # Each section is labelled by its own heading.
+    assert text.count('id="person-benefits-heading-') == 2
+
+
+def test_the_comparison_names_no_plan_or_payment_of_a_household_outside_the_readers_locations(
+        client, geo, enrolled_pair):
+    checker = UserFactory(role="Checker", locations=[geo.district_a])
+    text = page(login(client, checker), "registry_duplicate:inspect", enrolled_pair.pk)[1]
+
+    assert "A household outside your locations" in text
+    for hidden in ("HH-FAR", "Far household grant", "1,000.00", "Faraji"):
+        assert hidden not in text
+
+    national = UserFactory(role="Checker", national=True)
+    text = page(login(client, national), "registry_duplicate:inspect", enrolled_pair.pk)[1]
+    assert "Far household grant" in text and "1,000.00 TZS" in text and "Member of household" in text
