@@ -94,7 +94,7 @@ class Importer:
         payroll = upload.payroll
         payroll.refresh_from_db(fields=["status"])
         if payroll.status != PayrollStatus.APPROVED:
-            return f"{payroll} is {payroll.get_status_display().lower()}: only an approved payroll is reconciled."
+            return f"{payroll} {payroll.status_phrase}: only an approved payroll is reconciled."
         if upload.status == UploadStatus.READY and (moved := self._moved_since_check(upload)):
             return (f"{moved:,} of the lines this file would mark paid or unpaid were reconciled since it was "
                     "checked (by another file or a provider's batch): the counts shown no longer hold. Upload the "

@@ -109,8 +109,7 @@ def upload_receive(*, kind, file, by, plan=None, payroll=None):
                               "Only reconciliation files name a payroll.")
     _require(by, ["bulk.add_upload", *kind_permissions(kind, plan)])
     if payroll is not None and payroll.status != PayrollStatus.APPROVED:
-        raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()}: only an approved payroll is "
-                              "reconciled.")
+        raise ValidationError(f"{payroll} {payroll.status_phrase}: only an approved payroll is reconciled.")
     if file.size > settings.MIZANI_IMPORT_MAX_BYTES:
         raise ValidationError(f"The file is {filesizeformat(file.size)}; the limit is "
                               f"{filesizeformat(settings.MIZANI_IMPORT_MAX_BYTES)}. Split it into smaller files.")

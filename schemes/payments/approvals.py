@@ -30,7 +30,7 @@ def prepare_approve_payroll(payload, by):
     if not by.has_perm("payments.change_payroll"):
         raise PermissionDenied("You may not submit payrolls for approval.")
     if payroll.status != PayrollStatus.GENERATED:
-        raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()}: only a generated payroll, not "
+        raise ValidationError(f"{payroll} {payroll.status_phrase}: only a generated payroll, not "
                               "yet submitted, is submitted for approval.")
     if not payroll.line_count:
         raise ValidationError(services.nobody_to_pay_message(payroll))
@@ -127,7 +127,7 @@ def prepare_release_over_limit(payload, by):
     if not by.has_perm("payments.change_payroll"):
         raise PermissionDenied("You may not submit payrolls for approval.")
     if payroll.status not in (*UNDECIDED_STATUSES, PayrollStatus.APPROVED):
-        raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()}: nothing can be released.")
+        raise ValidationError(f"{payroll} {payroll.status_phrase}: nothing can be released.")
     if payroll.over_limit_released_at is not None:
         raise ValidationError(f"The over-limit lines of {payroll} are released already.")
     if ApprovalRequest.objects.filter(operation=RELEASE_OVER_LIMIT, payload__payroll=payroll.pk,
@@ -188,8 +188,7 @@ def prepare_close_payroll(payload, by):
     if not by.has_perm(reconciliation.PERMISSION):
         raise PermissionDenied("You may not close payrolls.")
     if payroll.status != PayrollStatus.APPROVED:
-        raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()}: only an approved payroll is "
-                              "closed.")
+        raise ValidationError(f"{payroll} {payroll.status_phrase}: only an approved payroll is closed.")
     if ApprovalRequest.objects.filter(operation=CLOSE_PAYROLL, payload__payroll=payroll.pk,
                                       status=RequestStatus.PENDING).exists():
         raise ValidationError(f"The closing of {payroll} is already waiting for a decision.")
@@ -204,7 +203,7 @@ def prepare_close_payroll(payload, by):
     currency = payroll.currency
     counts = {}
     words = {**LINE_STATUS_WORDS, "UNPAID": f"{LINE_STATUS_WORDS['UNPAID']}, left for a follow-up payroll",
-             "DUE": f"{LINE_STATUS_WORDS['DUE']}: marked failed (unpaid) on closing"}
+             "DUE": f"{LINE_STATUS_WORDS['DUE']}, marked failed (unpaid) on closing"}
     for status, label in ((status, words[status]) for status in ("PAID", "UNPAID", "DUE", "CANCELLED")):
         lines, amount = totals[status]
         if lines or status in ("PAID", "UNPAID"):

@@ -105,7 +105,7 @@ def _first_payroll(payment_plan, accountant, checker):
             approval_decide(request=request, verdict="approve", by=deciding)
     approval_execute(request.pk)
     payroll = Payroll.objects.get(pk=payroll.pk)
-    return f"payroll {payroll} ({payroll.get_status_display().lower()}: {payroll.line_count:,} lines)"
+    return f"payroll {payroll} ({payroll.line_count:,} lines), which {payroll.status_phrase}"
 
 
 def forget_demo_payrolls(**kwargs):

@@ -1,13 +1,15 @@
 from django import forms
 
 from schemes.plans.catalogues import plan_rules_subject
-from schemes.plans.models import BenefitPlan
+from schemes.plans.forms import RULES_FOLLOW_JS, rules_follow
+from schemes.plans.selectors import plans_for
 from schemes.rules.catalogue import NUMBER
 from schemes.rules.forms import RuleField, set_rules_user
 from sites.forms import ScopedRecordForm
 
 from .models import PaymentCycle, PaymentPlan, Periodicity
 from .services import PAYABLE_TARGETS
+from .templatetags.payments_money import money
 
 FORMULA_HELP = ("The amount per beneficiary and cycle, e.g. 500 + (200 if children_under_5 > 0 else 0) "
                 "+ 100 * min(household_size, 4). Rounded half to even to the cent, then capped by the ceiling.")
@@ -26,7 +28,8 @@ class ServiceModelForm(ScopedRecordForm):
 
 class PaymentPlanForm(ServiceModelForm):
     """The formula and criteria are written with the rules editor (the builder for the criteria),
-    over what the benefit plan's rules name: its type's fields and the plan's attributes."""
+    over what the benefit plan's rules name: its type's fields and the plan's attributes. On a new
+    payment plan the builder follows the benefit plan chosen in the select, before saving."""
 
     formula = RuleField(expect=NUMBER, help_text=FORMULA_HELP)
     criteria = RuleField(required=False, help_text=CRITERIA_HELP)
@@ -41,16 +44,24 @@ class PaymentPlanForm(ServiceModelForm):
         if self.instance.pk:
             # The formula means what it means over this plan's fields: the plan does not change.
             self.fields["benefit_plan"].disabled = True
+        elif self.for_user is not None:
+            self.fields["benefit_plan"].queryset = plans_for(self.for_user)
         set_rules_user(self, self.for_user)
         plan = self._benefit_plan()
         for name in ("formula", "criteria"):
             self.fields[name].set_subject(plan_rules_subject(plan) if plan else "individual")
             self.initial.setdefault(name, getattr(self.instance, name) or None)
+            if not self.instance.pk:
+                rules_follow(self.fields[name], "benefit_plan", {
+                    choice.pk: plan_rules_subject(choice) for choice in self.fields["benefit_plan"].queryset})
         new_currency = self._new_currency()
         if new_currency:
             self.fields["amounts_in_new_currency"].label = f"Keep these amounts as they are, in {new_currency}"
         else:
             del self.fields["amounts_in_new_currency"]
+
+    class Media:
+        js = [RULES_FOLLOW_JS]
 
     def _set_amounts(self):
         """{field name: amount} of the plan's ceiling and limit that are set."""
@@ -75,8 +86,8 @@ class PaymentPlanForm(ServiceModelForm):
             for name, amount in self._set_amounts().items():
                 if name in cleaned and cleaned[name] == amount:
                     what = str(PaymentPlan._meta.get_field(name).verbose_name)
-                    self.add_error(name, f"This is {amount:f} {old_currency}: the currency becomes {new_currency}. "
-                                         f"Give the {what} in {new_currency}, or keep {amount:f} {new_currency} "
+                    self.add_error(name, f"This is {money(amount, old_currency)}: the currency becomes {new_currency}. "
+                                         f"Give the {what} in {new_currency}, or keep {money(amount, new_currency)} "
                                          "by ticking the box below.")
         return cleaned
 
@@ -85,7 +96,7 @@ class PaymentPlanForm(ServiceModelForm):
             return self.instance.benefit_plan
         plan_id = (self.data.get(self.add_prefix("benefit_plan")) if self.is_bound else None) or \
             self.initial.get("benefit_plan")
-        return BenefitPlan.objects.filter(pk=plan_id).first() if str(plan_id or "").isdigit() else None
+        return self.fields["benefit_plan"].queryset.filter(pk=plan_id).first() if str(plan_id or "").isdigit() else None
 
     def service_fields(self):
         fields = super().service_fields()

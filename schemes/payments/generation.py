@@ -26,6 +26,7 @@ from schemes.rules.nodes import Binary, BoolOp, Call, Condition, FieldRef, InLis
 from sites.dates import years_before
 
 from .models import CENT, MAX_AMOUNT, LineStatus, PaymentLine
+from .templatetags.payments_money import money as money_text
 
 SOURCE = "source"  # the inner query's alias; its columns are named here, never by user text
 COMPUTED = "computed_rows"  # the CTE of each beneficiary's amount the INSERT reads (write_and_seal)
@@ -93,7 +94,7 @@ def line_amount(raw, *, ceiling):
 
 def too_large_message(count, currency):
     return (f"{count:,} line{'s' if count != 1 else ''} would be above the largest amount a payment line holds "
-            f"({MAX_AMOUNT} {currency}): nothing was written. Correct the formula, or set a ceiling per "
+            f"({money_text(MAX_AMOUNT, currency)}): nothing was written. Correct the formula, or set a ceiling per "
             "beneficiary.")
 
 

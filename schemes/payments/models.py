@@ -164,6 +164,18 @@ PAYABLE_STATUSES = (PayrollStatus.APPROVED, PayrollStatus.RECONCILED)
 # Sealed and not decided yet: submitted for approval or still to submit.
 UNDECIDED_STATUSES = (PayrollStatus.GENERATED, PayrollStatus.PENDING_APPROVAL)
 
+# Each status as it reads after the payroll's name in a sentence ("CG 2025-01 is waiting for
+# approval: ..."): the labels are column values, and one holds a colon of its own.
+PAYROLL_STATUS_PHRASES = {
+    PayrollStatus.GENERATING: "is being generated",
+    PayrollStatus.GENERATED: "is still to be submitted for approval",
+    PayrollStatus.PENDING_APPROVAL: "is waiting for approval",
+    PayrollStatus.APPROVED: "is approved for payment",
+    PayrollStatus.RECONCILED: "is reconciled",
+    PayrollStatus.REJECTED: "was rejected",
+    PayrollStatus.FAILED: "failed",
+}
+
 
 # Why a beneficiary in the statuses paid gets no line (generation.Formula.write counts them).
 LEFT_OUT_REASONS = {
@@ -294,6 +306,11 @@ class Payroll(FSMModelMixin, models.Model):
                 reasons.append(why if count == total else f"{why} for {count:,}")
         people = "beneficiary" if total == 1 else "beneficiaries"
         return f"{total:,} {statuses} {people} left out: {'; '.join(reasons)}"
+
+    @property
+    def status_phrase(self):
+        """The status as the rest of a sentence that starts with the payroll's name."""
+        return PAYROLL_STATUS_PHRASES[self.status]
 
     @property
     def is_frozen(self):

@@ -49,6 +49,7 @@ from sites.scoping import scope_for
 
 from . import summaries
 from .models import CENT, MAX_AMOUNT, LineStatus, PaymentLine, Payroll, PayrollStatus
+from .templatetags.payments_money import money as money_text
 
 PERMISSION = "payments.reconcile_payroll"
 
@@ -141,7 +142,7 @@ class RowReader:
         elif Decimal(text).as_tuple().exponent < -2:
             problem = f"{shown} has more than two decimals."
         elif Decimal(text) > MAX_AMOUNT:
-            problem = f"{shown} is above the largest amount a line holds ({MAX_AMOUNT})."
+            problem = f"{shown} is above the largest amount a line holds ({money_text(MAX_AMOUNT)})."
         else:
             return Decimal(text)
         found.append((self.names.amount, AMOUNT_INVALID, problem))
@@ -324,10 +325,12 @@ def _flag_line_problems(key, payroll, names):
 
 
 def _money_text(column):
-    """An amount column as text with its two decimals ("800.00")."""
+    """An amount column as text as the `money` filter shows it: thousands separated, two decimals
+    ("1,800.00"). The amounts compared are never negative (a negative one is a row error first)."""
     if connection.vendor == "postgresql":
-        return f"CAST({column} AS TEXT)"
-    return f"printf('%%.2f', {column})"
+        return f"to_char({column}, 'FM9,999,999,999,999,990.00')"
+    cents = f"CAST(round({column} * 100) AS INTEGER)"
+    return f"printf('%%,d.%%02d', {cents} / 100, {cents} %% 100)"
 
 
 def counts(key, payroll):
@@ -373,7 +376,7 @@ def lock_approved(payroll):
                            "FOR SHARE", [payroll.pk])
     payroll = Payroll.objects.get(pk=payroll.pk)
     if payroll.status != PayrollStatus.APPROVED:
-        raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()}: only an approved payroll "
+        raise ValidationError(f"{payroll} {payroll.status_phrase}: only an approved payroll "
                               "is reconciled.")
     return payroll
 

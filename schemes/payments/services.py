@@ -41,6 +41,8 @@ from .models import (
     PayrollStatus,
     Periodicity,
 )
+from .templatetags.payments_money import lines as lines_text
+from .templatetags.payments_money import money
 
 GENERATE_JOB = "payments.generate_payroll"
 COMPARE_JOB = "payments.compare_payroll"
@@ -232,6 +234,15 @@ def _add_months(day, months):
     return datetime.date(year, month, min(day.day, last))
 
 
+# Why a cycle in a status cannot take an action (the only moves are PLANNED -> OPEN -> CLOSED).
+CYCLE_REFUSALS = {
+    (CycleStatus.OPEN, "open"): "Cycle {code} is open already.",
+    (CycleStatus.CLOSED, "open"): "Cycle {code} is closed: it cannot be opened again.",
+    (CycleStatus.PLANNED, "close"): "Cycle {code} is planned: it can be closed once it is open.",
+    (CycleStatus.CLOSED, "close"): "Cycle {code} is closed already.",
+}
+
+
 @transaction.atomic
 def cycle_change_status(*, cycle, action, by):
     """Open (PLANNED -> OPEN; its first payroll opens it too) or close (OPEN -> CLOSED: no payroll is
@@ -239,8 +250,10 @@ def cycle_change_status(*, cycle, action, by):
     generated, to submit or waiting for approval: that decision would land in a closed cycle."""
     _require_permission(by, "payments.change_paymentcycle")
     cycle = PaymentCycle.objects.select_for_update().get(pk=cycle.pk)
-    if action not in ("open", "close") or action not in [t.name for t in cycle.get_available_status_transitions()]:
-        raise ValidationError(f"A {cycle.get_status_display().lower()} cycle cannot {action}.")
+    if action not in ("open", "close"):
+        raise ValueError(f"A cycle opens or closes, not {action!r}.")
+    if action not in [t.name for t in cycle.get_available_status_transitions()]:
+        raise ValidationError(CYCLE_REFUSALS[(cycle.status, action)].format(code=cycle.code))
     unsettled = cycle.payrolls.filter(status__in=[PayrollStatus.GENERATING, *UNDECIDED_STATUSES])
     if action == "close" and unsettled.exists():
         raise ValidationError(f"Cycle {cycle.code} has payrolls being generated, to submit or waiting for approval "
@@ -481,7 +494,7 @@ def payroll_generate(payroll_id, progress=None):
             "lines": payroll.line_count, "total": format(payroll.total, "f"), "hash": payroll.seal_hash,
             "left_out": payroll.left_out})
         if progress:
-            progress(1, 1, f"{payroll.line_count:,} lines, total {payroll.total}")
+            progress(1, 1, f"{payroll.line_count:,} lines, total {money(payroll.total, payroll.currency)}")
     refresh_statistics([PaymentLine])  # a million new lines: the payroll's screens are planned on them
     return _result(payroll)
 
@@ -571,7 +584,7 @@ def payroll_approve(*, payroll, by=None):
     """The approval engine's execution of `payments.approve_payroll` (checkers decided; `by` is the maker)."""
     payroll = Payroll.objects.select_for_update().get(pk=payroll.pk)
     if payroll.status != PayrollStatus.PENDING_APPROVAL:
-        raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()}: it cannot be approved.")
+        raise ValidationError(f"{payroll} {payroll.status_phrase}: it cannot be approved.")
     payroll.approve(timezone.now())
     payroll.save()
     audit(payroll, "mizani.payroll_approved", by=None, data={"lines": payroll.line_count,
@@ -606,9 +619,9 @@ def payroll_discard(*, payroll, by):
     _require_national(by, "A payroll")
     payroll = Payroll.objects.select_for_update().select_related("cycle").get(pk=payroll.pk)
     if payroll.status != PayrollStatus.GENERATED or payroll.line_count:
-        raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()} with {payroll.line_count or 0:,} "
-                              "lines: only a generated payroll with no lines is discarded (one with lines is "
-                              "rejected by its checkers).")
+        raise ValidationError(f"{payroll} has {lines_text(payroll.line_count)} and {payroll.status_phrase}: only a "
+                              "generated payroll with no lines is discarded (one with lines is rejected by its "
+                              "checkers).")
     return payroll_reject(payroll=payroll, reason="Discarded: no lines, nobody to pay.", by=by)
 
 
@@ -623,8 +636,11 @@ def payroll_submit(*, payroll, by):
     _require_national(by, "A payroll")
     locked = Payroll.objects.select_for_update().get(pk=payroll.pk)
     request = approval_submit(operation="payments.approve_payroll", payload={"payroll": payroll.pk}, by=by)
-    locked.submit()  # audited with its request (mizani.approval_submit)
+    locked.submit()
     locked.save()
+    # The request's own entry is on the request: the payroll's history says it too.
+    audit(locked, "mizani.payroll_submitted", by=by, data={
+        "request": request.pk, "lines": locked.line_count, "total": format(locked.total, "f")})
     return request
 
 
@@ -639,8 +655,11 @@ def payroll_withdraw(*, payroll, request):
         status__in=(RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.EXECUTING)).exclude(pk=request.pk)
     if payroll.status != PayrollStatus.PENDING_APPROVAL or live.exists():
         return payroll
-    payroll.withdraw()  # audited with its request (cancelled, failed or void)
+    payroll.withdraw()
     payroll.save()
+    # Only its maker cancels a request; a failed or void one ended without anyone acting.
+    audit(payroll, "mizani.payroll_withdrawn", by=request.maker if request.status == RequestStatus.CANCELLED else None,
+          data={"request": request.pk, "request_status": request.status, "why": request.error or request.reason})
     return payroll
 
 
@@ -660,7 +679,7 @@ def payroll_release_over_limit(*, payroll, by=None):
     exported from now on. Once, and only for a payroll that can still be paid."""
     payroll = Payroll.objects.select_for_update().get(pk=payroll.pk)
     if payroll.status not in (*UNDECIDED_STATUSES, PayrollStatus.APPROVED):
-        raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()}: nothing is released.")
+        raise ValidationError(f"{payroll} {payroll.status_phrase}: nothing is released.")
     if payroll.over_limit_released_at is not None:
         raise ValidationError(f"The over-limit lines of {payroll} are released already.")
     flagged = payroll.lines.filter(flagged_over_limit=True).aggregate(count=Count("pk"), total=Sum("amount"))
@@ -713,7 +732,7 @@ def payroll_close(*, payroll, mark_due_unpaid=False, by):
 
     payroll = Payroll.objects.select_for_update().get(pk=payroll.pk)
     if payroll.status != PayrollStatus.APPROVED:
-        raise ValidationError(f"{payroll} is {payroll.get_status_display().lower()}: only an approved payroll "
+        raise ValidationError(f"{payroll} {payroll.status_phrase}: only an approved payroll "
                               "is closed.")
     refuse_close_while_importing(payroll)
     due = payroll.lines.filter(status=LineStatus.DUE).count()

@@ -10,7 +10,7 @@ from sites.viewsets import ScopedIndexView, ScopedModelViewSet
 from . import api_admin, api_services, selectors, services, views
 from .forms import PaymentPlanForm, ServiceModelForm
 from .models import PaymentCycle, PaymentLine, PaymentPlan, PaymentPoint, PaymentProvider, Payroll
-from .templatetags.payments_money import money
+from .templatetags.payments_money import count, money
 
 
 class MoneyColumn(Column):
@@ -19,6 +19,14 @@ class MoneyColumn(Column):
     def __init__(self, name, **kwargs):
         super().__init__(name, label=name.capitalize(), sort_key=name,
                          accessor=lambda record: money(getattr(record, name)), **kwargs)
+
+
+class CountColumn(Column):
+    """A count with its thousands separated ("1,200"), sorted as a number."""
+
+    def __init__(self, name, label, **kwargs):
+        super().__init__(name, label=label, sort_key=name, accessor=lambda record: count(getattr(record, name)),
+                         **kwargs)
 
 
 class ReadOnlyViewSet(ScopedModelViewSet):
@@ -42,7 +50,7 @@ class PayrollViewSet(ReadOnlyViewSet):
     icon = "table"
     menu_label = "Payrolls"
     inspect_view_class = views.PayrollRecordView
-    list_display = ["name", "cycle", "status", "line_count", MoneyColumn("total"), "currency"]
+    list_display = ["name", "cycle", "status", CountColumn("line_count", "Lines"), MoneyColumn("total"), "currency"]
     list_filter = ["status", "payment_plan", "cycle"]
     list_export = ["name", "payment_plan", "cycle", "status", "line_count", "total", "currency", "seal_hash",
                    "sealed_at"]

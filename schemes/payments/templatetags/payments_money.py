@@ -1,5 +1,6 @@
 """Amounts as every payment screen shows them (and the dashboards: dashboards.rendering.format_number):
-thousands separated by commas, two decimals, then the currency (the payroll's own)."""
+thousands separated by commas, two decimals, then the currency (the payroll's own); counts with their
+thousands separated too."""
 
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
@@ -21,6 +22,12 @@ def money(value, currency=""):
     with localcontext(prec=max(28, number.adjusted() + 3)):
         text = format(number.quantize(CENT, rounding=ROUND_HALF_EVEN), ",f")
     return f"{text} {currency}" if currency else text
+
+
+@register.filter
+def count(value, missing="—"):
+    """`{{ row.lines|count }}`: "1,200"; `missing` (default "—") when there is none yet."""
+    return missing if value is None or value == "" else f"{int(value):,}"
 
 
 @register.filter

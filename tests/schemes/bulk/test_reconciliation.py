@@ -210,7 +210,7 @@ def test_a_file_for_a_pending_payroll_is_refused(payment_plan, cycle, people, ac
     with django_capture_on_commit_callbacks(execute=True):
         payroll = payments.payroll_generate_start(payment_plan=payment_plan, cycle=cycle, by=accountant)
     payroll.refresh_from_db()
-    with pytest.raises(ValidationError, match="to submit for approval: only an approved payroll"):
+    with pytest.raises(ValidationError, match="is still to be submitted for approval: only an approved payroll"):
         receive(accountant, payroll, [], django_capture_on_commit_callbacks)
     assert not Upload.objects.exists()
 

@@ -35,6 +35,15 @@ def generate_now(django_capture_on_commit_callbacks):
     return run
 
 
+def test_the_generation_jobs_last_message_shows_the_total_with_thousands_separated(payment_plan, cycle, people,
+                                                                                    accountant, generate_now):
+    from workflows.models import Job
+
+    payroll = generate_now(payment_plan, cycle, accountant)
+
+    assert Job.objects.get(pk=payroll.job_id).message == "4 lines, total 3,400.00 TZS"
+
+
 def test_the_formula_pays_each_active_beneficiary_its_amount_with_the_inputs_used(
         payment_plan, cycle, people, accountant, generate_now):
     payroll = generate_now(payment_plan, cycle, accountant)
@@ -161,7 +170,7 @@ def test_an_amount_too_large_for_a_line_refuses_the_payroll_saying_how_many_and_
     failed = generate_now(payment_plan, cycle, accountant)
 
     assert failed.status == PayrollStatus.FAILED
-    assert failed.error == ("4 lines would be above the largest amount a payment line holds (9999999999999999.99 "
+    assert failed.error == ("4 lines would be above the largest amount a payment line holds (9,999,999,999,999,999.99 "
                             "TZS): nothing was written. Correct the formula, or set a ceiling per beneficiary.")
     assert not PaymentLine.objects.filter(payroll=failed).exists()
 

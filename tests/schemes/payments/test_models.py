@@ -7,7 +7,7 @@ import pytest
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from schemes.payments import services
-from schemes.payments.models import PaymentCycle, PaymentPlan
+from schemes.payments.models import PaymentCycle, PaymentPlan, Payroll, PayrollStatus
 
 CYCLE_MESSAGE = "The cycle must end on or after its start."
 CEILING_MESSAGE = "The ceiling per beneficiary must be more than zero."
@@ -81,3 +81,12 @@ def test_the_migration_upper_cases_the_currencies_it_can(payment_plan):
     migration.upper_case_currencies(apps, None)
 
     assert list(PaymentPlan.objects.order_by("code").values_list("currency", flat=True)) == ["TZS", "KES", "1$x"]
+
+
+@pytest.mark.parametrize("status", PayrollStatus.values)
+def test_every_payroll_status_reads_inside_a_sentence_without_a_colon(status):
+    """Labels are column values (GENERATED's holds a colon): messages say the status with its phrase."""
+    phrase = Payroll(name="CG 2025-01", status=status).status_phrase
+
+    assert phrase and ":" not in phrase
+    assert phrase == phrase.lower()

@@ -130,6 +130,15 @@ def test_a_row_paying_another_amount_than_its_lines_is_refused_naming_both(appro
     assert (same["paid"], same["unpaid"], same["errors"]) == (2, 1, [])
 
 
+def test_the_amounts_a_row_is_refused_for_read_with_thousands_separated(approved_payroll, people, accountant):
+    three = line_of(approved_payroll, people["three"])
+
+    result = reconcile_batch(payroll=approved_payroll, by=accountant, rows=[{**row(three), "amount": "1234567.80"}])
+
+    assert result["errors"] == [{"row": 1, "code": "amount_not_matching",
+                                 "message": "amount: This row says 1,234,567.80; the line's amount is 800.00 TZS."}]
+
+
 @pytest.mark.parametrize("amount, message", [
     ("NaN", "'NaN' is not an amount: digits and a dot, like 1234.50."),
     ("Infinity", "'Infinity' is not an amount: digits and a dot, like 1234.50."),
@@ -137,7 +146,7 @@ def test_a_row_paying_another_amount_than_its_lines_is_refused_naming_both(appro
     ("800,00", "'800,00' is not an amount: digits and a dot, like 1234.50."),
     ("-800.00", "-800.00 is negative: give the amount paid."),
     ("800.001", "800.001 has more than two decimals."),
-    ("10000000000000000", "10000000000000000 is above the largest amount a line holds (9999999999999999.99)."),
+    ("10000000000000000", "10000000000000000 is above the largest amount a line holds (9,999,999,999,999,999.99)."),
     (800.0, "Give the amount as text, like 1234.50."),
 ])
 def test_an_amount_that_is_not_one_is_a_row_error(approved_payroll, people, accountant, amount, message):
@@ -488,7 +497,8 @@ def test_closing_with_lines_still_due_is_refused_unless_they_are_marked_unpaid(
     counts = request.summary["counts"]
     assert counts["Paid: lines"] == 2 and counts["Paid: total (TZS)"] == "1,400.00"
     assert counts["Failed (unpaid), left for a follow-up payroll: lines"] == 1
-    assert counts["Still due: marked failed (unpaid) on closing: total (TZS)"] == "1,100.00"
+    assert counts["Still due, marked failed (unpaid) on closing: total (TZS)"] == "1,100.00"
+    assert all(key.count(":") == 1 for key in counts)  # "<status words>: lines", never a second colon
     assert request.summary["title"] == (f"Close payroll {approved_payroll} (reconciled): 4 lines, paid 2, failed "
                                         "(unpaid) 1, still due 1 (marked failed on closing)")
     with pytest.raises(ValidationError, match="already waiting"):

@@ -4,7 +4,9 @@ providers and points through their services (audited)."""
 
 import csv
 import datetime
+import html
 import io
+import json
 import re
 from decimal import Decimal
 
@@ -23,6 +25,8 @@ from schemes.payments.models import (
     PayrollStatus,
 )
 from schemes.payments.reconciliation import reconcile_batch
+from schemes.payments.viewsets import PaymentPlanViewSet
+from schemes.plans.models import BenefitPlan, PlanField
 from tests.factories import PASSWORD, UserFactory
 from workflows.models import ApprovalRequest, ApprovalRule, WorkflowDefinition, WorkflowStep
 from workflows.services import approval_decide
@@ -117,7 +121,7 @@ def test_a_change_of_currency_asks_for_the_amounts_in_the_new_currency(client, d
     errors = asked.context["form"].errors
     assert asked.status_code == 200 and not ApprovalRequest.objects.exists()
     assert errors["ceiling_per_beneficiary"] == [
-        "This is 1200.00 TZS: the currency becomes USD. Give the ceiling per beneficiary in USD, or keep 1200.00 USD "
+        "This is 1,200.00 TZS: the currency becomes USD. Give the ceiling per beneficiary in USD, or keep 1,200.00 USD "
         "by ticking the box below."]
     assert "limit_per_transaction" in errors
     assert "Keep these amounts as they are, in USD" in asked.content.decode()
@@ -203,6 +207,50 @@ def test_a_viewer_cannot_create_or_change_payment_plans(client, payment_plan, ge
     client = logged_in(client, viewer)
     assert client.get(reverse("payments_plan:add")).status_code in (302, 403)
     assert client.get(reverse("payments_plan:inspect", args=[payment_plan.pk])).status_code == 404
+
+
+def followed_subjects(page, name):
+    """{benefit plan id: (rules subject, the builder's field names)} a rule field follows
+    (static/plans/rules_follow.js), from the new-payment-plan page."""
+    field = str(page.context["form"][name])
+    assert 'data-rules-follow="benefit_plan"' in field
+    subjects = json.loads(html.unescape(re.search(r'data-rules-subjects="([^"]*)"', field).group(1)))
+    return {int(value): (entry["subject"], {spec["name"] for spec in json.loads(entry["fields"])})
+            for value, entry in subjects.items()}
+
+
+def test_a_new_payment_plans_rules_follow_the_benefit_plan_chosen_before_saving(client, designer, benefit_plan):
+    PlanField.objects.create(plan=benefit_plan, name="school_grade", label="School grade", field_type="integer")
+    household_plan = BenefitPlan.objects.create(code="HH", name="Household grant", plan_type="HOUSEHOLD")
+
+    page = logged_in(client, designer).get(reverse("payments_plan:add"))
+
+    assert '<select name="benefit_plan"' in page.content.decode()  # the select rules_follow.js listens to
+    assert "plans/rules_follow.js" in page.content.decode()
+    for name in ("formula", "criteria"):
+        subjects = followed_subjects(page, name)
+        assert {plan_id: subject for plan_id, (subject, _names) in subjects.items()} == {
+            benefit_plan.pk: f"plan:{benefit_plan.pk}.INDIVIDUAL", household_plan.pk: f"plan:{household_plan.pk}.HOUSEHOLD"}
+        assert "school_grade" in subjects[benefit_plan.pk][1] and "school_grade" not in subjects[household_plan.pk][1]
+        assert "first_name" in subjects[benefit_plan.pk][1] and "first_name" not in subjects[household_plan.pk][1]
+
+
+def test_a_new_payment_plan_offers_only_the_benefit_plans_the_user_may_see(designer, benefit_plan):
+    form_class = PaymentPlanViewSet("payments_plan").get_form_class()
+    blind = UserFactory(national=True)  # may not view benefit plans
+
+    assert list(form_class(for_user=designer).fields["benefit_plan"].queryset) == [benefit_plan]
+    form = form_class(plan_form(benefit_plan), for_user=blind)
+    assert not form.is_valid() and "benefit_plan" in form.errors
+    assert 'data-rules-subjects="{}"' in str(form["formula"])
+
+
+def test_an_existing_payment_plans_rules_stay_on_its_benefit_plan(client, designer, payment_plan):
+    page = logged_in(client, designer).get(reverse("payments_plan:edit", args=[payment_plan.pk]))
+
+    formula = str(page.context["form"]["formula"])
+    assert "data-rules-follow" not in formula
+    assert f"plan:{payment_plan.benefit_plan.pk}.INDIVIDUAL" in html.unescape(formula)
 
 
 # --- cycles, providers, points ----------------------------------------------------------------------
@@ -455,6 +503,9 @@ def test_submit_then_export_links_per_payment_point_and_the_follow_up(client, ac
     follow_up = Payroll.objects.get(follow_up_of=sealed)
     assert follow["Location"] == reverse("payments_payroll:inspect", args=[follow_up.pk])
     assert follow_up.line_count == sealed.line_count
+    page = client.get(reverse("payments_payroll:inspect", args=[sealed.pk])).content.decode()
+    assert re.search(r'data-testid="follow-up">Follow-up payroll <a [^>]+>[^<]+</a> is still to be submitted for '
+                     r"approval\.</p>", page)
 
 
 def test_the_payroll_page_shows_the_difference_to_the_previous_cycle(client, accountant, sealed, payment_plan,
@@ -539,6 +590,15 @@ def test_overlapping_payment_points_made_before_the_rule_are_flagged(client, acc
     assert warning in listing and warning in covered
     assert "point-overlaps" not in other and alone.code in listing
     assert "two providers may pay them" in listing
+
+
+def test_the_payroll_history_shows_its_submission_and_withdrawal(client, accountant, sealed, payroll_workflow):
+    from workflows.services import approval_cancel
+
+    approval_cancel(request=services.payroll_submit(payroll=sealed, by=accountant), by=accountant)
+    page = logged_in(client, accountant).get(reverse("payments_payroll:history", args=[sealed.pk])).content.decode()
+
+    assert "Payroll submitted" in page and "Payroll withdrawn" in page
 
 
 def test_posts_are_refused_to_a_viewer(client, sealed, geo):

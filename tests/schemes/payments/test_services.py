@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, connection, transaction
+from wagtail.models import ModelLogEntry
 
 from schemes.payments import selectors, services
 from schemes.payments.models import (
@@ -220,6 +221,22 @@ def test_a_payroll_waiting_for_a_decision_is_not_submitted_twice(sealed, account
         services.payroll_submit(payroll=sealed, by=accountant)
 
 
+def test_refusals_on_a_payroll_still_to_submit_read_as_one_sentence(sealed, accountant):
+    """The GENERATED label ("Generated: to submit for approval") is not spliced into a sentence."""
+    with pytest.raises(ValidationError) as approving:
+        services.payroll_approve(payroll=sealed)
+    with pytest.raises(ValidationError) as closing:
+        services.payroll_close(payroll=sealed, by=accountant)
+    with pytest.raises(ValidationError) as reconciling:
+        reconcile_batch(payroll=sealed, by=accountant, rows=[])
+
+    assert approving.value.messages == [f"{sealed} is still to be submitted for approval: it cannot be approved."]
+    assert closing.value.messages == [
+        f"{sealed} is still to be submitted for approval: only an approved payroll is closed."]
+    assert reconciling.value.messages == [
+        f"{sealed} is still to be submitted for approval: only an approved payroll is reconciled."]
+
+
 @pytest.fixture
 def empty(payment_plan, cycle, people, accountant, superuser, django_capture_on_commit_callbacks):
     """The cycle's payroll sealed with no lines: its criteria select nobody."""
@@ -254,8 +271,11 @@ def test_a_payroll_with_nobody_to_pay_is_discarded_and_frees_its_cycle(empty, pa
 
 
 def test_a_payroll_with_lines_is_not_discarded(sealed, accountant):
-    with pytest.raises(ValidationError, match="with 4 lines: only a generated payroll with no lines"):
+    with pytest.raises(ValidationError) as refused:
         services.payroll_discard(payroll=sealed, by=accountant)
+    assert refused.value.messages == [
+        f"{sealed} has 4 lines and is still to be submitted for approval: only a generated payroll with no lines "
+        "is discarded (one with lines is rejected by its checkers)."]
     assert Payroll.objects.get(pk=sealed.pk).status == PayrollStatus.GENERATED
 
 
@@ -481,6 +501,36 @@ def test_a_cancelled_request_leaves_the_payroll_to_submit_again(sealed, accounta
     assert Payroll.objects.get(pk=sealed.pk).status == PayrollStatus.APPROVED
 
 
+def payroll_history(payroll):
+    """(action, user, data) of the payroll's own audit entries, oldest first."""
+    return [(entry.action, entry.user, entry.data) for entry in ModelLogEntry.objects.filter(
+        content_type__model="payroll", object_id=str(payroll.pk)).order_by("pk")]
+
+
+def test_submitting_and_cancelling_are_in_the_payrolls_own_history(sealed, accountant, payroll_workflow):
+    from workflows.services import approval_cancel
+
+    request = services.payroll_submit(payroll=sealed, by=accountant)
+    approval_cancel(request=request, by=accountant)
+
+    history = payroll_history(sealed)
+    assert history[-2:] == [
+        ("mizani.payroll_submitted", accountant, {"request": request.pk, "lines": 4, "total": format(sealed.total, "f")}),
+        ("mizani.payroll_withdrawn", accountant, {"request": request.pk, "request_status": "CANCELLED", "why": ""}),
+    ]
+
+
+def test_a_void_request_withdraws_the_payroll_with_its_reason_and_no_user(sealed, accountant, payroll_workflow):
+    request = services.payroll_submit(payroll=sealed, by=accountant)
+    request.void("The record changed after the request was submitted; nothing was applied.")
+    request.save()  # as approval_execute does
+
+    assert Payroll.objects.get(pk=sealed.pk).status == PayrollStatus.GENERATED
+    assert payroll_history(sealed)[-1] == ("mizani.payroll_withdrawn", None, {
+        "request": request.pk, "request_status": "VOID",
+        "why": "The record changed after the request was submitted; nothing was applied."})
+
+
 def test_a_payroll_submitted_with_approval_off_is_approved(sealed, accountant, django_capture_on_commit_callbacks):
     from workflows.models import WorkflowDefinition
 
@@ -496,6 +546,27 @@ def test_a_payroll_submitted_with_approval_off_is_approved(sealed, accountant, d
 def test_a_cycle_does_not_close_on_a_payroll_still_to_submit(sealed, cycle, superuser):
     with pytest.raises(ValidationError, match="being generated, to submit or waiting for approval"):
         services.cycle_change_status(cycle=cycle, action="close", by=superuser)
+
+
+@pytest.mark.parametrize(("moves", "action", "refusal"), [
+    ((), "close", "Cycle CG-2025-01 is planned: it can be closed once it is open."),
+    (("open",), "open", "Cycle CG-2025-01 is open already."),
+    (("open", "close"), "open", "Cycle CG-2025-01 is closed: it cannot be opened again."),
+    (("open", "close"), "close", "Cycle CG-2025-01 is closed already."),
+])
+def test_a_cycle_refuses_a_move_it_cannot_make_in_one_plain_sentence(cycle, superuser, moves, action, refusal):
+    for move in moves:
+        services.cycle_change_status(cycle=cycle, action=move, by=superuser)
+
+    with pytest.raises(ValidationError) as refused:
+        services.cycle_change_status(cycle=cycle, action=action, by=superuser)
+
+    assert refused.value.messages == [refusal]
+
+
+def test_a_cycle_is_only_opened_or_closed(cycle, superuser):
+    with pytest.raises(ValueError, match="opens or closes"):
+        services.cycle_change_status(cycle=cycle, action="delete", by=superuser)
 
 
 def test_the_approval_request_says_who_is_left_out_and_why(payment_plan, cycle, people, accountant, superuser,

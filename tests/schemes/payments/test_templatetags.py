@@ -6,7 +6,9 @@ from decimal import Decimal
 import pytest
 
 from dashboards.rendering import format_number
-from schemes.payments.templatetags.payments_money import lines, money
+from schemes.payments.models import Payroll
+from schemes.payments.templatetags.payments_money import count, lines, money
+from schemes.payments.viewsets import CountColumn
 
 
 @pytest.mark.parametrize("value, currency, shown", [
@@ -31,3 +33,16 @@ def test_an_amount_reads_the_same_on_a_payment_screen_and_a_dashboard():
                                           (None, "0 lines")])
 def test_a_count_of_lines_is_singular_or_plural(count, shown):
     assert lines(count) == shown
+
+
+@pytest.mark.parametrize("value, shown", [(0, "0"), (999, "999"), (1200, "1,200"), (1234567, "1,234,567"), (None, "—")])
+def test_a_count_shows_its_thousands_separated(value, shown):
+    assert count(value) == shown
+
+
+def test_a_count_not_known_yet_shows_what_the_screen_asks():
+    assert count(None, "…") == "…"
+
+
+def test_the_payroll_listing_shows_its_line_count_with_thousands_separated():
+    assert CountColumn("line_count", "Lines").get_value(Payroll(line_count=1234567)) == "1,234,567"
