@@ -23,6 +23,9 @@ def prepare(payload, by):
     upload = _upload(payload, by)
     mode = payload.get("mode")
     services.check_importable(upload, mode, by)
+    if services.changes_nothing(upload):
+        # Nothing for a checker to decide (the import itself would be a no-op: imports are idempotent).
+        raise ValidationError("Every row of this file is already so: importing it would change nothing.")
     if requests_under_way(upload).exists():
         raise ValidationError("This upload is already waiting for approval or being imported.")
     counts = upload.counts
@@ -33,8 +36,7 @@ def prepare(payload, by):
         payload={"upload": upload.pk, "mode": mode},
         summary={"title": f"Import {counts.get('valid', 0):,} rows of {upload.original_name}{target}",
                  "diff": [], "sensitive": [],
-                 "counts": {"Import": rows, **{label: counts[key] for key, label in services.COUNT_LABELS.items()
-                                               if key in counts}},
+                 "counts": {"Import": rows, **dict(services.counts_shown(upload))},
                  "link": {"url": reverse("bulk_upload:inspect", args=[upload.pk]),
                           "label": "The upload: its counts, rows with errors and error file"},
                  "sample": [{"id": None, "name": f"Row {row['row_number']}: {row['summary']}"}

@@ -7,6 +7,7 @@ import io
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
@@ -49,6 +50,24 @@ COUNT_LABELS = {
     "paid": "Lines to mark paid", "paid_amount": "Amount of the lines to mark paid",
     "unpaid": "Lines to mark unpaid (left for a follow-up payroll)", "unpaid_amount": "Amount of the lines to mark unpaid",
 }
+
+
+def counts_shown(upload):
+    """[(label, text)] of the upload's counts as pages and requests show them: thousands separated,
+    amounts with the payroll's currency."""
+    currency = f" {upload.payroll.currency}" if upload.payroll_id else ""
+    shown = []
+    for key, label in {**COUNT_LABELS, "imported": "Imported"}.items():
+        if key in upload.counts:
+            value = upload.counts[key]
+            shown.append((label, f"{Decimal(value):,.2f}{currency}" if key.endswith("_amount") else f"{value:,}"))
+    return shown
+
+
+def changes_nothing(upload):
+    """A checked file whose valid rows are all already so (an update or reconciliation file sent again)."""
+    counts = upload.counts
+    return bool(counts.get("valid")) and counts.get("unchanged", 0) >= counts["valid"]
 
 
 def kind_permissions(kind, plan=None):

@@ -99,28 +99,27 @@ class UploadRecordView(ScopedInspectView):
         under_way = requests_under_way(upload).exists()
         importer = services.IMPORTERS[upload.kind]
         sample = importer.sample(upload) if upload.status == UploadStatus.READY else []
+        nothing_to_import = upload.status == UploadStatus.READY and (
+            upload.counts.get("valid") == 0 or services.changes_nothing(upload))
         context.update({
             "upload": upload,
             "job": job,
             "sample": sample,
             "sample_duplicates": any("possible_duplicate_of" in row for row in sample),
             "sample_headings": importer.SAMPLE_HEADINGS,
-            "counts": _counts(upload),
+            "counts": services.counts_shown(upload),
             "problem": importer.problems(upload) if upload.status == UploadStatus.READY else "",
             "errors": services.errors_shown_to(user, upload, ERRORS_SHOWN) if upload.status == UploadStatus.READY
             else [],
             "requests": list(pending[:5]),
-            "nothing_to_import": upload.status == UploadStatus.READY and upload.counts.get("valid") == 0,
-            "can_submit": is_uploader and upload.status == UploadStatus.READY and not under_way,
+            "nothing_to_import": nothing_to_import,
+            "changes_nothing": nothing_to_import and services.changes_nothing(upload),
+            "waiting_for_approval": upload.status == UploadStatus.READY and under_way,
+            "can_submit": is_uploader and upload.status == UploadStatus.READY and not under_way and not nothing_to_import,
             "can_discard": _can_discard(user, upload),
             "submit_form": SubmitForm(),
         })
         return context
-
-
-def _counts(upload):
-    return [(label, upload.counts[key]) for key, label in
-            {**services.COUNT_LABELS, "imported": "Imported"}.items() if key in upload.counts]
 
 
 def _can_discard(user, upload):
@@ -190,7 +189,7 @@ def upload_discard(request, pk):
                                     "import is submitted, under way or done.")
             return redirect("bulk_upload:inspect", upload.pk)
         return TemplateResponse(request, "bulk/upload_discard.html", {
-            "upload": upload, "counts": _counts(upload), "page_title": f"Discard {upload.original_name}",
+            "upload": upload, "counts": services.counts_shown(upload), "page_title": f"Discard {upload.original_name}",
             "header_icon": "upload"})
     try:
         services.upload_discard(upload=upload, by=request.user)

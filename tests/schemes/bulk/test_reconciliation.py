@@ -20,6 +20,7 @@ from schemes.payments.models import LineStatus, PaymentLine, Payroll, PayrollSta
 from schemes.payments.reconciliation import HEADERS, reconcile_batch
 from tests.factories import UserFactory
 from tests.schemes.payments.conftest import line_of
+from tests.schemes.plans.test_views import client_for
 from workflows.models import WorkflowDefinition
 from workflows.services import approval_submit
 
@@ -112,7 +113,13 @@ def test_the_same_file_twice_changes_nothing(approved_payroll, people, accountan
     again = receive(accountant, approved_payroll, rows, django_capture_on_commit_callbacks)
     assert (again.counts["unchanged"], again.counts["paid"], again.counts["unpaid"], again.counts["errors"]) == (
         2, 0, 0, 0)
-    again = import_now(again, accountant, django_capture_on_commit_callbacks)
+    with pytest.raises(ValidationError, match="importing it would change nothing"):
+        import_now(again, accountant, django_capture_on_commit_callbacks)
+    page = client_for(accountant).get(reverse("bulk_upload:inspect", args=[again.pk])).content.decode()
+    assert "Checked: nothing to import, every row is already so" in page and "Submit the import" not in page
+    with django_capture_on_commit_callbacks(execute=True):
+        services.import_start(upload=again, mode="VALID_ROWS", by=accountant)
+    again.refresh_from_db()
 
     assert again.status == UploadStatus.IMPORTED and again.counts["imported"] == 0
     assert list(PaymentLine.objects.filter(payroll=approved_payroll).order_by("pk").values()) == before
