@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
+from schemes.registry.approvals import Readers
 from schemes.rules.nodes import to_json
 from sites.scoping import scope_for
 from workflows.models import ApprovalRequest, RequestStatus
@@ -50,8 +51,11 @@ def prepare_enrol(payload, by):
     catalogue = candidate_catalogue(plan)
     rule = to_json(services.criteria_node(payload.get("rule"), catalogue))
     scoring = targeting.validate_scoring(payload["scoring"], catalogue) if payload.get("scoring") else None
+    # The enrolment covers the maker's locations: checkers of those locations decide it, and its
+    # sample names no one outside them (schemes.registry.approvals.Readers).
+    location = scope_for(by).root()
     preview = services.enrolment_preview(plan=plan, rule=rule, target_status=payload.get("target_status"), by=by,
-                                         scoring=scoring)
+                                         scoring=scoring, readers=Readers(location))
     counts = {"Matching the criteria": preview["matching"], "Already enrolled": preview["already_enrolled"],
               ENROL_GRADUATED: preview["graduated_earlier"], ENROL_REJECTED: preview["rejected_earlier"],
               "Would be added": preview["would_add"], "Above the plan's maximum": preview["over_maximum"]}
@@ -68,9 +72,9 @@ def prepare_enrol(payload, by):
                  "text": payload.get("text") or (payload["rule"] if isinstance(payload["rule"], str) else ""),
                  "maker": by.pk},
         summary={"title": f"Enrol {preview['would_add']:,} as {payload['target_status'].lower()} in {plan}",
-                 "diff": [], "sensitive": [], "counts": counts, "sample": preview["sample"]},
-        # The enrolment covers the maker's locations: checkers of those locations decide it.
-        location=scope_for(by).root(),
+                 "diff": [], "sensitive": [], "counts": counts,
+                 "sample": [{"id": row["id"], "name": row["summary"]} for row in preview["sample"]]},
+        location=location,
         version=preview["fingerprint"],
     )
 
@@ -146,6 +150,9 @@ ENROL = register(Operation(name=ENROL_OPERATION, label="Enrol people in a benefi
 
 # --- plan changes -------------------------------------------------------------------------------
 
+CHANGE_OPERATION = "plans.change"
+
+
 def prepare_change(payload, by):
     plan = _plan(payload)
     if not by.has_perm("plans.change_benefitplan"):
@@ -173,7 +180,7 @@ def change_version(payload):
     return services.plan_version(plan) if plan else "gone"
 
 
-CHANGE = register(Operation(name="plans.change", label="Change an active benefit plan", prepare=prepare_change,
+CHANGE = register(Operation(name=CHANGE_OPERATION, label="Change an active benefit plan", prepare=prepare_change,
                             execute=execute_change, version=change_version, default_requires_approval=True))
 
 

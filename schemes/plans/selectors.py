@@ -6,6 +6,7 @@ from schemes.rules.compiler import compile_rule, to_sql
 from schemes.rules.errors import RuleError
 from schemes.rules.nodes import from_json
 from schemes.rules.sql import IsTrue
+from sites.masking import can_view_sensitive, mask
 from sites.models import Location
 from sites.scoping import scope_for
 
@@ -161,3 +162,43 @@ def plan_versions(plan, limit=10):
     return [{"number": total - index, "saved": revision.created_at, "by": revision.user,
              "changed": "Created" if total - index == 1 else ", ".join(changes.get(revision.pk, []))}
             for index, revision in enumerate(revisions)]
+
+
+# --- a beneficiary's history ---------------------------------------------------------------------
+
+def beneficiary_history(beneficiary, user, limit=8):
+    """The beneficiary's latest audit entries, newest first, each with `changes`: for a change of plan
+    data, [(label, old, new)] per field (see plan_data_changes)."""
+    entries = list(ModelLogEntry.objects.for_instance(beneficiary).select_related("user")
+                   .order_by("-timestamp", "-pk")[:limit])
+    definitions = beneficiary.plan.schema().by_name
+    for entry in entries:
+        entry.changes = plan_data_changes(entry, definitions, show_sensitive=can_view_sensitive(user))
+    return entries
+
+
+def plan_data_changes(entry, definitions, *, show_sensitive):
+    """[(label, old, new)] of a `mizani.beneficiary_attributes` entry, labelled by the plan's schema
+    (`definitions` by name; a field deleted since keeps its name). The trail keeps a sensitive field's
+    values masked; a field made sensitive since is masked here for a reader who may not see it. An
+    entry written before the values were kept names the fields alone (old and new None)."""
+    if entry.action != "mizani.beneficiary_attributes":
+        return []
+    data = entry.data or {}
+    changes = data.get("changes") or {name: [None, None] for name in data.get("changed", [])}
+    rows = []
+    for name, (old, new) in changes.items():
+        definition = definitions.get(name)
+        hidden = definition is not None and definition.sensitive and not show_sensitive
+        rows.append((definition.label if definition else name, _shown(old, hidden), _shown(new, hidden)))
+    return rows
+
+
+def _shown(value, hidden):
+    if value is None:
+        return None
+    if hidden:
+        return mask(str(value))
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    return value

@@ -1,5 +1,7 @@
 """Changes to plans and beneficiaries. Enrolment is one INSERT ... SELECT compiled from the rules AST."""
 
+import dataclasses
+import datetime
 import json
 from decimal import Decimal
 
@@ -10,16 +12,18 @@ from django.db.models import Count, Exists, F, OuterRef, Sum
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
+from schemes.registry.selectors import YOUR_LOCATIONS, household_named, person_named
 from schemes.rules.compiler import compile_rule, to_sql
 from schemes.rules.errors import RuleError
-from schemes.rules.nodes import from_json
+from schemes.rules.nodes import FieldRef, Node, from_json
 from sites.audit import audit
+from sites.masking import can_view_sensitive, mask
 from sites.models import Location
 from sites.scoping import scope_for
 
 from . import targeting
 from .catalogues import candidate_catalogue, subjects_for
-from .models import LIVE_STATUSES, BeneficiaryStatus, BenefitPlan, PlanStatus
+from .models import LIVE_STATUSES, BeneficiaryStatus, BenefitPlan, PlanStatus, PlanType
 from .selectors import locations_by_tree
 
 ENROL_TARGETS = (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE)
@@ -86,9 +90,10 @@ def _permission(model, verb):
     return f"plans.{verb}_{model._meta.model_name}"
 
 
-def enrolment_preview(*, plan, rule, target_status, by, scoring=None):
-    """Counts (see enrolment_standing) and a sample of those who would be added, before anything is
-    submitted."""
+def enrolment_preview(*, plan, rule, target_status, by, scoring=None, readers=None):
+    """Counts (see enrolment_standing) and a sample of those who would be added (see enrolment_sample),
+    before anything is submitted. The sample is written for `by`, or for `readers` (a request's, as
+    schemes.registry.approvals.Readers: named within its location, sensitive values masked for all)."""
     _require_permission(by, _permission(plan.beneficiary_model, "add"))
     _check_target_status(target_status)
     check_plan_valid_today(plan, "enrol anyone")
@@ -97,8 +102,89 @@ def enrolment_preview(*, plan, rule, target_status, by, scoring=None):
     over = 0
     if plan.max_beneficiaries is not None:
         over = max(0, plan.live_beneficiaries + standing["would_add"] - plan.max_beneficiaries)
-    return {**standing, "over_maximum": over,
-            "sample": [{"id": p.pk, "name": str(p)} for p in candidates.order_by("pk")[:SAMPLE_SIZE]]}
+    catalogue = candidate_catalogue(plan)
+    read_by = [criteria_node(rule, catalogue)] + ([targeting.score_node(scoring["formula"], catalogue)] if scoring else [])
+    if readers is None:
+        scope, outside, show_sensitive = scope_for(by), YOUR_LOCATIONS, can_view_sensitive(by)
+    else:
+        scope, outside, show_sensitive = readers.scope, readers.outside, False
+    fields = fields_read(read_by)
+    return {**standing, "over_maximum": over, "sample_fields": [catalogue[name].label for name in fields],
+            "sample": enrolment_sample(plan, candidates, fields, catalogue, scope=scope, outside=outside,
+                                       show_sensitive=show_sensitive)}
+
+
+def fields_read(nodes):
+    """The names of the fields the rules `nodes` read, in the order they first appear."""
+    names = []
+
+    def visit(value):
+        if isinstance(value, FieldRef):
+            if value.name not in names:
+                names.append(value.name)
+        elif isinstance(value, Node):
+            for field in dataclasses.fields(value):
+                visit(getattr(value, field.name))
+        elif isinstance(value, tuple):
+            for item in value:
+                visit(item)
+
+    for node in nodes:
+        visit(node)
+    return names
+
+
+def enrolment_sample(plan, candidates, fields, catalogue, *, scope, outside=YOUR_LOCATIONS, show_sensitive):
+    """The first of `candidates` (by id) as a checker judges them: the person, or the household and its
+    head, named only where `scope` allows their location (else "outside `outside`"), their location,
+    and the values of `fields` (what the criteria read), a sensitive one masked unless `show_sensitive`.
+    Each row: id, name, location, values [[label, value]], and `summary`: all of it in one line. One
+    statement reads the rows and their values (aliases of our own: a field's name is user text), one
+    the households' heads."""
+    aliases = {f"criteria_value_{index}": name for index, name in enumerate(fields)}
+    records = list(candidates.select_related("location").annotate(
+        **{alias: catalogue.sql(name) for alias, name in aliases.items()}).order_by("pk")[:SAMPLE_SIZE])
+    heads = _heads(records) if plan.plan_type == PlanType.HOUSEHOLD else {}
+    sample = []
+    for record in records:
+        if plan.plan_type == PlanType.HOUSEHOLD:
+            head = heads.get(record.pk)
+            name = household_named(record, scope, outside=outside) + (
+                f", head {person_named(head, scope, outside=outside)}" if head else ", no head")
+        else:
+            name = person_named(record, scope, outside=outside)
+        location = record.location.name if record.location else "no location"
+        values = [[catalogue[field].label, _sample_value(getattr(record, alias),
+                                                         hidden=catalogue[field].sensitive and not show_sensitive)]
+                  for alias, field in aliases.items()]
+        sample.append({"id": record.pk, "name": name, "location": location, "values": values,
+                       "summary": "; ".join([name, location, *(f"{label}: {value}" for label, value in values)])})
+    return sample
+
+
+def _heads(households):
+    """{household id: its head (a live person, with their location)} for `households`."""
+    from schemes.registry.models import MemberRole, Membership
+
+    memberships = Membership.objects.filter(household__in=[household.pk for household in households],
+                                            role_id=MemberRole.HEAD, individual__deleted_at__isnull=True)
+    return {membership.household_id: membership.individual
+            for membership in memberships.select_related("individual__location")}
+
+
+def _sample_value(value, *, hidden):
+    """A value as the sample shows it: numbers without trailing zeros, yes/no, dates as YYYY-MM-DD."""
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif isinstance(value, (int, float, Decimal)):
+        text = format(Decimal(str(value)).normalize(), "f")
+    elif isinstance(value, datetime.date):
+        text = value.isoformat()
+    else:
+        text = str(value)
+    return mask(text) if hidden else text
 
 
 def enrolment_fingerprint(*, plan, rule, by, scoring=None):
@@ -203,11 +289,36 @@ def plan_close(*, plan, by):
     return plan
 
 
+def check_plan_activate(*, plan, by):
+    """Activating takes the permission to change plans, a draft, and a validity not ended."""
+    _require_permission(by, "plans.change_benefitplan")
+    if plan.status != PlanStatus.DRAFT:
+        raise ValidationError(f"{plan} is {plan.get_status_display().lower()}: only a draft is activated.")
+    check_plan_valid_today(plan, "be activated")
+
+
+def plan_activation_counts(plan, by):
+    """What the plan starts from once active, as its confirmation page shows it: its schema fields,
+    its regional cut-offs, and the people (or households) in `by`'s locations meeting its criteria
+    for potential beneficiaries now: "none" where it has none (enrolment by criteria then asks for them),
+    "unchecked" where they no longer check (its page says why)."""
+    criteria = (plan.criteria or {}).get(BeneficiaryStatus.POTENTIAL)
+    meeting = "none"
+    if criteria:
+        catalogue = candidate_catalogue(plan)
+        try:
+            node = criteria_node(criteria["rule"], catalogue)
+        except ValidationError:
+            meeting = "unchecked"
+        else:
+            meeting = subjects_for(plan, by).filter(to_sql(node, catalogue)).count()
+    return {"fields": plan.fields.count(), "cutoffs": plan.cutoffs.count(), "meeting_criteria": meeting}
+
+
 @transaction.atomic
 def plan_activate(*, plan, by):
-    _require_permission(by, "plans.change_benefitplan")
     plan = BenefitPlan.objects.select_for_update().get(pk=plan.pk)
-    check_plan_valid_today(plan, "be activated")
+    check_plan_activate(plan=plan, by=by)
     plan.activate()
     plan.save(update_fields=["status", "updated_at"])
     audit(plan, "mizani.plan_status", by=by, data={"status": plan.status})
@@ -311,10 +422,24 @@ def beneficiary_update_attributes(*, beneficiary, attributes, by):
     BenefitPlan.objects.select_for_update().filter(pk=beneficiary.plan_id).first()
     model.objects.select_for_update().filter(pk=beneficiary.pk).first()
     beneficiary, cleaned, changed = beneficiary_check_attributes(beneficiary=beneficiary, attributes=attributes, by=by)
+    before = beneficiary.attributes
     beneficiary.attributes = cleaned
     beneficiary.save(update_fields=["attributes"])
-    audit(beneficiary, "mizani.beneficiary_attributes", by=by, data={"changed": changed})
+    audit(beneficiary, "mizani.beneficiary_attributes", by=by, data={
+        "changed": changed, "changes": attribute_changes(beneficiary.plan, before, cleaned, changed)})
     return beneficiary
+
+
+def attribute_changes(plan, before, after, changed):
+    """{field name: [old, new]} of the plan data that changed, as the audit trail keeps it: a sensitive
+    field's values masked (the trail outlives the record and is read by many)."""
+    sensitive = set(plan.fields.filter(sensitive=True).values_list("name", flat=True))
+    return {name: [_audit_value(before.get(name), name in sensitive), _audit_value(after.get(name), name in sensitive)]
+            for name in changed}
+
+
+def _audit_value(value, sensitive):
+    return mask(str(value)) if sensitive and value is not None else value
 
 
 def unique_values_held(plan, definitions, attributes, *, holder):

@@ -10,23 +10,24 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods
-from django_fsm import TransitionNotAllowed
 from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.ui.components import Component
 from wagtail.admin.ui.tables import Column, TitleColumn
 from wagtail.admin.views import generic
 
 from schemes.rules.forms import CriteriaFilter
+from sites.masking import can_view_sensitive
 from sites.models import Location
 from sites.refusals import refusal_message
 from sites.scoping import scope_for
-from sites.viewsets import ApprovalMixin, ScopedIndexView, ScopedInspectView
+from sites.viewsets import ApprovalMixin, ScopedHistoryView, ScopedIndexView, ScopedInspectView
 from workflows.services import approval_submit, requires_approval
 
 from . import selectors, services
 from .approvals import (
     BENEFICIARY_DATA,
     BENEFICIARY_STATUS,
+    CHANGE_OPERATION,
     CLOSE_PLAN,
     ENROL_OPERATION,
     close_counts,
@@ -41,7 +42,7 @@ from .forms import (
     SchemaUploadForm,
     StatusChangeForm,
 )
-from .models import LIVE_STATUSES, BeneficiaryStatus, BenefitPlan, HouseholdBeneficiary, PlanStatus
+from .models import LIVE_STATUSES, BeneficiaryStatus, BenefitPlan, HouseholdBeneficiary, PlanStatus, PlanType
 from .schema import export_schema, parse_schema, schema_import
 
 
@@ -116,7 +117,7 @@ class PlanEditView(ApprovalMixin, generic.EditView):
     def form_valid(self, form):
         try:
             if self.object.status == PlanStatus.ACTIVE:
-                return self.submit_for_approval("plans.change", {
+                return self.submit_for_approval(CHANGE_OPERATION, {
                     "plan": self.object.pk, **services.plan_change_payload(form.save(commit=False))})
             return super().form_valid(form)
         except ValidationError as error:
@@ -151,16 +152,17 @@ class PlanCreateView(generic.CreateView):
 
 @require_http_methods(["GET", "POST"])
 def plan_status(request, pk):
-    """Activate a draft (one click), or close an active plan: the GET of `?action=close` says what
-    closing does to its beneficiaries (the confirmation), and its POST submits the closing (operation
-    plans.close: applied once approved)."""
+    """Activate a draft or close an active plan. The GET of `?action=activate` or `?action=close` is the
+    confirmation (what the change does, with counts); the POST activates the plan at once, or submits
+    the closing (operation plans.close: applied once approved)."""
     plan = get_object_or_404(selectors.plans_for(request.user), pk=pk)
     if not request.user.has_perm("plans.change_benefitplan"):
         raise PermissionDenied
     if request.method == "GET":
-        if request.GET.get("action") != "close":
+        confirmation = {"close": _close_confirmation, "activate": _activate_confirmation}.get(request.GET.get("action"))
+        if confirmation is None:
             return HttpResponseNotAllowed(["POST"])
-        return _close_confirmation(request, plan)
+        return confirmation(request, plan)
     action = request.POST.get("action", "")
     try:
         if action == "close":
@@ -173,11 +175,31 @@ def plan_status(request, pk):
         services.plan_activate(plan=plan, by=request.user)
     except (ValidationError, PermissionDenied) as error:
         messages.error(request, refusal_message(error))
-    except TransitionNotAllowed:
-        messages.error(request, f"The plan is {plan.get_status_display().lower()}: only a draft is activated.")
     else:
-        messages.success(request, "The plan is activated.")
+        messages.success(request, "The plan is activated: it is open for enrolment.")
     return redirect("plans_plan:inspect", plan.pk)
+
+
+def _activate_confirmation(request, plan):
+    """What activating the plan does, before it is done; a plan that cannot be activated (or a user
+    who may not) is refused on its page."""
+    try:
+        services.check_plan_activate(plan=plan, by=request.user)
+        counts = services.plan_activation_counts(plan, request.user)
+    except (ValidationError, PermissionDenied) as error:
+        messages.error(request, refusal_message(error))
+        return redirect("plans_plan:inspect", plan.pk)
+    subjects = "households" if plan.plan_type == PlanType.HOUSEHOLD else "people"
+    meeting = counts["meeting_criteria"]
+    return TemplateResponse(request, "plans/plan_activate.html", {
+        "plan": plan, "counts": {
+            "Beneficiary schema fields": counts["fields"],
+            "Cut-offs by region": counts["cutoffs"],
+            f"{subjects.capitalize()} in your locations meeting its criteria for potential beneficiaries now":
+                f"{meeting:,}" if isinstance(meeting, int) else {
+                    "none": "no criteria", "unchecked": "its criteria no longer check (see the plan's page)"}[meeting]},
+        "needs_change_approval": requires_approval(CHANGE_OPERATION),
+        "page_title": f"Activate {plan}", "header_icon": "clipboard-list"})
 
 
 def _close_confirmation(request, plan):
@@ -368,8 +390,36 @@ class BeneficiaryRecordView(ScopedInspectView):
             "needs_approval": requires_approval(BENEFICIARY_STATUS),
             "plan_data": beneficiary.plan.schema().display(
                 beneficiary.attributes, show_sensitive=user.has_perm("registry.view_sensitive_data")),
+            "history": selectors.beneficiary_history(beneficiary, user),
+            "history_url": reverse(f"{namespace}:history", args=[beneficiary.pk]),
         })
         return context
+
+
+class BeneficiaryHistoryView(ScopedHistoryView):
+    """Whoever may read the beneficiary may read its history (its page shows the latest entries); a
+    change of plan data reads old -> new per field, masked as its page masks them."""
+
+    any_permission_required = ["view", "add", "change", "delete"]
+    header_buttons = []  # Wagtail's "Edit": beneficiaries have no edit form (it linked to this page)
+
+    @cached_property
+    def columns(self):
+        definitions = self.object.plan.schema().by_name
+        show_sensitive = can_view_sensitive(self.request.user)
+
+        def described(entry):
+            changes = selectors.plan_data_changes(entry, definitions, show_sensitive=show_sensitive)
+            return "; ".join([entry.message, *(change_text(*change) for change in changes)])
+
+        return [Column("message", label="Action", accessor=described), *super().columns[1:]]
+
+
+def change_text(label, old, new):
+    """"Income: 100 → 150" (a field named alone where the entry kept no values)."""
+    if old is None and new is None:
+        return label
+    return f"{label}: {'—' if old is None else old} → {'—' if new is None else new}"
 
 
 def _reenrol_url(beneficiary, user):

@@ -63,6 +63,7 @@ class BeneficiaryViewSet(ScopedModelViewSet):
     inspect_view_enabled = True
     index_view_class = views.BeneficiaryIndexView
     inspect_view_class = views.BeneficiaryRecordView
+    history_view_class = views.BeneficiaryHistoryView
     inspect_template_name = "plans/beneficiary_record.html"
     add_to_reference_index = False
     export_filename = "beneficiaries"

@@ -57,6 +57,7 @@ def test_a_plan_from_definition_to_beneficiaries(live_server, browser, world, sc
     designer.get_by_role("button", name="Create").click()
     plan = BenefitPlan.objects.get(code="CG-1")
     designer.goto(f"{origin}/admin/plans/inspect/{plan.pk}/")
+    designer.get_by_role("link", name="Activate the plan…").click()
     designer.get_by_role("button", name="Activate").click()
     expect(designer.get_by_test_id("plan-status")).to_have_text("Active")
     screenshot(designer, screenshots / "plan_page.png")

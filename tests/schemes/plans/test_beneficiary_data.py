@@ -1,7 +1,8 @@
 """A beneficiary's plan data (the plan's schema fields): each field validated by its type, bounds,
 pattern and requiredness, with the error on that field; a `unique` field's value held by one
 beneficiary of the plan only (another plan may reuse it, the beneficiary may keep its own); only the
-user's locations; the audit names the changed fields, never their values; the edit page shows and
+user's locations; the audit keeps old and new values (a sensitive field's masked) and the record's history
+shows them by label, masked for readers who may not see them; the edit page shows and
 saves the fields, and hides sensitive ones from users who may not see them (a crafted POST cannot
 change them). The beneficiary list's "meets criteria" column, whose criteria may name plan
 attributes, is what Python's evaluation says, row by row."""
@@ -20,10 +21,11 @@ from wagtail.models import ModelLogEntry
 from schemes.plans import services
 from schemes.plans.catalogues import beneficiary_catalogue, candidate_catalogue
 from schemes.plans.models import Beneficiary, BeneficiaryStatus, BenefitPlan, PlanField
-from schemes.plans.selectors import with_criteria_check
+from schemes.plans.selectors import beneficiary_history, with_criteria_check
 from schemes.registry.models import RegistryField
 from schemes.rules.compiler import evaluate
 from schemes.rules.nodes import from_json, to_json
+from sites.audit import audit
 from tests.factories import IndividualFactory, RegistryFieldFactory, UserFactory
 from tests.schemes.plans.test_views import client_for
 
@@ -208,15 +210,49 @@ def test_only_the_users_locations_and_with_the_permission(beneficiaries, clerk_a
     assert stored(beneficiaries["amani"])["grade"] == 4
 
 
-def test_the_audit_names_the_changed_fields_never_their_values(beneficiaries, clerk_a):
+def test_the_audit_keeps_old_and_new_values_a_sensitive_fields_masked(beneficiaries, clerk_a):
     asha = beneficiaries["asha"]
 
     update(asha, clerk_a, grade=5, school_code="ABC-001", card=7, stream="science", account="TZ99999999")
 
     [entry] = attribute_entries(asha)
     assert entry.user_id == clerk_a.pk
-    assert entry.data == {"changed": ["account", "grade", "stream"]}
-    assert "TZ99999999" not in str(entry.data) and "science" not in str(entry.data)
+    assert entry.data == {"changed": ["account", "grade", "stream"],
+                          "changes": {"account": ["•••••••678", "•••••••999"], "grade": [3, 5], "stream": [None, "science"]}}
+    assert "TZ99999999" not in str(entry.data) and "TZ12345678" not in str(entry.data)
+
+
+@pytest.mark.usefixtures("beneficiary_approval_off")
+def test_the_history_shows_old_and_new_values_by_label_masked_for_readers_who_may_not_see_them(
+        beneficiaries, clerk_a, editor_without_sensitive):
+    asha = beneficiaries["asha"]
+    update(asha, clerk_a, grade=5, school_code="ABC-001", card=8, verified="yes", account="TZ12345678")
+    PlanField.objects.filter(plan=asha.plan, name="card").update(sensitive=True)  # made sensitive since
+    update(asha, clerk_a, grade=5, school_code="ABC-001", card=8, verified="yes", account="TZ99999999")
+    record_url = reverse("plans_beneficiary:inspect", args=[asha.pk])
+
+    page = client_for(editor_without_sensitive).get(record_url)
+    full = client_for(editor_without_sensitive).get(reverse("plans_beneficiary:history", args=[asha.pk]))
+    clerks_page = client_for(clerk_a).get(record_url)
+
+    newest, older = [entry.changes for entry in page.context["history"][:2]]
+    assert newest == [("Bank account", "•••••••678", "•••••••999")]  # the trail never held them
+    assert older == [("Card number", "•", "•"), ("Grade", 3, 5), ("Verified", None, "Yes")]
+    html = page.content.decode()
+    assert "Grade: 3 → 5" in html and "Verified: — → Yes" in html and "Card number: • → •" in html
+    assert "Card number: 7 → 8" in clerks_page.content.decode()  # the clerk may see sensitive data
+    assert full.status_code == 200
+    assert "Changed the beneficiary&#x27;s plan data; Card number: • → •; Grade: 3 → 5" in full.content.decode()
+    assert not re.search(r">\s*Edit\s*</a>", full.content.decode())  # no "Edit" button: there is no edit form
+
+
+def test_an_entry_written_before_values_were_kept_names_its_fields(beneficiaries, clerk_a):
+    asha = beneficiaries["asha"]
+    audit(asha, "mizani.beneficiary_attributes", by=clerk_a, data={"changed": ["grade", "gone"]})
+
+    [entry] = beneficiary_history(asha, clerk_a)
+
+    assert entry.changes == [("Grade", None, None), ("gone", None, None)]
 
 
 # --- the page -----------------------------------------------------------------------------------

@@ -84,11 +84,30 @@ def entries(instance, action):
 # --- enrolment ----------------------------------------------------------------------------------
 
 
+def test_the_sample_names_a_households_head_only_within_the_readers_locations(plan, households, clerk_a, geo):
+    from schemes.plans.approvals import prepare_enrol
+    from schemes.registry.models import Individual
+
+    big_head = households["BIG-A"].head
+    Individual.objects.filter(pk=households["TWO-A"].head.pk).update(location=geo.village_b)  # registered in B
+
+    preview = services.enrolment_preview(plan=plan, rule=RULE, target_status="POTENTIAL", by=clerk_a)
+    summary = prepare_enrol({"plan": plan.pk, "rule": RULE, "target_status": "POTENTIAL"}, clerk_a).summary
+
+    assert preview["sample_fields"] == ["Household size"]
+    assert [(row["name"], row["location"], row["values"]) for row in preview["sample"]] == [
+        (f"household BIG-A, head {big_head} (id {big_head.pk})", "Village A", [["Household size", "3"]]),
+        ("household TWO-A, head a member outside your locations", "Ward A", [["Household size", "2"]])]
+    assert [row["name"] for row in summary["sample"]] == [
+        f"household BIG-A, head {big_head} (id {big_head.pk}); Village A; Household size: 3",
+        "household TWO-A, head a member outside District A; Ward A; Household size: 2"]
+
+
 def test_enrolment_by_a_household_rule_adds_the_users_live_households_only(plan, households, clerk_a):
     preview = services.enrolment_preview(plan=plan, rule=RULE, target_status="POTENTIAL", by=clerk_a)
     assert (preview["matching"], preview["already_enrolled"], preview["would_add"], preview["over_maximum"]) == (
         2, 0, 2, 0)
-    assert [row["name"] for row in preview["sample"]] == ["BIG-A", "TWO-A"]
+    assert [row["name"].split(",")[0] for row in preview["sample"]] == ["household BIG-A", "household TWO-A"]
 
     added = services.enrolment_execute(plan=plan, rule=RULE, target_status="POTENTIAL", by=clerk_a)
 

@@ -59,7 +59,7 @@ def test_preview_counts_what_would_change_within_the_users_locations(plan, peopl
 
     assert (preview["matching"], preview["already_enrolled"], preview["would_add"]) == (2, 1, 1)
     assert_no_not_in_subquery(captured)  # a plan of a million enrolments
-    assert [row["name"] for row in preview["sample"]] == [str(people["chausiku"])]
+    assert [row["name"] for row in preview["sample"]] == [f"{people['chausiku']} (id {people['chausiku'].pk})"]
 
 
 def test_enrolment_adds_only_new_people_in_one_statement(plan, people, officer):
@@ -250,7 +250,7 @@ def test_people_who_graduated_or_were_rejected_are_counted_apart_and_not_enrolle
                                           "would_add")} == {"matching": 4, "already_enrolled": 1,
                                                             "graduated_earlier": 1, "rejected_earlier": 1,
                                                             "would_add": 1}
-    assert [row["name"] for row in preview["sample"]] == [str(newcomer)]
+    assert [row["name"] for row in preview["sample"]] == [f"{newcomer} (id {newcomer.pk})"]
     assert_no_not_in_subquery(captured)
     assert added == 1
     assert sorted(Beneficiary.objects.filter(plan=plan).values_list("individual__first_name", "status")) == [
@@ -269,6 +269,61 @@ def test_an_enrolment_request_names_those_not_enrolled_again(plan, people, offic
     with pytest.raises(ValidationError, match="left the plan earlier"):
         workflows.approval_submit(operation="plans.enrol", by=officer, payload={
             "plan": plan.pk, "rule": "first_name == 'Amina'", "target_status": "POTENTIAL"})
+
+
+# --- who the sample shows ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def incomes(people):
+    """A sensitive attribute the criteria read: Amina earns 80, Chausiku 120.50."""
+    from schemes.registry.models import Individual
+
+    RegistryFieldFactory(name="income", label="Monthly income", field_type="decimal", sensitive=True)
+    for name, income in (("amina", "80"), ("chausiku", "120.50")):
+        person = people[name]
+        Individual.objects.filter(pk=person.pk).update(attributes={**person.attributes, "income": income})
+    return "children >= 2 and income < 500"
+
+
+def test_the_sample_names_each_person_with_their_location_and_the_values_the_criteria_read(
+        plan, people, officer, incomes, geo):
+    preview = services.enrolment_preview(plan=plan, rule=incomes, target_status="POTENTIAL", by=officer)
+
+    amina, chausiku = people["amina"], people["chausiku"]
+    assert preview["sample_fields"] == ["Children", "Monthly income"]
+    assert preview["sample"] == [
+        {"id": amina.pk, "name": f"{amina} (id {amina.pk})", "location": "Village A",
+         "values": [["Children", "3"], ["Monthly income", "80"]],
+         "summary": f"{amina} (id {amina.pk}); Village A; Children: 3; Monthly income: 80"},
+        {"id": chausiku.pk, "name": f"{chausiku} (id {chausiku.pk})", "location": "Village A",
+         "values": [["Children", "4"], ["Monthly income", "120.5"]],
+         "summary": f"{chausiku} (id {chausiku.pk}); Village A; Children: 4; Monthly income: 120.5"}]
+
+
+def test_the_sample_masks_a_sensitive_value_for_a_reader_who_may_not_see_it(plan, people, officer, incomes, geo):
+    reader = UserFactory(role="Viewer", locations=[geo.district_a])
+    reader.user_permissions.add(Permission.objects.get(content_type__app_label="plans", codename="add_beneficiary"))
+    reader = type(reader).objects.get(pk=reader.pk)
+
+    preview = services.enrolment_preview(plan=plan, rule=incomes, target_status="POTENTIAL", by=reader)
+
+    assert [row["values"] for row in preview["sample"]] == [[["Children", "3"], ["Monthly income", "••"]],
+                                                            [["Children", "4"], ["Monthly income", "•••••"]]]
+    assert "120" not in str(preview["sample"])
+
+
+def test_an_enrolment_requests_sample_tells_the_checkers_who_sensitive_values_masked_for_all(
+        plan, people, officer, incomes, enrol_checker):
+    from workflows import services as workflows
+
+    request = workflows.approval_submit(operation="plans.enrol", by=officer, payload={
+        "plan": plan.pk, "rule": incomes, "target_status": "POTENTIAL"})
+
+    amina, chausiku = people["amina"], people["chausiku"]
+    assert request.summary["sample"] == [
+        {"id": amina.pk, "name": f"{amina} (id {amina.pk}); Village A; Children: 3; Monthly income: ••"},
+        {"id": chausiku.pk, "name": f"{chausiku} (id {chausiku.pk}); Village A; Children: 4; Monthly income: •••••"}]
 
 
 # --- enrolling a rejected person again --------------------------------------------------------------

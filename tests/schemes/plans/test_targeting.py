@@ -344,6 +344,17 @@ def test_simulate_then_enrol_these_sends_the_scoring_for_approval(saved_plan, pe
     assert not Beneficiary.objects.exists()
 
 
+def test_the_simulated_cost_is_shown_with_thousands_separators(saved_plan, people, geo, clerk_a):
+    saved_plan.currency = "TZS"
+    saved_plan.save()
+    response = client_for(clerk_a).post(reverse("plans_plan:simulate", args=[saved_plan.pk]),
+                                        simulation_form(geo, amount="285000", **{f"cutoff_{geo.region.pk}": "40"}))
+
+    assert response.context["result"]["cost"] == Decimal("570000")  # two qualify
+    page = response.content.decode()
+    assert "<dd>570,000.00 TZS</dd>" in page and "570000" not in page
+
+
 def test_a_formula_mistake_is_shown_under_the_formula(saved_plan, people, geo, clerk_a):
     response = client_for(clerk_a).post(reverse("plans_plan:simulate", args=[saved_plan.pk]),
                                         simulation_form(geo, formula="income * 'x'", submit="enrol"))

@@ -172,6 +172,80 @@ def test_the_beneficiary_list_of_a_plan_shows_who_still_meets_its_criteria(setti
     assert {row.individual.first_name: row.meets_criteria for row in rows} == {"Amina": True, "Baraka": False}
 
 
+def test_the_enrolment_preview_shows_who_would_be_added_with_location_and_values(setting, geo):
+    officer, amina = setting[1], setting[3]
+    plan = BenefitPlan.objects.create(code="CG", name="Child grant", status="ACTIVE")
+    IndividualFactory(first_name="<img src=x onerror=alert(1)>", location=geo.village_a, attributes={"children": 5})
+
+    page = client_for(officer).post(reverse("plans_plan:enrol", args=[plan.pk]), {
+        "target_status": "POTENTIAL", "rule": "children >= 2", "submit": "preview"}).content.decode()
+
+    sample = page[page.index('data-testid="sample"'):]
+    assert "<th>Person</th><th>Location</th><th>Children</th>" in sample
+    assert f"<td>{amina} (id {amina.pk})</td><td>{geo.village_a.name}</td><td>3</td>" in sample
+    assert "&lt;img src=x onerror=alert(1)&gt;" in sample and "<img src=x" not in sample
+
+
+# --- activating a plan: confirmed first ------------------------------------------------------------------
+
+
+def draft_plan(designer):
+    client_for(designer).post(reverse("plans_plan:add"), plan_form(**formset("fields", total=1), **{
+        "fields-0-name": "grade", "fields-0-label": "Grade", "fields-0-field_type": "integer",
+        "fields-0-sort_order": "0", "fields-0-choices": ""}))
+    return BenefitPlan.objects.get(code="CG")
+
+
+def test_activating_is_confirmed_with_what_it_does_and_counts_then_applied(setting):
+    designer = setting[0]
+    plan = draft_plan(designer)
+    url = reverse("plans_plan:change_status", args=[plan.pk])
+
+    page = client_for(designer).get(reverse("plans_plan:inspect", args=[plan.pk])).content.decode()
+    assert f'href="{url}?action=activate"' in page and 'value="activate"' not in page  # no one-click activation
+    confirmation = client_for(designer).get(url, {"action": "activate"})
+    assert confirmation.status_code == 200
+    assert confirmation.context["counts"] == {
+        "Beneficiary schema fields": 1, "Cut-offs by region": 0,
+        "People in your locations meeting its criteria for potential beneficiaries now": "2"}  # Amina, Dotto
+    html = confirmation.content.decode()
+    assert "opens Child grant (CG) for enrolment" in html and "a checker approves before it applies" in html
+    assert 'name="action" value="activate"' in html and reverse("plans_plan:inspect", args=[plan.pk]) in html
+    assert BenefitPlan.objects.get(pk=plan.pk).status == "DRAFT"  # the GET changes nothing
+
+    activated = client_for(designer).post(url, {"action": "activate"})
+
+    assert activated.url == reverse("plans_plan:inspect", args=[plan.pk])
+    assert BenefitPlan.objects.get(pk=plan.pk).status == "ACTIVE"
+
+
+def test_the_activation_counts_only_the_users_locations_and_say_when_there_are_no_criteria(setting, geo):
+    designer = setting[0]
+    plan = draft_plan(designer)
+    district_designer = UserFactory(role="Scheme administrator", locations=[geo.district_a])
+    url = reverse("plans_plan:change_status", args=[plan.pk])
+
+    counts = client_for(district_designer).get(url, {"action": "activate"}).context["counts"]
+    assert counts["People in your locations meeting its criteria for potential beneficiaries now"] == "1"  # Amina
+    BenefitPlan.objects.filter(pk=plan.pk).update(criteria={})
+    counts = client_for(designer).get(url, {"action": "activate"}).context["counts"]
+    assert counts["People in your locations meeting its criteria for potential beneficiaries now"] == "no criteria"
+
+
+def test_the_activation_page_refuses_an_active_plan_and_a_user_who_may_not_change_plans(setting, geo):
+    designer, officer = setting[0], setting[1]
+    plan = draft_plan(designer)
+    url = reverse("plans_plan:change_status", args=[plan.pk])
+    services.plan_activate(plan=plan, by=designer)
+
+    again = client_for(designer).get(url, {"action": "activate"}, follow=True)
+
+    assert "only a draft is activated" in again.content.decode()
+    assert again.redirect_chain[-1][0] == reverse("plans_plan:inspect", args=[plan.pk])
+    assert client_for(officer).get(url, {"action": "activate"}).status_code in (302, 403)
+    assert client_for(designer).get(url).status_code == 405  # no action: nothing to confirm
+
+
 # --- closing a plan: confirmed, then approved ---------------------------------------------------------
 
 

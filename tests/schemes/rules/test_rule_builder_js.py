@@ -186,3 +186,56 @@ def test_decimal_text_of_the_json_form_is_what_the_builder_shows():
     assert ast["right"] == {"literal": "0.0000001", "type": "number"}
     assert run_js(asts=[ast])["fromAst"] == ["age > 0.0000001"]
     assert Decimal(ast["right"]["literal"]) == Decimal("1E-7")
+
+
+# --- the builder on a page: labels are read whole -------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+STATIC = Path(__file__).resolve().parents[3] / "static"
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not found")
+@pytest.mark.parametrize("subject", ["individual", "household"])
+def test_the_field_selector_shows_the_whole_label_of_the_longest_field(tmp_path, subject):
+    """The field chosen in a condition row reads whole ("People aged 60 or more in the household",
+    not "People aged (") in a form as wide as the admin's (640 px), with the admin's own styles. The
+    page links the static files themselves; the server's answers (the live count) are not needed."""
+    from playwright.sync_api import sync_playwright
+
+    from schemes.rules.forms import RuleBuilderWidget
+
+    widget = RuleBuilderWidget(subject=subject).render("rule", "", attrs={"id": "id_rule"})
+    admin_css = Path(__import__("wagtail").__file__).parent / "admin" / "static" / "wagtailadmin" / "css" / "core.css"
+    page_file = tmp_path / "builder.html"
+    page_file.write_text(
+        f'<!doctype html><html><head><link rel="stylesheet" href="{admin_css.as_uri()}">'
+        f'<link rel="stylesheet" href="{(STATIC / "rules" / "rule_builder.css").as_uri()}"></head>'
+        f'<body><form style="width: 640px">{widget}</form>'
+        f'<script src="{(STATIC / "rules" / "rule_builder.js").as_uri()}"></script></body></html>', encoding="utf-8")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 800})
+            page.goto(page_file.as_uri())
+            page.click("[data-mode=builder]")
+            field = page.wait_for_selector("[data-part=field] select")
+            labels = field.eval_on_selector_all("option", "options => options.map((option) => option.text)")
+            longest = max(labels, key=len)
+            field.select_option(label=longest)
+            field = page.wait_for_selector("[data-part=field] select")
+            shown, needed = field.evaluate("""(select) => {
+                const context = document.createElement("canvas").getContext("2d");
+                context.font = getComputedStyle(select).font;
+                const style = getComputedStyle(select);
+                const padding = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight);
+                return [select.clientWidth - padding, context.measureText(select.options[select.selectedIndex].text).width];
+            }""")
+        finally:
+            browser.close()
+
+    assert longest == "People aged 60 or more in the household"
+    assert shown >= needed, f"the field selector shows {shown:.0f} px of a {needed:.0f} px label"
