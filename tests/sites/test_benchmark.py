@@ -40,6 +40,9 @@ def test_pages_prints_one_json_object_as_its_last_line(monkeypatch):
     assert result["rows"] == 200
     assert result["individuals"] >= 200
     assert result["database"] == connection.vendor
+    assert result["machine"]["cores"] >= 1
+    if connection.vendor == "postgresql":
+        assert {"shared_buffers", "max_wal_size", "checkpoint_timeout"} <= set(result["machine"]["postgresql"])
     assert isinstance(result["seconds"], float) and result["seconds"] > 0
     for report in (result, result["district_clerk"]):
         assert set(report["p50_ms"]) == set(report["p95_ms"]) == PAGES

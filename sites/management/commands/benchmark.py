@@ -4,7 +4,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from sites.benchmarking import available_benchmarks, peak_rss_mb
+from sites.benchmarking import available_benchmarks, machine, peak_rss_mb
 from sites.demo import require_demo
 
 
@@ -33,4 +33,5 @@ class Command(BaseCommand):
         report = {"benchmark": name, "rows": rows, **result, "database": connection.vendor}
         report.setdefault("seconds", round(time.perf_counter() - started, 2))
         report.setdefault("peak_rss_mb", peak_rss_mb())
+        report["machine"] = machine(connection)
         self.stdout.write(json.dumps(report))
