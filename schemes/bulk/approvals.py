@@ -46,11 +46,18 @@ def prepare(payload, by):
     )
 
 
+UNDER_WAY = [RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.EXECUTING]
+
+
 def requests_under_way(upload):
     """The upload's import requests waiting for a decision or approved and not yet applied."""
-    return ApprovalRequest.objects.filter(
-        operation="bulk.import", payload__upload=upload.pk,
-        status__in=[RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.EXECUTING])
+    return ApprovalRequest.objects.filter(operation="bulk.import", payload__upload=upload.pk, status__in=UNDER_WAY)
+
+
+def awaiting_approval(upload_ids):
+    """The ids, among `upload_ids`, of uploads whose import is asked for and not yet applied."""
+    return set(ApprovalRequest.objects.filter(operation="bulk.import", payload__upload__in=list(upload_ids),
+                                              status__in=UNDER_WAY).values_list("payload__upload", flat=True))
 
 
 def execute(payload, maker):

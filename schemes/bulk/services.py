@@ -70,6 +70,22 @@ def changes_nothing(upload):
     return bool(counts.get("valid")) and counts.get("unchanged", 0) >= counts["valid"]
 
 
+def result_text(upload, *, awaiting_approval=False):
+    """What came of the upload, as its page and the history say it: a checked file with nothing to
+    import, or whose import waits for approval, and rows skipped at import are said."""
+    counts = upload.counts
+    if upload.status == UploadStatus.READY:
+        if changes_nothing(upload):
+            return "Checked: nothing to import, every row is already so"
+        if counts.get("valid") == 0:
+            return "Checked: nothing to import, every row has an error"
+        if awaiting_approval:
+            return "Checked: its import is waiting for approval"
+    if upload.status == UploadStatus.IMPORTED and counts.get("skipped"):
+        return f"Imported, {counts['skipped']:,} rows skipped (registered since the check)"
+    return upload.get_status_display()
+
+
 def kind_permissions(kind, plan=None):
     """What a kind needs besides bulk.add_upload: the permissions of the records it writes."""
     if kind == UploadKind.INDIVIDUALS:

@@ -25,7 +25,7 @@ from workflows.models import ApprovalRequest
 from workflows.services import approval_submit
 
 from . import selectors, services
-from .approvals import requests_under_way
+from .approvals import awaiting_approval, requests_under_way
 from .files import sanitise_file_name
 from .forms import SubmitForm, UploadForm
 from .models import PLAN_KINDS, Upload, UploadKind, UploadStatus
@@ -67,8 +67,20 @@ class UploadIndexView(ScopedIndexView):
         return {"id": item.pk, "kind": item.get_kind_display(), "plan": item.plan.code if item.plan_id else "",
                 "payroll": item.payroll.name if item.payroll_id else "", "original_name": item.original_name,
                 "uploaded_by": str(item.uploaded_by), "created_at": f"{item.created_at:%Y-%m-%d %H:%M}",
-                "status": item.get_status_display(), "problem": item.problem,
+                "status": self.result(item), "problem": item.problem,
                 **{key: item.counts.get(key, "") for key in self.COUNTED}}
+
+    def paginate_queryset(self, queryset, page_size):
+        paginated = super().paginate_queryset(queryset, page_size)
+        self._awaiting = awaiting_approval([upload.pk for upload in paginated[2]])
+        return paginated
+
+    def result(self, upload):
+        awaiting = getattr(self, "_awaiting", None)
+        if awaiting is None:  # an export: not paginated
+            awaiting = self._awaiting = awaiting_approval(self.get_queryset().filter(
+                status=UploadStatus.READY).values_list("pk", flat=True))
+        return services.result_text(upload, awaiting_approval=upload.pk in awaiting)
 
     @property
     def columns(self):
@@ -81,7 +93,7 @@ class UploadIndexView(ScopedIndexView):
             Column("uploaded_by", label="By", accessor="uploaded_by"),
             Column("created_at", label="When", accessor=lambda obj: f"{obj.created_at:%Y-%m-%d %H:%M}",
                    sort_key="created_at"),
-            Column("status", label="Result", accessor="get_status_display", sort_key="status"),
+            Column("status", label="Result", accessor=self.result, sort_key="status"),
             Column("rows", label="Rows", accessor=lambda obj: obj.counts.get("rows", "")),
             Column("errors", label="Rows with errors", accessor=lambda obj: obj.counts.get("errors", "")),
         ]
@@ -113,8 +125,7 @@ class UploadRecordView(ScopedInspectView):
             else [],
             "requests": list(pending[:5]),
             "nothing_to_import": nothing_to_import,
-            "changes_nothing": nothing_to_import and services.changes_nothing(upload),
-            "waiting_for_approval": upload.status == UploadStatus.READY and under_way,
+            "result": services.result_text(upload, awaiting_approval=under_way),
             "can_submit": is_uploader and upload.status == UploadStatus.READY and not under_way and not nothing_to_import,
             "can_discard": _can_discard(user, upload),
             "submit_form": SubmitForm(),

@@ -77,7 +77,7 @@ def upload_people(clerk, name, text, capture):
     file = SimpleUploadedFile(name, text.encode(), content_type="text/csv")
     with capture(execute=True):
         client_for(clerk).post(reverse("bulk_upload:new"), {"kind": "INDIVIDUALS", "file": file})
-    return Upload.objects.get()
+    return Upload.objects.latest("pk")
 
 
 def test_the_error_file_is_masked_for_a_user_who_may_not_see_sensitive_data(
@@ -210,3 +210,32 @@ def test_only_the_uploader_is_offered_the_discard_confirmation(geo, clerk, djang
     assert "cannot be discarded" in response.content.decode()
     upload.refresh_from_db()
     assert upload.status == "READY"
+
+
+def test_the_history_says_what_the_upload_page_says_of_a_file_with_nothing_to_import_or_awaiting_approval(
+        geo, clerk, django_capture_on_commit_callbacks):
+    from django.contrib.auth.models import Group
+
+    from workflows.models import WorkflowDefinition, WorkflowStep
+    from workflows.services import approval_submit
+
+    definition = WorkflowDefinition.objects.create(operation="bulk.import")
+    WorkflowStep.objects.create(definition=definition, group=Group.objects.get(name="Checker"), sort_order=0)
+    UserFactory(role="Checker", locations=[geo.district_a])
+    broken = upload_people(clerk, "broken.csv", "first_name,last_name,dob,sex,location\n"
+                           f"Asha,Mollel,not a date,F,{geo.village_a.code}\n", django_capture_on_commit_callbacks)
+    Upload.objects.filter(pk=broken.pk).update(created_at=broken.created_at.replace(year=2020))
+    waiting = upload_people(clerk, "people.csv", "first_name,last_name,dob,sex,location\n"
+                            f"Asha,Mollel,2001-02-03,F,{geo.village_a.code}\n", django_capture_on_commit_callbacks)
+    approval_submit(operation="bulk.import", by=clerk, payload={"upload": waiting.pk, "mode": "VALID_ROWS"})
+    client = client_for(clerk)
+
+    history = client.get(reverse("bulk_upload:index")).content.decode()
+    export = client.get(reverse("bulk_upload:index"), {"export": "csv"}).getvalue().decode("utf-8-sig")
+    record = client.get(reverse("bulk_upload:inspect", args=[waiting.pk])).content.decode()
+
+    for text in (history, export):
+        assert "Checked: nothing to import, every row has an error" in text
+        assert "Checked: its import is waiting for approval" in text
+    assert "ready to import" not in export
+    assert "Checked: its import is waiting for approval" in record
