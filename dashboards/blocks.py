@@ -4,6 +4,8 @@ options; `figure(value, table, metric)` turns the metric's Table into Plotly JSO
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
+from django.utils.functional import lazy
+from django.utils.html import format_html, format_html_join
 from wagtail import blocks
 from wagtail.blocks.struct_block import StructBlockValidationError
 
@@ -161,6 +163,18 @@ class MetricTableBlock(MetricKeysBlock):
         label = "Table"
 
 
+def metric_keys_help():
+    """Each chart metric's values and rows, folded: what a KPI tile's "value" and "row" may name."""
+    items = []
+    for name, label in chart_metrics():
+        metric = get_metric(name)
+        rows = (", ".join(str(row) for row in metric.rows()) if metric.rows is not None
+                else "its first column as its table shows it (e.g. a plan's name)")
+        items.append((label, ", ".join(metric.value_keys), rows))
+    return format_html("<details><summary>Show the values and rows of each metric</summary><ul>{}</ul></details>",
+                       format_html_join("", "<li>{}: values <b>{}</b>; rows <b>{}</b></li>", items))
+
+
 class KpiBlock(MetricKeysBlock):
     metric = blocks.ChoiceBlock(choices=chart_metrics)
     label = blocks.CharBlock(max_length=60)
@@ -172,6 +186,9 @@ class KpiBlock(MetricKeysBlock):
     class Meta:
         icon = "pick"
         label = "KPI tile"
+        # Read when the editor opens (metrics register once the apps are ready); a Meta option, so not
+        # frozen into migrations.
+        help_text = lazy(metric_keys_help, str)()
 
 
 class DashboardStreamBlock(blocks.StreamBlock):

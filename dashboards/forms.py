@@ -28,7 +28,8 @@ class DateInput(forms.DateInput):
 
 
 class DashboardFilterForm(forms.Form):
-    """Plan, location and period, offered only within what the viewer may see."""
+    """Plan, location and period, offered only within what the viewer may see. A page tied to one plan
+    counts that plan only: it offers no plan to choose."""
 
     plan = forms.ModelChoiceField(queryset=None, required=False, empty_label="All plans")
     location = LocationChoiceField(queryset=None, required=False, empty_label="All your locations")
@@ -41,7 +42,11 @@ class DashboardFilterForm(forms.Form):
         if not any(name in data for name in self.FIELDS):
             data = self.defaults(page)
         super().__init__(data)
-        self.fields["plan"].queryset = plans_for(user).order_by("name")
+        self.fixed_plan_id = getattr(page, "plan_id", None)  # reports have no page
+        if self.fixed_plan_id:
+            del self.fields["plan"]
+        else:
+            self.fields["plan"].queryset = plans_for(user).order_by("name")
         self.fields["location"].queryset = scope_for(user).locations().filter(
             depth__lte=LOCATION_FILTER_DEPTH).order_by("path")
 
@@ -69,10 +74,11 @@ class DashboardFilterForm(forms.Form):
         data = getattr(self, "cleaned_data", {})
         location = data.get("location")
         plan = data.get("plan")
-        return Filters(plan_id=plan.pk if plan else None, location_path=location.path if location else "",
+        return Filters(plan_id=self.fixed_plan_id or (plan.pk if plan else None),
+                       location_path=location.path if location else "",
                        start=data.get("start"), end=data.get("end"))
 
     def query(self):
         """The filters as a query string, for the CSV links."""
         return urlencode({name: self.data[name] for name in self.FIELDS
-                          if self.data.get(name) and name not in self.errors})
+                          if name in self.fields and self.data.get(name) and name not in self.errors})

@@ -2,19 +2,38 @@
 folder page. People open them in the admin (views.py), where every figure is computed for the viewer."""
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from modelcluster.fields import ParentalManyToManyField
-from wagtail.admin.panels import FieldPanel, MultiFieldPanel
+from wagtail.admin.panels import FieldPanel, MultiFieldPanel, TitleFieldPanel
 from wagtail.fields import StreamField
 from wagtail.models import Page
 
 from .blocks import DashboardStreamBlock
 
 
-class DashboardIndexPage(Page):
+class AdminAddressMixin:
+    """Dashboards are read in the admin, not served by Wagtail: their folder sits beside the site's home
+    page, outside every Site, so Wagtail would call them unreachable (the explorer's "no site record"
+    warning) and have no "View live" link. Their address is their admin view."""
+
+    def admin_path(self):
+        raise NotImplementedError
+
+    def get_url_parts(self, request=None):
+        if self.pk is None:
+            return None
+        return (None, settings.WAGTAILADMIN_BASE_URL.rstrip("/"), self.admin_path())
+
+    def get_site(self):
+        return None  # Wagtail's own would look the (absent) Site up by the address' site id
+
+
+class DashboardIndexPage(AdminAddressMixin, Page):
     """The folder every dashboard lives in (one per installation)."""
 
     parent_page_types = ["wagtailcore.Page"]
@@ -24,13 +43,22 @@ class DashboardIndexPage(Page):
     class Meta:
         verbose_name = "dashboards folder"
 
+    def admin_path(self):
+        return reverse("dashboards:index")
+
     def serve(self, request, *args, **kwargs):
         return redirect("dashboards:index")
 
 
-class DashboardPage(Page):
+class DashboardPage(AdminAddressMixin, Page):
     summary = models.CharField(max_length=250, blank=True,
                                help_text="One line shown in the list of dashboards.")
+    # PROTECT: a plan's own dashboard must not quietly turn into one of every plan.
+    plan = models.ForeignKey(
+        "plans.BenefitPlan", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        verbose_name="benefit plan",
+        help_text="Every figure on this dashboard counts this plan only (viewers cannot choose another); "
+                  "empty: all plans, and viewers may choose one.")
     body = StreamField(DashboardStreamBlock(), blank=True, use_json_field=True)
     viewer_groups = ParentalManyToManyField(
         Group, blank=True, related_name="+", verbose_name="who may view it",
@@ -44,8 +72,10 @@ class DashboardPage(Page):
     parent_page_types = ["dashboards.DashboardIndexPage"]
     subpage_types = []
 
-    content_panels = Page.content_panels + [
+    content_panels = [
+        TitleFieldPanel("title", help_text="The dashboard's name in the menu and on the page."),
         FieldPanel("summary"),
+        FieldPanel("plan"),
         FieldPanel("body"),
     ]
     # Page.settings_panels: scheduled publishing (e.g. a new dashboard shown from the first of the month).
@@ -57,6 +87,9 @@ class DashboardPage(Page):
 
     class Meta:
         verbose_name = "dashboard"
+
+    def admin_path(self):
+        return reverse("dashboards:view", kwargs={"page_id": self.pk})
 
     def serve(self, request, *args, **kwargs):
         # Dashboards are read in the admin, where access and the viewer's scope are checked.

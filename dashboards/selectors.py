@@ -103,7 +103,7 @@ def _sum_by(counts, key_of):
 
 @metric("beneficiaries_by_status", group="beneficiary_counts", label="Beneficiaries by status", permissions=BENEFICIARY_READ,
         category="status", values=("beneficiaries",), rows=labels_of(BeneficiaryStatus),
-        description="Beneficiaries of every plan (people and households) by status.")
+        description="Beneficiaries (people and households) by status.")
 def beneficiaries_by_status(user, filters):
     totals = _sum_by(_beneficiary_counts(user, filters), lambda _plan, status, _month: status)
     return Table(columns=(Column("status", "Status"), Column("beneficiaries", "Beneficiaries", "number")),

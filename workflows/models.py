@@ -36,6 +36,8 @@ class WorkflowDefinition(RevisionMixin, ClusterableModel):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "approval workflow"
+        verbose_name_plural = "approval workflows"
         ordering = ["operation", "min_total"]
         constraints = [models.UniqueConstraint(fields=["operation", "min_total"],
                                                name="workflow_one_definition_per_band")]
@@ -57,14 +59,20 @@ class WorkflowStep(Orderable):
     definition = ParentalKey(WorkflowDefinition, on_delete=models.CASCADE, related_name="steps")
     group = models.ForeignKey(Group, on_delete=models.PROTECT, related_name="+")
     rule = models.CharField(max_length=8, choices=ApprovalRule.choices, default=ApprovalRule.ANY)
-    count = models.PositiveSmallIntegerField(null=True, blank=True,
-                                             help_text="With 'a number of members': how many.")
+    count = models.PositiveSmallIntegerField(
+        null=True, blank=True,
+        help_text="With 'a number of members': how many. The maker of a request never decides it: a request "
+                  "made by a member of the group needs this many other members.")
 
     panels = [FieldPanel("group"), FieldPanel("rule"), FieldPanel("count")]
 
     def clean(self):
+        from .services import workflow_step_check
+
         if self.rule == ApprovalRule.COUNT and not self.count:
             raise ValidationError({"count": "Say how many members must approve."})
+        if self.group_id:
+            workflow_step_check(self)
 
 
 class RequestStatus(models.TextChoices):

@@ -177,11 +177,54 @@ def requires_approval(operation_name, total=None):
     return definition.requires_approval
 
 
+def _active_members(group_id):
+    return get_user_model().objects.filter(groups__id=group_id, is_active=True)
+
+
 def _deciders(group_id, maker_id, location):
     """The group's members who may decide a request placed at `location`: active, not its maker, the
     location in their scope (what `_check_decider` requires)."""
-    members = get_user_model().objects.filter(groups__id=group_id, is_active=True).exclude(pk=maker_id)
+    members = _active_members(group_id).exclude(pk=maker_id)
     return [member for member in members if scope_for(member).allows(location)]
+
+
+def _required(step, eligible):
+    """How many approvals a step needs from its `eligible` deciders."""
+    return {ApprovalRule.ANY: 1, ApprovalRule.ALL: len(eligible), ApprovalRule.COUNT: step.count or 1}[step.rule]
+
+
+def workflow_step_check(step):
+    """Refuse a step that no request could ever complete: its group has no active member, or fewer than
+    the approvals it needs. (At submission the maker, never a decider, and members outside the record's
+    locations drop out as well: `_snapshot_steps` refuses such a request.)"""
+    members = set(_active_members(step.group_id).values_list("pk", flat=True))
+    if not members:
+        raise ValidationError({"group": f"'{step.group.name}' has no active members: nobody could approve "
+                                        "this step."})
+    required = _required(step, members)
+    if required > len(members):
+        raise ValidationError({"count": f"'{step.group.name}' has {len(members)} active member(s): this step "
+                                        f"could never get {required} approvals."})
+
+
+def workflow_steps_check(steps):
+    """Refuse a workflow whose `steps` (in order; each with group, rule, count) no request could ever
+    complete: a step needs more approvals than its group has active members, or the steps together need
+    more different people than their groups hold (one person decides one step only)."""
+    needs = []
+    for number, step in enumerate(steps, start=1):
+        members = set(_active_members(step.group_id).values_list("pk", flat=True))
+        required = _required(step, members)
+        if not members or required > len(members):
+            raise ValidationError(f"Step {number} needs {required or 1} approval(s) from '{step.group.name}', "
+                                  f"which has {len(members)} active member(s).")
+        needs.append((required, members))
+    if not _distinct_deciders_suffice(needs):
+        people = set().union(*(members for _required_count, members in needs))
+        raise ValidationError(
+            f"The {len(needs)} steps need {sum(required for required, _ in needs)} approvals, each from a "
+            f"different person (one person decides one step only), but their groups' {len(people)} active "
+            "member(s) cannot cover them all. Add members to the groups or ask for fewer approvals.")
 
 
 def _snapshot_steps(definition, maker, location):
@@ -191,7 +234,7 @@ def _snapshot_steps(definition, maker, location):
     steps, needs = [], []
     for number, step in enumerate(definition.steps.all(), start=1):
         eligible = {member.pk for member in _deciders(step.group_id, maker.pk, location)}
-        required = {ApprovalRule.ANY: 1, ApprovalRule.ALL: len(eligible), ApprovalRule.COUNT: step.count or 1}[step.rule]
+        required = _required(step, eligible)
         if not eligible or required > len(eligible):
             raise ValidationError(
                 f"Step {number} needs {required or 1} approval(s) from '{step.group.name}', which has "

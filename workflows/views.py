@@ -40,6 +40,16 @@ def _visible_diff(approval, user):
     ]
 
 
+# How a request's change is headed, by how the request stands: (heading, old values, new values).
+CHANGE_SHOWN_AS = {
+    RequestStatus.EXECUTED: ("What changed", "Before", "After"),
+    **dict.fromkeys(
+        [RequestStatus.REJECTED, RequestStatus.CANCELLED, RequestStatus.VOID, RequestStatus.FAILED],
+        ("What was asked", "When asked", "Asked")),
+}
+CHANGE_TO_COME = ("What will change", "Now", "After approval")
+
+
 def approval_detail(request, pk):
     approval = get_object_or_404(selectors.requests_for(request.user), pk=pk)
     user = request.user
@@ -52,6 +62,7 @@ def approval_detail(request, pk):
     job = selectors.execution_job(approval)
     return TemplateResponse(request, "workflows/approval_detail.html", {
         "approval": approval, "label": approval.operation_label, "diff": _visible_diff(approval, user),
+        "change_shown_as": CHANGE_SHOWN_AS.get(approval.status, CHANGE_TO_COME),
         "steps": steps, "can_decide": can_decide, "verdicts": Verdict.choices, "job": job,
         "can_cancel": approval.maker_id == user.pk and approval.status == RequestStatus.PENDING,
         "page_title": f"Request {approval.pk}", "header_icon": "tasks",

@@ -1,4 +1,5 @@
 from django import forms
+from django.core.exceptions import ValidationError
 from django.urls import include, path, reverse
 from wagtail import hooks
 from wagtail.admin.forms import WagtailAdminModelForm
@@ -8,7 +9,7 @@ from wagtail.admin.ui.tables import Column
 from wagtail.snippets.models import register_snippet
 from wagtail.snippets.views.snippets import SnippetViewSet
 
-from . import selectors, views
+from . import selectors, services, views
 from .models import WorkflowDefinition
 from .operations import operation_choices
 
@@ -58,13 +59,24 @@ def jobs_menu_item():
 class WorkflowDefinitionForm(WagtailAdminModelForm):
     operation = forms.ChoiceField(choices=operation_choices)
 
+    def clean(self):
+        """Refuse a workflow no request could complete (each step is checked on its own by its model)."""
+        cleaned_data = super().clean()
+        steps = self.formsets["steps"]
+        if cleaned_data.get("requires_approval") and steps.is_valid():
+            try:
+                services.workflow_steps_check([form.instance for form in steps.ordered_forms])
+            except ValidationError as error:
+                self.add_error(None, error)
+        return cleaned_data
+
 
 class WorkflowDefinitionViewSet(SnippetViewSet):
     """Scheme administrators edit who approves what; every save is a revision in the history."""
 
     model = WorkflowDefinition
     icon = "tasks"
-    menu_label = "Approval workflows"
+    # The menu, the pages and the messages all say "approval workflow(s)" (the model's verbose names).
     menu_order = 810
     add_to_admin_menu = True
     list_display = ["__str__", Column("requires_approval", label="Requires approval",

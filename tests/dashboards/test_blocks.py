@@ -83,3 +83,14 @@ def test_every_metric_declares_the_number_columns_and_fixed_rows_of_its_table(pe
             assert "currency" in {column.key for column in table.columns}, name  # amounts keep their unit
         if metric.rows is not None:
             assert {row[0] for row in table.rows} <= set(metric.rows()), name
+
+
+def test_a_kpi_tile_lists_each_metrics_values_and_rows_for_the_editor():
+    """QA: "Value" and "Row" were guesses ("ACTIVE"), refused only on save. The tile's help lists them."""
+    help_text = str(KpiBlock().meta.help_text)
+
+    assert "Beneficiaries by status: values <b>beneficiaries</b>; rows <b>Potential, Active, Suspended, " \
+           "Graduated, Rejected</b>" in help_text
+    assert "Payments due and paid per cycle: values <b>due, paid, due_lines" in help_text
+    assert "Beneficiaries by plan and status: values <b>beneficiaries</b>; rows <b>its first column" in help_text
+    assert "Change a household&#x27;s members" in help_text  # labels are escaped (the editor reads it as HTML)

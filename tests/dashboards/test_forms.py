@@ -37,3 +37,13 @@ def test_a_period_of_one_day_is_kept(superuser):
 
     assert form.errors == {}
     assert filters.start == filters.end == datetime.date(2026, 12, 1)
+
+
+@pytest.mark.django_db
+def test_a_page_tied_to_a_plan_offers_no_plan_and_counts_its_own_whatever_is_asked(superuser):
+    tied = SimpleNamespace(default_period_months=None, plan_id=7)
+    form = DashboardFilterForm({"plan": "8", "start": "2026-12-01"}, user=superuser, page=tied)
+
+    assert "plan" not in form.fields
+    assert form.filters().plan_id == 7
+    assert form.query() == "start=2026-12-01"

@@ -15,6 +15,7 @@ from wagtail.models import PageLogEntry
 from dashboards.models import DashboardIndexPage, DashboardPage
 from schemes.plans.models import BenefitPlan
 from tests.factories import UserFactory
+from tests.schemes.payments.conftest import enrol, household_of
 
 pytestmark = pytest.mark.django_db
 
@@ -229,3 +230,111 @@ def test_the_editors_preview_renders_the_figures_for_the_previewer(geo, people, 
     assert "dashboards/plotly.min.js" in html
     assert kpis_of(html)[:3] == ["16", "4", "3"]
     assert "/data/" not in html  # no CSV links in a preview
+
+
+# === a dashboard tied to one plan ===================================================================
+
+
+@pytest.fixture
+def elderly_grant(geo, people):
+    """A second plan beside the Child grant of `people`: two active in district A, one active and one
+    suspended in district B."""
+    plan = BenefitPlan.objects.create(code="EG", name="Elderly grant")
+    plan.activate()
+    plan.save()
+    for village, status in ((geo.village_a, "ACTIVE"), (geo.village_a, "ACTIVE"), (geo.village_b, "ACTIVE"),
+                            (geo.village_b, "SUSPENDED")):
+        enrol(plan, household_of(1, location=village), status)
+    return plan
+
+
+def tied_page(plan):
+    """QA's page: "Elderly grant", a KPI tile of beneficiaries by status (all and active ones) and a bar
+    chart of beneficiaries by plan, tied to `plan`."""
+    tiles = [{"type": "item", "id": f"t{n}", "value": {"metric": "beneficiaries_by_status", "label": label,
+                                                       "value": "", "row": row}}
+             for n, (label, row) in enumerate((("Beneficiaries", ""), ("Active", "Active")))]
+    page = DashboardPage(title="Elderly grant", slug="elderly-grant", plan=plan, body=json.dumps([
+        {"type": "kpis", "id": "kpis", "value": tiles},
+        {"type": "bar", "id": "by-plan", "value": {"metric": "beneficiaries_by_plan", "title": "", "description": "",
+                                                   "width": "half", "height": 360, "value": "", "horizontal": False,
+                                                   "stacked": False}}]))
+    DashboardIndexPage.objects.get().add_child(instance=page)
+    page.save_revision().publish()
+    return page
+
+
+def test_a_page_tied_to_a_plan_shows_only_that_plans_figures(client, benefit_plan, elderly_grant, superuser):
+    page = tied_page(elderly_grant)
+    url = reverse("dashboards:view", kwargs={"page_id": page.pk})
+    client = client_for(client, superuser)
+
+    response = client.get(url)
+    asked_for_another = client.get(url, {"plan": benefit_plan.pk})
+
+    html = response.content.decode()
+    assert kpis(response) == ["4", "3"]  # not the 9 and 7 of both plans
+    assert kpis(asked_for_another) == ["4", "3"]
+    assert 'name="plan"' not in html  # no plan to choose
+    assert 'data-testid="page-plan">Benefit plan: Elderly grant<' in html
+    rows = list(csv.reader(io.StringIO(client.get(
+        reverse("dashboards:data", kwargs={"page_id": page.pk, "block_id": "by-plan"}),
+        {"plan": benefit_plan.pk}).content.decode("utf-8-sig"))))
+    assert rows[1:] == [["Elderly grant", "Active", "3"], ["Elderly grant", "Suspended", "1"]]
+    # Without a plan of its own, a page counts every plan and lets the viewer choose one.
+    overview_html = client.get(reverse("dashboards:view", kwargs={"page_id": overview().pk})).content.decode()
+    assert 'name="plan"' in overview_html and 'data-testid="page-plan"' not in overview_html
+
+
+def test_a_page_tied_to_a_plan_still_shows_each_manager_their_own_district(client, elderly_grant, manager_a,
+                                                                           manager_b):
+    url = reverse("dashboards:view", kwargs={"page_id": tied_page(elderly_grant).pk})
+
+    assert kpis(client_for(client, manager_a).get(url)) == ["2", "2"]
+    assert kpis(client_for(client, manager_b).get(url)) == ["2", "1"]
+
+
+def test_editors_tie_a_dashboard_to_a_plan_in_the_page_editor(client, geo, elderly_grant, manager_a):
+    designer = UserFactory(username="designer", role="Scheme administrator", national=True)
+    client_for(client, designer)
+
+    editor = client.get(add_url()).content.decode()
+    response = client.post(add_url(), {**editor_form(), "plan": elderly_grant.pk})
+
+    assert 'name="plan"' in editor and "Elderly grant" in editor
+    assert response.status_code == 302
+    page = DashboardPage.objects.get(slug="coverage")
+    assert page.plan == elderly_grant
+    assert kpis(client_for(client, manager_a).get(reverse("dashboards:view", kwargs={"page_id": page.pk}))) == ["2"]
+
+
+# === dashboards live in the admin ===================================================================
+
+
+@pytest.mark.parametrize("role", ["Scheme administrator", "superuser"])
+def test_the_dashboards_folder_warns_of_no_missing_site(client, role):
+    """Dashboards are read in the admin (not served by Wagtail): their address is their admin view, and
+    the page explorer does not call them unreachable."""
+    user = UserFactory(username="designer", is_superuser=True) if role == "superuser" else UserFactory(
+        username="designer", role=role, national=True)
+    folder = DashboardIndexPage.objects.get()
+    client_for(client, user)
+
+    listing = client.get(reverse("wagtailadmin_explore", args=[folder.pk]))
+    home = client.get(reverse("wagtailadmin_home"))
+
+    assert listing.status_code == home.status_code == 200
+    assert "There is no site" not in listing.content.decode()
+    assert folder.url == reverse("dashboards:index")
+    assert overview().url == reverse("dashboards:view", kwargs={"page_id": overview().pk})
+    assert overview().full_url.endswith(reverse("dashboards:view", kwargs={"page_id": overview().pk}))
+
+
+def test_the_title_is_explained_as_a_dashboards_name(client):
+    designer = UserFactory(username="designer", role="Scheme administrator", national=True)
+
+    editor = client_for(client, designer).get(add_url()).content.decode()
+
+    assert "The dashboard&#x27;s name in the menu and on the page." in editor
+    assert "seen by the public" not in editor
+    assert "Show the values and rows of each metric" in editor  # a KPI tile's keys, for its "value" and "row"

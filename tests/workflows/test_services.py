@@ -20,6 +20,7 @@ from workflows.models import (
     JobStatus,
     RequestStatus,
     Verdict,
+    WorkflowStep,
 )
 from workflows.services import ApprovalConflict
 
@@ -434,6 +435,39 @@ def test_steps_sharing_a_group_are_accepted_when_enough_people_may_decide(
         approve(reload(request), both)
 
     assert reload(request).status == RequestStatus.EXECUTED
+
+
+# === checking a workflow when it is saved =========================================================
+
+
+def steps(*specs):
+    """Unsaved steps as the admin form holds them: (group, rule, count) each."""
+    return [WorkflowStep(group=group, rule=rule, count=count) for group, rule, count in specs]
+
+
+def test_a_workflow_whose_steps_need_more_different_people_than_exist_is_refused(checker_group, checker_1):
+    with pytest.raises(ValidationError, match=r"The 2 steps need 2 approvals, each from a different person.*"
+                                              r"their groups' 1 active member\(s\)"):
+        services.workflow_steps_check(steps((checker_group, ApprovalRule.ANY, None),
+                                            (checker_group, ApprovalRule.ANY, None)))
+
+
+def test_a_workflow_names_its_step_that_asks_too_many(checker_group, manager_group, checker_1, checker_2,
+                                                     manager_1):
+    with pytest.raises(ValidationError, match=r"Step 2 needs 5 approval\(s\) from 'Checker', which has 2 active"):
+        services.workflow_steps_check(steps((manager_group, ApprovalRule.ANY, None),
+                                            (checker_group, ApprovalRule.COUNT, 5)))
+
+
+def test_a_workflow_that_enough_people_can_complete_is_accepted(checker_group, manager_group, checker_1,
+                                                               checker_2, geo):
+    UserFactory(username="checker_and_manager", role=["Checker", "Manager"], locations=[geo.district_a])
+
+    services.workflow_steps_check(steps((checker_group, ApprovalRule.COUNT, 2), (manager_group, ApprovalRule.ANY, None)))
+    with pytest.raises(ValidationError, match="The 3 steps need 4 approvals"):
+        services.workflow_steps_check(steps((checker_group, ApprovalRule.COUNT, 2),
+                                            (manager_group, ApprovalRule.ANY, None),
+                                            (checker_group, ApprovalRule.ANY, None)))
 
 
 # === amount bands ================================================================================

@@ -200,17 +200,29 @@ def test_the_maker_is_told_how_a_request_ended(clerk_a, checker_1, individual, c
     assert "Changed" not in mail.subject
 
 
-def test_a_scheme_administrator_edits_workflows_in_the_admin(db, checker_group):
+def workflow_form(operation, *steps, requires_approval=True):
+    """The admin form's POST data of a new workflow with `steps` ((group, rule, count) each)."""
+    data = {"operation": operation, "min_total": "0", "description": "",
+            "steps-TOTAL_FORMS": str(len(steps)), "steps-INITIAL_FORMS": "0", "steps-MIN_NUM_FORMS": "0",
+            "steps-MAX_NUM_FORMS": "1000"}
+    if requires_approval:
+        data["requires_approval"] = "on"
+    for number, (group, rule, count) in enumerate(steps):
+        data.update({f"steps-{number}-group": group.pk, f"steps-{number}-rule": rule,
+                     f"steps-{number}-count": count or "", f"steps-{number}-ORDER": number + 1,
+                     f"steps-{number}-id": "", f"steps-{number}-DELETE": ""})
+    return data
+
+
+ADD_WORKFLOW = "wagtailsnippets_workflows_workflowdefinition:add"
+
+
+def test_a_scheme_administrator_edits_workflows_in_the_admin(db, checker_group, checker_1):
     admin = UserFactory(role="Scheme administrator", national=True)
     client = client_for(admin)
 
     listing = client.get(reverse("wagtailsnippets_workflows_workflowdefinition:list"))
-    response = client.post(reverse("wagtailsnippets_workflows_workflowdefinition:add"), {
-        "operation": CHANGE_INDIVIDUAL, "min_total": "0", "requires_approval": "on", "description": "",
-        "steps-TOTAL_FORMS": "1", "steps-INITIAL_FORMS": "0", "steps-MIN_NUM_FORMS": "0",
-        "steps-MAX_NUM_FORMS": "1000", "steps-0-group": checker_group.pk, "steps-0-rule": "any",
-        "steps-0-count": "", "steps-0-ORDER": "1", "steps-0-id": "", "steps-0-DELETE": "",
-    })
+    response = client.post(reverse(ADD_WORKFLOW), workflow_form(CHANGE_INDIVIDUAL, (checker_group, "any", None)))
 
     assert listing.status_code == 200
     assert ">True<" not in listing.content.decode()  # Yes or No, not Python's words
@@ -218,3 +230,66 @@ def test_a_scheme_administrator_edits_workflows_in_the_admin(db, checker_group):
     definition = WorkflowDefinition.objects.get(operation=CHANGE_INDIVIDUAL)
     assert [step.group for step in definition.steps.all()] == [checker_group]
     assert definition.revisions.count() == 1
+
+
+def test_the_admin_refuses_a_step_its_group_could_never_complete(db, checker_group, checker_1, checker_2):
+    """QA: "Undo a merge", Checker (2 members), "a number of members": 5 was saved, and every request
+    waited forever."""
+    client = client_for(UserFactory(role="Scheme administrator", national=True))
+
+    response = client.post(reverse(ADD_WORKFLOW), workflow_form("registry.unmerge", (checker_group, "count", 5)))
+
+    assert response.status_code == 200
+    assert "&#x27;Checker&#x27; has 2 active member(s): this step could never get 5 approvals." in body(response)
+    assert not WorkflowDefinition.objects.filter(operation="registry.unmerge").exists()
+    assert client.post(reverse(ADD_WORKFLOW), workflow_form("registry.unmerge", (checker_group, "count", 2))
+                       ).status_code == 302
+
+
+def test_the_admin_refuses_steps_needing_more_different_people_than_exist(db, checker_group, checker_1):
+    client = client_for(UserFactory(role="Scheme administrator", national=True))
+    two_steps = workflow_form("registry.unmerge", (checker_group, "any", None), (checker_group, "any", None))
+
+    response = client.post(reverse(ADD_WORKFLOW), two_steps)
+
+    assert response.status_code == 200
+    assert "The 2 steps need 2 approvals, each from a different person" in body(response)
+    assert not WorkflowDefinition.objects.filter(operation="registry.unmerge").exists()
+    # With approval off the steps are not used: kept aside, they are no reason to refuse.
+    two_steps.pop("requires_approval")
+    assert client.post(reverse(ADD_WORKFLOW), two_steps).status_code == 302
+
+
+def test_approval_workflows_have_one_name_in_the_menu_and_on_their_pages(db):
+    client = client_for(UserFactory(role="Scheme administrator", national=True))
+
+    home = body(client.get(reverse("wagtailadmin_home")))
+    listing = body(client.get(reverse("wagtailsnippets_workflows_workflowdefinition:list")))
+    adding = body(client.get(reverse(ADD_WORKFLOW)))
+
+    assert "Approval workflows" in home
+    assert "Approval workflows" in listing and "Add approval workflow" in listing
+    assert "New: Approval workflow" in adding
+    assert not any("orkflow definition" in page for page in (home, listing, adding))
+
+
+@pytest.mark.parametrize("outcome, heading, columns", [
+    ("pending", "What will change", ("Now", "After approval")),
+    ("applied", "What changed", ("Before", "After")),
+    ("rejected", "What was asked", ("When asked", "Asked")),
+    ("cancelled", "What was asked", ("When asked", "Asked")),
+])
+def test_a_requests_change_is_headed_by_how_the_request_stands(clerk_a, checker_1, submitted, outcome, heading,
+                                                               columns, django_capture_on_commit_callbacks):
+    if outcome == "applied":
+        with django_capture_on_commit_callbacks(execute=True):
+            services.approval_decide(request=submitted, verdict="approve", by=checker_1)
+    elif outcome == "rejected":
+        services.approval_decide(request=submitted, verdict="reject", by=checker_1, comment="Wrong person")
+    elif outcome == "cancelled":
+        services.approval_cancel(request=submitted, by=clerk_a)
+
+    page = body(client_for(clerk_a).get(reverse("workflows_approvals:inspect", args=[submitted.pk])))
+
+    assert f'data-testid="change-heading">{heading}</h2>' in page
+    assert f"<th>{columns[0]}</th><th>{columns[1]}</th>" in page
