@@ -1,5 +1,6 @@
-"""A rule as a form field: typed as text or built from rows of field / operator / value in AND/OR
-groups (static/rules/rule_builder.js), checked against a subject's catalogue, stored as
+"""A rule as a form field: typed as text (our language, or openIMIS filter strings, which are stored
+as the rule they mean) or built from rows of field / operator / value in AND/OR groups
+(static/rules/rule_builder.js), checked against a subject's catalogue, stored as
 {"text": ..., "rule": <AST JSON>} (the shape of BenefitPlan.criteria's entries).
 
 The textarea always holds the rule's text and is what the form submits: the builder writes into it,
@@ -19,7 +20,7 @@ from .errors import RuleError, character_offset
 from .nodes import from_json, to_json
 from .parser import MAX_TEXT
 from .subjects import resolve_subject
-from .text import to_text
+from .text import stored_text, to_text
 
 
 def rule_text(value):
@@ -114,9 +115,10 @@ class RuleField(forms.Field):
         try:
             subject, argument = resolve_subject(self.catalogue_name)
             node = compile_rule(text, subject.catalogue(argument).for_user(self.user), expect=self.expect)
+            written = stored_text(text, node)
         except RuleError as error:
             raise ValidationError(describe_error(error, text), code="invalid_rule") from None
-        return {"text": text.strip(), "rule": to_json(node)}
+        return {"text": written, "rule": to_json(node)}
 
     def has_changed(self, initial, data):
         if self.disabled:
@@ -126,7 +128,8 @@ class RuleField(forms.Field):
 
 # --- a rule as a list filter ------------------------------------------------------------------
 
-CRITERIA_HELP = ("Only the records for which this rule is true, e.g. age >= 18 and household_size >= 3. "
+CRITERIA_HELP = ("Only the records for which this rule is true, e.g. age >= 18 and household_size >= 3 "
+                 "(openIMIS filters such as household_size__gte__integer=3 are read too, one per line). "
                  "The export carries the same criteria.")
 
 

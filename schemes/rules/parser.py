@@ -1,6 +1,7 @@
 """Text -> rules AST. Python's own parser reads the text; only an allowlist of its nodes is accepted,
 so attribute access, subscripts, lambdas, comprehensions, `**`, imports and calls other than the
-rules functions never get through. Sizes are bounded before and after parsing."""
+rules functions never get through. Sizes are bounded before and after parsing. Text written as openIMIS
+filter strings (openimis.py: only by their exact shape) is read as the rule they mean."""
 
 import ast
 import datetime
@@ -10,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from .errors import RuleError
 from .nodes import FUNCTIONS, BoolOp, Call, Condition, FieldRef, InList, Literal, Unary
 from .nodes import Binary as BinaryNode
+from .openimis import read_openimis
 
 MAX_TEXT = 2000
 MAX_NODES = 300
@@ -36,6 +38,9 @@ def parse(text):
         for column, ch in enumerate(line):
             if ord(ch) < 32 and ch not in "\t\r":
                 raise RuleError("The expression holds a control character.", (line_number, column))
+    openimis = read_openimis(text)
+    if openimis is not None:
+        return validate_limits(openimis)
     body = text.lstrip()
     lead = text[:len(text) - len(body)]
     try:

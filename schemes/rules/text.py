@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from .errors import RuleError
 from .nodes import Binary, BoolOp, Call, Condition, FieldRef, InList, Literal, Unary, number_text
+from .openimis import is_openimis
 from .parser import DATE_LITERAL, KEYWORDS
 
 # Python's precedence, loosest first; a child binding more loosely than its place allows is bracketed.
@@ -29,6 +30,12 @@ def to_text(node):
     """The rule as text. Raises RuleError for a part no text can express (a field name the parser
     would read as something else, a value of a foreign type)."""
     return _text(node, CONDITION)
+
+
+def stored_text(typed, node):
+    """The text to keep beside `node`, the rule parsed from `typed`: as typed, but openIMIS filter strings
+    as the rule they mean, which people can read (and edit) in our language."""
+    return to_text(node) if is_openimis(typed) else typed.strip()
 
 
 def _text(node, place):

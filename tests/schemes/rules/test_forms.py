@@ -7,13 +7,16 @@ import re
 
 import pytest
 from django import forms
+from django.test import Client
+from django.urls import reverse
 from django.utils.html import escape
 
+from schemes.plans.models import BenefitPlan
 from schemes.rules.forms import RuleBuilderWidget, RuleField, set_rules_user
 from schemes.rules.nodes import to_json
 from schemes.rules.parser import MAX_TEXT, parse
 from schemes.rules.subjects import SUBJECTS, Subject, register_subject
-from tests.factories import RegistryFieldFactory, UserFactory
+from tests.factories import IndividualFactory, RegistryFieldFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -140,3 +143,113 @@ def test_subjects_can_be_registered_once_by_name():
             register_subject("household_test", Subject("Other", catalogue=lambda argument: None, queryset_for=lambda user, argument: None))
     finally:
         SUBJECTS.pop("household_test", None)
+
+
+# --- openIMIS filter strings, wherever a rule is typed ----------------------------------------
+
+@pytest.mark.parametrize("typed, text", [
+    ("children__gte__integer=3", "children >= 3"),
+    ("children__gte__integer=3\r\nsex__iexact__string=\"f\"", 'children >= 3 and lower(sex) == "f"'),
+    ('["children__gte__integer=3", "sex__exact__string=\\"F\\""]', 'children >= 3 and sex == "F"'),
+])
+def test_openimis_filters_are_stored_as_the_rule_they_mean(children_field, typed, text):
+    form = bound(criteria=typed)
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["criteria"] == {"text": text, "rule": to_json(parse(text))}
+
+
+def test_our_language_is_stored_as_written(children_field):
+    form = bound(criteria="children>=3")
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["criteria"]["text"] == "children>=3"
+
+
+@pytest.mark.parametrize("typed, error", [
+    ("children__between__integer=3",
+     "'children__between__integer=3': 'between' is not an openIMIS lookup; use exact, lt, lte, gt, gte."),
+    ("children__gte__float=3",
+     "'children__gte__float=3': 'float' is not an openIMIS type; use string, integer, decimal, date, boolean."),
+    ('children__gte__integer="three"', "'children__gte__integer=\"three\"': '\"three\"' is not a number."),
+    ("children__gte__integer=3\nchildren > 1", "'children > 1' is not an openIMIS filter "
+                                                "<field>__<lookup>__<type>=<value>."),
+    ("children__gte__integer=3\r\nsalary__gt__decimal=1", "At character 26: Unknown field 'salary'."),
+    ("sex__exact__string=X", "At character 1: 'X' is not one of the choices of sex: F, M, O."),
+])
+def test_bad_openimis_filters_are_refused_naming_the_filter(children_field, typed, error):
+    form = bound(criteria=typed)
+    assert not form.is_valid()
+    assert form.errors["criteria"][0].startswith(error), form.errors["criteria"][0]
+
+
+def test_an_openimis_formula_is_refused_as_giving_yes_or_no(children_field):
+    form = bound(formula="children__gte__integer=3")
+    assert not form.is_valid()
+    assert "must give a number, but it gives yes/no" in form.errors["formula"][0]
+
+
+@pytest.fixture
+def registry(geo):
+    RegistryFieldFactory(name="income", field_type="decimal")
+    RegistryFieldFactory(name="educated_level", field_type="choice", choices=["primary", "secondary"])
+    for name, income, level in (("Amina", "150000", "primary"), ("Baraka", "99999.99", "primary"),
+                                ("Chausiku", "250000", "secondary")):
+        IndividualFactory(first_name=name, location=geo.village_a, attributes={"income": income,
+                                                                               "educated_level": level})
+    return Client()
+
+
+def listed(client, user, criteria):
+    client.force_login(user)
+    response = client.get(reverse("registry_individual:index"), {"criteria": criteria})
+    assert response.status_code == 200
+    return response, sorted(person.first_name for person in response.context["object_list"])
+
+
+@pytest.mark.parametrize("criteria, names", [
+    ("income__gte__decimal=100000", ["Amina", "Chausiku"]),
+    ('income__gte__decimal=100000\neducated_level__iexact__string="PRIMARY"', ["Amina"]),
+    ('["income__lt__decimal=200000", "educated_level__exact__string=\\"primary\\""]', ["Amina", "Baraka"]),
+    ("income >= 100000", ["Amina", "Chausiku"]),
+])
+def test_the_registry_lists_criteria_filter_reads_openimis_filters(registry, clerk_a, criteria, names):
+    _, found = listed(registry, clerk_a, criteria)
+    assert found == names
+
+
+def test_the_registry_lists_criteria_filter_shows_an_openimis_filters_meaning(registry, clerk_a):
+    response, found = listed(registry, clerk_a, "income__gte__decimal=100000")
+    assert found == ["Amina", "Chausiku"]
+    assert "income &gt;= 100000" in response.content.decode()  # the active filter, in our language
+
+
+def test_the_registry_lists_criteria_filter_names_a_bad_openimis_filter(registry, clerk_a):
+    response, found = listed(registry, clerk_a, "income__between__decimal=1")
+    assert found == []
+    assert ("Criteria: &#x27;income__between__decimal=1&#x27;: &#x27;between&#x27; is not an openIMIS lookup; use "
+            "exact, lt, lte, gt, gte.") in response.content.decode()
+
+
+def test_a_plans_criteria_typed_as_openimis_filters_are_saved_as_the_rule_they_mean(children_field):
+    designer = UserFactory(role="Scheme administrator", national=True)
+    client = Client()
+    client.force_login(designer)
+    management = {f"{prefix}-{key}": value for prefix in ("fields", "cutoffs")
+                  for key, value in (("TOTAL_FORMS", "0"), ("INITIAL_FORMS", "0"), ("MIN_NUM_FORMS", "0"),
+                                     ("MAX_NUM_FORMS", "1000"))}
+    form = {"code": "CG", "name": "Child grant", "plan_type": "INDIVIDUAL", "currency": "TZS", "description": "",
+            "institution": "", "max_beneficiaries": "100", "criteria_potential": "children__gte__integer=2",
+            "criteria_active": '["children__gte__integer=2", "sex__iexact__string=\\"f\\""]',
+            "score_formula_text": "", "score_cutoff": "", **management}
+
+    refused = client.post(reverse("plans_plan:add"), {**form, "criteria_potential": "children__gte__string=2"})
+    assert refused.status_code == 200
+    assert refused.context["form"].errors["criteria_potential"] == [
+        "'children__gte__string=2': 'gte' does not apply to string; use exact, iexact, istartswith, icontains."]
+
+    client.post(reverse("plans_plan:add"), form)
+    plan = BenefitPlan.objects.get(code="CG")
+    assert plan.criteria == {
+        "POTENTIAL": {"text": "children >= 2", "rule": to_json(parse("children >= 2"))},
+        "ACTIVE": {"text": 'children >= 2 and lower(sex) == "f"',
+                   "rule": to_json(parse('children >= 2 and lower(sex) == "f"'))},
+    }

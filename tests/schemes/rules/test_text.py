@@ -29,7 +29,7 @@ from schemes.rules.nodes import (
     to_json,
 )
 from schemes.rules.parser import KEYWORDS, parse
-from schemes.rules.text import to_text
+from schemes.rules.text import stored_text, to_text
 
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 
@@ -227,3 +227,12 @@ def test_parse_reads_to_text_back_to_the_same_ast(node):
 def test_the_json_form_survives_the_text_form(node):
     """What the filter builder stores (JSON) and what people read (text) describe one rule."""
     assert from_json(json.loads(json.dumps(to_json(parse(to_text(node)))))) == node
+
+
+@pytest.mark.parametrize("typed, kept", [
+    ("  age>=18  ", "age>=18"),
+    ("age__gte__integer=18\nsex__iexact__string=f", 'age >= 18 and lower(sex) == "f"'),
+    ('["age__gte__integer=18"]', "age >= 18"),
+])
+def test_the_text_kept_is_as_typed_but_openimis_filters_in_our_language(typed, kept):
+    assert stored_text(typed, parse(typed)) == kept

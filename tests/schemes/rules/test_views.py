@@ -166,3 +166,12 @@ def test_a_user_who_may_not_see_sensitive_data_cannot_name_a_sensitive_field(geo
     assert refused == {"ok": False, "position": 29,
                        "error": "'bank_account' is sensitive: only users who may see sensitive data can use it in a rule."}
     assert check(clerk_a, rule).json()["count"] == 1  # clerks may see sensitive data
+
+
+def test_openimis_filters_are_checked_and_answered_as_the_rule_they_mean(people, clerk_a):
+    answer = check(clerk_a, "children__exact__integer=2\nage__gte__integer=18").json()
+    assert answer["ok"] and answer["text"] == "children == 2 and age >= 18" and answer["count"] == 3
+
+    refused = check(clerk_a, "children__between__integer=2").json()
+    assert refused == {"ok": False, "position": None, "error": "'children__between__integer=2': 'between' is not an "
+                                                               "openIMIS lookup; use exact, lt, lte, gt, gte."}
