@@ -88,7 +88,8 @@ class Importer:
         return [*people, *[c for c in fields if c.name not in taken], STATUS_COLUMN]
 
     def template_headers(self, plan):
-        return [column.name for column in self.columns(plan)]
+        # `status` is read (POTENTIAL only) but not offered: a new beneficiary is enrolled as potential.
+        return [column.name for column in self.columns(plan) if column.name != "status"]
 
     # --- pass 1: each row ------------------------------------------------------------------------
 

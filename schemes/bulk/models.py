@@ -18,7 +18,7 @@ PLAN_KINDS = (UploadKind.BENEFICIARIES, UploadKind.BENEFICIARY_UPDATES)
 class UploadStatus(models.TextChoices):
     VALIDATING = "VALIDATING", "Being checked"
     READY = "READY", "Checked: ready to import"
-    REFUSED = "REFUSED", "Refused (the file cannot be read)"
+    REFUSED = "REFUSED", "Refused as a whole (nothing imported)"
     IMPORTING = "IMPORTING", "Importing"
     IMPORTED = "IMPORTED", "Imported"
     FAILED = "FAILED", "Failed"

@@ -184,7 +184,7 @@ def validate(upload, progress):
             counts = importer.counts(upload)
             upload = Upload.objects.select_for_update().get(pk=upload.pk)
             upload.counts = counts
-            upload.unused_columns = table.unknown
+            upload.unused_columns = _unused_columns(table)
             upload.has_error_file = write_error_file(upload, importer)
             upload.validated()
             upload.save()
@@ -209,6 +209,15 @@ def _name_columns_as_headed(upload, table):
 
 
 ERROR_FILE_COLUMNS = ("row", "errors")  # after the file's own: its row number there, what is wrong
+
+
+def _unused_columns(table):
+    """The file's columns matching nothing, but for the two an error file adds after the file's own:
+    a corrected error file is sent back as it is."""
+    unknown = table.unknown
+    if tuple(header_key(header) for header in table.headers[-2:]) == ERROR_FILE_COLUMNS:
+        unknown = [header for header in unknown if header_key(header) not in ERROR_FILE_COLUMNS]
+    return unknown
 
 
 def write_error_file(upload, importer):

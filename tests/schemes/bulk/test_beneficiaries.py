@@ -419,10 +419,9 @@ def test_templates_carry_the_plans_schema(clerk, plan):
 
     assert IMPORTERS["BENEFICIARY_UPDATES"].template_headers(plan) == ["ID", "grade", "card", "school"]
     headers = IMPORTERS["BENEFICIARIES"].template_headers(plan)
-    assert headers[0] == "first_name" and headers[-4:] == ["grade", "card", "school", "status"]
+    assert headers[0] == "first_name" and headers[-3:] == ["grade", "card", "school"]
     household = make_plan("HT", PlanType.HOUSEHOLD)
-    assert IMPORTERS["BENEFICIARIES"].template_headers(household) == ["group_code", "grade", "card", "school",
-                                                                       "status"]
+    assert IMPORTERS["BENEFICIARIES"].template_headers(household) == ["group_code", "grade", "card", "school"]
 
 
 def test_a_masked_value_from_an_export_is_refused_not_imported(clerk, plan, geo, django_capture_on_commit_callbacks):

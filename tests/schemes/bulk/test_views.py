@@ -239,3 +239,22 @@ def test_the_history_says_what_the_upload_page_says_of_a_file_with_nothing_to_im
         assert "Checked: its import is waiting for approval" in text
     assert "ready to import" not in export
     assert "Checked: its import is waiting for approval" in record
+
+
+def test_a_corrected_error_file_is_not_told_its_row_and_errors_columns_are_not_imported(
+        geo, clerk, django_capture_on_commit_callbacks):
+    first = upload_people(clerk, "people.csv", "first_name,last_name,dob,sex,location\n"
+                          f"Asha,Mollel,not a date,F,{geo.village_a.code}\n", django_capture_on_commit_callbacks)
+    error_file = b"".join(client_for(clerk).get(reverse("bulk_upload:errors", args=[first.pk])).streaming_content)
+    corrected = error_file.decode("utf-8-sig").replace("not a date", "1980-01-01")
+
+    again = upload_people(clerk, "errors-people.csv", corrected, django_capture_on_commit_callbacks)
+
+    assert again.status == "READY" and again.counts["valid"] == 1
+    assert again.unused_columns == []
+
+
+def test_the_new_beneficiaries_template_offers_no_status_column(clerk, plan):
+    response = client_for(clerk).get(reverse("bulk_upload:template") + f"?kind=BENEFICIARIES&plan={plan.pk}")
+    headers = next(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert "national_id" in headers and "grade" in headers and "status" not in headers
