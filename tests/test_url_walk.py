@@ -187,7 +187,7 @@ NAMESPACE_MODEL = {
 OBJECT_VIEWS = {"edit", "delete", "history", "history_results", "usage", "inspect", "restore", "members", "chosen",
                 "decide", "cancel", "status", "change_status", "enrol", "schema", "schema_import", "simulate",
                 "bulk_status", "edit_data", "submit", "discard", "errors", "dismiss", "merge", "unmerge",
-                "formula_tester", "generate", "release_over_limit", "follow_up", "export_csv", "open", "close",
+                "formula_tester", "generate", "release_over_limit", "follow_up", "export_csv", "diff_csv", "open", "close",
                 "tokens"}
 # Pages without a pk that only show something (the upload form, a CSV template).
 LIST_VIEWS = {"index", "index_results", "choose", "choose_results", "new", "template"}
@@ -497,7 +497,7 @@ def world(db, member_roles):
                                      message=f"Applying the change to {approvals[side].summary['title']}")
             for side, starter in (("a", clerk_a), ("b", clerk_b))}
 
-    plan = BenefitPlan.objects.create(code="WALK-PLAN", name="Walk plan", status="ACTIVE")
+    plan = BenefitPlan.objects.create(code="WALK-PLAN", name="Walk plan", status="ACTIVE", currency="TZS")
     household_plan = BenefitPlan.objects.create(code="WALK-HH", name="Walk household plan", status="ACTIVE",
                                                 plan_type="HOUSEHOLD")
     # An active plan changes through approval: the walk's edits of it make requests.

@@ -34,6 +34,7 @@ def prepare_approve_payroll(payload, by):
                               "yet submitted, is submitted for approval.")
     if not payroll.line_count:
         raise ValidationError(services.nobody_to_pay_message(payroll))
+    services.require_plan_pays(payroll.payment_plan.benefit_plan_id, payroll)
     if ApprovalRequest.objects.filter(operation=APPROVE_PAYROLL, payload__payroll=payroll.pk,
                                       status=RequestStatus.PENDING).exists():
         raise ValidationError(f"{payroll} is already waiting for a decision.")
@@ -55,7 +56,7 @@ def prepare_approve_payroll(payload, by):
         summary={"title": f"Approve payroll {payroll} for payment: {lines_text(payroll.line_count)}, "
                           f"{money(payroll.total, payroll.currency)}" + (f"; {left_out}" if left_out else ""),
                  "diff": [], "sensitive": [], "counts": counts, "sample": sample,
-                 "seal": payroll.seal_hash},
+                 "seal": payroll.seal_hash, "total_shown": money(payroll.total, payroll.currency)},
         total=payroll.total,
         # As it waits for this decision: services.payroll_submit moves it to PENDING_APPROVAL with the request.
         version=f"{PayrollStatus.PENDING_APPROVAL}:{payroll.seal_hash[:40]}",
@@ -69,6 +70,8 @@ def payroll_version(payload):
 
 
 def execute_approve_payroll(payload, maker):
+    # payroll_approve checks again, under its locks, that the benefit plan is still active: closed
+    # while the checkers decided, the request fails saying so and the payroll is to discard.
     payroll = services.payroll_approve(payroll=_payroll(payload), by=maker)
     return {"payroll": payroll.pk, "status": payroll.status}
 
@@ -149,7 +152,8 @@ def prepare_release_over_limit(payload, by):
                  "counts": {"Lines above the limit": flagged["count"],
                             f"Their total ({payroll.currency})": money(flagged["total"]),
                             f"Limit per transaction ({payroll.currency})": money(limit),
-                            "Payroll status": payroll.get_status_display()}},
+                            "Payroll status": payroll.get_status_display()},
+                 "total_shown": money(flagged["total"], payroll.currency)},
         total=flagged["total"],
         version=release_over_limit_version(payload),
     )
@@ -217,7 +221,8 @@ def prepare_close_payroll(payload, by):
                           + (f", still due {due:,} (marked failed on closing)" if due else ""),
                  "diff": [], "sensitive": [], "counts": counts,
                  "sample": [{"id": line.pk, "name": f"{line.code}: {line.recipient} {money(line.amount, currency)} (due)"}
-                            for line in due_lines]},
+                            for line in due_lines],
+                 "total_shown": money(totals["PAID"][1], currency)},
         total=totals["PAID"][1],
         version=close_payroll_version(payload),
     )

@@ -1,4 +1,5 @@
 from django import forms
+from django.utils import timezone
 
 from schemes.plans.catalogues import plan_rules_subject
 from schemes.plans.forms import RULES_FOLLOW_JS, rules_follow
@@ -6,8 +7,10 @@ from schemes.plans.selectors import plans_for
 from schemes.rules.catalogue import NUMBER
 from schemes.rules.forms import RuleField, set_rules_user
 from sites.forms import ScopedRecordForm
+from sites.models import CURRENCY_CODE, OrganisationSettings
 
 from .models import PaymentCycle, PaymentPlan, Periodicity
+from .selectors import nearest_open_cycle
 from .services import PAYABLE_TARGETS
 from .templatetags.payments_money import money
 
@@ -48,6 +51,9 @@ class PaymentPlanForm(ServiceModelForm):
             self.fields["benefit_plan"].queryset = plans_for(self.for_user)
         set_rules_user(self, self.for_user)
         plan = self._benefit_plan()
+        if not self.instance.pk and not self.is_bound:
+            self._set_new_plan_initial(plan)
+            plan = self._benefit_plan()
         for name in ("formula", "criteria"):
             self.fields[name].set_subject(plan_rules_subject(plan) if plan else "individual")
             self.initial.setdefault(name, getattr(self.instance, name) or None)
@@ -62,6 +68,16 @@ class PaymentPlanForm(ServiceModelForm):
 
     class Media:
         js = [RULES_FOLLOW_JS]
+
+    def _set_new_plan_initial(self, plan):
+        """A new payment plan pays in its benefit plan's currency: the one chosen, or the only one there
+        is (then chosen too); with several to choose from, the organisation's currency until one is."""
+        if plan is None:
+            plans = list(self.fields["benefit_plan"].queryset[:2])
+            if len(plans) == 1:
+                plan = plans[0]
+                self.initial["benefit_plan"] = plan.pk
+        self.initial["currency"] = plan.currency if plan else OrganisationSettings.load().currency
 
     def _set_amounts(self):
         """{field name: amount} of the plan's ceiling and limit that are set."""
@@ -81,6 +97,15 @@ class PaymentPlanForm(ServiceModelForm):
         again, or kept as it is on purpose."""
         cleaned = super().clean()
         new_currency = cleaned.get("currency")
+        benefit_plan = cleaned.get("benefit_plan")
+        is_code = bool(new_currency and CURRENCY_CODE.regex.fullmatch(new_currency))  # else the field says why
+        if benefit_plan and is_code and new_currency != benefit_plan.currency:
+            # Payrolls pay the benefit plan's beneficiaries in its currency (its ceiling is in it too): no
+            # tick-box makes another currency right; the amounts tick-box below only confirms amounts.
+            self.add_error("currency", f"{benefit_plan} pays in {benefit_plan.currency}: a payment plan pays in "
+                                       f"its benefit plan's currency. Give {benefit_plan.currency} (to pay in "
+                                       "another currency, change the benefit plan's first).")
+            return cleaned
         if "amounts_in_new_currency" in self.fields and new_currency and not cleaned.get("amounts_in_new_currency"):
             old_currency = self.instance.currency
             for name, amount in self._set_amounts().items():
@@ -133,8 +158,15 @@ class ScheduleForm(forms.Form):
 
 
 class GeneratePayrollForm(forms.Form):
+    """The cycle of the payroll to generate, among `cycles` (selectors.cycles_to_pay: those that can
+    serve the payment plan, by date), the nearest open one preselected."""
+
     cycle = forms.ModelChoiceField(queryset=PaymentCycle.objects.none(), empty_label=None)
 
-    def __init__(self, data=None, *, cycles):
+    def __init__(self, data=None, *, cycles, today=None):
         super().__init__(data)
-        self.fields["cycle"].queryset = cycles.exclude(status="CLOSED").order_by("start_date")
+        self.fields["cycle"].queryset = cycles
+        if not self.is_bound:
+            nearest = nearest_open_cycle(cycles, today or timezone.localdate())
+            if nearest is not None:
+                self.initial["cycle"] = nearest.pk

@@ -3,6 +3,7 @@ lines. A payroll is generated as a frozen snapshot and sealed (count, total, has
 GENERATING its lines and seal never change again: the model and its querysets refuse it here, and on
 PostgreSQL triggers refuse it for any other path too (migration 0002)."""
 
+import calendar
 from decimal import Decimal
 
 from django.conf import settings
@@ -30,6 +31,14 @@ class Periodicity(models.IntegerChoices):
     QUARTERLY = 3, "Every three months"
     HALF_YEARLY = 6, "Every six months"
     YEARLY = 12, "Every year"
+
+
+def add_months(day, months):
+    """The same day `months` later, or the month's last day when it has fewer days (31 Jan + 1 month:
+    28 or 29 Feb)."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return day.replace(year=year, month=month, day=min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def default_target_statuses():

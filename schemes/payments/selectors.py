@@ -14,7 +14,9 @@ from .models import (
     CENT,
     DEAD_STATUSES,
     LINE_STATUS_WORDS,
+    UNDECIDED_STATUSES,
     ChangeKind,
+    CycleStatus,
     PaymentCycle,
     PaymentLine,
     PaymentPlan,
@@ -46,6 +48,53 @@ def cycles_for(user, *, include_deleted=True):
     return _all_if(user, "payments.view_paymentcycle", PaymentCycle)
 
 
+# A month's average length in days, and how far a cycle may be from whole months to still be as long as
+# a periodicity: calendar months are 28 to 31 days (a quarter 89 to 92), about a quarter-month apart.
+MONTH_DAYS = Decimal("30.436875")
+MONTHS_SLACK = Decimal("0.25")
+
+
+def cycle_fits(cycle, periodicity):
+    """Whether the cycle is as long as `periodicity` (months): 1 to 31 January is a monthly plan's, 1
+    January to 28 February a two-monthly plan's, whichever day the schedule started on."""
+    months = Decimal((cycle.end_date - cycle.start_date).days + 1) / MONTH_DAYS
+    return abs(months - periodicity) <= MONTHS_SLACK
+
+
+def cycles_to_pay(user, payment_plan, *, unpaid_only=True):
+    """The cycles a payroll of `payment_plan` can be generated for, by start date: not closed, as long
+    as the plan's periodicity (a two-month cycle is not a monthly plan's), within its benefit plan's
+    validity, and (`unpaid_only`) with no live payroll of the plan on any of their days (the cycle's
+    own included: its payroll is on the plan's page already). Cycles are shared by every payment
+    plan: their length is what ties them to one."""
+    benefit_plan = payment_plan.benefit_plan
+    cycles = cycles_for(user).exclude(status=CycleStatus.CLOSED)
+    if benefit_plan.valid_from:
+        cycles = cycles.filter(end_date__gte=benefit_plan.valid_from)
+    if benefit_plan.valid_to:
+        cycles = cycles.filter(start_date__lte=benefit_plan.valid_to)
+    paid = Payroll.objects.filter(payment_plan=payment_plan, follow_up_of__isnull=True,
+                                  cycle__start_date__lte=OuterRef("end_date"),
+                                  cycle__end_date__gte=OuterRef("start_date")).exclude(status__in=DEAD_STATUSES)
+    if unpaid_only:
+        cycles = cycles.exclude(Exists(paid))
+    fitting = [cycle.pk for cycle in cycles.only("pk", "start_date", "end_date")
+               if cycle_fits(cycle, payment_plan.periodicity)]
+    return PaymentCycle.objects.filter(pk__in=fitting).order_by("start_date", "code")
+
+
+def nearest_open_cycle(cycles, today):
+    """Of `cycles`, the open one holding `today`, else the open one starting nearest to it, else the
+    first to come (or None): the one to preselect."""
+    cycles = list(cycles)
+    open_cycles = [cycle for cycle in cycles if cycle.status == CycleStatus.OPEN]
+    if open_cycles:
+        return min(open_cycles, key=lambda cycle: (not cycle.start_date <= today <= cycle.end_date,
+                                                   abs((cycle.start_date - today).days)))
+    coming = [cycle for cycle in cycles if cycle.end_date >= today]
+    return (coming or cycles or [None])[0]
+
+
 def providers_for(user, *, include_deleted=True):
     return _all_if(user, "payments.view_paymentprovider", PaymentProvider)
 
@@ -75,6 +124,13 @@ def overlapping_points(points):
 
 def payrolls_for(user, *, include_deleted=True):
     return _all_if(user, "payments.view_payroll", Payroll).select_related("payment_plan", "cycle")
+
+
+def payrolls_left_open(benefit_plan):
+    """The benefit plan's payrolls sealed but not decided (to submit, or waiting for approval): what
+    closing the plan leaves unpaid, each to discard (programme-wide, as payrolls are)."""
+    return (Payroll.objects.filter(payment_plan__benefit_plan=benefit_plan, status__in=UNDECIDED_STATUSES)
+            .select_related("payment_plan", "cycle").order_by("cycle__start_date", "name"))
 
 
 def lines_for(user, *, include_deleted=True):
@@ -194,17 +250,13 @@ def is_compared(payroll, previous):
     return payroll.compared_at is not None and payroll.compared_with_id == (previous.pk if previous else None)
 
 
-def payroll_diff(payroll, user=None, *, sample=0):
-    """New, removed and changed-amount beneficiaries against the previous cycle's payroll (in the
-    user's locations when a user is given); with `sample`, that many lines of each kind (the first
-    by beneficiary, found in index order). Counted from the changes recorded when the payroll was
-    sealed, with their amounts (`amounts`: new and changed lines' now, removed and changed lines'
-    before); from the lines, counts only, while those are stale."""
+def diff_lines(payroll, user=None):
+    """(the previous cycle's payroll, {ChangeKind: its lines}) in the user's locations when a user is
+    given: new and changed-amount lines of `payroll`, removed ones of the previous payroll; (None, {})
+    with no previous payroll."""
     previous = previous_payroll(payroll)
-    result = {"previous": previous, "new": 0, "removed": 0, "changed": 0, "amounts": None,
-              "samples": {"new": [], "removed": [], "changed": []}}
     if previous is None:
-        return result
+        return None, {}
     base = lines_for(user) if user is not None else PaymentLine.objects.all()
     current, before = base.filter(payroll=payroll), base.filter(payroll=previous)
 
@@ -213,11 +265,24 @@ def payroll_diff(payroll, user=None, *, sample=0):
 
     # Anti-joins (NOT EXISTS), never NOT IN: a million ids do not fit the hash NOT IN needs, and it
     # then scans the other payroll once per line (the page never finished at 1M lines).
-    kinds = {
+    return previous, {
         ChangeKind.NEW: current.exclude(Exists(same_beneficiary_in(previous))),
         ChangeKind.REMOVED: before.exclude(Exists(same_beneficiary_in(payroll))),
         ChangeKind.CHANGED: current.filter(Exists(same_beneficiary_in(previous).exclude(amount=OuterRef("amount")))),
     }
+
+
+def payroll_diff(payroll, user=None, *, sample=0):
+    """New, removed and changed-amount beneficiaries against the previous cycle's payroll (in the
+    user's locations when a user is given); with `sample`, that many lines of each kind (the first
+    by beneficiary, found in index order). Counted from the changes recorded when the payroll was
+    sealed, with their amounts (`amounts`: new and changed lines' now, removed and changed lines'
+    before); from the lines, counts only, while those are stale."""
+    previous, kinds = diff_lines(payroll, user)
+    result = {"previous": previous, "new": 0, "removed": 0, "changed": 0, "amounts": None,
+              "samples": {"new": [], "removed": [], "changed": []}}
+    if previous is None:
+        return result
     if is_compared(payroll, previous):
         changes = (_in_locations_of(user, PayrollChange) if user is not None
                    else PayrollChange.objects.all()).filter(payroll=payroll)

@@ -14,11 +14,12 @@ from django.utils import timezone
 from schemes.bulk.models import UploadStatus
 from schemes.bulk.staging import refresh_statistics
 from schemes.plans.catalogues import beneficiary_catalogue
-from schemes.plans.models import BeneficiaryStatus
+from schemes.plans.models import BeneficiaryStatus, BenefitPlan, PlanStatus
 from schemes.plans.services import criteria_node
 from schemes.plans.targeting import score_node
 from schemes.registry.models import Individual
 from schemes.rules.nodes import to_json
+from schemes.rules.text import stored_text
 from sites.audit import audit
 from sites.models import CURRENCY_CODE
 from sites.scoping import scope_for
@@ -40,6 +41,7 @@ from .models import (
     Payroll,
     PayrollStatus,
     Periodicity,
+    add_months,
 )
 from .templatetags.payments_money import lines as lines_text
 from .templatetags.payments_money import money
@@ -67,7 +69,7 @@ def _require_national(user, what):
 
 def _rule(value, node):
     """{"text", "rule"}: the rule as written and as checked AST JSON."""
-    text = value if isinstance(value, str) else (value or {}).get("text", "")
+    text = stored_text(value, node) if isinstance(value, str) else (value or {}).get("text", "")
     return {"text": text, "rule": to_json(node)}
 
 
@@ -106,21 +108,35 @@ def payment_plan_clean(fields):
     return fields
 
 
-def _describe(name, value):
+def _describe(name, value, currency):
+    """A field's value as the checker reads it: amounts as money in `currency`, statuses and
+    periodicity by their labels."""
     if name in ("formula", "criteria"):
         return (value or {}).get("text", "") or "—"
-    return "—" if value in (None, "", []) else str(value)
+    if value in (None, "", []):
+        return "—"
+    if name in ("ceiling_per_beneficiary", "limit_per_transaction"):
+        return money(value, currency)
+    if name == "target_statuses":
+        return ", ".join(str(BeneficiaryStatus(status).label) for status in value)
+    if name == "periodicity":
+        return str(Periodicity(int(value)).label)
+    return str(value)
 
 
 def payment_plan_diff(payment_plan, fields):
-    """[[what, before, after]] for each field `fields` changes."""
+    """[[what, before, after]] for each field `fields` changes (amounts before in the currency before,
+    after in the currency after)."""
     diff = []
+    currency_after = fields.get("currency", payment_plan.currency)
     for name in PLAN_FIELDS:
         if name not in fields:
             continue
-        before, after = _describe(name, getattr(payment_plan, name)), _describe(name, fields[name])
+        before = _describe(name, getattr(payment_plan, name), payment_plan.currency)
+        after = _describe(name, fields[name], currency_after)
         if before != after:
-            diff.append([str(PaymentPlan._meta.get_field(name).verbose_name).capitalize(), before, after])
+            label = "Statuses paid" if name == "target_statuses" else PaymentPlan._meta.get_field(name).verbose_name
+            diff.append([str(label).capitalize(), before, after])
     return diff
 
 
@@ -210,8 +226,8 @@ def cycle_schedule_generate(*, prefix, first_start, periodicity, count, by):
     cycles = []
     try:
         for number in range(int(count)):
-            start = _add_months(first_start, months * number)
-            end = _add_months(first_start, months * (number + 1)) - datetime.timedelta(days=1)
+            start = add_months(first_start, months * number)
+            end = add_months(first_start, months * (number + 1)) - datetime.timedelta(days=1)
             cycles.append(PaymentCycle(code=f"{prefix}-{start:%Y-%m}", start_date=start, end_date=end))
     except (OverflowError, ValueError):  # past the calendar's last year
         raise ValidationError({"first_start": ["The schedule would run past the year 9999."]}) from None
@@ -223,15 +239,6 @@ def cycle_schedule_generate(*, prefix, first_start, periodicity, count, by):
     PaymentCycle.objects.bulk_create(cycles)
     audit(cycles[0], "mizani.payment_cycle", by=by, data={"created": [c.code for c in cycles]})
     return cycles
-
-
-def _add_months(day, months):
-    """The same day `months` later, or the month's last day when it has fewer days (31 Jan + 1 month:
-    28 or 29 Feb)."""
-    month_index = day.month - 1 + months
-    year, month = day.year + month_index // 12, month_index % 12 + 1
-    last = (datetime.date(year + month // 12, month % 12 + 1, 1) - datetime.timedelta(days=1)).day
-    return datetime.date(year, month, min(day.day, last))
 
 
 # Why a cycle in a status cannot take an action (the only moves are PLANNED -> OPEN -> CLOSED).
@@ -365,6 +372,32 @@ def point_change(*, point, fields, by):
 # --- payrolls -----------------------------------------------------------------------------------
 
 
+def not_paying_message(benefit_plan, payroll=None):
+    """Why `benefit_plan`'s payrolls are not paid, naming what to do with `payroll` (None: a new one);
+    "" while the plan is active. A closed plan's beneficiaries have graduated or left it."""
+    if benefit_plan.status == PlanStatus.ACTIVE:
+        return ""
+    if benefit_plan.status == PlanStatus.CLOSED:
+        return (f"{benefit_plan} is closed: its payrolls are no longer paid"
+                + (f"; discard {payroll}." if payroll else ", and no payroll is generated for it."))
+    return (f"{benefit_plan} is a draft: its payrolls are generated and paid once it is active"
+            + (f"; discard {payroll}." if payroll else "."))
+
+
+def require_plan_pays(benefit_plan_id, payroll=None):
+    """Refuse (ValidationError) unless the benefit plan is active. On PostgreSQL its row stays held
+    (FOR KEY SHARE: enrolments still update it) until the transaction ends, so closing the plan
+    (plans.services.plan_close locks it FOR UPDATE) waits: no payroll is generated, submitted or
+    approved for a plan closed meanwhile."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {connection.ops.quote_name(BenefitPlan._meta.db_table)} "
+                           "WHERE id = %s FOR KEY SHARE", [benefit_plan_id])
+    message = not_paying_message(BenefitPlan.objects.get(pk=benefit_plan_id), payroll)
+    if message:
+        raise ValidationError(message)
+
+
 def live_payroll(payment_plan, cycle):
     return (Payroll.objects.filter(payment_plan=payment_plan, cycle=cycle, follow_up_of__isnull=True)
             .exclude(status__in=DEAD_STATUSES).first())
@@ -391,6 +424,7 @@ def payroll_generate_start(*, payment_plan, cycle, by):
     payment_plan_clean({name: getattr(payment_plan, name) for name in PLAN_FIELDS})  # still checks
     try:
         with transaction.atomic():
+            require_plan_pays(payment_plan.benefit_plan_id)
             _lock_open_cycle(cycle, by)
             _require_no_overlapping_payroll(payment_plan, cycle)
             payroll = Payroll.objects.create(
@@ -461,6 +495,7 @@ def payroll_follow_up_start(*, payroll, by):
                                       "close the payroll first.")
             if not payroll.lines.filter(status=LineStatus.UNPAID).exists():
                 raise ValidationError(f"{payroll} has no unpaid lines.")
+            require_plan_pays(payroll.payment_plan.benefit_plan_id)
             _lock_open_cycle(payroll.cycle, by)
             follow_up = Payroll.objects.create(
                 name=f"{payroll.name} follow-up", payment_plan=payroll.payment_plan, cycle=payroll.cycle,
@@ -480,6 +515,8 @@ def payroll_generate(payroll_id, progress=None):
             pk=payroll_id)
         if payroll.status != PayrollStatus.GENERATING:
             return _result(payroll)
+        # The plan may have closed since the payroll was started: the job fails it, saying so.
+        require_plan_pays(payroll.payment_plan.benefit_plan_id)
         if progress:
             progress(0, 1, "Writing the payroll's lines")
         _work_mem_for_a_payroll()
@@ -585,6 +622,8 @@ def payroll_approve(*, payroll, by=None):
     payroll = Payroll.objects.select_for_update().get(pk=payroll.pk)
     if payroll.status != PayrollStatus.PENDING_APPROVAL:
         raise ValidationError(f"{payroll} {payroll.status_phrase}: it cannot be approved.")
+    # Checked again as it is applied: the plan may have closed while the checkers decided.
+    require_plan_pays(payroll.payment_plan.benefit_plan_id, payroll)
     payroll.approve(timezone.now())
     payroll.save()
     audit(payroll, "mizani.payroll_approved", by=None, data={"lines": payroll.line_count,
@@ -613,16 +652,21 @@ def nobody_to_pay_message(payroll):
 
 @transaction.atomic
 def payroll_discard(*, payroll, by):
-    """Discard a sealed payroll that pays nobody (no lines), which goes to no checker: rejected with
-    the reason (kept, for audit), it no longer holds its plan and cycle."""
+    """Discard a sealed payroll that goes to no checker: one that pays nobody (no lines), or one whose
+    benefit plan is no longer active (closed: its beneficiaries graduated). Rejected with the reason
+    (kept, for audit), it no longer holds its plan and cycle."""
     _require_permission(by, "payments.change_payroll")
     _require_national(by, "A payroll")
     payroll = Payroll.objects.select_for_update().select_related("cycle").get(pk=payroll.pk)
-    if payroll.status != PayrollStatus.GENERATED or payroll.line_count:
+    benefit_plan = payroll.payment_plan.benefit_plan
+    not_paying = not_paying_message(benefit_plan, payroll)
+    if payroll.status != PayrollStatus.GENERATED or (payroll.line_count and not not_paying):
         raise ValidationError(f"{payroll} has {lines_text(payroll.line_count)} and {payroll.status_phrase}: only a "
-                              "generated payroll with no lines is discarded (one with lines is rejected by its "
-                              "checkers).")
-    return payroll_reject(payroll=payroll, reason="Discarded: no lines, nobody to pay.", by=by)
+                              "generated payroll with no lines, or one whose benefit plan is no longer active, is "
+                              "discarded (one with lines is rejected by its checkers).")
+    reason = (f"Discarded: {benefit_plan} is {benefit_plan.get_status_display().lower()}." if not_paying
+              else "Discarded: no lines, nobody to pay.")
+    return payroll_reject(payroll=payroll, reason=reason, by=by)
 
 
 @transaction.atomic

@@ -5,6 +5,7 @@ import csv
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -15,6 +16,7 @@ from wagtail.admin.views.mixins import Echo
 
 from schemes.bulk.models import UploadKind
 from schemes.bulk.selectors import uploads_for
+from schemes.plans.models import BeneficiaryStatus
 from sites.audit import audit
 from sites.models import OrganisationSettings
 from sites.refusals import refusal_message
@@ -33,8 +35,17 @@ from workflows.selectors import jobs_for
 
 from . import approvals, reconciliation, selectors, services
 from .forms import FormulaTestForm, GeneratePayrollForm, ScheduleForm
-from .models import DEAD_STATUSES, MAX_AMOUNT, UNDECIDED_STATUSES, CycleStatus, LineStatus, PayrollStatus
-from .templatetags.payments_money import money
+from .models import (
+    DEAD_STATUSES,
+    MAX_AMOUNT,
+    UNDECIDED_STATUSES,
+    ChangeKind,
+    CycleStatus,
+    LineStatus,
+    PaymentLine,
+    PayrollStatus,
+)
+from .templatetags.payments_money import money, yes_no
 
 DIFF_SAMPLE = 5
 
@@ -84,6 +95,41 @@ def payroll_export(request, pk):
     name = slugify(f"{payroll.name}-{point.code}" if point else payroll.name)
     return streaming_csv_response((writer.writerow(row) for row in reconciliation_rows(payroll, lines)),
                                   f"{name}.csv")
+
+
+DIFF_HEADERS = ["Change", "Line", "Beneficiary ID", "First name", "Last name", "Amount before", "Amount now",
+                "Currency"]
+
+
+def payroll_diff_export(request, pk):
+    """Every difference of a sealed payroll to the previous cycle's, in the user's locations (the page
+    shows the first few of each kind): new, removed and changed-amount lines, as CSV, streamed (the
+    header alone when there is no previous payroll); audited with the row count."""
+    payroll = get_object_or_404(selectors.payrolls_for(request.user), pk=pk)
+    previous, kinds = selectors.diff_lines(payroll, request.user) if payroll.is_frozen else (None, {})
+    rows = {kind: lines.select_related("recipient").order_by("beneficiary_id") for kind, lines in kinds.items()}
+    if previous is not None:
+        amount_before = PaymentLine.objects.filter(
+            payroll=previous, beneficiary_id=OuterRef("beneficiary_id")).values("amount")[:1]
+        rows[ChangeKind.CHANGED] = rows[ChangeKind.CHANGED].annotate(amount_before=Subquery(amount_before))
+    audit(payroll, "mizani.export", by=request.user, data={
+        "rows": sum(lines.count() for lines in kinds.values()), "format": "csv",
+        "difference_to": previous.pk if previous else None})
+
+    def lines_as_rows():
+        yield DIFF_HEADERS
+        for kind, lines in rows.items():
+            for line in lines.iterator(chunk_size=2000):
+                before, now = {ChangeKind.NEW: (None, line.amount), ChangeKind.REMOVED: (line.amount, None),
+                               ChangeKind.CHANGED: (getattr(line, "amount_before", None), line.amount)}[kind]
+                person = line.recipient
+                yield [safe_cell(value) for value in (
+                    ChangeKind(kind).label, line.code, line.beneficiary_id, person.first_name if person else "",
+                    person.last_name if person else "", before, now, payroll.currency)]
+
+    writer = csv.writer(Echo())
+    return streaming_csv_response((writer.writerow(row) for row in lines_as_rows()),
+                                  f"{slugify(payroll.name)}-difference.csv")
 
 
 def _payroll_action(request, pk, act, success):
@@ -161,6 +207,9 @@ class PayrollRecordView(ScopedInspectView):
         can_work = user.has_perm("payments.change_payroll")
         approved = payroll.status == PayrollStatus.APPROVED
         nobody_to_pay = payroll.status == PayrollStatus.GENERATED and not payroll.line_count
+        # Undecided payrolls of a plan no longer active are not paid: only discarded.
+        not_paying = (services.not_paying_message(payroll.payment_plan.benefit_plan, payroll)
+                      if payroll.status in UNDECIDED_STATUSES else "")
         may_reconcile = user.has_perm(reconciliation.PERMISSION)
         due = selectors.lines_in_status(payroll.totals.all(), LineStatus.DUE) if approved else 0
         context.update({
@@ -171,20 +220,24 @@ class PayrollRecordView(ScopedInspectView):
             "breakdown_level": OrganisationSettings.load().level_name(scope_for(user).breakdown_depth()),
             "flagged": flagged,
             "diff": selectors.payroll_diff(payroll, user, sample=DIFF_SAMPLE) if payroll.is_frozen else None,
+            "diff_csv_url": reverse("payments_payroll:diff_csv", args=[payroll.pk]),
             "requests": requests,
             "lines_url": reverse("payments_line:index") + f"?payroll={payroll.pk}",
             "flagged_url": reverse("payments_line:index") + f"?payroll={payroll.pk}&flagged_over_limit=true",
             "points": selectors.points_with_lines(user, payroll) if payable else [],
             "follow_ups": payroll.follow_ups.exclude(status__in=DEAD_STATUSES),
             "can_submit": (can_work and payroll.status == PayrollStatus.GENERATED and not nobody_to_pay
-                           and approvals.APPROVE_PAYROLL not in pending),
+                           and not not_paying and approvals.APPROVE_PAYROLL not in pending),
             "nobody_to_pay": services.nobody_to_pay_message(payroll) if nobody_to_pay else "",
-            "can_discard": nobody_to_pay and can_work and scope_for(user).national,
+            "not_paying": not_paying,
+            "can_discard": ((nobody_to_pay or (not_paying and payroll.status == PayrollStatus.GENERATED))
+                            and can_work and scope_for(user).national),
             "can_release": (can_work and flagged["count"] and payroll.over_limit_released_at is None
                             and payroll.status in (*UNDECIDED_STATUSES, PayrollStatus.APPROVED)
                             and approvals.RELEASE_OVER_LIMIT not in pending),
             "can_export": payable and user.has_perm("payments.export_payroll"),
             "can_follow_up": (payroll.status == PayrollStatus.RECONCILED and user.has_perm("payments.add_payroll")
+                              and not services.not_paying_message(payroll.payment_plan.benefit_plan)
                               and payroll.cycle.status != CycleStatus.CLOSED
                               and not payroll.follow_ups.exclude(status__in=DEAD_STATUSES).exists()
                               and selectors.lines_in_status(payroll.totals.all(), LineStatus.UNPAID) > 0),
@@ -206,7 +259,7 @@ class PaymentLineRecordView(ScopedInspectView):
         return money(self.object.amount, self.object.currency)
 
     def get_flagged_over_limit_display_value(self):
-        return "Yes" if self.object.flagged_over_limit else "No"
+        return yes_no(self.object.flagged_over_limit)
 
     def get_inputs_display_value(self):
         if not self.object.inputs:
@@ -257,12 +310,15 @@ class PaymentPlanRecordView(ScopedInspectView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         payment_plan, user = self.object, self.request.user
+        not_paying = services.not_paying_message(payment_plan.benefit_plan)
         context.update({
             "payment_plan": payment_plan,
+            "statuses_paid": ", ".join(str(BeneficiaryStatus(status).label) for status in payment_plan.target_statuses),
             "payrolls": selectors.payrolls_for(user).filter(payment_plan=payment_plan).order_by(
                 "-cycle__start_date", "-pk")[:20],
-            "generate_form": GeneratePayrollForm(cycles=selectors.cycles_for(user)),
-            "can_generate": user.has_perm("payments.add_payroll"),
+            "generate_form": GeneratePayrollForm(cycles=selectors.cycles_to_pay(user, payment_plan)),
+            "not_paying": not_paying,
+            "can_generate": user.has_perm("payments.add_payroll") and not not_paying,
             "can_change": user.has_perm("payments.change_paymentplan"),
             "changes": ApprovalRequest.objects.filter(operation=approvals.CHANGE_PLAN,
                                                       payload__payment_plan=payment_plan.pk).order_by("-pk")[:5],
@@ -274,9 +330,12 @@ class PaymentPlanRecordView(ScopedInspectView):
 def payroll_generate(request, pk):
     """Start the payroll of the payment plan for the chosen cycle (or show the live one)."""
     payment_plan = get_object_or_404(selectors.payment_plans_for(request.user), pk=pk)
-    form = GeneratePayrollForm(request.POST, cycles=selectors.cycles_for(request.user))
+    # A cycle paid already is accepted: a second click gets the payroll generated (the service's answer).
+    form = GeneratePayrollForm(request.POST, cycles=selectors.cycles_to_pay(request.user, payment_plan,
+                                                                           unpaid_only=False))
     if not form.is_valid():
-        messages.error(request, "Choose a cycle that is not closed.")
+        messages.error(request, "Choose one of the cycles offered: not closed, as long as the plan's periodicity "
+                                f"({payment_plan.get_periodicity_display().lower()}).")
         return redirect("payments_plan:inspect", payment_plan.pk)
     try:
         payroll = services.payroll_generate_start(payment_plan=payment_plan, cycle=form.cleaned_data["cycle"],

@@ -10,7 +10,7 @@ from sites.viewsets import ScopedIndexView, ScopedModelViewSet
 from . import api_admin, api_services, selectors, services, views
 from .forms import PaymentPlanForm, ServiceModelForm
 from .models import PaymentCycle, PaymentLine, PaymentPlan, PaymentPoint, PaymentProvider, Payroll
-from .templatetags.payments_money import count, money
+from .templatetags.payments_money import count, money, yes_no
 
 
 class MoneyColumn(Column):
@@ -26,6 +26,14 @@ class CountColumn(Column):
 
     def __init__(self, name, label, **kwargs):
         super().__init__(name, label=label, sort_key=name, accessor=lambda record: count(getattr(record, name)),
+                         **kwargs)
+
+
+class YesNoColumn(Column):
+    """A yes/no field as Yes or No (not True or False)."""
+
+    def __init__(self, name, label, **kwargs):
+        super().__init__(name, label=label, sort_key=name, accessor=lambda record: yes_no(getattr(record, name)),
                          **kwargs)
 
 
@@ -60,6 +68,7 @@ class PayrollViewSet(ReadOnlyViewSet):
     def get_urlpatterns(self):
         return super().get_urlpatterns() + [
             path("export/<int:pk>/", views.payroll_export, name="export_csv"),
+            path("difference/<int:pk>/", views.payroll_diff_export, name="diff_csv"),
             path("submit/<int:pk>/", views.payroll_submit, name="submit"),
             path("discard/<int:pk>/", views.payroll_discard, name="discard"),
             path("release-over-limit/<int:pk>/", views.payroll_release_submit, name="release_over_limit"),
@@ -87,7 +96,8 @@ class PaymentLineViewSet(ReadOnlyViewSet):
     selector = staticmethod(selectors.lines_for)
     icon = "search"
     menu_label = "Payment search"
-    list_display = ["__str__", "payroll", "recipient", MoneyColumn("amount"), "currency", "status", "flagged_over_limit"]
+    list_display = ["__str__", "payroll", "recipient", MoneyColumn("amount"), "currency", "status",
+                    YesNoColumn("flagged_over_limit", "Flagged over limit")]
     list_filter = ["status", "flagged_over_limit", "payroll"]
     list_export = ["code", "payroll", "beneficiary_id", "recipient", "location", "amount", "currency",
                    "flagged_over_limit", "status", "receipt", "paid_on"]

@@ -1,6 +1,6 @@
 """Amounts as every payment screen shows them (and the dashboards: dashboards.rendering.format_number):
 thousands separated by commas, two decimals, then the currency (the payroll's own); counts with their
-thousands separated too."""
+thousands separated too; yes/no values as Yes or No."""
 
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
@@ -35,3 +35,9 @@ def lines(count):
     """`{{ payroll.line_count|lines }}`: "1 line", "21 lines", "1,200 lines"."""
     count = count or 0
     return f"{count:,} line{'' if count == 1 else 's'}"
+
+
+@register.filter
+def yes_no(value):
+    """`{{ line.flagged_over_limit|yes_no }}`: "Yes" or "No" (as the CSV exports write them)."""
+    return "Yes" if value else "No"

@@ -42,7 +42,7 @@ def payroll_workflow(checkers):
 
 @pytest.fixture
 def benefit_plan(db):
-    plan = BenefitPlan.objects.create(code="CG", name="Child grant")
+    plan = BenefitPlan.objects.create(code="CG", name="Child grant", currency="TZS")
     plan.activate()
     plan.save()
     return plan

@@ -77,3 +77,71 @@ def test_an_edited_point_cannot_move_outside_the_users_scope(geo, district_accou
     assert not form.is_valid()
     assert "location" in form.errors
     assert PaymentPoint.objects.get(pk=point.pk).location == geo.village_a
+
+
+# --- a new payment plan's currency; the cycle a payroll is generated for ---------------------------------
+
+
+def payment_plan_form(user, data=None, **kwargs):
+    from schemes.payments.viewsets import PaymentPlanViewSet
+
+    return PaymentPlanViewSet("payments_plan").get_form_class()(data, for_user=user, **kwargs)
+
+
+@pytest.fixture
+def designer(db):
+    return UserFactory(username="designer", role="Scheme administrator", national=True)
+
+
+def test_a_new_payment_plan_pays_in_its_benefit_plans_currency_by_default(designer, benefit_plan):
+    from schemes.plans.models import BenefitPlan
+    from sites.models import OrganisationSettings
+
+    assert benefit_plan.currency == "TZS"
+    only_plan = payment_plan_form(designer)
+    assert (only_plan.initial["benefit_plan"], only_plan.initial["currency"]) == (benefit_plan.pk, "TZS")
+
+    BenefitPlan.objects.create(code="OA", name="Old age grant", currency="KES")
+    settings = OrganisationSettings.load()
+    settings.currency = "EUR"
+    settings.save()
+    assert payment_plan_form(designer, initial={"benefit_plan": benefit_plan.pk}).initial["currency"] == "TZS"
+    assert payment_plan_form(designer).initial["currency"] == "EUR"  # two plans, none chosen yet
+
+
+def test_a_payment_plan_in_another_currency_than_its_benefit_plans_is_refused(designer, benefit_plan):
+    data = {"code": "CG-USD", "name": "Child grant in dollars", "benefit_plan": benefit_plan.pk, "formula": "100",
+            "criteria": "", "target_statuses": ["ACTIVE"], "ceiling_per_beneficiary": "", "limit_per_transaction": "",
+            "periodicity": "1", "currency": "USD"}
+
+    refused = payment_plan_form(designer, data)
+    assert not refused.is_valid()
+    assert refused.errors["currency"] == [
+        "Child grant (CG) pays in TZS: a payment plan pays in its benefit plan's currency. Give TZS (to pay in "
+        "another currency, change the benefit plan's first)."]
+    assert payment_plan_form(designer, {**data, "currency": "tzs"}).is_valid()
+
+
+def test_the_generate_form_offers_the_plans_cycles_with_the_nearest_open_one_chosen(benefit_plan, superuser):
+    import datetime
+
+    from schemes.payments import selectors
+    from schemes.payments.forms import GeneratePayrollForm
+
+    monthly_plan = services.payment_plan_create(fields={
+        "code": "EG-PAY", "name": "Elderly grant", "benefit_plan": benefit_plan, "formula": "100", "periodicity": 1,
+        "currency": "TZS", "target_statuses": ["ACTIVE"]}, by=superuser)
+    two_monthly = services.cycle_schedule_generate(prefix="CG", first_start=datetime.date(2025, 1, 1),
+                                                   periodicity=2, count=3, by=superuser)
+    services.cycle_change_status(cycle=two_monthly[1], action="open", by=superuser)
+    monthly = services.cycle_schedule_generate(prefix="EG", first_start=datetime.date(2025, 1, 1), periodicity=1,
+                                               count=4, by=superuser)
+    services.cycle_change_status(cycle=monthly[2], action="open", by=superuser)
+
+    form = GeneratePayrollForm(cycles=selectors.cycles_to_pay(superuser, monthly_plan),
+                               today=datetime.date(2025, 3, 15))
+
+    assert list(form.fields["cycle"].queryset) == monthly
+    assert form.initial["cycle"] == monthly[2].pk
+    assert str(form["cycle"]).count("<option") == 4 and "CG-2025" not in str(form["cycle"])
+    assert f'<option value="{monthly[2].pk}" selected>' in str(form["cycle"])

@@ -109,6 +109,7 @@ def test_a_currency_is_upper_cased_and_one_that_is_not_a_code_is_refused_on_its_
 def test_a_change_of_currency_asks_for_the_amounts_in_the_new_currency(client, designer, payment_plan, checkers,
                                                                       plan_change_workflow):
     """1,200 TZS is not 1,200 USD: amounts left as they were are refused until given again, or kept on purpose."""
+    BenefitPlan.objects.filter(pk=payment_plan.benefit_plan_id).update(currency="USD")  # the programme now pays in USD
     client = logged_in(client, designer)
     url = reverse("payments_plan:edit", args=[payment_plan.pk])
     same = plan_form(payment_plan.benefit_plan, code=payment_plan.code, name=payment_plan.name,
@@ -137,6 +138,7 @@ def test_a_change_of_currency_asks_for_the_amounts_in_the_new_currency(client, d
 
 def test_the_amounts_are_not_asked_for_when_the_currency_stays_or_no_amount_is_set(client, designer, payment_plan,
                                                                                   checkers, plan_change_workflow):
+    BenefitPlan.objects.filter(pk=payment_plan.benefit_plan_id).update(currency="USD")
     client = logged_in(client, designer)
     url = reverse("payments_plan:edit", args=[payment_plan.pk])
     form = plan_form(payment_plan.benefit_plan, code=payment_plan.code, name=payment_plan.name,
@@ -739,3 +741,108 @@ def test_the_payroll_page_names_line_statuses_as_the_reports_do(client, accounta
     assert re.findall(r"status=\w+\">([^<]+)</a></td><td>(\d+)</td>", totals) == [
         ("Still due", "2"), ("Paid", "1"), ("Failed (unpaid)", "1")]
     assert "Unpaid" not in totals
+
+
+# --- a closed benefit plan; the difference in full; labels, not codes -----------------------------------
+
+
+def close_benefit_plan(payment_plan):
+    plan = BenefitPlan.objects.get(pk=payment_plan.benefit_plan_id)
+    plan.close()
+    plan.save()
+
+
+def test_a_payroll_of_a_closed_plan_offers_discarding_not_submitting(client, accountant, sealed):
+    close_benefit_plan(sealed.payment_plan)
+    client = logged_in(client, accountant)
+
+    page = client.get(reverse("payments_payroll:inspect", args=[sealed.pk])).content.decode()
+
+    assert (f'data-testid="not-paying">Child grant (CG) is closed: its payrolls are no longer paid; discard {sealed}.'
+            in page)
+    assert "Submit for approval" not in page and "Discard this payroll" in page
+    response = client.post(reverse("payments_payroll:discard", args=[sealed.pk]))
+    assert response.status_code == 302 and Payroll.objects.get(pk=sealed.pk).status == PayrollStatus.REJECTED
+
+
+def test_a_closed_plans_payment_plan_page_offers_no_generation(client, accountant, payment_plan, cycle):
+    close_benefit_plan(payment_plan)
+    client = logged_in(client, accountant)
+
+    page = client.get(reverse("payments_plan:inspect", args=[payment_plan.pk])).content.decode()
+    refused = client.post(reverse("payments_plan:generate", args=[payment_plan.pk]), {"cycle": cycle.pk}, follow=True)
+
+    assert "Generate payroll" not in page
+    assert "Child grant (CG) is closed: its payrolls are no longer paid, and no payroll is generated for it." in page
+    assert "is closed: its payrolls are no longer paid" in refused.content.decode()
+    assert not Payroll.objects.exists()
+
+
+def test_the_payment_plan_page_names_statuses_and_offers_only_its_cycles(client, accountant, payment_plan, cycles,
+                                                                        superuser):
+    services.cycle_schedule_generate(prefix="EG", first_start=datetime.date(2025, 1, 1), periodicity=1, count=2,
+                                     by=superuser)
+    services.payment_plan_change(payment_plan=payment_plan, by=superuser,
+                                 fields={"target_statuses": ["ACTIVE", "SUSPENDED"]})
+
+    page = logged_in(client, accountant).get(reverse("payments_plan:inspect", args=[payment_plan.pk])).content.decode()
+
+    assert 'data-testid="statuses-paid">Active, Suspended<' in page
+    select = re.search(r'<select name="cycle".*?</select>', page, re.S).group(0)
+    assert [code for code in re.findall(r">(\S+) \(", select)] == ["CG-2025-01", "CG-2025-03", "CG-2025-05"]
+    assert "EG-2025" not in select
+
+
+def test_the_difference_says_how_many_it_shows_and_links_to_all_of_them(client, accountant, sealed, payment_plan,
+                                                                        people, superuser, monkeypatch,
+                                                                        django_capture_on_commit_callbacks):
+    from schemes.payments import views
+    from schemes.plans.services import beneficiary_change_status
+
+    monkeypatch.setattr(views, "DIFF_SAMPLE", 1)
+    for name in ("single_b", "three"):
+        beneficiary_change_status(beneficiary=people[name], action="suspend", reason="moved", by=superuser)
+    following = PaymentCycle.objects.get(code="CG-2025-03")
+    with django_capture_on_commit_callbacks(execute=True):
+        payroll = services.payroll_generate_start(payment_plan=payment_plan, cycle=following, by=accountant)
+    client = logged_in(client, accountant)
+
+    page = client.get(reverse("payments_payroll:inspect", args=[payroll.pk])).content.decode()
+    export = client.get(reverse("payments_payroll:diff_csv", args=[payroll.pk]))
+
+    csv_url = reverse("payments_payroll:diff_csv", args=[payroll.pk])
+    assert re.search(r"<dt>Removed</dt><dd>2 \(1,400.00 TZS before\)</dd>", page)
+    assert page.count("<td>Removed</td>") == 1
+    assert re.search(r'data-testid="diff-more-removed"><td colspan="4">The first 1 of 2 removed, by beneficiary: '
+                     rf'<a href="{csv_url}">every difference \(CSV\)</a>', page)
+    rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode("utf-8-sig"))))
+    assert rows[0] == ["Change", "Line", "Beneficiary ID", "First name", "Last name", "Amount before", "Amount now",
+                       "Currency"]
+    assert sorted((row[0], row[2], row[5], row[6]) for row in rows[1:]) == sorted([
+        ("Removed", str(people["single_b"].pk), "600.00", ""), ("Removed", str(people["three"].pk), "800.00", "")])
+    assert ModelLogEntry.objects.filter(action="mizani.export", object_id=str(payroll.pk), data__rows=2).exists()
+
+
+def test_the_difference_export_has_only_the_users_locations(client, sealed, payment_plan, people, geo, superuser,
+                                                            accountant, django_capture_on_commit_callbacks):
+    from schemes.plans.services import beneficiary_change_status
+
+    for name in ("single_b", "three"):
+        beneficiary_change_status(beneficiary=people[name], action="suspend", reason="moved", by=superuser)
+    with django_capture_on_commit_callbacks(execute=True):
+        payroll = services.payroll_generate_start(
+            payment_plan=payment_plan, cycle=PaymentCycle.objects.get(code="CG-2025-03"), by=accountant)
+    district_a = UserFactory(username="accountant_a", role="Accountant", locations=[geo.district_a])
+
+    export = logged_in(client, district_a).get(reverse("payments_payroll:diff_csv", args=[payroll.pk]))
+
+    rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode("utf-8-sig"))))
+    assert [row[2] for row in rows[1:]] == [str(people["three"].pk)]
+
+
+def test_payment_search_shows_the_over_limit_flag_as_yes_or_no(client, accountant, approved_payroll):
+    page = logged_in(client, accountant).get(
+        reverse("payments_line:index") + f"?payroll={approved_payroll.pk}").content.decode()
+
+    cells = re.findall(r"<td[^>]*>\s*(True|False|Yes|No)\s*</td>", page)
+    assert sorted(cells) == ["No", "No", "No", "Yes"]

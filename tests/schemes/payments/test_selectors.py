@@ -87,3 +87,70 @@ def test_overlapping_points_are_paired_covering_first(geo, superuser):
 
     assert pairs == {("R", "W"), ("R", "V"), ("R", "V2"), ("R", "B"), ("W", "V"), ("W", "V2"), ("V", "V2")}
     assert selectors.overlapping_points(PaymentPoint.objects.filter(pk__in=[ward.pk, other.pk])) == []
+
+
+# --- what closing a benefit plan leaves open; the cycles a payment plan can be paid in ----------------
+
+
+def test_payrolls_left_open_are_the_plans_payrolls_to_submit_or_waiting(approved_payroll, payment_plan, accountant,
+                                                                        superuser, payroll_workflow,
+                                                                        django_capture_on_commit_callbacks):
+    later, latest = PaymentCycle.objects.get(code="CG-2025-03"), PaymentCycle.objects.get(code="CG-2025-05")
+    with django_capture_on_commit_callbacks(execute=True):
+        to_submit = services.payroll_generate_start(payment_plan=payment_plan, cycle=later, by=accountant)
+        waiting = services.payroll_generate_start(payment_plan=payment_plan, cycle=latest, by=accountant)
+    services.payroll_submit(payroll=Payroll.objects.get(pk=waiting.pk), by=accountant)
+
+    assert list(selectors.payrolls_left_open(payment_plan.benefit_plan)) == [
+        Payroll.objects.get(pk=to_submit.pk), Payroll.objects.get(pk=waiting.pk)]  # not the approved one
+
+
+@pytest.fixture
+def monthly_plan(benefit_plan, superuser):
+    return services.payment_plan_create(fields={
+        "code": "CG-MONTHLY", "name": "Child grant monthly", "benefit_plan": benefit_plan, "formula": "100",
+        "periodicity": 1, "currency": "TZS", "target_statuses": ["ACTIVE"]}, by=superuser)
+
+
+def test_a_payment_plan_is_offered_only_the_cycles_of_its_periodicity_by_date(monthly_plan, cycles, superuser):
+    import datetime
+
+    monthly = services.cycle_schedule_generate(prefix="EG", first_start=datetime.date(2025, 1, 31), periodicity=1,
+                                               count=4, by=superuser)
+    odd = services.cycle_create(code="ODD", start_date=datetime.date(2025, 1, 1),
+                                end_date=datetime.date(2025, 1, 20), by=superuser)
+
+    offered = list(selectors.cycles_to_pay(superuser, monthly_plan))
+
+    assert offered == monthly  # 31 Jan to 27 Feb, 28 Feb to 30 Mar...: months, whichever day they start
+    assert not set(offered) & set(cycles) and odd not in offered  # two-month cycles, a cycle of 20 days
+
+
+def test_closed_cycles_paid_ones_and_those_outside_the_plans_validity_are_not_offered(
+        payment_plan, cycles, people, accountant, superuser, django_capture_on_commit_callbacks):
+    import datetime
+
+    first, second, third = cycles
+    with django_capture_on_commit_callbacks(execute=True):
+        services.payroll_generate_start(payment_plan=payment_plan, cycle=first, by=accountant)
+    services.cycle_change_status(cycle=third, action="open", by=superuser)
+    services.cycle_change_status(cycle=third, action="close", by=superuser)
+
+    assert list(selectors.cycles_to_pay(accountant, payment_plan)) == [second]
+    assert list(selectors.cycles_to_pay(accountant, payment_plan, unpaid_only=False)) == [first, second]
+    payment_plan.benefit_plan.valid_to = datetime.date(2025, 2, 28)
+    payment_plan.benefit_plan.save()
+    assert list(selectors.cycles_to_pay(accountant, payment_plan)) == []
+
+
+def test_the_nearest_open_cycle_is_preselected(cycles, superuser):
+    import datetime
+
+    first, second, third = cycles
+    assert selectors.nearest_open_cycle(cycles, datetime.date(2025, 3, 10)) == second  # none open: the one to come
+    for cycle in (first, third):
+        services.cycle_change_status(cycle=cycle, action="open", by=superuser)
+    cycles = list(PaymentCycle.objects.filter(pk__in=[c.pk for c in cycles]).order_by("start_date"))
+
+    assert selectors.nearest_open_cycle(cycles, datetime.date(2025, 5, 15)) == third  # open, and today in it
+    assert selectors.nearest_open_cycle(cycles, datetime.date(2025, 3, 10)) == third  # the open one nearest

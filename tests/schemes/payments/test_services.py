@@ -274,8 +274,8 @@ def test_a_payroll_with_lines_is_not_discarded(sealed, accountant):
     with pytest.raises(ValidationError) as refused:
         services.payroll_discard(payroll=sealed, by=accountant)
     assert refused.value.messages == [
-        f"{sealed} has 4 lines and is still to be submitted for approval: only a generated payroll with no lines "
-        "is discarded (one with lines is rejected by its checkers)."]
+        f"{sealed} has 4 lines and is still to be submitted for approval: only a generated payroll with no lines, "
+        "or one whose benefit plan is no longer active, is discarded (one with lines is rejected by its checkers)."]
     assert Payroll.objects.get(pk=sealed.pk).status == PayrollStatus.GENERATED
 
 
@@ -632,3 +632,126 @@ def test_the_upgrade_reads_payrolls_never_submitted_as_generated_and_opens_their
     assert Payroll.objects.get(pk=submitted.pk).status == PayrollStatus.PENDING_APPROVAL
     assert PaymentCycle.objects.get(pk=cycle.pk).status == CycleStatus.OPEN
     assert PaymentCycle.objects.filter(status=CycleStatus.PLANNED).count() == 2  # the others have no payroll
+
+
+# --- a benefit plan no longer active pays no payroll ------------------------------------------------
+
+
+def close_benefit_plan(payment_plan):
+    """Close the payment plan's benefit plan (as plans.close does once approved; its beneficiaries then
+    graduate: here they stay as they were, so that only the plan's status refuses the payroll)."""
+    from schemes.plans.models import BenefitPlan
+
+    plan = BenefitPlan.objects.get(pk=payment_plan.benefit_plan_id)
+    plan.close()
+    plan.save()
+    return plan
+
+
+def test_no_payroll_is_generated_for_a_closed_benefit_plan(payment_plan, cycle, people, accountant):
+    close_benefit_plan(payment_plan)
+
+    with pytest.raises(ValidationError) as refused:
+        services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle, by=accountant)
+
+    assert refused.value.messages == [
+        "Child grant (CG) is closed: its payrolls are no longer paid, and no payroll is generated for it."]
+    assert not Payroll.objects.exists()
+
+
+def test_a_payroll_generated_before_its_plan_closed_is_not_submitted_but_discarded(sealed, accountant,
+                                                                                  payroll_workflow):
+    from workflows.models import ApprovalRequest
+
+    close_benefit_plan(sealed.payment_plan)
+
+    with pytest.raises(ValidationError) as refused:
+        services.payroll_submit(payroll=sealed, by=accountant)
+    assert refused.value.messages == [
+        f"Child grant (CG) is closed: its payrolls are no longer paid; discard {sealed}."]
+    assert not ApprovalRequest.objects.exists()
+    assert Payroll.objects.get(pk=sealed.pk).status == PayrollStatus.GENERATED
+
+    discarded = services.payroll_discard(payroll=sealed, by=accountant)
+    assert (discarded.status, discarded.reason) == (PayrollStatus.REJECTED, "Discarded: Child grant (CG) is closed.")
+
+
+def test_a_payroll_whose_plan_closed_while_the_checkers_decided_is_not_approved(
+        sealed, accountant, checkers, payroll_workflow, django_capture_on_commit_callbacks):
+    from workflows.models import RequestStatus
+
+    with django_capture_on_commit_callbacks(execute=True):
+        request = services.payroll_submit(payroll=sealed, by=accountant)
+    close_benefit_plan(sealed.payment_plan)
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=request, verdict="approve", by=checkers[0][0])
+
+    request.refresh_from_db()
+    assert request.status == RequestStatus.FAILED
+    assert request.error == f"Child grant (CG) is closed: its payrolls are no longer paid; discard {sealed}."
+    # Back to submit (which is refused), and discarded.
+    assert Payroll.objects.get(pk=sealed.pk).status == PayrollStatus.GENERATED
+    assert services.payroll_discard(payroll=sealed, by=accountant).status == PayrollStatus.REJECTED
+
+
+def test_the_generation_job_fails_a_payroll_whose_plan_closed_before_it_ran(payment_plan, cycle, people, accountant,
+                                                                           django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        started = services.payroll_generate_start(payment_plan=payment_plan, cycle=cycle, by=accountant)
+    close_benefit_plan(payment_plan)
+    with pytest.raises(ValidationError):
+        services.payroll_generate(started.pk)
+    assert callbacks  # the job was queued: run as the worker would, it fails the payroll saying why
+    for callback in callbacks:
+        callback()
+
+    failed = Payroll.objects.get(pk=started.pk)
+    assert failed.status == PayrollStatus.FAILED and not failed.lines.exists()
+    assert "Child grant (CG) is closed: its payrolls are no longer paid" in failed.error
+
+
+def test_an_approved_payroll_of_a_closed_plan_is_still_reconciled_and_closed(approved, accountant, people):
+    from tests.schemes.payments.conftest import line_of
+
+    close_benefit_plan(approved.payment_plan)
+    line = line_of(approved, people["three"])
+
+    outcome = reconcile_batch(payroll=approved, by=accountant, rows=[
+        {"code": line.code, "paid": True, "receipt": "R-1", "paid_on": None}])
+
+    assert outcome["paid"] == 1
+    assert PaymentLine.objects.get(pk=line.pk).status == "PAID"
+    closed = services.payroll_close(payroll=approved, mark_due_unpaid=True, by=accountant)
+    assert closed.status == PayrollStatus.RECONCILED
+
+
+def test_a_closed_plans_reconciled_payroll_gets_no_follow_up(approved, accountant):
+    services.payroll_close(payroll=approved, mark_due_unpaid=True, by=accountant)
+    close_benefit_plan(approved.payment_plan)
+
+    with pytest.raises(ValidationError, match=r"Child grant \(CG\) is closed: its payrolls are no longer paid"):
+        services.payroll_follow_up_start(payroll=Payroll.objects.get(pk=approved.pk), by=accountant)
+    assert not Payroll.objects.filter(follow_up_of=approved).exists()
+
+
+def test_a_plan_change_reads_amounts_as_money_and_statuses_by_their_labels(payment_plan):
+    diff = services.payment_plan_diff(payment_plan, {
+        "ceiling_per_beneficiary": Decimal("60000"), "target_statuses": ["ACTIVE", "SUSPENDED"], "periodicity": 1})
+
+    assert diff == [["Ceiling per beneficiary", "1,200.00 TZS", "60,000.00 TZS"],
+                    ["Periodicity", "Every two months", "Every month"],
+                    ["Statuses paid", "Active", "Active, Suspended"]]
+
+
+def test_the_payroll_request_shows_its_total_as_money(sealed, accountant, payroll_workflow):
+    request = services.payroll_submit(payroll=sealed, by=accountant)
+
+    assert request.summary["total_shown"] == "3,400.00 TZS"
+
+
+def test_a_formula_given_as_openimis_filters_is_kept_as_the_rule_it_means():
+    from schemes.payments.services import _rule
+    from schemes.rules.parser import parse
+
+    text = "number_of_children__gte__integer=3"
+    assert _rule(text, parse(text))["text"] == "number_of_children >= 3"
