@@ -73,12 +73,38 @@ def _varies_inside_repetition(items, repeated):
     return False
 
 
-RESERVED_NAMES = {
-    "id", "pk", "first_name", "last_name", "dob", "sex", "national_id", "phone", "location",
-    "household", "age", "code", "attributes", "status", "true", "false", "none", "null",
-    # Python's parser reads the rules: it never takes one of its keywords (`from`, `is`...) for a name.
-    *(word.lower() for word in keyword.kwlist),
-}
+def without_anchors(pattern):
+    """`pattern` without a leading ^ and a trailing $ (not an escaped one, a literal dollar): a field's
+    value must match its pattern whole (re.fullmatch), so they add nothing; JSON Schema patterns
+    carry them."""
+    pattern = pattern.removeprefix("^")
+    if not pattern.endswith("$"):
+        return pattern
+    body = pattern[:-1]
+    escaping = len(body) - len(body.rstrip("\\"))  # backslashes just before the $
+    return body if escaping % 2 == 0 else pattern
+
+
+# Built-in fields of the registry's people and households (and of every record): rules, files and
+# filters read these names as them.
+BUILT_IN_FIELDS = {"id", "pk", "first_name", "last_name", "dob", "sex", "national_id", "phone", "location",
+                   "household", "age", "code", "attributes", "status"}
+RULE_VALUES = {"true", "false", "none", "null"}
+# Python's parser reads the rules: it never takes one of its keywords (`from`, `is`...) for a name.
+RULE_KEYWORDS = {word.lower() for word in keyword.kwlist}
+RESERVED_NAMES = BUILT_IN_FIELDS | RULE_VALUES | RULE_KEYWORDS
+
+
+def reserved_reason(name):
+    """Why the reserved `name` cannot name a field, and what to do instead."""
+    if name in BUILT_IN_FIELDS:
+        why = ("it is a built-in field of the registry (every person or household has one), which rules and files "
+               "read by that name")
+    elif name in RULE_VALUES:
+        why = "the rules read it as a value, not as a field"
+    else:
+        why = "it is a word of the rules language, which could not read it as a field"
+    return f"{why}. Give this field another name, such as '{name}_2'."
 
 
 def name_key(name):
@@ -129,10 +155,10 @@ class FieldDefinition(models.Model):
         errors = {}
         reserved = RESERVED_BY_KEY.get(name_key(self.name or ""))
         if reserved == self.name:
-            errors["name"] = f"'{self.name}' is reserved."
+            errors["name"] = f"'{self.name}' is reserved: {reserved_reason(reserved)}"
         elif reserved:
             errors["name"] = (f"'{self.name}' is reserved: it reads as '{reserved}' (names are matched ignoring "
-                              "case and underscores).")
+                              f"case and underscores), and {reserved_reason(reserved)}")
         if self.pattern and (problem := pattern_problem(self.pattern)):
             errors["pattern"] = problem
         if self.field_type == FieldType.CHOICE:
@@ -186,7 +212,7 @@ class FieldDefinition(models.Model):
             if self.max_value is not None and len(value) > self.max_value:
                 raise ValidationError(f"At most {int(self.max_value)} characters.")
             if self.pattern and not re.fullmatch(self.pattern, value):
-                raise ValidationError(f"'{value}' does not match the expected format.")
+                raise ValidationError(f"'{value}' does not match the expected format: {self.format_text()}.")
             return value
         if kind == FieldType.CHOICE:
             value = str(raw).strip()
@@ -211,6 +237,11 @@ class FieldDefinition(models.Model):
             return int(self._check_range(number))
         number = self._check_range(_parse_decimal(raw))
         return number
+
+    def format_text(self):
+        """The format a text value must have, as the person typing it reads it: the field's own
+        description (its help text) where it has one, else its pattern."""
+        return self.help_text.rstrip(". ") if self.help_text else f"the pattern {without_anchors(self.pattern)}"
 
     def _check_range(self, value):
         if isinstance(value, datetime.date):

@@ -11,6 +11,8 @@ from django.urls import reverse
 
 from schemes.registry.approvals import Readers
 from schemes.rules.nodes import to_json
+from schemes.rules.text import to_text
+from sites.models import Location
 from sites.scoping import scope_for
 from workflows.models import ApprovalRequest, RequestStatus
 from workflows.operations import Operation, Prepared, register
@@ -25,7 +27,7 @@ from .models import (
     HouseholdBeneficiary,
     PlanStatus,
 )
-from .selectors import beneficiaries_for, household_beneficiaries_for, meets_criteria_as
+from .selectors import beneficiaries_for, household_beneficiaries_for, locations_by_tree, meets_criteria_as
 
 
 def _plan(payload):
@@ -49,18 +51,28 @@ def prepare_enrol(payload, by):
     if plan.status != PlanStatus.ACTIVE:
         raise ValidationError(f"{plan} is {plan.get_status_display().lower()}: only an active plan enrols.")
     catalogue = candidate_catalogue(plan)
-    rule = to_json(services.criteria_node(payload.get("rule"), catalogue))
+    node = services.criteria_node(payload.get("rule"), catalogue)
+    rule = to_json(node)
     scoring = targeting.validate_scoring(payload["scoring"], catalogue) if payload.get("scoring") else None
     # The enrolment covers the maker's locations: checkers of those locations decide it, and its
     # sample names no one outside them (schemes.registry.approvals.Readers).
     location = scope_for(by).root()
     preview = services.enrolment_preview(plan=plan, rule=rule, target_status=payload.get("target_status"), by=by,
                                          scoring=scoring, readers=Readers(location))
+    text = payload.get("text") or (payload["rule"] if isinstance(payload["rule"], str) else to_text(node))
+    plan_rule = plan.criteria_text(payload["target_status"])
+    # What the checkers decide on: the rule typed, the plan's own rule for the status (which applies
+    # too) and the area, before the counts they produce.
+    described = {"Criteria typed": text,
+                 f"The plan's rule for {payload['target_status'].lower()} beneficiaries (also applies)":
+                     plan_rule or "none",
+                 "Locations covered": enrolment_area(by)}
     counts = {"Matching the criteria": preview["matching"], "Already enrolled": preview["already_enrolled"],
               ENROL_GRADUATED: preview["graduated_earlier"], ENROL_REJECTED: preview["rejected_earlier"],
               "Would be added": preview["would_add"], "Above the plan's maximum": preview["over_maximum"]}
     if scoring:
         counts = {"Qualifying by score and criteria": counts.pop("Matching the criteria"), **counts}
+    counts = {**described, **counts}
     if not preview["would_add"]:
         raise ValidationError("Nobody would be added: nobody matches, or everyone matching is enrolled already or "
                               "left the plan earlier (graduated or rejected).")
@@ -69,14 +81,23 @@ def prepare_enrol(payload, by):
                               "the criteria, or raise the maximum first.")
     return Prepared(
         payload={"plan": plan.pk, "rule": rule, "target_status": payload["target_status"], "scoring": scoring,
-                 "text": payload.get("text") or (payload["rule"] if isinstance(payload["rule"], str) else ""),
-                 "maker": by.pk},
+                 "text": text, "maker": by.pk},
         summary={"title": f"Enrol {preview['would_add']:,} as {payload['target_status'].lower()} in {plan}",
                  "diff": [], "sensitive": [], "counts": counts,
                  "sample": [{"id": row["id"], "name": row["summary"]} for row in preview["sample"]]},
         location=location,
         version=preview["fingerprint"],
     )
+
+
+def enrolment_area(by):
+    """The locations an enrolment by `by` covers (their scope), as the checkers read it: "All
+    locations", or each of theirs by its place in the tree ("Region A › District A")."""
+    scope = scope_for(by)
+    if scope.national:
+        return "All locations"
+    named = [name for _, name in locations_by_tree(Location.objects.filter(path__in=scope.paths))]
+    return "; ".join(named) + " (and the locations within)" if named else "None"
 
 
 def execute_enrol(payload, maker):
@@ -103,7 +124,8 @@ def enrol_version(payload):
     if payload.get("reenrol"):
         rejected = plan.beneficiary_model.objects.filter(pk=payload["reenrol"], plan=plan).first()
         return services.reenrolment_version(rejected) if rejected else "gone"
-    return services.enrolment_fingerprint(plan=plan, rule=payload["rule"], by=maker, scoring=payload.get("scoring"))
+    return services.enrolment_fingerprint(plan=plan, rule=payload["rule"], target_status=payload["target_status"],
+                                          by=maker, scoring=payload.get("scoring"))
 
 
 # One rejected person (or household) enrolled again: the same operation, so the checkers of
@@ -151,6 +173,7 @@ ENROL = register(Operation(name=ENROL_OPERATION, label="Enrol people in a benefi
 # --- plan changes -------------------------------------------------------------------------------
 
 CHANGE_OPERATION = "plans.change"
+DATA_IMPACT_PREFIX = "Data held: "
 
 
 def prepare_change(payload, by):
@@ -163,11 +186,21 @@ def prepare_change(payload, by):
     if not diff:
         raise ValidationError("Nothing would change: no request was made.")
     services.plan_change_check(_plan(payload), change)  # refused now, not after the checkers approve
+    # Checkers see what the schema change does to the data beneficiaries hold (nothing is rewritten).
+    impact = services.schema_change_impact(plan, change)
     return Prepared(
         payload={"plan": plan.pk, **change},
-        summary={"title": f"Change {plan} (a new version)", "diff": diff, "sensitive": []},
+        summary={"title": f"Change {plan} (a new version)", "diff": diff, "sensitive": [],
+                 "counts": {DATA_IMPACT_PREFIX + what: count for what, count in impact.items()}},
         version=services.plan_version(plan),
     )
+
+
+def change_data_impact(summary):
+    """The lines of a `plans.change` summary saying what it does to the data beneficiaries hold, with
+    a count above zero."""
+    return [f"{what}: {count:,}" for what, count in (summary.get("counts") or {}).items()
+            if what.startswith(DATA_IMPACT_PREFIX) and count]
 
 
 def execute_change(payload, maker):

@@ -1,5 +1,6 @@
 import copy
 import json
+from decimal import Decimal
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -14,11 +15,31 @@ from sites.forms import AttributeFormMixin
 from .catalogues import plan_rules_subject
 from .models import BeneficiaryStatus, PlanType, check_plan_field_names
 from .selectors import locations_by_tree
+from .services import bound_text
 
 CRITERIA_STATUSES = (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE)
-RULE_HELP = ("A rule over the fields of the person (or, in a household plan, of the household), e.g. "
-             "age >= 18 and income < 50000 and household_size >= 3. Leave empty for none.")
-SCORE_HELP = ("A number per person or household, e.g. 120 - 8 * household_size + 0.002 * income. "
+# An example rule per plan type, naming only fields every person (or household) has.
+RULE_EXAMPLES = {PlanType.INDIVIDUAL: "age >= 18 and household_size >= 3",
+                 PlanType.HOUSEHOLD: "household_size >= 3 and head_age >= 60"}
+
+
+def rule_help(plan_type):
+    """The criteria's help text, its example written for `plan_type` (None: a plan whose type is not
+    chosen yet: both)."""
+    if plan_type in RULE_EXAMPLES:
+        whose = "household" if plan_type == PlanType.HOUSEHOLD else "person"
+        return (f"A rule over the fields of the {whose} and the plan's own fields, e.g. "
+                f"{RULE_EXAMPLES[plan_type]}. Leave empty for none.")
+    return (f"A rule over the fields of the person (individual plan), e.g. {RULE_EXAMPLES[PlanType.INDIVIDUAL]}, or of "
+            f"the household (household plan), e.g. {RULE_EXAMPLES[PlanType.HOUSEHOLD]}. Leave empty for none.")
+
+
+def enrol_help(plan_type):
+    whose = "household" if plan_type == PlanType.HOUSEHOLD else "person"
+    return f"Who to enrol: a rule over the fields of the {whose}, e.g. {RULE_EXAMPLES[plan_type]}."
+
+
+SCORE_HELP = ("A number per person or household, e.g. 120 - 8 * household_size - 5 * children_under_5. "
               "Those scoring at or below their region's cut-off qualify.")
 # The violation codes of the plan's constraints on Lower(code) and Lower(name) (see BenefitPlan.Meta).
 UNIQUE_ANY_CASE = {"code_taken": "code", "name_taken": "name"}
@@ -46,8 +67,8 @@ class BenefitPlanForm(WagtailAdminModelForm):
     as text), checked when saved against what the plan's rules may name: its type's fields and the
     plan's attributes."""
 
-    criteria_potential = RuleField(label="Who may be potential beneficiaries", required=False, help_text=RULE_HELP)
-    criteria_active = RuleField(label="Who may be active beneficiaries", required=False, help_text=RULE_HELP)
+    criteria_potential = RuleField(label="Who may be potential beneficiaries", required=False)
+    criteria_active = RuleField(label="Who may be active beneficiaries", required=False)
     score_formula_text = RuleField(label="Score formula", required=False, expect=NUMBER, help_text=SCORE_HELP)
 
     def __init__(self, *args, **kwargs):
@@ -57,8 +78,15 @@ class BenefitPlanForm(WagtailAdminModelForm):
         subject = plan_rules_subject(self.instance, plan_type if plan_type in PlanType.values else None)
         for status in CRITERIA_STATUSES:
             self.fields[f"criteria_{status.lower()}"].set_subject(subject)
+            # A new plan's type may still change in this form: its help gives both types' examples.
+            self.fields[f"criteria_{status.lower()}"].help_text = rule_help(
+                self.instance.plan_type if self.instance.pk else None)
             self.initial[f"criteria_{status.lower()}"] = (self.instance.criteria or {}).get(status)
         self.fields["score_formula_text"].set_subject(subject)
+        for row in self.formsets["fields"].forms:  # bounds as people write them: 1 and 10, not 1.0000
+            for bound in ("min_value", "max_value"):
+                if row.initial.get(bound) is not None:
+                    row.initial[bound] = Decimal(bound_text(row.initial[bound]))
         self.initial["score_formula_text"] = self.instance.score_formula or None
         for name in (*(f"criteria_{status.lower()}" for status in CRITERIA_STATUSES), "score_formula_text"):
             rules_follow(self.fields[name], "plan_type", {
@@ -117,18 +145,25 @@ class LocationTreeSelect(forms.Select):
             self.choices = given
 
 
-ENROL_HELP = ("Who to enrol: a rule over the fields of the person (or, in a household plan, of the household), "
-              "e.g. age >= 18 and income < 50000 and household_size >= 3.")
-
-
 class EnrolmentForm(forms.Form):
+    """Who to enrol, and as what. The rule box starts from the plan's rule for the chosen status, and
+    follows the status while it still holds the previous one's (enrol_prefill.js); the plan's rule
+    for the status applies anyway (services.enrolment_candidates)."""
+
     target_status = forms.ChoiceField(choices=[(s, s.label) for s in CRITERIA_STATUSES], label="Enrol as")
-    rule = RuleField(label="Criteria", help_text=ENROL_HELP)
+    rule = RuleField(label="Criteria")
 
     def __init__(self, *args, plan, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["rule"].set_subject(plan_rules_subject(plan))
+        self.fields["rule"].help_text = enrol_help(plan.plan_type)
+        self.fields["rule"].widget.attrs.update({
+            "data-status-select": "target_status",
+            "data-status-rules": json.dumps({status: plan.criteria_text(status) for status in CRITERIA_STATUSES})})
         set_rules_user(self, user)
+
+    class Media:
+        js = ["plans/enrol_prefill.js"]
 
 
 class StatusChangeForm(forms.Form):
@@ -164,7 +199,6 @@ class SchemaUploadForm(forms.Form):
 
 # --- targeting simulation ---------------------------------------------------------------------
 
-CRITERIA_HELP = "Who may enrol at all, e.g. age >= 18 and household_size >= 3. The score then decides among them."
 FORMULA_HELP = ("A number per person or household (a lower score is poorer), e.g. "
                 "100 - 8 * household_size - 5 * children_under_5. Those at or below their cut-off qualify.")
 
@@ -179,7 +213,7 @@ class SimulationForm(forms.Form):
     they are: `scoring()` carries them, and a region's input replaces only the region's own."""
 
     target_status = forms.ChoiceField(choices=[(s, s.label) for s in CRITERIA_STATUSES], label="Enrol as")
-    criteria = RuleField(help_text=CRITERIA_HELP)
+    criteria = RuleField()
     formula = RuleField(label="Score formula", expect=NUMBER, help_text=FORMULA_HELP)
     default_cutoff = _cutoff_field("Default cut-off", "Where no region or location has its own. "
                                                       "Leave empty: elsewhere nobody qualifies.")
@@ -203,6 +237,8 @@ class SimulationForm(forms.Form):
         super().__init__(data, initial=initial)
         for name in ("criteria", "formula"):
             self.fields[name].set_subject(plan_rules_subject(plan))
+        self.fields["criteria"].help_text = (f"Who may enrol at all, e.g. {RULE_EXAMPLES[plan.plan_type]}. The score "
+                                             "then decides among them.")
         set_rules_user(self, user)
         for region in self.regions:
             self.fields[self._region_key(region.pk)] = _cutoff_field(f"Cut-off in {region.name}")

@@ -29,7 +29,7 @@ from schemes.bulk.beneficiaries import HOUSEHOLD_COLUMN
 from schemes.bulk.files import header_key
 from schemes.bulk.individuals import CORE_COLUMNS
 from sites.audit import audit
-from sites.fields import IDENTIFIER, FieldType, name_key, pattern_problem
+from sites.fields import IDENTIFIER, FieldType, name_key, pattern_problem, without_anchors
 from workflows.services import approval_submit
 
 from .models import BenefitPlan, PlanField, PlanStatus, PlanType, check_plan_field_names
@@ -93,7 +93,7 @@ def _property(field):
     else:
         prop["type"] = "string"
         if field.pattern:
-            prop["pattern"] = f"^{field.pattern}$"
+            prop["pattern"] = f"^{without_anchors(field.pattern)}$"  # a stored one may carry them already
         if field.min_value is not None:
             prop["minLength"] = int(field.min_value)
         if field.max_value is not None:
@@ -238,7 +238,7 @@ def _pattern(prop):
         return ""
     if not isinstance(pattern, str) or len(pattern) > 200:
         raise ValidationError("\"pattern\" must be a regular expression of at most 200 characters.")
-    pattern = pattern.removeprefix("^").removesuffix("$")
+    pattern = without_anchors(pattern)
     if problem := pattern_problem(pattern):
         raise ValidationError(f"\"pattern\": {problem}")
     return pattern

@@ -1,5 +1,6 @@
 """Changes to plans and beneficiaries. Enrolment is one INSERT ... SELECT compiled from the rules AST."""
 
+import copy
 import dataclasses
 import datetime
 import json
@@ -9,7 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Sum
-from django.db.models.fields.json import KeyTransform
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.utils import timezone
 
 from schemes.registry.selectors import YOUR_LOCATIONS, household_named, person_named
@@ -17,6 +18,7 @@ from schemes.rules.compiler import compile_rule, to_sql
 from schemes.rules.errors import RuleError
 from schemes.rules.nodes import FieldRef, Node, from_json
 from sites.audit import audit
+from sites.fields import without_anchors
 from sites.masking import can_view_sensitive, mask
 from sites.models import Location
 from sites.scoping import scope_for
@@ -44,14 +46,39 @@ def criteria_node(rule, catalogue):
         raise ValidationError({"criteria": [str(error)]}) from None
 
 
-def enrolment_candidates(*, plan, rule, by, scoring=None):
+def status_rule(plan, status, catalogue):
+    """The plan's own rule for `status` beneficiaries (its criteria for potential or for active ones),
+    compiled over `catalogue`; None where the plan has none. A rule that no longer checks (a field it
+    names was deleted since) refuses the enrolment rather than being skipped."""
+    entry = (plan.criteria or {}).get(status)
+    if not entry:
+        return None
+    try:
+        return compile_rule(from_json(entry["rule"]), catalogue, expect="boolean")
+    except RuleError as error:
+        raise ValidationError(f"The plan's rule for {BeneficiaryStatus(status).label.lower()} beneficiaries no "
+                              f"longer checks: {error.message} Edit the plan to correct it.") from None
+
+
+def status_rule_text(plan, status):
+    """"The plan's rule for active beneficiaries also applies: <text>", or "" where it has none."""
+    text = plan.criteria_text(status)
+    return (f"The plan's rule for {BeneficiaryStatus(status).label.lower()} beneficiaries also applies: {text}"
+            if text else "")
+
+
+def enrolment_candidates(*, plan, rule, target_status, by, scoring=None):
     """(matching, candidates): people or households (by plan type) in the user's locations who meet
-    the rule (and, with `scoring`, qualify by score: see targeting), and those of them never enrolled
-    in the plan. Whoever graduated (terminal) or was rejected stays out: enrolment by criteria does
-    not bring them back."""
+    the rule and the plan's own rule for `target_status` (where it has one: enrolling as active must
+    not bypass the plan's rule for active beneficiaries), and, with `scoring`, qualify by score (see
+    targeting); and those of them never enrolled in the plan. Whoever graduated (terminal) or was
+    rejected stays out: enrolment by criteria does not bring them back."""
     catalogue = candidate_catalogue(plan)
     node = criteria_node(rule, catalogue)
     matching = subjects_for(plan, by).filter(to_sql(node, catalogue))
+    plan_rule = status_rule(plan, target_status, catalogue)
+    if plan_rule is not None:
+        matching = matching.filter(to_sql(plan_rule, catalogue))
     if scoring:
         matching = targeting.qualifying(matching, plan=plan, scoring=scoring, catalogue=catalogue)
     return matching, matching.exclude(_enrolment_of(plan))
@@ -97,19 +124,23 @@ def enrolment_preview(*, plan, rule, target_status, by, scoring=None, readers=No
     _require_permission(by, _permission(plan.beneficiary_model, "add"))
     _check_target_status(target_status)
     check_plan_valid_today(plan, "enrol anyone")
-    matching, candidates = enrolment_candidates(plan=plan, rule=rule, by=by, scoring=scoring)
+    matching, candidates = enrolment_candidates(plan=plan, rule=rule, target_status=target_status, by=by,
+                                                scoring=scoring)
     standing = enrolment_standing(plan, matching)
     over = 0
     if plan.max_beneficiaries is not None:
         over = max(0, plan.live_beneficiaries + standing["would_add"] - plan.max_beneficiaries)
     catalogue = candidate_catalogue(plan)
-    read_by = [criteria_node(rule, catalogue)] + ([targeting.score_node(scoring["formula"], catalogue)] if scoring else [])
+    plan_rule = status_rule(plan, target_status, catalogue)
+    read_by = [criteria_node(rule, catalogue), *([plan_rule] if plan_rule is not None else []),
+               *([targeting.score_node(scoring["formula"], catalogue)] if scoring else [])]
     if readers is None:
         scope, outside, show_sensitive = scope_for(by), YOUR_LOCATIONS, can_view_sensitive(by)
     else:
         scope, outside, show_sensitive = readers.scope, readers.outside, False
     fields = fields_read(read_by)
-    return {**standing, "over_maximum": over, "sample_fields": [catalogue[name].label for name in fields],
+    return {**standing, "over_maximum": over, "plan_rule": status_rule_text(plan, target_status),
+            "sample_fields": [catalogue[name].label for name in fields],
             "sample": enrolment_sample(plan, candidates, fields, catalogue, scope=scope, outside=outside,
                                        show_sensitive=show_sensitive)}
 
@@ -187,9 +218,9 @@ def _sample_value(value, *, hidden):
     return mask(text) if hidden else text
 
 
-def enrolment_fingerprint(*, plan, rule, by, scoring=None):
+def enrolment_fingerprint(*, plan, rule, target_status, by, scoring=None):
     """Who an enrolment would add now, in a few characters (see _fingerprint)."""
-    _, candidates = enrolment_candidates(plan=plan, rule=rule, by=by, scoring=scoring)
+    _, candidates = enrolment_candidates(plan=plan, rule=rule, target_status=target_status, by=by, scoring=scoring)
     return _fingerprint(candidates.aggregate(n=Count("pk"), ids=Sum("pk")))
 
 
@@ -221,7 +252,8 @@ def enrolment_execute(*, plan, rule, target_status, by, scoring=None):
         if plan.status != PlanStatus.ACTIVE:
             raise ValidationError(f"{plan} is {plan.get_status_display().lower()}: only an active plan enrols.")
         check_plan_valid_today(plan, "enrol anyone")
-        _, candidates = enrolment_candidates(plan=plan, rule=rule, by=by, scoring=scoring)
+        _, candidates = enrolment_candidates(plan=plan, rule=rule, target_status=target_status, by=by,
+                                             scoring=scoring)
         select_sql, params = candidates.order_by().values(candidate_id=F("pk")).query.sql_with_params()
         now = timezone.now()
         model = plan.beneficiary_model
@@ -244,6 +276,7 @@ def enrolment_execute(*, plan, rule, target_status, by, scoring=None):
                 "nothing was enrolled.") from None
         audit(plan, "mizani.enrol", by=by, data={"added": added, "status": target_status,
                                                   "criteria": rule if isinstance(rule, dict) else str(rule),
+                                                  "plan_rule": plan.criteria_text(target_status) or None,
                                                   "scoring": scoring or None})
     return added
 
@@ -645,13 +678,21 @@ def _rule_texts(value):
     return "; ".join(f"{status}: {entry.get('text', '')}" for status, entry in sorted(value.items()))
 
 
+def bound_text(value):
+    """A field's bound as people write it: 1 and 10, 2.5 (stored with four decimals: 1.0000)."""
+    number = Decimal(str(value))
+    return format(number.quantize(1) if number == number.to_integral_value() else number.normalize(), "f")
+
+
 def _describe_row(row):
     if row is None:
         return "—"
     # Everything a field checks or hides: a checker must see a bound, pattern or masking change.
     details = [flag for flag in ("required", "unique", "sensitive") if row.get(flag)]
-    details += [f"{label} {row[key]}" for key, label in (("min_value", "min"), ("max_value", "max"),
-                                                          ("pattern", "pattern")) if row.get(key) not in (None, "")]
+    details += [f"{label} {bound_text(row[key])}" for key, label in (("min_value", "min"), ("max_value", "max"))
+                if row.get(key) not in (None, "")]
+    if row.get("pattern"):
+        details.append(f"pattern {row['pattern']}")
     if row.get("choices"):
         details.append("choices " + " / ".join(map(str, row["choices"])))
     return f"{row.get('label') or row['name']} ({', '.join([row['field_type'], *details])})"
@@ -690,16 +731,91 @@ def plan_change_diff(plan, change):
 
 
 def _as_stored(payload):
-    """A change payload as what the plan would store, to compare two: decimals by value, the schema
+    """A change payload as what the plan would store, to compare two: decimals by value, patterns
+    without their outer anchors (a value matches its pattern whole: ^a$ checks what a does), the schema
     as its rows in order (sort_order only orders them: 0, 1, 2 and 0, 5, 9 are one order), cut-offs
     by location (nothing reads their order: they are shown in the tree's order)."""
     def values(row):
-        return {key: Decimal(str(value)) if key in DECIMAL_VALUES and value not in (None, "") else value
+        return {key: Decimal(str(value)) if key in DECIMAL_VALUES and value not in (None, "")
+                else without_anchors(value) if key == "pattern" and value else value
                 for key, value in row.items() if key != "sort_order"}
 
     schema = sorted(payload.get("schema", []), key=lambda row: (row.get("sort_order") or 0, row["name"]))
     return {"plan_fields": values(payload["plan_fields"]), "schema": [values(row) for row in schema],
             "cutoffs": {row["location"]: values(row)["cutoff"] for row in payload.get("cutoffs", [])}}
+
+
+# What of a schema field decides which stored values it accepts.
+VALUE_CHECKS = ("field_type", "choices", "pattern", "min_value", "max_value")
+
+
+def schema_change_impact(plan, change):
+    """{what: how many}: what `change` does to the data the plan's beneficiaries (every status and
+    location: a rejected one's data comes back with them) hold, per schema field it touches. Values the
+    new definition refuses (a choice removed, another type, format or bounds), values missing where
+    the field becomes required, and values of a removed field (kept in storage, no longer shown or
+    used). Nothing is rewritten. One statement per field: missing and removed values are counted in
+    SQL; the others group the values held, each distinct value checked once by the field's own check."""
+    beneficiaries = plan.beneficiaries_of_type()
+    old = {field.name: field for field in plan.fields.all()}
+    new = {field.name: field for field in _proposed_plan(plan, change).fields.all()}
+    if not beneficiaries.exists():
+        return {}
+    impact = {}
+    for name in sorted(old.keys() - new.keys()):
+        impact[f"{old[name]}: field removed: beneficiaries holding a value (kept in storage, no longer shown or "
+               "used)"] = beneficiaries.filter(attributes__has_key=name).count()
+    for name, field in new.items():
+        before = old.get(name)
+        if field.required and not (before and before.required):
+            impact[f"{field}: now required: beneficiaries without a value"] = beneficiaries.exclude(
+                attributes__has_key=name).count()
+        changed = [check for check in VALUE_CHECKS if before and _check_value(before, check) != _check_value(field,
+                                                                                                              check)]
+        if changed:
+            impact[f"{field}: beneficiaries holding a value it no longer accepts ({_checks_text(before, field, changed)})"
+                   ] = _values_refused(beneficiaries, field)
+    return impact
+
+
+def _check_value(field, check):
+    value = getattr(field, check)
+    if check in ("min_value", "max_value") and value not in (None, ""):
+        return Decimal(str(value))
+    return without_anchors(value) if check == "pattern" and value else value or None
+
+
+def _checks_text(before, field, changed):
+    """"a choice removed: Widowed; now a whole number", as the checker reads what changed."""
+    parts = []
+    if "field_type" in changed:
+        parts.append(f"now {field.get_field_type_display().lower()}")
+    if "choices" in changed and field.field_type == "choice":
+        removed = [choice for choice in before.choices or [] if choice not in field.choices]
+        if removed:
+            parts.append(f"choices removed: {', '.join(removed)}")
+    if "pattern" in changed:
+        parts.append(f"new format {field.pattern}" if field.pattern else "no format")
+    if {"min_value", "max_value"} & set(changed):
+        parts.append("new bounds")
+    return "; ".join(parts) or "changed checks"
+
+
+def _values_refused(beneficiaries, field):
+    """How many of `beneficiaries` hold a value of `field` that its definition refuses: the values
+    held are grouped (one statement), each distinct one checked once. Read as text, as the rules
+    compiler casts it by the declared type."""
+    check = copy.copy(field)
+    check.required = False
+    held = (beneficiaries.filter(attributes__has_key=field.name).order_by()
+            .values(value=KeyTextTransform(field.name, "attributes")).annotate(n=Count("pk")))
+    refused = 0
+    for row in held.iterator():
+        try:
+            check.to_python(row["value"])
+        except ValidationError:
+            refused += row["n"]
+    return refused
 
 
 def plan_version(plan):

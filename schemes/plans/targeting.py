@@ -25,6 +25,7 @@ from sites.scoping import scope_for
 
 from . import services
 from .catalogues import candidate_catalogue
+from .models import BeneficiaryStatus
 
 SAMPLE_SIZE = 10
 SUBJECT_LOCATION_PATH = "location__path"  # people and households both hang from `location`
@@ -186,7 +187,7 @@ def _region_cutoff(scoring, region_id):
     return None if value is None else Decimal(value)
 
 
-def simulate(*, plan, rule, scoring, by, amount=None):
+def simulate(*, plan, rule, scoring, by, target_status=BeneficiaryStatus.POTENTIAL, amount=None):
     """What enrolling by `rule` and `scoring` would give in `by`'s locations, before anything is
     submitted: how many meet the criteria, how many of them qualify by score, per region (root
     location) with coverage and cut-off; how those qualifying stand in the plan (enrolled already,
@@ -200,7 +201,7 @@ def simulate(*, plan, rule, scoring, by, amount=None):
     catalogue = candidate_catalogue(plan)
     scoring = validate_scoring(scoring, catalogue)
     node = score_node(scoring["formula"], catalogue)
-    matching, _ = services.enrolment_candidates(plan=plan, rule=rule, by=by)
+    matching, _ = services.enrolment_candidates(plan=plan, rule=rule, target_status=target_status, by=by)
     qualifies = _qualifies(node, catalogue, scoring)
 
     groups = list(
@@ -229,4 +230,5 @@ def simulate(*, plan, rule, scoring, by, amount=None):
         "cost": None if amount is None else beneficiaries * Decimal(str(amount)),
         "sample": [{"id": record.pk, "name": str(record), "score": record.score} for record in sample],
         "scoring": scoring,
+        "plan_rule": services.status_rule_text(plan, target_status),
     }

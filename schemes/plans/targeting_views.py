@@ -32,7 +32,7 @@ def simulate_view(request, pk):
         data = form.cleaned_data
         try:
             result = targeting.simulate(plan=plan, rule=data["criteria"]["rule"], scoring=form.scoring(),
-                                        by=request.user, amount=data["amount"])
+                                        by=request.user, target_status=data["target_status"], amount=data["amount"])
             if request.POST.get("submit") == "enrol":
                 approval = approval_submit(operation="plans.enrol", by=request.user, payload={
                     "plan": plan.pk, "rule": data["criteria"]["rule"], "text": data["criteria"]["text"],

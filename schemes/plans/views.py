@@ -20,7 +20,7 @@ from sites.masking import can_view_sensitive
 from sites.models import Location
 from sites.refusals import refusal_message
 from sites.scoping import scope_for
-from sites.viewsets import ApprovalMixin, ScopedHistoryView, ScopedIndexView, ScopedInspectView
+from sites.viewsets import ScopedHistoryView, ScopedIndexView, ScopedInspectView
 from workflows.services import approval_submit, requires_approval
 
 from . import selectors, services
@@ -30,6 +30,7 @@ from .approvals import (
     CHANGE_OPERATION,
     CLOSE_PLAN,
     ENROL_OPERATION,
+    change_data_impact,
     close_counts,
     rejection_text,
 )
@@ -100,7 +101,7 @@ def beneficiary_namespace(plan_or_model):
     return "plans_householdbeneficiary" if model is HouseholdBeneficiary else "plans_beneficiary"
 
 
-class PlanEditView(ApprovalMixin, generic.EditView):
+class PlanEditView(generic.EditView):
     """A draft plan is edited directly; a change to an active plan is a new version that goes through
     approval (operation `plans.change`): the checkers see the diff, nothing changes until approved. A
     closed plan does not change. Every save is `services.plan_change`, so both paths keep its rules."""
@@ -117,8 +118,11 @@ class PlanEditView(ApprovalMixin, generic.EditView):
     def form_valid(self, form):
         try:
             if self.object.status == PlanStatus.ACTIVE:
-                return self.submit_for_approval(CHANGE_OPERATION, {
+                approval = approval_submit(operation=CHANGE_OPERATION, by=self.request.user, payload={
                     "plan": self.object.pk, **services.plan_change_payload(form.save(commit=False))})
+                messages.success(self.request, "Sent for approval: nothing changes until it is approved.")
+                _warn_of_data_impact(self.request, approval)
+                return redirect("workflows_approvals:inspect", approval.pk)
             return super().form_valid(form)
         except ValidationError as error:
             errors = error.error_dict if hasattr(error, "error_dict") else {None: error.error_list}
@@ -141,6 +145,15 @@ class PlanEditView(ApprovalMixin, generic.EditView):
         if getattr(self, "unchanged", False):
             return f"Nothing changed in {self.object}: no new version was saved."
         return super().get_success_message()
+
+
+def _warn_of_data_impact(request, approval):
+    """Tell the maker of a `plans.change` what it does to the data beneficiaries hold, as its checkers
+    are told (see approvals.change_data_impact)."""
+    impact = change_data_impact(approval.summary)
+    if impact:
+        messages.warning(request, "This change affects data the plan's beneficiaries hold (nothing is rewritten): "
+                                  + "; ".join(impact) + ".")
 
 
 class PlanCreateView(generic.CreateView):
@@ -210,8 +223,14 @@ def _close_confirmation(request, plan):
     except (ValidationError, PermissionDenied) as error:
         messages.error(request, refusal_message(error))
         return redirect("plans_plan:inspect", plan.pk)
+    # Payments build on plans: imported here, so that plans do not need payments to load.
+    from schemes.payments.models import PAYROLL_STATUS_PHRASES
+    from schemes.payments.selectors import payrolls_left_open
+
     return TemplateResponse(request, "plans/plan_close.html", {
         "plan": plan, "counts": close_counts(services.plan_close_counts(plan)),
+        "payrolls_left_open": [(payroll, PAYROLL_STATUS_PHRASES[payroll.status])
+                               for payroll in payrolls_left_open(plan)],
         "closing_reason": services.CLOSING_REASON, "needs_approval": requires_approval(CLOSE_PLAN),
         "page_title": f"Close {plan}", "header_icon": "clipboard-list"})
 
@@ -222,8 +241,10 @@ def enrol(request, pk):
     plan = get_object_or_404(selectors.plans_for(request.user), pk=pk)
     if "reenrol" in request.GET:
         return _reenrol(request, plan)
-    initial = {"target_status": BeneficiaryStatus.POTENTIAL,
-               "rule": plan.criteria_text(BeneficiaryStatus.POTENTIAL)}
+    # `?target_status=ACTIVE` opens the form on that status, the rule box holding the plan's rule for it.
+    target = request.GET.get("target_status")
+    target = target if target in services.ENROL_TARGETS else BeneficiaryStatus.POTENTIAL
+    initial = {"target_status": target, "rule": plan.criteria_text(target)}
     form = EnrolmentForm(request.POST or None, initial=initial, plan=plan, user=request.user)
     preview = None
     if request.method == "POST" and form.is_valid():
@@ -246,6 +267,8 @@ def enrol(request, pk):
             form.add_error(None, str(error))
     return TemplateResponse(request, "plans/enrol.html", {
         "plan": plan, "form": form, "preview": preview, "page_title": f"Enrol in {plan}", "header_icon": "group",
+        "plan_rules": [(status.label.lower(), plan.criteria_text(status)) for status in services.ENROL_TARGETS
+                       if plan.criteria_text(status)],
     })
 
 
@@ -614,6 +637,7 @@ def schema_import_view(request, pk):
                     messages.success(request, f"Schema imported: {len(result)} fields.")
                 return redirect("plans_plan:inspect", plan.pk)
             messages.success(request, "The new schema is a change to an active plan: sent for approval.")
+            _warn_of_data_impact(request, result)
             return redirect("workflows_approvals:inspect", result.pk)
     return TemplateResponse(request, "plans/schema_import.html", {
         "plan": plan, "form": form, "errors": errors, "page_title": "Import a beneficiary schema",

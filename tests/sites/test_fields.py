@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 
 from schemes.bulk.files import header_key
 from schemes.registry.models import Individual, RegistryField
-from sites.fields import AttributeSchema, FieldType, name_key, pattern_problem
+from sites.fields import AttributeSchema, FieldType, name_key, pattern_problem, without_anchors
 from tests.factories import IndividualFactory, RegistryFieldFactory
 
 # A registry field checks its name and label against the other attributes (the database) when cleaned.
@@ -69,9 +69,18 @@ def test_text_pattern_must_match_the_whole_value():
     phone = field(pattern=r"\+\d{2,3}\d+")
 
     assert phone.to_python("+254700000000") == "+254700000000"
-    assert error_of(phone, "0700 000 000") == "'0700 000 000' does not match the expected format."
+    assert error_of(phone, "0700 000 000") == ("'0700 000 000' does not match the expected format: the pattern "
+                                               "\\+\\d{2,3}\\d+.")
     # A partial match is not enough.
     assert "does not match" in error_of(phone, "+254700000000x")
+
+
+def test_a_format_error_names_the_fields_own_description_of_its_format():
+    """QA: "'0712345678' does not match the expected format." did not say which format."""
+    phone = field(pattern=r"^\+\d{2,3}\d+$", help_text="The country code then the number, like +255712345678.")
+
+    assert error_of(phone, "0712345678") == ("'0712345678' does not match the expected format: The country code "
+                                             "then the number, like +255712345678.")
 
 
 def test_text_accepts_numbers_as_text():
@@ -374,7 +383,23 @@ def test_from_json_none_is_none():
 def test_clean_rejects_reserved_names(name):
     with pytest.raises(ValidationError) as exc:
         field(name=name).clean()
-    assert exc.value.message_dict["name"] == [f"'{name}' is reserved."]
+    [message] = exc.value.message_dict["name"]
+    assert message.startswith(f"'{name}' is reserved: ")
+    assert message.endswith(f"Give this field another name, such as '{name}_2'.")
+
+
+def test_a_reserved_name_says_why_and_what_to_do():
+    """QA: "'phone' is reserved." said neither."""
+    with pytest.raises(ValidationError) as exc:
+        field(name="phone").clean()
+    assert exc.value.message_dict["name"] == [
+        "'phone' is reserved: it is a built-in field of the registry (every person or household has one), which "
+        "rules and files read by that name. Give this field another name, such as 'phone_2'."]
+    with pytest.raises(ValidationError) as exc:
+        field(name="null").clean()
+    assert exc.value.message_dict["name"] == [
+        "'null' is reserved: the rules read it as a value, not as a field. Give this field another name, such as "
+        "'null_2'."]
 
 
 @pytest.mark.parametrize(
@@ -398,8 +423,10 @@ def test_good_identifier_passes_field_validation(name):
 def test_a_reserved_name_in_another_case_or_without_underscores_is_reserved(name, reserved):
     with pytest.raises(ValidationError) as exc:
         field(name=name).clean()
-    assert exc.value.message_dict["name"] == [
-        f"'{name}' is reserved: it reads as '{reserved}' (names are matched ignoring case and underscores)."]
+    [message] = exc.value.message_dict["name"]
+    assert message.startswith(
+        f"'{name}' is reserved: it reads as '{reserved}' (names are matched ignoring case and underscores), and ")
+    assert message.endswith(f"Give this field another name, such as '{reserved}_2'.")
 
 
 @pytest.mark.parametrize("name", ["from", "class", "is", "lambda"])
@@ -407,7 +434,9 @@ def test_the_rules_parsers_keywords_are_reserved(name):
     """Python's parser reads the rules: `from == 1` is not an expression it accepts."""
     with pytest.raises(ValidationError) as exc:
         field(name=name).clean()
-    assert exc.value.message_dict["name"] == [f"'{name}' is reserved."]
+    assert exc.value.message_dict["name"] == [
+        f"'{name}' is reserved: it is a word of the rules language, which could not read it as a field. Give this "
+        f"field another name, such as '{name}_2'."]
 
 
 @pytest.mark.parametrize("name", ["groupId", "GROUP_ID", "group_id", "g_r_o_u_p_i_d"])
@@ -588,3 +617,9 @@ def test_registry_field_factory_builds_valid_definitions():
     assert RegistryField.schema_for(RegistryField.Target.INDIVIDUAL).by_name == {
         definition.name: definition
     }
+
+
+@pytest.mark.parametrize("pattern, bare", [(r"^\+\d+$", r"\+\d+"), (r"\+\d+", r"\+\d+"), (r"^[0-9]+\$", r"[0-9]+\$"),
+                                           (r"[0-9]+\\$", r"[0-9]+\\"), ("^$", "")])
+def test_a_pattern_without_its_anchors_keeps_a_literal_dollar(pattern, bare):
+    assert without_anchors(pattern) == bare

@@ -99,7 +99,7 @@ def test_each_field_is_validated_and_its_error_named(beneficiaries, clerk_a):
     assert errors == {
         "grade": ["'three' is not a number (use digits only, like 12)."],
         "score": ["Must be at most 100."],
-        "school_code": ["'abc-001' does not match the expected format."],
+        "school_code": ["'abc-001' does not match the expected format: the pattern [A-Z]{3}-[0-9]{3}."],
         "card": ["'7.5' is not a whole number."],
         "enrolled_on": ["'2024-02-30' is not a real date."],
         "verified": ["'maybe' is not yes or no."],
@@ -116,7 +116,8 @@ def test_each_field_is_validated_and_its_error_named(beneficiaries, clerk_a):
     ({"grade": 0}, "grade", "Must be at least 1."),
     ({"grade": 13}, "grade", "Must be at most 12."),
     ({"grade": 2, "score": "-0.5"}, "score", "Must be at least 0."),
-    ({"grade": 2, "school_code": "ABC-0012"}, "school_code", "'ABC-0012' does not match the expected format."),
+    ({"grade": 2, "school_code": "ABC-0012"}, "school_code",
+     "'ABC-0012' does not match the expected format: the pattern [A-Z]{3}-[0-9]{3}."),
     ({"grade": 2, "enrolled_on": "24/02/2024"}, "enrolled_on", "'24/02/2024' is not a date in the form YYYY-MM-DD."),
 ])
 def test_bounds_pattern_and_required_are_enforced(beneficiaries, clerk_a, attributes, field, message):

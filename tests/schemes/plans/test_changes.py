@@ -225,7 +225,7 @@ def test_a_change_made_against_an_older_version_is_void(designer, checker, activ
 
 
 def test_a_plan_with_beneficiaries_keeps_its_type(designer, active_plan, geo):
-    person = IndividualFactory(location=geo.village_a)
+    person = IndividualFactory(location=geo.village_a, attributes={"children": 2})  # meets the plan's rule
     clerk = UserFactory(role="Clerk", national=True)
     services.enrolment_execute(plan=active_plan, rule="age >= 0", target_status="POTENTIAL", by=clerk)
     assert Beneficiary.objects.filter(individual=person).exists()
@@ -484,3 +484,97 @@ def test_a_maximum_below_the_live_beneficiaries_is_refused_in_plain_words(design
     change["plan_fields"]["max_beneficiaries"] = 10
     with pytest.raises(ValidationError, match="The maximum is below the plan's beneficiaries now"):
         approval_submit(operation="plans.change", by=designer, payload={"plan": active_plan.pk, **change})
+
+
+# --- what a schema change does to the data beneficiaries hold ------------------------------------
+
+@pytest.fixture
+def plan_with_data(designer, geo):
+    """An active plan whose beneficiaries hold data: marital (Single / Married / Widowed), income
+    (decimal), grade (whole number, optional), notes (text), contact (text)."""
+    plan = BenefitPlan.objects.create(code="EG", name="Elderly grant", status="ACTIVE")
+    for order, (name, kind, choices) in enumerate((("marital", "choice", ["Single", "Married", "Widowed"]),
+                                                   ("income", "decimal", []), ("grade", "integer", []),
+                                                   ("notes", "text", []), ("contact", "text", []))):
+        PlanField.objects.create(plan=plan, name=name, label=name.capitalize(), field_type=kind, choices=choices,
+                                 sort_order=order)
+    now = timezone.now()
+    rows = [{"marital": "Widowed", "income": "25000.5", "notes": "x", "contact": "0712345678"},
+            {"marital": "Widowed", "income": "25000", "grade": 3, "contact": "+255712345678"},
+            {"marital": "Single", "income": "100", "grade": 12, "notes": "y"},
+            {"marital": "Married", "income": "25000.5"}]
+    for attributes in rows:
+        Beneficiary.objects.create(plan=plan, individual=IndividualFactory(location=geo.village_a),
+                                   attributes=attributes, enrolled_at=now, status_changed_at=now)
+    return plan
+
+
+def changed_schema(plan, **changes):
+    """The plan's change payload with its schema rows changed: {name: {key: value} or None (removed)}."""
+    change = services.plan_change_payload(plan)
+    change["schema"] = [{**row, **changes[row["name"]]} if changes.get(row["name"]) else row
+                        for row in change["schema"] if changes.get(row["name"], {}) is not None]
+    return change
+
+
+def test_the_impact_of_a_schema_change_on_the_data_held_is_counted_per_field(plan_with_data):
+    change = changed_schema(plan_with_data, marital={"choices": ["Single", "Married"]},
+                            income={"field_type": "integer"}, grade={"required": True, "max_value": "10"},
+                            notes=None, contact={"pattern": r"^\+\d{2,3}\d+$"})
+
+    impact = services.schema_change_impact(plan_with_data, change)
+
+    assert impact == {
+        "Notes: field removed: beneficiaries holding a value (kept in storage, no longer shown or used)": 2,
+        "Marital: beneficiaries holding a value it no longer accepts (choices removed: Widowed)": 2,
+        "Income: beneficiaries holding a value it no longer accepts (now whole number)": 2,
+        "Grade: now required: beneficiaries without a value": 2,
+        "Grade: beneficiaries holding a value it no longer accepts (new bounds)": 1,
+        "Contact: beneficiaries holding a value it no longer accepts (new format ^\\+\\d{2,3}\\d+$)": 1,
+    }
+    assert Beneficiary.objects.filter(plan=plan_with_data, attributes__notes="x").exists()  # nothing rewritten
+
+
+def test_a_schema_change_that_keeps_every_value_counts_nothing_against_it(plan_with_data):
+    change = changed_schema(plan_with_data, marital={"choices": ["Single", "Married", "Widowed", "Divorced"]},
+                            grade={"max_value": "12"})
+
+    assert set(services.schema_change_impact(plan_with_data, change).values()) == {0}
+
+
+def test_the_checkers_and_the_maker_are_told_what_a_schema_change_does_to_the_data(
+        plan_with_data, designer, checker, change_workflow):
+    change = changed_schema(plan_with_data, marital={"choices": ["Single", "Married"]})
+
+    request = approval_submit(operation="plans.change", by=designer, payload={"plan": plan_with_data.pk, **change})
+
+    assert request.summary["counts"] == {
+        "Data held: Marital: beneficiaries holding a value it no longer accepts (choices removed: Widowed)": 2}
+    assert Beneficiary.objects.filter(plan=plan_with_data, attributes__marital="Widowed").count() == 2
+
+
+def test_saving_an_active_plans_schema_change_warns_of_the_data_it_affects(plan_with_data, designer, checker,
+                                                                          change_workflow):
+    fields = list(plan_with_data.fields.order_by("sort_order"))
+    data = plan_form(code="EG", name="Elderly grant", criteria_potential="", max_beneficiaries="",
+                     **formset("fields", total=len(fields), initial=len(fields)))
+    for index, field in enumerate(fields):
+        data.update({f"fields-{index}-id": str(field.pk), f"fields-{index}-name": field.name,
+                     f"fields-{index}-label": field.label, f"fields-{index}-field_type": field.field_type,
+                     f"fields-{index}-choices": json.dumps(field.choices), f"fields-{index}-sort_order": str(index)})
+    data["fields-1-field_type"] = "integer"  # income: 25000.5 is held twice
+
+    page = client_for(designer).post(reverse("plans_plan:edit", args=[plan_with_data.pk]), data, follow=True)
+
+    assert ApprovalRequest.objects.filter(operation="plans.change").exists()
+    assert ("This change affects data the plan&#x27;s beneficiaries hold (nothing is rewritten): Data held: Income: "
+            "beneficiaries holding a value it no longer accepts (now whole number): 2.") in page.content.decode()
+
+
+def test_the_checkers_read_a_whole_number_fields_bounds_as_written(plan_with_data):
+    """QA: the schema approval showed "min 1.0000, max 10.0000"."""
+    change = changed_schema(plan_with_data, grade={"min_value": "1.0000", "max_value": "10.0000"})
+
+    [row] = services.plan_change_diff(plan_with_data, change)
+
+    assert row == ["Schema field grade", "Grade (integer)", "Grade (integer, min 1, max 10)"]

@@ -7,7 +7,7 @@ its plans; lists, pages and actions are limited to the user's locations (another
 import datetime
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -16,6 +16,7 @@ from django.utils import timezone
 from wagtail.models import ModelLogEntry
 
 from schemes.plans import services
+from schemes.plans.approvals import prepare_enrol
 from schemes.plans.catalogues import candidate_catalogue
 from schemes.plans.models import (
     Beneficiary,
@@ -25,9 +26,18 @@ from schemes.plans.models import (
     PlanField,
     PlanType,
 )
+from schemes.registry.models import RegistryField
 from schemes.rules.nodes import to_json
-from tests.factories import HouseholdFactory, IndividualFactory, MembershipFactory, UserFactory
+from tests.factories import (
+    HouseholdFactory,
+    IndividualFactory,
+    MembershipFactory,
+    RegistryFieldFactory,
+    UserFactory,
+)
 from tests.schemes.plans.test_views import client_for
+from workflows.models import ApprovalRequest, RequestStatus, WorkflowDefinition, WorkflowStep
+from workflows.services import approval_decide, approval_submit
 
 pytestmark = pytest.mark.django_db
 
@@ -85,7 +95,6 @@ def entries(instance, action):
 
 
 def test_the_sample_names_a_households_head_only_within_the_readers_locations(plan, households, clerk_a, geo):
-    from schemes.plans.approvals import prepare_enrol
     from schemes.registry.models import Individual
 
     big_head = households["BIG-A"].head
@@ -356,3 +365,116 @@ def test_the_household_list_of_a_plan_checks_its_criteria_on_the_household_and_p
 
     assert {row.household.code: row.meets_criteria for row in listing.context["object_list"]} == {
         "BIG-A": True, "TWO-A": False}  # TWO-A has 2 members
+
+
+# --- enrolling into a status applies the plan's rule for that status ------------------------------
+
+POTENTIAL_RULE = "elderly_in_household >= 1"
+ACTIVE_RULE = "elderly_in_household >= 1 and monthly_income < 150000"
+
+
+@pytest.fixture
+def elderly_grant(geo, member_roles):
+    """A household plan whose rule for active beneficiaries is narrower than for potential ones, and
+    in district A: OLD-POOR (an elderly member, income 100000), OLD-RICH (an elderly member, income
+    200000) and YOUNG (no elderly member)."""
+    RegistryFieldFactory(name="monthly_income", field_type="decimal", target=RegistryField.Target.HOUSEHOLD)
+    plan = BenefitPlan.objects.create(code="EG", name="Elderly grant", plan_type=PlanType.HOUSEHOLD, status="ACTIVE")
+    catalogue = candidate_catalogue(plan)
+    plan.criteria = {status: {"text": text, "rule": to_json(services.criteria_node(text, catalogue))}
+                     for status, text in (("POTENTIAL", POTENTIAL_RULE), ("ACTIVE", ACTIVE_RULE))}
+    BenefitPlan.objects.filter(pk=plan.pk).update(criteria=plan.criteria)
+    for code, born, income in (("OLD-POOR", 1940, 100000), ("OLD-RICH", 1945, 200000), ("YOUNG", 1990, 50000)):
+        house = HouseholdFactory(code=code, location=geo.village_a, attributes={"monthly_income": income})
+        MembershipFactory(household=house, role=member_roles["HEAD"],
+                          individual=IndividualFactory(location=geo.village_a, dob=datetime.date(born, 1, 1)))
+    return plan
+
+
+def test_enrolling_as_active_applies_the_plans_rule_for_active_beneficiaries(elderly_grant, clerk_a):
+    """QA: the rule box held the rule for potential ones, "Enrol as" was switched to active: the
+    households above the income limit were enrolled active (and paid) though they fail its rule."""
+    preview = services.enrolment_preview(plan=elderly_grant, rule=POTENTIAL_RULE, target_status="ACTIVE",
+                                         by=clerk_a)
+
+    assert (preview["matching"], preview["would_add"]) == (1, 1)
+    assert [row["name"].split(",")[0] for row in preview["sample"]] == ["household OLD-POOR"]
+    assert preview["sample_fields"][-1] == "Monthly income"  # the plan's rule is read too: shown
+    assert preview["plan_rule"] == f"The plan's rule for active beneficiaries also applies: {ACTIVE_RULE}"
+
+    added = services.enrolment_execute(plan=elderly_grant, rule=POTENTIAL_RULE, target_status="ACTIVE", by=clerk_a)
+
+    assert added == 1 and enrolled(elderly_grant) == {"OLD-POOR"}
+
+
+def test_enrolling_as_potential_applies_the_plans_rule_for_potential_beneficiaries(elderly_grant, clerk_a):
+    assert services.enrolment_execute(plan=elderly_grant, rule="household_size >= 1", target_status="POTENTIAL",
+                                      by=clerk_a) == 2
+    assert enrolled(elderly_grant) == {"OLD-POOR", "OLD-RICH"}  # YOUNG fails the plan's rule for potential ones
+
+
+def test_a_plan_without_a_rule_for_the_status_enrols_by_the_typed_rule_alone(elderly_grant, clerk_a):
+    BenefitPlan.objects.filter(pk=elderly_grant.pk).update(criteria={})
+    plan = BenefitPlan.objects.get(pk=elderly_grant.pk)
+
+    preview = services.enrolment_preview(plan=plan, rule="household_size >= 1", target_status="ACTIVE", by=clerk_a)
+
+    assert preview["would_add"] == 3 and preview["plan_rule"] == ""
+
+
+def test_a_plan_rule_for_the_status_that_no_longer_checks_refuses_the_enrolment(elderly_grant, clerk_a):
+    RegistryField.objects.filter(name="monthly_income").delete()
+
+    with pytest.raises(ValidationError, match="The plan's rule for active beneficiaries no longer checks"):
+        services.enrolment_execute(plan=elderly_grant, rule=POTENTIAL_RULE, target_status="ACTIVE", by=clerk_a)
+    assert not HouseholdBeneficiary.objects.exists()
+
+
+def test_the_enrolment_request_shows_the_rules_and_the_area_and_enrols_by_both_rules(
+        elderly_grant, clerk_a, geo, django_capture_on_commit_callbacks):
+    prepared = prepare_enrol({"plan": elderly_grant.pk, "rule": POTENTIAL_RULE, "text": POTENTIAL_RULE,
+                              "target_status": "ACTIVE"}, clerk_a)
+
+    assert prepared.summary["title"] == f"Enrol 1 as active in {elderly_grant}"
+    assert list(prepared.summary["counts"].items())[:4] == [
+        ("Criteria typed", POTENTIAL_RULE),
+        ("The plan's rule for active beneficiaries (also applies)", ACTIVE_RULE),
+        ("Locations covered", "Region A › District A (and the locations within)"),
+        ("Matching the criteria", 1)]
+
+    checker = UserFactory(role="Checker", locations=[geo.district_a])
+    definition = WorkflowDefinition.objects.create(operation="plans.enrol")
+    WorkflowStep.objects.create(definition=definition, group=Group.objects.get(name="Checker"), sort_order=0)
+    request = approval_submit(operation="plans.enrol", by=clerk_a, payload={
+        "plan": elderly_grant.pk, "rule": POTENTIAL_RULE, "text": POTENTIAL_RULE, "target_status": "ACTIVE"})
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=request, verdict="approve", by=checker)
+
+    assert ApprovalRequest.objects.get(pk=request.pk).status == RequestStatus.EXECUTED
+    assert enrolled(elderly_grant) == {"OLD-POOR"}
+
+
+def test_a_national_makers_enrolment_request_covers_all_locations(elderly_grant, national_clerk):
+    counts = prepare_enrol({"plan": elderly_grant.pk, "rule": POTENTIAL_RULE, "target_status": "POTENTIAL"},
+                           national_clerk).summary["counts"]
+
+    assert counts["Locations covered"] == "All locations"
+    assert counts["The plan's rule for potential beneficiaries (also applies)"] == POTENTIAL_RULE
+
+
+def test_the_enrol_page_prefills_the_rule_of_the_chosen_status_and_names_the_plans_rule(elderly_grant, clerk_a):
+    url = reverse("plans_plan:enrol", args=[elderly_grant.pk])
+    client = client_for(clerk_a)
+
+    opened = client.get(url)
+    assert opened.context["form"]["rule"].value() == POTENTIAL_RULE
+    assert opened.context["plan_rules"] == [("potential", POTENTIAL_RULE), ("active", ACTIVE_RULE)]
+    opened_as_active = client.get(url, {"target_status": "ACTIVE"}).context["form"]
+    assert (opened_as_active["target_status"].value(), opened_as_active["rule"].value()) == ("ACTIVE", ACTIVE_RULE)
+    assert "e.g. household_size >= 3 and head_age >= 60" in opened_as_active["rule"].help_text
+
+    page = client.post(url, {"target_status": "ACTIVE", "rule": POTENTIAL_RULE, "submit": "preview"})
+
+    assert page.context["preview"]["would_add"] == 1
+    assert ("The plan&#x27;s rule for active beneficiaries also applies: elderly_in_household &gt;= 1 and "
+            "monthly_income &lt; 150000") in page.content.decode()

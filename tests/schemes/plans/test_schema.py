@@ -344,3 +344,26 @@ def test_a_property_named_year_is_a_field_like_any_other(plan, designer):
     schema_import(plan=plan, data={"properties": {"year": {"type": "integer"}}}, by=designer)
 
     assert list(plan.fields.values_list("name", flat=True)) == ["year"]
+
+
+@pytest.mark.parametrize("stored", [r"^\+\d{2,3}\d+$", r"\+\d{2,3}\d+"])
+def test_a_pattern_is_exported_with_one_pair_of_anchors_and_imported_back_unchanged(designer, stored):
+    """QA: a pattern stored with its anchors was exported as ^^\\+\\d{2,3}\\d+$$."""
+    plan = BenefitPlan.objects.create(code="EG", name="Elderly grant")
+    PlanField.objects.create(plan=plan, name="contact", label="Contact", field_type=FieldType.TEXT, pattern=stored)
+
+    exported = export_schema(plan)
+    saved_version = BenefitPlan.objects.get(pk=plan.pk).latest_revision_id
+    schema_import(plan=plan, data=exported, by=designer)
+
+    assert exported["properties"]["contact"]["pattern"] == r"^\+\d{2,3}\d+$"
+    assert BenefitPlan.objects.get(pk=plan.pk).latest_revision_id == saved_version  # the same schema: no version
+    assert export_schema(plan)["properties"]["contact"] == exported["properties"]["contact"]
+
+
+def test_an_imported_pattern_ending_in_a_literal_dollar_keeps_it(designer):
+    parsed = parse_schema({"properties": {"price": {"type": "string", "pattern": r"^[0-9]+\$$"}}})
+
+    [field] = parsed.fields
+    assert field.pattern == r"[0-9]+\$"
+    assert field.to_python("25$") == "25$"

@@ -4,6 +4,7 @@ suspend and reinstate a beneficiary, and see the plan on the person's record."""
 import datetime
 import json
 import re
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group
@@ -12,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from schemes.plans import services
-from schemes.plans.models import Beneficiary, BeneficiaryStatus, BenefitPlan
+from schemes.plans.models import Beneficiary, BeneficiaryStatus, BenefitPlan, PlanField
 from tests.factories import IndividualFactory, RegistryFieldFactory, UserFactory
 from workflows.models import ApprovalRequest, RequestStatus, WorkflowDefinition, WorkflowStep
 from workflows.services import approval_decide
@@ -162,10 +163,11 @@ def test_the_beneficiary_list_shows_the_newest_enrolled_first(setting):
 
 def test_the_beneficiary_list_of_a_plan_shows_who_still_meets_its_criteria(setting):
     designer, officer, checker, amina = setting
-    plan = BenefitPlan.objects.create(code="CG", name="Child grant", status="ACTIVE", criteria={
+    plan = BenefitPlan.objects.create(code="CG", name="Child grant", status="ACTIVE")
+    services.enrolment_execute(plan=plan, rule="children >= 0", target_status="POTENTIAL", by=officer)
+    BenefitPlan.objects.filter(pk=plan.pk).update(criteria={  # the plan's rule was narrowed since
         "POTENTIAL": {"text": "children >= 2", "rule": {"binary": ">=", "left": {"field": "children"},
                                                          "right": {"literal": "2", "type": "number"}}}})
-    services.enrolment_execute(plan=plan, rule="children >= 0", target_status="POTENTIAL", by=officer)
 
     rows = client_for(officer).get(reverse("plans_beneficiary:index"), {"plan": plan.pk}).context["object_list"]
 
@@ -503,3 +505,60 @@ def test_choices_are_typed_one_per_line_or_with_commas_and_the_fields_keep_their
         ("boat", [])]
     edit = client_for(designer).get(reverse("plans_plan:edit", args=[plan.pk])).content.decode()
     assert "farming\nfishing\ntrading</textarea>" in edit
+
+
+def test_a_household_plans_rule_help_gives_an_example_of_household_fields(setting):
+    """QA: a household plan's help said "e.g. age >= 18 and income < 50000": it has neither field."""
+    designer = setting[0]
+    plan = BenefitPlan.objects.create(code="EG", name="Elderly grant", plan_type="HOUSEHOLD")
+
+    form = client_for(designer).get(reverse("plans_plan:edit", args=[plan.pk])).context["form"]
+
+    for name in ("criteria_potential", "criteria_active"):
+        help_text = form.fields[name].help_text
+        assert "household_size >= 3 and head_age >= 60" in help_text
+        assert "age >= 18" not in help_text and "income" not in help_text
+    assert "income" not in form.fields["score_formula_text"].help_text
+
+
+def test_the_plan_page_shows_the_ceiling_as_money_and_the_form_whole_bounds(setting):
+    """QA: "Ceiling 100000.00 TZS"; bounds of a whole-number field read "1.0000" and "10.0000"."""
+    designer = setting[0]
+    plan = BenefitPlan.objects.create(code="EG", name="Elderly grant", currency="TZS",
+                                      ceiling_per_beneficiary=Decimal("100000"))
+    PlanField.objects.create(plan=plan, name="members", label="Members", field_type="integer",
+                             min_value=Decimal("1"), max_value=Decimal("10"))
+    PlanField.objects.create(plan=plan, name="share", label="Share", field_type="decimal", min_value=Decimal("0.25"))
+    client = client_for(designer)
+
+    page = client.get(reverse("plans_plan:inspect", args=[plan.pk])).content.decode()
+    edit = client.get(reverse("plans_plan:edit", args=[plan.pk])).content.decode()
+
+    assert "<dt>Ceiling</dt><dd>100,000.00 TZS</dd>" in page
+    assert 'name="fields-0-min_value" value="1"' in edit and 'name="fields-0-max_value" value="10"' in edit
+    assert 'name="fields-1-min_value" value="0.25"' in edit
+
+
+def test_the_closing_confirmation_lists_the_plans_payrolls_still_open(running_plan):
+    """Closing makes the plan's undecided payrolls unpayable: the maker sees them before submitting."""
+    from schemes.payments import services as payment_services
+    from schemes.payments.models import Payroll, PayrollStatus
+
+    designer, plan = running_plan
+    superuser = UserFactory(is_superuser=True, is_staff=True, national=True)
+    payment_plan = payment_services.payment_plan_create(fields={
+        "code": "CG-PAY", "name": "Child grant payments", "benefit_plan": plan, "formula": "100", "periodicity": 1,
+        "currency": "TZS", "target_statuses": ["ACTIVE"]}, by=superuser)
+    january, february, march = payment_services.cycle_schedule_generate(
+        prefix="CG", first_start=datetime.date(2025, 1, 1), periodicity=1, count=3, by=superuser)
+    for name, cycle, status in (("CG January", january, PayrollStatus.APPROVED),
+                                ("CG February", february, PayrollStatus.GENERATED),
+                                ("CG March", march, PayrollStatus.PENDING_APPROVAL)):
+        Payroll.objects.create(name=name, payment_plan=payment_plan, cycle=cycle, status=status, line_count=0,
+                               total=0, seal_hash="sealed")  # sealed as a generated payroll is
+
+    confirmation = client_for(designer).get(reverse("plans_plan:change_status", args=[plan.pk]), {"action": "close"})
+
+    assert [(payroll.name, standing) for payroll, standing in confirmation.context["payrolls_left_open"]] == [
+        ("CG February", "is still to be submitted for approval"), ("CG March", "is waiting for approval")]
+    assert "once the plan is closed they can no longer be paid" in confirmation.content.decode()

@@ -69,7 +69,9 @@ def test_other_names_pass(name):
 
 @pytest.mark.django_db
 def test_a_reserved_name_gets_one_message():
-    assert name_errors("first_name") == ["'first_name' is reserved."]
+    assert name_errors("first_name") == [
+        "'first_name' is reserved: it is a built-in field of the registry (every person or household has one), which "
+        "rules and files read by that name. Give this field another name, such as 'first_name_2'."]
 
 
 @pytest.mark.django_db
