@@ -256,6 +256,8 @@ class Importer:
             for key in ("households", "first_member_heads", "first_member_primaries"):
                 result[key] = new_people[key]
             result["possible_duplicates"] = new_people["possible_duplicates"]
+            if "possible_duplicates_in_file" in new_people:
+                result["possible_duplicates_in_file"] = new_people["possible_duplicates_in_file"]
         if plan.max_beneficiaries is not None:
             result["over_maximum"] = max(0, plan.live_beneficiaries + result["valid"] - plan.max_beneficiaries)
         return result
@@ -290,8 +292,9 @@ class Importer:
         for row in rows:
             beneficiary = beneficiaries.get(row["beneficiary_id"])
             stored = beneficiary.attributes if beneficiary else {}
-            changes = [self._change(definitions[name], stored.get(name), value)
-                       for name, value in row["attributes"].items() if name in definitions and stored.get(name) != value]
+            changes = [self._change(definition, stored.get(name), row["attributes"][name])
+                       for name, definition in definitions.items()
+                       if name in row["attributes"] and stored.get(name) != row["attributes"][name]]
             who = getattr(beneficiary, plan.beneficiary_model.SUBJECT, "") if beneficiary else ""
             text = f"beneficiary {row['beneficiary_id']} ({who}): {'; '.join(changes) or 'no change'}"
             sample.append({"row_number": row["row_number"], "summary": text, "cells": [text]})
@@ -351,7 +354,9 @@ class Importer:
             first=Min("row_number"), last=Max("row_number"))
         return None if bounds["first"] is None else (bounds["first"], bounds["last"])
 
-    def finish(self, upload, imported, by):
+    def finish(self, upload, imported, by, id_base):
+        if not self.updates and not _is_household_plan(upload.plan):
+            individuals.record_possible_duplicates(upload, id_base)
         verb = "mizani.beneficiaries_update" if self.updates else "mizani.enrol"
         audit(upload.plan, verb, by=by, data={"upload": upload.pk, "file": upload.original_name,
                                               "rows": imported})

@@ -4,12 +4,14 @@ attribute, optional group_code / individual_role / recipient_info, and our locat
 Three passes, none row-by-row against the database:
 1. `stage`: the file streams through Python once; each row is checked on its own (types, required,
    choices, patterns, the location code among the uploader's locations) and written to staging.
-2. `check`: set-based SQL over the staged rows: national IDs repeated in the file or already
-   registered, possible duplicates (same names and date of birth as someone registered), household
-   consistency (one head and at most one primary recipient per group_code, a code not already used),
-   and a household goes whole or not at all (a row in error leaves out all its members).
+2. `check`: set-based SQL over the staged rows: national IDs repeated in the file (naming the other
+   row) or already registered, household consistency (one head and at most one primary recipient per
+   group_code, a code not already used), and a household goes whole or not at all (a row in error
+   leaves out all its members). Possible duplicates are warnings, not errors: same names and date of
+   birth as someone registered, or as another row of the file (counted, shown first in the sample).
 3. `import_rows`: households in one statement, then people and memberships in chunks of rows, each
-   chunk one transaction (resumable)."""
+   chunk one transaction (resumable); at the end the possible duplicates imported are filed as pairs
+   in the registry's duplicate review queue."""
 
 import datetime
 import operator
@@ -17,10 +19,11 @@ import re
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q
-from django.db.models.functions import Lower
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, Sum, Value
+from django.db.models.functions import Concat, Lower
 from django.utils import timezone
 
+from schemes.registry.duplicates import file_name_dob_pairs
 from schemes.registry.models import (
     OLDEST_BIRTH_YEAR,
     Household,
@@ -36,9 +39,9 @@ from schemes.registry.models import (
 from sites.fields import ascii_digits
 from sites.masking import MASKED_MESSAGE, is_masked
 from sites.models import OrganisationSettings
-from sites.scoping import scope_for
+from sites.scoping import Scope, scope_for
 
-from .files import Column
+from .files import Column, FileProblem, header_key
 from .models import StagedError, StagedHousehold, StagedIndividual
 from .staging import StagingWriter
 
@@ -47,6 +50,8 @@ RECIPIENT = {"": "", "1": "PRIMARY", "2": "SECONDARY", "primary": "PRIMARY", "se
 EXCEL_NUMBER = re.compile(r"^\d+([.,]\d+)?[eE]\+?\d+$")  # 1.23E+15, or 1,23E+15 where "," is the decimal mark
 CHUNK = 50_000
 ERROR_FIELDS = ("upload", "row_number", "column", "message")
+# A staged row's names as the registry's search_name keeps a person's (the database's LOWER on both).
+NAME_KEY = "LOWER({row}.first_name || ' ' || {row}.last_name)"
 STAGED_FIELDS = ("upload", "row_number", "valid", "first_name", "last_name", "dob", "sex", "national_id", "phone",
                  "location_id", "attributes", "group_code", "role", "recipient")
 
@@ -69,10 +74,49 @@ def attribute_definitions():
 
 
 def columns():
-    """The file's columns: ours, then one per registry attribute (its name, or its label)."""
-    taken = {column.name for column in CORE_COLUMNS}
-    return CORE_COLUMNS + [Column(d.name, (d.label,), required=d.required) for d in attribute_definitions()
-                           if d.name not in taken]
+    """The file's columns: ours, then one per registry attribute, read from a column headed by its
+    name or by its label. A header is a field's name first: a label (or one of our aliases) that is
+    another field's name (a person's or a household's attribute, one of our columns) is not
+    accepted, nor a label two attributes share (refuse_ambiguous_headers names them)."""
+    attributes, labels, _ = _attribute_headers()
+    names = _field_name_keys(attributes)
+    core = [Column(c.name, tuple(a for a in c.aliases if header_key(a) not in names), required=c.required)
+            for c in CORE_COLUMNS]
+    return core + [Column(d.name, tuple(label for label, owner in labels.items() if owner is d), required=d.required)
+                   for d in attributes]
+
+
+def _field_name_keys(attributes):
+    household_names = RegistryField.objects.filter(target=RegistryField.Target.HOUSEHOLD).values_list("name", flat=True)
+    return {header_key(name) for name in (*(c.name for c in CORE_COLUMNS), *(d.name for d in attributes),
+                                          *household_names)}
+
+
+def _attribute_headers():
+    """(the person attributes the file may carry, {label: its attribute} for the labels accepted as
+    headers, {header key: [attribute names]} for labels several attributes share)."""
+    core_names = {column.name for column in CORE_COLUMNS}
+    attributes = [d for d in attribute_definitions() if d.name not in core_names]
+    taken = _field_name_keys(attributes) | {header_key(a) for c in CORE_COLUMNS for a in c.aliases}
+    owners = {}
+    for definition in attributes:
+        key = header_key(definition.label or "")
+        if key and key not in taken:
+            owners.setdefault(key, []).append(definition)
+    labels = {definitions[0].label: definitions[0] for definitions in owners.values() if len(definitions) == 1}
+    shared = {key: [d.name for d in definitions] for key, definitions in owners.items() if len(definitions) > 1}
+    return attributes, labels, shared
+
+
+def refuse_ambiguous_headers(table):
+    """A column headed by a label two attributes share could be either: the file is refused, naming
+    both, rather than the column filed under one of them or dropped."""
+    _, _, shared = _attribute_headers()
+    for header in table.unknown:
+        if names := shared.get(header_key(header)):
+            meant = " or ".join(f'"{name}"' for name in names)
+            raise FileProblem(f'The column "{header}" could be the attribute {meant} (each is labelled so): '
+                              "head it with the attribute's name.")
 
 
 def template_headers():
@@ -240,6 +284,7 @@ class PersonRows:
 
 def stage(upload, table, user):
     """Pass 1: every row checked on its own and staged. Returns the number of data rows."""
+    refuse_ambiguous_headers(table)
     people = PersonRows(table, user)
     upload_id = upload.pk
     count = 0
@@ -282,16 +327,36 @@ def check(upload):
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(StagedIndividual._meta.db_table)}")
     staged = StagedIndividual.objects.filter(upload_id=upload.pk)
-    repeated = (staged.filter(national_id__isnull=False).values("national_id").annotate(n=Count("pk"))
-                .filter(n__gt=1).values("national_id"))
-    flag(upload, "national_id", "This national ID is on more than one row of the file.",
-           staged.filter(national_id__in=repeated))
+    _flag_repeated_national_ids(upload)
     registered = Individual.objects.live().filter(national_id__isnull=False).values("national_id")
     flag(upload, "national_id", "Someone with this national ID is already registered.",
            staged.filter(national_id__in=registered))
     _check_households(upload, staged)
     keep_households_whole(upload)
     _mark_possible_duplicates(upload)
+
+
+def _flag_repeated_national_ids(upload):
+    """Rows sharing a national ID: each flagged naming another row with it (the group's first row,
+    or for the first row its last), so the clerk finds the pair."""
+    quote = connection.ops.quote_name
+    staged, errors = quote(StagedIndividual._meta.db_table), quote(StagedError._meta.db_table)
+    repeated = (f"SELECT national_id, COUNT(*) AS n, MIN(row_number) AS first_row, MAX(row_number) AS last_row "
+                f"FROM {staged} WHERE upload_id = %s AND national_id IS NOT NULL GROUP BY national_id "
+                f"HAVING COUNT(*) > 1")
+    other = "CASE WHEN s.row_number = g.first_row THEN g.last_row ELSE g.first_row END"
+    message = (f"CAST(%s AS TEXT) || CAST({other} AS TEXT) || CASE WHEN g.n > 2 THEN CAST(%s AS TEXT) || "
+               f"CAST(g.n - 2 AS TEXT) || CAST(%s AS TEXT) ELSE '' END || CAST(%s AS TEXT)")  # "... 7 and 2 more."
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {errors} (upload_id, row_number, {quote('column')}, message, code) "
+            f"SELECT %s, s.row_number, 'national_id', {message}, '' FROM {staged} s "
+            f"JOIN ({repeated}) g ON g.national_id = s.national_id WHERE s.upload_id = %s",
+            [upload.pk, "This national ID is on more than one row of the file: also on row ", " and ", " more",
+             ".", upload.pk, upload.pk])
+        if cursor.rowcount:
+            cursor.execute(f"UPDATE {staged} SET valid = %s WHERE upload_id = %s AND national_id IN "
+                           f"(SELECT national_id FROM ({repeated}) g)", [False, upload.pk, upload.pk])
 
 
 def _check_households(upload, staged):
@@ -369,25 +434,36 @@ def keep_households_whole(upload):
 
 
 def _mark_possible_duplicates(upload):
-    """Rows whose names and date of birth are a registered person's: importable, but shown to the
-    clerk and the checker as possible duplicates. One UPDATE joined (by hash, not row by row) to the
-    registered people who share a name and date of birth with some row of the file."""
+    """Rows whose names and date of birth are a registered person's (anywhere: the clerk is told of a
+    twin outside their locations without being shown who): importable, but shown to the clerk and
+    the checker as possible duplicates. Driven by the file's rows: each finds its namesakes born that
+    day by the registry's date-of-birth index (SQLite), or all at once by hash (PostgreSQL); never
+    the registry probing the file once per registered person (quadratic without an index there)."""
     quote = connection.ops.quote_name
     staged, people = quote(StagedIndividual._meta.db_table), quote(Individual._meta.db_table)
-    name = "LOWER(s.first_name || ' ' || s.last_name)"
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {staged} AS s SET possible_duplicate_of = twins.id "
-            f"FROM (SELECT p.search_name, p.dob, MIN(p.id) AS id FROM {people} p "
-            f"      WHERE p.deleted_at IS NULL AND EXISTS (SELECT 1 FROM {staged} f WHERE f.upload_id = %s "
-            f"      AND f.dob = p.dob AND LOWER(f.first_name || ' ' || f.last_name) = p.search_name) "
-            f"      GROUP BY p.search_name, p.dob) twins "
-            f"WHERE s.upload_id = %s AND s.valid AND twins.search_name = {name} AND twins.dob = s.dob",
+            f"FROM (SELECT f.row_number, MIN(p.id) AS id FROM {staged} f JOIN {people} p "
+            f"      ON p.dob = f.dob AND p.search_name = {NAME_KEY.format(row='f')} "
+            f"      WHERE f.upload_id = %s AND f.valid AND p.deleted_at IS NULL GROUP BY f.row_number) twins "
+            f"WHERE s.upload_id = %s AND s.row_number = twins.row_number",
             [upload.pk, upload.pk])
 
 
+def _file_twins(upload):
+    """The groups of importable rows with the same names and date of birth, at least one without a
+    national ID (the same person twice in the file? two rows with IDs are two people, the IDs
+    being unique): {"name_key", "dob", "rows", "first", "first_without_id"}."""
+    return (_importable(upload).annotate(name_key=Lower(Concat("first_name", Value(" "), "last_name")))
+            .values("name_key", "dob").annotate(rows=Count("pk"), first=Min("row_number"),
+                                                first_without_id=Min("row_number", filter=Q(national_id__isnull=True)))
+            .filter(rows__gt=1, first_without_id__isnull=False))
+
+
 def counts(upload):
-    """The upload's counts in one pass over its staged rows (and one for the distinct households)."""
+    """The upload's counts in one pass over its staged rows (and one each for the distinct households
+    and the rows that are twins within the file)."""
     staged = StagedIndividual.objects.filter(upload_id=upload.pk)
     totals = staged.aggregate(all_rows=Count("pk"), valid_rows=Count("pk", filter=Q(valid=True)), twins=Count(
         "pk", filter=Q(valid=True, possible_duplicate_of__isnull=False)))
@@ -397,22 +473,80 @@ def counts(upload):
                   .annotate(heads=Count("pk", filter=Q(role="HEAD")), recipients=Count("pk", filter=~Q(recipient="")))
                   .aggregate(households=Count("group_code"), first_member_heads=Count("group_code", filter=Q(heads=0)),
                              first_member_primaries=Count("group_code", filter=Q(recipients=0))))
+    in_file = _file_twins(upload).aggregate(twin_rows=Sum("rows"))["twin_rows"]
     return {"rows": totals["all_rows"], "valid": totals["valid_rows"], "errors": totals["all_rows"] - totals["valid_rows"],
-            "creates": totals["valid_rows"], **households, "possible_duplicates": totals["twins"]}
+            "creates": totals["valid_rows"], **households, "possible_duplicates": totals["twins"],
+            **({"possible_duplicates_in_file": in_file} if in_file else {})}
 
 
 SAMPLE_HEADINGS = ("Who", "Date of birth", "Household")
+ELSEWHERE = "someone registered outside your locations"
 
 
 def sample(upload, size=10):
-    """The first rows to import: {"row_number", "summary" (one line), "cells" (under SAMPLE_HEADINGS),
-    "possible_duplicate_of" (a registered person's id or None)}."""
-    rows = StagedIndividual.objects.filter(upload_id=upload.pk, valid=True).order_by("row_number").values(
-        "row_number", "first_name", "last_name", "dob", "group_code", "possible_duplicate_of")[:size]
-    return [{"row_number": row["row_number"], "summary": f"{row['first_name']} {row['last_name']}",
-             "cells": [f"{row['first_name']} {row['last_name']}", row["dob"].isoformat() if row["dob"] else "",
-                       row["group_code"] or "—"],
-             "possible_duplicate_of": row["possible_duplicate_of"]} for row in rows]
+    """The rows to import, the possible duplicates first (however far down the file they are), then
+    the first rows: {"row_number", "summary" (one line, naming what the row may duplicate), "cells"
+    (under SAMPLE_HEADINGS), "possible_duplicate_of" (the registered person's id, only if in the
+    uploader's locations), "duplicate_elsewhere" (a registered person outside them), "duplicate_rows"
+    (the other rows of the file with the same person, in words)}."""
+    counted = upload.counts
+    flagged_rows = set()
+    if counted.get("possible_duplicates"):
+        flagged_rows.update(_importable(upload).filter(possible_duplicate_of__isnull=False).order_by("row_number")
+                            .values_list("row_number", flat=True)[:size])
+    in_file = {}  # row number -> the other rows of the file with its names and date of birth
+    if counted.get("possible_duplicates_in_file"):
+        groups = list(_file_twins(upload).order_by("first")[:size])
+        keyed = {(group["name_key"], group["dob"]): [] for group in groups}
+        members = (_importable(upload).annotate(name_key=Lower(Concat("first_name", Value(" "), "last_name")))
+                   .filter(dob__in={dob for _, dob in keyed}).order_by("row_number")
+                   .values_list("row_number", "name_key", "dob"))
+        for number, name_key, dob in members.iterator():
+            if (name_key, dob) in keyed:
+                keyed[name_key, dob].append(number)
+        for numbers in keyed.values():
+            for number in numbers:
+                in_file[number] = [other for other in numbers if other != number]
+        flagged_rows.update(in_file)
+    first_flagged = sorted(flagged_rows)[:size]
+    fields = ("row_number", "first_name", "last_name", "dob", "group_code", "possible_duplicate_of")
+    rows = list(_importable(upload).filter(row_number__in=first_flagged).order_by("row_number").values(*fields))
+    if len(rows) < size:
+        rows += _importable(upload).exclude(row_number__in=first_flagged).order_by("row_number").values(
+            *fields)[:size - len(rows)]
+    in_scope = _in_uploader_scope(upload, {row["possible_duplicate_of"] for row in rows} - {None})
+    shown = []
+    for row in rows:
+        registered, others = row["possible_duplicate_of"], in_file.get(row["row_number"], [])
+        linked = registered if registered in in_scope else None
+        elsewhere = registered is not None and linked is None
+        twin = [f"person {linked}" if linked else ELSEWHERE] if registered is not None else []
+        twin += [_rows_named(others)] if others else []
+        name = f"{row['first_name']} {row['last_name']}"
+        shown.append({"row_number": row["row_number"],
+                      "summary": f"{name} (possible duplicate of {' and of '.join(twin)})" if twin else name,
+                      "cells": [name, row["dob"].isoformat() if row["dob"] else "", row["group_code"] or "—"],
+                      "possible_duplicate_of": linked, "duplicate_elsewhere": elsewhere,
+                      "duplicate_rows": _rows_named(others) if others else ""})
+    return shown
+
+
+def _rows_named(numbers, shown=3):
+    named = ", ".join(map(str, numbers[:shown]))
+    more = f" and {len(numbers) - shown:,} more" if len(numbers) > shown else ""
+    return f"row{'s' if len(numbers) > 1 else ''} {named}{more} of the file"
+
+
+def _in_uploader_scope(upload, person_ids):
+    """Those of `person_ids` placed in the uploader's locations (as they were at the upload): the
+    only registered people the upload's page names and links (a clerk gets a 404 on the others)."""
+    if not person_ids:
+        return set()
+    if upload.scope_root_id:
+        scope = Scope(national=False, paths=(upload.scope_root.path,))
+    else:
+        scope = scope_for(upload.uploaded_by)
+    return set(scope.filter(Individual.objects.filter(pk__in=person_ids)).values_list("pk", flat=True))
 
 
 # --- pass 3: the import ------------------------------------------------------------------------
@@ -566,6 +700,32 @@ def import_chunk(upload, first_row, last_row, id_base):
         return insert(f"{insert_people} ON CONFLICT (national_id) WHERE deleted_at IS NULL DO NOTHING")
 
 
+def record_possible_duplicates(upload, id_base):
+    """The imported people flagged as possible duplicates go to the registry's review queue, each
+    paired with the registered person it matched, or with the first row without a national ID of
+    its group in the file (one pair per row, not every pair of a crowded group). One statement.
+    `id_base`: see reserve_ids."""
+    quote = connection.ops.quote_name
+    staged = quote(StagedIndividual._meta.db_table)
+    selects, params = [], []
+    if upload.counts.get("possible_duplicates"):
+        selects.append(f"SELECT %s + row_number AS a, possible_duplicate_of AS b FROM {staged} "
+                       f"WHERE upload_id = %s AND valid AND possible_duplicate_of IS NOT NULL")
+        params += [id_base, upload.pk]
+    if upload.counts.get("possible_duplicates_in_file"):
+        # Each row of a group with its first row without an ID: one pair per row, never two rows with IDs.
+        name_key = NAME_KEY.format(row="f")
+        groups = (f"SELECT dob, {name_key} AS name_key, MIN(CASE WHEN national_id IS NULL THEN row_number END) "
+                  f"AS first_without_id FROM {staged} f WHERE upload_id = %s AND valid GROUP BY dob, {name_key} "
+                  f"HAVING COUNT(*) > 1")
+        selects.append(f"SELECT %s + g.first_without_id AS a, %s + s.row_number AS b FROM {staged} s "
+                       f"JOIN ({groups}) g ON g.dob = s.dob AND g.name_key = {NAME_KEY.format(row='s')} "
+                       f"WHERE s.upload_id = %s AND s.valid AND s.row_number <> g.first_without_id")
+        params += [id_base, id_base, upload.pk, upload.pk]
+    if selects:
+        file_name_dob_pairs(" UNION ALL ".join(selects), params)
+
+
 def row_span(upload):
     """(first, last) row numbers of the importable rows, or None."""
     bounds = _importable(upload).aggregate(first=Min("row_number"), last=Max("row_number"))
@@ -609,8 +769,8 @@ class Importer:
     def prepare_import(self, upload):
         return {"households": prepare_import(upload)}
 
-    def finish(self, upload, imported, by):
-        pass
+    def finish(self, upload, imported, by, id_base):
+        record_possible_duplicates(upload, id_base)
 
     def progress_text(self, count):
         return f"{count:,} people imported"

@@ -103,7 +103,7 @@ class Importer:
         first, last = numbers.order_by("row_number").first(), numbers.order_by("-row_number").first()
         return None if first is None else (first, last)
 
-    def finish(self, upload, imported, by):
+    def finish(self, upload, imported, by, id_base):
         pass
 
     def clear(self, upload):

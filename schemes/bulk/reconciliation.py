@@ -133,7 +133,7 @@ class Importer:
     def row_span(self, upload):
         return engine.row_span(upload.pk)
 
-    def finish(self, upload, imported, by):
+    def finish(self, upload, imported, by, id_base):
         """The file's audit: what moved (the chunks' sums), the rows skipped because their line was no
         longer due, and what the check counted."""
         counts = upload.counts

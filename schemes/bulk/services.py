@@ -45,6 +45,7 @@ COUNT_LABELS = {
     "first_member_primaries": "Households whose first member becomes primary recipient (the file names no "
                               "recipient)",
     "possible_duplicates": "Possible duplicates of registered people",
+    "possible_duplicates_in_file": "Possible duplicates within the file (same names and date of birth)",
     "over_maximum": "Above the plan's maximum",
     "skipped": "Rows not imported: their national ID or household code was registered since the check",
     "paid": "Lines to mark paid", "paid_amount": "Amount of the lines to mark paid",
@@ -390,7 +391,7 @@ def run_import(upload, job, progress):
                          **({"skipped": skipped} if skipped > 0 else {})}
         upload.imported(timezone.now())
         upload.save()
-        importer.finish(upload, state["imported"], job.started_by)
+        importer.finish(upload, state["imported"], job.started_by, state["id_base"])
         importer.clear(upload)
         audit(upload, "mizani.import", by=job.started_by, data={
             "kind": upload.kind, "plan": upload.plan_id, "file": upload.original_name, "mode": upload.mode,

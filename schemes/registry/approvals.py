@@ -338,23 +338,38 @@ def prepare_merge(payload, by):
     location = _common_location(kept.location, merged.location)
     readers = Readers(location)
     preview = services.merge_preview(kept=kept, merged=merged, scope=readers.scope, outside=readers.outside)
-    # "Now" is the duplicate's value, "after approval" the kept record's: what the person's record says then.
-    diff = [[label, _shown(merged, name), _shown(kept, name)] for name, label in MERGE_FIELDS
-            if _shown(merged, name) != _shown(kept, name)]
+    diff, sensitive = _merge_diff(kept, merged)
     counts = {"Enrolments of the duplicate passing to the kept record": preview["enrolments"],
               "Plans where both are enrolled (the less advanced enrolment is closed)": preview["both_enrolled"]}
     if preview["membership"]:
         counts["Household"] = preview["membership"]
     return Prepared(
         payload={"candidate": candidate.pk, "kept": kept.pk, "merged": merged.pk},
-        summary={"title": f"Merge {merged} (id {merged.pk}) into {kept} (id {kept.pk})", "diff": diff,
-                 "sensitive": ["National ID", "Phone"], "counts": counts,
+        summary={"title": f"Merge {merged} (id {merged.pk}) into {kept} (id {kept.pk}), the record kept",
+                 "diff": diff, "sensitive": sensitive, "counts": counts,
                  "sample": [{"id": kept.pk, "name": f"Kept: {kept} (id {kept.pk}), score {candidate.score}, "
                                                     f"{candidate.reason_labels.lower()}"},
                             {"id": merged.pk, "name": f"Merged into it and deleted: {merged} (id {merged.pk})"}]},
         location=location,
         version=_people_version(kept.pk, merged.pk),
     )
+
+
+def _merge_diff(kept, merged):
+    """The request's rows ([field, now, after approval]) for each field where the two records differ:
+    the kept record's value, which stays, and the merged record's, which is dropped; and the labels of
+    the rows to mask. Two rows, not one cell "kept: X; dropped: Y", as the request page masks a cell
+    at a time."""
+    rows, sensitive = [], []
+    for name, label in MERGE_FIELDS:
+        ours, theirs = _shown(kept, name), _shown(merged, name)
+        if ours == theirs:
+            continue
+        labels = [f"{label}, kept (id {kept.pk})", f"{label}, dropped from the merged record (id {merged.pk})"]
+        rows += [[labels[0], ours, ours], [labels[1], theirs, None]]
+        if name in services.SENSITIVE_FIELDS:
+            sensitive += labels
+    return rows, sensitive
 
 
 def _shown(person, name):
@@ -387,14 +402,17 @@ def prepare_unmerge(payload, by):
         raise ValidationError("Undoing this merge is already waiting for approval.")
     services.check_unmerge(merge=merge, by=by)
     kept, merged = merge.kept, merge.merged
+    location = _common_location(kept.location, merged.location)
+    counts = {"Enrolments going back to the restored record": len(merge.moved.get("beneficiaries", [])),
+              "Enrolments the merge closed (they stay closed)": len(merge.moved.get("closed_beneficiaries", []))}
+    if dissolved := Household.objects.filter(pk=(merge.moved.get("membership") or {}).get("dissolved")).first():
+        counts["Household"] = (f"{capfirst(Readers(location).household(dissolved))}, which the merge deleted, is "
+                               "restored with the record as its only member.")
     return Prepared(
         payload={"merge": merge.pk},
         summary={"title": f"Undo the merge of {merged} (id {merged.pk}) into {kept} (id {kept.pk})",
-                 "diff": [], "sensitive": [],
-                 "counts": {"Enrolments going back to the restored record": len(merge.moved.get("beneficiaries", [])),
-                            "Enrolments the merge closed (they stay closed)":
-                                len(merge.moved.get("closed_beneficiaries", []))}},
-        location=_common_location(kept.location, merged.location),
+                 "diff": [], "sensitive": [], "counts": counts},
+        location=location,
         version=merge.status,
     )
 

@@ -22,6 +22,7 @@ dismissed or merged are never touched again; open pairs get the latest score.
 """
 
 import datetime
+import json
 import math
 import re
 from collections import defaultdict
@@ -386,3 +387,33 @@ def _birth_year_pairs(rows, start, end):
         pairs.update((min(row["id"], other["id"]), max(row["id"], other["id"]))
                      for other in partners if other["id"] != row["id"])
     return pairs
+
+
+# --- pairs found elsewhere (an import) -----------------------------------------------------------
+
+SAME_NAME_AND_DOB = Features(same_national_id=False, same_name=True, similarity=1.0, same_dob=True,
+                             close_dob=False, same_phone=False)
+
+
+def file_name_dob_pairs(pairs_sql, params):
+    """File in the review queue, as open pairs of the same names and date of birth, the pairs of live
+    people `pairs_sql` selects (two person ids per row, `a` and `b`, in any order; params `params`).
+    Pairs already there (open, dismissed or merged) are left as they are. One statement. Returns how
+    many pairs were filed."""
+    quote = connection.ops.quote_name
+    table, people = quote(DuplicateCandidate._meta.db_table), quote(Individual._meta.db_table)
+    points = score(SAME_NAME_AND_DOB, TRIGRAM)  # the same on either measure: the names are equal
+    why = json.dumps(reasons(SAME_NAME_AND_DOB, TRIGRAM))
+    with connection.cursor() as cursor:
+        # The distinct pairs in a subquery: the constants then take the columns' types (jsonb).
+        # WHERE true: SQLite would read ON CONFLICT as a join's ON otherwise.
+        cursor.execute(
+            f"INSERT INTO {table} (first_id, second_id, score, reasons, status, found_at, dismiss_reason) "
+            f"SELECT low, high, %s, %s, %s, %s, '' FROM (SELECT DISTINCT "
+            f"CASE WHEN pair.a < pair.b THEN pair.a ELSE pair.b END AS low, "
+            f"CASE WHEN pair.a < pair.b THEN pair.b ELSE pair.a END AS high "
+            f"FROM ({pairs_sql}) pair JOIN {people} x ON x.id = pair.a JOIN {people} y ON y.id = pair.b "
+            f"WHERE pair.a <> pair.b AND x.deleted_at IS NULL AND y.deleted_at IS NULL) pairs "
+            f"WHERE true ON CONFLICT (first_id, second_id) DO NOTHING",
+            [points, why, DuplicateStatus.OPEN, timezone.now(), *params])
+        return cursor.rowcount

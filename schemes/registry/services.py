@@ -749,9 +749,47 @@ def check_merge(*, kept, merged, by):
     households = {membership.individual_id: membership.household for membership in
                   Membership.objects.filter(individual__in=[kept, merged]).select_related("household__location")}
     if len(households) == 2 and households[kept.pk].pk != households[merged.pk].pk:
+        if Membership.objects.filter(household=households[merged.pk]).exclude(individual=merged).exists():
+            raise ValidationError(
+                f"{kept} belongs to {_household_named(households[kept.pk], by)} and {merged} to "
+                f"{_household_named(households[merged.pk], by)}: move the person to the right household first.")
+        _check_dissolving(households[merged.pk], merged=merged, by=by)
+
+
+def _check_dissolving(household, *, merged, by):
+    """A merge takes with it the household of which the duplicate is the only member (the one-person
+    household an import creates), as household_soft_delete would delete it; refused where the
+    household must not vanish: enrolled, paid, or with a request about it waiting."""
+    from schemes.payments.models import PaymentLine
+    from schemes.plans.models import PlanType
+
+    from .approvals import MEMBERS_OPERATION
+
+    named = _household_named(household, by)
+    if not by.has_perm("registry.delete_household"):
+        raise PermissionDenied(f"Merging {merged} deletes {named}, whose only member they are, and you do not have "
+                               "the permission 'registry.delete_household'.")
+    if not scope_for(by).allows(household.location):
+        raise ValidationError(f"{merged} is the only member of {named}, which the merge would delete: a user with "
+                              "access to it asks for this merge.")
+    problems = []
+    if enrolments := selectors.household_enrolments(household):
+        problems.append("it is enrolled in " + ", ".join(
+            f"{e.plan.name} ({e.get_status_display().lower()})" for e in enrolments))
+    if PaymentLine.objects.filter(
+            payroll__payment_plan__benefit_plan__plan_type=PlanType.HOUSEHOLD,
+            beneficiary_id__in=household.beneficiaries.values("pk")).exists():
+        problems.append("payments were made to it")
+    waiting = (selectors.open_requests(["registry.change_household", "registry.delete_household"],
+                                       record=household.pk).first()
+               or selectors.open_requests([MEMBERS_OPERATION], household=household.pk).first())
+    if waiting is not None:
+        problems.append(f"request {waiting.pk} about it is waiting for approval")
+    if problems:
         raise ValidationError(
-            f"{kept} belongs to {_household_named(households[kept.pk], by)} and {merged} to "
-            f"{_household_named(households[merged.pk], by)}: move the person to the right household first.")
+            f"{merged} is the only member of {named}, which the merge would delete, but {'; '.join(problems)}: "
+            "such a household is not deleted. End its enrolments or decide the request, or move the person to the "
+            "right household, first.")
 
 
 def merge_preview(*, kept, merged, scope, outside=selectors.YOUR_LOCATIONS):
@@ -761,13 +799,17 @@ def merge_preview(*, kept, merged, scope, outside=selectors.YOUR_LOCATIONS):
     from schemes.plans.models import LIVE_STATUSES, Beneficiary
 
     theirs = Membership.objects.filter(individual=merged).select_related("household__location").first()
+    ours = Membership.objects.filter(individual=kept).select_related("household__location").first()
     household = theirs and selectors.household_named(theirs.household, scope, outside=outside)
     if theirs is None:
         membership = None
-    elif Membership.objects.filter(individual=kept).exists():
+    elif ours is None:
+        membership = f"The duplicate's place in {household} passes to the kept record."
+    elif ours.household_id == theirs.household_id:
         membership = f"The duplicate leaves {household}, where the kept record already is."
     else:
-        membership = f"The duplicate's place in {household} passes to the kept record."
+        membership = (f"The kept record stays in {selectors.household_named(ours.household, scope, outside=outside)}; "
+                      f"{household} (only this member) will be deleted (undoing the merge restores it).")
     return {
         "membership": membership,
         "enrolments": Beneficiary.objects.filter(individual=merged).count(),
@@ -780,9 +822,10 @@ def merge_preview(*, kept, merged, scope, outside=selectors.YOUR_LOCATIONS):
 def individual_merge(*, kept, merged, by):
     """Merge the duplicate record `merged` into `kept`. Its household membership passes to the kept
     record (or, both being in one household, goes, the kept record taking its head role or primary
-    recipient), its enrolments move to the kept record, and where both were enrolled in one plan the
-    more advanced enrolment stays (the kept record's on a tie) and the other is closed through the
-    plans' status change. The duplicate is soft-deleted and marked as merged; the Merge row records
+    recipient; or, the kept record being in another household, goes, and the duplicate's household,
+    of which it was the only member, is soft-deleted), its enrolments move to the kept record, and
+    where both were enrolled in one plan the more advanced enrolment stays (the kept record's on a
+    tie) and the other is closed through the plans' status change. The duplicate is soft-deleted and marked as merged; the Merge row records
     what moved, for individual_unmerge. Run by the approval engine, as the maker."""
     kept, merged = _lock_people(kept, merged, by)
     check_merge(kept=kept, merged=merged, by=by)
@@ -809,6 +852,8 @@ def _merge_membership(kept, merged, by):
         return None
     ours = Membership.objects.select_for_update().filter(individual=kept).first()
     household = theirs.household
+    if ours is not None and ours.household_id != household.pk:
+        return _merge_dissolving(theirs, kept=kept, merged=merged, by=by)
     if ours is None:
         Membership.objects.filter(pk=theirs.pk).update(individual=kept)
         audit(household, "mizani.member_change", by=by, data={"individual": kept.pk, "replaces": merged.pk})
@@ -825,6 +870,18 @@ def _merge_membership(kept, merged, by):
         "individual": merged.pk, **removed, "merged_into": kept.pk,
         "changes": _diff(before, {"role": ours.role_id, "recipient_type": ours.recipient_type}, set())})
     return {"removed": removed, "household": household.pk, "kept_membership": ours.pk, "kept_before": before}
+
+
+def _merge_dissolving(theirs, *, kept, merged, by):
+    """The duplicate leaves the household of which it is the only member (check_merge made sure), and
+    the household is deleted; returns what individual_unmerge needs to restore both."""
+    household = Household.objects.select_for_update().get(pk=theirs.household_id)
+    _check_dissolving(household, merged=merged, by=by)  # again, the household now locked
+    removed = {"role": theirs.role_id, "recipient_type": theirs.recipient_type}
+    theirs.delete()
+    audit(household, "mizani.member_remove", by=by, data={"individual": merged.pk, **removed, "merged_into": kept.pk})
+    household_soft_delete(household=household, by=by)
+    return {"dissolved": household.pk, "household": household.pk, "removed": removed}
 
 
 ENROLMENT_RANK = {"ACTIVE": 3, "SUSPENDED": 2, "POTENTIAL": 1}
@@ -869,6 +926,9 @@ def check_unmerge(*, merge, by):
         raise ValidationError("This merge has already been undone.")
     if kept.is_deleted:
         raise ValidationError(f"The kept record ({kept}) is itself deleted or merged: bring it back first.")
+    if (merge.moved.get("membership") or {}).get("dissolved") and not by.has_perm("registry.delete_household"):
+        raise PermissionDenied("Undoing this merge restores the household the merge deleted, and you do not have the "
+                               "permission 'registry.delete_household'.")
     if merged.national_id and Individual.objects.live().filter(national_id=merged.national_id).exists():
         raise ValidationError({"national_id": [
             "A registered person now holds the merged record's national ID: resolve that first."]})
@@ -911,6 +971,9 @@ def _unmerge_membership(kept, merged, membership, by):
     if not membership:
         return
     household = Household.objects.select_for_update().get(pk=membership["household"])
+    if "dissolved" in membership:
+        _unmerge_dissolved(household, merged, membership["removed"], by)
+        return
     if "moved" in membership:
         if not Membership.objects.filter(pk=membership["moved"], individual=kept).update(individual=merged):
             raise ValidationError(f"{kept} has left household {household.code} since the merge: put the "
@@ -932,3 +995,14 @@ def _unmerge_membership(kept, merged, membership, by):
         raise ValidationError(f"Household {household.code} has another head or primary recipient since the "
                               "merge: put the household right first.") from exc
     audit(household, "mizani.member_add", by=by, data={"individual": merged.pk, **membership["removed"]})
+
+
+def _unmerge_dissolved(household, merged, removed, by):
+    """The household the merge deleted comes back, with the merged record as its member as before."""
+    if Membership.objects.filter(household=household).exists():
+        raise ValidationError(f"Household {household.code} has members again since the merge: put the household "
+                              "right first.")
+    household_restore(household=household, by=by)
+    Membership.objects.create(household=household, individual=merged, role_id=removed["role"],
+                              recipient_type=removed["recipient_type"])
+    audit(household, "mizani.member_add", by=by, data={"individual": merged.pk, **removed})

@@ -198,6 +198,23 @@ def test_a_unique_plan_field_repeated_in_the_file_is_refused_on_both_rows(clerk,
     assert "Card number is on more than one row" in errors["U1"] and "more than one row" in errors["U2"]
 
 
+def test_new_people_of_a_beneficiaries_file_who_may_be_registered_already_reach_the_review_queue(
+        clerk, plan, geo, django_capture_on_commit_callbacks):
+    from schemes.registry.models import DuplicateCandidate
+
+    registered = IndividualFactory(first_name="Neema", last_name="Juma", dob=datetime.date(2014, 3, 2),
+                                   location=geo.village_a)
+    upload = receive(clerk, plan, ENROL_HEADER, [
+        ["TZ200", "Neema", "Juma", "2014-03-02", "F", geo.village_a.code, "5", "C-2", ""],
+    ], django_capture_on_commit_callbacks)
+    assert upload.counts["possible_duplicates"] == 1
+
+    import_now(upload, clerk, django_capture_on_commit_callbacks)
+
+    new = Individual.objects.get(national_id="TZ200")
+    assert list(DuplicateCandidate.objects.values_list("first_id", "second_id")) == [(registered.pk, new.pk)]
+
+
 def test_new_people_in_a_beneficiaries_file_form_households(clerk, plan, geo, django_capture_on_commit_callbacks):
     village = geo.village_a.code
     header = [*ENROL_HEADER, "group_code", "individual_role"]

@@ -303,7 +303,7 @@ def test_the_whole_file_checks_name_columns_as_the_file_heads_them(clerk, geo, d
     ], django_capture_on_commit_callbacks, header=header)
 
     errors = errors_of(upload)
-    assert "NIN: This national ID is on more than one row of the file." in errors[0]["errors"]
+    assert "NIN: This national ID is on more than one row of the file: also on row 3." in errors[0]["errors"]
     assert "Role: The household has more than one head in the file." in errors[1]["errors"]
     assert "national_id" not in " ".join(row["errors"] for row in errors)
     shown = set(StagedError.objects.filter(upload_id=upload.pk).values_list("column", flat=True))

@@ -335,3 +335,75 @@ def test_a_merge_preview_does_not_name_a_household_outside_the_readers_locations
     preview = services.merge_preview(kept=twin, merged=across.son, scope=scope_for(clerk_a))
     assert preview["membership"] == ("The duplicate's place in a household outside your locations passes to the "
                                      "kept record.")
+
+
+# --- merging duplicates: what the checker is told ---------------------------------------------------
+
+@pytest.fixture
+def imported_twin(geo, member_roles):
+    """The QA pair: Zawadi Mrema, daughter in household QAHH1, and the same Zawadi Mrema created again
+    by an import (another phone) as the only member of household QDU5."""
+    from tests.factories import DuplicateCandidateFactory
+
+    family = HouseholdFactory(code="QAHH1", location=geo.village_a)
+    MembershipFactory(household=family, individual=IndividualFactory(location=geo.village_a),
+                      recipient_type=RecipientType.PRIMARY)
+    kept = IndividualFactory(first_name="Zawadi", last_name="Mrema", location=geo.village_a, phone="+255760303899")
+    MembershipFactory(household=family, individual=kept, role=member_roles["DAUGHTER"])
+    duplicate = IndividualFactory(first_name="Zawadi", last_name="Mrema", location=geo.village_a,
+                                  phone="+255799999999", national_id="")
+    MembershipFactory(household=HouseholdFactory(code="QDU5", location=geo.village_a), individual=duplicate,
+                      recipient_type=RecipientType.PRIMARY)
+    return DuplicateCandidateFactory(first=kept, second=duplicate), kept, duplicate
+
+
+def test_a_merge_request_names_the_record_kept_what_the_merged_record_loses_and_the_household_it_deletes(
+        clerk_a, workflow, imported_twin, django_capture_on_commit_callbacks):
+    from django.contrib.auth.models import Permission
+
+    from schemes.registry import services
+    from schemes.registry.models import Household, Merge
+    from sites.masking import mask
+
+    pair, kept, duplicate = imported_twin
+    checker = workflow("registry.merge")
+
+    request = services.individual_merge_request(candidate=pair, kept=kept, by=clerk_a)
+
+    summary = request.summary
+    assert summary["title"] == (f"Merge Zawadi Mrema (id {duplicate.pk}) into Zawadi Mrema (id {kept.pk}), "
+                                "the record kept")
+    kept_phone = f"Phone, kept (id {kept.pk})"
+    dropped_phone = f"Phone, dropped from the merged record (id {duplicate.pk})"
+    assert summary["diff"] == [  # the import left the duplicate without a national ID
+        [f"National ID, kept (id {kept.pk})", kept.national_id, kept.national_id],
+        [f"National ID, dropped from the merged record (id {duplicate.pk})", None, None],
+        [kept_phone, "+255760303899", "+255760303899"], [dropped_phone, "+255799999999", None]]
+    assert {kept_phone, dropped_phone} <= set(summary["sensitive"]) and len(summary["sensitive"]) == 4
+    assert "household QDU5 (only this member) will be deleted" in summary["counts"]["Household"]
+    assert "stays in household QAHH1" in summary["counts"]["Household"]
+
+    page = client_for(checker).get(reverse("workflows_approvals:inspect", args=[request.pk])).content.decode()
+    assert "dropped from the merged record" in page and "+255799999999" in page
+    Group.objects.get(name="Checker").permissions.remove(Permission.objects.get(codename="view_sensitive_data"))
+    masked = client_for(checker).get(reverse("workflows_approvals:inspect", args=[request.pk])).content.decode()
+    assert "+255799999999" not in masked and "+255760303899" not in masked
+    assert mask("+255799999999") in masked and mask("+255760303899") in masked
+
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=request, verdict="approve", by=checker)
+    request.refresh_from_db()
+    assert request.status == RequestStatus.EXECUTED, request.error
+    assert Household.objects.get(code="QDU5").is_deleted
+    assert Membership.objects.get(individual=kept).household.code == "QAHH1"
+
+    workflow("registry.unmerge")
+    unmerge = services.individual_unmerge_request(merge=Merge.objects.get(), by=clerk_a)
+    assert unmerge.summary["counts"]["Household"] == ("Household QDU5, which the merge deleted, is restored with the "
+                                                      "record as its only member.")
+    with django_capture_on_commit_callbacks(execute=True):
+        approval_decide(request=unmerge, verdict="approve", by=checker)
+    unmerge.refresh_from_db()
+    assert unmerge.status == RequestStatus.EXECUTED, unmerge.error
+    assert not Household.objects.get(code="QDU5").is_deleted
+    assert Membership.objects.get(individual=duplicate).household.code == "QDU5"

@@ -193,13 +193,38 @@ def test_merge_refuses_a_record_outside_the_pair(client, clerk_a, pairs, merge_w
 
 def test_a_household_conflict_is_explained_instead_of_the_merge_button(client, clerk_a, pairs, member_roles):
     pair = pairs["a"]
-    MembershipFactory(household=HouseholdFactory(code="HH-EAST", location=pair.first.location), individual=pair.first)
-    MembershipFactory(household=HouseholdFactory(code="HH-WEST", location=pair.first.location), individual=pair.second)
+    for code, person in (("HH-EAST", pair.first), ("HH-WEST", pair.second)):
+        household = HouseholdFactory(code=code, location=person.location)
+        MembershipFactory(household=household, individual=person)
+        MembershipFactory(household=household, individual=IndividualFactory(location=person.location),
+                          role=member_roles["SON"])
 
     text = page(login(client, clerk_a), "registry_duplicate:inspect", pair.pk)[1]
 
     assert "Merge — keep this one" not in text
     assert "HH-EAST" in text and "move the person to the right household first" in text
+
+
+def test_the_only_member_of_an_imported_household_can_be_merged_away_with_it(client, clerk_a, geo, member_roles,
+                                                                              merge_workflows):
+    family = HouseholdFactory(code="QAHH1", location=geo.village_a)
+    MembershipFactory(household=family, individual=IndividualFactory(location=geo.village_a))
+    kept = IndividualFactory(first_name="Zawadi", last_name="Mrema", location=geo.village_a)
+    MembershipFactory(household=family, individual=kept, role=member_roles["DAUGHTER"])
+    imported = IndividualFactory(first_name="Zawadi", last_name="Mrema", location=geo.village_a)
+    MembershipFactory(household=HouseholdFactory(code="QDU5", location=geo.village_a), individual=imported)
+    pair = DuplicateCandidateFactory(first=kept, second=imported)
+
+    text = page(login(client, clerk_a), "registry_duplicate:inspect", pair.pk)[1]
+
+    keep_family, keep_imported = text.split(f"Keep Zawadi Mrema (id {imported.pk})")  # options in id order
+    assert "household QDU5 (only this member) will be deleted" in keep_family
+    assert f'name="keep" value="{kept.pk}"' in text and f'name="keep" value="{imported.pk}"' not in text
+    assert "move the person to the right household first" in keep_imported
+
+    response = client.post(reverse("registry_duplicate:merge", args=[pair.pk]), {"keep": kept.pk})
+    assert response.status_code == 302
+    assert ApprovalRequest.objects.get(operation="registry.merge").payload["merged"] == imported.pk
 
 
 def test_a_merged_pair_offers_to_undo_the_merge(client, clerk_a, pairs, merge_workflows):

@@ -358,7 +358,8 @@ def test_a_merge_waits_for_a_checker_and_the_maker_cannot_approve_it(pair, clerk
     assert request.status == RequestStatus.PENDING and request.operation == "registry.merge"
     assert (pair.status, pair.merge_request) == (DuplicateStatus.MERGE_REQUESTED, request)
     assert request.payload == {"candidate": pair.pk, "kept": kept.pk, "merged": duplicate.pk}
-    assert ["First name", "Aminah", "Amina"] in request.summary["diff"]
+    assert [f"First name, kept (id {kept.pk})", "Amina", "Amina"] in request.summary["diff"]
+    assert [f"First name, dropped from the merged record (id {duplicate.pk})", "Aminah", None] in request.summary["diff"]
     assert request.location == kept.location
     assert not Individual.objects.get(pk=duplicate.pk).is_deleted
     with pytest.raises(PermissionDenied):
@@ -430,8 +431,11 @@ def test_a_merge_request_is_refused_outside_the_scope_or_without_the_permission(
 
 
 def test_people_in_two_households_cannot_be_merged_until_one_moves(pair, clerk_a, merge_workflows, member_roles):
-    MembershipFactory(household=HouseholdFactory(code="HH-ONE", location=pair.first.location), individual=pair.first)
-    MembershipFactory(household=HouseholdFactory(code="HH-TWO", location=pair.first.location), individual=pair.second)
+    for code, member in (("HH-ONE", pair.first), ("HH-TWO", pair.second)):  # each with another member
+        household = HouseholdFactory(code=code, location=pair.first.location)
+        MembershipFactory(household=household, individual=member)
+        MembershipFactory(household=household, individual=IndividualFactory(location=pair.first.location),
+                          role=member_roles["SON"])
 
     with pytest.raises(ValidationError, match="HH-ONE.*HH-TWO|HH-TWO.*HH-ONE"):
         services.individual_merge_request(candidate=pair, kept=pair.first, by=clerk_a)
@@ -576,3 +580,21 @@ def test_an_unmerge_is_requested_once_and_only_in_scope(pair, clerk_a, clerk_b, 
     services.individual_unmerge_request(merge=merge, by=clerk_a)
     with pytest.raises(ValidationError):
         services.individual_unmerge_request(merge=merge, by=clerk_a)
+
+
+def test_pairs_an_import_found_are_filed_once_lower_id_first_leaving_reviewed_pairs_alone():
+    a, b, c, gone = (IndividualFactory(first_name="Asha", last_name="Mollel", dob=D(1980, 2, 1)) for _ in range(4))
+    gone.deleted_at = timezone.now()
+    gone.save(update_fields=["deleted_at"])
+    reviewed = DuplicateCandidateFactory(first=a, second=c, status=DuplicateStatus.DISMISSED, score=50,
+                                         reasons=["similar_name"])
+    pairs = "SELECT %s AS a, %s AS b UNION ALL SELECT %s, %s UNION ALL SELECT %s, %s UNION ALL SELECT %s, %s"
+
+    filed = duplicates.file_name_dob_pairs(pairs, [b.pk, a.pk, b.pk, a.pk, c.pk, a.pk, a.pk, gone.pk])
+
+    assert filed == 1
+    new = DuplicateCandidate.objects.get(first=a, second=b)
+    assert (new.status, new.score, new.reasons, new.scan_job) == (DuplicateStatus.OPEN, 90, ["name_dob"], None)
+    reviewed.refresh_from_db()
+    assert (reviewed.status, reviewed.score, reviewed.reasons) == (DuplicateStatus.DISMISSED, 50, ["similar_name"])
+    assert DuplicateCandidate.objects.count() == 2  # none with the deleted person

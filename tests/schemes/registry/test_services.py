@@ -1170,3 +1170,169 @@ def test_a_generated_household_code_is_never_one_registered_in_another_case(geo,
     household = services.household_create(fields={"location": geo.village_a}, by=clerk_a)
 
     assert reload(household).code == "HH-BBBBBBBB"
+
+
+# --- merging away the only member of a household (an import's one-person household) -------------
+
+def entries_for(record, action):
+    return ModelLogEntry.objects.filter(content_type__model=record._meta.model_name, object_id=str(record.pk),
+                                        action=action)
+
+
+@pytest.fixture
+def imported_twin(geo, member_roles):
+    """The QA pair: Zawadi Mrema, daughter in household QAHH1 (headed by her mother), and the same
+    Zawadi Mrema created again by an import as the only member (head, primary) of household QDU5."""
+    family = HouseholdFactory(code="QAHH1", location=geo.village_a)
+    MembershipFactory(household=family, individual=IndividualFactory(location=geo.village_a), recipient_type="PRIMARY")
+    kept = IndividualFactory(first_name="Zawadi", last_name="Mrema", location=geo.village_a, phone="+255760303899")
+    MembershipFactory(household=family, individual=kept, role=member_roles["DAUGHTER"])
+    imported = HouseholdFactory(code="QDU5", location=geo.village_a)
+    duplicate = IndividualFactory(first_name="Zawadi", last_name="Mrema", location=geo.village_a,
+                                  phone="+255799999999")
+    MembershipFactory(household=imported, individual=duplicate, recipient_type="PRIMARY")
+    return kept, duplicate, family, imported
+
+
+def test_merging_the_only_member_of_a_household_deletes_it_and_unmerging_restores_it(clerk_a, imported_twin):
+    kept, duplicate, family, imported = imported_twin
+    family_before = set(Membership.objects.filter(household=family).values_list("pk", "individual", "role",
+                                                                                "recipient_type"))
+
+    merge = services.individual_merge(kept=kept, merged=duplicate, by=clerk_a)
+
+    assert reload(imported).is_deleted and not Membership.objects.filter(household=imported).exists()
+    assert set(Membership.objects.filter(household=family).values_list("pk", "individual", "role",
+                                                                       "recipient_type")) == family_before
+    assert reload(duplicate).merged_into_id == kept.pk
+    assert merge.moved["membership"] == {"dissolved": imported.pk, "household": imported.pk,
+                                         "removed": {"role": "HEAD", "recipient_type": "PRIMARY"}}
+    assert entries_for(imported, "mizani.soft_delete").get().user_id == clerk_a.pk
+    assert entries_for(imported, "mizani.member_remove").get().data["merged_into"] == kept.pk
+
+    services.individual_unmerge(merge=merge, by=clerk_a)
+
+    assert not reload(imported).is_deleted and not reload(duplicate).is_deleted
+    assert list(Membership.objects.filter(household=imported).values_list("individual", "role", "recipient_type")
+                ) == [(duplicate.pk, "HEAD", "PRIMARY")]
+    assert set(Membership.objects.filter(household=family).values_list("pk", "individual", "role",
+                                                                       "recipient_type")) == family_before
+    assert entries_for(imported, "mizani.restore").exists()
+
+
+def test_the_member_of_a_household_with_others_is_still_not_merged_away(clerk_a, imported_twin):
+    kept, duplicate, family, imported = imported_twin
+
+    with pytest.raises(ValidationError, match="QDU5.*QAHH1: move the person to the right household first"):
+        services.individual_merge(kept=duplicate, merged=kept, by=clerk_a)
+    assert not reload(kept).is_deleted and not reload(imported).is_deleted
+
+
+def test_of_two_one_person_households_either_record_can_be_kept(clerk_a, geo):
+    def single(code):
+        person = IndividualFactory(first_name="Zawadi", last_name="Mrema", location=geo.village_a)
+        MembershipFactory(household=HouseholdFactory(code=code, location=geo.village_a), individual=person,
+                          recipient_type="PRIMARY")
+        return person
+
+    first, second = single("QDU5"), single("QDU6")
+    for kept, merged in ((first, second), (second, first)):
+        services.check_merge(kept=kept, merged=merged, by=clerk_a)
+
+    services.individual_merge(kept=second, merged=first, by=clerk_a)
+    assert Household.objects.get(code="QDU5").is_deleted and not Household.objects.get(code="QDU6").is_deleted
+    assert Membership.objects.get(individual=second).household.code == "QDU6"
+
+
+@pytest.fixture
+def household_plan(db):
+    from schemes.plans.models import BenefitPlan, PlanType
+
+    return BenefitPlan.objects.create(code="HHG", name="Household grant", plan_type=PlanType.HOUSEHOLD,
+                                      status="ACTIVE")
+
+
+def _household_enrolment(plan, household, status):
+    from schemes.plans.models import HouseholdBeneficiary
+
+    now = timezone.now()
+    return HouseholdBeneficiary.objects.create(plan=plan, household=household, status=status, enrolled_at=now,
+                                               status_changed_at=now)
+
+
+def test_an_enrolled_one_person_household_is_not_deleted_by_a_merge(clerk_a, imported_twin, household_plan):
+    kept, duplicate, _, imported = imported_twin
+    _household_enrolment(household_plan, imported, "POTENTIAL")
+
+    with pytest.raises(ValidationError, match=r"only member of household QDU5.*enrolled in Household grant"):
+        services.individual_merge(kept=kept, merged=duplicate, by=clerk_a)
+    assert not reload(imported).is_deleted and not reload(duplicate).is_deleted
+    assert Membership.objects.filter(household=imported, individual=duplicate).exists()
+
+
+def test_a_one_person_household_once_paid_is_not_deleted_by_a_merge(clerk_a, imported_twin, household_plan,
+                                                                   superuser):
+    from decimal import Decimal
+
+    from schemes.payments import services as payments
+    from schemes.payments.models import PaymentCycle, PaymentLine, Payroll
+
+    kept, duplicate, _, imported = imported_twin
+    enrolment = _household_enrolment(household_plan, imported, "GRADUATED")  # no longer live, but was paid
+    payment_plan = payments.payment_plan_create(fields={
+        "code": "HHG-PAY", "name": "Household grant payments", "benefit_plan": household_plan, "formula": "100",
+        "periodicity": 2, "currency": "TZS", "target_statuses": ["ACTIVE"]}, by=superuser)
+    cycle = PaymentCycle.objects.create(code="C-1", start_date=datetime.date(2025, 1, 1),
+                                        end_date=datetime.date(2025, 2, 28))
+    payroll = Payroll.objects.create(name="Household grant payroll", payment_plan=payment_plan, cycle=cycle,
+                                     parameters={"currency": "TZS"})
+    PaymentLine.objects.create(payroll=payroll, beneficiary_id=enrolment.pk, recipient=duplicate,
+                               amount=Decimal("100.00"))
+
+    with pytest.raises(ValidationError, match="payments were made to it"):
+        services.check_merge(kept=kept, merged=duplicate, by=clerk_a)
+    assert not reload(imported).is_deleted
+
+
+def test_a_one_person_household_with_a_request_waiting_is_not_deleted_by_a_merge(clerk_a, geo, imported_twin):
+    from django.contrib.auth.models import Group
+
+    from workflows.models import WorkflowDefinition, WorkflowStep
+    from workflows.services import approval_submit
+
+    kept, duplicate, _, imported = imported_twin
+    UserFactory(username="household_checker", role="Checker", locations=[geo.district_a])
+    WorkflowStep.objects.create(definition=WorkflowDefinition.objects.create(operation="registry.change_household"),
+                                group=Group.objects.get(name="Checker"), sort_order=0)
+    request = approval_submit(operation="registry.change_household",
+                              payload={"record": imported.pk, "fields": {"code": "QDU5-A"}, "attributes": {}},
+                              by=clerk_a)
+
+    with pytest.raises(ValidationError, match=f"request {request.pk} about it is waiting"):
+        services.check_merge(kept=kept, merged=duplicate, by=clerk_a)
+
+
+def test_a_merge_deleting_a_household_needs_the_permission_to_delete_households(geo, imported_twin):
+    from django.contrib.auth.models import Permission
+
+    kept, duplicate, _, imported = imported_twin
+    clerk = UserFactory(username="clerk_no_household_delete", role="Clerk", locations=[geo.district_a])
+    clerk.groups.get().permissions.remove(Permission.objects.get(codename="delete_household"))
+    clerk = type(clerk).objects.get(pk=clerk.pk)  # fresh permission cache
+
+    with pytest.raises(PermissionDenied, match="registry.delete_household"):
+        services.individual_merge(kept=kept, merged=duplicate, by=clerk)
+    assert not reload(imported).is_deleted
+
+
+def test_unmerging_is_refused_when_the_deleted_household_has_members_again(clerk_a, geo, imported_twin):
+    kept, duplicate, _, imported = imported_twin
+    merge = services.individual_merge(kept=kept, merged=duplicate, by=clerk_a)
+    services.household_restore(household=imported, by=clerk_a)
+    newcomer = IndividualFactory(location=geo.village_a)
+    services.household_add_member(household=imported, individual=newcomer, by=clerk_a)
+
+    with pytest.raises(ValidationError, match="QDU5 has members again"):
+        services.individual_unmerge(merge=merge, by=clerk_a)
+    assert reload(duplicate).is_deleted
+    assert list(Membership.objects.filter(household=imported).values_list("individual", flat=True)) == [newcomer.pk]
