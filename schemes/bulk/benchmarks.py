@@ -17,6 +17,7 @@ from django.core.management.base import CommandError
 from django.db import connection, transaction
 
 from schemes.registry.demo import seed_demo
+from schemes.registry.demo_names import FAMILY_NAMES, FEMALE_FIRST_NAMES, MALE_FIRST_NAMES
 from schemes.registry.models import DuplicateCandidate, Household, Individual, Membership, RegistryField
 from sites.benchmarking import register
 from sites.models import Location
@@ -28,14 +29,14 @@ from .staging import refresh_statistics
 
 HEADER = ["first_name", "last_name", "dob", "sex", "national_id", "location", "group_code", "individual_role",
           "recipient_info", "income"]
-FIRST = ["Amina", "Baraka", "Chausiku", "Daudi", "Eliya", "Fatuma", "Gift", "Halima", "Issa", "Jabari"]
-LAST = ["Mollel", "Ngowi", "Okello", "Wanjala", "Kimaro", "Lyimo", "Massawe", "Swai"]
 ROLES = ["SPOUSE", "SON", "DAUGHTER", "MOTHER", "FATHER"]
 DIE_ROWS = 20_000
 
 
 def write_file(path, rows, seed, villages):
-    """The synthetic file: households of 1 to 6, the head first; unique national IDs for adults."""
+    """The synthetic file: households of 1 to 6, the head first; unique national IDs for adults; names
+    from the demo registry's lists (some 46,000 first and family name pairs, as a country has many: a
+    handful of names would make most children namesakes born the same day, possible duplicates)."""
     rng = random.Random(seed)
     today = datetime.date.today()
     with open(path, "w", encoding="utf-8", newline="") as target:
@@ -45,13 +46,14 @@ def write_file(path, rows, seed, villages):
         while written < rows:
             household += 1
             size = min(rng.randint(1, 6), rows - written)
-            village, last = rng.choice(villages), rng.choice(LAST)
+            village, last = rng.choice(villages), rng.choice(FAMILY_NAMES)
             for member in range(size):
                 adult = member < 2
                 age = rng.randint(18, 80) if adult else rng.randint(0, 17)
                 dob = today - datetime.timedelta(days=age * 365 + rng.randint(0, 364))
+                sex = rng.choice("FM")
                 writer.writerow([
-                    rng.choice(FIRST), last, dob.isoformat(), rng.choice("FM"),
+                    rng.choice(FEMALE_FIRST_NAMES if sex == "F" else MALE_FIRST_NAMES), last, dob.isoformat(), sex,
                     f"BENCH{seed:03d}{written:09d}" if adult else "", village, f"BH{seed:03d}-{household:08d}",
                     "HEAD" if member == 0 else rng.choice(ROLES), "1" if member == 0 else "",
                     str(rng.randint(0, 400) * 500) if adult else ""])
