@@ -112,6 +112,8 @@ def _ensure_payroll(admin, log):
     log(f"Generating a payroll of {beneficiaries:,} lines...")
     payment_services.payroll_generate(payroll.pk)
     payroll.refresh_from_db()
+    payroll.submit()  # each move its own UPDATE: the database allows a payroll its moves one at a time
+    payroll.save()
     payroll.approve(timezone.now())
     payroll.save()
     return payroll.line_count

@@ -203,6 +203,8 @@ def _approved_payroll(rows, admin, tag):
                      now=timezone.now())
         payroll.save()
         summaries.count_lines(payroll)
+    payroll.submit()  # each move its own UPDATE: the database allows a payroll its moves one at a time
+    payroll.save()
     payroll.approve(timezone.now())
     payroll.save()
     with connection.cursor() as cursor:

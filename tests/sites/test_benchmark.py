@@ -96,3 +96,23 @@ def test_import_benchmark_reports_its_figures_and_leaves_the_registry_as_it_was(
     assert report["baselines"]["django_import_export"] > 0 and report["ratios"]["vs_django_import_export"] > 0
     assert (report["baselines"]["copy"] is not None) == (connection.vendor == "postgresql")
     assert not Individual.objects.exists() and not Household.objects.exists() and not Membership.objects.exists()
+
+
+@pytest.mark.django_db
+def test_reconcile_benchmark_reconciles_its_payroll_and_the_same_file_again_changes_nothing(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    report = json.loads(run_benchmark("reconcile", "--rows", "50")[-1])
+
+    assert report["benchmark"] == "reconcile" and report["rows"] == 50
+    assert report["paid"] + report["unpaid"] == 50 and report["rows_per_s"] > 0
+    assert report["same_file_again"]["unchanged"] == 50 and report["same_file_again"]["imported"] == 0
+
+
+@pytest.mark.django_db
+def test_dashboard_benchmark_pays_its_beneficiaries_and_times_the_overview(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    report = json.loads(run_benchmark("dashboard", "--rows", "120")[-1])
+
+    assert report["benchmark"] == "dashboard" and report["beneficiaries"] >= 120
+    assert report["payment_lines"] == report["beneficiaries"]
+    assert report["cold_seconds"] > 0 and report["warm_seconds"] > 0
