@@ -10,6 +10,7 @@ from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.functional import cached_property
+from django.utils.text import capfirst
 from django.views import View
 from wagtail.admin.admin_url_finder import ModelAdminURLFinder, NullAdminURLFinder
 from wagtail.admin.views import generic
@@ -200,6 +201,11 @@ class ScopedDeleteView(SelectorMixin, generic.DeleteView):
 
 class ScopedInspectView(SelectorMixin, generic.InspectView):
     history_url_name = None
+    page_title = None  # the record's kind ("Upload", "Payroll"), not Wagtail's "Inspect"
+
+    def get_page_title(self):
+        return self.page_title or capfirst(self.model._meta.verbose_name)
+
     def get_object(self, queryset=None):
         return get_object_or_404(self.scoped(), pk=unquote(str(self.pk)))
 

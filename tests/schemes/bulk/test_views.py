@@ -258,3 +258,12 @@ def test_the_new_beneficiaries_template_offers_no_status_column(clerk, plan):
     response = client_for(clerk).get(reverse("bulk_upload:template") + f"?kind=BENEFICIARIES&plan={plan.pk}")
     headers = next(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert "national_id" in headers and "grade" in headers and "status" not in headers
+
+
+def test_a_record_page_is_titled_by_its_kind_not_inspect(geo, clerk, django_capture_on_commit_callbacks):
+    upload = upload_people(clerk, "people.csv", "first_name,last_name,dob,sex,location\n"
+                           f"Asha,Mollel,2001-02-03,F,{geo.village_a.code}\n", django_capture_on_commit_callbacks)
+
+    page = client_for(clerk).get(reverse("bulk_upload:inspect", args=[upload.pk])).content.decode()
+
+    assert "<title>Upload: " in page and "Inspect" not in page
