@@ -31,12 +31,12 @@ def normalise_national_id(raw):
 
 
 OLDEST_BIRTH_YEAR = 1900
-PHONE_TEXT = re.compile(r"\+?[0-9 ().\-]+")
+PHONE_TEXT = re.compile(r"\+?[0-9(][0-9 ().\-]*")  # begins with +, a digit or a bracket: never "-"
 
 
 def phone_problem(phone):
     """Why `phone` (stripped, ASCII digits) is not a phone number, or "": digits, with spaces, dots,
-    dashes and brackets between them and a leading +; 6 to 15 digits (E.164 allows 15)."""
+    dashes and brackets between them and a leading +, never a leading dash; 6 to 15 digits (E.164 allows 15)."""
     digits = sum(ch.isdigit() for ch in phone)
     if not PHONE_TEXT.fullmatch(phone) or not 6 <= digits <= 15:
         return f"'{phone}' is not a phone number (6 to 15 digits; spaces, + - ( ) . allowed)."

@@ -16,6 +16,7 @@ from schemes.registry.models import (
     Membership,
     national_id_problem,
     normalise_national_id,
+    phone_problem,
 )
 from tests.factories import HouseholdFactory, IndividualFactory, MembershipFactory
 
@@ -306,3 +307,13 @@ def test_a_location_that_records_are_placed_at_cannot_be_deleted_even_in_sql(db,
     with pytest.raises(IntegrityError, match="location_has_records"), transaction.atomic(), \
             connection.cursor() as cursor:
         cursor.execute("DELETE FROM sites_location WHERE id = %s", [record.location_id])
+
+
+@pytest.mark.parametrize("phone", ["+255 712 345 678", "0712-345-678", "(022) 211 3456"])
+def test_phone_numbers_as_people_write_them_are_phone_numbers(phone):
+    assert phone_problem(phone) == ""
+
+
+@pytest.mark.parametrize("phone", ["-255712345679", "12345", "+255 712 abc", "--"])
+def test_what_is_not_a_phone_number_is_named(phone):
+    assert phone_problem(phone) == f"'{phone}' is not a phone number (6 to 15 digits; spaces, + - ( ) . allowed)."
