@@ -19,10 +19,8 @@ from .blocks import DashboardStreamBlock
 class AdminAddressMixin:
     """Dashboards are read in the admin, not served by Wagtail: their folder sits beside the site's home
     page, outside every Site, so Wagtail would call them unreachable (the explorer's "no site record"
-    warning) and have no "View live" link. Their address is their admin view."""
-
-    def admin_path(self):
-        raise NotImplementedError
+    warning) and have no "View live" link. Their address is their admin view: each page class using
+    this mixin gives it as `admin_path()`."""
 
     def get_url_parts(self, request=None):
         if self.pk is None:
