@@ -345,6 +345,9 @@ class BeneficiaryIndexView(ScopedIndexView):
         return ["id", "plan.code", f"{self.subject}_id", str(self.subject), "status", "enrolled_at",
                 "status_changed_at", "reason", *self.attribute_columns]
 
+    def to_row_dict(self, item):
+        return {**super().to_row_dict(item), "status": item.get_status_display()}  # as people read it
+
     def export_attributes(self):
         """The plan's schema fields, when the list is filtered to one plan (plans differ in them)."""
         return self.plan.schema().definitions if self.plan else []

@@ -15,7 +15,14 @@ from django.urls import reverse
 from django.utils import timezone
 from wagtail.models import ModelLogEntry
 
-from schemes.plans.models import Beneficiary, BenefitPlan, HouseholdBeneficiary, PlanField, PlanType
+from schemes.plans.models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    BenefitPlan,
+    HouseholdBeneficiary,
+    PlanField,
+    PlanType,
+)
 from tests.factories import (
     HouseholdFactory,
     IndividualFactory,
@@ -183,6 +190,7 @@ def test_the_export_of_every_plan_has_no_schema_columns(grant, clerk_a):
 
     assert sorted(row["Individual"].split()[0] for row in rows) == ["Amina", "Baraka", "Chausiku"]
     assert "grade" not in rows[0] and "account" not in rows[0]
+    assert rows and {row["Status"] for row in rows} <= {label for _, label in BeneficiaryStatus.choices}
 
 
 def test_household_beneficiaries_by_criteria_over_the_household_and_the_plan(geo, member_roles, clerk_a,
