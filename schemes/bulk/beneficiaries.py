@@ -253,7 +253,7 @@ class Importer:
             new_people = individuals.counts(upload)
             result["creates"] = new_people["valid"]
             result["matched"] = result["valid"] - new_people["valid"]
-            for key in ("households", "first_member_heads", "first_member_primaries"):
+            for key in ("households", "first_member_heads", "first_member_primaries", "members_without_role"):
                 result[key] = new_people[key]
             result["possible_duplicates"] = new_people["possible_duplicates"]
             if "possible_duplicates_in_file" in new_people:

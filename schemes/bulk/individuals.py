@@ -19,7 +19,7 @@ import re
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, Sum, Value
+from django.db.models import Count, F, Max, Min, Q, Sum, Value
 from django.db.models.functions import Concat, Lower
 from django.utils import timezone
 
@@ -371,14 +371,14 @@ def _check_households(upload, staged):
     # file without household problems, the usual case, is read once for all of them).
     households = grouped.values("group_code").annotate(
         first=Min("row_number"), first_without_role=Min("row_number", filter=Q(role="")),
-        without_role=Count("pk", filter=Q(role="")), heads=Count("pk", filter=Q(role="HEAD")),
-        primaries=Count("pk", filter=Q(recipient="PRIMARY")), secondaries=Count("pk", filter=Q(recipient="SECONDARY")))
+        heads=Count("pk", filter=Q(role="HEAD")), primaries=Count("pk", filter=Q(recipient="PRIMARY")),
+        secondaries=Count("pk", filter=Q(recipient="SECONDARY")))
     first_has_role = Q(first_without_role__isnull=True) | Q(first_without_role__gt=F("first"))
-    # A member without a role: only the household's first row may go without one (it becomes head). The
-    # file's roles are never overridden: a household whose first row has a role, none HEAD, has no head;
-    # one naming a secondary recipient and no primary has no primary (DOMAIN).
+    # The role is optional (openIMIS): a member the file gives none becomes head if it is the first row
+    # of a household naming no head, else MEMBER (prepare_import), even where other rows name roles.
+    # The file's roles are never overridden: a household whose first row has a role, none HEAD, has no
+    # head; one naming a secondary recipient and no primary has no primary (DOMAIN).
     broken = {"many_heads": Q(heads__gt=1), "many_primaries": Q(primaries__gt=1),
-              "roleless_members": Q(without_role__gt=1) | (Q(without_role=1) & (Q(heads__gt=0) | first_has_role)),
               "headless": Q(heads=0) & first_has_role, "no_primary": Q(primaries=0, secondaries__gt=0)}
     found = households.aggregate(**{name: Count("group_code", filter=where) for name, where in broken.items()})
     for role, label, field, name in (("HEAD", "head", "role", "many_heads"),
@@ -387,11 +387,6 @@ def _check_households(upload, staged):
             column = "individual_role" if field == "role" else "recipient_info"
             flag(upload, column, f"The household has more than one {label} in the file.",
                  grouped.filter(**{field: role}, group_code__in=households.filter(broken[name]).values("group_code")))
-    if found["roleless_members"]:
-        has_head = grouped.filter(role="HEAD", group_code=OuterRef("group_code"))
-        firsts = households.values("first")
-        flag(upload, "individual_role", "A household member needs a role (individual_role).",
-             grouped.filter(role="").exclude(Q(row_number__in=firsts) & ~Exists(has_head)))
     if found["headless"]:
         flag(upload, "individual_role", "The household has no head (individual_role HEAD).",
              grouped.filter(group_code__in=households.filter(broken["headless"]).values("group_code")))
@@ -467,12 +462,16 @@ def counts(upload):
     staged = StagedIndividual.objects.filter(upload_id=upload.pk)
     totals = staged.aggregate(all_rows=Count("pk"), valid_rows=Count("pk", filter=Q(valid=True)), twins=Count(
         "pk", filter=Q(valid=True, possible_duplicate_of__isnull=False)))
-    # Where the file names no head (no recipient), the household's first member becomes head (primary):
-    # counted, so the clerk and the checker see the rule applied.
+    # Where the file names no head (no recipient), the household's first member becomes head (primary),
+    # and the other members it gives no role become MEMBER: counted, so the clerk and the checker see the
+    # rules applied. A household left valid without a head has its first row without a role (the check).
     households = (staged.filter(valid=True).exclude(group_code="").values("group_code")
-                  .annotate(heads=Count("pk", filter=Q(role="HEAD")), recipients=Count("pk", filter=~Q(recipient="")))
+                  .annotate(heads=Count("pk", filter=Q(role="HEAD")), recipients=Count("pk", filter=~Q(recipient="")),
+                            without_role=Count("pk", filter=Q(role="")))
                   .aggregate(households=Count("group_code"), first_member_heads=Count("group_code", filter=Q(heads=0)),
-                             first_member_primaries=Count("group_code", filter=Q(recipients=0))))
+                             first_member_primaries=Count("group_code", filter=Q(recipients=0)),
+                             roleless_rows=Sum("without_role")))
+    households["members_without_role"] = (households.pop("roleless_rows") or 0) - households["first_member_heads"]
     in_file = _file_twins(upload).aggregate(twin_rows=Sum("rows"))["twin_rows"]
     return {"rows": totals["all_rows"], "valid": totals["valid_rows"], "errors": totals["all_rows"] - totals["valid_rows"],
             "creates": totals["valid_rows"], **households, "possible_duplicates": totals["twins"],
@@ -559,8 +558,8 @@ def prepare_import(upload):
     """Once, before the chunks: each household's first member becomes head where the file names no
     head and gives that member no role, and primary recipient where the file names no recipient (the
     check refused any other household without a head or a primary: no declared role is overridden);
-    then the households are created (one statement) at their head's location, and their ids noted by
-    code (StagedHousehold)."""
+    the other members the file gives no role become MEMBER; then the households are created (one
+    statement) at their head's location, and their ids noted by code (StagedHousehold)."""
     quote = connection.ops.quote_name
     staged = quote(StagedIndividual._meta.db_table)
     households = quote(Household._meta.db_table)
@@ -579,6 +578,9 @@ def prepare_import(upload):
             f"OR SUM(CASE WHEN recipient <> '' THEN 1 ELSE 0 END) = 0) firsts "
             f"WHERE upload_id = %s AND row_number = firsts.first_row",
             [upload.pk, upload.pk])
+        if upload.counts.get("members_without_role"):
+            cursor.execute(f"UPDATE {staged} SET role = %s WHERE upload_id = %s AND valid AND group_code <> '' "
+                           f"AND role = ''", [MemberRole.MEMBER, upload.pk])
         # The codes were free at the check: the households go in plainly (the unique index checks each
         # code as it goes in). Only if one was registered since then does the statement run again,
         # skipping the taken codes (ON CONFLICT: a speculative insertion per row, ~1 s per 300k). A

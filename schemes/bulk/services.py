@@ -44,6 +44,7 @@ COUNT_LABELS = {
     "first_member_heads": "Households whose first member becomes head (the file names no head)",
     "first_member_primaries": "Households whose first member becomes primary recipient (the file names no "
                               "recipient)",
+    "members_without_role": "Household members whose role becomes Member (the file gives them none)",
     "possible_duplicates": "Possible duplicates of registered people",
     "possible_duplicates_in_file": "Possible duplicates within the file (same names and date of birth)",
     "over_maximum": "Above the plan's maximum",

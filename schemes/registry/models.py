@@ -304,10 +304,12 @@ class MemberRole(models.Model):
     """Roles of household members. HEAD is built in; administrators may add more."""
 
     HEAD = "HEAD"
+    # A member whose role the file or form did not give (openIMIS files may leave individual_role out).
+    MEMBER = "MEMBER"
     DEFAULTS = [
         ("HEAD", "Head"), ("SPOUSE", "Spouse"), ("SON", "Son"), ("DAUGHTER", "Daughter"),
         ("GRANDFATHER", "Grandfather"), ("GRANDMOTHER", "Grandmother"), ("MOTHER", "Mother"),
-        ("FATHER", "Father"),
+        ("FATHER", "Father"), ("MEMBER", "Member"),
     ]
 
     code = models.CharField(max_length=24, primary_key=True)

@@ -100,7 +100,7 @@ def test_registered_people_are_enrolled_and_new_ones_registered_then_enrolled(cl
     assert upload.status == UploadStatus.READY, upload.problem
     assert upload.counts == {"rows": 2, "valid": 2, "errors": 0, "enrolments": 2, "creates": 1, "matched": 1,
                              "households": 0, "first_member_heads": 0, "first_member_primaries": 0,
-                             "possible_duplicates": 0}
+                             "members_without_role": 0, "possible_duplicates": 0}
     assert not Beneficiary.objects.exists() and not Individual.objects.filter(national_id="TZ200").exists()
 
     upload = import_now(upload, clerk, django_capture_on_commit_callbacks)
@@ -226,6 +226,27 @@ def test_new_people_in_a_beneficiaries_file_form_households(clerk, plan, geo, dj
     import_now(upload, clerk, django_capture_on_commit_callbacks)
     assert set(Membership.objects.filter(household__code="HH-NEW").values_list("role_id", flat=True)) == {"HEAD", "SON"}
     assert Beneficiary.objects.filter(plan=plan).count() == 2
+
+
+def test_new_people_of_a_household_the_file_gives_no_roles_are_its_head_and_members(
+        clerk, plan, geo, django_capture_on_commit_callbacks):
+    """As an individuals file: the role is optional; the first member becomes head and primary, the
+    others members."""
+    village = geo.village_a.code
+    upload = receive(clerk, plan, [*ENROL_HEADER, "group_code"], [
+        ["N1", "Mama", "Juma", "1980-01-01", "F", village, "1", "", "", "HH-OI"],
+        ["N2", "Mtoto", "Juma", "2015-01-01", "M", village, "2", "", "", "HH-OI"],
+        ["N3", "Mdogo", "Juma", "2017-01-01", "F", village, "3", "", "", "HH-OI"],
+    ], django_capture_on_commit_callbacks)
+
+    assert upload.counts["errors"] == 0
+    assert (upload.counts["households"], upload.counts["first_member_heads"], upload.counts["members_without_role"]) == (
+        1, 1, 2)
+    import_now(upload, clerk, django_capture_on_commit_callbacks)
+
+    assert set(Membership.objects.values_list("individual__first_name", "role_id", "recipient_type")) == {
+        ("Mama", "HEAD", "PRIMARY"), ("Mtoto", "MEMBER", None), ("Mdogo", "MEMBER", None)}
+    assert Beneficiary.objects.filter(plan=plan).count() == 3
 
 
 def test_a_household_of_new_people_with_a_row_in_error_is_left_out_whole(clerk, plan, geo,

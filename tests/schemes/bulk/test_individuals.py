@@ -68,7 +68,8 @@ def test_a_good_file_is_checked_counted_and_imported_once_approved(clerk, checke
 
     assert upload.status == UploadStatus.READY
     assert upload.counts == {"rows": 3, "valid": 3, "errors": 0, "creates": 3, "households": 1,
-                             "first_member_heads": 0, "first_member_primaries": 0, "possible_duplicates": 0}
+                             "first_member_heads": 0, "first_member_primaries": 0, "members_without_role": 0,
+                             "possible_duplicates": 0}
     assert not Individual.objects.exists()
 
     request = approval_submit(operation="bulk.import", by=clerk, payload={"upload": upload.pk, "mode": "VALID_ROWS"})
@@ -130,10 +131,10 @@ def test_households_need_one_head_and_one_primary(clerk, geo, django_capture_on_
 
     rows = {row["first_name"]: row["errors"] for row in errors_of(upload)}
     assert "more than one head" in rows["A"] and "more than one primary recipient" in rows["B"]
-    assert "needs a role" in rows["D"]
-    # The first member of a household without a head may become its head, but D's household goes whole.
-    assert rows["C"] == ("group_code: Row 5 of household H3 has an error: a household is imported whole, with all "
-                         "its members.")
+    # A household naming no roles has one head, its first member; the others are members (the role is optional).
+    assert set(rows) == {"A", "B"}
+    assert (upload.counts["households"], upload.counts["first_member_heads"], upload.counts["members_without_role"]) == (
+        1, 1, 1)
 
 
 def test_a_household_with_a_faulty_row_is_left_out_whole_and_its_corrected_rows_import(
@@ -200,42 +201,89 @@ def test_roles_and_recipients_the_file_declares_are_never_overridden(clerk, geo,
         ["E1", "Alone", "1990-01-01", "M", "", village, "HH-E", "", "", ""],
         ["F1", "Later", "1990-01-01", "M", "", village, "HH-F", "", "", ""],
         ["F2", "Later", "1991-01-01", "F", "", village, "HH-F", "HEAD", "1", ""],
+        ["G1", "Some", "1980-01-01", "F", "", village, "HH-G", "", "", ""],
+        ["G2", "Some", "2012-01-01", "M", "", village, "HH-G", "SON", "", ""],
+        ["G3", "Some", "2013-01-01", "F", "", village, "HH-G", "", "", ""],
+        ["H1", "Spouse", "1980-01-01", "F", "", village, "HH-H", "SPOUSE", "", ""],
+        ["H2", "Spouse", "2012-01-01", "M", "", village, "HH-H", "", "", ""],
     ], django_capture_on_commit_callbacks)
 
     errors = {row["first_name"]: row["errors"] for row in errors_of(upload)}
-    assert set(errors) == {"A1", "A2", "C1", "C2", "F1", "F2"}
-    assert errors["F1"] == "individual_role: A household member needs a role (individual_role)."
+    assert set(errors) == {"A1", "A2", "C1", "C2", "H1", "H2"}
     assert errors["A1"] == errors["A2"] == "individual_role: The household has no head (individual_role HEAD)."
+    assert errors["H1"] == errors["H2"] == "individual_role: The household has no head (individual_role HEAD)."
     assert errors["C1"] == errors["C2"] == ("recipient_info: The household has a secondary recipient but no primary "
                                             "(recipient_info 1).")
-    assert upload.counts["households"] == 3
-    assert (upload.counts["first_member_heads"], upload.counts["first_member_primaries"]) == (2, 2)
+    assert upload.counts["households"] == 5
+    assert (upload.counts["first_member_heads"], upload.counts["first_member_primaries"],
+            upload.counts["members_without_role"]) == (3, 3, 2)
     with django_capture_on_commit_callbacks(execute=True):
         services.import_start(upload=upload, mode="VALID_ROWS", by=clerk)
 
     members = dict((name, (role, recipient)) for name, role, recipient in Membership.objects.values_list(
         "individual__first_name", "role_id", "recipient_type"))
+    # F1, without a role, is a member of the household whose head F2 is; G1, first of a household naming
+    # roles but no head, becomes its head, and G3 a member.
     assert members == {"B1": ("HEAD", "PRIMARY"), "B2": ("SON", None), "D1": ("HEAD", None),
-                       "D2": ("SPOUSE", "PRIMARY"), "E1": ("HEAD", "PRIMARY")}
+                       "D2": ("SPOUSE", "PRIMARY"), "E1": ("HEAD", "PRIMARY"), "F1": ("MEMBER", None),
+                       "F2": ("HEAD", "PRIMARY"), "G1": ("HEAD", "PRIMARY"), "G2": ("SON", None),
+                       "G3": ("MEMBER", None)}
 
 
-def test_an_openimis_file_with_only_household_codes_makes_each_first_member_head_and_primary(
+def test_a_member_whose_role_cell_is_blank_becomes_a_member_of_the_household_the_file_names_a_head_of(
         clerk, geo, django_capture_on_commit_callbacks):
     village = geo.village_a.code
+    upload = receive(clerk, [
+        ["Asha", "Mollel", "1980-02-01", "F", "", village, "HH-M", "HEAD", "1", ""],
+        ["Baraka", "Mollel", "2015-06-30", "M", "", village, "HH-M", "", "", ""],
+        ["Chausiku", "Mollel", "2016-06-30", "F", "", village, "HH-M", "DAUGHTER", "", ""],
+    ], django_capture_on_commit_callbacks)
+
+    assert upload.counts["errors"] == 0
+    assert (upload.counts["first_member_heads"], upload.counts["members_without_role"]) == (0, 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.import_start(upload=upload, mode="VALID_ROWS", by=clerk)
+
+    assert dict(Membership.objects.values_list("individual__first_name", "role_id")) == {
+        "Asha": "HEAD", "Baraka": "MEMBER", "Chausiku": "DAUGHTER"}
+
+
+def test_an_openimis_file_with_only_household_codes_makes_each_first_member_head_and_primary_the_others_members(
+        clerk, geo, client, django_capture_on_commit_callbacks):
+    """openIMIS stores members without a role: its file (no individual_role column) loads unchanged,
+    each household's first member its head and primary recipient, the others of role Member."""
+    village = geo.village_a.code
     upload = receive(clerk, [["Asha", "Mollel", "1980-02-01", "F", village, "OI-1"],
+                             ["Amani", "Mollel", "2010-02-01", "M", village, "OI-1"],
                              ["Baraka", "Ngowi", "1981-02-01", "M", village, "OI-2"],
+                             ["Anna", "Mollel", "2012-02-01", "F", village, "OI-1"],
+                             ["Bahati", "Ngowi", "2011-02-01", "F", village, "OI-2"],
+                             ["Bora", "Ngowi", "2013-02-01", "M", village, "OI-2"],
                              ["Chausiku", "Swai", "1982-02-01", "F", village, ""]],
                      django_capture_on_commit_callbacks,
                      header=["first_name", "last_name", "dob", "sex", "location", "group_code"])
 
     assert upload.counts["errors"] == 0
-    assert (upload.counts["households"], upload.counts["first_member_heads"],
-            upload.counts["first_member_primaries"]) == (2, 2, 2)
+    assert (upload.counts["households"], upload.counts["first_member_heads"], upload.counts["first_member_primaries"],
+            upload.counts["members_without_role"]) == (2, 2, 2, 4)
+    shown = dict(services.counts_shown(upload))
+    assert shown["Household members whose role becomes Member (the file gives them none)"] == "4"
     with django_capture_on_commit_callbacks(execute=True):
         services.import_start(upload=upload, mode="VALID_ROWS", by=clerk)
 
-    assert set(Membership.objects.values_list("household__code", "role_id", "recipient_type")) == {
-        ("OI-1", "HEAD", "PRIMARY"), ("OI-2", "HEAD", "PRIMARY")}
+    assert Individual.objects.count() == 7
+    members = {name: (code, role, recipient) for name, code, role, recipient in Membership.objects.values_list(
+        "individual__first_name", "household__code", "role_id", "recipient_type")}
+    assert members == {"Asha": ("OI-1", "HEAD", "PRIMARY"), "Amani": ("OI-1", "MEMBER", None),
+                       "Anna": ("OI-1", "MEMBER", None), "Baraka": ("OI-2", "HEAD", "PRIMARY"),
+                       "Bahati": ("OI-2", "MEMBER", None), "Bora": ("OI-2", "MEMBER", None)}
+
+    # The household's page lists them with the role's label.
+    client.force_login(clerk)
+    page = client.get(reverse("registry_household:inspect", args=[Household.objects.get(code="OI-1").pk]))
+    assert page.status_code == 200
+    assert [m.role.label for m in page.context["members"]] == ["Head", "Member", "Member"]
+    assert page.content.decode().count("<td>Member</td>") == 2
 
 
 def test_rows_whose_household_codes_differ_only_in_case_make_one_household(clerk, geo,
