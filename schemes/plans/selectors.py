@@ -1,7 +1,9 @@
 from django.db.models import BooleanField, Case, Count, F, IntegerField, OuterRef, Subquery, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Concat
 from wagtail.models import ModelLogEntry
 
+from schemes.registry.models import Household, MemberRole, Membership
+from schemes.registry.selectors import households_with_size
 from schemes.rules.compiler import compile_rule, to_sql
 from schemes.rules.errors import RuleError
 from schemes.rules.nodes import from_json
@@ -65,6 +67,26 @@ def with_live_count(plans, user):
 def plans_of_household(household, user):
     return household_beneficiaries_for(user).filter(household=household).select_related("plan").order_by(
         "plan__code")
+
+
+def with_export_columns(queryset, user):
+    """Annotate what a beneficiaries export says of each person or household beyond its name, each
+    one SQL expression (nothing read row by row): `location_code` and `location_name`; for a person,
+    `household_code`; for a household, `head_name` and `size` (its live members, as the registry counts
+    them). A household or head outside the user's locations is not named, as on the registry's lists."""
+    subject = queryset.model.SUBJECT
+    scope = scope_for(user)
+    queryset = queryset.annotate(location_code=F(f"{subject}__location__code"),
+                                 location_name=F(f"{subject}__location__name"))
+    if subject == "individual":
+        household = scope.filter(Membership.objects.filter(individual=OuterRef("individual_id")),
+                                 field="household__location").values("household__code")[:1]
+        return queryset.annotate(household_code=Subquery(household))
+    head = scope.filter(Membership.objects.filter(household=OuterRef("household_id"), role_id=MemberRole.HEAD),
+                        field="individual__location").annotate(
+        full=Concat("individual__first_name", Value(" "), "individual__last_name")).values("full")[:1]
+    size = households_with_size(Household.objects.filter(pk=OuterRef("household_id"))).values("size")[:1]
+    return queryset.annotate(head_name=Subquery(head), size=Subquery(size))
 
 
 def with_criteria_check(queryset, plan):

@@ -16,7 +16,7 @@ from wagtail.admin.ui.tables import Column, TitleColumn
 from wagtail.admin.views import generic
 
 from schemes.rules.forms import CriteriaFilter
-from sites.masking import can_view_sensitive
+from sites.masking import can_view_sensitive, mask
 from sites.models import Location
 from sites.refusals import refusal_message
 from sites.scoping import scope_for
@@ -321,10 +321,23 @@ class PlanDeleteView(generic.DeleteView):
             return redirect(self.request.path)
 
 
+# What an export says of the person or household after its name (selectors.with_export_columns
+# annotates the rest), so that beneficiaries can be told apart and placed.
+SUBJECT_EXPORT_FIELDS = {"individual": ("first_name", "last_name", "national_id", "dob", "sex"), "household": ("code",)}
+SUBJECT_EXPORT_COLUMNS = {
+    "individual": ["individual.national_id", "individual.dob", "individual.sex", "location_code", "location_name",
+                   "household_code"],
+    "household": ["location_code", "location_name", "head_name", "size"],
+}
+
+
 class BeneficiaryIndexView(ScopedIndexView):
     default_ordering = "-id"
     results_template_name = "plans/beneficiary_index_results.html"
-    export_headings = {"plan.code": "Plan"}
+    # As the registry's exports and lists head the same values (schemes.registry.views).
+    export_headings = {"plan.code": "Plan", "individual.national_id": "National ID", "individual.dob": "Date of birth",
+                       "individual.sex": "Sex", "location_code": "Location code", "location_name": "Location",
+                       "household_code": "Household", "head_name": "Head", "size": "Members"}
 
     @cached_property
     def subject(self):
@@ -342,11 +355,16 @@ class BeneficiaryIndexView(ScopedIndexView):
 
     @cached_property
     def list_export(self):
-        return ["id", "plan.code", f"{self.subject}_id", str(self.subject), "status", "enrolled_at",
-                "status_changed_at", "reason", *self.attribute_columns]
+        return ["id", "plan.code", f"{self.subject}_id", str(self.subject), *SUBJECT_EXPORT_COLUMNS[self.subject],
+                "status", "enrolled_at", "status_changed_at", "reason", *self.attribute_columns]
 
     def to_row_dict(self, item):
-        return {**super().to_row_dict(item), "status": item.get_status_display()}  # as people read it
+        row = {**super().to_row_dict(item), "status": item.get_status_display()}  # as people read it
+        if self.subject == "individual":
+            row["individual.sex"] = item.individual.get_sex_display()
+            if not self.shows_sensitive:  # as the individuals export masks it
+                row["individual.national_id"] = mask(row["individual.national_id"])
+        return row
 
     def export_attributes(self):
         """The plan's schema fields, when the list is filtered to one plan (plans differ in them)."""
@@ -361,10 +379,11 @@ class BeneficiaryIndexView(ScopedIndexView):
 
     def get_base_queryset(self):
         queryset = super().get_base_queryset().select_related("plan", self.subject)
-        if self.is_export:  # its columns only: the subject's name or code, the plan's code
-            named_by = ("first_name", "last_name") if self.subject == "individual" else ("code",)
-            queryset = queryset.only("id", "plan", "plan__code", self.subject, *(f"{self.subject}__{field}" for field in named_by),
-                                     "status", "enrolled_at", "status_changed_at", "reason", "attributes")
+        if self.is_export:  # its columns only: the subject's, the plan's code, the annotations
+            subject_fields = (f"{self.subject}__{field}" for field in SUBJECT_EXPORT_FIELDS[self.subject])
+            queryset = selectors.with_export_columns(queryset, self.request.user).only(
+                "id", "plan", "plan__code", self.subject, *subject_fields, "status", "enrolled_at", "status_changed_at",
+                "reason", "attributes")
         return selectors.with_criteria_check(queryset, self.plan) if self.plan else queryset
 
     def get_context_data(self, **kwargs):

@@ -138,7 +138,8 @@ def test_the_export_of_one_plan_carries_the_criteria_and_its_schema_fields(grant
     [row] = csv_rows(client_for(clerk_a).get(reverse(BENEFICIARIES), query))
 
     # "ID" and the schema fields' names are the headings of the plan's beneficiary update file.
-    assert list(row) == ["ID", "Plan", "Individual id", "Individual", "Status", "Enrolled at", "Status changed at",
+    assert list(row) == ["ID", "Plan", "Individual id", "Individual", "National ID", "Date of birth", "Sex",
+                         "Location code", "Location", "Household", "Status", "Enrolled at", "Status changed at",
                          "Reason", "grade", "score", "school", "account"]
     assert row["Individual"].startswith("Amina") and row["Plan"] == "CG"
     assert (row["grade"], row["score"], row["account"]) == ("5", "71.5", "TZ12345678")
