@@ -15,7 +15,7 @@ from re import _parser as re_parser  # reads a pattern exactly as re compiles it
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 
 # Letters of either case: openIMIS schemas name properties like `groupId`. No double underscore: the
@@ -25,6 +25,7 @@ IDENTIFIER = RegexValidator(
     "Use letters, digits and single underscores, starting with a letter.",
 )
 MAX_DIGITS = 18  # as NUMERIC(18, n): more would not survive the database or the rules compiler
+MAX_PLACES = 10  # the rules compiler reads a decimal attribute as NUMERIC(38, 10): more decimals would be lost
 DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -135,6 +136,12 @@ class FieldDefinition(models.Model):
                                     help_text="Numbers: smallest allowed value. Text: shortest length.")
     max_value = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True,
                                     help_text="Numbers: largest allowed value. Text: longest length.")
+    decimal_places = models.PositiveSmallIntegerField(
+        null=True, blank=True,
+        validators=[MaxValueValidator(MAX_PLACES, f"At most {MAX_PLACES}: the rules read numbers to {MAX_PLACES} "
+                                                  "decimals.")],
+        help_text="Decimal numbers: the most digits allowed after the point (for amounts: 2; 0 for whole amounts). "
+                  "Empty: any.")
     pattern = models.CharField(max_length=200, blank=True,
                                help_text="Text: a regular expression the whole value must match.")
     choices = models.JSONField(default=list, blank=True,
@@ -168,6 +175,14 @@ class FieldDefinition(models.Model):
                 errors["choices"] = "A choice field needs a list of non-empty text values."
         if self.min_value is not None and self.max_value is not None and self.min_value > self.max_value:
             errors["max_value"] = "The maximum is smaller than the minimum."
+        if self.decimal_places is not None and self.field_type != FieldType.DECIMAL:
+            errors["decimal_places"] = "Only decimal numbers have decimals: leave this empty for this type."
+        elif self.decimal_places is not None:
+            for bound in ("min_value", "max_value"):
+                value = getattr(self, bound)
+                if isinstance(value, (int, Decimal)) and decimals_of(value) > self.decimal_places:
+                    errors.setdefault(bound, f"The field takes {places_text(self.decimal_places)}: "
+                                             f"{format(Decimal(value).normalize(), 'f')} has {decimals_of(value)}.")
         if errors:
             raise ValidationError(errors)
 
@@ -235,8 +250,12 @@ class FieldDefinition(models.Model):
             if number != number.to_integral_value():
                 raise ValidationError(f"'{raw}' is not a whole number.")
             return int(self._check_range(number))
-        number = self._check_range(_parse_decimal(raw))
-        return number
+        number = _parse_decimal(raw)
+        # By value: with 2 places, 12.500 is 12.5 and accepted (to_json stores it as "12.5").
+        if self.decimal_places is not None and decimals_of(number) > self.decimal_places:
+            raise ValidationError(f"{places_text(self.decimal_places).capitalize()} ('{raw}' has "
+                                  f"{decimals_of(number)}).")
+        return self._check_range(number)
 
     def format_text(self):
         """The format a text value must have, as the person typing it reads it: the field's own
@@ -293,7 +312,10 @@ class FieldDefinition(models.Model):
         if kind == FieldType.INTEGER:
             return forms.IntegerField(**common)
         if kind == FieldType.DECIMAL:
-            return forms.DecimalField(**common)
+            # The places as the input's step only: to_python checks them (by value, which Django's
+            # decimal_places would not: it refuses 12.500 with 2 places).
+            step = "any" if self.decimal_places is None else str(Decimal(1).scaleb(-self.decimal_places)).lower()
+            return forms.DecimalField(widget=forms.NumberInput(attrs={"step": step}), **common)
         return forms.CharField(**common)
 
 
@@ -316,6 +338,18 @@ def _parse_decimal(raw, example="1234.50"):
     if len(number.as_tuple().digits) > MAX_DIGITS:
         raise ValidationError(f"'{raw}' has more than {MAX_DIGITS} digits.")
     return number
+
+
+def decimals_of(number):
+    """How many decimals `number` has by value: 12.500 has 1, as 12.5 (trailing zeros change nothing)."""
+    return max(0, -Decimal(number).normalize().as_tuple().exponent)
+
+
+def places_text(places):
+    """"at most 2 decimals", as a message says what a field takes."""
+    if places == 0:
+        return "no decimals"
+    return f"at most {places} decimal{'s' if places > 1 else ''}"
 
 
 def ascii_digits(text):

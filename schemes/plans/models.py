@@ -130,7 +130,7 @@ class PlanField(FieldDefinition):
     sort_order_field = "sort_order"  # the rows keep the order they are entered in (the form can move them)
 
     panels = [FieldPanel(name) for name in ("name", "label", "field_type", "required", "unique", "sensitive",
-                                             "min_value", "max_value", "pattern")] + [
+                                             "min_value", "max_value", "decimal_places", "pattern")] + [
         FieldPanel("choices", widget=ChoiceLinesInput, help_text="Choice: the allowed values, one per line or "
                                                                  "separated by commas (a JSON list works too)."),
         FieldPanel("help_text")]

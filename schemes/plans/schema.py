@@ -1,6 +1,7 @@
 """A plan's beneficiary schema as JSON Schema (draft-07), compatible with openIMIS
 `beneficiary_data_schema` (whatever its `$schema`: openIMIS's own examples say draft-04): `type`,
-`format: date`, `enum`, `minimum`/`maximum`, `minLength`/`maxLength`, `pattern`, `required`, and
+`format: date`, `enum`, `minimum`/`maximum`, `multipleOf` as a number of decimals (0.01: at most 2),
+`minLength`/`maxLength`, `pattern`, `required`, and
 openIMIS's `uniqueness` and `validationCalculation`. Property names are the plan fields' names: letters
 of either case (openIMIS's `groupId`), digits and single underscores.
 
@@ -29,7 +30,7 @@ from schemes.bulk.beneficiaries import HOUSEHOLD_COLUMN
 from schemes.bulk.files import header_key
 from schemes.bulk.individuals import CORE_COLUMNS
 from sites.audit import audit
-from sites.fields import IDENTIFIER, FieldType, name_key, pattern_problem, without_anchors
+from sites.fields import IDENTIFIER, MAX_PLACES, FieldType, name_key, pattern_problem, without_anchors
 from workflows.services import approval_submit
 
 from .models import BenefitPlan, PlanField, PlanStatus, PlanType, check_plan_field_names
@@ -84,6 +85,8 @@ def _property(field):
             prop["minimum"] = _number(field.min_value)
         if field.max_value is not None:
             prop["maximum"] = _number(field.max_value)
+        if kind == FieldType.DECIMAL and field.decimal_places is not None:
+            prop["multipleOf"] = _number(Decimal(1).scaleb(-field.decimal_places))  # 2 places: 0.01
     elif kind == FieldType.DATE:
         prop.update(type="string", format="date")
     elif kind == FieldType.BOOLEAN:
@@ -106,7 +109,8 @@ def _property(field):
 
 
 def _number(value):
-    # JSON Schema bounds are JSON numbers; a field bound has at most 18 digits, 4 after the point.
+    # JSON Schema bounds are JSON numbers; a field bound has at most 18 digits, 4 after the point (a
+    # multipleOf, one digit: 1e-10 at the least).
     return int(value) if value == value.to_integral_value() else float(value)
 
 
@@ -199,6 +203,9 @@ def _field(name, prop, required, order):
     elif kind in ("integer", "number"):
         field.field_type = FieldType.INTEGER if kind == "integer" else FieldType.DECIMAL
         field.min_value, field.max_value = _bound(prop, "minimum"), _bound(prop, "maximum")
+        places = _places(prop)  # a whole number is a multiple of 0.01 already: checked, nothing kept
+        if kind == "number":
+            field.decimal_places = places
     elif kind == "boolean":
         field.field_type = FieldType.BOOLEAN
     else:
@@ -222,6 +229,25 @@ def _bound(prop, key):
     if not value.is_finite():
         raise ValidationError(f"\"{key}\" must be a number.")
     return value
+
+
+def _places(prop):
+    """A "multipleOf" as the decimals it allows (0.01: 2, 1: none), or None without one. Another step
+    (0.05, 5) is a check the plan's fields cannot make: refused rather than dropped unseen."""
+    if "multipleOf" not in prop:
+        return None
+    step = prop["multipleOf"]
+    try:
+        value = None if isinstance(step, bool) else Decimal(str(step)).normalize()
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite() or value <= 0:
+        raise ValidationError("\"multipleOf\" must be a number above 0.")
+    places = -value.as_tuple().exponent
+    if value.as_tuple().digits != (1,) or not 0 <= places <= MAX_PLACES:
+        raise ValidationError(f"\"multipleOf\" {step} is not supported: only a number of decimals is, as 1 (none), "
+                              f"0.1, 0.01 (at most 2 decimals)... down to 1e-{MAX_PLACES}.")
+    return places
 
 
 def _pattern(prop):

@@ -18,7 +18,7 @@ from schemes.rules.compiler import compile_rule, to_sql
 from schemes.rules.errors import RuleError
 from schemes.rules.nodes import FieldRef, Node, from_json
 from sites.audit import audit
-from sites.fields import without_anchors
+from sites.fields import places_text, without_anchors
 from sites.masking import can_view_sensitive, mask
 from sites.models import Location
 from sites.scoping import scope_for
@@ -642,7 +642,7 @@ PLAN_CHANGE_FIELDS = ("code", "name", "plan_type", "description", "institution",
                       "score_cutoff")
 # The plan's child rows a change carries: payload key -> (child relation, its fields).
 CHILD_ROWS = {"schema": ("fields", ("name", "label", "field_type", "required", "unique", "min_value", "max_value",
-                                    "pattern", "choices", "help_text", "sensitive", "sort_order")),
+                                    "decimal_places", "pattern", "choices", "help_text", "sensitive", "sort_order")),
               "cutoffs": ("cutoffs", ("location", "cutoff", "sort_order"))}
 # Payload values compared as decimals: a form's or a JSON Schema's "1.5" is the stored "1.5000".
 DECIMAL_VALUES = {"ceiling_per_beneficiary", "score_cutoff", "min_value", "max_value", "cutoff"}
@@ -691,6 +691,8 @@ def _describe_row(row):
     details = [flag for flag in ("required", "unique", "sensitive") if row.get(flag)]
     details += [f"{label} {bound_text(row[key])}" for key, label in (("min_value", "min"), ("max_value", "max"))
                 if row.get(key) not in (None, "")]
+    if row.get("decimal_places") is not None:
+        details.append(places_text(row["decimal_places"]))
     if row.get("pattern"):
         details.append(f"pattern {row['pattern']}")
     if row.get("choices"):
@@ -734,11 +736,12 @@ def _as_stored(payload):
     """A change payload as what the plan would store, to compare two: decimals by value, patterns
     without their outer anchors (a value matches its pattern whole: ^a$ checks what a does), the schema
     as its rows in order (sort_order only orders them: 0, 1, 2 and 0, 5, 9 are one order), cut-offs
-    by location (nothing reads their order: they are shown in the tree's order)."""
+    by location (nothing reads their order: they are shown in the tree's order). A key left out is
+    one left empty: a change asked for before a setting existed (decimal places) names no change to it."""
     def values(row):
         return {key: Decimal(str(value)) if key in DECIMAL_VALUES and value not in (None, "")
                 else without_anchors(value) if key == "pattern" and value else value
-                for key, value in row.items() if key != "sort_order"}
+                for key, value in row.items() if key != "sort_order" and value is not None}
 
     schema = sorted(payload.get("schema", []), key=lambda row: (row.get("sort_order") or 0, row["name"]))
     return {"plan_fields": values(payload["plan_fields"]), "schema": [values(row) for row in schema],
@@ -746,7 +749,7 @@ def _as_stored(payload):
 
 
 # What of a schema field decides which stored values it accepts.
-VALUE_CHECKS = ("field_type", "choices", "pattern", "min_value", "max_value")
+VALUE_CHECKS = ("field_type", "choices", "pattern", "min_value", "max_value", "decimal_places")
 
 
 def schema_change_impact(plan, change):
@@ -782,6 +785,8 @@ def _check_value(field, check):
     value = getattr(field, check)
     if check in ("min_value", "max_value") and value not in (None, ""):
         return Decimal(str(value))
+    if check == "decimal_places":
+        return value  # 0 (no decimals) is not None (any)
     return without_anchors(value) if check == "pattern" and value else value or None
 
 
@@ -798,6 +803,8 @@ def _checks_text(before, field, changed):
         parts.append(f"new format {field.pattern}" if field.pattern else "no format")
     if {"min_value", "max_value"} & set(changed):
         parts.append("new bounds")
+    if "decimal_places" in changed:
+        parts.append("any decimals" if field.decimal_places is None else places_text(field.decimal_places))
     return "; ".join(parts) or "changed checks"
 
 

@@ -51,13 +51,13 @@ DWELLING_WEIGHTS = (30, 35, 25, 10)
 
 # (target, name, label, type, extra definition fields)
 DEMO_FIELDS = (
-    ("individual", "income", "Monthly income", FieldType.DECIMAL, {"min_value": 0}),
+    ("individual", "income", "Monthly income", FieldType.DECIMAL, {"min_value": 0, "decimal_places": 2}),
     ("individual", "disability", "Has a disability", FieldType.BOOLEAN, {}),
     ("individual", "school_attendance", "School attendance", FieldType.CHOICE,
      {"choices": list(SCHOOL_ATTENDANCE)}),
     ("household", "dwelling_type", "Dwelling type", FieldType.CHOICE, {"choices": list(DWELLING_TYPES)}),
     ("household", "monthly_income", "Monthly income", FieldType.DECIMAL,
-     {"min_value": 0, "help_text": "Sum of the members' monthly incomes."}),
+     {"min_value": 0, "decimal_places": 2, "help_text": "Sum of the members' monthly incomes."}),
 )
 
 # National IDs: 12 digits, unique by construction. The n-th adult gets FIRST + (n * STEP + offset)

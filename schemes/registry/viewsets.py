@@ -138,7 +138,7 @@ class RegistryFieldViewSet(ModelViewSet):
         FieldRowPanel([FieldPanel("target"), FieldPanel("field_type")]),
         FieldRowPanel([FieldPanel("name"), FieldPanel("label")]),
         FieldRowPanel([FieldPanel("required"), FieldPanel("sensitive")]),
-        FieldRowPanel([FieldPanel("min_value"), FieldPanel("max_value")]),
+        FieldRowPanel([FieldPanel("min_value"), FieldPanel("max_value"), FieldPanel("decimal_places")]),
         FieldPanel("pattern"),
         FieldPanel("choices"),
         FieldPanel("help_text"),

@@ -217,6 +217,38 @@ def test_decimal_range_messages_show_plain_numbers():
     assert error_of(amount, "100.01") == "Must be at most 100."
 
 
+@pytest.mark.parametrize("raw", ["1234.567", Decimal("1234.567"), "0.001", "١٢٣٤.٥٦٧"])
+def test_an_amount_with_more_decimals_than_its_places_is_refused(raw):
+    """QA: "1234.5678912" in a monthly income was stored as it was."""
+    assert error_of(field(FieldType.DECIMAL, decimal_places=2), raw) == (
+        f"At most 2 decimals ('{raw}' has 3).")
+
+
+@pytest.mark.parametrize("raw, expected", [("1234.5", "1234.5"), ("1234.56", "1234.56"), ("12.500", "12.5"),
+                                           ("12.000", "12"), ("1200", "1200"), (Decimal("0.10"), "0.1")])
+def test_trailing_zeros_do_not_count_as_decimals(raw, expected):
+    """12.500 is 12.5 by value: it fits 2 places, and is stored as every 12.5 is."""
+    amount = field(FieldType.DECIMAL, decimal_places=2)
+
+    assert amount.to_json(amount.to_python(raw)) == expected
+
+
+def test_places_say_what_they_allow_in_the_singular_and_for_none():
+    assert error_of(field(FieldType.DECIMAL, decimal_places=1), "12.55") == "At most 1 decimal ('12.55' has 2)."
+    assert error_of(field(FieldType.DECIMAL, decimal_places=0), "12.5") == "No decimals ('12.5' has 1)."
+    assert field(FieldType.DECIMAL, decimal_places=0).to_python("12.0") == Decimal("12")
+
+
+def test_a_decimal_without_places_takes_any_decimals_as_before():
+    assert field(FieldType.DECIMAL).to_python("1234.5678912") == Decimal("1234.5678912")
+
+
+def test_places_are_checked_before_the_range():
+    amount = field(FieldType.DECIMAL, decimal_places=2, max_value=Decimal("100.0000"))
+
+    assert error_of(amount, "100.001") == "At most 2 decimals ('100.001' has 3)."
+
+
 # --- date -------------------------------------------------------------------------------------
 
 
@@ -505,6 +537,32 @@ def test_clean_rejects_min_above_max():
     assert exc.value.message_dict["max_value"] == ["The maximum is smaller than the minimum."]
 
 
+@pytest.mark.parametrize("field_type", [kind for kind in FieldType.values if kind != FieldType.DECIMAL])
+def test_clean_refuses_places_on_anything_but_a_decimal(field_type):
+    with pytest.raises(ValidationError) as exc:
+        field(field_type, choices=["a"], decimal_places=2).clean()
+    assert exc.value.message_dict == {
+        "decimal_places": ["Only decimal numbers have decimals: leave this empty for this type."]}
+
+
+def test_clean_refuses_bounds_with_more_decimals_than_the_places():
+    with pytest.raises(ValidationError) as exc:
+        field(FieldType.DECIMAL, decimal_places=2, min_value=Decimal("0.1250"), max_value=Decimal("99.9990")).clean()
+    assert exc.value.message_dict == {"min_value": ["The field takes at most 2 decimals: 0.125 has 3."],
+                                      "max_value": ["The field takes at most 2 decimals: 99.999 has 3."]}
+
+
+def test_clean_accepts_bounds_within_the_places_as_stored_with_four_decimals():
+    field(FieldType.DECIMAL, decimal_places=2, min_value=Decimal("0.5000"), max_value=Decimal("1000.0000")).clean()
+    field(FieldType.DECIMAL, decimal_places=0, min_value=Decimal("10.0000")).clean()
+
+
+def test_places_above_what_the_rules_read_are_refused():
+    with pytest.raises(ValidationError) as exc:
+        field(FieldType.DECIMAL, decimal_places=11).full_clean()
+    assert exc.value.message_dict["decimal_places"] == ["At most 10: the rules read numbers to 10 decimals."]
+
+
 def test_clean_reports_every_problem_at_once():
     with pytest.raises(ValidationError) as exc:
         field(FieldType.CHOICE, name="status", pattern="(", choices=[]).clean()
@@ -548,6 +606,15 @@ def test_schema_clean_names_every_bad_field_and_unknown_names():
         "water": ["'river' is not one of: tap, well."],
         "colour": ["'colour' is not a defined attribute."],
     }
+
+
+def test_schema_clean_names_an_amount_with_too_many_decimals():
+    """As a form shows it: under the attribute's own field."""
+    amounts = AttributeSchema([field(FieldType.DECIMAL, name="income", label="Income", decimal_places=2)])
+
+    with pytest.raises(ValidationError) as exc:
+        amounts.clean({"income": Decimal("1234.567")})
+    assert exc.value.message_dict == {"income": ["At most 2 decimals ('1234.567' has 3)."]}
 
 
 def test_schema_clean_prefix_and_missing_required():
@@ -603,6 +670,13 @@ def test_required_boolean_form_field_accepts_no():
     assert form_field.clean("true") is True
     with pytest.raises(ValidationError):
         form_field.clean("")
+
+
+def test_the_decimal_form_field_steps_by_the_places():
+    """The browser's arrows and its own check follow the places; the engine still checks them."""
+    assert field(FieldType.DECIMAL, decimal_places=2).form_field().widget.attrs["step"] == "0.01"
+    assert field(FieldType.DECIMAL, decimal_places=0).form_field().widget.attrs["step"] == "1"
+    assert field(FieldType.DECIMAL).form_field().widget.attrs["step"] == "any"
 
 
 def test_decimal_with_more_digits_than_the_database_holds_is_refused():

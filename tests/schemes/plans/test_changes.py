@@ -578,3 +578,22 @@ def test_the_checkers_read_a_whole_number_fields_bounds_as_written(plan_with_dat
     [row] = services.plan_change_diff(plan_with_data, change)
 
     assert row == ["Schema field grade", "Grade (integer)", "Grade (integer, min 1, max 10)"]
+
+
+@pytest.mark.parametrize("places, message, refused", [(0, "no decimals", 2), (2, "at most 2 decimals", 0)])
+def test_fewer_decimals_for_an_amount_count_the_values_held_with_more(plan_with_data, places, message, refused):
+    """Income holds 25000.5 twice: no decimals refuses them, 2 keeps them."""
+    change = changed_schema(plan_with_data, income={"decimal_places": places})
+
+    assert services.schema_change_impact(plan_with_data, change) == {
+        f"Income: beneficiaries holding a value it no longer accepts ({message})": refused}
+    assert services.plan_change_diff(plan_with_data, change) == [
+        ["Schema field income", "Income (decimal)", f"Income (decimal, {message})"]]
+
+
+def test_a_change_asked_for_before_decimal_places_existed_names_no_change_to_them(plan_with_data):
+    change = services.plan_change_payload(plan_with_data)
+    for row in change["schema"]:
+        del row["decimal_places"]
+
+    assert services.plan_change_diff(plan_with_data, change) == []

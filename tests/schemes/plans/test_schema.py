@@ -367,3 +367,55 @@ def test_an_imported_pattern_ending_in_a_literal_dollar_keeps_it(designer):
     [field] = parsed.fields
     assert field.pattern == r"[0-9]+\$"
     assert field.to_python("25$") == "25$"
+
+
+def test_an_amounts_decimals_are_exported_as_multiple_of_and_imported_back(designer):
+    """Lost on the way, an income field would take 1234.5678912 again after a download and upload."""
+    plan = BenefitPlan.objects.create(code="EG", name="Elderly grant")
+    PlanField.objects.create(plan=plan, name="pension", label="Pension", field_type=FieldType.DECIMAL,
+                             decimal_places=2, min_value=Decimal("0.5000"))
+    PlanField.objects.create(plan=plan, name="weight", label="Weight", field_type=FieldType.DECIMAL)
+
+    exported = export_schema(plan)
+    other = BenefitPlan.objects.create(code="EG2", name="Copy")
+    schema_import(plan=other, data=json.loads(json.dumps(exported)), by=designer)
+
+    assert exported["properties"]["pension"] == {"title": "Pension", "type": "number", "minimum": 0.5,
+                                                 "multipleOf": 0.01}
+    assert '"multipleOf": 0.01' in json.dumps(exported)  # a JSON number, as JSON Schema has it
+    assert "multipleOf" not in exported["properties"]["weight"]
+    assert dict(other.fields.values_list("name", "decimal_places")) == {"pension": 2, "weight": None}
+    assert export_schema(other)["properties"] == exported["properties"]
+    assert "decimal_places" in [panel.field_name for panel in PlanField.panels]  # and on the plan's form
+
+
+@pytest.mark.parametrize("step, places", [(0.01, 2), (0.1, 1), (1, 0), (1e-05, 5), ("0.001", 3)])
+def test_a_multiple_of_a_power_of_ten_is_a_number_of_decimals(step, places):
+    [field] = parse_schema({"properties": {"income": {"type": "number", "multipleOf": step}}}).fields
+
+    assert (field.field_type, field.decimal_places) == (FieldType.DECIMAL, places)
+
+
+def test_a_whole_number_may_say_it_is_a_multiple_of_one_and_keeps_no_places():
+    [field] = parse_schema({"properties": {"children": {"type": "integer", "multipleOf": 1}}}).fields
+
+    assert (field.field_type, field.decimal_places) == (FieldType.INTEGER, None)
+
+
+@pytest.mark.parametrize("prop, message", [
+    ({"type": "number", "multipleOf": 0.05}, "\"multipleOf\" 0.05 is not supported: only a number of decimals is"),
+    ({"type": "number", "multipleOf": 5}, "\"multipleOf\" 5 is not supported"),
+    ({"type": "integer", "multipleOf": 5}, "\"multipleOf\" 5 is not supported"),
+    ({"type": "number", "multipleOf": 1e-11}, "down to 1e-10"),
+    ({"type": "number", "multipleOf": 0}, "\"multipleOf\" must be a number above 0."),
+    ({"type": "number", "multipleOf": True}, "\"multipleOf\" must be a number above 0."),
+    ({"type": "number", "multipleOf": "cents"}, "\"multipleOf\" must be a number above 0."),
+    ({"type": "number", "multipleOf": 0.01, "minimum": 0.125}, "at most 2 decimals: 0.125 has 3"),
+])
+def test_a_multiple_of_that_is_not_a_number_of_decimals_is_refused_with_the_reason(prop, message):
+    """A check the plan's fields cannot make is refused, not dropped unseen."""
+    with pytest.raises(ValidationError) as error:
+        parse_schema({"properties": {"amount": prop}})
+
+    assert any(text.startswith("Property 'amount': ") and message in text for text in error.value.messages), (
+        error.value.messages)
