@@ -45,6 +45,13 @@ def labels_of(choices):
     return lambda: [label for _value, label in choices.choices]
 
 
+SEX_NOT_RECORDED = "Not recorded"
+
+
+def sex_rows():
+    return [*labels_of(Sex)(), SEX_NOT_RECORDED]
+
+
 # --- beneficiaries ---------------------------------------------------------------------------------
 
 
@@ -130,7 +137,7 @@ def _status_value(label):
 
 
 @metric("beneficiaries_by_sex", label="Beneficiaries by sex", permissions=BENEFICIARY_READ,
-        category="sex", values=("beneficiaries",), rows=labels_of(Sex),
+        category="sex", values=("beneficiaries",), rows=sex_rows,
         description="People enrolled in individual plans and heads of enrolled households, by sex.")
 def beneficiaries_by_sex(user, filters):
     return _by_sex(_count_by(_beneficiary_people(user, filters), lambda path: _field(f"{path}__sex")),
@@ -201,7 +208,7 @@ def _people_by(user, filters, expression):
 
 
 @metric("people_by_sex", label="People registered by sex", permissions=REGISTRY_READ,
-        category="sex", values=("people",), rows=labels_of(Sex), description="Registered people by sex.")
+        category="sex", values=("people",), rows=sex_rows, description="Registered people by sex.")
 def people_by_sex(user, filters):
     return _by_sex(_people_by(user, filters, _field("sex")), "people", "People")
 
@@ -409,8 +416,12 @@ def _age_band(dob_field):
 
 
 def _by_sex(counts, key, label):
-    return Table(columns=(Column("sex", "Sex"), Column(key, label, "number")),
-                 rows=tuple((name, counts.get(value, 0)) for value, name in Sex.choices))
+    """A row per sex, and one for people whose sex is not recorded (openIMIS files carry none) when
+    there are any."""
+    rows = [(name, counts.get(value, 0)) for value, name in Sex.choices]
+    if counts.get(""):
+        rows.append((SEX_NOT_RECORDED, counts[""]))
+    return Table(columns=(Column("sex", "Sex"), Column(key, label, "number")), rows=tuple(rows))
 
 
 def _by_age_band(counts, key, label):

@@ -59,7 +59,7 @@ CORE_COLUMNS = [
     Column("first_name", ("first name", "given name", "given_name"), required=True),
     Column("last_name", ("last name", "surname", "family name", "family_name"), required=True),
     Column("dob", ("date of birth", "date_of_birth", "birth_date", "birthdate"), required=True),
-    Column("sex", ("gender",), required=True),
+    Column("sex", ("gender",)),
     Column("national_id", ("national id number", "id number", "nin")),
     Column("phone", ("phone number", "mobile", "mobile number", "telephone")),
     Column("location", ("location code", "location_code")),
@@ -224,8 +224,8 @@ class PersonRows:
                 found.append((header_of["dob"], str(error)))
         raw = given.get("sex", "")
         sex = SEX.get(raw.casefold(), "")
-        if not sex:
-            found.append((header_of.get("sex", "sex"), f"'{raw}' is not F, M or O." if raw else "Required."))
+        if raw and not sex:
+            found.append((header_of["sex"], f"'{raw}' is not F, M or O (or leave it empty: not recorded)."))
         phone = given.get("phone", "")
         if is_masked(phone):
             found.append((header_of["phone"], MASKED_MESSAGE))

@@ -197,7 +197,9 @@ class Individual(models.Model):
     first_name = models.CharField(max_length=100)
     last_name = models.CharField(max_length=100)
     dob = models.DateField("date of birth")
-    sex = models.CharField(max_length=1, choices=Sex.choices)
+    # Blank when not recorded: the openIMIS individuals template (first_name, last_name, dob and the
+    # schema's fields) has no such column, and its files must load unchanged.
+    sex = models.CharField(max_length=1, choices=Sex.choices, blank=True)
     national_id = models.CharField("national ID", max_length=64, null=True, blank=True)
     phone = models.CharField(max_length=32, blank=True)
     # No index of its own: individual_loc_idx starts with it (one index less to write per person).
@@ -321,6 +323,18 @@ class MemberRole(models.Model):
 
     def __str__(self):
         return self.label
+
+    def delete_problem(self):
+        """Why the role cannot be deleted, or "": Head and Member are built in (imports and households
+        need them; the database keeps no link to check memberships against), and a role members hold
+        stays while they hold it (read once: no index on memberships' roles, and deleting is rare)."""
+        if self.code in (self.HEAD, self.MEMBER):
+            return f"{self.label} is built in: every household and household file needs it. Rename it instead."
+        held = self.memberships.count()
+        if held:
+            return (f"{held} household member{'s' if held != 1 else ''} ha{'ve' if held != 1 else 's'} the role "
+                    f"{self.label}: give them another role first.")
+        return ""
 
     @classmethod
     def ensure_defaults(cls):

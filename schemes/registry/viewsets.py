@@ -1,6 +1,10 @@
+from django.contrib import messages
+from django.shortcuts import redirect
 from django.urls import path
+from django.utils.functional import cached_property
 from wagtail.admin.forms import WagtailAdminModelForm
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, MultiFieldPanel, ObjectList
+from wagtail.admin.views import generic
 from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
 
 from sites.forms import AttributesPanel, FieldDefinitionForm, RecordObjectList
@@ -155,12 +159,29 @@ class MemberRoleForm(WagtailAdminModelForm):
             self.fields["code"].disabled = True
 
 
+class MemberRoleDeleteView(generic.DeleteView):
+    """Says up front why a built-in role or one members hold cannot be deleted (instead of an error)."""
+
+    template_name = "registry/member_role_confirm_delete.html"
+
+    @cached_property
+    def problem(self):
+        return self.object.delete_problem()
+
+    def form_valid(self, form):
+        if self.problem:
+            messages.error(self.request, self.problem)
+            return redirect(self.index_url_name)
+        return super().form_valid(form)
+
+
 class MemberRoleViewSet(ModelViewSet):
     model = MemberRole
     icon = "tag"
     menu_label = "Member roles"
     list_display = ["label", "code", "sort_order"]
     copy_view_enabled = False
+    delete_view_class = MemberRoleDeleteView
     edit_handler = ObjectList([FieldPanel("code"), FieldPanel("label"), FieldPanel("sort_order")],
                               base_form_class=MemberRoleForm)
 

@@ -17,7 +17,7 @@ from dashboards.metrics import Filters, cached, compute, registered_metrics
 from schemes.bulk.models import Upload, UploadKind
 from schemes.payments.models import PaymentLine
 from schemes.plans.models import BenefitPlan
-from tests.factories import UserFactory
+from tests.factories import IndividualFactory, UserFactory
 from tests.schemes.payments.conftest import enrol, household_of
 
 pytestmark = pytest.mark.django_db
@@ -371,3 +371,12 @@ def test_a_head_living_outside_the_viewers_locations_is_not_described(geo, peopl
 
     assert compute("beneficiaries_by_location", manager_a).total("beneficiaries", where=geo.district_a.name) == 5
     assert compute("beneficiaries_by_sex", manager_a).total("beneficiaries") == 4
+
+
+def test_people_whose_sex_is_not_recorded_have_their_own_row(geo, people, manager_b):
+    IndividualFactory.create_batch(2, sex="", location=geo.village_b)
+
+    table = compute("people_by_sex", manager_b)
+
+    assert as_dict(table, "sex", "people") == {"Female": 1, "Not recorded": 2}
+    assert "Not recorded" in metrics.get_metric("people_by_sex").rows()

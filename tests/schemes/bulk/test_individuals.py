@@ -111,7 +111,7 @@ def test_every_bad_row_is_named_with_its_column_and_the_good_rows_still_import(c
     rows = {row["first_name"] + row["last_name"]: row["errors"] for row in errors_of(upload)}
     assert "Asha" not in " ".join(rows)
     bad = rows["Mollel"]
-    for expected in ("first_name: Required.", "dob: '1980-02-31' is not a real date.", "sex: 'X' is not F, M or O.",
+    for expected in ("first_name: Required.", "dob: '1980-02-31' is not a real date.", "sex: 'X' is not F, M or O (or leave it empty: not recorded).",
                      "national_id: '1.23E+15' was turned into a number by Excel", "income:"):
         assert expected in bad
     assert "on more than one row" in rows["DupOne"] and "on more than one row" in rows["DupTwo"]
@@ -618,7 +618,7 @@ def test_a_file_past_one_batch_with_a_bad_row_is_checked(clerk, geo, django_capt
 
     assert upload.status == UploadStatus.READY
     assert upload.counts["valid"] == 5_999 and upload.counts["errors"] == 1
-    assert [row["errors"] for row in errors_of(upload)] == ["sex: 'X' is not F, M or O."]
+    assert [row["errors"] for row in errors_of(upload)] == ["sex: 'X' is not F, M or O (or leave it empty: not recorded)."]
 
 
 def test_an_approved_import_not_yet_applied_cannot_be_submitted_again(clerk, checker, geo,
