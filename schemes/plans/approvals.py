@@ -180,7 +180,7 @@ def prepare_change(payload, by):
     plan = _plan(payload)
     if not by.has_perm("plans.change_benefitplan"):
         raise PermissionDenied("You may not change benefit plans.")
-    services.check_plan_changes(plan)
+    services.check_plan_changes(plan, by)
     change = {key: payload[key] for key in ("plan_fields", "schema", "cutoffs")}
     diff = services.plan_change_diff(plan, change)
     if not diff:

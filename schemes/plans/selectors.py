@@ -202,8 +202,9 @@ def beneficiary_history(beneficiary, user, limit=8):
 def plan_data_changes(entry, definitions, *, show_sensitive):
     """[(label, old, new)] of a `mizani.beneficiary_attributes` entry, labelled by the plan's schema
     (`definitions` by name; a field deleted since keeps its name). The trail keeps a sensitive field's
-    values masked; a field made sensitive since is masked here for a reader who may not see it. An
-    entry written before the values were kept names the fields alone (old and new None)."""
+    values masked; a field made sensitive since is masked here for a reader who may not see it, and so
+    is a field deleted since (it may have been made sensitive before it went). An entry written before
+    the values were kept names the fields alone (old and new None)."""
     if entry.action != "mizani.beneficiary_attributes":
         return []
     data = entry.data or {}
@@ -211,7 +212,7 @@ def plan_data_changes(entry, definitions, *, show_sensitive):
     rows = []
     for name, (old, new) in changes.items():
         definition = definitions.get(name)
-        hidden = definition is not None and definition.sensitive and not show_sensitive
+        hidden = (definition is None or definition.sensitive) and not show_sensitive
         rows.append((definition.label if definition else name, _shown(old, hidden), _shown(new, hidden)))
     return rows
 

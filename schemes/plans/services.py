@@ -830,19 +830,29 @@ def plan_version(plan):
     return f"{plan.latest_revision_id or 0}:{plan.status}"
 
 
-def check_plan_changes(plan):
-    """Every way of changing a plan (a save, a schema import, a `plans.change` request) asks this
-    first, so a closed plan is refused before anything is applied or submitted."""
+ACTIVE_PLAN_CHANGE_SCOPE = ("Changing an active plan affects its beneficiaries in every location: it takes a user "
+                            "with national scope.")
+
+
+def check_plan_changes(plan, by):
+    """Every way of changing a plan (a save, a schema import, a `plans.change` request and its
+    execution) asks this first, so a closed plan is refused before anything is applied or submitted.
+    An active plan's change (schema, criteria, formula...) reaches its beneficiaries in every location,
+    and the request counts the data it affects in all of them: it takes national scope, as closing
+    does. A draft has no beneficiaries: whoever may change plans edits it."""
     if plan.status == PlanStatus.CLOSED:
         raise ValidationError(f"{plan} is closed: it no longer changes.")
+    if plan.status == PlanStatus.ACTIVE and not scope_for(by).national:
+        raise PermissionDenied(ACTIVE_PLAN_CHANGE_SCOPE)
 
 
-def plan_lock_for_change(plan, *, approved=False):
-    """The plan, locked for a change. Only a draft changes directly: its status was read before this
-    lock, so a plan activated meanwhile is refused rather than changed without approval. An approved
-    `plans.change` applies to the active plan it was made for. Call it inside the change's transaction."""
+def plan_lock_for_change(plan, *, by, approved=False):
+    """The plan, locked for a change by `by`. Only a draft changes directly: its status was read before
+    this lock, so a plan activated meanwhile is refused rather than changed without approval. An
+    approved `plans.change` applies to the active plan it was made for. Call it inside the change's
+    transaction."""
     plan = BenefitPlan.objects.select_for_update().get(pk=plan.pk)
-    check_plan_changes(plan)
+    check_plan_changes(plan, by)
     if not approved and plan.status != PlanStatus.DRAFT:
         raise ValidationError(f"{plan} was activated meanwhile, so nothing was changed: save again to "
                               "submit the change for approval.")
@@ -855,7 +865,7 @@ def plan_change(*, plan, change, by, approved=False):
     to a draft, or (`approved`, run by the `plans.change` request) to an active plan. A change that
     would store what the plan has (its schema in the same order) records nothing."""
     _require_permission(by, "plans.change_benefitplan")
-    plan = plan_lock_for_change(plan, approved=approved)
+    plan = plan_lock_for_change(plan, by=by, approved=approved)
     if _as_stored(plan_change_payload(plan)) == _as_stored(change):
         return plan  # saved unchanged (a form, a schema imported again): no new version
     diff = plan_change_diff(plan, change)

@@ -107,12 +107,14 @@ class PlanEditView(generic.EditView):
     closed plan does not change. Every save is `services.plan_change`, so both paths keep its rules."""
 
     def get(self, request, *args, **kwargs):
-        status = self.get_object().status
-        if status == PlanStatus.ACTIVE:
+        plan = self.get_object()
+        if plan.status == PlanStatus.CLOSED:
+            messages.warning(request, "This plan is closed: it no longer changes, and saving is refused.")
+        elif refusal := _change_refusal(plan, request.user):
+            messages.warning(request, f"{refusal} Saving is refused.")
+        elif plan.status == PlanStatus.ACTIVE:
             messages.info(request, "This plan is active: saving submits the change for approval as a new "
                                    "version; nothing changes until it is approved.")
-        elif status == PlanStatus.CLOSED:
-            messages.warning(request, "This plan is closed: it no longer changes, and saving is refused.")
         return super().get(request, *args, **kwargs)
 
     def form_valid(self, form):
@@ -124,8 +126,9 @@ class PlanEditView(generic.EditView):
                 _warn_of_data_impact(self.request, approval)
                 return redirect("workflows_approvals:inspect", approval.pk)
             return super().form_valid(form)
-        except ValidationError as error:
-            errors = error.error_dict if hasattr(error, "error_dict") else {None: error.error_list}
+        except (ValidationError, PermissionDenied) as error:
+            errors = ({None: [refusal_message(error)]} if isinstance(error, PermissionDenied)
+                      else error.error_dict if hasattr(error, "error_dict") else {None: error.error_list})
             for name, problems in errors.items():
                 form.add_error(name if name in form.fields else None, problems)
             self.produced_error_message = self.get_error_message()
@@ -145,6 +148,16 @@ class PlanEditView(generic.EditView):
         if getattr(self, "unchanged", False):
             return f"Nothing changed in {self.object}: no new version was saved."
         return super().get_success_message()
+
+
+def _change_refusal(plan, user):
+    """Why `user` may not change `plan` (an active plan takes national scope), or "": said when its edit
+    or schema import page opens, not only once a change is submitted."""
+    try:
+        services.check_plan_changes(plan, user)
+    except (ValidationError, PermissionDenied) as error:
+        return refusal_message(error)
+    return ""
 
 
 def _warn_of_data_impact(request, approval):
@@ -635,6 +648,8 @@ def schema_import_view(request, pk):
         raise PermissionDenied
     form = SchemaUploadForm(request.POST or None, request.FILES or None)
     errors = []
+    if request.method == "GET" and (refusal := _change_refusal(plan, request.user)):
+        messages.warning(request, f"{refusal} Importing is refused.")
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         try:
@@ -646,6 +661,8 @@ def schema_import_view(request, pk):
             errors = [f"The file is not valid JSON: {error}."]
         except ValidationError as error:
             errors = error.messages
+        except PermissionDenied as error:
+            errors = [refusal_message(error)]
         else:
             for note in parse_schema(data, plan_type=plan.plan_type).notes:
                 messages.info(request, note)

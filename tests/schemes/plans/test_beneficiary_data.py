@@ -247,6 +247,26 @@ def test_the_history_shows_old_and_new_values_by_label_masked_for_readers_who_ma
     assert not re.search(r">\s*Edit\s*</a>", full.content.decode())  # no "Edit" button: there is no edit form
 
 
+@pytest.mark.usefixtures("beneficiary_approval_off")
+def test_a_field_made_sensitive_then_removed_stays_masked_in_the_history(beneficiaries, clerk_a,
+                                                                         editor_without_sensitive):
+    """Security review: once its definition was gone, the field's values showed in full to a reader
+    without the permission (its sensitivity is no longer known)."""
+    asha = beneficiaries["asha"]
+    update(asha, clerk_a, grade=3, school_code="ABC-001", card=98765, account="TZ12345678")
+    PlanField.objects.filter(plan=asha.plan, name="card").update(sensitive=True)  # it holds card numbers
+    PlanField.objects.filter(plan=asha.plan, name="card").delete()  # then it leaves the schema
+    reader, clerk = client_for(editor_without_sensitive), client_for(clerk_a)
+
+    record = reader.get(reverse("plans_beneficiary:inspect", args=[asha.pk]))
+    history = reader.get(reverse("plans_beneficiary:history", args=[asha.pk])).content.decode()
+
+    assert record.context["history"][0].changes == [("card", "•", "•••••")]
+    assert "98765" not in record.content.decode() and "98765" not in history
+    assert "card: • → •••••" in history
+    assert "card: 7 → 98765" in clerk.get(reverse("plans_beneficiary:history", args=[asha.pk])).content.decode()
+
+
 def test_an_entry_written_before_values_were_kept_names_its_fields(beneficiaries, clerk_a):
     asha = beneficiaries["asha"]
     audit(asha, "mizani.beneficiary_attributes", by=clerk_a, data={"changed": ["grade", "gone"]})

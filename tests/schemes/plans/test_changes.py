@@ -2,10 +2,11 @@
 through approval (operation plans.change), shown to checkers as a diff, void if the plan moved on."""
 
 import json
+import re
 
 import pytest
 from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
@@ -597,3 +598,91 @@ def test_a_change_asked_for_before_decimal_places_existed_names_no_change_to_the
         del row["decimal_places"]
 
     assert services.plan_change_diff(plan_with_data, change) == []
+
+
+# --- who changes an active plan: national scope (its beneficiaries are in every location) -------------
+
+NATIONAL_ONLY = re.escape(services.ACTIVE_PLAN_CHANGE_SCOPE)
+
+
+@pytest.fixture
+def district_designer(geo):
+    return UserFactory(role="Scheme administrator", locations=[geo.district_a])
+
+
+@pytest.mark.parametrize("what", ["schema", "name"])
+def test_a_district_designers_change_of_an_active_plan_is_refused_before_anything_is_counted(
+        plan_with_data, designer, district_designer, checker, change_workflow, geo, what):
+    """Security review: the request, which its maker reads (and the warning after saving), counted the
+    data held by the plan's beneficiaries in every district, not only the maker's."""
+    now = timezone.now()
+    Beneficiary.objects.create(plan=plan_with_data, individual=IndividualFactory(location=geo.village_b),
+                               attributes={"marital": "Widowed"}, enrolled_at=now, status_changed_at=now)
+    change = changed_schema(plan_with_data, marital={"choices": ["Single", "Married"]})
+    if what == "name":
+        change = services.plan_change_payload(plan_with_data)
+        change["plan_fields"]["name"] = "Renamed"
+
+    with pytest.raises(PermissionDenied, match=NATIONAL_ONLY):
+        approval_submit(operation="plans.change", by=district_designer, payload={"plan": plan_with_data.pk, **change})
+
+    assert not ApprovalRequest.objects.exists()
+    if what == "schema":  # a national designer is told the plan-wide count: district B's one included
+        request = approval_submit(operation="plans.change", by=designer, payload={"plan": plan_with_data.pk, **change})
+        assert list(request.summary["counts"].values()) == [3]
+
+
+def test_an_approved_change_is_not_applied_for_a_maker_without_national_scope(plan_with_data, district_designer):
+    change = changed_schema(plan_with_data, marital={"choices": ["Single", "Married"]})
+
+    with pytest.raises(PermissionDenied, match=NATIONAL_ONLY):
+        services.plan_change(plan=plan_with_data, change=change, by=district_designer, approved=True)
+
+    assert PlanField.objects.get(plan=plan_with_data, name="marital").choices == ["Single", "Married", "Widowed"]
+
+
+def test_the_edit_page_of_an_active_plan_tells_a_district_designer_up_front_and_the_save_is_refused(
+        active_plan, district_designer, change_workflow):
+    url = reverse("plans_plan:edit", args=[active_plan.pk])
+
+    page = client_for(district_designer).get(url).content.decode()
+    response = edit(district_designer, active_plan, name="Renamed")
+
+    assert f"{services.ACTIVE_PLAN_CHANGE_SCOPE} Saving is refused." in page
+    assert "saving submits the change for approval" not in page
+    assert response.status_code == 200
+    assert services.ACTIVE_PLAN_CHANGE_SCOPE in response.content.decode()
+    assert not ApprovalRequest.objects.exists()
+    assert BenefitPlan.objects.get(pk=active_plan.pk).name == "Child grant"
+
+
+def test_the_schema_import_of_an_active_plan_is_refused_to_a_district_designer_up_front_and_when_posted(
+        active_plan, district_designer, change_workflow):
+    url = reverse("plans_plan:schema_import", args=[active_plan.pk])
+    client = client_for(district_designer)
+    upload = SimpleUploadedFile("schema.json", json.dumps({"properties": {"grade": {"type": "string"}}}).encode(),
+                                content_type="application/json")
+
+    page = client.get(url).content.decode()
+    response = client.post(url, {"file": upload})
+
+    assert f"{services.ACTIVE_PLAN_CHANGE_SCOPE} Importing is refused." in page
+    assert response.status_code == 200
+    assert services.ACTIVE_PLAN_CHANGE_SCOPE in response.content.decode()
+    assert not ApprovalRequest.objects.exists()
+    assert PlanField.objects.get(plan=active_plan).field_type == "integer"
+
+
+def test_a_district_designer_still_edits_a_draft_plan_directly(designer, district_designer):
+    """A draft has no beneficiaries: nothing of another district to count."""
+    client_for(designer).post(reverse("plans_plan:add"), plan_form())
+    plan = BenefitPlan.objects.get(code="CG")
+    url = reverse("plans_plan:edit", args=[plan.pk])
+
+    page = client_for(district_designer).get(url).content.decode()
+    response = client_for(district_designer).post(url, plan_form(name="Renamed"))
+
+    assert "national scope" not in page
+    assert response.status_code == 302
+    assert BenefitPlan.objects.get(pk=plan.pk).name == "Renamed"
+    assert not ApprovalRequest.objects.exists()
