@@ -1,16 +1,19 @@
-"""The location list from a file (columns code, name, parent_code; the parent empty for the top of
-the tree): creates new locations and renames or moves registered ones (matched by code).
+"""The location list from a file (columns code, name, parent_code): creates new locations and renames
+or moves registered ones (matched by code). An empty parent_code keeps a registered location's parent
+(a file that only renames leaves the tree as it is) and puts a new location at the top of the tree.
 
 The check resolves the tree in memory (a country's list is some thousands of rows, at most a few
 hundred thousand): each row's parent is in the file or registered, no cycle, no location moved under
-itself, and each row within the uploader's locations. The import creates the new locations one level
-at a time (one INSERT and one path UPDATE per level), renames in one UPDATE, and moves a registered
-location with its subtree (Location.save rewrites the subtree's paths in one statement)."""
+itself or to another level, and each row (and where a move takes it) within the uploader's locations.
+The import creates the new locations one level at a time (one INSERT and one path UPDATE per level),
+renames in one UPDATE, and moves a registered location with its subtree (Location.save rewrites the
+subtree's paths in one statement)."""
 
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, F, Func, OuterRef, Subquery
 
-from sites.models import Location
+from schemes.registry.models import Household, Individual
+from sites.models import Location, OrganisationSettings
 from sites.scoping import scope_for
 
 from .files import Column
@@ -21,9 +24,11 @@ from .staging import StagingWriter
 COLUMNS = [
     Column("code", ("location code", "location_code"), required=True),
     Column("name", ("location name", "location_name"), required=True),
-    Column("parent_code", ("parent", "parent code", "parent_location_code"), required=True),
+    # Optional: left out, as left empty, it keeps registered locations where they are (a rename file).
+    Column("parent_code", ("parent", "parent code", "parent_location_code")),
 ]
 STAGED_FIELDS = ("upload", "row_number", "valid", "code", "name", "parent_code")
+TOP = "the top level"
 
 
 class Importer:
@@ -38,15 +43,15 @@ class Importer:
         return [column.name for column in COLUMNS]
 
     def stage(self, upload, table, user):
-        index = [table.mapping[column.name] for column in COLUMNS]
-        header = [table.headers[i] for i in index]
+        index = [table.mapping.get(column.name) for column in COLUMNS]
+        header = [column.name if i is None else table.headers[i] for column, i in zip(COLUMNS, index, strict=True)]
         count = 0
         with StagingWriter(StagedLocation, STAGED_FIELDS, streaming=True) as rows, \
                 StagingWriter(StagedError, ERROR_FIELDS) as errors:
             for row_number, cells, problem in table.rows():
                 count += 1
                 found = [(problem.column or "", problem.message)] if problem else []
-                code, name, parent = (cells[i].strip() if i < len(cells) else "" for i in index)
+                code, name, parent = (cells[i].strip() if i is not None and i < len(cells) else "" for i in index)
                 for column, value, limit in ((header[0], code, 32), (header[1], name, 128), (header[2], parent, 32)):
                     if len(value) > limit:
                         found.append((column, f"At most {limit} characters."))
@@ -73,17 +78,42 @@ class Importer:
         creates = valid.filter(location_id__isnull=True).count()
         changes = _changes(upload)
         result = {"rows": staged.count(), "valid": valid.count(), "errors": staged.filter(valid=False).count(),
-                  "creates": creates, "updates": len(changes["renamed"]) + len(changes["moved"])}
-        result["unchanged"] = result["valid"] - creates - result["updates"]
+                  "creates": creates, "updates": len(changes["renamed"]), "moves": len(changes["moved"])}
+        result["unchanged"] = result["valid"] - creates - result["updates"] - result["moves"]
         return result
 
-    SAMPLE_HEADINGS = ("Code", "Name", "Parent")
+    SAMPLE_HEADINGS = ("Code", "Name", "Parent", "Change")
 
     def sample(self, upload, size=10):
-        return [{"row_number": row["row_number"], "summary": f"{row['code']} {row['name']}",
-                 "cells": [row["code"], row["name"], row["parent_code"] or "—"]}
-                for row in StagedLocation.objects.filter(upload_id=upload.pk, valid=True).order_by("row_number")
-                .values("row_number", "code", "name", "parent_code")[:size]]
+        """The moves first (each takes people out of some users' locations and into others'), then the
+        other rows in the file's order; each row says what it changes."""
+        changes = _changes(upload)
+        moved = {row["row_number"]: row for row in changes["moved"]}
+        renamed = {row["row_number"]: row for row in changes["renamed"]}
+        first_moves = sorted(moved)[:size]
+        valid = StagedLocation.objects.filter(upload_id=upload.pk, valid=True)
+        rows = {row["row_number"]: row for row in valid.filter(row_number__in=first_moves).values(
+            "row_number", "code", "name", "parent_code", "location_id")}
+        rows.update((row["row_number"], row) for row in valid.exclude(row_number__in=first_moves).order_by(
+            "row_number").values("row_number", "code", "name", "parent_code", "location_id")[:size - len(first_moves)])
+        under = _people_under([moved[number]["location_id"] for number in first_moves])
+        label = _parent_labels(upload, [moved[number][key] for number in first_moves
+                                        for key in ("old_parent", "parent_code")])
+        sample = []
+        for number in [*first_moves, *sorted(set(rows) - set(first_moves))]:
+            row = rows[number]
+            if number in moved:
+                people, households = under.get(row["location_id"], (0, 0))
+                change = (f"moves from {label[moved[number]['old_parent']]} to {label[row['parent_code']]}, with "
+                          f"{people:,} {'person' if people == 1 else 'people'} and {households:,} "
+                          f"household{'' if households == 1 else 's'} under it")
+            elif number in renamed:
+                change = f"renamed from {renamed[number]['old_name']}"
+            else:
+                change = "new" if row["location_id"] is None else "no change"
+            sample.append({"row_number": number, "summary": f"{row['code']} {row['name']}: {change}",
+                           "cells": [row["code"], row["name"], _parent_shown(row, changes["parents"]), change]})
+        return sample
 
     def problems(self, upload):
         return ""
@@ -116,15 +146,29 @@ class Importer:
 
 def _check_tree(upload, scope):
     """Each valid row's parent is known, the file's parent links form no cycle, a registered location
-    is not moved under itself, and every row is within the uploader's locations. Records each row's
-    registered id and depth."""
-    rows = {code: (number, parent) for number, code, parent in StagedLocation.objects.filter(
-        upload_id=upload.pk, valid=True).values_list("row_number", "code", "parent_code")}
-    wanted = set(rows) | {parent for _n, parent in rows.values() if parent}
-    registered = {code: (pk, path, depth) for code, pk, path, depth in Location.objects.filter(
-        code__in=wanted).values_list("code", "pk", "path", "depth")}
+    is moved neither under itself nor to another level, and every row, and the place a move takes it
+    to, is within the uploader's locations. Records each row's registered id and depth."""
+    staged = StagedLocation.objects.filter(upload_id=upload.pk)
+    given = {code: (number, parent) for number, code, parent in staged.filter(valid=True).values_list(
+        "row_number", "code", "parent_code")}
+    refused = {}  # the codes of rows with an error from reading the file: the rows they are on
+    for code, number in staged.filter(valid=False).exclude(code="").order_by("row_number").values_list(
+            "code", "row_number"):
+        refused.setdefault(code, []).append(number)
+    wanted = set(given) | {parent for _n, parent in given.values() if parent}
+    registered, current = {}, {}  # code: (id, path, depth); code: its parent's code ("" at the top)
+    for code, pk, path, depth, parent, parent_pk, parent_path, parent_depth in Location.objects.filter(
+            code__in=wanted).values_list("code", "pk", "path", "depth", "parent__code", "parent_id", "parent__path",
+                                         "parent__depth"):
+        registered[code], current[code] = (pk, path, depth), parent or ""
+        if parent:  # the parent a row with an empty parent_code keeps
+            registered.setdefault(parent, (parent_pk, parent_path, parent_depth))
+    # The parent each row ends up under: a registered location whose parent_code is empty keeps its own.
+    rows = {code: (number, parent or current.get(code, "")) for code, (number, parent) in given.items()}
+    levels = OrganisationSettings.load()
     problems, depth = {}, {}
     anchor = {}  # the path of the nearest ancestor registered and not in the file (None: the top)
+    place = {}  # the path of the registered location the row hangs from, or its new parent's (None: the top)
 
     def resolve(code, trail):
         if code in depth or code in problems:
@@ -134,32 +178,63 @@ def _check_tree(upload, scope):
             problems[code] = ("parent_code", "The parent codes form a cycle: " + " > ".join([*trail, code]))
             return None
         if not parent:
-            depth[code], anchor[code] = 1, None
+            level, anchor[code], place[code] = 1, None, None
         elif parent in rows:
             above = resolve(parent, [*trail, code])
             if above is None:
-                problems.setdefault(code, ("parent_code", f"The parent '{parent}' has errors in this file."))
+                problems.setdefault(code, ("parent_code", _parent_has_errors(parent, [rows[parent][0]])))
                 return None
-            depth[code], anchor[code] = above + 1, anchor[parent]
+            level, anchor[code] = above + 1, anchor[parent]
+            place[code] = registered[parent][1] if parent in registered else place[parent]
         elif parent in registered:
-            depth[code], anchor[code] = registered[parent][2] + 1, registered[parent][1]
+            level, anchor[code], place[code] = registered[parent][2] + 1, registered[parent][1], registered[parent][1]
+        elif parent in refused:
+            problems[code] = ("parent_code", _parent_has_errors(parent, refused[parent]))
+            return None
         else:
             problems[code] = ("parent_code", f"No location has the code '{parent}'.")
             return None
-        return depth[code]
+        own = registered.get(code)
+        if own and anchor[code] and anchor[code].startswith(own[1]):
+            problems[code] = ("parent_code", "This would put the location under itself.")
+            return None
+        if own and level != own[2]:
+            # The level is the depth (Region, District...); the file has no level column to say a change
+            # is meant, and the whole subtree's levels would shift with it: a village under a region
+            # would silently become a district. So a file moves a location only within its level; a
+            # change of level is made in the location's own form, one location at a time.
+            problems[code] = ("parent_code", _level_problem(levels, parent, own[2], level))
+            return None
+        depth[code] = level
+        return level
 
     for code in rows:
         resolve(code, [])
-    for code in rows:
-        if code in problems:
-            continue
-        own = registered.get(code)
-        above = anchor.get(code)
-        if own and above and above.startswith(own[1]):
-            problems[code] = ("parent_code", "This would put the location under itself.")
-        elif not scope.national and not _within(scope, own[1] if own else above):
-            problems[code] = ("code", "Outside your locations.")
+    if not scope.national:
+        for code, (_number, parent) in rows.items():
+            if code in problems:
+                continue
+            own = registered.get(code)
+            if not _within(scope, own[1] if own else place[code]):
+                problems[code] = ("code", "Outside your locations.")
+            elif own and parent != current[code] and not _within(scope, place[code]):
+                problems[code] = ("parent_code", f"The parent '{parent}' is outside your locations: you can move "
+                                                 "a location only within them.")
     _record(upload, rows, registered, depth, problems)
+
+
+def _parent_has_errors(parent, numbers):
+    where = f"row {numbers[0]}" if len(numbers) == 1 else "rows " + ", ".join(str(n) for n in numbers)
+    return f"The parent {parent} ({where}) has errors in this file: correct it too (the file of rows with errors has it)."
+
+
+def _level_problem(levels, parent, before, after):
+    keep = ("leave parent_code empty (it stays at the top)" if before == 1 else
+            f"give a parent at the {levels.level_name(before - 1)} level, or leave parent_code empty to keep its "
+            "parent")
+    return (f"Under '{parent}' its level would change from {levels.level_name(before)} to "
+            f"{levels.level_name(after)}: a file moves a location only within its level. Either {keep}; to change "
+            "its level, edit it under Platform > Locations.")
 
 
 def _within(scope, path):
@@ -174,7 +249,7 @@ def _record(upload, rows, registered, depth, problems):
     with connection.cursor() as cursor:
         cursor.executemany(
             f"UPDATE {staged} SET depth = %s, location_id = %s WHERE upload_id = %s AND row_number = %s",
-            [(depth.get(code), registered[code][0] if code in registered else None, upload.pk, number)
+            [(depth[code], registered[code][0] if code in registered else None, upload.pk, number)
              for code, (number, _parent) in rows.items() if code not in problems])
     for code, (column, message) in problems.items():
         flag(upload, column, message, StagedLocation.objects.filter(upload_id=upload.pk, code=code, valid=True),
@@ -182,18 +257,52 @@ def _record(upload, rows, registered, depth, problems):
 
 
 def _changes(upload):
-    """Registered locations the file renames, and those it moves (to another parent)."""
+    """The valid rows of registered locations the file moves (to another parent, renamed or not) and
+    those it only renames, each {row_number, location_id, name, parent_code, old_name, old_parent};
+    and each such row's parent as registered. An empty parent_code keeps the parent the location has
+    when this runs (at the import too: a move made meanwhile in the admin is not undone)."""
     rows = StagedLocation.objects.filter(upload_id=upload.pk, valid=True, location_id__isnull=False)
-    current = {pk: (name, parent) for pk, name, parent in Location.objects.filter(
+    current = {pk: (name, parent or "") for pk, name, parent in Location.objects.filter(
         pk__in=rows.values("location_id")).values_list("pk", "name", "parent__code")}
-    renamed, moved = [], []
-    for pk, name, parent in rows.values_list("location_id", "name", "parent_code"):
-        old_name, old_parent = current[pk]
-        if (old_parent or "") != parent:
-            moved.append((pk, name, parent))
-        elif old_name != name:
-            renamed.append((pk, name))
-    return {"renamed": renamed, "moved": moved}
+    renamed, moved, parents = [], [], {}
+    for row in rows.order_by("row_number").values("row_number", "location_id", "name", "parent_code"):
+        row["old_name"], row["old_parent"] = current[row["location_id"]]
+        parents[row["row_number"]] = row["old_parent"]
+        if row["parent_code"] and row["parent_code"] != row["old_parent"]:
+            moved.append(row)
+        elif row["old_name"] != row["name"]:
+            renamed.append(row)
+    return {"renamed": renamed, "moved": moved, "parents": parents}
+
+
+def _parent_shown(row, parents):
+    """The file's parent code, or what an empty one means: the registered parent kept, or the top."""
+    if row["parent_code"]:
+        return row["parent_code"]
+    if row["location_id"] is None:
+        return TOP
+    kept = parents.get(row["row_number"])
+    return f"{kept} (kept)" if kept else f"{TOP} (kept)"
+
+
+def _people_under(location_ids):
+    """{location id: (people, households)} at or under each location, in one statement."""
+    def under(model):
+        return Subquery(model.objects.live().filter(location__path__startswith=OuterRef("path")).order_by()
+                        .annotate(n=Func(F("pk"), function="COUNT")).values("n"))
+
+    return {pk: (people, households) for pk, people, households in Location.objects.filter(pk__in=location_ids)
+            .annotate(people_under=under(Individual), households_under=under(Household))
+            .values_list("pk", "people_under", "households_under")}
+
+
+def _parent_labels(upload, codes):
+    """{parent code: "name (code)"}, the name registered or, for a parent new in this file, the file's;
+    the top of the tree for an empty code."""
+    names = dict(StagedLocation.objects.filter(upload_id=upload.pk, valid=True, code__in=codes)
+                 .values_list("code", "name"))
+    names.update(Location.objects.filter(code__in=codes).values_list("code", "name"))
+    return {code: f"{names.get(code, '')} ({code})" if code else TOP for code in codes}
 
 
 def _import(upload):
@@ -218,12 +327,12 @@ def _import(upload):
                 f"|| CAST(id AS TEXT) || '/' WHERE path = ''")
         if changes["renamed"]:
             cursor.executemany(f"UPDATE {table} SET name = %s WHERE id = %s",
-                               [(name, pk) for pk, name in changes["renamed"]])
-    parents = dict(Location.objects.filter(code__in={p for _pk, _n, p in changes["moved"] if p})
+                               [(row["name"], row["location_id"]) for row in changes["renamed"]])
+    parents = dict(Location.objects.filter(code__in={row["parent_code"] for row in changes["moved"]})
                    .values_list("code", "pk"))
-    for pk, name, parent in changes["moved"]:
-        location = Location.objects.get(pk=pk)
-        location.name, location.parent_id = name, parents.get(parent)
+    for row in changes["moved"]:
+        location = Location.objects.get(pk=row["location_id"])
+        location.name, location.parent_id = row["name"], parents[row["parent_code"]]
         location.save()
     return created
 

@@ -39,7 +39,9 @@ VALIDATE_JOB, IMPORT_JOB = "bulk.validate", "bulk.import"
 COUNT_LABELS = {
     "rows": "Rows in the file", "valid": "Rows to import", "errors": "Rows with errors (not imported)",
     "creates": "New records", "matched": "Registered people or households enrolled",
-    "enrolments": "Enrolments", "updates": "Updates", "unchanged": "Rows that change nothing",
+    "enrolments": "Enrolments", "updates": "Updates",
+    "moves": "Moves (locations moved to another parent, with all under them)",
+    "unchanged": "Rows that change nothing",
     "households": "Households",
     "first_member_heads": "Households whose first member becomes head (the file names no head)",
     "first_member_primaries": "Households whose first member becomes primary recipient (the file names no "
