@@ -186,7 +186,7 @@ NAMESPACE_MODEL = {
 }
 OBJECT_VIEWS = {"edit", "delete", "history", "history_results", "usage", "inspect", "restore", "members", "chosen",
                 "decide", "cancel", "status", "change_status", "enrol", "schema", "schema_import", "simulate",
-                "bulk_status", "edit_data", "submit", "discard", "errors", "dismiss", "merge", "unmerge",
+                "bulk_status", "edit_data", "submit", "discard", "errors", "dismiss", "merge", "unmerge", "reopen",
                 "formula_tester", "generate", "release_over_limit", "follow_up", "export_csv", "diff_csv", "open", "close",
                 "tokens"}
 # Pages without a pk that only show something (the upload form, a CSV template).
@@ -196,7 +196,7 @@ IDS_VIEWS = {"chosen_multiple"}               # ?id=..&id=..
 # No pk; GET redirects to another walked page (locations are imported through the upload pipeline).
 REDIRECT_VIEWS = {"import"}
 POST_ONLY_VIEWS = {"restore", "members", "decide", "cancel", "change_status", "submit", "discard",
-                   "dismiss", "merge", "unmerge", "generate", "release_over_limit",
+                   "dismiss", "merge", "unmerge", "reopen", "generate", "release_over_limit",
                    "follow_up", "open", "close"}  # GET is 405 before any lookup
 # POST-only, no pk: start a job over the user's own locations (a duplicate scan); walked by
 # test_a_duplicate_scan_reaches_only_the_starters_locations.
@@ -204,7 +204,7 @@ SCOPED_JOB_VIEWS = {"scan"}
 # Plan-wide pages that act on the user's own locations (enrol, simulate, bulk status changes) are
 # requested by GET here; what they change is proved scoped in tests/schemes/plans.
 OPERATION_VIEWS = {"edit", "delete", "restore", "members", "decide", "cancel", "change_status",
-                   "schema_import", "edit_data", "submit", "discard", "dismiss", "merge", "unmerge",
+                   "schema_import", "edit_data", "submit", "discard", "dismiss", "merge", "unmerge", "reopen",
                    "generate", "release_over_limit", "follow_up", "open", "close", "tokens"} | FORM_VIEWS
 
 # Project URLs outside the viewsets.
@@ -317,7 +317,7 @@ def test_every_admin_url_is_known_to_the_walker():
                      "sites_useraccess:edit", "registry_field:edit", "registry_memberrole:edit",
                      "mizani_site_history", "mizani_site_history_results", "registry_duplicate:index",
                      "registry_duplicate:inspect", "registry_duplicate:dismiss", "registry_duplicate:merge",
-                     "registry_duplicate:unmerge", "registry_duplicate:scan", "payments_plan:generate",
+                     "registry_duplicate:unmerge", "registry_duplicate:reopen", "registry_duplicate:scan", "payments_plan:generate",
                      "payments_plan:formula_tester", "payments_payroll:inspect", "payments_payroll:submit",
                      "payments_payroll:release_over_limit", "payments_payroll:follow_up",
                      "payments_payroll:export_csv", "payments_line:inspect", "payments_cycle:schedule",
@@ -372,6 +372,8 @@ class World:
     duplicate_b: DuplicateCandidate
     merged_pair_a: DuplicateCandidate
     merged_pair_b: DuplicateCandidate
+    dismissed_pair_a: DuplicateCandidate
+    dismissed_pair_b: DuplicateCandidate
     clerk_a: object
     clerk_b: object
     viewer_a: object
@@ -427,7 +429,8 @@ class World:
         if kind == "upload":
             return getattr(self, "upload_" + side)
         if kind == "duplicatecandidate":
-            return getattr(self, ("merged_pair_" if view == "unmerge" else "duplicate_") + side)
+            prefix = {"unmerge": "merged_pair_", "reopen": "dismissed_pair_"}.get(view, "duplicate_")
+            return getattr(self, prefix + side)
         if kind == "paymentplan":
             return self.payment_plan
         if kind == "paymentcycle":
@@ -524,6 +527,12 @@ def world(db, member_roles):
                                  deleted_at=now, merged_into=kept)
         merged_pairs[side] = DuplicateCandidateFactory(first=kept, second=gone, status=DuplicateStatus.MERGED)
         Merge.objects.create(kept=kept, merged=gone, candidate=merged_pairs[side], merged_by=clerk, merged_at=now)
+    # And a pair marked "not a duplicate" (to reopen).
+    dismissed_pairs = {side: DuplicateCandidateFactory(
+        first=IndividualFactory(first_name="Dismissa", last_name=f"Walk{side}", location=village),
+        second=IndividualFactory(first_name="Dismissa", last_name=f"Walk{side}", location=village),
+        status=DuplicateStatus.DISMISSED, dismiss_reason="walk") for side, village in (("a", village_a),
+                                                                                      ("b", village_b))}
     uploads = {side: Upload.objects.create(
         kind="INDIVIDUALS", stored_name=f"walk-{side}.csv", original_name=f"walk-{side}.csv", status="READY",
         counts={"rows": 1, "valid": 1, "errors": 0, "creates": 1, "households": 0, "possible_duplicates": 0},
@@ -608,7 +617,7 @@ def world(db, member_roles):
         household_plan=household_plan, household_beneficiary_a=household_beneficiaries["a"],
         household_beneficiary_b=household_beneficiaries["b"], upload_a=uploads["a"], upload_b=uploads["b"],
         duplicate_a=duplicates["a"], duplicate_b=duplicates["b"], merged_pair_a=merged_pairs["a"],
-        merged_pair_b=merged_pairs["b"],
+        merged_pair_b=merged_pairs["b"], dismissed_pair_a=dismissed_pairs["a"], dismissed_pair_b=dismissed_pairs["b"],
         empty_plan=BenefitPlan.objects.create(code="WALK-EMPTY", name="Walk plan without beneficiaries"),
         clerk_a=clerk_a, clerk_b=clerk_b,
         viewer_a=UserFactory(username="walk_viewer_a", role="Viewer", locations=[district_a]),
@@ -776,7 +785,7 @@ def form_payloads(w, namespace, view, side):
         return [{"reason": "walk"}]
     if view == "merge":
         return [{"keep": w.target(side, namespace, view).first_id}]
-    if view == "unmerge":
+    if view in ("unmerge", "reopen"):
         return [{}]
     if view == "edit_data":
         return [{"attr_walk_grade": "7"}]

@@ -355,20 +355,60 @@ def prepare_merge(payload, by):
     )
 
 
+def _merge_values(person, schema):
+    """{name: (label, value as the checker reads it, or None)} for each field and attribute a merge
+    compares, names as in services.merge_fills."""
+    values = {name: (label, _shown(person, name)) for name, label in MERGE_FIELDS}
+    for definition, (label, value) in zip(schema.definitions, schema.display(person.attributes, show_sensitive=True),
+                                          strict=True):
+        values[f"attributes.{definition.name}"] = (label, None if value in (None, "") else str(value))
+    return values
+
+
 def _merge_diff(kept, merged):
-    """The request's rows ([field, now, after approval]) for each field where the two records differ:
-    the kept record's value, which stays, and the merged record's, which is dropped; and the labels of
-    the rows to mask. Two rows, not one cell "kept: X; dropped: Y", as the request page masks a cell
-    at a time."""
+    """The request's rows ([field, now, after approval]) and the labels of the rows to mask: each
+    field the kept record has no value for, filled from the merged record's; and each field where the
+    two differ, as two rows, the kept record's value, which stays, and the merged record's, which is
+    dropped (not one cell "kept: X; dropped: Y", as the request page masks a cell at a time)."""
+    fills = services.merge_fills(kept=kept, merged=merged)
+    sensitive_names = services.sensitive_names(RegistryField.Target.INDIVIDUAL)
+    schema = RegistryField.schema_for(RegistryField.Target.INDIVIDUAL)
+    ours, theirs = _merge_values(kept, schema), _merge_values(merged, schema)
     rows, sensitive = [], []
-    for name, label in MERGE_FIELDS:
-        ours, theirs = _shown(kept, name), _shown(merged, name)
-        if ours == theirs:
+    for name, (label, value) in ours.items():
+        their_value = theirs[name][1]
+        if name in fills:
+            labels = [f"{label}, filled from the merged record (id {merged.pk})"]
+            rows.append([labels[0], value, their_value])
+        elif value != their_value:
+            labels = [f"{label}, kept (id {kept.pk})", f"{label}, dropped from the merged record (id {merged.pk})"]
+            rows += [[labels[0], value, value], [labels[1], their_value, None]]
+        else:
             continue
-        labels = [f"{label}, kept (id {kept.pk})", f"{label}, dropped from the merged record (id {merged.pk})"]
-        rows += [[labels[0], ours, ours], [labels[1], theirs, None]]
-        if name in services.SENSITIVE_FIELDS:
+        if name in sensitive_names:
             sensitive += labels
+    return rows, sensitive
+
+
+def _unmerge_diff(merge):
+    """The undo's rows for the values the merge filled on the kept record: taken off it (the merged
+    record has them again), or, changed since, left as they are."""
+    kept, merged = merge.kept, merge.merged
+    taken_back, changed_since = services.unmerge_fills(merge)
+    sensitive_names = services.sensitive_names(RegistryField.Target.INDIVIDUAL)
+    values = _merge_values(kept, RegistryField.schema_for(RegistryField.Target.INDIVIDUAL))
+    rows, sensitive = [], []
+    for name in [*taken_back, *changed_since]:
+        label, value = values.get(name, (name, None))
+        if name in taken_back:
+            row = [f"{label}, filled by the merge: taken off the kept record (id {kept.pk}), back to the restored "
+                   f"record (id {merged.pk})", value, None]
+        else:
+            row = [f"{label}, filled by the merge and changed since on the kept record (id {kept.pk}): the current "
+                   "value stays", value, value]
+        rows.append(row)
+        if name in sensitive_names:
+            sensitive.append(row[0])
     return rows, sensitive
 
 
@@ -402,6 +442,7 @@ def prepare_unmerge(payload, by):
         raise ValidationError("Undoing this merge is already waiting for approval.")
     services.check_unmerge(merge=merge, by=by)
     kept, merged = merge.kept, merge.merged
+    diff, sensitive = _unmerge_diff(merge)
     location = _common_location(kept.location, merged.location)
     counts = {"Enrolments going back to the restored record": len(merge.moved.get("beneficiaries", [])),
               "Enrolments the merge closed (they stay closed)": len(merge.moved.get("closed_beneficiaries", []))}
@@ -411,19 +452,24 @@ def prepare_unmerge(payload, by):
     return Prepared(
         payload={"merge": merge.pk},
         summary={"title": f"Undo the merge of {merged} (id {merged.pk}) into {kept} (id {kept.pk})",
-                 "diff": [], "sensitive": [], "counts": counts},
+                 "diff": diff, "sensitive": sensitive, "counts": counts},
         location=location,
-        version=merge.status,
+        version=_merge_version({"merge": merge.pk}),
     )
 
 
 def execute_unmerge(payload, maker):
-    services.individual_unmerge(merge=Merge.objects.get(pk=payload["merge"]), by=maker)
-    return {"merge": payload["merge"]}
+    merge = services.individual_unmerge(merge=Merge.objects.get(pk=payload["merge"]), by=maker)
+    undone = merge.moved["unmerge"]
+    return {"merge": merge.pk, "filled_taken_back": undone["taken_back"],
+            "filled_changed_since_stay": undone["changed_since"]}
 
 
 def _merge_version(payload):
-    return Merge.objects.filter(pk=payload["merge"]).values_list("status", flat=True).first() or "gone"
+    """The merge's status and when the kept record last changed: the undo the checker read (which
+    filled values it takes back) is void once either moves."""
+    merge = Merge.objects.filter(pk=payload["merge"]).values_list("status", "kept_id").first()
+    return f"{merge[0]}|{_people_version(merge[1])}" if merge else "gone"
 
 
 UNMERGE = register(Operation(

@@ -10,7 +10,9 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.text import capfirst
 from django.views.decorators.http import require_POST
 from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.ui.tables import Column, TitleColumn
@@ -28,6 +30,7 @@ from .models import (
     DuplicateCandidate,
     DuplicateReason,
     DuplicateStatus,
+    Individual,
     Membership,
     MergeStatus,
     RegistryField,
@@ -82,7 +85,8 @@ class DuplicateIndexView(ScopedIndexView):
             Column("location", label="Locations", accessor=lambda pair: " / ".join(
                 person.location.name if person.location else "—" for person in (pair.first, pair.second))),
             Column("status", label="Status", accessor="get_status_display"),
-            Column("found_at", label="Found", sort_key="found_at", accessor=lambda pair: f"{pair.found_at:%Y-%m-%d}"),
+            Column("found_at", label="Found", sort_key="found_at",
+                   accessor=lambda pair: f"{timezone.localtime(pair.found_at):%Y-%m-%d}"),
         ]
 
     def get_base_queryset(self):
@@ -199,19 +203,30 @@ class DuplicateCompareView(ScopedInspectView):
             status__in=[RequestStatus.PENDING, RequestStatus.APPROVED, RequestStatus.EXECUTING]).first()
         is_open = pair.status == DuplicateStatus.OPEN
         may_merge = user.has_perm(services.MERGE_PERMISSION)
+        may_review = user.has_perm(services.DUPLICATE_REVIEW_PERMISSION)
         context.update({
             "pair": pair,
             "people": people,
             "rows": self._rows(people),
-            "can_dismiss": is_open and user.has_perm(services.DUPLICATE_REVIEW_PERMISSION),
+            "can_dismiss": is_open and may_review,
+            "can_reopen": pair.status == DuplicateStatus.DISMISSED and may_review,
             "merge_options": self._merge_options(pair) if is_open and may_merge else [],
             "merge": merge,
+            "filled_labels": _field_labels(merge.moved.get("filled", [])) if merge else [],
             "unmerge_pending": unmerge_pending,
             "can_unmerge": bool(merge) and may_merge and not unmerge_pending,
             "benefits": self._benefits(people),
             "household_url_name": "registry_household:inspect",
         })
         return context
+
+
+def _field_labels(names):
+    """Labels of person fields and attributes named as in a change's diff ("phone", "attributes.income")."""
+    attributes = dict(RegistryField.objects.filter(target=RegistryField.Target.INDIVIDUAL).values_list("name", "label"))
+    return [attributes.get(name.removeprefix("attributes."), name.removeprefix("attributes."))
+            if name.startswith("attributes.") else capfirst(Individual._meta.get_field(name).verbose_name)
+            for name in names]
 
 
 def _pair(request, pk):
@@ -227,6 +242,19 @@ def duplicate_dismiss(request, pk):
         messages.error(request, refusal_message(error))
     else:
         messages.success(request, "Marked as two different people: later scans leave this pair alone.")
+    return redirect("registry_duplicate:inspect", pair.pk)
+
+
+@require_POST
+def duplicate_reopen(request, pk):
+    """Put a pair marked "not a duplicate" back in the review queue."""
+    pair = _pair(request, pk)
+    try:
+        services.duplicate_reopen(candidate=pair, by=request.user)
+    except (ValidationError, PermissionDenied) as error:
+        messages.error(request, refusal_message(error))
+    else:
+        messages.success(request, "Reopened: the pair is back in the possible duplicates to review.")
     return redirect("registry_duplicate:inspect", pair.pk)
 
 

@@ -457,6 +457,11 @@ class DuplicateCandidate(FSMModelMixin, models.Model):
     def dismiss(self, reason, by, when):
         self.dismiss_reason, self.dismissed_by, self.dismissed_at = reason, by, when
 
+    @transition(field=status, source=DuplicateStatus.DISMISSED, target=DuplicateStatus.OPEN)
+    def reopen(self):
+        # The audit trail keeps who dismissed it and why; the pair shows only its current decision.
+        self.dismiss_reason, self.dismissed_by, self.dismissed_at = "", None, None
+
 
 class MergeStatus(models.TextChoices):
     MERGED = "MERGED", "Merged"
@@ -472,7 +477,9 @@ class Merge(FSMModelMixin, models.Model):
     candidate = models.ForeignKey(DuplicateCandidate, null=True, blank=True, on_delete=models.SET_NULL,
                                   related_name="merges")
     status = FSMField(default=MergeStatus.MERGED, choices=MergeStatus.choices, protected=True)
-    # {"membership": {...}, "beneficiaries": [ids moved], "closed_beneficiaries": [{...}]}
+    # {"membership": {...}, "beneficiaries": [ids moved], "closed_beneficiaries": [{...}],
+    #  "filled": [names of the kept record's empty fields given the merged record's values, as in a change's diff],
+    #  once undone "unmerge": {"taken_back": [names], "changed_since": [names of filled values that stayed]}}
     moved = models.JSONField(default=dict)
     request = models.ForeignKey(ApprovalRequest, null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="+", db_index=False)

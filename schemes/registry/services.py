@@ -716,6 +716,26 @@ def duplicate_dismiss(*, candidate, reason, by):
 
 
 @transaction.atomic
+def duplicate_reopen(*, candidate, by):
+    """Put a pair marked "not a duplicate" back in the review queue: that decision was one person's,
+    and may be wrong. The audit entry keeps who had dismissed it, when and why."""
+    _require_permission(by, DUPLICATE_REVIEW_PERMISSION)
+    candidate = _lock_candidate(candidate, by)
+    if candidate.status != DuplicateStatus.DISMISSED:
+        raise ValidationError(f"This pair is {candidate.get_status_display().lower()}: only a pair marked as not a "
+                              "duplicate can be reopened.")
+    if candidate.first.is_deleted or candidate.second.is_deleted:
+        raise ValidationError("One of the two records has been deleted since: there is no pair to review.")
+    dismissed = {"reason": candidate.dismiss_reason, "by": candidate.dismissed_by_id,
+                 "at": candidate.dismissed_at.isoformat() if candidate.dismissed_at else None}
+    candidate.reopen()
+    candidate.save()
+    audit(candidate, "mizani.duplicate_reopen", by=by, data={
+        "first": candidate.first_id, "second": candidate.second_id, "dismissed": dismissed})
+    return candidate
+
+
+@transaction.atomic
 def individual_merge_request(*, candidate, kept, by):
     """Ask for the pair's other record to be merged into `kept`, through the approval engine (at once
     when approval is off for registry.merge). The pair waits as 'merge requested' meanwhile."""
@@ -792,6 +812,52 @@ def _check_dissolving(household, *, merged, by):
             "right household, first.")
 
 
+# The kept record's fields a merge fills when it has no value and the merged record has one (with
+# each attribute of the schema); names and values as in _snapshot, the location as its id.
+MERGE_FILLED_FIELDS = ("sex", "national_id", "phone", "location")
+# What a field holds when it has no value: a filled value taken back by an unmerge becomes this again.
+NO_VALUE = {"sex": "", "national_id": None, "phone": "", "location": None}
+
+
+def _has_value(value):
+    return value is not None and value != ""
+
+
+def merge_fills(*, kept, merged):
+    """{name: value}: what merging `merged` into `kept` copies to the kept record, each field and
+    attribute the kept record has no value for and the merged record has. Where both have a value,
+    the kept record's stays."""
+    ours, theirs = _snapshot(kept, MERGE_FILLED_FIELDS), _snapshot(merged, MERGE_FILLED_FIELDS)
+    names = [*MERGE_FILLED_FIELDS, *(f"attributes.{name}" for name in RegistryField.objects.filter(
+        target=RegistryField.Target.INDIVIDUAL).values_list("name", flat=True))]
+    return {name: theirs[name] for name in names
+            if not _has_value(ours.get(name)) and _has_value(theirs.get(name))}
+
+
+def _set_values(individual, values):
+    """Set {name: value} (names as in _snapshot) on the unsaved record; an attribute set to None is
+    removed."""
+    individual.attributes = dict(individual.attributes or {})
+    for name, value in values.items():
+        if name.startswith("attributes."):
+            key = name.removeprefix("attributes.")
+            if value is None:
+                individual.attributes.pop(key, None)
+            else:
+                individual.attributes[key] = value
+        else:
+            setattr(individual, "location_id" if name == "location" else name, value)
+
+
+def unmerge_fills(merge):
+    """(taken back, changed since) for the values the merge filled on the kept record: names whose
+    value is still the one filled, which undoing the merge removes, and names changed since, which stay."""
+    filled = merge.moved.get("filled", [])
+    ours, theirs = _snapshot(merge.kept, MERGE_FILLED_FIELDS), _snapshot(merge.merged, MERGE_FILLED_FIELDS)
+    taken_back = [name for name in filled if ours.get(name) == theirs.get(name)]
+    return taken_back, [name for name in filled if name not in taken_back]
+
+
 def merge_preview(*, kept, merged, scope, outside=selectors.YOUR_LOCATIONS):
     """What merging `merged` into `kept` would do, for the people deciding: the household (named only
     within `scope`), the duplicate's enrolments, and in how many plans both are enrolled (one
@@ -830,9 +896,18 @@ def individual_merge(*, kept, merged, by):
     kept, merged = _lock_people(kept, merged, by)
     check_merge(kept=kept, merged=merged, by=by)
     now = timezone.now()
-    moved = {"membership": _merge_membership(kept, merged, by), **_merge_enrolments(kept, merged, by)}
+    fills = merge_fills(kept=kept, merged=merged)
+    moved = {"membership": _merge_membership(kept, merged, by), **_merge_enrolments(kept, merged, by),
+             "filled": list(fills)}
     merged.deleted_at, merged.merged_into = now, kept
     merged.save(update_fields=["deleted_at", "merged_into", "updated_at"])
+    before = _snapshot(kept, INDIVIDUAL_FIELDS)
+    if fills:
+        # After the duplicate is deleted: the national ID is unique among live records only, so it
+        # stays on the merged record too (for an unmerge) and is free for the kept one.
+        _set_values(kept, fills)
+        _save_unique(kept)
+    filled = _diff(before, _snapshot(kept, INDIVIDUAL_FIELDS), sensitive_names(RegistryField.Target.INDIVIDUAL))
     candidate = DuplicateCandidate.objects.select_for_update().filter(
         first=min(kept.pk, merged.pk), second=max(kept.pk, merged.pk)).first()
     if candidate is not None and candidate.status in (DuplicateStatus.OPEN, DuplicateStatus.MERGE_REQUESTED):
@@ -840,7 +915,8 @@ def individual_merge(*, kept, merged, by):
         candidate.save()
     merge = Merge.objects.create(kept=kept, merged=merged, candidate=candidate, moved=moved, merged_by=by,
                                  merged_at=now, request=candidate.merge_request if candidate else None)
-    audit(kept, "mizani.merge", by=by, data={"merge": merge.pk, "merged": merged.pk, "moved": moved})
+    audit(kept, "mizani.merge", by=by, data={"merge": merge.pk, "merged": merged.pk, "moved": moved,
+                                            "changes": filled})
     audit(merged, "mizani.merged", by=by, data={"merge": merge.pk, "kept": kept.pk})
     return merge
 
@@ -929,7 +1005,10 @@ def check_unmerge(*, merge, by):
     if (merge.moved.get("membership") or {}).get("dissolved") and not by.has_perm("registry.delete_household"):
         raise PermissionDenied("Undoing this merge restores the household the merge deleted, and you do not have the "
                                "permission 'registry.delete_household'.")
-    if merged.national_id and Individual.objects.live().filter(national_id=merged.national_id).exists():
+    holders = Individual.objects.live().filter(national_id=merged.national_id)
+    if "national_id" in unmerge_fills(merge)[0]:
+        holders = holders.exclude(pk=kept.pk)  # the ID the merge filled, which the unmerge takes back
+    if merged.national_id and holders.exists():
         raise ValidationError({"national_id": [
             "A registered person now holds the merged record's national ID: resolve that first."]})
 
@@ -946,6 +1025,12 @@ def individual_unmerge(*, merge, by):
     merge.kept, merge.merged = _lock_people(merge.kept, merge.merged, by)
     check_unmerge(merge=merge, by=by)
     kept, merged = merge.kept, merge.merged
+    taken_back, changed_since = unmerge_fills(merge)
+    before = _snapshot(kept, INDIVIDUAL_FIELDS)
+    if taken_back:
+        # Before the merged record comes back, so that the national ID is free for it again.
+        _set_values(kept, {name: NO_VALUE.get(name) for name in taken_back})
+        _save_unique(kept)
     merged.deleted_at = merged.merged_into = None
     _save_unique(merged, update_fields=["deleted_at", "merged_into", "updated_at"])
     back = Beneficiary.objects.filter(pk__in=merge.moved.get("beneficiaries", []), individual=kept).update(
@@ -954,6 +1039,7 @@ def individual_unmerge(*, merge, by):
     request = ApprovalRequest.objects.filter(operation=UNMERGE_OPERATION, payload__merge=merge.pk,
                                              status=RequestStatus.EXECUTING).first()
     merge.undo(by=by, when=timezone.now(), request=request)
+    merge.moved = {**merge.moved, "unmerge": {"taken_back": taken_back, "changed_since": changed_since}}
     merge.save()
     if merge.candidate_id:
         candidate = DuplicateCandidate.objects.select_for_update().get(pk=merge.candidate_id)
@@ -961,8 +1047,10 @@ def individual_unmerge(*, merge, by):
             candidate.reopen_after_unmerge()
             candidate.save()
     data = {"merge": merge.pk, "beneficiaries_back": back,
-            "closed_stay_closed": [c["id"] for c in merge.moved.get("closed_beneficiaries", [])]}
-    audit(kept, "mizani.unmerge", by=by, data={**data, "merged": merged.pk})
+            "closed_stay_closed": [c["id"] for c in merge.moved.get("closed_beneficiaries", [])],
+            "filled_taken_back": taken_back, "filled_changed_since_stay": changed_since}
+    audit(kept, "mizani.unmerge", by=by, data={**data, "merged": merged.pk, "changes": _diff(
+        before, _snapshot(kept, INDIVIDUAL_FIELDS), sensitive_names(RegistryField.Target.INDIVIDUAL))})
     audit(merged, "mizani.unmerge", by=by, data={**data, "kept": kept.pk})
     return merge
 

@@ -126,6 +126,7 @@ class DuplicateCandidateViewSet(ScopedModelViewSet):
             path("dismiss/<int:pk>/", duplicate_views.duplicate_dismiss, name="dismiss"),
             path("merge/<int:pk>/", duplicate_views.duplicate_merge, name="merge"),
             path("unmerge/<int:pk>/", duplicate_views.duplicate_unmerge, name="unmerge"),
+            path("reopen/<int:pk>/", duplicate_views.duplicate_reopen, name="reopen"),
         ]
 
 

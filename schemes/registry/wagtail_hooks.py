@@ -14,6 +14,7 @@ DUPLICATE_AUDIT_ACTIONS = {
     "mizani.merged": ("Merged as a duplicate", "Merged into another record as its duplicate (and deleted)"),
     "mizani.unmerge": ("Merge undone", "Undid a merge of duplicate records"),
     "mizani.duplicate_dismiss": ("Not a duplicate", "Marked a possible duplicate as two different people"),
+    "mizani.duplicate_reopen": ("Reopened", "Put a pair marked as not a duplicate back in the review queue"),
 }
 
 

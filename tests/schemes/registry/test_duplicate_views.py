@@ -11,7 +11,7 @@ from django.utils import timezone
 from wagtail.models import ModelLogEntry
 
 from schemes.registry import duplicates, services
-from schemes.registry.models import DuplicateCandidate, DuplicateStatus, Merge
+from schemes.registry.models import DuplicateCandidate, DuplicateStatus, Individual, Merge
 from sites.masking import mask
 from tests.factories import (
     DuplicateCandidateFactory,
@@ -361,3 +361,60 @@ def test_the_comparison_names_no_plan_or_payment_of_a_household_outside_the_read
     national = UserFactory(role="Checker", national=True)
     text = page(login(client, national), "registry_duplicate:inspect", enrolled_pair.pk)[1]
     assert "Far household grant" in text and "1,000.00 TZS" in text and "Member of household" in text
+
+
+def test_a_dismissed_pair_offers_to_reopen_it_to_who_may_dismiss(client, clerk_a, clerk_b, geo, pairs):
+    pair = pairs["a_dismissed"]
+    checker = UserFactory(role="Checker", locations=[geo.district_a])
+    assert "Reopen</button>" not in page(login(client, checker), "registry_duplicate:inspect", pair.pk)[1]
+    client.post(reverse("registry_duplicate:reopen", args=[pair.pk]))
+    assert DuplicateCandidate.objects.get(pk=pair.pk).status == DuplicateStatus.DISMISSED
+    assert login(client, clerk_b).post(reverse("registry_duplicate:reopen", args=[pair.pk])).status_code == 404
+    assert "Reopen</button>" not in page(login(client, clerk_a), "registry_duplicate:inspect", pairs["a"].pk)[1]
+    assert "Reopen</button>" in page(client, "registry_duplicate:inspect", pair.pk)[1]
+
+    response = client.post(reverse("registry_duplicate:reopen", args=[pair.pk]))
+
+    assert response["Location"] == reverse("registry_duplicate:inspect", args=[pair.pk])
+    assert DuplicateCandidate.objects.get(pk=pair.pk).status == DuplicateStatus.OPEN
+    text = page(client, "registry_duplicate:index")[1]
+    assert "Rehema" in text
+    assert "Not a duplicate</button>" in page(client, "registry_duplicate:inspect", pair.pk)[1]
+
+
+def test_a_merged_pair_lists_the_fields_filled_on_the_kept_record(client, clerk_a, pairs):
+    pair = pairs["a"]
+    Individual.objects.filter(pk=pair.second_id).update(phone="+255712000002")
+    services.individual_merge(kept=pair.first, merged=Individual.objects.get(pk=pair.second_id), by=clerk_a)
+
+    text = page(login(client, clerk_a), "registry_duplicate:inspect", pair.pk)[1]
+    assert 'data-testid="merge-filled">Phone</dd>' in text
+    assert Individual.objects.get(pk=pair.first_id).phone == "+255712000002"
+
+
+def test_a_merge_request_masks_a_filled_national_id_for_a_checker_without_the_permission(
+        client, clerk_a, pairs, merge_workflows):
+    pair = pairs["a"]
+    Individual.objects.filter(pk=pair.first_id).update(national_id=None)
+    request = services.individual_merge_request(candidate=pair, kept=pair.first, by=clerk_a)
+    checker = UserFactory(role="Checker", national=True)
+    url = reverse("workflows_approvals:inspect", args=[request.pk])
+
+    text = page(login(client, checker), "workflows_approvals:inspect", request.pk)[1]
+    assert f"National ID, filled from the merged record (id {pair.second_id})" in text and "NIDA0002" in text
+    Group.objects.get(name="Checker").permissions.remove(Permission.objects.get(codename="view_sensitive_data"))
+    text = client.get(url).content.decode()
+    assert "NIDA0002" not in text and mask("NIDA0002") in text
+
+
+def test_a_merged_records_banner_says_who_can_undo_the_merge(client, clerk_b, pairs, national_clerk):
+    kept = pairs["a"].first
+    merged = pairs["b"].first
+    across = DuplicateCandidateFactory(first=kept, second=merged, reasons=["same_dob"], score=50)
+    services.individual_merge(kept=kept, merged=merged, by=national_clerk)
+
+    text = page(login(client, clerk_b), "registry_individual:inspect", merged.pk)[1]
+
+    assert "was merged on" in text and "can be undone from the possible duplicates" not in text
+    assert "Only a user whose locations cover both records, and who may merge duplicates, can" in text
+    assert client.get(reverse("registry_duplicate:inspect", args=[across.pk])).status_code == 404

@@ -29,6 +29,7 @@ from tests.factories import (
     HouseholdFactory,
     IndividualFactory,
     MembershipFactory,
+    RegistryFieldFactory,
     UserFactory,
 )
 from workflows import services as workflow_services
@@ -327,6 +328,36 @@ def test_dismissing_needs_a_reason_the_permission_and_the_scope(pair, clerk_b, g
     assert pair.status == DuplicateStatus.OPEN
 
 
+def test_a_dismissed_pair_can_be_reopened_back_into_the_queue_and_it_is_audited(pair, clerk_a):
+    services.duplicate_dismiss(candidate=pair, reason="Twins", by=clerk_a)
+    reviewer = UserFactory(role="Clerk", locations=[pair.first.location])
+
+    services.duplicate_reopen(candidate=pair, by=reviewer)
+
+    pair.refresh_from_db()
+    assert (pair.status, pair.dismiss_reason, pair.dismissed_by, pair.dismissed_at) == (
+        DuplicateStatus.OPEN, "", None, None)
+    assert pair in selectors.duplicates_for(clerk_a).filter(status=DuplicateStatus.OPEN)
+    entry = entries(pair, "mizani.duplicate_reopen").get()
+    assert entry.user_id == reviewer.pk
+    assert (entry.data["dismissed"]["reason"], entry.data["dismissed"]["by"]) == ("Twins", clerk_a.pk)
+    with pytest.raises(ValidationError, match="only a pair marked as not a duplicate"):
+        services.duplicate_reopen(candidate=pair, by=clerk_a)
+
+
+def test_reopening_needs_the_permission_the_scope_and_two_live_records(pair, clerk_a, clerk_b, geo):
+    services.duplicate_dismiss(candidate=pair, reason="Twins", by=clerk_a)
+    with pytest.raises(PermissionDenied):
+        services.duplicate_reopen(candidate=pair, by=UserFactory(role="Checker", locations=[geo.district_a]))
+    with pytest.raises(DuplicateCandidate.DoesNotExist):
+        services.duplicate_reopen(candidate=pair, by=clerk_b)
+    services.individual_soft_delete(individual=pair.second, by=clerk_a)
+    with pytest.raises(ValidationError, match="deleted"):
+        services.duplicate_reopen(candidate=pair, by=clerk_a)
+    assert DuplicateCandidate.objects.get(pk=pair.pk).status == DuplicateStatus.DISMISSED
+    assert not entries(pair, "mizani.duplicate_reopen").exists()
+
+
 # --- merging through approval -------------------------------------------------------------------
 
 
@@ -598,3 +629,145 @@ def test_pairs_an_import_found_are_filed_once_lower_id_first_leaving_reviewed_pa
     reviewed.refresh_from_db()
     assert (reviewed.status, reviewed.score, reviewed.reasons) == (DuplicateStatus.DISMISSED, 50, ["similar_name"])
     assert DuplicateCandidate.objects.count() == 2  # none with the deleted person
+
+
+# --- the kept record's empty fields filled from the merged record, and taken back by an unmerge -------
+
+
+@pytest.fixture
+def registered_and_retyped(geo):
+    """The QA walk's pair: a person registered with a national ID, phone, sex, attributes and an
+    enrolment, and the same person typed again by a clerk with none of these but another income."""
+    RegistryFieldFactory(name="income", label="Monthly income", field_type="integer", sort_order=1)
+    RegistryFieldFactory(name="disabled", label="Disability", field_type="boolean", sort_order=2)
+    RegistryFieldFactory(name="in_school", label="Attends school", field_type="boolean", sort_order=3)
+    RegistryFieldFactory(name="hiv_status", label="HIV status", sensitive=True, sort_order=4)
+    registered = person("Yusuph", "Macha", D(1988, 3, 4), geo.village_a, national_id="805062434723", sex="M",
+                        phone="+255712000001", attributes={"income": 32000, "disabled": False, "in_school": True,
+                                                           "hiv_status": "negative"})
+    retyped = person("Yusuph", "Macha", D(1988, 3, 4), geo.village_a, national_id=None, sex="", phone="",
+                     attributes={"income": 15000})
+    return DuplicateCandidateFactory(first=registered, second=retyped, reasons=["name_dob"], score=90)
+
+
+FILLED = ["sex", "national_id", "phone", "attributes.disabled", "attributes.in_school", "attributes.hiv_status"]
+
+
+def test_a_merge_fills_the_kept_records_empty_fields_from_the_merged_record_and_the_request_lists_them(
+        registered_and_retyped, plans, clerk_a, checker, merge_workflows, django_capture_on_commit_callbacks):
+    pair = registered_and_retyped
+    registered, retyped = pair.first, pair.second
+    enrolment = enrol(plans["P"], registered, "ACTIVE")
+
+    request = services.individual_merge_request(candidate=pair, kept=retyped, by=clerk_a)
+
+    filled = f"filled from the merged record (id {registered.pk})"
+    assert request.summary["diff"] == [
+        [f"Sex, {filled}", None, "Male"],
+        [f"National ID, {filled}", None, "805062434723"],
+        [f"Phone, {filled}", None, "+255712000001"],
+        [f"Monthly income, kept (id {retyped.pk})", "15000", "15000"],
+        [f"Monthly income, dropped from the merged record (id {registered.pk})", "32000", None],
+        [f"Disability, {filled}", None, "No"],
+        [f"Attends school, {filled}", None, "Yes"],
+        [f"HIV status, {filled}", None, "negative"],
+    ]
+    assert sorted(request.summary["sensitive"]) == sorted(
+        [f"National ID, {filled}", f"Phone, {filled}", f"HIV status, {filled}"])
+
+    assert approve(request, checker, django_capture_on_commit_callbacks).status == RequestStatus.EXECUTED
+
+    retyped.refresh_from_db()
+    assert (retyped.national_id, retyped.phone, retyped.sex) == ("805062434723", "+255712000001", "M")
+    assert retyped.attributes == {"income": 15000, "disabled": False, "in_school": True, "hiv_status": "negative"}
+    registered.refresh_from_db()
+    assert registered.is_deleted and registered.national_id == "805062434723"  # unique among live records only
+    assert Beneficiary.objects.get(pk=enrolment.pk).individual_id == retyped.pk
+    merge = Merge.objects.get()
+    assert merge.moved["filled"] == FILLED
+    changes = entries(retyped, "mizani.merge").get().data["changes"]
+    assert changes["national_id"][0] is None and "805062434723" not in str(changes)  # masked in the audit
+    assert changes["attributes.in_school"] == [None, "True"]
+
+
+def test_undoing_a_merge_takes_the_filled_values_off_and_gives_the_restored_record_its_national_id(
+        registered_and_retyped, clerk_a, checker, merge_workflows, django_capture_on_commit_callbacks):
+    pair = registered_and_retyped
+    registered, retyped = pair.first, pair.second
+    merge = merged_and_undone(pair, retyped, clerk_a, checker, django_capture_on_commit_callbacks)
+
+    unmerge = services.individual_unmerge_request(merge=merge, by=clerk_a)
+
+    taken = f"filled by the merge: taken off the kept record (id {retyped.pk}), back to the restored record " \
+            f"(id {registered.pk})"
+    assert [row[0] for row in unmerge.summary["diff"]] == [
+        f"{label}, {taken}" for label in ("Sex", "National ID", "Phone", "Disability", "Attends school",
+                                          "HIV status")]
+    assert [f"National ID, {taken}", "805062434723", None] in unmerge.summary["diff"]
+    assert f"National ID, {taken}" in unmerge.summary["sensitive"]
+
+    unmerge = approve(unmerge, checker, django_capture_on_commit_callbacks)
+
+    assert unmerge.status == RequestStatus.EXECUTED, unmerge.error
+    assert unmerge.result["filled_changed_since_stay"] == []
+    retyped.refresh_from_db()
+    assert (retyped.national_id, retyped.phone, retyped.sex, retyped.attributes) == (None, "", "", {"income": 15000})
+    registered.refresh_from_db()
+    assert not registered.is_deleted and registered.national_id == "805062434723"
+    assert registered.attributes["income"] == 32000
+    assert entries(retyped, "mizani.unmerge").get().data["filled_taken_back"] == FILLED
+
+
+def test_undoing_a_merge_keeps_a_filled_value_changed_since_and_says_so(
+        registered_and_retyped, clerk_a, checker, merge_workflows, django_capture_on_commit_callbacks):
+    pair = registered_and_retyped
+    registered, retyped = pair.first, pair.second
+    merge = merged_and_undone(pair, retyped, clerk_a, checker, django_capture_on_commit_callbacks)
+    services.individual_update(individual=retyped, fields={"phone": "+255713999999"},
+                               attributes={**Individual.objects.get(pk=retyped.pk).attributes, "in_school": False},
+                               by=clerk_a)
+
+    unmerge = services.individual_unmerge_request(merge=merge, by=clerk_a)
+
+    stays = f"filled by the merge and changed since on the kept record (id {retyped.pk}): the current value stays"
+    assert [f"Phone, {stays}", "+255713999999", "+255713999999"] in unmerge.summary["diff"]
+    assert [f"Attends school, {stays}", "No", "No"] in unmerge.summary["diff"]
+    assert f"Phone, {stays}" in unmerge.summary["sensitive"]
+    unmerge = approve(unmerge, checker, django_capture_on_commit_callbacks)
+
+    assert unmerge.status == RequestStatus.EXECUTED, unmerge.error
+    assert unmerge.result["filled_changed_since_stay"] == ["phone", "attributes.in_school"]
+    retyped.refresh_from_db()
+    assert (retyped.national_id, retyped.phone, retyped.sex) == (None, "+255713999999", "")
+    assert retyped.attributes == {"income": 15000, "in_school": False}
+    registered.refresh_from_db()
+    assert not registered.is_deleted and registered.phone == "+255712000001"
+    assert Merge.objects.get(pk=merge.pk).moved["unmerge"]["changed_since"] == ["phone", "attributes.in_school"]
+
+
+def test_a_merge_fills_an_empty_location_and_leaves_differing_values_to_the_kept_record(geo, clerk_a):
+    unplaced = person("Neema", "Mushi", D(2001, 1, 9), None, national_id="B2000001", sex="F")
+    placed = person("Neema", "Mushi", D(2001, 1, 9), geo.village_a, national_id="B2000002", sex="M",
+                    phone="+255700000009")
+    national = UserFactory(role="Clerk", national=True)
+
+    merge = services.individual_merge(kept=unplaced, merged=placed, by=national)
+
+    unplaced.refresh_from_db()
+    assert (unplaced.location, unplaced.national_id, unplaced.sex, unplaced.phone) == (
+        geo.village_a, "B2000001", "F", "+255700000009")
+    assert merge.moved["filled"] == ["phone", "location"]
+    services.individual_unmerge(merge=merge, by=national)
+    unplaced.refresh_from_db()
+    assert (unplaced.location, unplaced.phone) == (None, "")
+
+
+def test_a_kept_record_changed_after_the_undo_was_requested_voids_it(
+        registered_and_retyped, clerk_a, checker, merge_workflows, django_capture_on_commit_callbacks):
+    pair = registered_and_retyped
+    merge = merged_and_undone(pair, pair.second, clerk_a, checker, django_capture_on_commit_callbacks)
+    unmerge = services.individual_unmerge_request(merge=merge, by=clerk_a)  # read: the phone is taken back
+    services.individual_update(individual=pair.second, fields={"phone": "+255713999999"}, by=clerk_a)
+
+    assert approve(unmerge, checker, django_capture_on_commit_callbacks).status == RequestStatus.VOID
+    assert Merge.objects.get(pk=merge.pk).status == MergeStatus.MERGED
