@@ -4,14 +4,10 @@ masks it), date of birth, sex, location and household; a household's location, h
 Every column comes from the export's one query; cells stay formula-safe. (The schema fields, their
 masking for individual plans, the scope of the rows and the audit entry: test_exports.py.)"""
 
-import csv
 import datetime
-import io
 
-import openpyxl
 import pytest
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -24,33 +20,12 @@ from tests.factories import (
     MembershipFactory,
     UserFactory,
 )
+from tests.schemes.plans.test_exports import client_for, csv_rows, xlsx_rows
 
 pytestmark = pytest.mark.django_db
 
 BENEFICIARIES = "plans_beneficiary:index"
 HOUSEHOLD_BENEFICIARIES = "plans_householdbeneficiary:index"
-
-
-def client_for(user):
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def body(response):
-    return b"".join(response.streaming_content) if response.streaming else response.content
-
-
-def csv_rows(response):
-    assert response.status_code == 200, response.status_code
-    return list(csv.DictReader(io.StringIO(body(response).decode("utf-8-sig"), newline="")))
-
-
-def xlsx_rows(response):
-    assert response.status_code == 200, response.status_code
-    rows = list(openpyxl.load_workbook(io.BytesIO(body(response))).active.iter_rows())
-    headings = [cell.value for cell in rows[0]]
-    return [dict(zip(headings, row, strict=True)) for row in rows[1:]]
 
 
 def exported(user, plan, export_format="csv"):
