@@ -241,7 +241,8 @@ class MetricReportView(ReportAccessMixin, WagtailAdminTemplateMixin, View):
     def csv_response(self, table):
         # An aggregate: a few rows per plan or cycle, written at once.
         response = csv_response(f'{self.report.slug.replace("_", "-")}.csv', table.as_csv())
-        audit_event("mizani.export", by=self.request.user, data={
+        audit_event("mizani.export", by=self.request.user, title=(
+            f"{self.report.label} export (CSV), {len(table.rows):,} row{'' if len(table.rows) == 1 else 's'}"), data={
             "what": f"report: {self.report.label}", "report": self.report.slug, "metric": self.report.metric,
             "format": "csv", "rows": len(table.rows), "filters": self.applied_filters()})
         return response
@@ -250,7 +251,10 @@ class MetricReportView(ReportAccessMixin, WagtailAdminTemplateMixin, View):
         """The filters the numbers were computed with: a choice the form refused (a location outside the
         user's) was dropped, so it is not recorded either."""
         form = self.form
-        return {name: form.data[name] for name in form.FIELDS if form.data.get(name) and name not in form.errors}
+        filters = {name: form.data[name] for name in form.FIELDS if form.data.get(name) and name not in form.errors}
+        if location := form.is_valid() and form.cleaned_data.get("location"):  # read by people, not by id
+            filters.update({"location_code": location.code, "location_name": location.name})
+        return filters
 
     def get_page_title(self):
         return self.report.label

@@ -6,6 +6,8 @@ record, and names in it would leak to anyone who can read history.
 
 from wagtail.log_actions import log
 
+from .masking import mask
+
 ACTIONS = {
     "mizani.view": ("View", "Viewed the record"),
     "mizani.search_id": ("Search by ID", "Searched the registry by national ID"),
@@ -57,15 +59,56 @@ def audit_title(instance):
     return f"{instance._meta.verbose_name.capitalize()} {instance.pk}"
 
 
-def audit(instance, action, *, by, data=None):
-    """Write one audit entry for `instance`. Call inside the service's transaction."""
+def audit(instance, action, *, by, data=None, title=None):
+    """Write one audit entry for `instance` (titled `title`, else neutrally after the record). Call
+    inside the service's transaction."""
     return log(instance, action, user=by if by and by.is_authenticated else None,
-               title=audit_title(instance), data=data or {})
+               title=title or audit_title(instance), data=data or {})
 
 
-def audit_event(action, *, by=None, data=None):
-    """An event with no record of its own (a failed login for an unknown name) is logged on the
-    organisation settings, the one object that stands for the whole installation."""
+def audit_event(action, *, by=None, data=None, title=None):
+    """An event with no record of its own (a failed login for an unknown name, an export) is logged on
+    the organisation settings, the one object that stands for the whole installation, titled by what
+    it was about (`title`, else the action's name), not by the settings."""
     from .models import OrganisationSettings
 
-    return audit(OrganisationSettings.load(), action, by=by, data=data)
+    return audit(OrganisationSettings.load(), action, by=by, data=data, title=title or ACTIONS[action][0])
+
+
+def is_event(entry):
+    """Whether a log entry was written by `audit_event`, rather than being a change to the settings."""
+    from .models import OrganisationSettings
+
+    return entry.action in ACTIONS and entry.content_type.model_class() is OrganisationSettings
+
+
+def export_title(model, spreadsheet_format, rows):
+    """An export's entry as the audit trail lists it: "Individuals export (CSV), 59 rows"."""
+    return (f"{model._meta.verbose_name_plural.capitalize()} export ({spreadsheet_format.upper()}), "
+            f"{rows:,} row{'' if rows == 1 else 's'}")
+
+
+# Data the audit trail masks for a reader who may not see sensitive values (a search by national ID).
+SENSITIVE_DATA_KEYS = frozenset({"national_id", "phone"})
+
+
+def audit_details(data, *, show_sensitive):
+    """An entry's data as a person reads it: "key: value" pairs, nested ones in brackets, lists joined.
+    Keys in alphabetical order: PostgreSQL's jsonb keeps no order of its own."""
+    return _pairs(data, show_sensitive) if isinstance(data, dict) else _value(data, show_sensitive)
+
+
+def _pairs(data, show_sensitive):
+    return "; ".join(f"{key.replace('_', ' ')}: "
+                     f"{_value(value, show_sensitive, hidden=key in SENSITIVE_DATA_KEYS and not show_sensitive)}"
+                     for key, value in sorted(data.items()))
+
+
+def _value(value, show_sensitive, hidden=False):
+    if isinstance(value, dict):
+        return f"({_pairs(value, show_sensitive)})" if value else "none"
+    if isinstance(value, list):  # a change's old and new values, a list of codes
+        return ", ".join(_value(item, show_sensitive, hidden) for item in value) or "none"
+    if value is None:
+        return "—"
+    return mask(str(value)) if hidden else str(value)

@@ -56,6 +56,14 @@ def safe_cell(value):
     return text
 
 
+def unescaped_cell(text):
+    """The text `safe_cell` was given, from what it wrote: for reading back a file we wrote. (A text that
+    itself began with a quote and a formula sign reads back without its quote.)"""
+    if text.startswith("'") and text[1:].startswith(FORMULA_PREFIXES):
+        return text[1:]
+    return text
+
+
 def attribute_cell(definition, attributes, *, show_sensitive):
     """One attribute (a sites.fields definition) of a record for a spreadsheet: typed as declared, so
     numbers and dates stay numbers and dates in XLSX; masked when sensitive and the reader may not see
@@ -77,6 +85,13 @@ class SafeSpreadsheetExportMixin:
 
     def write_csv_response(self, queryset):
         return streaming_csv_response(self.stream_csv(queryset), f"{self.get_filename()}.csv")
+
+    def generate_xlsx_row(self, worksheet, row_dict, date_format=None):
+        # Wagtail writes an XLSX row's cells in the order of the row's keys, and a CSV row's by its
+        # columns: a to_row_dict built in another order put the cells under the wrong headings. The
+        # columns (list_export) decide, as in the CSV; a column the row lacks is an empty cell.
+        return super().generate_xlsx_row(worksheet, {field: row_dict.get(field) for field in self.list_export},
+                                         date_format=date_format)
 
     def preprocess_field_value(self, field, value, export_format):
         if isinstance(value, datetime.datetime) and timezone.is_aware(value):

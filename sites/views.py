@@ -4,21 +4,37 @@ from wagtail.admin.auth import require_admin_access
 from wagtail.admin.urls import reports as wagtail_reports
 from wagtail.admin.views.reports.audit_logging import LogEntriesView
 
+from .audit import audit_details, is_event
+from .masking import can_view_sensitive
 from .spreadsheets import SafeSpreadsheetExportMixin
 
 
 class AuditTrailView(SafeSpreadsheetExportMixin, LogEntriesView):
-    """Wagtail's site history, readable only with `sites.view_audit` and exported formula-safe."""
+    """Wagtail's site history, readable only with `sites.view_audit` and exported formula-safe, with
+    each entry's details (what was exported, with which filters; what changed) on the page, shortened,
+    and in full in the export."""
 
     page_title = "Audit trail"
     index_url_name = "mizani_site_history"
     index_results_url_name = "mizani_site_history_results"
+    results_template_name = "sites/audit_trail_results.html"
     export_filename = "audit-trail"
+    list_export = [*LogEntriesView.list_export, "details"]
+    export_headings = {**LogEntriesView.export_headings, "details": "Details"}
 
     def dispatch(self, request, *args, **kwargs):
         if not request.user.has_perm("sites.view_audit"):
             raise PermissionDenied
         return super().dispatch(request, *args, **kwargs)
+
+    def decorate_paginated_queryset(self, queryset):
+        entries = super().decorate_paginated_queryset(queryset)
+        show_sensitive = can_view_sensitive(self.request.user)
+        for entry in entries:
+            entry.details = audit_details(entry.data, show_sensitive=show_sensitive)
+            if is_event(entry):
+                entry.edit_url = None  # an event is not a change to the settings it is logged on
+        return entries
 
 
 # Wagtail's report views we change beyond their export.

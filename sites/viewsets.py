@@ -20,8 +20,9 @@ from wagtail.admin.views.mixins import Echo
 from wagtail.admin.viewsets.model import ModelViewSet
 from wagtail.coreutils import multigetattr
 
-from .audit import audit_event
+from .audit import audit_event, export_title
 from .masking import can_view_sensitive
+from .models import Location
 from .paginator import ListingPaginator
 from .refusals import refusal_message
 from .spreadsheets import SafeSpreadsheetExportMixin, attribute_cell
@@ -175,14 +176,22 @@ class ScopedIndexView(SelectorMixin, SafeSpreadsheetExportMixin, generic.IndexVi
             # A workbook is built in memory; a CSV streams at any size.
             return self.refuse_export(f"{rows:,} rows are too many for an XLSX file (at most {limit:,}): "
                                       "download CSV instead.")
-        audit_event("mizani.export", by=self.request.user, data={
-            "model": self.model._meta.label,
-            "format": spreadsheet_format,
-            "rows": rows,
-            "filters": {key: values[0] if len(values) == 1 else values
-                        for key, values in self.request.GET.lists() if key != "export"},
-        })
+        audit_event("mizani.export", by=self.request.user, title=export_title(self.model, spreadsheet_format, rows),
+                    data={"model": self.model._meta.label, "format": spreadsheet_format, "rows": rows,
+                          "filters": self.audited_filters()})
         return super().as_spreadsheet(queryset, spreadsheet_format)
+
+    def audited_filters(self):
+        """The export's filters as asked; a location's also by code and name (its id alone tells an
+        auditor nothing)."""
+        filters = {key: values[0] if len(values) == 1 else values
+                   for key, values in self.request.GET.lists() if key != "export"}
+        if self.filters and self.filters.is_bound:
+            self.filters.is_valid()  # cleans the form once: a location it refuses is not named
+            for key, value in self.filters.form.cleaned_data.items():
+                if isinstance(value, Location):
+                    filters.update({f"{key}_code": value.code, f"{key}_name": value.name})
+        return filters
 
 
 class ScopedCreateView(SelectorMixin, generic.CreateView):

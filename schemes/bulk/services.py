@@ -20,9 +20,10 @@ from schemes.payments.models import PayrollStatus
 from schemes.plans.models import BenefitPlan, PlanType
 from schemes.registry.models import RegistryField
 from sites.audit import audit
+from sites.fields import ascii_digits
 from sites.masking import can_view_sensitive, mask
 from sites.scoping import scope_for
-from sites.spreadsheets import safe_cell
+from sites.spreadsheets import safe_cell, unescaped_cell
 from workflows.services import job_start
 
 from . import beneficiaries, individuals, locations, reconciliation
@@ -267,9 +268,12 @@ def masked_error_file(upload):
         writer.writerow(headers)
         for row in reader:
             for index in hidden:
-                if value := row[index].strip():
-                    row[-1] = row[-1].replace(value, mask(value))
-                    row[index] = mask(value)
+                # Masked as read, before the escaping the file was written with ("'+2547..." is the
+                # cell "+2547...", which the messages quote): the escaping is redone on the masked value.
+                if value := unescaped_cell(row[index]).strip():
+                    for written in {value, ascii_digits(value)}:  # a phone's message quotes its ASCII digits
+                        row[-1] = row[-1].replace(written, mask(written))
+                    row[index] = safe_cell(mask(value))
             writer.writerow(row)
             if buffer.tell() > 1 << 16:
                 yield buffer.getvalue().encode("utf-8")
@@ -278,7 +282,18 @@ def masked_error_file(upload):
         yield buffer.getvalue().encode("utf-8")
 
 
-QUOTED_VALUE = re.compile(r"'([^']*)'")
+# A message that quotes a cell's value starts with it, then says what is wrong with it (sites.fields,
+# registry.models.phone_problem, bulk.individuals): the value runs to the last quote followed by one of
+# those sayings, so an apostrophe in the value (O'Brien) does not end it early.
+QUOTED_VALUE = re.compile(r"'(.*)'(?= (?:does not|is not|has more|was turned|looks like) )", re.DOTALL)
+QUOTED_TEXT = re.compile(r"'([^']*)'")
+
+
+def _masked_message(message):
+    """`message` with the value it quotes masked; a message of another shape has each quoted text masked."""
+    if quoted := QUOTED_VALUE.match(message):
+        return f"'{mask(quoted.group(1))}'{message[quoted.end():]}"
+    return QUOTED_TEXT.sub(lambda quoted: f"'{mask(quoted.group(1))}'", message)
 
 
 def errors_shown_to(user, upload, limit):
@@ -293,7 +308,7 @@ def errors_shown_to(user, upload, limit):
     sensitive = _sensitive_header_keys(importer.columns(upload.plan), upload.plan)
     for error in errors:
         if header_key(error["column"]) in sensitive:
-            error["message"] = QUOTED_VALUE.sub(lambda quoted: f"'{mask(quoted.group(1))}'", error["message"])
+            error["message"] = _masked_message(error["message"])
     return errors
 
 

@@ -7,6 +7,7 @@ from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_http_methods, require_POST
 from wagtail.admin.filters import WagtailFilterSet
@@ -63,12 +64,12 @@ class UploadIndexView(ScopedIndexView):
     COUNTED = ("rows", "valid", "errors", "imported")
 
     def to_row_dict(self, item):
-        """As people read them: labels, not codes; minutes, not microseconds; the counts one per column."""
+        """As people read them: labels, not codes; the time as the other exports write it (the
+        organisation's, to the second); the counts one per column."""
         return {"id": item.pk, "kind": item.get_kind_display(), "plan": item.plan.code if item.plan_id else "",
                 "payroll": item.payroll.name if item.payroll_id else "", "original_name": item.original_name,
-                "uploaded_by": str(item.uploaded_by), "created_at": f"{item.created_at:%Y-%m-%d %H:%M}",
-                "status": self.result(item), "problem": item.problem,
-                **{key: item.counts.get(key, "") for key in self.COUNTED}}
+                "uploaded_by": str(item.uploaded_by), "created_at": item.created_at, "status": self.result(item),
+                **{key: item.counts.get(key) for key in self.COUNTED}, "problem": item.problem}
 
     def paginate_queryset(self, queryset, page_size):
         paginated = super().paginate_queryset(queryset, page_size)
@@ -91,8 +92,8 @@ class UploadIndexView(ScopedIndexView):
             Column("plan", label="Plan or payroll", accessor=lambda obj: obj.plan.code if obj.plan_id else
                    obj.payroll.name if obj.payroll_id else ""),
             Column("uploaded_by", label="By", accessor="uploaded_by"),
-            Column("created_at", label="When", accessor=lambda obj: f"{obj.created_at:%Y-%m-%d %H:%M}",
-                   sort_key="created_at"),
+            Column("created_at", label="When", sort_key="created_at",
+                   accessor=lambda obj: f"{timezone.localtime(obj.created_at):%Y-%m-%d %H:%M}"),
             Column("status", label="Result", accessor=self.result, sort_key="status"),
             Column("rows", label="Rows", accessor=lambda obj: obj.counts.get("rows", "")),
             Column("errors", label="Rows with errors", accessor=lambda obj: obj.counts.get("errors", "")),

@@ -112,9 +112,13 @@ def filterset_with_attributes(base, target):
 
 
 class LiveOrDeletedMixin:
+    @cached_property
+    def shows_deleted(self):
+        return self.request.GET.get("status") == "deleted"
+
     def get_base_queryset(self):
         queryset = self.scoped(include_deleted=True)
-        if self.request.GET.get("status") == "deleted":
+        if self.shows_deleted:
             return queryset.deleted()
         return queryset.live()
 
@@ -139,12 +143,15 @@ class IndividualIndexView(LiveOrDeletedMixin, ScopedIndexView):
     default_ordering = "-id"
     # Headings the individuals import reads back (schemes.bulk.individuals: "Location code" and
     # "Household" are its aliases of location and group_code), then the registry attributes.
-    export_headings = {"location_code": "Location code", "household_code": "Household"}
+    export_headings = {"location_code": "Location code", "household_code": "Household", "deleted_at": "Deleted on",
+                       "merged_into_id": "Merged into"}
 
     @cached_property
     def list_export(self):
+        # An export of deleted people says when each was deleted, and into whom a merged one went.
+        deleted = ["deleted_at", "merged_into_id"] if self.shows_deleted else []
         return ["id", "first_name", "last_name", "dob", "sex", "national_id", "phone", "location_code",
-                "household_code", *self.attribute_columns]
+                "household_code", *self.attribute_columns, *deleted]
 
     def export_attributes(self):
         return RegistryField.schema_for(RegistryField.Target.INDIVIDUAL).definitions
@@ -180,7 +187,8 @@ class IndividualIndexView(LiveOrDeletedMixin, ScopedIndexView):
         if self.is_export:
             # Its columns are these fields and the annotations: no location row built per person, no
             # timestamps parsed (a third of a million-row export's time).
-            return queryset.only("id", "first_name", "last_name", "dob", "sex", "national_id", "phone", "attributes")
+            return queryset.only("id", "first_name", "last_name", "dob", "sex", "national_id", "phone", "attributes",
+                                 *(["deleted_at", "merged_into"] if self.shows_deleted else []))
         return queryset.select_related("location")
 
     def search_queryset(self, queryset):
@@ -301,12 +309,13 @@ class HouseholdIndexView(LiveOrDeletedMixin, ScopedIndexView):
     default_ordering = "code"
     paginator_class = HouseholdPaginator
     found_at_least = None  # set by a search for a common name (selectors.search_households)
-    export_headings = {"location_code": "Location code", "size": "Members"}
+    export_headings = {"location_code": "Location code", "size": "Members", "deleted_at": "Deleted on"}
     search_fields = ["code"]
 
     @cached_property
     def list_export(self):
-        return ["id", "code", "location_code", "size", *self.attribute_columns]
+        return ["id", "code", "location_code", "size", *self.attribute_columns,
+                *(["deleted_at"] if self.shows_deleted else [])]
 
     def export_attributes(self):
         return RegistryField.schema_for(RegistryField.Target.HOUSEHOLD).definitions
@@ -330,7 +339,7 @@ class HouseholdIndexView(LiveOrDeletedMixin, ScopedIndexView):
         queryset = selectors.households_with_size(super().get_base_queryset()).annotate(
             location_code=F("location__code"))
         if self.is_export:  # its columns: no head's name looked up, no location row built per household
-            return queryset.only("id", "code", "attributes")
+            return queryset.only("id", "code", "attributes", *(["deleted_at"] if self.shows_deleted else []))
         head = scope_for(self.request.user).filter(
             Membership.objects.filter(household=OuterRef("pk"), role_id=MemberRole.HEAD),
             field="individual__location",

@@ -201,7 +201,9 @@ def test_the_beneficiaries_csv_is_audited_with_its_filters_and_row_count(geo, pe
     assert entry.user_id == superuser.pk
     assert entry.data["report"] == "beneficiaries_by_plan"
     assert entry.data["rows"] == 1
-    assert entry.data["filters"] == {"plan": str(benefit_plan.pk), "location": str(geo.district_a.pk)}
+    assert entry.data["filters"] == {"plan": str(benefit_plan.pk), "location": str(geo.district_a.pk),
+                                     "location_code": geo.district_a.code, "location_name": geo.district_a.name}
+    assert entry.label == "Beneficiaries by status per plan export (CSV), 1 row"
 
 
 # --- payments due and paid per cycle ----------------------------------------------------------------

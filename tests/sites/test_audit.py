@@ -1,5 +1,8 @@
+import csv
 import datetime
+import io
 import json
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -7,13 +10,16 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, connection, transaction
+from django.test import Client
 from django.urls import reverse
+from django.utils.html import escape
+from wagtail.admin.admin_url_finder import AdminURLFinder
 from wagtail.log_actions import LogContext
 from wagtail.models import ModelLogEntry
 
 from schemes.registry import services
 from schemes.registry.models import Household, Individual
-from sites.audit import ACTIONS, audit, audit_event, audit_title
+from sites.audit import ACTIONS, audit, audit_details, audit_event, audit_title
 from sites.models import OrganisationSettings, UserAccess
 from tests.factories import PASSWORD, IndividualFactory, RegistryFieldFactory, UserFactory
 
@@ -62,11 +68,12 @@ def test_audit_writes_one_entry_with_user_and_data(clerk_a):
 
 
 def test_audit_event_is_logged_on_the_organisation_settings():
-    entry = audit_event("mizani.export", data={"rows": 3})
+    entry = audit_event("mizani.search_id", data={"national_id": "AB123456"})
 
     assert entry.content_type == ContentType.objects.get_for_model(OrganisationSettings)
     assert entry.object_id == str(OrganisationSettings.load().pk)
     assert entry.user_id is None
+    assert entry.label == "Search by ID"  # what it was about, not "Organisation settings 1"
 
 
 def test_every_mizani_action_is_registered_with_wagtail():
@@ -321,3 +328,103 @@ def test_superuser_and_active_flags_and_role_permissions_are_audited(db):
         e.data for e in entries_for(user).filter(action="mizani.access_change", user=admin)]
     assert entries_for(role).filter(action="mizani.access_change", user=admin,
                                     data__permissions_add=["sites.view_audit"]).exists()
+
+
+# --- the audit trail: what each entry was about ------------------------------------------------
+
+
+def test_audit_details_read_as_key_value_pairs_nested_in_brackets():
+    data = {"model": "registry.Individual", "rows": 59, "filters": {"status": "deleted", "sex": ["F", "M"]},
+            "changes": {"phone": ["••••••••222", "••••••••444"]}, "empty": {}, "missing": None}
+
+    assert audit_details(data, show_sensitive=True) == (
+        "changes: (phone: ••••••••222, ••••••••444); empty: none; filters: (sex: F, M; status: deleted); "
+        "missing: —; model: registry.Individual; rows: 59")
+    assert audit_details({}, show_sensitive=True) == ""
+
+
+def test_audit_details_mask_a_searched_national_id_for_a_reader_who_may_not_see_it():
+    data = {"national_id": "NID00012345"}
+
+    assert audit_details(data, show_sensitive=True) == "national id: NID00012345"
+    assert audit_details(data, show_sensitive=False) == "national id: ••••••••345"
+
+
+def client_for(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def auditor(geo):
+    """A system administrator for the whole country: reads the audit trail and sensitive values."""
+    return UserFactory(username="auditor", role="System administrator", national=True)
+
+
+def trail(user, **params):
+    return client_for(user).get(reverse("mizani_site_history"), params)
+
+
+def test_an_export_is_audited_under_what_was_exported_with_the_location_filter_named(geo, clerk_a):
+    IndividualFactory.create_batch(2, location=geo.village_a)
+    IndividualFactory(location=geo.village_b)
+
+    client_for(clerk_a).get(reverse("registry_individual:index"), {"location": geo.district_a.pk, "export": "csv"})
+
+    entry = ModelLogEntry.objects.get(action="mizani.export")
+    assert entry.label == "Individuals export (CSV), 2 rows"
+    assert entry.data == {"model": "registry.Individual", "format": "csv", "rows": 2, "filters": {
+        "location": str(geo.district_a.pk), "location_code": geo.district_a.code,
+        "location_name": geo.district_a.name}}
+
+
+def test_the_audit_trail_shows_each_entrys_details_and_does_not_link_an_event_to_the_settings(
+        geo, clerk_a, auditor):
+    IndividualFactory(location=geo.village_a)
+    client_for(clerk_a).get(reverse("registry_individual:index"), {"location": geo.district_a.pk,
+                                                                   "status": "deleted", "export": "xlsx"})
+    link = f'<a href="{AdminURLFinder(auditor).get_edit_url(OrganisationSettings.load())}"'
+
+    response = trail(auditor, action="mizani.export")
+    html = response.content.decode()
+    audit(OrganisationSettings.load(), "wagtail.edit", by=auditor)
+
+    assert response.status_code == 200
+    assert "Individuals export (XLSX), 0 rows" in html and "Organisation settings 1" not in html
+    assert link not in html
+    assert link in trail(auditor, action="wagtail.edit").content.decode()  # a change to the settings is linked
+    assert (f"filters: (location: {geo.district_a.pk}; location code: {geo.district_a.code}; location name: "
+            f"{geo.district_a.name}; status: deleted); format: xlsx; model: registry.Individual; rows: 0") in html
+
+
+def test_the_audit_trail_escapes_details_shortens_them_on_the_page_and_exports_them_whole(auditor):
+    hostile = "<img src=x onerror=alert(1)>"
+    audit_event("mizani.export", by=auditor, title="Report export (CSV), 1 row",
+                data={"what": f"report: {hostile}", "note": "x" * 300, "formula": "=1+1"})
+    details = f"formula: =1+1; note: {'x' * 300}; what: report: {hostile}"
+
+    html = trail(auditor).content.decode()
+    export = client_for(auditor).get(reverse("mizani_site_history"), {"export": "csv"})
+    rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode("utf-8-sig"))))
+
+    [(whole, shown)] = [cell for cell in re.findall(r'<td data-testid="audit-details" title="([^"]*)">([^<]*)</td>',
+                                                      html) if "report:" in cell[0]]
+    assert hostile not in html
+    assert shown == escape(details[:159]) + "…"  # 160 characters as read
+    assert whole == escape(details)
+    [row] = [row for row in rows if row["Name"] == "Report export (CSV), 1 row"]
+    assert row["Details"] == details
+    assert list(rows[0]) == ["ID", "Name", "Type", "Action type", "User", "Date/Time", "Details"]
+
+
+def test_the_audit_trail_masks_a_searched_national_id_for_an_auditor_who_may_not_see_it(geo, clerk_a, auditor):
+    services.individual_search(queryset=Individual.objects.all(), text="AB-123456", by=clerk_a)
+    plain_auditor = UserFactory(username="plain_auditor", role="Viewer", national=True)
+    # Wagtail lists the entries of the models one has a permission on: events are on the settings.
+    plain_auditor.user_permissions.add(*Permission.objects.filter(codename__in=[
+        "view_audit", "change_organisationsettings"]))
+
+    assert "national id: AB123456" in trail(auditor).content.decode()
+    masked = trail(plain_auditor).content.decode()
+    assert "national id: •••••456" in masked and "AB123456" not in masked

@@ -11,6 +11,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from wagtail.admin.urls import reports as wagtail_reports
+from wagtail.admin.views.mixins import SpreadsheetExportMixin
 from wagtail.models import Page
 
 from dashboards.models import DashboardPage
@@ -24,6 +25,7 @@ from sites.spreadsheets import (
     csv_response,
     safe_cell,
     streaming_csv_response,
+    unescaped_cell,
 )
 from tests.factories import IndividualFactory
 from tests.schemes.payments import conftest as payments
@@ -68,6 +70,12 @@ def test_formula_prefixes_are_quoted(text):
 )
 def test_plain_text_is_unchanged(text):
     assert safe_cell(text) == text
+
+
+@pytest.mark.parametrize("text", ["=SUM(A1:A2)", "+255700111223", "-2+3", "@SUM(1)", "\t=1", "Amina", "e-mail",
+                                  "O'Brien", ""])
+def test_a_cell_read_back_is_the_text_it_was_written_from(text):
+    assert unescaped_cell(safe_cell(text)) == text
 
 
 @pytest.mark.parametrize(
@@ -127,6 +135,32 @@ def test_export_mixin_escapes_text_and_keeps_typed_values(export_format, setting
     assert cell(moment) == (local if export_format == "xlsx" else "2024-01-02 06:04:05")
     assert cell(True) == (True if export_format == "xlsx" else "Yes")
     assert cell(False) == (False if export_format == "xlsx" else "No")
+
+
+class _OutOfOrderExport(SafeSpreadsheetExportMixin, SpreadsheetExportMixin):
+    """An export whose rows are built in another order than its columns, one column missing."""
+
+    list_export = ["name", "rows", "errors", "problem"]
+
+    def get_heading(self, queryset, field):
+        return field.capitalize()
+
+    def to_row_dict(self, item):
+        return {"problem": item["problem"], "name": item["name"], "rows": item["rows"]}
+
+
+def test_an_xlsx_row_follows_the_export_columns_as_the_csv_row_does_whatever_the_row_dicts_order():
+    items = [{"name": "people.csv", "rows": 6, "problem": ""}, {"name": "=bad.csv", "rows": 0, "problem": "-empty"}]
+    view = _OutOfOrderExport()
+    output = io.BytesIO()
+    view.write_xlsx(items, output)
+    sheet = openpyxl.load_workbook(io.BytesIO(output.getvalue()), read_only=True).active
+    in_xlsx = [list(row) for row in sheet.iter_rows(values_only=True)]
+    in_csv = list(csv.reader(io.StringIO("".join(line.decode() for line in view.stream_csv(items)))))
+
+    assert in_xlsx == [["Name", "Rows", "Errors", "Problem"], ["people.csv", 6, None, None],
+                       ["'=bad.csv", 0, None, "'-empty"]]  # formula-like text still quoted
+    assert in_csv == [[str(cell) if cell is not None else "" for cell in row] for row in in_xlsx]
 
 
 def test_export_mixin_keeps_floats_numeric():

@@ -102,7 +102,7 @@ def test_the_error_file_is_masked_for_a_user_who_may_not_see_sensitive_data(
     assert [(r["national_id"], r["phone"], r["Bank account"]) for r in shown] == [
         ("91827364551", "'+255700111223", "ACC99990002"), ("", "", "X-4471-2209")]  # formula-safe
     assert [(r["national_id"], r["phone"], r["Bank account"]) for r in masked] == [
-        ("••••••••551", "•••••••••••223", "••••••••002"), ("", "", "••••••••209")]
+        ("••••••••551", "••••••••••223", "••••••••002"), ("", "", "••••••••209")]  # the value masked, not its quote
     assert "'X-4471-2209' does not match" in shown[1]["errors"]
     assert masked[1]["errors"] == "Bank account: '••••••••209' does not match the expected format: the pattern ACC\\d+."
     assert [r["first_name"] for r in masked] == ["Asha", "Juma"] and "not a date" in masked[0]["errors"]
@@ -127,6 +127,41 @@ def test_the_upload_pages_errors_mask_quoted_sensitive_values_for_a_user_who_may
     shown = messages(manager)
     assert "X-4471-2209" not in shown and "'••••••••209' does not match" in shown
     assert "'12'" not in shown
+
+
+def test_masked_messages_keep_their_quotes_and_hide_the_whole_value_apostrophes_and_all(
+        geo, clerk, django_capture_on_commit_callbacks):
+    """Found by QA: a cell the error file escapes ("'+2547...") lost its message's opening quote when
+    masked ("•••712' does not match"), and a value with an apostrophe was masked only up to it."""
+    from tests.factories import RegistryFieldFactory
+
+    RegistryFieldFactory(name="guardian_phone", label="Guardian phone", field_type="text", sensitive=True,
+                         pattern=r"07\d{8}")
+    RegistryFieldFactory(name="bank_account", label="Bank account", field_type="text", sensitive=True,
+                         pattern=r"ACC\d+")
+    village = geo.village_a.code
+    upload = upload_people(clerk, "p.csv", "first_name,last_name,dob,sex,location,phone,guardian_phone,bank_account\n"
+                           f"Asha,Mollel,1980-01-01,F,{village},,+254700000712,ACC1\n"
+                           f"Juma,Mollel,1980-01-01,M,{village},,0700000001,O'Brien's 4471\n"
+                           f"Neema,Mollel,1980-01-01,F,{village},١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦٧٨,,\n",
+                           django_capture_on_commit_callbacks)
+    manager = UserFactory(role="Manager", locations=[geo.district_a])
+
+    raw = b"".join(client_for(manager).get(reverse("bulk_upload:errors", args=[upload.pk])).streaming_content)
+    masked_file = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    shown = [error["message"] for error in client_for(manager).get(
+        reverse("bulk_upload:inspect", args=[upload.pk])).context["errors"]]
+
+    assert [row["errors"] for row in masked_file] == [
+        r"guardian_phone: '••••••••••712' does not match the expected format: the pattern 07\d{8}.",
+        r"bank_account: '•••••••••••471' does not match the expected format: the pattern ACC\d+.",
+        "phone: '•••••••••••••••678' is not a phone number (6 to 15 digits; spaces, + - ( ) . allowed)."]
+    assert masked_file[0]["guardian_phone"] == "••••••••••712" and masked_file[1]["bank_account"] == "•••••••••••471"
+    assert shown == [r"'••••••••••712' does not match the expected format: the pattern 07\d{8}.",
+                     r"'•••••••••••471' does not match the expected format: the pattern ACC\d+.",
+                     "'•••••••••••••••678' is not a phone number (6 to 15 digits; spaces, + - ( ) . allowed)."]
+    for secret in ("254700000", "Brien", "1234567890"):
+        assert secret not in raw.decode("utf-8-sig") and not [message for message in shown if secret in message]
 
 
 def test_the_upload_page_names_the_columns_not_imported_and_its_rows_under_their_headings(

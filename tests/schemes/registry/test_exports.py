@@ -282,3 +282,65 @@ def test_the_export_names_only_a_household_in_the_users_locations(geo, member_ro
     [row] = csv_rows(client_for(clerk_a).get(reverse(INDIVIDUALS), {"criteria": "children == 2",
                                                                     "export": "csv"}))
     assert row["First name"] == "Amina" and row["Household"] == ""
+
+
+# --- deleted records say so; times as the organisation's clocks read them -------------------------
+
+DELETED = datetime.datetime(2026, 3, 4, 22, 15, 30, 123456, tzinfo=datetime.UTC)  # 5 March, 01:15:30 in Nairobi
+
+
+def test_an_export_of_deleted_people_says_when_each_was_deleted_and_into_whom_a_merged_one_went(
+        geo, clerk_a, settings):
+    from schemes.registry.models import Individual
+
+    settings.TIME_ZONE = "Africa/Nairobi"
+    kept = IndividualFactory(first_name="Kept", location=geo.village_a)
+    merged = IndividualFactory(first_name="Merged", location=geo.village_a)
+    deleted = IndividualFactory(first_name="Deleted", location=geo.village_a)
+    IndividualFactory(first_name="Live", location=geo.village_a)
+    Individual.objects.filter(pk=merged.pk).update(deleted_at=DELETED, merged_into=kept)
+    Individual.objects.filter(pk=deleted.pk).update(deleted_at=DELETED)
+    client = client_for(clerk_a)
+
+    rows = csv_rows(client.get(reverse(INDIVIDUALS), {"status": "deleted", "export": "csv"}))
+    sheet = xlsx_rows(client.get(reverse(INDIVIDUALS), {"status": "deleted", "export": "xlsx"}))
+    live = csv_rows(client.get(reverse(INDIVIDUALS), {"export": "csv"}))
+
+    assert sorted((row["First name"], row["Deleted on"], row["Merged into"]) for row in rows) == [
+        ("Deleted", "2026-03-05 01:15:30", ""), ("Merged", "2026-03-05 01:15:30", str(kept.pk))]
+    assert sorted((row["First name"].value, row["Deleted on"].value, row["Merged into"].value) for row in sheet) == [
+        ("Deleted", datetime.datetime(2026, 3, 5, 1, 15, 30), None),
+        ("Merged", datetime.datetime(2026, 3, 5, 1, 15, 30), kept.pk)]
+    assert {row["First name"] for row in live} == {"Kept", "Live"}
+    assert "Deleted on" not in live[0] and "Merged into" not in live[0]  # the import template's columns only
+
+
+def test_an_export_of_deleted_households_says_when_each_was_deleted(geo, member_roles, clerk_a, settings):
+    from schemes.registry.models import Household
+
+    settings.TIME_ZONE = "Africa/Nairobi"
+    HouseholdFactory(code="HH-GONE", location=geo.village_a)
+    HouseholdFactory(code="HH-HERE", location=geo.village_a)
+    Household.objects.filter(code="HH-GONE").update(deleted_at=DELETED)
+    client = client_for(clerk_a)
+
+    [row] = csv_rows(client.get(reverse(HOUSEHOLDS), {"status": "deleted", "export": "csv"}))
+    [live] = csv_rows(client.get(reverse(HOUSEHOLDS), {"export": "csv"}))
+
+    assert (row["Code"], row["Deleted on"]) == ("HH-GONE", "2026-03-05 01:15:30")
+    assert live["Code"] == "HH-HERE" and "Deleted on" not in live
+
+
+def test_duplicates_are_found_on_the_organisations_day_in_the_list_and_its_export(geo, national_clerk, settings):
+    from tests.factories import DuplicateCandidateFactory
+
+    settings.TIME_ZONE = "Africa/Nairobi"
+    DuplicateCandidateFactory(first=IndividualFactory(location=geo.village_a),
+                              second=IndividualFactory(location=geo.village_a), found_at=DELETED)
+    client = client_for(national_clerk)
+
+    page = client.get(reverse("registry_duplicate:index")).content.decode()
+    [row] = csv_rows(client.get(reverse("registry_duplicate:index"), {"export": "csv"}))
+
+    assert "2026-03-05" in page and "2026-03-04" not in page
+    assert row["Found at"] == "2026-03-05 01:15:30"
