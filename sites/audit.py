@@ -4,7 +4,9 @@ Titles stored in the log are neutral ("Individual 42"), never a person's name: t
 record, and names in it would leak to anyone who can read history.
 """
 
-from wagtail.log_actions import log
+from django.db import connection
+from django.utils import timezone
+from wagtail.log_actions import get_active_log_context, log
 
 from .masking import mask
 
@@ -30,6 +32,7 @@ ACTIONS = {
     "mizani.beneficiary_status": ("Beneficiary status", "Changed the beneficiary's status"),
     "mizani.beneficiary_status_bulk": ("Beneficiary statuses", "Changed the status of many beneficiaries"),
     "mizani.beneficiary_attributes": ("Beneficiary data", "Changed the beneficiary's plan data"),
+    "mizani.enrol_file": ("Enrolled by file", "Enrolled by file"),
     "mizani.beneficiaries_update": ("Beneficiaries' data", "Changed many beneficiaries' plan data from a file"),
     "mizani.plan_change": ("Plan change", "Changed the plan (a new version)"),
     "mizani.approval_submit": ("Approval requested", "Submitted a request for approval"),
@@ -64,6 +67,31 @@ def audit(instance, action, *, by, data=None, title=None):
     inside the service's transaction."""
     return log(instance, action, user=by if by and by.is_authenticated else None,
                title=title or audit_title(instance), data=data or {})
+
+
+def audit_many(model, action, *, by, rows_sql, params=()):
+    """One entry per row of `rows_sql`, a SELECT of `id` (a record of `model`) and `data` (the entry's
+    data as the database's JSON: jsonb on PostgreSQL, JSON text on SQLite), written by one INSERT ...
+    SELECT: what a set-based operation did to each record, for its own history, as `audit` writes it
+    for one (title included). Call inside the operation's transaction. Returns how many."""
+    from django.contrib.contenttypes.models import ContentType
+    from wagtail.models import ModelLogEntry
+
+    field = ModelLogEntry._meta.get_field
+    content_type = ContentType.objects.get_for_model(model, for_concrete_model=False)
+    title = f"{model._meta.verbose_name.capitalize()} "
+    now = field("timestamp").get_db_prep_value(timezone.now(), connection)
+    uuid = field("uuid").get_db_prep_value(get_active_log_context().uuid, connection)
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(ModelLogEntry._meta.db_table)} (content_type_id, label, action, data, timestamp, "
+            f"uuid, user_id, revision_id, content_changed, deleted, object_id) "
+            f"SELECT %s, %s || CAST(entry.id AS TEXT), %s, entry.data, %s, %s, %s, NULL, %s, %s, "
+            f"CAST(entry.id AS TEXT) FROM ({rows_sql}) entry",
+            [content_type.pk, title, action, now, uuid, by.pk if by and by.is_authenticated else None, False, False,
+             *params])
+        return cursor.rowcount
 
 
 def audit_event(action, *, by=None, data=None, title=None):

@@ -7,6 +7,7 @@ from wagtail import hooks
 from wagtail.admin.forms.models import register_form_field_override
 from wagtail.admin.menu import MenuItem
 from wagtail.admin.viewsets.model import ModelViewSetGroup
+from wagtail.log_actions import LogFormatter
 
 from . import admin_views, selectors
 from .audit import ACTIONS
@@ -20,6 +21,15 @@ from .viewsets import ScopedModelViewSet
 def register_audit_actions(actions):
     for action, (label, message) in ACTIONS.items():
         actions.register_action(action, label, message)
+
+    @actions.register_action("mizani.enrol_file")
+    class EnrolledByFile(LogFormatter):
+        """Names the file, as the person's history reads it ("Enrolled by file households-march.csv")."""
+
+        label = ACTIONS["mizani.enrol_file"][0]
+
+        def format_message(self, log_entry):
+            return f"Enrolled by file {log_entry.data.get('file', '')}".strip()
 
 
 for bulk_action in GUARDED_BULK_ACTIONS:

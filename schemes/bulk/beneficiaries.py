@@ -16,12 +16,17 @@ Like the individuals import: one streaming pass stages every row (registered peo
 are found a batch of rows at a time, one query per batch), set-based SQL checks the whole file, and
 the import runs INSERT ... SELECT (or one UPDATE) per chunk of rows."""
 
+from dataclasses import replace
+from functools import partial
+
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, Max, Min, OuterRef
+from django.db.models import BooleanField, Case, Count, Exists, F, Max, Min, OuterRef, Subquery, Value, When
 from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
+from schemes.plans.catalogues import beneficiary_catalogue, candidate_catalogue
 from schemes.plans.models import (
     LIVE_STATUSES,
     Beneficiary,
@@ -31,17 +36,23 @@ from schemes.plans.models import (
     PlanStatus,
     PlanType,
 )
-from schemes.plans.selectors import beneficiaries_of_plan_for
-from schemes.plans.services import plan_ended
-from schemes.registry.models import Household, Individual
-from sites.audit import audit
+from schemes.plans.selectors import beneficiaries_of_plan_for, with_criteria_check
+from schemes.plans.services import plan_ended, status_rule
+from schemes.registry.models import Household, Individual, Membership
+from schemes.rules.catalogue import NUMBER_FIELD, Catalogue, attribute_spec, household_specs
+from schemes.rules.compiler import compile_rule, to_sql
+from schemes.rules.errors import RuleError
+from schemes.rules.nodes import from_json
+from schemes.rules.sql import IsTrue
+from sites.audit import audit, audit_many
+from sites.dates import years_before
 from sites.fields import ascii_digits
-from sites.masking import MASKED_MESSAGE, is_masked
+from sites.masking import MASK, MASKED_MESSAGE, is_masked
 from sites.models import Location
 from sites.scoping import scope_for
 
 from . import individuals
-from .files import Column
+from .files import Column, FileProblem
 from .models import StagedBeneficiary, StagedError, StagedIndividual, UploadKind
 from .staging import StagingWriter
 
@@ -73,7 +84,8 @@ class Importer:
         self.kind = kind
         self.updates = kind == UploadKind.BENEFICIARY_UPDATES
         self.CHUNK = CHUNK
-        self.READS = (Individual, Household, Beneficiary, HouseholdBeneficiary)
+        # Memberships too: the plan's criteria count a household's members.
+        self.READS = (Individual, Household, Membership, Beneficiary, HouseholdBeneficiary)
 
     # --- the file ------------------------------------------------------------------------------
 
@@ -177,6 +189,7 @@ class Importer:
             if not _is_household_plan(plan):
                 individuals.check(upload)
             self._check_enrolments(upload, plan, staged)
+            self._check_criteria(upload, plan, staged)
         self._check_unique_fields(upload, plan, staged)
         if not self.updates and not _is_household_plan(plan):
             _same_validity(upload)
@@ -200,6 +213,31 @@ class Importer:
         individuals.flag(upload, column, f"This {what} left {plan.code} earlier (graduated or rejected): not "
                                          "enrolled again.",
                          staged.filter(**{f"{key}__in": left}).exclude(**{f"{key}__in": enrolled}), StagedBeneficiary)
+
+    def _check_criteria(self, upload, plan, staged):
+        """As enrolment by criteria leaves out whoever does not meet the plan's rule for the status it
+        enrols as, a row whose person (or household) does not meet the plan's criteria for potential
+        beneficiaries is refused, naming them. One statement: the ONE rules compiler's SQL over the
+        staged rows (see _staged_catalogue)."""
+        try:
+            node = status_rule(plan, BeneficiaryStatus.POTENTIAL, candidate_catalogue(plan))
+        except ValidationError as error:
+            raise FileProblem(error.messages[0]) from None
+        if node is None:
+            return
+        failing = staged.filter(valid=True).exclude(IsTrue(to_sql(node, _staged_catalogue(plan, upload), "boolean")))
+        # The rule is read once per row (a person's household counts are subqueries): its errors are
+        # written by one statement and the rows marked from them, not counted and selected again (flag).
+        message = _criteria_message(plan)
+        sql, params = failing.values("row_number").query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {connection.ops.quote_name(StagedError._meta.db_table)} (upload_id, row_number, "
+                           f"{connection.ops.quote_name('column')}, message, code) "
+                           f"SELECT %s, picked.row_number, '', %s, '' FROM ({sql}) picked", [upload.pk, message, *params])
+            if not cursor.rowcount:
+                return
+        staged.filter(row_number__in=StagedError.objects.filter(upload_id=upload.pk, message=message)
+                      .values("row_number")).update(valid=False)
 
     def _check_updates(self, upload, plan, staged):
         repeated = staged.values("beneficiary_id").annotate(n=Count("pk")).filter(n__gt=1).values("beneficiary_id")
@@ -240,11 +278,17 @@ class Importer:
         staged = StagedBeneficiary.objects.filter(upload_id=upload.pk)
         valid = staged.filter(valid=True)
         result = {"rows": staged.count(), "valid": valid.count(), "errors": staged.filter(valid=False).count()}
+        plan = upload.plan
         if self.updates:
             result["updates"] = valid.filter(changed=True).count()
             result["unchanged"] = result["valid"] - result["updates"]
+            leaving = _leaving_criteria(plan, valid.filter(changed=True))
+            if leaving:
+                result["leave_criteria"] = leaving
             return result
-        plan = upload.plan
+        refused = StagedError.objects.filter(upload_id=upload.pk, message=_criteria_message(plan)).count()
+        if refused:
+            result["fail_criteria"] = refused
         result["enrolments"] = result["valid"]
         if _is_household_plan(plan):
             result["matched"] = result["valid"]
@@ -515,6 +559,94 @@ class _UpdateRow:
         return False
 
 
+def _criteria_message(plan):
+    status = BeneficiaryStatus.POTENTIAL
+    return f"Does not meet the plan's criteria for {status.label}: {plan.criteria_text(status)}"
+
+
+def _value_of(records, spec):
+    """`spec`'s value read from the one record of `records` (filtered on the outer row), as a subquery."""
+    return Subquery(records.annotate(rule_value=spec.sql("")).values("rule_value")[:1])
+
+
+def _staged_catalogue(plan, upload):
+    """The plan's rules read over the staged rows of a new-beneficiaries file, as they will read over the
+    beneficiaries the rows become: the plan's fields from the row's values; the person's (or household's)
+    fields from the registered record the row names, through the registry's own catalogue.
+
+    A person the file registers does not exist yet. Rather than create the people to check them (an
+    import's work at the check, rolled back), their fields are read from their staged row: its columns
+    are the person's (names, sex, dob, attributes), so the registry's definitions read them as they
+    are; only the household counts read memberships, which a new person does not have yet: see
+    _staged_household_counts."""
+    subjects = candidate_catalogue(plan)
+    own = {field.name: attribute_spec(field) for field in plan.fields.all()}
+    if _is_household_plan(plan):
+        registered, key, new = Household.objects.all(), "household_id", {}
+    else:
+        registered, key = Individual.objects.all(), "individual_id"
+        new = _staged_household_counts(subjects.today)
+        new_person = StagedIndividual.objects.filter(upload_id=upload.pk, row_number=OuterRef("row_number"))
+    specs = []
+    for name, spec in subjects.fields.items():
+        if name in own:
+            specs.append(own[name])
+            continue
+        read = _value_of(registered.filter(pk=OuterRef(key)), spec)
+        if key == "individual_id":
+            read = Case(When(individual_id__isnull=True, then=_value_of(new_person, new.get(name, spec))),
+                        default=read)
+        specs.append(replace(spec, sql=lambda prefix, read=read: read))
+    return Catalogue(specs, today=subjects.today)
+
+
+def _staged_household_counts(today):
+    """The registry's household counts (household_specs) of a person the file registers: a file creates
+    new households only (a registered code is refused), so their members are the file's rows with the
+    same code; in no household, NULL, as the registry says."""
+    born = {"household_size": {}, "children_under_5": {"dob__gt": years_before(today, 5)},
+            "elderly_in_household": {"dob__lte": years_before(today, 60)}}
+    registry = {spec.name: spec for spec in household_specs(today, household="", in_household="")}
+    return {name: replace(registry[name], sql=partial(_staged_members, born[name])) for name in registry}
+
+
+def _staged_members(conditions, prefix):
+    members = (StagedIndividual.objects.filter(upload_id=OuterRef("upload_id"), group_code=OuterRef("group_code"),
+                                               **conditions)
+               .order_by().values("group_code").annotate(n=Count("pk")).values("n"))
+    return Case(When(group_code="", then=Value(None)), default=Cast(Coalesce(Subquery(members), Value(0)), NUMBER_FIELD),
+                output_field=NUMBER_FIELD)
+
+
+def _leaving_criteria(plan, changing):
+    """How many of the `changing` update rows would take their beneficiary out of the plan's criteria
+    for its status (meeting them now, not with the file's values): a warning, as the criteria are
+    checked again where they matter (activation, the lists' "Meets criteria"). One statement."""
+    model = plan.beneficiary_model
+    beneficiary = model.objects.filter(pk=OuterRef("beneficiary_id"))
+    stored = beneficiary_catalogue(plan)
+    own = {field.name: attribute_spec(field) for field in plan.fields.all()}
+    specs = []
+    for name, spec in stored.fields.items():
+        read = _value_of(beneficiary, spec)
+        if name in own:  # the file's value where it gives one (an empty cell keeps the stored one)
+            read = Coalesce(own[name].sql(""), read)
+        specs.append(replace(spec, sql=lambda prefix, read=read: read))
+    updated = Catalogue(specs, today=stored.today)
+    branches = []
+    for status, entry in (plan.criteria or {}).items():
+        try:
+            node = compile_rule(from_json(entry["rule"]), updated, expect="boolean")
+        except RuleError:
+            continue  # criteria that no longer check: the plan's page says so
+        branches.append(When(beneficiary_status=status, then=IsTrue(to_sql(node, updated, "boolean"))))
+    if not branches:
+        return 0
+    meeting_now = with_criteria_check(beneficiary, plan).filter(meets_criteria=True)
+    return (changing.annotate(beneficiary_status=Subquery(beneficiary.values("status")[:1]))
+            .filter(Exists(meeting_now)).exclude(Case(*branches, default=Value(True), output_field=BooleanField()))).count()
+
+
 def _same_validity(upload):
     """A row is one person and one enrolment: an error on either side leaves out both; and a household
     of new people goes whole, so an enrolment refused leaves out its household's other members too."""
@@ -572,6 +704,16 @@ def _enrol_chunk(upload, first_row, last_row, id_base):
             f"WHERE s.upload_id = %s AND s.valid AND s.row_number BETWEEN %s AND %s "
             f"ON CONFLICT (plan_id, {subject}) WHERE status IN ({live}) DO NOTHING", params)
         added = cursor.rowcount
+    # Each beneficiary's own history says the file enrolled them: those of this chunk's rows enrolled at
+    # this statement's time (not whoever was enrolled since the check, whose row was skipped above).
+    build = "jsonb_build_object" if connection.vendor == "postgresql" else "json_object"
+    audit_many(model, "mizani.enrol_file", by=_importer(upload), rows_sql=(
+        f"SELECT b.id AS id, {build}('upload', CAST(%s AS INTEGER), 'file', CAST(%s AS TEXT), "
+        f"'status', b.status) AS data FROM {staged} s "
+        f"JOIN {table} b ON b.plan_id = %s AND b.{subject} = {subject_of_row} AND b.enrolled_at = %s "
+        f"WHERE s.upload_id = %s AND s.valid AND s.row_number BETWEEN %s AND %s"),
+        params=[upload.pk, upload.original_name, plan.pk, *([id_base] if not _is_household_plan(plan) else []), now,
+                upload.pk, first_row, last_row])
     try:
         with transaction.atomic():
             BenefitPlan.objects.filter(pk=plan.pk).update(live_beneficiaries=F("live_beneficiaries") + added)
@@ -587,6 +729,7 @@ def _update_chunk(upload, first_row, last_row):
     staged, table = quote(StagedBeneficiary._meta.db_table), quote(model._meta.db_table)
     merged = "b.attributes || s.attributes" if connection.vendor == "postgresql" else \
         "json_patch(b.attributes, s.attributes)"
+    _audit_updates(upload, first_row, last_row)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
@@ -600,6 +743,56 @@ def _update_chunk(upload, first_row, last_row):
                 f"{staged} WHERE upload_id = %s AND valid AND changed AND row_number BETWEEN %s AND %s)",
                 [upload.pk, upload.plan_id, upload.pk, first_row, last_row])
         return cursor.rowcount
+
+
+def _importer(upload):
+    """Who started the import (the maker, as its other audit entries name them)."""
+    return upload.import_job.started_by if upload.import_job_id else None
+
+
+def _audit_updates(upload, first_row, last_row):
+    """One entry per beneficiary the rows first_row..last_row change, in their history as a change of
+    plan data made on its own page is (schemes.plans.services.attribute_changes): the changed fields,
+    old -> new, a sensitive field's values masked. Written before the UPDATE, which loses the old ones."""
+    plan = upload.plan
+    model = plan.beneficiary_model
+    quote = connection.ops.quote_name
+    staged, table = quote(StagedBeneficiary._meta.db_table), quote(model._meta.db_table)
+    sensitive = list(plan.fields.filter(sensitive=True).values_list("name", flat=True))
+    is_sensitive = f"e.key IN ({', '.join(['%s'] * len(sensitive))})" if sensitive else "FALSE"
+    old, new = "b.attributes -> e.key", "s.attributes -> e.key"
+    if connection.vendor == "postgresql":
+        build, pair, group, each = "jsonb_build_object", "jsonb_build_array", "jsonb_object_agg", "jsonb_each"
+        differs = f"{old} IS DISTINCT FROM {new}"
+    else:
+        build, pair, group, each = "json_object", "json_array", "json_group_object", "json_each"
+        differs = f"{old} IS NOT {new}"
+    fields = f"FROM {each}(s.attributes) e WHERE {differs}"
+
+    def shown(value):
+        return f"CASE WHEN {is_sensitive} THEN {_masked_json(value.replace(' -> ', ' ->> '))} ELSE {value} END"
+
+    changes = f"SELECT {group}(e.key, {pair}({shown(old)}, {shown(new)})) {fields}"
+    if connection.vendor == "postgresql":
+        changed = f"SELECT jsonb_agg(e.key ORDER BY e.key) {fields}"
+    else:  # SQLite's aggregates take no ORDER BY: they take the names sorted
+        changed = f"SELECT json_group_array(key) FROM (SELECT e.key {fields} ORDER BY e.key)"
+    audit_many(model, "mizani.beneficiary_attributes", by=_importer(upload), rows_sql=(
+        f"SELECT b.id AS id, {build}('changed', ({changed}), 'changes', ({changes}), 'upload', CAST(%s AS INTEGER), "
+        f"'file', CAST(%s AS TEXT)) AS data FROM {staged} s JOIN {table} b ON b.id = s.beneficiary_id AND b.plan_id = %s "
+        f"WHERE s.upload_id = %s AND s.valid AND s.changed AND s.row_number BETWEEN %s AND %s"),
+        params=[*sensitive, *sensitive, upload.pk, upload.original_name, plan.pk, upload.pk,
+                first_row, last_row])
+
+
+def _masked_json(text):
+    """sites.masking.mask of a JSON value's text, in SQL, as a JSON string (NULL stays NULL)."""
+    length = f"LENGTH({text})"
+    if connection.vendor == "postgresql":
+        return (f"to_jsonb(CASE WHEN {length} < 6 THEN REPEAT('{MASK}', {length}) "
+                f"ELSE REPEAT('{MASK}', {length} - 3) || RIGHT({text}, 3) END)")
+    return (f"(CASE WHEN {length} < 6 THEN printf('%%.*c', {length}, '{MASK}') "
+            f"ELSE printf('%%.*c', {length} - 3, '{MASK}') || SUBSTR({text}, -3) END)")
 
 
 ENROLMENTS = Importer(UploadKind.BENEFICIARIES)

@@ -51,6 +51,9 @@ COUNT_LABELS = {
     "possible_duplicates": "Possible duplicates of registered people",
     "possible_duplicates_in_file": "Possible duplicates within the file (same names and date of birth)",
     "over_maximum": "Above the plan's maximum",
+    "fail_criteria": "Rows not imported: not meeting the plan's criteria for potential beneficiaries",
+    "leave_criteria": "Beneficiaries who would no longer meet the plan's criteria for their status (updated anyway: "
+                      "check them before activating)",
     "skipped": "Rows not imported: their national ID or household code was registered since the check",
     "paid": "Lines to mark paid", "paid_amount": "Amount of the lines to mark paid",
     "unpaid": "Lines to mark unpaid (left for a follow-up payroll)", "unpaid_amount": "Amount of the lines to mark unpaid",
