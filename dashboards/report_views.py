@@ -10,6 +10,7 @@ two aggregates render a metric's Table and download it as CSV.
 import django_filters
 from django.core.exceptions import PermissionDenied
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.views import View
@@ -115,7 +116,7 @@ class PendingApprovalsReportView(ReportAccessMixin, ScopedIndexView):
             Column("maker", label="Asked by", accessor=lambda request: request.maker.get_full_name()
                    or request.maker.get_username()),
             Column("created_at", label="Submitted", sort_key="created_at",
-                   accessor=lambda request: f"{request.created_at:%Y-%m-%d %H:%M}"),
+                   accessor=lambda request: f"{timezone.localtime(request.created_at):%Y-%m-%d %H:%M}"),
             Column("age", label="Age (days)", accessor=lambda request: reports.age_in_days(request.created_at)),
             Column("step", label="Step", accessor=_step),
             Column("location", label="Location", accessor=lambda request: _place(request.location)),

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.forms import ModelChoiceField
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.functional import cached_property
@@ -122,10 +123,37 @@ class ScopedIndexView(SelectorMixin, SafeSpreadsheetExportMixin, generic.IndexVi
                 if field in self.attribute_columns else multigetattr(item, field)
                 for field in self.list_export}
 
+    @cached_property
+    def unusable_filters(self):
+        """The filters that do not clean other than the refused ones, one phrase each ("the location
+        filter is not one of your locations"). The listing drops them; an export must not: without the
+        filter it would be a file of other rows than the user asked for (a location outside theirs
+        dropped, all their people)."""
+        if not self.filters or self.filters.is_valid():
+            return []
+        form = self.filters.form
+        phrases = []
+        for name, errors in form.errors.as_data().items():
+            if getattr(self.filters.filters.get(name), "refuses_when_invalid", False):
+                continue
+            field = form.fields.get(name)  # None for an error of the whole form
+            for error in errors:
+                if field is None:
+                    phrases.append(" ".join(error.messages).rstrip("."))
+                elif error.code == "invalid_choice" and isinstance(field, ModelChoiceField):
+                    model = field.queryset.model._meta
+                    phrases.append(f"the {model.verbose_name} filter is not one of your {model.verbose_name_plural}")
+                else:
+                    phrases.append(f"the {field.label or name} filter: {' '.join(error.messages).rstrip('.')}")
+        return phrases
+
     def get(self, request, *args, **kwargs):
         if self.is_export:
-            if self.refused_filters:
-                return self.refuse_export(" ".join(self.refused_filters))
+            refusals = list(self.refused_filters)
+            if self.unusable_filters:
+                refusals.append(capfirst("; ".join(self.unusable_filters)) + ": nothing was exported.")
+            if refusals:
+                return self.refuse_export(" ".join(refusals))
             # Wagtail builds the whole listing first, and counts an unpaginated list with len(): every
             # row in memory before the first byte (51 s and 3 GB for a million people). An export
             # needs only the filtered, searched, ordered queryset.

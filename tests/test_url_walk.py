@@ -696,6 +696,13 @@ def is_refusal_redirect(response):
     return target == reverse("wagtailadmin_home") or target.startswith(reverse("wagtailadmin_login"))
 
 
+def is_export_refusal(response, path):
+    """An export filtered to a location the user may not use goes back to its list with the reason
+    (sites.viewsets.ScopedIndexView.unusable_filters): no file."""
+    return ("export=" in path and "location=" in path and response.status_code == 302
+            and response["Location"].split("?")[0] == path.split("?")[0] and not response.get("Content-Disposition"))
+
+
 def db_state():
     """Everything the walk could change, as comparable rows."""
     return {
@@ -985,6 +992,8 @@ def test_lists_of_a_district_a_user_show_a_and_never_b(world, role):
         for query_string, plain in variants:
             path = reverse(url.name) + query_string
             response = client.get(path)
+            if may_read and is_export_refusal(response, path):
+                continue
             if may_read:
                 if response.status_code != 200:
                     problems.append(f"GET {path} -> {response.status_code}, expected 200")

@@ -7,6 +7,7 @@ from django.http import Http404, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods
@@ -422,7 +423,7 @@ class BeneficiaryIndexView(ScopedIndexView):
                         get_url=lambda obj: reverse(inspect, args=[obj.pk])),
             Column("plan", label="Plan", accessor="plan.code"),
             Column("status", label="Status", accessor="get_status_display", sort_key="status"),
-            Column("enrolled_at", label="Enrolled", accessor=lambda obj: f"{obj.enrolled_at:%Y-%m-%d}",
+            Column("enrolled_at", label="Enrolled", accessor=lambda obj: f"{timezone.localtime(obj.enrolled_at):%Y-%m-%d}",
                    sort_key="enrolled_at"),
         ] + criteria
 

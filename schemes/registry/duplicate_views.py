@@ -68,8 +68,11 @@ class DuplicateIndexView(ScopedIndexView):
     template_name = "registry/duplicates/index.html"
     default_ordering = "-score"
     filterset_class = DuplicateFilterSet
-    list_export = ["id", "first", "second", "score", "reason_labels", "get_status_display", "found_at"]
-    export_headings = {"first": "First record", "second": "Second record", "reason_labels": "Found for",
+    # Each record by its ID too: two people of the same name are told apart, and found, by it.
+    list_export = ["id", "first_id", "first", "second_id", "second", "score", "reason_labels", "get_status_display",
+                   "found_at"]
+    export_headings = {"first_id": "First record ID", "first": "First record", "second_id": "Second record ID",
+                       "second": "Second record", "reason_labels": "Found for",
                        "get_status_display": "Status"}
 
     @cached_property
@@ -112,7 +115,7 @@ PERSON_ROWS = (("Name", lambda p: f"{p.first_name} {p.last_name}"), ("Date of bi
                ("Age", lambda p: p.age()), ("Sex", lambda p: p.get_sex_display()),
                ("National ID", lambda p: p.national_id), ("Phone", lambda p: p.phone),
                ("Location", lambda p: str(p.location) if p.location else None),
-               ("Registered", lambda p: f"{p.created_at:%Y-%m-%d}"))
+               ("Registered", lambda p: f"{timezone.localtime(p.created_at):%Y-%m-%d}"))
 SENSITIVE_ROWS = {"National ID", "Phone"}
 
 

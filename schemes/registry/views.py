@@ -9,6 +9,7 @@ from django.db.models.functions import Concat, Lower
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.views import View
 from wagtail import hooks
@@ -174,7 +175,7 @@ class IndividualIndexView(LiveOrDeletedMixin, ScopedIndexView):
             Column("household", label="Household", accessor="household_code"),
             # Ids grow with registration (imports take theirs in one block): the id orders by it.
             Column("registered", label="Registered", sort_key="id",
-                   accessor=lambda obj: f"{obj.created_at:%Y-%m-%d}"),
+                   accessor=lambda obj: f"{timezone.localtime(obj.created_at):%Y-%m-%d}"),
         ]
 
     def get_base_queryset(self):
@@ -309,12 +310,13 @@ class HouseholdIndexView(LiveOrDeletedMixin, ScopedIndexView):
     default_ordering = "code"
     paginator_class = HouseholdPaginator
     found_at_least = None  # set by a search for a common name (selectors.search_households)
-    export_headings = {"location_code": "Location code", "size": "Members", "deleted_at": "Deleted on"}
+    export_headings = {"head_name": "Head", "location_code": "Location code", "size": "Members",
+                       "deleted_at": "Deleted on"}
     search_fields = ["code"]
 
     @cached_property
     def list_export(self):
-        return ["id", "code", "location_code", "size", *self.attribute_columns,
+        return ["id", "code", "head_name", "location_code", "size", *self.attribute_columns,
                 *(["deleted_at"] if self.shows_deleted else [])]
 
     def export_attributes(self):
@@ -336,16 +338,17 @@ class HouseholdIndexView(LiveOrDeletedMixin, ScopedIndexView):
         ]
 
     def get_base_queryset(self):
-        queryset = selectors.households_with_size(super().get_base_queryset()).annotate(
-            location_code=F("location__code"))
-        if self.is_export:  # its columns: no head's name looked up, no location row built per household
-            return queryset.only("id", "code", "attributes", *(["deleted_at"] if self.shows_deleted else []))
+        # The head is named only when in the user's locations, as on the household's page.
         head = scope_for(self.request.user).filter(
             Membership.objects.filter(household=OuterRef("pk"), role_id=MemberRole.HEAD),
             field="individual__location",
         ).annotate(
             full=Concat("individual__first_name", Value(" "), "individual__last_name")).values("full")[:1]
-        return queryset.select_related("location").annotate(head_name=Subquery(head))
+        queryset = selectors.households_with_size(super().get_base_queryset()).annotate(
+            location_code=F("location__code"), head_name=Subquery(head))
+        if self.is_export:  # its columns: no location row built per household
+            return queryset.only("id", "code", "attributes", *(["deleted_at"] if self.shows_deleted else []))
+        return queryset.select_related("location")
 
     def order_queryset(self, queryset):
         # By code as the unique index folds it (case aside): page 1 is read from that index, not sorted

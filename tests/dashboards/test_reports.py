@@ -11,7 +11,7 @@ import openpyxl
 import pytest
 from django.contrib.auth.models import Group
 from django.db import connection
-from django.test import Client, RequestFactory
+from django.test import Client, RequestFactory, override_settings
 from django.urls import reverse
 from django.utils import timezone
 from wagtail.admin.menu import reports_menu
@@ -299,6 +299,16 @@ def test_pending_approvals_are_those_the_user_may_see_oldest_first(geo, pending,
     assert listed(client_for(manager_a).get(APPROVALS)) == []  # neither maker nor checker
     # As many as the dashboards' approvals metric counts for them.
     assert compute("approvals_pending", checker_a).total("pending") == 2
+
+
+@override_settings(TIME_ZONE="Africa/Nairobi")
+def test_pending_approvals_say_when_they_were_submitted_in_local_time(geo, pending, checkers):
+    submitted = datetime.datetime(2026, 3, 4, 22, 15, tzinfo=datetime.UTC)
+    ApprovalRequest.objects.filter(pk=pending["old_a"].pk).update(created_at=submitted)
+
+    page = client_for(checkers[0][0]).get(APPROVALS)
+
+    assert b"2026-03-05 01:15" in page.content and b"2026-03-04 22:15" not in page.content
 
 
 def test_pending_approvals_filter_by_operation_age_and_location(geo, pending, checkers):

@@ -15,15 +15,18 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from wagtail.models import ModelLogEntry
 
 from schemes.bulk.models import Upload
+from schemes.plans.models import Beneficiary, BenefitPlan
 from tests.factories import (
     HouseholdFactory,
     IndividualFactory,
     LocationFactory,
     MembershipFactory,
     RegistryFieldFactory,
+    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -31,6 +34,7 @@ pytestmark = pytest.mark.django_db
 INDIVIDUALS = "registry_individual:index"
 HOUSEHOLDS = "registry_household:index"
 UPLOADS = "bulk_upload:index"
+BENEFICIARIES = "plans_beneficiary:index"
 # Each starts a formula in Excel, LibreOffice or Google Sheets.
 FORMULAS = ['=HYPERLINK("http://e.x","y")', "+1", "@SUM(1+1)", "-2", "\t=1", "\r=1"]
 
@@ -196,6 +200,59 @@ def test_the_default_xlsx_limit_is_fifty_thousand_rows():
     from django.conf import settings
 
     assert settings.MIZANI_EXPORT_XLSX_MAX_ROWS == 50_000
+
+
+# --- a filter that does not clean refuses the export ----------------------------------------------
+
+def refused(client, url, query):
+    """The export's response, a redirect back to the same list (without `export`), and the message shown."""
+    response = client.get(url, query)
+    assert response.status_code == 302 and not response.streaming
+    assert not response.get("Content-Disposition")
+    back = client.get(response["Location"])
+    assert back.wsgi_request.GET.dict() == {key: str(value) for key, value in query.items() if key != "export"}
+    return [str(m) for m in get_messages(back.wsgi_request)]
+
+
+@pytest.mark.parametrize("export_format", ["csv", "xlsx"])
+def test_an_individuals_export_filtered_to_a_location_outside_the_users_is_refused(geo, export_format):
+    """The list drops a location the user may not use (it is not offered); an export that did the same
+    would be every one of their people, under a filter they believe is one district's."""
+    clerk = UserFactory(username="clerk2", role="Clerk", locations=[geo.district_b])
+    IndividualFactory(first_name="Bahati", location=geo.village_b)
+    IndividualFactory(first_name="Amina", location=geo.village_a)
+    client = client_for(clerk)
+
+    messages = refused(client, reverse(INDIVIDUALS), {"location": geo.district_a.pk, "export": export_format})
+
+    assert messages == ["The location filter is not one of your locations: nothing was exported."]
+    assert not exports().exists()
+    # Filtered to a location of theirs, the same export is served.
+    rows = client.get(reverse(INDIVIDUALS), {"location": geo.village_b.pk, "export": export_format})
+    names = ([row["First name"] for row in csv_rows(rows)] if export_format == "csv"
+             else [row["First name"].value for row in xlsx_rows(rows)])
+    assert names == ["Bahati"]
+
+
+@pytest.mark.parametrize("export_format", ["csv", "xlsx"])
+def test_a_beneficiaries_export_filtered_to_a_plan_that_is_not_there_is_refused(geo, export_format):
+    """A stale link to a deleted plan would otherwise export the beneficiaries of every plan."""
+    accountant = UserFactory(username="accountant_a", role="Accountant", locations=[geo.district_a])
+    plan = BenefitPlan.objects.create(code="CG", name="Child grant", status="ACTIVE")
+    now = timezone.now()
+    Beneficiary.objects.create(plan=plan, individual=IndividualFactory(location=geo.village_a), enrolled_at=now,
+                               status_changed_at=now)
+    gone = BenefitPlan.objects.create(code="OLD", name="Closed grant", status="ACTIVE")
+    gone_pk = gone.pk
+    gone.delete()
+    client = client_for(accountant)
+
+    messages = refused(client, reverse(BENEFICIARIES), {"plan": gone_pk, "status": "ACTIVE", "export": export_format})
+
+    assert messages == ["The benefit plan filter is not one of your benefit plans: nothing was exported."]
+    assert not exports().exists()
+    served = client.get(reverse(BENEFICIARIES), {"plan": plan.pk, "export": export_format})
+    assert len(csv_rows(served) if export_format == "csv" else xlsx_rows(served)) == 1
 
 
 # --- streaming ------------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """The duplicate review queue in the admin: the list and its filters, the comparison page (masking,
 escaping, audit, scope), and the POSTs behind its buttons: scan, not a duplicate, merge, unmerge."""
 
+import csv
 import datetime
+import io
 
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
+from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 from wagtail.models import ModelLogEntry
@@ -93,6 +96,19 @@ def test_the_queue_export_is_scoped(client, clerk_a, pairs):
     assert "Aminah Juma" in text and "Quixotebee" not in text
 
 
+def test_the_queue_export_gives_each_records_id(client, clerk_a, geo):
+    """Two people of the same name are told apart, and found, by their record IDs."""
+    first = IndividualFactory(first_name="Majaliwa", last_name="Moshi", location=geo.village_a)
+    second = IndividualFactory(first_name="Majaliwa", last_name="Moshi", location=geo.village_a)
+    DuplicateCandidateFactory(first=first, second=second)
+
+    response = login(client, clerk_a).get(reverse("registry_duplicate:index") + "?export=csv")
+    [row] = csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig")))
+
+    assert (row["First record ID"], row["First record"]) == (str(first.pk), "Majaliwa Moshi")
+    assert (row["Second record ID"], row["Second record"]) == (str(second.pk), "Majaliwa Moshi")
+
+
 def test_a_viewer_has_no_queue(client, viewer_a, pairs):
     login(client, viewer_a)
     response = client.get(reverse("registry_duplicate:index"))
@@ -122,6 +138,19 @@ def test_the_comparison_shows_both_records_and_audits_the_view(client, clerk_a, 
         entry = ModelLogEntry.objects.get(content_type=ContentType.objects.get_for_model(person),
                                           object_id=str(person.pk), action="mizani.view")
         assert entry.user_id == clerk_a.pk and entry.data == {"via": f"possible duplicate {pair.pk}"}
+
+
+def test_the_comparison_shows_the_organisations_day_of_registration(client, clerk_a, pairs):
+    """Registered at 22:15 UTC on 4 March is 5 March in Nairobi."""
+    pair = pairs["a"]
+    Individual.objects.filter(pk=pair.first.pk).update(
+        created_at=datetime.datetime(2026, 3, 4, 22, 15, tzinfo=datetime.UTC))
+
+    with override_settings(TIME_ZONE="Africa/Nairobi"):
+        response, text = page(login(client, clerk_a), "registry_duplicate:inspect", pair.pk)
+
+    registered = text[text.index("Registered"):]
+    assert "2026-03-05" in registered and "2026-03-04" not in registered
 
 
 def test_the_comparison_masks_sensitive_values_without_the_permission(client, geo, pairs):

@@ -11,7 +11,9 @@ from decimal import Decimal
 import openpyxl
 import pytest
 from django.contrib.messages import get_messages
-from django.test import Client
+from django.db import connection
+from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from wagtail.models import ModelLogEntry
 
@@ -115,14 +117,18 @@ def test_criteria_combine_with_the_other_filters_and_the_search(registry, clerk_
 
 
 def test_criteria_still_apply_when_another_filter_value_is_not_offered(registry, clerk_a, geo):
-    """A location outside the clerk's is not a choice: that filter is dropped, the criteria are not
-    (Wagtail would drop every filter of an invalid set and list, and export, everyone)."""
+    """A location outside the clerk's is not a choice: the list drops that filter, not the criteria
+    (Wagtail would drop every filter of an invalid set and list everyone). The export is refused: a file
+    without the location the user asked for is not the file they believe it is."""
     client = client_for(clerk_a)
     query = {"criteria": "children >= 5", "location": geo.district_b.pk}
 
     assert [p.first_name for p in listed(client.get(reverse(INDIVIDUALS), query))] == ["Chausiku"]
-    assert [row["First name"] for row in csv_rows(client.get(reverse(INDIVIDUALS), {**query, "export": "csv"}))] == [
-        "Chausiku"]
+    response = client.get(reverse(INDIVIDUALS), {**query, "export": "csv"})
+    assert response.status_code == 302 and not response.streaming
+    assert messages_of(client.get(response["Location"])) == [
+        "The location filter is not one of your locations: nothing was exported."]
+    assert not exports().exists()
 
 
 def test_the_csv_export_carries_the_criteria_and_its_audit_entry_names_them(registry, clerk_a):
@@ -165,6 +171,35 @@ def test_criteria_on_the_households_list_and_its_export(geo, member_roles, clerk
     assert [(row["Code"], row["Members"], row["roof"]) for row in rows] == [("HH-A2", "3", "thatch")]
     entry = exports().get()
     assert entry.data["rows"] == 1 and entry.data["filters"] == criteria
+
+
+def test_the_households_export_names_the_head_as_the_list_does_in_one_query(geo, member_roles, clerk_a):
+    """A head living outside the user's locations is left blank, as on the list; the names come from the
+    export's own query, not one query per household."""
+    def household(code, head_village):
+        made = HouseholdFactory(code=code, location=geo.village_a)
+        MembershipFactory(household=made, role=member_roles["HEAD"],
+                          individual=IndividualFactory(first_name="Head", last_name=code, location=head_village))
+        return made
+
+    household("HH-A1", geo.village_a)
+    household("HH-A2", geo.village_b)
+    HouseholdFactory(code="HH-A3", location=geo.village_a)  # no head
+    client = client_for(clerk_a)
+    csv_rows(client.get(reverse(HOUSEHOLDS), {"export": "csv"}))  # the session's and the schema's first reads
+
+    with CaptureQueriesContext(connection) as three:
+        rows = csv_rows(client.get(reverse(HOUSEHOLDS), {"export": "csv"}))
+        sheet = xlsx_rows(client.get(reverse(HOUSEHOLDS), {"export": "xlsx"}))
+    household("HH-A4", geo.village_a)
+    with CaptureQueriesContext(connection) as four:
+        csv_rows(client.get(reverse(HOUSEHOLDS), {"export": "csv"}))
+        xlsx_rows(client.get(reverse(HOUSEHOLDS), {"export": "xlsx"}))
+
+    assert [(row["Code"], row["Head"]) for row in rows] == [("HH-A1", "Head HH-A1"), ("HH-A2", ""), ("HH-A3", "")]
+    assert [(row["Code"].value, row["Head"].value) for row in sheet] == [
+        ("HH-A1", "Head HH-A1"), ("HH-A2", None), ("HH-A3", None)]
+    assert len(four.captured_queries) == len(three.captured_queries)
 
 
 # --- a rule that does not check ----------------------------------------------------------------
@@ -344,3 +379,16 @@ def test_duplicates_are_found_on_the_organisations_day_in_the_list_and_its_expor
 
     assert "2026-03-05" in page and "2026-03-04" not in page
     assert row["Found at"] == "2026-03-05 01:15:30"
+
+
+def test_the_individuals_list_shows_the_organisations_day_of_registration(geo, clerk_a):
+    """Registered at 22:15 UTC on 4 March is 5 March in Nairobi, as the upload history reads it."""
+    from schemes.registry.models import Individual
+
+    person = IndividualFactory(first_name="Amina", location=geo.village_a)
+    Individual.objects.filter(pk=person.pk).update(created_at=DELETED)
+
+    with override_settings(TIME_ZONE="Africa/Nairobi"):
+        page = client_for(clerk_a).get(reverse(INDIVIDUALS)).content.decode()
+
+    assert "2026-03-05" in page and "2026-03-04" not in page
