@@ -33,9 +33,10 @@ from workflows.operations import operation_choices, operation_label
 
 from . import reports
 from .forms import LOCATION_FILTER_DEPTH, DashboardFilterForm, DateInput
-from .metrics import compute
+from .metrics import compute, get_metric
 from .rendering import NO_DATA, NOTHING_YET, format_number
 from .selectors import APPROVAL_AGES, approval_age_q, pending_requests_for
+from .views import refuse_export, unusable_filters_message
 
 REPORTS_BREADCRUMB = {"url": "", "label": "Reports"}
 
@@ -214,6 +215,10 @@ class UploadHistoryReportView(ReportAccessMixin, UploadIndexView):
 # --- aggregates: a dashboards metric as a table -----------------------------------------------------
 
 
+# The Filters (metrics.Metric.filters_used) each of the form's fields sets.
+FILTER_OF_FIELD = {"plan": "plan", "location": "location", "start": "period", "end": "period"}
+
+
 class ReportFilterForm(DashboardFilterForm):
     """The dashboards' filters (plan, location within the user's, period) without a page's defaults."""
 
@@ -236,6 +241,8 @@ class MetricReportView(ReportAccessMixin, WagtailAdminTemplateMixin, View):
             raise PermissionDenied
         table = reports.SHAPES[self.report.slug](table)
         if request.GET.get("export") == "csv":
+            if refusal := unusable_filters_message(self.form):
+                return refuse_export(request, request.path, refusal)
             return self.csv_response(table)
         return self.render_to_response(self.get_context_data(table=table))
 
@@ -249,11 +256,16 @@ class MetricReportView(ReportAccessMixin, WagtailAdminTemplateMixin, View):
         return response
 
     def applied_filters(self):
-        """The filters the numbers were computed with: a choice the form refused (a location outside the
-        user's) was dropped, so it is not recorded either."""
+        """The filters the numbers were computed with: the form's fields the metric reads, without a choice
+        the form refused (the page drops it; an export with one is refused). Other parameters of the
+        query are no filters."""
         form = self.form
-        filters = {name: form.data[name] for name in form.FIELDS if form.data.get(name) and name not in form.errors}
-        if location := form.is_valid() and form.cleaned_data.get("location"):  # read by people, not by id
+        used = get_metric(self.report.metric).filters_used
+        filters = {name: form.data[name] for name in form.FIELDS
+                   if name in form.fields and FILTER_OF_FIELD[name] in used and form.data.get(name)
+                   and name not in form.errors}
+        location = form.cleaned_data.get("location") if "location" in filters else None
+        if location:  # read by people, not by id
             filters.update({"location_code": location.code, "location_name": location.name})
         return filters
 

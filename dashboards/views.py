@@ -1,9 +1,11 @@
 
+from django.contrib import messages
+from django.forms import ModelChoiceField
 from django.http import Http404
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.text import slugify
+from django.utils.text import capfirst, slugify
 
 from sites.audit import audit
 from sites.spreadsheets import csv_response
@@ -17,6 +19,36 @@ from .selectors import dashboards_for
 def _breadcrumbs(*extra):
     return [{"url": reverse("wagtailadmin_home"), "label": "Home"},
             {"url": reverse("dashboards:index"), "label": "Dashboards"}, *extra]
+
+
+def unusable_filters_message(form):
+    """Why an export is refused, as sites.viewsets says it for the lists ("The location filter is not one
+    of your locations: nothing was exported."), or "" when every filter holds. The page drops a filter
+    it refuses and says so next to the field; a file cannot say it, and would hold other numbers than
+    the user asked for (a location outside theirs dropped: all of theirs)."""
+    if form.is_valid():
+        return ""
+    phrases = []
+    for name, errors in form.errors.as_data().items():
+        field = form.fields.get(name)  # None for an error of the whole form
+        for error in errors:
+            if field is None:
+                phrases.append(" ".join(error.messages).rstrip("."))
+            elif error.code == "invalid_choice" and isinstance(field, ModelChoiceField):
+                model = field.queryset.model._meta
+                phrases.append(f"the {model.verbose_name} filter is not one of your {model.verbose_name_plural}")
+            else:
+                phrases.append(f"the {field.label or name} filter: {' '.join(error.messages).rstrip('.')}")
+    return capfirst("; ".join(phrases)) + ": nothing was exported."
+
+
+def refuse_export(request, path, message):
+    """Back to the page the export was asked from (same filters, without `export`), the reason shown;
+    no file."""
+    messages.error(request, message)
+    params = request.GET.copy()
+    params.pop("export", None)
+    return redirect(f"{path}?{params.urlencode()}" if params else path)
 
 
 def dashboard_links(user):
@@ -62,6 +94,8 @@ def dashboard_data(request, page_id, block_id):
     table = table_of(request.user, value, filters)
     if table is None:
         raise Http404
+    if refusal := unusable_filters_message(form):
+        return refuse_export(request, reverse("dashboards:view", kwargs={"page_id": page.pk}), refusal)
     title = value["title"] or value["metric"]
     response = csv_response(f"{slugify(page.title)}-{slugify(title)}.csv", table.as_csv())
     audit(page, "mizani.export", by=request.user, data={

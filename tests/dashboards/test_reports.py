@@ -166,10 +166,32 @@ def test_beneficiary_filters_narrow_by_plan_location_and_period_within_the_scope
     assert "location" in response.context["form"].errors
     assert [[cell["text"] for cell in row] for row in response.context["rows"]] == [
         ["Child grant", "0", "3", "1", "0", "0", "4"]]
-    _header, *rows = csv_rows(client_for(manager_a).get(BENEFICIARIES, {"export": "csv",
-                                                                        "location": geo.district_b.pk}))
+
+
+def test_a_report_csv_with_a_location_outside_the_users_is_refused_not_unfiltered(geo, people, clerk_a):
+    client = client_for(clerk_a)
+    response = client.get(BENEFICIARIES, {"export": "csv", "location": geo.other_region.pk, "plan": ""})
+
+    assert response.status_code == 302
+    assert response["Location"] == f"{BENEFICIARIES}?location={geo.other_region.pk}&plan="  # the page, no export
+    page = client.get(response["Location"])
+    assert [str(message) for message in page.context["messages"]] == [
+        "The location filter is not one of your locations: nothing was exported."]
+    assert not exports().exists()
+
+    _header, *rows = csv_rows(client.get(BENEFICIARIES, {"export": "csv", "location": geo.district_a.pk}))
     assert rows == [["Child grant", "0", "3", "1", "0", "0", "4"]]
-    assert exports().last().data["filters"] == {}  # what was applied: nothing
+    assert exports().get().data["filters"]["location_code"] == geo.district_a.code
+
+
+def test_a_report_csv_with_an_invalid_date_is_refused_naming_the_field(geo, people, clerk_a):
+    client = client_for(clerk_a)
+    response = client.get(BENEFICIARIES, {"export": "csv", "start": "not-a-date"})
+
+    assert response.status_code == 302 and "export" not in response["Location"]
+    message, = (str(m) for m in client.get(response["Location"]).context["messages"])
+    assert message.startswith("The From filter: Enter a valid date") and message.endswith("nothing was exported.")
+    assert not exports().exists()
 
 
 def test_an_empty_report_says_the_filters_found_nothing(geo, people, superuser):
@@ -195,7 +217,7 @@ def test_a_plan_named_like_markup_is_shown_as_text(geo, people, superuser):
 
 def test_the_beneficiaries_csv_is_audited_with_its_filters_and_row_count(geo, people, superuser, benefit_plan):
     csv_rows(client_for(superuser).get(BENEFICIARIES, {"export": "csv", "plan": benefit_plan.pk,
-                                                       "location": geo.district_a.pk}))
+                                                       "location": geo.district_a.pk, "page": "2", "q": "x"}))
 
     entry = exports().get()
     assert entry.user_id == superuser.pk

@@ -130,6 +130,28 @@ def test_csv_follows_the_same_access_and_scope_as_the_page(client, geo, people, 
     assert client.get(unknown).status_code == 404
 
 
+def test_a_figure_csv_with_a_location_outside_the_users_is_refused_not_unfiltered(client, geo, people, manager_a):
+    page = overview()
+    by_plan = next(child for child in page.body if child.block_type == "bar" and child.value["metric"] == "beneficiaries_by_plan")
+    url = reverse("dashboards:data", kwargs={"page_id": page.pk, "block_id": by_plan.id})
+    client = client_for(client, manager_a)
+
+    response = client.get(url, {"location": geo.other_region.pk})
+    page_url = reverse("dashboards:view", kwargs={"page_id": page.pk})
+    assert response.status_code == 302 and response["Location"] == f"{page_url}?location={geo.other_region.pk}"
+    shown = client.get(response["Location"])
+    assert [str(message) for message in shown.context["messages"]] == [
+        "The location filter is not one of your locations: nothing was exported."]
+    assert not PageLogEntry.objects.filter(page=page, action="mizani.export").exists()
+
+    response = client.get(url, {"location": geo.district_a.pk})
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert response["Content-Type"].startswith("text/csv")
+    assert rows[1:] == [["Child grant", "Active", "3"], ["Child grant", "Suspended", "1"]]
+    entry = PageLogEntry.objects.filter(page=page, action="mizani.export").get()
+    assert geo.district_a.code in entry.data["filters"]
+
+
 def test_scheme_administrators_edit_dashboards_and_managers_do_not(client, geo):
     designer = UserFactory(username="designer", role="Scheme administrator", national=True)
     add = add_url()
