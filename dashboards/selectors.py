@@ -20,7 +20,7 @@ from schemes.payments.models import DEAD_STATUSES, PAYABLE_STATUSES, LineStatus,
 from schemes.payments.selectors import money, payroll_totals_for
 from schemes.plans.models import Beneficiary, BeneficiaryStatus, BenefitPlan, HouseholdBeneficiary
 from schemes.plans.selectors import beneficiaries_for, household_beneficiaries_for
-from schemes.registry.models import Sex
+from schemes.registry.models import SEX_NOT_RECORDED, Sex
 from schemes.registry.selectors import AGE_BANDS, households_for, individuals_for
 from sites.dates import years_before
 from sites.models import Location, OrganisationSettings
@@ -43,9 +43,6 @@ REGISTRY_MEASURES = ("People", "Households")
 def labels_of(choices):
     """A metric's fixed rows (Metric.rows): the labels of a field's choices."""
     return lambda: [label for _value, label in choices.choices]
-
-
-SEX_NOT_RECORDED = "Not recorded"
 
 
 def sex_rows():

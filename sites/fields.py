@@ -312,10 +312,10 @@ class FieldDefinition(models.Model):
         if kind == FieldType.INTEGER:
             return forms.IntegerField(**common)
         if kind == FieldType.DECIMAL:
-            # The places as the input's step only: to_python checks them (by value, which Django's
-            # decimal_places would not: it refuses 12.500 with 2 places).
-            step = "any" if self.decimal_places is None else str(Decimal(1).scaleb(-self.decimal_places)).lower()
-            return forms.DecimalField(widget=forms.NumberInput(attrs={"step": step}), **common)
+            # Any step: to_python checks the places (by value, which Django's decimal_places would not: it
+            # refuses 12.500 with 2 places), and a browser step would refuse to send a value stored before
+            # the places were lowered, blocking every other change to the record.
+            return forms.DecimalField(widget=forms.NumberInput(attrs={"step": "any"}), **common)
         return forms.CharField(**common)
 
 
@@ -373,6 +373,17 @@ def _parse_date(raw):
         raise ValidationError(f"'{raw}' is not a real date.") from None
 
 
+def _same_value(raw, stored):
+    """Whether a form's or file's `raw` value is the `stored` JSON value (numbers by value: 1200.50 is
+    the stored "1200.5")."""
+    if raw is None or raw == "":
+        return False
+    try:
+        return Decimal(str(raw).strip()) == Decimal(str(stored))
+    except (InvalidOperation, ValueError):
+        return str(raw).strip() == str(stored)
+
+
 class AttributeSchema:
     """A set of field definitions applied to one `attributes` dict."""
 
@@ -383,7 +394,9 @@ class AttributeSchema:
     def clean(self, data, *, prefix="", stored=None):
         """Validate a dict of raw values; return the JSON-ready dict or raise errors keyed by field.
         A key no longer defined (its definition was deleted or renamed) is carried through unchanged
-        when it is the value already `stored` on the record: it cannot be fixed, so it must not block."""
+        when it is the value already `stored` on the record: it cannot be fixed, so it must not block.
+        So is a value the record holds, sent back as it is, that its field's definition refuses since it
+        changed (fewer decimals, a choice removed): it must not block a change to something else."""
         data = data or {}
         stored = stored or {}
         errors, cleaned = {}, {}
@@ -393,10 +406,14 @@ class AttributeSchema:
             else:
                 errors[f"{prefix}{unknown}"] = [f"'{unknown}' is not a defined attribute."]
         for definition in self.definitions:
+            raw = data.get(definition.name)
             try:
-                value = definition.to_python(data.get(definition.name))
+                value = definition.to_python(raw)
             except ValidationError as exc:
-                errors[f"{prefix}{definition.name}"] = exc.messages
+                if definition.name in stored and _same_value(raw, stored[definition.name]):
+                    cleaned[definition.name] = stored[definition.name]
+                else:
+                    errors[f"{prefix}{definition.name}"] = exc.messages
                 continue
             if value is not None:
                 cleaned[definition.name] = definition.to_json(value)

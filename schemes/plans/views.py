@@ -375,7 +375,7 @@ class BeneficiaryIndexView(ScopedIndexView):
     def to_row_dict(self, item):
         row = {**super().to_row_dict(item), "status": item.get_status_display()}  # as people read it
         if self.subject == "individual":
-            row["individual.sex"] = item.individual.get_sex_display()
+            row["individual.sex"] = item.individual.sex_shown
             if not self.shows_sensitive:  # as the individuals export masks it
                 row["individual.national_id"] = mask(row["individual.national_id"])
         return row

@@ -112,7 +112,7 @@ class DuplicateIndexView(ScopedIndexView):
 
 
 PERSON_ROWS = (("Name", lambda p: f"{p.first_name} {p.last_name}"), ("Date of birth", lambda p: f"{p.dob:%Y-%m-%d}"),
-               ("Age", lambda p: p.age()), ("Sex", lambda p: p.get_sex_display()),
+               ("Age", lambda p: p.age()), ("Sex", lambda p: p.sex_shown),
                ("National ID", lambda p: p.national_id), ("Phone", lambda p: p.phone),
                ("Location", lambda p: str(p.location) if p.location else None),
                ("Registered", lambda p: f"{timezone.localtime(p.created_at):%Y-%m-%d}"))

@@ -185,6 +185,9 @@ class Sex(models.TextChoices):
     OTHER = "O", "Other"
 
 
+SEX_NOT_RECORDED = "Not recorded"  # how a blank sex reads (openIMIS files carry none)
+
+
 class SoftDeleteQuerySet(models.QuerySet):
     def live(self):
         return self.filter(deleted_at__isnull=True)
@@ -247,6 +250,10 @@ class Individual(models.Model):
 
     def __str__(self):
         return f"{self.first_name} {self.last_name}"
+
+    @property
+    def sex_shown(self):
+        return self.get_sex_display() or SEX_NOT_RECORDED
 
     @property
     def is_deleted(self):
@@ -328,8 +335,11 @@ class MemberRole(models.Model):
         """Why the role cannot be deleted, or "": Head and Member are built in (imports and households
         need them; the database keeps no link to check memberships against), and a role members hold
         stays while they hold it (read once: no index on memberships' roles, and deleting is rare)."""
-        if self.code in (self.HEAD, self.MEMBER):
-            return f"{self.label} is built in: every household and household file needs it. Rename it instead."
+        if self.code == self.HEAD:
+            return f"{self.label} is built in: every household has one. Rename it instead."
+        if self.code == self.MEMBER:
+            return (f"{self.label} is built in: imports give it to members a file names no role for. Rename it "
+                    "instead.")
         held = self.memberships.count()
         if held:
             return (f"{held} household member{'s' if held != 1 else ''} ha{'ve' if held != 1 else 's'} the role "

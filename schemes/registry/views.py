@@ -31,7 +31,7 @@ from workflows.services import approval_submit, requires_approval
 from . import selectors, services
 from .approvals import MEMBERS_OPERATION
 from .forms import AddMemberForm, ChangeMemberForm, RemoveMemberForm, SetHeadForm
-from .models import Household, Individual, MemberRole, Membership, RegistryField, Sex
+from .models import SEX_NOT_RECORDED, Household, Individual, MemberRole, Membership, RegistryField, Sex
 
 # --- listing filters -------------------------------------------------------------------------
 
@@ -85,8 +85,11 @@ def attribute_filters(target):
     return filters, definitions
 
 
+NO_SEX = "none"  # the filter's value for people whose sex is not recorded (blank is "any")
+
+
 class IndividualFilterSet(RegistryFilterSet):
-    sex = django_filters.ChoiceFilter(choices=Sex.choices)
+    sex = django_filters.ChoiceFilter(choices=[*Sex.choices, (NO_SEX, SEX_NOT_RECORDED)], method="filter_sex")
     age_band = django_filters.ChoiceFilter(
         choices=[(band, band) for band in selectors.AGE_BANDS], method="filter_age_band", label="Age")
     criteria = CriteriaFilter(subject="individual", catalogue=individual_catalogue)
@@ -97,6 +100,9 @@ class IndividualFilterSet(RegistryFilterSet):
 
     def filter_age_band(self, queryset, name, value):
         return selectors.filter_by_age_band(queryset, value)
+
+    def filter_sex(self, queryset, name, value):
+        return queryset.filter(sex="" if value == NO_SEX else value)
 
 
 class HouseholdFilterSet(RegistryFilterSet):
@@ -168,7 +174,7 @@ class IndividualIndexView(LiveOrDeletedMixin, ScopedIndexView):
             TitleColumn("name", label="Name", accessor=str, sort_key="last_name",
                         get_url=lambda obj: reverse(inspect, args=[obj.pk])),
             MaskedColumn("national_id", label="National ID", user=self.request.user),
-            Column("sex", label="Sex", accessor="get_sex_display", sort_key="sex"),
+            Column("sex", label="Sex", accessor="sex_shown", sort_key="sex"),
             Column("dob", label="Date of birth", sort_key="dob",
                    accessor=lambda obj: f"{obj.dob:%Y-%m-%d} ({obj.age()})"),
             Column("location", label="Location", accessor="location.name", sort_key="location__name"),

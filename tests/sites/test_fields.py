@@ -672,11 +672,25 @@ def test_required_boolean_form_field_accepts_no():
         form_field.clean("")
 
 
-def test_the_decimal_form_field_steps_by_the_places():
-    """The browser's arrows and its own check follow the places; the engine still checks them."""
-    assert field(FieldType.DECIMAL, decimal_places=2).form_field().widget.attrs["step"] == "0.01"
-    assert field(FieldType.DECIMAL, decimal_places=0).form_field().widget.attrs["step"] == "1"
-    assert field(FieldType.DECIMAL).form_field().widget.attrs["step"] == "any"
+def test_the_decimal_form_field_takes_any_step_the_engine_checks_the_places():
+    """A browser step of 1 refused to send a stored 1200.5 once the places were lowered to 0: no other
+    change to the record could be saved."""
+    assert field(FieldType.DECIMAL, decimal_places=0).form_field().widget.attrs["step"] == "any"
+    with pytest.raises(ValidationError, match="No decimals"):
+        field(FieldType.DECIMAL, decimal_places=0).to_python("1200.5")
+
+
+def test_a_stored_value_its_field_now_refuses_is_kept_when_sent_back_unchanged():
+    """Places lowered to 0 after people were given 1200.5: editing their phone must not be refused for
+    a value nobody touched; a new value is still checked."""
+    schema = AttributeSchema([field(FieldType.DECIMAL, name="income", decimal_places=0),
+                              field(FieldType.CHOICE, name="tier", choices=["A"])])
+    stored = {"income": "1200.5", "tier": "B"}
+
+    assert schema.clean({"income": Decimal("1200.50"), "tier": "B"}, stored=stored) == stored
+    with pytest.raises(ValidationError) as refused:
+        schema.clean({"income": "1200.7", "tier": "B"}, stored=stored)
+    assert set(refused.value.message_dict) == {"income"}
 
 
 def test_decimal_with_more_digits_than_the_database_holds_is_refused():

@@ -153,6 +153,10 @@ def test_filter_by_sex_and_age_band(geo, clerk_a):
     assert filtered(age_band="18-59") == {adult.pk}
     assert filtered(age_band="60+") == {elder.pk}
     assert filtered(age_band="0-4", sex="M") == {four.pk}
+    unknown = IndividualFactory(sex="", dob=today_minus(40), location=geo.village_a)
+    assert filtered(sex="none") == {unknown.pk}
+    page = client.get(reverse("registry_individual:inspect", args=[unknown.pk])).content.decode()
+    assert "<dt>Sex</dt><dd>Not recorded</dd>" in page
 
 
 def test_filter_by_choice_and_boolean_attributes(geo, clerk_a):
