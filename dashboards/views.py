@@ -1,6 +1,5 @@
 
 from django.contrib import messages
-from django.forms import ModelChoiceField
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -9,6 +8,7 @@ from django.utils.text import capfirst, slugify
 
 from sites.audit import audit
 from sites.spreadsheets import csv_response
+from sites.viewsets import unusable_filter_phrases
 
 from .forms import DashboardFilterForm
 from .models import DashboardIndexPage
@@ -28,18 +28,7 @@ def unusable_filters_message(form):
     the user asked for (a location outside theirs dropped: all of theirs)."""
     if form.is_valid():
         return ""
-    phrases = []
-    for name, errors in form.errors.as_data().items():
-        field = form.fields.get(name)  # None for an error of the whole form
-        for error in errors:
-            if field is None:
-                phrases.append(" ".join(error.messages).rstrip("."))
-            elif error.code == "invalid_choice" and isinstance(field, ModelChoiceField):
-                model = field.queryset.model._meta
-                phrases.append(f"the {model.verbose_name} filter is not one of your {model.verbose_name_plural}")
-            else:
-                phrases.append(f"the {field.label or name} filter: {' '.join(error.messages).rstrip('.')}")
-    return capfirst("; ".join(phrases)) + ": nothing was exported."
+    return capfirst("; ".join(unusable_filter_phrases(form))) + ": nothing was exported."
 
 
 def refuse_export(request, path, message):

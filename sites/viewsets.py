@@ -41,6 +41,25 @@ class SelectorMixin:
 CSV_ROWS_PER_CHUNK = 500
 
 
+def unusable_filter_phrases(form, skip=()):
+    """One phrase per error of a filter form (but the fields in `skip`), as an export's refusal says
+    it: "the location filter is not one of your locations"."""
+    phrases = []
+    for name, errors in form.errors.as_data().items():
+        if name in skip:
+            continue
+        field = form.fields.get(name)  # None for an error of the whole form
+        for error in errors:
+            if field is None:
+                phrases.append(" ".join(error.messages).rstrip("."))
+            elif error.code == "invalid_choice" and isinstance(field, ModelChoiceField):
+                model = field.queryset.model._meta
+                phrases.append(f"the {model.verbose_name} filter is not one of your {model.verbose_name_plural}")
+            else:
+                phrases.append(f"the {field.label or name} filter: {' '.join(error.messages).rstrip('.')}")
+    return phrases
+
+
 class ScopedIndexView(SelectorMixin, SafeSpreadsheetExportMixin, generic.IndexView):
     """A scoped listing whose CSV export streams at any size and whose XLSX export is refused past
     MIZANI_EXPORT_XLSX_MAX_ROWS. Exports carry the listing's filters (criteria included), and
@@ -131,21 +150,8 @@ class ScopedIndexView(SelectorMixin, SafeSpreadsheetExportMixin, generic.IndexVi
         dropped, all their people)."""
         if not self.filters or self.filters.is_valid():
             return []
-        form = self.filters.form
-        phrases = []
-        for name, errors in form.errors.as_data().items():
-            if getattr(self.filters.filters.get(name), "refuses_when_invalid", False):
-                continue
-            field = form.fields.get(name)  # None for an error of the whole form
-            for error in errors:
-                if field is None:
-                    phrases.append(" ".join(error.messages).rstrip("."))
-                elif error.code == "invalid_choice" and isinstance(field, ModelChoiceField):
-                    model = field.queryset.model._meta
-                    phrases.append(f"the {model.verbose_name} filter is not one of your {model.verbose_name_plural}")
-                else:
-                    phrases.append(f"the {field.label or name} filter: {' '.join(error.messages).rstrip('.')}")
-        return phrases
+        return unusable_filter_phrases(self.filters.form, skip={
+            name for name, refusing in self.filters.filters.items() if getattr(refusing, "refuses_when_invalid", False)})
 
     def get(self, request, *args, **kwargs):
         if self.is_export:
