@@ -99,9 +99,15 @@ class Filters:
 
     def cache_key(self, used=("plan", "location", "period")):
         """The filters a metric reads (a filter it ignores does not make another cache entry)."""
-        parts = {"plan": f"p={self.plan_id or ''}", "location": f"l={self.location_path}",
-                 "period": f"s={self.start or ''};e={self.end or ''}"}
-        return ";".join(parts[name] for name in ("plan", "location", "period") if name in used)
+        kept = self.only(used)
+        return f"p={kept.plan_id or ''};l={kept.location_path};s={kept.start or ''};e={kept.end or ''}"
+
+    def only(self, used):
+        """These filters but those a metric ignores (`used`: its Metric.filters_used): what its numbers
+        were computed with, and what its exports record."""
+        return Filters(plan_id=self.plan_id if "plan" in used else None,
+                       location_path=self.location_path if "location" in used else "",
+                       start=self.start if "period" in used else None, end=self.end if "period" in used else None)
 
     def as_text(self):
         parts = []

@@ -11,6 +11,7 @@ from sites.spreadsheets import csv_response
 from sites.viewsets import unusable_filter_phrases
 
 from .forms import DashboardFilterForm
+from .metrics import get_metric
 from .models import DashboardIndexPage
 from .rendering import dashboard_context, figure_blocks, table_of
 from .selectors import dashboards_for
@@ -89,5 +90,5 @@ def dashboard_data(request, page_id, block_id):
     response = csv_response(f"{slugify(page.title)}-{slugify(title)}.csv", table.as_csv())
     audit(page, "mizani.export", by=request.user, data={
         "what": f"dashboard figure: {title}", "metric": value["metric"], "rows": len(table.rows),
-        "filters": filters.as_text()})
+        "filters": filters.only(get_metric(value["metric"]).filters_used).as_text()})
     return response

@@ -8,6 +8,7 @@ import json
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
+from django.utils import timezone
 
 from schemes.registry.approvals import Readers
 from schemes.rules.nodes import to_json
@@ -61,10 +62,11 @@ def prepare_enrol(payload, by):
                                          scoring=scoring, readers=Readers(location))
     text = payload.get("text") or (payload["rule"] if isinstance(payload["rule"], str) else to_text(node))
     plan_rule = plan.criteria_text(payload["target_status"])
+    status = BeneficiaryStatus(payload["target_status"]).label.lower()  # checked by the preview
     # What the checkers decide on: the rule typed, the plan's own rule for the status (which applies
     # too) and the area, before the counts they produce.
     described = {"Criteria typed": text,
-                 f"The plan's rule for {payload['target_status'].lower()} beneficiaries (also applies)":
+                 f"The plan's rule for {status} beneficiaries (also applies)":
                      plan_rule or "none",
                  "Locations covered": enrolment_area(by)}
     counts = {"Matching the criteria": preview["matching"], "Already enrolled": preview["already_enrolled"],
@@ -82,7 +84,7 @@ def prepare_enrol(payload, by):
     return Prepared(
         payload={"plan": plan.pk, "rule": rule, "target_status": payload["target_status"], "scoring": scoring,
                  "text": text, "maker": by.pk},
-        summary={"title": f"Enrol {preview['would_add']:,} as {payload['target_status'].lower()} in {plan}",
+        summary={"title": f"Enrol {preview['would_add']:,} as {status} in {plan}",
                  "diff": [], "sensitive": [], "counts": counts,
                  "sample": [{"id": row["id"], "name": row["summary"]} for row in preview["sample"]]},
         location=location,
@@ -139,9 +141,10 @@ def _rejected(plan, payload):
 
 
 def rejection_text(rejected):
-    """"Rejected on 2026-03-02 by clerk: “Duplicate application”", as the maker and the checkers read it."""
+    """"Rejected on 2026-03-02 by clerk: “Duplicate application”", as the maker and the checkers read it
+    (the day in the site's time zone, as every date shown)."""
     by = f" by {rejected.status_changed_by.get_username()}" if rejected.status_changed_by else ""
-    return f"Rejected on {rejected.status_changed_at:%Y-%m-%d}{by}: “{rejected.reason}”"
+    return f"Rejected on {timezone.localdate(rejected.status_changed_at):%Y-%m-%d}{by}: “{rejected.reason}”"
 
 
 def prepare_reenrol(plan, payload, by):
@@ -279,14 +282,14 @@ def prepare_bulk_status(payload, by):
     statuses, ids = list(payload.get("statuses") or []), list(payload.get("ids") or [])
     services.check_status_action(action, reason)
     preview = services.bulk_status_preview(plan=plan, action=action, by=by, statuses=statuses, ids=ids)
+    target = BeneficiaryStatus(preview["target"]).label.lower()
     return Prepared(
         payload={"plan": plan.pk, "action": action, "reason": reason, "statuses": statuses, "ids": ids,
                  "maker": by.pk},
         summary={"title": f"{action.capitalize()} {preview['applies']:,} beneficiaries of {plan}",
                  "diff": [], "sensitive": [],
-                 "counts": {"Selected": preview["selected"], f"Would become {preview['target'].lower()}":
-                            preview["applies"], "Left as they are (another status)":
-                            preview["selected"] - preview["applies"]},
+                 "counts": {"Selected": preview["selected"], f"Would become {target}": preview["applies"],
+                            "Left as they are (another status)": preview["selected"] - preview["applies"]},
                  "reason": reason},
         location=scope_for(by).root(),
         version=preview["fingerprint"],

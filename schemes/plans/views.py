@@ -50,10 +50,14 @@ from .schema import export_schema, parse_schema, schema_import
 
 class PlanIndexView(generic.IndexView):
     """The plans, each with its live beneficiaries in the user's locations; a plan's name opens its page
-    (where it is activated, closed, enrolled in), its edit form stays in the row's actions."""
+    (where it is activated, closed, enrolled in), its edit form stays in the row's actions where the
+    user may change the plan (see _change_refusal)."""
 
     def get_base_queryset(self):
         return selectors.with_live_count(super().get_base_queryset(), self.request.user)
+
+    def get_edit_url(self, instance):
+        return None if _change_refusal(instance, self.request.user) else super().get_edit_url(instance)
 
     def _get_title_column(self, field_name, column_class=TitleColumn, **kwargs):
         return self._get_custom_column(field_name, self._get_title_column_class(column_class),
@@ -61,28 +65,44 @@ class PlanIndexView(generic.IndexView):
 
 
 class PlanRecordView(generic.InspectView):
-    """The plan page: beneficiaries by status (in the user's locations), criteria, schema, actions."""
+    """The plan page: beneficiaries by status (in the user's locations), criteria, schema, actions. An
+    action the services would refuse the user (a change to an active plan without national scope) is
+    not offered: the page says why instead."""
+
+    @cached_property
+    def change_refusal(self):
+        return _change_refusal(self.object, self.request.user)
+
+    def get_edit_url(self):
+        return None if self.change_refusal else super().get_edit_url()
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         plan = self.object
-        counts = selectors.status_counts(plan, self.request.user)
+        user = self.request.user
+        counts = selectors.status_counts(plan, user)
+        can_change = user.has_perm("plans.change_benefitplan")
+        close_refusal = _refusal(services.check_plan_close, plan=plan, by=user) if (
+            can_change and plan.status == PlanStatus.ACTIVE) else ""
         context.update({
             "plan": plan,
             "counts": [(status.label, counts.get(status.value, 0), status.value) for status in BeneficiaryStatus],
             # Plan-wide only for national users: a district's user sees nothing of other districts.
-            "live_count": plan.live_beneficiaries if scope_for(self.request.user).national
+            "live_count": plan.live_beneficiaries if scope_for(user).national
             else sum(counts.get(status, 0) for status in LIVE_STATUSES),
-            "national": scope_for(self.request.user).national,
+            "national": scope_for(user).national,
             "criteria": [(status.label, plan.criteria_text(status.value)) for status in
                          (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE)],
             "schema": plan.fields.order_by("sort_order", "name"),
             "score_formula": (plan.score_formula or {}).get("text", ""),
             "cutoffs": _cutoffs_by_tree(plan),
-            "can_change": self.request.user.has_perm("plans.change_benefitplan"),
+            "can_change": can_change,
+            "can_import_schema": can_change and not self.change_refusal and user.has_perm("plans.change_planfield"),
+            "can_close": can_change and plan.status == PlanStatus.ACTIVE and not close_refusal,
+            "refusals": [refusal for refusal in (self.change_refusal, close_refusal) if refusal] if can_change else [],
             "ended": services.plan_ended(plan),
             "can_enrol": plan.status == PlanStatus.ACTIVE and not services.plan_ended(plan)
-                         and self.request.user.has_perm(f"plans.add_{plan.beneficiary_model._meta.model_name}"),
+                         and user.has_perm(f"plans.add_{plan.beneficiary_model._meta.model_name}"),
             "beneficiaries_url": reverse(beneficiary_namespace(plan) + ":index") + f"?plan={plan.pk}",
             "versions": selectors.plan_versions(plan),
             "rule_problems": selectors.rule_problems(plan),
@@ -153,9 +173,15 @@ class PlanEditView(generic.EditView):
 
 def _change_refusal(plan, user):
     """Why `user` may not change `plan` (an active plan takes national scope), or "": said when its edit
-    or schema import page opens, not only once a change is submitted."""
+    or schema import page opens, not only once a change is submitted; and the plan's page and list
+    then offer neither."""
+    return _refusal(services.check_plan_changes, plan, user)
+
+
+def _refusal(check, *args, **kwargs):
+    """What the service check `check` refuses, said as its refusal says it, or "" where it passes."""
     try:
-        services.check_plan_changes(plan, user)
+        check(*args, **kwargs)
     except (ValidationError, PermissionDenied) as error:
         return refusal_message(error)
     return ""

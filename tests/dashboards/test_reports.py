@@ -3,6 +3,7 @@ and their CSV: formula-safe, amounts numeric, audited with the filters and the r
 aggregate reports show the dashboards' own metrics."""
 
 import csv
+import dataclasses
 import datetime
 import io
 from decimal import Decimal
@@ -17,7 +18,7 @@ from django.utils import timezone
 from wagtail.admin.menu import reports_menu
 from wagtail.models import ModelLogEntry
 
-from dashboards import reports
+from dashboards import metrics, reports
 from dashboards.metrics import compute
 from schemes.bulk.models import Upload, UploadKind, UploadStatus
 from schemes.payments.models import PaymentLine
@@ -182,6 +183,17 @@ def test_a_report_csv_with_a_location_outside_the_users_is_refused_not_unfiltere
     _header, *rows = csv_rows(client.get(BENEFICIARIES, {"export": "csv", "location": geo.district_a.pk}))
     assert rows == [["Child grant", "0", "3", "1", "0", "0", "4"]]
     assert exports().get().data["filters"]["location_code"] == geo.district_a.code
+
+
+def test_a_report_csv_records_only_the_filters_its_metric_applies(geo, people, superuser, benefit_plan, monkeypatch):
+    metric = metrics.get_metric("beneficiaries_by_plan")
+    monkeypatch.setitem(metrics._registry, metric.name, dataclasses.replace(metric, filters_used=("location",)))
+
+    csv_rows(client_for(superuser).get(BENEFICIARIES, {"export": "csv", "plan": benefit_plan.pk,
+                                                       "location": geo.district_a.pk, "start": "2026-01-01"}))
+
+    assert exports().get().data["filters"] == {"location": str(geo.district_a.pk), "location_code": geo.district_a.code,
+                                               "location_name": geo.district_a.name}
 
 
 def test_a_report_csv_with_an_invalid_date_is_refused_naming_the_field(geo, people, clerk_a):

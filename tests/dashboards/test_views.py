@@ -152,6 +152,21 @@ def test_a_figure_csv_with_a_location_outside_the_users_is_refused_not_unfiltere
     assert geo.district_a.code in entry.data["filters"]
 
 
+def test_a_figure_csv_records_only_the_filters_its_metric_applies(client, geo, benefit_plan, superuser):
+    """QA: the pending approvals' CSV was recorded as filtered by plan: the metric does not read the plan
+    (Metric.filters_used), its numbers were the same without it."""
+    page = DashboardPage.objects.get(slug="registry")
+    approvals = next(child for child in page.body if child.block_type == "table" and child.value["metric"] == "approvals_pending")
+    url = reverse("dashboards:data", kwargs={"page_id": page.pk, "block_id": approvals.id})
+
+    response = client_for(client, superuser).get(url, {"plan": benefit_plan.pk, "location": geo.district_a.pk,
+                                                       "start": "2026-01-01"})
+
+    assert response["Content-Type"].startswith("text/csv")
+    entry = PageLogEntry.objects.filter(page=page, action="mizani.export").get()
+    assert entry.data["filters"] == f"location={geo.district_a.code}, from=2026-01-01"
+
+
 def test_scheme_administrators_edit_dashboards_and_managers_do_not(client, geo):
     designer = UserFactory(username="designer", role="Scheme administrator", national=True)
     add = add_url()

@@ -4,11 +4,14 @@ approval the screens submit a request (old -> new, the reason) and nothing chang
 approves; like the bulk status change, they need approval by default (no workflow: refused). A status
 change is confirmed on its own page first."""
 
+import datetime
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from schemes.plans import services
-from schemes.plans.approvals import BENEFICIARY_DATA, BENEFICIARY_STATUS, BULK_STATUS
+from schemes.plans.approvals import BENEFICIARY_DATA, BENEFICIARY_STATUS, BULK_STATUS, rejection_text
 from schemes.plans.catalogues import candidate_catalogue
 from schemes.plans.models import Beneficiary, BeneficiaryStatus, BenefitPlan
 from schemes.rules.nodes import to_json
@@ -145,3 +148,16 @@ def test_the_record_page_links_each_status_change_to_its_confirmation(asha, cler
 
     assert f'href="{reverse("plans_beneficiary:change_status", args=[asha.pk])}?action=activate"' in page
     assert client_for(clerk_a).get(reverse("plans_beneficiary:change_status", args=[asha.pk])).status_code == 405
+
+
+def test_a_rejection_is_dated_in_the_sites_time_zone(asha, clerk_a):
+    """QA: rejected at 01:30 on 2 March in Dar es Salaam, the re-enrolment said "Rejected on 2026-03-01"
+    (the day in UTC)."""
+    Beneficiary.objects.filter(pk=asha.pk).update(
+        status=BeneficiaryStatus.REJECTED, reason="Duplicate application", status_changed_by=clerk_a,
+        status_changed_at=datetime.datetime(2026, 3, 1, 22, 30, tzinfo=datetime.UTC))
+
+    with timezone.override("Africa/Dar_es_Salaam"):
+        text = rejection_text(Beneficiary.objects.get(pk=asha.pk))
+
+    assert text == f"Rejected on 2026-03-02 by {clerk_a.get_username()}: “Duplicate application”"

@@ -332,6 +332,29 @@ def test_closing_is_refused_on_its_page_to_a_district_user(running_plan, geo):
     assert response.redirect_chain[-1][0] == reverse("plans_plan:inspect", args=[plan.pk])
 
 
+def test_a_district_administrator_is_not_offered_changes_to_an_active_plan_and_is_told_why(running_plan, geo):
+    """QA: the page offered a district's scheme administrator Edit, Import a JSON Schema and Close on an
+    active plan; each page then refused: changes to an active plan take national scope."""
+    designer, plan = running_plan
+    district_designer = UserFactory(role="Scheme administrator", locations=[geo.district_a])
+    edit, schema_import = (reverse(f"plans_plan:{view}", args=[plan.pk]) for view in ("edit", "schema_import"))
+    close = reverse("plans_plan:change_status", args=[plan.pk]) + "?action=close"
+    page_url = reverse("plans_plan:inspect", args=[plan.pk])
+
+    district = client_for(district_designer).get(page_url).content.decode()
+    national = client_for(designer).get(page_url).content.decode()
+    listing = client_for(district_designer).get(reverse("plans_plan:index")).content.decode()
+
+    assert [url for url in (edit, schema_import, close) if f'href="{url}"' in district] == []
+    assert services.ACTIVE_PLAN_CHANGE_SCOPE in district and "Closing a plan" in district
+    assert f'href="{edit}"' not in listing
+    assert [url for url in (edit, schema_import, close) if f'href="{url}"' not in national] == []
+    assert 'data-testid="plan-refusal"' not in national
+    draft = BenefitPlan.objects.create(code="DR", name="Draft grant")
+    draft_page = client_for(district_designer).get(reverse("plans_plan:inspect", args=[draft.pk])).content.decode()
+    assert f'href="{reverse("plans_plan:edit", args=[draft.pk])}"' in draft_page  # a draft takes no national scope
+
+
 # --- validity, codes and names, locations, versions ------------------------------------------------------
 
 
