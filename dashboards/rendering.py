@@ -84,10 +84,11 @@ def _is_empty(table):
     return not table.rows or not any(table.total(key) for key in numeric)
 
 
-def _empty_text(table, filters):
+def _empty_text(table, metric, filters):
+    """Why a figure is empty; "for these filters" only when a filter its metric applies is set."""
     if not any(column.kind == "money" for column in table.columns):
         return NO_DATA
-    return NO_PAYMENTS if filters == Filters() else NO_PAYMENTS_FILTERED
+    return NO_PAYMENTS if filters.only(metric.filters_used) == Filters() else NO_PAYMENTS_FILTERED
 
 
 def _kpi(tile, table, metric, filters):
@@ -101,7 +102,7 @@ def _kpi(tile, table, metric, filters):
     else:
         per_currency = sorted(table.totals_per(key, "currency", where=tile["row"]).items())
         if not per_currency:
-            empty = _empty_text(table, filters)
+            empty = _empty_text(table, metric, filters)
             return {"empty": TILE_NO_PAYMENTS[empty], "title": empty}
         shown = "\n".join(f"{compact_number(total, kind)} {currency}" for currency, total in per_currency)
         exact = " · ".join(f"{format_number(total, kind)} {currency}" for currency, total in per_currency)
@@ -160,7 +161,7 @@ def render_items(page, user, filters, *, csv_query=None):
         elif table is None:
             item.denied = True
         elif _is_empty(table):
-            item.empty = _empty_text(table, filters)
+            item.empty = _empty_text(table, metric, filters)
         elif name == "table":
             item.columns = table.columns
             item.rows = tuple(tuple({"text": format_number(cell, column.kind), "number": column.kind != "text"}

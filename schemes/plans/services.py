@@ -675,7 +675,12 @@ def _rule_texts(value):
         return ""
     if "text" in value:
         return value["text"]
-    return "; ".join(f"{status}: {entry.get('text', '')}" for status, entry in sorted(value.items()))
+    return "; ".join(f"{_status_label(status)}: {entry.get('text', '')}" for status, entry in sorted(value.items()))
+
+
+def _status_label(status):
+    """A status as people read it ("Potential"); one no longer known, as stored."""
+    return BeneficiaryStatus(status).label if status in BeneficiaryStatus.values else status
 
 
 def bound_text(value):
@@ -711,6 +716,8 @@ def plan_change_diff(plan, change):
         before, after = current["plan_fields"].get(name), proposed["plan_fields"].get(name)
         if name in ("criteria", "score_formula"):
             before, after = _rule_texts(before), _rule_texts(after)
+        elif name == "plan_type":
+            before, after = (PlanType(value).label if value in PlanType.values else value for value in (before, after))
         label = str(BenefitPlan._meta.get_field(name).verbose_name).capitalize()
         diff.append([label, "—" if before in (None, "") else str(before), "—" if after in (None, "") else str(after)])
     old = {row["name"]: row for row in current["schema"]}

@@ -1,6 +1,8 @@
 """What a tile shows: large numbers compact (the exact one in its title), amounts with their currency,
 one currency a line, and "No payments yet" rather than a bare 0 when there are none."""
 
+import dataclasses
+import datetime
 from decimal import Decimal
 
 import pytest
@@ -54,4 +56,11 @@ def test_a_money_tile_without_payments_says_so_rather_than_a_bare_zero():
     assert _kpi(tile("due"), NOTHING_DUE, metric, Filters(plan_id=1)) == {
         "empty": "No payments", "title": NO_PAYMENTS_FILTERED}
     assert _empty_text(Table(columns=(Column("status", "Status"), Column("n", "N", "number")), rows=()),
-                       Filters()) == NO_DATA
+                       metric, Filters()) == NO_DATA
+
+
+def test_an_empty_money_figure_blames_only_a_filter_its_metric_applies():
+    metric = dataclasses.replace(get_metric("payments_due_vs_paid"), filters_used=("location", "period"))
+
+    assert _empty_text(NOTHING_DUE, metric, Filters(plan_id=1)) == NO_PAYMENTS
+    assert _empty_text(NOTHING_DUE, metric, Filters(start=datetime.date(2026, 1, 1))) == NO_PAYMENTS_FILTERED

@@ -165,7 +165,7 @@ def test_an_active_plans_change_waits_for_approval_and_shows_the_diff(designer, 
     assert PlanField.objects.get(plan=active_plan).label == "Grade"
     diff = {row[0]: row[1:] for row in request.summary["diff"]}
     assert diff["Name"] == ["Child grant", "Child grant II"]
-    assert diff["Criteria"] == ["POTENTIAL: children >= 2", "POTENTIAL: children >= 3"]
+    assert diff["Criteria"] == ["Potential: children >= 2", "Potential: children >= 3"]
     assert diff["Schema field grade"] == ["Grade (integer)", "School grade (integer)"]
 
     versions = active_plan.revisions.count()
@@ -190,6 +190,15 @@ def test_the_diff_shows_a_fields_bounds_pattern_and_masking(active_plan):
 
     before, after = diff["Schema field grade"]
     assert "max 500000" in after and "sensitive" in after and before != after
+
+
+def test_the_diff_names_a_type_as_people_read_it(active_plan):
+    change = services.plan_change_payload(active_plan)
+    change["plan_fields"]["plan_type"] = "HOUSEHOLD"
+
+    diff = {row[0]: row[1:] for row in services.plan_change_diff(active_plan, change)}
+
+    assert diff["Plan type"] == ["Individuals", "Households"]
 
 
 def test_the_edit_page_of_an_active_plan_says_a_save_goes_to_approval(designer, active_plan):
