@@ -5,6 +5,7 @@ one JSON `attributes` column: text, integer and boolean as JSON natives, decimal
 dates as ISO strings; the rules compiler casts by the declared type.
 """
 
+import copy
 import datetime
 import keyword
 import re
@@ -12,11 +13,15 @@ import unicodedata
 from decimal import Decimal, InvalidOperation
 from re import _constants as re_constants
 from re import _parser as re_parser  # reads a pattern exactly as re compiles it
+from typing import NamedTuple
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
+from django.db.models import Case, Count, DecimalField, Func, Min, Q, When
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.functions import Cast, Length, Lower
 
 # Letters of either case: openIMIS schemas name properties like `groupId`. No double underscore: the
 # ORM and openIMIS filter strings (`groupId__exact__string=...`) read it as a separator.
@@ -290,6 +295,22 @@ class FieldDefinition(models.Model):
             return datetime.date.fromisoformat(value)
         return value
 
+    def display_text(self, value):
+        """A stored value as people read it: a decimal to its field's places (1200.5 with 2 places is
+        1200.50), yes/no in words, anything else as stored. A value with more decimals than the field
+        now takes (stored before they were lowered) is shown as stored, not rounded."""
+        if isinstance(value, bool):
+            return "Yes" if value else "No"
+        if value is None or self.field_type != FieldType.DECIMAL or self.decimal_places is None:
+            return value
+        try:
+            number = Decimal(str(value))
+            if decimals_of(number) > self.decimal_places:
+                return value
+            return format(number.quantize(Decimal(1).scaleb(-self.decimal_places)), "f")
+        except (InvalidOperation, ValueError):
+            return value
+
     def form_initial(self, value):
         """A stored JSON value as the form field expects it (yes/no is a choice of "true"/"false")."""
         if value is None:
@@ -430,7 +451,123 @@ class AttributeSchema:
             value = (attributes or {}).get(definition.name)
             if value is not None and definition.sensitive and not show_sensitive:
                 value = mask(str(value))
-            elif isinstance(value, bool):
-                value = "Yes" if value else "No"
+            else:
+                value = definition.display_text(value)
             rows.append((definition.label, value))
         return rows
+
+
+# --- what a changed definition refuses of the values already held ---------------------------------
+
+# What of a field's definition decides which stored values it accepts.
+VALUE_CHECKS = ("field_type", "choices", "pattern", "min_value", "max_value", "decimal_places")
+NUMBER_SQL = r"^-?[0-9]+(\.[0-9]+)?$"  # DECIMAL_TEXT, as stored (no spaces, ASCII digits)
+WHOLE_NUMBER_SQL = r"^-?[0-9]+(\.0+)?$"
+YES_NO = ("true", "yes", "1", "y", "false", "no", "0", "n")
+
+
+def _check_value(field, check):
+    """A VALUE_CHECKS setting of `field`, comparable between two versions of it."""
+    value = getattr(field, check)
+    if check in ("min_value", "max_value") and value not in (None, ""):
+        return Decimal(str(value))
+    if check == "decimal_places":
+        return value  # 0 (no decimals) is not None (any)
+    return without_anchors(value) if check == "pattern" and value else value or None
+
+
+def checks_changed(before, field):
+    """The VALUE_CHECKS in which `field` differs from `before`, the same field as stored."""
+    return [check for check in VALUE_CHECKS if _check_value(before, check) != _check_value(field, check)]
+
+
+def checks_text(before, field, changed):
+    """"a choice removed: Widowed; now a whole number", as the checker reads what changed."""
+    parts = []
+    if "field_type" in changed:
+        parts.append(f"now {field.get_field_type_display().lower()}")
+    if "choices" in changed and field.field_type == "choice":
+        removed = [choice for choice in before.choices or [] if choice not in field.choices]
+        if removed:
+            parts.append(f"choices removed: {', '.join(removed)}")
+    if "pattern" in changed:
+        parts.append(f"new format {field.pattern}" if field.pattern else "no format")
+    if {"min_value", "max_value"} & set(changed):
+        parts.append("new bounds")
+    if "decimal_places" in changed:
+        parts.append("any decimals" if field.decimal_places is None else places_text(field.decimal_places))
+    return "; ".join(parts) or "changed checks"
+
+
+class Refused(NamedTuple):
+    count: int
+    value: object = None  # one of the values refused, and why
+    reason: str = ""
+
+
+class _AsNumber(Func):
+    template = "CAST(%(expressions)s AS NUMERIC)"  # unbounded: exact on PostgreSQL (SQLite: a float)
+    output_field = DecimalField()
+
+
+def values_refused(records, field):
+    """How many of `records` hold a value of `field` (in their `attributes`) that its definition
+    refuses, with one such value and why: a count in one statement, at any size, where SQL can say
+    what to_python refuses (_refused_sql). A format (Python's regular expressions) and a date are
+    checked by to_python itself: the values held are grouped, each distinct one checked once. Values
+    are read as text, as the rules compiler casts them by the declared type."""
+    check = copy.copy(field)
+    check.required = False
+    # Plain text (SQLite reads a JSON number as a number); a JSON null is no value (None).
+    text = Cast(KeyTextTransform(field.name, "attributes"), models.TextField())
+    held = (records.filter(attributes__has_key=field.name).order_by()
+            .alias(json_value=KeyTransform(field.name, "attributes")).exclude(json_value=None).alias(value=text))
+    refused = _refused_sql(field)
+    if refused is not None:
+        found = held.alias(
+            length=Length("value"), lowered=Lower("value"),
+            number=Case(When(value__regex=NUMBER_SQL, then=_AsNumber("value")))
+        ).filter(refused).aggregate(count=Count("pk"), value=Min(text))
+        return Refused(found["count"], found["value"], _reason(check, found["value"]))
+    count, value, reason = 0, None, ""
+    for row in held.values(held_value=text).annotate(n=Count("pk")).iterator():
+        if why := _reason(check, row["held_value"]):
+            count += row["n"]
+            value, reason = (value, reason) if reason else (row["held_value"], why)
+    return Refused(count, value, reason)
+
+
+def _reason(check, value):
+    """Why the definition `check` refuses a stored `value`, or ""."""
+    if value is None:
+        return ""
+    try:
+        check.to_python(value)
+    except ValidationError as error:
+        return " ".join(error.messages)
+    return ""
+
+
+def _refused_sql(field):
+    """A condition on a stored value (`value`, its text; `length`, `lowered`, `number` where it is
+    one) true where `field.to_python` refuses it, or None where only Python can say (a format, a
+    date). It mirrors to_python for values stored through it (canonical text, at most MAX_DIGITS
+    digits): change both together."""
+    kind = field.field_type
+    if kind == FieldType.DATE or (kind == FieldType.TEXT and field.pattern):
+        return None
+    refused = Q(pk__in=[])  # nothing
+    if kind == FieldType.CHOICE:
+        refused |= ~Q(value__in=field.choices)
+    elif kind == FieldType.BOOLEAN:
+        refused |= ~Q(lowered__in=YES_NO)
+    elif kind in (FieldType.INTEGER, FieldType.DECIMAL):
+        refused |= ~Q(value__regex=WHOLE_NUMBER_SQL if kind == FieldType.INTEGER else NUMBER_SQL)
+        if kind == FieldType.DECIMAL and field.decimal_places is not None:
+            refused |= Q(value__regex=r"\." + "[0-9]" * field.decimal_places + "[0-9]*[1-9]")
+    bounded = {FieldType.TEXT: "length", FieldType.INTEGER: "number", FieldType.DECIMAL: "number"}.get(kind)
+    if bounded and field.min_value is not None:
+        refused |= Q(**{f"{bounded}__lt": field.min_value})
+    if bounded and field.max_value is not None:
+        refused |= Q(**{f"{bounded}__gt": field.max_value})
+    return refused

@@ -300,22 +300,25 @@ class Importer:
             for key in ("households", "first_member_heads", "first_member_primaries", "members_without_role"):
                 result[key] = new_people[key]
             result["possible_duplicates"] = new_people["possible_duplicates"]
-            if "possible_duplicates_in_file" in new_people:
-                result["possible_duplicates_in_file"] = new_people["possible_duplicates_in_file"]
+            for key in ("possible_duplicates_in_file", "sex_not_recorded"):
+                if key in new_people:
+                    result[key] = new_people[key]
         if plan.max_beneficiaries is not None:
             result["over_maximum"] = max(0, plan.live_beneficiaries + result["valid"] - plan.max_beneficiaries)
         return result
 
     SAMPLE_HEADINGS = ("What the row does",)
 
-    def sample(self, upload, size=10):
+    def sample(self, upload, size=10, *, sensitive_shown=False):
+        """`sensitive_shown`: an update file's changes of sensitive fields are shown old -> new (only for
+        a page shown to a user who may see sensitive data: services.sample_shown_to)."""
         staged = StagedBeneficiary.objects.filter(upload_id=upload.pk, valid=True)
         # An update file's sample shows what changes: its rows that change something come first.
         order = ("-changed", "row_number") if self.updates else ("row_number",)
         rows = list(staged.order_by(*order).values("row_number", "individual_id", "household_id", "beneficiary_id",
                                                    "attributes")[:size])
         if self.updates:
-            return self._update_sample(upload.plan, rows)
+            return self._update_sample(upload.plan, rows, sensitive_shown)
         new_people = {number: f"{first} {last}" for number, first, last in StagedIndividual.objects.filter(
             upload_id=upload.pk, row_number__in=[r["row_number"] for r in rows]).values_list(
             "row_number", "first_name", "last_name")}
@@ -326,9 +329,10 @@ class Importer:
         described = [(row["row_number"], self._describe(row, new_people, people, households)) for row in rows]
         return [{"row_number": number, "summary": text, "cells": [text]} for number, text in described]
 
-    def _update_sample(self, plan, rows):
+    def _update_sample(self, plan, rows, sensitive_shown):
         """Each row's beneficiary and its changes, old -> new; a sensitive field's values are not
-        written out (the sample is shown to, and kept in the request of, readers who may not see them)."""
+        written out unless `sensitive_shown` (the sample is kept in the approval request, which readers
+        who may not see them read)."""
         beneficiaries = plan.beneficiary_model.objects.select_related(plan.beneficiary_model.SUBJECT).in_bulk(
             [row["beneficiary_id"] for row in rows])
         definitions = {definition.name: definition for definition in plan.schema().definitions}
@@ -336,7 +340,7 @@ class Importer:
         for row in rows:
             beneficiary = beneficiaries.get(row["beneficiary_id"])
             stored = beneficiary.attributes if beneficiary else {}
-            changes = [self._change(definition, stored.get(name), row["attributes"][name])
+            changes = [self._change(definition, stored.get(name), row["attributes"][name], sensitive_shown)
                        for name, definition in definitions.items()
                        if name in row["attributes"] and stored.get(name) != row["attributes"][name]]
             who = getattr(beneficiary, plan.beneficiary_model.SUBJECT, "") if beneficiary else ""
@@ -345,8 +349,8 @@ class Importer:
         return sample
 
     @staticmethod
-    def _change(definition, old, new):
-        if definition.sensitive:
+    def _change(definition, old, new, sensitive_shown):
+        if definition.sensitive and not sensitive_shown:
             return f"{definition.label} changed"
         return f"{definition.label} {'—' if old in (None, '') else old} → {new}"
 
@@ -434,6 +438,8 @@ class _PersonRow:
     def __init__(self, upload, table, user):
         self.upload = upload
         self.people = individuals.PersonRows(table, user)
+        # Only new people need a location: a file enrolling registered people needs no such column.
+        self.no_location_column = self.people.without_location_column("each new person")
         self.scope = scope_for(user)
         self.new_people = StagingWriter(StagedIndividual, individuals.STAGED_FIELDS)
         self.pending = None
@@ -464,6 +470,9 @@ class _PersonRow:
                               "person of this row. Correct the ID, or leave the name and date of birth empty to "
                               "enrol the registered person."))
             return national_id, pk, None, None
+        if self.no_location_column and (national_id or not given.get("national_id")):  # a bad ID is the row's error
+            raise FileProblem(f"Row {row_number} registers a new person (it names no registered person by national "
+                              f"ID). {self.no_location_column}")
         values = self.people.check(given, cells, national_id, found)
         self.pending = (row_number, values)
         return national_id, None, None, None

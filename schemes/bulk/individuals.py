@@ -38,7 +38,7 @@ from schemes.registry.models import (
 )
 from sites.fields import ascii_digits
 from sites.masking import MASKED_MESSAGE, is_masked
-from sites.models import OrganisationSettings
+from sites.models import Location, OrganisationSettings
 from sites.scoping import Scope, scope_for
 
 from .files import Column, FileProblem, header_key
@@ -168,12 +168,24 @@ class PersonRows:
         self.header_of = {name: table.headers[index] for name, index in mapping.items()}
         self.definitions = [(d, mapping[d.name]) for d in attribute_definitions() if d.name in mapping]
         scope = scope_for(user)
+        self.scope = scope
         self.code_key = {code.casefold(): pk for code, pk in scope.locations().values_list("code", "pk")}
         self.roles = {code.casefold(): code for code in MemberRole.objects.values_list("code", flat=True)}
         self.household_spellings = {}  # a household code case aside -> its spelling first met in the file
         self.national = scope.national
         self.today = timezone.localdate()
         self.national_id_rule = OrganisationSettings.load().national_id_rule()
+
+    def without_location_column(self, who="each person"):
+        """The file-level refusal, or "", of a file without a location column from a user limited to
+        some locations: each row would be refused for its missing location (the registry places
+        everyone the user registers among their locations), so the file is refused once instead."""
+        if self.national or "location" in self.header_of:
+            return ""
+        roots = [str(location) for location in Location.objects.filter(path__in=self.scope.paths).order_by("path")[:6]]
+        limited = ", ".join(roots[:5]) + (" and others" if len(roots) > 5 else "") if roots else "no location"
+        return (f"This file has no location column: as your access is limited to {limited}, {who} needs a "
+                f'location code (column "location").')
 
     def given(self, cells):
         return dict(zip(self.present_names, map(str.strip, self.pick(cells)), strict=True))
@@ -286,6 +298,8 @@ def stage(upload, table, user):
     """Pass 1: every row checked on its own and staged. Returns the number of data rows."""
     refuse_ambiguous_headers(table)
     people = PersonRows(table, user)
+    if problem := people.without_location_column():
+        raise FileProblem(problem)
     upload_id = upload.pk
     count = 0
     with StagingWriter(StagedIndividual, STAGED_FIELDS, streaming=True) as rows, \
@@ -461,7 +475,8 @@ def counts(upload):
     and the rows that are twins within the file)."""
     staged = StagedIndividual.objects.filter(upload_id=upload.pk)
     totals = staged.aggregate(all_rows=Count("pk"), valid_rows=Count("pk", filter=Q(valid=True)), twins=Count(
-        "pk", filter=Q(valid=True, possible_duplicate_of__isnull=False)))
+        "pk", filter=Q(valid=True, possible_duplicate_of__isnull=False)),
+        no_sex=Count("pk", filter=Q(valid=True, sex="")))
     # Where the file names no head (no recipient), the household's first member becomes head (primary),
     # and the other members it gives no role become MEMBER: counted, so the clerk and the checker see the
     # rules applied. A household left valid without a head has its first row without a role (the check).
@@ -475,7 +490,9 @@ def counts(upload):
     in_file = _file_twins(upload).aggregate(twin_rows=Sum("rows"))["twin_rows"]
     return {"rows": totals["all_rows"], "valid": totals["valid_rows"], "errors": totals["all_rows"] - totals["valid_rows"],
             "creates": totals["valid_rows"], **households, "possible_duplicates": totals["twins"],
-            **({"possible_duplicates_in_file": in_file} if in_file else {})}
+            **({"possible_duplicates_in_file": in_file} if in_file else {}),
+            # Sex is optional (the openIMIS template has no such column): the clerk sees how many go in without.
+            **({"sex_not_recorded": totals["no_sex"]} if totals["no_sex"] else {})}
 
 
 SAMPLE_HEADINGS = ("Who", "Date of birth", "Household")

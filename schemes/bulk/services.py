@@ -50,6 +50,7 @@ COUNT_LABELS = {
     "members_without_role": "Household members whose role becomes Member (the file gives them none)",
     "possible_duplicates": "Possible duplicates of registered people",
     "possible_duplicates_in_file": "Possible duplicates within the file (same names and date of birth)",
+    "sex_not_recorded": "People to register with sex not recorded (the file leaves it empty)",
     "over_maximum": "Above the plan's maximum",
     "fail_criteria": "Rows not imported: not meeting the plan's criteria for potential beneficiaries",
     "leave_criteria": "Beneficiaries who would no longer meet the plan's criteria for their status (updated anyway: "
@@ -313,6 +314,15 @@ def errors_shown_to(user, upload, limit):
         if header_key(error["column"]) in sensitive:
             error["message"] = _masked_message(error["message"])
     return errors
+
+
+def sample_shown_to(user, upload):
+    """The upload's sample for its page: an update file's changes of sensitive fields shown as they are
+    to a user who may see sensitive data. The approval request keeps its own copy, without them."""
+    importer = IMPORTERS[upload.kind]
+    if upload.kind == UploadKind.BENEFICIARY_UPDATES and can_view_sensitive(user):
+        return importer.sample(upload, sensitive_shown=True)
+    return importer.sample(upload)
 
 
 def _error_file_delimiter(upload, importer, table=None):

@@ -20,12 +20,12 @@ from schemes.plans.selectors import plans_for
 from sites.audit import audit
 from sites.masking import can_view_sensitive
 from sites.refusals import refusal_message
-from sites.spreadsheets import CSV_CONTENT_TYPE, csv_response, safe_cell
+from sites.spreadsheets import CSV_CONTENT_TYPE, csv_response, safe_cell, xlsx_response
 from sites.viewsets import ScopedIndexView, ScopedInspectView
 from workflows.models import ApprovalRequest
 from workflows.services import approval_submit
 
-from . import selectors, services
+from . import column_notes, selectors, services
 from .approvals import awaiting_approval, requests_under_way
 from .files import sanitise_file_name
 from .forms import SubmitForm, UploadForm
@@ -111,7 +111,7 @@ class UploadRecordView(ScopedInspectView):
         is_uploader = user.pk == upload.uploaded_by_id
         under_way = requests_under_way(upload).exists()
         importer = services.IMPORTERS[upload.kind]
-        sample = importer.sample(upload) if upload.status == UploadStatus.READY else []
+        sample = services.sample_shown_to(user, upload) if upload.status == UploadStatus.READY else []
         nothing_to_import = upload.status == UploadStatus.READY and (
             upload.counts.get("valid") == 0 or services.changes_nothing(upload))
         context.update({
@@ -163,9 +163,15 @@ def upload_new(request):
     # A plan's files take its schema: each plan's own templates, unless the form is for one plan.
     plans = [plan] if plan else list(plans_for(request.user).order_by("code")[:TEMPLATE_PLANS])
     url = reverse("bulk_upload:template")
-    templates = [(label, f"{url}?kind={kind}") for kind, label in UploadKind.choices
+
+    def links(kind, query):
+        """The CSV template's URL, and the workbook's with notes on each column where there is one."""
+        link = f"{url}?{query}"
+        return link, f"{link}&format=xlsx" if kind in column_notes.KINDS else ""
+
+    templates = [(label, *links(kind, f"kind={kind}")) for kind, label in UploadKind.choices
                  if kind in kinds and kind not in PLAN_KINDS]
-    templates += [(f"{label}: {each}", f"{url}?kind={kind}&plan={each.pk}") for each in plans
+    templates += [(f"{label}: {each}", *links(kind, f"kind={kind}&plan={each.pk}")) for each in plans
                   for kind, label in UploadKind.choices if kind in kinds and kind in PLAN_KINDS]
     return TemplateResponse(request, "bulk/upload_new.html", {
         "form": form, "page_title": "Upload a file", "header_icon": "upload", "templates": templates})
@@ -229,7 +235,8 @@ def error_file(request, pk):
 
 
 def template(request):
-    """An empty file with the columns an upload of `?kind=` (for `?plan=`) takes, from today's schemas."""
+    """An empty file with the columns an upload of `?kind=` (for `?plan=`) takes, from today's schemas;
+    `?format=xlsx`: a workbook with a sheet of notes on each column (the kinds of column_notes)."""
     kind = request.GET.get("kind", UploadKind.INDIVIDUALS)
     if kind not in UploadKind.values or not request.user.has_perm("bulk.add_upload"):
         raise Http404
@@ -238,7 +245,13 @@ def template(request):
         plan = plans_for(request.user).filter(pk=request.GET.get("plan") or None).first()
         if plan is None:
             raise Http404("Choose a plan.")
-    name = f"{plan.code}-{kind}" if plan else kind
-    response = csv_response(f"{sanitise_file_name(name).lower()}-template.csv")
-    csv.writer(response).writerow([safe_cell(h) for h in services.IMPORTERS[kind].template_headers(plan)])
+    name = sanitise_file_name(f"{plan.code}-{kind}" if plan else kind).lower()
+    headers = services.IMPORTERS[kind].template_headers(plan)
+    if request.GET.get("format") == "xlsx":
+        if kind not in column_notes.KINDS:
+            raise Http404("This template is a CSV file only.")
+        notes = column_notes.template_notes(kind, plan, request.user, headers)
+        return xlsx_response(f"{name}-template.xlsx", [("Data", [headers]), ("Notes", [column_notes.HEADINGS, *notes])])
+    response = csv_response(f"{name}-template.csv")
+    csv.writer(response).writerow([safe_cell(h) for h in headers])
     return response

@@ -213,15 +213,17 @@ def plan_data_changes(entry, definitions, *, show_sensitive):
     for name, (old, new) in changes.items():
         definition = definitions.get(name)
         hidden = (definition is None or definition.sensitive) and not show_sensitive
-        rows.append((definition.label if definition else name, _shown(old, hidden), _shown(new, hidden)))
+        rows.append((definition.label if definition else name, _shown(old, hidden, definition), _shown(new, hidden, definition)))
     return rows
 
 
-def _shown(value, hidden):
+def _shown(value, hidden, definition):
     if value is None:
         return None
     if hidden:
         return mask(str(value))
+    if definition is not None:
+        return definition.display_text(value)
     if isinstance(value, bool):
         return "Yes" if value else "No"
     return value

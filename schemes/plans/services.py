@@ -1,6 +1,5 @@
 """Changes to plans and beneficiaries. Enrolment is one INSERT ... SELECT compiled from the rules AST."""
 
-import copy
 import dataclasses
 import datetime
 import json
@@ -10,7 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Sum
-from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 from schemes.registry.selectors import YOUR_LOCATIONS, household_named, person_named
@@ -18,7 +17,7 @@ from schemes.rules.compiler import compile_rule, to_sql
 from schemes.rules.errors import RuleError
 from schemes.rules.nodes import FieldRef, Node, from_json
 from sites.audit import audit
-from sites.fields import places_text, without_anchors
+from sites.fields import checks_changed, checks_text, places_text, values_refused, without_anchors
 from sites.masking import can_view_sensitive, mask
 from sites.models import Location
 from sites.scoping import scope_for
@@ -755,17 +754,13 @@ def _as_stored(payload):
             "cutoffs": {row["location"]: values(row)["cutoff"] for row in payload.get("cutoffs", [])}}
 
 
-# What of a schema field decides which stored values it accepts.
-VALUE_CHECKS = ("field_type", "choices", "pattern", "min_value", "max_value", "decimal_places")
-
-
 def schema_change_impact(plan, change):
     """{what: how many}: what `change` does to the data the plan's beneficiaries (every status and
     location: a rejected one's data comes back with them) hold, per schema field it touches. Values the
     new definition refuses (a choice removed, another type, format or bounds), values missing where
     the field becomes required, and values of a removed field (kept in storage, no longer shown or
     used). Nothing is rewritten. One statement per field: missing and removed values are counted in
-    SQL; the others group the values held, each distinct value checked once by the field's own check."""
+    SQL, refused ones by sites.fields.values_refused."""
     beneficiaries = plan.beneficiaries_of_type()
     old = {field.name: field for field in plan.fields.all()}
     new = {field.name: field for field in _proposed_plan(plan, change).fields.all()}
@@ -780,56 +775,11 @@ def schema_change_impact(plan, change):
         if field.required and not (before and before.required):
             impact[f"{field}: now required: beneficiaries without a value"] = beneficiaries.exclude(
                 attributes__has_key=name).count()
-        changed = [check for check in VALUE_CHECKS if before and _check_value(before, check) != _check_value(field,
-                                                                                                              check)]
+        changed = checks_changed(before, field) if before else []
         if changed:
-            impact[f"{field}: beneficiaries holding a value it no longer accepts ({_checks_text(before, field, changed)})"
-                   ] = _values_refused(beneficiaries, field)
+            impact[f"{field}: beneficiaries holding a value it no longer accepts ({checks_text(before, field, changed)})"
+                   ] = values_refused(beneficiaries, field).count
     return impact
-
-
-def _check_value(field, check):
-    value = getattr(field, check)
-    if check in ("min_value", "max_value") and value not in (None, ""):
-        return Decimal(str(value))
-    if check == "decimal_places":
-        return value  # 0 (no decimals) is not None (any)
-    return without_anchors(value) if check == "pattern" and value else value or None
-
-
-def _checks_text(before, field, changed):
-    """"a choice removed: Widowed; now a whole number", as the checker reads what changed."""
-    parts = []
-    if "field_type" in changed:
-        parts.append(f"now {field.get_field_type_display().lower()}")
-    if "choices" in changed and field.field_type == "choice":
-        removed = [choice for choice in before.choices or [] if choice not in field.choices]
-        if removed:
-            parts.append(f"choices removed: {', '.join(removed)}")
-    if "pattern" in changed:
-        parts.append(f"new format {field.pattern}" if field.pattern else "no format")
-    if {"min_value", "max_value"} & set(changed):
-        parts.append("new bounds")
-    if "decimal_places" in changed:
-        parts.append("any decimals" if field.decimal_places is None else places_text(field.decimal_places))
-    return "; ".join(parts) or "changed checks"
-
-
-def _values_refused(beneficiaries, field):
-    """How many of `beneficiaries` hold a value of `field` that its definition refuses: the values
-    held are grouped (one statement), each distinct one checked once. Read as text, as the rules
-    compiler casts it by the declared type."""
-    check = copy.copy(field)
-    check.required = False
-    held = (beneficiaries.filter(attributes__has_key=field.name).order_by()
-            .values(value=KeyTextTransform(field.name, "attributes")).annotate(n=Count("pk")))
-    refused = 0
-    for row in held.iterator():
-        try:
-            check.to_python(row["value"])
-        except ValidationError:
-            refused += row["n"]
-    return refused
 
 
 def plan_version(plan):

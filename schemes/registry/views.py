@@ -1,4 +1,5 @@
 import uuid
+from decimal import Decimal
 
 import django_filters
 from django.contrib import messages
@@ -130,6 +131,18 @@ class LiveOrDeletedMixin:
         return queryset.live()
 
 
+class PlacesExportMixin:
+    """A decimal attribute is exported to its field's places (1200.50), as the record page shows it,
+    and still as a number: the imports read it back by value."""
+
+    def to_row_dict(self, item):
+        row = super().to_row_dict(item)
+        for column, definition in self.attribute_columns.items():
+            if isinstance(row.get(column), Decimal):
+                row[column] = Decimal(definition.display_text(row[column]))
+        return row
+
+
 # --- individuals -------------------------------------------------------------------------------
 
 
@@ -145,7 +158,7 @@ class MaskedColumn(Column):
         return value if self.show else mask(value)
 
 
-class IndividualIndexView(LiveOrDeletedMixin, ScopedIndexView):
+class IndividualIndexView(PlacesExportMixin, LiveOrDeletedMixin, ScopedIndexView):
     # Newest first: what a clerk just registered or imported, read off the primary key at any size.
     default_ordering = "-id"
     # Headings the individuals import reads back (schemes.bulk.individuals: "Location code" and
@@ -312,7 +325,7 @@ class HouseholdPaginator(ListingPaginator):
         return f"At least {self.at_least:,} {self.verbose_name_plural}"
 
 
-class HouseholdIndexView(LiveOrDeletedMixin, ScopedIndexView):
+class HouseholdIndexView(PlacesExportMixin, LiveOrDeletedMixin, ScopedIndexView):
     default_ordering = "code"
     paginator_class = HouseholdPaginator
     found_at_least = None  # set by a search for a common name (selectors.search_households)

@@ -1,3 +1,6 @@
+import copy
+
+from django import forms
 from django.contrib import messages
 from django.shortcuts import redirect
 from django.urls import path
@@ -7,6 +10,7 @@ from wagtail.admin.panels import FieldPanel, FieldRowPanel, MultiFieldPanel, Obj
 from wagtail.admin.views import generic
 from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
 
+from sites.fields import checks_changed, values_refused
 from sites.forms import AttributesPanel, FieldDefinitionForm, RecordObjectList
 from sites.masking import SENSITIVE_PERMISSION
 from sites.viewsets import RecordViewSet, ScopedModelViewSet
@@ -130,6 +134,41 @@ class DuplicateCandidateViewSet(ScopedModelViewSet):
         ]
 
 
+class RegistryFieldForm(FieldDefinitionForm):
+    """A change to a field's checks (type, choices, format, bounds, decimals) that refuses values people
+    or households already hold says how many before it is saved, and is saved once the administrator
+    ticks the box: those records keep their values (nothing is rewritten) until someone changes them."""
+
+    CONFIRM = "confirm_refused"
+    confirm_refused = forms.BooleanField(required=False, label="Save anyway")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.CONFIRM not in self.data:  # shown only with the warning it answers
+            del self.fields[self.CONFIRM]
+
+    def _post_clean(self):
+        super()._post_clean()  # the instance now holds the new definition, checked
+        if self.errors or self.instance.pk is None or self.cleaned_data.get(self.CONFIRM):
+            return
+        before = RegistryField.objects.get(pk=self.instance.pk)
+        if not checks_changed(before, self.instance):
+            return
+        individuals = self.instance.target == RegistryField.Target.INDIVIDUAL
+        refused = values_refused((Individual if individuals else Household).objects.all(), self.instance)
+        if not refused.count:
+            return
+        nouns = ("person holds", "people hold") if individuals else ("household holds", "households hold")
+        example = ""
+        if not (self.instance.sensitive or before.sensitive):
+            example = f", for example '{refused.value}': {refused.reason[:1].lower()}{refused.reason[1:]}"
+        self.fields[self.CONFIRM] = copy.deepcopy(self.base_fields[self.CONFIRM])
+        self.add_error(self.CONFIRM, (
+            f"{refused.count:,} {nouns[refused.count != 1]} a value this definition refuses{example.rstrip('.')}. "
+            "They keep it until someone changes it, and a new value must follow the new definition. Tick the box "
+            "to save the change anyway."))
+
+
 class RegistryFieldViewSet(ModelViewSet):
     """Scheme administrators define the registry's attributes here; forms and filters follow."""
 
@@ -148,7 +187,8 @@ class RegistryFieldViewSet(ModelViewSet):
         FieldPanel("choices"),
         FieldPanel("help_text"),
         FieldPanel("sort_order"),
-    ], base_form_class=FieldDefinitionForm)
+        FieldPanel(RegistryFieldForm.CONFIRM, heading="Save anyway"),
+    ], base_form_class=RegistryFieldForm)
 
 
 class MemberRoleForm(WagtailAdminModelForm):

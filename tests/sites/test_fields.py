@@ -635,6 +635,33 @@ def test_display_masks_sensitive_values_and_spells_booleans():
     assert "12345" not in str(hidden)
 
 
+@pytest.mark.parametrize("definition, stored, shown", [
+    ({"decimal_places": 2}, "1200.5", "1200.50"),  # stored canonically (to_json), shown to its places
+    ({"decimal_places": 2}, "1200", "1200.00"),
+    ({"decimal_places": 0}, "1200", "1200"),
+    ({"decimal_places": 2}, "1234.567", "1234.567"),  # held since the places were lowered: not rounded
+    ({}, "1200.5", "1200.5"),  # any places: as stored
+    ({"decimal_places": 2}, "twelve", "twelve"),  # held since the type changed
+])
+def test_display_text_shows_a_decimal_to_its_fields_places(definition, stored, shown):
+    assert field(FieldType.DECIMAL, **definition).display_text(stored) == shown
+
+
+@pytest.mark.parametrize("field_type, stored, shown", [
+    (FieldType.BOOLEAN, False, "No"), (FieldType.INTEGER, 12, 12), (FieldType.TEXT, "1200.5", "1200.5"),
+    (FieldType.DATE, "2024-03-01", "2024-03-01"), (FieldType.TEXT, None, None),
+])
+def test_display_text_shows_other_values_as_stored(field_type, stored, shown):
+    assert field(field_type).display_text(stored) == shown
+
+
+def test_display_shows_an_amount_to_its_places():
+    amounts = AttributeSchema([field(FieldType.DECIMAL, name="income", label="Income", decimal_places=2)])
+
+    assert amounts.display({"income": amounts.clean({"income": "1200.50"})["income"]}, show_sensitive=True) == [
+        ("Income", "1200.50")]
+
+
 # --- form fields ------------------------------------------------------------------------------
 
 

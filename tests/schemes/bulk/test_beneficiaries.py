@@ -10,10 +10,11 @@ import io
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
 from django.utils import timezone
 from wagtail.models import ModelLogEntry
 
-from schemes.bulk import services
+from schemes.bulk import approvals, services
 from schemes.bulk.models import StagedBeneficiary, StagedIndividual, Upload, UploadStatus
 from schemes.plans.catalogues import candidate_catalogue
 from schemes.plans.models import (
@@ -36,6 +37,7 @@ from tests.factories import (
     RegistryFieldFactory,
     UserFactory,
 )
+from tests.schemes.plans.test_views import client_for
 from workflows.models import WorkflowDefinition
 from workflows.services import approval_submit
 
@@ -660,3 +662,55 @@ def test_a_new_beneficiaries_file_writes_each_enrolled_beneficiarys_history(
         ("mizani.enrol_file", "Enrolled by file intake.csv", clerk)]
     assert history[0].data == {"upload": upload.pk, "file": "intake.csv", "status": BeneficiaryStatus.POTENTIAL}
     assert not beneficiary_history(meanwhile, clerk)  # skipped at the import: not enrolled by the file
+
+
+def test_a_district_clerks_file_without_a_location_column_is_refused_once_it_registers_someone(
+        clerk, plan, geo, django_capture_on_commit_callbacks):
+    """QA: each new person's row said "Required" for a location the file had no column for. A file
+    enrolling registered people only needs no location column."""
+    IndividualFactory(national_id="TZ100", location=geo.village_a)
+    header = ["national_id", "first_name", "last_name", "dob", "sex", "grade"]
+    upload = receive(clerk, plan, header, [["TZ100", "", "", "", "", "3"], ["TZ200", "Neema", "Juma", "2014-03-02",
+                                                                             "F", "5"]],
+                     django_capture_on_commit_callbacks)
+
+    assert upload.status == UploadStatus.REFUSED
+    assert upload.problem == ("Row 3 registers a new person (it names no registered person by national ID). This "
+                              f"file has no location column: as your access is limited to {geo.district_a}, each new "
+                              'person needs a location code (column "location").')
+    assert not StagedBeneficiary.objects.filter(upload_id=upload.pk).exists()
+    assert not StagedIndividual.objects.filter(upload_id=upload.pk).exists()
+
+    registered_only = receive(clerk, plan, header, [["TZ100", "", "", "", "", "3"]], django_capture_on_commit_callbacks)
+    assert registered_only.status == UploadStatus.READY and registered_only.counts["valid"] == 1
+
+
+def test_new_people_whose_sex_is_not_recorded_are_counted(clerk, plan, geo, django_capture_on_commit_callbacks):
+    village = geo.village_a.code
+    upload = receive(clerk, plan, ENROL_HEADER, [
+        ["TZ200", "Neema", "Juma", "2014-03-02", "", village, "5", "C-2", ""],
+        ["TZ201", "Juma", "Juma", "2015-03-02", "M", village, "5", "C-3", ""],
+    ], django_capture_on_commit_callbacks)
+
+    assert upload.counts["sex_not_recorded"] == 1
+
+
+def test_an_update_files_sample_shows_sensitive_changes_to_whoever_may_see_them_on_the_page_only(
+        clerk, plan, geo, django_capture_on_commit_callbacks):
+    """QA: the upload page hid a sensitive field's old and new values from a clerk allowed to see them."""
+    PlanField.objects.filter(plan=plan, name="card").update(sensitive=True)
+    changed = enrolled(plan, IndividualFactory(location=geo.village_a, first_name="Asha", last_name="Mollel"),
+                       grade=1, card="A-1")
+    upload = receive(clerk, plan, ["ID", "grade", "card"], [[str(changed.pk), "4", "A-9"]],
+                     django_capture_on_commit_callbacks, kind="BENEFICIARY_UPDATES")
+    manager = UserFactory(role="Manager", locations=[geo.district_a])
+    assert can_view_sensitive(clerk) and not can_view_sensitive(manager)
+
+    shown = f"beneficiary {changed.pk} (Asha Mollel): Grade 1 → 4; Card number A-1 → A-9"
+    assert [row["summary"] for row in services.sample_shown_to(clerk, upload)] == [shown]
+    assert [row["summary"] for row in services.sample_shown_to(manager, upload)] == [
+        f"beneficiary {changed.pk} (Asha Mollel): Grade 1 → 4; Card number changed"]
+    assert shown in client_for(clerk).get(reverse("bulk_upload:inspect", args=[upload.pk])).content.decode()
+    # The approval request keeps the sample for its readers, who may not see sensitive data.
+    summary = approvals.prepare({"upload": upload.pk, "mode": "VALID_ROWS"}, clerk).summary
+    assert "A-9" not in str(summary) and "Card number changed" in str(summary)

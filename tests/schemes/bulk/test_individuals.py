@@ -636,3 +636,41 @@ def test_an_approved_import_not_yet_applied_cannot_be_submitted_again(clerk, che
 
     with pytest.raises(ValidationError, match="already waiting for approval or being imported"):
         approval_submit(operation="bulk.import", by=clerk, payload={"upload": upload.pk, "mode": "VALID_ROWS"})
+
+
+def test_a_district_clerks_file_without_a_location_column_is_refused_once_naming_their_locations(
+        clerk, geo, django_capture_on_commit_callbacks):
+    """QA: a district clerk's file without a location column got "Required" on every row's location."""
+    header = ["first_name", "last_name", "dob", "sex"]
+    rows = [["Asha", "Mollel", "1980-02-01", "F"], ["Baraka", "Ngowi", "1981-03-04", "M"]]
+    upload = receive(clerk, rows, django_capture_on_commit_callbacks, header=header)
+
+    assert upload.status == UploadStatus.REFUSED
+    assert upload.problem == (f"This file has no location column: as your access is limited to {geo.district_a}, "
+                              'each person needs a location code (column "location").')
+    assert not StagedIndividual.objects.filter(upload_id=upload.pk).exists()
+    assert not StagedError.objects.filter(upload_id=upload.pk).exists() and not upload.has_error_file
+
+    national = UserFactory(role="Clerk", national=True)  # for whom the location stays optional
+    upload = receive(national, rows, django_capture_on_commit_callbacks, header=header)
+    assert upload.status == UploadStatus.READY and upload.counts["valid"] == 2
+
+
+def test_the_preview_counts_the_people_whose_sex_is_not_recorded(clerk, geo, django_capture_on_commit_callbacks):
+    """QA: a file without sex (the openIMIS template has no such column) gave no hint before the import."""
+    village = geo.village_a.code
+    upload = receive(clerk, [
+        ["Asha", "Mollel", "1980-02-01", "", "", village, "", "", "", ""],
+        ["Baraka", "Ngowi", "1981-03-04", "M", "", village, "", "", "", ""],
+        ["Chausiku", "Ngowi", "1982-03-04", "", "", village, "", "", "", ""],
+        ["", "Error", "1983-03-04", "", "", village, "", "", "", ""],  # not imported: not counted
+    ], django_capture_on_commit_callbacks)
+
+    assert upload.counts["sex_not_recorded"] == 2
+    assert ("People to register with sex not recorded (the file leaves it empty)", "2") in services.counts_shown(upload)
+    page = client_for(clerk).get(reverse("bulk_upload:inspect", args=[upload.pk])).content.decode()
+    assert "People to register with sex not recorded (the file leaves it empty)" in page
+
+    every_sex_given = receive(clerk, [["Baraka", "Ngowi", "1981-03-04", "M", "", village, "", "", "", ""]],
+                              django_capture_on_commit_callbacks)
+    assert "sex_not_recorded" not in every_sex_given.counts

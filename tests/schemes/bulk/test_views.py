@@ -4,13 +4,14 @@ links), templates carry the plan's schema, and the history can be filtered to on
 import csv
 import io
 
+import openpyxl
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from schemes.bulk.models import Upload
 from schemes.plans.models import BenefitPlan, PlanField
-from tests.factories import UserFactory
+from tests.factories import RegistryFieldFactory, UserFactory
 from tests.schemes.plans.test_views import client_for
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +40,7 @@ def test_the_form_preselects_the_plan_and_offers_its_templates(clerk, plan):
     response = client_for(clerk).get(reverse("bulk_upload:new") + f"?kind=BENEFICIARIES&plan={plan.pk}")
     form = response.context["form"]
     assert form.initial == {"kind": "BENEFICIARIES", "plan": str(plan.pk), "payroll": None}
-    assert any(f"kind=BENEFICIARY_UPDATES&plan={plan.pk}" in url for _label, url in response.context["templates"])
+    assert any(f"kind=BENEFICIARY_UPDATES&plan={plan.pk}" in url for _label, url, _workbook in response.context["templates"])
 
 
 def test_a_beneficiaries_upload_without_a_plan_is_refused_on_the_form(clerk, plan):
@@ -302,3 +303,67 @@ def test_a_record_page_is_titled_by_its_kind_not_inspect(geo, clerk, django_capt
     page = client_for(clerk).get(reverse("bulk_upload:inspect", args=[upload.pk])).content.decode()
 
     assert "<title>Upload: " in page and "Inspect" not in page
+
+
+def workbook_of(response):
+    assert response["Content-Type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    workbook = openpyxl.load_workbook(io.BytesIO(response.content))
+    data, notes = workbook.worksheets
+    rows = [list(row) for row in notes.iter_rows(values_only=True)]
+    header = list(next(data.iter_rows(values_only=True)))
+    return header, {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+
+
+def test_the_individuals_workbook_template_has_the_csv_header_and_notes_on_each_column(clerk):
+    RegistryFieldFactory(name="income", field_type="decimal", min_value=0, max_value=1000000, decimal_places=2,
+                         required=True)
+    RegistryFieldFactory(name="tribe", field_type="choice", choices=["+A", "B"], help_text="=HYPERLINK(\"x\")")
+    RegistryFieldFactory(name="voter_card", field_type="text", pattern=r"VC-\d{4}", help_text="VC- then 4 digits")
+    url = reverse("bulk_upload:template") + "?kind=INDIVIDUALS"
+    csv_header = next(csv.reader(io.StringIO(client_for(clerk).get(url).content.decode("utf-8-sig"))))
+
+    header, notes = workbook_of(client_for(clerk).get(url + "&format=xlsx"))
+
+    assert header == csv_header and list(notes) == csv_header
+    assert notes["first_name"]["Required"] == "Yes" and notes["sex"]["Required"] == "No"
+    assert (notes["dob"]["Type"], notes["dob"]["Format"]) == ("Date", "YYYY-MM-DD")
+    assert notes["location"]["Required"] == "Yes"  # the clerk is limited to a district
+    assert {key: notes["income"][key] for key in ("Required", "Type", "Minimum", "Maximum", "Decimal places")} == {
+        "Required": "Yes", "Type": "Decimal number", "Minimum": "0", "Maximum": "1000000",
+        "Decimal places": "at most 2 decimals"}
+    assert (notes["tribe"]["Choices"], notes["tribe"]["Notes"]) == ("'+A, B", "'=HYPERLINK(\"x\")")  # formula-safe
+    assert notes["voter_card"]["Format"] == "VC- then 4 digits"
+    national = UserFactory(role="Clerk", national=True)
+    assert workbook_of(client_for(national).get(url + "&format=xlsx"))[1]["location"]["Required"] == "No"
+
+
+def test_the_beneficiaries_workbook_templates_note_the_plans_fields(clerk, plan):
+    url = reverse("bulk_upload:template")
+    header, notes = workbook_of(client_for(clerk).get(f"{url}?kind=BENEFICIARY_UPDATES&plan={plan.pk}&format=xlsx"))
+    assert header == ["ID", "grade"]
+    assert (notes["ID"]["Required"], notes["grade"]["Required"], notes["grade"]["Type"]) == ("Yes", "No",
+                                                                                            "Whole number")
+
+    header, notes = workbook_of(client_for(clerk).get(f"{url}?kind=BENEFICIARIES&plan={plan.pk}&format=xlsx"))
+    assert "status" not in header and list(notes) == header
+    assert notes["first_name"]["Required"] == "For new people" and notes["national_id"]["Required"] == "No"
+
+    page = client_for(clerk).get(reverse("bulk_upload:new")).content.decode()
+    assert f"?kind=BENEFICIARIES&amp;plan={plan.pk}&amp;format=xlsx" in page
+    assert client_for(clerk).get(f"{url}?kind=LOCATIONS&format=xlsx").status_code == 404  # a CSV only
+
+
+def test_the_workbook_template_filled_in_is_read_back(geo, clerk, django_capture_on_commit_callbacks):
+    response = client_for(clerk).get(reverse("bulk_upload:template") + "?kind=INDIVIDUALS&format=xlsx")
+    workbook = openpyxl.load_workbook(io.BytesIO(response.content))
+    header = [cell.value for cell in workbook.worksheets[0][1]]
+    values = {"first_name": "Asha", "last_name": "Mollel", "dob": "1980-02-01", "location": geo.village_a.code}
+    workbook.worksheets[0].append([values.get(name, "") for name in header])
+    filled = io.BytesIO()
+    workbook.save(filled)
+    file = SimpleUploadedFile("people.xlsx", filled.getvalue())
+    with django_capture_on_commit_callbacks(execute=True):
+        client_for(clerk).post(reverse("bulk_upload:new"), {"kind": "INDIVIDUALS", "file": file})
+
+    upload = Upload.objects.latest("pk")
+    assert upload.status == "READY" and upload.counts["valid"] == 1 and not upload.unused_columns

@@ -267,6 +267,18 @@ def test_a_field_made_sensitive_then_removed_stays_masked_in_the_history(benefic
     assert "card: 7 → 98765" in clerk.get(reverse("plans_beneficiary:history", args=[asha.pk])).content.decode()
 
 
+def test_the_history_shows_an_amount_to_its_fields_places(beneficiaries, clerk_a):
+    asha = beneficiaries["asha"]
+    PlanField.objects.create(plan=asha.plan, sort_order=9, name="top_up", label="Top-up", field_type="decimal",
+                             decimal_places=2)
+    audit(asha, "mizani.beneficiary_attributes", by=clerk_a,
+          data={"changed": ["top_up"], "changes": {"top_up": ["1200.5", "1300"]}})
+
+    [entry] = beneficiary_history(asha, clerk_a)
+
+    assert entry.changes == [("Top-up", "1200.50", "1300.00")]
+
+
 def test_an_entry_written_before_values_were_kept_names_its_fields(beneficiaries, clerk_a):
     asha = beneficiaries["asha"]
     audit(asha, "mizani.beneficiary_attributes", by=clerk_a, data={"changed": ["grade", "gone"]})

@@ -1,6 +1,12 @@
 """Registry attributes (RegistryField): names that something else already reads are refused where
 administrators define them."""
 
+import csv
+import io
+from decimal import Decimal
+from types import SimpleNamespace
+
+import openpyxl
 import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
@@ -8,7 +14,7 @@ from django.urls import reverse
 
 from schemes.bulk import individuals
 from schemes.registry.models import RegistryField
-from tests.factories import RegistryFieldFactory, UserFactory
+from tests.factories import HouseholdFactory, IndividualFactory, RegistryFieldFactory, UserFactory
 
 TARGETS = [RegistryField.Target.INDIVIDUAL, RegistryField.Target.HOUSEHOLD]
 
@@ -154,3 +160,60 @@ def test_a_label_or_name_another_attribute_claims_as_a_header_is_refused():
 def test_an_attribute_may_keep_its_own_label_when_saved_again():
     definition = RegistryFieldFactory(name="income", label="Monthly income")
     definition.full_clean()
+
+
+# --- amounts shown to their field's places ---------------------------------------------------------
+
+
+def _body(response):
+    raw = b"".join(response.streaming_content) if response.streaming else response.content
+    return raw.decode("utf-8-sig")
+
+
+@pytest.fixture
+def amounts(geo, clerk_a):
+    """An amount of 1200.50 typed by a clerk is stored as "1200.5" (FieldDefinition.to_json)."""
+    RegistryFieldFactory(name="income", label="Income", field_type="decimal", decimal_places=2)
+    RegistryFieldFactory(name="savings", label="Savings", field_type="decimal", decimal_places=2,
+                         target=RegistryField.Target.HOUSEHOLD)
+    schema = RegistryField.schema_for(RegistryField.Target.INDIVIDUAL)
+    person = IndividualFactory(location=geo.village_a, attributes=schema.clean({"income": "1200.50"}))
+    household = HouseholdFactory(location=geo.village_a, attributes={"savings": "75.5"})
+    client = Client()
+    client.force_login(clerk_a)
+    return SimpleNamespace(person=person, household=household, client=client)
+
+
+def test_a_persons_record_shows_an_amount_to_its_places(amounts):
+    assert amounts.person.attributes == {"income": "1200.5"}
+
+    page = _body(amounts.client.get(reverse("registry_individual:inspect", args=[amounts.person.pk])))
+
+    assert "<dt>Income</dt><dd>1200.50</dd>" in page
+
+
+def test_a_households_record_shows_an_amount_to_its_places(amounts):
+    page = _body(amounts.client.get(reverse("registry_household:inspect", args=[amounts.household.pk])))
+
+    assert "<dt>Savings</dt><dd>75.50</dd>" in page
+
+
+@pytest.mark.parametrize("url_name, column, shown", [("registry_individual:index", "income", "1200.50"),
+                                                      ("registry_household:index", "savings", "75.50")])
+def test_the_csv_export_writes_an_amount_to_its_places(amounts, url_name, column, shown):
+    [row] = csv.DictReader(io.StringIO(_body(amounts.client.get(reverse(url_name), {"export": "csv"}))))
+
+    assert row[column] == shown
+
+
+def test_the_xlsx_export_keeps_an_amount_a_number(amounts):
+    sheet = openpyxl.load_workbook(io.BytesIO(_xlsx(amounts.client))).active
+    headings = [cell.value for cell in sheet[1]]
+    cell = sheet[2][headings.index("income")]
+
+    assert cell.data_type == "n" and Decimal(str(cell.value)) == Decimal("1200.50")
+
+
+def _xlsx(client):
+    response = client.get(reverse("registry_individual:index"), {"export": "xlsx"})
+    return b"".join(response.streaming_content) if response.streaming else response.content
