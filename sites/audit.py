@@ -6,6 +6,7 @@ record, and names in it would leak to anyone who can read history.
 
 from django.db import connection
 from django.utils import timezone
+from django.utils.text import capfirst
 from wagtail.log_actions import get_active_log_context, log
 
 from .masking import mask
@@ -110,33 +111,78 @@ def is_event(entry):
     return entry.action in ACTIONS and entry.content_type.model_class() is OrganisationSettings
 
 
+# What an event is about when its data names no records: a search by ID looks for people; a failed
+# login names a user who does not exist (one who does is logged on that user, as "User").
+EVENT_SUBJECTS = {"mizani.search_id": "Individuals", "mizani.login_failed": "User"}
+
+
+def event_subject(entry):
+    """What an event (see is_event) is about, as the audit trail's Type reads it, in place of the
+    settings it is logged on: the records exported ("Individuals"), a report, else "Event"."""
+    from django.apps import apps
+
+    data = entry.data if isinstance(entry.data, dict) else {}
+    try:
+        model = apps.get_model(data["model"])
+    except (KeyError, AttributeError, ValueError, LookupError):
+        model = None
+    if model is not None:
+        return capfirst(model._meta.verbose_name_plural)
+    if data.get("report"):
+        return "Report"
+    return EVENT_SUBJECTS.get(entry.action, "Event")
+
+
 def export_title(model, spreadsheet_format, rows):
     """An export's entry as the audit trail lists it: "Individuals export (CSV), 59 rows"."""
     return (f"{model._meta.verbose_name_plural.capitalize()} export ({spreadsheet_format.upper()}), "
             f"{rows:,} row{'' if rows == 1 else 's'}")
 
 
-# Data the audit trail masks for a reader who may not see sensitive values (a search by national ID).
-SENSITIVE_DATA_KEYS = frozenset({"national_id", "phone"})
+# Data the audit trail masks for a reader who may not see sensitive values: national IDs and phones,
+# and what was searched or filtered on (a search by ID's text, a rule's literal values).
+SENSITIVE_DATA_KEYS = frozenset({"national_id", "phone", "q", "criteria"})
 
 
-def audit_details(data, *, show_sensitive):
-    """An entry's data as a person reads it: "key: value" pairs, nested ones in brackets, lists joined.
-    Keys in alphabetical order: PostgreSQL's jsonb keeps no order of its own."""
-    return _pairs(data, show_sensitive) if isinstance(data, dict) else _value(data, show_sensitive)
+def sensitive_names():
+    """The names whose values audit_details masks: SENSITIVE_DATA_KEYS and every attribute (registry
+    or plan field) sensitive now, one made sensitive after an entry was written included (its values
+    were stored as they were)."""
+    from .fields import FieldDefinition
+
+    names = set(SENSITIVE_DATA_KEYS)
+    for model in FieldDefinition.__subclasses__():
+        if not model._meta.abstract:
+            names.update(model.objects.filter(sensitive=True).values_list("name", flat=True))
+    return frozenset(names)
 
 
-def _pairs(data, show_sensitive):
-    return "; ".join(f"{key.replace('_', ' ')}: "
-                     f"{_value(value, show_sensitive, hidden=key in SENSITIVE_DATA_KEYS and not show_sensitive)}"
+def audit_details(data, *, show_sensitive, hidden_names=SENSITIVE_DATA_KEYS):
+    """An entry's data as a person reads it: "key: value" pairs, nested ones in brackets, lists joined;
+    for a reader who may not see sensitive values, the values under `hidden_names` (at any depth)
+    masked. Keys in alphabetical order: PostgreSQL's jsonb keeps no order of its own."""
+    hidden_names = frozenset() if show_sensitive else hidden_names
+    return _pairs(data, hidden_names) if isinstance(data, dict) else _value(data, hidden_names)
+
+
+def entry_details(entry, *, show_sensitive, hidden_names=SENSITIVE_DATA_KEYS):
+    """An entry's details (audit_details) from its data as its action's formatter reads it for a person
+    where it can (`readable_data`: a merge's fields by their labels), else as stored."""
+    readable = getattr(entry.formatter, "readable_data", None)
+    return audit_details(readable(entry) if readable else entry.data, show_sensitive=show_sensitive,
+                         hidden_names=hidden_names)
+
+
+def _pairs(data, hidden_names, hidden=False):
+    return "; ".join(f"{key.replace('_', ' ')}: {_value(value, hidden_names, hidden or key in hidden_names)}"
                      for key, value in sorted(data.items()))
 
 
-def _value(value, show_sensitive, hidden=False):
+def _value(value, hidden_names, hidden=False):
     if isinstance(value, dict):
-        return f"({_pairs(value, show_sensitive)})" if value else "none"
+        return f"({_pairs(value, hidden_names, hidden)})" if value else "none"
     if isinstance(value, list):  # a change's old and new values, a list of codes
-        return ", ".join(_value(item, show_sensitive, hidden) for item in value) or "none"
+        return ", ".join(_value(item, hidden_names, hidden) for item in value) or "none"
     if value is None:
         return "—"
     return mask(str(value)) if hidden else str(value)

@@ -52,7 +52,9 @@ ROLE_PERMISSIONS = {
         ADMIN_ACCESS, *REGISTRY_READ,
         "registry.add_registryfield", "registry.change_registryfield", "registry.delete_registryfield",
         "registry.view_registryfield",
-        "registry.add_memberrole", "registry.change_memberrole", "registry.view_memberrole",
+        # Deleting a member role stays refused for the built-in ones and one members hold (delete_problem).
+        "registry.add_memberrole", "registry.change_memberrole", "registry.delete_memberrole",
+        "registry.view_memberrole",
         "workflows.add_workflowdefinition", "workflows.change_workflowdefinition",
         "workflows.delete_workflowdefinition", "workflows.view_workflowdefinition",
         *PLAN_DESIGN, "bulk.view_upload", *PAYMENT_PLAN_DESIGN,

@@ -3,10 +3,16 @@ from django.urls import path
 from wagtail.admin.auth import require_admin_access
 from wagtail.admin.urls import reports as wagtail_reports
 from wagtail.admin.views.reports.audit_logging import LogEntriesView
+from wagtail.coreutils import get_content_type_label
 
-from .audit import audit_details, is_event
+from .audit import entry_details, event_subject, is_event, sensitive_names
 from .masking import can_view_sensitive
+from .scoping import scope_for
 from .spreadsheets import SafeSpreadsheetExportMixin
+
+# Wagtail's export columns of an entry's object ID and type, exported as decorate_paginated_queryset
+# gives them: an event's are not the settings' it is logged on.
+EXPORTED_AS = {"object_id": "record_id", "content_type": "record_type"}
 
 
 class AuditTrailView(SafeSpreadsheetExportMixin, LogEntriesView):
@@ -19,22 +25,34 @@ class AuditTrailView(SafeSpreadsheetExportMixin, LogEntriesView):
     index_results_url_name = "mizani_site_history_results"
     results_template_name = "sites/audit_trail_results.html"
     export_filename = "audit-trail"
-    list_export = [*LogEntriesView.list_export, "details"]
-    export_headings = {**LogEntriesView.export_headings, "details": "Details"}
+    list_export = [EXPORTED_AS.get(field, field) for field in LogEntriesView.list_export] + ["details"]
+    export_headings = {**{EXPORTED_AS.get(field, field): heading
+                          for field, heading in LogEntriesView.export_headings.items()}, "details": "Details"}
 
     def dispatch(self, request, *args, **kwargs):
-        if not request.user.has_perm("sites.view_audit"):
+        # The trail covers every location (what changed, who was exported): national readers only.
+        if not may_read_audit_trail(request.user):
             raise PermissionDenied
         return super().dispatch(request, *args, **kwargs)
 
     def decorate_paginated_queryset(self, queryset):
         entries = super().decorate_paginated_queryset(queryset)
         show_sensitive = can_view_sensitive(self.request.user)
+        hidden_names = frozenset() if show_sensitive else sensitive_names()
         for entry in entries:
-            entry.details = audit_details(entry.data, show_sensitive=show_sensitive)
+            entry.details = entry_details(entry, show_sensitive=show_sensitive, hidden_names=hidden_names)
             if is_event(entry):
-                entry.edit_url = None  # an event is not a change to the settings it is logged on
+                # An event is not a change to the settings it is logged on: it reads as what it was
+                # about, with no record ID and no link to the settings.
+                entry.edit_url = entry.record_id = None
+                entry.record_type = event_subject(entry)
+            else:
+                entry.record_id, entry.record_type = entry.object_id, get_content_type_label(entry.content_type)
         return entries
+
+
+def may_read_audit_trail(user):
+    return user.has_perm("sites.view_audit") and scope_for(user).national
 
 
 # Wagtail's report views we change beyond their export.

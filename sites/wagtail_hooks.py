@@ -14,22 +14,89 @@ from .audit import ACTIONS
 from .choosers import location_chooser_viewset
 from .models import Location, UserAccess
 from .users import GUARDED_BULK_ACTIONS
+from .views import may_read_audit_trail
 from .viewsets import ScopedModelViewSet
+
+
+class EnrolledByFile(LogFormatter):
+    """Names the file, as the person's history reads it ("Enrolled by file households-march.csv")."""
+
+    label = ACTIONS["mizani.enrol_file"][0]
+
+    def format_message(self, log_entry):
+        return f"Enrolled by file {log_entry.data.get('file', '')}".strip()
+
+
+def _changed(data):
+    """The membership's fields a merge or its undoing changed ("role and recipient type")."""
+    return " and ".join(name.replace("_", " ") for name in sorted(data.get("changes") or {}))
+
+
+class MemberAdded(LogFormatter):
+    """A member the undoing of a merge brought back reads as such."""
+
+    label, message = ACTIONS["mizani.member_add"]
+
+    def format_message(self, log_entry):
+        data = log_entry.data or {}
+        if "merge_undone" not in data:
+            return self.message
+        text = f"Member returned by undoing a merge: individual {data.get('individual')}"
+        if changed := _changed(data):
+            text += f"; individual {data.get('kept')}'s {changed} back as before the merge"
+        return text
+
+
+class MemberChanged(LogFormatter):
+    """A household place passing between duplicate records reads as the merge, or its undoing, that
+    moved it, not as a change of role."""
+
+    label, message = ACTIONS["mizani.member_change"]
+
+    def format_message(self, log_entry):
+        data = log_entry.data or {}
+        if "replaces" not in data:
+            return self.message
+        individual, replaced = data.get("individual"), data.get("replaces")
+        if "merge_undone" in data:
+            return (f"Membership returned by undoing a merge: individual {individual} took back its place from "
+                    f"individual {replaced}")
+        if "merged_into" in data:
+            return (f"Membership moved by a merge to the record kept: individual {individual} took the place of "
+                    f"its duplicate, individual {replaced}")
+        # Written before entries said which of the two moved it.
+        return (f"Membership moved by a merge or its undoing: individual {individual} took the place of "
+                f"individual {replaced}")
+
+
+class MemberRemoved(LogFormatter):
+    """A member a merge took away (merged into another record) reads as such."""
+
+    label, message = ACTIONS["mizani.member_remove"]
+
+    def format_message(self, log_entry):
+        data = log_entry.data or {}
+        if "merged_into" not in data:
+            return self.message
+        text = (f"Member removed by a merge: individual {data.get('individual')}, merged into individual "
+                f"{data['merged_into']}")
+        if changed := _changed(data):
+            text += f", who took over their {changed}"
+        return text
+
+
+# Actions whose message depends on the entry's data; the others read as ACTIONS says.
+FORMATTERS = {"mizani.enrol_file": EnrolledByFile, "mizani.member_add": MemberAdded,
+              "mizani.member_change": MemberChanged, "mizani.member_remove": MemberRemoved}
 
 
 @hooks.register("register_log_actions")
 def register_audit_actions(actions):
     for action, (label, message) in ACTIONS.items():
-        actions.register_action(action, label, message)
-
-    @actions.register_action("mizani.enrol_file")
-    class EnrolledByFile(LogFormatter):
-        """Names the file, as the person's history reads it ("Enrolled by file households-march.csv")."""
-
-        label = ACTIONS["mizani.enrol_file"][0]
-
-        def format_message(self, log_entry):
-            return f"Enrolled by file {log_entry.data.get('file', '')}".strip()
+        if action in FORMATTERS:
+            actions.register_action(action)(FORMATTERS[action])
+        else:
+            actions.register_action(action, label, message)
 
 
 for bulk_action in GUARDED_BULK_ACTIONS:
@@ -94,7 +161,7 @@ def register_location_chooser():
 
 class AuditTrailMenuItem(MenuItem):
     def is_shown(self, request):
-        return request.user.has_perm("sites.view_audit")
+        return may_read_audit_trail(request.user)
 
 
 @hooks.register("register_admin_menu_item")

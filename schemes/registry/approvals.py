@@ -103,7 +103,7 @@ def _link(record, readers):
             "label": f"Open the record of {_described(record, readers)}"}
 
 
-def _labelled_diff(model, target, changes):
+def labelled_diff(model, target, changes):
     """[[label, old, new]] for a change's {name: [old, new]}: field labels, location names."""
     definitions = {d.name: d.label for d in RegistryField.objects.filter(target=target)}
     locations = dict(Location.objects.filter(
@@ -123,7 +123,7 @@ def _labelled_diff(model, target, changes):
 
 
 def _sensitive_labels(model, target):
-    return sorted(row[0] for row in _labelled_diff(
+    return sorted(row[0] for row in labelled_diff(
         model, target, {name: [None, None] for name in services.sensitive_names(target)}))
 
 
@@ -140,7 +140,7 @@ def _change_operation(name, label, model, selector, check_update, update, target
         return Prepared(
             payload={"record": record.pk, "fields": _json_fields(fields), "attributes": updated.attributes},
             summary={"title": f"Change {_described(record, readers)}", "record": record.pk,
-                     "model": model._meta.label_lower, "diff": _labelled_diff(model, target, changes),
+                     "model": model._meta.label_lower, "diff": labelled_diff(model, target, changes),
                      "sensitive": _sensitive_labels(model, target), "link": _link(record, readers)},
             location=updated.location, version=record.updated_at.isoformat(),
         )

@@ -932,7 +932,8 @@ def _merge_membership(kept, merged, by):
         return _merge_dissolving(theirs, kept=kept, merged=merged, by=by)
     if ours is None:
         Membership.objects.filter(pk=theirs.pk).update(individual=kept)
-        audit(household, "mizani.member_change", by=by, data={"individual": kept.pk, "replaces": merged.pk})
+        audit(household, "mizani.member_change", by=by, data={
+            "individual": kept.pk, "replaces": merged.pk, "merged_into": kept.pk})
         return {"moved": theirs.pk, "household": household.pk}
     before = {"role": ours.role_id, "recipient_type": ours.recipient_type}
     removed = {"role": theirs.role_id, "recipient_type": theirs.recipient_type}
@@ -1005,8 +1006,11 @@ def check_unmerge(*, merge, by):
     if (merge.moved.get("membership") or {}).get("dissolved") and not by.has_perm("registry.delete_household"):
         raise PermissionDenied("Undoing this merge restores the household the merge deleted, and you do not have the "
                                "permission 'registry.delete_household'.")
+    taken_back = unmerge_fills(merge)[0]
+    if "location" in taken_back:
+        _require_in_scope(by, None)  # the kept record is left without a location: national users' records
     holders = Individual.objects.live().filter(national_id=merged.national_id)
-    if "national_id" in unmerge_fills(merge)[0]:
+    if "national_id" in taken_back:
         holders = holders.exclude(pk=kept.pk)  # the ID the merge filled, which the unmerge takes back
     if merged.national_id and holders.exists():
         raise ValidationError({"national_id": [
@@ -1035,7 +1039,7 @@ def individual_unmerge(*, merge, by):
     _save_unique(merged, update_fields=["deleted_at", "merged_into", "updated_at"])
     back = Beneficiary.objects.filter(pk__in=merge.moved.get("beneficiaries", []), individual=kept).update(
         individual=merged)
-    _unmerge_membership(kept, merged, merge.moved.get("membership"), by)
+    _unmerge_membership(merge, by)
     request = ApprovalRequest.objects.filter(operation=UNMERGE_OPERATION, payload__merge=merge.pk,
                                              status=RequestStatus.EXECUTING).first()
     merge.undo(by=by, when=timezone.now(), request=request)
@@ -1055,24 +1059,29 @@ def individual_unmerge(*, merge, by):
     return merge
 
 
-def _unmerge_membership(kept, merged, membership, by):
+def _unmerge_membership(merge, by):
+    """The household place the merge took from the merged record goes back to it; the household's
+    entries say so (merge_undone: the merge's id)."""
+    kept, merged, membership = merge.kept, merge.merged, merge.moved.get("membership")
     if not membership:
         return
     household = Household.objects.select_for_update().get(pk=membership["household"])
     if "dissolved" in membership:
-        _unmerge_dissolved(household, merged, membership["removed"], by)
+        _unmerge_dissolved(household, merged, membership["removed"], by, merge)
         return
     if "moved" in membership:
         if not Membership.objects.filter(pk=membership["moved"], individual=kept).update(individual=merged):
             raise ValidationError(f"{kept} has left household {household.code} since the merge: put the "
                                   "household right first.")
-        audit(household, "mizani.member_change", by=by, data={"individual": merged.pk, "replaces": kept.pk})
+        audit(household, "mizani.member_change", by=by, data={
+            "individual": merged.pk, "replaces": kept.pk, "merge_undone": merge.pk})
         return
     ours = Membership.objects.select_for_update().filter(
         pk=membership["kept_membership"], individual=kept, household=household).first()
     if ours is None:
         raise ValidationError(f"{kept} has left household {household.code} since the merge: put the household "
                               "right first.")
+    current = {"role": ours.role_id, "recipient_type": ours.recipient_type}
     ours.role_id, ours.recipient_type = membership["kept_before"]["role"], membership["kept_before"]["recipient_type"]
     ours.save(update_fields=["role", "recipient_type"])
     try:
@@ -1082,10 +1091,12 @@ def _unmerge_membership(kept, merged, membership, by):
     except IntegrityError as exc:
         raise ValidationError(f"Household {household.code} has another head or primary recipient since the "
                               "merge: put the household right first.") from exc
-    audit(household, "mizani.member_add", by=by, data={"individual": merged.pk, **membership["removed"]})
+    audit(household, "mizani.member_add", by=by, data={
+        "individual": merged.pk, **membership["removed"], "merge_undone": merge.pk, "kept": kept.pk,
+        "changes": _diff(current, membership["kept_before"], set())})
 
 
-def _unmerge_dissolved(household, merged, removed, by):
+def _unmerge_dissolved(household, merged, removed, by, merge):
     """The household the merge deleted comes back, with the merged record as its member as before."""
     if Membership.objects.filter(household=household).exists():
         raise ValidationError(f"Household {household.code} has members again since the merge: put the household "
@@ -1093,4 +1104,4 @@ def _unmerge_dissolved(household, merged, removed, by):
     household_restore(household=household, by=by)
     Membership.objects.create(household=household, individual=merged, role_id=removed["role"],
                               recipient_type=removed["recipient_type"])
-    audit(household, "mizani.member_add", by=by, data={"individual": merged.pk, **removed})
+    audit(household, "mizani.member_add", by=by, data={"individual": merged.pk, **removed, "merge_undone": merge.pk})

@@ -237,7 +237,12 @@ def _openable(user, requests):
 
 
 def recent_history(instance, limit=8):
-    return log_registry.get_logs_for_instance(instance).select_related("user").order_by("-timestamp")[:limit]
+    entries = list(log_registry.get_logs_for_instance(instance).select_related("user").order_by("-timestamp")[:limit])
+    for entry in entries:
+        # A merge's or its undoing's changes by the fields' labels (schemes/registry/wagtail_hooks.py).
+        if labelled_changes := getattr(entry.formatter, "labelled_changes", None):
+            entry.changes = labelled_changes(entry)
+    return entries
 
 
 class IndividualRecordView(ScopedInspectView):

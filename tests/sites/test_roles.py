@@ -59,7 +59,7 @@ def test_every_role_group_exists_after_migrate_with_its_preset():
         ),
         (
             "Scheme administrator",
-            {"registry.add_registryfield", "registry.change_memberrole"},
+            {"registry.add_registryfield", "registry.change_memberrole", "registry.delete_memberrole"},
             {"registry.add_individual", "registry.view_sensitive_data", "auth.change_user"},
         ),
         (
@@ -157,3 +157,19 @@ def test_a_permission_added_to_a_preset_later_is_granted_once(monkeypatch):
     viewer.permissions.remove(viewer.permissions.get(codename="view_audit"))  # an administrator's choice
     ensure_roles()
     assert not viewer.permissions.filter(codename="view_audit").exists()
+
+
+def test_scheme_administrators_of_an_installation_made_before_get_delete_memberrole_at_migrate():
+    """The preset gained registry.delete_memberrole later: ensure_roles (run after every migrate) grants it
+    to the existing group, which no data migration needs to do."""
+    from sites.models import RolePreset
+
+    group = Group.objects.get(name="Scheme administrator")
+    group.permissions.remove(Permission.objects.get(content_type__app_label="registry", codename="delete_memberrole"))
+    preset = RolePreset.objects.get(group=group)
+    preset.granted = [name for name in preset.granted if name != "registry.delete_memberrole"]
+    preset.save()
+
+    assert ensure_roles() == []
+
+    assert "registry.delete_memberrole" in permission_names(group)

@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from schemes.registry.models import MemberRole
-from tests.factories import HouseholdFactory, IndividualFactory, MembershipFactory
+from tests.factories import HouseholdFactory, IndividualFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -47,3 +47,30 @@ def test_a_role_no_one_holds_is_deleted(client, superuser, member_roles):
     client.post(delete_url("GRANDFATHER"))
 
     assert not MemberRole.objects.filter(pk="GRANDFATHER").exists()
+
+
+@pytest.fixture
+def scheme_admin(db):
+    return UserFactory(username="scheme_admin", role="Scheme administrator", national=True)
+
+
+def test_a_scheme_administrator_deletes_a_role_no_one_holds(client, scheme_admin, member_roles):
+    client.force_login(scheme_admin)
+
+    assert "Yes, delete" in client.get(delete_url("GRANDFATHER")).content.decode()
+    client.post(delete_url("GRANDFATHER"))
+
+    assert not MemberRole.objects.filter(pk="GRANDFATHER").exists()
+
+
+@pytest.mark.parametrize("code", [MemberRole.HEAD, MemberRole.MEMBER, "SON"])
+def test_a_scheme_administrator_still_cannot_delete_a_built_in_role_or_one_members_hold(
+        client, scheme_admin, member_roles, code):
+    MembershipFactory(household=HouseholdFactory(), individual=IndividualFactory(), role=member_roles["SON"])
+    client.force_login(scheme_admin)
+
+    page = client.get(delete_url(code))
+    client.post(delete_url(code))
+
+    assert page.status_code == 200 and "Yes, delete" not in page.content.decode()
+    assert MemberRole.objects.get(pk=code).delete_problem() in page.content.decode()

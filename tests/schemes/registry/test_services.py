@@ -7,6 +7,7 @@ from wagtail.models import ModelLogEntry
 
 from schemes.registry import services
 from schemes.registry.models import Household, Individual, MemberRole, Membership
+from sites.audit import audit
 from sites.models import OrganisationSettings
 from tests.factories import (
     HouseholdFactory,
@@ -1336,3 +1337,109 @@ def test_unmerging_is_refused_when_the_deleted_household_has_members_again(clerk
         services.individual_unmerge(merge=merge, by=clerk_a)
     assert reload(duplicate).is_deleted
     assert list(Membership.objects.filter(household=imported).values_list("individual", flat=True)) == [newcomer.pk]
+
+
+# --- how a merge and its undoing read in the records' history ----------------------------------------
+
+def messages(record):
+    return [entry.message for entry in ModelLogEntry.objects.filter(
+        content_type__model=record._meta.model_name, object_id=str(record.pk)).order_by("id")]
+
+
+@pytest.fixture
+def income_pair(geo, member_roles):
+    """A kept record without national ID or income, and its duplicate with both, alone in a household."""
+    RegistryFieldFactory(name="income", label="Monthly income")
+    kept = IndividualFactory(location=geo.village_a, national_id=None, attributes={})
+    duplicate = IndividualFactory(location=geo.village_a, national_id="NID99912345", attributes={"income": "1200"})
+    household = HouseholdFactory(location=geo.village_a)
+    MembershipFactory(household=household, individual=duplicate, recipient_type="PRIMARY")
+    return kept, duplicate, household
+
+
+def test_a_merge_and_its_undoing_name_the_fields_by_their_labels(clerk_a, income_pair):
+    kept, duplicate, _ = income_pair
+
+    merge = services.individual_merge(kept=kept, merged=duplicate, by=clerk_a)
+    services.individual_unmerge(merge=merge, by=clerk_a)
+
+    assert messages(kept)[-2:] == [
+        f"Merged a duplicate record (individual {duplicate.pk}) into this one; filled from it: National ID, "
+        "Monthly income",
+        f"Undid the merge of a duplicate record (individual {duplicate.pk}) into this one; taken back from this "
+        "record: National ID, Monthly income"]
+    assert messages(duplicate)[-2:] == [
+        f"Merged into individual {kept.pk} as its duplicate (and deleted)",
+        f"Undid the merge of this record into individual {kept.pk}: it is registered again"]
+    merged = ModelLogEntry.objects.get(action="mizani.merge")
+    assert merged.formatter.labelled_changes(merged) == [("Monthly income", None, "1200"),
+                                                         ("National ID", None, "••••••••345")]  # masked as written
+
+
+def test_a_value_changed_since_the_merge_is_named_by_its_label_when_the_undo_keeps_it(clerk_a, income_pair):
+    kept, duplicate, _ = income_pair
+    merge = services.individual_merge(kept=kept, merged=duplicate, by=clerk_a)
+    services.individual_update(individual=kept, fields={}, attributes={"income": "900"}, by=clerk_a)
+
+    services.individual_unmerge(merge=merge, by=clerk_a)
+
+    assert messages(kept)[-1] == (
+        f"Undid the merge of a duplicate record (individual {duplicate.pk}) into this one; taken back from this "
+        "record: National ID; filled by the merge but changed since, so kept: Monthly income")
+
+
+def test_a_household_place_moved_by_a_merge_and_back_reads_as_such_not_as_a_change_of_role(clerk_a, income_pair):
+    kept, duplicate, household = income_pair
+
+    merge = services.individual_merge(kept=kept, merged=duplicate, by=clerk_a)
+    services.individual_unmerge(merge=merge, by=clerk_a)
+
+    assert messages(household)[-2:] == [
+        f"Membership moved by a merge to the record kept: individual {kept.pk} took the place of its duplicate, "
+        f"individual {duplicate.pk}",
+        f"Membership returned by undoing a merge: individual {duplicate.pk} took back its place from individual "
+        f"{kept.pk}"]
+    assert ModelLogEntry.objects.filter(action="mizani.member_change").latest("id").data == {
+        "individual": duplicate.pk, "replaces": kept.pk, "merge_undone": merge.pk}
+
+
+def test_a_merge_within_one_household_and_its_undoing_read_as_such(clerk_a, geo, member_roles):
+    household = HouseholdFactory(location=geo.village_a)
+    duplicate = IndividualFactory(location=geo.village_a)
+    kept = IndividualFactory(location=geo.village_a)
+    MembershipFactory(household=household, individual=duplicate, recipient_type="PRIMARY")
+    MembershipFactory(household=household, individual=kept, role=member_roles["SON"])
+
+    merge = services.individual_merge(kept=kept, merged=duplicate, by=clerk_a)
+    services.individual_unmerge(merge=merge, by=clerk_a)
+
+    assert messages(household)[-2:] == [
+        f"Member removed by a merge: individual {duplicate.pk}, merged into individual {kept.pk}, who took over "
+        "their recipient type and role",
+        f"Member returned by undoing a merge: individual {duplicate.pk}; individual {kept.pk}'s recipient type and "
+        "role back as before the merge"]
+    assert reload(Membership.objects.get(individual=kept)).role_id == "SON"
+    assert ModelLogEntry.objects.filter(action="mizani.member_add").latest("id").data["changes"] == {
+        "role": ["HEAD", "SON"], "recipient_type": ["PRIMARY", None]}
+
+
+def test_a_household_place_moved_before_entries_said_by_what_reads_as_a_merge_or_its_undoing(geo):
+    household = HouseholdFactory(location=geo.village_a)
+
+    entry = audit(household, "mizani.member_change", by=None, data={"individual": 7, "replaces": 8})
+
+    assert entry.message == "Membership moved by a merge or its undoing: individual 7 took the place of individual 8"
+
+
+def test_a_district_user_cannot_undo_a_merge_that_would_leave_a_record_without_a_location(geo, clerk_a, national_clerk):
+    """Security review: the merge filled the kept record's location from the merged one (putting the merge
+    in district A's reach); undoing it takes the location back: only national users act on such records."""
+    kept = IndividualFactory(location=None, first_name="Amina", last_name="Juma")
+    merged = IndividualFactory(location=geo.village_a, first_name="Amina", last_name="Juma")
+    merge = services.individual_merge(kept=kept, merged=merged, by=national_clerk)
+    assert Individual.objects.get(pk=kept.pk).location_id == geo.village_a.pk
+
+    with pytest.raises(PermissionDenied, match="national scope"):
+        services.individual_unmerge(merge=merge, by=clerk_a)
+
+    assert Individual.objects.get(pk=kept.pk).location_id == geo.village_a.pk

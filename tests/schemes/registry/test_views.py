@@ -866,6 +866,21 @@ def test_a_merged_record_says_where_it_went(geo, clerk_a):
     assert "Restore</button>" not in html
 
 
+def test_a_persons_page_names_what_a_merge_filled_by_the_fields_labels(geo, clerk_a, member_roles):
+    from schemes.registry import services
+    from tests.factories import RegistryFieldFactory
+
+    RegistryFieldFactory(name="income", label="Monthly income")
+    kept = IndividualFactory(location=geo.village_a, national_id=None, attributes={})
+    duplicate = IndividualFactory(location=geo.village_a, national_id="NID99912345", attributes={"income": "1200"})
+    services.individual_merge(kept=kept, merged=duplicate, by=clerk_a)
+
+    html = body(client_for(clerk_a).get(reverse("registry_individual:inspect", args=[kept.pk])))
+
+    assert "Monthly income: — → 1200" in html
+    assert "attributes.income" not in html and "national_id" not in html
+
+
 # --- QA walk: member changes, delete page, pending requests, duplicates, history --------------------
 
 def _members_workflow():
