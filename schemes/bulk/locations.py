@@ -7,10 +7,13 @@ hundred thousand): each row's parent is in the file or registered, no cycle, no 
 itself or to another level, and each row (and where a move takes it) within the uploader's locations.
 The import creates the new locations one level at a time (one INSERT and one path UPDATE per level),
 renames in one UPDATE, and moves a registered location with its subtree (Location.save rewrites the
-subtree's paths in one statement)."""
+subtree's paths in one statement). The tree may change between the check and the import (a location
+moved in its own form): the import, in its transaction, with the file's locations locked, resolves the
+file against the tree again, and refuses the whole file if a row no longer holds as checked."""
 
+from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Count, F, Func, OuterRef, Subquery
+from django.db.models import Count, F, Func, OuterRef, Q, Subquery
 
 from schemes.registry.models import Household, Individual
 from sites.models import Location, OrganisationSettings
@@ -70,7 +73,8 @@ class Importer:
         repeated = staged.exclude(code="").values("code").annotate(n=Count("pk")).filter(n__gt=1).values("code")
         flag(upload, "code", "This code is on more than one row of the file.", staged.filter(code__in=repeated),
              StagedLocation)
-        _check_tree(upload, scope_for(upload.uploaded_by))
+        rows, registered, depth, problems, _follows = _resolve_tree(upload, scope_for(upload.uploaded_by))
+        _record(upload, rows, registered, depth, problems)
 
     def counts(self, upload):
         staged = StagedLocation.objects.filter(upload_id=upload.pk)
@@ -116,9 +120,21 @@ class Importer:
         return sample
 
     def problems(self, upload):
-        return ""
+        """The tree or the uploader's locations changed since the check so that a row no longer holds
+        (asked on the upload's page, at submission, when the import starts and in its transaction)."""
+        changed = _changed_since_check(upload)
+        if not changed:
+            return ""
+        shown = "; ".join(f"row {number} ({code}): {reason.rstrip('.')}" for number, code, reason in changed[:5])
+        more = f"; and {len(changed) - 5:,} more" if len(changed) > 5 else ""
+        return (f"The locations changed since this file was checked: {shown}{more}. Nothing was imported: upload "
+                "the file again to check it against the locations as they are now.")
 
     def prepare_import(self, upload):
+        _lock_locations(upload)
+        problem = self.problems(upload)
+        if problem:
+            raise ValidationError(problem)
         return {"locations": _import(upload)}
 
     def reserve_ids(self, upload, last_row):
@@ -144,10 +160,12 @@ class Importer:
         return f"{count:,} locations imported"
 
 
-def _check_tree(upload, scope):
+def _resolve_tree(upload, scope):
     """Each valid row's parent is known, the file's parent links form no cycle, a registered location
     is moved neither under itself nor to another level, and every row, and the place a move takes it
-    to, is within the uploader's locations. Records each row's registered id and depth."""
+    to, is within the uploader's locations. Returns the rows ({code: (row number, parent it ends up
+    under)}), the registered locations ({code: (id, path, depth)}), each good row's depth, each bad
+    row's (column, message), and {code: parent} of the bad rows whose only fault is their parent's."""
     staged = StagedLocation.objects.filter(upload_id=upload.pk)
     given = {code: (number, parent) for number, code, parent in staged.filter(valid=True).values_list(
         "row_number", "code", "parent_code")}
@@ -166,7 +184,7 @@ def _check_tree(upload, scope):
     # The parent each row ends up under: a registered location whose parent_code is empty keeps its own.
     rows = {code: (number, parent or current.get(code, "")) for code, (number, parent) in given.items()}
     levels = OrganisationSettings.load()
-    problems, depth = {}, {}
+    problems, depth, follows = {}, {}, {}
     anchor = {}  # the path of the nearest ancestor registered and not in the file (None: the top)
     place = {}  # the path of the registered location the row hangs from, or its new parent's (None: the top)
 
@@ -182,7 +200,9 @@ def _check_tree(upload, scope):
         elif parent in rows:
             above = resolve(parent, [*trail, code])
             if above is None:
-                problems.setdefault(code, ("parent_code", _parent_has_errors(parent, [rows[parent][0]])))
+                if code not in problems:
+                    problems[code] = ("parent_code", _parent_has_errors(parent, [rows[parent][0]]))
+                    follows[code] = parent
                 return None
             level, anchor[code] = above + 1, anchor[parent]
             place[code] = registered[parent][1] if parent in registered else place[parent]
@@ -220,7 +240,7 @@ def _check_tree(upload, scope):
             elif own and parent != current[code] and not _within(scope, place[code]):
                 problems[code] = ("parent_code", f"The parent '{parent}' is outside your locations: you can move "
                                                  "a location only within them.")
-    _record(upload, rows, registered, depth, problems)
+    return rows, registered, depth, problems, follows
 
 
 def _parent_has_errors(parent, numbers):
@@ -256,6 +276,51 @@ def _record(upload, rows, registered, depth, problems):
              StagedLocation)
 
 
+def _changed_since_check(upload):
+    """[(row number, code, what changed)] of the valid rows that the tree and the uploader's locations
+    as they are now refuse or put at another level than the check did, or whose code was added or
+    deleted meanwhile. A row that fails only through its parent's row is left out: the parent's says."""
+    rows, registered, depth, problems, follows = _resolve_tree(upload, scope_for(upload.uploaded_by))
+    checked = {code: (pk, level) for code, pk, level in StagedLocation.objects.filter(
+        upload_id=upload.pk, valid=True).values_list("code", "location_id", "depth")}
+    levels = OrganisationSettings.load()
+    new_level = {code for code, (pk, level) in checked.items()
+                 if pk is None and code not in registered and depth.get(code, level) != level}
+    changed = []
+    for code, (number, parent) in rows.items():
+        pk, level = checked[code]
+        own = registered.get(code)
+        above = depth[parent] if parent in depth else registered[parent][2] if parent in registered else None
+        if (own[0] if own else None) != pk:
+            reason = (f"{code} was deleted" if pk else f"{code} was added") + " under Platform > Locations"
+        elif code in follows or (code in new_level and parent in new_level):
+            continue
+        elif code in problems and own and above is not None and above + 1 != own[2]:
+            # A move's level no longer holds: the location itself, or its new parent, changed level.
+            reason = (f"{code} is now a {levels.level_name(own[2])}, no longer a {levels.level_name(level)}"
+                      if own[2] != level else
+                      f"{parent} is now a {levels.level_name(above)}, no longer a {levels.level_name(level - 1)}")
+        elif code in problems:
+            reason = problems[code][1]
+        elif code in new_level:
+            reason = (f"its parent {parent} is now a {levels.level_name(above)}, no longer a "
+                      f"{levels.level_name(level - 1)}")
+        else:
+            continue
+        changed.append((number, code, reason))
+    return sorted(changed)
+
+
+def _lock_locations(upload):
+    """The registered locations the file names (rows and parents), locked for the import: a move in a
+    location's form (which rewrites its subtree's rows) waits for the import to commit, or the import
+    waits for the move and then checks the tree with it."""
+    staged = StagedLocation.objects.filter(upload_id=upload.pk, valid=True)
+    list(Location.objects.select_for_update().filter(
+        Q(code__in=staged.values("code")) | Q(code__in=staged.exclude(parent_code="").values("parent_code")))
+        .order_by("pk").values_list("pk", flat=True))
+
+
 def _changes(upload):
     """The valid rows of registered locations the file moves (to another parent, renamed or not) and
     those it only renames, each {row_number, location_id, name, parent_code, old_name, old_parent};
@@ -266,6 +331,8 @@ def _changes(upload):
         pk__in=rows.values("location_id")).values_list("pk", "name", "parent__code")}
     renamed, moved, parents = [], [], {}
     for row in rows.order_by("row_number").values("row_number", "location_id", "name", "parent_code"):
+        if row["location_id"] not in current:  # deleted since the check: problems() says so, the import refuses
+            continue
         row["old_name"], row["old_parent"] = current[row["location_id"]]
         parents[row["row_number"]] = row["old_parent"]
         if row["parent_code"] and row["parent_code"] != row["old_parent"]:

@@ -8,6 +8,7 @@ import csv
 import io
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
@@ -18,8 +19,8 @@ from schemes.bulk.models import StagedLocation, Upload, UploadStatus
 from schemes.registry.selectors import households_for, individuals_for
 from sites.models import Location
 from tests.factories import HouseholdFactory, IndividualFactory, LocationFactory, UserFactory
-from workflows.models import WorkflowDefinition
-from workflows.services import approval_submit
+from workflows.models import JobStatus, WorkflowDefinition
+from workflows.services import approval_submit, job_run
 
 pytestmark = pytest.mark.django_db
 
@@ -235,3 +236,72 @@ def test_a_district_administrator_cannot_move_a_location_out_of_their_subtree(
     assert errors_of(upload)[geo.village_a.code] == (
         f"parent_code: The parent '{geo.ward_b.code}' is outside your locations: you can move a location only "
         "within them.")
+
+
+def test_a_file_checked_before_its_move_target_changed_level_is_refused_and_changes_nothing(
+        geo, sysadmin, client, django_capture_on_commit_callbacks):
+    """S14: the check passed a village moved under a ward; the ward was then moved under the region in
+    its own form. The import made the village a level-3 location: now the file is refused, saying why."""
+    upload = receive(sysadmin, f"code,name,parent_code\n{geo.village_a.code},Village,{geo.ward_b.code}\n",
+                     django_capture_on_commit_callbacks)
+    assert upload.status == UploadStatus.READY and upload.counts["moves"] == 1
+    ward_b = Location.objects.get(pk=geo.ward_b.pk)
+    ward_b.parent = Location.objects.get(pk=geo.region.pk)
+    ward_b.save()
+
+    said = (f"The locations changed since this file was checked: row 2 ({geo.village_a.code}): {geo.ward_b.code} "
+            "is now a District, no longer a Ward. Nothing was imported: upload the file again to check it against "
+            "the locations as they are now.")
+    client.force_login(sysadmin)
+    assert escape(said) in client.get(reverse("bulk_upload:inspect", args=[upload.pk])).content.decode()
+    with pytest.raises(ValidationError) as refused:
+        import_now(upload, sysadmin, django_capture_on_commit_callbacks)
+    assert refused.value.messages == [said]
+    village = Location.objects.get(pk=geo.village_a.pk)
+    assert (village.depth, village.parent_id) == (4, geo.ward_a.pk)
+
+
+def test_a_district_import_refuses_a_move_whose_target_left_their_locations_once_started(
+        geo, django_capture_on_commit_callbacks):
+    """The import started (its job queued), then the ward a move targets was moved to another district
+    (a ward still): the job re-checks in its transaction, refuses the whole file and writes nothing."""
+    WorkflowDefinition.objects.create(operation="bulk.import", requires_approval=False)
+    admin = UserFactory(role="System administrator", locations=[geo.district_a])
+    second_ward = LocationFactory(code="WA2", parent=geo.district_a)
+    upload = receive(admin, f"code,name,parent_code\n{geo.village_a.code},Renamed,WA2\nNEWV,New village,WA2\n"
+                            f"{geo.ward_a.code},Ward renamed,\n", django_capture_on_commit_callbacks)
+    assert (upload.counts["moves"], upload.counts["creates"], upload.counts["updates"]) == (1, 1, 1)
+    job = services.import_start(upload=upload, mode="VALID_ROWS", by=admin)
+    second_ward.parent = Location.objects.get(pk=geo.district_b.pk)
+    second_ward.save()
+
+    job = job_run(job.pk)
+    assert job.status == JobStatus.FAILED
+    assert (f"row 2 ({geo.village_a.code}): The parent 'WA2' is outside your locations: you can move a location "
+            "only within them; row 3 (NEWV): Outside your locations. Nothing was imported") in job.error
+    village = Location.objects.get(pk=geo.village_a.pk)
+    assert (village.name, village.parent_id) == (geo.village_a.name, geo.ward_a.pk)
+    assert Location.objects.get(pk=geo.ward_a.pk).name == geo.ward_a.name
+    assert not Location.objects.filter(code="NEWV").exists()
+
+
+def test_rows_are_refused_once_a_new_ones_parent_changed_level_or_a_code_was_added_or_deleted_meanwhile(
+        geo, sysadmin, client, django_capture_on_commit_callbacks):
+    """A new location is inserted at the level the check found: under a parent moved to another level
+    since, its depth would not match its path. A row under a new row in the same case follows it."""
+    upload = receive(sysadmin, f"code,name,parent_code\nHAM,Hamlet,{geo.ward_b.code}\nSUB,Sub-hamlet,HAM\n"
+                               f"NEWR,New region,\n{geo.village_b.code},Renamed,\n", django_capture_on_commit_callbacks)
+    assert (upload.counts["creates"], upload.counts["updates"]) == (3, 1)
+    ward_b = Location.objects.get(pk=geo.ward_b.pk)
+    ward_b.parent = Location.objects.get(pk=geo.region.pk)
+    ward_b.save()
+    LocationFactory(code="NEWR")
+    Location.objects.filter(pk=geo.village_b.pk).delete()
+
+    said = (f"The locations changed since this file was checked: row 2 (HAM): its parent {geo.ward_b.code} is now a "
+            "District, no longer a Ward; row 4 (NEWR): NEWR was added under Platform > Locations; row 5 "
+            f"({geo.village_b.code}): {geo.village_b.code} was deleted under Platform > Locations. Nothing was "
+            "imported: upload the file again to check it against the locations as they are now.")
+    assert services.IMPORTERS[upload.kind].problems(upload) == said
+    client.force_login(sysadmin)
+    assert escape(said) in client.get(reverse("bulk_upload:inspect", args=[upload.pk])).content.decode()
