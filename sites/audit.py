@@ -144,6 +144,13 @@ def export_title(model, spreadsheet_format, rows):
 SENSITIVE_DATA_KEYS = frozenset({"national_id", "phone", "q", "criteria"})
 
 
+def may_read_audit_trail(user):
+    """The trail covers every location (what changed, who was exported): national readers only."""
+    from .scoping import scope_for
+
+    return user.has_perm("sites.view_audit") and scope_for(user).national
+
+
 def sensitive_names():
     """The names whose values audit_details masks: SENSITIVE_DATA_KEYS and every attribute (registry
     or plan field) sensitive now, one made sensitive after an entry was written included (its values

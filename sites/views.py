@@ -5,9 +5,8 @@ from wagtail.admin.urls import reports as wagtail_reports
 from wagtail.admin.views.reports.audit_logging import LogEntriesView
 from wagtail.coreutils import get_content_type_label
 
-from .audit import entry_details, event_subject, is_event, sensitive_names
+from .audit import entry_details, event_subject, is_event, may_read_audit_trail, sensitive_names
 from .masking import can_view_sensitive
-from .scoping import scope_for
 from .spreadsheets import SafeSpreadsheetExportMixin
 
 # Wagtail's export columns of an entry's object ID and type, exported as decorate_paginated_queryset
@@ -49,10 +48,6 @@ class AuditTrailView(SafeSpreadsheetExportMixin, LogEntriesView):
             else:
                 entry.record_id, entry.record_type = entry.object_id, get_content_type_label(entry.content_type)
         return entries
-
-
-def may_read_audit_trail(user):
-    return user.has_perm("sites.view_audit") and scope_for(user).national
 
 
 # Wagtail's report views we change beyond their export.

@@ -10,11 +10,10 @@ from wagtail.admin.viewsets.model import ModelViewSetGroup
 from wagtail.log_actions import LogFormatter
 
 from . import admin_views, selectors
-from .audit import ACTIONS
+from .audit import ACTIONS, may_read_audit_trail
 from .choosers import location_chooser_viewset
 from .models import Location, UserAccess
 from .users import GUARDED_BULK_ACTIONS
-from .views import may_read_audit_trail
 from .viewsets import ScopedModelViewSet
 
 
