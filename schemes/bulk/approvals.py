@@ -67,7 +67,11 @@ def execute(payload, maker):
 
 def version(payload):
     upload = Upload.objects.filter(pk=payload.get("upload")).first()
-    return upload.status if upload else "gone"
+    if upload is None:
+        return "gone"
+    # A reconciliation file whose lines were reconciled since its check: its request is void, nothing applied.
+    importer_version = getattr(services.IMPORTERS[upload.kind], "version", None)
+    return upload.status + (importer_version(upload) if importer_version else "")
 
 
 IMPORT = register(Operation(name="bulk.import", label="Import a file", prepare=prepare, execute=execute,

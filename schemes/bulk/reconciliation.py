@@ -10,16 +10,17 @@ from decimal import Decimal
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef
 from wagtail.models import ModelLogEntry
 
 from schemes.payments import reconciliation as engine
 from schemes.payments import selectors as payroll_selectors
 from schemes.payments.models import LineStatus, PaymentLine, Payroll, PayrollStatus
+from schemes.payments.templatetags.payments_money import money
 from sites.audit import audit
 
 from .files import Column
-from .models import StagedReconciliation, UploadStatus
+from .models import StagedReconciliation, Upload, UploadStatus
 from .staging import analyze
 
 CHUNK = 500_000  # rows applied per transaction (one UPDATE); a million-row file: two, on two connections at once
@@ -83,7 +84,7 @@ class Importer:
         for row in rows:
             line = lines[row["line_id"]]
             row["recipient"] = str(line.recipient) if line.recipient_id else ""
-            row["amount"] = line.amount
+            row["amount"] = money(line.amount, upload.payroll.currency)
             row["outcome_label"] = "paid" if row["paid"] else "unpaid"
             # What the approval's sample shows: "Row 3: PL000000012 Jane Doe: paid (R-1)".
             row["summary"] = f"{row['code']} {row['recipient']}: {row['outcome_label']}" + (
@@ -99,7 +100,39 @@ class Importer:
             return (f"{moved:,} of the lines this file would mark paid or unpaid were reconciled since it was "
                     "checked (by another file or a provider's batch): the counts shown no longer hold. Upload the "
                     "file again to check it against the payroll as it is now.")
+        if upload.status == UploadStatus.READY and (claimed := self._claimed_by_another_request(upload)):
+            other, lines = claimed
+            return (f"{lines:,} of the lines this file would mark paid or unpaid are in {other.original_name} "
+                    f"(uploaded by {other.uploaded_by} on {other.created_at:%Y-%m-%d %H:%M}), whose import is waiting "
+                    "for approval: the same lines would be reconciled twice. Let that import be decided (or cancel "
+                    "it) and upload this file again.")
         return ""
+
+    def version(self, upload):
+        """What the import's approval request holds to (with the upload's status): the file's lines
+        reconciled since the check (another file imported, a provider's batch) make the request void,
+        nothing applied, instead of a failed import."""
+        moved = self._moved_since_check(upload) if upload.status == UploadStatus.READY else 0
+        return f", {moved} lines reconciled since the check" if moved else ""
+
+    @staticmethod
+    def _claimed_by_another_request(upload):
+        """(another upload, how many lines) when another reconciliation file of the payroll, whose import
+        waits for approval, moves lines this one would move; None otherwise, and for a file whose own
+        import is asked for already (the first request keeps its lines)."""
+        from .approvals import awaiting_approval
+
+        others = Upload.objects.filter(payroll_id=upload.payroll_id, status=UploadStatus.READY).exclude(pk=upload.pk)
+        awaiting = awaiting_approval(others.values_list("pk", flat=True))
+        if not awaiting or awaiting_approval([upload.pk]):
+            return None
+        due = PaymentLine.objects.filter(payroll_id=upload.payroll_id, status=LineStatus.DUE, pk__in=(
+            StagedReconciliation.objects.filter(upload_id=upload.pk, valid=True).values("line_id")))
+        shared = (StagedReconciliation.objects.filter(upload_id__in=awaiting, valid=True, line_id__in=due.values("pk"))
+                  .order_by().values("upload_id").annotate(lines=Count("line_id")).order_by("upload_id").first())
+        if shared is None:
+            return None
+        return Upload.objects.select_related("uploaded_by").get(pk=shared["upload_id"]), shared["lines"]
 
     def _moved_since_check(self, upload):
         """How many of the lines the check counted to move (still due then) are no longer due: asked

@@ -85,6 +85,10 @@ def result_text(upload, *, awaiting_approval=False):
     counts = upload.counts
     if upload.status == UploadStatus.READY:
         if changes_nothing(upload):
+            errors = counts.get("errors", 0)
+            if errors:
+                return (f"Checked: nothing to import: {errors:,} row{'' if errors == 1 else 's'} with errors, "
+                        "the others already so")
             return "Checked: nothing to import, every row is already so"
         if counts.get("valid") == 0:
             return "Checked: nothing to import, every row has an error"
@@ -400,12 +404,20 @@ def run_import(upload, job, progress):
     state = dict(job.result or {})
     refresh_statistics(importer.READS)
     if not state.get("prepared"):
-        with transaction.atomic():
-            state.update(importer.prepare_import(upload))
-            state["id_base"] = importer.reserve_ids(upload, last)
-            state["prepared"], state["done"], state["imported"] = True, [], 0
-            _save_state(job, state)
-            progress(0, total, "Importing")
+        try:
+            with transaction.atomic():
+                state.update(importer.prepare_import(upload))
+                state["id_base"] = importer.reserve_ids(upload, last)
+                state["prepared"], state["done"], state["imported"] = True, [], 0
+                _save_state(job, state)
+                progress(0, total, "Importing")
+        except ValidationError as refused:
+            # Refused by the import's own check (the records changed since the file's): the upload says why.
+            with transaction.atomic():
+                refused_upload = Upload.objects.select_for_update().get(pk=upload.pk)
+                refused_upload.fail("; ".join(refused.messages), timezone.now())
+                refused_upload.save()
+            raise
     done = set(state["done"])
     chunks = [(start, min(start + importer.CHUNK - 1, last)) for start in range(first, last + 1, importer.CHUNK)
               if start not in done]

@@ -112,6 +112,7 @@ class UploadRecordView(ScopedInspectView):
         under_way = requests_under_way(upload).exists()
         importer = services.IMPORTERS[upload.kind]
         sample = services.sample_shown_to(user, upload) if upload.status == UploadStatus.READY else []
+        problem = importer.problems(upload) if upload.status == UploadStatus.READY else ""
         nothing_to_import = upload.status == UploadStatus.READY and (
             upload.counts.get("valid") == 0 or services.changes_nothing(upload))
         context.update({
@@ -121,13 +122,14 @@ class UploadRecordView(ScopedInspectView):
             "sample_duplicates": any("possible_duplicate_of" in row for row in sample),
             "sample_headings": importer.SAMPLE_HEADINGS,
             "counts": services.counts_shown(upload),
-            "problem": importer.problems(upload) if upload.status == UploadStatus.READY else "",
+            "problem": problem,
             "errors": services.errors_shown_to(user, upload, ERRORS_SHOWN) if upload.status == UploadStatus.READY
             else [],
             "requests": list(pending[:5]),
             "nothing_to_import": nothing_to_import,
             "result": services.result_text(upload, awaiting_approval=under_way),
-            "can_submit": is_uploader and upload.status == UploadStatus.READY and not under_way and not nothing_to_import,
+            "can_submit": is_uploader and upload.status == UploadStatus.READY and not under_way and not nothing_to_import
+                          and not problem,
             "can_discard": _can_discard(user, upload),
             "submit_form": SubmitForm(),
         })

@@ -71,13 +71,21 @@ class PaymentPlanForm(ServiceModelForm):
 
     def _set_new_plan_initial(self, plan):
         """A new payment plan pays in its benefit plan's currency: the one chosen, or the only one there
-        is (then chosen too); with several to choose from, the organisation's currency until one is."""
+        is (then chosen too); with several to choose from, the one they all pay in, else the
+        organisation's currency until one is chosen."""
+        currencies = set()
         if plan is None:
             plans = list(self.fields["benefit_plan"].queryset[:2])
             if len(plans) == 1:
                 plan = plans[0]
                 self.initial["benefit_plan"] = plan.pk
-        self.initial["currency"] = plan.currency if plan else OrganisationSettings.load().currency
+            else:
+                currencies = set(self.fields["benefit_plan"].queryset.order_by().values_list("currency", flat=True)
+                                 .distinct()[:2])
+        if plan is not None:
+            self.initial["currency"] = plan.currency
+        else:
+            self.initial["currency"] = currencies.pop() if len(currencies) == 1 else OrganisationSettings.load().currency
 
     def _set_amounts(self):
         """{field name: amount} of the plan's ceiling and limit that are set."""

@@ -208,11 +208,13 @@ def totals_by_status(payroll, user):
             .annotate(count=Sum("lines"), sum=Sum("amount")).filter(count__gt=0)]
 
 
-def points_with_lines(user, payroll):
+def points_with_lines(user, payroll, status=None):
     """[(point, lines)] of the user's payment points where the payroll has lines to export (those the
-    user may see, from its totals; not the lines above the transaction limit while they are withheld):
-    the points a provider's export is made for."""
+    user may see, in `status` when given, from its totals; not the lines above the transaction limit
+    while they are withheld): the points a provider's export is made for."""
     totals = totals_for(user, payroll).filter(location__isnull=False)
+    if status is not None:
+        totals = totals.filter(status=status)
     if payroll.withholds_over_limit:
         totals = totals.filter(flagged_over_limit=False)
     per_location = dict(totals.order_by().values("location_id")

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Exists, OuterRef, Sum
 from django.utils import timezone
 
 from schemes.bulk.models import UploadStatus
@@ -40,6 +40,7 @@ from .models import (
     PaymentProvider,
     Payroll,
     PayrollStatus,
+    PayrollTotal,
     Periodicity,
     add_months,
 )
@@ -250,24 +251,54 @@ CYCLE_REFUSALS = {
 }
 
 
+def _names(payrolls):
+    return ", ".join(payroll.name for payroll in payrolls.order_by("name")[:5])
+
+
+def payrolls_left_unpaid(cycle):
+    """The cycle's reconciled payrolls with unpaid lines and no live follow-up payroll: closing the
+    cycle leaves those lines unpaid for good (no payroll, a follow-up included, is made in a closed
+    cycle)."""
+    follow_up = Payroll.objects.filter(follow_up_of=OuterRef("pk")).exclude(status__in=DEAD_STATUSES)
+    unpaid = PayrollTotal.objects.filter(payroll=OuterRef("pk"), status=LineStatus.UNPAID, lines__gt=0)
+    return cycle.payrolls.filter(Exists(unpaid), ~Exists(follow_up), status=PayrollStatus.RECONCILED)
+
+
 @transaction.atomic
-def cycle_change_status(*, cycle, action, by):
-    """Open (PLANNED -> OPEN; its first payroll opens it too) or close (OPEN -> CLOSED: no payroll is
-    generated for it any more) a cycle. Closing is refused while one of its payrolls is being
-    generated, to submit or waiting for approval: that decision would land in a closed cycle."""
+def cycle_change_status(*, cycle, action, leave_unpaid=False, by):
+    """Open (PLANNED -> OPEN; its first payroll opens it too) or close (OPEN -> CLOSED: no payroll,
+    a follow-up included, is made for it any more) a cycle. Closing is refused while one of its
+    payrolls is being generated, to submit or waiting for approval (that decision would land in a
+    closed cycle), or approved and not yet closed (its lines can still be paid); and while a reconciled
+    payroll has unpaid lines and no follow-up payroll, unless the accountant leaves them unpaid
+    (`leave_unpaid`, audited with the payrolls)."""
     _require_permission(by, "payments.change_paymentcycle")
     cycle = PaymentCycle.objects.select_for_update().get(pk=cycle.pk)
     if action not in ("open", "close"):
         raise ValueError(f"A cycle opens or closes, not {action!r}.")
     if action not in [t.name for t in cycle.get_available_status_transitions()]:
         raise ValidationError(CYCLE_REFUSALS[(cycle.status, action)].format(code=cycle.code))
-    unsettled = cycle.payrolls.filter(status__in=[PayrollStatus.GENERATING, *UNDECIDED_STATUSES])
-    if action == "close" and unsettled.exists():
-        raise ValidationError(f"Cycle {cycle.code} has payrolls being generated, to submit or waiting for approval "
-                              f"({', '.join(p.name for p in unsettled[:5])}): decide them first.")
+    data = {}
+    if action == "close":
+        unsettled = cycle.payrolls.filter(status__in=[PayrollStatus.GENERATING, *UNDECIDED_STATUSES])
+        if unsettled.exists():
+            raise ValidationError(f"Cycle {cycle.code} has payrolls being generated, to submit or waiting for "
+                                  f"approval ({_names(unsettled)}): decide them first.")
+        approved = cycle.payrolls.filter(status=PayrollStatus.APPROVED)
+        if approved.exists():
+            raise ValidationError(f"Cycle {cycle.code} has payrolls approved and not yet closed ({_names(approved)}): "
+                                  "their lines can still be paid. Reconcile and close them first.")
+        left_unpaid = payrolls_left_unpaid(cycle)
+        if left_unpaid.exists():
+            if not leave_unpaid:
+                raise ValidationError(
+                    f"Payrolls of cycle {cycle.code} have unpaid lines and no follow-up payroll "
+                    f"({_names(left_unpaid)}): once the cycle is closed they can no longer be paid. Generate their "
+                    "follow-up payrolls first, or close the cycle confirming the lines are left unpaid.")
+            data["left_unpaid"] = list(left_unpaid.order_by("name").values_list("name", flat=True))
     getattr(cycle, action)()
     cycle.save(update_fields=["status"])
-    audit(cycle, "mizani.payment_cycle", by=by, data={"status": cycle.status})
+    audit(cycle, "mizani.payment_cycle", by=by, data={"status": cycle.status, **data})
     return cycle
 
 
@@ -477,6 +508,22 @@ def _parameters(payment_plan):
             "statuses": list(payment_plan.target_statuses), "currency": payment_plan.currency}
 
 
+def follow_up_refusal(payroll):
+    """Why the unpaid lines of `payroll` get no follow-up payroll now, "" when they can (one is offered
+    once the payroll is closed, while its plan pays and its cycle is open)."""
+    if payroll.status != PayrollStatus.RECONCILED:
+        return "Only a closed (reconciled) payroll's unpaid lines can be paid again: close the payroll first."
+    if not selectors.lines_in_status(payroll.totals.all(), LineStatus.UNPAID):
+        return f"{payroll} has no unpaid lines."
+    not_paying = not_paying_message(payroll.payment_plan.benefit_plan)
+    if not_paying:
+        return not_paying
+    if payroll.cycle.status == CycleStatus.CLOSED:
+        return (f"Cycle {payroll.cycle.code} is closed, its unpaid lines left unpaid when it was closed: no payroll, "
+                "a follow-up included, is made for it any more.")
+    return ""
+
+
 def payroll_follow_up_start(*, payroll, by):
     """A new payroll of the unpaid lines of a reconciled one, at their frozen amounts. Only once the
     payroll is closed (RECONCILED) are its unpaid lines final: a follow-up taken earlier would miss
@@ -490,11 +537,9 @@ def payroll_follow_up_start(*, payroll, by):
     try:
         with transaction.atomic():
             payroll = Payroll.objects.select_for_update().select_related("cycle").get(pk=payroll.pk)
-            if payroll.status != PayrollStatus.RECONCILED:
-                raise ValidationError("Only a closed (reconciled) payroll's unpaid lines can be paid again: "
-                                      "close the payroll first.")
-            if not payroll.lines.filter(status=LineStatus.UNPAID).exists():
-                raise ValidationError(f"{payroll} has no unpaid lines.")
+            refusal = follow_up_refusal(payroll)
+            if refusal:
+                raise ValidationError(refusal)
             require_plan_pays(payroll.payment_plan.benefit_plan_id)
             _lock_open_cycle(payroll.cycle, by)
             follow_up = Payroll.objects.create(

@@ -2,10 +2,11 @@
 the cycle schedule, the payroll page and its actions, the export for payment providers."""
 
 import csv
+from decimal import Decimal
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import OuterRef, Subquery
+from django.db.models import DecimalField, OuterRef, Subquery
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -14,8 +15,10 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 from wagtail.admin.views.mixins import Echo
 
-from schemes.bulk.models import UploadKind
+from schemes.bulk.approvals import awaiting_approval
+from schemes.bulk.models import UploadKind, UploadStatus
 from schemes.bulk.selectors import uploads_for
+from schemes.bulk.services import result_text
 from schemes.plans.models import BeneficiaryStatus
 from sites.audit import audit
 from sites.models import OrganisationSettings
@@ -36,21 +39,25 @@ from workflows.selectors import jobs_for
 from . import approvals, reconciliation, selectors, services
 from .forms import FormulaTestForm, GeneratePayrollForm, ScheduleForm
 from .models import (
+    CENT,
     DEAD_STATUSES,
     MAX_AMOUNT,
+    MONEY,
     UNDECIDED_STATUSES,
     ChangeKind,
-    CycleStatus,
     LineStatus,
     PaymentLine,
     PayrollStatus,
 )
-from .templatetags.payments_money import money, yes_no
+from .templatetags.payments_money import count, money, yes_no
+from .templatetags.payments_money import lines as lines_text
 
 DIFF_SAMPLE = 5
 
 
 PAYMENT_TYPE = "Cash"
+# What the export holds: the lines still due (what a provider pays: the default) or every line (a record).
+EXPORT_DUE, EXPORT_ALL = "due", "all"
 RECONCILIATION_UPLOADS_SHOWN = 10
 
 
@@ -67,9 +74,11 @@ def reconciliation_rows(payroll, lines):
 
 
 def payroll_export(request, pk):
-    """An approved payroll's lines in the user's locations (one payment point's, with ?point=), as the
-    reconciliation CSV, streamed; audited with the row count, the filter and the lines withheld (above
-    the transaction limit and not released)."""
+    """An approved payroll's lines still due in the user's locations (one payment point's, with ?point=),
+    as the reconciliation CSV, streamed: the file a provider pays from, without the lines paid or
+    unpaid already (paid twice otherwise). ?lines=all gives every line, as a record; a reconciled
+    payroll's export is always that record. Audited with the row count, the filters and the lines
+    withheld (above the transaction limit and not released)."""
     payroll = get_object_or_404(selectors.payrolls_for(request.user), pk=pk)
     if not request.user.has_perm("payments.export_payroll"):
         raise PermissionDenied
@@ -80,6 +89,9 @@ def payroll_export(request, pk):
     if request.GET.get("point"):
         point = get_object_or_404(selectors.points_for(request.user), pk=request.GET["point"])
     lines = selectors.lines_of_payroll_for(request.user, payroll, payment_point=point).select_related("recipient")
+    every_line = payroll.status == PayrollStatus.RECONCILED or request.GET.get("lines") == EXPORT_ALL
+    if not every_line:
+        lines = lines.filter(status=LineStatus.DUE)
     withheld = 0
     if payroll.withholds_over_limit:
         # Lines above the transaction limit are paid only once released by their own approval.
@@ -87,14 +99,19 @@ def payroll_export(request, pk):
         lines = lines.filter(flagged_over_limit=False)
     audit(payroll, "mizani.export", by=request.user, data={
         "rows": lines.count(), "format": "csv", "payment_point": point.code if point else None,
-        "over_limit_withheld": withheld})
+        "lines": EXPORT_ALL if every_line else EXPORT_DUE, "over_limit_withheld": withheld})
     # Downloaded by a person, opened in a spreadsheet and sent to the provider: with the BOM, as every CSV
     # people download (Excel garbles "Müller" without it); the reconciliation upload reads it back.
     # Providers' systems read the lines from the provider API instead.
     writer = csv.writer(Echo())
-    name = slugify(f"{payroll.name}-{point.code}" if point else payroll.name)
+    name = slugify(f"{payroll.name}-{point.code}" if point else payroll.name) + ("-all-lines" if every_line else "")
     return streaming_csv_response((writer.writerow(row) for row in reconciliation_rows(payroll, lines)),
                                   f"{name}.csv")
+
+
+def _cents(amount):
+    """An amount as the CSV writes it, always with two decimals ("800.00"); blank for none."""
+    return "" if amount is None else format(Decimal(amount).quantize(CENT), "f")
 
 
 DIFF_HEADERS = ["Change", "Line", "Beneficiary ID", "First name", "Last name", "Amount before", "Amount now",
@@ -111,7 +128,8 @@ def payroll_diff_export(request, pk):
     if previous is not None:
         amount_before = PaymentLine.objects.filter(
             payroll=previous, beneficiary_id=OuterRef("beneficiary_id")).values("amount")[:1]
-        rows[ChangeKind.CHANGED] = rows[ChangeKind.CHANGED].annotate(amount_before=Subquery(amount_before))
+        rows[ChangeKind.CHANGED] = rows[ChangeKind.CHANGED].annotate(
+            amount_before=Subquery(amount_before, output_field=DecimalField(**MONEY)))
     audit(payroll, "mizani.export", by=request.user, data={
         "rows": sum(lines.count() for lines in kinds.values()), "format": "csv",
         "difference_to": previous.pk if previous else None})
@@ -125,7 +143,7 @@ def payroll_diff_export(request, pk):
                 person = line.recipient
                 yield [safe_cell(value) for value in (
                     ChangeKind(kind).label, line.code, line.beneficiary_id, person.first_name if person else "",
-                    person.last_name if person else "", before, now, payroll.currency)]
+                    person.last_name if person else "", _cents(before), _cents(now), payroll.currency)]
 
     writer = csv.writer(Echo())
     return streaming_csv_response((writer.writerow(row) for row in lines_as_rows()),
@@ -188,6 +206,29 @@ def payroll_follow_up(request, pk):
         lambda follow_up: (f"Generating {follow_up}.", ("payments_payroll:inspect", follow_up.pk)))
 
 
+def reconciliation_rows_text(upload):
+    """What a reconciliation file did to the lines ("Imported: ...") or, not imported, what its check
+    counted ("Checked, not imported: ..."); "—" before it is checked."""
+    counts = upload.counts
+    if not counts.get("rows"):
+        return "—"
+    rest = (f"{count(counts.get('unchanged', 0))} no change, "
+            f"{count(counts.get('errors', 0))} with errors")
+    if upload.status == UploadStatus.IMPORTED:
+        return (f"Imported: {lines_text(counts.get('imported', 0))} reconciled (checked: "
+                f"{count(counts.get('paid', 0))} to mark paid, {count(counts.get('unpaid', 0))} unpaid), {rest}")
+    return (f"Checked, not imported: {count(counts.get('paid', 0))} to mark paid, "
+            f"{count(counts.get('unpaid', 0))} to mark unpaid, {rest}")
+
+
+def reconciliations_shown(uploads):
+    """[(upload, its result as the uploads' list says it, its rows)] of a payroll's reconciliation files."""
+    uploads = list(uploads)
+    awaiting = awaiting_approval([upload.pk for upload in uploads])
+    return [(upload, result_text(upload, awaiting_approval=upload.pk in awaiting), reconciliation_rows_text(upload))
+            for upload in uploads]
+
+
 class PayrollRecordView(ScopedInspectView):
     """The payroll page: seal, status, totals, the lines above the limit, the diff to the previous
     cycle and what can be done next. Totals count the lines in the user's locations."""
@@ -212,6 +253,13 @@ class PayrollRecordView(ScopedInspectView):
                       if payroll.status in UNDECIDED_STATUSES else "")
         may_reconcile = user.has_perm(reconciliation.PERMISSION)
         due = selectors.lines_in_status(payroll.totals.all(), LineStatus.DUE) if approved else 0
+        # Lines left unpaid with no follow-up: the page offers one, or says why not.
+        follow_up_wanted = (selectors.lines_in_status(payroll.totals.all(), LineStatus.UNPAID) > 0
+                            and not payroll.follow_ups.exclude(status__in=DEAD_STATUSES).exists())
+        no_follow_up = services.follow_up_refusal(payroll) if follow_up_wanted else ""
+        may_follow_up = user.has_perm("payments.add_payroll") and scope_for(user).national
+        if follow_up_wanted and not no_follow_up and not may_follow_up:
+            no_follow_up = "A follow-up payroll of the unpaid lines is generated by an accountant with national scope."
         context.update({
             "payroll": payroll,
             "job": job,
@@ -224,7 +272,8 @@ class PayrollRecordView(ScopedInspectView):
             "requests": requests,
             "lines_url": reverse("payments_line:index") + f"?payroll={payroll.pk}",
             "flagged_url": reverse("payments_line:index") + f"?payroll={payroll.pk}&flagged_over_limit=true",
-            "points": selectors.points_with_lines(user, payroll) if payable else [],
+            "points": selectors.points_with_lines(user, payroll, status=LineStatus.DUE) if approved else [],
+            "all_points": selectors.points_with_lines(user, payroll) if payable else [],
             "follow_ups": payroll.follow_ups.exclude(status__in=DEAD_STATUSES),
             "can_submit": (can_work and payroll.status == PayrollStatus.GENERATED and not nobody_to_pay
                            and not not_paying and approvals.APPROVE_PAYROLL not in pending),
@@ -236,14 +285,12 @@ class PayrollRecordView(ScopedInspectView):
                             and payroll.status in (*UNDECIDED_STATUSES, PayrollStatus.APPROVED)
                             and approvals.RELEASE_OVER_LIMIT not in pending),
             "can_export": payable and user.has_perm("payments.export_payroll"),
-            "can_follow_up": (payroll.status == PayrollStatus.RECONCILED and user.has_perm("payments.add_payroll")
-                              and not services.not_paying_message(payroll.payment_plan.benefit_plan)
-                              and payroll.cycle.status != CycleStatus.CLOSED
-                              and not payroll.follow_ups.exclude(status__in=DEAD_STATUSES).exists()
-                              and selectors.lines_in_status(payroll.totals.all(), LineStatus.UNPAID) > 0),
+            "can_follow_up": follow_up_wanted and not no_follow_up,
+            "no_follow_up": no_follow_up,
             "can_reconcile": approved and may_reconcile and user.has_perm("bulk.add_upload"),
             "reconcile_url": reverse("bulk_upload:new") + f"?kind={UploadKind.RECONCILIATION}&payroll={payroll.pk}",
-            "reconciliations": uploads_for(user).filter(payroll=payroll)[:RECONCILIATION_UPLOADS_SHOWN],
+            "reconciliations": reconciliations_shown(uploads_for(user).filter(payroll=payroll)[
+                :RECONCILIATION_UPLOADS_SHOWN]),
             "reconciliations_url": reverse("bulk_upload:index") + f"?payroll={payroll.pk}",
             "can_close": (approved and may_reconcile and scope_for(user).national
                           and approvals.CLOSE_PAYROLL not in pending),
@@ -465,6 +512,7 @@ class CycleRecordView(ScopedInspectView):
         context.update({
             "cycle": cycle,
             "payrolls": payrolls,
+            "left_unpaid": services.payrolls_left_unpaid(cycle).order_by("name") if may and "close" in moves else [],
             "can_open": may and "open" in moves,
             "can_close": may and "close" in moves,
             # Every payroll paid and closed: the accountant may close the cycle (other plans may still pay in it).
@@ -476,7 +524,8 @@ class CycleRecordView(ScopedInspectView):
 def _cycle_action(request, pk, action, message):
     cycle = get_object_or_404(selectors.cycles_for(request.user), pk=pk)
     try:
-        services.cycle_change_status(cycle=cycle, action=action, by=request.user)
+        services.cycle_change_status(cycle=cycle, action=action, by=request.user,
+                                     leave_unpaid=request.POST.get("leave_unpaid") == "on")
     except (ValidationError, PermissionDenied) as error:
         messages.error(request, refusal_message(error))
     else:

@@ -1,7 +1,7 @@
 from django.urls import path, reverse
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, MultiFieldPanel, ObjectList
 from wagtail.admin.ui.menus import MenuItem
-from wagtail.admin.ui.tables import Column
+from wagtail.admin.ui.tables import Column, TitleColumn
 from wagtail.admin.viewsets.model import ModelViewSetGroup
 from wagtail.admin.widgets.button import HeaderButton
 
@@ -174,6 +174,13 @@ class ServiceViewSet(ScopedModelViewSet):
 
 
 class CycleIndexView(ScopedIndexView):
+    """The row's title opens the cycle's page (its status, payrolls, open and close); Edit stays in the
+    row's menu."""
+
+    def _get_title_column(self, field_name, column_class=TitleColumn, **kwargs):
+        return self._get_custom_column(field_name, self._get_title_column_class(column_class),
+                                       get_url=self.get_inspect_url, **kwargs)
+
     @property
     def header_buttons(self):
         buttons = super().header_buttons

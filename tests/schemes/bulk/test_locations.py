@@ -279,6 +279,8 @@ def test_a_district_import_refuses_a_move_whose_target_left_their_locations_once
     assert job.status == JobStatus.FAILED
     assert (f"row 2 ({geo.village_a.code}): The parent 'WA2' is outside your locations: you can move a location "
             "only within them; row 3 (NEWV): Outside your locations. Nothing was imported") in job.error
+    upload.refresh_from_db()
+    assert upload.status == UploadStatus.FAILED and "Nothing was imported" in upload.problem  # the page says why
     village = Location.objects.get(pk=geo.village_a.pk)
     assert (village.name, village.parent_id) == (geo.village_a.name, geo.ward_a.pk)
     assert Location.objects.get(pk=geo.ward_a.pk).name == geo.ward_a.name

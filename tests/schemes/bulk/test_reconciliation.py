@@ -429,3 +429,91 @@ def test_the_page_of_a_checked_file_counts_its_lines_again_only_once_the_payroll
     moved = client.get(url).content.decode()
     assert counted == [upload.pk]
     assert "1 of the lines this file would mark paid or unpaid were reconciled since it was checked" in moved
+
+
+def imports_need_a_checker(checkers):
+    from workflows.models import ApprovalRule, WorkflowStep
+
+    definition = WorkflowDefinition.objects.get(operation="bulk.import")
+    definition.requires_approval = True
+    definition.save()
+    WorkflowStep.objects.create(definition=definition, group=checkers[1], rule=ApprovalRule.ANY)
+
+
+def test_a_file_whose_lines_another_import_waiting_for_approval_reconciles_is_refused_at_submission(
+        client, approved_payroll, people, accountant, checkers, django_capture_on_commit_callbacks):
+    imports_need_a_checker(checkers)
+    three, six = line_of(approved_payroll, people["three"]), line_of(approved_payroll, people["six"])
+    rows = [file_row(approved_payroll, three, receipt="MP-3")]
+    first = receive(accountant, approved_payroll, rows, django_capture_on_commit_callbacks, name="first.csv")
+    approval_submit(operation="bulk.import", by=accountant, payload={"upload": first.pk, "mode": "VALID_ROWS"})
+    again = receive(accountant, approved_payroll, rows, django_capture_on_commit_callbacks, name="again.csv")
+
+    with pytest.raises(ValidationError, match=r"1 of the lines this file would mark paid or unpaid are in first.csv "
+                                              r"\(uploaded by .*\), whose import is waiting for approval"):
+        approval_submit(operation="bulk.import", by=accountant, payload={"upload": again.pk, "mode": "VALID_ROWS"})
+    client.force_login(accountant)
+    page = client.get(reverse("bulk_upload:inspect", args=[again.pk])).content.decode()
+    assert "whose import is waiting for approval: the same lines would be reconciled twice" in page
+    assert services.IMPORTERS[UploadKind.RECONCILIATION].problems(first) == ""  # the first keeps its lines
+    other = receive(accountant, approved_payroll, [file_row(approved_payroll, six, receipt="MP-6")],
+                    django_capture_on_commit_callbacks, name="other.csv")
+    approval_submit(operation="bulk.import", by=accountant, payload={"upload": other.pk, "mode": "VALID_ROWS"})
+
+
+def test_a_second_request_for_lines_imported_meanwhile_no_longer_holds_its_version(
+        approved_payroll, people, accountant, django_capture_on_commit_callbacks):
+    """Two requests of the same file, asked for at once: once the first is imported, the second's version
+    (what its approval holds to) changed, so the engine voids it, nothing applied, instead of failing."""
+    importer = services.IMPORTERS[UploadKind.RECONCILIATION]
+    rows = [file_row(approved_payroll, line_of(approved_payroll, people["three"]), receipt="MP-3")]
+    first = receive(accountant, approved_payroll, rows, django_capture_on_commit_callbacks, name="first.csv")
+    second = receive(accountant, approved_payroll, rows, django_capture_on_commit_callbacks, name="second.csv")
+    assert importer.version(second) == ""
+
+    import_now(first, accountant, django_capture_on_commit_callbacks)
+    second.refresh_from_db()
+
+    assert importer.version(second) == ", 1 lines reconciled since the check"
+    assert "were reconciled since it was checked" in importer.problems(second)
+
+
+def test_the_payroll_page_says_what_each_reconciliation_file_did(
+        client, approved_payroll, people, accountant, checkers, django_capture_on_commit_callbacks):
+    import re
+
+    three, six = line_of(approved_payroll, people["three"]), line_of(approved_payroll, people["six"])
+    imported = import_now(receive(accountant, approved_payroll, [file_row(approved_payroll, three, receipt="MP-3")],
+                                  django_capture_on_commit_callbacks, name="imported.csv"),
+                          accountant, django_capture_on_commit_callbacks)
+    same_again = receive(accountant, approved_payroll, [file_row(approved_payroll, three, receipt="MP-3"),
+                                                        file_row(approved_payroll, six, paid="maybe")],
+                         django_capture_on_commit_callbacks, name="again.csv")
+    imports_need_a_checker(checkers)
+    waiting = receive(accountant, approved_payroll, [file_row(approved_payroll, six, paid="No", receipt="")],
+                      django_capture_on_commit_callbacks, name="waiting.csv")
+    approval_submit(operation="bulk.import", by=accountant, payload={"upload": waiting.pk, "mode": "VALID_ROWS"})
+    assert imported.status == UploadStatus.IMPORTED and same_again.status == UploadStatus.READY
+
+    client.force_login(accountant)
+    page = client.get(reverse("payments_payroll:inspect", args=[approved_payroll.pk])).content.decode()
+
+    table = re.search(r'data-testid="reconciliations">.*?</table>', page, re.S).group(0)
+    rows = {name: (result, counted) for name, result, counted in re.findall(
+        r">(\w+\.csv)</a>.*?</td><td>[^<]*</td><td>([^<]*)</td><td>([^<]*)</td>", table)}
+    assert rows == {
+        "waiting.csv": ("Checked: its import is waiting for approval",
+                        "Checked, not imported: 0 to mark paid, 1 to mark unpaid, 0 no change, 0 with errors"),
+        "again.csv": ("Checked: nothing to import: 1 row with errors, the others already so",
+                      "Checked, not imported: 0 to mark paid, 0 to mark unpaid, 1 no change, 1 with errors"),
+        "imported.csv": ("Imported", "Imported: 1 line reconciled (checked: 1 to mark paid, 0 unpaid), 0 no change, "
+                                     "0 with errors")}
+
+
+def test_the_lines_a_file_moves_show_their_amounts_as_money(approved_payroll, people, accountant,
+                                                          django_capture_on_commit_callbacks):
+    upload = receive(accountant, approved_payroll, [file_row(approved_payroll, line_of(approved_payroll,
+                                                                                          people["three"]))],
+                     django_capture_on_commit_callbacks)
+
+    assert [row["amount"] for row in services.IMPORTERS[UploadKind.RECONCILIATION].sample(upload)] == ["800.00 TZS"]

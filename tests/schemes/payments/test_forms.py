@@ -145,3 +145,14 @@ def test_the_generate_form_offers_the_plans_cycles_with_the_nearest_open_one_cho
     assert form.initial["cycle"] == monthly[2].pk
     assert str(form["cycle"]).count("<option") == 4 and "CG-2025" not in str(form["cycle"])
     assert f'<option value="{monthly[2].pk}" selected>' in str(form["cycle"])
+
+
+def test_a_new_payment_plan_pays_in_the_currency_all_the_benefit_plans_pay_in_until_one_is_chosen(designer,
+                                                                                                  benefit_plan):
+    from schemes.plans.models import BenefitPlan
+    from sites.models import OrganisationSettings
+
+    BenefitPlan.objects.create(code="OA", name="Old age grant", currency="TZS")
+    assert OrganisationSettings.load().currency == "USD"
+
+    assert payment_plan_form(designer).initial["currency"] == "TZS"  # two plans, both in TZS

@@ -704,7 +704,7 @@ def test_export_links_list_only_the_payment_points_with_lines(client, accountant
                                                      args=[approved_payroll.pk])).content.decode()
 
     exports = re.search(r'<ul data-testid="exports">.*?</ul>', page, re.S).group(0)
-    assert f"?point={with_lines.pk}" in exports and "1 line (CSV)" in exports
+    assert f"?point={with_lines.pk}" in exports and "1 line still due (CSV)" in exports
     assert f"?point={without.pk}" not in exports and "Branch Z" not in exports
 
 
@@ -846,3 +846,125 @@ def test_payment_search_shows_the_over_limit_flag_as_yes_or_no(client, accountan
 
     cells = re.findall(r"<td[^>]*>\s*(True|False|Yes|No)\s*</td>", page)
     assert sorted(cells) == ["No", "No", "No", "Yes"]
+
+
+# --- closing a cycle with unpaid lines; the exports of lines still due; the cycles' list -------------------
+
+
+def test_a_cycle_closes_with_unpaid_lines_only_once_the_accountant_leaves_them_unpaid(client, accountant,
+                                                                                      approved_payroll):
+    cycle_url = reverse("payments_cycle:inspect", args=[approved_payroll.cycle_id])
+    payroll_url = reverse("payments_payroll:inspect", args=[approved_payroll.pk])
+    client = logged_in(client, accountant)
+    refused = client.post(reverse("payments_cycle:close", args=[approved_payroll.cycle_id]), follow=True)
+    assert "has payrolls approved and not yet closed (CG-PAY CG-2025-01): their lines can still be paid" in html.unescape(
+        refused.content.decode())
+    assert ("No follow-up payroll of the unpaid lines" not in client.get(payroll_url).content.decode())  # none unpaid
+    services.payroll_close(payroll=approved_payroll, mark_due_unpaid=True, by=accountant)
+
+    page = client.get(cycle_url).content.decode()
+    assert re.search(r'data-testid="cycle-left-unpaid"><a href="[^"]+">CG-PAY CG-2025-01</a> has unpaid lines and no '
+                     r"follow-up payroll: once the cycle is closed they can no longer be paid\.", page)
+    client.post(reverse("payments_cycle:close", args=[approved_payroll.cycle_id]))
+    assert PaymentCycle.objects.get(pk=approved_payroll.cycle_id).status == "OPEN"
+    assert "Follow-up payroll of the unpaid lines</button>" in client.get(payroll_url).content.decode()
+
+    client.post(reverse("payments_cycle:close", args=[approved_payroll.cycle_id]), {"leave_unpaid": "on"})
+
+    assert PaymentCycle.objects.get(pk=approved_payroll.cycle_id).status == "CLOSED"
+    page = client.get(payroll_url).content.decode()
+    assert "Follow-up payroll of the unpaid lines</button>" not in page
+    assert ('data-testid="no-follow-up">No follow-up payroll of the unpaid lines: Cycle CG-2025-01 is closed, its '
+            "unpaid lines left unpaid when it was closed") in page
+
+
+def test_an_approved_payrolls_unpaid_lines_say_they_are_followed_up_once_it_is_closed(client, accountant,
+                                                                                     approved_payroll, people):
+    from tests.schemes.payments.conftest import line_of
+
+    reconcile_batch(payroll=approved_payroll, by=accountant, rows=[
+        {"code": line_of(approved_payroll, people["six"]).code, "paid": False, "receipt": ""}])
+
+    page = logged_in(client, accountant).get(reverse("payments_payroll:inspect",
+                                                     args=[approved_payroll.pk])).content.decode()
+
+    assert ('data-testid="no-follow-up">No follow-up payroll of the unpaid lines: Only a closed (reconciled) '
+            "payroll's unpaid lines can be paid again: close the payroll first.") in html.unescape(page)
+
+
+def export_rows(client, url):
+    response = client.get(url)
+    return response, list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+
+
+def test_the_export_sends_only_the_lines_still_due_unless_asked_for_all(client, accountant, approved_payroll, people,
+                                                                       geo):
+    from tests.schemes.payments.conftest import line_of
+
+    provider = services.provider_create(fields={"code": "BANK", "name": "Bank"}, by=accountant)
+    point = services.point_create(fields={"code": "PT-A", "name": "Branch A", "provider": provider,
+                                          "location": geo.district_a}, by=accountant)
+    three, six = line_of(approved_payroll, people["three"]), line_of(approved_payroll, people["six"])
+    reconcile_batch(payroll=approved_payroll, by=accountant, rows=[
+        {"code": three.code, "paid": True, "receipt": "R-3"}, {"code": six.code, "paid": False, "receipt": ""}])
+    client = logged_in(client, accountant)
+    url = reverse("payments_payroll:export_csv", args=[approved_payroll.pk])
+
+    page = client.get(reverse("payments_payroll:inspect", args=[approved_payroll.pk])).content.decode()
+    due = re.search(r'<ul data-testid="exports">.*?</ul>', page, re.S).group(0)
+    every = re.search(r'<ul data-testid="exports-all">.*?</ul>', page, re.S).group(0)
+    assert "Branch A (Bank): District A" not in due  # its two lines released for payment are paid or unpaid
+    assert f"?lines=all&amp;point={point.pk}" in every and "2 lines in all (CSV)" in every
+
+    response, rows = export_rows(client, url)
+    assert [row["Code"] for row in rows] == [line_of(approved_payroll, people["single_b"]).code]
+    assert response["Content-Disposition"].endswith('cg-pay-cg-2025-01.csv"')
+    _response, rows = export_rows(client, f"{url}?lines=all&point={point.pk}")
+    assert {row["Code"]: row["Status"] for row in rows} == {three.code: "Paid", six.code: "Unpaid"}
+    entry = ModelLogEntry.objects.filter(action="mizani.export").latest("pk")
+    assert (entry.data["lines"], entry.data["rows"]) == ("all", 2)
+
+    services.payroll_close(payroll=approved_payroll, mark_due_unpaid=True, by=accountant)
+    page = client.get(reverse("payments_payroll:inspect", args=[approved_payroll.pk])).content.decode()
+    assert 'data-testid="exports"' not in page and "Export for the payment providers" not in page
+    assert "The payroll's lines, as a record" in page and 'data-testid="exports-all"' in page
+    response, rows = export_rows(client, url)
+    assert len(rows) == 3 and response["Content-Disposition"].endswith('cg-pay-cg-2025-01-all-lines.csv"')
+
+
+def test_the_cycles_list_opens_the_cycles_page_and_keeps_edit_in_the_menu(client, accountant, cycle):
+    page = logged_in(client, accountant).get(reverse("payments_cycle:index")).content.decode()
+
+    title = re.search(rf'<a href="([^"]+)"[^>]*>\s*{cycle.code}\s*</a>', page)
+    assert title.group(1) == reverse("payments_cycle:inspect", args=[cycle.pk])
+    assert reverse("payments_cycle:edit", args=[cycle.pk]) in page
+
+
+def test_the_difference_export_writes_amounts_with_cents(client, accountant, approved_payroll, payment_plan, people,
+                                                         superuser, django_capture_on_commit_callbacks):
+    from tests.schemes.payments.conftest import FORMULA, line_of
+
+    services.payment_plan_change(payment_plan=payment_plan, fields={"formula": f"{FORMULA} + 1"}, by=superuser)
+    with django_capture_on_commit_callbacks(execute=True):
+        payroll = services.payroll_generate_start(
+            payment_plan=payment_plan, cycle=PaymentCycle.objects.get(code="CG-2025-03"), by=accountant)
+
+    _response, rows = export_rows(logged_in(client, accountant), reverse("payments_payroll:diff_csv",
+                                                                         args=[payroll.pk]))
+
+    three = {row["Beneficiary ID"]: row for row in rows}[str(people["three"].pk)]
+    assert (three["Change"], three["Amount before"], three["Amount now"]) == ("Changed amount", "800.00", "801.00")
+    assert line_of(approved_payroll, people["three"]).amount == Decimal("800.00")
+
+
+def test_a_follow_up_payrolls_page_says_what_it_pays(client, accountant, approved_payroll,
+                                                     django_capture_on_commit_callbacks):
+    services.payroll_close(payroll=approved_payroll, mark_due_unpaid=True, by=accountant)
+    with django_capture_on_commit_callbacks(execute=True):
+        follow_up = services.payroll_follow_up_start(payroll=approved_payroll, by=accountant)
+
+    page = logged_in(client, accountant).get(reverse("payments_payroll:inspect", args=[follow_up.pk])).content.decode()
+
+    assert "No earlier cycle of this payment plan has a payroll" not in page
+    assert re.search(r"A follow-up payroll pays the unpaid lines of <a [^>]+>CG-PAY CG-2025-01</a>, at their amounts",
+                     page)

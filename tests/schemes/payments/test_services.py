@@ -377,7 +377,7 @@ def test_a_follow_up_waits_for_the_closing_and_pays_every_unpaid_line_at_its_fro
 
 def test_no_payroll_lands_in_a_closed_cycle(approved, accountant, cycle, payment_plan, superuser):
     services.payroll_close(payroll=approved, mark_due_unpaid=True, by=accountant)
-    services.cycle_change_status(cycle=cycle, action="close", by=superuser)  # opened by its payroll
+    services.cycle_change_status(cycle=cycle, action="close", leave_unpaid=True, by=superuser)  # opened by its payroll
     other_plan = services.payment_plan_create(
         fields={**{name: getattr(payment_plan, name) for name in services.PLAN_FIELDS}, "code": "CG-OTHER"},
         by=superuser)
@@ -755,3 +755,51 @@ def test_a_formula_given_as_openimis_filters_is_kept_as_the_rule_it_means():
 
     text = "number_of_children__gte__integer=3"
     assert _rule(text, parse(text))["text"] == "number_of_children >= 3"
+
+
+def test_a_cycle_does_not_close_while_a_payroll_of_it_can_still_be_paid(approved, accountant, cycle, superuser):
+    with pytest.raises(ValidationError, match=r"Cycle CG-2025-01 has payrolls approved and not yet closed "
+                                              r"\(CG-PAY CG-2025-01\): their lines can still be paid"):
+        services.cycle_change_status(cycle=cycle, action="close", by=superuser)
+    services.payroll_close(payroll=approved, mark_due_unpaid=True, by=accountant)
+
+    with pytest.raises(ValidationError, match=r"Payrolls of cycle CG-2025-01 have unpaid lines and no follow-up "
+                                              r"payroll \(CG-PAY CG-2025-01\): once the cycle is closed"):
+        services.cycle_change_status(cycle=cycle, action="close", by=superuser)
+    cycle.refresh_from_db()
+    assert cycle.status == "OPEN"
+
+    services.cycle_change_status(cycle=cycle, action="close", leave_unpaid=True, by=superuser)
+    entry = ModelLogEntry.objects.filter(action="mizani.payment_cycle", object_id=str(cycle.pk)).latest("pk")
+    assert entry.data == {"status": "CLOSED", "left_unpaid": ["CG-PAY CG-2025-01"]}
+
+
+def test_a_cycle_waits_for_the_follow_up_of_its_unpaid_lines(approved, accountant, cycle, superuser, checkers,
+                                                              django_capture_on_commit_callbacks):
+    services.payroll_close(payroll=approved, mark_due_unpaid=True, by=accountant)
+    with django_capture_on_commit_callbacks(execute=True):
+        follow_up = services.payroll_follow_up_start(payroll=approved, by=accountant)
+    follow_up = approve(Payroll.objects.get(pk=follow_up.pk), accountant, checkers[0][0],
+                        django_capture_on_commit_callbacks)
+
+    with pytest.raises(ValidationError, match=r"approved and not yet closed \(CG-PAY CG-2025-01 follow-up\)"):
+        services.cycle_change_status(cycle=cycle, action="close", by=superuser)
+    services.payroll_close(payroll=follow_up, mark_due_unpaid=True, by=accountant)
+    # The first payroll's unpaid lines went to the follow-up: only the follow-up's are left unpaid.
+    assert list(services.payrolls_left_unpaid(cycle)) == [follow_up]
+    with pytest.raises(ValidationError, match=r"no follow-up payroll \(CG-PAY CG-2025-01 follow-up\)"):
+        services.cycle_change_status(cycle=cycle, action="close", by=superuser)
+
+
+def test_why_unpaid_lines_get_no_follow_up(approved, accountant, cycle, superuser):
+    assert services.follow_up_refusal(approved) == (
+        "Only a closed (reconciled) payroll's unpaid lines can be paid again: close the payroll first.")
+    services.payroll_close(payroll=approved, mark_due_unpaid=True, by=accountant)
+    approved.refresh_from_db()
+    assert services.follow_up_refusal(approved) == ""
+
+    services.cycle_change_status(cycle=cycle, action="close", leave_unpaid=True, by=superuser)
+    approved.refresh_from_db()
+    assert services.follow_up_refusal(approved) == (
+        "Cycle CG-2025-01 is closed, its unpaid lines left unpaid when it was closed: no payroll, a follow-up "
+        "included, is made for it any more.")
