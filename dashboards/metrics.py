@@ -129,11 +129,12 @@ class Filters:
 
     def datetime_q(self, field):
         """Records whose `field` (a DateTimeField) falls in the period, in the site's time zone; a
-        range on the column itself, so that its index serves."""
+        range on the column itself, so that its index serves. "To" the calendar's last day bounds
+        nothing (there is no day after it)."""
         q = Q()
         if self.start:
             q &= Q(**{f"{field}__gte": _start_of(self.start)})
-        if self.end:
+        if self.end and self.end < datetime.date.max:
             q &= Q(**{f"{field}__lt": _start_of(self.end + datetime.timedelta(days=1))})
         return q
 
@@ -147,7 +148,14 @@ class Filters:
 
 
 def _start_of(day):
-    return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))
+    """Midnight at the start of `day` in the site's time zone, in UTC as the database takes it. East of
+    UTC the calendar's first day starts before year 1 in UTC, which Python cannot hold: the earliest
+    moment it holds stands for it (no record is older). (West of UTC no midnight reaches year 10000.)"""
+    moment = timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))
+    try:
+        return moment.astimezone(datetime.UTC)
+    except OverflowError:
+        return datetime.datetime.min.replace(tzinfo=datetime.UTC)
 
 
 # Shapes a metric's table can feed: charts take a category and value columns (and may split them

@@ -33,9 +33,9 @@ from workflows.operations import operation_choices, operation_label
 
 from . import reports
 from .forms import LOCATION_FILTER_DEPTH, DashboardFilterForm, DateInput
-from .metrics import compute, get_metric
+from .metrics import Filters, compute, get_metric
 from .rendering import NO_DATA, NOTHING_YET, format_number
-from .selectors import APPROVAL_AGES, approval_age_q, pending_requests_for
+from .selectors import APPROVAL_AGES, approval_age_q, openable_pending_requests_for
 from .views import refuse_export, unusable_filters_message
 
 REPORTS_BREADCRUMB = {"url": "", "label": "Reports"}
@@ -78,7 +78,17 @@ class PendingApprovalFilterSet(WagtailFilterSet):
 
 
 def _pending_requests(user, include_deleted=True):
-    return pending_requests_for(user).select_related("maker", "waiting_group", "location")
+    return openable_pending_requests_for(user).select_related("maker", "waiting_group", "location")
+
+
+def _title(request):
+    """The request's own title where the viewer may open it; else no more than the report's other columns
+    say (a title may name the people concerned)."""
+    return request.title if request.may_open else f"Request {request.pk}"
+
+
+def _inspect_url(request):
+    return reverse("workflows_approvals:inspect", args=[request.pk]) if request.may_open else None
 
 
 def _step(request):
@@ -111,8 +121,7 @@ class PendingApprovalsReportView(ReportAccessMixin, ScopedIndexView):
     @cached_property
     def columns(self):
         return [
-            TitleColumn("title", label="Request", accessor="title",
-                        get_url=lambda request: reverse("workflows_approvals:inspect", args=[request.pk])),
+            TitleColumn("title", label="Request", accessor=_title, get_url=_inspect_url),
             Column("operation", label="Operation", accessor="operation_label", sort_key="operation"),
             Column("maker", label="Asked by", accessor=lambda request: request.maker.get_full_name()
                    or request.maker.get_username()),
@@ -126,7 +135,7 @@ class PendingApprovalsReportView(ReportAccessMixin, ScopedIndexView):
 
     def to_row_dict(self, request):
         location = request.location
-        return {"id": request.pk, "title": request.title, "operation": operation_label(request.operation),
+        return {"id": request.pk, "title": _title(request), "operation": operation_label(request.operation),
                 "maker": request.maker.get_username(), "maker_name": request.maker.get_full_name(),
                 "created_at": request.created_at, "age_days": reports.age_in_days(request.created_at),
                 "step": _step(request), "location_code": location.code if location else "",
@@ -151,10 +160,16 @@ class UploadHistoryFilterSet(UploadFilterSet):
     kind = django_filters.ChoiceFilter(choices=UploadKind.choices)
     status = django_filters.ChoiceFilter(choices=UploadStatus.choices, label="Result")
     uploaded = django_filters.DateFromToRangeFilter(
-        field_name="created_at", label="Uploaded between", widget=NativeDateRangeWidget())
+        field_name="created_at", label="Uploaded between", widget=NativeDateRangeWidget(), method="filter_period")
 
     class Meta(UploadFilterSet.Meta):
         pass
+
+    def filter_period(self, queryset, name, value):
+        """The dashboards' period (any date, the calendar's first and last days included), in the site's
+        time zone: the field gives the days' local start and end."""
+        return queryset.filter(Filters(start=value.start and value.start.date(),
+                                       end=value.stop and value.stop.date()).datetime_q(name))
 
 
 COUNT_COLUMNS = {"rows": "Rows", "valid": "Rows to import", "errors": "Rows with errors", "imported": "Imported"}

@@ -38,8 +38,8 @@ class Report:
 
 
 PENDING_APPROVALS = Report(
-    "pending_approvals", "Pending approvals", "Requests waiting for a decision that you made, may decide or "
-    "audit, oldest first: who asked, for what, at which step and where.", "tasks", 100, "approvals_pending")
+    "pending_approvals", "Pending approvals", "Requests waiting for a decision in your locations (and your own), "
+    "oldest first: who asked, for what, at which step and where. Only those you may open show their title.", "tasks", 100, "approvals_pending")
 UPLOAD_HISTORY = Report(
     "upload_history", "Upload history", "Files uploaded in your locations (and your own): who, when, what "
     "they held, their counts and result, and the file of rows with errors.", "upload", 110, "uploads_by_result")

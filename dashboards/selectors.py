@@ -366,16 +366,25 @@ def approval_age_q(band, now=None):
 
 
 def pending_requests_for(user):
-    """Requests waiting for a decision that the user made, may decide or audit: what the metric below
-    counts and the pending approvals report lists."""
-    return ApprovalRequest.objects.filter(pk__in=requests_for(user).values("pk"), status=RequestStatus.PENDING)
+    """Requests waiting for a decision placed within the user's locations (national scope: all, those
+    placed nowhere included), and the user's own: what the metric below counts and the pending
+    approvals report lists. The user may open only some of them (see openable_pending_requests_for)."""
+    waiting = ApprovalRequest.objects.filter(status=RequestStatus.PENDING)
+    return waiting.filter(Q(pk__in=scope_for(user).filter(waiting).values("pk")) | Q(maker=user))
+
+
+def openable_pending_requests_for(user):
+    """pending_requests_for(user), each marked `may_open`: whether the user may open it (they made, may
+    decide or audit it: workflows.selectors.requests_for). The others' titles, which may name people,
+    are not theirs to read."""
+    return pending_requests_for(user).annotate(may_open=Exists(requests_for(user).filter(pk=OuterRef("pk"))))
 
 
 @metric("approvals_pending", label="Approvals pending and their age", category="operation",
         values=("pending",), more_values=("under_1_day", "1_to_7_days", "over_7_days", "oldest_days"),
         rows=lambda: [label for _name, label in operation_choices()], personal=True,
         filters_used=("location", "period"),
-        description="Requests waiting for a decision that you made, may decide or audit, by operation and age.")
+        description="Requests waiting for a decision in your locations (and your own), by operation and age.")
 def approvals_pending(user, filters):
     now = timezone.now()
     pending = pending_requests_for(user).filter(filters.location_q("location"), filters.datetime_q("created_at"))

@@ -59,7 +59,8 @@ def _varies_inside_repetition(items, repeated):
             varies = low != high
             if varies and repeated:
                 return True
-            if _varies_inside_repetition(inner, repeated or varies):
+            # At most once ((...)?, {0,1}) is no repetition: what it holds may vary, as in -?\d+(\.\d+)?.
+            if _varies_inside_repetition(inner, repeated or (varies and high > 1)):
                 return True
         elif op is re_constants.BRANCH:
             if repeated or any(_varies_inside_repetition(branch, repeated) for branch in value[1]):

@@ -26,6 +26,30 @@ class EnrolledByFile(LogFormatter):
         return f"Enrolled by file {log_entry.data.get('file', '')}".strip()
 
 
+class BeneficiaryStatusChanged(LogFormatter):
+    """From and to, the reason, and the approved request where one applied it (a change in bulk)."""
+
+    label = ACTIONS["mizani.beneficiary_status"][0]
+
+    def format_message(self, log_entry):
+        data = log_entry.data or {}
+        text = f"Status changed from {_status_text(data.get('from'))} to {_status_text(data.get('to'))}"
+        return text + (f": {data['reason']}" if data.get("reason") else "") + _by_request(data)
+
+
+def _status_text(status):
+    """A beneficiary status as stored ("ACTIVE") as a history reads it ("active")."""
+    return (status or "unknown").lower()
+
+
+def _by_request(data):
+    """" (request 3, approved by checker_a)" where an approved request applied the change, else ""."""
+    if not data.get("request"):
+        return ""
+    approvers = ", ".join(data.get("approved_by") or [])
+    return f" (request {data['request']}{f', approved by {approvers}' if approvers else ''})"
+
+
 def _changed(data):
     """The membership's fields a merge or its undoing changed ("role and recipient type")."""
     return " and ".join(name.replace("_", " ") for name in sorted(data.get("changes") or {}))
@@ -85,7 +109,8 @@ class MemberRemoved(LogFormatter):
 
 
 # Actions whose message depends on the entry's data; the others read as ACTIONS says.
-FORMATTERS = {"mizani.enrol_file": EnrolledByFile, "mizani.member_add": MemberAdded,
+FORMATTERS = {"mizani.enrol_file": EnrolledByFile, "mizani.beneficiary_status": BeneficiaryStatusChanged,
+              "mizani.member_add": MemberAdded,
               "mizani.member_change": MemberChanged, "mizani.member_remove": MemberRemoved}
 
 

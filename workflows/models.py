@@ -51,8 +51,17 @@ class WorkflowDefinition(RevisionMixin, ClusterableModel):
     def clean(self):
         from .operations import registered_operations
 
-        if self.operation not in registered_operations():
+        operation = registered_operations().get(self.operation)
+        if operation is None:
             raise ValidationError({"operation": f"'{self.operation}' is not a known operation."})
+        if self.min_total is None:
+            return
+        if self.min_total < 0:
+            raise ValidationError({"min_total": f"'From total' cannot be negative ({self.min_total:,}): a request's "
+                                                "total is never below 0. The first band starts at 0."})
+        if self.min_total and not operation.carries_total:
+            raise ValidationError({"min_total": f"Requests to '{operation.label}' carry no total, so an amount band "
+                                                f"from {self.min_total:,} would never apply: leave 'From total' at 0."})
 
 
 class WorkflowStep(Orderable):

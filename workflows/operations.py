@@ -16,7 +16,10 @@ class Operation:
     - `version(payload)`: a fingerprint of the target now; when it differs from the one taken at
       submission, the request is void rather than applied to something the approvers never saw.
     - `execute(payload, by)`: apply it (inside the engine's transaction); returns a small result dict.
+      The payload it gets also names the request applied, under "request".
     - `default_requires_approval`: used when no workflow definition names the operation.
+    - `carries_total`: its requests carry a total (Prepared.total, an amount), so amount bands
+      (WorkflowDefinition.min_total) may pick their workflow; without one a band would mean nothing.
     """
 
     name: str
@@ -25,6 +28,7 @@ class Operation:
     version: callable
     execute: callable
     default_requires_approval: bool = True
+    carries_total: bool = False
 
 
 @dataclass(frozen=True)

@@ -210,7 +210,12 @@ def workflow_step_check(step):
 def workflow_steps_check(steps):
     """Refuse a workflow whose `steps` (in order; each with group, rule, count) no request could ever
     complete: a step needs more approvals than its group has active members, or the steps together need
-    more different people than their groups hold (one person decides one step only)."""
+    more different people than their groups hold (one person decides one step only). None at all is
+    refused too: every request would be stopped at submission."""
+    if not steps:
+        raise ValidationError("'Requires approval' is on but the workflow has no steps, so nobody could approve "
+                              "its requests (clerks could not submit any): add a step naming the group that "
+                              "approves, or turn 'Requires approval' off.")
     needs = []
     for number, step in enumerate(steps, start=1):
         members = set(_active_members(step.group_id).values_list("pk", flat=True))
@@ -394,7 +399,7 @@ def approval_execute(request_id):
     try:
         with transaction.atomic():
             request = ApprovalRequest.objects.select_for_update().get(pk=request_id)
-            result = op.execute(request.payload, request.maker) or {}
+            result = op.execute({**request.payload, "request": request.pk}, request.maker) or {}
             request.finish(result)
             request.save()
             audit(request, "mizani.approval_execute", by=None, data=result)

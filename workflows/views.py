@@ -50,6 +50,21 @@ CHANGE_SHOWN_AS = {
 CHANGE_TO_COME = ("What will change", "Now", "After approval")
 
 
+# Summary entries some operations store beside the title, diff, counts and sample: how they are headed.
+STATED = {
+    "reason": "Reason given",  # a status change's (suspension, rejection, graduation...)
+    "seal": "Seal of the payroll (a hash of its lines)",
+}
+
+
+def _stated(approval, diff):
+    """[(heading, value)] of what the request states beyond its change; a reason the diff already shows
+    as a new value is not said twice."""
+    shown = {str(new) for _name, _old, new in diff}
+    return [(heading, value) for key, heading in STATED.items()
+            if (value := approval.summary.get(key)) and not (key == "reason" and value in shown)]
+
+
 def approval_detail(request, pk):
     approval = get_object_or_404(selectors.requests_for(request.user), pk=pk)
     user = request.user
@@ -60,8 +75,9 @@ def approval_detail(request, pk):
         steps.append({"number": number + 1, "step": step, "decisions": decisions,
                       "current": approval.status == RequestStatus.PENDING and number == approval.current_step})
     job = selectors.execution_job(approval)
+    diff = _visible_diff(approval, user)
     return TemplateResponse(request, "workflows/approval_detail.html", {
-        "approval": approval, "label": approval.operation_label, "diff": _visible_diff(approval, user),
+        "approval": approval, "label": approval.operation_label, "diff": diff, "stated": _stated(approval, diff),
         "change_shown_as": CHANGE_SHOWN_AS.get(approval.status, CHANGE_TO_COME),
         "steps": steps, "can_decide": can_decide, "verdicts": Verdict.choices, "job": job,
         "can_cancel": approval.maker_id == user.pk and approval.status == RequestStatus.PENDING,

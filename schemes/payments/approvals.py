@@ -78,7 +78,7 @@ def execute_approve_payroll(payload, maker):
 
 APPROVE = register(Operation(name=APPROVE_PAYROLL, label="Approve a payroll for payment",
                              prepare=prepare_approve_payroll, execute=execute_approve_payroll,
-                             version=payroll_version, default_requires_approval=True))
+                             version=payroll_version, default_requires_approval=True, carries_total=True))
 
 
 # --- payment plan changes -----------------------------------------------------------------------
@@ -177,7 +177,7 @@ def execute_release_over_limit(payload, maker):
 
 RELEASE = register(Operation(name=RELEASE_OVER_LIMIT, label="Pay a payroll's lines above the transaction limit",
                              prepare=prepare_release_over_limit, execute=execute_release_over_limit,
-                             version=release_over_limit_version, default_requires_approval=True))
+                             version=release_over_limit_version, default_requires_approval=True, carries_total=True))
 
 
 # --- closing a payroll -------------------------------------------------------------------------------
@@ -248,4 +248,4 @@ def execute_close_payroll(payload, maker):
 
 CLOSE = register(Operation(name=CLOSE_PAYROLL, label="Close a payroll (reconciled)", prepare=prepare_close_payroll,
                            execute=execute_close_payroll, version=close_payroll_version,
-                           default_requires_approval=True))
+                           default_requires_approval=True, carries_total=True))

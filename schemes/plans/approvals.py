@@ -4,14 +4,18 @@ change runs, once approved, as the maker, through the same services."""
 
 import hashlib
 import json
+from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
+from schemes.payments.templatetags.payments_money import money
 from schemes.registry.approvals import Readers
-from schemes.rules.nodes import to_json
+from schemes.rules.catalogue import NUMBER
+from schemes.rules.compiler import to_sql
+from schemes.rules.nodes import from_json, to_json
 from schemes.rules.text import to_text
 from sites.models import Location
 from sites.scoping import scope_for
@@ -19,7 +23,7 @@ from workflows.models import ApprovalRequest, RequestStatus
 from workflows.operations import Operation, Prepared, register
 
 from . import services, targeting
-from .catalogues import candidate_catalogue
+from .catalogues import candidate_catalogue, subjects_for
 from .models import (
     LIVE_STATUSES,
     Beneficiary,
@@ -55,6 +59,7 @@ def prepare_enrol(payload, by):
     node = services.criteria_node(payload.get("rule"), catalogue)
     rule = to_json(node)
     scoring = targeting.validate_scoring(payload["scoring"], catalogue) if payload.get("scoring") else None
+    amount = _simulated_amount(payload.get("amount"))
     # The enrolment covers the maker's locations: checkers of those locations decide it, and its
     # sample names no one outside them (schemes.registry.approvals.Readers).
     location = scope_for(by).root()
@@ -72,8 +77,18 @@ def prepare_enrol(payload, by):
     counts = {"Matching the criteria": preview["matching"], "Already enrolled": preview["already_enrolled"],
               ENROL_GRADUATED: preview["graduated_earlier"], ENROL_REJECTED: preview["rejected_earlier"],
               "Would be added": preview["would_add"], "Above the plan's maximum": preview["over_maximum"]}
+    sample = [{"id": row["id"], "name": row["summary"]} for row in preview["sample"]]
     if scoring:
+        described.update(scoring_described(scoring))
         counts = {"Qualifying by score and criteria": counts.pop("Matching the criteria"), **counts}
+        scores = _sample_scores(plan, scoring, catalogue, by, [row["id"] for row in sample])
+        sample = [{**row, "score": scores.get(row["id"])} for row in sample]
+    if amount is not None:
+        # The simulation's estimate, as the maker saw it: what those enrolled and added would cost.
+        beneficiaries = preview["already_enrolled"] + preview["would_add"]
+        counts.update({"Amount per beneficiary (simulated)": money(amount, plan.currency),
+                       "Cost at that amount (enrolled already and added)": money(beneficiaries * amount,
+                                                                                 plan.currency)})
     counts = {**described, **counts}
     if not preview["would_add"]:
         raise ValidationError("Nobody would be added: nobody matches, or everyone matching is enrolled already or "
@@ -85,11 +100,47 @@ def prepare_enrol(payload, by):
         payload={"plan": plan.pk, "rule": rule, "target_status": payload["target_status"], "scoring": scoring,
                  "text": text, "maker": by.pk},
         summary={"title": f"Enrol {preview['would_add']:,} as {status} in {plan}",
-                 "diff": [], "sensitive": [], "counts": counts,
-                 "sample": [{"id": row["id"], "name": row["summary"]} for row in preview["sample"]]},
+                 "diff": [], "sensitive": [], "counts": counts, "sample": sample},
         location=location,
         version=preview["fingerprint"],
     )
+
+
+def _simulated_amount(value):
+    """The amount per beneficiary a simulation's cost was estimated at (schemes.plans.targeting), or None."""
+    if value in (None, ""):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        amount = None
+    if amount is None or not amount.is_finite() or amount < 0:
+        raise ValidationError({"amount": [f"The amount per beneficiary '{value}' is not an amount of 0 or more."]})
+    return amount
+
+
+def scoring_described(scoring):
+    """A scoring (targeting.validate_scoring's) as the checkers read it: the formula, then the cut-offs
+    by location in tree order and the default."""
+    formula = scoring.get("formula_text") or to_text(from_json(scoring["formula"]))
+    cutoffs = scoring.get("cutoffs") or {}
+    located = locations_by_tree(Location.objects.filter(pk__in=[int(pk) for pk in cutoffs]))
+    default = scoring.get("default_cutoff")
+    return {"Score formula (qualify: a score at or below the cut-off)": formula,
+            "Cut-offs by location (and the locations within)":
+                "; ".join(f"{name}: {services.bound_text(cutoffs[str(location.pk)])}" for location, name in located)
+                or "none",
+            "Default cut-off (elsewhere)": services.bound_text(default) if default is not None
+            else "none: elsewhere nobody qualifies"}
+
+
+def _sample_scores(plan, scoring, catalogue, by, ids):
+    """{id: score as text} of the sample's people or households; masked when the formula reads a
+    sensitive field, as the sample's values are (its readers are every checker)."""
+    node = targeting.score_node(scoring["formula"], catalogue)
+    hidden = any(catalogue[name].sensitive for name in services.fields_read([node]))
+    scores = subjects_for(plan, by).filter(pk__in=ids).annotate(score=to_sql(node, catalogue, NUMBER))
+    return {pk: services._sample_value(score, hidden=hidden) for pk, score in scores.values_list("pk", "score")}
 
 
 def enrolment_area(by):
@@ -109,7 +160,7 @@ def execute_enrol(payload, maker):
         return {"added": 1, "beneficiary": enrolled.pk}
     added = services.enrolment_execute(plan=_plan(payload), rule=payload["rule"],
                                        target_status=payload["target_status"], by=maker,
-                                       scoring=payload.get("scoring"))
+                                       scoring=payload.get("scoring"), approval=payload.get("request"))
     return {"added": added}
 
 
@@ -299,7 +350,7 @@ def prepare_bulk_status(payload, by):
 def execute_bulk_status(payload, maker):
     return services.beneficiaries_change_status(
         plan=_plan(payload), action=payload["action"], reason=payload["reason"], by=maker,
-        statuses=payload.get("statuses") or (), ids=payload.get("ids") or ())
+        statuses=payload.get("statuses") or (), ids=payload.get("ids") or (), approval=payload.get("request"))
 
 
 def bulk_status_version(payload):

@@ -10,7 +10,7 @@ from wagtail.admin.forms import WagtailAdminModelForm
 from schemes.rules.catalogue import NUMBER
 from schemes.rules.forms import RuleField, set_rules_user
 from sites.fields import name_key
-from sites.forms import AttributeFormMixin
+from sites.forms import ATTRIBUTE_PREFIX, AttributeFormMixin
 
 from .catalogues import plan_rules_subject
 from .models import BeneficiaryStatus, PlanType, check_plan_field_names
@@ -43,9 +43,18 @@ SCORE_HELP = ("A number per person or household, e.g. 120 - 8 * household_size -
               "Those scoring at or below their region's cut-off qualify.")
 # The violation codes of the plan's constraints on Lower(code) and Lower(name) (see BenefitPlan.Meta).
 UNIQUE_ANY_CASE = {"code_taken": "code", "name_taken": "name"}
+CUTOFF_TAKEN = "This location already has a cut-off."
+CUTOFFS_TWICE = "A location has two cut-offs: keep one."
+CUTOFFS_WITHOUT_FORMULA = ("Cut-offs mean nothing without a score formula: write the formula, or clear the "
+                           "cut-offs.")
 
 
 RULES_FOLLOW_JS = "plans/rules_follow.js"
+
+
+def _cutoff_initial(value):
+    """A stored cut-off as people write it: 10 and 2.5, not 10.0000."""
+    return None if value is None else Decimal(bound_text(value))
 
 
 def rules_follow(field, choice, subjects):
@@ -87,6 +96,14 @@ class BenefitPlanForm(WagtailAdminModelForm):
             for bound in ("min_value", "max_value"):
                 if row.initial.get(bound) is not None:
                     row.initial[bound] = Decimal(bound_text(row.initial[bound]))
+        self.initial["score_cutoff"] = _cutoff_initial(self.initial.get("score_cutoff"))
+        if "cutoffs" in self.formsets:
+            cutoffs = self.formsets["cutoffs"]
+            for row in cutoffs.forms:
+                row.initial["cutoff"] = _cutoff_initial(row.initial.get("cutoff"))
+            # A second cut-off for a location: said so, not as Django's "duplicate data for plan and location".
+            cutoffs.get_unique_error_message = lambda unique_check: CUTOFFS_TWICE
+            cutoffs.get_form_error = lambda: CUTOFF_TAKEN
         self.initial["score_formula_text"] = self.instance.score_formula or None
         for name in (*(f"criteria_{status.lower()}" for status in CRITERIA_STATUSES), "score_formula_text"):
             rules_follow(self.fields[name], "plan_type", {
@@ -110,7 +127,20 @@ class BenefitPlanForm(WagtailAdminModelForm):
                 except ValidationError as error:
                     form.add_error("name", error.message_dict["name"])
                     valid = False
+        if self._cutoffs_without_formula():
+            self.add_error("score_formula_text", CUTOFFS_WITHOUT_FORMULA)
+            valid = False
         return valid
+
+    def _cutoffs_without_formula(self):
+        """Whether cut-offs are set (the default or a location's) while the score formula is left empty."""
+        cleaned = getattr(self, "cleaned_data", {})
+        if "score_formula_text" not in cleaned or cleaned["score_formula_text"]:
+            return False  # a formula, or one refused already
+        rows = self.formsets["cutoffs"].forms if "cutoffs" in self.formsets else []
+        return cleaned.get("score_cutoff") is not None or any(
+            getattr(row, "cleaned_data", {}).get("cutoff") is not None and not row.cleaned_data.get("DELETE")
+            for row in rows)
 
     def clean(self):
         cleaned = super().clean()
@@ -192,6 +222,20 @@ class BeneficiaryDataForm(AttributeFormMixin, forms.Form):
         self.instance = beneficiary
         self.add_attribute_fields(beneficiary.plan.schema(), show_sensitive=show_sensitive)
 
+    def clean(self):
+        """The schema's checks (formats, decimals) run here too, not only when saving: beside a value the
+        form refuses itself (a date that does not exist), the other values' mistakes are shown at once."""
+        cleaned = super().clean()
+        values = {name.removeprefix(ATTRIBUTE_PREFIX): cleaned[name] for name in self.attribute_field_names
+                  if name in cleaned}
+        try:
+            self.attribute_schema.clean(values, prefix=ATTRIBUTE_PREFIX, stored=self.instance.attributes)
+        except ValidationError as error:
+            for name, messages in error.message_dict.items():
+                if name in cleaned:  # a value the form refused, or left out, has its own message
+                    self.add_error(name, messages)
+        return cleaned
+
 
 class SchemaUploadForm(forms.Form):
     file = forms.FileField(help_text="A JSON file of at most 1 MB.")
@@ -232,8 +276,8 @@ class SimulationForm(forms.Form):
         initial = {"target_status": BeneficiaryStatus.POTENTIAL,
                    "criteria": (plan.criteria or {}).get(BeneficiaryStatus.POTENTIAL),
                    "formula": plan.score_formula or None,
-                   "default_cutoff": plan.score_cutoff,
-                   **{self._region_key(pk): value for pk, value in at_region.items()}}
+                   "default_cutoff": _cutoff_initial(plan.score_cutoff),
+                   **{self._region_key(pk): _cutoff_initial(value) for pk, value in at_region.items()}}
         super().__init__(data, initial=initial)
         for name in ("criteria", "formula"):
             self.fields[name].set_subject(plan_rules_subject(plan))
@@ -247,6 +291,10 @@ class SimulationForm(forms.Form):
     def _region_key(pk):
         return f"cutoff_{pk}"
 
+    def kept_cutoff_rows(self):
+        """[(location, cut-off as people write it)] of the plan's cut-offs this form leaves as they are."""
+        return [(cutoff.location, bound_text(cutoff.cutoff)) for cutoff in self.kept_cutoffs]
+
     def region_fields(self):
         return [self[self._region_key(region.pk)] for region in self.regions]
 
@@ -255,7 +303,7 @@ class SimulationForm(forms.Form):
 
     def scoring(self):
         """The scoring the cleaned form describes (see schemes.plans.targeting)."""
-        cutoffs = {str(cutoff.location_id): str(cutoff.cutoff) for cutoff in self.kept_cutoffs}
+        cutoffs = {str(cutoff.location_id): bound_text(cutoff.cutoff) for cutoff in self.kept_cutoffs}
         for region in self.regions:
             value = self.cleaned_data.get(self._region_key(region.pk))
             if value is not None:

@@ -2,7 +2,8 @@
 `beneficiary_data_schema` (whatever its `$schema`: openIMIS's own examples say draft-04): `type`,
 `format: date`, `enum`, `minimum`/`maximum`, `multipleOf` as a number of decimals (0.01: at most 2),
 `minLength`/`maxLength`, `pattern`, `required`, and
-openIMIS's `uniqueness` and `validationCalculation`. Property names are the plan fields' names: letters
+openIMIS's `uniqueness` and `validationCalculation` (a field's pattern that is exactly one of those
+validations' is exported as the validation, by name). Property names are the plan fields' names: letters
 of either case (openIMIS's `groupId`), digits and single underscores.
 
 Core fields. openIMIS keeps a person's national ID, phone... with the rest of their data, so its schemas
@@ -37,12 +38,23 @@ from .models import BenefitPlan, PlanField, PlanStatus, PlanType, check_plan_fie
 from .services import plan_change, plan_change_payload
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
-# openIMIS's named validations, as the patterns they check.
+# openIMIS's named validations, as the patterns they check, ...
 CALCULATIONS = {
     "email": r"[^@\s]+@[^@\s]+\.[^@\s]+",
     "phone": r"\+\d{2,3}\d+",
     "number": r"-?\d+(\.\d+)?",
 }
+# ... what those patterns mean, in the field's help text (and so in its messages: "'0712345678' does
+# not match the expected format: a phone number in international form..."), ...
+CALCULATION_TEXTS = {
+    "email": "an e-mail address, e.g. name@example.org",
+    "phone": "a phone number in international form, + then the country code and number, e.g. +255712345678",
+    "number": "a number, e.g. 12 or 12.5",
+}
+# ... and the names the export gives them, as openIMIS names its strategies.
+CALCULATION_NAMES = {"email": "EmailValidationStrategy", "phone": "PhoneValidationStrategy",
+                     "number": "NumberValidationStrategy"}
+DESCRIBED = " — "  # between a property's own description and what its validation takes
 MAX_FIELDS = 200
 # The person's own fields among the individuals file's columns (CORE_COLUMNS), as notes name them.
 PERSON_FIELDS = {"first_name": "first name", "last_name": "last name", "dob": "date of birth", "sex": "sex",
@@ -77,8 +89,10 @@ def export_schema(plan):
 def _property(field):
     kind = field.field_type
     prop = {"title": field.label}
-    if field.help_text:
-        prop["description"] = field.help_text
+    calculation = _calculation_of(field)
+    description = _own_description(field.help_text, calculation)
+    if description:
+        prop["description"] = description
     if kind in (FieldType.INTEGER, FieldType.DECIMAL):
         prop["type"] = "integer" if kind == FieldType.INTEGER else "number"
         if field.min_value is not None:
@@ -95,7 +109,9 @@ def _property(field):
         prop.update(type="string", enum=list(field.choices))
     else:
         prop["type"] = "string"
-        if field.pattern:
+        if calculation:  # as the import read it: openIMIS checks it by name
+            prop["validationCalculation"] = {"name": CALCULATION_NAMES[calculation]}
+        elif field.pattern:
             prop["pattern"] = f"^{without_anchors(field.pattern)}$"  # a stored one may carry them already
         if field.min_value is not None:
             prop["minLength"] = int(field.min_value)
@@ -106,6 +122,34 @@ def _property(field):
     if field.sensitive:  # ours, like "uniqueness": JSON Schema readers ignore keywords they do not know
         prop["sensitive"] = True
     return prop
+
+
+def _calculation_of(field):
+    """The openIMIS validation whose pattern is exactly the text field's, or None."""
+    if field.field_type != FieldType.TEXT or not field.pattern:
+        return None
+    pattern = without_anchors(field.pattern)
+    return next((name for name, known in CALCULATIONS.items() if known == pattern), None)
+
+
+def _own_description(help_text, calculation):
+    """A field's help text without what the import added for its validation (see _described)."""
+    if calculation is None:
+        return help_text
+    added = CALCULATION_TEXTS[calculation]
+    if help_text == added:
+        return ""
+    return help_text.removesuffix(DESCRIBED + added)
+
+
+def _described(description, calculation):
+    """The help text of an imported field: its description, then what its validation takes (its
+    messages read it), the whole within the field's 255 characters."""
+    added = CALCULATION_TEXTS[calculation]
+    description = _own_description(description, calculation)  # a schema this export wrote: added once
+    if not description:
+        return added
+    return description[:255 - len(DESCRIBED + added)].rstrip() + DESCRIBED + added
 
 
 def _number(value):
@@ -199,7 +243,9 @@ def _field(name, prop, required, order):
     elif kind == "string":
         field.field_type = FieldType.TEXT
         field.min_value, field.max_value = _bound(prop, "minLength"), _bound(prop, "maxLength")
-        field.pattern = _pattern(prop)
+        field.pattern, calculation = _pattern(prop)
+        if calculation:
+            field.help_text = _described(field.help_text, calculation)
     elif kind in ("integer", "number"):
         field.field_type = FieldType.INTEGER if kind == "integer" else FieldType.DECIMAL
         field.min_value, field.max_value = _bound(prop, "minimum"), _bound(prop, "maximum")
@@ -251,23 +297,24 @@ def _places(prop):
 
 
 def _pattern(prop):
-    """A JSON Schema pattern (or an openIMIS named validation) as the whole-value regex we store."""
+    """A JSON Schema pattern (or an openIMIS named validation) as the whole-value regex we store, and
+    the validation's name in CALCULATIONS (None for a pattern)."""
     calculation = prop.get("validationCalculation")
     if isinstance(calculation, dict) and calculation.get("name"):
         name = str(calculation["name"]).lower()
         for key, pattern in CALCULATIONS.items():
             if key in name:
-                return pattern
+                return pattern, key
         raise ValidationError(f"the validation {calculation['name']!r} is not known (email, phone, number).")
     pattern = prop.get("pattern", "")
     if not pattern:
-        return ""
+        return "", None
     if not isinstance(pattern, str) or len(pattern) > 200:
         raise ValidationError("\"pattern\" must be a regular expression of at most 200 characters.")
     pattern = without_anchors(pattern)
     if problem := pattern_problem(pattern):
         raise ValidationError(f"\"pattern\": {problem}")
-    return pattern
+    return pattern, None
 
 
 def schema_import(*, plan, data, by):

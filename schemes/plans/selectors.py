@@ -13,7 +13,7 @@ from sites.models import Location
 from sites.scoping import scope_for
 
 from .catalogues import beneficiary_catalogue, candidate_catalogue
-from .models import LIVE_STATUSES, Beneficiary, BenefitPlan, HouseholdBeneficiary, PlanType
+from .models import LIVE_STATUSES, Beneficiary, BeneficiaryStatus, BenefitPlan, HouseholdBeneficiary, PlanType
 
 
 def plans_for(user, *, include_deleted=True):
@@ -193,10 +193,25 @@ def beneficiary_history(beneficiary, user, limit=8):
     data, [(label, old, new)] per field (see plan_data_changes)."""
     entries = list(ModelLogEntry.objects.for_instance(beneficiary).select_related("user")
                    .order_by("-timestamp", "-pk")[:limit])
+    # Enrolment by criteria writes one entry, on the plan, naming the instant its beneficiaries were
+    # enrolled at (services.enrolment_execute).
+    enrolment = (ModelLogEntry.objects.for_instance(beneficiary.plan).select_related("user")
+                 .filter(action="mizani.enrol", data__enrolled_at=beneficiary.enrolled_at.isoformat()).first())
+    if enrolment is not None:
+        enrolment.message = _enrolled_by_criteria(enrolment.data)
+        entries = sorted([*entries, enrolment], key=lambda entry: (entry.timestamp, entry.pk), reverse=True)[:limit]
     definitions = beneficiary.plan.schema().by_name
     for entry in entries:
         entry.changes = plan_data_changes(entry, definitions, show_sensitive=can_view_sensitive(user))
     return entries
+
+
+def _enrolled_by_criteria(data):
+    status = BeneficiaryStatus(data["status"]).label.lower() if data.get("status") in BeneficiaryStatus.values else ""
+    request = data.get("request")
+    approvers = ", ".join(data.get("approved_by") or [])
+    by_request = f" (request {request}{f', approved by {approvers}' if approvers else ''})" if request else ""
+    return f"Enrolled by criteria{f' as {status}' if status else ''}{by_request}"
 
 
 def plan_data_changes(entry, definitions, *, show_sensitive):

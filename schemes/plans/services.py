@@ -16,11 +16,12 @@ from schemes.registry.selectors import YOUR_LOCATIONS, household_named, person_n
 from schemes.rules.compiler import compile_rule, to_sql
 from schemes.rules.errors import RuleError
 from schemes.rules.nodes import FieldRef, Node, from_json
-from sites.audit import audit
+from sites.audit import audit, audit_many
 from sites.fields import checks_changed, checks_text, places_text, values_refused, without_anchors
 from sites.masking import can_view_sensitive, mask
 from sites.models import Location
 from sites.scoping import scope_for
+from workflows.models import Decision, Verdict
 
 from . import targeting
 from .catalogues import candidate_catalogue, subjects_for
@@ -31,9 +32,20 @@ ENROL_TARGETS = (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE)
 SAMPLE_SIZE = 10
 
 
+# What each permission these services check lets a person do, as a refusal names it (never the
+# permission's internal name).
+PERMISSION_PHRASES = {
+    "plans.add_beneficiary": "enrol people in plans",
+    "plans.add_householdbeneficiary": "enrol households in plans",
+    "plans.change_beneficiary": "change beneficiaries",
+    "plans.change_householdbeneficiary": "change household beneficiaries",
+    "plans.change_benefitplan": "change benefit plans",
+}
+
+
 def _require_permission(user, permission):
     if not user.has_perm(permission):
-        raise PermissionDenied(f"You do not have the permission '{permission}'.")
+        raise PermissionDenied(f"Your role does not allow you to {PERMISSION_PHRASES[permission]}.")
 
 
 def criteria_node(rule, catalogue):
@@ -240,10 +252,13 @@ def check_plan_valid_today(plan, doing):
                               "Extend its validity first (edit the plan).")
 
 
-def enrolment_execute(*, plan, rule, target_status, by, scoring=None):
+def enrolment_execute(*, plan, rule, target_status, by, scoring=None, approval=None):
     """Enrol everyone the rule selects (in `by`'s locations) in one statement. All or nothing: above
     the plan's maximum the database refuses the count and nothing is enrolled. Who enrolled them is
-    in the plan's audit entry, not on each row (a per-row user reference costs a check per row)."""
+    in the plan's audit entry, which names the instant they were enrolled at (each beneficiary's own
+    history finds it by its `enrolled_at`: one entry per person would cost more than the enrolment),
+    not on each row (a per-row user reference costs a check per row). `approval`: the id of the
+    approved request applying it, named in the entry with who approved it."""
     _require_permission(by, _permission(plan.beneficiary_model, "add"))
     _check_target_status(target_status)
     with transaction.atomic():
@@ -276,8 +291,27 @@ def enrolment_execute(*, plan, rule, target_status, by, scoring=None):
         audit(plan, "mizani.enrol", by=by, data={"added": added, "status": target_status,
                                                   "criteria": rule if isinstance(rule, dict) else str(rule),
                                                   "plan_rule": plan.criteria_text(target_status) or None,
-                                                  "scoring": scoring or None})
+                                                  "scoring": scoring or None, "enrolled_at": now.isoformat(),
+                                                  **_approval_data(approval)})
     return added
+
+
+def _audit_each(model, action, *, by, data, where, params):
+    """One audit entry per beneficiary of `model` that `where` selects (its table aliased `b`), each
+    holding `data`: one INSERT ... SELECT (sites.audit.audit_many), for each one's own history."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    as_json = "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "json(%s)"
+    return audit_many(model, action, by=by, rows_sql=f"SELECT b.id AS id, {as_json} AS data FROM {table} b WHERE {where}",
+                      params=[json.dumps(data), *params])
+
+
+def _approval_data(approval):
+    """{"request": its id, "approved_by": the usernames of those who approved it} of the approval request
+    (an id) that applies a change; {} for a change applied without one."""
+    if approval is None:
+        return {}
+    approvers = Decision.objects.filter(request_id=approval, verdict=Verdict.APPROVE).order_by("step", "pk")
+    return {"request": approval, "approved_by": list(approvers.values_list("user__username", flat=True))}
 
 
 CLOSING_REASON = "The plan was closed."
@@ -613,9 +647,11 @@ def _fingerprint(aggregate):
 
 
 @transaction.atomic
-def beneficiaries_change_status(*, plan, action, reason="", by, statuses=(), ids=()):
-    """One transition for many beneficiaries, in one UPDATE: only those in the transition's source
-    statuses move (the others are counted and left as they are), as the single-row path would."""
+def beneficiaries_change_status(*, plan, action, reason="", by, statuses=(), ids=(), approval=None):
+    """One transition for many beneficiaries, in one UPDATE per status it leaves from: only those in
+    the transition's source statuses move (the others are counted and left as they are), as the
+    single-row path would. Each one moved gets its own history entry, as one change of status
+    (mizani.beneficiary_status) gives, naming `approval` (the approved request's id) where given."""
     model = plan.beneficiary_model
     _require_permission(by, _permission(model, "change"))
     reason = check_status_action(action, reason)
@@ -623,9 +659,19 @@ def beneficiaries_change_status(*, plan, action, reason="", by, statuses=(), ids
     sources, target = transition_sources(model, action)
     selection = bulk_status_selection(plan=plan, by=by, statuses=statuses, ids=ids)
     selected = selection.count()
-    moved = model.objects.filter(pk__in=selection.filter(status__in=sources).values("pk")).update(
-        status=target, reason="" if action == "reinstate" else reason, status_changed_at=timezone.now(),
-        status_changed_by=by)
+    moved, now, approved = 0, timezone.now(), _approval_data(approval)
+    stamp = model._meta.get_field("status_changed_at")
+    for index, source in enumerate(sources):
+        # Each source status moves at its own instant (a microsecond apart): the rows each UPDATE moved,
+        # and the status they left, are found again by it for their history entries.
+        at = now + datetime.timedelta(microseconds=index)
+        moved += model.objects.filter(pk__in=selection.filter(status=source).values("pk")).update(
+            status=target, reason="" if action == "reinstate" else reason, status_changed_at=at, status_changed_by=by)
+        _audit_each(model, "mizani.beneficiary_status", by=by,
+                    data={"from": source, "to": target, "reason": reason, **approved},
+                    where="b.plan_id = %s AND b.status = %s AND b.status_changed_at = %s "
+                          "AND b.status_changed_by_id = %s",
+                    params=[plan.pk, target, stamp.get_db_prep_value(at, connection), by.pk])
     if action in LEAVING and moved:
         BenefitPlan.objects.filter(pk=plan.pk).update(live_beneficiaries=F("live_beneficiaries") - moved)
     audit(plan, "mizani.beneficiary_status_bulk", by=by, data={

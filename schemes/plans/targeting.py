@@ -14,6 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Case, Count, IntegerField, Q, Value, When
 from django.db.models.functions import Cast, StrIndex, Substr
+from django.db.models.lookups import IsNull
 
 from schemes.rules import sql
 from schemes.rules.catalogue import NUMBER, NUMBER_FIELD
@@ -35,9 +36,14 @@ LOCATION_ID = re.compile(r"[0-9]{1,18}")
 NO_LOCATION = "No location"
 
 
-def may_simulate(user, plan):
-    """Simulating shows who would be enrolled: it takes the permission to enrol in the plan."""
+def may_enrol(user, plan):
     return user.has_perm(f"plans.add_{plan.beneficiary_model._meta.model_name}")
+
+
+def may_simulate(user, plan):
+    """Simulating shows who would be enrolled, in the user's locations: those who enrol, and those who
+    set the plan's score formula and cut-offs (who may change the plan), may simulate."""
+    return may_enrol(user, plan) or user.has_perm("plans.change_benefitplan")
 
 
 def regions_for(user):
@@ -189,29 +195,33 @@ def _region_cutoff(scoring, region_id):
 
 def simulate(*, plan, rule, scoring, by, target_status=BeneficiaryStatus.POTENTIAL, amount=None):
     """What enrolling by `rule` and `scoring` would give in `by`'s locations, before anything is
-    submitted: how many meet the criteria, how many of them qualify by score, per region (root
-    location) with coverage and cut-off; how those qualifying stand in the plan (enrolled already,
+    submitted: how many meet the criteria, how many of them qualify by score and how many could not
+    be scored (the formula gives no value: a value it reads is missing, or it divides by zero for
+    them), per region (root location) with coverage and cut-off; how those qualifying stand in the plan (enrolled already,
     would be added, or graduated or rejected earlier: not enrolled again); the cost at `amount` for
     each of those enrolled already or added; and a sample of those qualifying.
     Counts are one grouped statement; a region's `cutoff` is the one set on the region itself (deeper
     locations may set their own), else the default. `scoring` comes back normalised, as enrolment
     would take it."""
     if not may_simulate(by, plan):
-        raise PermissionDenied(f"You may not enrol in {plan}, so you may not simulate its enrolment.")
+        raise PermissionDenied(f"You may neither enrol in {plan} nor change it, so you may not simulate its "
+                               "enrolment.")
     catalogue = candidate_catalogue(plan)
     scoring = validate_scoring(scoring, catalogue)
     node = score_node(scoring["formula"], catalogue)
     matching, _ = services.enrolment_candidates(plan=plan, rule=rule, target_status=target_status, by=by)
     qualifies = _qualifies(node, catalogue, scoring)
+    unscored = IsNull(to_sql(node, catalogue, NUMBER), True)
 
     groups = list(
         matching.annotate(region_id=_region_id(SUBJECT_LOCATION_PATH)).order_by().values("region_id")
-        .annotate(matching=Count("pk"), qualifying=Count("pk", filter=Q(qualifies))))
+        .annotate(matching=Count("pk"), qualifying=Count("pk", filter=Q(qualifies)),
+                  unscored=Count("pk", filter=Q(unscored))))
     names = dict(Location.objects.filter(pk__in=[g["region_id"] for g in groups if g["region_id"]])
                  .values_list("pk", "name"))
     by_region = sorted(
         ({"region": names.get(group["region_id"], NO_LOCATION), "id": group["region_id"],
-          "matching": group["matching"], "qualifying": group["qualifying"],
+          "matching": group["matching"], "qualifying": group["qualifying"], "unscored": group["unscored"],
           "coverage_percent": _percent(group["qualifying"], group["matching"]),
           "cutoff": _region_cutoff(scoring, group["region_id"])} for group in groups),
         key=lambda row: (row["id"] is None, row["region"]))
@@ -224,6 +234,7 @@ def simulate(*, plan, rule, scoring, by, target_status=BeneficiaryStatus.POTENTI
     return {
         "matching": matching_count,
         "qualifying": qualifying_count,
+        "unscored": sum(row["unscored"] for row in by_region),
         "coverage_percent": _percent(qualifying_count, matching_count),
         "by_region": by_region,
         **{key: standing[key] for key in ("already_enrolled", "would_add", "graduated_earlier", "rejected_earlier")},

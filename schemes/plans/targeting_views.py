@@ -25,6 +25,8 @@ def simulate_view(request, pk):
     plan = get_object_or_404(selectors.plans_for(request.user), pk=pk)
     if not targeting.may_simulate(request.user, plan):
         raise PermissionDenied
+    # Those who may only change the plan simulate; "Enrol these" is for those who may enrol.
+    may_enrol = targeting.may_enrol(request.user, plan)
     form = SimulationForm(request.POST or None, plan=plan, regions=targeting.regions_for(request.user),
                           user=request.user)
     result = None
@@ -33,11 +35,11 @@ def simulate_view(request, pk):
         try:
             result = targeting.simulate(plan=plan, rule=data["criteria"]["rule"], scoring=form.scoring(),
                                         by=request.user, target_status=data["target_status"], amount=data["amount"])
-            if request.POST.get("submit") == "enrol":
+            if request.POST.get("submit") == "enrol" and may_enrol:
                 approval = approval_submit(operation="plans.enrol", by=request.user, payload={
                     "plan": plan.pk, "rule": data["criteria"]["rule"], "text": data["criteria"]["text"],
-                    "target_status": data["target_status"],
-                    "scoring": result["scoring"]})
+                    "target_status": data["target_status"], "scoring": result["scoring"],
+                    "amount": None if data["amount"] is None else str(data["amount"])})
                 messages.success(request, "Enrolment sent for approval: nobody is enrolled until it is approved.")
                 return redirect("workflows_approvals:inspect", approval.pk)
         except ValidationError as error:
@@ -45,6 +47,6 @@ def simulate_view(request, pk):
         except PermissionDenied as error:
             form.add_error(None, str(error))
     return TemplateResponse(request, "plans/simulation.html", {
-        "plan": plan, "form": form, "result": result, "page_title": f"Targeting simulation: {plan}",
+        "plan": plan, "form": form, "result": result, "may_enrol": may_enrol, "page_title": f"Targeting simulation: {plan}",
         "header_icon": "group",
     })

@@ -1,5 +1,6 @@
 import json
 
+import django_filters
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import ProtectedError
@@ -24,7 +25,7 @@ from sites.scoping import scope_for
 from sites.viewsets import ScopedHistoryView, ScopedIndexView, ScopedInspectView
 from workflows.services import approval_submit, requires_approval
 
-from . import selectors, services
+from . import selectors, services, targeting
 from .approvals import (
     BENEFICIARY_DATA,
     BENEFICIARY_STATUS,
@@ -96,13 +97,15 @@ class PlanRecordView(generic.InspectView):
             "schema": plan.fields.order_by("sort_order", "name"),
             "score_formula": (plan.score_formula or {}).get("text", ""),
             "cutoffs": _cutoffs_by_tree(plan),
+            "score_cutoff": None if plan.score_cutoff is None else services.bound_text(plan.score_cutoff),
             "can_change": can_change,
             "can_import_schema": can_change and not self.change_refusal and user.has_perm("plans.change_planfield"),
             "can_close": can_change and plan.status == PlanStatus.ACTIVE and not close_refusal,
             "refusals": [refusal for refusal in (self.change_refusal, close_refusal) if refusal] if can_change else [],
             "ended": services.plan_ended(plan),
             "can_enrol": plan.status == PlanStatus.ACTIVE and not services.plan_ended(plan)
-                         and user.has_perm(f"plans.add_{plan.beneficiary_model._meta.model_name}"),
+                         and targeting.may_enrol(user, plan),
+            "can_simulate": plan.status != PlanStatus.CLOSED and targeting.may_simulate(user, plan),
             "beneficiaries_url": reverse(beneficiary_namespace(plan) + ":index") + f"?plan={plan.pk}",
             "versions": selectors.plan_versions(plan),
             "rule_problems": selectors.rule_problems(plan),
@@ -112,7 +115,7 @@ class PlanRecordView(generic.InspectView):
 
 def _cutoffs_by_tree(plan):
     """[(location's place in the tree, cut-off)], in the tree's order by name."""
-    cutoffs = {cutoff.location_id: cutoff.cutoff for cutoff in plan.cutoffs.all()}
+    cutoffs = {cutoff.location_id: services.bound_text(cutoff.cutoff) for cutoff in plan.cutoffs.all()}
     return [(name, cutoffs[location.pk]) for location, name in
             selectors.locations_by_tree(Location.objects.filter(pk__in=cutoffs))]
 
@@ -281,6 +284,8 @@ def enrol(request, pk):
     plan = get_object_or_404(selectors.plans_for(request.user), pk=pk)
     if "reenrol" in request.GET:
         return _reenrol(request, plan)
+    if not targeting.may_enrol(request.user, plan):
+        raise PermissionDenied
     # `?target_status=ACTIVE` opens the form on that status, the rule box holding the plan's rule for it.
     target = request.GET.get("target_status")
     target = target if target in services.ENROL_TARGETS else BeneficiaryStatus.POTENTIAL
@@ -386,12 +391,19 @@ class BeneficiaryIndexView(ScopedIndexView):
     @cached_property
     def filterset_class(self):
         """Plan, status and criteria. Filtered to one plan, the criteria name what the plan's own rules
-        do (its type's fields and the plan's attributes); otherwise the person's or household's fields."""
+        do (its type's fields and the plan's attributes); otherwise the person's or household's fields.
+        Filtered to one plan, also whether they meet its criteria for their status (the list's "Meets
+        criteria" column: those whose status has no criteria are neither yes nor no)."""
         plan = self.plan or BenefitPlan(plan_type=_plan_type_of(self.model))  # unsaved: no attributes
         criteria = CriteriaFilter(subject=plan_rules_subject(plan) if self.plan else self.subject,
                                   catalogue=lambda: beneficiary_catalogue(plan))
         meta = type("Meta", (), {"model": self.model, "fields": ["plan", "status"]})
-        return type(f"{self.model.__name__}FilterSet", (WagtailFilterSet,), {"Meta": meta, "criteria": criteria})
+        filters = {"Meta": meta, "criteria": criteria}
+        if self.plan:
+            filters["meets"] = django_filters.ChoiceFilter(
+                label="Meets the criteria of their status", choices=[("yes", "Yes"), ("no", "No")],
+                method=lambda queryset, name, value: queryset.filter(meets_criteria=value == "yes"))
+        return type(f"{self.model.__name__}FilterSet", (WagtailFilterSet,), filters)
 
     @cached_property
     def list_export(self):
@@ -700,7 +712,7 @@ def schema_import_view(request, pk):
                     messages.info(request, "The plan's schema is already this one: nothing changed, no new version "
                                            "was saved.")
                 else:
-                    messages.success(request, f"Schema imported: {len(result)} fields.")
+                    messages.success(request, f"Schema imported: {len(result)} field{'' if len(result) == 1 else 's'}.")
                 return redirect("plans_plan:inspect", plan.pk)
             messages.success(request, "The new schema is a change to an active plan: sent for approval.")
             _warn_of_data_impact(request, result)

@@ -4,7 +4,9 @@ as the rule they mean) or built from rows of field / operator / value in AND/OR 
 {"text": ..., "rule": <AST JSON>} (the shape of BenefitPlan.criteria's entries).
 
 The textarea always holds the rule's text and is what the form submits: the builder writes into it,
-and without JavaScript the field is a plain textarea."""
+and without JavaScript the field is a plain textarea. Beside it, the builder submits the conditions it
+shows but cannot write yet (a field chosen, no value): the field refuses the rule while there are any,
+so that what is saved is never wider than what the builder shows."""
 
 import json
 
@@ -40,6 +42,18 @@ def set_rules_user(form, user):
             field.set_user(user)
 
 
+INCOMPLETE = "-incomplete"  # the name of the builder's incomplete conditions: the field's, then this
+MAX_NAMED = 5  # incomplete conditions named in the message
+
+
+def incomplete_message(rows):
+    """The refusal of a rule whose builder shows conditions it left out, naming them."""
+    named = "; ".join(row[:100] for row in rows[:MAX_NAMED]) + ("; ..." if len(rows) > MAX_NAMED else "")
+    if len(rows) == 1:
+        return f"This condition is incomplete: {named}. Give it a value or remove it."
+    return f"{len(rows)} conditions are incomplete: {named}. Give each a value or remove it."
+
+
 def describe_error(error, text):
     """A RuleError for people, pointing at the character the editor shows (1-based)."""
     if error.position is None:
@@ -66,6 +80,21 @@ class RuleBuilderWidget(forms.Widget):
     def format_value(self, value):
         return rule_text(value)
 
+    def value_from_datadict(self, data, files, name):
+        """The rule's text; with the builder's incomplete conditions, {"text", "incomplete"} (which
+        RuleField refuses)."""
+        text = super().value_from_datadict(data, files, name)
+        incomplete = data.get(name + INCOMPLETE)
+        if not incomplete:
+            return text
+        try:
+            rows = json.loads(incomplete)
+        except ValueError:
+            rows = None
+        if not isinstance(rows, list) or not rows:
+            rows = [str(incomplete)]
+        return {"text": text or "", "incomplete": [str(row) for row in rows]}
+
     def get_context(self, name, value, attrs):
         context = super().get_context(name, value, attrs)
         subject, argument = resolve_subject(self.subject)
@@ -75,6 +104,7 @@ class RuleBuilderWidget(forms.Widget):
             "subject": self.subject, "subject_label": subject.label, "expect": self.expect,
             "check_url": reverse("rules_check"), "fields_json": json.dumps(fields),
             "offers_builder": self.expect == BOOLEAN,  # the builder writes conditions, not formulas
+            "incomplete_suffix": INCOMPLETE,
         }
         return context
 
@@ -108,6 +138,8 @@ class RuleField(forms.Field):
             raise ValidationError(self.error_messages["required"], code="required")
 
     def clean(self, value):
+        if isinstance(value, dict) and value.get("incomplete"):
+            raise ValidationError(incomplete_message(value["incomplete"]), code="incomplete_rule")
         text = self.to_python(value)
         self.validate(text)
         if not text.strip():

@@ -98,6 +98,19 @@
     return part ? part.text : "";
   }
 
+  // The conditions left out of the text: a field chosen but no usable value ("Age ≥ (no value)"). The
+  // form submits them beside the text and the server refuses the rule while there are any: the rule
+  // saved is never wider than the rows shown (schemes/rules/forms.py, INCOMPLETE).
+  function incompleteRows(item, fields) {
+    if (item.kind === "group") return item.items.flatMap((child) => incompleteRows(child, fields));
+    if (item.field === "" || rowText(item, fields) !== null) return [];
+    const field = fields.get(item.field);
+    const operator = field && OPERATORS[field.type].find(([op]) => op === item.operator);
+    const typed = Array.isArray(item.value) ? item.value.join(", ") : item.value;
+    const value = typed.trim() === "" ? "(no value)" : `${typed} (not a valid value)`;
+    return [`${field ? field.label : item.field} ${operator ? operator[1] : item.operator} ${value}`];
+  }
+
   // --- AST JSON (schemes/rules/nodes.py to_json) -> builder model ------------------------------------
 
   const has = (node, key) => node !== null && typeof node === "object" && Object.hasOwn(node, key);
@@ -158,7 +171,7 @@
 
   // Node runs the functions above against schemes/rules/text.py; a browser has no `module`.
   if (typeof module === "object" && module.exports) {
-    module.exports = { quote, numberText, modelText, modelFromAst };
+    module.exports = { quote, numberText, modelText, modelFromAst, incompleteRows };
     return;
   }
 
@@ -207,6 +220,7 @@
     constructor(root) {
       this.root = root;
       this.textarea = root.querySelector("textarea");
+      this.incomplete = root.querySelector("[data-incomplete]");
       this.builderArea = root.querySelector("[data-builder]");
       this.modes = root.querySelector("[data-modes]");
       this.message = root.querySelector("[data-message]");
@@ -242,6 +256,7 @@
       this.builderArea.hidden = !building;
       this.textarea.readOnly = building; // the builder writes the text
       this.textarea.classList.toggle("rule-builder__text--written", building);
+      this.writeIncomplete(); // in text mode, the text is the whole rule
       for (const modeButton of this.modes.querySelectorAll("[data-mode]")) {
         modeButton.setAttribute("aria-pressed", String(modeButton.dataset.mode === mode));
       }
@@ -280,7 +295,15 @@
 
     changed() {
       this.textarea.value = modelText(this.model, this.fields);
+      this.writeIncomplete();
       this.scheduleCheck();
+    }
+
+    // Submitted only while the builder shows incomplete conditions (a filter's link stays clean).
+    writeIncomplete() {
+      const rows = this.builderArea.hidden ? [] : incompleteRows(this.model, this.fields);
+      this.incomplete.value = rows.length ? JSON.stringify(rows) : "";
+      this.incomplete.disabled = !rows.length;
     }
 
     groupElement(group, parent) {
@@ -467,16 +490,13 @@
         : `${this.root.dataset.subjectLabel} matching, in your locations: ${result.count}`;
     }
 
-    // Rows with a field chosen but no usable value are left out of the text: say so.
+    // Rows with a field chosen but no usable value are not in the text: the form is refused with them.
     incompleteNote() {
       if (!this.builderArea || this.builderArea.hidden) return "";
-      const countIncomplete = (item) => (item.kind === "group"
-        ? item.items.reduce((sum, child) => sum + countIncomplete(child), 0)
-        : Number(item.field !== "" && rowText(item, this.fields) === null));
-      const incomplete = countIncomplete(this.model);
+      const incomplete = incompleteRows(this.model, this.fields).length;
       if (!incomplete) return "";
-      return incomplete === 1 ? "1 condition is incomplete and left out of the rule."
-        : `${incomplete} conditions are incomplete and left out of the rule.`;
+      return incomplete === 1 ? "1 condition is incomplete: give it a value or remove it before saving."
+        : `${incomplete} conditions are incomplete: give each a value or remove it before saving.`;
     }
 
     say(text) {

@@ -38,7 +38,7 @@ def test_criteria_filter_on_the_individuals_list(live_server, browser, people, g
     expect(results).to_contain_text("Baraka")
 
     page.get_by_role("button", name="Show filters").click()
-    page.locator("[data-w-drilldown-target=toggle]", has_text="Criteria").click()
+    page.locator("[data-w-drilldown-target=toggle][aria-controls=drilldown-id_criteria]").click()
     criteria = page.locator("textarea[name=criteria]")
     page.locator("[data-rule-builder]:has(textarea[name=criteria]) [data-mode=text]").click()
     criteria.fill(RULE)

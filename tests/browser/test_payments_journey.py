@@ -54,7 +54,7 @@ def approve(checker, origin, title_part, screenshots, name):
 
 def export_lines(page):
     with page.expect_download() as download:
-        page.get_by_role("link", name="All lines in your locations (CSV)").click()
+        page.get_by_role("link", name="Lines still due in your locations (CSV)").click()
     return open(download.value.path(), encoding="utf-8").read().strip().splitlines()[1:]
 
 

@@ -129,7 +129,7 @@ def test_an_accountant_reconciles_a_payroll_and_closes_it(live_server, browser, 
     expect(accountant.get_by_test_id("reconciliations")).to_contain_text("Imported")
     before = list(PaymentLine.objects.filter(payroll=payroll).order_by("pk").values())
     upload(accountant, path, screenshots, "reconciliation_again.png",
-           status="Checked: nothing to import, every row is already so")
+           status="Checked: nothing to import: 2 rows with errors, the others already so")
     expect(counts).to_contain_text("Rows that change nothing")
     assert accountant.get_by_test_id("upload-sample").count() == 0  # no line changes
     expect(accountant.get_by_role("button", name="Submit the import")).to_have_count(0)
@@ -151,11 +151,15 @@ def test_an_accountant_reconciles_a_payroll_and_closes_it(live_server, browser, 
     screenshot(accountant, screenshots / "reconciliation_closed.png")
     assert statuses(payroll) == {800: LineStatus.PAID, 900: LineStatus.UNPAID, 1100: LineStatus.UNPAID}
 
-    # The cycle: opened by its payroll, then closed (nothing of it waits for a decision any more).
+    # The cycle: opened by its payroll, then closed once the accountant leaves the unpaid lines unpaid.
     accountant.goto(origin + reverse("payments_cycle:inspect", args=[payroll.cycle_id]))
     expect(accountant.get_by_test_id("cycle-status")).to_have_text("Open")
     expect(accountant.get_by_test_id("cycle-settled")).to_be_visible()
     expect(accountant.get_by_role("button", name="Open the cycle")).to_have_count(0)
+    accountant.get_by_role("button", name="Close the cycle").click()  # refused: two lines unpaid, no follow-up
+    expect(accountant.get_by_test_id("cycle-status")).to_have_text("Open")
+    expect(accountant.get_by_test_id("cycle-left-unpaid")).to_contain_text("unpaid lines and no follow-up payroll")
+    accountant.get_by_label("Close the cycle leaving those lines unpaid").check()
     accountant.get_by_role("button", name="Close the cycle").click()
     expect(accountant.get_by_test_id("cycle-status")).to_have_text("Closed")
     expect(accountant.get_by_test_id("cycle-payrolls")).to_contain_text("Reconciled")

@@ -86,13 +86,15 @@ def test_the_rule_builder_on_the_plan_form(live_server, browser, plan, geo, scre
     expect(count).to_have_text("Possible beneficiaries matching, in your locations: 1")
     screenshot(page, screenshots / "rule_builder.png")
 
-    # A condition left half-done is named, and left out of the rule.
+    # A condition left half-done is named, left out of the text and submitted beside it: the form refuses it.
     group_second.get_by_label("Value").select_option("")
-    expect(message).to_have_text("1 condition is incomplete and left out of the rule.")
+    expect(message).to_have_text("1 condition is incomplete: give it a value or remove it before saving.")
     expect(text).to_have_value('children >= 2 and age >= 18 and first_name in ["Amina", "O\\"Brien"]')
+    expect(builder.locator("[data-incomplete]")).to_have_value('["Sex = (no value)"]')
     group_second.get_by_role("button", name="Remove condition").click()
     expect(group.get_by_role("button", name="Add condition")).to_be_focused()
     expect(message).to_be_hidden()
+    expect(builder.locator("[data-incomplete]")).to_be_disabled()
 
     # Text mode: arithmetic cannot be shown in the builder, so it stays text, with the reason.
     builder.get_by_role("button", name="Text").click()

@@ -380,3 +380,20 @@ def test_people_whose_sex_is_not_recorded_have_their_own_row(geo, people, manage
 
     assert as_dict(table, "sex", "people") == {"Female": 1, "Not recorded": 2}
     assert "Not recorded" in metrics.get_metric("people_by_sex").rows()
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago"])  # UTC, +14, -11
+def test_a_period_from_the_calendars_first_day_to_its_last_counts_everything(people, approved_payroll, superuser,
+                                                                            zone):
+    """QA: "To" 9999-12-31 crashed every figure (the day after it does not exist); near the calendar's
+    ends a local midnight may also lie beyond what Python holds in UTC."""
+    with override_settings(TIME_ZONE=zone):
+        whole = Filters(start=datetime.date.min, end=datetime.date.max)
+        for name in registered_metrics():
+            assert compute(name, superuser, whole).rows == compute(name, superuser).rows, name
+        last_days = Filters(start=datetime.date(9999, 12, 30), end=datetime.date(9999, 12, 30))
+        assert compute("beneficiaries_by_status", superuser, last_days).total("beneficiaries") == 0
+        first_days = Filters(start=datetime.date.min, end=datetime.date(1, 1, 2))
+        assert compute("beneficiaries_by_status", superuser, first_days).total("beneficiaries") == 0
+        assert compute("beneficiaries_by_status", superuser, Filters(start=datetime.date.max)).total(
+            "beneficiaries") == 0

@@ -330,7 +330,8 @@ def test_pending_approvals_are_those_the_user_may_see_oldest_first(geo, pending,
 
     assert listed(client_for(national).get(APPROVALS)) == [pending["old_a"].pk, pending["b"].pk, pending["new_a"].pk]
     assert listed(client_for(checker_a).get(APPROVALS)) == [pending["old_a"].pk, pending["new_a"].pk]
-    assert listed(client_for(manager_a).get(APPROVALS)) == []  # neither maker nor checker
+    # Neither maker nor checker: the requests of their locations all the same (without their titles).
+    assert listed(client_for(manager_a).get(APPROVALS)) == [pending["old_a"].pk, pending["new_a"].pk]
     # As many as the dashboards' approvals metric counts for them.
     assert compute("approvals_pending", checker_a).total("pending") == 2
 
@@ -423,6 +424,21 @@ def test_the_upload_history_shows_the_users_locations_with_counts_and_error_file
     assert listed(client.get(UPLOADS, {"uploaded_after": recent})) == [uploads["refused_a"].pk]
 
 
+@pytest.mark.parametrize("zone", ["UTC", "Africa/Nairobi", "America/New_York"])
+def test_the_upload_history_period_takes_the_calendars_first_and_last_days(geo, uploads, clerk_a, zone):
+    """QA: the reports answered 500 for a period to 9999-12-31; away from UTC, from 0001-01-01 too."""
+    client = client_for(clerk_a)
+    with override_settings(TIME_ZONE=zone):
+        whole = {"uploaded_after": "0001-01-01", "uploaded_before": "9999-12-31"}
+        assert listed(client.get(UPLOADS, whole)) == [uploads["refused_a"].pk, uploads["plan_a"].pk]
+        _header, *rows = csv_rows(client.get(UPLOADS, {"export": "csv", **whole}))
+        assert len(rows) == 2
+        today = timezone.localdate().isoformat()
+        assert listed(client.get(UPLOADS, {"uploaded_after": today, "uploaded_before": today})) == [
+            uploads["refused_a"].pk]
+        assert listed(client.get(UPLOADS, {"uploaded_after": "9999-12-31"})) == []
+
+
 def test_the_upload_history_csv_is_safe_numeric_and_audited(geo, uploads, clerk_a):
     header, *rows = csv_rows(client_for(clerk_a).get(UPLOADS, {"export": "csv", "kind": UploadKind.INDIVIDUALS}))
 
@@ -444,3 +460,39 @@ def test_group_permissions_removed_from_a_role_close_the_report(geo, people, man
 
     assert refused(client_for(manager).get(BENEFICIARIES))
     assert "mizani-beneficiaries-by-plan" not in menu_names(manager)
+
+
+def test_a_period_to_the_calendars_last_day_is_every_record_on_the_page_and_in_the_csv(geo, people, superuser):
+    """QA: "To" 9999-12-31 answered 500 on the report and its CSV."""
+    client = client_for(superuser)
+    _header, *everything = csv_rows(client.get(BENEFICIARIES, {"export": "csv"}))
+
+    for period in ({"end": "9999-12-31"}, {"start": "0001-01-01", "end": "9999-12-31"}):
+        page = client.get(BENEFICIARIES, period)
+        assert page.status_code == 200 and not page.context["form"].errors
+        _header, *rows = csv_rows(client.get(BENEFICIARIES, {"export": "csv", **period}))
+        assert rows == everything and len(rows) == 1
+
+
+def test_a_manager_counts_the_pending_requests_of_their_locations_and_reads_no_title(geo, pending, manager_a,
+                                                                                    checkers):
+    """QA: a manager's "Pending approvals" (report and dashboard figure) showed nothing: only requests they
+    made, might decide or audit counted. A title may name the people concerned: theirs to read only
+    where they may open the request."""
+    national_manager = UserFactory(username="manager_all", role="Manager", national=True)
+    old_a, new_a, in_b = pending["old_a"], pending["new_a"], pending["b"]
+
+    assert compute("approvals_pending", manager_a).total("pending") == 2
+    assert compute("approvals_pending", national_manager).total("pending") == 3
+    response = client_for(manager_a).get(APPROVALS)
+    assert listed(response) == [old_a.pk, new_a.pk]
+    page = response.content.decode()
+    assert f"Request {old_a.pk}" in page and f"Request {new_a.pk}" in page
+    assert old_a.title not in page and new_a.title not in page and in_b.title not in page
+    assert reverse("workflows_approvals:inspect", args=[old_a.pk]) not in page
+    _header, *rows = csv_rows(client_for(manager_a).get(APPROVALS, {"export": "csv"}))
+    assert sorted((int(row[0]), row[1]) for row in rows) == [(old_a.pk, f"Request {old_a.pk}"),
+                                                             (new_a.pk, f"Request {new_a.pk}")]
+    # Who may open a request reads its title and follows its link, as before.
+    page = client_for(checkers[0][0]).get(APPROVALS).content.decode()
+    assert old_a.title in page and reverse("workflows_approvals:inspect", args=[old_a.pk]) in page

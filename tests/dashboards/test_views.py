@@ -375,3 +375,18 @@ def test_the_title_is_explained_as_a_dashboards_name(client):
     assert "The dashboard&#x27;s name in the menu and on the page." in editor
     assert "seen by the public" not in editor
     assert "Show the values and rows of each metric" in editor  # a KPI tile's keys, for its "value" and "row"
+
+
+def test_a_period_to_the_calendars_last_day_shows_the_dashboard_and_its_csv(client, geo, people, superuser):
+    """QA: "To" 9999-12-31 answered 500 on the dashboard and on each figure's CSV."""
+    page = overview()
+    by_plan = next(child for child in page.body if child.block_type == "bar" and child.value["metric"] == "beneficiaries_by_plan")
+    url = reverse("dashboards:data", kwargs={"page_id": page.pk, "block_id": by_plan.id})
+    client = client_for(client, superuser)
+
+    shown = client.get(reverse("dashboards:view", kwargs={"page_id": page.pk}), {"end": "9999-12-31"})
+    assert shown.status_code == 200 and kpis(shown)
+    response = client.get(url, {"start": "0001-01-01", "end": "9999-12-31"})
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert response["Content-Type"].startswith("text/csv")
+    assert rows[1:] == [["Child grant", "Active", "4"], ["Child grant", "Suspended", "1"]]

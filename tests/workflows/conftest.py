@@ -99,13 +99,13 @@ def change_payload(individual, **fields):
 def fake_operation(db):
     """Register throw-away operations; they are removed from the registry afterwards.
 
-    make(default_requires_approval=True, execute=None) -> (name, applied) where `applied` lists the
-    payloads executed. The payload carries "total" as text (the request's Decimal total) and optionally
-    "location" (a Location id: who may decide depends on it)."""
+    make(default_requires_approval=True, execute=None, carries_total=True) -> (name, applied) where
+    `applied` lists the payloads executed. The payload carries "total" as text (the request's Decimal
+    total) and optionally "location" (a Location id: who may decide depends on it)."""
     names = []
     counter = itertools.count(1)
 
-    def make(*, default_requires_approval=True, label=None, execute=None):
+    def make(*, default_requires_approval=True, label=None, execute=None, carries_total=True):
         name = f"tests.fake_{uuid.uuid4().hex[:12]}_{next(counter)}"
         applied = []
 
@@ -122,7 +122,7 @@ def fake_operation(db):
         operations.register(Operation(
             name=name, label=label or f"Fake operation {name}", prepare=prepare,
             version=lambda payload: "v1", execute=execute or record,
-            default_requires_approval=default_requires_approval))
+            default_requires_approval=default_requires_approval, carries_total=carries_total))
         names.append(name)
         return name, applied
 

@@ -491,7 +491,7 @@ def test_amount_bands_pick_the_definition_by_total(fake_operation, make_workflow
     small = submit("999.99")
     assert small.status == RequestStatus.EXECUTED
     assert small.total == Decimal("999.99")
-    assert applied == [{"total": "999.99", "location": village}]
+    assert applied == [{"total": "999.99", "location": village, "request": small.pk}]  # the request applied named
 
     groups = {total: [step["group"] for step in submit(total).steps]
               for total in ["1000", "999999.99", "1000000", "2500000.50"]}

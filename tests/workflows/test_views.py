@@ -293,3 +293,69 @@ def test_a_requests_change_is_headed_by_how_the_request_stands(clerk_a, checker_
 
     assert f'data-testid="change-heading">{heading}</h2>' in page
     assert f"<th>{columns[0]}</th><th>{columns[1]}</th>" in page
+
+
+def test_the_admin_refuses_a_workflow_requiring_approval_without_steps(db, checker_group, checker_1):
+    """QA: "Requires approval" on and no step was saved; every clerk's request was then refused at
+    submission ("No approval workflow is configured...")."""
+    client = client_for(UserFactory(role="Scheme administrator", national=True))
+    deleted_step = workflow_form("registry.unmerge", (checker_group, "any", None))
+    deleted_step["steps-0-DELETE"] = "on"
+
+    for data in (workflow_form("registry.unmerge"), deleted_step):
+        response = client.post(reverse(ADD_WORKFLOW), data)
+        assert response.status_code == 200
+        assert "&#x27;Requires approval&#x27; is on but the workflow has no steps" in body(response)
+    assert not WorkflowDefinition.objects.filter(operation="registry.unmerge").exists()
+    # Off, no step is needed: the operation applies at once.
+    assert client.post(reverse(ADD_WORKFLOW), workflow_form("registry.unmerge", requires_approval=False)
+                       ).status_code == 302
+
+
+def test_the_admin_refuses_an_amount_band_where_it_means_nothing(db, checker_group, checker_1, fake_operation):
+    """QA: a band "from 700" was saved on enrolment (its requests carry no total) and one "from -10"."""
+    client = client_for(UserFactory(role="Scheme administrator", national=True))
+    with_total, _applied = fake_operation()
+
+    on_enrolment = client.post(reverse(ADD_WORKFLOW), {
+        **workflow_form("plans.enrol", (checker_group, "any", None)), "min_total": "700"})
+    negative = client.post(reverse(ADD_WORKFLOW), {
+        **workflow_form(with_total, (checker_group, "any", None)), "min_total": "-10"})
+
+    assert on_enrolment.status_code == negative.status_code == 200
+    assert ("Requests to &#x27;Enrol people in a benefit plan&#x27; carry no total, so an amount band from 700 "
+            "would never apply: leave &#x27;From total&#x27; at 0.") in body(on_enrolment)
+    assert "&#x27;From total&#x27; cannot be negative (-10)" in body(negative)
+    assert not WorkflowDefinition.objects.exists()
+    assert client.post(reverse(ADD_WORKFLOW), {
+        **workflow_form(with_total, (checker_group, "any", None)), "min_total": "700"}).status_code == 302
+    assert WorkflowDefinition.objects.get(operation=with_total).min_total == 700
+
+
+def stated_request(maker, group, location, **summary):
+    return ApprovalRequest.objects.create(
+        operation="plans.bulk_status", maker=maker, location=location, waiting_group=group,
+        steps=[{"group_id": group.pk, "group": group.name, "rule": "any", "required": 1}],
+        summary={"title": "Suspend 3 beneficiaries of Child grant", "diff": [], "counts": {"Selected": 3}, **summary})
+
+
+def test_the_checker_reads_what_a_request_states_beyond_its_change_escaped(geo, clerk_a, checker_1, checker_group):
+    """QA: the reason of a bulk status change (the suspension's, the rejection's...) was stored in the
+    request and never shown to the checker who decides it."""
+    bulk = stated_request(clerk_a, checker_group, geo.district_a, reason="<img src=x onerror=alert(1)> Visits missed")
+    payroll = stated_request(clerk_a, checker_group, geo.district_a, seal="9f2c41d0")
+    single = stated_request(clerk_a, checker_group, geo.district_a, reason="Moved away",
+                            diff=[["Status", "Active", "Suspended"], ["Reason", "—", "Moved away"]])
+    client = client_for(checker_1)
+
+    page = body(client.get(reverse("workflows_approvals:inspect", args=[bulk.pk])))
+    assert ('<dt>Reason given</dt><dd data-testid="stated">&lt;img src=x onerror=alert(1)&gt; Visits missed</dd>'
+            in page) and "<img src=x" not in page
+    page = body(client.get(reverse("workflows_approvals:inspect", args=[payroll.pk])))
+    assert '<dt>Seal of the payroll (a hash of its lines)</dt><dd data-testid="stated">9f2c41d0</dd>' in page
+    page = body(client.get(reverse("workflows_approvals:inspect", args=[single.pk])))
+    assert "Reason given" not in page and page.count("Moved away") == 1  # in the diff, not twice
+    services.approval_decide(request=bulk, verdict="reject", by=checker_1, comment="Not <b>all</b> of them")
+    page = body(client_for(clerk_a).get(reverse("workflows_approvals:inspect", args=[bulk.pk])))
+    assert "<dt>Why it was rejected</dt><dd>Not &lt;b&gt;all&lt;/b&gt; of them</dd>" in page
+    assert "Visits missed</dd>" in page

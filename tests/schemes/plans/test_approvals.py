@@ -7,21 +7,33 @@ change is confirmed on its own page first."""
 import datetime
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
 from schemes.plans import services
-from schemes.plans.approvals import BENEFICIARY_DATA, BENEFICIARY_STATUS, BULK_STATUS, rejection_text
+from schemes.plans.approvals import (
+    BENEFICIARY_DATA,
+    BENEFICIARY_STATUS,
+    BULK_STATUS,
+    ENROL_OPERATION,
+    rejection_text,
+)
 from schemes.plans.catalogues import candidate_catalogue
 from schemes.plans.models import Beneficiary, BeneficiaryStatus, BenefitPlan
 from schemes.rules.nodes import to_json
 from tests.factories import UserFactory
+from tests.schemes.plans import test_targeting as targeting
 from tests.schemes.plans.test_beneficiary_data import enrol, make_plan, stored
 from tests.schemes.plans.test_views import client_for
 from workflows.models import ApprovalRequest, RequestStatus
 from workflows.operations import get_operation
+from workflows.services import approval_submit
 
 pytestmark = pytest.mark.django_db
+
+# The targeting tests' plan scored by income, its people and its saved cut-offs (fixtures found by name).
+plan, people, saved_plan = targeting.plan, targeting.people, targeting.saved_plan
 
 DATA_FORM = {"attr_grade": "7", "attr_school_code": "ABC-001", "attr_card": "7", "attr_account": "TZ12345678"}
 
@@ -161,3 +173,46 @@ def test_a_rejection_is_dated_in_the_sites_time_zone(asha, clerk_a):
         text = rejection_text(Beneficiary.objects.get(pk=asha.pk))
 
     assert text == f"Rejected on 2026-03-02 by {clerk_a.get_username()}: “Duplicate application”"
+
+
+SCORE_FORMULA = "Score formula (qualify: a score at or below the cut-off)"
+CUTOFFS = "Cut-offs by location (and the locations within)"
+DEFAULT_CUTOFF = "Default cut-off (elsewhere)"
+
+
+def test_an_enrolment_from_the_simulation_shows_the_checker_its_formula_cutoffs_and_scores(saved_plan, people, geo,
+                                                                                          clerk_a):
+    """QA: "Enrol these" showed the checker only the criteria and "Qualifying by score and criteria: 2": not
+    the score formula, its cut-offs or anyone's score."""
+    client = client_for(clerk_a)
+    client.post(reverse("plans_plan:simulate", args=[saved_plan.pk]),
+                targeting.simulation_form(geo, **{f"cutoff_{geo.region.pk}": "40", "submit": "enrol"}))
+
+    request = ApprovalRequest.objects.get(operation=ENROL_OPERATION)
+    counts = request.summary["counts"]
+    village_a = " › ".join(location.name for location in (geo.region, geo.district_a, geo.ward_a, geo.village_a))
+    assert counts[SCORE_FORMULA] == "income"
+    assert counts[CUTOFFS] == f"{geo.region.name}: 40; {village_a}: 30"
+    assert counts[DEFAULT_CUTOFF] == "20"
+    assert counts["Qualifying by score and criteria"] == 2
+    assert [(row["name"].split(";")[0], row["score"]) for row in request.summary["sample"]] == [
+        (f"{people['village_a_low']} (id {people['village_a_low'].pk})", "30"),
+        (f"{people['ward_a']} (id {people['ward_a'].pk})", "35")]
+    page = client.get(reverse("workflows_approvals:inspect", args=[request.pk])).content.decode()
+    assert f"<p>{CUTOFFS}: {geo.region.name}: 40; {village_a}: 30</p>" in page
+    assert "; score 35</li>" in page
+
+
+def test_an_enrolment_carries_the_simulated_amount_and_its_cost(saved_plan, people, geo, clerk_a):
+    saved_plan.currency = "TZS"
+    saved_plan.save()
+    payload = {"plan": saved_plan.pk, "rule": "age >= 18", "target_status": "POTENTIAL", "amount": "285000",
+               "scoring": {"formula": "income", "default_cutoff": "20", "cutoffs": {str(geo.region.pk): "40", str(geo.village_a.pk): "30"}}}
+
+    counts = approval_submit(operation=ENROL_OPERATION, payload=payload, by=clerk_a).summary["counts"]
+
+    assert counts["Amount per beneficiary (simulated)"] == "285,000.00 TZS"
+    assert counts["Cost at that amount (enrolled already and added)"] == "570,000.00 TZS"  # two qualify
+    for amount in ("-1", "ten", "NaN"):
+        with pytest.raises(ValidationError, match="The amount per beneficiary"):
+            approval_submit(operation=ENROL_OPERATION, payload={**payload, "amount": amount}, by=clerk_a)

@@ -333,6 +333,38 @@ def test_the_page_puts_each_error_on_its_field(beneficiaries, clerk_a):
     assert stored(amani) == {"grade": 4}
 
 
+def test_the_page_shows_every_fields_error_at_once_an_impossible_date_included(beneficiaries, clerk_a):
+    """QA: with 2026-02-30 in one field, the other fields' mistakes (a format, a bound, decimals) were
+    shown only once the date was put right."""
+    amani = beneficiaries["amani"]
+    PlanField.objects.filter(plan=amani.plan, name="score").update(decimal_places=1)
+    url = reverse("plans_beneficiary:edit_data", args=[amani.pk])
+
+    response = client_for(clerk_a).post(url, {"attr_grade": "40", "attr_score": "12.25", "attr_school_code": "abc",
+                                              "attr_enrolled_on": "2026-02-30"})
+
+    errors = response.context["form"].errors
+    assert set(errors) == {"attr_grade", "attr_score", "attr_school_code", "attr_enrolled_on"}
+    assert errors["attr_grade"] == ["Must be at most 12."]
+    assert errors["attr_score"] == ["At most 1 decimal ('12.25' has 2)."]
+    assert errors["attr_school_code"] == ["'abc' does not match the expected format: the pattern [A-Z]{3}-[0-9]{3}."]
+    assert stored(amani) == {"grade": 4}
+
+
+@pytest.mark.usefixtures("beneficiary_approval_off")
+def test_a_value_stored_before_its_field_changed_does_not_block_the_form(beneficiaries, clerk_a):
+    """The form's own check keeps the engine's leniency: a stored value sent back as it is passes."""
+    asha = beneficiaries["asha"]
+    PlanField.objects.filter(plan=asha.plan, name="school_code").update(pattern=r"[A-Z]{3}")
+    url = reverse("plans_beneficiary:edit_data", args=[asha.pk])
+
+    response = client_for(clerk_a).post(url, {"attr_grade": "5", "attr_school_code": "ABC-001", "attr_card": "7",
+                                              "attr_account": "TZ12345678"})
+
+    assert response.status_code == 302
+    assert stored(asha)["grade"] == 5 and stored(asha)["school_code"] == "ABC-001"
+
+
 def test_the_page_is_limited_to_the_users_locations_and_the_permission(beneficiaries, clerk_a, viewer_a):
     url_b = reverse("plans_beneficiary:edit_data", args=[beneficiaries["bahati"].pk])
     url_a = reverse("plans_beneficiary:edit_data", args=[beneficiaries["amani"].pk])

@@ -215,9 +215,9 @@ def test_a_household_plan_needs_the_household_permission(geo):
     person_only.user_permissions.add(Permission.objects.get(content_type__app_label="plans", codename="change_beneficiary"))
     person_only = type(person_only).objects.get(pk=person_only.pk)
 
-    with pytest.raises(PermissionDenied, match="change_householdbeneficiary"):
+    with pytest.raises(PermissionDenied, match="change household beneficiaries"):
         services.beneficiaries_change_status(plan=plan, action="activate", by=person_only)
-    with pytest.raises(PermissionDenied, match="change_householdbeneficiary"):
+    with pytest.raises(PermissionDenied, match="change household beneficiaries"):
         services.bulk_status_preview(plan=plan, action="activate", by=person_only)
     assert refused(client_for(person_only).get(reverse("plans_plan:bulk_status", args=[plan.pk])))
     listing = client_for(person_only).get(reverse("plans_householdbeneficiary:index"), {"plan": plan.pk})

@@ -73,7 +73,7 @@ def test_a_draft_plan_is_saved_as_a_new_version(designer):
 
 def draft_with_bounds(designer):
     """A draft whose saved values read back otherwise than typed: "2.5" is stored as 2.5000."""
-    data = plan_form(score_cutoff="2.5", ceiling_per_beneficiary="100", **{
+    data = plan_form(score_formula_text="age", score_cutoff="2.5", ceiling_per_beneficiary="100", **{
         **formset("fields", total=1), "fields-0-name": "grade", "fields-0-label": "Grade",
         "fields-0-field_type": "integer", "fields-0-choices": "[]", "fields-0-min_value": "1",
         "fields-0-max_value": "12"})
@@ -328,7 +328,7 @@ def test_the_import_page_says_which_properties_are_the_persons_own_fields(design
 
     shown = [str(message) for message in response.context["messages"]]
     assert any("'national_id' is the person's national ID (a core field)" in message for message in shown)
-    assert "Schema imported: 1 fields." in shown
+    assert "Schema imported: 1 field." in shown
     assert list(plan.fields.values_list("name", flat=True)) == ["grade"]
 
 

@@ -346,9 +346,10 @@ def test_a_property_named_year_is_a_field_like_any_other(plan, designer):
     assert list(plan.fields.values_list("name", flat=True)) == ["year"]
 
 
-@pytest.mark.parametrize("stored", [r"^\+\d{2,3}\d+$", r"\+\d{2,3}\d+"])
+@pytest.mark.parametrize("stored", [r"^\+\d{2,3}-\d+$", r"\+\d{2,3}-\d+"])
 def test_a_pattern_is_exported_with_one_pair_of_anchors_and_imported_back_unchanged(designer, stored):
-    """QA: a pattern stored with its anchors was exported as ^^\\+\\d{2,3}\\d+$$."""
+    """QA: a pattern stored with its anchors was exported as ^^\\+\\d{2,3}\\d+$$ (a phone pattern is now
+    exported as openIMIS's validation: test_a_validation_is_exported_by_its_name)."""
     plan = BenefitPlan.objects.create(code="EG", name="Elderly grant")
     PlanField.objects.create(plan=plan, name="contact", label="Contact", field_type=FieldType.TEXT, pattern=stored)
 
@@ -356,7 +357,7 @@ def test_a_pattern_is_exported_with_one_pair_of_anchors_and_imported_back_unchan
     saved_version = BenefitPlan.objects.get(pk=plan.pk).latest_revision_id
     schema_import(plan=plan, data=exported, by=designer)
 
-    assert exported["properties"]["contact"]["pattern"] == r"^\+\d{2,3}\d+$"
+    assert exported["properties"]["contact"]["pattern"] == r"^\+\d{2,3}-\d+$"
     assert BenefitPlan.objects.get(pk=plan.pk).latest_revision_id == saved_version  # the same schema: no version
     assert export_schema(plan)["properties"]["contact"] == exported["properties"]["contact"]
 
@@ -419,3 +420,71 @@ def test_a_multiple_of_that_is_not_a_number_of_decimals_is_refused_with_the_reas
 
     assert any(text.startswith("Property 'amount': ") and message in text for text in error.value.messages), (
         error.value.messages)
+
+
+@pytest.mark.parametrize("name", ["number", "NumberValidationStrategy"])
+def test_a_number_validation_imports_and_checks_numbers(plan, designer, name):
+    """QA: openIMIS's number validation, -?\\d+(\\.\\d+)?, was refused as "a repetition of something that
+    varies", so a schema using it never imported."""
+    schema_import(plan=plan, data={"properties": {"amount_text": {
+        "type": "string", "validationCalculation": {"name": name}}}}, by=designer)
+
+    field = plan.fields.get()
+    assert field.pattern == CALCULATIONS["number"]
+    assert [field.to_python(value) for value in ("12", "-3", "12.5")] == ["12", "-3", "12.5"]
+    with pytest.raises(ValidationError) as error:
+        field.to_python("twelve")
+    assert error.value.messages == ["'twelve' does not match the expected format: a number, e.g. 12 or 12.5."]
+
+
+@pytest.mark.parametrize("pattern", [r"^\d+(\.\d{1,2})?$", r"^[A-Z]+( [A-Z]+)?$", r"^[0-9]+(-[0-9]+)?$"])
+def test_a_pattern_with_an_optional_part_imports(plan, designer, pattern):
+    schema_import(plan=plan, data={"properties": {"ref": {"type": "string", "pattern": pattern}}}, by=designer)
+
+    assert plan.fields.get().pattern == pattern[1:-1]
+
+
+def test_a_validations_messages_say_what_it_takes_in_words(plan, designer):
+    """QA: an openIMIS phone showed "'0712345678' does not match the expected format: the pattern
+    \\+\\d{2,3}\\d+."; the property's own description is kept before the words."""
+    schema_import(plan=plan, data=OPENIMIS_SCHEMA, by=designer)
+    fields = {field.name: field for field in plan.fields.all()}
+    other = BenefitPlan.objects.create(code="OI", name="openIMIS example")
+    schema_import(plan=other, data=CANONICAL_OPENIMIS_SCHEMA, by=designer)
+
+    def message(field, value):
+        with pytest.raises(ValidationError) as error:
+            field.to_python(value)
+        return error.value.messages[0]
+
+    assert message(fields["mobile_money_number"], "0712345678") == (
+        "'0712345678' does not match the expected format: a phone number in international form, + then the "
+        "country code and number, e.g. +255712345678.")
+    assert message(fields["email"], "amina") == (
+        "'amina' does not match the expected format: an e-mail address, e.g. name@example.org.")
+    assert other.fields.get(name="email").help_text == (
+        "email address to contact with beneficiary — an e-mail address, e.g. name@example.org")
+
+
+def test_a_validation_is_exported_by_its_name_and_its_description_as_it_was_imported(plan, designer):
+    """QA: the export wrote a raw pattern where the import had validationCalculation."""
+    schema_import(plan=plan, data=OPENIMIS_SCHEMA, by=designer)
+    PlanField.objects.create(plan=plan, name="ref", label="Ref", field_type=FieldType.TEXT,
+                             pattern=CALCULATIONS["phone"] + "0")  # not exactly the phone's: a pattern
+    other = BenefitPlan.objects.create(code="OI", name="openIMIS example")
+    schema_import(plan=other, data=CANONICAL_OPENIMIS_SCHEMA, by=designer)
+
+    exported = export_schema(plan)["properties"]
+
+    assert exported["email"] == {"title": "Email", "type": "string", "uniqueness": True,
+                                 "validationCalculation": {"name": "EmailValidationStrategy"}}
+    assert exported["mobile_money_number"]["validationCalculation"] == {"name": "PhoneValidationStrategy"}
+    assert "pattern" not in exported["mobile_money_number"]
+    assert exported["ref"]["pattern"] == "^" + CALCULATIONS["phone"] + "0$"
+    assert export_schema(other)["properties"]["email"] == {
+        "title": "Email", "type": "string", "description": "email address to contact with beneficiary",
+        "validationCalculation": {"name": "EmailValidationStrategy"}}
+    copy = BenefitPlan.objects.create(code="CP", name="Copy")
+    schema_import(plan=copy, data=export_schema(other), by=designer)
+    assert export_schema(copy)["properties"] == export_schema(other)["properties"]
+    assert copy.fields.get(name="email").help_text == other.fields.get(name="email").help_text

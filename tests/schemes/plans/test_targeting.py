@@ -338,9 +338,11 @@ def test_simulate_then_enrol_these_sends_the_scoring_for_approval(saved_plan, pe
 
     request = ApprovalRequest.objects.get(operation="plans.enrol")
     assert sent.status_code == 302 and sent.url == reverse("workflows_approvals:inspect", args=[request.pk])
-    assert request.payload["scoring"]["cutoffs"] == {str(geo.region.pk): "40", str(geo.village_a.pk): "30.0000"}
+    # The plan's own cut-off, kept as it is, as people write it (QA: "30.0000" was shown).
+    assert request.payload["scoring"]["cutoffs"] == {str(geo.region.pk): "40", str(geo.village_a.pk): "30"}
     assert request.payload["scoring"]["formula"] == {"field": "income"}
     assert request.payload["scoring"]["default_cutoff"] == "20"
+    assert request.summary["counts"]["Cost at that amount (enrolled already and added)"] == "20.00 USD"
     assert not Beneficiary.objects.exists()
 
 
@@ -380,3 +382,55 @@ def test_a_household_plan_needs_the_household_permission(geo):
     assert refused(client_for(clerk).get(reverse("plans_plan:simulate", args=[plan.pk])))
     assert client_for(with_permission(clerk, "add_householdbeneficiary")).get(
         reverse("plans_plan:simulate", args=[plan.pk])).status_code == 200
+
+
+# --- who could not be scored ------------------------------------------------------------------
+
+
+def test_a_simulation_counts_those_who_could_not_be_scored(plan, people, geo, clerk_a, national_clerk):
+    seen_by_a = targeting.simulate(plan=plan, rule=CRITERIA, scoring=scoring_for(geo), by=clerk_a)
+    per_kid = targeting.simulate(plan=plan, rule=CRITERIA, scoring=scoring_for(geo, formula="income / kids"),
+                                 by=national_clerk)
+
+    assert (seen_by_a["matching"], seen_by_a["qualifying"], seen_by_a["unscored"]) == (4, 2, 1)  # Siri: no income
+    assert [row["unscored"] for row in seen_by_a["by_region"]] == [1]
+    assert (per_kid["matching"], per_kid["qualifying"], per_kid["unscored"]) == (9, 0, 9)  # nobody has `kids`
+
+
+def test_the_page_says_how_many_could_not_be_scored(saved_plan, people, geo, clerk_a):
+    url = reverse("plans_plan:simulate", args=[saved_plan.pk])
+
+    none_scored = client_for(clerk_a).post(url, simulation_form(geo, formula="income / (income - income)"))
+    one_unscored = client_for(clerk_a).post(url, simulation_form(geo))
+
+    result = none_scored.context["result"]
+    assert (result["matching"], result["qualifying"], result["unscored"]) == (4, 0, 4)
+    assert ("4 could not be scored (a value missing or a division by zero): nobody could, so nobody qualifies."
+            in none_scored.content.decode())
+    assert ("1 could not be scored (a value missing or a division by zero): they do not qualify."
+            in one_unscored.content.decode())
+
+
+# --- scheme administrators simulate; those who enrol enrol -------------------------------------
+
+
+@pytest.fixture
+def scheme_admin(geo):
+    return UserFactory(username="schemeadmin_a", role="Scheme administrator", locations=[geo.district_a])
+
+
+def test_a_scheme_administrator_simulates_but_may_not_enrol_these(saved_plan, people, geo, scheme_admin):
+    client = client_for(scheme_admin)
+    url = reverse("plans_plan:simulate", args=[saved_plan.pk])
+
+    plan_page = client.get(reverse("plans_plan:inspect", args=[saved_plan.pk])).content.decode()
+    simulated = client.post(url, simulation_form(geo))
+    sent = client.post(url, simulation_form(geo, submit="enrol"))
+
+    assert url in plan_page and reverse("plans_plan:enrol", args=[saved_plan.pk]) not in plan_page
+    assert targeting.simulate(plan=saved_plan, rule=CRITERIA, scoring=targeting.plan_scoring(saved_plan),
+                              by=scheme_admin)["matching"] == 4
+    assert simulated.status_code == 200 and simulated.context["result"]["matching"] == 4
+    assert "Enrol these" not in simulated.content.decode()
+    assert sent.status_code == 200 and "Enrol these" not in sent.content.decode()
+    assert not ApprovalRequest.objects.exists()

@@ -136,7 +136,8 @@ def test_enrolling_again_is_not_offered_to_a_user_who_may_not_enrol(setting, vie
 
     assert "reenrol" not in client.get(reverse("plans_beneficiary:inspect", args=[rejected.pk])).content.decode()
     response = client.get(confirm_url, follow=True)
-    assert "You do not have the permission &#x27;plans.add_beneficiary&#x27;" in response.content.decode()
+    assert "Your role does not allow you to enrol people in plans." in response.content.decode()
+    assert "plans.add_beneficiary" not in response.content.decode()
     assert client.post(confirm_url, {"reason": "Mistake"}).status_code == 302
     assert client.get(reverse("plans_plan:enrol", args=[plan.pk]) + "?reenrol=x").status_code == 404
     assert not ApprovalRequest.objects.exists() and Beneficiary.objects.count() == 1
@@ -585,3 +586,42 @@ def test_the_closing_confirmation_lists_the_plans_payrolls_still_open(running_pl
     assert [(payroll.name, standing) for payroll, standing in confirmation.context["payrolls_left_open"]] == [
         ("CG February", "is still to be submitted for approval"), ("CG March", "is waiting for approval")]
     assert "once the plan is closed they can no longer be paid" in confirmation.content.decode()
+
+
+@pytest.mark.parametrize("role", ["Scheme administrator", "Manager", "Viewer"])
+def test_the_enrol_page_is_refused_when_it_opens_to_a_user_who_may_not_enrol(role, geo):
+    plan = BenefitPlan.objects.create(code="CG", name="Child grant", status="ACTIVE")
+    user = UserFactory(role=role, locations=[geo.district_a])
+    url = reverse("plans_plan:enrol", args=[plan.pk])
+
+    opened = client_for(user).get(url)
+    previewed = client_for(user).post(url, {"target_status": "POTENTIAL", "rule": "age >= 18", "submit": "preview"},
+                                      follow=True)
+
+    assert opened.status_code == 403 or (opened.status_code == 302 and opened["Location"] == reverse("wagtailadmin_home"))
+    assert "plans/enrol.html" not in [template.name for template in previewed.templates]
+    assert "plans.add_beneficiary" not in previewed.content.decode()
+    assert not ApprovalRequest.objects.exists()
+
+
+def test_the_beneficiary_list_of_a_plan_filters_on_who_meets_the_criteria_of_their_status(setting):
+    designer, officer, checker, amina = setting
+    plan = BenefitPlan.objects.create(code="CG", name="Child grant", status="ACTIVE")
+    services.enrolment_execute(plan=plan, rule="children >= 0", target_status="POTENTIAL", by=officer)
+    national = UserFactory(role="Clerk", national=True)
+    services.enrolment_execute(plan=plan, rule="children >= 0", target_status="ACTIVE", by=national)  # Dotto
+    BenefitPlan.objects.filter(pk=plan.pk).update(criteria={  # none for active beneficiaries: Dotto is neither
+        "POTENTIAL": {"text": "children >= 2", "rule": {"binary": ">=", "left": {"field": "children"},
+                                                         "right": {"literal": "2", "type": "number"}}}})
+    client = client_for(national)
+
+    def names(**filters):
+        rows = client.get(reverse("plans_beneficiary:index"), {"plan": plan.pk, **filters}).context["object_list"]
+        return sorted(row.individual.first_name for row in rows)
+
+    assert names() == ["Amina", "Baraka", "Dotto"]
+    assert names(meets="yes") == ["Amina"]
+    assert names(meets="no") == ["Baraka"]
+    assert "Meets the criteria of their status" in client.get(
+        reverse("plans_beneficiary:index"), {"plan": plan.pk}).content.decode()
+    assert "meets" not in client.get(reverse("plans_beneficiary:index")).context["filters"].form.fields

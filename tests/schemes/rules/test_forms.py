@@ -120,6 +120,27 @@ def test_the_widget_renders_without_inline_script_or_style(children_field):
     assert '<output class="rule-builder__count" data-count for="id_criteria"' in html
 
 
+def test_a_rule_whose_builder_shows_incomplete_conditions_is_refused_naming_them(children_field):
+    """QA: clearing the value of age >= 65 in the builder saved the rule as none (everyone qualifies)."""
+    one = bound(criteria="", **{"criteria-incomplete": json.dumps(["Age (years) ≥ (no value)"])})
+    two = bound(criteria="children > 2", **{"criteria-incomplete": json.dumps(["Age (years) ≥ (no value)",
+                                                                                "Sex = (no value)"])})
+
+    assert not one.is_valid() and not two.is_valid()
+    assert one.errors == {"criteria": ["This condition is incomplete: Age (years) ≥ (no value). Give it a value or "
+                                       "remove it."]}
+    assert two.errors["criteria"] == ["2 conditions are incomplete: Age (years) ≥ (no value); Sex = (no value). "
+                                      "Give each a value or remove it."]
+    assert 'name="criteria"' in str(two["criteria"]) and "children &gt; 2</textarea>" in str(two["criteria"])
+    assert bound(criteria="children > 2", **{"criteria-incomplete": ""}).is_valid()
+
+
+def test_the_builder_has_a_place_for_its_incomplete_conditions_a_formula_none():
+    html = str(CriteriaForm()["criteria"]) + str(CriteriaForm()["formula"])
+    assert html.count("data-incomplete") == 1
+    assert '<input type="hidden" name="criteria-incomplete" data-incomplete disabled>' in html
+
+
 def test_a_formula_has_no_builder():
     html = str(CriteriaForm()["formula"])
     assert "data-builder" not in html and "data-mode" not in html

@@ -38,6 +38,7 @@ process.stdout.write(JSON.stringify({
   numbers: input.numbers.map(builder.numberText),
   texts: input.models.map(textOf),
   fromAst: input.asts.map((ast) => { const model = builder.modelFromAst(ast, fields); return model && textOf(model); }),
+  incomplete: input.models.map((model) => builder.incompleteRows(model, fields)),
 }));
 """
 
@@ -119,6 +120,20 @@ def test_a_model_is_written_as_the_canonical_text_of_its_rule(model, expected):
     assert written == expected
     if expected:
         assert to_text(parse(written)) == written
+
+
+def test_the_conditions_left_out_of_the_text_are_named_for_the_server_to_refuse():
+    """QA: clearing the value of age >= 65 saved the plan's rule as none (everyone qualifies); the
+    builder now names the incomplete conditions, which the form submits and RuleField refuses."""
+    model = group("and", row("age", ">=", ""), row("", "", ""), row("first_name", "==", "Amina"),
+                  group("or", row("dob", "<", "2000-02-30x"), row("level", "in", [])), row("age", "in", ["1", "x"]),
+                  row("disabled", "is", "true"))
+
+    done = run_js(models=[model, group("and", row("age", ">=", "65")), group("and", row("", "", ""))])
+
+    assert done["texts"][0] == 'first_name == "Amina" and disabled == true'
+    assert done["incomplete"] == [["Age ≥ (no value)", "Date of birth < 2000-02-30x (not a valid value)",
+                                   "Level is one of (no value)", "Age is one of 1, x (not a valid value)"], [], []]
 
 
 # Builder models of any shape: the text the script writes is the canonical text of the rule it reads
