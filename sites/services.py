@@ -1,20 +1,16 @@
 """Changes to the platform's own data: the location tree."""
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import ProtectedError
 
 from .audit import audit
-
-
-def _require_permission(user, permission):
-    if not user.has_perm(permission):
-        raise PermissionDenied(f"You do not have the permission '{permission}'.")
+from .refusals import require_permission
 
 
 @transaction.atomic
 def location_delete(*, location, by):
-    _require_permission(by, "sites.delete_location")
+    require_permission(by, "sites.delete_location")
     try:
         audit(location, "wagtail.delete", by=by, data={"code": location.code, "name": location.name})
         location.delete()

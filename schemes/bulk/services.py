@@ -22,6 +22,7 @@ from schemes.registry.models import RegistryField
 from sites.audit import audit
 from sites.fields import ascii_digits
 from sites.masking import can_view_sensitive, mask
+from sites.refusals import permission_refusal
 from sites.scoping import scope_for
 from sites.spreadsheets import safe_cell, unescaped_cell
 from workflows.services import job_start
@@ -130,7 +131,7 @@ def kinds_for(user):
 def _require(user, permissions):
     missing = [name for name in permissions if not user.has_perm(name)]
     if missing:
-        raise PermissionDenied(f"You do not have the permission '{missing[0]}'.")
+        raise permission_refusal(missing[0])
 
 
 def upload_dir():

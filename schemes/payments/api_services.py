@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from sites.audit import audit
+from sites.refusals import require_permission
 from sites.scoping import scope_for
 
 from . import reconciliation
@@ -32,8 +33,7 @@ def _require_token_manager(by, provider):
     """A token reaches every line under its provider's payment points, wherever they are now or will
     be: a programme-wide key, so who issues or revokes it must hold the permission and national scope
     (a district's view of today's points would not bound tomorrow's)."""
-    if not by.has_perm(MANAGE_TOKENS):
-        raise PermissionDenied(f"You do not have the permission '{MANAGE_TOKENS}'.")
+    require_permission(by, MANAGE_TOKENS)
     if not scope_for(by).national:
         raise PermissionDenied(f"A token of {provider} is a programme-wide key (it reaches the lines under all "
                                "its payment points, present and future): issuing or revoking it takes national "

@@ -34,7 +34,7 @@ from collections import namedtuple
 from contextlib import contextmanager
 from decimal import Decimal
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Sum
 from django.utils import timezone
@@ -45,6 +45,7 @@ from schemes.bulk.staging import StagingWriter
 from schemes.bulk.staging import analyze as analyze_tables
 from sites.audit import audit
 from sites.fields import ascii_digits
+from sites.refusals import require_permission
 from sites.scoping import scope_for
 
 from . import summaries
@@ -496,8 +497,7 @@ def reconcile_batch(*, payroll, rows, by, provider=None):
     Returns {"paid": n, "unpaid": n, "unchanged": n, "errors": [{"row", "code", "message"}]}.
     Raises PermissionDenied without payments.reconcile_payroll, ValidationError unless the payroll is
     approved."""
-    if not by.has_perm(PERMISSION):
-        raise PermissionDenied(f"You do not have the permission '{PERMISSION}'.")
+    require_permission(by, PERMISSION)
     if not isinstance(rows, list | tuple) or not all(isinstance(row, dict) for row in rows):
         raise ValidationError("The rows must be a list of objects.")
     for _attempt in range(2):

@@ -22,6 +22,7 @@ from schemes.rules.nodes import to_json
 from schemes.rules.text import stored_text
 from sites.audit import audit
 from sites.models import CURRENCY_CODE
+from sites.refusals import require_permission
 from sites.scoping import scope_for
 from workflows.services import job_start
 
@@ -53,11 +54,6 @@ PAYABLE_TARGETS = (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE, Benefi
 PLAN_FIELDS = ("code", "name", "benefit_plan", "formula", "criteria", "ceiling_per_beneficiary",
                "limit_per_transaction", "periodicity", "currency", "target_statuses")
 TESTER_SAMPLE = 10
-
-
-def _require_permission(user, permission):
-    if not user.has_perm(permission):
-        raise PermissionDenied(f"You do not have the permission '{permission}'.")
 
 
 def _require_national(user, what):
@@ -143,7 +139,7 @@ def payment_plan_diff(payment_plan, fields):
 
 @transaction.atomic
 def payment_plan_create(*, fields, by):
-    _require_permission(by, "payments.add_paymentplan")
+    require_permission(by, "payments.add_paymentplan")
     payment_plan = PaymentPlan(**payment_plan_clean(fields))
     payment_plan.full_clean()
     payment_plan.save()
@@ -156,7 +152,7 @@ def payment_plan_create(*, fields, by):
 def payment_plan_change(*, payment_plan, fields, by):
     """Apply a change (the formula's included: payrolls already generated keep the formula they were
     generated with)."""
-    _require_permission(by, "payments.change_paymentplan")
+    require_permission(by, "payments.change_paymentplan")
     payment_plan = PaymentPlan.objects.select_for_update().get(pk=payment_plan.pk)
     merged = {name: getattr(payment_plan, name) for name in PLAN_FIELDS}
     merged.update(fields)
@@ -208,7 +204,7 @@ def formula_test(*, fields, by, sample=TESTER_SAMPLE):
 
 @transaction.atomic
 def cycle_create(*, code, start_date, end_date, by):
-    _require_permission(by, "payments.add_paymentcycle")
+    require_permission(by, "payments.add_paymentcycle")
     cycle = PaymentCycle(code=code, start_date=start_date, end_date=end_date)
     cycle.full_clean(exclude=["status"])  # protected: moved by transitions only
     cycle.save()
@@ -220,7 +216,7 @@ def cycle_create(*, code, start_date, end_date, by):
 def cycle_schedule_generate(*, prefix, first_start, periodicity, count, by):
     """`count` consecutive cycles of `periodicity` months from `first_start`, coded
     <prefix>-<YYYY>-<MM>. All or nothing: a code already taken refuses the whole schedule."""
-    _require_permission(by, "payments.add_paymentcycle")
+    require_permission(by, "payments.add_paymentcycle")
     months = Periodicity(int(periodicity)).value
     if not 1 <= int(count) <= 120:
         raise ValidationError({"count": ["Generate between 1 and 120 cycles."]})
@@ -272,7 +268,7 @@ def cycle_change_status(*, cycle, action, leave_unpaid=False, by):
     closed cycle), or approved and not yet closed (its lines can still be paid); and while a reconciled
     payroll has unpaid lines and no follow-up payroll, unless the accountant leaves them unpaid
     (`leave_unpaid`, audited with the payrolls)."""
-    _require_permission(by, "payments.change_paymentcycle")
+    require_permission(by, "payments.change_paymentcycle")
     cycle = PaymentCycle.objects.select_for_update().get(pk=cycle.pk)
     if action not in ("open", "close"):
         raise ValueError(f"A cycle opens or closes, not {action!r}.")
@@ -306,7 +302,7 @@ def cycle_change_status(*, cycle, action, leave_unpaid=False, by):
 def cycle_change(*, cycle, fields, by):
     """Change a cycle's code or dates; refused once a payroll names the cycle (its formula was computed
     on the cycle's start date, and the diff orders payrolls by it)."""
-    _require_permission(by, "payments.change_paymentcycle")
+    require_permission(by, "payments.change_paymentcycle")
     cycle = PaymentCycle.objects.select_for_update().get(pk=cycle.pk)
     changed = {name: value for name, value in fields.items()
                if name in ("code", "start_date", "end_date") and getattr(cycle, name) != value}
@@ -348,14 +344,14 @@ def _only(fields, names):
 
 @transaction.atomic
 def provider_create(*, fields, by):
-    _require_permission(by, "payments.add_paymentprovider")
+    require_permission(by, "payments.add_paymentprovider")
     return _save_with_audit(PaymentProvider(), _only(fields, PROVIDER_FIELDS), action="mizani.payment_provider",
                             by=by)
 
 
 @transaction.atomic
 def provider_change(*, provider, fields, by):
-    _require_permission(by, "payments.change_paymentprovider")
+    require_permission(by, "payments.change_paymentprovider")
     provider = PaymentProvider.objects.select_for_update().get(pk=provider.pk)
     return _save_with_audit(provider, _only(fields, PROVIDER_FIELDS), action="mizani.payment_provider", by=by)
 
@@ -384,7 +380,7 @@ def _require_point_alone(location, point=None):
 
 @transaction.atomic
 def point_create(*, fields, by):
-    _require_permission(by, "payments.add_paymentpoint")
+    require_permission(by, "payments.add_paymentpoint")
     _require_point_in_scope(by, fields.get("location"))
     _require_point_alone(fields.get("location"))
     return _save_with_audit(PaymentPoint(), _only(fields, POINT_FIELDS), action="mizani.payment_point", by=by)
@@ -392,7 +388,7 @@ def point_create(*, fields, by):
 
 @transaction.atomic
 def point_change(*, point, fields, by):
-    _require_permission(by, "payments.change_paymentpoint")
+    require_permission(by, "payments.change_paymentpoint")
     point = PaymentPoint.objects.select_for_update().get(pk=point.pk)
     _require_point_in_scope(by, point.location)
     _require_point_in_scope(by, fields.get("location", point.location))
@@ -446,7 +442,7 @@ def payroll_generate_start(*, payment_plan, cycle, by):
     """Create the payroll (GENERATING) and start its generation job. A live payroll of the plan and
     cycle is returned as it is (a second click, a retried request, a race lost to the database's
     constraint): never a second one."""
-    _require_permission(by, "payments.add_payroll")
+    require_permission(by, "payments.add_payroll")
     _require_national(by, "A payroll")
     existing = live_payroll(payment_plan, cycle)
     if existing is not None:
@@ -529,7 +525,7 @@ def payroll_follow_up_start(*, payroll, by):
     payroll is closed (RECONCILED) are its unpaid lines final: a follow-up taken earlier would miss
     the lines a later reconciliation or the closing marks unpaid, and there is one follow-up per
     payroll."""
-    _require_permission(by, "payments.add_payroll")
+    require_permission(by, "payments.add_payroll")
     _require_national(by, "A payroll")
     existing = Payroll.objects.filter(follow_up_of=payroll).exclude(status__in=DEAD_STATUSES).first()
     if existing is not None:
@@ -700,7 +696,7 @@ def payroll_discard(*, payroll, by):
     """Discard a sealed payroll that goes to no checker: one that pays nobody (no lines), or one whose
     benefit plan is no longer active (closed: its beneficiaries graduated). Rejected with the reason
     (kept, for audit), it no longer holds its plan and cycle."""
-    _require_permission(by, "payments.change_payroll")
+    require_permission(by, "payments.change_payroll")
     _require_national(by, "A payroll")
     payroll = Payroll.objects.select_for_update().select_related("cycle").get(pk=payroll.pk)
     benefit_plan = payroll.payment_plan.benefit_plan

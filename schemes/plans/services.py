@@ -20,6 +20,7 @@ from sites.audit import audit, audit_many
 from sites.fields import checks_changed, checks_text, places_text, values_refused, without_anchors
 from sites.masking import can_view_sensitive, mask
 from sites.models import Location
+from sites.refusals import require_permission
 from sites.scoping import scope_for
 from workflows.models import Decision, Verdict
 
@@ -30,22 +31,6 @@ from .selectors import locations_by_tree
 
 ENROL_TARGETS = (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE)
 SAMPLE_SIZE = 10
-
-
-# What each permission these services check lets a person do, as a refusal names it (never the
-# permission's internal name).
-PERMISSION_PHRASES = {
-    "plans.add_beneficiary": "enrol people in plans",
-    "plans.add_householdbeneficiary": "enrol households in plans",
-    "plans.change_beneficiary": "change beneficiaries",
-    "plans.change_householdbeneficiary": "change household beneficiaries",
-    "plans.change_benefitplan": "change benefit plans",
-}
-
-
-def _require_permission(user, permission):
-    if not user.has_perm(permission):
-        raise PermissionDenied(f"Your role does not allow you to {PERMISSION_PHRASES[permission]}.")
 
 
 def criteria_node(rule, catalogue):
@@ -132,7 +117,7 @@ def enrolment_preview(*, plan, rule, target_status, by, scoring=None, readers=No
     """Counts (see enrolment_standing) and a sample of those who would be added (see enrolment_sample),
     before anything is submitted. The sample is written for `by`, or for `readers` (a request's, as
     schemes.registry.approvals.Readers: named within its location, sensitive values masked for all)."""
-    _require_permission(by, _permission(plan.beneficiary_model, "add"))
+    require_permission(by, _permission(plan.beneficiary_model, "add"))
     _check_target_status(target_status)
     check_plan_valid_today(plan, "enrol anyone")
     matching, candidates = enrolment_candidates(plan=plan, rule=rule, target_status=target_status, by=by,
@@ -259,7 +244,7 @@ def enrolment_execute(*, plan, rule, target_status, by, scoring=None, approval=N
     history finds it by its `enrolled_at`: one entry per person would cost more than the enrolment),
     not on each row (a per-row user reference costs a check per row). `approval`: the id of the
     approved request applying it, named in the entry with who approved it."""
-    _require_permission(by, _permission(plan.beneficiary_model, "add"))
+    require_permission(by, _permission(plan.beneficiary_model, "add"))
     _check_target_status(target_status)
     with transaction.atomic():
         plan = BenefitPlan.objects.select_for_update().get(pk=plan.pk)
@@ -320,7 +305,7 @@ CLOSING_REASON = "The plan was closed."
 def check_plan_close(*, plan, by):
     """Closing moves the plan's beneficiaries in every location: it takes the permission to change
     plans and national scope, and an active plan."""
-    _require_permission(by, "plans.change_benefitplan")
+    require_permission(by, "plans.change_benefitplan")
     if not scope_for(by).national:
         raise PermissionDenied("Closing a plan moves its beneficiaries in every location: it takes national scope.")
     if plan.status != PlanStatus.ACTIVE:
@@ -357,7 +342,7 @@ def plan_close(*, plan, by):
 
 def check_plan_activate(*, plan, by):
     """Activating takes the permission to change plans, a draft, and a validity not ended."""
-    _require_permission(by, "plans.change_benefitplan")
+    require_permission(by, "plans.change_benefitplan")
     if plan.status != PlanStatus.DRAFT:
         raise ValidationError(f"{plan} is {plan.get_status_display().lower()}: only a draft is activated.")
     check_plan_valid_today(plan, "be activated")
@@ -427,7 +412,7 @@ def beneficiary_check_status(*, beneficiary, action, reason=None, by):
         raise ValidationError(f"A {beneficiary.get_status_display().lower()} beneficiary can "
                               f"{' or '.join(transitions) if transitions else 'no longer change status'}, "
                               f"not {action}.")
-    _require_permission(by, _permission(model, "change"))
+    require_permission(by, _permission(model, "change"))
     return beneficiary, reason, BeneficiaryStatus(transitions[action])
 
 
@@ -465,7 +450,7 @@ def beneficiary_check_attributes(*, beneficiary, attributes, by):
     the names of the fields that change; refused as the change itself would be (permission, scope, the
     schema, a `unique` value another live beneficiary holds). Returns (beneficiary, cleaned, changed)."""
     model = type(beneficiary)
-    _require_permission(by, _permission(model, "change"))
+    require_permission(by, _permission(model, "change"))
     beneficiary = model.objects.select_related(model.SUBJECT, "plan").get(pk=beneficiary.pk)
     if not scope_for(by).allows(beneficiary.subject.location):
         raise model.DoesNotExist(f"No beneficiary with id {beneficiary.pk}.")
@@ -531,7 +516,7 @@ def reenrolment_check(*, beneficiary, by):
     out). Refused: without the permission to enrol, outside `by`'s locations, in a plan that does not
     enrol now, for a graduate (graduation is final) and for anyone enrolled or rejected since."""
     model = type(beneficiary)
-    _require_permission(by, _permission(model, "add"))
+    require_permission(by, _permission(model, "add"))
     rejected = model.objects.select_related(model.SUBJECT, "plan", "status_changed_by").get(pk=beneficiary.pk)
     subject, plan = rejected.subject, rejected.plan
     if not scope_for(by).allows(subject.location):
@@ -630,7 +615,7 @@ def bulk_status_selection(*, plan, by, statuses=(), ids=()):
 
 def bulk_status_preview(*, plan, action, by, statuses=(), ids=()):
     """How many of the selection the transition applies to, and how many it must leave as they are."""
-    _require_permission(by, _permission(plan.beneficiary_model, "change"))
+    require_permission(by, _permission(plan.beneficiary_model, "change"))
     check_status_action(action, "-")
     sources, target = transition_sources(plan.beneficiary_model, action)
     selection = bulk_status_selection(plan=plan, by=by, statuses=statuses, ids=ids)
@@ -653,7 +638,7 @@ def beneficiaries_change_status(*, plan, action, reason="", by, statuses=(), ids
     single-row path would. Each one moved gets its own history entry, as one change of status
     (mizani.beneficiary_status) gives, naming `approval` (the approved request's id) where given."""
     model = plan.beneficiary_model
-    _require_permission(by, _permission(model, "change"))
+    require_permission(by, _permission(model, "change"))
     reason = check_status_action(action, reason)
     plan = BenefitPlan.objects.select_for_update().get(pk=plan.pk)
     sources, target = transition_sources(model, action)
@@ -867,7 +852,7 @@ def plan_change(*, plan, change, by, approved=False):
     """Apply a change (fields, criteria, scoring, schema, cut-offs) and record it as a new version:
     to a draft, or (`approved`, run by the `plans.change` request) to an active plan. A change that
     would store what the plan has (its schema in the same order) records nothing."""
-    _require_permission(by, "plans.change_benefitplan")
+    require_permission(by, "plans.change_benefitplan")
     plan = plan_lock_for_change(plan, by=by, approved=approved)
     if _as_stored(plan_change_payload(plan)) == _as_stored(change):
         return plan  # saved unchanged (a form, a schema imported again): no new version

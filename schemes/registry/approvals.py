@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.text import capfirst
 
 from sites.models import Location
+from sites.refusals import require_permission
 from sites.scoping import Scope
 from workflows.models import ApprovalRequest, RequestStatus
 from workflows.operations import Operation, Prepared, register
@@ -321,8 +322,7 @@ MERGE_FIELDS = (("first_name", "First name"), ("last_name", "Last name"), ("dob"
 
 
 def prepare_merge(payload, by):
-    if not by.has_perm(services.MERGE_PERMISSION):
-        raise PermissionDenied(f"You do not have the permission '{services.MERGE_PERMISSION}'.")
+    require_permission(by, services.MERGE_PERMISSION)
     candidate = selectors.duplicates_for(by).select_related("first__location", "second__location").filter(
         pk=payload.get("candidate")).first()
     if candidate is None:
@@ -431,8 +431,7 @@ MERGE = register(Operation(
 
 
 def prepare_unmerge(payload, by):
-    if not by.has_perm(services.MERGE_PERMISSION):
-        raise PermissionDenied(f"You do not have the permission '{services.MERGE_PERMISSION}'.")
+    require_permission(by, services.MERGE_PERMISSION)
     merge = selectors.merges_for(by).select_related("kept__location", "merged__location").filter(
         pk=payload.get("merge")).first()
     if merge is None:

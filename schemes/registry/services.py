@@ -12,6 +12,7 @@ from sites.audit import audit, audit_event
 from sites.fields import ascii_digits
 from sites.masking import mask
 from sites.models import OrganisationSettings
+from sites.refusals import PERMISSION_PHRASES, require_permission
 from sites.scoping import scope_for
 from workflows.services import job_start
 
@@ -40,11 +41,6 @@ from .models import (
 INDIVIDUAL_FIELDS = ("first_name", "last_name", "dob", "sex", "national_id", "phone", "location")
 HOUSEHOLD_FIELDS = ("code", "location")
 SENSITIVE_FIELDS = {"national_id", "phone"}
-
-
-def _require_permission(user, permission):
-    if not user.has_perm(permission):
-        raise PermissionDenied(f"You do not have the permission '{permission}'.")
 
 
 def _require_in_scope(user, location):
@@ -168,7 +164,7 @@ def _save_unique(record, **save_kwargs):
 
 @transaction.atomic
 def individual_create(*, fields, attributes=None, by):
-    _require_permission(by, "registry.add_individual")
+    require_permission(by, "registry.add_individual")
     unknown = set(fields) - set(INDIVIDUAL_FIELDS)
     if unknown:
         raise ValidationError({name: ["Not a registry field."] for name in sorted(unknown)})
@@ -183,7 +179,7 @@ def individual_create(*, fields, attributes=None, by):
 def individual_check_update(*, individual, fields, attributes=None, by, lock=False):
     """Everything individual_update checks, applied to a fresh copy that is not saved. Returns the
     copy and its changes {name: [old, new]} in clear; raises what individual_update would raise."""
-    _require_permission(by, "registry.change_individual")
+    require_permission(by, "registry.change_individual")
     records = Individual.objects.select_for_update() if lock else Individual.objects
     individual = records.get(pk=individual.pk)
     _require_record_in_scope(by, individual)
@@ -215,7 +211,7 @@ def individual_update(*, individual, fields, attributes=None, by):
 def individual_check_delete(*, individual, by, lock=False):
     """Everything individual_soft_delete checks; returns the (fresh) person and their membership, or
     raises what the deletion would raise. Also run when a deletion is submitted for approval."""
-    _require_permission(by, "registry.delete_individual")
+    require_permission(by, "registry.delete_individual")
     individual = (Individual.objects.select_for_update() if lock else Individual.objects).get(pk=individual.pk)
     _require_record_in_scope(by, individual)
     if individual.is_deleted:
@@ -250,7 +246,7 @@ def individual_soft_delete(*, individual, by):
 
 @transaction.atomic
 def individual_restore(*, individual, by):
-    _require_permission(by, "registry.delete_individual")
+    require_permission(by, "registry.delete_individual")
     individual = Individual.objects.select_for_update().get(pk=individual.pk)
     _require_record_in_scope(by, individual)
     if not individual.is_deleted:
@@ -330,7 +326,7 @@ def _save_household(household, by):
 
 @transaction.atomic
 def household_create(*, fields, attributes=None, by):
-    _require_permission(by, "registry.add_household")
+    require_permission(by, "registry.add_household")
     unknown = set(fields) - set(HOUSEHOLD_FIELDS)
     if unknown:
         raise ValidationError({name: ["Not a household field."] for name in sorted(unknown)})
@@ -344,7 +340,7 @@ def household_create(*, fields, attributes=None, by):
 
 def household_check_update(*, household, fields, attributes=None, by, lock=False):
     """Everything household_update checks, on an unsaved copy; returns it and its changes in clear."""
-    _require_permission(by, "registry.change_household")
+    require_permission(by, "registry.change_household")
     records = Household.objects.select_for_update() if lock else Household.objects
     household = records.get(pk=household.pk)
     _require_record_in_scope(by, household)
@@ -374,7 +370,7 @@ def household_update(*, household, fields, attributes=None, by):
 def household_check_delete(*, household, by, lock=False):
     """Everything household_soft_delete checks; returns the fresh household or raises what the
     deletion would raise. Also run when a deletion is submitted for approval."""
-    _require_permission(by, "registry.delete_household")
+    require_permission(by, "registry.delete_household")
     household = (Household.objects.select_for_update() if lock else Household.objects).get(pk=household.pk)
     _require_record_in_scope(by, household)
     if not household.is_deleted and Membership.objects.filter(household=household).exists():
@@ -396,7 +392,7 @@ def household_soft_delete(*, household, by):
 
 @transaction.atomic
 def household_restore(*, household, by):
-    _require_permission(by, "registry.delete_household")
+    require_permission(by, "registry.delete_household")
     household = Household.objects.select_for_update().get(pk=household.pk)
     _require_record_in_scope(by, household)
     if household.is_deleted:
@@ -409,7 +405,7 @@ def household_restore(*, household, by):
 # --- household members ------------------------------------------------------------------------
 
 def _lock_household_for_members(household, by):
-    _require_permission(by, "registry.change_household")
+    require_permission(by, "registry.change_household")
     household = Household.objects.select_for_update().get(pk=household.pk)
     _require_record_in_scope(by, household)
     if household.is_deleted:
@@ -680,7 +676,7 @@ def duplicates_scan_start(*, idempotency_key, by):
 
     from .duplicates import SCAN
 
-    _require_permission(by, "registry.scan_duplicates")
+    require_permission(by, "registry.scan_duplicates")
     if scope_for(by).is_empty:
         raise PermissionDenied("You have no locations to scan.")
     running = Job.objects.filter(kind=SCAN, started_by=by, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
@@ -700,7 +696,7 @@ def _lock_candidate(candidate, by):
 @transaction.atomic
 def duplicate_dismiss(*, candidate, reason, by):
     """Record that the pair is two different people: later scans leave it alone."""
-    _require_permission(by, DUPLICATE_REVIEW_PERMISSION)
+    require_permission(by, DUPLICATE_REVIEW_PERMISSION)
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": ["Say why these are two different people."]})
@@ -719,7 +715,7 @@ def duplicate_dismiss(*, candidate, reason, by):
 def duplicate_reopen(*, candidate, by):
     """Put a pair marked "not a duplicate" back in the review queue: that decision was one person's,
     and may be wrong. The audit entry keeps who had dismissed it, when and why."""
-    _require_permission(by, DUPLICATE_REVIEW_PERMISSION)
+    require_permission(by, DUPLICATE_REVIEW_PERMISSION)
     candidate = _lock_candidate(candidate, by)
     if candidate.status != DuplicateStatus.DISMISSED:
         raise ValidationError(f"This pair is {candidate.get_status_display().lower()}: only a pair marked as not a "
@@ -759,7 +755,7 @@ def _lock_people(first, second, by):
 
 def check_merge(*, kept, merged, by):
     """Why `merged` cannot be merged into `kept` now (a ValidationError), or nothing."""
-    _require_permission(by, MERGE_PERMISSION)
+    require_permission(by, MERGE_PERMISSION)
     for person in (kept, merged):
         _require_record_in_scope(by, person)
     if kept.pk == merged.pk:
@@ -787,8 +783,8 @@ def _check_dissolving(household, *, merged, by):
 
     named = _household_named(household, by)
     if not by.has_perm("registry.delete_household"):
-        raise PermissionDenied(f"Merging {merged} deletes {named}, whose only member they are, and you do not have "
-                               "the permission 'registry.delete_household'.")
+        raise PermissionDenied(f"Merging {merged} deletes {named}, whose only member they are, and your role does "
+                               f"not allow you to {PERMISSION_PHRASES['registry.delete_household']}.")
     if not scope_for(by).allows(household.location):
         raise ValidationError(f"{merged} is the only member of {named}, which the merge would delete: a user with "
                               "access to it asks for this merge.")
@@ -995,7 +991,7 @@ def individual_unmerge_request(*, merge, by):
 
 
 def check_unmerge(*, merge, by):
-    _require_permission(by, MERGE_PERMISSION)
+    require_permission(by, MERGE_PERMISSION)
     kept, merged = merge.kept, merge.merged
     for person in (kept, merged):
         _require_record_in_scope(by, person)
@@ -1004,8 +1000,8 @@ def check_unmerge(*, merge, by):
     if kept.is_deleted:
         raise ValidationError(f"The kept record ({kept}) is itself deleted or merged: bring it back first.")
     if (merge.moved.get("membership") or {}).get("dissolved") and not by.has_perm("registry.delete_household"):
-        raise PermissionDenied("Undoing this merge restores the household the merge deleted, and you do not have the "
-                               "permission 'registry.delete_household'.")
+        raise PermissionDenied("Undoing this merge restores the household the merge deleted, and your role does not "
+                               f"allow you to {PERMISSION_PHRASES['registry.delete_household']}.")
     taken_back = unmerge_fills(merge)[0]
     if "location" in taken_back:
         _require_in_scope(by, None)  # the kept record is left without a location: national users' records

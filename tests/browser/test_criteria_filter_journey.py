@@ -91,7 +91,7 @@ def test_criteria_in_the_builder_on_a_plans_beneficiary_list(live_server, browse
     expect(results).not_to_contain_text("Zawadi")
 
     page.get_by_role("button", name="Show filters").click()
-    page.locator("[data-w-drilldown-target=toggle]", has_text="Criteria").click()
+    page.locator("[data-w-drilldown-target=toggle][aria-controls=drilldown-id_criteria]").click()
     builder = page.locator("[data-rule-builder]:has(textarea[name=criteria])")
     expect(builder.locator("[data-mode=builder]")).to_have_attribute("aria-pressed", "true")
     expect(builder.locator("[data-builder] select:has(option[value=grade])")).to_have_value("grade")

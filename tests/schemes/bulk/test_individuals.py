@@ -418,7 +418,7 @@ def test_only_the_uploader_may_submit_and_a_viewer_may_not_upload(clerk, geo, dj
 
     with pytest.raises(Exception, match="No upload"):
         approval_submit(operation="bulk.import", by=other, payload={"upload": upload.pk, "mode": "VALID_ROWS"})
-    with pytest.raises(Exception, match="permission"):
+    with pytest.raises(Exception, match="Your role does not allow you to upload files"):
         services.upload_receive(kind="INDIVIDUALS", file=csv_file([]), by=viewer)
 
 

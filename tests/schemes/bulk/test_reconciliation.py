@@ -272,7 +272,7 @@ def test_only_a_user_who_may_reconcile_uploads_a_reconciliation(approved_payroll
     from django.core.exceptions import PermissionDenied
 
     clerk = UserFactory(role="Clerk", national=True)
-    with pytest.raises(PermissionDenied, match="reconcile_payroll"):
+    with pytest.raises(PermissionDenied, match="Your role does not allow you to reconcile payrolls"):
         receive(clerk, approved_payroll, [], django_capture_on_commit_callbacks)
 
 
