@@ -132,6 +132,15 @@ class FieldType(models.TextChoices):
     CHOICE = "choice", "Choice"
 
 
+# Patterns whose meaning is known (openIMIS's named validations: schemes.plans.schema), said in words
+# where a field has no description of its own.
+PATTERN_TEXTS = {
+    r"[^@\s]+@[^@\s]+\.[^@\s]+": "an e-mail address, e.g. name@example.org",
+    r"\+\d{2,3}\d+": "a phone number in international form, + then the country code and number, e.g. +255712345678",
+    r"-?\d+(\.\d+)?": "a number, e.g. 12 or 12.5",
+}
+
+
 class FieldDefinition(models.Model):
     name = models.CharField(max_length=63, validators=[IDENTIFIER],
                             help_text="Machine name used in files, rules and the API.")
@@ -265,8 +274,11 @@ class FieldDefinition(models.Model):
 
     def format_text(self):
         """The format a text value must have, as the person typing it reads it: the field's own
-        description (its help text) where it has one, else its pattern."""
-        return self.help_text.rstrip(". ") if self.help_text else f"the pattern {without_anchors(self.pattern)}"
+        description (its help text) where it has one, else what a known pattern means, else the pattern."""
+        if self.help_text:
+            return self.help_text.rstrip(". ")
+        pattern = without_anchors(self.pattern)
+        return PATTERN_TEXTS.get(pattern) or f"the pattern {pattern}"
 
     def _check_range(self, value):
         if isinstance(value, datetime.date):

@@ -17,6 +17,7 @@ from .models import (
     UNDECIDED_STATUSES,
     ChangeKind,
     CycleStatus,
+    LineStatus,
     PaymentCycle,
     PaymentLine,
     PaymentPlan,
@@ -210,12 +211,13 @@ def totals_by_status(payroll, user):
 
 def points_with_lines(user, payroll, status=None):
     """[(point, lines)] of the user's payment points where the payroll has lines to export (those the
-    user may see, in `status` when given, from its totals; not the lines above the transaction limit
-    while they are withheld): the points a provider's export is made for."""
+    user may see, in `status` when given, from its totals): the points a provider's export is made for.
+    The lines still due leave out those above the transaction limit while they are withheld (they are
+    not to be paid yet); every line, the record, holds them."""
     totals = totals_for(user, payroll).filter(location__isnull=False)
     if status is not None:
         totals = totals.filter(status=status)
-    if payroll.withholds_over_limit:
+    if payroll.withholds_over_limit and status == LineStatus.DUE:
         totals = totals.filter(flagged_over_limit=False)
     per_location = dict(totals.order_by().values("location_id")
                         .annotate(count=Sum("lines")).filter(count__gt=0).values_list("location_id", "count"))

@@ -93,8 +93,9 @@ def payroll_export(request, pk):
     if not every_line:
         lines = lines.filter(status=LineStatus.DUE)
     withheld = 0
-    if payroll.withholds_over_limit:
-        # Lines above the transaction limit are paid only once released by their own approval.
+    if payroll.withholds_over_limit and not every_line:
+        # Lines above the transaction limit are paid only once released by their own approval (the
+        # record of every line holds them).
         withheld = lines.filter(flagged_over_limit=True).count()
         lines = lines.filter(flagged_over_limit=False)
     audit(payroll, "mizani.export", by=request.user, data={

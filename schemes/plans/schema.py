@@ -31,7 +31,15 @@ from schemes.bulk.beneficiaries import HOUSEHOLD_COLUMN
 from schemes.bulk.files import header_key
 from schemes.bulk.individuals import CORE_COLUMNS
 from sites.audit import audit
-from sites.fields import IDENTIFIER, MAX_PLACES, FieldType, name_key, pattern_problem, without_anchors
+from sites.fields import (
+    IDENTIFIER,
+    MAX_PLACES,
+    PATTERN_TEXTS,
+    FieldType,
+    name_key,
+    pattern_problem,
+    without_anchors,
+)
 from workflows.services import approval_submit
 
 from .models import BenefitPlan, PlanField, PlanStatus, PlanType, check_plan_field_names
@@ -46,11 +54,7 @@ CALCULATIONS = {
 }
 # ... what those patterns mean, in the field's help text (and so in its messages: "'0712345678' does
 # not match the expected format: a phone number in international form..."), ...
-CALCULATION_TEXTS = {
-    "email": "an e-mail address, e.g. name@example.org",
-    "phone": "a phone number in international form, + then the country code and number, e.g. +255712345678",
-    "number": "a number, e.g. 12 or 12.5",
-}
+CALCULATION_TEXTS = {name: PATTERN_TEXTS[pattern] for name, pattern in CALCULATIONS.items()}
 # ... and the names the export gives them, as openIMIS names its strategies.
 CALCULATION_NAMES = {"email": "EmailValidationStrategy", "phone": "PhoneValidationStrategy",
                      "number": "NumberValidationStrategy"}

@@ -193,12 +193,9 @@ def beneficiary_history(beneficiary, user, limit=8):
     data, [(label, old, new)] per field (see plan_data_changes)."""
     entries = list(ModelLogEntry.objects.for_instance(beneficiary).select_related("user")
                    .order_by("-timestamp", "-pk")[:limit])
-    # Enrolment by criteria writes one entry, on the plan, naming the instant its beneficiaries were
-    # enrolled at (services.enrolment_execute).
-    enrolment = (ModelLogEntry.objects.for_instance(beneficiary.plan).select_related("user")
-                 .filter(action="mizani.enrol", data__enrolled_at=beneficiary.enrolled_at.isoformat()).first())
+    enrolment = enrolment_entry(beneficiary)
     if enrolment is not None:
-        enrolment.message = _enrolled_by_criteria(enrolment.data)
+        enrolment.message = enrolled_by_criteria(enrolment.data)
         entries = sorted([*entries, enrolment], key=lambda entry: (entry.timestamp, entry.pk), reverse=True)[:limit]
     definitions = beneficiary.plan.schema().by_name
     for entry in entries:
@@ -206,7 +203,16 @@ def beneficiary_history(beneficiary, user, limit=8):
     return entries
 
 
-def _enrolled_by_criteria(data):
+def enrolment_entry(beneficiary):
+    """The plan's entry of the enrolment by criteria that enrolled `beneficiary`, or None: it writes one
+    entry, on the plan, naming the instant its beneficiaries were enrolled at (services.enrolment_execute)."""
+    return (ModelLogEntry.objects.for_instance(beneficiary.plan).select_related("user")
+            .filter(action="mizani.enrol", data__enrolled_at=beneficiary.enrolled_at.isoformat()).first())
+
+
+def enrolled_by_criteria(data):
+    """An enrolment by criteria as the beneficiary's history reads it: "Enrolled by criteria as potential
+    (request 3, approved by checker_a)"."""
     status = BeneficiaryStatus(data["status"]).label.lower() if data.get("status") in BeneficiaryStatus.values else ""
     request = data.get("request")
     approvers = ", ".join(data.get("approved_by") or [])

@@ -3,7 +3,7 @@ import json
 import django_filters
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import ProtectedError
+from django.db.models import ProtectedError, Q
 from django.http import Http404, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -500,12 +500,23 @@ class BeneficiaryHistoryView(ScopedHistoryView):
     any_permission_required = ["view", "add", "change", "delete"]
     header_buttons = []  # Wagtail's "Edit": beneficiaries have no edit form (it linked to this page)
 
+    def get_base_queryset(self):
+        """Its own entries and the plan's entry of the enrolment by criteria that enrolled it."""
+        queryset = super().get_base_queryset()
+        enrolment = selectors.enrolment_entry(self.object)
+        if enrolment is None:
+            return queryset
+        return self._annotate_queryset(queryset.model.objects.filter(
+            Q(pk__in=queryset.values("pk")) | Q(pk=enrolment.pk)))
+
     @cached_property
     def columns(self):
         definitions = self.object.plan.schema().by_name
         show_sensitive = can_view_sensitive(self.request.user)
 
         def described(entry):
+            if entry.action == "mizani.enrol":  # the plan's entry of the enrolment by criteria that enrolled it
+                return selectors.enrolled_by_criteria(entry.data)
             changes = selectors.plan_data_changes(entry, definitions, show_sensitive=show_sensitive)
             return "; ".join([entry.message, *(change_text(*change) for change in changes)])
 

@@ -37,9 +37,9 @@ def approved(payment_plan, cycle, people, accountant, checkers, payroll_workflow
     return Payroll.objects.get(pk=payroll.pk)
 
 
-def exported_amounts(client, user, payroll):
+def exported_amounts(client, user, payroll, query=""):
     client.login(username=user.username, password=PASSWORD)
-    response = client.get(reverse("payments_payroll:export_csv", args=[payroll.pk]))
+    response = client.get(reverse("payments_payroll:export_csv", args=[payroll.pk]) + query)
     rows = b"".join(response.streaming_content).decode().strip().splitlines()[1:]
     return sorted(Decimal(row.split(",")[7]) for row in rows)
 
@@ -55,6 +55,9 @@ def test_the_export_leaves_out_lines_above_the_limit_until_released(client, appr
                                                               Decimal("900.00")]
     assert last_export(approved).data["over_limit_withheld"] == 1
     assert last_export(approved).data["rows"] == 3
+    # The record of every line holds them: it is not sent for payment.
+    assert exported_amounts(client, accountant, approved, "?lines=all") == [
+        Decimal("600.00"), Decimal("800.00"), Decimal("900.00"), Decimal("1100.00")]
 
     request = services.payroll_over_limit_submit(payroll=approved, by=accountant)
     assert request.total == Decimal("1100.00")

@@ -717,14 +717,21 @@ def test_payroll_lists_show_amounts_with_thousands_separated(client, accountant,
     assert "1,100.00" in lines and "1100.00" not in lines
 
 
-def test_a_cycle_whose_payrolls_are_all_closed_suggests_closing_it(client, accountant, approved_payroll):
+def test_a_cycle_whose_closed_payroll_left_a_line_unpaid_says_so_not_that_all_is_paid(client, accountant,
+                                                                                      approved_payroll, people):
+    """QA: "Every payroll of this cycle is paid and closed" showed under the warning of unpaid lines."""
+    from tests.schemes.payments.conftest import line_of
+
+    reconcile_batch(payroll=approved_payroll, by=accountant, rows=[
+        {"code": line.code, "paid": True, "receipt": f"R-{line.pk}"}
+        for line in approved_payroll.lines.filter(status="DUE", flagged_over_limit=False)])
     services.payroll_close(payroll=approved_payroll, mark_due_unpaid=True, by=accountant)
+    cycle_url = reverse("payments_cycle:inspect", args=[approved_payroll.cycle_id])
+    client = logged_in(client, accountant)
 
-    page = logged_in(client, accountant).get(reverse("payments_cycle:inspect",
-                                                     args=[approved_payroll.cycle_id])).content.decode()
-
-    assert re.search(r'data-testid="cycle-status">Open<', page) and "Close the cycle" in page
-    assert 'data-testid="cycle-settled">Every payroll of this cycle is paid and closed' in page
+    page = client.get(cycle_url).content.decode()  # the line above the limit, never released, left unpaid
+    assert 'data-testid="cycle-left-unpaid"' in page and 'data-testid="cycle-settled"' not in page
+    assert line_of(approved_payroll, people["five_with_baby"]).status == "UNPAID"
 
 
 def test_the_payroll_page_names_line_statuses_as_the_reports_do(client, accountant, approved_payroll, people):
@@ -865,6 +872,7 @@ def test_a_cycle_closes_with_unpaid_lines_only_once_the_accountant_leaves_them_u
     page = client.get(cycle_url).content.decode()
     assert re.search(r'data-testid="cycle-left-unpaid"><a href="[^"]+">CG-PAY CG-2025-01</a> has unpaid lines and no '
                      r"follow-up payroll: once the cycle is closed they can no longer be paid\.", page)
+    assert 'data-testid="cycle-settled"' not in page  # "every payroll is paid" would contradict it
     client.post(reverse("payments_cycle:close", args=[approved_payroll.cycle_id]))
     assert PaymentCycle.objects.get(pk=approved_payroll.cycle_id).status == "OPEN"
     assert "Follow-up payroll of the unpaid lines</button>" in client.get(payroll_url).content.decode()
@@ -914,22 +922,25 @@ def test_the_export_sends_only_the_lines_still_due_unless_asked_for_all(client, 
     due = re.search(r'<ul data-testid="exports">.*?</ul>', page, re.S).group(0)
     every = re.search(r'<ul data-testid="exports-all">.*?</ul>', page, re.S).group(0)
     assert "Branch A (Bank): District A" not in due  # its two lines released for payment are paid or unpaid
-    assert f"?lines=all&amp;point={point.pk}" in every and "2 lines in all (CSV)" in every
+    # The record holds every line, the one above the transaction limit (withheld from payment) too.
+    assert f"?lines=all&amp;point={point.pk}" in every and "3 lines in all (CSV)" in every
 
     response, rows = export_rows(client, url)
     assert [row["Code"] for row in rows] == [line_of(approved_payroll, people["single_b"]).code]
     assert response["Content-Disposition"].endswith('cg-pay-cg-2025-01.csv"')
     _response, rows = export_rows(client, f"{url}?lines=all&point={point.pk}")
-    assert {row["Code"]: row["Status"] for row in rows} == {three.code: "Paid", six.code: "Unpaid"}
+    statuses = {row["Code"]: row["Status"] for row in rows}
+    assert (statuses[three.code], statuses[six.code], sorted(statuses.values())) == ("Paid", "Unpaid",
+                                                                                     ["Due", "Paid", "Unpaid"])
     entry = ModelLogEntry.objects.filter(action="mizani.export").latest("pk")
-    assert (entry.data["lines"], entry.data["rows"]) == ("all", 2)
+    assert (entry.data["lines"], entry.data["rows"]) == ("all", 3)
 
     services.payroll_close(payroll=approved_payroll, mark_due_unpaid=True, by=accountant)
     page = client.get(reverse("payments_payroll:inspect", args=[approved_payroll.pk])).content.decode()
     assert 'data-testid="exports"' not in page and "Export for the payment providers" not in page
     assert "The payroll's lines, as a record" in page and 'data-testid="exports-all"' in page
     response, rows = export_rows(client, url)
-    assert len(rows) == 3 and response["Content-Disposition"].endswith('cg-pay-cg-2025-01-all-lines.csv"')
+    assert len(rows) == 4 and response["Content-Disposition"].endswith('cg-pay-cg-2025-01-all-lines.csv"')
 
 
 def test_the_cycles_list_opens_the_cycles_page_and_keeps_edit_in_the_menu(client, accountant, cycle):

@@ -86,6 +86,7 @@ def test_enrolled_by_a_request_then_activated_and_suspended_in_bulk_the_history_
     assert "No history yet" not in page and 'data-testid="history"' in page
     history = client_for(clerk_a).get(reverse("plans_beneficiary:history", args=[asha.pk]))
     assert history.status_code == 200 and "No history yet" not in history.content.decode()
+    assert "Enrolled by criteria as potential (request " in history.content.decode()  # the plan's entry
 
 
 def test_the_entries_name_the_request_and_who_approved_it(plan, people, clerk_a, checker, workflows):
