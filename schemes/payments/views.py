@@ -20,7 +20,7 @@ from schemes.bulk.models import UploadKind, UploadStatus
 from schemes.bulk.selectors import uploads_for
 from schemes.bulk.services import result_text
 from schemes.plans.models import BeneficiaryStatus
-from sites.audit import audit
+from sites.audit import audit, export_title
 from sites.models import OrganisationSettings
 from sites.refusals import refusal_message
 from sites.scoping import scope_for
@@ -98,8 +98,9 @@ def payroll_export(request, pk):
         # record of every line holds them).
         withheld = lines.filter(flagged_over_limit=True).count()
         lines = lines.filter(flagged_over_limit=False)
-    audit(payroll, "mizani.export", by=request.user, data={
-        "rows": lines.count(), "format": "csv", "payment_point": point.code if point else None,
+    rows = lines.count()
+    audit(payroll, "mizani.export", by=request.user, title=export_title(PaymentLine, "csv", rows), data={
+        "rows": rows, "format": "csv", "payment_point": point.code if point else None,
         "lines": EXPORT_ALL if every_line else EXPORT_DUE, "over_limit_withheld": withheld})
     # Downloaded by a person, opened in a spreadsheet and sent to the provider: with the BOM, as every CSV
     # people download (Excel garbles "Müller" without it); the reconciliation upload reads it back.

@@ -30,7 +30,7 @@ from sites.viewsets import ScopedHistoryView, ScopedIndexView, ScopedInspectView
 from workflows.services import approval_submit, requires_approval
 
 from . import selectors, services
-from .approvals import MEMBERS_OPERATION
+from .approvals import MEMBERS_OPERATION, labelled_diff
 from .forms import AddMemberForm, ChangeMemberForm, RemoveMemberForm, SetHeadForm
 from .models import SEX_NOT_RECORDED, Household, Individual, MemberRole, Membership, RegistryField, Sex
 
@@ -238,10 +238,16 @@ def _openable(user, requests):
 
 def recent_history(instance, limit=8):
     entries = list(log_registry.get_logs_for_instance(instance).select_related("user").order_by("-timestamp")[:limit])
+    target = RegistryField.Target.HOUSEHOLD if isinstance(instance, Household) else RegistryField.Target.INDIVIDUAL
     for entry in entries:
         # A merge's or its undoing's changes by the fields' labels (schemes/registry/wagtail_hooks.py).
         if labelled_changes := getattr(entry.formatter, "labelled_changes", None):
             entry.changes = labelled_changes(entry)
+        elif entry.action == "wagtail.edit" and isinstance((entry.data or {}).get("changes"), dict):
+            # An edit names the fields it changed by their labels ("Monthly income", not
+            # "attributes.income"); its values stay in the full history, masked as written.
+            entry.changes = [(row[0], None, None) for row in labelled_diff(type(instance), target,
+                                                                          entry.data["changes"])]
     return entries
 
 

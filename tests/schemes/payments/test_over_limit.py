@@ -55,6 +55,7 @@ def test_the_export_leaves_out_lines_above_the_limit_until_released(client, appr
                                                               Decimal("900.00")]
     assert last_export(approved).data["over_limit_withheld"] == 1
     assert last_export(approved).data["rows"] == 3
+    assert last_export(approved).label == "Payment lines export (CSV), 3 rows"  # as the audit trail lists it
     # The record of every line holds them: it is not sent for payment.
     assert exported_amounts(client, accountant, approved, "?lines=all") == [
         Decimal("600.00"), Decimal("800.00"), Decimal("900.00"), Decimal("1100.00")]

@@ -881,6 +881,20 @@ def test_a_persons_page_names_what_a_merge_filled_by_the_fields_labels(geo, cler
     assert "attributes.income" not in html and "national_id" not in html
 
 
+def test_a_persons_page_names_the_fields_an_edit_changed_by_their_labels(geo, clerk_a):
+    from schemes.registry import services
+    from tests.factories import RegistryFieldFactory
+
+    RegistryFieldFactory(name="income", label="Monthly income", field_type="decimal")
+    person = IndividualFactory(location=geo.village_a, attributes={"income": "1200.5"})
+    services.individual_update(individual=person, fields={"first_name": "Zuhura"}, attributes={"income": "1300"},
+                               by=clerk_a)
+
+    html = body(client_for(clerk_a).get(reverse("registry_individual:inspect", args=[person.pk])))
+
+    assert "Monthly income" in html and "First name" in html and "attributes.income" not in html
+
+
 # --- QA walk: member changes, delete page, pending requests, duplicates, history --------------------
 
 def _members_workflow():
