@@ -523,7 +523,9 @@ def _detect_encoding(path: str, head: bytes) -> str:
 
 
 UTF8_EVIDENCE = 3  # valid non-ASCII UTF-8 characters before a bad byte that make a file UTF-8 with errors
-_NON_ASCII = re.compile("[^\x00-\x7f]")
+# C1 controls (U+0080-U+009F) are no evidence: no text has them, but Windows-1252 letters read as UTF-8
+# make them ("ÂŒ" is C2 8C, which is U+008C).
+_NON_ASCII = re.compile("[^\x00-\x9f]")
 
 
 def _decode_all(path: str, encoding: str, head: bytes, *, check_cp1252: bool = False) -> int | None:
